@@ -1,0 +1,122 @@
+/*
+ * The FUSE view of a node: state shared by the fuse_*.c files of fs/.
+ *
+ * All FUSE requests are read and answered on the libuv loop thread, the thread that owns the
+ * node and its store (main.c polls fuse_session_fd()). Reads are answered at once from the store.
+ * Changes become operations proposed to the node and are answered when the node calls back, that
+ * is once they are durable and applied: a request's reply may come many loop iterations after it
+ * arrived. Kernel cache invalidations go through a thread of their own (fuse_inval.c), because
+ * the kernel may make such a call wait for a request that only the loop thread can answer.
+ */
+#ifndef KVFS_FS_FS_H
+#define KVFS_FS_FS_H
+
+#include <fuse_lowlevel.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct kvfs_node;
+struct kvfs_store;
+struct kvfs_inode;
+struct kvfs_inval;
+struct kvfs_op;
+struct kvfs_apply_result;
+
+/* Virtual files at the root; their inode numbers lie below KVFS_INO_BASE. */
+#define KVFS_STATUS_INO 2u
+#define KVFS_STATUS_JSON_INO 3u
+
+/* A write buffer: the uncommitted contents of a file open for writing on this node, shared by
+ * all its write handles, committed as one PUT on flush/fsync/close. */
+struct wbuf {
+	uint64_t ino;
+	unsigned refs; /* write handles + commits in flight */
+	uint8_t *data;
+	size_t size, cap;
+	bool dirty; /* differs from what was last proposed */
+	int err;    /* sticky: a write failed (EFBIG); the next flush reports it and drops all */
+	struct wbuf *next;
+};
+
+enum handle_kind { HANDLE_FILE, HANDLE_DIR, HANDLE_VIRTUAL };
+
+struct dirent_snap {
+	char *name;
+	uint64_t ino;
+	uint32_t mode;
+};
+
+/* What fi->fh points at. */
+struct handle {
+	enum handle_kind kind;
+	struct kvfs_inode *in; /* pinned; NULL for virtual files */
+	struct wbuf *wb;       /* files opened for writing without O_APPEND */
+	bool append;	       /* O_APPEND: writes gather here and commit as one APPEND */
+	uint8_t *abuf;
+	size_t alen, acap;
+	int aerr;		     /* sticky error of the append buffer */
+	struct dirent_snap *ents;    /* directories: the listing taken at opendir */
+	size_t nents;
+	char *text;		     /* virtual files: the content rendered at open */
+	size_t text_len;
+	struct handle *prev, *next; /* all open handles, freed at shutdown */
+};
+
+struct kvfs_fs {
+	struct fuse_session *se;
+	struct kvfs_node *node;
+	struct kvfs_store *store;
+	struct kvfs_inval *inval;
+	const char *data_dir;
+	uint32_t node_id;
+	uint64_t max_value;
+	bool stored_owner; /* -o default_permissions: show and check stored uid/gid */
+	uid_t uid;	   /* the mounting user, shown as owner otherwise */
+	gid_t gid;
+	double entry_timeout;
+	double attr_timeout;
+	struct wbuf *wbufs;	  /* all write buffers (few: one per file open for writing) */
+	struct handle *handles; /* all open handles */
+};
+
+/* fuse_ops.c: the operation table, and the hook the node calls after applying an operation. */
+extern const struct fuse_lowlevel_ops fuse_ops_table;
+void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_apply_result *res);
+void fuse_ops_fill_attr(const struct kvfs_fs *fs, const struct kvfs_inode *in, struct stat *st);
+
+/* fuse_file.c: open files. */
+void fuse_file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fuse_file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
+void fuse_file_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi);
+void fuse_file_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fuse_file_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void fuse_file_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* Opens a handle on in (already pinned once for the kernel's lookup) for create(); NULL on ENOMEM. */
+struct handle *fuse_file_new_handle(struct kvfs_fs *fs, struct kvfs_inode *in, int flags);
+/* The write buffer of ino on this node, or NULL when no one has the file open for writing. */
+struct wbuf *fuse_file_wbuf(const struct kvfs_fs *fs, uint64_t ino);
+/* Frees a handle, unpinning its inode; with `commit`, a dirty write buffer is proposed first. */
+void fuse_file_free_handle(struct kvfs_fs *fs, struct handle *h, bool commit);
+void fuse_file_link_handle(struct kvfs_fs *fs, struct handle *h);
+
+/* fuse_status.c: /.status and /.status.json. */
+bool fuse_status_is_virtual(fuse_ino_t ino);
+/* The virtual file `name` in the root (its ino), or 0. */
+fuse_ino_t fuse_status_lookup(const char *name);
+void fuse_status_attr(struct kvfs_fs *fs, fuse_ino_t ino, struct stat *st);
+/* Renders the file's content into a new malloc'ed buffer; NULL on ENOMEM. */
+char *fuse_status_render(struct kvfs_fs *fs, fuse_ino_t ino, size_t *len);
+
+/* fuse_inval.c: the invalidation thread. */
+int fuse_inval_start(struct kvfs_inval **out, struct fuse_session *se);
+/* Queues an invalidation of ino's attributes, and of its cached data when `data` is true. */
+void fuse_inval_inode(struct kvfs_inval *iv, uint64_t ino, bool data);
+/* Queues an invalidation of the entry `name` in directory parent (child: its inode, or 0). */
+void fuse_inval_entry(struct kvfs_inval *iv, uint64_t parent, const char *name, size_t len,
+		      uint64_t child);
+void fuse_inval_stop(struct kvfs_inval *iv);
+
+#endif /* KVFS_FS_FS_H */

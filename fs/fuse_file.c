@@ -1,0 +1,451 @@
+/*
+ * Open files: buffered writes committed on flush, fsync and close.
+ *
+ * A file opened for writing gets a write buffer holding its value (empty with O_TRUNC), shared by
+ * every handle that has the file open for writing on this node, so writes through one descriptor
+ * are seen by reads through another, as on a local disk. Writes change only the buffer; flush
+ * (every close), fsync and the last release commit it as one PUT and answer once that PUT is
+ * durable and applied. A write that would make the value larger than --max-value fails with EFBIG
+ * and poisons the buffer: the next flush reports EFBIG and drops the buffer, so the file keeps its
+ * old value rather than a truncated new one.
+ *
+ * A file opened with O_APPEND gathers its writes in the handle and commits them as one APPEND,
+ * so appends from several writers (and later several nodes) never overwrite each other.
+ *
+ * Reads come from the write buffer if the file has one here, else from the store.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "kvfs/logging.h"
+#include "kvfs/node.h"
+#include "kvfs/op.h"
+#include "kvfs/store.h"
+#include "kvfs/value.h"
+
+static struct kvfs_fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct handle *handle_of(const struct fuse_file_info *fi)
+{
+	return (struct handle *)(uintptr_t)fi->fh;
+}
+
+struct wbuf *fuse_file_wbuf(const struct kvfs_fs *fs, uint64_t ino)
+{
+	for (struct wbuf *wb = fs->wbufs; wb; wb = wb->next)
+		if (wb->ino == ino)
+			return wb;
+	return NULL;
+}
+
+/* Makes the buffer hold exactly len bytes of src (the committed value): drops any change. */
+static int wbuf_load(struct wbuf *wb, const struct kvfs_value *v)
+{
+	uint64_t len = value_size(v);
+
+	if (len > wb->cap) {
+		uint8_t *d = realloc(wb->data, len);
+
+		if (!d)
+			return -ENOMEM;
+		wb->data = d;
+		wb->cap = len;
+	}
+	if (len)
+		memcpy(wb->data, v->data, len);
+	wb->size = len;
+	wb->dirty = false;
+	wb->err = 0;
+	return 0;
+}
+
+/* The write buffer of in, created from its committed value if there is none; NULL on ENOMEM. */
+static struct wbuf *wbuf_get(struct kvfs_fs *fs, struct kvfs_inode *in)
+{
+	struct wbuf *wb = fuse_file_wbuf(fs, in->ino);
+
+	if (wb) {
+		wb->refs++;
+		return wb;
+	}
+	wb = calloc(1, sizeof(*wb));
+	if (!wb)
+		return NULL;
+	wb->ino = in->ino;
+	wb->refs = 1;
+	if (wbuf_load(wb, in->value) < 0) {
+		free(wb);
+		return NULL;
+	}
+	wb->next = fs->wbufs;
+	fs->wbufs = wb;
+	return wb;
+}
+
+static void wbuf_put(struct kvfs_fs *fs, struct wbuf *wb)
+{
+	if (--wb->refs > 0)
+		return;
+	for (struct wbuf **p = &fs->wbufs; *p; p = &(*p)->next) {
+		if (*p == wb) {
+			*p = wb->next;
+			break;
+		}
+	}
+	free(wb->data);
+	free(wb);
+}
+
+void fuse_file_link_handle(struct kvfs_fs *fs, struct handle *h)
+{
+	h->prev = NULL;
+	h->next = fs->handles;
+	if (fs->handles)
+		fs->handles->prev = h;
+	fs->handles = h;
+}
+
+static void unlink_handle(struct kvfs_fs *fs, struct handle *h)
+{
+	if (h->prev)
+		h->prev->next = h->next;
+	else if (fs->handles == h)
+		fs->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+}
+
+struct handle *fuse_file_new_handle(struct kvfs_fs *fs, struct kvfs_inode *in, int flags)
+{
+	struct handle *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->kind = HANDLE_FILE;
+	h->in = in;
+	if ((flags & O_ACCMODE) != O_RDONLY) {
+		if (flags & O_APPEND) {
+			h->append = true;
+		} else {
+			h->wb = wbuf_get(fs, in);
+			if (!h->wb) {
+				free(h);
+				return NULL;
+			}
+			if ((flags & O_TRUNC) && h->wb->size > 0) {
+				h->wb->size = 0;
+				h->wb->dirty = true;
+			}
+		}
+	}
+	store_pin(fs->store, in, 1);
+	fuse_file_link_handle(fs, h);
+	return h;
+}
+
+/* A commit of a handle's buffer in flight; answers req (if any) when it is applied. */
+struct commit {
+	struct kvfs_fs *fs;
+	fuse_req_t req;
+	struct wbuf *wb; /* holds a reference while in flight */
+};
+
+static void on_commit_done(void *arg, int err, uint64_t ino)
+{
+	struct commit *c = arg;
+
+	if (err < 0 && c->wb) {
+		/* Nothing of the commit happened: what the buffer held is no longer pending.
+		 * Make it dirty again so a later close retries what the writer wrote. */
+		if (err != -EFBIG)
+			c->wb->dirty = true;
+		log_warn("commit of inode %llu failed: %s", (unsigned long long)c->wb->ino,
+			 strerror(-err));
+	}
+	if (c->req)
+		fuse_reply_err(c->req, err == -ESHUTDOWN ? EIO : -err);
+	if (c->wb)
+		wbuf_put(c->fs, c->wb);
+	free(c);
+}
+
+static void on_sync_done(void *arg, int err, uint64_t ino)
+{
+	fuse_req_t req = arg;
+
+	fuse_reply_err(req, err == -ESHUTDOWN ? EIO : -err);
+}
+
+/*
+ * Commits what handle h has pending and answers req (if not NULL) once it is durable and
+ * applied, or at once if there is nothing. The buffers are copied by node_propose, so writes that
+ * come after this call go into the next commit.
+ */
+static void commit_handle(struct kvfs_fs *fs, struct handle *h, fuse_req_t req)
+{
+	struct kvfs_op op = {.ino = h->in->ino};
+	struct commit *c;
+	int err = 0, rv;
+
+	if (h->append) {
+		if (h->aerr) {
+			err = h->aerr;
+			h->aerr = 0;
+			h->alen = 0;
+		} else if (h->alen > 0) {
+			op.type = KVFS_OP_APPEND;
+			op.data = h->abuf;
+			op.data_len = (uint32_t)h->alen;
+		}
+	} else if (h->wb && h->wb->err) {
+		err = h->wb->err;
+		wbuf_load(h->wb, h->in->value); /* drop everything: the file keeps its value */
+	} else if (h->wb && h->wb->dirty) {
+		op.type = KVFS_OP_PUT;
+		op.data = h->wb->data;
+		op.data_len = (uint32_t)h->wb->size;
+	}
+	if (err || op.type == KVFS_OP_NOOP) {
+		/* Nothing to write. Still, a commit of this file from another handle may be in
+		 * flight (it took our writes along): close must not return before it is done. */
+		if (!err && req && h->wb && h->wb->refs > 1) {
+			rv = node_sync(fs->node, on_sync_done, req);
+			if (rv == 0)
+				return;
+			err = rv;
+		}
+		if (req)
+			fuse_reply_err(req, -err);
+		return;
+	}
+	c = malloc(sizeof(*c));
+	if (!c) {
+		if (req)
+			fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	*c = (struct commit){.fs = fs, .req = req, .wb = h->wb};
+	rv = node_propose(fs->node, &op, on_commit_done, c);
+	if (rv < 0) {
+		free(c);
+		if (req)
+			fuse_reply_err(req, rv == -ESHUTDOWN ? EIO : -rv);
+		return;
+	}
+	if (h->wb) {
+		h->wb->refs++;
+		h->wb->dirty = false;
+	} else {
+		h->alen = 0;
+	}
+}
+
+void fuse_file_free_handle(struct kvfs_fs *fs, struct handle *h, bool commit)
+{
+	if (!h)
+		return;
+	if (commit && h->kind == HANDLE_FILE)
+		commit_handle(fs, h, NULL);
+	unlink_handle(fs, h);
+	if (h->wb)
+		wbuf_put(fs, h->wb);
+	if (h->in)
+		store_unpin(fs->store, h->in, 1);
+	for (size_t i = 0; i < h->nents; i++)
+		free(h->ents[i].name);
+	free(h->ents);
+	free(h->abuf);
+	free(h->text);
+	free(h);
+}
+
+void fuse_file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct kvfs_fs *fs = fs_of(req);
+	struct kvfs_inode *in;
+	struct handle *h;
+
+	if (fuse_status_is_virtual(ino)) {
+		if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+			fuse_reply_err(req, EACCES);
+			return;
+		}
+		h = calloc(1, sizeof(*h));
+		if (h)
+			h->text = fuse_status_render(fs, ino, &h->text_len);
+		if (!h || !h->text) {
+			free(h);
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		h->kind = HANDLE_VIRTUAL;
+		fuse_file_link_handle(fs, h);
+		fi->fh = (uint64_t)(uintptr_t)h;
+		fi->direct_io = 1; /* regenerated at every open; the page cache must not keep it */
+		if (fuse_reply_open(req, fi) != 0)
+			fuse_file_free_handle(fs, h, false);
+		return;
+	}
+	in = store_get(fs->store, ino);
+	if (!in) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (S_ISDIR(in->mode)) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	h = fuse_file_new_handle(fs, in, fi->flags);
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)h;
+	if (fuse_reply_open(req, fi) != 0)
+		fuse_file_free_handle(fs, h, false);
+}
+
+void fuse_file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct kvfs_fs *fs = fs_of(req);
+	struct handle *h = handle_of(fi);
+	const uint8_t *data;
+	const struct wbuf *wb;
+	size_t len;
+
+	if (h->kind == HANDLE_VIRTUAL) {
+		data = (const uint8_t *)h->text;
+		len = h->text_len;
+	} else if ((wb = fuse_file_wbuf(fs, h->in->ino)) != NULL) {
+		data = wb->data;
+		len = wb->size;
+	} else {
+		data = h->in->value ? h->in->value->data : NULL;
+		len = value_size(h->in->value);
+	}
+	if (off < 0 || (uint64_t)off >= len) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (size > len - (size_t)off)
+		size = len - (size_t)off;
+	fuse_reply_buf(req, (const char *)data + off, size);
+}
+
+/* Appends to an O_APPEND handle's buffer; EFBIG when the value would pass the limit. */
+static int append_write(struct kvfs_fs *fs, struct handle *h, const char *buf, size_t size)
+{
+	uint64_t base = value_size(h->in->value);
+
+	if (h->aerr)
+		return h->aerr;
+	if (base + h->alen + size > fs->max_value) {
+		h->aerr = -EFBIG;
+		return -EFBIG;
+	}
+	if (h->alen + size > h->acap) {
+		size_t cap = h->acap ? h->acap : 4096;
+		uint8_t *d;
+
+		while (cap < h->alen + size)
+			cap *= 2;
+		d = realloc(h->abuf, cap);
+		if (!d)
+			return -ENOMEM;
+		h->abuf = d;
+		h->acap = cap;
+	}
+	memcpy(h->abuf + h->alen, buf, size);
+	h->alen += size;
+	return 0;
+}
+
+/* Writes into the shared write buffer at off, zero-filling any gap. */
+static int buffer_write(struct kvfs_fs *fs, struct wbuf *wb, const char *buf, size_t size,
+			off_t off)
+{
+	uint64_t end = (uint64_t)off + size;
+
+	if (wb->err)
+		return wb->err;
+	if (end > fs->max_value) {
+		wb->err = -EFBIG;
+		return -EFBIG;
+	}
+	if (end > wb->cap) {
+		size_t cap = wb->cap ? wb->cap : 4096;
+		uint8_t *d;
+
+		while (cap < end)
+			cap *= 2;
+		if (cap > fs->max_value)
+			cap = fs->max_value;
+		d = realloc(wb->data, cap);
+		if (!d)
+			return -ENOMEM;
+		wb->data = d;
+		wb->cap = cap;
+	}
+	if ((uint64_t)off > wb->size)
+		memset(wb->data + wb->size, 0, (size_t)off - wb->size);
+	memcpy(wb->data + off, buf, size);
+	if (end > wb->size)
+		wb->size = end;
+	wb->dirty = true;
+	return 0;
+}
+
+void fuse_file_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct kvfs_fs *fs = fs_of(req);
+	struct handle *h = handle_of(fi);
+	int rv;
+
+	if (h->kind != HANDLE_FILE || (!h->append && !h->wb)) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	rv = h->append ? append_write(fs, h, buf, size) : buffer_write(fs, h->wb, buf, size, off);
+	if (rv < 0)
+		fuse_reply_err(req, -rv);
+	else
+		fuse_reply_write(req, size);
+}
+
+void fuse_file_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct handle *h = handle_of(fi);
+
+	if (h->kind != HANDLE_FILE) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	commit_handle(fs_of(req), h, req);
+}
+
+void fuse_file_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	fuse_file_flush(req, ino, fi);
+}
+
+void fuse_file_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	/* Normally flush committed everything already; a write that came after the last flush
+	 * (a shared mmap written back late) is committed here, with no one to tell. */
+	fuse_file_free_handle(fs_of(req), handle_of(fi), true);
+	fuse_reply_err(req, 0);
+}

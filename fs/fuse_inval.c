@@ -1,0 +1,157 @@
+/*
+ * Kernel cache invalidation, from a thread of its own.
+ *
+ * fuse_lowlevel_notify_inval_inode/_inval_entry/_delete write to /dev/fuse and the kernel may make
+ * them wait for a lock held by a request in flight (a read holding a page, a mkdir holding its
+ * directory). Only the loop thread answers requests, so it must never make these calls itself:
+ * it queues them here, and this thread, which answers no request, makes them in order.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kvfs/logging.h"
+#include "kvfs/op.h"
+
+enum inval_kind { INVAL_INODE, INVAL_ENTRY };
+
+struct inval_item {
+	enum inval_kind kind;
+	bool data;
+	uint64_t ino;	 /* INVAL_INODE: the inode; INVAL_ENTRY: the directory */
+	uint64_t child;	 /* INVAL_ENTRY: the removed inode, or 0 */
+	size_t len;
+	struct inval_item *next;
+	char name[];
+};
+
+struct kvfs_inval {
+	struct fuse_session *se;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct inval_item *head, *tail; /* protected by lock */
+	bool stop;			/* protected by lock */
+};
+
+static void run_item(struct kvfs_inval *iv, const struct inval_item *it)
+{
+	int rv;
+
+	if (it->kind == INVAL_INODE)
+		rv = fuse_lowlevel_notify_inval_inode(iv->se, it->ino, it->data ? 0 : -1, 0);
+	else if (it->child)
+		rv = fuse_lowlevel_notify_delete(iv->se, it->ino, it->child, it->name, it->len);
+	else
+		rv = fuse_lowlevel_notify_inval_entry(iv->se, it->ino, it->name, it->len);
+	/* ENOENT: the kernel did not have it cached, which is fine. */
+	if (rv < 0 && rv != -ENOENT && rv != -ENOTDIR && rv != -EBADF && rv != -ENODEV)
+		log_debug("cache invalidation of inode %llu: %s", (unsigned long long)it->ino,
+			  strerror(-rv));
+}
+
+static void *inval_main(void *arg)
+{
+	struct kvfs_inval *iv = arg;
+
+	pthread_mutex_lock(&iv->lock);
+	for (;;) {
+		struct inval_item *it;
+		bool stopping;
+
+		while (!iv->head && !iv->stop)
+			pthread_cond_wait(&iv->cond, &iv->lock);
+		if (!iv->head)
+			break; /* stop, and nothing left */
+		it = iv->head;
+		iv->head = it->next;
+		if (!iv->head)
+			iv->tail = NULL;
+		stopping = iv->stop;
+		pthread_mutex_unlock(&iv->lock);
+		if (!stopping)
+			run_item(iv, it);
+		free(it);
+		pthread_mutex_lock(&iv->lock);
+	}
+	pthread_mutex_unlock(&iv->lock);
+	return NULL;
+}
+
+int fuse_inval_start(struct kvfs_inval **out, struct fuse_session *se)
+{
+	struct kvfs_inval *iv = calloc(1, sizeof(*iv));
+	int rv;
+
+	if (!iv)
+		return -ENOMEM;
+	iv->se = se;
+	pthread_mutex_init(&iv->lock, NULL);
+	pthread_cond_init(&iv->cond, NULL);
+	rv = pthread_create(&iv->thread, NULL, inval_main, iv);
+	if (rv != 0) {
+		pthread_cond_destroy(&iv->cond);
+		pthread_mutex_destroy(&iv->lock);
+		free(iv);
+		return -rv;
+	}
+	*out = iv;
+	return 0;
+}
+
+static void push(struct kvfs_inval *iv, struct inval_item *it)
+{
+	pthread_mutex_lock(&iv->lock);
+	if (iv->tail)
+		iv->tail->next = it;
+	else
+		iv->head = it;
+	iv->tail = it;
+	pthread_cond_signal(&iv->cond);
+	pthread_mutex_unlock(&iv->lock);
+}
+
+void fuse_inval_inode(struct kvfs_inval *iv, uint64_t ino, bool data)
+{
+	struct inval_item *it = calloc(1, sizeof(*it));
+
+	if (!it)
+		return; /* the attribute timeout bounds how long the cache can be wrong */
+	it->kind = INVAL_INODE;
+	it->ino = ino;
+	it->data = data;
+	push(iv, it);
+}
+
+void fuse_inval_entry(struct kvfs_inval *iv, uint64_t parent, const char *name, size_t len,
+		      uint64_t child)
+{
+	struct inval_item *it;
+
+	if (len > KVFS_NAME_MAX)
+		return;
+	it = calloc(1, sizeof(*it) + len + 1);
+	if (!it)
+		return;
+	it->kind = INVAL_ENTRY;
+	it->ino = parent;
+	it->child = child;
+	it->len = len;
+	memcpy(it->name, name, len);
+	push(iv, it);
+}
+
+void fuse_inval_stop(struct kvfs_inval *iv)
+{
+	pthread_mutex_lock(&iv->lock);
+	iv->stop = true;
+	pthread_cond_signal(&iv->cond);
+	pthread_mutex_unlock(&iv->lock);
+	pthread_join(iv->thread, NULL);
+	pthread_cond_destroy(&iv->cond);
+	pthread_mutex_destroy(&iv->lock);
+	free(iv);
+}

@@ -1,0 +1,687 @@
+/*
+ * The FUSE low-level operations on names, attributes and directories, and the operation table.
+ *
+ * Each request gets exactly one reply. Lookups, getattr and readdir answer at once from the
+ * store. Every change (mkdir, unlink, rename, setattr ...) becomes one operation proposed to the
+ * node; its reply is sent from the node's callback once the operation is durable and applied, with
+ * the outcome the store decided (EEXIST for the loser of a mkdir race, and so on). The kernel's
+ * lookup count of an inode is kept as pins on the store's inode, dropped at forget.
+ *
+ * Open files (read, write, flush ...) are in fuse_file.c; /.status in fuse_status.c.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <stdio.h> /* RENAME_NOREPLACE */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "kvfs/node.h"
+#include "kvfs/op.h"
+#include "kvfs/store.h"
+#include "kvfs/value.h"
+
+static struct kvfs_fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static void set_time(struct timespec *ts, int64_t ns)
+{
+	ts->tv_sec = ns / 1000000000;
+	ts->tv_nsec = ns % 1000000000;
+	if (ts->tv_nsec < 0) {
+		ts->tv_sec -= 1;
+		ts->tv_nsec += 1000000000;
+	}
+}
+
+void fuse_ops_fill_attr(const struct kvfs_fs *fs, const struct kvfs_inode *in, struct stat *st)
+{
+	const struct wbuf *wb = S_ISREG(in->mode) ? fuse_file_wbuf(fs, in->ino) : NULL;
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = in->ino;
+	st->st_mode = in->mode;
+	st->st_nlink = in->nlink;
+	st->st_uid = fs->stored_owner ? in->uid : fs->uid;
+	st->st_gid = fs->stored_owner ? in->gid : fs->gid;
+	if (S_ISDIR(in->mode))
+		st->st_size = 4096;
+	else
+		st->st_size = (off_t)(wb ? wb->size : value_size(in->value));
+	st->st_blksize = 4096;
+	st->st_blocks = (st->st_size + 511) / 512;
+	set_time(&st->st_atim, in->atime_ns);
+	set_time(&st->st_mtim, in->mtime_ns);
+	set_time(&st->st_ctim, in->ctime_ns);
+}
+
+/* Answers req with the entry for in, counting one kernel lookup (a pin). */
+static void reply_entry(fuse_req_t req, struct kvfs_fs *fs, struct kvfs_inode *in)
+{
+	struct fuse_entry_param e = {
+		.ino = in->ino,
+		.attr_timeout = fs->attr_timeout,
+		.entry_timeout = fs->entry_timeout,
+	};
+
+	fuse_ops_fill_attr(fs, in, &e.attr);
+	store_pin(fs->store, in, 1);
+	if (fuse_reply_entry(req, &e) != 0)
+		store_unpin(fs->store, in, 1); /* interrupted: the kernel did not take it */
+}
+
+/* A request waiting for its operation to be applied. */
+enum pending_kind { PENDING_ERR, PENDING_ENTRY, PENDING_ATTR, PENDING_CREATE };
+
+struct pending {
+	fuse_req_t req;
+	struct kvfs_fs *fs;
+	enum pending_kind kind;
+	struct fuse_file_info fi; /* PENDING_CREATE */
+};
+
+static void on_done(void *arg, int err, uint64_t ino)
+{
+	struct pending *p = arg;
+	struct kvfs_fs *fs = p->fs;
+	struct kvfs_inode *in = NULL;
+	struct handle *h;
+	struct stat st;
+
+	if (err == 0 && p->kind != PENDING_ERR) {
+		in = store_get(fs->store, ino);
+		if (!in)
+			err = -ENOENT; /* already gone again: a later operation removed it */
+	}
+	if (err < 0 || p->kind == PENDING_ERR) {
+		fuse_reply_err(p->req, err == -ESHUTDOWN ? EIO : -err);
+		goto out;
+	}
+	switch (p->kind) {
+	case PENDING_ENTRY:
+		reply_entry(p->req, fs, in);
+		break;
+	case PENDING_ATTR:
+		fuse_ops_fill_attr(fs, in, &st);
+		fuse_reply_attr(p->req, &st, fs->attr_timeout);
+		break;
+	case PENDING_CREATE: {
+		struct fuse_entry_param e = {
+			.ino = in->ino,
+			.attr_timeout = fs->attr_timeout,
+			.entry_timeout = fs->entry_timeout,
+		};
+
+		if (!S_ISREG(in->mode)) {
+			fuse_reply_err(p->req, S_ISDIR(in->mode) ? EISDIR : EEXIST);
+			break;
+		}
+		store_pin(fs->store, in, 1); /* the kernel's lookup */
+		h = fuse_file_new_handle(fs, in, p->fi.flags);
+		if (!h) {
+			store_unpin(fs->store, in, 1);
+			fuse_reply_err(p->req, ENOMEM);
+			break;
+		}
+		p->fi.fh = (uint64_t)(uintptr_t)h;
+		fuse_ops_fill_attr(fs, in, &e.attr);
+		if (fuse_reply_create(p->req, &e, &p->fi) != 0) {
+			fuse_file_free_handle(fs, h, false);
+			store_unpin(fs->store, in, 1);
+		}
+		break;
+	}
+	case PENDING_ERR:
+		break;
+	}
+out:
+	free(p);
+}
+
+/* Proposes op and arranges for req to be answered as `kind` once it is applied. */
+static void propose(fuse_req_t req, struct kvfs_op *op, enum pending_kind kind,
+		    const struct fuse_file_info *fi)
+{
+	struct kvfs_fs *fs = fs_of(req);
+	struct pending *p = malloc(sizeof(*p));
+	int rv;
+
+	if (!p) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	*p = (struct pending){.req = req, .fs = fs, .kind = kind};
+	if (fi)
+		p->fi = *fi;
+	rv = node_propose(fs->node, op, on_done, p);
+	if (rv < 0) {
+		free(p);
+		fuse_reply_err(req, rv == -ESHUTDOWN ? EIO : -rv);
+	}
+}
+
+/*
+ * Checks a name given for a new entry before proposing anything: the store would refuse it too,
+ * but a bad name should not cost a log entry. Returns 0 or a negative errno.
+ */
+static int check_new_name(fuse_ino_t parent, const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len > KVFS_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (parent == KVFS_ROOT_INO && fuse_status_lookup(name))
+		return -EEXIST;
+	if (parent == KVFS_ROOT_INO &&
+	    (strncmp(name, ".status", 7) == 0 || strncmp(name, ".kvfs", 5) == 0))
+		return -EACCES;
+	return 0;
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	conn->time_gran = 1;
+	/* O_TRUNC arrives with open(), so "> file" can stay in the write buffer until close and a
+	 * failed write (EFBIG) leaves the file as it was. */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct kvfs_fs *fs = fs_of(req);
+	struct kvfs_inode *dir, *in;
+	fuse_ino_t vino;
+
+	if (parent == KVFS_ROOT_INO && (vino = fuse_status_lookup(name)) != 0) {
+		struct fuse_entry_param e = {.ino = vino};
+
+		fuse_status_attr(fs, vino, &e.attr);
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (strlen(name) > KVFS_NAME_MAX) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	dir = store_get(fs->store, parent);
+	if (!dir) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (!S_ISDIR(dir->mode)) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	in = store_lookup(fs->store, dir, name, strlen(name));
+	if (!in) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	reply_entry(req, fs, in);
+}
+
+static void forget_one(struct kvfs_fs *fs, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct kvfs_inode *in;
+
+	if (fuse_status_is_virtual(ino) || ino == KVFS_ROOT_INO)
+		return;
+	in = store_get(fs->store, ino);
+	if (in)
+		store_unpin(fs->store, in, nlookup);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	forget_one(fs_of(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		forget_one(fs_of(req), forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct kvfs_fs *fs = fs_of(req);
+	struct kvfs_inode *in;
+	struct stat st;
+
+	if (fuse_status_is_virtual(ino)) {
+		fuse_status_attr(fs, ino, &st);
+		fuse_reply_attr(req, &st, 0);
+		return;
+	}
+	in = store_get(fs->store, ino);
+	if (!in) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	fuse_ops_fill_attr(fs, in, &st);
+	fuse_reply_attr(req, &st, fs->attr_timeout);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	struct kvfs_fs *fs = fs_of(req);
+	struct kvfs_op op = {.type = KVFS_OP_SETATTR, .ino = ino};
+	struct kvfs_inode *in;
+	struct wbuf *wb;
+
+	if (fuse_status_is_virtual(ino)) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	in = store_get(fs->store, ino);
+	if (!in) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		op.flags |= KVFS_SET_MODE;
+		op.mode = attr->st_mode & 07777;
+	}
+	if (to_set & FUSE_SET_ATTR_UID) {
+		op.flags |= KVFS_SET_UID;
+		op.uid = attr->st_uid;
+	}
+	if (to_set & FUSE_SET_ATTR_GID) {
+		op.flags |= KVFS_SET_GID;
+		op.gid = attr->st_gid;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		if (S_ISDIR(in->mode)) {
+			fuse_reply_err(req, EISDIR);
+			return;
+		}
+		if ((uint64_t)attr->st_size > fs->max_value) {
+			fuse_reply_err(req, EFBIG);
+			return;
+		}
+		op.flags |= KVFS_SET_SIZE;
+		op.size = (uint64_t)attr->st_size;
+	}
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+		op.flags |= KVFS_SET_ATIME_NOW;
+	} else if (to_set & FUSE_SET_ATTR_ATIME) {
+		op.flags |= KVFS_SET_ATIME;
+		op.atime_ns = (int64_t)attr->st_atim.tv_sec * 1000000000 + attr->st_atim.tv_nsec;
+	}
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+		op.flags |= KVFS_SET_MTIME_NOW;
+	} else if (to_set & FUSE_SET_ATTR_MTIME) {
+		op.flags |= KVFS_SET_MTIME;
+		op.mtime_ns = (int64_t)attr->st_mtim.tv_sec * 1000000000 + attr->st_mtim.tv_nsec;
+	}
+	if (op.flags == 0) {
+		/* Only ctime or the kill-suid bits: nothing we store changes. */
+		struct stat st;
+
+		fuse_ops_fill_attr(fs, in, &st);
+		fuse_reply_attr(req, &st, fs->attr_timeout);
+		return;
+	}
+	/* A file open for writing here keeps its buffer in step with the truncation, so the
+	 * buffer's later commit does not bring the cut bytes back. */
+	wb = (op.flags & KVFS_SET_SIZE) ? fuse_file_wbuf(fs, ino) : NULL;
+	if (wb && op.size <= wb->cap) {
+		if (op.size > wb->size)
+			memset(wb->data + wb->size, 0, op.size - wb->size);
+		wb->size = op.size;
+	} else if (wb) {
+		uint8_t *d = realloc(wb->data, op.size);
+
+		if (!d) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		memset(d + wb->size, 0, op.size - wb->size);
+		wb->data = d;
+		wb->size = wb->cap = op.size;
+	}
+	propose(req, &op, PENDING_ATTR, NULL);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct kvfs_fs *fs = fs_of(req);
+	struct kvfs_inode *in = store_get(fs->store, ino);
+	char target[KVFS_PATH_MAX + 1];
+	uint64_t len;
+
+	if (!in) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (!S_ISLNK(in->mode)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	len = value_size(in->value);
+	if (len > KVFS_PATH_MAX)
+		len = KVFS_PATH_MAX;
+	if (len)
+		memcpy(target, in->value->data, len);
+	target[len] = '\0';
+	fuse_reply_readlink(req, target);
+}
+
+static void make_entry(fuse_req_t req, fuse_ino_t parent, const char *name, uint8_t type,
+		       mode_t mode, const char *target)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct kvfs_op op = {
+		.type = type,
+		.parent = parent,
+		.name = name,
+		.name_len = (uint32_t)strlen(name),
+		.mode = mode & 07777,
+		.uid = ctx->uid,
+		.gid = ctx->gid,
+	};
+	int rv = check_new_name(parent, name);
+
+	if (rv < 0) {
+		fuse_reply_err(req, -rv);
+		return;
+	}
+	if (target) {
+		size_t len = strlen(target);
+
+		if (len > KVFS_PATH_MAX) {
+			fuse_reply_err(req, ENAMETOOLONG);
+			return;
+		}
+		op.data = (const uint8_t *)target;
+		op.data_len = (uint32_t)len;
+	}
+	if (type == KVFS_OP_CREATE)
+		op.flags = KVFS_CREATE_EXCL; /* mknod: an existing name is EEXIST */
+	propose(req, &op, PENDING_ENTRY, NULL);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	make_entry(req, parent, name, KVFS_OP_MKDIR, mode, NULL);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	make_entry(req, parent, name, KVFS_OP_SYMLINK, 0777, link);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	if (!S_ISREG(mode)) {
+		fuse_reply_err(req, EPERM); /* no device nodes, FIFOs or sockets */
+		return;
+	}
+	make_entry(req, parent, name, KVFS_OP_CREATE, mode, NULL);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct kvfs_op op = {
+		.type = KVFS_OP_CREATE,
+		.parent = parent,
+		.name = name,
+		.name_len = (uint32_t)strlen(name),
+		.mode = mode & 07777,
+		.uid = ctx->uid,
+		.gid = ctx->gid,
+		.flags = (fi->flags & O_EXCL) ? KVFS_CREATE_EXCL : 0,
+	};
+	int rv = check_new_name(parent, name);
+
+	if (rv < 0) {
+		fuse_reply_err(req, -rv);
+		return;
+	}
+	propose(req, &op, PENDING_CREATE, fi);
+}
+
+static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, uint8_t type)
+{
+	struct kvfs_op op = {
+		.type = type,
+		.parent = parent,
+		.name = name,
+		.name_len = (uint32_t)strlen(name),
+	};
+
+	if (parent == KVFS_ROOT_INO && fuse_status_lookup(name)) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	propose(req, &op, PENDING_ERR, NULL);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, KVFS_OP_UNLINK);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, KVFS_OP_RMDIR);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	struct kvfs_op op = {
+		.type = KVFS_OP_RENAME,
+		.parent = parent,
+		.name = name,
+		.name_len = (uint32_t)strlen(name),
+		.newparent = newparent,
+		.newname = newname,
+		.newname_len = (uint32_t)strlen(newname),
+	};
+	int rv;
+
+	if (flags & ~(unsigned)RENAME_NOREPLACE) {
+		fuse_reply_err(req, EINVAL); /* RENAME_EXCHANGE, RENAME_WHITEOUT */
+		return;
+	}
+	if (parent == KVFS_ROOT_INO && fuse_status_lookup(name)) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	rv = check_new_name(newparent, newname);
+	if (rv < 0) {
+		fuse_reply_err(req, rv == -EEXIST ? EACCES : -rv);
+		return;
+	}
+	if (flags & RENAME_NOREPLACE)
+		op.flags = KVFS_RENAME_NOREPLACE;
+	propose(req, &op, PENDING_ERR, NULL);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	fuse_reply_err(req, EPERM); /* a key has one name */
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct kvfs_fs *fs = fs_of(req);
+	struct kvfs_inode *dir = store_get(fs->store, ino), *c;
+	struct handle *h;
+	size_t n = 0, cap;
+
+	if (!dir) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (!S_ISDIR(dir->mode)) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	/* The listing is taken once here, so readdir offsets stay valid whatever changes later. */
+	cap = dir->nchildren + 4;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		goto err_nomem;
+	h->kind = HANDLE_DIR;
+	h->ents = calloc(cap, sizeof(*h->ents));
+	if (!h->ents)
+		goto err_free;
+	h->ents[n++] = (struct dirent_snap){.name = strdup("."), .ino = dir->ino, .mode = S_IFDIR};
+	h->ents[n++] = (struct dirent_snap){
+		.name = strdup(".."), .ino = dir->parent ? dir->parent->ino : dir->ino, .mode = S_IFDIR};
+	if (ino == KVFS_ROOT_INO) {
+		h->ents[n++] = (struct dirent_snap){
+			.name = strdup(".status"), .ino = KVFS_STATUS_INO, .mode = S_IFREG};
+		h->ents[n++] = (struct dirent_snap){
+			.name = strdup(".status.json"), .ino = KVFS_STATUS_JSON_INO, .mode = S_IFREG};
+	}
+	for (c = store_child_first(dir); c && n < cap; c = store_child_next(c))
+		h->ents[n++] = (struct dirent_snap){.name = strdup(c->name), .ino = c->ino,
+						    .mode = c->mode & S_IFMT};
+	h->nents = n;
+	for (size_t i = 0; i < n; i++)
+		if (!h->ents[i].name)
+			goto err_free;
+	fuse_file_link_handle(fs, h);
+	fi->fh = (uint64_t)(uintptr_t)h;
+	if (fuse_reply_open(req, fi) != 0)
+		fuse_file_free_handle(fs, h, false);
+	return;
+
+err_free:
+	for (size_t i = 0; h->ents && i < n; i++)
+		free(h->ents[i].name);
+	free(h->ents);
+	free(h);
+err_nomem:
+	fuse_reply_err(req, ENOMEM);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	size_t used = 0;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (size_t i = (size_t)off; i < h->nents; i++) {
+		struct stat st = {.st_ino = h->ents[i].ino, .st_mode = h->ents[i].mode};
+		size_t need = fuse_add_direntry(req, buf + used, size - used, h->ents[i].name, &st,
+						(off_t)(i + 1));
+
+		if (need > size - used)
+			break;
+		used += need;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_file_free_handle(fs_of(req), (struct handle *)(uintptr_t)fi->fh, false);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0); /* directory changes are durable when their call returns */
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct kvfs_fs *fs = fs_of(req);
+	struct statvfs sv;
+
+	if (statvfs(fs->data_dir, &sv) < 0)
+		memset(&sv, 0, sizeof(sv));
+	sv.f_files = store_inode_count(fs->store) + sv.f_ffree;
+	sv.f_namemax = KVFS_NAME_MAX;
+	fuse_reply_statfs(req, &sv);
+}
+
+void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_apply_result *res)
+{
+	struct kvfs_fs *fs = arg;
+
+	if (res->err < 0 || res->duplicate)
+		return;
+	if (op->origin != fs->node_id) {
+		/* Another node's change: nothing the kernel cached about these names or inodes
+		 * can be trusted. (Standalone nodes never get here; replication will.) */
+		switch (op->type) {
+		case KVFS_OP_PUT:
+		case KVFS_OP_APPEND:
+		case KVFS_OP_SETATTR:
+			fuse_inval_inode(fs->inval, op->ino, true);
+			break;
+		case KVFS_OP_RENAME:
+			fuse_inval_entry(fs->inval, op->newparent, op->newname, op->newname_len,
+					 res->replaced_ino);
+			fuse_inval_entry(fs->inval, op->parent, op->name, op->name_len, 0);
+			break;
+		case KVFS_OP_UNLINK:
+		case KVFS_OP_RMDIR:
+			fuse_inval_entry(fs->inval, op->parent, op->name, op->name_len, res->ino);
+			break;
+		default:
+			if (op->type != KVFS_OP_NOOP)
+				fuse_inval_entry(fs->inval, op->parent, op->name, op->name_len, 0);
+			break;
+		}
+		return;
+	}
+	/* Our own change: the reply tells the kernel about names and attributes it asked to
+	 * change, and it already holds the bytes it wrote. What it cannot know is the commit time
+	 * (mtime) of a put, and the bytes other appends put before ours. */
+	if (op->type == KVFS_OP_PUT)
+		fuse_inval_inode(fs->inval, op->ino, false);
+	else if (op->type == KVFS_OP_APPEND)
+		fuse_inval_inode(fs->inval, op->ino, true);
+}
+
+const struct fuse_lowlevel_ops fuse_ops_table = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.link = op_link,
+	.create = op_create,
+	.open = fuse_file_open,
+	.read = fuse_file_read,
+	.write = fuse_file_write,
+	.flush = fuse_file_flush,
+	.fsync = fuse_file_fsync,
+	.release = fuse_file_release,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+};

@@ -1,0 +1,352 @@
+/*
+ * The kvfs daemon: parses the command line, recovers the node from its data directory, mounts the
+ * FUSE filesystem and runs everything on one libuv loop until it is unmounted or signalled.
+ *
+ * Start-up does every check that can fail before it detaches, so a bad mountpoint, a locked or
+ * damaged data directory or a bad option is reported on the terminal with its own exit status.
+ * Shutdown (SIGTERM, SIGINT, fusermount3 -u) lets writes in flight finish before it unmounts.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "fs.h"
+#include "options.h"
+#include "kvfs/logging.h"
+#include "kvfs/node.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+#define EXIT_MOUNTPOINT 3
+#define EXIT_DATA 4
+
+#define DRAIN_POLL_MS 20
+#define FUSE_REQUESTS_PER_WAKEUP 64
+
+struct app {
+	struct kvfs_options opts;
+	struct kvfs_fs fs;
+	uv_loop_t loop;
+	uv_poll_t poll;
+	uv_signal_t sig[3];
+	uv_timer_t drain;
+	struct fuse_buf fbuf;
+	uint64_t drain_deadline;
+	bool stopping;
+	bool unmounted;
+	int exit_code;
+};
+
+static void on_drain_timer(uv_timer_t *t);
+
+/*
+ * Checks the mountpoint before anything is started, for a message that says what to do.
+ * Returns 0, or -1 after printing the problem.
+ */
+static int check_mountpoint(const char *mnt)
+{
+	char parent[PATH_MAX];
+	struct stat st, pst;
+
+	if (stat(mnt, &st) < 0) {
+		if (errno == ENOENT)
+			fprintf(stderr, "kvfs: mountpoint %s does not exist; create it with mkdir -p %s\n",
+				mnt, mnt);
+		else if (errno == ENOTCONN)
+			fprintf(stderr,
+				"kvfs: %s is a dead FUSE mount (a previous kvfs stopped without "
+				"unmounting); run fusermount3 -u %s first\n",
+				mnt, mnt);
+		else
+			fprintf(stderr, "kvfs: cannot use mountpoint %s: %s\n", mnt, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "kvfs: mountpoint %s is not a directory\n", mnt);
+		return -1;
+	}
+	snprintf(parent, sizeof(parent), "%s", mnt);
+	if (stat(dirname(parent), &pst) == 0 && pst.st_dev != st.st_dev && strcmp(mnt, "/") != 0) {
+		fprintf(stderr,
+			"kvfs: %s is already a mount point (another kvfs?); unmount it or choose "
+			"another directory\n",
+			mnt);
+		return -1;
+	}
+	return 0;
+}
+
+static void on_fuse_readable(uv_poll_t *h, int status, int events)
+{
+	struct app *a = h->data;
+	struct fuse_session *se = a->fs.se;
+
+	/* A bounded number per wake-up: between wake-ups the loop runs the group commit. */
+	for (int i = 0; i < FUSE_REQUESTS_PER_WAKEUP; i++) {
+		int rv = fuse_session_receive_buf(se, &a->fbuf);
+
+		if (rv == -EINTR || rv == -EAGAIN)
+			return;
+		if (rv <= 0 || fuse_session_exited(se)) {
+			if (rv < 0)
+				log_error("reading /dev/fuse: %s", strerror(-rv));
+			else
+				log_info("%s was unmounted", a->opts.mountpoint);
+			a->unmounted = true;
+			uv_poll_stop(&a->poll);
+			if (!a->stopping) {
+				a->stopping = true;
+				a->drain_deadline = uv_now(&a->loop) + a->opts.write_timeout_ms;
+				uv_timer_start(&a->drain, on_drain_timer, 0, DRAIN_POLL_MS);
+			}
+			return;
+		}
+		fuse_session_process_buf(se, &a->fbuf);
+	}
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+}
+
+static void on_node_closed(void *arg)
+{
+	struct app *a = arg;
+
+	a->fs.node = NULL;
+	uv_close((uv_handle_t *)&a->drain, on_handle_closed);
+	if (!uv_is_closing((uv_handle_t *)&a->poll))
+		uv_close((uv_handle_t *)&a->poll, on_handle_closed);
+	for (int i = 0; i < 3; i++)
+		uv_close((uv_handle_t *)&a->sig[i], on_handle_closed);
+}
+
+/* Runs from the drain timer: once nothing is in flight (or the wait is over), unmount and close. */
+static void finish_stop(struct app *a)
+{
+	if (node_busy(a->fs.node) && uv_now(&a->loop) < a->drain_deadline && a->exit_code == 0)
+		return;
+	if (node_busy(a->fs.node))
+		log_warn("stopping with writes still in flight");
+	uv_timer_stop(&a->drain);
+	uv_poll_stop(&a->poll);
+	if (!a->unmounted) {
+		fuse_session_unmount(a->fs.se);
+		a->unmounted = true;
+	}
+	while (a->fs.handles)
+		fuse_file_free_handle(&a->fs, a->fs.handles, false);
+	node_close(a->fs.node, on_node_closed, a);
+}
+
+static void on_drain_timer(uv_timer_t *t)
+{
+	finish_stop(t->data);
+}
+
+static void begin_stop(struct app *a, int code)
+{
+	if (code > a->exit_code)
+		a->exit_code = code;
+	if (a->stopping)
+		return;
+	a->stopping = true;
+	a->drain_deadline = uv_now(&a->loop) + a->opts.write_timeout_ms;
+	uv_timer_start(&a->drain, on_drain_timer, 0, DRAIN_POLL_MS);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct app *a = h->data;
+
+	log_info("got %s; finishing writes in flight and unmounting %s", strsignal(signum),
+		 a->opts.mountpoint);
+	begin_stop(a, 0);
+}
+
+static void on_fatal(void *arg)
+{
+	struct app *a = arg;
+
+	log_error("stopping after a fatal error; unmounting %s", a->opts.mountpoint);
+	begin_stop(a, EXIT_RUNTIME);
+}
+
+/* Builds the FUSE session from our -o options. NULL (libfuse has said why) on failure. */
+static struct fuse_session *new_session(struct app *a)
+{
+	char *mopts;
+	char *argv[5];
+	int argc = 0;
+	struct fuse_args args;
+	struct fuse_session *se;
+
+	if (asprintf(&mopts, "fsname=kvfs,subtype=kvfs%s%s", a->opts.fuse_opts ? "," : "",
+		     a->opts.fuse_opts ? a->opts.fuse_opts : "") < 0)
+		return NULL;
+	argv[argc++] = "kvfs";
+	argv[argc++] = "-o";
+	argv[argc++] = mopts;
+	if (a->opts.debug)
+		argv[argc++] = "-d";
+	argv[argc] = NULL;
+	args = (struct fuse_args)FUSE_ARGS_INIT(argc, argv);
+	se = fuse_session_new(&args, &fuse_ops_table, sizeof(fuse_ops_table), &a->fs);
+	fuse_opt_free_args(&args);
+	free(mopts);
+	return se;
+}
+
+static int run_loop(struct app *a)
+{
+	static const int signals[3] = {SIGTERM, SIGINT, SIGHUP};
+	int fd = fuse_session_fd(a->fs.se), rv;
+
+	rv = uv_loop_init(&a->loop);
+	if (rv < 0)
+		goto err;
+	rv = node_start(a->fs.node, &a->loop, fuse_ops_on_apply, on_fatal, &a->fs);
+	if (rv < 0)
+		goto err;
+	a->fs.node_id = a->opts.id;
+	rv = fuse_inval_start(&a->fs.inval, a->fs.se);
+	if (rv < 0)
+		goto err;
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	uv_timer_init(&a->loop, &a->drain);
+	a->drain.data = a;
+	rv = uv_poll_init(&a->loop, &a->poll, fd);
+	if (rv < 0)
+		goto err;
+	a->poll.data = a;
+	uv_poll_start(&a->poll, UV_READABLE, on_fuse_readable);
+	for (int i = 0; i < 3; i++) {
+		uv_signal_init(&a->loop, &a->sig[i]);
+		a->sig[i].data = a;
+		uv_signal_start(&a->sig[i], on_signal, signals[i]);
+	}
+	log_info("serving %s (data in %s, standalone)", a->opts.mountpoint, a->opts.data_dir);
+	uv_run(&a->loop, UV_RUN_DEFAULT);
+	fuse_inval_stop(a->fs.inval);
+	uv_loop_close(&a->loop);
+	return a->exit_code;
+
+err:
+	log_error("cannot start the event loop: %s", uv_strerror(rv));
+	return EXIT_RUNTIME;
+}
+
+int main(int argc, char **argv)
+{
+	struct app a = {0};
+	char err[1024] = "";
+	struct kvfs_node_config cfg;
+	int rv, code = EXIT_RUNTIME;
+
+	rv = options_parse(&a.opts, argc, argv, err, sizeof(err));
+	if (rv == KVFS_OPTIONS_HELP) {
+		options_usage(stdout, "kvfs");
+		options_free(&a.opts);
+		return 0;
+	}
+	if (rv == KVFS_OPTIONS_VERSION) {
+		printf("kvfs %s (libfuse %d, libuv %s)\n", KVFS_VERSION, fuse_version(),
+		       uv_version_string());
+		options_free(&a.opts);
+		return 0;
+	}
+	if (rv < 0) {
+		fprintf(stderr, "kvfs: %s\nTry 'kvfs --help' for the options.\n",
+			err[0] ? err : strerror(-rv));
+		options_free(&a.opts);
+		return EXIT_USAGE;
+	}
+	logging_init(a.opts.id, a.opts.verbose ? KVFS_LOG_DEBUG : KVFS_LOG_INFO);
+	if (a.opts.zk) {
+		fprintf(stderr, "kvfs: --zk: replication through ZooKeeper is not in this build "
+				"yet; run without --zk for a standalone node\n");
+		code = EXIT_USAGE;
+		goto out_opts;
+	}
+	if (check_mountpoint(a.opts.mountpoint) < 0) {
+		code = EXIT_MOUNTPOINT;
+		goto out_opts;
+	}
+	cfg = (struct kvfs_node_config){
+		.id = a.opts.id,
+		.data_dir = a.opts.data_dir,
+		.max_value = a.opts.max_value,
+		.segment_bytes = a.opts.segment_bytes,
+		.snapshot_bytes = a.opts.snapshot_bytes,
+		.election = a.opts.election,
+		.priority = a.opts.priority,
+	};
+	rv = node_open(&a.fs.node, &cfg, err, sizeof(err));
+	if (rv < 0) {
+		fprintf(stderr, "kvfs: %s\n", err[0] ? err : strerror(-rv));
+		code = EXIT_DATA;
+		goto out_opts;
+	}
+	a.fs.store = node_store(a.fs.node);
+	a.fs.data_dir = a.opts.data_dir;
+	a.fs.max_value = a.opts.max_value;
+	a.fs.uid = getuid();
+	a.fs.gid = getgid();
+	a.fs.stored_owner = options_has_fuse_opt(a.opts.fuse_opts, "default_permissions");
+	a.fs.entry_timeout = 1.0;
+	a.fs.attr_timeout = 1.0;
+
+	a.fs.se = new_session(&a);
+	if (!a.fs.se) {
+		fprintf(stderr, "kvfs: bad FUSE options '-o %s'\n",
+			a.opts.fuse_opts ? a.opts.fuse_opts : "");
+		code = EXIT_USAGE;
+		goto out_node;
+	}
+	if (fuse_session_mount(a.fs.se, a.opts.mountpoint) != 0) {
+		fprintf(stderr, "kvfs: cannot mount %s (is /dev/fuse there and fuse3 installed?)\n",
+			a.opts.mountpoint);
+		code = EXIT_MOUNTPOINT;
+		goto out_session;
+	}
+	if (!a.opts.foreground) {
+		char path[PATH_MAX];
+
+		snprintf(path, sizeof(path), "%s/kvfs.log", a.opts.data_dir);
+		if (logging_to_file(path) < 0)
+			fprintf(stderr, "kvfs: cannot write %s; logging nowhere\n", path);
+		if (fuse_daemonize(0) != 0) {
+			code = EXIT_RUNTIME;
+			goto out_unmount;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	code = run_loop(&a);
+	if (a.fs.node) {
+		/* The loop never started: close what it would have closed. */
+		node_close(a.fs.node, NULL, NULL);
+		a.fs.node = NULL;
+	}
+out_unmount:
+	if (!a.unmounted)
+		fuse_session_unmount(a.fs.se);
+out_session:
+	fuse_session_destroy(a.fs.se);
+	free(a.fbuf.mem);
+out_node:
+	if (a.fs.node)
+		node_close(a.fs.node, NULL, NULL);
+out_opts:
+	options_free(&a.opts);
+	if (code == 0)
+		log_info("stopped cleanly");
+	return code;
+}

@@ -1,0 +1,95 @@
+/*
+ * Operations: the unit of change that the log carries, replication ships and the store applies.
+ *
+ * An operation is deterministic to apply: everything that could differ between replicas (the
+ * commit time, the size limit, the proposer's identity) is filled in before it enters the log, so
+ * every replica that applies the same sequence of operations reaches the same state and the same
+ * outcomes (EEXIST, ENOTEMPTY ...). Inodes are addressed by number, which is the same on every
+ * replica (see store.h). The wire/disk encoding is little-endian and versioned by the record that
+ * carries it; decoding checks every length before it trusts it and never allocates.
+ */
+#ifndef KVFS_OP_H
+#define KVFS_OP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum kvfs_op_type {
+	KVFS_OP_NOOP = 0,    /* nothing; a new leader's first entry */
+	KVFS_OP_PUT = 1,     /* ino, data: the regular file's whole new value */
+	KVFS_OP_APPEND = 2,  /* ino, data: appended to the regular file's value */
+	KVFS_OP_CREATE = 3,  /* parent, name, mode, uid, gid; flags: KVFS_CREATE_EXCL */
+	KVFS_OP_MKDIR = 4,   /* parent, name, mode, uid, gid */
+	KVFS_OP_SYMLINK = 5, /* parent, name, uid, gid, data = link target */
+	KVFS_OP_UNLINK = 6,  /* parent, name (not a directory) */
+	KVFS_OP_RMDIR = 7,   /* parent, name (an empty directory) */
+	KVFS_OP_RENAME = 8,  /* parent, name -> newparent, newname; flags: KVFS_RENAME_NOREPLACE */
+	KVFS_OP_SETATTR = 9, /* ino; flags: KVFS_SET_* say which of mode, uid, gid, size, times */
+	KVFS_OP__COUNT
+};
+
+/* KVFS_OP_CREATE flags */
+#define KVFS_CREATE_EXCL 0x1u /* fail with EEXIST if the name exists (O_EXCL) */
+
+/* KVFS_OP_RENAME flags */
+#define KVFS_RENAME_NOREPLACE 0x1u /* fail with EEXIST if newname exists */
+
+/* KVFS_OP_SETATTR flags: which fields to set */
+#define KVFS_SET_MODE 0x01u	  /* permission bits of mode (the type bits never change) */
+#define KVFS_SET_UID 0x02u
+#define KVFS_SET_GID 0x04u
+#define KVFS_SET_SIZE 0x08u	  /* regular files only: truncate or zero-extend */
+#define KVFS_SET_ATIME 0x10u	  /* atime_ns */
+#define KVFS_SET_MTIME 0x20u	  /* mtime_ns */
+#define KVFS_SET_ATIME_NOW 0x40u /* atime = time_ns (the commit time) */
+#define KVFS_SET_MTIME_NOW 0x80u /* mtime = time_ns */
+
+/* Limits that the store enforces and the decoder checks. */
+#define KVFS_NAME_MAX 255u
+#define KVFS_PATH_MAX 4095u
+#define KVFS_DATA_MAX (64u << 20) /* hard cap of one op's data, whatever --max-value says */
+
+/*
+ * A decoded or to-be-encoded operation. Pointers (name, newname, data) are borrowed: after
+ * op_decode() they point into the buffer that was decoded, which must outlive the op.
+ */
+struct kvfs_op {
+	uint8_t type;	    /* enum kvfs_op_type */
+	uint32_t flags;	    /* per-type flags, see above */
+	uint32_t origin;    /* id of the node that proposed it; 0 = internal (no-op, recovery) */
+	uint64_t seq;	    /* per-origin sequence number, > 0; 0 = not deduplicated */
+	int64_t time_ns;    /* commit time (CLOCK_REALTIME ns), set by the leader */
+	uint64_t max_value; /* value size limit for PUT/APPEND/SETATTR size, fixed by the proposer */
+	uint64_t ino;	    /* PUT, APPEND, SETATTR */
+	uint64_t parent;    /* CREATE, MKDIR, SYMLINK, UNLINK, RMDIR, RENAME */
+	uint64_t newparent; /* RENAME */
+	uint32_t mode;	    /* CREATE, MKDIR (type bits implied), SETATTR */
+	uint32_t uid, gid;  /* CREATE, MKDIR, SYMLINK, SETATTR */
+	uint64_t size;	    /* SETATTR */
+	int64_t atime_ns, mtime_ns; /* SETATTR */
+	const char *name;	    /* not NUL-terminated */
+	uint32_t name_len;
+	const char *newname; /* RENAME, not NUL-terminated */
+	uint32_t newname_len;
+	const uint8_t *data; /* PUT, APPEND: bytes; SYMLINK: target */
+	uint32_t data_len;
+};
+
+/* Bytes that op_encode() will write for op. */
+size_t op_encoded_size(const struct kvfs_op *op);
+
+/* Encodes op into buf, which has room for op_encoded_size(op) bytes. Returns the bytes written. */
+size_t op_encode(const struct kvfs_op *op, uint8_t *buf);
+
+/*
+ * Decodes len bytes of buf into op, whose pointers then borrow from buf.
+ * Returns 0, or -EBADMSG if the bytes are not exactly one well-formed operation (unknown type,
+ * a length that runs past the end, a name longer than KVFS_NAME_MAX, trailing bytes); op is then
+ * unspecified.
+ */
+int op_decode(struct kvfs_op *op, const uint8_t *buf, size_t len);
+
+/* A short lowercase name for an op type ("put", "rename" ...), "unknown" otherwise. */
+const char *op_type_name(unsigned type);
+
+#endif /* KVFS_OP_H */

@@ -1,0 +1,62 @@
+/*
+ * Snapshots: the whole store at one log index, in one file, so the log before it can go.
+ *
+ * File snap-<index, 20 digits>.snap in the data directory:
+ *
+ *     "KVFSSNP1"  u64 index  u64 epoch  u64 inode_count  u64 session_count
+ *     inode_count times:  u64 ino  u64 parent_ino  u32 mode  u32 uid  u32 gid
+ *                         i64 atime_ns  i64 mtime_ns  i64 ctime_ns
+ *                         u32 name_len  name  u64 value_len  value
+ *     session_count times: u32 origin  u64 seq  i32 err  u64 ino
+ *     u32 crc32c of everything before it
+ *
+ * little-endian, inodes in store_foreach() order (root first, parents before children).
+ *
+ * Taking one does not stop service: snapshot_capture() runs on the loop thread and only copies
+ * metadata and takes references on the (immutable while shared) values; snapshot_write() does
+ * the slow part on a worker thread: write snap-N.tmp, fsync it, rename it to snap-N.snap, fsync
+ * the directory. snapshot_free() runs on the loop thread again, since it drops value references.
+ */
+#ifndef KVFS_SNAPSHOT_H
+#define KVFS_SNAPSHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct kvfs_store;
+struct kvfs_snapshot;
+
+/* Captures the store's current state (at store_applied_index()). -ENOMEM on failure. */
+int snapshot_capture(const struct kvfs_store *s, struct kvfs_snapshot **out);
+
+/* Index and epoch of a captured snapshot. */
+uint64_t snapshot_index(const struct kvfs_snapshot *snap);
+uint64_t snapshot_epoch(const struct kvfs_snapshot *snap);
+
+/*
+ * Writes snap durably into dir as described above. Returns 0, or a negative errno with a message
+ * in err; on failure the temporary file is removed and no .snap file appears.
+ */
+int snapshot_write(const struct kvfs_snapshot *snap, const char *dir, char *err, size_t errlen);
+
+/* Frees a captured snapshot, dropping its value references. NULL is ignored. */
+void snapshot_free(struct kvfs_snapshot *snap);
+
+/*
+ * Loads the newest valid snapshot in dir into a new store, *out (an empty store from store_init()
+ * when there is no snapshot). Snapshot files that fail their checksum are skipped in favour of an
+ * older one (a note goes to err, and the call still succeeds). Sets *index to the snapshot's index
+ * (0: none). Returns 0, or a negative errno with a message in err and *out untouched (-EBADMSG:
+ * a snapshot passed its checksum but does not make a valid tree). Leftover snap-*.tmp files are
+ * removed.
+ */
+int snapshot_load_latest(const char *dir, struct kvfs_store **out, uint64_t *index, char *err,
+			 size_t errlen);
+
+/* Removes all but the `keep` newest snapshot files in dir. Returns 0 or a negative errno. */
+int snapshot_prune(const char *dir, unsigned keep);
+
+/* Index of the oldest snapshot file in dir (0 if none): the log is needed from just after it. */
+uint64_t snapshot_oldest_index(const char *dir);
+
+#endif /* KVFS_SNAPSHOT_H */

@@ -1,0 +1,54 @@
+/*
+ * Status rendering: the facts a node shows in /.status (key: value lines, in the order DESIGN §1
+ * fixes) and /.status.json (one JSON object with the same facts, peers as an array).
+ *
+ * Pure: the caller gathers the facts into struct kvfs_status; this module only formats them.
+ */
+#ifndef KVFS_STATUS_H
+#define KVFS_STATUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KVFS_STATUS_MAX_PEERS 16
+
+struct kvfs_status_peer {
+	uint32_t id;
+	char addr[64];
+	const char *role; /* "leader", "follower", "down" ... */
+	uint64_t match;
+	uint64_t lag_entries;
+	uint64_t lag_ms;
+};
+
+struct kvfs_status {
+	uint32_t node;
+	const char *role;   /* "leader" | "follower" | "candidate" | "standalone" */
+	uint32_t leader;    /* 0 = none */
+	char leader_addr[64];
+	uint64_t epoch;
+	const char *zk;	      /* "connected" | "connecting" | "expired" | "none" */
+	const char *election; /* "sequential" | "priority" */
+	uint32_t priority;
+	uint64_t commit_index;
+	uint64_t applied_index;
+	uint64_t lag_entries;
+	uint64_t lag_ms;
+	/* Facts beyond the contract's minimum, shown after it. */
+	uint64_t keys;	      /* linked inodes, root excluded */
+	uint64_t value_bytes; /* bytes of all file values */
+	uint64_t log_bytes;
+	uint64_t snapshot_index;
+	unsigned npeers;
+	struct kvfs_status_peer peers[KVFS_STATUS_MAX_PEERS];
+};
+
+/*
+ * Renders st into buf (size bytes) as /.status text or as /.status.json. Returns the length the
+ * full text has (like snprintf): if it is >= size the output was cut, and the caller should call
+ * again with a larger buffer.
+ */
+size_t status_render_text(const struct kvfs_status *st, char *buf, size_t size);
+size_t status_render_json(const struct kvfs_status *st, char *buf, size_t size);
+
+#endif /* KVFS_STATUS_H */

@@ -1,0 +1,789 @@
+/*
+ * The node on libuv (see node.h): recovery at start, group commit, apply, background snapshots.
+ *
+ * Group commit works like this. node_propose() encodes the operation straight into the pending
+ * batch (a buffer of sealed log records) and queues the proposer's callback beside it. After each
+ * loop iteration's I/O (a uv_check handle), if no disk job is in flight, the pending batch becomes
+ * the in-flight one and a libuv worker appends it with one write and one fdatasync. When that
+ * completes, back on the loop thread, every record of the batch is applied to the store in order
+ * and each proposer is called. Everything proposed meanwhile waits in the next pending batch, so
+ * the number of fdatasyncs per second stays at what the disk can do while the number of
+ * operations per fdatasync grows with the load.
+ *
+ * Only one disk job runs at a time: it appends a batch and/or cuts the log behind the newest
+ * snapshots, so the log is touched by one thread at a time (the rule log.h sets). Snapshots are
+ * captured on the loop thread (cheap: metadata and value references) and written by another
+ * worker, concurrently with appends: they touch only snap-* files.
+ */
+#include "kvfs/node.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "kvfs/log.h"
+#include "kvfs/logging.h"
+#include "kvfs/op.h"
+#include "kvfs/snapshot.h"
+#include "kvfs/status.h"
+#include "kvfs/store.h"
+
+#define SNAPSHOT_BYTES_DEFAULT (64u << 20)
+#define SNAPSHOTS_KEPT 2
+#define STANDALONE_EPOCH 1
+
+struct waiter {
+	kvfs_node_done_fn cb;
+	void *arg;
+	uint64_t index; /* the record it waits for; 0 for node_sync() */
+};
+
+struct batch {
+	uv_work_t work;
+	struct kvfs_node *node;
+	uint8_t *buf; /* sealed records first..last */
+	size_t len, cap;
+	uint64_t first, last; /* 0, 0 when the batch holds no record */
+	struct waiter *w;
+	size_t nw, wcap;
+	uint64_t compact_upto; /* cut the log up to here before appending; 0 = no */
+	int append_rv;
+	int compact_rv;
+};
+
+struct kvfs_node {
+	struct kvfs_node_config cfg;
+	char *data_dir;
+	struct kvfs_store *store;
+	struct kvfs_log *log;
+	int lock_fd;
+
+	uv_loop_t *loop;
+	uv_check_t check;
+	kvfs_node_apply_fn on_apply;
+	kvfs_node_fatal_fn on_fatal;
+	void *cb_arg;
+
+	struct batch *pending;	/* being filled; NULL when empty */
+	struct batch *inflight; /* being written; NULL when idle */
+	uint64_t next_index;
+	uint64_t next_seq;
+	uint64_t log_bytes; /* whole log, as of the last completed append */
+	uint64_t bytes_since_snapshot;
+	uint64_t compact_upto; /* waiting to be done by the next disk job */
+
+	bool snapshotting;
+	uv_work_t snap_work;
+	struct kvfs_snapshot *snap;
+	int snap_rv;
+	uint64_t snap_oldest;
+	char snap_err[256];
+	uint64_t snapshot_index;
+
+	bool fatal;
+	bool closing;
+	void (*close_cb)(void *arg);
+	void *close_arg;
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* mkdir -p: creates dir and missing parents (0755). Returns 0 or a negative errno. */
+static int make_dirs(const char *dir)
+{
+	char path[PATH_MAX];
+	size_t len = strlen(dir);
+
+	if (len == 0 || len >= sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, dir, len + 1);
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rv = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		rv = -errno;
+	close(fd);
+	return rv;
+}
+
+/*
+ * Takes the data directory's lock file, so a second kvfs on the same directory is refused instead
+ * of interleaving its writes with ours. The lock holds our pid for the message the loser prints.
+ */
+static int lock_data_dir(struct kvfs_node *n, char *err, size_t errlen)
+{
+	char path[PATH_MAX], pid[32];
+	int fd, len;
+
+	snprintf(path, sizeof(path), "%s/lock", n->data_dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		int rv = -errno;
+
+		snprintf(err, errlen, "cannot use data directory %s: %s", n->data_dir,
+			 strerror(-rv));
+		return rv;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		ssize_t got = pread(fd, pid, sizeof(pid) - 1, 0);
+
+		pid[got > 0 ? got : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		snprintf(err, errlen,
+			 "data directory %s is in use by another kvfs (pid %s); stop it or choose "
+			 "another --data",
+			 n->data_dir, pid[0] ? pid : "unknown");
+		close(fd);
+		return -EBUSY;
+	}
+	len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+		int rv = -errno;
+
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rv));
+		close(fd);
+		return rv;
+	}
+	n->lock_fd = fd;
+	return 0;
+}
+
+/*
+ * The metadata file names the node the directory belongs to, so that starting node 2 on node 1's
+ * data is refused rather than silently merging two replicas' histories. Written once, atomically.
+ */
+static int check_meta(struct kvfs_node *n, char *err, size_t errlen)
+{
+	char path[PATH_MAX], tmp[PATH_MAX], buf[256];
+	unsigned long id;
+	FILE *f;
+	int fd, len, rv;
+
+	snprintf(path, sizeof(path), "%s/meta", n->data_dir);
+	f = fopen(path, "re");
+	if (f) {
+		size_t got = fread(buf, 1, sizeof(buf) - 1, f);
+
+		fclose(f);
+		buf[got] = '\0';
+		if (sscanf(buf, "kvfs-meta 1\nnode: %lu", &id) != 1) {
+			snprintf(err, errlen,
+				 "%s is not a kvfs metadata file; is %s another program's directory?",
+				 path, n->data_dir);
+			return -EBADMSG;
+		}
+		if (id != n->cfg.id) {
+			snprintf(err, errlen,
+				 "data directory %s belongs to node %lu, not node %u; use --id %lu or "
+				 "another --data",
+				 n->data_dir, id, n->cfg.id, id);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (errno != ENOENT) {
+		rv = -errno;
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(-rv));
+		return rv;
+	}
+	snprintf(tmp, sizeof(tmp), "%s/meta.tmp", n->data_dir);
+	len = snprintf(buf, sizeof(buf), "kvfs-meta 1\nnode: %u\n", n->cfg.id);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		goto err_io;
+	if (write(fd, buf, (size_t)len) != len || fsync(fd) < 0) {
+		close(fd);
+		goto err_io;
+	}
+	close(fd);
+	if (rename(tmp, path) < 0)
+		goto err_io;
+	rv = fsync_dir(n->data_dir);
+	if (rv < 0) {
+		snprintf(err, errlen, "cannot fsync %s: %s", n->data_dir, strerror(-rv));
+		return rv;
+	}
+	return 0;
+
+err_io:
+	rv = -errno;
+	snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rv));
+	return rv;
+}
+
+struct replay {
+	struct kvfs_node *node;
+	uint64_t snapshot_index;
+	char *err;
+	size_t errlen;
+};
+
+/* log_open's callback: applies each record after the snapshot, checking there is no gap. */
+static int replay_record(void *arg, const struct kvfs_log_record *rec)
+{
+	struct replay *r = arg;
+	struct kvfs_store *s = r->node->store;
+	struct kvfs_apply_result res;
+	struct kvfs_op op;
+	int rv;
+
+	if (rec->index <= r->snapshot_index)
+		return 0;
+	if (rec->index != store_applied_index(s) + 1) {
+		snprintf(r->err, r->errlen,
+			 "log in %s jumps from index %" PRIu64 " to %" PRIu64
+			 " (entries are missing); refusing to start",
+			 r->node->data_dir, store_applied_index(s), rec->index);
+		return -EBADMSG;
+	}
+	if (op_decode(&op, rec->payload, rec->len) < 0) {
+		snprintf(r->err, r->errlen,
+			 "log entry %" PRIu64 " in %s passes its checksum but is not an operation "
+			 "this kvfs understands; refusing to start",
+			 rec->index, r->node->data_dir);
+		return -EBADMSG;
+	}
+	rv = store_apply(s, rec->epoch, rec->index, &op, &res);
+	if (rv < 0) {
+		snprintf(r->err, r->errlen, "cannot apply log entry %" PRIu64 ": %s", rec->index,
+			 strerror(-rv));
+		return rv;
+	}
+	return 0;
+}
+
+static void node_free(struct kvfs_node *n)
+{
+	if (n->log)
+		log_close(n->log);
+	if (n->store)
+		store_close(n->store);
+	if (n->lock_fd >= 0)
+		close(n->lock_fd);
+	free(n->data_dir);
+	free(n);
+}
+
+int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *err, size_t errlen)
+{
+	struct kvfs_log_options lopts = {.segment_bytes = cfg->segment_bytes};
+	struct kvfs_node *n;
+	struct replay r;
+	char note[512] = "";
+	uint64_t snap_index = 0, last;
+	struct stat st;
+	int rv;
+
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	n->cfg = *cfg;
+	n->lock_fd = -1;
+	n->data_dir = strdup(cfg->data_dir);
+	if (!n->data_dir) {
+		rv = -ENOMEM;
+		goto err_free;
+	}
+	rv = make_dirs(n->data_dir);
+	if (rv == 0 && (stat(n->data_dir, &st) < 0 || !S_ISDIR(st.st_mode)))
+		rv = -ENOTDIR;
+	if (rv == 0 && access(n->data_dir, W_OK | X_OK) < 0)
+		rv = -errno;
+	if (rv < 0) {
+		snprintf(err, errlen, "cannot use data directory %s: %s", n->data_dir,
+			 strerror(-rv));
+		goto err_free;
+	}
+	rv = lock_data_dir(n, err, errlen);
+	if (rv < 0)
+		goto err_free;
+	rv = check_meta(n, err, errlen);
+	if (rv < 0)
+		goto err_free;
+	rv = snapshot_load_latest(n->data_dir, &n->store, &snap_index, note, sizeof(note));
+	if (rv < 0) {
+		snprintf(err, errlen, "%s", note);
+		goto err_free;
+	}
+	if (note[0])
+		log_warn("%s", note);
+	r = (struct replay){.node = n, .snapshot_index = snap_index, .err = err, .errlen = errlen};
+	err[0] = '\0';
+	rv = log_open(&n->log, n->data_dir, &lopts, replay_record, &r, err, errlen);
+	if (rv < 0)
+		goto err_free;
+	last = log_last_index(n->log);
+	if (last != 0 && last < snap_index) {
+		snprintf(err, errlen,
+			 "log in %s ends at index %" PRIu64 " but the snapshot is at %" PRIu64
+			 "; refusing to start",
+			 n->data_dir, last, snap_index);
+		rv = -EBADMSG;
+		goto err_free;
+	}
+	if (log_first_index(n->log) > snap_index + 1) {
+		snprintf(err, errlen,
+			 "log in %s starts at index %" PRIu64 " but the newest snapshot ends at %" PRIu64
+			 " (entries are missing); refusing to start",
+			 n->data_dir, log_first_index(n->log), snap_index);
+		rv = -EBADMSG;
+		goto err_free;
+	}
+	n->snapshot_index = snap_index;
+	n->next_index = store_applied_index(n->store) + 1;
+	n->log_bytes = log_bytes(n->log);
+	n->bytes_since_snapshot = n->log_bytes;
+	/* Sequence numbers must grow across restarts, or the exactly-once table would take a new
+	 * operation for a retry of an old one: start from the clock (in µs), past the last applied. */
+	n->next_seq = (uint64_t)(now_ns() / 1000);
+	*out = n;
+	log_info("recovered %s: snapshot at %" PRIu64 ", log to %" PRIu64 ", %" PRIu64 " keys",
+		 n->data_dir, snap_index, store_applied_index(n->store),
+		 store_inode_count(n->store) - 1);
+	return 0;
+
+err_free:
+	node_free(n);
+	assert(rv != 0);
+	return rv;
+}
+
+/* A new empty batch, or NULL if out of memory. */
+static struct batch *batch_new(struct kvfs_node *n)
+{
+	struct batch *b = calloc(1, sizeof(*b));
+
+	if (b)
+		b->node = n;
+	return b;
+}
+
+static void batch_free(struct batch *b)
+{
+	free(b->buf);
+	free(b->w);
+	free(b);
+}
+
+static int batch_reserve(struct batch *b, size_t bytes)
+{
+	if (b->len + bytes > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		uint8_t *buf;
+
+		while (cap < b->len + bytes)
+			cap *= 2;
+		buf = realloc(b->buf, cap);
+		if (!buf)
+			return -ENOMEM;
+		b->buf = buf;
+		b->cap = cap;
+	}
+	return 0;
+}
+
+static int batch_add_waiter(struct batch *b, kvfs_node_done_fn cb, void *arg, uint64_t index)
+{
+	if (b->nw == b->wcap) {
+		size_t cap = b->wcap ? b->wcap * 2 : 16;
+		struct waiter *w = realloc(b->w, cap * sizeof(*w));
+
+		if (!w)
+			return -ENOMEM;
+		b->w = w;
+		b->wcap = cap;
+	}
+	b->w[b->nw++] = (struct waiter){.cb = cb, .arg = arg, .index = index};
+	return 0;
+}
+
+/* The batch that new proposals go into, created on demand. */
+static struct batch *pending_batch(struct kvfs_node *n)
+{
+	if (!n->pending)
+		n->pending = batch_new(n);
+	return n->pending;
+}
+
+int node_propose(struct kvfs_node *n, struct kvfs_op *op, kvfs_node_done_fn cb, void *arg)
+{
+	struct batch *b;
+	size_t plen, rec;
+	int rv;
+
+	if (n->fatal)
+		return -EIO;
+	if (n->closing)
+		return -ESHUTDOWN;
+	b = pending_batch(n);
+	if (!b)
+		return -ENOMEM;
+	op->origin = n->cfg.id;
+	op->seq = n->next_seq++;
+	op->time_ns = now_ns();
+	if (op->max_value == 0)
+		op->max_value = n->cfg.max_value;
+	plen = op_encoded_size(op);
+	rec = log_record_size((uint32_t)plen);
+	rv = batch_reserve(b, rec);
+	if (rv < 0)
+		return rv;
+	rv = batch_add_waiter(b, cb, arg, n->next_index);
+	if (rv < 0)
+		return rv;
+	op_encode(op, b->buf + b->len + KVFS_LOG_HEADER_SIZE);
+	log_record_seal(b->buf + b->len, STANDALONE_EPOCH, n->next_index, (uint32_t)plen);
+	b->len += rec;
+	if (!b->first)
+		b->first = n->next_index;
+	b->last = n->next_index++;
+	return 0;
+}
+
+int node_sync(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
+{
+	struct batch *b;
+
+	if (n->fatal)
+		return -EIO;
+	if (n->closing)
+		return -ESHUTDOWN;
+	b = pending_batch(n);
+	if (!b)
+		return -ENOMEM;
+	return batch_add_waiter(b, cb, arg, 0);
+}
+
+int node_busy(const struct kvfs_node *n)
+{
+	return n->pending || n->inflight;
+}
+
+static void go_fatal(struct kvfs_node *n)
+{
+	if (n->fatal)
+		return;
+	n->fatal = true;
+	if (n->on_fatal)
+		n->on_fatal(n->cb_arg);
+}
+
+/* The disk job, on a worker thread: cut the log behind the snapshots, then append the batch. */
+static void disk_work(uv_work_t *req)
+{
+	struct batch *b = req->data;
+	struct kvfs_node *n = b->node;
+
+	if (b->compact_upto)
+		b->compact_rv = log_compact(n->log, b->compact_upto);
+	if (b->len)
+		b->append_rv = log_append_batch(n->log, b->buf, b->len, b->first, b->last);
+}
+
+static void maybe_finish_close(struct kvfs_node *n);
+static void maybe_snapshot(struct kvfs_node *n);
+static void kick(struct kvfs_node *n);
+
+/* Applies the durable batch b record by record, calling each waiter right after its record. */
+static void apply_batch(struct kvfs_node *n, struct batch *b)
+{
+	size_t off = 0;
+
+	for (size_t i = 0; i < b->nw; i++) {
+		struct waiter *w = &b->w[i];
+		struct kvfs_apply_result res = {0};
+		struct kvfs_op op;
+		uint64_t epoch, index;
+		uint32_t plen;
+		int rv;
+
+		if (w->index == 0) {
+			w->cb(w->arg, 0, 0);
+			continue;
+		}
+		memcpy(&plen, b->buf + off + 4, 4);
+		memcpy(&epoch, b->buf + off + 8, 8);
+		memcpy(&index, b->buf + off + 16, 8);
+		assert(index == w->index);
+		rv = op_decode(&op, b->buf + off + KVFS_LOG_HEADER_SIZE, plen);
+		assert(rv == 0);
+		off += log_record_size(plen);
+		if (!n->fatal) {
+			rv = store_apply(n->store, epoch, index, &op, &res);
+			if (rv < 0) {
+				/* The store cannot skip an entry: every later one depends on it. */
+				log_error("cannot apply log entry %" PRIu64 " (%s); stopping", index,
+					  strerror(-rv));
+				go_fatal(n);
+			}
+		}
+		if (n->fatal) {
+			w->cb(w->arg, -EIO, 0);
+			continue;
+		}
+		if (n->on_apply)
+			n->on_apply(n->cb_arg, &op, &res);
+		w->cb(w->arg, res.err, res.ino);
+	}
+}
+
+/* Fails every waiter of b with err (its records were not written). */
+static void fail_batch(struct batch *b, int err)
+{
+	for (size_t i = 0; i < b->nw; i++)
+		b->w[i].cb(b->w[i].arg, err, 0);
+}
+
+static void disk_done(uv_work_t *req, int status)
+{
+	struct batch *b = req->data;
+	struct kvfs_node *n = b->node;
+
+	n->inflight = NULL;
+	if (b->compact_rv < 0)
+		log_warn("cannot remove old log segments: %s (will retry after the next snapshot)",
+			 strerror(-b->compact_rv));
+	if (b->append_rv == 0) {
+		n->log_bytes += b->len;
+		n->bytes_since_snapshot += b->len;
+		apply_batch(n, b);
+	} else if (b->append_rv == -EIO) {
+		log_error("writing the log in %s failed (fsync error); stopping: data that was not "
+			  "acknowledged may be lost, acknowledged data is safe on disk",
+			  n->data_dir);
+		go_fatal(n);
+		fail_batch(b, -EIO);
+	} else {
+		/* The log was cut back to before this batch: nothing of it remains. Proposals that
+		 * came meanwhile carry indices after it, so they fail too and the next batch starts
+		 * again right after the log's end. */
+		log_error("cannot write the log in %s: %s; %zu operation(s) failed", n->data_dir,
+			  strerror(-b->append_rv), b->nw);
+		fail_batch(b, b->append_rv);
+		if (n->pending) {
+			struct batch *p = n->pending;
+
+			n->pending = NULL;
+			fail_batch(p, b->append_rv);
+			batch_free(p);
+		}
+		n->next_index = b->first;
+	}
+	batch_free(b);
+	maybe_snapshot(n);
+	kick(n);
+	maybe_finish_close(n);
+}
+
+/* Starts a disk job if one is due and none is in flight. */
+static void kick(struct kvfs_node *n)
+{
+	struct batch *b;
+	int rv;
+
+	if (n->inflight || n->fatal)
+		return;
+	if (!n->pending && !n->compact_upto)
+		return;
+	b = n->pending ? n->pending : batch_new(n);
+	if (!b)
+		return; /* retried at the next loop iteration */
+	n->pending = NULL;
+	if (b->len == 0 && !n->compact_upto) {
+		/* Only node_sync() waiters, and nothing before them in flight: done. */
+		fail_batch(b, 0);
+		batch_free(b);
+		maybe_finish_close(n);
+		return;
+	}
+	b->compact_upto = n->compact_upto;
+	n->compact_upto = 0;
+	b->work.data = b;
+	rv = uv_queue_work(n->loop, &b->work, disk_work, disk_done);
+	assert(rv == 0);
+	n->inflight = b;
+}
+
+static void on_check(uv_check_t *h)
+{
+	kick(h->data);
+}
+
+static void snapshot_work(uv_work_t *req)
+{
+	struct kvfs_node *n = req->data;
+
+	n->snap_rv = snapshot_write(n->snap, n->data_dir, n->snap_err, sizeof(n->snap_err));
+	if (n->snap_rv == 0) {
+		int rv = snapshot_prune(n->data_dir, SNAPSHOTS_KEPT);
+
+		if (rv < 0)
+			snprintf(n->snap_err, sizeof(n->snap_err), "cannot prune snapshots: %s",
+				 strerror(-rv));
+		n->snap_oldest = snapshot_oldest_index(n->data_dir);
+	}
+}
+
+static void snapshot_done(uv_work_t *req, int status)
+{
+	struct kvfs_node *n = req->data;
+	uint64_t index = snapshot_index(n->snap);
+
+	snapshot_free(n->snap);
+	n->snap = NULL;
+	n->snapshotting = false;
+	if (n->snap_rv < 0) {
+		/* Try again after another half interval of log, not at once. */
+		log_warn("snapshot at index %" PRIu64 " failed: %s", index, n->snap_err);
+		n->bytes_since_snapshot /= 2;
+	} else {
+		n->snapshot_index = index;
+		if (n->snap_err[0])
+			log_warn("%s", n->snap_err);
+		/* Keep the log from just after the oldest kept snapshot, so a damaged newest one
+		 * still leaves a complete history to start from. */
+		if (n->snap_oldest)
+			n->compact_upto = n->snap_oldest;
+		log_info("snapshot at index %" PRIu64 " written", index);
+	}
+	maybe_finish_close(n);
+}
+
+static void maybe_snapshot(struct kvfs_node *n)
+{
+	uint64_t every = n->cfg.snapshot_bytes ? n->cfg.snapshot_bytes : SNAPSHOT_BYTES_DEFAULT;
+	int rv;
+
+	if (n->snapshotting || n->closing || n->fatal || n->bytes_since_snapshot < every)
+		return;
+	rv = snapshot_capture(n->store, &n->snap);
+	if (rv < 0) {
+		log_warn("cannot capture a snapshot: %s", strerror(-rv));
+		return;
+	}
+	n->bytes_since_snapshot = 0;
+	n->snap_err[0] = '\0';
+	n->snapshotting = true;
+	n->snap_work.data = n;
+	rv = uv_queue_work(n->loop, &n->snap_work, snapshot_work, snapshot_done);
+	assert(rv == 0);
+}
+
+int node_start(struct kvfs_node *n, uv_loop_t *loop, kvfs_node_apply_fn on_apply,
+	       kvfs_node_fatal_fn on_fatal, void *arg)
+{
+	int rv;
+
+	n->loop = loop;
+	n->on_apply = on_apply;
+	n->on_fatal = on_fatal;
+	n->cb_arg = arg;
+	rv = uv_check_init(loop, &n->check);
+	if (rv < 0)
+		return rv;
+	n->check.data = n;
+	return uv_check_start(&n->check, on_check);
+}
+
+struct kvfs_store *node_store(struct kvfs_node *n)
+{
+	return n->store;
+}
+
+void node_status(const struct kvfs_node *n, struct kvfs_status *st)
+{
+	uint64_t applied = store_applied_index(n->store);
+
+	memset(st, 0, sizeof(*st));
+	st->node = n->cfg.id;
+	st->role = "standalone";
+	st->leader = n->cfg.id;
+	snprintf(st->leader_addr, sizeof(st->leader_addr), "local");
+	st->epoch = store_applied_epoch(n->store) ? store_applied_epoch(n->store)
+						   : STANDALONE_EPOCH;
+	st->zk = "none";
+	st->election = n->cfg.election ? n->cfg.election : "sequential";
+	st->priority = n->cfg.priority;
+	st->commit_index = applied; /* a cluster of one applies what it commits at once */
+	st->applied_index = applied;
+	st->keys = store_inode_count(n->store) - 1;
+	st->value_bytes = store_value_bytes(n->store);
+	st->log_bytes = n->log_bytes;
+	st->snapshot_index = n->snapshot_index;
+}
+
+static void on_check_closed(uv_handle_t *h)
+{
+	struct kvfs_node *n = h->data;
+	void (*cb)(void *) = n->close_cb;
+	void *arg = n->close_arg;
+
+	node_free(n);
+	if (cb)
+		cb(arg);
+}
+
+static void maybe_finish_close(struct kvfs_node *n)
+{
+	if (!n->closing || n->pending || n->inflight || n->snapshotting)
+		return;
+	if (uv_is_closing((uv_handle_t *)&n->check))
+		return;
+	uv_close((uv_handle_t *)&n->check, on_check_closed);
+}
+
+void node_close(struct kvfs_node *n, void (*cb)(void *arg), void *arg)
+{
+	if (!n->loop) {
+		node_free(n);
+		if (cb)
+			cb(arg);
+		return;
+	}
+	n->closing = true;
+	n->close_cb = cb;
+	n->close_arg = arg;
+	if (n->fatal && n->pending) {
+		struct batch *p = n->pending;
+
+		n->pending = NULL;
+		fail_batch(p, -EIO);
+		batch_free(p);
+	}
+	kick(n);
+	maybe_finish_close(n);
+}

@@ -1,0 +1,148 @@
+/*
+ * Status rendering for /.status and /.status.json (see status.h). Both renderers walk the same
+ * list of facts in the same order, so the two files cannot drift apart: a fact added to
+ * kvfs_status shows up in both or in neither.
+ */
+#include "kvfs/status.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+/* An output cursor that counts what it would have written, like snprintf. */
+struct out {
+	char *buf;
+	size_t size;
+	size_t len;
+};
+
+static void out_printf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void out_printf(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	size_t room = o->len < o->size ? o->size - o->len : 0;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(room ? o->buf + o->len : NULL, room, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		o->len += (size_t)n;
+}
+
+/* Appends s as a JSON string body: quotes, backslashes and control characters escaped. */
+static void out_json_str(struct out *o, const char *s)
+{
+	out_printf(o, "\"");
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			out_printf(o, "\\%c", c);
+		else if (c < 0x20)
+			out_printf(o, "\\u%04x", c);
+		else
+			out_printf(o, "%c", c);
+	}
+	out_printf(o, "\"");
+}
+
+enum fact_kind { FACT_STR, FACT_U64, FACT_LEADER };
+
+struct fact {
+	const char *key;
+	enum fact_kind kind;
+	const char *s;
+	uint64_t u;
+};
+
+/* The facts in contract order (DESIGN §1), then the extra ones. */
+static size_t facts_of(const struct kvfs_status *st, struct fact *f)
+{
+	size_t n = 0;
+
+#define STR(k, v) f[n++] = (struct fact){.key = (k), .kind = FACT_STR, .s = (v) ? (v) : "none"}
+#define U64(k, v) f[n++] = (struct fact){.key = (k), .kind = FACT_U64, .u = (v)}
+	U64("node", st->node);
+	STR("role", st->role);
+	f[n++] = (struct fact){.key = "leader", .kind = FACT_LEADER, .u = st->leader};
+	STR("leader_addr", st->leader_addr[0] ? st->leader_addr : "none");
+	U64("epoch", st->epoch);
+	STR("zk", st->zk);
+	STR("election", st->election);
+	U64("priority", st->priority);
+	U64("commit_index", st->commit_index);
+	U64("applied_index", st->applied_index);
+	U64("lag_entries", st->lag_entries);
+	U64("lag_ms", st->lag_ms);
+	U64("keys", st->keys);
+	U64("value_bytes", st->value_bytes);
+	U64("log_bytes", st->log_bytes);
+	U64("snapshot_index", st->snapshot_index);
+#undef STR
+#undef U64
+	return n;
+}
+
+#define MAX_FACTS 24
+
+size_t status_render_text(const struct kvfs_status *st, char *buf, size_t size)
+{
+	struct out o = {.buf = buf, .size = size};
+	struct fact f[MAX_FACTS];
+	size_t n = facts_of(st, f);
+
+	if (size)
+		buf[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (f[i].kind == FACT_STR)
+			out_printf(&o, "%s: %s\n", f[i].key, f[i].s);
+		else if (f[i].kind == FACT_LEADER && f[i].u == 0)
+			out_printf(&o, "%s: none\n", f[i].key);
+		else
+			out_printf(&o, "%s: %llu\n", f[i].key, (unsigned long long)f[i].u);
+	}
+	for (unsigned i = 0; i < st->npeers && i < KVFS_STATUS_MAX_PEERS; i++) {
+		const struct kvfs_status_peer *p = &st->peers[i];
+
+		out_printf(&o, "peer: %u %s %s match=%llu lag_entries=%llu lag_ms=%llu\n", p->id,
+			   p->addr[0] ? p->addr : "none", p->role ? p->role : "unknown",
+			   (unsigned long long)p->match, (unsigned long long)p->lag_entries,
+			   (unsigned long long)p->lag_ms);
+	}
+	return o.len;
+}
+
+size_t status_render_json(const struct kvfs_status *st, char *buf, size_t size)
+{
+	struct out o = {.buf = buf, .size = size};
+	struct fact f[MAX_FACTS];
+	size_t n = facts_of(st, f);
+
+	if (size)
+		buf[0] = '\0';
+	out_printf(&o, "{");
+	for (size_t i = 0; i < n; i++) {
+		out_printf(&o, "%s\"%s\": ", i ? ", " : "", f[i].key);
+		if (f[i].kind == FACT_STR)
+			out_json_str(&o, f[i].s);
+		else if (f[i].kind == FACT_LEADER && f[i].u == 0)
+			out_printf(&o, "null");
+		else
+			out_printf(&o, "%llu", (unsigned long long)f[i].u);
+	}
+	out_printf(&o, ", \"peers\": [");
+	for (unsigned i = 0; i < st->npeers && i < KVFS_STATUS_MAX_PEERS; i++) {
+		const struct kvfs_status_peer *p = &st->peers[i];
+
+		out_printf(&o, "%s{\"id\": %u, \"addr\": ", i ? ", " : "", p->id);
+		out_json_str(&o, p->addr[0] ? p->addr : "none");
+		out_printf(&o, ", \"role\": ");
+		out_json_str(&o, p->role ? p->role : "unknown");
+		out_printf(&o, ", \"match\": %llu, \"lag_entries\": %llu, \"lag_ms\": %llu}",
+			   (unsigned long long)p->match, (unsigned long long)p->lag_entries,
+			   (unsigned long long)p->lag_ms);
+	}
+	out_printf(&o, "]}\n");
+	return o.len;
+}
