@@ -1,0 +1,761 @@
+/*
+ * Unit tests of snapshots (replica/snapshot.c): capture, write, load back and compare every
+ * inode, session and the applied index; a capture is not disturbed by later changes; a corrupt
+ * newest snapshot (any byte flipped, any truncation) falls back to the older one; a snapshot that
+ * passes its checksum but is not a valid tree is refused; leftover .tmp files go; prune and
+ * oldest_index; and a loaded store goes on applying exactly like the original. Every test works
+ * in its own mkdtemp directory.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kvfs/crc32c.h"
+#include "kvfs/op.h"
+#include "kvfs/snapshot.h"
+#include "kvfs/store.h"
+#include "kvfs/value.h"
+
+#define ROOT       KVFS_ROOT_INO
+#define OP(...)    ((struct kvfs_op){__VA_ARGS__})
+#define NAME(x)    .name = (x), .name_len = (uint32_t)strlen(x)
+#define NEWNAME(x) .newname = (x), .newname_len = (uint32_t)strlen(x)
+#define DATA(x)    .data = (const uint8_t *)(x), .data_len = (uint32_t)strlen(x)
+
+struct fixture {
+	char dir[64];
+	struct kvfs_store *s;
+	char err[512];
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	strcpy(f->dir, "/tmp/kvfs-test-snapshot-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(store_init(&f->s), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	struct dirent *de;
+	char path[512];
+	DIR *d = opendir(f->dir);
+
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", f->dir, de->d_name);
+		unlink(path);
+	}
+	if (d)
+		closedir(d);
+	rmdir(f->dir);
+	store_close(f->s);
+	free(f);
+	return 0;
+}
+
+static struct kvfs_apply_result apply(struct kvfs_store *s, struct kvfs_op op)
+{
+	static int64_t now_ns = 1700000000000000000ll;
+	struct kvfs_apply_result res;
+
+	if (!op.time_ns)
+		op.time_ns = (now_ns += 1000);
+	assert_int_equal(store_apply(s, 2, store_applied_index(s) + 1, &op, &res), 0);
+	return res;
+}
+
+static uint64_t mk(struct kvfs_store *s, unsigned type, uint64_t parent, const char *name)
+{
+	struct kvfs_apply_result res =
+	    apply(s, OP(.type = (uint8_t)type, .parent = parent, NAME(name), .mode = 0640,
+	                .uid = 1000, .gid = 100, DATA("../some/target")));
+
+	assert_int_equal(res.err, 0);
+	return res.ino;
+}
+
+static void put(struct kvfs_store *s, uint64_t ino, const void *data, uint32_t len)
+{
+	assert_int_equal(
+	    apply(s, OP(.type = KVFS_OP_PUT, .ino = ino, .data = data, .data_len = len)).err, 0);
+}
+
+/* A small tree of every kind, with sessions and changed root attributes. */
+static void populate(struct kvfs_store *s)
+{
+	uint64_t a = mk(s, KVFS_OP_MKDIR, ROOT, "a"), b = mk(s, KVFS_OP_MKDIR, a, "b");
+	uint64_t f = mk(s, KVFS_OP_CREATE, a, "file"), g = mk(s, KVFS_OP_CREATE, b, "g");
+	uint8_t *big = malloc(200000);
+
+	assert_non_null(big);
+	for (size_t i = 0; i < 200000; i++)
+		big[i] = (uint8_t)(i * 7 + i / 1000);
+	put(s, f, "contents", 8);
+	put(s, g, big, 200000);
+	free(big);
+	mk(s, KVFS_OP_SYMLINK, ROOT, "link");
+	mk(s, KVFS_OP_CREATE, ROOT, "empty");
+	mk(s, KVFS_OP_MKDIR, b, "c");
+	mk(s, KVFS_OP_CREATE, a, "z\xff\x01 name with spaces");
+	apply(s, OP(.type = KVFS_OP_SETATTR, .ino = ROOT, .origin = 3, .seq = 9,
+	            .flags = KVFS_SET_MODE | KVFS_SET_UID | KVFS_SET_ATIME, .mode = 0700, .uid = 42,
+	            .atime_ns = -7));
+	apply(s, OP(.type = KVFS_OP_MKDIR, .parent = ROOT, NAME("a"), .origin = 1, .seq = 4));
+	apply(s, OP(.type = KVFS_OP_APPEND, .ino = f, DATA("+more"), .origin = 2, .seq = 1));
+	apply(s, OP(.type = KVFS_OP_RENAME, .parent = a, NAME("file"), .newparent = ROOT,
+	            NEWNAME("moved")));
+}
+
+/* Everything visible of a store, copied, to compare stores and states over time. */
+struct rec {
+	uint64_t ino, parent, nlink;
+	uint32_t mode, uid, gid;
+	int64_t atime_ns, mtime_ns, ctime_ns;
+	char *name;
+	uint8_t *value;
+	uint64_t value_len;
+};
+
+struct image {
+	struct rec *r;
+	size_t n, cap;
+	struct kvfs_session sess[16];
+	size_t nsess;
+	uint64_t index, epoch, inode_count, value_bytes;
+};
+
+static int image_inode(void *arg, const struct kvfs_inode *in)
+{
+	struct image *im = arg;
+	struct rec *r;
+
+	if (im->n == im->cap) {
+		im->cap = im->cap ? im->cap * 2 : 64;
+		im->r = realloc(im->r, im->cap * sizeof(*im->r));
+		assert_non_null(im->r);
+	}
+	r = &im->r[im->n++];
+	r->ino = in->ino;
+	r->parent = in->parent ? in->parent->ino : 0;
+	r->nlink = in->nlink;
+	r->mode = in->mode;
+	r->uid = in->uid;
+	r->gid = in->gid;
+	r->atime_ns = in->atime_ns;
+	r->mtime_ns = in->mtime_ns;
+	r->ctime_ns = in->ctime_ns;
+	r->name = malloc(in->name_len + 1);
+	memcpy(r->name, in->name, in->name_len + 1);
+	r->value_len = value_size(in->value);
+	r->value = malloc(r->value_len + 1);
+	if (r->value_len)
+		memcpy(r->value, in->value->data, r->value_len);
+	return 0;
+}
+
+static int image_session(void *arg, const struct kvfs_session *sess)
+{
+	struct image *im = arg;
+
+	assert_true(im->nsess < 16);
+	im->sess[im->nsess++] = *sess;
+	return 0;
+}
+
+static struct image *image_of(const struct kvfs_store *s)
+{
+	struct image *im = calloc(1, sizeof(*im));
+
+	assert_non_null(im);
+	assert_int_equal(store_foreach(s, image_inode, im), 0);
+	assert_int_equal(store_session_foreach(s, image_session, im), 0);
+	im->index = store_applied_index(s);
+	im->epoch = store_applied_epoch(s);
+	im->inode_count = store_inode_count(s);
+	im->value_bytes = store_value_bytes(s);
+	return im;
+}
+
+static void image_free(struct image *im)
+{
+	for (size_t i = 0; i < im->n; i++) {
+		free(im->r[i].name);
+		free(im->r[i].value);
+	}
+	free(im->r);
+	free(im);
+}
+
+static void assert_image_equal(const struct image *x, const struct image *y)
+{
+	assert_int_equal(x->n, y->n);
+	for (size_t i = 0; i < x->n; i++) {
+		const struct rec *a = &x->r[i], *b = &y->r[i];
+
+		assert_int_equal(a->ino, b->ino);
+		assert_int_equal(a->parent, b->parent);
+		assert_int_equal(a->nlink, b->nlink);
+		assert_int_equal(a->mode, b->mode);
+		assert_int_equal(a->uid, b->uid);
+		assert_int_equal(a->gid, b->gid);
+		assert_int_equal(a->atime_ns, b->atime_ns);
+		assert_int_equal(a->mtime_ns, b->mtime_ns);
+		assert_int_equal(a->ctime_ns, b->ctime_ns);
+		assert_string_equal(a->name, b->name);
+		assert_int_equal(a->value_len, b->value_len);
+		assert_memory_equal(a->value, b->value, a->value_len);
+	}
+	assert_int_equal(x->nsess, y->nsess);
+	for (size_t i = 0; i < x->nsess; i++) {
+		assert_int_equal(x->sess[i].origin, y->sess[i].origin);
+		assert_int_equal(x->sess[i].seq, y->sess[i].seq);
+		assert_int_equal(x->sess[i].err, y->sess[i].err);
+		assert_int_equal(x->sess[i].ino, y->sess[i].ino);
+	}
+	assert_int_equal(x->index, y->index);
+	assert_int_equal(x->epoch, y->epoch);
+	assert_int_equal(x->inode_count, y->inode_count);
+	assert_int_equal(x->value_bytes, y->value_bytes);
+}
+
+static void assert_stores_equal(const struct kvfs_store *a, const struct kvfs_store *b)
+{
+	struct image *x = image_of(a), *y = image_of(b);
+
+	assert_image_equal(x, y);
+	image_free(x);
+	image_free(y);
+}
+
+static void take(struct fixture *f)
+{
+	struct kvfs_snapshot *snap;
+
+	assert_int_equal(snapshot_capture(f->s, &snap), 0);
+	assert_int_equal(snapshot_index(snap), store_applied_index(f->s));
+	assert_int_equal(snapshot_epoch(snap), store_applied_epoch(f->s));
+	assert_int_equal(snapshot_write(snap, f->dir, f->err, sizeof(f->err)), 0);
+	snapshot_free(snap);
+}
+
+static void snap_path(const struct fixture *f, uint64_t index, const char *suffix, char *path,
+                      size_t len)
+{
+	snprintf(path, len, "%s/snap-%020llu.%s", f->dir, (unsigned long long)index, suffix);
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+static size_t count_files(const struct fixture *f)
+{
+	DIR *d = opendir(f->dir);
+	struct dirent *de;
+	size_t n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static uint8_t *read_file(const char *path, size_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	uint8_t *buf;
+	long n;
+
+	assert_non_null(fp);
+	fseek(fp, 0, SEEK_END);
+	n = ftell(fp);
+	rewind(fp);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
+	fclose(fp);
+	*len = (size_t)n;
+	return buf;
+}
+
+static void write_file(const char *path, const uint8_t *buf, size_t len)
+{
+	FILE *fp = fopen(path, "wb");
+
+	assert_non_null(fp);
+	assert_int_equal(fwrite(buf, 1, len, fp), len);
+	fclose(fp);
+}
+
+/* Writes buf to path with its trailing CRC32C made right again. */
+static void write_resealed(const char *path, uint8_t *buf, size_t len)
+{
+	uint32_t crc = crc32c(0, buf, len - 4);
+
+	for (int i = 0; i < 4; i++)
+		buf[len - 4 + (size_t)i] = (uint8_t)(crc >> (8 * i));
+	write_file(path, buf, len);
+}
+
+static void test_roundtrip(void **state)
+{
+	struct fixture *f = *state;
+	struct kvfs_store *t = NULL;
+	char path[256];
+	uint64_t index = 99;
+	size_t len;
+	uint8_t *buf;
+
+	populate(f->s);
+	take(f);
+	snap_path(f, store_applied_index(f->s), "snap", path, sizeof(path));
+	assert_true(exists(path));
+	assert_int_equal(count_files(f), 1);
+
+	/* The documented layout: magic, index, epoch, counts; root first; CRC of all before it. */
+	buf = read_file(path, &len);
+	assert_memory_equal(buf, "KVFSSNP1", 8);
+	assert_int_equal(buf[8], store_applied_index(f->s));
+	assert_int_equal(buf[16], 2);
+	assert_int_equal(buf[24], store_inode_count(f->s));
+	assert_int_equal(buf[32], 3);
+	assert_int_equal(buf[40], ROOT);
+	assert_int_equal(crc32c(0, buf, len - 4),
+	                 (uint32_t)buf[len - 4] | (uint32_t)buf[len - 3] << 8 |
+	                     (uint32_t)buf[len - 2] << 16 | (uint32_t)buf[len - 1] << 24);
+	free(buf);
+
+	assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)), 0);
+	assert_int_equal(index, store_applied_index(f->s));
+	assert_string_equal(f->err, "");
+	assert_stores_equal(f->s, t);
+	store_close(t);
+}
+
+static void test_empty_store(void **state)
+{
+	struct fixture *f = *state;
+	struct kvfs_store *t = NULL;
+	uint64_t index = 5;
+
+	/* No snapshot at all: an empty store. A missing directory holds none either. */
+	assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)), 0);
+	assert_int_equal(index, 0);
+	assert_stores_equal(f->s, t);
+	store_close(t);
+	assert_int_equal(
+	    snapshot_load_latest("/nonexistent/kvfs", &t, &index, f->err, sizeof(f->err)), 0);
+	store_close(t);
+	assert_int_equal(snapshot_oldest_index(f->dir), 0);
+	assert_int_equal(snapshot_oldest_index("/nonexistent/kvfs"), 0);
+
+	/* A snapshot of the fresh store (index 0) round-trips as well. */
+	take(f);
+	assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)), 0);
+	assert_int_equal(index, 0);
+	assert_stores_equal(f->s, t);
+	store_close(t);
+}
+
+/* Changes after the capture do not reach the snapshot, and do not touch its values. */
+static void test_capture_isolated(void **state)
+{
+	struct fixture *f = *state;
+	struct kvfs_snapshot *snap;
+	struct kvfs_store *t;
+	struct kvfs_inode *moved;
+	struct image *before;
+	uint64_t index, ino;
+
+	populate(f->s);
+	moved = store_lookup(f->s, store_get(f->s, ROOT), "moved", 5);
+	assert_non_null(moved);
+	ino = moved->ino;
+	before = image_of(f->s);
+	assert_int_equal(snapshot_capture(f->s, &snap), 0);
+	assert_int_equal(moved->value->refs, 2);
+
+	apply(f->s, OP(.type = KVFS_OP_APPEND, .ino = ino, DATA("after capture")));
+	apply(f->s, OP(.type = KVFS_OP_SETATTR, .ino = ino, .flags = KVFS_SET_SIZE, .size = 2));
+	apply(f->s, OP(.type = KVFS_OP_UNLINK, .parent = ROOT, NAME("empty")));
+	apply(f->s, OP(.type = KVFS_OP_RENAME, .parent = ROOT, NAME("a"), .newparent = ROOT,
+	               NEWNAME("a2")));
+	apply(f->s, OP(.type = KVFS_OP_CREATE, .parent = ROOT, NAME("new"), .origin = 7, .seq = 1));
+	assert_int_equal(snapshot_write(snap, f->dir, f->err, sizeof(f->err)), 0);
+	snapshot_free(snap);
+	assert_int_equal(store_get(f->s, ino)->value->refs, 1);
+
+	assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)), 0);
+	assert_int_equal(index, before->index);
+	{
+		struct image *loaded = image_of(t);
+
+		assert_image_equal(before, loaded);
+		image_free(loaded);
+	}
+	image_free(before);
+	store_close(t);
+	snapshot_free(NULL);
+}
+
+/* Any byte of the newest snapshot flipped, or any truncation of it: the older one loads. */
+static void test_corrupt_newest_falls_back(void **state)
+{
+	struct fixture *f = *state;
+	struct kvfs_store *t;
+	struct image *old;
+	uint64_t old_index, new_index, index;
+	char path[256];
+	uint8_t *good;
+	size_t len;
+
+	mk(f->s, KVFS_OP_CREATE, ROOT, "x");
+	take(f);
+	old = image_of(f->s);
+	old_index = store_applied_index(f->s);
+	mk(f->s, KVFS_OP_MKDIR, ROOT, "y");
+	put(f->s, store_lookup(f->s, store_get(f->s, ROOT), "x", 1)->ino, "abc", 3);
+	take(f);
+	new_index = store_applied_index(f->s);
+	snap_path(f, new_index, "snap", path, sizeof(path));
+	good = read_file(path, &len);
+
+	for (size_t i = 0; i < len; i++) {
+		good[i] ^= 0xff;
+		write_file(path, good, len);
+		good[i] ^= 0xff;
+		f->err[0] = '\0';
+		assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)),
+		                 0);
+		assert_int_equal(index, old_index);
+		assert_non_null(strstr(f->err, "checksum"));
+		if (i % 16 == 0) {
+			struct image *loaded = image_of(t);
+
+			assert_image_equal(old, loaded);
+			image_free(loaded);
+		}
+		store_close(t);
+	}
+	for (size_t cut = 0; cut < len; cut++) {
+		write_file(path, good, cut);
+		assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)),
+		                 0);
+		assert_int_equal(index, old_index);
+		store_close(t);
+	}
+	/* Repaired: the newest loads again. */
+	write_file(path, good, len);
+	assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)), 0);
+	assert_int_equal(index, new_index);
+	assert_string_equal(f->err, "");
+	assert_stores_equal(f->s, t);
+	store_close(t);
+	free(good);
+	image_free(old);
+}
+
+/* With no older snapshot to fall back to, a corrupt one is refused, not replaced by nothing. */
+static void test_all_corrupt_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct kvfs_store *t = (struct kvfs_store *)(uintptr_t)1;
+	uint64_t index = 77;
+	char path[256];
+	uint8_t *buf;
+	size_t len;
+
+	mk(f->s, KVFS_OP_CREATE, ROOT, "x");
+	take(f);
+	snap_path(f, store_applied_index(f->s), "snap", path, sizeof(path));
+	buf = read_file(path, &len);
+	buf[len / 2] ^= 0x01;
+	write_file(path, buf, len);
+	free(buf);
+	assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)),
+	                 -EBADMSG);
+	assert_ptr_equal(t, (struct kvfs_store *)(uintptr_t)1);
+	assert_int_equal(index, 77);
+	assert_non_null(strstr(f->err, "checksum"));
+}
+
+/* Passes its checksum but is not a valid tree: -EBADMSG, no fallback, *out untouched. */
+static void test_bad_tree_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct kvfs_store *t = NULL;
+	uint64_t index = 0, a, fino;
+	char path[256], older[256];
+	uint8_t *good, *buf;
+	size_t len;
+	/*
+	 * Offsets in the file: header 40 bytes, the root's record 64, then the first child:
+	 * ino 0, parent 8, mode 16, uid 20, gid 24, times 28, name_len 52, name 56 ("a", a
+	 * directory, so no value), then the last inode, "f", at child + 65.
+	 */
+	const size_t child = 40 + 64;
+
+	take(f); /* an older, valid snapshot that must not be used */
+	snap_path(f, 0, "snap", older, sizeof(older));
+	a = mk(f->s, KVFS_OP_MKDIR, ROOT, "a");
+	fino = mk(f->s, KVFS_OP_CREATE, a, "f");
+	take(f);
+	snap_path(f, store_applied_index(f->s), "snap", path, sizeof(path));
+	good = read_file(path, &len);
+	assert_int_equal(good[child], a);
+	assert_int_equal(good[child + 65], fino);
+	buf = malloc(len);
+	assert_non_null(buf);
+
+	static const struct {
+		size_t off;
+		uint8_t val;
+	} cases[] = {
+	    {child + 8, 0x55},      /* parent unknown */
+	    {40, 0x02},             /* root not first */
+	    {child, 0x01},          /* first child's ino becomes the root's */
+	    {child + 65 + 7, 0x01}, /* the last inode's ino: beyond what the index allows */
+	    {child + 17, 0x10},     /* mode: a FIFO, not a file, directory or symlink */
+	    {child + 52, 0x04},     /* name length runs into the next field */
+	    {child + 53, 0x10},     /* name length over KVFS_NAME_MAX */
+	    {child + 56, '/'},      /* a slash in the name */
+	    {8, 0x7f},              /* index does not match the file name */
+	    {0, 'X'},               /* magic */
+	    {24, 0x09},             /* more inodes than the file holds */
+	    {32, 0x01},             /* a session the file does not hold */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memcpy(buf, good, len);
+		buf[cases[i].off] = cases[i].val;
+		write_resealed(path, buf, len);
+		t = NULL;
+		f->err[0] = '\0';
+		assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)),
+		                 -EBADMSG);
+		assert_null(t);
+		assert_non_null(strstr(f->err, "valid tree"));
+	}
+	/* Trailing bytes after the sessions, resealed. */
+	buf = realloc(buf, len + 1);
+	memcpy(buf, good, len - 4);
+	buf[len - 4] = 0;
+	write_resealed(path, buf, len + 1);
+	assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)),
+	                 -EBADMSG);
+	assert_null(t);
+	assert_true(exists(older));
+	free(buf);
+	free(good);
+}
+
+static void test_tmp_removed(void **state)
+{
+	struct fixture *f = *state;
+	struct kvfs_store *t;
+	char path[256], other[256];
+	uint64_t index;
+
+	mk(f->s, KVFS_OP_CREATE, ROOT, "x");
+	take(f);
+	snap_path(f, 500, "tmp", path, sizeof(path));
+	write_file(path, (const uint8_t *)"torn", 4);
+	snprintf(other, sizeof(other), "%s/log-00000000000000000001.seg", f->dir);
+	write_file(other, (const uint8_t *)"keep", 4);
+	assert_int_equal(count_files(f), 3);
+	assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)), 0);
+	assert_int_equal(index, store_applied_index(f->s));
+	assert_false(exists(path));
+	assert_true(exists(other));
+	assert_int_equal(count_files(f), 2);
+	store_close(t);
+}
+
+static void test_prune_and_oldest(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t idx[4];
+	char path[256];
+
+	for (int i = 0; i < 4; i++) {
+		mk(f->s, KVFS_OP_CREATE, ROOT, (const char *[]){"a", "b", "c", "d"}[i]);
+		take(f);
+		idx[i] = store_applied_index(f->s);
+	}
+	/* Files that only look like snapshots are left alone. */
+	snprintf(path, sizeof(path), "%s/snap-1.snap", f->dir);
+	write_file(path, (const uint8_t *)"x", 1);
+	assert_int_equal(snapshot_oldest_index(f->dir), idx[0]);
+	assert_int_equal(snapshot_prune(f->dir, 5), 0);
+	assert_int_equal(count_files(f), 5);
+	assert_int_equal(snapshot_prune(f->dir, 2), 0);
+	assert_int_equal(snapshot_oldest_index(f->dir), idx[2]);
+	assert_int_equal(count_files(f), 3);
+	snap_path(f, idx[3], "snap", path, sizeof(path));
+	assert_true(exists(path));
+	assert_int_equal(snapshot_prune(f->dir, 0), 0);
+	assert_int_equal(snapshot_oldest_index(f->dir), 0);
+	assert_int_equal(count_files(f), 1);
+}
+
+static void test_write_failure(void **state)
+{
+	struct fixture *f = *state;
+	struct kvfs_snapshot *snap;
+	char dir[128];
+
+	snprintf(dir, sizeof(dir), "%s/missing", f->dir);
+	assert_int_equal(snapshot_capture(f->s, &snap), 0);
+	f->err[0] = '\0';
+	assert_int_equal(snapshot_write(snap, dir, f->err, sizeof(f->err)), -ENOENT);
+	assert_non_null(strstr(f->err, "missing"));
+	snapshot_free(snap);
+	assert_int_equal(count_files(f), 0);
+}
+
+/* xorshift64*, for reproducible random operations. */
+static uint64_t rnd(uint64_t *x)
+{
+	*x ^= *x >> 12;
+	*x ^= *x << 25;
+	*x ^= *x >> 27;
+	return *x * 0x2545f4914f6cdd1dull;
+}
+
+/* A random linked inode of s, a directory if want_dir, from the last 200 indices or the root. */
+static uint64_t pick(const struct kvfs_store *s, uint64_t *x, bool want_dir)
+{
+	uint64_t index = store_applied_index(s) + 1;
+	uint64_t base = index > 200 ? index - 200 : 1;
+
+	for (int tries = 0; tries < 16; tries++) {
+		uint64_t ino = KVFS_INO_BASE + base + rnd(x) % (index - base);
+		const struct kvfs_inode *in = store_get(s, ino);
+
+		if (in && in->nlink && (!want_dir || S_ISDIR(in->mode)))
+			return ino;
+	}
+	return ROOT;
+}
+
+/*
+ * Applies n random operations to both stores and checks they agree all along. Returns how many
+ * succeeded.
+ */
+static int apply_random_to_both(struct kvfs_store *a, struct kvfs_store *b, uint64_t *x, int n)
+{
+	static const char *const names[] = {"p", "q", "r", "s"};
+	uint8_t data[16];
+	int ok = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct kvfs_apply_result ra, rb;
+		uint64_t index = store_applied_index(a) + 1;
+		uint64_t dir = rnd(x) % 4 == 0 ? ROOT : pick(a, x, true);
+		struct kvfs_op op = {
+		    .type = (uint8_t)(1 + rnd(x) % (KVFS_OP__COUNT - 1)),
+		    .time_ns = (int64_t)index * 10,
+		    .ino = pick(a, x, false),
+		    .parent = dir,
+		    .newparent = rnd(x) % 2 ? dir : pick(a, x, true),
+		    .mode = 0644,
+		    .name = names[rnd(x) % 4],
+		    .name_len = 1,
+		    .newname = names[rnd(x) % 4],
+		    .newname_len = 1,
+		    .data = data,
+		    .data_len = (uint32_t)(1 + rnd(x) % sizeof(data)),
+		    .flags = KVFS_SET_SIZE,
+		    .size = rnd(x) % 8,
+		    .origin = (uint32_t)(rnd(x) % 3),
+		};
+
+		if (op.origin)
+			op.seq = index;
+		memset(data, 'a' + (int)(index % 26), sizeof(data));
+		assert_int_equal(store_apply(a, 3, index, &op, &ra), 0);
+		assert_int_equal(store_apply(b, 3, index, &op, &rb), 0);
+		assert_int_equal(ra.err, rb.err);
+		assert_int_equal(ra.ino, rb.ino);
+		assert_int_equal(ra.replaced_ino, rb.replaced_ino);
+		assert_int_equal(ra.duplicate, rb.duplicate);
+		ok += ra.err == 0;
+	}
+	return ok;
+}
+
+/* A loaded store goes on from the next index exactly like the store it was taken from. */
+static void test_continue_after_load(void **state)
+{
+	struct fixture *f = *state;
+	struct kvfs_store *t;
+	struct kvfs_apply_result res;
+	struct kvfs_op op = OP(.type = KVFS_OP_CREATE, .parent = ROOT, NAME("next"));
+	uint64_t x = 42, index, before;
+
+	populate(f->s);
+	take(f);
+	assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)), 0);
+	assert_int_equal(index, store_applied_index(f->s));
+	before = store_inode_count(t);
+	assert_int_equal(store_apply(t, 3, index + 2, &op, &res), -EINVAL);
+	assert_int_equal(store_apply(t, 3, index + 1, &op, &res), 0);
+	assert_int_equal(res.err, 0);
+	assert_int_equal(res.ino, KVFS_INO_BASE + index + 1);
+	assert_int_equal(store_inode_count(t), before + 1);
+	assert_int_equal(store_apply(f->s, 3, index + 1, &op, &res), 0);
+	/* A retry that the snapshot remembers is still a duplicate. */
+	op = OP(.type = KVFS_OP_MKDIR, .parent = ROOT, NAME("dup"), .origin = 1, .seq = 4);
+	assert_int_equal(store_apply(t, 3, index + 2, &op, &res), 0);
+	assert_true(res.duplicate);
+	assert_int_equal(res.err, -EEXIST);
+	assert_int_equal(store_apply(f->s, 3, index + 2, &op, &res), 0);
+	assert_stores_equal(f->s, t);
+
+	assert_true(apply_random_to_both(f->s, t, &x, 3000) > 600);
+	assert_stores_equal(f->s, t);
+	/* And a snapshot of the result, taken again, loads to the same. */
+	store_close(t);
+	take(f);
+	assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)), 0);
+	assert_stores_equal(f->s, t);
+	store_close(t);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+	    T(test_roundtrip),           T(test_empty_store),
+	    T(test_capture_isolated),    T(test_corrupt_newest_falls_back),
+	    T(test_all_corrupt_refused), T(test_bad_tree_refused),
+	    T(test_tmp_removed),         T(test_prune_and_oldest),
+	    T(test_write_failure),       T(test_continue_after_load),
+	};
+#undef T
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
