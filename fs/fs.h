@@ -36,6 +36,7 @@ struct wbuf {
 	size_t size, cap;
 	bool dirty; /* differs from what was last proposed */
 	int err;    /* sticky: a write failed (EFBIG); the next flush reports it and drops all */
+	struct kvfs_value *orig; /* the committed value when the buffer was made (a reference) */
 	struct wbuf *next;
 };
 
@@ -112,8 +113,9 @@ char *fuse_status_render(struct kvfs_fs *fs, fuse_ino_t ino, size_t *len);
 
 /* fuse_inval.c: the invalidation thread. */
 int fuse_inval_start(struct kvfs_inval **out, struct fuse_session *se);
-/* Queues an invalidation of ino's attributes, and of its cached data when `data` is true. */
-void fuse_inval_inode(struct kvfs_inval *iv, uint64_t ino, bool data);
+/* Queues an invalidation of ino's attributes, and of its cached data when `data` is true; then,
+ * if req is not NULL, answers it with fuse_reply_err(req, -err). */
+void fuse_inval_inode(struct kvfs_inval *iv, uint64_t ino, bool data, fuse_req_t req, int err);
 /* Queues an invalidation of the entry `name` in directory parent (child: its inode, or 0). */
 void fuse_inval_entry(struct kvfs_inval *iv, uint64_t parent, const char *name, size_t len,
 		      uint64_t child);

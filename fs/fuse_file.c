@@ -6,8 +6,10 @@
  * are seen by reads through another, as on a local disk. Writes change only the buffer; flush
  * (every close), fsync and the last release commit it as one PUT and answer once that PUT is
  * durable and applied. A write that would make the value larger than --max-value fails with EFBIG
- * and poisons the buffer: the next flush reports EFBIG and drops the buffer, so the file keeps its
- * old value rather than a truncated new one.
+ * and poisons the buffer: the next flush reports EFBIG, drops the buffer and puts back the value
+ * the file had when it was opened, so the file is left as it was rather than cut short. (The
+ * put-back matters because shells open "> f" with O_TRUNC and close a duplicate descriptor
+ * before the command writes: that close commits the truncation.)
  *
  * A file opened with O_APPEND gathers its writes in the handle and commits them as one APPEND,
  * so appends from several writers (and later several nodes) never overwrite each other.
@@ -81,7 +83,9 @@ static struct wbuf *wbuf_get(struct kvfs_fs *fs, struct kvfs_inode *in)
 		return NULL;
 	wb->ino = in->ino;
 	wb->refs = 1;
+	wb->orig = value_ref(in->value);
 	if (wbuf_load(wb, in->value) < 0) {
+		value_unref(wb->orig);
 		free(wb);
 		return NULL;
 	}
@@ -100,6 +104,7 @@ static void wbuf_put(struct kvfs_fs *fs, struct wbuf *wb)
 			break;
 		}
 	}
+	value_unref(wb->orig);
 	free(wb->data);
 	free(wb);
 }
@@ -155,8 +160,23 @@ struct handle *fuse_file_new_handle(struct kvfs_fs *fs, struct kvfs_inode *in, i
 struct commit {
 	struct kvfs_fs *fs;
 	fuse_req_t req;
+	uint64_t ino;
 	struct wbuf *wb; /* holds a reference while in flight */
+	int reply_err;	 /* answer this instead of the operation's outcome, if not 0 */
 };
+
+/*
+ * Answers a flush/fsync of ino with err, after the kernel has dropped its cached attributes (the
+ * commit set mtime; a failed write left a size the store never had) and, with `data`, its cached
+ * bytes (an append lands after whatever others appended first).
+ */
+static void reply_after_inval(struct kvfs_fs *fs, fuse_req_t req, uint64_t ino, bool data,
+			      int err)
+{
+	if (err == -ESHUTDOWN)
+		err = -EIO;
+	fuse_inval_inode(fs->inval, ino, data, req, err);
+}
 
 static void on_commit_done(void *arg, int err, uint64_t ino)
 {
@@ -171,7 +191,8 @@ static void on_commit_done(void *arg, int err, uint64_t ino)
 			 strerror(-err));
 	}
 	if (c->req)
-		fuse_reply_err(c->req, err == -ESHUTDOWN ? EIO : -err);
+		reply_after_inval(c->fs, c->req, c->ino, !c->wb || err < 0 || c->reply_err,
+				  c->reply_err ? c->reply_err : err);
 	if (c->wb)
 		wbuf_put(c->fs, c->wb);
 	free(c);
@@ -193,21 +214,39 @@ static void commit_handle(struct kvfs_fs *fs, struct handle *h, fuse_req_t req)
 {
 	struct kvfs_op op = {.ino = h->in->ino};
 	struct commit *c;
-	int err = 0, rv;
+	int err = 0, reply_err = 0, rv;
 
 	if (h->append) {
 		if (h->aerr) {
+			/* The kernel counted the dropped bytes into its idea of the size. */
 			err = h->aerr;
 			h->aerr = 0;
 			h->alen = 0;
+			if (req)
+				reply_after_inval(fs, req, h->in->ino, true, err);
+			return;
 		} else if (h->alen > 0) {
 			op.type = KVFS_OP_APPEND;
 			op.data = h->abuf;
 			op.data_len = (uint32_t)h->alen;
 		}
 	} else if (h->wb && h->wb->err) {
-		err = h->wb->err;
-		wbuf_load(h->wb, h->in->value); /* drop everything: the file keeps its value */
+		/* Drop everything: the file keeps its value, and the kernel must forget the size
+		 * that an O_TRUNC open or the writes made it believe. */
+		struct kvfs_value *orig = h->wb->orig;
+
+		reply_err = h->wb->err;
+		wbuf_load(h->wb, orig);
+		if (h->in->value != orig) {
+			op.type = KVFS_OP_PUT;
+			op.data = orig ? orig->data : NULL;
+			op.data_len = (uint32_t)value_size(orig);
+		} else if (req) {
+			reply_after_inval(fs, req, h->in->ino, true, reply_err);
+			return;
+		} else {
+			return;
+		}
 	} else if (h->wb && h->wb->dirty) {
 		op.type = KVFS_OP_PUT;
 		op.data = h->wb->data;
@@ -232,7 +271,8 @@ static void commit_handle(struct kvfs_fs *fs, struct handle *h, fuse_req_t req)
 			fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	*c = (struct commit){.fs = fs, .req = req, .wb = h->wb};
+	*c = (struct commit){
+		.fs = fs, .req = req, .ino = h->in->ino, .wb = h->wb, .reply_err = reply_err};
 	rv = node_propose(fs->node, &op, on_commit_done, c);
 	if (rv < 0) {
 		free(c);

@@ -5,6 +5,10 @@
  * them wait for a lock held by a request in flight (a read holding a page, a mkdir holding its
  * directory). Only the loop thread answers requests, so it must never make these calls itself:
  * it queues them here, and this thread, which answers no request, makes them in order.
+ *
+ * An invalidation may carry a reply: a close() whose commit changed what the kernel believes
+ * (the commit time, a failed O_TRUNC write) is answered only after the kernel has forgotten
+ * it, so a `stat` or `cat` right after close() never sees the old belief.
  */
 #include "fs.h"
 
@@ -23,6 +27,8 @@ struct inval_item {
 	bool data;
 	uint64_t ino;	 /* INVAL_INODE: the inode; INVAL_ENTRY: the directory */
 	uint64_t child;	 /* INVAL_ENTRY: the removed inode, or 0 */
+	fuse_req_t req;	 /* answered with -err once the invalidation is done; may be NULL */
+	int err;
 	size_t len;
 	struct inval_item *next;
 	char name[];
@@ -74,6 +80,8 @@ static void *inval_main(void *arg)
 		pthread_mutex_unlock(&iv->lock);
 		if (!stopping)
 			run_item(iv, it);
+		if (it->req)
+			fuse_reply_err(it->req, -it->err);
 		free(it);
 		pthread_mutex_lock(&iv->lock);
 	}
@@ -114,15 +122,21 @@ static void push(struct kvfs_inval *iv, struct inval_item *it)
 	pthread_mutex_unlock(&iv->lock);
 }
 
-void fuse_inval_inode(struct kvfs_inval *iv, uint64_t ino, bool data)
+void fuse_inval_inode(struct kvfs_inval *iv, uint64_t ino, bool data, fuse_req_t req, int err)
 {
 	struct inval_item *it = calloc(1, sizeof(*it));
 
-	if (!it)
-		return; /* the attribute timeout bounds how long the cache can be wrong */
+	if (!it) {
+		/* The attribute timeout bounds how long the cache can be wrong. */
+		if (req)
+			fuse_reply_err(req, -err);
+		return;
+	}
 	it->kind = INVAL_INODE;
 	it->ino = ino;
 	it->data = data;
+	it->req = req;
+	it->err = err;
 	push(iv, it);
 }
 

@@ -630,7 +630,7 @@ void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_ap
 		case KVFS_OP_PUT:
 		case KVFS_OP_APPEND:
 		case KVFS_OP_SETATTR:
-			fuse_inval_inode(fs->inval, op->ino, true);
+			fuse_inval_inode(fs->inval, op->ino, true, NULL, 0);
 			break;
 		case KVFS_OP_RENAME:
 			fuse_inval_entry(fs->inval, op->newparent, op->newname, op->newname_len,
@@ -648,13 +648,8 @@ void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_ap
 		}
 		return;
 	}
-	/* Our own change: the reply tells the kernel about names and attributes it asked to
-	 * change, and it already holds the bytes it wrote. What it cannot know is the commit time
-	 * (mtime) of a put, and the bytes other appends put before ours. */
-	if (op->type == KVFS_OP_PUT)
-		fuse_inval_inode(fs->inval, op->ino, false);
-	else if (op->type == KVFS_OP_APPEND)
-		fuse_inval_inode(fs->inval, op->ino, true);
+	/* Our own change: the reply tells the kernel about the names and attributes it asked to
+	 * change; commits of written files invalidate before they answer (fuse_file.c). */
 }
 
 const struct fuse_lowlevel_ops fuse_ops_table = {
