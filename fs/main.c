@@ -123,8 +123,6 @@ static void on_node_closed(void *arg)
 
 	a->fs.node = NULL;
 	uv_close((uv_handle_t *)&a->drain, on_handle_closed);
-	if (!uv_is_closing((uv_handle_t *)&a->poll))
-		uv_close((uv_handle_t *)&a->poll, on_handle_closed);
 	for (int i = 0; i < 3; i++)
 		uv_close((uv_handle_t *)&a->sig[i], on_handle_closed);
 }
@@ -137,11 +135,12 @@ static void finish_stop(struct app *a)
 	if (node_busy(a->fs.node))
 		log_warn("stopping with writes still in flight");
 	uv_timer_stop(&a->drain);
-	uv_poll_stop(&a->poll);
-	if (!a->unmounted) {
-		fuse_session_unmount(a->fs.se);
-		a->unmounted = true;
-	}
+	/* Close the poll handle before the session closes the fd it watches. */
+	uv_close((uv_handle_t *)&a->poll, on_handle_closed);
+	/* Also after an outside unmount: libfuse then sees the dead connection, skips the
+	 * umount, and frees what fuse_session_mount allocated. */
+	fuse_session_unmount(a->fs.se);
+	a->unmounted = true;
 	while (a->fs.handles)
 		fuse_file_free_handle(&a->fs, a->fs.handles, false);
 	node_close(a->fs.node, on_node_closed, a);
