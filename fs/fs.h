@@ -37,6 +37,8 @@ struct wbuf {
 	bool dirty; /* differs from what was last proposed */
 	int err;    /* sticky: a write failed (EFBIG); the next flush reports it and drops all */
 	struct kvfs_value *orig; /* the committed value when the buffer was made (a reference) */
+	bool attrs_shown; /* attributes were given to the kernel while dirty: it may cache an
+			     mtime that the next commit makes stale */
 	struct wbuf *next;
 };
 
@@ -84,6 +86,7 @@ struct kvfs_fs {
 /* fuse_ops.c: the operation table, and the hook the node calls after applying an operation. */
 extern const struct fuse_lowlevel_ops fuse_ops_table;
 void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_apply_result *res);
+/* Fills st for in, as the kernel is to see it (the write buffer's size while one exists). */
 void fuse_ops_fill_attr(const struct kvfs_fs *fs, const struct kvfs_inode *in, struct stat *st);
 
 /* fuse_file.c: open files. */
@@ -97,6 +100,12 @@ void fuse_file_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 void fuse_file_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 /* Opens a handle on in (already pinned once for the kernel's lookup) for create(); NULL on ENOMEM. */
 struct handle *fuse_file_new_handle(struct kvfs_fs *fs, struct kvfs_inode *in, int flags);
+/*
+ * Commits what this node's open files hold for ino (a dirty write buffer, pending appends) ahead
+ * of an operation that must come after those writes, as the calls came: "write; futimens;
+ * close" must keep the time futimens set, not the commit time of the close.
+ */
+void fuse_file_commit_pending(struct kvfs_fs *fs, uint64_t ino);
 /* The write buffer of ino on this node, or NULL when no one has the file open for writing. */
 struct wbuf *fuse_file_wbuf(const struct kvfs_fs *fs, uint64_t ino);
 /* Frees a handle, unpinning its inode; with `commit`, a dirty write buffer is proposed first. */

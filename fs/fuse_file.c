@@ -163,12 +163,15 @@ struct commit {
 	uint64_t ino;
 	struct wbuf *wb; /* holds a reference while in flight */
 	int reply_err;	 /* answer this instead of the operation's outcome, if not 0 */
+	bool attrs_shown; /* the write buffer's attrs_shown when the commit was made */
 };
 
 /*
  * Answers a flush/fsync of ino with err, after the kernel has dropped its cached attributes (the
  * commit set mtime; a failed write left a size the store never had) and, with `data`, its cached
- * bytes (an append lands after whatever others appended first).
+ * bytes (an append lands after whatever others appended first). A plain successful PUT skips this
+ * round trip through the invalidation thread unless the kernel was given attributes while the
+ * buffer was dirty: write() itself makes the kernel drop the size and mtime it had cached.
  */
 static void reply_after_inval(struct kvfs_fs *fs, fuse_req_t req, uint64_t ino, bool data,
 			      int err)
@@ -182,15 +185,17 @@ static void on_commit_done(void *arg, int err, uint64_t ino)
 {
 	struct commit *c = arg;
 
-	if (err < 0 && c->wb) {
-		/* Nothing of the commit happened: what the buffer held is no longer pending.
-		 * Make it dirty again so a later close retries what the writer wrote. */
-		if (err != -EFBIG)
-			c->wb->dirty = true;
-		log_warn("commit of inode %llu failed: %s", (unsigned long long)c->wb->ino,
+	/* A failed commit (ENOSPC, EIO) changed nothing, and the caller hears so from close()
+	 * or fsync(); its bytes are not retried behind its back at release. */
+	if (err < 0)
+		log_warn("commit of inode %llu failed: %s", (unsigned long long)c->ino,
 			 strerror(-err));
-	}
-	if (c->req)
+	/* No one waits for a commit made ahead of a setattr: the next close() reports it. */
+	if (err < 0 && !c->req && c->wb && !c->wb->err)
+		c->wb->err = err;
+	if (c->req && c->wb && err == 0 && !c->reply_err && !c->attrs_shown)
+		fuse_reply_err(c->req, 0); /* the kernel holds nothing this commit made stale */
+	else if (c->req)
 		reply_after_inval(c->fs, c->req, c->ino, !c->wb || err < 0 || c->reply_err,
 				  c->reply_err ? c->reply_err : err);
 	if (c->wb)
@@ -281,10 +286,27 @@ static void commit_handle(struct kvfs_fs *fs, struct handle *h, fuse_req_t req)
 		return;
 	}
 	if (h->wb) {
+		c->attrs_shown = h->wb->attrs_shown;
 		h->wb->refs++;
 		h->wb->dirty = false;
+		h->wb->attrs_shown = false;
 	} else {
 		h->alen = 0;
+	}
+}
+
+void fuse_file_commit_pending(struct kvfs_fs *fs, uint64_t ino)
+{
+	const struct wbuf *wb = fuse_file_wbuf(fs, ino);
+	bool wb_done = !wb || !wb->dirty || wb->err;
+
+	for (struct handle *h = fs->handles; h; h = h->next) {
+		if (h->kind != HANDLE_FILE || h->in->ino != ino)
+			continue;
+		if ((h->append && h->alen > 0 && !h->aerr) || (!wb_done && h->wb == wb)) {
+			commit_handle(fs, h, NULL);
+			wb_done = wb_done || h->wb == wb;
+		}
 	}
 }
 
@@ -349,6 +371,12 @@ void fuse_file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)h;
+	/* The page cache stays valid across opens: every change this node did not write through
+	 * the kernel itself is invalidated when it is applied (fuse_ops_on_apply, and the replies
+	 * to flush). A reader's close has nothing to commit, so it costs no FLUSH round trip. */
+	fi->keep_cache = 1;
+	if ((fi->flags & O_ACCMODE) == O_RDONLY)
+		fi->noflush = 1;
 	if (fuse_reply_open(req, fi) != 0)
 		fuse_file_free_handle(fs, h, false);
 }
@@ -441,6 +469,7 @@ static int buffer_write(struct kvfs_fs *fs, struct wbuf *wb, const char *buf, si
 	if (end > wb->size)
 		wb->size = end;
 	wb->dirty = true;
+	wb->attrs_shown = false; /* the kernel drops size and mtime after each write */
 	return 0;
 }
 

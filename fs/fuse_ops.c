@@ -40,7 +40,7 @@ static void set_time(struct timespec *ts, int64_t ns)
 
 void fuse_ops_fill_attr(const struct kvfs_fs *fs, const struct kvfs_inode *in, struct stat *st)
 {
-	const struct wbuf *wb = S_ISREG(in->mode) ? fuse_file_wbuf(fs, in->ino) : NULL;
+	struct wbuf *wb = S_ISREG(in->mode) ? fuse_file_wbuf(fs, in->ino) : NULL;
 
 	memset(st, 0, sizeof(*st));
 	st->st_ino = in->ino;
@@ -54,6 +54,8 @@ void fuse_ops_fill_attr(const struct kvfs_fs *fs, const struct kvfs_inode *in, s
 		st->st_size = (off_t)(wb ? wb->size : value_size(in->value));
 	st->st_blksize = 4096;
 	st->st_blocks = (st->st_size + 511) / 512;
+	if (wb && wb->dirty)
+		wb->attrs_shown = true;
 	set_time(&st->st_atim, in->atime_ns);
 	set_time(&st->st_mtim, in->mtime_ns);
 	set_time(&st->st_ctim, in->ctime_ns);
@@ -128,6 +130,7 @@ static void on_done(void *arg, int err, uint64_t ino)
 			break;
 		}
 		p->fi.fh = (uint64_t)(uintptr_t)h;
+		p->fi.keep_cache = 1; /* as in fuse_file_open() */
 		fuse_ops_fill_attr(fs, in, &e.attr);
 		if (fuse_reply_create(p->req, &e, &p->fi) != 0) {
 			fuse_file_free_handle(fs, h, false);
@@ -331,8 +334,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		fuse_reply_attr(req, &st, fs->attr_timeout);
 		return;
 	}
-	/* A file open for writing here keeps its buffer in step with the truncation, so the
-	 * buffer's later commit does not bring the cut bytes back. */
+	/* Writes made before this call commit before it. A file open for writing here then keeps
+	 * its buffer in step with the truncation, so a later commit does not bring cut bytes back. */
+	fuse_file_commit_pending(fs, ino);
 	wb = (op.flags & KVFS_SET_SIZE) ? fuse_file_wbuf(fs, ino) : NULL;
 	if (wb && op.size <= wb->cap) {
 		if (op.size > wb->size)

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -55,7 +56,17 @@ static int check_mountpoint(const char *mnt)
 {
 	char parent[PATH_MAX];
 	struct stat st, pst;
+	struct statfs sfs;
 
+	/* statfs always reaches the filesystem (stat may be answered from the kernel's attribute
+	 * cache), so a FUSE mount whose daemon died is seen as what it is. */
+	if (statfs(mnt, &sfs) < 0 && errno == ENOTCONN) {
+		fprintf(stderr,
+			"kvfs: %s is a dead FUSE mount (a previous kvfs stopped without "
+			"unmounting); run fusermount3 -u %s first\n",
+			mnt, mnt);
+		return -1;
+	}
 	if (stat(mnt, &st) < 0) {
 		if (errno == ENOENT)
 			fprintf(stderr, "kvfs: mountpoint %s does not exist; create it with mkdir -p %s\n",
@@ -263,7 +274,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (rv < 0) {
-		fprintf(stderr, "kvfs: %s\nTry 'kvfs --help' for the options.\n",
+		fprintf(stderr,
+			"kvfs: %s\nusage: kvfs [options] MOUNTPOINT\nTry 'kvfs --help' for the "
+			"options.\n",
 			err[0] ? err : strerror(-rv));
 		options_free(&a.opts);
 		return EXIT_USAGE;

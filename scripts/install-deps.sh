@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs every package that building and testing kvfs needs on Debian 12 (bookworm).
+# Idempotent: when dpkg already lists every package as installed, apt is not touched at all,
+# so re-runs take well under a second. Needs root (or sudo) only when something is missing.
+set -euo pipefail
+
+PACKAGES=(
+	# build
+	build-essential pkg-config meson ninja-build
+	libfuse3-dev libuv1-dev libcmocka-dev libzookeeper-mt-dev
+	# run: fusermount3, the cluster tests' ZooKeeper server and client
+	fuse3 zookeeper python3 python3-kazoo
+	# the filesystem tests' tools
+	rsync tar attr psmisc util-linux procps coreutils diffutils findutils sed
+)
+
+missing_packages() {
+	local p status
+	for p in "${PACKAGES[@]}"; do
+		status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+		if [[ "$status" != "installed" ]]; then
+			printf '%s\n' "$p"
+		fi
+	done
+}
+
+main() {
+	local -a missing
+	mapfile -t missing < <(missing_packages)
+	if ((${#missing[@]} == 0)); then
+		echo "install-deps: all ${#PACKAGES[@]} packages present"
+		return 0
+	fi
+	echo "install-deps: installing ${missing[*]}"
+
+	local -a sudo=()
+	if ((EUID != 0)); then
+		if ! command -v sudo >/dev/null; then
+			echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2
+			return 1
+		fi
+		sudo=(sudo)
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	"${sudo[@]}" apt-get update -q
+	"${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+	mapfile -t missing < <(missing_packages)
+	if ((${#missing[@]} != 0)); then
+		echo "install-deps: still missing after apt-get: ${missing[*]}" >&2
+		return 1
+	fi
+}
+
+main "$@"
