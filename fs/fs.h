@@ -24,7 +24,7 @@ struct kvfs_op;
 struct kvfs_apply_result;
 
 /* Virtual files at the root; their inode numbers lie below KVFS_INO_BASE. */
-#define KVFS_STATUS_INO 2u
+#define KVFS_STATUS_INO      2u
 #define KVFS_STATUS_JSON_INO 3u
 
 /* A write buffer: the uncommitted contents of a file open for writing on this node, shared by
@@ -37,8 +37,8 @@ struct wbuf {
 	bool dirty; /* differs from what was last proposed */
 	int err;    /* sticky: a write failed (EFBIG); the next flush reports it and drops all */
 	struct kvfs_value *orig; /* the committed value when the buffer was made (a reference) */
-	bool attrs_shown; /* attributes were given to the kernel while dirty: it may cache an
-			     mtime that the next commit makes stale */
+	bool attrs_shown;        /* attributes were given to the kernel while dirty: it may cache an
+	                            mtime that the next commit makes stale */
 	struct wbuf *next;
 };
 
@@ -55,13 +55,13 @@ struct handle {
 	enum handle_kind kind;
 	struct kvfs_inode *in; /* pinned; NULL for virtual files */
 	struct wbuf *wb;       /* files opened for writing without O_APPEND */
-	bool append;	       /* O_APPEND: writes gather here and commit as one APPEND */
+	bool append;           /* O_APPEND: writes gather here and commit as one APPEND */
 	uint8_t *abuf;
 	size_t alen, acap;
-	int aerr;		     /* sticky error of the append buffer */
-	struct dirent_snap *ents;    /* directories: the listing taken at opendir */
+	int aerr;                 /* sticky error of the append buffer */
+	struct dirent_snap *ents; /* directories: the listing taken at opendir */
 	size_t nents;
-	char *text;		     /* virtual files: the content rendered at open */
+	char *text; /* virtual files: the content rendered at open */
 	size_t text_len;
 	struct handle *prev, *next; /* all open handles, freed at shutdown */
 };
@@ -75,11 +75,11 @@ struct kvfs_fs {
 	uint32_t node_id;
 	uint64_t max_value;
 	bool stored_owner; /* -o default_permissions: show and check stored uid/gid */
-	uid_t uid;	   /* the mounting user, shown as owner otherwise */
+	uid_t uid;         /* the mounting user, shown as owner otherwise */
 	gid_t gid;
 	double entry_timeout;
 	double attr_timeout;
-	struct wbuf *wbufs;	  /* all write buffers (few: one per file open for writing) */
+	struct wbuf *wbufs;     /* all write buffers (few: one per file open for writing) */
 	struct handle *handles; /* all open handles */
 };
 
@@ -92,13 +92,14 @@ void fuse_ops_fill_attr(const struct kvfs_fs *fs, const struct kvfs_inode *in, s
 /* fuse_file.c: open files. */
 void fuse_file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fuse_file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi);
+                    struct fuse_file_info *fi);
 void fuse_file_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-		     struct fuse_file_info *fi);
+                     struct fuse_file_info *fi);
 void fuse_file_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fuse_file_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 void fuse_file_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-/* Opens a handle on in (already pinned once for the kernel's lookup) for create(); NULL on ENOMEM. */
+/* Opens a handle on in (already pinned once for the kernel's lookup) for create(); NULL on ENOMEM.
+ */
 struct handle *fuse_file_new_handle(struct kvfs_fs *fs, struct kvfs_inode *in, int flags);
 /*
  * Commits what this node's open files hold for ino (a dirty write buffer, pending appends) ahead
@@ -127,7 +128,7 @@ int fuse_inval_start(struct kvfs_inval **out, struct fuse_session *se);
 void fuse_inval_inode(struct kvfs_inval *iv, uint64_t ino, bool data, fuse_req_t req, int err);
 /* Queues an invalidation of the entry `name` in directory parent (child: its inode, or 0). */
 void fuse_inval_entry(struct kvfs_inval *iv, uint64_t parent, const char *name, size_t len,
-		      uint64_t child);
+                      uint64_t child);
 void fuse_inval_stop(struct kvfs_inval *iv);
 
 #endif /* KVFS_FS_FS_H */

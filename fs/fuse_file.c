@@ -161,8 +161,8 @@ struct commit {
 	struct kvfs_fs *fs;
 	fuse_req_t req;
 	uint64_t ino;
-	struct wbuf *wb; /* holds a reference while in flight */
-	int reply_err;	 /* answer this instead of the operation's outcome, if not 0 */
+	struct wbuf *wb;  /* holds a reference while in flight */
+	int reply_err;    /* answer this instead of the operation's outcome, if not 0 */
 	bool attrs_shown; /* the write buffer's attrs_shown when the commit was made */
 };
 
@@ -173,8 +173,7 @@ struct commit {
  * round trip through the invalidation thread unless the kernel was given attributes while the
  * buffer was dirty: write() itself makes the kernel drop the size and mtime it had cached.
  */
-static void reply_after_inval(struct kvfs_fs *fs, fuse_req_t req, uint64_t ino, bool data,
-			      int err)
+static void reply_after_inval(struct kvfs_fs *fs, fuse_req_t req, uint64_t ino, bool data, int err)
 {
 	if (err == -ESHUTDOWN)
 		err = -EIO;
@@ -189,7 +188,7 @@ static void on_commit_done(void *arg, int err, uint64_t ino)
 	 * or fsync(); its bytes are not retried behind its back at release. */
 	if (err < 0)
 		log_warn("commit of inode %llu failed: %s", (unsigned long long)c->ino,
-			 strerror(-err));
+		         strerror(-err));
 	/* No one waits for a commit made ahead of a setattr: the next close() reports it. */
 	if (err < 0 && !c->req && c->wb && !c->wb->err)
 		c->wb->err = err;
@@ -197,7 +196,7 @@ static void on_commit_done(void *arg, int err, uint64_t ino)
 		fuse_reply_err(c->req, 0); /* the kernel holds nothing this commit made stale */
 	else if (c->req)
 		reply_after_inval(c->fs, c->req, c->ino, !c->wb || err < 0 || c->reply_err,
-				  c->reply_err ? c->reply_err : err);
+		                  c->reply_err ? c->reply_err : err);
 	if (c->wb)
 		wbuf_put(c->fs, c->wb);
 	free(c);
@@ -277,7 +276,7 @@ static void commit_handle(struct kvfs_fs *fs, struct handle *h, fuse_req_t req)
 		return;
 	}
 	*c = (struct commit){
-		.fs = fs, .req = req, .ino = h->in->ino, .wb = h->wb, .reply_err = reply_err};
+	    .fs = fs, .req = req, .ino = h->in->ino, .wb = h->wb, .reply_err = reply_err};
 	rv = node_propose(fs->node, &op, on_commit_done, c);
 	if (rv < 0) {
 		free(c);
@@ -382,7 +381,7 @@ void fuse_file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 void fuse_file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+                    struct fuse_file_info *fi)
 {
 	struct kvfs_fs *fs = fs_of(req);
 	struct handle *h = handle_of(fi);
@@ -439,7 +438,7 @@ static int append_write(struct kvfs_fs *fs, struct handle *h, const char *buf, s
 
 /* Writes into the shared write buffer at off, zero-filling any gap. */
 static int buffer_write(struct kvfs_fs *fs, struct wbuf *wb, const char *buf, size_t size,
-			off_t off)
+                        off_t off)
 {
 	uint64_t end = (uint64_t)off + size;
 
@@ -474,7 +473,7 @@ static int buffer_write(struct kvfs_fs *fs, struct wbuf *wb, const char *buf, si
 }
 
 void fuse_file_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-		     struct fuse_file_info *fi)
+                     struct fuse_file_info *fi)
 {
 	struct kvfs_fs *fs = fs_of(req);
 	struct handle *h = handle_of(fi);

@@ -25,9 +25,9 @@ enum inval_kind { INVAL_INODE, INVAL_ENTRY };
 struct inval_item {
 	enum inval_kind kind;
 	bool data;
-	uint64_t ino;	 /* INVAL_INODE: the inode; INVAL_ENTRY: the directory */
-	uint64_t child;	 /* INVAL_ENTRY: the removed inode, or 0 */
-	fuse_req_t req;	 /* answered with -err once the invalidation is done; may be NULL */
+	uint64_t ino;   /* INVAL_INODE: the inode; INVAL_ENTRY: the directory */
+	uint64_t child; /* INVAL_ENTRY: the removed inode, or 0 */
+	fuse_req_t req; /* answered with -err once the invalidation is done; may be NULL */
 	int err;
 	size_t len;
 	struct inval_item *next;
@@ -40,7 +40,7 @@ struct kvfs_inval {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct inval_item *head, *tail; /* protected by lock */
-	bool stop;			/* protected by lock */
+	bool stop;                      /* protected by lock */
 };
 
 static void run_item(struct kvfs_inval *iv, const struct inval_item *it)
@@ -56,7 +56,7 @@ static void run_item(struct kvfs_inval *iv, const struct inval_item *it)
 	/* ENOENT: the kernel did not have it cached, which is fine. */
 	if (rv < 0 && rv != -ENOENT && rv != -ENOTDIR && rv != -EBADF && rv != -ENODEV)
 		log_debug("cache invalidation of inode %llu: %s", (unsigned long long)it->ino,
-			  strerror(-rv));
+		          strerror(-rv));
 }
 
 static void *inval_main(void *arg)
@@ -141,7 +141,7 @@ void fuse_inval_inode(struct kvfs_inval *iv, uint64_t ino, bool data, fuse_req_t
 }
 
 void fuse_inval_entry(struct kvfs_inval *iv, uint64_t parent, const char *name, size_t len,
-		      uint64_t child)
+                      uint64_t child)
 {
 	struct inval_item *it;
 

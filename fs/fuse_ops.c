@@ -65,9 +65,9 @@ void fuse_ops_fill_attr(const struct kvfs_fs *fs, const struct kvfs_inode *in, s
 static void reply_entry(fuse_req_t req, struct kvfs_fs *fs, struct kvfs_inode *in)
 {
 	struct fuse_entry_param e = {
-		.ino = in->ino,
-		.attr_timeout = fs->attr_timeout,
-		.entry_timeout = fs->entry_timeout,
+	    .ino = in->ino,
+	    .attr_timeout = fs->attr_timeout,
+	    .entry_timeout = fs->entry_timeout,
 	};
 
 	fuse_ops_fill_attr(fs, in, &e.attr);
@@ -113,9 +113,9 @@ static void on_done(void *arg, int err, uint64_t ino)
 		break;
 	case PENDING_CREATE: {
 		struct fuse_entry_param e = {
-			.ino = in->ino,
-			.attr_timeout = fs->attr_timeout,
-			.entry_timeout = fs->entry_timeout,
+		    .ino = in->ino,
+		    .attr_timeout = fs->attr_timeout,
+		    .entry_timeout = fs->entry_timeout,
 		};
 
 		if (!S_ISREG(in->mode)) {
@@ -147,7 +147,7 @@ out:
 
 /* Proposes op and arranges for req to be answered as `kind` once it is applied. */
 static void propose(fuse_req_t req, struct kvfs_op *op, enum pending_kind kind,
-		    const struct fuse_file_info *fi)
+                    const struct fuse_file_info *fi)
 {
 	struct kvfs_fs *fs = fs_of(req);
 	struct pending *p = malloc(sizeof(*p));
@@ -274,7 +274,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-		       struct fuse_file_info *fi)
+                       struct fuse_file_info *fi)
 {
 	struct kvfs_fs *fs = fs_of(req);
 	struct kvfs_op op = {.type = KVFS_OP_SETATTR, .ino = ino};
@@ -335,7 +335,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		return;
 	}
 	/* Writes made before this call commit before it. A file open for writing here then keeps
-	 * its buffer in step with the truncation, so a later commit does not bring cut bytes back. */
+	 * its buffer in step with the truncation, so a later commit does not bring cut bytes back.
+	 */
 	fuse_file_commit_pending(fs, ino);
 	wb = (op.flags & KVFS_SET_SIZE) ? fuse_file_wbuf(fs, ino) : NULL;
 	if (wb && op.size <= wb->cap) {
@@ -381,17 +382,17 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 }
 
 static void make_entry(fuse_req_t req, fuse_ino_t parent, const char *name, uint8_t type,
-		       mode_t mode, const char *target)
+                       mode_t mode, const char *target)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct kvfs_op op = {
-		.type = type,
-		.parent = parent,
-		.name = name,
-		.name_len = (uint32_t)strlen(name),
-		.mode = mode & 07777,
-		.uid = ctx->uid,
-		.gid = ctx->gid,
+	    .type = type,
+	    .parent = parent,
+	    .name = name,
+	    .name_len = (uint32_t)strlen(name),
+	    .mode = mode & 07777,
+	    .uid = ctx->uid,
+	    .gid = ctx->gid,
 	};
 	int rv = check_new_name(parent, name);
 
@@ -434,18 +435,18 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		      struct fuse_file_info *fi)
+                      struct fuse_file_info *fi)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct kvfs_op op = {
-		.type = KVFS_OP_CREATE,
-		.parent = parent,
-		.name = name,
-		.name_len = (uint32_t)strlen(name),
-		.mode = mode & 07777,
-		.uid = ctx->uid,
-		.gid = ctx->gid,
-		.flags = (fi->flags & O_EXCL) ? KVFS_CREATE_EXCL : 0,
+	    .type = KVFS_OP_CREATE,
+	    .parent = parent,
+	    .name = name,
+	    .name_len = (uint32_t)strlen(name),
+	    .mode = mode & 07777,
+	    .uid = ctx->uid,
+	    .gid = ctx->gid,
+	    .flags = (fi->flags & O_EXCL) ? KVFS_CREATE_EXCL : 0,
 	};
 	int rv = check_new_name(parent, name);
 
@@ -459,10 +460,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, uint8_t type)
 {
 	struct kvfs_op op = {
-		.type = type,
-		.parent = parent,
-		.name = name,
-		.name_len = (uint32_t)strlen(name),
+	    .type = type,
+	    .parent = parent,
+	    .name = name,
+	    .name_len = (uint32_t)strlen(name),
 	};
 
 	if (parent == KVFS_ROOT_INO && fuse_status_lookup(name)) {
@@ -483,16 +484,16 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-		      const char *newname, unsigned int flags)
+                      const char *newname, unsigned int flags)
 {
 	struct kvfs_op op = {
-		.type = KVFS_OP_RENAME,
-		.parent = parent,
-		.name = name,
-		.name_len = (uint32_t)strlen(name),
-		.newparent = newparent,
-		.newname = newname,
-		.newname_len = (uint32_t)strlen(newname),
+	    .type = KVFS_OP_RENAME,
+	    .parent = parent,
+	    .name = name,
+	    .name_len = (uint32_t)strlen(name),
+	    .newparent = newparent,
+	    .newname = newname,
+	    .newname_len = (uint32_t)strlen(newname),
 	};
 	int rv;
 
@@ -544,17 +545,18 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (!h->ents)
 		goto err_free;
 	h->ents[n++] = (struct dirent_snap){.name = strdup("."), .ino = dir->ino, .mode = S_IFDIR};
-	h->ents[n++] = (struct dirent_snap){
-		.name = strdup(".."), .ino = dir->parent ? dir->parent->ino : dir->ino, .mode = S_IFDIR};
+	h->ents[n++] = (struct dirent_snap){.name = strdup(".."),
+	                                    .ino = dir->parent ? dir->parent->ino : dir->ino,
+	                                    .mode = S_IFDIR};
 	if (ino == KVFS_ROOT_INO) {
 		h->ents[n++] = (struct dirent_snap){
-			.name = strdup(".status"), .ino = KVFS_STATUS_INO, .mode = S_IFREG};
+		    .name = strdup(".status"), .ino = KVFS_STATUS_INO, .mode = S_IFREG};
 		h->ents[n++] = (struct dirent_snap){
-			.name = strdup(".status.json"), .ino = KVFS_STATUS_JSON_INO, .mode = S_IFREG};
+		    .name = strdup(".status.json"), .ino = KVFS_STATUS_JSON_INO, .mode = S_IFREG};
 	}
 	for (c = store_child_first(dir); c && n < cap; c = store_child_next(c))
-		h->ents[n++] = (struct dirent_snap){.name = strdup(c->name), .ino = c->ino,
-						    .mode = c->mode & S_IFMT};
+		h->ents[n++] = (struct dirent_snap){
+		    .name = strdup(c->name), .ino = c->ino, .mode = c->mode & S_IFMT};
 	h->nents = n;
 	for (size_t i = 0; i < n; i++)
 		if (!h->ents[i].name)
@@ -575,7 +577,7 @@ err_nomem:
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+                       struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	char *buf = malloc(size);
@@ -588,7 +590,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	for (size_t i = (size_t)off; i < h->nents; i++) {
 		struct stat st = {.st_ino = h->ents[i].ino, .st_mode = h->ents[i].mode};
 		size_t need = fuse_add_direntry(req, buf + used, size - used, h->ents[i].name, &st,
-						(off_t)(i + 1));
+		                                (off_t)(i + 1));
 
 		if (need > size - used)
 			break;
@@ -638,7 +640,7 @@ void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_ap
 			break;
 		case KVFS_OP_RENAME:
 			fuse_inval_entry(fs->inval, op->newparent, op->newname, op->newname_len,
-					 res->replaced_ino);
+			                 res->replaced_ino);
 			fuse_inval_entry(fs->inval, op->parent, op->name, op->name_len, 0);
 			break;
 		case KVFS_OP_UNLINK:
@@ -657,30 +659,30 @@ void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_ap
 }
 
 const struct fuse_lowlevel_ops fuse_ops_table = {
-	.init = op_init,
-	.lookup = op_lookup,
-	.forget = op_forget,
-	.forget_multi = op_forget_multi,
-	.getattr = op_getattr,
-	.setattr = op_setattr,
-	.readlink = op_readlink,
-	.mknod = op_mknod,
-	.mkdir = op_mkdir,
-	.symlink = op_symlink,
-	.unlink = op_unlink,
-	.rmdir = op_rmdir,
-	.rename = op_rename,
-	.link = op_link,
-	.create = op_create,
-	.open = fuse_file_open,
-	.read = fuse_file_read,
-	.write = fuse_file_write,
-	.flush = fuse_file_flush,
-	.fsync = fuse_file_fsync,
-	.release = fuse_file_release,
-	.opendir = op_opendir,
-	.readdir = op_readdir,
-	.releasedir = op_releasedir,
-	.fsyncdir = op_fsyncdir,
-	.statfs = op_statfs,
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .readlink = op_readlink,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .symlink = op_symlink,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .rename = op_rename,
+    .link = op_link,
+    .create = op_create,
+    .open = fuse_file_open,
+    .read = fuse_file_read,
+    .write = fuse_file_write,
+    .flush = fuse_file_flush,
+    .fsync = fuse_file_fsync,
+    .release = fuse_file_release,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .releasedir = op_releasedir,
+    .fsyncdir = op_fsyncdir,
+    .statfs = op_statfs,
 };

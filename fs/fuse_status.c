@@ -32,7 +32,7 @@ char *fuse_status_render(struct kvfs_fs *fs, fuse_ino_t ino, size_t *len)
 {
 	struct kvfs_status st;
 	size_t (*render)(const struct kvfs_status *, char *, size_t) =
-		ino == KVFS_STATUS_JSON_INO ? status_render_json : status_render_text;
+	    ino == KVFS_STATUS_JSON_INO ? status_render_json : status_render_text;
 	size_t need;
 	char *buf;
 

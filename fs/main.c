@@ -24,12 +24,12 @@
 #include "kvfs/logging.h"
 #include "kvfs/node.h"
 
-#define EXIT_RUNTIME 1
-#define EXIT_USAGE 2
+#define EXIT_RUNTIME    1
+#define EXIT_USAGE      2
 #define EXIT_MOUNTPOINT 3
-#define EXIT_DATA 4
+#define EXIT_DATA       4
 
-#define DRAIN_POLL_MS 20
+#define DRAIN_POLL_MS            20
 #define FUSE_REQUESTS_PER_WAKEUP 64
 
 struct app {
@@ -62,22 +62,24 @@ static int check_mountpoint(const char *mnt)
 	 * cache), so a FUSE mount whose daemon died is seen as what it is. */
 	if (statfs(mnt, &sfs) < 0 && errno == ENOTCONN) {
 		fprintf(stderr,
-			"kvfs: %s is a dead FUSE mount (a previous kvfs stopped without "
-			"unmounting); run fusermount3 -u %s first\n",
-			mnt, mnt);
+		        "kvfs: %s is a dead FUSE mount (a previous kvfs stopped without "
+		        "unmounting); run fusermount3 -u %s first\n",
+		        mnt, mnt);
 		return -1;
 	}
 	if (stat(mnt, &st) < 0) {
 		if (errno == ENOENT)
-			fprintf(stderr, "kvfs: mountpoint %s does not exist; create it with mkdir -p %s\n",
-				mnt, mnt);
+			fprintf(stderr,
+			        "kvfs: mountpoint %s does not exist; create it with mkdir -p %s\n",
+			        mnt, mnt);
 		else if (errno == ENOTCONN)
 			fprintf(stderr,
-				"kvfs: %s is a dead FUSE mount (a previous kvfs stopped without "
-				"unmounting); run fusermount3 -u %s first\n",
-				mnt, mnt);
+			        "kvfs: %s is a dead FUSE mount (a previous kvfs stopped without "
+			        "unmounting); run fusermount3 -u %s first\n",
+			        mnt, mnt);
 		else
-			fprintf(stderr, "kvfs: cannot use mountpoint %s: %s\n", mnt, strerror(errno));
+			fprintf(stderr, "kvfs: cannot use mountpoint %s: %s\n", mnt,
+			        strerror(errno));
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
@@ -87,9 +89,9 @@ static int check_mountpoint(const char *mnt)
 	snprintf(parent, sizeof(parent), "%s", mnt);
 	if (stat(dirname(parent), &pst) == 0 && pst.st_dev != st.st_dev && strcmp(mnt, "/") != 0) {
 		fprintf(stderr,
-			"kvfs: %s is already a mount point (another kvfs?); unmount it or choose "
-			"another directory\n",
-			mnt);
+		        "kvfs: %s is already a mount point (another kvfs?); unmount it or choose "
+		        "another directory\n",
+		        mnt);
 		return -1;
 	}
 	return 0;
@@ -178,7 +180,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	struct app *a = h->data;
 
 	log_info("got %s; finishing writes in flight and unmounting %s", strsignal(signum),
-		 a->opts.mountpoint);
+	         a->opts.mountpoint);
 	begin_stop(a, 0);
 }
 
@@ -200,7 +202,7 @@ static struct fuse_session *new_session(struct app *a)
 	struct fuse_session *se;
 
 	if (asprintf(&mopts, "fsname=kvfs,subtype=kvfs%s%s", a->opts.fuse_opts ? "," : "",
-		     a->opts.fuse_opts ? a->opts.fuse_opts : "") < 0)
+	             a->opts.fuse_opts ? a->opts.fuse_opts : "") < 0)
 		return NULL;
 	argv[argc++] = "kvfs";
 	argv[argc++] = "-o";
@@ -275,16 +277,16 @@ int main(int argc, char **argv)
 	}
 	if (rv < 0) {
 		fprintf(stderr,
-			"kvfs: %s\nusage: kvfs [options] MOUNTPOINT\nTry 'kvfs --help' for the "
-			"options.\n",
-			err[0] ? err : strerror(-rv));
+		        "kvfs: %s\nusage: kvfs [options] MOUNTPOINT\nTry 'kvfs --help' for the "
+		        "options.\n",
+		        err[0] ? err : strerror(-rv));
 		options_free(&a.opts);
 		return EXIT_USAGE;
 	}
 	logging_init(a.opts.id, a.opts.verbose ? KVFS_LOG_DEBUG : KVFS_LOG_INFO);
 	if (a.opts.zk) {
 		fprintf(stderr, "kvfs: --zk: replication through ZooKeeper is not in this build "
-				"yet; run without --zk for a standalone node\n");
+		                "yet; run without --zk for a standalone node\n");
 		code = EXIT_USAGE;
 		goto out_opts;
 	}
@@ -293,13 +295,13 @@ int main(int argc, char **argv)
 		goto out_opts;
 	}
 	cfg = (struct kvfs_node_config){
-		.id = a.opts.id,
-		.data_dir = a.opts.data_dir,
-		.max_value = a.opts.max_value,
-		.segment_bytes = a.opts.segment_bytes,
-		.snapshot_bytes = a.opts.snapshot_bytes,
-		.election = a.opts.election,
-		.priority = a.opts.priority,
+	    .id = a.opts.id,
+	    .data_dir = a.opts.data_dir,
+	    .max_value = a.opts.max_value,
+	    .segment_bytes = a.opts.segment_bytes,
+	    .snapshot_bytes = a.opts.snapshot_bytes,
+	    .election = a.opts.election,
+	    .priority = a.opts.priority,
 	};
 	rv = node_open(&a.fs.node, &cfg, err, sizeof(err));
 	if (rv < 0) {
@@ -319,13 +321,13 @@ int main(int argc, char **argv)
 	a.fs.se = new_session(&a);
 	if (!a.fs.se) {
 		fprintf(stderr, "kvfs: bad FUSE options '-o %s'\n",
-			a.opts.fuse_opts ? a.opts.fuse_opts : "");
+		        a.opts.fuse_opts ? a.opts.fuse_opts : "");
 		code = EXIT_USAGE;
 		goto out_node;
 	}
 	if (fuse_session_mount(a.fs.se, a.opts.mountpoint) != 0) {
 		fprintf(stderr, "kvfs: cannot mount %s (is /dev/fuse there and fuse3 installed?)\n",
-			a.opts.mountpoint);
+		        a.opts.mountpoint);
 		code = EXIT_MOUNTPOINT;
 		goto out_session;
 	}

@@ -37,64 +37,66 @@ enum {
 };
 
 static const struct option long_opts[] = {
-	{"id", required_argument, NULL, OPT_ID},
-	{"data", required_argument, NULL, OPT_DATA},
-	{"zk", required_argument, NULL, OPT_ZK},
-	{"cluster", required_argument, NULL, OPT_CLUSTER},
-	{"cluster-size", required_argument, NULL, OPT_CLUSTER_SIZE},
-	{"listen", required_argument, NULL, OPT_LISTEN},
-	{"advertise", required_argument, NULL, OPT_ADVERTISE},
-	{"election", required_argument, NULL, OPT_ELECTION},
-	{"priority", required_argument, NULL, OPT_PRIORITY},
-	{"read", required_argument, NULL, OPT_READ},
-	{"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
-	{"session-timeout", required_argument, NULL, OPT_SESSION_TIMEOUT},
-	{"max-value", required_argument, NULL, OPT_MAX_VALUE},
-	{"snapshot-bytes", required_argument, NULL, OPT_SNAPSHOT_BYTES},
-	{"segment-bytes", required_argument, NULL, OPT_SEGMENT_BYTES},
-	{"help", no_argument, NULL, OPT_HELP},
-	{"version", no_argument, NULL, OPT_VERSION},
-	{NULL, 0, NULL, 0},
+    {"id", required_argument, NULL, OPT_ID},
+    {"data", required_argument, NULL, OPT_DATA},
+    {"zk", required_argument, NULL, OPT_ZK},
+    {"cluster", required_argument, NULL, OPT_CLUSTER},
+    {"cluster-size", required_argument, NULL, OPT_CLUSTER_SIZE},
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"advertise", required_argument, NULL, OPT_ADVERTISE},
+    {"election", required_argument, NULL, OPT_ELECTION},
+    {"priority", required_argument, NULL, OPT_PRIORITY},
+    {"read", required_argument, NULL, OPT_READ},
+    {"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
+    {"session-timeout", required_argument, NULL, OPT_SESSION_TIMEOUT},
+    {"max-value", required_argument, NULL, OPT_MAX_VALUE},
+    {"snapshot-bytes", required_argument, NULL, OPT_SNAPSHOT_BYTES},
+    {"segment-bytes", required_argument, NULL, OPT_SEGMENT_BYTES},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
 };
 
 void options_usage(FILE *f, const char *prog)
 {
-	fprintf(f,
-		"usage: %s [options] MOUNTPOINT\n"
-		"\n"
-		"Mounts a kvfs node at MOUNTPOINT: files are keys, their contents are values.\n"
-		"Without --zk the node runs standalone (a cluster of one).\n"
-		"\n"
-		"  --id N                 node id, 1..N (default 1)\n"
-		"  --data DIR             data directory, created if missing\n"
-		"                         (default /var/lib/kvfs/CLUSTER/ID)\n"
-		"  --zk HOSTS             ZooKeeper connect string (host:port,...)\n"
-		"  --cluster NAME         cluster name (default \"default\")\n"
-		"  --cluster-size N       voting replicas (default 3 with --zk, 1 without)\n"
-		"  --listen HOST:PORT     replication address (default 127.0.0.1:(7000+id))\n"
-		"  --advertise HOST:PORT  address announced to peers (default: --listen)\n"
-		"  --election sequential|priority   (default sequential)\n"
-		"  --priority N           0..1000 (default 1; 0 never leads)\n"
-		"  --read local|linearizable        (default local)\n"
-		"  --write-timeout MS     fail a write with EIO after this long (default 10000)\n"
-		"  --session-timeout MS   ZooKeeper session timeout (default 6000)\n"
-		"  --max-value BYTES      largest value; bigger writes fail with EFBIG\n"
-		"                         (default 1048576, at most %u)\n"
-		"  --snapshot-bytes N     snapshot after N bytes of log (default 67108864)\n"
-		"  --segment-bytes N      log segment size (default 67108864)\n"
-		"  -f                     stay in the foreground, log to stderr\n"
-		"  -d                     FUSE debug output (implies -f)\n"
-		"  -v                     verbose log\n"
-		"  -o OPTIONS             FUSE mount options, e.g. allow_other,default_permissions\n"
-		"  -h, --help             this text\n"
-		"  -V, --version          the version\n"
-		"\n"
-		"Exit status: 0 clean shutdown, 1 runtime failure, 2 bad usage, 3 mountpoint problem,\n"
-		"4 data directory problem.\n",
-		prog, KVFS_DATA_MAX);
+	fprintf(
+	    f,
+	    "usage: %s [options] MOUNTPOINT\n"
+	    "\n"
+	    "Mounts a kvfs node at MOUNTPOINT: files are keys, their contents are values.\n"
+	    "Without --zk the node runs standalone (a cluster of one).\n"
+	    "\n"
+	    "  --id N                 node id, 1..N (default 1)\n"
+	    "  --data DIR             data directory, created if missing\n"
+	    "                         (default /var/lib/kvfs/CLUSTER/ID)\n"
+	    "  --zk HOSTS             ZooKeeper connect string (host:port,...)\n"
+	    "  --cluster NAME         cluster name (default \"default\")\n"
+	    "  --cluster-size N       voting replicas (default 3 with --zk, 1 without)\n"
+	    "  --listen HOST:PORT     replication address (default 127.0.0.1:(7000+id))\n"
+	    "  --advertise HOST:PORT  address announced to peers (default: --listen)\n"
+	    "  --election sequential|priority   (default sequential)\n"
+	    "  --priority N           0..1000 (default 1; 0 never leads)\n"
+	    "  --read local|linearizable        (default local)\n"
+	    "  --write-timeout MS     fail a write with EIO after this long (default 10000)\n"
+	    "  --session-timeout MS   ZooKeeper session timeout (default 6000)\n"
+	    "  --max-value BYTES      largest value; bigger writes fail with EFBIG\n"
+	    "                         (default 1048576, at most %u)\n"
+	    "  --snapshot-bytes N     snapshot after N bytes of log (default 67108864)\n"
+	    "  --segment-bytes N      log segment size (default 67108864)\n"
+	    "  -f                     stay in the foreground, log to stderr\n"
+	    "  -d                     FUSE debug output (implies -f)\n"
+	    "  -v                     verbose log\n"
+	    "  -o OPTIONS             FUSE mount options, e.g. allow_other,default_permissions\n"
+	    "  -h, --help             this text\n"
+	    "  -V, --version          the version\n"
+	    "\n"
+	    "Exit status: 0 clean shutdown, 1 runtime failure, 2 bad usage, 3 mountpoint problem,\n"
+	    "4 data directory problem.\n",
+	    prog, KVFS_DATA_MAX);
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -108,7 +110,7 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 
 /* Parses all of s as a decimal number in min..max. */
 static int parse_u64(const char *name, const char *s, uint64_t min, uint64_t max, uint64_t *out,
-		     char *err, size_t errlen)
+                     char *err, size_t errlen)
 {
 	char *end;
 	unsigned long long v;
@@ -121,13 +123,13 @@ static int parse_u64(const char *name, const char *s, uint64_t min, uint64_t max
 		return fail(err, errlen, "%s: '%s' is not a number", name, s);
 	if (errno == ERANGE || v < min || v > max)
 		return fail(err, errlen, "%s: %s is out of range %" PRIu64 "..%" PRIu64, name, s,
-			    min, max);
+		            min, max);
 	*out = v;
 	return 0;
 }
 
 static int parse_u32(const char *name, const char *s, uint32_t min, uint32_t max, uint32_t *out,
-		     char *err, size_t errlen)
+                     char *err, size_t errlen)
 {
 	uint64_t v;
 	int rv = parse_u64(name, s, min, max, &v, err, errlen);
@@ -214,8 +216,8 @@ static int set_defaults(struct kvfs_options *o, bool size_given, char *err, size
 		o->cluster_size = o->zk ? 3 : 1;
 	if (o->zk && o->id > o->cluster_size)
 		return fail(err, errlen,
-			    "--id: %u is not a voting replica of a cluster of %u (ids 1..%u)", o->id,
-			    o->cluster_size, o->cluster_size);
+		            "--id: %u is not a voting replica of a cluster of %u (ids 1..%u)",
+		            o->id, o->cluster_size, o->cluster_size);
 	if (!o->listen) {
 		if (o->id > 65535 - 7000)
 			return fail(err, errlen, "--id %u needs an explicit --listen", o->id);
@@ -271,13 +273,13 @@ int options_parse(struct kvfs_options *o, int argc, char **argv, char *err, size
 		case OPT_CLUSTER:
 			if (!*optarg || strchr(optarg, '/') || strlen(optarg) > 64)
 				return fail(err, errlen,
-					    "--cluster: '%s' must be 1..64 characters without '/'",
-					    optarg);
+				            "--cluster: '%s' must be 1..64 characters without '/'",
+				            optarg);
 			rv = set_str(&o->cluster, optarg);
 			break;
 		case OPT_CLUSTER_SIZE:
 			rv = parse_u32("--cluster-size", optarg, 1, 15, &o->cluster_size, err,
-				       errlen);
+			               errlen);
 			size_given = true;
 			break;
 		case OPT_LISTEN:
@@ -293,8 +295,8 @@ int options_parse(struct kvfs_options *o, int argc, char **argv, char *err, size
 		case OPT_ELECTION:
 			if (strcmp(optarg, "sequential") != 0 && strcmp(optarg, "priority") != 0)
 				return fail(err, errlen,
-					    "--election: '%s' is not sequential or priority",
-					    optarg);
+				            "--election: '%s' is not sequential or priority",
+				            optarg);
 			rv = set_str(&o->election, optarg);
 			break;
 		case OPT_PRIORITY:
@@ -307,27 +309,27 @@ int options_parse(struct kvfs_options *o, int argc, char **argv, char *err, size
 				o->read_mode = KVFS_READ_LINEARIZABLE;
 			else
 				return fail(err, errlen,
-					    "--read: '%s' is not local or linearizable", optarg);
+				            "--read: '%s' is not local or linearizable", optarg);
 			break;
 		case OPT_WRITE_TIMEOUT:
 			rv = parse_u64("--write-timeout", optarg, 1, 86400000, &o->write_timeout_ms,
-				       err, errlen);
+			               err, errlen);
 			break;
 		case OPT_SESSION_TIMEOUT:
 			rv = parse_u64("--session-timeout", optarg, 100, 600000,
-				       &o->session_timeout_ms, err, errlen);
+			               &o->session_timeout_ms, err, errlen);
 			break;
 		case OPT_MAX_VALUE:
 			rv = parse_u64("--max-value", optarg, 1, KVFS_DATA_MAX, &o->max_value, err,
-				       errlen);
+			               errlen);
 			break;
 		case OPT_SNAPSHOT_BYTES:
 			rv = parse_u64("--snapshot-bytes", optarg, 4096, UINT64_C(1) << 40,
-				       &o->snapshot_bytes, err, errlen);
+			               &o->snapshot_bytes, err, errlen);
 			break;
 		case OPT_SEGMENT_BYTES:
 			rv = parse_u64("--segment-bytes", optarg, 4096, UINT64_C(1) << 32,
-				       &o->segment_bytes, err, errlen);
+			               &o->segment_bytes, err, errlen);
 			break;
 		case 'f':
 			o->foreground = true;
@@ -362,7 +364,7 @@ int options_parse(struct kvfs_options *o, int argc, char **argv, char *err, size
 		return fail(err, errlen, "missing MOUNTPOINT");
 	if (optind + 1 < argc)
 		return fail(err, errlen, "unexpected argument '%s' (one MOUNTPOINT only)",
-			    argv[optind + 1]);
+		            argv[optind + 1]);
 	o->mountpoint = absolute(argv[optind]);
 	if (!o->mountpoint)
 		return -ENOMEM;

@@ -14,12 +14,12 @@ enum kvfs_read_mode { KVFS_READ_LOCAL, KVFS_READ_LINEARIZABLE };
 struct kvfs_options {
 	uint32_t id;
 	char *data_dir; /* absolute */
-	char *zk;	/* NULL: standalone */
+	char *zk;       /* NULL: standalone */
 	char *cluster;
 	uint32_t cluster_size;
-	char *listen;	 /* HOST:PORT */
+	char *listen;    /* HOST:PORT */
 	char *advertise; /* HOST:PORT */
-	char *election;	 /* "sequential" | "priority" */
+	char *election;  /* "sequential" | "priority" */
 	uint32_t priority;
 	enum kvfs_read_mode read_mode;
 	uint64_t write_timeout_ms;
@@ -28,15 +28,15 @@ struct kvfs_options {
 	uint64_t snapshot_bytes;
 	uint64_t segment_bytes;
 	bool foreground;
-	bool debug;	    /* -d: FUSE debug output, implies -f */
-	bool verbose;	    /* -v: debug-level log lines */
-	char *fuse_opts;    /* -o options, comma-joined; NULL if none */
-	char *mountpoint;   /* absolute */
+	bool debug;       /* -d: FUSE debug output, implies -f */
+	bool verbose;     /* -v: debug-level log lines */
+	char *fuse_opts;  /* -o options, comma-joined; NULL if none */
+	char *mountpoint; /* absolute */
 };
 
 /* Outcomes of options_parse besides errors. */
-#define KVFS_OPTIONS_RUN 0
-#define KVFS_OPTIONS_HELP 1
+#define KVFS_OPTIONS_RUN     0
+#define KVFS_OPTIONS_HELP    1
 #define KVFS_OPTIONS_VERSION 2
 
 /*

@@ -13,9 +13,9 @@
 #include <unistd.h>
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static uint32_t node_id = 1;			       /* protected by lock */
+static uint32_t node_id = 1;                          /* protected by lock */
 static enum kvfs_log_level max_level = KVFS_LOG_INFO; /* protected by lock */
-static FILE *sink;				       /* protected by lock; NULL = stderr */
+static FILE *sink;                                    /* protected by lock; NULL = stderr */
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -69,9 +69,10 @@ void logging_write(enum kvfs_log_level level, const char *fmt, ...)
 	}
 	out = sink ? sink : stderr;
 	fprintf(out, "%s.%03ldZ kvfs[%u] %s: ", stamp, ts.tv_nsec / 1000000, node_id,
-		level_names[level]);
+	        level_names[level]);
 	va_start(ap, fmt);
-	vfprintf(out, fmt ? fmt : "(null)", ap); /* the ternary quiets a gcc -fsanitize false positive */
+	vfprintf(out, fmt ? fmt : "(null)",
+	         ap); /* the ternary quiets a gcc -fsanitize false positive */
 	va_end(ap);
 	fputc('\n', out);
 	fflush(out);

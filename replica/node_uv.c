@@ -40,8 +40,8 @@
 #include "kvfs/store.h"
 
 #define SNAPSHOT_BYTES_DEFAULT (64u << 20)
-#define SNAPSHOTS_KEPT 2
-#define STANDALONE_EPOCH 1
+#define SNAPSHOTS_KEPT         2
+#define STANDALONE_EPOCH       1
 
 struct waiter {
 	kvfs_node_done_fn cb;
@@ -75,7 +75,7 @@ struct kvfs_node {
 	kvfs_node_fatal_fn on_fatal;
 	void *cb_arg;
 
-	struct batch *pending;	/* being filled; NULL when empty */
+	struct batch *pending;  /* being filled; NULL when empty */
 	struct batch *inflight; /* being written; NULL when idle */
 	uint64_t next_index;
 	uint64_t next_seq;
@@ -155,7 +155,7 @@ static int lock_data_dir(struct kvfs_node *n, char *err, size_t errlen)
 		int rv = -errno;
 
 		snprintf(err, errlen, "cannot use data directory %s: %s", n->data_dir,
-			 strerror(-rv));
+		         strerror(-rv));
 		return rv;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -164,9 +164,9 @@ static int lock_data_dir(struct kvfs_node *n, char *err, size_t errlen)
 		pid[got > 0 ? got : 0] = '\0';
 		pid[strcspn(pid, "\n")] = '\0';
 		snprintf(err, errlen,
-			 "data directory %s is in use by another kvfs (pid %s); stop it or choose "
-			 "another --data",
-			 n->data_dir, pid[0] ? pid : "unknown");
+		         "data directory %s is in use by another kvfs (pid %s); stop it or choose "
+		         "another --data",
+		         n->data_dir, pid[0] ? pid : "unknown");
 		close(fd);
 		return -EBUSY;
 	}
@@ -201,16 +201,18 @@ static int check_meta(struct kvfs_node *n, char *err, size_t errlen)
 		fclose(f);
 		buf[got] = '\0';
 		if (sscanf(buf, "kvfs-meta 1\nnode: %lu", &id) != 1) {
-			snprintf(err, errlen,
-				 "%s is not a kvfs metadata file; is %s another program's directory?",
-				 path, n->data_dir);
+			snprintf(
+			    err, errlen,
+			    "%s is not a kvfs metadata file; is %s another program's directory?",
+			    path, n->data_dir);
 			return -EBADMSG;
 		}
 		if (id != n->cfg.id) {
-			snprintf(err, errlen,
-				 "data directory %s belongs to node %lu, not node %u; use --id %lu or "
-				 "another --data",
-				 n->data_dir, id, n->cfg.id, id);
+			snprintf(
+			    err, errlen,
+			    "data directory %s belongs to node %lu, not node %u; use --id %lu or "
+			    "another --data",
+			    n->data_dir, id, n->cfg.id, id);
 			return -EINVAL;
 		}
 		return 0;
@@ -265,22 +267,22 @@ static int replay_record(void *arg, const struct kvfs_log_record *rec)
 		return 0;
 	if (rec->index != store_applied_index(s) + 1) {
 		snprintf(r->err, r->errlen,
-			 "log in %s jumps from index %" PRIu64 " to %" PRIu64
-			 " (entries are missing); refusing to start",
-			 r->node->data_dir, store_applied_index(s), rec->index);
+		         "log in %s jumps from index %" PRIu64 " to %" PRIu64
+		         " (entries are missing); refusing to start",
+		         r->node->data_dir, store_applied_index(s), rec->index);
 		return -EBADMSG;
 	}
 	if (op_decode(&op, rec->payload, rec->len) < 0) {
 		snprintf(r->err, r->errlen,
-			 "log entry %" PRIu64 " in %s passes its checksum but is not an operation "
-			 "this kvfs understands; refusing to start",
-			 rec->index, r->node->data_dir);
+		         "log entry %" PRIu64 " in %s passes its checksum but is not an operation "
+		         "this kvfs understands; refusing to start",
+		         rec->index, r->node->data_dir);
 		return -EBADMSG;
 	}
 	rv = store_apply(s, rec->epoch, rec->index, &op, &res);
 	if (rv < 0) {
 		snprintf(r->err, r->errlen, "cannot apply log entry %" PRIu64 ": %s", rec->index,
-			 strerror(-rv));
+		         strerror(-rv));
 		return rv;
 	}
 	return 0;
@@ -325,7 +327,7 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 		rv = -errno;
 	if (rv < 0) {
 		snprintf(err, errlen, "cannot use data directory %s: %s", n->data_dir,
-			 strerror(-rv));
+		         strerror(-rv));
 		goto err_free;
 	}
 	rv = lock_data_dir(n, err, errlen);
@@ -349,17 +351,18 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 	last = log_last_index(n->log);
 	if (last != 0 && last < snap_index) {
 		snprintf(err, errlen,
-			 "log in %s ends at index %" PRIu64 " but the snapshot is at %" PRIu64
-			 "; refusing to start",
-			 n->data_dir, last, snap_index);
+		         "log in %s ends at index %" PRIu64 " but the snapshot is at %" PRIu64
+		         "; refusing to start",
+		         n->data_dir, last, snap_index);
 		rv = -EBADMSG;
 		goto err_free;
 	}
 	if (log_first_index(n->log) > snap_index + 1) {
 		snprintf(err, errlen,
-			 "log in %s starts at index %" PRIu64 " but the newest snapshot ends at %" PRIu64
-			 " (entries are missing); refusing to start",
-			 n->data_dir, log_first_index(n->log), snap_index);
+		         "log in %s starts at index %" PRIu64
+		         " but the newest snapshot ends at %" PRIu64
+		         " (entries are missing); refusing to start",
+		         n->data_dir, log_first_index(n->log), snap_index);
 		rv = -EBADMSG;
 		goto err_free;
 	}
@@ -368,12 +371,13 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 	n->log_bytes = log_bytes(n->log);
 	n->bytes_since_snapshot = n->log_bytes;
 	/* Sequence numbers must grow across restarts, or the exactly-once table would take a new
-	 * operation for a retry of an old one: start from the clock (in µs), past the last applied. */
+	 * operation for a retry of an old one: start from the clock (in µs), past the last applied.
+	 */
 	n->next_seq = (uint64_t)(now_ns() / 1000);
 	*out = n;
 	log_info("recovered %s: snapshot at %" PRIu64 ", log to %" PRIu64 ", %" PRIu64 " keys",
-		 n->data_dir, snap_index, store_applied_index(n->store),
-		 store_inode_count(n->store) - 1);
+	         n->data_dir, snap_index, store_applied_index(n->store),
+	         store_inode_count(n->store) - 1);
 	return 0;
 
 err_free:
@@ -546,8 +550,8 @@ static void apply_batch(struct kvfs_node *n, struct batch *b)
 			rv = store_apply(n->store, epoch, index, &op, &res);
 			if (rv < 0) {
 				/* The store cannot skip an entry: every later one depends on it. */
-				log_error("cannot apply log entry %" PRIu64 " (%s); stopping", index,
-					  strerror(-rv));
+				log_error("cannot apply log entry %" PRIu64 " (%s); stopping",
+				          index, strerror(-rv));
 				go_fatal(n);
 			}
 		}
@@ -576,15 +580,15 @@ static void disk_done(uv_work_t *req, int status)
 	n->inflight = NULL;
 	if (b->compact_rv < 0)
 		log_warn("cannot remove old log segments: %s (will retry after the next snapshot)",
-			 strerror(-b->compact_rv));
+		         strerror(-b->compact_rv));
 	if (b->append_rv == 0) {
 		n->log_bytes += b->len;
 		n->bytes_since_snapshot += b->len;
 		apply_batch(n, b);
 	} else if (b->append_rv == -EIO) {
 		log_error("writing the log in %s failed (fsync error); stopping: data that was not "
-			  "acknowledged may be lost, acknowledged data is safe on disk",
-			  n->data_dir);
+		          "acknowledged may be lost, acknowledged data is safe on disk",
+		          n->data_dir);
 		go_fatal(n);
 		fail_batch(b, -EIO);
 	} else {
@@ -592,7 +596,7 @@ static void disk_done(uv_work_t *req, int status)
 		 * came meanwhile carry indices after it, so they fail too and the next batch starts
 		 * again right after the log's end. */
 		log_error("cannot write the log in %s: %s; %zu operation(s) failed", n->data_dir,
-			  strerror(-b->append_rv), b->nw);
+		          strerror(-b->append_rv), b->nw);
 		fail_batch(b, b->append_rv);
 		if (n->pending) {
 			struct batch *p = n->pending;
@@ -653,7 +657,7 @@ static void snapshot_work(uv_work_t *req)
 
 		if (rv < 0)
 			snprintf(n->snap_err, sizeof(n->snap_err), "cannot prune snapshots: %s",
-				 strerror(-rv));
+			         strerror(-rv));
 		n->snap_oldest = snapshot_oldest_index(n->data_dir);
 	}
 }
@@ -704,7 +708,7 @@ static void maybe_snapshot(struct kvfs_node *n)
 }
 
 int node_start(struct kvfs_node *n, uv_loop_t *loop, kvfs_node_apply_fn on_apply,
-	       kvfs_node_fatal_fn on_fatal, void *arg)
+               kvfs_node_fatal_fn on_fatal, void *arg)
 {
 	int rv;
 
@@ -733,8 +737,8 @@ void node_status(const struct kvfs_node *n, struct kvfs_status *st)
 	st->role = "standalone";
 	st->leader = n->cfg.id;
 	snprintf(st->leader_addr, sizeof(st->leader_addr), "local");
-	st->epoch = store_applied_epoch(n->store) ? store_applied_epoch(n->store)
-						   : STANDALONE_EPOCH;
+	st->epoch =
+	    store_applied_epoch(n->store) ? store_applied_epoch(n->store) : STANDALONE_EPOCH;
 	st->zk = "none";
 	st->election = n->cfg.election ? n->cfg.election : "sequential";
 	st->priority = n->cfg.priority;

@@ -62,7 +62,11 @@ static size_t facts_of(const struct kvfs_status *st, struct fact *f)
 	size_t n = 0;
 
 #define STR(k, v) f[n++] = (struct fact){.key = (k), .kind = FACT_STR, .s = (v) ? (v) : "none"}
-#define U64(k, v) f[n++] = (struct fact){.key = (k), .kind = FACT_U64, .u = (v)}
+#define U64(k, v)                                                                                  \
+	f[n++] = (struct fact)                                                                     \
+	{                                                                                          \
+		.key = (k), .kind = FACT_U64, .u = (v)                                             \
+	}
 	U64("node", st->node);
 	STR("role", st->role);
 	f[n++] = (struct fact){.key = "leader", .kind = FACT_LEADER, .u = st->leader};
@@ -106,9 +110,9 @@ size_t status_render_text(const struct kvfs_status *st, char *buf, size_t size)
 		const struct kvfs_status_peer *p = &st->peers[i];
 
 		out_printf(&o, "peer: %u %s %s match=%llu lag_entries=%llu lag_ms=%llu\n", p->id,
-			   p->addr[0] ? p->addr : "none", p->role ? p->role : "unknown",
-			   (unsigned long long)p->match, (unsigned long long)p->lag_entries,
-			   (unsigned long long)p->lag_ms);
+		           p->addr[0] ? p->addr : "none", p->role ? p->role : "unknown",
+		           (unsigned long long)p->match, (unsigned long long)p->lag_entries,
+		           (unsigned long long)p->lag_ms);
 	}
 	return o.len;
 }
@@ -140,8 +144,8 @@ size_t status_render_json(const struct kvfs_status *st, char *buf, size_t size)
 		out_printf(&o, ", \"role\": ");
 		out_json_str(&o, p->role ? p->role : "unknown");
 		out_printf(&o, ", \"match\": %llu, \"lag_entries\": %llu, \"lag_ms\": %llu}",
-			   (unsigned long long)p->match, (unsigned long long)p->lag_entries,
-			   (unsigned long long)p->lag_ms);
+		           (unsigned long long)p->match, (unsigned long long)p->lag_entries,
+		           (unsigned long long)p->lag_ms);
 	}
 	out_printf(&o, "]}\n");
 	return o.len;

@@ -2,7 +2,8 @@
 # Small-file benchmark: builds kvfs, starts a standalone node (data on the ordinary disk, in a
 # temporary directory under ./run), mounts a tmpfs for comparison, and prints one table: puts/s and
 # gets/s at 1 and 2 threads through kvfs and through tmpfs, and the 128-byte append+fdatasync rate
-# of the disk that holds the data directory (what one unbatched commit costs). Stops and removes
+# of the disk that holds the data directory (what one unbatched commit costs), and what a key costs
+# in memory (the daemon's RSS growth over 100,000 keys). Stops and removes
 # everything it started, also when interrupted. Needs root (tmpfs and FUSE mounts).
 #
 # Usage: scripts/bench.sh [SECONDS-PER-RUN (default 5)]
@@ -12,6 +13,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 SECONDS_PER_RUN=${1:-5}
+MEM_KEYS=100000
 BENCH="$ROOT/build/tests/bench/bench_smallfile"
 KVFS="$ROOT/build/fs/kvfs"
 W=
@@ -42,7 +44,7 @@ cleanup() {
 }
 
 main() {
-	local line fs_type dev cpu i target threads
+	local line fs_type dev cpu i target threads rss_before rss_after
 	local -A puts=() gets=() p99=()
 
 	./scripts/install-deps.sh >/dev/null
@@ -77,6 +79,23 @@ main() {
 			p99[$target.$threads]=$(sed -n 's/.*put_p99_us=\([0-9]*\).*/\1/p' <<<"$line")
 		done
 	done
+	# What a key costs in memory: the daemon's resident size before and after 100,000 new keys
+	# of 100 bytes, named k0000000..k0099999, written by 16 threads.
+	rss_before=$(awk '/^VmRSS:/ { print $2 }' "/proc/$KVFS_PID/status")
+	mkdir "$W/kvfs/mem"
+	python3 - "$W/kvfs/mem" "$MEM_KEYS" <<'PY'
+import sys, threading
+d, n, t = sys.argv[1], int(sys.argv[2]), 16
+def put(k):
+    for i in range(k, n, t):
+        with open("%s/k%07d" % (d, i), "wb") as f:
+            f.write(b"v" * 100)
+ths = [threading.Thread(target=put, args=(k,)) for k in range(t)]
+for th in ths: th.start()
+for th in ths: th.join()
+PY
+	rss_after=$(awk '/^VmRSS:/ { print $2 }' "/proc/$KVFS_PID/status")
+
 	line=$("$BENCH" --append-fsync "$W/data/fsync-probe" --seconds "$SECONDS_PER_RUN")
 	rm -f "$W/data/fsync-probe"
 
@@ -99,6 +118,8 @@ main() {
 	echo
 	printf '128-byte append+fdatasync on the data directory'"'"'s disk: %s/s\n' \
 		"$(sed -n 's/.*append_fsync_per_s=\([0-9]*\).*/\1/p' <<<"$line")"
+	printf 'memory: %d keys of 100 bytes (8-byte names) grew kvfs from %d to %d KiB RSS: %d bytes per key\n' \
+		"$MEM_KEYS" "$rss_before" "$rss_after" $(((rss_after - rss_before) * 1024 / MEM_KEYS))
 }
 
 main "$@"

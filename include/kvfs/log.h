@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KVFS_LOG_HEADER_SIZE 24u
+#define KVFS_LOG_HEADER_SIZE           24u
 #define KVFS_LOG_SEGMENT_BYTES_DEFAULT (64u << 20)
 
 struct kvfs_log;
@@ -45,7 +45,8 @@ struct kvfs_log_record {
 typedef int (*kvfs_log_replay_fn)(void *arg, const struct kvfs_log_record *rec);
 
 struct kvfs_log_options {
-	uint64_t segment_bytes; /* start a new segment once the current one reaches this; 0 = default */
+	uint64_t
+	    segment_bytes; /* start a new segment once the current one reaches this; 0 = default */
 };
 
 /*
@@ -57,7 +58,7 @@ struct kvfs_log_options {
  * be lost"), other errnos for I/O errors.
  */
 int log_open(struct kvfs_log **out, const char *dir, const struct kvfs_log_options *opts,
-	     kvfs_log_replay_fn fn, void *arg, char *err, size_t errlen);
+             kvfs_log_replay_fn fn, void *arg, char *err, size_t errlen);
 
 /* Closes the log's files and frees it. */
 void log_close(struct kvfs_log *log);
@@ -88,7 +89,7 @@ void log_record_seal(uint8_t *rec, uint64_t epoch, uint64_t index, uint32_t len)
  * must stop, since the kernel may have dropped the dirty pages.
  */
 int log_append_batch(struct kvfs_log *log, const uint8_t *buf, size_t len, uint64_t first,
-		     uint64_t last);
+                     uint64_t last);
 
 /*
  * Removes whole segments all of whose records have index <= upto (never the segment being

@@ -21,11 +21,11 @@ void logging_init(uint32_t node_id, enum kvfs_log_level max_level);
 int logging_to_file(const char *path);
 
 void logging_write(enum kvfs_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) logging_write(KVFS_LOG_ERROR, __VA_ARGS__)
-#define log_warn(...) logging_write(KVFS_LOG_WARN, __VA_ARGS__)
-#define log_info(...) logging_write(KVFS_LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  logging_write(KVFS_LOG_WARN, __VA_ARGS__)
+#define log_info(...)  logging_write(KVFS_LOG_INFO, __VA_ARGS__)
 #define log_debug(...) logging_write(KVFS_LOG_DEBUG, __VA_ARGS__)
 
 #endif /* KVFS_LOGGING_H */

@@ -25,11 +25,11 @@ struct kvfs_node;
 struct kvfs_node_config {
 	uint32_t id;
 	const char *data_dir;
-	uint64_t max_value;	 /* value size limit put into every proposed op */
-	uint64_t segment_bytes;	 /* log segment size; 0 = default */
+	uint64_t max_value;      /* value size limit put into every proposed op */
+	uint64_t segment_bytes;  /* log segment size; 0 = default */
 	uint64_t snapshot_bytes; /* snapshot after this many log bytes; 0 = default */
-	const char *election;	 /* shown in /.status */
-	uint32_t priority;	 /* shown in /.status */
+	const char *election;    /* shown in /.status */
+	uint32_t priority;       /* shown in /.status */
 };
 
 /* Called once per proposal, on the loop thread, when it has been applied (err = its outcome, ino
@@ -38,7 +38,7 @@ typedef void (*kvfs_node_done_fn)(void *arg, int err, uint64_t ino);
 
 /* Called on the loop thread after each operation is applied, before its proposer is called. */
 typedef void (*kvfs_node_apply_fn)(void *arg, const struct kvfs_op *op,
-				   const struct kvfs_apply_result *res);
+                                   const struct kvfs_apply_result *res);
 
 /* Called on the loop thread when the node cannot go on (an fsync failed): the caller must stop. */
 typedef void (*kvfs_node_fatal_fn)(void *arg);
@@ -53,7 +53,7 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 
 /* Attaches the node to loop; it starts taking proposals. Returns 0 or a negative errno. */
 int node_start(struct kvfs_node *n, struct uv_loop_s *loop, kvfs_node_apply_fn on_apply,
-	       kvfs_node_fatal_fn on_fatal, void *arg);
+               kvfs_node_fatal_fn on_fatal, void *arg);
 
 /*
  * Proposes op. The node fills in origin, seq, time_ns and (if 0) max_value, and copies what it

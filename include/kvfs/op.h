@@ -35,12 +35,12 @@ enum kvfs_op_type {
 #define KVFS_RENAME_NOREPLACE 0x1u /* fail with EEXIST if newname exists */
 
 /* KVFS_OP_SETATTR flags: which fields to set */
-#define KVFS_SET_MODE 0x01u	  /* permission bits of mode (the type bits never change) */
-#define KVFS_SET_UID 0x02u
-#define KVFS_SET_GID 0x04u
-#define KVFS_SET_SIZE 0x08u	  /* regular files only: truncate or zero-extend */
-#define KVFS_SET_ATIME 0x10u	  /* atime_ns */
-#define KVFS_SET_MTIME 0x20u	  /* mtime_ns */
+#define KVFS_SET_MODE      0x01u /* permission bits of mode (the type bits never change) */
+#define KVFS_SET_UID       0x02u
+#define KVFS_SET_GID       0x04u
+#define KVFS_SET_SIZE      0x08u /* regular files only: truncate or zero-extend */
+#define KVFS_SET_ATIME     0x10u /* atime_ns */
+#define KVFS_SET_MTIME     0x20u /* mtime_ns */
 #define KVFS_SET_ATIME_NOW 0x40u /* atime = time_ns (the commit time) */
 #define KVFS_SET_MTIME_NOW 0x80u /* mtime = time_ns */
 
@@ -54,20 +54,21 @@ enum kvfs_op_type {
  * op_decode() they point into the buffer that was decoded, which must outlive the op.
  */
 struct kvfs_op {
-	uint8_t type;	    /* enum kvfs_op_type */
-	uint32_t flags;	    /* per-type flags, see above */
-	uint32_t origin;    /* id of the node that proposed it; 0 = internal (no-op, recovery) */
-	uint64_t seq;	    /* per-origin sequence number, > 0; 0 = not deduplicated */
-	int64_t time_ns;    /* commit time (CLOCK_REALTIME ns), set by the leader */
-	uint64_t max_value; /* value size limit for PUT/APPEND/SETATTR size, fixed by the proposer */
-	uint64_t ino;	    /* PUT, APPEND, SETATTR */
-	uint64_t parent;    /* CREATE, MKDIR, SYMLINK, UNLINK, RMDIR, RENAME */
-	uint64_t newparent; /* RENAME */
-	uint32_t mode;	    /* CREATE, MKDIR (type bits implied), SETATTR */
-	uint32_t uid, gid;  /* CREATE, MKDIR, SYMLINK, SETATTR */
-	uint64_t size;	    /* SETATTR */
+	uint8_t type;    /* enum kvfs_op_type */
+	uint32_t flags;  /* per-type flags, see above */
+	uint32_t origin; /* id of the node that proposed it; 0 = internal (no-op, recovery) */
+	uint64_t seq;    /* per-origin sequence number, > 0; 0 = not deduplicated */
+	int64_t time_ns; /* commit time (CLOCK_REALTIME ns), set by the leader */
+	uint64_t
+	    max_value;   /* value size limit for PUT/APPEND/SETATTR size, fixed by the proposer */
+	uint64_t ino;    /* PUT, APPEND, SETATTR */
+	uint64_t parent; /* CREATE, MKDIR, SYMLINK, UNLINK, RMDIR, RENAME */
+	uint64_t newparent;         /* RENAME */
+	uint32_t mode;              /* CREATE, MKDIR (type bits implied), SETATTR */
+	uint32_t uid, gid;          /* CREATE, MKDIR, SYMLINK, SETATTR */
+	uint64_t size;              /* SETATTR */
 	int64_t atime_ns, mtime_ns; /* SETATTR */
-	const char *name;	    /* not NUL-terminated */
+	const char *name;           /* not NUL-terminated */
 	uint32_t name_len;
 	const char *newname; /* RENAME, not NUL-terminated */
 	uint32_t newname_len;

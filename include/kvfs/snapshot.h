@@ -51,7 +51,7 @@ void snapshot_free(struct kvfs_snapshot *snap);
  * removed.
  */
 int snapshot_load_latest(const char *dir, struct kvfs_store **out, uint64_t *index, char *err,
-			 size_t errlen);
+                         size_t errlen);
 
 /* Removes all but the `keep` newest snapshot files in dir. Returns 0 or a negative errno. */
 int snapshot_prune(const char *dir, unsigned keep);

@@ -23,11 +23,11 @@ struct kvfs_status_peer {
 
 struct kvfs_status {
 	uint32_t node;
-	const char *role;   /* "leader" | "follower" | "candidate" | "standalone" */
-	uint32_t leader;    /* 0 = none */
+	const char *role; /* "leader" | "follower" | "candidate" | "standalone" */
+	uint32_t leader;  /* 0 = none */
 	char leader_addr[64];
 	uint64_t epoch;
-	const char *zk;	      /* "connected" | "connecting" | "expired" | "none" */
+	const char *zk;       /* "connected" | "connecting" | "expired" | "none" */
 	const char *election; /* "sequential" | "priority" */
 	uint32_t priority;
 	uint64_t commit_index;
@@ -35,7 +35,7 @@ struct kvfs_status {
 	uint64_t lag_entries;
 	uint64_t lag_ms;
 	/* Facts beyond the contract's minimum, shown after it. */
-	uint64_t keys;	      /* linked inodes, root excluded */
+	uint64_t keys;        /* linked inodes, root excluded */
 	uint64_t value_bytes; /* bytes of all file values */
 	uint64_t log_bytes;
 	uint64_t snapshot_index;

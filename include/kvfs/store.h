@@ -36,11 +36,11 @@ struct kvfs_inode {
 	uint32_t nlink; /* directories: 2 + subdirectories; others: 1; 0 once unlinked */
 	int64_t atime_ns, mtime_ns, ctime_ns;
 	struct kvfs_value *value; /* regular file: contents (NULL = empty); symlink: target */
-	char *name;		  /* NUL-terminated; "" for the root; owned */
+	char *name;               /* NUL-terminated; "" for the root; owned */
 	uint32_t name_len;
 	struct kvfs_inode *parent; /* NULL for the root and for unlinked inodes */
-	uint64_t pins;		   /* outside references, see store_pin() */
-	uint64_t nchildren;	   /* directories: number of entries */
+	uint64_t pins;             /* outside references, see store_pin() */
+	uint64_t nchildren;        /* directories: number of entries */
 
 	/* Private to store.c. */
 	struct kvfs_inode *ino_next;   /* ino hash chain */
@@ -52,16 +52,17 @@ struct kvfs_inode {
 
 /* What an applied operation did, for replies and for kernel cache invalidation. */
 struct kvfs_apply_result {
-	int err;	       /* 0 or a negative errno: the operation's outcome */
-	uint64_t ino;	       /* the inode created, changed, removed or renamed; 0 if none */
+	int err;               /* 0 or a negative errno: the operation's outcome */
+	uint64_t ino;          /* the inode created, changed, removed or renamed; 0 if none */
 	uint64_t replaced_ino; /* RENAME: the inode that was replaced at the target; 0 if none */
-	bool duplicate;	       /* (origin, seq) was already applied: nothing changed; err and ino
-				  are those of the first application */
+	bool duplicate;        /* (origin, seq) was already applied: nothing changed; err and ino
+	                          are those of the first application */
 };
 
 struct kvfs_store;
 
-/* Creates an empty store holding only the root directory (mode 0755, times = 0). -ENOMEM on failure. */
+/* Creates an empty store holding only the root directory (mode 0755, times = 0). -ENOMEM on
+ * failure. */
 int store_init(struct kvfs_store **out);
 
 /* Frees the store and everything in it, pinned or not. */
@@ -74,7 +75,7 @@ void store_close(struct kvfs_store *s);
  * or -ENOMEM, in which case the store is unchanged and the index not consumed.
  */
 int store_apply(struct kvfs_store *s, uint64_t epoch, uint64_t index, const struct kvfs_op *op,
-		struct kvfs_apply_result *res);
+                struct kvfs_apply_result *res);
 
 /* Index and epoch of the last applied entry (0, 0 for a new store). */
 uint64_t store_applied_index(const struct kvfs_store *s);
@@ -85,7 +86,7 @@ struct kvfs_inode *store_get(const struct kvfs_store *s, uint64_t ino);
 
 /* The entry `name` (len bytes) in directory `dir`; NULL if none or dir is not a directory. */
 struct kvfs_inode *store_lookup(const struct kvfs_store *s, const struct kvfs_inode *dir,
-				const char *name, size_t len);
+                                const char *name, size_t len);
 
 /* Adds n outside references to in. */
 void store_pin(struct kvfs_store *s, struct kvfs_inode *in, uint64_t n);

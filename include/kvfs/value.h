@@ -19,7 +19,8 @@ struct kvfs_value {
 	uint8_t data[];
 };
 
-/* A new value holding a copy of len bytes of data (data may be NULL: zeros). NULL if out of memory. */
+/* A new value holding a copy of len bytes of data (data may be NULL: zeros). NULL if out of memory.
+ */
 struct kvfs_value *value_new(const void *data, uint64_t len);
 
 /* Takes a reference; returns v. v may be NULL. */

@@ -19,7 +19,8 @@ static int parse_args(struct kvfs_options *o, char *err, size_t errlen, char **a
 	return options_parse(o, argc, argv, err, errlen);
 }
 
-#define PARSE(o, err, ...) parse_args((o), (err), sizeof(err), (char *[]){"kvfs", __VA_ARGS__, NULL})
+#define PARSE(o, err, ...)                                                                         \
+	parse_args((o), (err), sizeof(err), (char *[]){"kvfs", __VA_ARGS__, NULL})
 
 static void test_defaults_standalone(void **state)
 {
@@ -51,12 +52,12 @@ static void test_all_options(void **state)
 	char err[256] = "";
 
 	assert_int_equal(PARSE(&o, err, "--id", "2", "--data", "/d", "--zk", "h:1,h:2", "--cluster",
-			       "c", "--cluster-size", "5", "--listen", "0.0.0.0:9000", "--advertise",
-			       "10.0.0.2:9000", "--election", "priority", "--priority", "0", "--read",
-			       "linearizable", "--write-timeout", "500", "--session-timeout", "2000",
-			       "--max-value", "4096", "-f", "-o", "allow_other", "-o",
-			       "default_permissions", "/m"),
-			 KVFS_OPTIONS_RUN);
+	                       "c", "--cluster-size", "5", "--listen", "0.0.0.0:9000",
+	                       "--advertise", "10.0.0.2:9000", "--election", "priority",
+	                       "--priority", "0", "--read", "linearizable", "--write-timeout",
+	                       "500", "--session-timeout", "2000", "--max-value", "4096", "-f",
+	                       "-o", "allow_other", "-o", "default_permissions", "/m"),
+	                 KVFS_OPTIONS_RUN);
 	assert_int_equal(o.id, 2);
 	assert_string_equal(o.data_dir, "/d");
 	assert_string_equal(o.zk, "h:1,h:2");
@@ -84,11 +85,12 @@ static void test_zk_defaults_and_relative_paths(void **state)
 	char err[256] = "";
 
 	assert_int_equal(PARSE(&o, err, "--zk", "h:2181", "--id", "3", "--data", "rel", "mnt"),
-			 KVFS_OPTIONS_RUN);
+	                 KVFS_OPTIONS_RUN);
 	assert_int_equal(o.cluster_size, 3);
 	assert_string_equal(o.listen, "127.0.0.1:7003");
 	assert_true(o.data_dir[0] == '/');
-	assert_true(strlen(o.data_dir) > 4 && strcmp(o.data_dir + strlen(o.data_dir) - 4, "/rel") == 0);
+	assert_true(strlen(o.data_dir) > 4 &&
+	            strcmp(o.data_dir + strlen(o.data_dir) - 4, "/rel") == 0);
 	assert_true(o.mountpoint[0] == '/');
 	options_free(&o);
 }
@@ -105,12 +107,12 @@ static void test_errors(void **state)
 	struct kvfs_options o;
 	char err[256];
 
-#define BAD(want, ...)                                                                         \
-	do {                                                                                   \
-		memset(&o, 0, sizeof(o));                                                      \
-		err[0] = '\0';                                                                 \
-		expect_error(want, PARSE(&o, err, __VA_ARGS__), err);                          \
-		options_free(&o);                                                              \
+#define BAD(want, ...)                                                                             \
+	do {                                                                                       \
+		memset(&o, 0, sizeof(o));                                                          \
+		err[0] = '\0';                                                                     \
+		expect_error(want, PARSE(&o, err, __VA_ARGS__), err);                              \
+		options_free(&o);                                                                  \
 	} while (0)
 
 	BAD("missing MOUNTPOINT", "-f");
@@ -148,11 +150,11 @@ static void test_help_version(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults_standalone),
-		cmocka_unit_test(test_all_options),
-		cmocka_unit_test(test_zk_defaults_and_relative_paths),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_help_version),
+	    cmocka_unit_test(test_defaults_standalone),
+	    cmocka_unit_test(test_all_options),
+	    cmocka_unit_test(test_zk_defaults_and_relative_paths),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_help_version),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,5 @@
-/* Unit tests for status rendering: contract order of keys, "none" leader, JSON shape, truncation. */
+/* Unit tests for status rendering: contract order of keys, "none" leader, JSON shape, truncation.
+ */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,33 +14,36 @@
 static struct kvfs_status sample(void)
 {
 	struct kvfs_status st = {
-		.node = 2,
-		.role = "follower",
-		.leader = 1,
-		.leader_addr = "127.0.0.1:7001",
-		.epoch = 7,
-		.zk = "connected",
-		.election = "sequential",
-		.priority = 1,
-		.commit_index = 10423,
-		.applied_index = 10420,
-		.lag_entries = 3,
-		.lag_ms = 12,
-		.npeers = 2,
+	    .node = 2,
+	    .role = "follower",
+	    .leader = 1,
+	    .leader_addr = "127.0.0.1:7001",
+	    .epoch = 7,
+	    .zk = "connected",
+	    .election = "sequential",
+	    .priority = 1,
+	    .commit_index = 10423,
+	    .applied_index = 10420,
+	    .lag_entries = 3,
+	    .lag_ms = 12,
+	    .npeers = 2,
 	};
-	st.peers[0] = (struct kvfs_status_peer){.id = 1, .addr = "127.0.0.1:7001", .role = "leader",
-						.match = 10423};
-	st.peers[1] = (struct kvfs_status_peer){.id = 3, .addr = "127.0.0.1:7003",
-						.role = "follower", .match = 10419, .lag_entries = 4,
-						.lag_ms = 15};
+	st.peers[0] = (struct kvfs_status_peer){
+	    .id = 1, .addr = "127.0.0.1:7001", .role = "leader", .match = 10423};
+	st.peers[1] = (struct kvfs_status_peer){.id = 3,
+	                                        .addr = "127.0.0.1:7003",
+	                                        .role = "follower",
+	                                        .match = 10419,
+	                                        .lag_entries = 4,
+	                                        .lag_ms = 15};
 	return st;
 }
 
 static void test_text_contract_order(void **state)
 {
-	static const char *const keys[] = {"node",	   "role",	    "leader",	   "leader_addr",
-					   "epoch",	   "zk",	    "election",	   "priority",
-					   "commit_index", "applied_index", "lag_entries", "lag_ms"};
+	static const char *const keys[] = {
+	    "node",     "role",     "leader",       "leader_addr",   "epoch",       "zk",
+	    "election", "priority", "commit_index", "applied_index", "lag_entries", "lag_ms"};
 	struct kvfs_status st = sample();
 	char buf[4096];
 	size_t len = status_render_text(&st, buf, sizeof(buf));
@@ -56,9 +60,10 @@ static void test_text_contract_order(void **state)
 	}
 	assert_non_null(strstr(buf, "role: follower\n"));
 	assert_non_null(strstr(buf, "leader: 1\nleader_addr: 127.0.0.1:7001\nepoch: 7\n"));
-	assert_non_null(strstr(buf, "peer: 1 127.0.0.1:7001 leader match=10423 lag_entries=0 lag_ms=0\n"));
 	assert_non_null(
-		strstr(buf, "peer: 3 127.0.0.1:7003 follower match=10419 lag_entries=4 lag_ms=15\n"));
+	    strstr(buf, "peer: 1 127.0.0.1:7001 leader match=10423 lag_entries=0 lag_ms=0\n"));
+	assert_non_null(
+	    strstr(buf, "peer: 3 127.0.0.1:7003 follower match=10419 lag_entries=4 lag_ms=15\n"));
 }
 
 static void test_text_no_leader(void **state)
@@ -82,8 +87,8 @@ static void test_json(void **state)
 	status_render_json(&st, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "{\"node\": 2, \"role\": \"follower\", \"leader\": 1, "));
 	assert_non_null(strstr(buf, "\"peers\": [{\"id\": 1, \"addr\": \"127.0.0.1:7001\", "
-				    "\"role\": \"leader\", \"match\": 10423, \"lag_entries\": 0, "
-				    "\"lag_ms\": 0}, {\"id\": 3, "));
+	                            "\"role\": \"leader\", \"match\": 10423, \"lag_entries\": 0, "
+	                            "\"lag_ms\": 0}, {\"id\": 3, "));
 	assert_int_equal(buf[strlen(buf) - 2], '}');
 	st.leader = 0;
 	st.role = "a\"b\\c\n";
@@ -101,16 +106,17 @@ static void test_truncation_reports_full_length(void **state)
 	assert_int_equal(status_render_text(&st, small, sizeof(small)), len);
 	assert_int_equal(strlen(small), sizeof(small) - 1);
 	assert_memory_equal(small, full, sizeof(small) - 1);
-	assert_int_equal(status_render_json(&st, NULL, 0), status_render_json(&st, full, sizeof(full)));
+	assert_int_equal(status_render_json(&st, NULL, 0),
+	                 status_render_json(&st, full, sizeof(full)));
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_text_contract_order),
-		cmocka_unit_test(test_text_no_leader),
-		cmocka_unit_test(test_json),
-		cmocka_unit_test(test_truncation_reports_full_length),
+	    cmocka_unit_test(test_text_contract_order),
+	    cmocka_unit_test(test_text_no_leader),
+	    cmocka_unit_test(test_json),
+	    cmocka_unit_test(test_truncation_reports_full_length),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
