@@ -381,8 +381,13 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_readlink(req, target);
 }
 
+/*
+ * Proposes the creation of `name` in parent (a file, directory or symlink to target). With fi
+ * (create()), the reply is an open file and O_EXCL decides whether an existing file is an error;
+ * without it (mknod, mkdir, symlink), the reply is an entry and an existing name is EEXIST.
+ */
 static void make_entry(fuse_req_t req, fuse_ino_t parent, const char *name, uint8_t type,
-                       mode_t mode, const char *target)
+                       mode_t mode, const char *target, struct fuse_file_info *fi)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct kvfs_op op = {
@@ -410,19 +415,19 @@ static void make_entry(fuse_req_t req, fuse_ino_t parent, const char *name, uint
 		op.data = (const uint8_t *)target;
 		op.data_len = (uint32_t)len;
 	}
-	if (type == KVFS_OP_CREATE)
-		op.flags = KVFS_CREATE_EXCL; /* mknod: an existing name is EEXIST */
-	propose(req, &op, PENDING_ENTRY, NULL);
+	if (type == KVFS_OP_CREATE && (!fi || (fi->flags & O_EXCL)))
+		op.flags = KVFS_CREATE_EXCL;
+	propose(req, &op, fi ? PENDING_CREATE : PENDING_ENTRY, fi);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	make_entry(req, parent, name, KVFS_OP_MKDIR, mode, NULL);
+	make_entry(req, parent, name, KVFS_OP_MKDIR, mode, NULL, NULL);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-	make_entry(req, parent, name, KVFS_OP_SYMLINK, 0777, link);
+	make_entry(req, parent, name, KVFS_OP_SYMLINK, 0777, link, NULL);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
@@ -431,30 +436,13 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		fuse_reply_err(req, EPERM); /* no device nodes, FIFOs or sockets */
 		return;
 	}
-	make_entry(req, parent, name, KVFS_OP_CREATE, mode, NULL);
+	make_entry(req, parent, name, KVFS_OP_CREATE, mode, NULL, NULL);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                       struct fuse_file_info *fi)
 {
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	struct kvfs_op op = {
-	    .type = KVFS_OP_CREATE,
-	    .parent = parent,
-	    .name = name,
-	    .name_len = (uint32_t)strlen(name),
-	    .mode = mode & 07777,
-	    .uid = ctx->uid,
-	    .gid = ctx->gid,
-	    .flags = (fi->flags & O_EXCL) ? KVFS_CREATE_EXCL : 0,
-	};
-	int rv = check_new_name(parent, name);
-
-	if (rv < 0) {
-		fuse_reply_err(req, -rv);
-		return;
-	}
-	propose(req, &op, PENDING_CREATE, fi);
+	make_entry(req, parent, name, KVFS_OP_CREATE, mode, NULL, fi);
 }
 
 static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, uint8_t type)

@@ -32,6 +32,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "kvfs/disk.h"
 #include "kvfs/log.h"
 #include "kvfs/logging.h"
 #include "kvfs/op.h"
@@ -103,41 +104,6 @@ static int64_t now_ns(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* mkdir -p: creates dir and missing parents (0755). Returns 0 or a negative errno. */
-static int make_dirs(const char *dir)
-{
-	char path[PATH_MAX];
-	size_t len = strlen(dir);
-
-	if (len == 0 || len >= sizeof(path))
-		return -ENAMETOOLONG;
-	memcpy(path, dir, len + 1);
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(path, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rv = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		rv = -errno;
-	close(fd);
-	return rv;
 }
 
 /*
@@ -234,7 +200,7 @@ static int check_meta(struct kvfs_node *n, char *err, size_t errlen)
 	close(fd);
 	if (rename(tmp, path) < 0)
 		goto err_io;
-	rv = fsync_dir(n->data_dir);
+	rv = disk_fsync_dir(n->data_dir);
 	if (rv < 0) {
 		snprintf(err, errlen, "cannot fsync %s: %s", n->data_dir, strerror(-rv));
 		return rv;
@@ -320,7 +286,7 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 		rv = -ENOMEM;
 		goto err_free;
 	}
-	rv = make_dirs(n->data_dir);
+	rv = disk_make_dirs(n->data_dir);
 	if (rv == 0 && (stat(n->data_dir, &st) < 0 || !S_ISDIR(st.st_mode)))
 		rv = -ENOTDIR;
 	if (rv == 0 && access(n->data_dir, W_OK | X_OK) < 0)

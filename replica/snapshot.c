@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "kvfs/crc32c.h"
+#include "kvfs/disk.h"
 #include "kvfs/op.h"
 #include "kvfs/store.h"
 #include "kvfs/value.h"
@@ -279,20 +280,6 @@ static int snapshot_write_body(const struct kvfs_snapshot *snap, struct wbuf *w)
 	return w->err;
 }
 
-/* fsyncs directory dir. 0 or a negative errno. */
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rv = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		rv = -errno;
-	close(fd);
-	return rv;
-}
-
 /*
  * See snapshot.h. The failure message names the file and the step that failed. If the final
  * fsync of the directory fails, the renamed file is removed again.
@@ -350,7 +337,7 @@ int snapshot_write(const struct kvfs_snapshot *snap, const char *dir, char *err,
 		        errstr(rv, eb, sizeof(eb)));
 		goto err_unlink_tmp;
 	}
-	rv = fsync_dir(dir);
+	rv = disk_fsync_dir(dir);
 	if (rv) {
 		set_err(err, errlen, "cannot fsync directory %s after writing %s: %s", dir, path,
 		        errstr(rv, eb, sizeof(eb)));
@@ -726,7 +713,7 @@ int snapshot_prune(const char *dir, unsigned keep)
 	}
 	free(idx);
 	if (!rv)
-		rv = fsync_dir(dir);
+		rv = disk_fsync_dir(dir);
 	return rv;
 }
 
