@@ -23,11 +23,14 @@
 #include "options.h"
 #include "kvfs/logging.h"
 #include "kvfs/node.h"
+#include "kvfs/status.h"
+#include "kvfs/zk_election.h"
 
 #define EXIT_RUNTIME    1
 #define EXIT_USAGE      2
 #define EXIT_MOUNTPOINT 3
 #define EXIT_DATA       4
+#define EXIT_CLUSTER    5
 
 #define DRAIN_POLL_MS            20
 #define FUSE_REQUESTS_PER_WAKEUP 64
@@ -44,6 +47,9 @@ struct app {
 	bool stopping;
 	bool unmounted;
 	int exit_code;
+	struct kvfs_zk *zk; /* NULL: standalone */
+	struct kvfs_node_cluster cluster;
+	int daemon_pipe; /* background start: tells the waiting parent our exit status; -1 */
 };
 
 static void on_drain_timer(uv_timer_t *t);
@@ -156,6 +162,11 @@ static void finish_stop(struct app *a)
 	a->unmounted = true;
 	while (a->fs.handles)
 		fuse_file_free_handle(&a->fs, a->fs.handles, false);
+	if (a->zk) {
+		/* Step down and close the session now: the others elect at once. */
+		zk_election_close(a->zk);
+		a->zk = NULL;
+	}
 	node_close(a->fs.node, on_node_closed, a);
 }
 
@@ -217,6 +228,98 @@ static struct fuse_session *new_session(struct app *a)
 	return se;
 }
 
+/*
+ * Background start. libfuse's fuse_daemonize forks after the mount, which would leave
+ * ZooKeeper's threads behind in the parent; so we fork first, and the parent waits for one byte,
+ * the child's exit status: 0 once it serves the mount, the status of whatever failed otherwise
+ * (the child prints why on the still-shared terminal). The parent exits with it.
+ */
+static int daemonize_begin(struct app *a)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe(p) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		unsigned char code = EXIT_RUNTIME;
+
+		close(p[1]);
+		if (read(p[0], &code, 1) != 1)
+			code = EXIT_RUNTIME; /* the child died before it could say */
+		_exit(code);
+	}
+	close(p[0]);
+	setsid();
+	a->daemon_pipe = p[1];
+	return 0;
+}
+
+static void daemonize_end(struct app *a, int code)
+{
+	unsigned char c = (unsigned char)code;
+	int fd;
+
+	if (a->daemon_pipe < 0)
+		return;
+	if (write(a->daemon_pipe, &c, 1) != 1)
+		log_warn("cannot tell the starting shell our status");
+	close(a->daemon_pipe);
+	a->daemon_pipe = -1;
+	if (code != 0)
+		return;
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	if (chdir("/") < 0)
+		log_warn("cannot chdir to /");
+}
+
+static bool cluster_leading(void *arg, uint64_t *epoch)
+{
+	return zk_election_leading(((struct app *)arg)->zk, epoch);
+}
+
+static void cluster_status(void *arg, struct kvfs_status *st)
+{
+	struct kvfs_zk_view v;
+
+	zk_election_view(((struct app *)arg)->zk, &v);
+	st->role = election_role(v.leading, v.leader != 0);
+	st->leader = v.leader;
+	snprintf(st->leader_addr, sizeof(st->leader_addr), "%s", v.leader_addr);
+	st->epoch = v.epoch;
+	st->zk = v.zk;
+}
+
+/* Connects to ZooKeeper and checks the cluster, before anything is mounted. */
+static int open_cluster(struct app *a, char *cluster_id, char *err, size_t errlen)
+{
+	struct kvfs_zk_config zc = {
+	    .hosts = a->opts.zk,
+	    .cluster = a->opts.cluster,
+	    .id = a->opts.id,
+	    .cluster_size = a->opts.cluster_size,
+	    .addr = a->opts.advertise,
+	    .priority = a->opts.priority,
+	    .mode = strcmp(a->opts.election, "priority") == 0 ? KVFS_ELECTION_PRIORITY
+	                                                      : KVFS_ELECTION_SEQUENTIAL,
+	    .session_timeout_ms = a->opts.session_timeout_ms,
+	    .hold_down_ms = a->opts.hold_down_ms,
+	    .connect_timeout_ms = a->opts.write_timeout_ms,
+	};
+
+	return zk_election_open(&a->zk, &zc, cluster_id, err, errlen);
+}
+
 static int run_loop(struct app *a)
 {
 	static const int signals[3] = {SIGTERM, SIGINT, SIGHUP};
@@ -229,6 +332,11 @@ static int run_loop(struct app *a)
 	if (rv < 0)
 		goto err;
 	a->fs.node_id = a->opts.id;
+	if (a->zk) {
+		rv = zk_election_start(a->zk, NULL, NULL);
+		if (rv < 0)
+			goto err;
+	}
 	rv = fuse_inval_start(&a->fs.inval, a->fs.se);
 	if (rv < 0)
 		goto err;
@@ -245,7 +353,9 @@ static int run_loop(struct app *a)
 		a->sig[i].data = a;
 		uv_signal_start(&a->sig[i], on_signal, signals[i]);
 	}
-	log_info("serving %s (data in %s, standalone)", a->opts.mountpoint, a->opts.data_dir);
+	log_info("serving %s (data in %s, %s)", a->opts.mountpoint, a->opts.data_dir,
+	         a->zk ? "cluster member" : "standalone");
+	daemonize_end(a, 0);
 	uv_run(&a->loop, UV_RUN_DEFAULT);
 	fuse_inval_stop(a->fs.inval);
 	uv_loop_close(&a->loop);
@@ -258,8 +368,8 @@ err:
 
 int main(int argc, char **argv)
 {
-	struct app a = {0};
-	char err[1024] = "";
+	struct app a = {.daemon_pipe = -1};
+	char err[1024] = "", cluster_id[2 * KVFS_GUID_LEN + 1] = "";
 	struct kvfs_node_config cfg;
 	int rv, code = EXIT_RUNTIME;
 
@@ -284,15 +394,21 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	logging_init(a.opts.id, a.opts.verbose ? KVFS_LOG_DEBUG : KVFS_LOG_INFO);
-	if (a.opts.zk) {
-		fprintf(stderr, "kvfs: --zk: replication through ZooKeeper is not in this build "
-		                "yet; run without --zk for a standalone node\n");
-		code = EXIT_USAGE;
+	if (!a.opts.foreground && daemonize_begin(&a) < 0) {
+		fprintf(stderr, "kvfs: cannot start in the background: %s\n", strerror(errno));
 		goto out_opts;
 	}
 	if (check_mountpoint(a.opts.mountpoint) < 0) {
 		code = EXIT_MOUNTPOINT;
 		goto out_opts;
+	}
+	if (a.opts.zk) {
+		rv = open_cluster(&a, cluster_id, err, sizeof(err));
+		if (rv < 0) {
+			fprintf(stderr, "kvfs: %s\n", err[0] ? err : strerror(-rv));
+			code = EXIT_CLUSTER;
+			goto out_opts;
+		}
 	}
 	cfg = (struct kvfs_node_config){
 	    .id = a.opts.id,
@@ -302,12 +418,18 @@ int main(int argc, char **argv)
 	    .snapshot_bytes = a.opts.snapshot_bytes,
 	    .election = a.opts.election,
 	    .priority = a.opts.priority,
+	    .cluster_id = a.zk ? cluster_id : NULL,
 	};
 	rv = node_open(&a.fs.node, &cfg, err, sizeof(err));
 	if (rv < 0) {
 		fprintf(stderr, "kvfs: %s\n", err[0] ? err : strerror(-rv));
-		code = EXIT_DATA;
+		code = rv == -EXDEV ? EXIT_CLUSTER : EXIT_DATA;
 		goto out_opts;
+	}
+	if (a.zk) {
+		a.cluster = (struct kvfs_node_cluster){
+		    .leading = cluster_leading, .status = cluster_status, .arg = &a};
+		node_set_cluster(a.fs.node, &a.cluster);
 	}
 	a.fs.store = node_store(a.fs.node);
 	a.fs.data_dir = a.opts.data_dir;
@@ -337,10 +459,6 @@ int main(int argc, char **argv)
 		snprintf(path, sizeof(path), "%s/kvfs.log", a.opts.data_dir);
 		if (logging_to_file(path) < 0)
 			fprintf(stderr, "kvfs: cannot write %s; logging nowhere\n", path);
-		if (fuse_daemonize(0) != 0) {
-			code = EXIT_RUNTIME;
-			goto out_unmount;
-		}
 	}
 	signal(SIGPIPE, SIG_IGN);
 	code = run_loop(&a);
@@ -349,7 +467,6 @@ int main(int argc, char **argv)
 		node_close(a.fs.node, NULL, NULL);
 		a.fs.node = NULL;
 	}
-out_unmount:
 	if (!a.unmounted)
 		fuse_session_unmount(a.fs.se);
 out_session:
@@ -359,6 +476,9 @@ out_node:
 	if (a.fs.node)
 		node_close(a.fs.node, NULL, NULL);
 out_opts:
+	if (a.zk)
+		zk_election_close(a.zk);
+	daemonize_end(&a, code);
 	options_free(&a.opts);
 	if (code == 0)
 		log_info("stopped cleanly");

@@ -29,6 +29,7 @@ enum {
 	OPT_READ,
 	OPT_WRITE_TIMEOUT,
 	OPT_SESSION_TIMEOUT,
+	OPT_HOLD_DOWN,
 	OPT_MAX_VALUE,
 	OPT_SNAPSHOT_BYTES,
 	OPT_SEGMENT_BYTES,
@@ -49,6 +50,7 @@ static const struct option long_opts[] = {
     {"read", required_argument, NULL, OPT_READ},
     {"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
     {"session-timeout", required_argument, NULL, OPT_SESSION_TIMEOUT},
+    {"hold-down", required_argument, NULL, OPT_HOLD_DOWN},
     {"max-value", required_argument, NULL, OPT_MAX_VALUE},
     {"snapshot-bytes", required_argument, NULL, OPT_SNAPSHOT_BYTES},
     {"segment-bytes", required_argument, NULL, OPT_SEGMENT_BYTES},
@@ -79,6 +81,8 @@ void options_usage(FILE *f, const char *prog)
 	    "  --read local|linearizable        (default local)\n"
 	    "  --write-timeout MS     fail a write with EIO after this long (default 10000)\n"
 	    "  --session-timeout MS   ZooKeeper session timeout (default 6000)\n"
+	    "  --hold-down MS         priority mode: a better newcomer takes over after this\n"
+	    "                         long, once caught up (default 3000)\n"
 	    "  --max-value BYTES      largest value; bigger writes fail with EFBIG\n"
 	    "                         (default 1048576, at most %u)\n"
 	    "  --snapshot-bytes N     snapshot after N bytes of log (default 67108864)\n"
@@ -91,7 +95,8 @@ void options_usage(FILE *f, const char *prog)
 	    "  -V, --version          the version\n"
 	    "\n"
 	    "Exit status: 0 clean shutdown, 1 runtime failure, 2 bad usage, 3 mountpoint problem,\n"
-	    "4 data directory problem.\n",
+	    "4 data directory problem, 5 cluster problem (ZooKeeper unreachable, another\n"
+	    "cluster's data directory, a --cluster-size the cluster was not created with).\n",
 	    prog, KVFS_DATA_MAX);
 }
 
@@ -245,6 +250,7 @@ int options_parse(struct kvfs_options *o, int argc, char **argv, char *err, size
 	o->priority = 1;
 	o->write_timeout_ms = 10000;
 	o->session_timeout_ms = 6000;
+	o->hold_down_ms = 3000;
 	o->max_value = 1048576;
 	if (set_str(&o->cluster, "default") < 0 || set_str(&o->election, "sequential") < 0)
 		return -ENOMEM;
@@ -318,6 +324,10 @@ int options_parse(struct kvfs_options *o, int argc, char **argv, char *err, size
 		case OPT_SESSION_TIMEOUT:
 			rv = parse_u64("--session-timeout", optarg, 100, 600000,
 			               &o->session_timeout_ms, err, errlen);
+			break;
+		case OPT_HOLD_DOWN:
+			rv = parse_u64("--hold-down", optarg, 0, 3600000, &o->hold_down_ms, err,
+			               errlen);
 			break;
 		case OPT_MAX_VALUE:
 			rv = parse_u64("--max-value", optarg, 1, KVFS_DATA_MAX, &o->max_value, err,

@@ -24,6 +24,7 @@ struct kvfs_options {
 	enum kvfs_read_mode read_mode;
 	uint64_t write_timeout_ms;
 	uint64_t session_timeout_ms;
+	uint64_t hold_down_ms; /* priority mode: a better newcomer waits this long */
 	uint64_t max_value;
 	uint64_t snapshot_bytes;
 	uint64_t segment_bytes;

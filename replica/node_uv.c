@@ -92,6 +92,9 @@ struct kvfs_node {
 	char snap_err[256];
 	uint64_t snapshot_index;
 
+	const struct kvfs_node_cluster *cluster; /* NULL: standalone */
+	uint64_t epoch;                          /* epoch of the records proposed now */
+
 	bool fatal;
 	bool closing;
 	void (*close_cb)(void *arg);
@@ -154,7 +157,9 @@ static int lock_data_dir(struct kvfs_node *n, char *err, size_t errlen)
  */
 static int check_meta(struct kvfs_node *n, char *err, size_t errlen)
 {
-	char path[PATH_MAX], tmp[PATH_MAX], buf[256];
+	const char *want = n->cfg.cluster_id ? n->cfg.cluster_id : "standalone";
+	char path[PATH_MAX], tmp[PATH_MAX], buf[256], cluster[80] = "standalone";
+	const char *line;
 	unsigned long id;
 	FILE *f;
 	int fd, len, rv;
@@ -173,6 +178,25 @@ static int check_meta(struct kvfs_node *n, char *err, size_t errlen)
 			    path, n->data_dir);
 			return -EBADMSG;
 		}
+		/* Directories made before clusters existed have no cluster line: standalone. */
+		line = strstr(buf, "\ncluster: ");
+		if (line)
+			sscanf(line, "\ncluster: %79s", cluster);
+		if (strcmp(cluster, want) != 0) {
+			if (strcmp(cluster, "standalone") == 0)
+				snprintf(
+				    err, errlen,
+				    "data directory %s holds a standalone node's data; a cluster "
+				    "member needs a fresh --data directory",
+				    n->data_dir);
+			else
+				snprintf(
+				    err, errlen,
+				    "data directory %s belongs to cluster %s, not to this cluster "
+				    "(%s); use this cluster's --data or a fresh directory",
+				    n->data_dir, cluster, want);
+			return -EXDEV;
+		}
 		if (id != n->cfg.id) {
 			snprintf(
 			    err, errlen,
@@ -189,7 +213,7 @@ static int check_meta(struct kvfs_node *n, char *err, size_t errlen)
 		return rv;
 	}
 	snprintf(tmp, sizeof(tmp), "%s/meta.tmp", n->data_dir);
-	len = snprintf(buf, sizeof(buf), "kvfs-meta 1\nnode: %u\n", n->cfg.id);
+	len = snprintf(buf, sizeof(buf), "kvfs-meta 1\nnode: %u\ncluster: %s\n", n->cfg.id, want);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		goto err_io;
@@ -333,6 +357,7 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 		goto err_free;
 	}
 	n->snapshot_index = snap_index;
+	n->epoch = STANDALONE_EPOCH;
 	n->next_index = store_applied_index(n->store) + 1;
 	n->log_bytes = log_bytes(n->log);
 	n->bytes_since_snapshot = n->log_bytes;
@@ -419,6 +444,8 @@ int node_propose(struct kvfs_node *n, struct kvfs_op *op, kvfs_node_done_fn cb, 
 		return -EIO;
 	if (n->closing)
 		return -ESHUTDOWN;
+	if (n->cluster && !n->cluster->leading(n->cluster->arg, &n->epoch))
+		return -EROFS; /* until replication forwards writes, only the leader takes them */
 	b = pending_batch(n);
 	if (!b)
 		return -ENOMEM;
@@ -436,7 +463,7 @@ int node_propose(struct kvfs_node *n, struct kvfs_op *op, kvfs_node_done_fn cb, 
 	if (rv < 0)
 		return rv;
 	op_encode(op, b->buf + b->len + KVFS_LOG_HEADER_SIZE);
-	log_record_seal(b->buf + b->len, STANDALONE_EPOCH, n->next_index, (uint32_t)plen);
+	log_record_seal(b->buf + b->len, n->epoch, n->next_index, (uint32_t)plen);
 	b->len += rec;
 	if (!b->first)
 		b->first = n->next_index;
@@ -452,6 +479,8 @@ int node_sync(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
 		return -EIO;
 	if (n->closing)
 		return -ESHUTDOWN;
+	if (n->cluster && !n->cluster->leading(n->cluster->arg, &n->epoch))
+		return -EROFS; /* until replication forwards writes, only the leader takes them */
 	b = pending_batch(n);
 	if (!b)
 		return -ENOMEM;
@@ -689,6 +718,11 @@ int node_start(struct kvfs_node *n, uv_loop_t *loop, kvfs_node_apply_fn on_apply
 	return uv_check_start(&n->check, on_check);
 }
 
+void node_set_cluster(struct kvfs_node *n, const struct kvfs_node_cluster *cluster)
+{
+	n->cluster = cluster;
+}
+
 struct kvfs_store *node_store(struct kvfs_node *n)
 {
 	return n->store;
@@ -714,6 +748,8 @@ void node_status(const struct kvfs_node *n, struct kvfs_status *st)
 	st->value_bytes = store_value_bytes(n->store);
 	st->log_bytes = n->log_bytes;
 	st->snapshot_index = n->snapshot_index;
+	if (n->cluster)
+		n->cluster->status(n->cluster->arg, st);
 }
 
 static void on_check_closed(uv_handle_t *h)

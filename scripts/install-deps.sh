@@ -8,8 +8,9 @@ PACKAGES=(
 	# build
 	build-essential pkg-config meson ninja-build
 	libfuse3-dev libuv1-dev libcmocka-dev libzookeeper-mt-dev
-	# run: fusermount3, the cluster tests' ZooKeeper server and client
-	fuse3 zookeeper python3 python3-kazoo
+	# run: fusermount3; the cluster tests' and start.sh's ZooKeeper server (and the Java it runs
+	# on), and the cluster tests' client: kazoo, for Debian's /usr/bin/python3
+	fuse3 zookeeper default-jre-headless python3 python3-kazoo
 	# the filesystem tests' tools
 	rsync tar attr psmisc util-linux procps coreutils diffutils findutils sed
 )

@@ -12,6 +12,7 @@
 #ifndef KVFS_NODE_H
 #define KVFS_NODE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,20 @@ struct kvfs_node_config {
 	uint64_t snapshot_bytes; /* snapshot after this many log bytes; 0 = default */
 	const char *election;    /* shown in /.status */
 	uint32_t priority;       /* shown in /.status */
+	const char *cluster_id;  /* the cluster the data directory must belong to; NULL or
+	                            "standalone" for a node without ZooKeeper */
+};
+
+/*
+ * How a node in a cluster learns whether it may commit writes, and what /.status says about the
+ * cluster. Both are called on the loop thread and must not block.
+ */
+struct kvfs_node_cluster {
+	/* True if this node leads now, with *epoch its epoch; writes elsewhere get -EROFS. */
+	bool (*leading)(void *arg, uint64_t *epoch);
+	/* Overwrites role, leader, leader_addr, epoch and zk in st. */
+	void (*status)(void *arg, struct kvfs_status *st);
+	void *arg;
 };
 
 /* Called once per proposal, on the loop thread, when it has been applied (err = its outcome, ino
@@ -47,9 +62,14 @@ typedef void (*kvfs_node_fatal_fn)(void *arg);
  * Opens the data directory (creating it if missing), locks it against a second kvfs, and recovers
  * the store. Runs synchronously, before the loop exists. Returns 0, or a negative errno with a
  * one-line explanation in err: -EBUSY (in use by another kvfs), -EBADMSG (damaged log or
- * snapshot), -EINVAL (belongs to another node id), other errnos for I/O trouble.
+ * snapshot), -EINVAL (belongs to another node id), -EXDEV (belongs to another cluster), other
+ * errnos for I/O trouble.
  */
 int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *err, size_t errlen);
+
+/* Makes the node a cluster member: it takes writes only while cluster->leading() says so. Call
+ * before node_start; cluster must outlive the node. Without it the node is standalone. */
+void node_set_cluster(struct kvfs_node *n, const struct kvfs_node_cluster *cluster);
 
 /* Attaches the node to loop; it starts taking proposals. Returns 0 or a negative errno. */
 int node_start(struct kvfs_node *n, struct uv_loop_s *loop, kvfs_node_apply_fn on_apply,
@@ -58,7 +78,8 @@ int node_start(struct kvfs_node *n, struct uv_loop_s *loop, kvfs_node_apply_fn o
 /*
  * Proposes op. The node fills in origin, seq, time_ns and (if 0) max_value, and copies what it
  * needs, so op and its buffers may go once this returns. On success returns 0 and calls cb
- * exactly once later; on failure (-ESHUTDOWN while closing, -ENOMEM) returns it and never calls cb.
+ * exactly once later; on failure (-EROFS on a cluster node that does not lead, -ESHUTDOWN while
+ * closing, -ENOMEM) returns it and never calls cb.
  */
 int node_propose(struct kvfs_node *n, struct kvfs_op *op, kvfs_node_done_fn cb, void *arg);
 

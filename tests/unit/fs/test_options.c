@@ -39,6 +39,7 @@ static void test_defaults_standalone(void **state)
 	assert_int_equal(o.read_mode, KVFS_READ_LOCAL);
 	assert_int_equal(o.write_timeout_ms, 10000);
 	assert_int_equal(o.session_timeout_ms, 6000);
+	assert_int_equal(o.hold_down_ms, 3000);
 	assert_int_equal(o.max_value, 1048576);
 	assert_string_equal(o.data_dir, "/var/lib/kvfs/default/1");
 	assert_string_equal(o.mountpoint, "/mnt/x");
@@ -55,7 +56,7 @@ static void test_all_options(void **state)
 	                       "c", "--cluster-size", "5", "--listen", "0.0.0.0:9000",
 	                       "--advertise", "10.0.0.2:9000", "--election", "priority",
 	                       "--priority", "0", "--read", "linearizable", "--write-timeout",
-	                       "500", "--session-timeout", "2000", "--max-value", "4096", "-f",
+	                       "500", "--session-timeout", "2000", "--hold-down", "750", "--max-value", "4096", "-f",
 	                       "-o", "allow_other", "-o", "default_permissions", "/m"),
 	                 KVFS_OPTIONS_RUN);
 	assert_int_equal(o.id, 2);
@@ -70,6 +71,7 @@ static void test_all_options(void **state)
 	assert_int_equal(o.read_mode, KVFS_READ_LINEARIZABLE);
 	assert_int_equal(o.write_timeout_ms, 500);
 	assert_int_equal(o.session_timeout_ms, 2000);
+	assert_int_equal(o.hold_down_ms, 750);
 	assert_int_equal(o.max_value, 4096);
 	assert_true(o.foreground);
 	assert_string_equal(o.fuse_opts, "allow_other,default_permissions");

@@ -1,0 +1,106 @@
+/*
+ * Leader election, the pure part: what the candidates' znodes mean, who should lead, whom to
+ * watch, and what this node should do next. The ZooKeeper binding (zk_election.c) gathers a view
+ * of the election (the live candidates under /election with their data, /leader, this node's own
+ * state) and asks election_decide() for one action; it never decides anything itself.
+ *
+ * Names and data (DESIGN §3):
+ *   /election/<guid>-n_<10 digits>   data "id=N addr=HOST:PORT priority=P"
+ *   /leader                          data "id=N addr=HOST:PORT epoch=E"
+ *   /config                          data "cluster_id=HEX size=N"
+ *   /members/<id>                    data "addr=HOST:PORT priority=P"
+ *
+ * Ranking. Sequential mode: the lowest sequence number leads. Priority mode: the highest
+ * priority leads, ties broken by the lowest sequence number. In both modes a candidate with
+ * priority 0 never leads (it still votes and replicates).
+ *
+ * Pure: no ZooKeeper header, no clock, no I/O. Times are given in milliseconds by the caller.
+ */
+#ifndef KVFS_ELECTION_H
+#define KVFS_ELECTION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KVFS_GUID_LEN 32 /* hex characters of a per-attempt guid */
+#define KVFS_ADDR_MAX 64
+
+enum kvfs_election_mode { KVFS_ELECTION_SEQUENTIAL, KVFS_ELECTION_PRIORITY };
+
+struct kvfs_candidate {
+	char name[KVFS_GUID_LEN + 32]; /* znode name under /election */
+	char guid[KVFS_GUID_LEN + 1];
+	uint64_t seq;
+	uint32_t id;
+	uint32_t priority;
+	char addr[KVFS_ADDR_MAX];
+	int64_t owner; /* the ZooKeeper session that owns the znode (ephemeralOwner) */
+};
+
+/*
+ * Parses an election child's name "<guid>-n_<10 digits>" (guid: 1..KVFS_GUID_LEN lowercase hex).
+ * Returns 0 and fills c->name, c->guid and c->seq, or -EINVAL for any other name (such znodes are
+ * not candidates and are ignored).
+ */
+int election_parse_name(const char *name, struct kvfs_candidate *c);
+
+/* Parses a candidate's data into c->id, c->addr, c->priority. 0 or -EINVAL. */
+int election_parse_candidate(const char *data, size_t len, struct kvfs_candidate *c);
+
+/* Parses /leader's data. 0 or -EINVAL. addr has room for KVFS_ADDR_MAX bytes. */
+int election_parse_leader(const char *data, size_t len, uint32_t *id, char *addr, uint64_t *epoch);
+
+/* Parses /config's data. 0 or -EINVAL. cluster_id has room for 2 * KVFS_GUID_LEN + 1 bytes. */
+int election_parse_config(const char *data, size_t len, char *cluster_id, uint32_t *size);
+
+/*
+ * The value of `key` in data made of space-separated key=value words, copied into out (size
+ * bytes, NUL-terminated). 0, -ENOENT if the key is missing, -EINVAL if the value does not fit.
+ */
+int election_kv(const char *data, size_t len, const char *key, char *out, size_t size);
+
+/* Index of the candidate that should lead, or -1 if none may (none, or all priority 0). */
+int election_rank(enum kvfs_election_mode mode, const struct kvfs_candidate *c, size_t n);
+
+/* Sequential mode: the candidate just before seq (the highest sequence below it), or -1. */
+int election_predecessor(const struct kvfs_candidate *c, size_t n, uint64_t seq);
+
+/* What this node knows, for election_decide(). */
+struct kvfs_election_view {
+	enum kvfs_election_mode mode;
+	const struct kvfs_candidate *cands; /* the live candidates, with their data */
+	size_t n;
+	int mine;             /* index of this node's own candidate in cands, -1 if it has none */
+	bool leader_exists;   /* /leader exists */
+	bool leader_mine;     /* ... and is owned by this node's session */
+	bool leading;         /* this node acts as leader (it took /leader in this session and has
+	                         not lost the connection since) */
+	bool successor_ready; /* priority mode: the better candidate has caught up */
+	uint64_t better_waited_ms; /* priority mode: how long a better candidate has waited */
+	uint64_t hold_down_ms;
+};
+
+enum kvfs_election_action {
+	KVFS_ELECT_NONE,   /* nothing to do until the next event */
+	KVFS_ELECT_REJOIN, /* this node has no candidate znode: create one (a new guid) */
+	KVFS_ELECT_TAKE,   /* lead: one multi (check own znode, create /leader, bump /epoch) */
+	KVFS_ELECT_RETAKE, /* /leader is ours from before a disconnection: replace it, new epoch */
+	KVFS_ELECT_WAIT,   /* this node should lead but another holds /leader: watch it */
+	KVFS_ELECT_HAND_OVER, /* a better candidate waited out the hold-down: stop, delete /leader
+	                       */
+};
+
+struct kvfs_election_decision {
+	enum kvfs_election_action action;
+	int top;   /* index of the candidate that should lead, -1 if none may */
+	int watch; /* sequential mode: index of the candidate to watch for deletion, -1 if none */
+};
+
+/* Decides what this node does next. Pure and total: every view has an answer. */
+void election_decide(const struct kvfs_election_view *v, struct kvfs_election_decision *d);
+
+/* "leader", "follower" or "candidate", from the node's state. */
+const char *election_role(bool leading, bool leader_known);
+
+#endif /* KVFS_ELECTION_H */

@@ -1,0 +1,77 @@
+/*
+ * Leader election through ZooKeeper (DESIGN §3): the session, the cluster's znodes, and an
+ * election thread that keeps this node's candidacy and acts on election_decide().
+ *
+ * Threads: ZooKeeper's C client (libzookeeper_mt) runs its own I/O and completion threads; its
+ * watcher only records what happened and wakes the election thread, which makes every ZooKeeper
+ * call (synchronous ones) and closes and replaces the handle after an expiry, never inside a
+ * ZooKeeper callback. The loop thread reads the outcome through zk_election_leading() and
+ * zk_election_view(), which take a lock and never block on the network.
+ *
+ * Leadership is also a lease: the election thread confirms its session with a round trip at
+ * least every third of the session timeout, and zk_election_leading() says yes only until two
+ * thirds of the timeout after the last confirmed one. A leader that was paused (SIGSTOP) past its
+ * session stops calling itself leader the moment it runs again, before its client has even
+ * noticed the expiry; one that loses its connection stops at once.
+ */
+#ifndef KVFS_ZK_ELECTION_H
+#define KVFS_ZK_ELECTION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvfs/election.h"
+
+struct kvfs_zk;
+
+struct kvfs_zk_config {
+	const char *hosts;   /* connect string "host:port,..." */
+	const char *cluster; /* name: znodes live under /kvfs/<cluster> */
+	uint32_t id;
+	uint32_t cluster_size;
+	const char *addr; /* this node's replication address, announced to the others */
+	uint32_t priority;
+	enum kvfs_election_mode mode;
+	uint64_t session_timeout_ms;
+	uint64_t hold_down_ms;       /* priority mode: how long a better newcomer waits */
+	uint64_t connect_timeout_ms; /* zk_election_open gives up after this long */
+};
+
+/* What the loop may show and act on; a copy taken under the lock. */
+struct kvfs_zk_view {
+	const char *zk;  /* "connected", "connecting", "expired" */
+	bool leading;    /* this node leads, and its lease is current */
+	uint32_t leader; /* 0 = none known */
+	char leader_addr[KVFS_ADDR_MAX];
+	uint64_t epoch; /* the leader's epoch (this node's own when it leads) */
+};
+
+/*
+ * Connects to ZooKeeper, creates the cluster's znodes if they are missing and reads /config,
+ * creating it (with a new random cluster id and cfg->cluster_size) on the first start. Returns 0
+ * and the cluster id in cluster_id (2 * KVFS_GUID_LEN + 1 bytes); or -ETIMEDOUT ("cannot reach
+ * ZooKeeper at ... after 10 s; is it running?"), -EXDEV (the cluster was created with another
+ * size), other negative errnos; each with a message in err.
+ */
+int zk_election_open(struct kvfs_zk **out, const struct kvfs_zk_config *cfg, char *cluster_id,
+                     char *err, size_t errlen);
+
+/*
+ * Starts the election thread. notify(arg) is called, from any thread, whenever the view may have
+ * changed (it should only wake the loop, e.g. uv_async_send). Returns 0 or a negative errno.
+ */
+int zk_election_start(struct kvfs_zk *z, void (*notify)(void *arg), void *arg);
+
+/* True if this node may act as leader now (and sets *epoch); see the lease above. */
+bool zk_election_leading(struct kvfs_zk *z, uint64_t *epoch);
+
+void zk_election_view(struct kvfs_zk *z, struct kvfs_zk_view *v);
+
+/*
+ * Stops: the election thread steps down (deletes /leader if it holds it) and closes the session,
+ * so the other nodes elect a new leader at once; then everything is freed. Blocks until done.
+ */
+void zk_election_close(struct kvfs_zk *z);
+
+#endif /* KVFS_ZK_ELECTION_H */

@@ -1,0 +1,196 @@
+/*
+ * Leader election, the pure part (see election.h): parsing the znodes' names and data, ranking
+ * the candidates, and deciding this node's next step from what it knows. The ZooKeeper binding
+ * calls election_decide() after every change it sees, so every rule of the election lives here,
+ * where a unit test can reach each case without a ZooKeeper.
+ */
+#include "kvfs/election.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int election_parse_name(const char *name, struct kvfs_candidate *c)
+{
+	const char *dash = strstr(name, "-n_");
+	size_t glen, len = strlen(name);
+	uint64_t seq = 0;
+
+	if (!dash || len >= sizeof(c->name))
+		return -EINVAL;
+	glen = (size_t)(dash - name);
+	if (glen == 0 || glen > KVFS_GUID_LEN || strlen(dash + 3) != 10)
+		return -EINVAL;
+	for (size_t i = 0; i < glen; i++)
+		if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+			return -EINVAL;
+	for (const char *p = dash + 3; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		seq = seq * 10 + (uint64_t)(*p - '0');
+	}
+	memcpy(c->name, name, len + 1);
+	memcpy(c->guid, name, glen);
+	c->guid[glen] = '\0';
+	c->seq = seq;
+	return 0;
+}
+
+int election_kv(const char *data, size_t len, const char *key, char *out, size_t size)
+{
+	size_t klen = strlen(key);
+	size_t i = 0;
+
+	while (i < len) {
+		size_t start, end;
+
+		while (i < len && (data[i] == ' ' || data[i] == '\n'))
+			i++;
+		start = i;
+		while (i < len && data[i] != ' ' && data[i] != '\n')
+			i++;
+		end = i;
+		if (end - start > klen && data[start + klen] == '=' &&
+		    memcmp(data + start, key, klen) == 0) {
+			size_t vlen = end - start - klen - 1;
+
+			if (vlen + 1 > size)
+				return -EINVAL;
+			memcpy(out, data + start + klen + 1, vlen);
+			out[vlen] = '\0';
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* The value of key as a decimal number no larger than max. */
+static int kv_number(const char *data, size_t len, const char *key, uint64_t max, uint64_t *out)
+{
+	char buf[24], *end;
+	unsigned long long v;
+
+	if (election_kv(data, len, key, buf, sizeof(buf)) < 0 || buf[0] < '0' || buf[0] > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(buf, &end, 10);
+	if (*end || errno || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int election_parse_candidate(const char *data, size_t len, struct kvfs_candidate *c)
+{
+	uint64_t id, prio;
+
+	if (kv_number(data, len, "id", UINT32_MAX, &id) < 0 || id == 0 ||
+	    kv_number(data, len, "priority", 1000, &prio) < 0 ||
+	    election_kv(data, len, "addr", c->addr, sizeof(c->addr)) < 0)
+		return -EINVAL;
+	c->id = (uint32_t)id;
+	c->priority = (uint32_t)prio;
+	return 0;
+}
+
+int election_parse_leader(const char *data, size_t len, uint32_t *id, char *addr, uint64_t *epoch)
+{
+	uint64_t v;
+
+	if (kv_number(data, len, "id", UINT32_MAX, &v) < 0 || v == 0 ||
+	    kv_number(data, len, "epoch", UINT64_MAX, epoch) < 0 ||
+	    election_kv(data, len, "addr", addr, KVFS_ADDR_MAX) < 0)
+		return -EINVAL;
+	*id = (uint32_t)v;
+	return 0;
+}
+
+int election_parse_config(const char *data, size_t len, char *cluster_id, uint32_t *size)
+{
+	uint64_t v;
+
+	if (kv_number(data, len, "size", 1000, &v) < 0 || v == 0 ||
+	    election_kv(data, len, "cluster_id", cluster_id, 2 * KVFS_GUID_LEN + 1) < 0)
+		return -EINVAL;
+	*size = (uint32_t)v;
+	return 0;
+}
+
+/* True if a ranks before b (a would lead rather than b). */
+static bool ranks_before(enum kvfs_election_mode mode, const struct kvfs_candidate *a,
+                         const struct kvfs_candidate *b)
+{
+	if (mode == KVFS_ELECTION_PRIORITY && a->priority != b->priority)
+		return a->priority > b->priority;
+	return a->seq < b->seq;
+}
+
+int election_rank(enum kvfs_election_mode mode, const struct kvfs_candidate *c, size_t n)
+{
+	int best = -1;
+
+	for (size_t i = 0; i < n; i++) {
+		if (c[i].priority == 0)
+			continue;
+		if (best < 0 || ranks_before(mode, &c[i], &c[best]))
+			best = (int)i;
+	}
+	return best;
+}
+
+int election_predecessor(const struct kvfs_candidate *c, size_t n, uint64_t seq)
+{
+	int pred = -1;
+
+	for (size_t i = 0; i < n; i++)
+		if (c[i].seq < seq && (pred < 0 || c[i].seq > c[pred].seq))
+			pred = (int)i;
+	return pred;
+}
+
+void election_decide(const struct kvfs_election_view *v, struct kvfs_election_decision *d)
+{
+	d->action = KVFS_ELECT_NONE;
+	d->top = election_rank(v->mode, v->cands, v->n);
+	d->watch = -1;
+	if (v->mine < 0) {
+		d->action = KVFS_ELECT_REJOIN;
+		return;
+	}
+	/* Sequential mode: each candidate watches only the one just before it, so a deletion
+	 * wakes one node, not all of them. Priority mode watches the children instead. */
+	if (v->mode == KVFS_ELECTION_SEQUENTIAL && d->top != v->mine)
+		d->watch = election_predecessor(v->cands, v->n, v->cands[v->mine].seq);
+
+	if (d->top == v->mine) {
+		if (v->leading)
+			d->action = KVFS_ELECT_NONE;
+		else if (!v->leader_exists)
+			d->action = KVFS_ELECT_TAKE;
+		else if (v->leader_mine)
+			d->action = KVFS_ELECT_RETAKE;
+		else
+			d->action = KVFS_ELECT_WAIT;
+		return;
+	}
+	/* Someone else should lead. A running leader is not displaced at once: in priority mode
+	 * the better newcomer must have caught up and waited out the hold-down, and then this
+	 * leader hands over by deleting /leader. A leader that can no longer rank first for any
+	 * other reason (its priority is 0 now, say) hands over at once. */
+	if (v->leading || v->leader_mine) {
+		bool newcomer = d->top >= 0 && v->mode == KVFS_ELECTION_PRIORITY &&
+		                v->cands[d->top].priority > v->cands[v->mine].priority &&
+		                v->cands[v->mine].priority > 0;
+
+		if (!newcomer || (v->successor_ready && v->better_waited_ms >= v->hold_down_ms))
+			d->action = KVFS_ELECT_HAND_OVER;
+	}
+}
+
+const char *election_role(bool leading, bool leader_known)
+{
+	if (leading)
+		return "leader";
+	return leader_known ? "follower" : "candidate";
+}

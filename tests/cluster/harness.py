@@ -1,0 +1,1210 @@
+#!/usr/bin/python3
+"""Harness for the kvfs cluster tests: a real ZooKeeper ensemble and real kvfs nodes on real FUSE
+mounts, all inside one temporary directory, and a tiny runner that counts checks.
+
+A test file lists test functions taking the Harness and ends with `harness.main([...])`:
+
+    def test_one_leader(h):
+        zk = h.ensemble()                    # three servers, started once per file and reused
+        nodes = h.nodes(h.cluster_name("one"), 3)
+        for n in nodes: n.start()
+        ms = h.wait_for(lambda: agreement(nodes), 10)
+        h.check(ms is not None, "one leader", h.view(nodes))
+
+Runs under Debian's /usr/bin/python3 (stdlib + python3-kazoo); argv[1] is the kvfs binary.
+Layout: $T/zk/<i>/{zoo.cfg,data/,server.log}, $T/<cluster>/n<id>/{data/,mnt/,kvfs.log}.
+Everything this starts (nodes, ZooKeeper servers, kazoo clients) is stopped by PID and every mount
+under $T detached before $T is removed: at the end of each test (its nodes), at the end of the
+file, on SIGTERM/SIGINT/SIGHUP, at exit, and when the watchdog (KVFS_TEST_TIMEOUT seconds,
+default 500, below meson's 600) fires. Status files are read in threads with timeouts, so a hung
+or stopped daemon never blocks the test.
+
+Output: `ok`/`FAIL` per check as it happens; at the end the execution log (timestamped: who won,
+epochs, what was killed, takeover times in ms), on failure the tail of each node's log, and one
+line `N passed, N failed`. The execution log is also saved to
+$KVFS_CLUSTER_LOG_DIR/<test>.log (meson sets it to the build directory's tests/cluster;
+default /tmp/kvfs-cluster-logs). KVFS_KEEP=1 keeps $T after a failure; KVFS_TESTS=a,b runs only
+the tests whose names contain a or b; KVFS_VERBOSE=1 prints the execution log as it grows.
+"""
+
+import atexit
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+try:
+    import logging
+
+    from kazoo.client import KazooClient
+    from kazoo.exceptions import NoNodeError
+except ImportError:  # pragma: no cover - reported by main()
+    KazooClient = None
+    NoNodeError = Exception
+
+JAVA = shutil.which("java") or "/usr/bin/java"
+ZK_JARS = ["/usr/share/java/zookeeper.jar"]
+# Optional: without a binding slf4j logs nothing, and ZooKeeper's own log helps when a test fails.
+ZK_LOG_JARS = ["/usr/share/java/slf4j-log4j12.jar", "/usr/share/java/log4j-1.2.jar"]
+FUSERMOUNT = shutil.which("fusermount3") or "fusermount3"
+DEFAULT_SESSION_MS = 6000
+ELECTION_CHILD_RE = re.compile(r"^.+-n_[0-9]{10}$")
+
+
+class Abort(Exception):
+    """Raised by Harness.require: the rest of the current test would be meaningless."""
+
+
+class Interrupted(BaseException):
+    """A signal or the watchdog ended the run (BaseException: no test code swallows it)."""
+
+
+# --- small helpers ------------------------------------------------------------------------------
+
+_used_ports = set()
+_ports_lock = threading.Lock()
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nobody listens on, below the ephemeral range (so that no
+    outgoing connection takes it meanwhile), never the same twice in one run."""
+    with _ports_lock:
+        for _ in range(2000):
+            port = random.randrange(20000, 32000)
+            if port in _used_ports:
+                continue
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            finally:
+                s.close()
+            _used_ports.add(port)
+            return port
+    raise RuntimeError("no free TCP port on 127.0.0.1 between 20000 and 32000")
+
+
+def parse_kv(text):
+    """'id=2 addr=127.0.0.1:7002 epoch=5' -> {'id': '2', 'addr': ..., 'epoch': '5'}."""
+    out = {}
+    for tok in (text or "").split():
+        k, sep, v = tok.partition("=")
+        if sep:
+            out[k] = v
+    return out
+
+
+def parse_status(text):
+    """/.status text -> dict of its `key: value` lines (first one wins); `peer` lines are
+    collected in a list under 'peers'."""
+    st = {"peers": []}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        key, value = key.strip(), value.strip()
+        if key == "peer":
+            st["peers"].append(value)
+        elif key not in st:
+            st[key] = value
+    return st
+
+
+def st_int(st, key):
+    """The integer value of KEY in a status dict, or None (no status, no key, not a number)."""
+    if not st:
+        return None
+    try:
+        return int(st.get(key, ""))
+    except ValueError:
+        return None
+
+
+def is_mounted(path):
+    """True when PATH is a mount point (dead FUSE mounts included, unlike os.path.ismount)."""
+    return bool(mounts_under("/", exact=path))
+
+
+def mounts_under(prefix, exact=None):
+    """Mount points from /proc/mounts under PREFIX (or equal to EXACT), deepest first."""
+    found = []
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) < 2:
+                    continue
+                mp = fields[1].replace("\\040", " ")
+                if exact is not None:
+                    if mp == exact:
+                        found.append(mp)
+                elif mp.startswith(prefix.rstrip("/") + "/"):
+                    found.append(mp)
+    except OSError:
+        pass
+    return sorted(found, key=len, reverse=True)
+
+
+def detach(path):
+    """Lazily detaches the mount at PATH (dead or alive) if there is one."""
+    for _ in range(5):
+        if not is_mounted(path):
+            return
+        r = subprocess.run([FUSERMOUNT, "-uz", path], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=10)
+        if r.returncode != 0:
+            subprocess.run(["umount", "-l", path], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=10)
+
+
+def wait_pid(proc, timeout):
+    """Waits up to TIMEOUT s for a Popen to exit; its exit status, or None if still running."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def four_letter(port, cmd, timeout=1.0):
+    """Sends a ZooKeeper four-letter command to 127.0.0.1:PORT; the answer, or None."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            s.sendall(cmd.encode())
+            chunks = []
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                chunks.append(b)
+            return b"".join(chunks).decode(errors="replace")
+    except OSError:
+        return None
+
+
+def read_file_timeout(path, timeout):
+    """Reads PATH in a daemon thread: (bytes, None) on success, (None, OSError) on an error,
+    (None, None) when it did not answer within TIMEOUT s (the thread is left behind; a stopped
+    daemon answers it later, a killed one fails it)."""
+    box = {}
+
+    def run():
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                chunks = []
+                while True:
+                    b = os.read(fd, 65536)
+                    if not b:
+                        break
+                    chunks.append(b)
+            finally:
+                os.close(fd)
+            box["data"] = b"".join(chunks)
+        except OSError as e:
+            box["error"] = e
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    th.join(timeout)
+    if th.is_alive():
+        return None, None
+    return box.get("data"), box.get("error")
+
+
+# --- the execution log --------------------------------------------------------------------------
+
+class ExecLog:
+    """Timestamped lines (seconds since the start and wall clock), thread-safe."""
+
+    def __init__(self):
+        self.t0 = time.monotonic()
+        self.lines = []
+        self.lock = threading.Lock()
+
+    def __call__(self, msg):
+        now = time.monotonic()
+        wall = time.strftime("%H:%M:%S", time.localtime()) + ".%03d" % (int(time.time() * 1000) % 1000)
+        with self.lock:
+            for i, part in enumerate(str(msg).splitlines() or [""]):
+                prefix = "[%8.3fs %s] " % (now - self.t0, wall) if i == 0 else " " * 24
+                self.lines.append(prefix + part)
+        if os.environ.get("KVFS_VERBOSE"):
+            print("  log: " + str(msg), flush=True)
+
+    def text(self):
+        with self.lock:
+            return "\n".join(self.lines) + "\n"
+
+
+# --- ZooKeeper ----------------------------------------------------------------------------------
+
+class ZkServer:
+    """One ZooKeeper server (QuorumPeerMain run directly by java, so its PID is ours)."""
+
+    def __init__(self, ens, sid):
+        self.ens = ens
+        self.sid = sid
+        self.dir = os.path.join(ens.dir, str(sid))
+        self.data = os.path.join(self.dir, "data")
+        self.cfg = os.path.join(self.dir, "zoo.cfg")
+        self.log_path = os.path.join(self.dir, "server.log")
+        self.client_port = free_port()
+        self.quorum_port = free_port()
+        self.election_port = free_port()
+        self.proc = None
+
+    def write_config(self):
+        os.makedirs(self.data, exist_ok=True)
+        with open(os.path.join(self.data, "myid"), "w") as f:
+            f.write("%d\n" % self.sid)
+        lines = [
+            "tickTime=%d" % self.ens.tick_ms,
+            "initLimit=10",
+            "syncLimit=5",
+            "dataDir=%s" % self.data,
+            "clientPort=%d" % self.client_port,
+            "clientPortAddress=127.0.0.1",
+            "maxClientCnxns=0",
+            "admin.enableServer=false",
+            "4lw.commands.whitelist=*",
+            "autopurge.purgeInterval=0",
+        ]
+        if len(self.ens.servers) > 1:
+            for s in self.ens.servers:
+                lines.append("server.%d=127.0.0.1:%d:%d" % (s.sid, s.quorum_port, s.election_port))
+        with open(self.cfg, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        with open(os.path.join(self.dir, "log4j.properties"), "w") as f:
+            f.write("log4j.rootLogger=INFO, CONSOLE\n"
+                    "log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender\n"
+                    "log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout\n"
+                    "log4j.appender.CONSOLE.layout.ConversionPattern="
+                    "%d{ISO8601} %-5p [%t:%C{1}@%L] - %m%n\n")
+
+    def command(self):
+        jars = ZK_JARS + [j for j in ZK_LOG_JARS if os.path.exists(j)]
+        flags = ["-Xmx128m", "-Xms16m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                 "-Djava.net.preferIPv4Stack=true",
+                 # Test data only: no fsync (a killed server's writes are in the page cache
+                 # anyway) and small preallocated log files.
+                 "-Dzookeeper.forceSync=no", "-Dzookeeper.preAllocSize=1024",
+                 "-Dzookeeper.admin.enableServer=false",
+                 "-Dzookeeper.log.dir=" + self.dir,
+                 "-Dlog4j.configuration=file:" + os.path.join(self.dir, "log4j.properties")]
+        flags += os.environ.get("SERVER_JVMFLAGS", "").split()
+        flags += os.environ.get("JVMFLAGS", "").split()
+        return [JAVA] + flags + ["-cp", ":".join(jars),
+                                 "org.apache.zookeeper.server.quorum.QuorumPeerMain", self.cfg]
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self):
+        if self.alive():
+            return
+        self.write_config()
+        with open(self.log_path, "ab") as log:
+            log.write(("=== %s started by the test\n" % time.strftime("%T")).encode())
+            log.flush()
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT)
+        self.ens.h.log("zk%d: started (pid %d, client port %d)" %
+                       (self.sid, self.proc.pid, self.client_port))
+
+    def stop(self, timeout=5):
+        """SIGTERM, then SIGKILL after TIMEOUT s. Returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            rc = wait_pid(self.proc, timeout)
+            if rc is None:
+                self.ens.h.log("zk%d: did not stop within %d s of SIGTERM: SIGKILL" % (self.sid, timeout))
+                self.proc.kill()
+                wait_pid(self.proc, 10)
+            self.ens.h.log("zk%d: stopped (SIGTERM, pid %d)" % (self.sid, self.proc.pid))
+        return self.proc.returncode
+
+    def kill(self):
+        """SIGKILL by PID."""
+        if self.alive():
+            self.proc.kill()
+            wait_pid(self.proc, 10)
+            self.ens.h.log("zk%d: killed with SIGKILL (pid %d)" % (self.sid, self.proc.pid))
+
+    def four(self, cmd, timeout=1.0):
+        return four_letter(self.client_port, cmd, timeout)
+
+    def mode(self):
+        """'leader', 'follower', 'standalone', or None (down or not serving)."""
+        out = self.four("srvr")
+        m = re.search(r"^Mode: (\w+)", out or "", re.M)
+        return m.group(1) if m else None
+
+    def serving(self):
+        return self.alive() and self.four("ruok") == "imok" and self.mode() is not None
+
+    def session_ids(self):
+        """Session ids (ints) of the client connections this server holds (from `cons`)."""
+        out = self.four("cons") or ""
+        return {int(m, 16) for m in re.findall(r"sid=0x([0-9a-f]+)", out)}
+
+
+class Ensemble:
+    """N ZooKeeper servers on free loopback ports, tickTime 500 ms (so sessions may be as short as
+    1 s), admin server off, four-letter words on."""
+
+    def __init__(self, h, n=3, tick_ms=500):
+        self.h = h
+        self.tick_ms = tick_ms
+        self.dir = os.path.join(h.tmp, "zk")
+        self.servers = []
+        for sid in range(1, n + 1):
+            self.servers.append(ZkServer(self, sid))
+
+    @property
+    def hosts(self):
+        return ",".join("127.0.0.1:%d" % s.client_port for s in self.servers)
+
+    def server(self, sid):
+        return self.servers[sid - 1]
+
+    def start(self, timeout=60):
+        """Starts every server that is not running and waits until all of them serve."""
+        t0 = time.monotonic()
+        for s in self.servers:
+            s.start()
+        self.wait_serving(timeout)
+        self.h.log("zookeeper: %d servers serving after %d ms (%s)" %
+                   (len(self.servers), (time.monotonic() - t0) * 1000, self.modes()))
+
+    def wait_serving(self, timeout=60, servers=None):
+        servers = servers or [s for s in self.servers if s.alive()]
+        deadline = time.monotonic() + timeout
+        while True:
+            dead = [s for s in servers if not s.alive()]
+            if dead:
+                raise RuntimeError("ZooKeeper server %d exited (status %s); end of %s:\n%s" %
+                                   (dead[0].sid, dead[0].proc.returncode, dead[0].log_path,
+                                    tail(dead[0].log_path, 20)))
+            if all(s.serving() for s in servers):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("ZooKeeper servers not serving after %d s: %s" %
+                                   (timeout, self.modes()))
+            time.sleep(0.1)
+
+    def modes(self):
+        return ", ".join("zk%d=%s" % (s.sid, s.mode() if s.alive() else "down") for s in self.servers)
+
+    def leader(self):
+        """The server that is the ensemble's leader, or None."""
+        for s in self.servers:
+            if s.alive() and s.mode() in ("leader", "standalone"):
+                return s
+        return None
+
+    def stop(self):
+        for s in self.servers:
+            s.stop()
+
+
+# --- kvfs nodes ---------------------------------------------------------------------------------
+
+class Node:
+    """One kvfs daemon `kvfs -f --zk ...` with its data directory, mount point and log. The
+    options are attributes, read at each start (change `priority` and start again)."""
+
+    def __init__(self, h, node_id, cluster, zk_hosts, election="sequential", priority=None,
+                 session_timeout=None, hold_down=None, cluster_size=3, data=None, extra=()):
+        self.h = h
+        self.id = node_id
+        self.cluster = cluster
+        self.zk_hosts = zk_hosts
+        self.election = election
+        self.priority = priority
+        self.session_timeout = session_timeout
+        self.hold_down = hold_down
+        self.cluster_size = cluster_size
+        self.extra = list(extra)
+        self.dir = os.path.join(h.tmp, cluster, "n%d" % node_id)
+        self.data = data or os.path.join(self.dir, "data")
+        self.mnt = os.path.join(self.dir, "mnt")
+        self.log_path = os.path.join(self.dir, "kvfs.log")
+        self.port = free_port()
+        self.addr = "127.0.0.1:%d" % self.port
+        self.proc = None
+        self.stopped = False  # SIGSTOPped by the test
+        self.log_offset = 0
+        self.started_at = None
+        self.label = None
+        self._inflight = 0
+        self._lock = threading.Lock()
+        os.makedirs(self.mnt, exist_ok=True)
+
+    @property
+    def name(self):
+        """How logs call the node: `label` when a test set one, else n<id>."""
+        return self.label or "n%d" % self.id
+
+    @property
+    def prio(self):
+        """The priority the node announces (the daemon's default is 1)."""
+        return 1 if self.priority is None else self.priority
+
+    def args(self):
+        a = [self.h.kvfs, "-f", "--zk", self.zk_hosts, "--id", str(self.id),
+             "--cluster", self.cluster, "--cluster-size", str(self.cluster_size),
+             "--data", self.data, "--listen", self.addr, "--election", self.election]
+        if self.priority is not None:
+            a += ["--priority", str(self.priority)]
+        if self.session_timeout is not None:
+            a += ["--session-timeout", str(self.session_timeout)]
+        if self.hold_down is not None:
+            a += ["--hold-down", str(self.hold_down)]
+        return a + self.extra + [self.mnt]
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def start(self, wait=True, timeout=20):
+        """Starts the daemon; with WAIT, waits until its /.status answers and raises Abort (after
+        counting a failure) when it exits first or does not answer within TIMEOUT s."""
+        if self.alive():
+            raise RuntimeError("%s is already running" % self.name)
+        os.makedirs(self.mnt, exist_ok=True)
+        args = self.args()
+        with open(self.log_path, "ab") as log:
+            self.log_offset = log.tell()
+            log.write(("=== %s test: %s\n" % (time.strftime("%T"), " ".join(args))).encode())
+            log.flush()
+            self.started_at = time.monotonic()
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT)
+        self.stopped = False
+        self.h.log("%s: started (pid %d, cluster %s, %s, priority %s, session timeout %s)" %
+                   (self.name, self.proc.pid, self.cluster, self.election, self.prio,
+                    self.session_timeout or "default"))
+        if not wait:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.status(timeout=2) is not None:
+                self.h.log("%s: mounted after %d ms" %
+                           (self.name, (time.monotonic() - self.started_at) * 1000))
+                return
+            if not self.alive():
+                self.h.require(False, "%s starts" % self.name,
+                               "exited with status %s before its /.status answered:\n%s" %
+                               (self.proc.returncode, self.output()[-3000:]))
+            if time.monotonic() > deadline:
+                self.h.require(False, "%s starts" % self.name,
+                               "/.status not readable %d s after start:\n%s" %
+                               (timeout, self.output()[-3000:]))
+            time.sleep(0.05)
+
+    def output(self):
+        """What the daemon wrote since its last start."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self.log_offset)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def wait_exit(self, timeout):
+        """The exit status once the daemon has exited, or None when it still runs after TIMEOUT s."""
+        if self.proc is None:
+            return None
+        return wait_pid(self.proc, timeout)
+
+    def stop(self, timeout=10):
+        """SIGTERM (after SIGCONT if stopped), SIGKILL after TIMEOUT s; then detaches a mount left
+        behind. Returns the exit status; self.mount_left tells whether the mount outlived it."""
+        self.mount_left = False
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            if self.stopped:
+                self.sigcont()
+            t0 = time.monotonic()
+            self.proc.terminate()
+            rc = wait_pid(self.proc, timeout)
+            if rc is None:
+                self.h.log("%s: still running %d s after SIGTERM: SIGKILL; its threads were:\n%s" %
+                           (self.name, timeout, self.backtrace()))
+                self.proc.kill()
+                wait_pid(self.proc, 10)
+            self.h.log("%s: stopped with SIGTERM, exit status %s after %d ms" %
+                       (self.name, self.proc.returncode, (time.monotonic() - t0) * 1000))
+            self._mark("stopped with SIGTERM by the test, exit status %s" % self.proc.returncode)
+        if is_mounted(self.mnt):
+            self.mount_left = True
+            detach(self.mnt)
+        return self.proc.returncode
+
+    def kill9(self):
+        """SIGKILL by PID; the dead mount is detached."""
+        if not self.alive():
+            raise RuntimeError("%s is not running" % self.name)
+        self.proc.kill()
+        wait_pid(self.proc, 10)
+        self.stopped = False
+        self.h.log("%s: killed with SIGKILL (pid %d)" % (self.name, self.proc.pid))
+        self._mark("killed with SIGKILL by the test")
+        detach(self.mnt)
+
+    def sigstop(self):
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        self.stopped = True
+        self.h.log("%s: SIGSTOP (pid %d)" % (self.name, self.proc.pid))
+
+    def sigcont(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+        self.stopped = False
+        self.h.log("%s: SIGCONT (pid %d)" % (self.name, self.proc.pid))
+        self._mark("SIGCONT by the test")
+
+    def backtrace(self):
+        """The stack of every thread of the running daemon (gdb, else the kernel's view), to
+        show where a hung daemon hangs."""
+        if not self.alive():
+            return "(not running)"
+        pid = self.proc.pid
+        if shutil.which("gdb"):
+            try:
+                r = subprocess.run(["gdb", "-batch", "-nx", "-p", str(pid), "-ex",
+                                    "thread apply all bt 25"], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   timeout=60)
+                lines = [l for l in r.stdout.splitlines() if l.startswith(("Thread ", "#"))]
+                if lines:
+                    return "\n".join(lines[:250])
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        out = []
+        for tid in sorted(os.listdir("/proc/%d/task" % pid)):
+            try:
+                with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                    comm = f.read().strip()
+                with open("/proc/%d/task/%s/wchan" % (pid, tid)) as f:
+                    wchan = f.read().strip()
+                out.append("thread %s (%s): waiting in %s" % (tid, comm, wchan))
+            except OSError:
+                pass
+        return "\n".join(out)
+
+    def _mark(self, what):
+        try:
+            with open(self.log_path, "a") as f:
+                f.write("=== %s %s\n" % (time.strftime("%T"), what))
+        except OSError:
+            pass
+
+    def read(self, name=".status", timeout=2.0):
+        """The bytes of a file at the root of the mount, or None when it cannot be read within
+        TIMEOUT s (dead mount, no mount, stopped daemon). At most 4 reads per node are left
+        hanging; beyond that this answers None at once."""
+        with self._lock:
+            if self._inflight >= 4:
+                return None
+            self._inflight += 1
+        try:
+            data, err = read_file_timeout(os.path.join(self.mnt, name), timeout)
+        finally:
+            with self._lock:
+                self._inflight -= 1
+        return data
+
+    def status(self, timeout=2.0):
+        """/.status as a dict (see parse_status), or None when it cannot be read in time."""
+        data = self.read(".status", timeout)
+        if data is None:
+            return None
+        return parse_status(data.decode(errors="replace"))
+
+    def read_status_blocking(self):
+        """Reads /.status without a timeout (for the sampler's own threads)."""
+        try:
+            with open(os.path.join(self.mnt, ".status"), "rb") as f:
+                return parse_status(f.read().decode(errors="replace"))
+        except OSError:
+            return None
+
+    def tail(self, n=30):
+        """The last N lines of the log that are the daemon's own, then the last 3 lines of the
+        ZooKeeper C client (which can repeat one line many times a second)."""
+        lines = tail(self.log_path, 2000).splitlines()
+        own = [l for l in lines if "ZOO_" not in l]
+        client = [l for l in lines if "ZOO_" in l]
+        out = own[-n:]
+        if client:
+            out.append("(%d lines of the ZooKeeper client in the last %d lines of the log; the last 3:)"
+                       % (len(client), len(lines)))
+            out += client[-3:]
+        return "\n".join(out)
+
+
+def stop_nodes(nodes, timeout=10):
+    """Stops NODES like Node.stop, all at once (a hung daemon costs TIMEOUT s once, not each)."""
+    running = [n for n in nodes if n.alive()]
+    t0 = time.monotonic()
+    for n in running:
+        if n.stopped:
+            n.sigcont()
+        n.proc.terminate()
+    for n in running:
+        rc = wait_pid(n.proc, max(0.1, t0 + timeout - time.monotonic()))
+        if rc is None:
+            n.h.log("%s: still running %d s after SIGTERM: SIGKILL; its threads were:\n%s" %
+                    (n.name, timeout, n.backtrace()))
+            n.proc.kill()
+            wait_pid(n.proc, 10)
+        n.h.log("%s: stopped with SIGTERM, exit status %s" % (n.name, n.proc.returncode))
+        n._mark("stopped with SIGTERM by the test, exit status %s" % n.proc.returncode)
+    for n in nodes:
+        detach(n.mnt)
+
+
+def tail(path, n):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 300 * n))
+            lines = f.read().decode(errors="replace").splitlines()
+        return "\n".join(lines[-n:])
+    except OSError as e:
+        return "(cannot read %s: %s)" % (path, e)
+
+
+# --- views of the cluster -----------------------------------------------------------------------
+
+def statuses(nodes, timeout=1.0):
+    """{node id: status dict or None}, read in parallel."""
+    out = {}
+    threads = []
+
+    def one(n):
+        out[n.id] = n.status(timeout)
+
+    for n in nodes:
+        th = threading.Thread(target=one, args=(n,), daemon=True)
+        th.start()
+        threads.append(th)
+    for th in threads:
+        th.join(timeout + 0.5)
+    return {n.id: out.get(n.id) for n in nodes}
+
+
+def agreement(nodes, sts=None):
+    """(leader id, epoch) when every node answers with zk connected, exactly one says role
+    leader, it is the node all of them name as leader, all report the same epoch, and the others
+    say follower. Otherwise None."""
+    sts = sts if sts is not None else statuses(nodes)
+    if any(st is None for st in sts.values()):
+        return None
+    leaders = [nid for nid, st in sts.items() if st.get("role") == "leader"]
+    if len(leaders) != 1:
+        return None
+    lid = leaders[0]
+    epochs = {st_int(st, "epoch") for st in sts.values()}
+    named = {st_int(st, "leader") for st in sts.values()}
+    if named != {lid} or len(epochs) != 1 or None in epochs:
+        return None
+    if any(st.get("zk") != "connected" for st in sts.values()):
+        return None
+    if any(st.get("role") != "follower" for nid, st in sts.items() if nid != lid):
+        return None
+    if any(st_int(st, "node") != nid for nid, st in sts.items()):
+        return None
+    return lid, epochs.pop()
+
+
+def view_str(sts):
+    """One line per node: the status fields that matter here."""
+    lines = []
+    for nid, st in sorted(sts.items()):
+        if st is None:
+            lines.append("n%d: (no answer)" % nid)
+        else:
+            lines.append("n%d: role=%s leader=%s epoch=%s zk=%s election=%s priority=%s" % (
+                nid, st.get("role"), st.get("leader"), st.get("epoch"), st.get("zk"),
+                st.get("election"), st.get("priority")))
+    return "\n".join(lines)
+
+
+class Sampler:
+    """Reads /.status of each node in its own thread, every INTERVAL s, without a timeout: a read
+    that a stopped daemon holds is recorded when it is answered, with that time. `samples` holds
+    (monotonic time the answer arrived, node id, status dict or None)."""
+
+    def __init__(self, h, nodes, interval=0.03):
+        self.h = h
+        self.interval = interval
+        self.samples = []
+        self.lock = threading.Lock()
+        self.running = True
+        self.threads = []
+        for n in nodes:
+            self.add(n)
+
+    def add(self, node):
+        th = threading.Thread(target=self._loop, args=(node,), daemon=True)
+        th.start()
+        self.threads.append(th)
+
+    def _loop(self, node):
+        while self.running:
+            if node.alive() and os.path.isdir(node.mnt):
+                st = node.read_status_blocking()
+                with self.lock:
+                    self.samples.append((time.monotonic(), node.id, st))
+            time.sleep(self.interval)
+
+    def stop(self):
+        self.running = False
+        for th in self.threads:
+            th.join(2)
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.samples)
+
+    def leaders_by_epoch(self):
+        """{epoch: set of node ids that ever said role leader at that epoch}."""
+        out = {}
+        for _, nid, st in self.snapshot():
+            if st and st.get("role") == "leader":
+                out.setdefault(st_int(st, "epoch"), set()).add(nid)
+        return out
+
+    def duplicate_leaders(self):
+        return {e: ids for e, ids in self.leaders_by_epoch().items() if len(ids) > 1}
+
+    def find(self, pred, since=None, until=None):
+        """Samples (t, id, st) with since <= t < until for which pred(id, st) holds."""
+        return [(t, nid, st) for t, nid, st in self.snapshot()
+                if (since is None or t >= since) and (until is None or t < until) and pred(nid, st)]
+
+    def count(self):
+        return len(self.snapshot())
+
+
+# --- the harness and runner ---------------------------------------------------------------------
+
+class Harness:
+    def __init__(self, name, kvfs):
+        self.name = name
+        self.kvfs = kvfs
+        self.tmp = tempfile.mkdtemp(prefix="kvfs-%s." % name, dir="/tmp")
+        self.log = ExecLog()
+        self.passed = 0
+        self.failed = 0
+        self.failures = []
+        self.test = None
+        self.test_failed = 0
+        self.all_nodes = []
+        self.test_nodes = []
+        self.zk_clients = []
+        self.test_zk_clients = []
+        self.samplers = []
+        self._ensemble = None
+        self._cleaned = False
+        self._cluster_seq = 0
+
+    # checks
+
+    def _where(self):
+        for fr in reversed(traceback.extract_stack()[:-2]):
+            if os.path.basename(fr.filename) != "harness.py":
+                return "%s:%d" % (os.path.basename(fr.filename), fr.lineno)
+        return "?"
+
+    def check(self, cond, desc, detail=""):
+        """Counts and prints one check; returns COND as a bool."""
+        if cond:
+            self.passed += 1
+            print("ok   %s" % desc, flush=True)
+            return True
+        self.failed += 1
+        self.test_failed += 1
+        where = self._where()
+        print("FAIL %s   (%s)" % (desc, where), flush=True)
+        if detail:
+            print("\n".join("    " + l for l in str(detail).splitlines()), flush=True)
+        self.failures.append("%s: %s   (%s)" % (self.test, desc, where))
+        self.log("FAIL %s   (%s)%s" % (desc, where, ("\n" + str(detail)) if detail else ""))
+        return False
+
+    def require(self, cond, desc, detail=""):
+        """Like check, but a failure ends the current test."""
+        if not self.check(cond, desc, detail):
+            raise Abort(desc)
+        return True
+
+    # resources
+
+    def ensemble(self, n=3):
+        """The file's ensemble, started on first use and reused by later tests."""
+        if self._ensemble is None:
+            self._ensemble = Ensemble(self, n)
+            self._ensemble.start()
+        return self._ensemble
+
+    def cluster_name(self, tag):
+        self._cluster_seq += 1
+        return "%s-%d-%d" % (tag, os.getpid(), self._cluster_seq)
+
+    def node(self, node_id, cluster, **opts):
+        n = Node(self, node_id, cluster, opts.pop("zk_hosts", None) or self.ensemble().hosts, **opts)
+        self.all_nodes.append(n)
+        self.test_nodes.append(n)
+        return n
+
+    def nodes(self, cluster, count, **opts):
+        return [self.node(i, cluster, **opts) for i in range(1, count + 1)]
+
+    def zk_client(self):
+        """A kazoo client connected to the ensemble, closed at the end of the test."""
+        zk = KazooClient(hosts=self.ensemble().hosts, timeout=10)
+        zk.start(timeout=20)
+        self.zk_clients.append(zk)
+        self.test_zk_clients.append(zk)
+        return zk
+
+    def sampler(self, nodes, interval=0.03):
+        s = Sampler(self, nodes, interval)
+        self.samplers.append(s)
+        return s
+
+    def watch_leader(self, zk, cluster):
+        """Logs every change of /kvfs/CLUSTER/leader as ZooKeeper shows it."""
+        path = "/kvfs/%s/leader" % cluster
+        last = [object()]
+
+        def changed(data, stat):
+            text = data.decode(errors="replace") if data is not None else None
+            if text != last[0]:
+                last[0] = text
+                self.log("zk: %s = %s" % (path.split("/", 3)[-1], text if text is not None else "(none)"))
+            return None
+
+        zk.DataWatch(path, changed)
+
+    # waiting
+
+    def wait_for(self, cond, timeout, interval=0.02):
+        """Calls COND until it returns something truthy, at most TIMEOUT s. Returns the elapsed
+        time in ms (a float) or None on timeout; self.last holds COND's last value."""
+        t0 = time.monotonic()
+        while True:
+            self.last = cond()
+            if self.last:
+                return (time.monotonic() - t0) * 1000
+            if time.monotonic() - t0 > timeout:
+                return None
+            time.sleep(interval)
+
+    def wait_agreement(self, nodes, timeout, pred=None):
+        """Waits until agreement(nodes) holds (and PRED(leader, epoch) if given). Returns
+        (ms, leader id, epoch) or (None, None, None); self.last_view holds the last statuses."""
+        box = {}
+
+        def cond():
+            sts = statuses(nodes)
+            box["sts"] = sts
+            a = agreement(nodes, sts)
+            if a and (pred is None or pred(*a)):
+                return a
+            return None
+
+        ms = self.wait_for(cond, timeout)
+        self.last_view = view_str(box.get("sts", {}))
+        if ms is None:
+            return None, None, None
+        return ms, self.last[0], self.last[1]
+
+    def wait_election_child(self, zk, cluster, node_id, timeout=10):
+        """Waits until /kvfs/CLUSTER/election holds a child whose data says id=NODE_ID."""
+        def cond():
+            return node_id in [int(kv.get("id", -1)) for _, kv, _ in election_children(zk, cluster)]
+        return self.wait_for(cond, timeout, interval=0.05)
+
+    # life cycle
+
+    def begin_test(self, name, doc):
+        self.test = name
+        self.test_failed = 0
+        self.test_nodes = []
+        self.test_zk_clients = []
+        print("--- %s%s" % (name, (": " + doc) if doc else ""), flush=True)
+        self.log("=== %s" % name)
+
+    def end_test(self):
+        """Stops the test's nodes and clients; after a failure logs each node's log tail."""
+        for s in self.samplers:
+            s.stop()
+        self.samplers = []
+        stop_nodes(self.test_nodes)
+        for zk in self.test_zk_clients:
+            close_zk(zk)
+        if self.test_failed:
+            for n in self.test_nodes:
+                self.log("last 30 lines of %s (%s/%s):\n%s" %
+                         (n.log_path, n.cluster, n.name, n.tail(30)))
+
+    def cleanup(self):
+        """Idempotent: everything this run started goes, whatever state it is in."""
+        if self._cleaned:
+            return
+        self._cleaned = True
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        signal.alarm(0)
+        for s in self.samplers:
+            s.running = False
+        for n in self.all_nodes:
+            if n.alive():
+                try:
+                    os.kill(n.proc.pid, signal.SIGCONT)
+                    n.proc.kill()
+                    wait_pid(n.proc, 5)
+                except OSError:
+                    pass
+        for _ in range(5):
+            left = mounts_under(self.tmp)
+            if not left:
+                break
+            for mp in left:
+                detach(mp)
+        for zk in self.zk_clients:
+            close_zk(zk)
+        if self._ensemble is not None:
+            for s in self._ensemble.servers:
+                try:
+                    s.stop()
+                except Exception:
+                    pass
+        if mounts_under(self.tmp):
+            print("cleanup: mounts left under %s: %s" % (self.tmp, mounts_under(self.tmp)))
+        elif self.failed and os.environ.get("KVFS_KEEP"):
+            print("kept %s for inspection (KVFS_KEEP is set)" % self.tmp)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def report(self):
+        text = self.log.text()
+        print("\n--- execution log of %s" % self.name)
+        sys.stdout.write(text)
+        d = os.environ.get("KVFS_CLUSTER_LOG_DIR") or "/tmp/kvfs-cluster-logs"
+        try:
+            os.makedirs(d, exist_ok=True)
+            path = os.path.join(d, self.name + ".log")
+            with open(path, "w") as f:
+                f.write(text)
+                f.write("%d passed, %d failed\n" % (self.passed, self.failed))
+            print("--- execution log saved to %s" % path)
+        except OSError as e:
+            print("--- cannot save the execution log in %s: %s" % (d, e))
+        if self.failures:
+            print("--- failed checks:")
+            for f in self.failures:
+                print("  FAIL " + f)
+        print("%d passed, %d failed" % (self.passed, self.failed), flush=True)
+
+
+def close_zk(zk):
+    try:
+        zk.stop()
+        zk.close()
+    except Exception:
+        pass
+
+
+def election_children(zk, cluster):
+    """[(name, parsed data, ZnodeStat)] of /kvfs/CLUSTER/election, sorted by sequence number."""
+    base = "/kvfs/%s/election" % cluster
+    out = []
+    try:
+        names = zk.get_children(base)
+    except NoNodeError:
+        return []
+    for name in names:
+        try:
+            data, stat = zk.get(base + "/" + name)
+        except NoNodeError:
+            continue
+        out.append((name, parse_kv(data.decode(errors="replace")), stat))
+    out.sort(key=lambda c: c[0].rsplit("-n_", 1)[-1])
+    return out
+
+
+def zk_get(zk, path):
+    """(data as text, ZnodeStat) or (None, None) when PATH does not exist."""
+    try:
+        data, stat = zk.get(path)
+        return (data or b"").decode(errors="replace"), stat
+    except NoNodeError:
+        return None, None
+
+
+def check_zk_view(h, zk, cluster, live, leader=None, epoch=None, candidates=None, optional=()):
+    """What an outside ZooKeeper client sees under /kvfs/CLUSTER, checked against the nodes:
+    one election child per live candidate (CANDIDATES, default all of LIVE; nodes in OPTIONAL
+    may have one or not), named
+    <guid>-n_<10 digits>, owned by the session that owns the node's /members/<id>; /members
+    lists the live nodes with their addresses and priorities; /leader names LEADER (a Node) at
+    EPOCH, and /epoch holds EPOCH; /config says size=3 and a hex cluster id."""
+    base = "/kvfs/%s" % cluster
+    candidates = live if candidates is None else candidates
+    cfg, _ = zk_get(zk, base + "/config")
+    h.check(cfg is not None and re.fullmatch(r"cluster_id=[0-9a-fA-F]+ size=3", cfg.strip()),
+            "zk: %s/config is 'cluster_id=<hex> size=3'" % base, "config: %r" % cfg)
+
+    owners = {}
+    try:
+        member_ids = sorted(int(m) for m in zk.get_children(base + "/members"))
+    except (NoNodeError, ValueError) as e:
+        member_ids = "error: %s" % e
+    h.check(member_ids == sorted(n.id for n in live),
+            "zk: members/ lists the live nodes %s" % sorted(n.id for n in live),
+            "members: %s" % member_ids)
+    bad = []
+    for n in live:
+        text, stat = zk_get(zk, "%s/members/%d" % (base, n.id))
+        kv = parse_kv(text)
+        if stat is not None:
+            owners[n.id] = stat.ephemeralOwner
+        if stat is None or kv.get("addr") != n.addr or kv.get("priority") != str(n.prio) \
+                or not stat.ephemeralOwner:
+            bad.append("members/%d = %r (want addr=%s priority=%s, ephemeral)" %
+                       (n.id, text, n.addr, n.prio))
+    h.check(not bad, "zk: members/<id> are ephemeral with each node's addr and priority", "\n".join(bad))
+
+    children = election_children(zk, cluster)
+    desc = "\n".join("%s: %s (owner 0x%x)" % (name, kv, st.ephemeralOwner) for name, kv, st in children)
+    h.check(all(ELECTION_CHILD_RE.match(name) for name, _, _ in children),
+            "zk: election children are named <guid>-n_<10-digit sequence>", desc)
+    ids = sorted(int(kv.get("id", -1)) for _, kv, _ in children)
+    opt = [n.id for n in optional if n.id in ids and n not in candidates]
+    h.check(sorted(set(ids) - set(opt)) == sorted(n.id for n in candidates)
+            and len(set(ids)) == len(ids),
+            "zk: one election child per live candidate %s" % sorted(n.id for n in candidates),
+            "election children:\n%s" % desc)
+    bad = []
+    by_id = {n.id: n for n in live}
+    for name, kv, st in children:
+        n = by_id.get(int(kv.get("id", -1)))
+        if n is None:
+            bad.append("%s: not a live node: %s" % (name, kv))
+            continue
+        if kv.get("addr") != n.addr or kv.get("priority") != str(n.prio):
+            bad.append("%s: %s (want addr=%s priority=%s)" % (name, kv, n.addr, n.prio))
+        if owners.get(n.id) != st.ephemeralOwner:
+            bad.append("%s: owner 0x%x is not the session of members/%d (0x%x)" %
+                       (name, st.ephemeralOwner, n.id, owners.get(n.id) or 0))
+    h.check(not bad, "zk: each election child carries its node's id, addr, priority and session",
+            "\n".join(bad))
+
+    if leader is not None:
+        text, stat = zk_get(zk, base + "/leader")
+        kv = parse_kv(text)
+        want = {"id": str(leader.id), "addr": leader.addr, "epoch": str(epoch)}
+        h.check(text is not None and {k: kv.get(k) for k in want} == want
+                and stat.ephemeralOwner == owners.get(leader.id),
+                "zk: /leader names n%d at epoch %s, owned by its session" % (leader.id, epoch),
+                "leader: %r (owner %s), want %s" %
+                (text, stat and hex(stat.ephemeralOwner), want))
+        text, _ = zk_get(zk, base + "/epoch")
+        h.check(text is not None and text.strip() == str(epoch),
+                "zk: /epoch holds %s" % epoch, "epoch znode: %r" % text)
+
+
+def _on_signal(signum, frame):
+    raise Interrupted("signal %d" % signum)
+
+
+def _on_alarm(signum, frame):
+    raise Interrupted("watchdog: KVFS_TEST_TIMEOUT (%s s) passed" %
+                      os.environ.get("KVFS_TEST_TIMEOUT", "500"))
+
+
+def main(tests):
+    """Runs TESTS (functions taking the Harness) in order and exits 0 when every check passed."""
+    name = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    if len(sys.argv) < 2:
+        print("usage: %s KVFS_BIN" % sys.argv[0], file=sys.stderr)
+        sys.exit(2)
+    kvfs = os.path.realpath(sys.argv[1])
+    problems = []
+    if not os.access(kvfs, os.X_OK):
+        problems.append("%s is not an executable" % kvfs)
+    if KazooClient is None:
+        problems.append("cannot import kazoo: run with Debian's /usr/bin/python3 and "
+                        "python3-kazoo (scripts/install-deps.sh)")
+    if not os.path.exists(ZK_JARS[0]) or not os.access(JAVA, os.X_OK):
+        problems.append("ZooKeeper or java missing (%s, %s): scripts/install-deps.sh" %
+                        (ZK_JARS[0], JAVA))
+    if problems:
+        print("\n".join(problems) + "\n0 passed, 1 failed", flush=True)
+        sys.exit(1)
+    logging.basicConfig(level=logging.WARNING, format="kazoo: %(levelname)s %(message)s")
+    logging.getLogger("kazoo").setLevel(logging.CRITICAL)
+
+    h = Harness(name, kvfs)
+    atexit.register(h.cleanup)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(int(os.environ.get("KVFS_TEST_TIMEOUT", "500")))
+    h.log("%s: temporary directory %s, kvfs %s" % (name, h.tmp, kvfs))
+    t_all = time.monotonic()
+    only = [t for t in os.environ.get("KVFS_TESTS", "").split(",") if t]
+    if only:
+        tests = [fn for fn in tests if any(t in fn.__name__ for t in only)]
+    try:
+        for fn in tests:
+            h.begin_test(fn.__name__, (fn.__doc__ or "").strip().split("\n")[0])
+            t0 = time.monotonic()
+            try:
+                fn(h)
+            except Abort:
+                pass
+            except Interrupted:
+                raise
+            except Exception:
+                h.check(False, "%s runs to its end" % fn.__name__, traceback.format_exc())
+            finally:
+                try:
+                    h.end_test()
+                except Exception:
+                    h.check(False, "%s: stopping its nodes" % fn.__name__, traceback.format_exc())
+            h.log("%s took %.1f s" % (fn.__name__, time.monotonic() - t0))
+    except Interrupted as e:
+        h.check(False, "the run is not interrupted", str(e))
+        for n in h.test_nodes:
+            h.log("last 30 lines of %s:\n%s" % (n.log_path, n.tail(30)))
+    finally:
+        h.cleanup()
+        h.log("%s: %.1f s in all" % (name, time.monotonic() - t_all))
+        left = subprocess.run(["pgrep", "-f", "QuorumPeerMain.*%s" % h.tmp],
+                              stdout=subprocess.PIPE, text=True).stdout.split()
+        if left:
+            h.check(False, "no ZooKeeper server left running", "pids: %s" % left)
+        h.report()
+    sys.exit(1 if h.failed else 0)

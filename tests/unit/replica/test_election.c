@@ -1,0 +1,231 @@
+/* Unit tests for the pure election logic: names, data, ranking, watches and every decision. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kvfs/election.h"
+
+static struct kvfs_candidate cand(uint64_t seq, uint32_t id, uint32_t prio)
+{
+	struct kvfs_candidate c;
+	char name[64];
+
+	memset(&c, 0, sizeof(c));
+	snprintf(name, sizeof(name), "%032x-n_%010llu", id, (unsigned long long)seq);
+	assert_int_equal(election_parse_name(name, &c), 0);
+	c.id = id;
+	c.priority = prio;
+	snprintf(c.addr, sizeof(c.addr), "127.0.0.1:%u", 7000 + id);
+	return c;
+}
+
+static void test_parse_name(void **state)
+{
+	struct kvfs_candidate c;
+
+	assert_int_equal(election_parse_name("0123abcd-n_0000000012", &c), 0);
+	assert_string_equal(c.guid, "0123abcd");
+	assert_int_equal(c.seq, 12);
+	assert_string_equal(c.name, "0123abcd-n_0000000012");
+	/* Not candidates: wrong shapes are ignored. */
+	assert_int_equal(election_parse_name("n_0000000012", &c), -EINVAL);
+	assert_int_equal(election_parse_name("-n_0000000012", &c), -EINVAL);
+	assert_int_equal(election_parse_name("ABCD-n_0000000012", &c), -EINVAL);
+	assert_int_equal(election_parse_name("abcd-n_000000012", &c), -EINVAL);
+	assert_int_equal(election_parse_name("abcd-n_00000000123", &c), -EINVAL);
+	assert_int_equal(election_parse_name("abcd-n_00000000x2", &c), -EINVAL);
+	assert_int_equal(election_parse_name("lock", &c), -EINVAL);
+	assert_int_equal(election_parse_name("0123456789abcdef0123456789abcdef0-n_0000000001", &c),
+	                 -EINVAL);
+}
+
+static void test_parse_data(void **state)
+{
+	struct kvfs_candidate c;
+	char addr[KVFS_ADDR_MAX], id_hex[2 * KVFS_GUID_LEN + 1];
+	uint32_t id, size;
+	uint64_t epoch;
+	const char *d = "id=2 addr=127.0.0.1:7002 priority=5";
+	const char *l = "id=3 addr=10.0.0.3:7003 epoch=42";
+	const char *cfg = "cluster_id=00ff size=3";
+
+	assert_int_equal(election_parse_candidate(d, strlen(d), &c), 0);
+	assert_int_equal(c.id, 2);
+	assert_int_equal(c.priority, 5);
+	assert_string_equal(c.addr, "127.0.0.1:7002");
+	assert_int_equal(election_parse_leader(l, strlen(l), &id, addr, &epoch), 0);
+	assert_int_equal(id, 3);
+	assert_int_equal(epoch, 42);
+	assert_string_equal(addr, "10.0.0.3:7003");
+	assert_int_equal(election_parse_config(cfg, strlen(cfg), id_hex, &size), 0);
+	assert_string_equal(id_hex, "00ff");
+	assert_int_equal(size, 3);
+	/* Missing or bad fields are refused, not guessed. */
+	assert_int_equal(election_parse_candidate("id=2 addr=x", 11, &c), -EINVAL);
+	assert_int_equal(election_parse_candidate("id=0 addr=x priority=1", 22, &c), -EINVAL);
+	assert_int_equal(election_parse_candidate("id=2 addr=x priority=1001", 25, &c), -EINVAL);
+	assert_int_equal(election_parse_leader("id=3 addr=x epoch=-1", 20, &id, addr, &epoch),
+	                 -EINVAL);
+	assert_int_equal(election_parse_config("cluster_id=ab size=0", 20, id_hex, &size), -EINVAL);
+	/* Only as many bytes as given are read (znode data is not NUL-terminated). */
+	assert_int_equal(election_parse_candidate(d, 20, &c), -EINVAL);
+	/* A key is matched whole: "xid=" is not "id=". */
+	assert_int_equal(election_kv("xid=1 id=7", 10, "id", addr, sizeof(addr)), 0);
+	assert_string_equal(addr, "7");
+	assert_int_equal(election_kv("id=123456", 9, "id", addr, 4), -EINVAL);
+	assert_int_equal(election_kv("a=1", 3, "id", addr, sizeof(addr)), -ENOENT);
+}
+
+static void test_rank(void **state)
+{
+	struct kvfs_candidate c[4] = {cand(7, 1, 5), cand(3, 2, 0), cand(9, 3, 10), cand(5, 4, 10)};
+
+	/* Sequential: lowest sequence, but priority 0 never leads. */
+	assert_int_equal(election_rank(KVFS_ELECTION_SEQUENTIAL, c, 4), 3);
+	assert_int_equal(election_rank(KVFS_ELECTION_SEQUENTIAL, c, 2), 0);
+	/* Priority: highest priority, ties by lowest sequence. */
+	assert_int_equal(election_rank(KVFS_ELECTION_PRIORITY, c, 4), 3);
+	assert_int_equal(election_rank(KVFS_ELECTION_PRIORITY, c, 3), 2);
+	assert_int_equal(election_rank(KVFS_ELECTION_PRIORITY, c + 1, 1), -1);
+	assert_int_equal(election_rank(KVFS_ELECTION_PRIORITY, c, 0), -1);
+}
+
+static void test_predecessor(void **state)
+{
+	struct kvfs_candidate c[4] = {cand(7, 1, 1), cand(3, 2, 1), cand(9, 3, 1), cand(5, 4, 1)};
+
+	assert_int_equal(election_predecessor(c, 4, 9), 0);
+	assert_int_equal(election_predecessor(c, 4, 7), 3);
+	assert_int_equal(election_predecessor(c, 4, 5), 1);
+	assert_int_equal(election_predecessor(c, 4, 3), -1);
+}
+
+static struct kvfs_election_decision decide(enum kvfs_election_mode mode,
+                                            const struct kvfs_candidate *c, size_t n, int mine,
+                                            bool leader_exists, bool leader_mine, bool leading)
+{
+	struct kvfs_election_view v = {
+	    .mode = mode,
+	    .cands = c,
+	    .n = n,
+	    .mine = mine,
+	    .leader_exists = leader_exists,
+	    .leader_mine = leader_mine,
+	    .leading = leading,
+	    .hold_down_ms = 3000,
+	};
+	struct kvfs_election_decision d;
+
+	election_decide(&v, &d);
+	return d;
+}
+
+static void test_decide_sequential(void **state)
+{
+	const enum kvfs_election_mode S = KVFS_ELECTION_SEQUENTIAL;
+	struct kvfs_candidate c[3] = {cand(1, 1, 1), cand(2, 2, 1), cand(3, 3, 1)};
+	struct kvfs_election_decision d;
+
+	d = decide(S, c, 3, -1, false, false, false);
+	assert_int_equal(d.action, KVFS_ELECT_REJOIN);
+	/* The first leads when there is no /leader. */
+	d = decide(S, c, 3, 0, false, false, false);
+	assert_int_equal(d.action, KVFS_ELECT_TAKE);
+	assert_int_equal(d.top, 0);
+	assert_int_equal(d.watch, -1);
+	/* ... and, leading, does nothing more. */
+	d = decide(S, c, 3, 0, true, true, true);
+	assert_int_equal(d.action, KVFS_ELECT_NONE);
+	/* Others wait, each watching only its predecessor (no herd). */
+	d = decide(S, c, 3, 1, true, false, false);
+	assert_int_equal(d.action, KVFS_ELECT_NONE);
+	assert_int_equal(d.watch, 0);
+	d = decide(S, c, 3, 2, true, false, false);
+	assert_int_equal(d.watch, 1);
+	/* The first's znode is gone but its /leader is not yet (session still alive): wait. */
+	d = decide(S, c + 1, 2, 0, true, false, false);
+	assert_int_equal(d.action, KVFS_ELECT_WAIT);
+	/* Reconnected with the same session: our own /leader is replaced at a new epoch. */
+	d = decide(S, c, 3, 0, true, true, false);
+	assert_int_equal(d.action, KVFS_ELECT_RETAKE);
+}
+
+static void test_decide_priority(void **state)
+{
+	const enum kvfs_election_mode P = KVFS_ELECTION_PRIORITY;
+	struct kvfs_candidate c[4] = {cand(1, 1, 0), cand(2, 2, 5), cand(3, 3, 10), cand(4, 4, 20)};
+	struct kvfs_election_view v;
+	struct kvfs_election_decision d;
+
+	/* {0, 5, 10}: 10 takes; 5 and 0 do nothing; nobody watches a predecessor. */
+	d = decide(P, c, 3, 2, false, false, false);
+	assert_int_equal(d.action, KVFS_ELECT_TAKE);
+	d = decide(P, c, 3, 1, true, false, false);
+	assert_int_equal(d.action, KVFS_ELECT_NONE);
+	assert_int_equal(d.watch, -1);
+	d = decide(P, c, 3, 0, false, false, false);
+	assert_int_equal(d.action, KVFS_ELECT_NONE);
+	/* 10 is gone: 5 takes. 0 alone never does. */
+	d = decide(P, c, 2, 1, false, false, false);
+	assert_int_equal(d.action, KVFS_ELECT_TAKE);
+	d = decide(P, c, 1, 0, false, false, false);
+	assert_int_equal(d.action, KVFS_ELECT_NONE);
+	assert_int_equal(d.top, -1);
+
+	/* 20 joins while 10 leads: 10 keeps leading until 20 caught up and the hold-down passed. */
+	v = (struct kvfs_election_view){.mode = P,
+	                                .cands = c,
+	                                .n = 4,
+	                                .mine = 2,
+	                                .leader_exists = true,
+	                                .leader_mine = true,
+	                                .leading = true,
+	                                .hold_down_ms = 3000};
+	election_decide(&v, &d);
+	assert_int_equal(d.action, KVFS_ELECT_NONE);
+	v.better_waited_ms = 3000;
+	election_decide(&v, &d);
+	assert_int_equal(d.action, KVFS_ELECT_NONE); /* not caught up yet */
+	v.successor_ready = true;
+	v.better_waited_ms = 2999;
+	election_decide(&v, &d);
+	assert_int_equal(d.action, KVFS_ELECT_NONE);
+	v.better_waited_ms = 3000;
+	election_decide(&v, &d);
+	assert_int_equal(d.action, KVFS_ELECT_HAND_OVER);
+	/* Meanwhile 20 waits for /leader to go, and then takes. */
+	d = decide(P, c, 4, 3, true, false, false);
+	assert_int_equal(d.action, KVFS_ELECT_WAIT);
+	d = decide(P, c, 4, 3, false, false, false);
+	assert_int_equal(d.action, KVFS_ELECT_TAKE);
+	/* The one that handed over does not take again. */
+	d = decide(P, c, 4, 2, true, false, false);
+	assert_int_equal(d.action, KVFS_ELECT_NONE);
+}
+
+static void test_role(void **state)
+{
+	assert_string_equal(election_role(true, true), "leader");
+	assert_string_equal(election_role(false, true), "follower");
+	assert_string_equal(election_role(false, false), "candidate");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_parse_name),
+	    cmocka_unit_test(test_parse_data),
+	    cmocka_unit_test(test_rank),
+	    cmocka_unit_test(test_predecessor),
+	    cmocka_unit_test(test_decide_sequential),
+	    cmocka_unit_test(test_decide_priority),
+	    cmocka_unit_test(test_role),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
