@@ -39,6 +39,8 @@ struct wbuf {
 	struct kvfs_value *orig; /* the committed value when the buffer was made (a reference) */
 	bool attrs_shown;        /* attributes were given to the kernel while dirty: it may cache an
 	                            mtime that the next commit makes stale */
+	bool written; /* bytes were written since the last commit (not only an O_TRUNC) */
+	uint64_t gen; /* commits proposed from this buffer so far + 1: writes go into this one */
 	struct wbuf *next;
 };
 
@@ -59,6 +61,8 @@ struct handle {
 	uint8_t *abuf;
 	size_t alen, acap;
 	int aerr;                 /* sticky error of the append buffer */
+	uint64_t wrote_gen;       /* the buffer generation this handle last wrote into; 0: never */
+	int err;                  /* sticky: reported by the next flush/fsync of this handle */
 	struct dirent_snap *ents; /* directories: the listing taken at opendir */
 	size_t nents;
 	char *text; /* virtual files: the content rendered at open */
@@ -102,11 +106,14 @@ void fuse_file_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
  */
 struct handle *fuse_file_new_handle(struct kvfs_fs *fs, struct kvfs_inode *in, int flags);
 /*
- * Commits what this node's open files hold for ino (a dirty write buffer, pending appends) ahead
- * of an operation that must come after those writes, as the calls came: "write; futimens;
- * close" must keep the time futimens set, not the commit time of the close.
+ * Commits what this node's open files hold for ino (a dirty write buffer) ahead of an operation
+ * that must come after those writes, as the calls came: "write; futimens; close" must keep the
+ * time futimens set, not the commit time of the close.
  */
 void fuse_file_commit_pending(struct kvfs_fs *fs, uint64_t ino);
+/* Called when op (a PUT, APPEND or SETATTR of another writer or node) changed ino's value:
+ * brings this node's write buffer of ino, if any, in step with the store. */
+void fuse_file_value_changed(struct kvfs_fs *fs, const struct kvfs_op *op);
 /* The write buffer of ino on this node, or NULL when no one has the file open for writing. */
 struct wbuf *fuse_file_wbuf(const struct kvfs_fs *fs, uint64_t ino);
 /* Frees a handle, unpinning its inode; with `commit`, a dirty write buffer is proposed first. */
@@ -129,6 +136,9 @@ void fuse_inval_inode(struct kvfs_inval *iv, uint64_t ino, bool data, fuse_req_t
 /* Queues an invalidation of the entry `name` in directory parent (child: its inode, or 0). */
 void fuse_inval_entry(struct kvfs_inval *iv, uint64_t parent, const char *name, size_t len,
                       uint64_t child);
+/* Stops the thread after what is queued (answering queued replies); later calls only answer
+ * their replies. Call before the session's fd closes (fuse_session_unmount). */
 void fuse_inval_stop(struct kvfs_inval *iv);
+void fuse_inval_free(struct kvfs_inval *iv);
 
 #endif /* KVFS_FS_FS_H */

@@ -83,6 +83,7 @@ static struct wbuf *wbuf_get(struct kvfs_fs *fs, struct kvfs_inode *in)
 		return NULL;
 	wb->ino = in->ino;
 	wb->refs = 1;
+	wb->gen = 1;
 	wb->orig = value_ref(in->value);
 	if (wbuf_load(wb, in->value) < 0) {
 		value_unref(wb->orig);
@@ -164,6 +165,8 @@ struct commit {
 	struct wbuf *wb;  /* holds a reference while in flight */
 	int reply_err;    /* answer this instead of the operation's outcome, if not 0 */
 	bool attrs_shown; /* the write buffer's attrs_shown when the commit was made */
+	bool written;     /* the buffer held writes (not only an O_TRUNC): a new restore point */
+	uint64_t gen;     /* the buffer generation it carries */
 };
 
 /*
@@ -180,18 +183,49 @@ static void reply_after_inval(struct kvfs_fs *fs, fuse_req_t req, uint64_t ino, 
 	fuse_inval_inode(fs->inval, ino, data, req, err);
 }
 
+/* Gives every handle that wrote into generation gen of wb (or a later one, built on it) the
+ * error err, to report at its next flush: the commit that carried their bytes failed, or the
+ * bytes were dropped. Handles whose bytes an earlier, successful commit carried hear nothing. */
+static void fail_writers(struct kvfs_fs *fs, const struct wbuf *wb, uint64_t gen, int err)
+{
+	for (struct handle *h = fs->handles; h; h = h->next)
+		if (h->wb == wb && h->wrote_gen >= gen && !h->err)
+			h->err = err;
+}
+
+/* Makes in's current value the buffer's restore point (what EFBIG puts back). */
+static void wbuf_set_orig(struct wbuf *wb, const struct kvfs_inode *in)
+{
+	value_unref(wb->orig);
+	wb->orig = value_ref(in->value);
+}
+
+/* The store value of ino, if it is still linked; a commit to an unlinked file has nowhere to go. */
+static struct kvfs_inode *linked(struct kvfs_fs *fs, uint64_t ino)
+{
+	struct kvfs_inode *in = store_get(fs->store, ino);
+
+	return in && in->nlink > 0 ? in : NULL;
+}
+
 static void on_commit_done(void *arg, int err, uint64_t ino)
 {
 	struct commit *c = arg;
+	struct kvfs_inode *in = linked(c->fs, c->ino);
 
-	/* A failed commit (ENOSPC, EIO) changed nothing, and the caller hears so from close()
-	 * or fsync(); its bytes are not retried behind its back at release. */
-	if (err < 0)
+	/* Written to a file that was removed meanwhile: as on a local disk, the bytes go with it.
+	 */
+	if (err == -ENOENT && !in)
+		err = 0;
+	if (err < 0) {
+		/* Nothing of the commit happened. Everyone whose bytes were in it hears so. */
 		log_warn("commit of inode %llu failed: %s", (unsigned long long)c->ino,
 		         strerror(-err));
-	/* No one waits for a commit made ahead of a setattr: the next close() reports it. */
-	if (err < 0 && !c->req && c->wb && !c->wb->err)
-		c->wb->err = err;
+		if (c->wb)
+			fail_writers(c->fs, c->wb, c->gen, err);
+	} else if (c->wb && c->written && !c->reply_err && in) {
+		wbuf_set_orig(c->wb, in);
+	}
 	if (c->req && c->wb && err == 0 && !c->reply_err && !c->attrs_shown)
 		fuse_reply_err(c->req, 0); /* the kernel holds nothing this commit made stale */
 	else if (c->req)
@@ -219,8 +253,18 @@ static void commit_handle(struct kvfs_fs *fs, struct handle *h, fuse_req_t req)
 	struct kvfs_op op = {.ino = h->in->ino};
 	struct commit *c;
 	int err = 0, reply_err = 0, rv;
+	bool written = false;
 
-	if (h->append) {
+	if (h->err) {
+		/* A commit that carried this handle's bytes failed, or they were dropped. */
+		err = h->err;
+		h->err = 0;
+	} else if (h->in->nlink == 0) {
+		/* The file was removed (or replaced by a rename) while open: nothing to commit. */
+		h->alen = 0;
+		if (h->wb)
+			h->wb->dirty = false;
+	} else if (h->append) {
 		if (h->aerr) {
 			/* The kernel counted the dropped bytes into its idea of the size. */
 			err = h->aerr;
@@ -235,11 +279,15 @@ static void commit_handle(struct kvfs_fs *fs, struct handle *h, fuse_req_t req)
 			op.data_len = (uint32_t)h->alen;
 		}
 	} else if (h->wb && h->wb->err) {
-		/* Drop everything: the file keeps its value, and the kernel must forget the size
-		 * that an O_TRUNC open or the writes made it believe. */
+		/* A write failed with EFBIG: drop the buffer, every writer's bytes in it (they hear
+		 * so), and put back the restore point if the store moved away from it (the
+		 * truncation a shell's "> f" committed); the kernel must forget what it believed.
+		 */
 		struct kvfs_value *orig = h->wb->orig;
 
 		reply_err = h->wb->err;
+		fail_writers(fs, h->wb, h->wb->gen, reply_err);
+		h->err = 0;
 		wbuf_load(h->wb, orig);
 		if (h->in->value != orig) {
 			op.type = KVFS_OP_PUT;
@@ -255,6 +303,7 @@ static void commit_handle(struct kvfs_fs *fs, struct handle *h, fuse_req_t req)
 		op.type = KVFS_OP_PUT;
 		op.data = h->wb->data;
 		op.data_len = (uint32_t)h->wb->size;
+		written = h->wb->written;
 	}
 	if (err || op.type == KVFS_OP_NOOP) {
 		/* Nothing to write. Still, a commit of this file from another handle may be in
@@ -263,7 +312,7 @@ static void commit_handle(struct kvfs_fs *fs, struct handle *h, fuse_req_t req)
 			rv = node_sync(fs->node, on_sync_done, req);
 			if (rv == 0)
 				return;
-			err = rv;
+			err = rv == -ESHUTDOWN ? -EIO : rv;
 		}
 		if (req)
 			fuse_reply_err(req, -err);
@@ -275,19 +324,28 @@ static void commit_handle(struct kvfs_fs *fs, struct handle *h, fuse_req_t req)
 			fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	*c = (struct commit){
-	    .fs = fs, .req = req, .ino = h->in->ino, .wb = h->wb, .reply_err = reply_err};
+	*c = (struct commit){.fs = fs,
+	                     .req = req,
+	                     .ino = h->in->ino,
+	                     .wb = h->wb,
+	                     .reply_err = reply_err,
+	                     .written = written};
 	rv = node_propose(fs->node, &op, on_commit_done, c);
 	if (rv < 0) {
 		free(c);
+		if (h->wb)
+			fail_writers(fs, h->wb, h->wb->gen, rv == -ESHUTDOWN ? -EIO : rv);
+		h->err = 0;
 		if (req)
 			fuse_reply_err(req, rv == -ESHUTDOWN ? EIO : -rv);
 		return;
 	}
 	if (h->wb) {
 		c->attrs_shown = h->wb->attrs_shown;
+		c->gen = h->wb->gen++;
 		h->wb->refs++;
 		h->wb->dirty = false;
+		h->wb->written = false;
 		h->wb->attrs_shown = false;
 	} else {
 		h->alen = 0;
@@ -297,16 +355,35 @@ static void commit_handle(struct kvfs_fs *fs, struct handle *h, fuse_req_t req)
 void fuse_file_commit_pending(struct kvfs_fs *fs, uint64_t ino)
 {
 	const struct wbuf *wb = fuse_file_wbuf(fs, ino);
-	bool wb_done = !wb || !wb->dirty || wb->err;
 
+	if (!wb || !wb->dirty || wb->err)
+		return;
 	for (struct handle *h = fs->handles; h; h = h->next) {
-		if (h->kind != HANDLE_FILE || h->in->ino != ino)
-			continue;
-		if ((h->append && h->alen > 0 && !h->aerr) || (!wb_done && h->wb == wb)) {
+		if (h->kind == HANDLE_FILE && h->wb == wb) {
 			commit_handle(fs, h, NULL);
-			wb_done = wb_done || h->wb == wb;
+			return;
 		}
 	}
+}
+
+void fuse_file_value_changed(struct kvfs_fs *fs, const struct kvfs_op *op)
+{
+	struct wbuf *wb = fuse_file_wbuf(fs, op->ino);
+	struct kvfs_inode *in;
+
+	/* Our own PUTs come from the buffer itself (on_commit_done takes care of them). */
+	if (!wb || (op->type == KVFS_OP_PUT && op->origin == fs->node_id))
+		return;
+	in = linked(fs, op->ino);
+	if (!in)
+		return;
+	/* Someone else's change (an append, a truncate, another node's put): a buffer with no
+	 * unsaved writes takes the new value, so reads here show it and a later commit does not
+	 * undo it; a buffer with unsaved writes keeps them (its commit wins, last writer wins).
+	 * Either way the new value is what EFBIG would put back. */
+	if (!wb->dirty && !wb->err)
+		wbuf_load(wb, in->value);
+	wbuf_set_orig(wb, in);
 }
 
 void fuse_file_free_handle(struct kvfs_fs *fs, struct handle *h, bool commit)
@@ -326,6 +403,73 @@ void fuse_file_free_handle(struct kvfs_fs *fs, struct handle *h, bool commit)
 	free(h->abuf);
 	free(h->text);
 	free(h);
+}
+
+/* Answers an open of in with a new handle. */
+static void finish_open(fuse_req_t req, struct kvfs_fs *fs, struct kvfs_inode *in,
+                        struct fuse_file_info *fi)
+{
+	struct handle *h = fuse_file_new_handle(fs, in, fi->flags);
+
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)h;
+	/* The page cache stays valid across opens: every change this node did not write through
+	 * the kernel itself is invalidated when it is applied (fuse_ops_on_apply, and the replies
+	 * to flush). A reader's close has nothing to commit, so it costs no FLUSH round trip. */
+	fi->keep_cache = 1;
+	if ((fi->flags & O_ACCMODE) == O_RDONLY)
+		fi->noflush = 1;
+	if (fuse_reply_open(req, fi) != 0)
+		fuse_file_free_handle(fs, h, false);
+}
+
+struct trunc_open {
+	fuse_req_t req;
+	struct kvfs_fs *fs;
+	uint64_t ino;
+	struct fuse_file_info fi;
+};
+
+static void on_truncated(void *arg, int err, uint64_t ino)
+{
+	struct trunc_open *t = arg;
+	struct kvfs_inode *in = store_get(t->fs->store, t->ino);
+
+	if (err == 0 && !in)
+		err = -ENOENT;
+	if (err < 0)
+		fuse_reply_err(t->req, err == -ESHUTDOWN ? EIO : -err);
+	else
+		finish_open(t->req, t->fs, in, &t->fi);
+	free(t);
+}
+
+/*
+ * O_TRUNC on a handle without a write buffer (O_APPEND, or O_RDONLY, which Linux truncates too):
+ * the kernel leaves the truncation to us (atomic O_TRUNC), so it is committed before the open is
+ * answered.
+ */
+static void truncate_then_open(fuse_req_t req, struct kvfs_fs *fs, struct kvfs_inode *in,
+                               struct fuse_file_info *fi)
+{
+	struct kvfs_op op = {.type = KVFS_OP_SETATTR, .ino = in->ino, .flags = KVFS_SET_SIZE};
+	struct trunc_open *t = malloc(sizeof(*t));
+	int rv;
+
+	if (!t) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	*t = (struct trunc_open){.req = req, .fs = fs, .ino = in->ino, .fi = *fi};
+	fuse_file_commit_pending(fs, in->ino);
+	rv = node_propose(fs->node, &op, on_truncated, t);
+	if (rv < 0) {
+		free(t);
+		fuse_reply_err(req, rv == -ESHUTDOWN ? EIO : -rv);
+	}
 }
 
 void fuse_file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -364,20 +508,12 @@ void fuse_file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	h = fuse_file_new_handle(fs, in, fi->flags);
-	if (!h) {
-		fuse_reply_err(req, ENOMEM);
+	if ((fi->flags & O_TRUNC) && value_size(in->value) > 0 &&
+	    ((fi->flags & O_APPEND) || (fi->flags & O_ACCMODE) == O_RDONLY)) {
+		truncate_then_open(req, fs, in, fi);
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)h;
-	/* The page cache stays valid across opens: every change this node did not write through
-	 * the kernel itself is invalidated when it is applied (fuse_ops_on_apply, and the replies
-	 * to flush). A reader's close has nothing to commit, so it costs no FLUSH round trip. */
-	fi->keep_cache = 1;
-	if ((fi->flags & O_ACCMODE) == O_RDONLY)
-		fi->noflush = 1;
-	if (fuse_reply_open(req, fi) != 0)
-		fuse_file_free_handle(fs, h, false);
+	finish_open(req, fs, in, fi);
 }
 
 void fuse_file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -468,6 +604,7 @@ static int buffer_write(struct kvfs_fs *fs, struct wbuf *wb, const char *buf, si
 	if (end > wb->size)
 		wb->size = end;
 	wb->dirty = true;
+	wb->written = true;
 	wb->attrs_shown = false; /* the kernel drops size and mtime after each write */
 	return 0;
 }
@@ -488,6 +625,8 @@ void fuse_file_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		return;
 	}
 	rv = h->append ? append_write(fs, h, buf, size) : buffer_write(fs, h->wb, buf, size, off);
+	if (rv == 0 && h->wb)
+		h->wrote_gen = h->wb->gen;
 	if (rv < 0)
 		fuse_reply_err(req, -rv);
 	else

@@ -41,6 +41,7 @@ struct kvfs_inval {
 	pthread_cond_t cond;
 	struct inval_item *head, *tail; /* protected by lock */
 	bool stop;                      /* protected by lock */
+	bool stopped;                   /* the thread is gone: replies are sent at once */
 };
 
 static void run_item(struct kvfs_inval *iv, const struct inval_item *it)
@@ -112,6 +113,13 @@ int fuse_inval_start(struct kvfs_inval **out, struct fuse_session *se)
 
 static void push(struct kvfs_inval *iv, struct inval_item *it)
 {
+	if (iv->stopped) {
+		/* Stopping, the mount is going: only the reply still matters. */
+		if (it->req)
+			fuse_reply_err(it->req, -it->err);
+		free(it);
+		return;
+	}
 	pthread_mutex_lock(&iv->lock);
 	if (iv->tail)
 		iv->tail->next = it;
@@ -165,6 +173,15 @@ void fuse_inval_stop(struct kvfs_inval *iv)
 	pthread_cond_signal(&iv->cond);
 	pthread_mutex_unlock(&iv->lock);
 	pthread_join(iv->thread, NULL);
+	iv->stopped = true;
+}
+
+void fuse_inval_free(struct kvfs_inval *iv)
+{
+	if (!iv)
+		return;
+	if (!iv->stopped)
+		fuse_inval_stop(iv);
 	pthread_cond_destroy(&iv->cond);
 	pthread_mutex_destroy(&iv->lock);
 	free(iv);

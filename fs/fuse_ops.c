@@ -617,6 +617,8 @@ void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_ap
 
 	if (res->err < 0 || res->duplicate)
 		return;
+	if (op->type == KVFS_OP_PUT || op->type == KVFS_OP_APPEND || op->type == KVFS_OP_SETATTR)
+		fuse_file_value_changed(fs, op);
 	if (op->origin != fs->node_id) {
 		/* Another node's change: nothing the kernel cached about these names or inodes
 		 * can be trusted. (Standalone nodes never get here; replication will.) */

@@ -115,9 +115,10 @@ static void on_fuse_readable(uv_poll_t *h, int status, int events)
 		if (rv == -EINTR || rv == -EAGAIN)
 			return;
 		if (rv <= 0 || fuse_session_exited(se)) {
-			if (rv < 0)
+			if (rv < 0) {
 				log_error("reading /dev/fuse: %s", strerror(-rv));
-			else
+				a->exit_code = EXIT_RUNTIME;
+			} else
 				log_info("%s was unmounted", a->opts.mountpoint);
 			a->unmounted = true;
 			uv_poll_stop(&a->poll);
@@ -156,6 +157,8 @@ static void finish_stop(struct app *a)
 	uv_timer_stop(&a->drain);
 	/* Close the poll handle before the session closes the fd it watches. */
 	uv_close((uv_handle_t *)&a->poll, on_handle_closed);
+	/* No notification may be in the middle of a write to /dev/fuse when the fd closes. */
+	fuse_inval_stop(a->fs.inval);
 	/* Also after an outside unmount: libfuse then sees the dead connection, skips the
 	 * umount, and frees what fuse_session_mount allocated. */
 	fuse_session_unmount(a->fs.se);
@@ -357,7 +360,7 @@ static int run_loop(struct app *a)
 	         a->zk ? "cluster member" : "standalone");
 	daemonize_end(a, 0);
 	uv_run(&a->loop, UV_RUN_DEFAULT);
-	fuse_inval_stop(a->fs.inval);
+	fuse_inval_free(a->fs.inval);
 	uv_loop_close(&a->loop);
 	return a->exit_code;
 

@@ -169,7 +169,7 @@ void election_decide(const struct kvfs_election_view *v, struct kvfs_election_de
 		else if (!v->leader_exists)
 			d->action = KVFS_ELECT_TAKE;
 		else if (v->leader_mine)
-			d->action = KVFS_ELECT_RETAKE;
+			d->action = v->reconnected_late ? KVFS_ELECT_RETAKE : KVFS_ELECT_RESUME;
 		else
 			d->action = KVFS_ELECT_WAIT;
 		return;

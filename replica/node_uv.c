@@ -492,11 +492,22 @@ int node_busy(const struct kvfs_node *n)
 	return n->pending || n->inflight;
 }
 
+static void fail_batch(struct batch *b, int err);
+static void batch_free(struct batch *b);
+
+/* The node cannot go on (an fsync or an apply failed): what waits fails, nothing new starts. */
 static void go_fatal(struct kvfs_node *n)
 {
 	if (n->fatal)
 		return;
 	n->fatal = true;
+	if (n->pending) {
+		struct batch *p = n->pending;
+
+		n->pending = NULL;
+		fail_batch(p, -EIO);
+		batch_free(p);
+	}
 	if (n->on_fatal)
 		n->on_fatal(n->cb_arg);
 }
@@ -577,7 +588,7 @@ static void disk_done(uv_work_t *req, int status)
 		log_warn("cannot remove old log segments: %s (will retry after the next snapshot)",
 		         strerror(-b->compact_rv));
 	if (b->append_rv == 0) {
-		n->log_bytes += b->len;
+		n->log_bytes = log_bytes(n->log); /* compaction may have shrunk it too */
 		n->bytes_since_snapshot += b->len;
 		apply_batch(n, b);
 	} else if (b->append_rv == -EIO) {

@@ -42,9 +42,11 @@ struct kvfs_zk {
 
 	/* protected by lock */
 	zhandle_t *zh;
-	int state;    /* last session state from the watcher */
-	bool expired; /* the session expired: the handle must be replaced */
-	bool changed; /* a watch fired or the session changed: run a round */
+	int state;                /* last session state from the watcher */
+	bool expired;             /* the session expired: the handle must be replaced */
+	uint64_t disconnected_at; /* when the connection was lost; 0 while connected */
+	bool reconnected_late;    /* it came back after more than a session timeout */
+	bool changed;             /* a watch fired or the session changed: run a round */
 	bool stop;
 	bool leading;
 	uint64_t lease_until_ms; /* CLOCK_MONOTONIC */
@@ -127,6 +129,15 @@ static void watcher(zhandle_t *zh, int type, int state, const char *path, void *
 
 	pthread_mutex_lock(&z->lock);
 	if (type == ZOO_SESSION_EVENT) {
+		uint64_t now = now_ms();
+
+		if (state == ZOO_CONNECTED_STATE && z->disconnected_at) {
+			if (now - z->disconnected_at > z->cfg.session_timeout_ms)
+				z->reconnected_late = true;
+			z->disconnected_at = 0;
+		} else if (state != ZOO_CONNECTED_STATE && z->state == ZOO_CONNECTED_STATE) {
+			z->disconnected_at = now;
+		}
 		z->state = state;
 		if (state != ZOO_CONNECTED_STATE && z->leading) {
 			/* DESIGN §3: disconnected, stop acting as leader at once. */
@@ -463,8 +474,8 @@ static int read_leader(struct kvfs_zk *z, int64_t session, struct leader_info *l
 
 /*
  * Takes leadership in one multi: this node's candidate znode still exists, /leader is created
- * (replacing our own from before a disconnection with `retake`), /epoch goes up by one with the
- * version just read. Returns the new epoch, or 0 if another step must come first.
+ * (replacing our own, at leader_version, with `retake`), /epoch goes up by one with the version
+ * just read. Returns the new epoch, or 0 if another step must come first.
  */
 static uint64_t take_leadership(struct kvfs_zk *z, bool retake, int leader_version)
 {
@@ -500,6 +511,13 @@ static uint64_t take_leadership(struct kvfs_zk *z, bool retake, int leader_versi
 	return epoch;
 }
 
+static void clear_late(struct kvfs_zk *z)
+{
+	pthread_mutex_lock(&z->lock);
+	z->reconnected_late = false;
+	pthread_mutex_unlock(&z->lock);
+}
+
 /* One round: see the election, decide, act, watch. Returns the next tick in ms. */
 static uint64_t run_round(struct kvfs_zk *z)
 {
@@ -511,7 +529,7 @@ static uint64_t run_round(struct kvfs_zk *z)
 	int mine, rv;
 	int64_t session = zoo_client_id(z->zh)->client_id;
 	uint64_t start = now_ms(), epoch;
-	bool leading;
+	bool leading, late;
 
 	if (!z->member_registered)
 		register_member(z);
@@ -527,6 +545,7 @@ static uint64_t run_round(struct kvfs_zk *z)
 
 	pthread_mutex_lock(&z->lock);
 	leading = z->leading;
+	late = z->reconnected_late;
 	pthread_mutex_unlock(&z->lock);
 	v = (struct kvfs_election_view){
 	    .mode = z->cfg.mode,
@@ -536,6 +555,7 @@ static uint64_t run_round(struct kvfs_zk *z)
 	    .leader_exists = l.exists,
 	    .leader_mine = l.mine,
 	    .leading = leading && l.mine,
+	    .reconnected_late = late,
 	    .successor_ready = true, /* no replication yet: nothing to catch up on */
 	    .hold_down_ms = z->cfg.hold_down_ms,
 	};
@@ -554,9 +574,17 @@ static uint64_t run_round(struct kvfs_zk *z)
 		epoch = take_leadership(z, d.action == KVFS_ELECT_RETAKE, l.version);
 		if (!epoch)
 			return HOLD_DOWN_TICK_MS;
-		log_info("leading at epoch %" PRIu64, epoch);
+		log_info("leading at epoch %" PRIu64 "%s", epoch,
+		         d.action == KVFS_ELECT_RETAKE ? " (a new term after a long outage)" : "");
+		clear_late(z);
 		publish(z, true, start, epoch, z->cfg.id, z->addr);
-		return z->cfg.session_timeout_ms / 3;
+		return z->cfg.session_timeout_ms / 4;
+	case KVFS_ELECT_RESUME:
+		log_info("reconnected with the same session; leading again at epoch %" PRIu64,
+		         l.epoch);
+		clear_late(z);
+		publish(z, true, start, l.epoch, z->cfg.id, z->addr);
+		return z->cfg.session_timeout_ms / 4;
 	case KVFS_ELECT_HAND_OVER: {
 		char path[256];
 
@@ -586,7 +614,7 @@ static uint64_t run_round(struct kvfs_zk *z)
 	if (v.leading) {
 		/* The round trips of this round confirmed the session: renew the lease. */
 		publish(z, true, start, l.epoch, z->cfg.id, z->addr);
-		return z->better_since_ms ? HOLD_DOWN_TICK_MS : z->cfg.session_timeout_ms / 3;
+		return z->better_since_ms ? HOLD_DOWN_TICK_MS : z->cfg.session_timeout_ms / 4;
 	}
 	publish(z, false, 0, l.exists ? l.epoch : 0, l.exists ? l.id : 0, l.exists ? l.addr : NULL);
 	return IDLE_TICK_MS;
@@ -609,6 +637,8 @@ static void *election_main(void *arg)
 			z->state = 0;
 			z->leading = false;
 			z->leader = 0;
+			z->reconnected_late = false; /* a new session starts a new candidacy anyway */
+			z->disconnected_at = 0;
 			pthread_mutex_unlock(&z->lock);
 			log_warn("ZooKeeper session expired; joining the election again");
 			wake(z);

@@ -71,12 +71,14 @@ struct kvfs_election_view {
 	enum kvfs_election_mode mode;
 	const struct kvfs_candidate *cands; /* the live candidates, with their data */
 	size_t n;
-	int mine;             /* index of this node's own candidate in cands, -1 if it has none */
-	bool leader_exists;   /* /leader exists */
-	bool leader_mine;     /* ... and is owned by this node's session */
-	bool leading;         /* this node acts as leader (it took /leader in this session and has
-	                         not lost the connection since) */
-	bool successor_ready; /* priority mode: the better candidate has caught up */
+	int mine;              /* index of this node's own candidate in cands, -1 if it has none */
+	bool leader_exists;    /* /leader exists */
+	bool leader_mine;      /* ... and is owned by this node's session */
+	bool leading;          /* this node acts as leader (it took /leader in this session and has
+	                          not lost the connection since) */
+	bool reconnected_late; /* the session survived an outage longer than its timeout (the
+	                          whole ensemble was down): peers may have given up on us */
+	bool successor_ready;  /* priority mode: the better candidate has caught up */
 	uint64_t better_waited_ms; /* priority mode: how long a better candidate has waited */
 	uint64_t hold_down_ms;
 };
@@ -85,7 +87,10 @@ enum kvfs_election_action {
 	KVFS_ELECT_NONE,   /* nothing to do until the next event */
 	KVFS_ELECT_REJOIN, /* this node has no candidate znode: create one (a new guid) */
 	KVFS_ELECT_TAKE,   /* lead: one multi (check own znode, create /leader, bump /epoch) */
-	KVFS_ELECT_RETAKE, /* /leader is ours from before a disconnection: replace it, new epoch */
+	KVFS_ELECT_RESUME, /* reconnected soon, same session, /leader still ours: lead again at the
+	                      same epoch (no one else can have led meanwhile) */
+	KVFS_ELECT_RETAKE, /* the same, after an outage longer than the session timeout: start a new
+	                      term, replacing our /leader at a new epoch */
 	KVFS_ELECT_WAIT,   /* this node should lead but another holds /leader: watch it */
 	KVFS_ELECT_HAND_OVER, /* a better candidate waited out the hold-down: stop, delete /leader
 	                       */

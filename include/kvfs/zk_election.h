@@ -9,7 +9,7 @@
  * zk_election_view(), which take a lock and never block on the network.
  *
  * Leadership is also a lease: the election thread confirms its session with a round trip at
- * least every third of the session timeout, and zk_election_leading() says yes only until two
+ * least every quarter of the session timeout, and zk_election_leading() says yes only until two
  * thirds of the timeout after the last confirmed one. A leader that was paused (SIGSTOP) past its
  * session stops calling itself leader the moment it runs again, before its client has even
  * noticed the expiry; one that loses its connection stops at once.

@@ -5,11 +5,14 @@ mounts, all inside one temporary directory, and a tiny runner that counts checks
 A test file lists test functions taking the Harness and ends with `harness.main([...])`:
 
     def test_one_leader(h):
-        zk = h.ensemble()                    # three servers, started once per file and reused
-        nodes = h.nodes(h.cluster_name("one"), 3)
-        for n in nodes: n.start()
-        ms = h.wait_for(lambda: agreement(nodes), 10)
-        h.check(ms is not None, "one leader", h.view(nodes))
+        nodes = h.nodes(h.cluster_name("one"), 3)   # on the file's ensemble, started on first use
+        for n in nodes:
+            n.start()                                 # returns once its /.status answers
+        ms, leader_id, epoch = h.wait_agreement(nodes, 10)
+        h.check(ms is not None, "one leader that every node names", h.last_view)
+
+    if __name__ == "__main__":
+        harness.main([test_one_leader])
 
 Runs under Debian's /usr/bin/python3 (stdlib + python3-kazoo); argv[1] is the kvfs binary.
 Layout: $T/zk/<i>/{zoo.cfg,data/,server.log}, $T/<cluster>/n<id>/{data/,mnt/,kvfs.log}.
@@ -28,6 +31,7 @@ the tests whose names contain a or b; KVFS_VERBOSE=1 prints the execution log as
 """
 
 import atexit
+import datetime
 import os
 import random
 import re
@@ -41,9 +45,9 @@ import threading
 import time
 import traceback
 
-try:
-    import logging
+import logging
 
+try:
     from kazoo.client import KazooClient
     from kazoo.exceptions import NoNodeError
 except ImportError:  # pragma: no cover - reported by main()
@@ -233,7 +237,7 @@ class ExecLog:
 
     def __call__(self, msg):
         now = time.monotonic()
-        wall = time.strftime("%H:%M:%S", time.localtime()) + ".%03d" % (int(time.time() * 1000) % 1000)
+        wall = datetime.datetime.now().strftime("%H:%M:%S.%f")[:-3]
         with self.lock:
             for i, part in enumerate(str(msg).splitlines() or [""]):
                 prefix = "[%8.3fs %s] " % (now - self.t0, wall) if i == 0 else " " * 24
@@ -329,7 +333,8 @@ class ZkServer:
             self.proc.terminate()
             rc = wait_pid(self.proc, timeout)
             if rc is None:
-                self.ens.h.log("zk%d: did not stop within %d s of SIGTERM: SIGKILL" % (self.sid, timeout))
+                self.ens.h.log("zk%d: did not stop within %d s of SIGTERM: SIGKILL" %
+                               (self.sid, timeout))
                 self.proc.kill()
                 wait_pid(self.proc, 10)
             self.ens.h.log("zk%d: stopped (SIGTERM, pid %d)" % (self.sid, self.proc.pid))
@@ -405,7 +410,8 @@ class Ensemble:
             time.sleep(0.1)
 
     def modes(self):
-        return ", ".join("zk%d=%s" % (s.sid, s.mode() if s.alive() else "down") for s in self.servers)
+        return ", ".join("zk%d=%s" % (s.sid, s.mode() if s.alive() else "down")
+                         for s in self.servers)
 
     def leader(self):
         """The server that is the ensemble's leader, or None."""
@@ -527,7 +533,7 @@ class Node:
             return ""
 
     def wait_exit(self, timeout):
-        """The exit status once the daemon has exited, or None when it still runs after TIMEOUT s."""
+        """The exit status once the daemon has exited, or None if it still runs after TIMEOUT s."""
         if self.proc is None:
             return None
         return wait_pid(self.proc, timeout)
@@ -653,8 +659,8 @@ class Node:
         client = [l for l in lines if "ZOO_" in l]
         out = own[-n:]
         if client:
-            out.append("(%d lines of the ZooKeeper client in the last %d lines of the log; the last 3:)"
-                       % (len(client), len(lines)))
+            out.append("(%d lines of the ZooKeeper client in the last %d lines of the log; "
+                       "the last 3:)" % (len(client), len(lines)))
             out += client[-3:]
         return "\n".join(out)
 
@@ -871,7 +877,8 @@ class Harness:
         return "%s-%d-%d" % (tag, os.getpid(), self._cluster_seq)
 
     def node(self, node_id, cluster, **opts):
-        n = Node(self, node_id, cluster, opts.pop("zk_hosts", None) or self.ensemble().hosts, **opts)
+        hosts = opts.pop("zk_hosts", None) or self.ensemble().hosts
+        n = Node(self, node_id, cluster, hosts, **opts)
         self.all_nodes.append(n)
         self.test_nodes.append(n)
         return n
@@ -901,7 +908,8 @@ class Harness:
             text = data.decode(errors="replace") if data is not None else None
             if text != last[0]:
                 last[0] = text
-                self.log("zk: %s = %s" % (path.split("/", 3)[-1], text if text is not None else "(none)"))
+                self.log("zk: %s = %s" % (path.split("/", 3)[-1],
+                                          text if text is not None else "(none)"))
             return None
 
         zk.DataWatch(path, changed)
@@ -1094,10 +1102,12 @@ def check_zk_view(h, zk, cluster, live, leader=None, epoch=None, candidates=None
                 or not stat.ephemeralOwner:
             bad.append("members/%d = %r (want addr=%s priority=%s, ephemeral)" %
                        (n.id, text, n.addr, n.prio))
-    h.check(not bad, "zk: members/<id> are ephemeral with each node's addr and priority", "\n".join(bad))
+    h.check(not bad, "zk: members/<id> are ephemeral with each node's addr and priority",
+            "\n".join(bad))
 
     children = election_children(zk, cluster)
-    desc = "\n".join("%s: %s (owner 0x%x)" % (name, kv, st.ephemeralOwner) for name, kv, st in children)
+    desc = "\n".join("%s: %s (owner 0x%x)" % (name, kv, st.ephemeralOwner)
+                     for name, kv, st in children)
     h.check(all(ELECTION_CHILD_RE.match(name) for name, _, _ in children),
             "zk: election children are named <guid>-n_<10-digit sequence>", desc)
     ids = sorted(int(kv.get("id", -1)) for _, kv, _ in children)

@@ -56,12 +56,14 @@ def expect_refusal(h, node, what, message_re):
     out = node.output()
     if rc is None:
         node.stop()
-    h.log("%s (%s) exited with status %s; it said:\n%s" % (node.name, what, rc, out.strip()[-1500:]))
+    h.log("%s (%s) exited with status %s; it said:\n%s" %
+          (node.name, what, rc, out.strip()[-1500:]))
+    still = " (still running after 20 s)" if rc is None else ""
     h.check(rc == EXIT_CLUSTER_MISMATCH, "%s: exits with status 5" % what,
-            "exit status: %s%s\noutput:\n%s" % (rc, " (still running after 20 s)" if rc is None else "",
-                                               out[-2000:]))
+            "exit status: %s%s\noutput:\n%s" % (rc, still, out[-2000:]))
     h.check(re.search(message_re, out, re.I | re.S) is not None,
-            "%s: the message says why (matches /%s/)" % (what, message_re), "output:\n%s" % out[-2000:])
+            "%s: the message says why (matches /%s/)" % (what, message_re),
+            "output:\n%s" % out[-2000:])
     h.check(not harness.is_mounted(node.mnt), "%s: no mount left behind" % what)
     harness.detach(node.mnt)
 
@@ -74,7 +76,8 @@ def test_cluster_size_mismatch(h):
     n1.start()
     before = wait_joined(h, zk, n1, "n1 alone creates the cluster and joins it")
     cfg, _ = zk_get(zk, "/kvfs/%s/config" % cluster)
-    h.check(cfg is not None and cfg.strip().endswith("size=3"), "/config says size=3", "config: %r" % cfg)
+    h.check(cfg is not None and cfg.strip().endswith("size=3"), "/config says size=3",
+            "config: %r" % cfg)
     bad = h.node(2, cluster, cluster_size=5)
     expect_refusal(h, bad, "a node with --cluster-size 5 in a cluster of size 3",
                    r"(size.*\b5\b.*\b3\b|size.*\b3\b.*\b5\b)")
@@ -113,7 +116,8 @@ def test_data_dir_of_another_cluster(h):
     h.check(same_state(before, after), "cluster B: n1 is unaffected (same role, leader, epoch, zk)",
             "before:\n%s\nafter:\n%s" % (view_str({1: before}), view_str({1: after})))
     members = zk.get_children("/kvfs/%s/members" % name_b)
-    h.check(members == ["1"], "cluster B: the refused node left no member znode", "members: %s" % members)
+    h.check(members == ["1"], "cluster B: the refused node left no member znode",
+            "members: %s" % members)
     # The refusal is about the mismatch only: the directory still works in its own cluster.
     a1.start()
     wait_joined(h, zk, a1, "the data directory still starts in cluster A")

@@ -8,13 +8,15 @@ the ensemble test comes last because it stops the servers.
 Usage: test_election.py KVFS_BIN        (run by `meson test --suite cluster`)
 """
 
+import json
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import DEFAULT_SESSION_MS, check_zk_view, election_children, st_int, statuses, view_str  # noqa: E402
+from harness import (DEFAULT_SESSION_MS, check_zk_view, election_children, st_int,  # noqa: E402
+                     statuses, view_str)
 
 SHORT_SESSION_MS = 2000  # the shortest the tests' ensemble allows is 2 ticks = 1000 ms
 
@@ -26,15 +28,16 @@ def start_in_order(h, nodes, zk):
         n.start()
         ms = h.wait_election_child(zk, n.cluster, n.id, timeout=15)
         h.require(ms is not None, "%s joins the election (its znode appears)" % n.name,
-                  "election children: %s" % [(c[0], c[1]) for c in election_children(zk, n.cluster)])
+                  "election children: %s" %
+                  [(c[0], c[1]) for c in election_children(zk, n.cluster)])
 
 
 def settle(h, nodes, timeout=15, what="one leader that every node names"):
     """Waits for agreement among NODES; returns (leader Node, epoch) or ends the test."""
     t0 = time.monotonic()
     ms, lid, epoch = h.wait_agreement(nodes, timeout)
-    h.require(ms is not None, "%s: %s (within %d s)" % ("/".join(n.name for n in nodes), what, timeout),
-              h.last_view)
+    names = "/".join(n.name for n in nodes)
+    h.require(ms is not None, "%s: %s (within %d s)" % (names, what, timeout), h.last_view)
     leader = next(n for n in nodes if n.id == lid)
     h.log("%s lead%s at epoch %d (agreed %d ms after we started waiting)" %
           (leader.name, "s", epoch, (time.monotonic() - t0) * 1000))
@@ -72,6 +75,24 @@ def test_three_nodes_one_leader(h):
     h.check(all(st and st_int(st, "priority") == 1 for st in sts.values()),
             "every node says priority: 1 (the default)", view_str(sts))
     h.check(epoch >= 1, "the epoch is at least 1", "epoch: %s" % epoch)
+    # /.status.json says the same.
+    bad = []
+    for n in nodes:
+        raw = n.read(".status.json")
+        try:
+            js = json.loads(raw.decode()) if raw is not None else None
+        except ValueError as e:
+            js = None
+            bad.append("%s: not JSON (%s): %r" % (n.name, e, raw[:300]))
+        if not isinstance(js, dict):
+            bad.append("%s: /.status.json: %r" % (n.name, raw and raw[:300]))
+            continue
+        for k in ("node", "role", "leader", "leader_addr", "epoch", "zk", "election", "priority"):
+            if str(js.get(k)) != (sts[n.id] or {}).get(k):
+                bad.append("%s: %s is %r in /.status.json, %r in /.status" %
+                           (n.name, k, js.get(k), (sts[n.id] or {}).get(k)))
+    h.check(not bad, "/.status.json holds the same node, role, leader, epoch, zk, ... as /.status",
+            "\n".join(bad))
     # Item 7: an outside client sees the same.
     check_zk_view(h, zk, cluster, nodes, leader=leader, epoch=epoch)
     # Stable: nothing changes when nothing happens.
@@ -96,8 +117,8 @@ def kill9_leader(h, tag, session_ms):
     h.require(ms is not None and took <= limit,
               "after kill -9 of the leader %s (session timeout %d ms) another node leads "
               "within %d ms" % (old.name, session_ms, limit),
-              "took %s ms; last view:\n%s" % (int(took) if ms is not None else "more than %d" % limit,
-                                            h.last_view))
+              "took %s ms; last view:\n%s" %
+              (int(took) if ms is not None else "more than %d" % limit, h.last_view))
     new = next(n for n in rest if n.id == lid)
     h.log("TAKEOVER after kill -9 (session timeout %d ms): %s -> %s in %d ms, epoch %d -> %d" %
           (session_ms, old.name, new.name, took, e1, e2))
@@ -129,6 +150,7 @@ def test_sigterm_leader(h):
     """SIGTERM the leader: it hands over and exits cleanly, a new leader within 1 s."""
     cluster, zk, nodes, old, e1 = three_nodes(h, "term")
     sampler = h.sampler(nodes)
+    time.sleep(0.3)
     rest = [n for n in nodes if n is not old]
     t0 = time.monotonic()
     old.proc.terminate()
@@ -157,7 +179,7 @@ def test_sigterm_leader(h):
 
 
 def test_sigstop_leader(h):
-    """SIGSTOP the leader past its session, SIGCONT: it follows and never acts with its old epoch."""
+    """SIGSTOP the leader past its session, SIGCONT: it follows, never acting with its old epoch."""
     session = SHORT_SESSION_MS
     cluster, zk, nodes, old, e1 = three_nodes(h, "stop", session_timeout=session)
     sampler = h.sampler(nodes, interval=0.02)
@@ -182,7 +204,8 @@ def test_sigstop_leader(h):
             "after SIGCONT %s follows %s at epoch %d (all three agree)" % (old.name, new.name, e2),
             "agreement: %s at epoch %s; last view:\n%s" % (lid2, e3, h.last_view))
     if ms is not None:
-        h.log("%s: follower again %d ms after SIGCONT" % (old.name, (time.monotonic() - t_cont) * 1000))
+        h.log("%s: follower again %d ms after SIGCONT" %
+              (old.name, (time.monotonic() - t_cont) * 1000))
     time.sleep(1)
     sampler.stop()
     def said_leader(epoch=None):
@@ -235,11 +258,13 @@ def test_zookeeper_loss(h):
     t_kill = time.monotonic()
     victim.kill()
     ens.wait_serving(30)
-    h.log("zookeeper serving again after %d ms: %s" % ((time.monotonic() - t_kill) * 1000, ens.modes()))
+    h.log("zookeeper serving again after %d ms: %s" %
+          ((time.monotonic() - t_kill) * 1000, ens.modes()))
     ms, lid, e = h.wait_agreement(nodes, 15)
     h.check(ms is not None and (lid, e) == (leader.id, e1),
             "one ZooKeeper server killed: the same leader %s at the same epoch %d, zk connected "
-            "everywhere" % (leader.name, e1), "agreement: %s at %s; last view:\n%s" % (lid, e, h.last_view))
+            "everywhere" % (leader.name, e1),
+            "agreement: %s at %s; last view:\n%s" % (lid, e, h.last_view))
     h.log("after the loss of zk%d: %s leads at epoch %s, settled %d ms after the kill" %
           (victim.sid, "n%s" % lid, e, (time.monotonic() - t_kill) * 1000))
     other = sampler.find(lambda nid, st: st is not None and st.get("role") == "leader"
@@ -268,10 +293,12 @@ def test_zookeeper_loss(h):
     ens.start()
     ms, lid, e2 = h.wait_agreement(nodes, (session + 15000) / 1000)
     h.check(ms is not None and e2 > e1,
-            "ensemble restarted: exactly one leader, every node names it, at an epoch above %d" % e1,
+            "ensemble restarted: exactly one leader, every node names it, at an epoch above %d" %
+            e1,
             "agreement: %s at %s; last view:\n%s" % (lid, e2, h.last_view))
     if ms is not None:
-        h.log("after the ensemble restart: n%d leads at epoch %d, %d ms after the servers were started" %
+        h.log("after the ensemble restart: n%d leads at epoch %d, %d ms after the servers "
+              "were started" %
               (lid, e2, (time.monotonic() - t_up) * 1000))
         new = next(n for n in nodes if n.id == lid)
         # Old sessions may linger on the servers until they expire; wait for them to go.

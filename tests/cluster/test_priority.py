@@ -92,19 +92,21 @@ def test_priority_election(h):
     h.check(harness.agreement(nodes, sts) == (p5.id, e2),
             "%d ms after the start of priority 20: priority 5 still leads at epoch %d, priority 20 "
             "follows" % (HOLD_DOWN_MS - 500, e2), view_str(sts))
-    ms, lid, e3 = h.wait_agreement(nodes, (HOLD_DOWN_MS + 8000) / 1000 - (time.monotonic() - t_start),
-                                   pred=lambda lid, e: lid == p20.id)
+    left = (HOLD_DOWN_MS + 8000) / 1000 - (time.monotonic() - t_start)
+    ms, lid, e3 = h.wait_agreement(nodes, left, pred=lambda lid, e: lid == p20.id)
     took = (time.monotonic() - t_start) * 1000
     h.check(ms is not None and took <= HOLD_DOWN_MS + 5000,
             "priority 20 leads within %d ms of its start (hold-down %d ms + 5 s)" %
             (HOLD_DOWN_MS + 5000, HOLD_DOWN_MS),
             "took %s ms; last view:\n%s" % (int(took) if ms is not None else "more than %d" %
                                           (HOLD_DOWN_MS + 8000), h.last_view))
-    early = sampler.find(lambda nid, st: nid == p20.id and st is not None and st.get("role") == "leader",
+    early = sampler.find(lambda nid, st: nid == p20.id and st is not None
+                         and st.get("role") == "leader",
                          since=t_start, until=t_start + HOLD_DOWN_MS / 1000)
-    h.check(not early, "priority 20 never says role leader before the hold-down (%d ms) has passed" %
-            HOLD_DOWN_MS, "\n".join("+%d ms: %s" % ((t - t_start) * 1000, view_str({nid: st}))
-                                    for t, nid, st in early[:10]))
+    h.check(not early, "priority 20 never says role leader before the hold-down (%d ms) has "
+            "passed" % HOLD_DOWN_MS,
+            "\n".join("+%d ms: %s" % ((t - t_start) * 1000, view_str({nid: st}))
+                      for t, nid, st in early[:10]))
     if ms is not None:
         h.log("HANDOVER: %s (priority 5) -> %s (priority 20) %d ms after the newcomer started "
               "(hold-down %d ms), epoch %d -> %d" % (p5.name, p20.name, took, HOLD_DOWN_MS, e2, e3))
@@ -130,7 +132,8 @@ def test_priority_election(h):
             "priority 0 left alone: not leader, leader: none", view_str({p0.id: st}))
 
     sampler.stop()
-    zero = sampler.find(lambda nid, st: nid == p0.id and st is not None and st.get("role") == "leader")
+    zero = sampler.find(lambda nid, st: nid == p0.id and st is not None
+                        and st.get("role") == "leader")
     h.check(not zero, "priority 0 never said role leader (%d samples)" % sampler.count(),
             "\n".join(view_str({nid: st}) for _, nid, st in zero[:10]))
     dup = sampler.duplicate_leaders()

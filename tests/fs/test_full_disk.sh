@@ -37,6 +37,28 @@ check "/.status still answers" grep -q "^role: standalone" "$M/.status"
 expect_error "a second write on the full disk fails the same way" "No space left on device" \
 	cp "$T/ref0" "$M/again"
 
+# Two descriptors share a file's write buffer: A's close commits B's bytes too. When that
+# commit fails, B's close must say so rather than return 0 for bytes that are gone.
+out=$(cd "$M" && python3 - <<'PY' 2>&1
+import errno, os
+a = os.open("shared", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+b = os.open("shared", os.O_WRONLY)
+os.pwrite(b, os.urandom(100000), 0)
+try:
+    os.close(a)
+    print("close(A) succeeded on a full disk")
+except OSError as e:
+    if e.errno != errno.ENOSPC:
+        print("close(A): %s" % e)
+try:
+    os.close(b)
+    print("close(B) returned 0 although its bytes were not written")
+except OSError as e:
+    print("ok" if e.errno == errno.ENOSPC else "close(B): %s" % e)
+PY
+)
+assert_eq "a writer whose bytes another descriptor's failed commit carried hears ENOSPC" ok "$out"
+
 mount -o remount,size=8m "$D/data"
 check "with room again, writes work without a restart" cp "$T/ref0" "$M/after"
 assert_same_file "the new value reads back" "$T/ref0" "$M/after"

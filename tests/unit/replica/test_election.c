@@ -151,9 +151,22 @@ static void test_decide_sequential(void **state)
 	/* The first's znode is gone but its /leader is not yet (session still alive): wait. */
 	d = decide(S, c + 1, 2, 0, true, false, false);
 	assert_int_equal(d.action, KVFS_ELECT_WAIT);
-	/* Reconnected with the same session: our own /leader is replaced at a new epoch. */
+	/* Reconnected with the same session and /leader still ours: lead on at the same epoch. */
 	d = decide(S, c, 3, 0, true, true, false);
-	assert_int_equal(d.action, KVFS_ELECT_RETAKE);
+	assert_int_equal(d.action, KVFS_ELECT_RESUME);
+	/* ... but after an outage longer than the session timeout, a new term. */
+	{
+		struct kvfs_election_view v = {.mode = S,
+		                               .cands = c,
+		                               .n = 3,
+		                               .mine = 0,
+		                               .leader_exists = true,
+		                               .leader_mine = true,
+		                               .reconnected_late = true};
+
+		election_decide(&v, &d);
+		assert_int_equal(d.action, KVFS_ELECT_RETAKE);
+	}
 }
 
 static void test_decide_priority(void **state)
