@@ -27,6 +27,8 @@
 #define IDLE_TICK_MS      1000
 #define HOLD_DOWN_TICK_MS 200
 
+static FILE *zk_log; /* where the ZooKeeper client's own log goes: nowhere */
+
 struct kvfs_zk {
 	struct kvfs_zk_config cfg;
 	char *hosts, *cluster, *addr; /* owned copies of cfg's strings */
@@ -119,6 +121,19 @@ static void wake(struct kvfs_zk *z)
 		z->notify(z->notify_arg);
 }
 
+/* One log line per session state change (the client's own log, which repeats every failed
+ * connection attempt, goes nowhere). Called with z->lock held. */
+static void log_session_change(const struct kvfs_zk *z, int from, int to)
+{
+	if (to == ZOO_CONNECTED_STATE)
+		log_info("ZooKeeper: connected to %s", z->hosts);
+	else if (to == ZOO_EXPIRED_SESSION_STATE)
+		log_warn("ZooKeeper: session expired");
+	else if (from == ZOO_CONNECTED_STATE)
+		log_warn("ZooKeeper: connection lost; %s until it is back",
+		         z->leading ? "not leading" : "following the last known leader");
+}
+
 /*
  * The one watcher, for session events and every watch set. It runs on the client's thread: it
  * records and wakes, nothing more.
@@ -131,6 +146,8 @@ static void watcher(zhandle_t *zh, int type, int state, const char *path, void *
 	if (type == ZOO_SESSION_EVENT) {
 		uint64_t now = now_ms();
 
+		if (state != z->state)
+			log_session_change(z, z->state, state);
 		if (state == ZOO_CONNECTED_STATE && z->disconnected_at) {
 			if (now - z->disconnected_at > z->cfg.session_timeout_ms)
 				z->reconnected_late = true;
@@ -285,6 +302,11 @@ int zk_election_open(struct kvfs_zk **out, const struct kvfs_zk_config *cfg, cha
 	snprintf(z->base, sizeof(z->base), "/kvfs/%s", z->cluster);
 	snprintf(z->cand_data, sizeof(z->cand_data), "id=%u addr=%s priority=%u", cfg->id,
 	         cfg->addr, cfg->priority);
+	/* The client logs every failed connection attempt, hundreds of lines per outage; the
+	 * watcher says what matters instead. */
+	zk_log = fopen("/dev/null", "w");
+	if (zk_log)
+		zoo_set_log_stream(zk_log);
 	zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
 
 	pthread_mutex_lock(&z->lock);
@@ -637,7 +659,8 @@ static void *election_main(void *arg)
 			z->state = 0;
 			z->leading = false;
 			z->leader = 0;
-			z->reconnected_late = false; /* a new session starts a new candidacy anyway */
+			z->reconnected_late =
+			    false; /* a new session starts a new candidacy anyway */
 			z->disconnected_at = 0;
 			pthread_mutex_unlock(&z->lock);
 			log_warn("ZooKeeper session expired; joining the election again");

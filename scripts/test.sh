@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: builds kvfs twice and runs every test (unit, fs) in each build:
+# The test command: builds kvfs twice and runs every test (unit, fs, cluster) in each build:
 #   build       debugoptimized, warnings are errors
 #   build-asan  the same with AddressSanitizer + UndefinedBehaviorSanitizer, every report fatal
 #               (leaks included, in the unit tests and in the FUSE daemon the fs tests start)
@@ -7,7 +7,8 @@
 # failed (a build error counts as a failed test). Works from any directory.
 #
 # Usage: scripts/test.sh [extra `meson test` arguments, e.g. --suite unit or a test name]
-# Needs the packages of scripts/install-deps.sh, and root (FUSE mounts) for the fs suite.
+# Needs the packages of scripts/install-deps.sh, and root (FUSE mounts) for the fs and cluster
+# suites; the cluster suite starts its own ZooKeeper ensembles on free loopback ports.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
