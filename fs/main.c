@@ -47,7 +47,8 @@ struct app {
 	bool stopping;
 	bool unmounted;
 	int exit_code;
-	struct kvfs_zk *zk; /* NULL: standalone */
+	struct kvfs_zk *zk;  /* NULL: standalone */
+	uv_async_t zk_async; /* the election thread's "something changed" */
 	struct kvfs_node_cluster cluster;
 	int daemon_pipe; /* background start: tells the waiting parent our exit status; -1 */
 };
@@ -143,6 +144,8 @@ static void on_node_closed(void *arg)
 
 	a->fs.node = NULL;
 	uv_close((uv_handle_t *)&a->drain, on_handle_closed);
+	if (uv_is_active((uv_handle_t *)&a->zk_async))
+		uv_close((uv_handle_t *)&a->zk_async, on_handle_closed);
 	for (int i = 0; i < 3; i++)
 		uv_close((uv_handle_t *)&a->sig[i], on_handle_closed);
 }
@@ -286,6 +289,22 @@ static void daemonize_end(struct app *a, int code)
 		log_warn("cannot chdir to /");
 }
 
+/* From any thread: the election changed. Only wakes the loop (on_zk_change). */
+static void zk_notify(void *arg)
+{
+	uv_async_send(&((struct app *)arg)->zk_async);
+}
+
+/* On the loop: the election thread may have found a reason to stop. */
+static void on_zk_change(uv_async_t *h)
+{
+	struct app *a = h->data;
+	char msg[256];
+
+	if (a->zk && zk_election_fatal(a->zk, msg, sizeof(msg)) < 0)
+		begin_stop(a, EXIT_CLUSTER);
+}
+
 static bool cluster_leading(void *arg, uint64_t *epoch)
 {
 	return zk_election_leading(((struct app *)arg)->zk, epoch);
@@ -306,6 +325,7 @@ static void cluster_status(void *arg, struct kvfs_status *st)
 /* Connects to ZooKeeper and checks the cluster, before anything is mounted. */
 static int open_cluster(struct app *a, char *cluster_id, char *err, size_t errlen)
 {
+	char session_file[PATH_MAX];
 	struct kvfs_zk_config zc = {
 	    .hosts = a->opts.zk,
 	    .cluster = a->opts.cluster,
@@ -318,8 +338,12 @@ static int open_cluster(struct app *a, char *cluster_id, char *err, size_t errle
 	    .session_timeout_ms = a->opts.session_timeout_ms,
 	    .hold_down_ms = a->opts.hold_down_ms,
 	    .connect_timeout_ms = a->opts.write_timeout_ms,
+	    .session_file = session_file,
 	};
 
+	/* The data directory may not exist yet (node_open makes it later): then there is no file
+	 * from an earlier run either, and the election thread writes it once it is there. */
+	snprintf(session_file, sizeof(session_file), "%s/zk-session", a->opts.data_dir);
 	return zk_election_open(&a->zk, &zc, cluster_id, err, errlen);
 }
 
@@ -336,7 +360,11 @@ static int run_loop(struct app *a)
 		goto err;
 	a->fs.node_id = a->opts.id;
 	if (a->zk) {
-		rv = zk_election_start(a->zk, NULL, NULL);
+		rv = uv_async_init(&a->loop, &a->zk_async, on_zk_change);
+		if (rv < 0)
+			goto err;
+		a->zk_async.data = a;
+		rv = zk_election_start(a->zk, zk_notify, a);
 		if (rv < 0)
 			goto err;
 	}

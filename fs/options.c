@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kvfs/election.h"
 #include "kvfs/op.h"
 
 enum {
@@ -152,6 +153,9 @@ static int check_addr(const char *name, const char *s, char *err, size_t errlen)
 
 	if (!colon || colon == s)
 		return fail(err, errlen, "%s: '%s' is not HOST:PORT", name, s);
+	if (strlen(s) >= KVFS_ADDR_MAX)
+		return fail(err, errlen, "%s: '%s' is too long (at most %d characters)", name, s,
+		            KVFS_ADDR_MAX - 1);
 	if (parse_u64(name, colon + 1, 1, 65535, &port, err, errlen) < 0)
 		return fail(err, errlen, "%s: '%s' is not HOST:PORT (port 1..65535)", name, s);
 	return 0;

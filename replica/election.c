@@ -178,7 +178,11 @@ void election_decide(const struct kvfs_election_view *v, struct kvfs_election_de
 	 * the better newcomer must have caught up and waited out the hold-down, and then this
 	 * leader hands over by deleting /leader. A leader that can no longer rank first for any
 	 * other reason (its priority is 0 now, say) hands over at once. */
-	if (v->leading || v->leader_mine) {
+	if (v->leader_mine && !v->leading) {
+		/* We hold /leader but do not act on it (a disconnection came between): there is
+		 * nothing to hold down, let the one that should lead take over now. */
+		d->action = KVFS_ELECT_HAND_OVER;
+	} else if (v->leading) {
 		bool newcomer = d->top >= 0 && v->mode == KVFS_ELECTION_PRIORITY &&
 		                v->cands[d->top].priority > v->cands[v->mine].priority &&
 		                v->cands[v->mine].priority > 0;

@@ -31,18 +31,20 @@ static FILE *zk_log; /* where the ZooKeeper client's own log goes: nowhere */
 
 struct kvfs_zk {
 	struct kvfs_zk_config cfg;
-	char *hosts, *cluster, *addr; /* owned copies of cfg's strings */
-	char base[128];               /* /kvfs/<cluster> */
-	char cand_data[ZDATA_MAX];    /* this node's candidate data */
+	char *hosts, *cluster, *addr, *session_file; /* owned copies of cfg's strings */
+	char base[128];                              /* /kvfs/<cluster> */
+	char cand_data[ZDATA_MAX];                   /* this node's candidate data */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	pthread_t thread;
 	bool started;
-	void (*notify)(void *arg);
-	void *notify_arg;
+	void (*notify)(void *arg); /* protected by lock */
+	void *notify_arg;          /* protected by lock */
+	int64_t prev_session;      /* our session before this process (from session_file) */
 
-	/* protected by lock */
+	/* protected by lock; written only by the election thread (and open/close), which may
+	 * therefore read it without the lock */
 	zhandle_t *zh;
 	int state;                /* last session state from the watcher */
 	bool expired;             /* the session expired: the handle must be replaced */
@@ -51,7 +53,11 @@ struct kvfs_zk {
 	bool changed;             /* a watch fired or the session changed: run a round */
 	bool stop;
 	bool leading;
-	uint64_t lease_until_ms; /* CLOCK_MONOTONIC */
+	uint64_t lease_until_ms; /* CLOCK_BOOTTIME */
+	uint64_t session_ms;     /* the session timeout ZooKeeper granted (it may clamp ours) */
+	int64_t session_id;      /* the current session; 0 before the first connection */
+	int fatal;               /* a reason to stop (another process uses our id): -EXDEV */
+	char fatal_msg[640];
 	uint64_t epoch;
 	uint32_t leader;
 	char leader_addr[KVFS_ADDR_MAX];
@@ -68,7 +74,8 @@ static uint64_t now_ms(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	/* BOOTTIME goes on during a suspend, as ZooKeeper's clock does: a lease must not. */
+	clock_gettime(CLOCK_BOOTTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
@@ -115,10 +122,62 @@ static void new_guid(char *out)
 		snprintf(out + 2 * i, 3, "%02x", raw[i]);
 }
 
+static void wake(struct kvfs_zk *z);
+
+/* The session id recorded in path by an earlier run of this node, or 0. */
+static int64_t read_session_file(const char *path)
+{
+	unsigned long long id = 0;
+	FILE *f = path ? fopen(path, "re") : NULL;
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%llx", &id) != 1)
+		id = 0;
+	fclose(f);
+	return (int64_t)id;
+}
+
+/* Records the current session id (best effort: without it a restart waits for the old session
+ * to time out instead of removing its znodes). */
+static void write_session_file(const char *path, int64_t id)
+{
+	char tmp[4096];
+	FILE *f;
+
+	if (!path || snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return;
+	f = fopen(tmp, "we");
+	if (!f)
+		return;
+	fprintf(f, "%llx\n", (unsigned long long)id);
+	if (fclose(f) == 0)
+		rename(tmp, path);
+}
+
+static void set_fatal(struct kvfs_zk *z, const char *msg)
+{
+	pthread_mutex_lock(&z->lock);
+	if (!z->fatal) {
+		z->fatal = -EXDEV;
+		snprintf(z->fatal_msg, sizeof(z->fatal_msg), "%s", msg);
+	}
+	pthread_mutex_unlock(&z->lock);
+	log_error("%s", msg);
+	wake(z);
+}
+
 static void wake(struct kvfs_zk *z)
 {
-	if (z->notify)
-		z->notify(z->notify_arg);
+	void (*fn)(void *);
+	void *arg;
+
+	pthread_mutex_lock(&z->lock);
+	fn = z->notify;
+	arg = z->notify_arg;
+	pthread_mutex_unlock(&z->lock);
+	if (fn)
+		fn(arg);
 }
 
 /* One log line per session state change (the client's own log, which repeats every failed
@@ -148,8 +207,19 @@ static void watcher(zhandle_t *zh, int type, int state, const char *path, void *
 
 		if (state != z->state)
 			log_session_change(z, z->state, state);
+		if (state == ZOO_CONNECTED_STATE) {
+			int granted = zoo_recv_timeout(zh);
+
+			if (granted > 0 && (uint64_t)granted != z->session_ms) {
+				log_warn(
+				    "ZooKeeper granted a session timeout of %d ms, not the %llu "
+				    "ms asked for (the server clamps it to 2..20 ticks)",
+				    granted, (unsigned long long)z->cfg.session_timeout_ms);
+				z->session_ms = (uint64_t)granted;
+			}
+		}
 		if (state == ZOO_CONNECTED_STATE && z->disconnected_at) {
-			if (now - z->disconnected_at > z->cfg.session_timeout_ms)
+			if (now - z->disconnected_at > z->session_ms)
 				z->reconnected_late = true;
 			z->disconnected_at = 0;
 		} else if (state != ZOO_CONNECTED_STATE && z->state == ZOO_CONNECTED_STATE) {
@@ -274,6 +344,7 @@ static void free_zk(struct kvfs_zk *z)
 	free(z->hosts);
 	free(z->cluster);
 	free(z->addr);
+	free(z->session_file);
 	free(z);
 }
 
@@ -290,16 +361,20 @@ int zk_election_open(struct kvfs_zk **out, const struct kvfs_zk_config *cfg, cha
 	z->hosts = strdup(cfg->hosts);
 	z->cluster = strdup(cfg->cluster);
 	z->addr = strdup(cfg->addr);
+	z->session_file = cfg->session_file ? strdup(cfg->session_file) : NULL;
 	pthread_mutex_init(&z->lock, NULL);
 	pthread_cond_init(&z->cond, NULL);
-	if (!z->hosts || !z->cluster || !z->addr) {
+	if (!z->hosts || !z->cluster || !z->addr || (cfg->session_file && !z->session_file)) {
 		free_zk(z);
 		return -ENOMEM;
 	}
 	z->cfg.hosts = z->hosts;
 	z->cfg.cluster = z->cluster;
 	z->cfg.addr = z->addr;
+	z->cfg.session_file = z->session_file;
 	snprintf(z->base, sizeof(z->base), "/kvfs/%s", z->cluster);
+	z->session_ms = cfg->session_timeout_ms;
+	z->prev_session = read_session_file(cfg->session_file);
 	snprintf(z->cand_data, sizeof(z->cand_data), "id=%u addr=%s priority=%u", cfg->id,
 	         cfg->addr, cfg->priority);
 	/* The client logs every failed connection attempt, hundreds of lines per outage; the
@@ -342,7 +417,7 @@ static void publish(struct kvfs_zk *z, bool leading, uint64_t lease_from, uint64
 		leading = false;
 	z->leading = leading;
 	if (leading)
-		z->lease_until_ms = lease_from + z->cfg.session_timeout_ms * 2 / 3;
+		z->lease_until_ms = lease_from + z->session_ms * 2 / 3;
 	z->epoch = epoch;
 	z->leader = leader;
 	snprintf(z->leader_addr, sizeof(z->leader_addr), "%s", leader_addr ? leader_addr : "");
@@ -350,8 +425,29 @@ static void publish(struct kvfs_zk *z, bool leading, uint64_t lease_from, uint64
 	wake(z);
 }
 
-/* Registers /members/<id> (ephemeral). Informational: failure is retried next round. */
-static void register_member(struct kvfs_zk *z)
+/*
+ * A znode (at path, owned by session owner) that names this node's id but is not this attempt's.
+ * Left by an earlier session of this node (restarted before that session timed out), it is
+ * removed so it does not hold up the election: true. Owned by a session this node never had, it
+ * belongs to another process with the same --id, which register_member() turned away: it is left
+ * alone (no fighting) and false returned.
+ */
+static bool remove_leftover(struct kvfs_zk *z, int64_t owner, const char *path)
+{
+	if (owner != z->prev_session && owner != z->session_id)
+		return false;
+	log_info("removing %s, left by an earlier session of this node", path);
+	zoo_delete(z->zh, path, -1);
+	return true;
+}
+
+/*
+ * Registers /members/<id> (ephemeral): the lock on this node's id. Held by an earlier session of
+ * this node, it is removed and taken next round; held by a session this node never had, another
+ * live process runs with this --id, and this one must stop rather than compete
+ * (zk_election_fatal). Returns true once registered.
+ */
+static bool register_member(struct kvfs_zk *z)
 {
 	char path[256], data[ZDATA_MAX], rel[32];
 	int rc;
@@ -361,11 +457,23 @@ static void register_member(struct kvfs_zk *z)
 	snprintf(data, sizeof(data), "addr=%s priority=%u", z->addr, z->cfg.priority);
 	rc = zoo_create(z->zh, path, data, (int)strlen(data), &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL,
 	                NULL, 0);
-	if (rc == ZOK)
+	if (rc == ZOK) {
 		z->member_registered = true;
-	else if (rc == ZNODEEXISTS)
-		log_debug("%s still held by an earlier session of node %u; retrying", path,
-		          z->cfg.id);
+	} else if (rc == ZNODEEXISTS) {
+		struct Stat st;
+		char msg[600];
+
+		if (zoo_exists(z->zh, path, 0, &st) != ZOK ||
+		    remove_leftover(z, st.ephemeralOwner, path))
+			return false; /* gone or removed: taken next round */
+		snprintf(
+		    msg, sizeof(msg),
+		    "another kvfs runs as node %u of cluster '%s' (ZooKeeper session 0x%llx holds "
+		    "%s); each node needs its own --id: stopping",
+		    z->cfg.id, z->cluster, (unsigned long long)st.ephemeralOwner, path);
+		set_fatal(z, msg);
+	}
+	return z->member_registered;
 }
 
 /* Creates this node's candidate znode election/<guid>-n_ (ephemeral, sequential). */
@@ -391,10 +499,9 @@ static int create_candidate(struct kvfs_zk *z, int64_t session)
 }
 
 /*
- * Reads the live candidates (with their data and owners) into c. Deletes leftovers that
- * belong to this node but not to this attempt: a twin made by a create retried after a lost
- * reply, or a znode of an earlier session of this node (it was restarted before that session
- * expired), so they do not hold up the election. Sets *mine to this node's index or -1.
+ * Reads the live candidates (with their data and owners) into c. This attempt's own znode is
+ * recognised by its guid (a twin from a create retried after a lost reply is removed); others
+ * that name this node's id go through remove_leftover(). Sets *mine to this node's index or -1.
  */
 static int read_candidates(struct kvfs_zk *z, bool watch, struct kvfs_candidate *c, size_t *n,
                            int *mine)
@@ -427,21 +534,32 @@ static int read_candidates(struct kvfs_zk *z, bool watch, struct kvfs_candidate 
 			deallocate_String_vector(&kids);
 			return zk_errno(rc);
 		}
+		k->owner = st.ephemeralOwner;
+		if (strcmp(k->guid, z->guid) == 0) {
+			/* Ours, recognised by the guid of this attempt whatever its data says (a
+			 * create whose reply was lost comes back this way). A twin from a retried
+			 * create is removed. */
+			if (!z->have_znode) {
+				snprintf(z->my_name, sizeof(z->my_name), "%s", k->name);
+				z->have_znode = true;
+			}
+			if (strcmp(k->name, z->my_name) != 0) {
+				zoo_delete(z->zh, path, -1);
+				continue;
+			}
+			k->id = z->cfg.id;
+			k->priority = z->cfg.priority;
+			snprintf(k->addr, sizeof(k->addr), "%s", z->addr);
+			*mine = (int)*n;
+			(*n)++;
+			continue;
+		}
 		if (election_parse_candidate(data, (size_t)(len > 0 ? len : 0), k) < 0)
 			continue;
-		k->owner = st.ephemeralOwner;
-		if (strcmp(k->guid, z->guid) == 0 && !z->have_znode) {
-			/* Our create went through although its reply was lost. */
-			snprintf(z->my_name, sizeof(z->my_name), "%s", k->name);
-			z->have_znode = true;
+		if (k->id == z->cfg.id) {
+			remove_leftover(z, k->owner, path);
+			continue; /* not a candidate we count */
 		}
-		if (k->id == z->cfg.id && (!z->have_znode || strcmp(k->name, z->my_name) != 0)) {
-			log_info("removing %s, left by an earlier attempt of this node", k->name);
-			zoo_delete(z->zh, path, -1);
-			continue;
-		}
-		if (z->have_znode && strcmp(k->name, z->my_name) == 0)
-			*mine = (int)*n;
 		(*n)++;
 	}
 	deallocate_String_vector(&kids);
@@ -457,8 +575,8 @@ struct leader_info {
 	int version;
 };
 
-/* Reads /leader and watches it. A /leader naming this node but owned by an earlier session of
- * it (restarted quickly) is deleted. */
+/* Reads /leader and watches it. A /leader naming this node but not owned by this session goes
+ * through remove_leftover(). */
 static int read_leader(struct kvfs_zk *z, int64_t session, struct leader_info *l)
 {
 	char path[256], data[ZDATA_MAX];
@@ -485,12 +603,8 @@ static int read_leader(struct kvfs_zk *z, int64_t session, struct leader_info *l
 	if (election_parse_leader(data, (size_t)(len > 0 ? len : 0), &l->id, l->addr, &l->epoch) <
 	    0)
 		log_warn("%s holds unreadable data", path);
-	if (!l->mine && l->id == z->cfg.id) {
-		log_info("removing %s left by an earlier session of this node (epoch %" PRIu64 ")",
-		         path, l->epoch);
-		zoo_delete(z->zh, path, st.version);
+	if (!l->mine && l->id == z->cfg.id && remove_leftover(z, st.ephemeralOwner, path))
 		l->exists = false;
-	}
 	return 0;
 }
 
@@ -512,8 +626,11 @@ static uint64_t take_leadership(struct kvfs_zk *z, bool retake, int leader_versi
 	path_of(z, leader_path, sizeof(leader_path), "leader");
 	snprintf(mine, sizeof(mine), "%s/election/%s", z->base, z->my_name);
 	rc = zoo_get(z->zh, epoch_path, 0, ebuf, &len, &st);
-	if (rc != ZOK)
+	if (rc != ZOK) {
+		log_warn("cannot read %s to take leadership: %s; trying again", epoch_path,
+		         zerror(rc));
 		return 0;
+	}
 	ebuf[len > 0 ? len : 0] = '\0';
 	epoch = strtoull(ebuf, NULL, 10) + 1;
 	snprintf(data, sizeof(data), "id=%u addr=%s epoch=%llu", z->cfg.id, z->addr, epoch);
@@ -540,6 +657,22 @@ static void clear_late(struct kvfs_zk *z)
 	pthread_mutex_unlock(&z->lock);
 }
 
+/*
+ * Confirms that this session is alive, with a request the ZooKeeper leader itself must order (a
+ * one-op multi checking our candidate znode). A read would not do: a ZooKeeper follower cut off
+ * from its quorum still answers reads from its stale copy, after the leader expired us.
+ */
+static bool confirm_session(struct kvfs_zk *z)
+{
+	char mine[256];
+	zoo_op_t op;
+	zoo_op_result_t res;
+
+	snprintf(mine, sizeof(mine), "%s/election/%s", z->base, z->my_name);
+	zoo_check_op_init(&op, mine, -1);
+	return zoo_multi(z->zh, 1, &op, &res) == ZOK;
+}
+
 /* One round: see the election, decide, act, watch. Returns the next tick in ms. */
 static uint64_t run_round(struct kvfs_zk *z)
 {
@@ -551,10 +684,19 @@ static uint64_t run_round(struct kvfs_zk *z)
 	int mine, rv;
 	int64_t session = zoo_client_id(z->zh)->client_id;
 	uint64_t start = now_ms(), epoch;
+	uint64_t session_ms;
 	bool leading, late;
 
-	if (!z->member_registered)
-		register_member(z);
+	if (session != z->session_id) {
+		/* A new session: remember it, so that a restart knows its leftovers. */
+		if (z->session_id)
+			z->prev_session = z->session_id;
+		z->session_id = session;
+		write_session_file(z->cfg.session_file, session);
+	}
+	/* The id is ours only once /members/<id> is: no candidacy before. */
+	if (!z->member_registered && !register_member(z))
+		return HOLD_DOWN_TICK_MS;
 	if (!z->have_znode && create_candidate(z, session) < 0)
 		return IDLE_TICK_MS;
 	rv = read_candidates(z, z->cfg.mode == KVFS_ELECTION_PRIORITY, c, &n, &mine);
@@ -568,6 +710,7 @@ static uint64_t run_round(struct kvfs_zk *z)
 	pthread_mutex_lock(&z->lock);
 	leading = z->leading;
 	late = z->reconnected_late;
+	session_ms = z->session_ms;
 	pthread_mutex_unlock(&z->lock);
 	v = (struct kvfs_election_view){
 	    .mode = z->cfg.mode,
@@ -600,13 +743,15 @@ static uint64_t run_round(struct kvfs_zk *z)
 		         d.action == KVFS_ELECT_RETAKE ? " (a new term after a long outage)" : "");
 		clear_late(z);
 		publish(z, true, start, epoch, z->cfg.id, z->addr);
-		return z->cfg.session_timeout_ms / 4;
+		return session_ms / 4;
 	case KVFS_ELECT_RESUME:
+		if (!confirm_session(z))
+			return HOLD_DOWN_TICK_MS;
 		log_info("reconnected with the same session; leading again at epoch %" PRIu64,
 		         l.epoch);
 		clear_late(z);
 		publish(z, true, start, l.epoch, z->cfg.id, z->addr);
-		return z->cfg.session_timeout_ms / 4;
+		return session_ms / 4;
 	case KVFS_ELECT_HAND_OVER: {
 		char path[256];
 
@@ -634,9 +779,10 @@ static uint64_t run_round(struct kvfs_zk *z)
 			return 0; /* gone already: look again now */
 	}
 	if (v.leading) {
-		/* The round trips of this round confirmed the session: renew the lease. */
-		publish(z, true, start, l.epoch, z->cfg.id, z->addr);
-		return z->better_since_ms ? HOLD_DOWN_TICK_MS : z->cfg.session_timeout_ms / 4;
+		/* Renew the lease, counted from before the confirming round trip. */
+		if (confirm_session(z))
+			publish(z, true, start, l.epoch, z->cfg.id, z->addr);
+		return z->better_since_ms ? HOLD_DOWN_TICK_MS : session_ms / 4;
 	}
 	publish(z, false, 0, l.exists ? l.epoch : 0, l.exists ? l.id : 0, l.exists ? l.addr : NULL);
 	return IDLE_TICK_MS;
@@ -675,7 +821,7 @@ static void *election_main(void *arg)
 			if (!z->zh)
 				z->expired = true; /* try again after a tick */
 		}
-		if (z->state == ZOO_CONNECTED_STATE && z->zh) {
+		if (z->state == ZOO_CONNECTED_STATE && z->zh && !z->fatal) {
 			z->changed = false;
 			pthread_mutex_unlock(&z->lock);
 			tick = run_round(z);
@@ -706,10 +852,10 @@ int zk_election_start(struct kvfs_zk *z, void (*notify)(void *arg), void *arg)
 {
 	int rv;
 
-	z->notify = notify;
-	z->notify_arg = arg;
 	new_guid(z->guid);
 	pthread_mutex_lock(&z->lock);
+	z->notify = notify;
+	z->notify_arg = arg;
 	z->changed = true;
 	pthread_mutex_unlock(&z->lock);
 	rv = pthread_create(&z->thread, NULL, election_main, z);
@@ -717,6 +863,18 @@ int zk_election_start(struct kvfs_zk *z, void (*notify)(void *arg), void *arg)
 		return -rv;
 	z->started = true;
 	return 0;
+}
+
+int zk_election_fatal(struct kvfs_zk *z, char *msg, size_t len)
+{
+	int rv;
+
+	pthread_mutex_lock(&z->lock);
+	rv = z->fatal;
+	if (rv)
+		snprintf(msg, len, "%s", z->fatal_msg);
+	pthread_mutex_unlock(&z->lock);
+	return rv;
 }
 
 bool zk_election_leading(struct kvfs_zk *z, uint64_t *epoch)

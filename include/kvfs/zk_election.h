@@ -36,6 +36,10 @@ struct kvfs_zk_config {
 	uint64_t session_timeout_ms;
 	uint64_t hold_down_ms;       /* priority mode: how long a better newcomer waits */
 	uint64_t connect_timeout_ms; /* zk_election_open gives up after this long */
+	/* Where this node keeps the id of its ZooKeeper session (in its data directory), so that
+	 * after a restart it can tell its own leftover znodes, which it removes, from those of
+	 * another live process started with the same --id, which it must not fight. */
+	const char *session_file;
 };
 
 /* What the loop may show and act on; a copy taken under the lock. */
@@ -62,6 +66,12 @@ int zk_election_open(struct kvfs_zk **out, const struct kvfs_zk_config *cfg, cha
  * changed (it should only wake the loop, e.g. uv_async_send). Returns 0 or a negative errno.
  */
 int zk_election_start(struct kvfs_zk *z, void (*notify)(void *arg), void *arg);
+
+/*
+ * 0, or -EXDEV with a message when the election found a reason this node must stop: another live
+ * process takes part in the election with this node's id.
+ */
+int zk_election_fatal(struct kvfs_zk *z, char *msg, size_t len);
 
 /* True if this node may act as leader now (and sets *epoch); see the lease above. */
 bool zk_election_leading(struct kvfs_zk *z, uint64_t *epoch);

@@ -123,5 +123,31 @@ def test_data_dir_of_another_cluster(h):
     wait_joined(h, zk, a1, "the data directory still starts in cluster A")
 
 
+def test_duplicate_id(h):
+    """A second process started with a running node's --id (its own data directory and mount):
+    it exits with status 5 instead of competing for the id's znodes; the running node is not
+    disturbed (same role, leader, epoch; still the only holder of members/1)."""
+    cluster = h.cluster_name("dupid")
+    zk = h.zk_client()
+    n1 = h.node(1, cluster)
+    n1.start()
+    before = wait_joined(h, zk, n1, "n1 joins")
+    twin = h.node(1, cluster)
+    twin.dir = os.path.join(h.tmp, cluster, "twin")
+    twin.data = os.path.join(twin.dir, "data")
+    twin.mnt = os.path.join(twin.dir, "mnt")
+    twin.log_path = os.path.join(twin.dir, "kvfs.log")
+    os.makedirs(twin.mnt, exist_ok=True)
+    twin.label = "twin-of-n1"
+    expect_refusal(h, twin, "a second process with --id 1", r"own --id")
+    time.sleep(1.0)
+    after = n1.status()
+    h.check(same_state(before, after), "n1 is unaffected (same role, leader, epoch, zk)",
+            "before:\n%s\nafter:\n%s" % (view_str({1: before}), view_str({1: after})))
+    kids = zk.get_children("/kvfs/%s/election" % cluster)
+    h.check(len(kids) == 1, "one election child: n1's", "children: %s" % kids)
+
+
 if __name__ == "__main__":
-    harness.main([test_cluster_size_mismatch, test_data_dir_of_another_cluster])
+    harness.main([test_cluster_size_mismatch, test_data_dir_of_another_cluster,
+                  test_duplicate_id])

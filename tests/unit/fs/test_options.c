@@ -129,6 +129,9 @@ static void test_errors(void **state)
 	BAD("--read: 'stale'", "--read", "stale", "/m");
 	BAD("--listen: 'nohost'", "--listen", "nohost", "/m");
 	BAD("--listen", "--listen", "h:99999", "/m");
+	BAD("too long", "--advertise",
+	    "a-very-long-host-name.of-a-pod.in-a-namespace.of-a-kubernetes-cluster.local:7001",
+	    "/m");
 	BAD("--cluster", "--cluster", "a/b", "/m");
 	BAD("unknown option --bogus", "--bogus", "/m");
 	BAD("unknown option -q", "-q", "/m");

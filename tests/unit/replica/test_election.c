@@ -217,6 +217,13 @@ static void test_decide_priority(void **state)
 	assert_int_equal(d.action, KVFS_ELECT_WAIT);
 	d = decide(P, c, 4, 3, false, false, false);
 	assert_int_equal(d.action, KVFS_ELECT_TAKE);
+	/* 10 still holds /leader after a disconnection but no longer leads: it hands over at
+	 * once, whatever the hold-down (it has nothing to hold). */
+	v.leading = false;
+	v.better_waited_ms = 0;
+	v.successor_ready = false;
+	election_decide(&v, &d);
+	assert_int_equal(d.action, KVFS_ELECT_HAND_OVER);
 	/* The one that handed over does not take again. */
 	d = decide(P, c, 4, 2, true, false, false);
 	assert_int_equal(d.action, KVFS_ELECT_NONE);
