@@ -1,0 +1,570 @@
+/*
+ * The peer message codec (see kvfs/peer_msg.h for the layouts): one encoder and one decoder per
+ * frame type, built from the same two cursors as the operation codec. The write cursor trusts the
+ * caller to have sized the buffer; the read cursor fails instead of reading past the end, and a
+ * decoder looks at it once, at the end, together with the trailing-bytes check. Beyond lengths,
+ * decoders refuse what no correct sender writes (a flag that is not 0 or 1, a non-hex cluster id,
+ * an APPEND whose indices do not follow its prev_index, a snapshot chunk past the file's end), so
+ * that the replication logic only ever sees well-formed messages.
+ */
+#include "kvfs/peer_msg.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#define HELLO_FIXED_SIZE   (1 + 1 + 4 + 8) /* everything but the cluster id */
+#define FORWARD_FIXED_SIZE (4 + 8 + 4)     /* everything but the op */
+#define ERRNO_MAX          4095            /* errno values are 1..4095 (Linux MAX_ERRNO) */
+
+/* A write cursor; the caller has sized the buffer. */
+struct wcur {
+	uint8_t *p;
+};
+
+/* A read cursor that fails (ok = false) instead of reading past the end. */
+struct rcur {
+	const uint8_t *p;
+	size_t left;
+	bool ok;
+};
+
+static void put_u8(struct wcur *w, uint8_t v)
+{
+	*w->p++ = v;
+}
+
+static void put_u32(struct wcur *w, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		*w->p++ = (uint8_t)(v >> (8 * i));
+}
+
+static void put_u64(struct wcur *w, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		*w->p++ = (uint8_t)(v >> (8 * i));
+}
+
+/* A u32 length, then the bytes (which may be NULL when len is 0). */
+static void put_bytes(struct wcur *w, const void *b, uint32_t len)
+{
+	put_u32(w, len);
+	if (len) {
+		memcpy(w->p, b, len);
+		w->p += len;
+	}
+}
+
+/* The bytes written since start. */
+static size_t wcur_done(const struct wcur *w, const uint8_t *start)
+{
+	return (size_t)(w->p - start);
+}
+
+static bool rcur_take(struct rcur *r, size_t n)
+{
+	if (!r->ok || r->left < n) {
+		r->ok = false;
+		return false;
+	}
+	return true;
+}
+
+static uint8_t get_u8(struct rcur *r)
+{
+	if (!rcur_take(r, 1))
+		return 0;
+	r->left--;
+	return *r->p++;
+}
+
+static uint32_t get_u32(struct rcur *r)
+{
+	uint32_t v = 0;
+
+	if (!rcur_take(r, 4))
+		return 0;
+	for (int i = 0; i < 4; i++)
+		v |= (uint32_t)r->p[i] << (8 * i);
+	r->p += 4;
+	r->left -= 4;
+	return v;
+}
+
+static uint64_t get_u64(struct rcur *r)
+{
+	uint64_t v = 0;
+
+	if (!rcur_take(r, 8))
+		return 0;
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)r->p[i] << (8 * i);
+	r->p += 8;
+	r->left -= 8;
+	return v;
+}
+
+/* A flag byte: 0 or 1, anything else fails the cursor. */
+static bool get_flag(struct rcur *r)
+{
+	uint8_t v = get_u8(r);
+
+	if (v > 1)
+		r->ok = false;
+	return v == 1;
+}
+
+/* n bytes, which *out then borrows (NULL when n is 0); fails the cursor if they run past the end.
+ */
+static void get_raw(struct rcur *r, const uint8_t **out, size_t n)
+{
+	*out = NULL;
+	if (!rcur_take(r, n))
+		return;
+	if (n)
+		*out = r->p;
+	r->p += n;
+	r->left -= n;
+}
+
+/* A u32 length, then that many bytes, borrowed as by get_raw(). */
+static void get_bytes(struct rcur *r, const uint8_t **out, uint32_t *len)
+{
+	*len = get_u32(r);
+	get_raw(r, out, *len);
+	if (!r->ok)
+		*len = 0;
+}
+
+/* The decoder's verdict: every read stayed inside the buffer and consumed all of it. */
+static int rcur_end(const struct rcur *r)
+{
+	return r->ok && r->left == 0 ? 0 : -EBADMSG;
+}
+
+const char *peer_msg_type_name(unsigned type)
+{
+	static const char *const names[KVFS_MSG__COUNT] = {
+	    [KVFS_MSG_HELLO] = "hello",
+	    [KVFS_MSG_NEW_EPOCH] = "new_epoch",
+	    [KVFS_MSG_EPOCH_ACK] = "epoch_ack",
+	    [KVFS_MSG_APPEND] = "append",
+	    [KVFS_MSG_APPEND_ACK] = "append_ack",
+	    [KVFS_MSG_FORWARD] = "forward",
+	    [KVFS_MSG_FORWARD_REPLY] = "forward_reply",
+	    [KVFS_MSG_READ_INDEX] = "read_index",
+	    [KVFS_MSG_READ_INDEX_REPLY] = "read_index_reply",
+	    [KVFS_MSG_SNAPSHOT_CHUNK] = "snapshot_chunk",
+	    [KVFS_MSG_SNAPSHOT_ACK] = "snapshot_ack",
+	};
+
+	return type < KVFS_MSG__COUNT && names[type] ? names[type] : "unknown";
+}
+
+/* ---- HELLO ---- */
+
+static size_t cluster_id_len(const struct kvfs_peer_hello *m)
+{
+	size_t n = strnlen(m->cluster_id, sizeof(m->cluster_id));
+
+	/* the array holds a NUL-terminated string by contract */
+	assert(n <= KVFS_PEER_CLUSTER_ID_MAX);
+	return n;
+}
+
+size_t peer_msg_hello_size(const struct kvfs_peer_hello *m)
+{
+	return HELLO_FIXED_SIZE + cluster_id_len(m);
+}
+
+size_t peer_msg_hello_encode(const struct kvfs_peer_hello *m, uint8_t *buf)
+{
+	struct wcur w = {buf};
+	size_t n = cluster_id_len(m);
+
+	put_u8(&w, m->version);
+	put_u8(&w, (uint8_t)n);
+	memcpy(w.p, m->cluster_id, n);
+	w.p += n;
+	put_u32(&w, m->node_id);
+	put_u64(&w, m->epoch);
+	return wcur_done(&w, buf);
+}
+
+static bool is_hex(const uint8_t *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = s[i];
+
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+			return false;
+	}
+	return true;
+}
+
+/* Copies the cluster id out (it is tiny) so that it is a C string; -EBADMSG if malformed. */
+int peer_msg_hello_decode(struct kvfs_peer_hello *m, const uint8_t *buf, size_t len)
+{
+	struct rcur r = {buf, len, true};
+	const uint8_t *id;
+	size_t n;
+
+	memset(m, 0, sizeof(*m));
+	m->version = get_u8(&r);
+	n = get_u8(&r);
+	if (n == 0 || n > KVFS_PEER_CLUSTER_ID_MAX)
+		return -EBADMSG;
+	get_raw(&r, &id, n);
+	if (!r.ok || !is_hex(id, n))
+		return -EBADMSG;
+	memcpy(m->cluster_id, id, n);
+	m->cluster_id[n] = '\0';
+	m->node_id = get_u32(&r);
+	m->epoch = get_u64(&r);
+	return rcur_end(&r);
+}
+
+/* Refuses another cluster, a node id outside the cluster, another protocol; see peer_msg.h. */
+int peer_msg_hello_check(const struct kvfs_peer_hello *h, const char *my_cluster,
+                         uint32_t cluster_size, char *err, size_t errlen)
+{
+	char dummy[1];
+
+	if (err == NULL || errlen == 0) {
+		err = dummy;
+		errlen = sizeof(dummy);
+	}
+	if (strcmp(h->cluster_id, my_cluster) != 0) {
+		snprintf(err, errlen,
+		         "node %" PRIu32
+		         " belongs to cluster %s, not %s (this node's); refusing it: do two "
+		         "clusters share peer addresses, or is it started with another --zk or "
+		         "--cluster?",
+		         h->node_id, h->cluster_id, my_cluster);
+		return -EPERM;
+	}
+	if (h->node_id == 0 || h->node_id > cluster_size) {
+		snprintf(err, errlen,
+		         "node %" PRIu32 " is not a member of cluster %s, whose %" PRIu32
+		         " nodes are 1..%" PRIu32 "; refusing it: check its --id",
+		         h->node_id, my_cluster, cluster_size, cluster_size);
+		return -EINVAL;
+	}
+	if (h->version != KVFS_PEER_PROTOCOL_VERSION) {
+		snprintf(err, errlen,
+		         "node %" PRIu32 " speaks peer protocol %u, this node %u; refusing it: run "
+		         "the same kvfs version on every node",
+		         h->node_id, (unsigned)h->version, KVFS_PEER_PROTOCOL_VERSION);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* ---- NEW_EPOCH, EPOCH_ACK ---- */
+
+size_t peer_msg_new_epoch_encode(const struct kvfs_peer_new_epoch *m, uint8_t *buf)
+{
+	struct wcur w = {buf};
+
+	put_u64(&w, m->epoch);
+	return wcur_done(&w, buf);
+}
+
+int peer_msg_new_epoch_decode(struct kvfs_peer_new_epoch *m, const uint8_t *buf, size_t len)
+{
+	struct rcur r = {buf, len, true};
+
+	m->epoch = get_u64(&r);
+	return rcur_end(&r);
+}
+
+size_t peer_msg_epoch_ack_encode(const struct kvfs_peer_epoch_ack *m, uint8_t *buf)
+{
+	struct wcur w = {buf};
+
+	put_u64(&w, m->epoch);
+	put_u64(&w, m->last_epoch);
+	put_u64(&w, m->last_index);
+	put_u8(&w, m->ok);
+	return wcur_done(&w, buf);
+}
+
+int peer_msg_epoch_ack_decode(struct kvfs_peer_epoch_ack *m, const uint8_t *buf, size_t len)
+{
+	struct rcur r = {buf, len, true};
+
+	m->epoch = get_u64(&r);
+	m->last_epoch = get_u64(&r);
+	m->last_index = get_u64(&r);
+	m->ok = get_flag(&r);
+	return rcur_end(&r);
+}
+
+/* ---- APPEND, APPEND_ACK ---- */
+
+size_t peer_msg_append_size(const struct kvfs_peer_append *m)
+{
+	size_t n = KVFS_PEER_APPEND_HEADER_SIZE;
+
+	for (uint32_t i = 0; i < m->n_entries; i++)
+		n += KVFS_PEER_ENTRY_HEADER_SIZE + m->entries[i].len;
+	return n;
+}
+
+size_t peer_msg_append_encode(const struct kvfs_peer_append *m, uint8_t *buf)
+{
+	struct wcur w = {buf};
+
+	put_u64(&w, m->epoch);
+	put_u64(&w, m->prev_epoch);
+	put_u64(&w, m->prev_index);
+	put_u64(&w, m->commit_index);
+	put_u32(&w, m->n_entries);
+	for (uint32_t i = 0; i < m->n_entries; i++) {
+		put_u64(&w, m->entries[i].epoch);
+		put_u64(&w, m->entries[i].index);
+		put_bytes(&w, m->entries[i].data, m->entries[i].len);
+	}
+	return wcur_done(&w, buf);
+}
+
+/*
+ * Walks a whole APPEND, filling *m and the first max entries of entries (which may be NULL when
+ * max is 0). Returns 0, -EBADMSG or -E2BIG as peer_msg_append_decode().
+ */
+static int append_walk(struct kvfs_peer_append *m, struct kvfs_peer_entry *entries, uint32_t max,
+                       const uint8_t *buf, size_t len)
+{
+	struct rcur r = {buf, len, true};
+	uint64_t epoch;
+
+	memset(m, 0, sizeof(*m));
+	m->epoch = get_u64(&r);
+	m->prev_epoch = get_u64(&r);
+	m->prev_index = get_u64(&r);
+	m->commit_index = get_u64(&r);
+	m->n_entries = get_u32(&r);
+	/* Each entry takes at least its header: a count the bytes cannot hold is a lie. */
+	if (!r.ok || m->n_entries > r.left / KVFS_PEER_ENTRY_HEADER_SIZE)
+		return -EBADMSG;
+	/* prev_index + n must not wrap */
+	if (m->n_entries > UINT64_MAX - m->prev_index)
+		return -EBADMSG;
+
+	epoch = m->prev_epoch;
+	for (uint32_t i = 0; i < m->n_entries; i++) {
+		struct kvfs_peer_entry e;
+
+		e.epoch = get_u64(&r);
+		e.index = get_u64(&r);
+		get_bytes(&r, &e.data, &e.len);
+		if (!r.ok || e.index != m->prev_index + 1 + i || e.epoch < epoch ||
+		    e.epoch > m->epoch)
+			return -EBADMSG;
+		epoch = e.epoch;
+		if (i < max)
+			entries[i] = e;
+	}
+	if (rcur_end(&r) < 0)
+		return -EBADMSG;
+	m->entries = entries;
+	return m->n_entries > max ? -E2BIG : 0;
+}
+
+int peer_msg_append_count(const uint8_t *buf, size_t len, uint32_t *n)
+{
+	struct kvfs_peer_append m;
+	int rv = append_walk(&m, NULL, 0, buf, len);
+
+	if (rv == -EBADMSG)
+		return rv;
+	*n = m.n_entries;
+	return 0;
+}
+
+int peer_msg_append_decode(struct kvfs_peer_append *m, struct kvfs_peer_entry *entries,
+                           uint32_t max, const uint8_t *buf, size_t len)
+{
+	return append_walk(m, entries, max, buf, len);
+}
+
+size_t peer_msg_append_ack_encode(const struct kvfs_peer_append_ack *m, uint8_t *buf)
+{
+	struct wcur w = {buf};
+
+	put_u64(&w, m->epoch);
+	put_u8(&w, m->ok);
+	put_u64(&w, m->match_index);
+	put_u64(&w, m->hint_index);
+	return wcur_done(&w, buf);
+}
+
+int peer_msg_append_ack_decode(struct kvfs_peer_append_ack *m, const uint8_t *buf, size_t len)
+{
+	struct rcur r = {buf, len, true};
+
+	m->epoch = get_u64(&r);
+	m->ok = get_flag(&r);
+	m->match_index = get_u64(&r);
+	m->hint_index = get_u64(&r);
+	return rcur_end(&r);
+}
+
+/* ---- FORWARD, FORWARD_REPLY ---- */
+
+size_t peer_msg_forward_size(const struct kvfs_peer_forward *m)
+{
+	return FORWARD_FIXED_SIZE + (size_t)m->op_len;
+}
+
+size_t peer_msg_forward_encode(const struct kvfs_peer_forward *m, uint8_t *buf)
+{
+	struct wcur w = {buf};
+
+	put_u32(&w, m->origin);
+	put_u64(&w, m->seq);
+	put_bytes(&w, m->op, m->op_len);
+	return wcur_done(&w, buf);
+}
+
+int peer_msg_forward_decode(struct kvfs_peer_forward *m, const uint8_t *buf, size_t len)
+{
+	struct rcur r = {buf, len, true};
+
+	m->origin = get_u32(&r);
+	m->seq = get_u64(&r);
+	get_bytes(&r, &m->op, &m->op_len);
+	return rcur_end(&r);
+}
+
+size_t peer_msg_forward_reply_encode(const struct kvfs_peer_forward_reply *m, uint8_t *buf)
+{
+	struct wcur w = {buf};
+
+	put_u32(&w, m->origin);
+	put_u64(&w, m->seq);
+	put_u32(&w, (uint32_t)m->err);
+	put_u64(&w, m->ino);
+	return wcur_done(&w, buf);
+}
+
+int peer_msg_forward_reply_decode(struct kvfs_peer_forward_reply *m, const uint8_t *buf, size_t len)
+{
+	struct rcur r = {buf, len, true};
+
+	m->origin = get_u32(&r);
+	m->seq = get_u64(&r);
+	m->err = (int32_t)get_u32(&r);
+	m->ino = get_u64(&r);
+	if (m->err > 0 || m->err < -ERRNO_MAX)
+		return -EBADMSG;
+	return rcur_end(&r);
+}
+
+/* ---- READ_INDEX, READ_INDEX_REPLY ---- */
+
+size_t peer_msg_read_index_encode(const struct kvfs_peer_read_index *m, uint8_t *buf)
+{
+	struct wcur w = {buf};
+
+	put_u64(&w, m->id);
+	return wcur_done(&w, buf);
+}
+
+int peer_msg_read_index_decode(struct kvfs_peer_read_index *m, const uint8_t *buf, size_t len)
+{
+	struct rcur r = {buf, len, true};
+
+	m->id = get_u64(&r);
+	return rcur_end(&r);
+}
+
+size_t peer_msg_read_index_reply_encode(const struct kvfs_peer_read_index_reply *m, uint8_t *buf)
+{
+	struct wcur w = {buf};
+
+	put_u64(&w, m->id);
+	put_u64(&w, m->epoch);
+	put_u64(&w, m->commit_index);
+	put_u8(&w, m->ok);
+	return wcur_done(&w, buf);
+}
+
+int peer_msg_read_index_reply_decode(struct kvfs_peer_read_index_reply *m, const uint8_t *buf,
+                                     size_t len)
+{
+	struct rcur r = {buf, len, true};
+
+	m->id = get_u64(&r);
+	m->epoch = get_u64(&r);
+	m->commit_index = get_u64(&r);
+	m->ok = get_flag(&r);
+	return rcur_end(&r);
+}
+
+/* ---- SNAPSHOT_CHUNK, SNAPSHOT_ACK ---- */
+
+size_t peer_msg_snapshot_chunk_size(const struct kvfs_peer_snapshot_chunk *m)
+{
+	return KVFS_PEER_SNAPSHOT_CHUNK_HEADER_SIZE + (size_t)m->len;
+}
+
+size_t peer_msg_snapshot_chunk_encode(const struct kvfs_peer_snapshot_chunk *m, uint8_t *buf)
+{
+	struct wcur w = {buf};
+
+	put_u64(&w, m->epoch);
+	put_u64(&w, m->snap_index);
+	put_u64(&w, m->snap_epoch);
+	put_u64(&w, m->offset);
+	put_u64(&w, m->total);
+	put_u8(&w, m->last);
+	put_bytes(&w, m->data, m->len);
+	return wcur_done(&w, buf);
+}
+
+int peer_msg_snapshot_chunk_decode(struct kvfs_peer_snapshot_chunk *m, const uint8_t *buf,
+                                   size_t len)
+{
+	struct rcur r = {buf, len, true};
+
+	m->epoch = get_u64(&r);
+	m->snap_index = get_u64(&r);
+	m->snap_epoch = get_u64(&r);
+	m->offset = get_u64(&r);
+	m->total = get_u64(&r);
+	m->last = get_flag(&r);
+	get_bytes(&r, &m->data, &m->len);
+	if (rcur_end(&r) < 0)
+		return -EBADMSG;
+	/* The chunk lies within the file, and last says whether it reaches the end. */
+	if (m->offset > m->total || m->len > m->total - m->offset ||
+	    m->last != (m->len == m->total - m->offset))
+		return -EBADMSG;
+	return 0;
+}
+
+size_t peer_msg_snapshot_ack_encode(const struct kvfs_peer_snapshot_ack *m, uint8_t *buf)
+{
+	struct wcur w = {buf};
+
+	put_u64(&w, m->epoch);
+	put_u64(&w, m->snap_index);
+	put_u64(&w, m->offset);
+	put_u8(&w, m->ok);
+	return wcur_done(&w, buf);
+}
+
+int peer_msg_snapshot_ack_decode(struct kvfs_peer_snapshot_ack *m, const uint8_t *buf, size_t len)
+{
+	struct rcur r = {buf, len, true};
+
+	m->epoch = get_u64(&r);
+	m->snap_index = get_u64(&r);
+	m->offset = get_u64(&r);
+	m->ok = get_flag(&r);
+	return rcur_end(&r);
+}
