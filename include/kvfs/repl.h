@@ -1,0 +1,175 @@
+/*
+ * The replication state machine, pure (DESIGN §2, §4). It decides what one replica does with the
+ * log: who gets which entries, when an entry is committed, when it is applied, what is promised.
+ * Leadership and epochs come from outside (ZooKeeper elects; the epoch is the fencing token,
+ * strictly increasing per new leader, at most one leader per epoch): the binding calls
+ * repl_become_leader() / repl_become_follower() when ZooKeeper says so.
+ *
+ * It includes no libuv, FUSE, ZooKeeper or socket header, reads no clock and draws no random
+ * number: it is driven by events (a message arrived, a disk write completed, a timer fired) and
+ * reaches out only through struct kvfs_repl_io. Every action it asks for is asynchronous; the
+ * binding reports completions by calling back in (repl_persisted(), repl_epoch_persisted()),
+ * never from inside an io function. The simulation in tests/unit/replica/test_repl_sim.c drives
+ * whole clusters of these through lossy networks, slow disks and crashes.
+ *
+ * The protocol in one paragraph: every message carries the sender's epoch, and each replica
+ * durably promises the highest epoch it has heard and rejects anything older. A new leader sends
+ * NEW_EPOCH; a majority answers EPOCH_ACK with their durable last (epoch, index); the leader
+ * adopts the most up-to-date of those logs (fetching what it lacks with FETCH), brings followers
+ * in line with APPEND (prev-entry check, conflicting suffixes dropped), appends a no-op of its
+ * epoch and takes proposals once that no-op commits. An entry of the current epoch commits when a
+ * majority, the leader included, holds it durably; earlier entries commit with it.
+ *
+ * TODO(#4): snapshots (catch-up of a follower whose missing entries were compacted away); until
+ * then the log starts at index 1 and is never compacted.
+ */
+#ifndef KVFS_REPL_H
+#define KVFS_REPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct kvfs_repl;
+
+/* Entries sent in one APPEND or FETCH_REPLY at most. */
+#define KVFS_REPL_BATCH 64
+
+/* A leader that hears from no majority during this many consecutive ticks gives up. */
+#define KVFS_REPL_LOST_TICKS 3
+
+/*
+ * A log entry. An entry with len 0 is the no-op a new leader appends. Wherever the core hands an
+ * entry out (io functions, messages, repl_entry()), data stays valid only until the call returns
+ * or the core is next called, whichever comes first: copy what you keep.
+ */
+struct kvfs_repl_entry {
+	uint64_t epoch;
+	uint64_t index;
+	uint32_t len;
+	const uint8_t *data;
+};
+
+enum kvfs_repl_msg_type {
+	KVFS_REPL_NEW_EPOCH = 1, /* epoch */
+	KVFS_REPL_EPOCH_ACK,     /* epoch, ok, last_epoch, last_index (the durable log's end) */
+	KVFS_REPL_APPEND,        /* epoch, prev_epoch, prev_index, commit, entries[n_entries] */
+	KVFS_REPL_APPEND_ACK,  /* epoch, ok, match_index, hint (the follower's last index, or where
+	                          the leader should back off to when prev did not match) */
+	KVFS_REPL_FETCH,       /* epoch, from_index */
+	KVFS_REPL_FETCH_REPLY, /* epoch, ok, from_index, entries[n_entries] */
+};
+
+/*
+ * One message, in memory (the wire codec is elsewhere). Fields a type does not list above are 0.
+ * A reply with ok = 0 carries the replier's (higher) epoch, so a deposed sender learns.
+ */
+struct kvfs_repl_msg {
+	enum kvfs_repl_msg_type type;
+	uint64_t epoch; /* the sender's epoch: every message */
+	uint8_t ok;
+	uint64_t last_epoch, last_index;
+	uint64_t prev_epoch, prev_index, commit;
+	uint64_t match_index, hint;
+	uint64_t from_index;
+	const struct kvfs_repl_entry *entries; /* owned by the sender; see struct kvfs_repl_entry */
+	uint32_t n_entries;
+};
+
+/*
+ * The actions. All are asynchronous except apply, and none may call back into the core before it
+ * returns. The log actions (persist, truncate) are carried out in the order they are asked for;
+ * persist_epoch may complete before or after them (the promise may live in another file). A crash
+ * may lose any of them that has not completed.
+ */
+struct kvfs_repl_io {
+	void *arg;
+	/* Sends m to replica `to`. It may be lost, duplicated, reordered or delayed. */
+	void (*send)(void *arg, uint32_t to, const struct kvfs_repl_msg *m);
+	/* Appends e[0..n) durably after what the log holds, then calls repl_persisted() with the
+	 * epoch and index of e[n-1]. Several consecutive persists may be completed by one call for
+	 * the last of them (group commit). */
+	void (*persist)(void *arg, const struct kvfs_repl_entry *e, size_t n);
+	/* Drops every entry after index `after`; durable before any later persist is. No
+	 * completion call. */
+	void (*truncate)(void *arg, uint64_t after);
+	/* Records durably that no epoch below `epoch` will be accepted (the promise), then calls
+	 * repl_epoch_persisted(). */
+	void (*persist_epoch)(void *arg, uint64_t epoch);
+	/* A committed entry: in index order, exactly once per index per incarnation. A proposal
+	 * made at index i succeeded iff the entry applied at i carries the epoch it was made in. */
+	void (*apply)(void *arg, const struct kvfs_repl_entry *e);
+	/* This replica led (or was taking the lead) and cannot go on: it heard from no majority
+	 * for KVFS_REPL_LOST_TICKS ticks, or learnt of a newer epoch. The binding gives the
+	 * leadership up (deletes its znodes) so that another can try. */
+	void (*leadership_lost)(void *arg);
+};
+
+enum kvfs_repl_role {
+	KVFS_REPL_FOLLOWER,  /* follows r's leader, or waits for one (leader 0) */
+	KVFS_REPL_CANDIDATE, /* leads its epoch, but its no-op has not committed: no proposals */
+	KVFS_REPL_LEADER,    /* an established leader: takes proposals */
+};
+
+/*
+ * Creates a replica from what its disk holds: the promised epoch and the log log[0..n) (indices
+ * 1..n in order, epochs not decreasing; copied). Entries up to commit_hint are known committed
+ * and the caller's state already reflects them (it recovered its store from them); the core
+ * applies from commit_hint + 1 on. The replica starts as a follower with no known leader.
+ * Returns 0 and sets *out, or -EINVAL (bad arguments or log, commit_hint > n), -ENOMEM.
+ * io is copied; io->arg must outlive the replica.
+ */
+int repl_init(struct kvfs_repl **out, uint32_t id, uint32_t cluster_size,
+              const struct kvfs_repl_io *io, uint64_t promised_epoch,
+              const struct kvfs_repl_entry *log, size_t n, uint64_t commit_hint);
+
+/* Frees r. No io function is called. */
+void repl_close(struct kvfs_repl *r);
+
+/*
+ * ZooKeeper made this replica the leader of `epoch`. If it has already promised that epoch or a
+ * higher one, it cannot lead it and calls leadership_lost (unless it already leads `epoch`).
+ * Otherwise it promises the epoch and starts the recovery (NEW_EPOCH to all).
+ */
+void repl_become_leader(struct kvfs_repl *r, uint64_t epoch);
+
+/* ZooKeeper says `leader` leads `epoch`. Ignored if r has promised a higher epoch. */
+void repl_become_follower(struct kvfs_repl *r, uint32_t leader, uint64_t epoch);
+
+/*
+ * Appends op (copied) as a new entry of the leader's epoch and starts replicating it; *index is
+ * its index. Returns 0, -EROFS unless r is an established leader, -EINVAL (len > 0 with no op),
+ * -ENOMEM. Whether it commits is learnt from apply (see struct kvfs_repl_io).
+ */
+int repl_propose(struct kvfs_repl *r, const uint8_t *op, uint32_t len, uint64_t *index);
+
+/* A message from replica `from` (1..cluster_size). Malformed messages are ignored. */
+void repl_receive(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg *m);
+
+/* Completion of persist actions, up to the one whose last entry is (epoch, index). */
+void repl_persisted(struct kvfs_repl *r, uint64_t epoch, uint64_t index);
+
+/* Completion of persist_epoch(epoch). */
+void repl_epoch_persisted(struct kvfs_repl *r, uint64_t epoch);
+
+/*
+ * The caller's timer (every 100 ms, say): a leader resends what is unanswered (heartbeats carry
+ * the commit index) and checks that it still hears from a majority.
+ */
+void repl_tick(struct kvfs_repl *r);
+
+/* Getters for /.status and tests. */
+enum kvfs_repl_role repl_role(const struct kvfs_repl *r);
+uint64_t repl_epoch(const struct kvfs_repl *r);          /* highest epoch heard (promised or
+                                                            being promised) */
+uint64_t repl_promised_epoch(const struct kvfs_repl *r); /* the durable promise */
+uint32_t repl_leader(const struct kvfs_repl *r);         /* leader of repl_epoch(), 0 if unknown */
+uint64_t repl_commit_index(const struct kvfs_repl *r);
+uint64_t repl_applied_index(const struct kvfs_repl *r);
+uint64_t repl_last_index(const struct kvfs_repl *r);
+/* A leader's view of peer `id`'s durable match index (its own durable index for itself); 0 on
+ * a follower or for an unknown id. */
+uint64_t repl_peer_match(const struct kvfs_repl *r, uint32_t id);
+/* The entry at index (see struct kvfs_repl_entry for how long data lives). 0 or -ENOENT. */
+int repl_entry(const struct kvfs_repl *r, uint64_t index, struct kvfs_repl_entry *e);
+
+#endif /* KVFS_REPL_H */

@@ -1,0 +1,527 @@
+/*
+ * The replication state machine (see repl.h): DESIGN §4 as a pure function of events. A replica
+ * is a follower, a candidate (it leads its epoch but has not yet established it) or a leader.
+ * This file holds the interface, the in-memory log with its durability bookkeeping, fencing and
+ * the follower; repl_leader.c holds the candidate's phases (GATHER, FETCH, REPLICATE) and the
+ * leader.
+ *
+ * Durability is tracked by `stable`: the longest prefix of the in-memory log known to be on disk
+ * as it is in memory. Each persist action is remembered with a floor (the lowest truncation asked
+ * for since it was issued), so that a write that completes after a truncation vouches only for
+ * what the truncation kept. A follower acknowledges min(stable, fmatch), fmatch being how far its
+ * log is known to match the leader's; everything a replica reports about its log to a new leader
+ * is about its durable prefix, which no crash can take away.
+ */
+#include "kvfs/repl.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "repl_internal.h"
+
+void repl_send(struct kvfs_repl *r, uint32_t to, struct kvfs_repl_msg *m)
+{
+	m->epoch = r->epoch;
+	r->io.send(r->io.arg, to, m);
+}
+
+void repl_apply_committed(struct kvfs_repl *r)
+{
+	while (r->applied < r->commit) {
+		r->applied++;
+		r->io.apply(r->io.arg, &r->log[r->applied - 1]);
+	}
+}
+
+/* Drops the entries after `after` in memory and on disk. Never called below the commit index. */
+void repl_log_cut(struct kvfs_repl *r, uint64_t after)
+{
+	if (after >= r->last)
+		return;
+	for (uint64_t i = after; i < r->last; i++)
+		free((void *)r->log[i].data);
+	r->last = after;
+	r->io.truncate(r->io.arg, after);
+	if (r->stable > after)
+		r->stable = after;
+	if (r->fmatch > after)
+		r->fmatch = after;
+	for (size_t i = 0; i < r->npend; i++)
+		if (r->pend[i].floor > after)
+			r->pend[i].floor = after;
+}
+
+/*
+ * Appends copies of e[0..n) (whose index fields are ignored: they go at last + 1 ...) and asks
+ * for them to be persisted. All or nothing: -ENOMEM leaves the log as it was.
+ */
+int repl_log_append(struct kvfs_repl *r, const struct kvfs_repl_entry *e, size_t n)
+{
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	if (r->last + n > r->cap) {
+		size_t cap = r->cap ? r->cap : 64;
+		struct kvfs_repl_entry *log;
+
+		while (cap < r->last + n)
+			cap *= 2;
+		log = realloc(r->log, cap * sizeof(*log));
+		if (!log)
+			return -ENOMEM;
+		r->log = log;
+		r->cap = cap;
+	}
+	if (r->npend == r->pcap) {
+		size_t cap = r->pcap ? 2 * r->pcap : 16;
+		struct pending *pend = realloc(r->pend, cap * sizeof(*pend));
+
+		if (!pend)
+			return -ENOMEM;
+		r->pend = pend;
+		r->pcap = cap;
+	}
+	for (i = 0; i < n; i++) {
+		struct kvfs_repl_entry *d = &r->log[r->last + i];
+		uint8_t *data = NULL;
+
+		if (e[i].len) {
+			data = malloc(e[i].len);
+			if (!data)
+				goto err_free_copies;
+			memcpy(data, e[i].data, e[i].len);
+		}
+		d->epoch = e[i].epoch;
+		d->index = r->last + i + 1;
+		d->len = e[i].len;
+		d->data = data;
+	}
+	r->pend[r->npend++] =
+	    (struct pending){.epoch = e[n - 1].epoch, .index = r->last + n, .floor = r->last + n};
+	r->io.persist(r->io.arg, &r->log[r->last], n);
+	r->last += n;
+	return 0;
+
+err_free_copies:
+	while (i-- > 0)
+		free((void *)r->log[r->last + i].data);
+	return -ENOMEM;
+}
+
+/* Raises the epoch heard to `epoch` (promising it) and follows `leader` (0: unknown). */
+static void raise_epoch(struct kvfs_repl *r, uint64_t epoch, uint32_t leader, bool tell_lost)
+{
+	bool was_leading = r->role != KVFS_REPL_FOLLOWER;
+
+	r->epoch = epoch;
+	r->role = KVFS_REPL_FOLLOWER;
+	r->leader = leader == r->id ? 0 : leader;
+	r->fmatch = 0;
+	r->acked_match = 0;
+	r->got_append = false;
+	r->owe_epoch_ack = false;
+	r->io.persist_epoch(r->io.arg, epoch);
+	if (was_leading && tell_lost)
+		r->io.leadership_lost(r->io.arg);
+}
+
+void repl_step_down(struct kvfs_repl *r)
+{
+	r->role = KVFS_REPL_FOLLOWER;
+	r->leader = 0;
+	r->io.leadership_lost(r->io.arg);
+}
+
+/* ---- follower ---- */
+
+static void send_epoch_ack(struct kvfs_repl *r)
+{
+	struct kvfs_repl_msg m = {.type = KVFS_REPL_EPOCH_ACK, .ok = 1};
+
+	if (!r->owe_epoch_ack || r->role != KVFS_REPL_FOLLOWER || !r->leader ||
+	    r->promised < r->epoch)
+		return;
+	r->owe_epoch_ack = false;
+	m.last_epoch = epoch_at(r, r->stable);
+	m.last_index = r->stable;
+	repl_send(r, r->leader, &m);
+}
+
+/* Acknowledges what is durable and matches the leader (always if force, else if it grew). */
+static void follower_ack(struct kvfs_repl *r, bool force)
+{
+	struct kvfs_repl_msg m = {.type = KVFS_REPL_APPEND_ACK, .ok = 1};
+	uint64_t match = r->fmatch < r->stable ? r->fmatch : r->stable;
+
+	/* An acknowledgement counts toward a commit: only once the promise is durable. */
+	if (r->role != KVFS_REPL_FOLLOWER || !r->leader || !r->got_append || r->promised < r->epoch)
+		return;
+	if (!force && match <= r->acked_match)
+		return;
+	if (match > r->acked_match)
+		r->acked_match = match;
+	m.match_index = match;
+	m.hint = r->last;
+	repl_send(r, r->leader, &m);
+}
+
+bool repl_entries_valid(const struct kvfs_repl_msg *m, uint64_t first, uint64_t min_epoch)
+{
+	uint64_t e = min_epoch;
+
+	if (m->n_entries && !m->entries)
+		return false;
+	for (uint32_t i = 0; i < m->n_entries; i++) {
+		const struct kvfs_repl_entry *x = &m->entries[i];
+
+		if (x->index != first + i || x->epoch < e || x->epoch > m->epoch ||
+		    (x->len && !x->data))
+			return false;
+		e = x->epoch;
+	}
+	return true;
+}
+
+static void on_append(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg *m)
+{
+	struct kvfs_repl_msg ack = {.type = KVFS_REPL_APPEND_ACK};
+	uint64_t prev = m->prev_index, end;
+	uint32_t i;
+
+	if (!repl_entries_valid(m, prev + 1, m->prev_epoch) || (prev == 0 && m->prev_epoch != 0))
+		return;
+	r->leader = from;
+	if (prev > r->last || epoch_at(r, prev) != m->prev_epoch) {
+		uint64_t hint = prev - 1 < r->last ? prev - 1 : r->last;
+
+		/* Skip back over the mismatching epoch; never below what is committed. */
+		if (prev <= r->last)
+			while (hint > r->commit && epoch_at(r, hint) == epoch_at(r, prev))
+				hint--;
+		ack.hint = hint;
+		repl_send(r, from, &ack);
+		return;
+	}
+	for (i = 0; i < m->n_entries; i++) {
+		uint64_t k = prev + 1 + i;
+
+		if (k > r->last)
+			break;
+		if (epoch_at(r, k) != m->entries[i].epoch) {
+			if (k <= r->commit)
+				return; /* a committed entry never conflicts: a bad peer */
+			repl_log_cut(r, k - 1);
+			break;
+		}
+	}
+	if (i < m->n_entries && repl_log_append(r, m->entries + i, m->n_entries - i) < 0)
+		return; /* no ack: the leader resends */
+	r->got_append = true;
+	end = prev + m->n_entries;
+	if (end > r->fmatch)
+		r->fmatch = end;
+	/* What we now know matches the leader's log, and no further. */
+	if ((m->commit < end ? m->commit : end) > r->commit) {
+		r->commit = m->commit < end ? m->commit : end;
+		repl_apply_committed(r);
+	}
+	follower_ack(r, true);
+}
+
+static void on_fetch(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg *m)
+{
+	struct kvfs_repl_msg reply = {.type = KVFS_REPL_FETCH_REPLY, .ok = 1};
+	uint64_t first = m->from_index ? m->from_index : 1;
+
+	r->leader = from;
+	reply.from_index = first;
+	if (first <= r->last) {
+		uint64_t n = r->last - first + 1;
+
+		reply.n_entries = n > KVFS_REPL_BATCH ? KVFS_REPL_BATCH : (uint32_t)n;
+		reply.entries = &r->log[first - 1];
+	}
+	repl_send(r, from, &reply);
+}
+
+/* ---- the interface ---- */
+
+int repl_init(struct kvfs_repl **out, uint32_t id, uint32_t cluster_size,
+              const struct kvfs_repl_io *io, uint64_t promised_epoch,
+              const struct kvfs_repl_entry *log, size_t n, uint64_t commit_hint)
+{
+	struct kvfs_repl *r;
+	uint64_t e = 0;
+
+	if (!out || !io || cluster_size == 0 || id == 0 || id > cluster_size || commit_hint > n ||
+	    (n && !log) || !io->send || !io->persist || !io->truncate || !io->persist_epoch ||
+	    !io->apply || !io->leadership_lost)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (log[i].index != i + 1 || log[i].epoch < e || log[i].epoch == 0 ||
+		    (log[i].len && !log[i].data))
+			return -EINVAL;
+		e = log[i].epoch;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->peers = calloc(cluster_size + 1, sizeof(*r->peers));
+	if (!r->peers)
+		goto err_free_repl;
+	r->id = id;
+	r->size = cluster_size;
+	r->io = *io;
+	/* An entry of epoch e was accepted only after e was promised. */
+	r->promised = promised_epoch > e ? promised_epoch : e;
+	r->epoch = r->promised;
+	if (n) {
+		r->log = calloc(n, sizeof(*r->log));
+		if (!r->log)
+			goto err_free_peers;
+		r->cap = n;
+		for (size_t i = 0; i < n; i++) {
+			uint8_t *data = NULL;
+
+			if (log[i].len) {
+				data = malloc(log[i].len);
+				if (!data)
+					goto err_free_log;
+				memcpy(data, log[i].data, log[i].len);
+			}
+			r->log[i] = log[i];
+			r->log[i].data = data;
+			r->last = i + 1;
+		}
+	}
+	r->stable = n;
+	r->commit = commit_hint;
+	r->applied = commit_hint;
+	*out = r;
+	return 0;
+
+err_free_log:
+	for (uint64_t i = 0; i < r->last; i++)
+		free((void *)r->log[i].data);
+	free(r->log);
+err_free_peers:
+	free(r->peers);
+err_free_repl:
+	free(r);
+	return -ENOMEM;
+}
+
+void repl_close(struct kvfs_repl *r)
+{
+	if (!r)
+		return;
+	for (uint64_t i = 0; i < r->last; i++)
+		free((void *)r->log[i].data);
+	free(r->log);
+	free(r->pend);
+	free(r->peers);
+	free(r);
+}
+
+void repl_become_leader(struct kvfs_repl *r, uint64_t epoch)
+{
+	if (epoch <= r->epoch) {
+		if (!(epoch == r->epoch && r->role != KVFS_REPL_FOLLOWER))
+			r->io.leadership_lost(r->io.arg);
+		return;
+	}
+	raise_epoch(r, epoch, 0, false);
+	r->role = KVFS_REPL_CANDIDATE;
+	r->phase = PHASE_GATHER;
+	r->leader = r->id;
+	r->missed = 0;
+	memset(r->peers, 0, (r->size + 1) * sizeof(*r->peers));
+	for (uint32_t id = 1; id <= r->size; id++)
+		if (id != r->id)
+			repl_leader_send_new_epoch(r, id);
+}
+
+void repl_become_follower(struct kvfs_repl *r, uint32_t leader, uint64_t epoch)
+{
+	if (leader == 0 || leader > r->size || epoch < r->epoch)
+		return;
+	if (epoch > r->epoch)
+		raise_epoch(r, epoch, leader, false);
+	else if (r->role == KVFS_REPL_FOLLOWER && !r->leader && leader != r->id)
+		r->leader = leader;
+}
+
+int repl_propose(struct kvfs_repl *r, const uint8_t *op, uint32_t len, uint64_t *index)
+{
+	struct kvfs_repl_entry e = {.epoch = r->epoch, .len = len, .data = op};
+	int rv;
+
+	if (r->role != KVFS_REPL_LEADER)
+		return -EROFS;
+	if (len && !op)
+		return -EINVAL;
+	rv = repl_log_append(r, &e, 1);
+	if (rv < 0)
+		return rv;
+	if (index)
+		*index = r->last;
+	for (uint32_t id = 1; id <= r->size; id++) {
+		struct peer *p = &r->peers[id];
+
+		if (id != r->id && p->sent < r->last)
+			repl_leader_send_append(r, id, p->sent + 1);
+	}
+	return 0;
+}
+
+void repl_receive(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg *m)
+{
+	bool from_leader;
+
+	if (from == 0 || from > r->size || from == r->id || !m)
+		return;
+	from_leader = m->type == KVFS_REPL_NEW_EPOCH || m->type == KVFS_REPL_APPEND ||
+	              m->type == KVFS_REPL_FETCH;
+	if (m->epoch > r->epoch)
+		raise_epoch(r, m->epoch, from_leader ? from : 0, true);
+
+	if (m->epoch < r->epoch) {
+		/* Fencing: tell the sender of its successor; answers to us are simply late. */
+		struct kvfs_repl_msg rej = {.hint = r->last};
+
+		if (!from_leader)
+			return;
+		rej.type = m->type == KVFS_REPL_NEW_EPOCH ? KVFS_REPL_EPOCH_ACK
+		           : m->type == KVFS_REPL_APPEND  ? KVFS_REPL_APPEND_ACK
+		                                          : KVFS_REPL_FETCH_REPLY;
+		repl_send(r, from, &rej);
+		return;
+	}
+
+	if (from_leader) {
+		if (r->role != KVFS_REPL_FOLLOWER)
+			return; /* one leader per epoch: we are it */
+		switch (m->type) {
+		case KVFS_REPL_NEW_EPOCH:
+			r->leader = from;
+			r->owe_epoch_ack = true;
+			send_epoch_ack(r);
+			break;
+		case KVFS_REPL_APPEND:
+			on_append(r, from, m);
+			break;
+		default:
+			on_fetch(r, from, m);
+			break;
+		}
+		return;
+	}
+	if (r->role == KVFS_REPL_FOLLOWER)
+		return;
+	r->peers[from].heard = true;
+	switch (m->type) {
+	case KVFS_REPL_EPOCH_ACK:
+		repl_leader_on_epoch_ack(r, from, m);
+		break;
+	case KVFS_REPL_APPEND_ACK:
+		repl_leader_on_append_ack(r, from, m);
+		break;
+	case KVFS_REPL_FETCH_REPLY:
+		repl_leader_on_fetch_reply(r, from, m);
+		break;
+	default:
+		break;
+	}
+}
+
+void repl_persisted(struct kvfs_repl *r, uint64_t epoch, uint64_t index)
+{
+	size_t k;
+
+	for (k = 0; k < r->npend; k++)
+		if (r->pend[k].epoch == epoch && r->pend[k].index == index)
+			break;
+	if (k == r->npend)
+		return;
+	for (size_t i = 0; i <= k; i++)
+		if (r->pend[i].floor > r->stable)
+			r->stable = r->pend[i].floor;
+	memmove(r->pend, r->pend + k + 1, (r->npend - k - 1) * sizeof(*r->pend));
+	r->npend -= k + 1;
+	if (r->role == KVFS_REPL_FOLLOWER)
+		follower_ack(r, false);
+	else
+		repl_leader_advance_commit(r);
+}
+
+void repl_epoch_persisted(struct kvfs_repl *r, uint64_t epoch)
+{
+	if (epoch <= r->promised || epoch > r->epoch)
+		return;
+	r->promised = epoch;
+	if (r->role == KVFS_REPL_FOLLOWER) {
+		send_epoch_ack(r);
+		follower_ack(r, true);
+	} else {
+		repl_leader_check_gather(r);
+	}
+}
+
+void repl_tick(struct kvfs_repl *r)
+{
+	if (r->role != KVFS_REPL_FOLLOWER)
+		repl_leader_tick(r);
+}
+
+enum kvfs_repl_role repl_role(const struct kvfs_repl *r)
+{
+	return r->role;
+}
+
+uint64_t repl_epoch(const struct kvfs_repl *r)
+{
+	return r->epoch;
+}
+
+uint64_t repl_promised_epoch(const struct kvfs_repl *r)
+{
+	return r->promised;
+}
+
+uint32_t repl_leader(const struct kvfs_repl *r)
+{
+	return r->leader;
+}
+
+uint64_t repl_commit_index(const struct kvfs_repl *r)
+{
+	return r->commit;
+}
+
+uint64_t repl_applied_index(const struct kvfs_repl *r)
+{
+	return r->applied;
+}
+
+uint64_t repl_last_index(const struct kvfs_repl *r)
+{
+	return r->last;
+}
+
+uint64_t repl_peer_match(const struct kvfs_repl *r, uint32_t id)
+{
+	if (r->role == KVFS_REPL_FOLLOWER || id == 0 || id > r->size)
+		return 0;
+	return id == r->id ? r->stable : r->peers[id].match;
+}
+
+int repl_entry(const struct kvfs_repl *r, uint64_t index, struct kvfs_repl_entry *e)
+{
+	if (index == 0 || index > r->last)
+		return -ENOENT;
+	*e = r->log[index - 1];
+	return 0;
+}

@@ -1,0 +1,89 @@
+/*
+ * The replication core's private state, shared by repl.c (the interface, the log, the follower)
+ * and repl_leader.c (the candidate and the leader). Nothing outside replica/repl*.c includes it.
+ */
+#ifndef KVFS_REPLICA_REPL_INTERNAL_H
+#define KVFS_REPLICA_REPL_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvfs/repl.h"
+
+enum phase { PHASE_GATHER, PHASE_FETCH, PHASE_REPLICATE };
+
+struct peer {
+	uint64_t next;  /* next index to send */
+	uint64_t sent;  /* last index sent (pipelining); reset to next - 1 on every resend */
+	uint64_t match; /* highest index known durable there and matching our log */
+	uint64_t last_epoch, last_index; /* its EPOCH_ACK */
+	bool acked;                      /* it promised our epoch (EPOCH_ACK ok) */
+	bool heard;                      /* it answered in our epoch since the last tick */
+};
+
+/* A persist action not yet completed. */
+struct pending {
+	uint64_t epoch, index; /* its last entry */
+	uint64_t floor;        /* min(index, every truncation asked for since) */
+};
+
+struct kvfs_repl {
+	uint32_t id, size;
+	struct kvfs_repl_io io;
+	enum kvfs_repl_role role;
+	enum phase phase;
+	uint64_t epoch;    /* highest epoch heard: the promise made or being made */
+	uint64_t promised; /* the durable promise */
+	uint32_t leader;   /* leader of epoch, 0 if unknown */
+
+	struct kvfs_repl_entry *log; /* log[i - 1] is index i; data owned */
+	uint64_t last;
+	size_t cap;
+	uint64_t stable, commit, applied;
+	struct pending *pend;
+	size_t npend, pcap;
+
+	/* follower */
+	uint64_t fmatch;      /* log known to match the leader's up to here (this epoch) */
+	uint64_t acked_match; /* highest match acknowledged (this epoch) */
+	bool got_append;      /* an APPEND of this epoch was accepted */
+	bool owe_epoch_ack;   /* a NEW_EPOCH awaits its answer */
+
+	/* candidate and leader */
+	struct peer *peers;                /* by id, [0] unused */
+	uint64_t adopt_epoch, adopt_index; /* the log being adopted ends here */
+	uint64_t fetch_next, noop_index;
+	uint32_t fetch_from;
+	unsigned missed; /* consecutive ticks without a majority */
+};
+
+static inline uint64_t epoch_at(const struct kvfs_repl *r, uint64_t index)
+{
+	return index == 0 || index > r->last ? 0 : r->log[index - 1].epoch;
+}
+
+static inline bool quorum(const struct kvfs_repl *r, uint32_t count)
+{
+	return 2 * (uint64_t)count > r->size;
+}
+
+/* repl.c */
+void repl_send(struct kvfs_repl *r, uint32_t to, struct kvfs_repl_msg *m);
+void repl_apply_committed(struct kvfs_repl *r);
+void repl_log_cut(struct kvfs_repl *r, uint64_t after);
+int repl_log_append(struct kvfs_repl *r, const struct kvfs_repl_entry *e, size_t n);
+void repl_step_down(struct kvfs_repl *r);
+bool repl_entries_valid(const struct kvfs_repl_msg *m, uint64_t first, uint64_t min_epoch);
+
+/* repl_leader.c */
+void repl_leader_send_append(struct kvfs_repl *r, uint32_t to, uint64_t from_index);
+void repl_leader_send_new_epoch(struct kvfs_repl *r, uint32_t to);
+void repl_leader_advance_commit(struct kvfs_repl *r);
+void repl_leader_check_gather(struct kvfs_repl *r);
+void repl_leader_on_epoch_ack(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg *m);
+void repl_leader_on_append_ack(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg *m);
+void repl_leader_on_fetch_reply(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg *m);
+void repl_leader_tick(struct kvfs_repl *r);
+
+#endif /* KVFS_REPLICA_REPL_INTERNAL_H */

@@ -1,0 +1,256 @@
+/*
+ * The candidate and the leader (see repl.h, repl_internal.h). A candidate gathers promises
+ * (GATHER), fetches what the most up-to-date promised log has and its own lacks (FETCH), then
+ * appends its no-op and brings the followers in line (REPLICATE); it is the leader once the no-op
+ * commits. Followers are sent entries from `next` with pipelining (`sent`); a rejection backs
+ * `next` off to the follower's hint. Only entries of the leader's own epoch commit by counting.
+ */
+#include "repl_internal.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kvfs/repl.h"
+
+void repl_leader_send_append(struct kvfs_repl *r, uint32_t to, uint64_t from_index)
+{
+	struct kvfs_repl_msg m = {.type = KVFS_REPL_APPEND};
+	struct peer *p = &r->peers[to];
+	uint64_t n;
+
+	if (from_index == 0)
+		from_index = 1;
+	if (from_index > r->last + 1)
+		from_index = r->last + 1;
+	n = r->last + 1 - from_index;
+	if (n > KVFS_REPL_BATCH)
+		n = KVFS_REPL_BATCH;
+	m.prev_index = from_index - 1;
+	m.prev_epoch = epoch_at(r, m.prev_index);
+	m.commit = r->commit;
+	m.n_entries = (uint32_t)n;
+	m.entries = n ? &r->log[from_index - 1] : NULL;
+	if (m.prev_index + n > p->sent)
+		p->sent = m.prev_index + n;
+	repl_send(r, to, &m);
+}
+
+void repl_leader_send_new_epoch(struct kvfs_repl *r, uint32_t to)
+{
+	struct kvfs_repl_msg m = {.type = KVFS_REPL_NEW_EPOCH};
+
+	repl_send(r, to, &m);
+}
+
+static void send_fetch(struct kvfs_repl *r)
+{
+	struct kvfs_repl_msg m = {.type = KVFS_REPL_FETCH, .from_index = r->fetch_next};
+
+	repl_send(r, r->fetch_from, &m);
+}
+
+void repl_leader_advance_commit(struct kvfs_repl *r)
+{
+	if (r->role == KVFS_REPL_FOLLOWER || r->phase != PHASE_REPLICATE)
+		return;
+	/* Only an entry of our own epoch is committed by counting (DESIGN §4). */
+	for (uint64_t n = r->last; n > r->commit && epoch_at(r, n) == r->epoch; n--) {
+		uint32_t count = r->stable >= n;
+
+		for (uint32_t id = 1; id <= r->size; id++)
+			if (id != r->id && r->peers[id].match >= n)
+				count++;
+		if (quorum(r, count)) {
+			r->commit = n;
+			break;
+		}
+	}
+	repl_apply_committed(r);
+	if (r->role == KVFS_REPL_CANDIDATE && r->commit >= r->noop_index)
+		r->role = KVFS_REPL_LEADER;
+}
+
+/* The log to adopt is in place: cut what it does not have, append the no-op, replicate. */
+static void adopt_done(struct kvfs_repl *r)
+{
+	struct kvfs_repl_entry noop = {.epoch = r->epoch};
+	uint64_t keep = r->adopt_index;
+
+	/* The adopted log holds every committed entry; never cut below what we know committed. */
+	if (keep < r->commit)
+		keep = r->commit;
+	repl_log_cut(r, keep);
+	if (repl_log_append(r, &noop, 1) < 0) {
+		repl_step_down(r);
+		return;
+	}
+	r->noop_index = r->last;
+	r->phase = PHASE_REPLICATE;
+	for (uint32_t id = 1; id <= r->size; id++) {
+		struct peer *p = &r->peers[id];
+
+		if (id == r->id)
+			continue;
+		p->next = r->noop_index;
+		p->sent = p->next - 1;
+		p->match = 0;
+		repl_leader_send_append(r, id, p->next);
+	}
+	repl_leader_advance_commit(r); /* a cluster of one */
+}
+
+void repl_leader_check_gather(struct kvfs_repl *r)
+{
+	uint64_t best_epoch = epoch_at(r, r->stable), best_index = r->stable;
+	uint32_t best = r->id, count = 1;
+
+	if (r->role != KVFS_REPL_CANDIDATE || r->phase != PHASE_GATHER || r->promised < r->epoch)
+		return;
+	for (uint32_t id = 1; id <= r->size; id++) {
+		struct peer *p = &r->peers[id];
+
+		if (id == r->id || !p->acked)
+			continue;
+		count++;
+		if (p->last_epoch > best_epoch ||
+		    (p->last_epoch == best_epoch && p->last_index > best_index)) {
+			best_epoch = p->last_epoch;
+			best_index = p->last_index;
+			best = id;
+		}
+	}
+	if (!quorum(r, count))
+		return;
+	r->adopt_epoch = best_epoch;
+	r->adopt_index = best_index;
+	if (best == r->id || (best_index <= r->last && epoch_at(r, best_index) == best_epoch)) {
+		adopt_done(r);
+		return;
+	}
+	r->phase = PHASE_FETCH;
+	r->fetch_from = best;
+	r->fetch_next = r->commit + 1;
+	send_fetch(r);
+}
+
+/* The peer we fetch from cannot give us what it promised: ask it again, choose again. */
+static void fetch_failed(struct kvfs_repl *r)
+{
+	r->peers[r->fetch_from].acked = false;
+	r->phase = PHASE_GATHER;
+	repl_leader_send_new_epoch(r, r->fetch_from);
+	repl_leader_check_gather(r);
+}
+
+void repl_leader_on_fetch_reply(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg *m)
+{
+	uint64_t first = m->from_index;
+	uint32_t i;
+
+	if (r->phase != PHASE_FETCH || from != r->fetch_from || !m->ok || first != r->fetch_next ||
+	    !repl_entries_valid(m, first, 0))
+		return;
+	if (m->n_entries == 0) {
+		fetch_failed(r);
+		return;
+	}
+	for (i = 0; i < m->n_entries; i++) {
+		uint64_t k = first + i;
+
+		if (k > r->last)
+			break;
+		if (epoch_at(r, k) != m->entries[i].epoch) {
+			if (k <= r->commit) {
+				fetch_failed(r);
+				return;
+			}
+			repl_log_cut(r, k - 1);
+			break;
+		}
+	}
+	if (i < m->n_entries && repl_log_append(r, m->entries + i, m->n_entries - i) < 0)
+		return; /* the tick asks again */
+	r->fetch_next = first + m->n_entries;
+	if (r->adopt_index <= r->last && epoch_at(r, r->adopt_index) == r->adopt_epoch)
+		adopt_done(r);
+	else if (r->fetch_next > r->adopt_index)
+		fetch_failed(r);
+	else
+		send_fetch(r);
+}
+
+void repl_leader_on_epoch_ack(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg *m)
+{
+	struct peer *p = &r->peers[from];
+
+	if (!m->ok || m->last_epoch > r->epoch || (m->last_index == 0) != (m->last_epoch == 0))
+		return;
+	if (r->phase != PHASE_GATHER)
+		return;
+	p->acked = true;
+	p->last_epoch = m->last_epoch;
+	p->last_index = m->last_index;
+	repl_leader_check_gather(r);
+}
+
+void repl_leader_on_append_ack(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg *m)
+{
+	struct peer *p = &r->peers[from];
+
+	if (r->phase != PHASE_REPLICATE)
+		return;
+	if (m->ok) {
+		if (m->match_index > r->last)
+			return;
+		if (m->match_index > p->match)
+			p->match = m->match_index;
+		if (p->next < p->match + 1)
+			p->next = p->match + 1;
+		if (p->sent < p->match)
+			p->sent = p->match;
+		repl_leader_advance_commit(r);
+		if (p->sent < r->last)
+			repl_leader_send_append(r, from, p->sent + 1);
+		return;
+	}
+	/* prev did not match: back off to the follower's hint, never below its match. */
+	p->next = p->next - 1 < m->hint + 1 ? p->next - 1 : m->hint + 1;
+	if (p->next < p->match + 1)
+		p->next = p->match + 1;
+	p->sent = p->next - 1;
+	repl_leader_send_append(r, from, p->next);
+}
+
+void repl_leader_tick(struct kvfs_repl *r)
+{
+	uint32_t count = 1;
+
+	for (uint32_t id = 1; id <= r->size; id++) {
+		if (id != r->id && r->peers[id].heard)
+			count++;
+		r->peers[id].heard = false;
+	}
+	if (quorum(r, count)) {
+		r->missed = 0;
+	} else if (++r->missed >= KVFS_REPL_LOST_TICKS) {
+		repl_step_down(r);
+		return;
+	}
+	for (uint32_t id = 1; id <= r->size; id++) {
+		struct peer *p = &r->peers[id];
+
+		if (id == r->id)
+			continue;
+		if (r->phase == PHASE_REPLICATE) {
+			p->sent = p->next - 1;
+			repl_leader_send_append(r, id, p->next);
+		} else if (r->phase == PHASE_FETCH && id == r->fetch_from) {
+			send_fetch(r);
+		} else {
+			/* Also a heartbeat: the promised answer again, so we keep hearing a
+			 * majority. */
+			repl_leader_send_new_epoch(r, id);
+		}
+	}
+}

@@ -1,0 +1,427 @@
+/*
+ * Targeted cases of the replication core (repl.c), one replica at a time with a recording io:
+ * fencing of old epochs, a follower dropping a conflicting suffix, acknowledgement only once
+ * durable, commit only by counting entries of the current epoch, the no-op before proposals,
+ * fetching from a more up-to-date follower, and a leader giving up without a majority. The
+ * randomised whole-cluster checks live in test_repl_sim.c.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <string.h>
+
+#include "kvfs/repl.h"
+
+#define MAXREC 64
+
+struct rec {
+	struct kvfs_repl_msg msg[MAXREC];
+	uint32_t to[MAXREC];
+	int nmsg;
+	int npersist;
+	uint64_t persist_first, persist_last, persist_epoch;
+	int ntrunc;
+	uint64_t trunc_after;
+	int nepoch;
+	uint64_t epoch;
+	uint64_t applied[MAXREC];
+	int napplied;
+	int lost;
+};
+
+static void rec_send(void *arg, uint32_t to, const struct kvfs_repl_msg *m)
+{
+	struct rec *r = arg;
+
+	assert_true(r->nmsg < MAXREC);
+	r->to[r->nmsg] = to;
+	r->msg[r->nmsg] = *m;
+	r->msg[r->nmsg].entries = NULL;
+	r->nmsg++;
+}
+
+static void rec_persist(void *arg, const struct kvfs_repl_entry *e, size_t n)
+{
+	struct rec *r = arg;
+
+	r->npersist++;
+	r->persist_first = e[0].index;
+	r->persist_last = e[n - 1].index;
+	r->persist_epoch = e[n - 1].epoch;
+}
+
+static void rec_truncate(void *arg, uint64_t after)
+{
+	struct rec *r = arg;
+
+	r->ntrunc++;
+	r->trunc_after = after;
+}
+
+static void rec_persist_epoch(void *arg, uint64_t epoch)
+{
+	struct rec *r = arg;
+
+	r->nepoch++;
+	r->epoch = epoch;
+}
+
+static void rec_apply(void *arg, const struct kvfs_repl_entry *e)
+{
+	struct rec *r = arg;
+
+	assert_true(r->napplied < MAXREC);
+	r->applied[r->napplied++] = e->index;
+}
+
+static void rec_lost(void *arg)
+{
+	struct rec *r = arg;
+
+	r->lost++;
+}
+
+static struct kvfs_repl *make(struct rec *rec, uint32_t id, uint32_t size, uint64_t promised,
+                              const uint64_t *epochs, size_t n)
+{
+	struct kvfs_repl_io io = {
+	    .arg = rec,
+	    .send = rec_send,
+	    .persist = rec_persist,
+	    .truncate = rec_truncate,
+	    .persist_epoch = rec_persist_epoch,
+	    .apply = rec_apply,
+	    .leadership_lost = rec_lost,
+	};
+	struct kvfs_repl_entry log[16];
+	struct kvfs_repl *r;
+
+	memset(rec, 0, sizeof(*rec));
+	assert_true(n <= 16);
+	for (size_t i = 0; i < n; i++)
+		log[i] = (struct kvfs_repl_entry){.epoch = epochs[i], .index = i + 1};
+	assert_int_equal(repl_init(&r, id, size, &io, promised, log, n, 0), 0);
+	return r;
+}
+
+static const struct kvfs_repl_msg *last_msg(struct rec *rec)
+{
+	assert_true(rec->nmsg > 0);
+	return &rec->msg[rec->nmsg - 1];
+}
+
+static void test_init_rejects(void **state)
+{
+	struct rec rec;
+	struct kvfs_repl_io io = {.arg = &rec,
+	                          .send = rec_send,
+	                          .persist = rec_persist,
+	                          .truncate = rec_truncate,
+	                          .persist_epoch = rec_persist_epoch,
+	                          .apply = rec_apply,
+	                          .leadership_lost = rec_lost};
+	struct kvfs_repl_entry bad[2] = {{.epoch = 2, .index = 1}, {.epoch = 1, .index = 2}};
+	struct kvfs_repl *r;
+
+	assert_int_equal(repl_init(&r, 0, 3, &io, 0, NULL, 0, 0), -EINVAL);
+	assert_int_equal(repl_init(&r, 4, 3, &io, 0, NULL, 0, 0), -EINVAL);
+	assert_int_equal(repl_init(&r, 1, 3, &io, 0, NULL, 0, 1), -EINVAL);
+	assert_int_equal(repl_init(&r, 1, 3, &io, 2, bad, 2, 0), -EINVAL); /* epochs go down */
+	bad[1].epoch = 2;
+	bad[1].index = 3;
+	assert_int_equal(repl_init(&r, 1, 3, &io, 2, bad, 2, 0), -EINVAL); /* a gap */
+}
+
+static void test_fencing(void **state)
+{
+	static const uint64_t epochs[] = {1, 1};
+	struct rec rec;
+	struct kvfs_repl *r = make(&rec, 2, 3, 5, epochs, 2);
+	struct kvfs_repl_msg m = {
+	    .type = KVFS_REPL_APPEND, .epoch = 3, .prev_epoch = 1, .prev_index = 2, .commit = 2};
+
+	/* An APPEND of an older epoch is refused with ours, and changes nothing. */
+	repl_receive(r, 1, &m);
+	assert_int_equal(last_msg(&rec)->type, KVFS_REPL_APPEND_ACK);
+	assert_int_equal(last_msg(&rec)->ok, 0);
+	assert_int_equal(last_msg(&rec)->epoch, 5);
+	assert_int_equal(repl_commit_index(r), 0);
+	assert_int_equal(rec.napplied, 0);
+	/* So is a NEW_EPOCH, without any promise. */
+	m = (struct kvfs_repl_msg){.type = KVFS_REPL_NEW_EPOCH, .epoch = 4};
+	repl_receive(r, 3, &m);
+	assert_int_equal(last_msg(&rec)->type, KVFS_REPL_EPOCH_ACK);
+	assert_int_equal(last_msg(&rec)->ok, 0);
+	assert_int_equal(last_msg(&rec)->epoch, 5);
+	assert_int_equal(rec.nepoch, 0);
+	/* And ZooKeeper news of an older epoch. */
+	repl_become_follower(r, 1, 4);
+	assert_int_equal(repl_epoch(r), 5);
+	/* Leading an epoch already promised is impossible: give it up. */
+	repl_become_leader(r, 5);
+	assert_int_equal(rec.lost, 1);
+	assert_int_equal(repl_role(r), KVFS_REPL_FOLLOWER);
+	repl_close(r);
+}
+
+static void test_deposed_leader_steps_down(void **state)
+{
+	struct rec rec;
+	struct kvfs_repl *r = make(&rec, 1, 3, 0, NULL, 0);
+	struct kvfs_repl_msg m = {.type = KVFS_REPL_APPEND_ACK, .epoch = 7, .ok = 0};
+
+	repl_become_leader(r, 6);
+	assert_int_equal(repl_role(r), KVFS_REPL_CANDIDATE);
+	assert_int_equal(rec.nmsg, 2); /* NEW_EPOCH to 2 and 3 */
+	assert_int_equal(rec.msg[0].type, KVFS_REPL_NEW_EPOCH);
+	repl_receive(r, 2, &m);
+	assert_int_equal(repl_role(r), KVFS_REPL_FOLLOWER);
+	assert_int_equal(repl_epoch(r), 7);
+	assert_int_equal(rec.lost, 1);
+	assert_int_equal(rec.epoch, 7); /* it promises what it learnt */
+	assert_int_equal(repl_propose(r, (const uint8_t *)"x", 1, NULL), -EROFS);
+	repl_close(r);
+}
+
+static void test_follower_truncates_conflict(void **state)
+{
+	static const uint64_t epochs[] = {1, 1, 1, 1};
+	struct kvfs_repl_entry in[2] = {{.epoch = 3, .index = 3}, {.epoch = 3, .index = 4}};
+	struct rec rec;
+	struct kvfs_repl *r = make(&rec, 2, 3, 1, epochs, 4);
+	struct kvfs_repl_msg m = {.type = KVFS_REPL_APPEND,
+	                          .epoch = 3,
+	                          .prev_epoch = 1,
+	                          .prev_index = 2,
+	                          .commit = 4,
+	                          .entries = in,
+	                          .n_entries = 2};
+	struct kvfs_repl_entry e;
+
+	repl_receive(r, 1, &m);
+	/* Entries 3 and 4 of epoch 1 conflict: dropped, then the leader's appended. */
+	assert_int_equal(rec.ntrunc, 1);
+	assert_int_equal(rec.trunc_after, 2);
+	assert_int_equal(rec.npersist, 1);
+	assert_int_equal(rec.persist_first, 3);
+	assert_int_equal(rec.persist_last, 4);
+	assert_int_equal(repl_entry(r, 4, &e), 0);
+	assert_int_equal(e.epoch, 3);
+	/* Committed as far as it matches the leader; applied in order. */
+	assert_int_equal(repl_commit_index(r), 4);
+	assert_int_equal(rec.napplied, 4);
+	/* No acknowledgement before the promise and the entries are durable. */
+	assert_int_equal(rec.nmsg, 0);
+	assert_int_equal(rec.epoch, 3);
+	repl_epoch_persisted(r, 3);
+	assert_int_equal(rec.nmsg, 1);
+	assert_int_equal(last_msg(&rec)->ok, 1);
+	assert_int_equal(last_msg(&rec)->match_index, 2); /* 3 and 4 are not on disk yet */
+	repl_persisted(r, 3, 4);
+	assert_int_equal(rec.nmsg, 2);
+	assert_int_equal(last_msg(&rec)->match_index, 4);
+	/* A duplicate of the same APPEND changes nothing but is answered. */
+	repl_receive(r, 1, &m);
+	assert_int_equal(rec.ntrunc, 1);
+	assert_int_equal(rec.npersist, 1);
+	assert_int_equal(last_msg(&rec)->match_index, 4);
+	repl_close(r);
+}
+
+static void test_follower_rejects_gap(void **state)
+{
+	static const uint64_t epochs[] = {1, 2, 2};
+	struct rec rec;
+	struct kvfs_repl *r = make(&rec, 2, 3, 2, epochs, 3);
+	struct kvfs_repl_msg m = {
+	    .type = KVFS_REPL_APPEND, .epoch = 4, .prev_epoch = 3, .prev_index = 3};
+
+	/* prev (3, 3) does not match our (2, 3): back off over all of epoch 2. */
+	repl_receive(r, 1, &m);
+	assert_int_equal(last_msg(&rec)->ok, 0);
+	assert_int_equal(last_msg(&rec)->epoch, 4);
+	assert_int_equal(last_msg(&rec)->hint, 1);
+	/* prev beyond our log: hint is our last index. */
+	m.prev_index = 9;
+	repl_receive(r, 1, &m);
+	assert_int_equal(last_msg(&rec)->hint, 3);
+	assert_int_equal(rec.ntrunc, 0);
+	repl_close(r);
+}
+
+/* Makes replica 1 of 3 the candidate of epoch 2 with majority acks from replica 2. */
+static struct kvfs_repl *candidate(struct rec *rec, const uint64_t *epochs, size_t n,
+                                   uint64_t peer_epoch, uint64_t peer_index)
+{
+	struct kvfs_repl *r = make(rec, 1, 3, 1, epochs, n);
+	struct kvfs_repl_msg ack = {.type = KVFS_REPL_EPOCH_ACK,
+	                            .epoch = 2,
+	                            .ok = 1,
+	                            .last_epoch = peer_epoch,
+	                            .last_index = peer_index};
+
+	repl_become_leader(r, 2);
+	repl_receive(r, 2, &ack);
+	assert_int_equal(repl_last_index(r), n); /* nothing before our own promise is durable */
+	repl_epoch_persisted(r, 2);
+	return r;
+}
+
+static void test_commit_current_epoch_only(void **state)
+{
+	static const uint64_t epochs[] = {1, 1};
+	struct rec rec;
+	struct kvfs_repl *r = candidate(&rec, epochs, 2, 1, 1);
+	struct kvfs_repl_msg ack = {.type = KVFS_REPL_APPEND_ACK, .epoch = 2, .ok = 1};
+
+	/* Our log is the best: the no-op of epoch 2 goes at 3. */
+	assert_int_equal(repl_last_index(r), 3);
+	assert_int_equal(rec.persist_epoch, 2);
+	assert_int_equal(repl_role(r), KVFS_REPL_CANDIDATE);
+	assert_int_equal(repl_propose(r, (const uint8_t *)"x", 1, NULL), -EROFS);
+	/* A majority holds entry 2 (epoch 1): not committed by counting. */
+	ack.match_index = 2;
+	repl_receive(r, 2, &ack);
+	assert_int_equal(repl_commit_index(r), 0);
+	assert_int_equal(rec.napplied, 0);
+	/* The no-op durable here but not on a majority: still nothing. */
+	repl_persisted(r, 2, 3);
+	assert_int_equal(repl_commit_index(r), 0);
+	/* Follower 2 has the no-op: it commits, and everything before it. */
+	ack.match_index = 3;
+	repl_receive(r, 2, &ack);
+	assert_int_equal(repl_commit_index(r), 3);
+	assert_int_equal(rec.napplied, 3);
+	assert_int_equal(rec.applied[2], 3);
+	assert_int_equal(repl_role(r), KVFS_REPL_LEADER);
+	assert_int_equal(repl_peer_match(r, 2), 3);
+	assert_int_equal(repl_peer_match(r, 1), 3);
+	repl_close(r);
+}
+
+static void test_noop_before_proposals(void **state)
+{
+	struct rec rec;
+	struct kvfs_repl *r = candidate(&rec, NULL, 0, 0, 0);
+	struct kvfs_repl_msg ack = {
+	    .type = KVFS_REPL_APPEND_ACK, .epoch = 2, .ok = 1, .match_index = 1};
+	uint64_t index = 0;
+
+	assert_int_equal(repl_last_index(r), 1); /* the no-op */
+	assert_int_equal(repl_propose(r, (const uint8_t *)"x", 1, &index), -EROFS);
+	repl_persisted(r, 2, 1);
+	repl_receive(r, 3, &ack);
+	assert_int_equal(repl_role(r), KVFS_REPL_LEADER);
+	assert_int_equal(repl_propose(r, (const uint8_t *)"x", 1, &index), 0);
+	assert_int_equal(index, 2);
+	assert_int_equal(last_msg(&rec)->type, KVFS_REPL_APPEND);
+	assert_int_equal(last_msg(&rec)->n_entries, 1);
+	assert_int_equal(last_msg(&rec)->commit, 1);
+	repl_close(r);
+}
+
+static void test_fetch_from_best(void **state)
+{
+	static const uint64_t epochs[] = {1};
+	struct kvfs_repl_entry more[2] = {{.epoch = 1, .index = 2}, {.epoch = 1, .index = 3}};
+	struct rec rec;
+	struct kvfs_repl *r = candidate(&rec, epochs, 1, 1, 3);
+	struct kvfs_repl_msg reply = {.type = KVFS_REPL_FETCH_REPLY,
+	                              .epoch = 2,
+	                              .ok = 1,
+	                              .from_index = 1,
+	                              .entries = more,
+	                              .n_entries = 0};
+
+	/* Replica 2 has (1, 3), more than our (1, 1): we fetch before anything else. */
+	assert_int_equal(last_msg(&rec)->type, KVFS_REPL_FETCH);
+	assert_int_equal(rec.to[rec.nmsg - 1], 2);
+	assert_int_equal(last_msg(&rec)->from_index, 1);
+	assert_int_equal(repl_last_index(r), 1);
+	/* A reply from elsewhere is ignored. */
+	reply.entries = more;
+	reply.from_index = 2;
+	reply.n_entries = 2;
+	repl_receive(r, 3, &reply);
+	assert_int_equal(repl_last_index(r), 1);
+	/* A stale one (wrong from_index) too. */
+	repl_receive(r, 2, &reply);
+	assert_int_equal(repl_last_index(r), 1);
+	/* We ask from 1; the real answer carries 1..3. */
+	{
+		struct kvfs_repl_entry all[3] = {
+		    {.epoch = 1, .index = 1}, {.epoch = 1, .index = 2}, {.epoch = 1, .index = 3}};
+
+		reply.from_index = 1;
+		reply.entries = all;
+		reply.n_entries = 3;
+		repl_receive(r, 2, &reply);
+	}
+	/* Adopted: 1..3, then the no-op at 4, sent to the followers from 4. */
+	assert_int_equal(repl_last_index(r), 4);
+	assert_int_equal(rec.persist_first, 4);
+	assert_int_equal(last_msg(&rec)->type, KVFS_REPL_APPEND);
+	assert_int_equal(last_msg(&rec)->prev_index, 3);
+	repl_close(r);
+}
+
+static void test_leadership_lost(void **state)
+{
+	struct rec rec;
+	struct kvfs_repl *r = candidate(&rec, NULL, 0, 0, 0);
+	struct kvfs_repl_msg ack = {.type = KVFS_REPL_APPEND_ACK, .epoch = 2, .ok = 1};
+
+	/* Hearing from one follower each tick keeps a majority of 3. */
+	for (int i = 0; i < 5; i++) {
+		repl_receive(r, 2, &ack);
+		repl_tick(r);
+	}
+	assert_int_equal(rec.lost, 0);
+	/* Silence for KVFS_REPL_LOST_TICKS ticks: give up. */
+	for (int i = 0; i < KVFS_REPL_LOST_TICKS; i++)
+		repl_tick(r);
+	assert_int_equal(rec.lost, 1);
+	assert_int_equal(repl_role(r), KVFS_REPL_FOLLOWER);
+	repl_tick(r);
+	assert_int_equal(rec.lost, 1);
+	repl_close(r);
+}
+
+static void test_cluster_of_one(void **state)
+{
+	struct rec rec;
+	struct kvfs_repl *r = make(&rec, 1, 1, 0, NULL, 0);
+	uint64_t index;
+
+	repl_become_leader(r, 1);
+	repl_epoch_persisted(r, 1);
+	assert_int_equal(repl_last_index(r), 1);
+	repl_persisted(r, 1, 1);
+	assert_int_equal(repl_role(r), KVFS_REPL_LEADER);
+	assert_int_equal(repl_propose(r, (const uint8_t *)"abc", 3, &index), 0);
+	repl_persisted(r, 1, 2);
+	assert_int_equal(repl_commit_index(r), 2);
+	assert_int_equal(rec.napplied, 2);
+	repl_close(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_init_rejects),
+	    cmocka_unit_test(test_fencing),
+	    cmocka_unit_test(test_deposed_leader_steps_down),
+	    cmocka_unit_test(test_follower_truncates_conflict),
+	    cmocka_unit_test(test_follower_rejects_gap),
+	    cmocka_unit_test(test_commit_current_epoch_only),
+	    cmocka_unit_test(test_noop_before_proposals),
+	    cmocka_unit_test(test_fetch_from_best),
+	    cmocka_unit_test(test_leadership_lost),
+	    cmocka_unit_test(test_cluster_of_one),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

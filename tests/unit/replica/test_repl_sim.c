@@ -1,0 +1,876 @@
+/*
+ * Deterministic simulation of the replication core (repl.c): clusters of 3 and 5 replicas in
+ * memory, each with a simulated disk (a write is durable only when the simulator completes it,
+ * log writes in order and the promise file independently of them; a crash loses every write not
+ * yet completed, promises and truncations included), a network that
+ * loses, duplicates, reorders and partitions, crashes and restarts (restart = repl_init from the
+ * simulated disk), and an election oracle that makes a random live replica leader at the next
+ * epoch and tells the others late or never. One seeded xorshift drives everything, so one seed is
+ * one replayable run: KVFS_SIM_SEED=N runs only seed N with a trace, KVFS_SIM_SEEDS=N sets how
+ * many seeds each cluster size runs.
+ *
+ * Checked after every step (the heavier ones every few steps and at the end):
+ *  1. an index applied anywhere always holds the same (epoch, data): committed entries never
+ *     change, and no two replicas apply different data at one index;
+ *  2. each replica applies 1, 2, 3 ... in order, so all applied sequences are prefixes of one;
+ *  3. every committed entry is on the disks of a majority (it can never disappear), every
+ *     replica's log matches it up to its commit index, and an established leader's log holds
+ *     every committed entry of its epoch or earlier;
+ *  4. only the replica the oracle made leader of epoch e ever acts as e's leader.
+ * Then liveness, loosely: after the chaos, with every fault healed, a new leader establishes
+ * itself and a proposal commits everywhere.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kvfs/repl.h"
+
+#define MAXN        5
+#define PAYLOAD     8 /* bytes of every proposal: a unique number */
+#define CHAOS_STEPS 1500
+#define CALM_ROUNDS 200
+#define CHECK_EVERY 8
+
+struct sent {
+	uint64_t epoch, index;
+	uint32_t len;
+	uint8_t data[PAYLOAD];
+};
+
+struct sim_msg {
+	uint32_t from, to;
+	struct kvfs_repl_msg m;
+	struct sent *ents;
+};
+
+enum op_type { OP_PERSIST, OP_TRUNCATE, OP_EPOCH };
+
+struct disk_op {
+	enum op_type type;
+	struct sent *ents;
+	size_t n;
+	uint64_t arg; /* truncate: after; epoch: the epoch */
+};
+
+struct sim;
+
+struct node {
+	struct sim *s;
+	uint32_t id;
+	struct kvfs_repl *r;
+	bool up;
+	/* the disk: what survives a crash */
+	struct sent *dlog;
+	size_t dn, dcap;
+	uint64_t dpromised;
+	/* writes asked for, not yet done */
+	struct disk_op *ops;
+	size_t nops, opcap;
+	uint64_t applied;     /* this incarnation's state machine has applied 1..applied */
+	uint64_t applied_max; /* ... over all incarnations (the recovered store) */
+};
+
+struct committed {
+	bool known;
+	struct sent e;
+};
+
+struct notice {
+	uint32_t to, leader;
+	uint64_t epoch;
+};
+
+struct sim {
+	uint64_t seed, rng;
+	uint32_t n;
+	bool trace;
+	int step;
+	struct node nodes[MAXN + 1];
+	struct sim_msg *msgs;
+	size_t nmsgs, mcap;
+	struct notice *notices;
+	size_t nnotices, ncap;
+	struct committed *map; /* by index */
+	size_t mapcap;
+	uint64_t max_committed;
+	uint64_t epoch;           /* the oracle's counter */
+	uint32_t leader_of[4096]; /* epoch -> the replica the oracle made its leader */
+	uint32_t group[MAXN + 1]; /* partition: replicas talk only within one group */
+	uint64_t next_payload;
+	unsigned loss, dup;   /* percent */
+	unsigned promise_pct; /* how often the promise file is written before the log */
+	uint32_t w[10], wsum; /* weights of the events (enum event) */
+	uint64_t proposals, commits_seen;
+};
+
+static uint64_t rnd(struct sim *s)
+{
+	/* xorshift64* */
+	s->rng ^= s->rng >> 12;
+	s->rng ^= s->rng << 25;
+	s->rng ^= s->rng >> 27;
+	return s->rng * 0x2545F4914F6CDD1DULL;
+}
+
+static uint32_t below(struct sim *s, uint32_t n)
+{
+	return (uint32_t)(rnd(s) % n);
+}
+
+static void trace(struct sim *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!s->trace)
+		return;
+	printf("[%4d] ", s->step);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+}
+
+#define CHECK(s, cond, ...)                                                                        \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			sim_fail((s), __LINE__, #cond, __VA_ARGS__);                               \
+	} while (0)
+
+static void sim_fail(struct sim *s, int line, const char *cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "\nSIMULATION FAILED: seed %" PRIu64 " (n=%u), step %d, line %d: %s\n  ",
+	        s->seed, s->n, s->step, line, cond);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n  replay with a trace: KVFS_SIM_SEED=%" PRIu64 " KVFS_SIM_SIZE=%u %s\n",
+	        s->seed, s->n, "./test_repl_sim");
+	fail();
+}
+
+static const char *mtype(enum kvfs_repl_msg_type t)
+{
+	static const char *names[] = {"?",          "NEW_EPOCH", "EPOCH_ACK",  "APPEND",
+	                              "APPEND_ACK", "FETCH",     "FETCH_REPLY"};
+
+	return (unsigned)t < 7 ? names[t] : "?";
+}
+
+static uint64_t payload_of(const struct sent *e)
+{
+	uint64_t v = 0;
+
+	if (e->len)
+		memcpy(&v, e->data, sizeof(v));
+	return v;
+}
+
+static bool same(const struct sent *a, const struct sent *b)
+{
+	return a->epoch == b->epoch && a->len == b->len &&
+	       (!a->len || memcmp(a->data, b->data, a->len) == 0);
+}
+
+static void to_sent(struct sim *s, const struct kvfs_repl_entry *e, struct sent *out)
+{
+	CHECK(s, e->len <= PAYLOAD, "entry of %u bytes", e->len);
+	memset(out, 0, sizeof(*out));
+	out->epoch = e->epoch;
+	out->index = e->index;
+	out->len = e->len;
+	if (e->len)
+		memcpy(out->data, e->data, e->len);
+}
+
+static struct sent *copy_entries(struct sim *s, const struct kvfs_repl_entry *e, size_t n)
+{
+	struct sent *c;
+
+	if (n == 0)
+		return NULL;
+	c = calloc(n, sizeof(*c));
+	assert_non_null(c);
+	for (size_t i = 0; i < n; i++)
+		to_sent(s, &e[i], &c[i]);
+	return c;
+}
+
+static void *grow(void *p, size_t *cap, size_t need, size_t size)
+{
+	if (need <= *cap)
+		return p;
+	while (*cap < need)
+		*cap = *cap ? 2 * *cap : 16;
+	p = realloc(p, *cap * size);
+	assert_non_null(p);
+	return p;
+}
+
+static void map_reserve(struct sim *s, uint64_t index)
+{
+	size_t old = s->mapcap, cap = old ? old : 64;
+
+	if (index < old)
+		return;
+	while (cap <= index)
+		cap *= 2;
+	s->map = realloc(s->map, cap * sizeof(*s->map));
+	assert_non_null(s->map);
+	memset(s->map + old, 0, (cap - old) * sizeof(*s->map));
+	s->mapcap = cap;
+}
+
+/* ---- the io of one replica ---- */
+
+static void io_send(void *arg, uint32_t to, const struct kvfs_repl_msg *m)
+{
+	struct node *nd = arg;
+	struct sim *s = nd->s;
+	int copies = 1;
+
+	if (s->group[nd->id] != s->group[to] || below(s, 100) < s->loss) {
+		trace(s, "%u -> %u %s e=%" PRIu64 " lost", nd->id, to, mtype(m->type), m->epoch);
+		return;
+	}
+	if (below(s, 100) < s->dup)
+		copies = 2;
+	while (copies-- > 0) {
+		struct sim_msg *sm;
+
+		s->msgs = grow(s->msgs, &s->mcap, s->nmsgs + 1, sizeof(*s->msgs));
+		sm = &s->msgs[s->nmsgs++];
+		sm->from = nd->id;
+		sm->to = to;
+		sm->m = *m;
+		sm->ents = copy_entries(s, m->entries, m->n_entries);
+		sm->m.entries = NULL;
+	}
+}
+
+static struct disk_op *new_op(struct node *nd, enum op_type type)
+{
+	struct disk_op *op;
+
+	nd->ops = grow(nd->ops, &nd->opcap, nd->nops + 1, sizeof(*nd->ops));
+	op = &nd->ops[nd->nops++];
+	memset(op, 0, sizeof(*op));
+	op->type = type;
+	return op;
+}
+
+static void io_persist(void *arg, const struct kvfs_repl_entry *e, size_t n)
+{
+	struct node *nd = arg;
+	struct disk_op *op = new_op(nd, OP_PERSIST);
+
+	CHECK(nd->s, n > 0, "empty persist");
+	op->ents = copy_entries(nd->s, e, n);
+	op->n = n;
+}
+
+static void io_truncate(void *arg, uint64_t after)
+{
+	struct node *nd = arg;
+
+	new_op(nd, OP_TRUNCATE)->arg = after;
+}
+
+static void io_persist_epoch(void *arg, uint64_t epoch)
+{
+	struct node *nd = arg;
+
+	new_op(nd, OP_EPOCH)->arg = epoch;
+}
+
+static void io_apply(void *arg, const struct kvfs_repl_entry *e)
+{
+	struct node *nd = arg;
+	struct sim *s = nd->s;
+	struct sent x;
+
+	to_sent(s, e, &x);
+	/* 2: in order, each index once per incarnation */
+	CHECK(s, e->index == nd->applied + 1, "replica %u applied %" PRIu64 " after %" PRIu64,
+	      nd->id, e->index, nd->applied);
+	nd->applied = e->index;
+	if (nd->applied > nd->applied_max)
+		nd->applied_max = nd->applied;
+	map_reserve(s, e->index);
+	/* 1 and 4: one entry per index, forever */
+	if (s->map[e->index].known) {
+		CHECK(s, same(&s->map[e->index].e, &x),
+		      "replica %u applied (e%" PRIu64 ", #%" PRIu64 ") at %" PRIu64
+		      " where (e%" PRIu64 ", #%" PRIu64 ") was committed",
+		      nd->id, x.epoch, payload_of(&x), e->index, s->map[e->index].e.epoch,
+		      payload_of(&s->map[e->index].e));
+	} else {
+		CHECK(s, e->index == s->max_committed + 1,
+		      "replica %u applied %" PRIu64 " before %" PRIu64 " was committed", nd->id,
+		      e->index, s->max_committed + 1);
+		s->map[e->index].known = true;
+		s->map[e->index].e = x;
+		s->max_committed = e->index;
+		s->commits_seen++;
+		trace(s, "commit %" PRIu64 " = (e%" PRIu64 ", #%" PRIu64 ") first at %u", e->index,
+		      x.epoch, payload_of(&x), nd->id);
+	}
+}
+
+static void io_leadership_lost(void *arg)
+{
+	struct node *nd = arg;
+
+	trace(nd->s, "%u gives up leadership", nd->id);
+}
+
+static const struct kvfs_repl_io io_template = {
+    .send = io_send,
+    .persist = io_persist,
+    .truncate = io_truncate,
+    .persist_epoch = io_persist_epoch,
+    .apply = io_apply,
+    .leadership_lost = io_leadership_lost,
+};
+
+/* ---- nodes ---- */
+
+static void free_ops(struct node *nd)
+{
+	for (size_t i = 0; i < nd->nops; i++)
+		free(nd->ops[i].ents);
+	nd->nops = 0;
+}
+
+static void node_start_up(struct sim *s, struct node *nd)
+{
+	struct kvfs_repl_io io = io_template;
+	struct kvfs_repl_entry *log = calloc(nd->dn + 1, sizeof(*log));
+	uint64_t hint = 0;
+	int rv;
+
+	assert_non_null(log);
+	for (size_t i = 0; i < nd->dn; i++) {
+		log[i].epoch = nd->dlog[i].epoch;
+		log[i].index = nd->dlog[i].index;
+		log[i].len = nd->dlog[i].len;
+		log[i].data = nd->dlog[i].data;
+	}
+	/* The store recovered from disk holds what was applied and is still on the disk as it was
+	 * applied (a pending truncation may have been lost with the crash). */
+	while (hint < nd->applied_max && hint < nd->dn && hint + 1 <= s->max_committed &&
+	       same(&nd->dlog[hint], &s->map[hint + 1].e))
+		hint++;
+	io.arg = nd;
+	rv = repl_init(&nd->r, nd->id, s->n, &io, nd->dpromised, log, nd->dn, hint);
+	free(log);
+	CHECK(s, rv == 0, "repl_init: %d", rv);
+	nd->up = true;
+	nd->applied = hint;
+	nd->applied_max = hint;
+	trace(s, "%u starts: disk %zu entries, promised %" PRIu64 ", applied %" PRIu64, nd->id,
+	      nd->dn, nd->dpromised, hint);
+}
+
+static void node_crash(struct sim *s, struct node *nd)
+{
+	trace(s, "%u crashes (%zu writes lost)", nd->id, nd->nops);
+	repl_close(nd->r);
+	nd->r = NULL;
+	nd->up = false;
+	free_ops(nd);
+}
+
+/*
+ * Completes the oldest pending write of nd to the log (persist, truncate) or to the promise,
+ * whichever `promise` says if there is one: the two are separate files, completed in order
+ * each, in any order between them.
+ */
+static void disk_complete(struct sim *s, struct node *nd, bool promise)
+{
+	struct disk_op op;
+	size_t i;
+
+	for (i = 0; i < nd->nops; i++)
+		if ((nd->ops[i].type == OP_EPOCH) == promise)
+			break;
+	if (i == nd->nops)
+		i = 0;
+	op = nd->ops[i];
+	memmove(nd->ops + i, nd->ops + i + 1, (nd->nops - i - 1) * sizeof(*nd->ops));
+	nd->nops--;
+	switch (op.type) {
+	case OP_PERSIST:
+		/* the contract: appended right after what the log holds */
+		CHECK(s, op.ents[0].index == nd->dn + 1,
+		      "replica %u persists %" PRIu64 " onto a disk of %zu", nd->id,
+		      op.ents[0].index, nd->dn);
+		nd->dlog = grow(nd->dlog, &nd->dcap, nd->dn + op.n, sizeof(*nd->dlog));
+		memcpy(nd->dlog + nd->dn, op.ents, op.n * sizeof(*op.ents));
+		nd->dn += op.n;
+		trace(s, "%u disk: %" PRIu64 "..%" PRIu64 " durable", nd->id, op.ents[0].index,
+		      op.ents[op.n - 1].index);
+		repl_persisted(nd->r, op.ents[op.n - 1].epoch, op.ents[op.n - 1].index);
+		break;
+	case OP_TRUNCATE:
+		if (op.arg < nd->dn)
+			nd->dn = op.arg;
+		trace(s, "%u disk: cut after %" PRIu64, nd->id, op.arg);
+		break;
+	case OP_EPOCH:
+		if (op.arg > nd->dpromised)
+			nd->dpromised = op.arg;
+		trace(s, "%u disk: promised %" PRIu64, nd->id, op.arg);
+		repl_epoch_persisted(nd->r, op.arg);
+		break;
+	}
+	free(op.ents);
+}
+
+static void deliver(struct sim *s, size_t i)
+{
+	struct sim_msg sm = s->msgs[i];
+	struct node *nd = &s->nodes[sm.to];
+	struct kvfs_repl_entry ents[KVFS_REPL_BATCH];
+
+	s->msgs[i] = s->msgs[--s->nmsgs];
+	if (nd->up && s->group[sm.from] == s->group[sm.to]) {
+		CHECK(s, sm.m.n_entries <= KVFS_REPL_BATCH, "%u entries", sm.m.n_entries);
+		for (uint32_t k = 0; k < sm.m.n_entries; k++) {
+			ents[k].epoch = sm.ents[k].epoch;
+			ents[k].index = sm.ents[k].index;
+			ents[k].len = sm.ents[k].len;
+			ents[k].data = sm.ents[k].data;
+		}
+		sm.m.entries = sm.m.n_entries ? ents : NULL;
+		trace(s,
+		      "%u -> %u %s e=%" PRIu64 " ok=%u prev=%" PRIu64 "/%" PRIu64
+		      " n=%u commit=%" PRIu64 " match=%" PRIu64 " hint=%" PRIu64 " last=%" PRIu64
+		      "/%" PRIu64 " from=%" PRIu64,
+		      sm.from, sm.to, mtype(sm.m.type), sm.m.epoch, sm.m.ok, sm.m.prev_epoch,
+		      sm.m.prev_index, sm.m.n_entries, sm.m.commit, sm.m.match_index, sm.m.hint,
+		      sm.m.last_epoch, sm.m.last_index, sm.m.from_index);
+		repl_receive(nd->r, sm.from, &sm.m);
+	}
+	free(sm.ents);
+}
+
+static void elect(struct sim *s, uint32_t id, bool tell_all)
+{
+	s->epoch++;
+	CHECK(s, s->epoch < 4096, "too many epochs");
+	s->leader_of[s->epoch] = id;
+	trace(s, "oracle: %u leads epoch %" PRIu64, id, s->epoch);
+	repl_become_leader(s->nodes[id].r, s->epoch);
+	for (uint32_t to = 1; to <= s->n; to++) {
+		if (to == id || (!tell_all && below(s, 100) < 30))
+			continue;
+		s->notices = grow(s->notices, &s->ncap, s->nnotices + 1, sizeof(*s->notices));
+		s->notices[s->nnotices++] = (struct notice){to, id, s->epoch};
+	}
+}
+
+static void deliver_notice(struct sim *s, size_t i)
+{
+	struct notice nt = s->notices[i];
+
+	s->notices[i] = s->notices[--s->nnotices];
+	if (!s->nodes[nt.to].up)
+		return;
+	trace(s, "oracle tells %u: %u leads %" PRIu64, nt.to, nt.leader, nt.epoch);
+	repl_become_follower(s->nodes[nt.to].r, nt.leader, nt.epoch);
+}
+
+/* ---- invariants ---- */
+
+static bool entry_is(const struct kvfs_repl *r, uint64_t index, const struct sent *c)
+{
+	struct kvfs_repl_entry e;
+
+	if (repl_entry(r, index, &e) < 0)
+		return false;
+	return e.epoch == c->epoch && e.len == c->len &&
+	       (!e.len || memcmp(e.data, c->data, e.len) == 0);
+}
+
+static void check_cheap(struct sim *s)
+{
+	for (uint32_t id = 1; id <= s->n; id++) {
+		struct node *nd = &s->nodes[id];
+		enum kvfs_repl_role role;
+
+		if (!nd->up)
+			continue;
+		role = repl_role(nd->r);
+		CHECK(s, repl_applied_index(nd->r) == nd->applied, "replica %u applied count", id);
+		CHECK(s, repl_commit_index(nd->r) <= repl_last_index(nd->r),
+		      "replica %u commits past its log", id);
+		/* 4: only the oracle's choice acts as an epoch's leader */
+		if (role != KVFS_REPL_FOLLOWER)
+			CHECK(s, s->leader_of[repl_epoch(nd->r)] == id,
+			      "replica %u leads epoch %" PRIu64 " given to %u", id,
+			      repl_epoch(nd->r), s->leader_of[repl_epoch(nd->r)]);
+		CHECK(s, repl_promised_epoch(nd->r) >= nd->dpromised,
+		      "replica %u believes it promised %" PRIu64 ", its disk says %" PRIu64, id,
+		      repl_promised_epoch(nd->r), nd->dpromised);
+	}
+}
+
+static void check_full(struct sim *s)
+{
+	for (uint64_t k = 1; k <= s->max_committed; k++) {
+		const struct sent *c = &s->map[k].e;
+		uint32_t on_disk = 0;
+
+		for (uint32_t id = 1; id <= s->n; id++) {
+			struct node *nd = &s->nodes[id];
+
+			if (k <= nd->dn && same(&nd->dlog[k - 1], c))
+				on_disk++;
+			if (!nd->up)
+				continue;
+			/* 3: logs agree with what is committed up to their commit index */
+			if (k <= repl_commit_index(nd->r))
+				CHECK(s, entry_is(nd->r, k, c),
+				      "replica %u's committed entry %" PRIu64 " changed", id, k);
+			/* 3: an established leader has every committed entry up to its epoch */
+			if (repl_role(nd->r) == KVFS_REPL_LEADER && c->epoch <= repl_epoch(nd->r))
+				CHECK(s, entry_is(nd->r, k, c),
+				      "leader %u of epoch %" PRIu64 " lacks committed %" PRIu64
+				      " (e%" PRIu64 ")",
+				      id, repl_epoch(nd->r), k, c->epoch);
+		}
+		/* 1, 3: a committed entry is durable on a majority, so it can never disappear */
+		CHECK(s, 2 * on_disk > s->n,
+		      "committed %" PRIu64 " (e%" PRIu64 ") is on %u disks only", k, c->epoch,
+		      on_disk);
+	}
+	check_cheap(s);
+}
+
+/* ---- runs ---- */
+
+static void sim_free(struct sim *s)
+{
+	for (uint32_t id = 1; id <= s->n; id++) {
+		struct node *nd = &s->nodes[id];
+
+		if (nd->r)
+			repl_close(nd->r);
+		free_ops(nd);
+		free(nd->ops);
+		free(nd->dlog);
+	}
+	for (size_t i = 0; i < s->nmsgs; i++)
+		free(s->msgs[i].ents);
+	free(s->msgs);
+	free(s->notices);
+	free(s->map);
+}
+
+static void propose(struct sim *s, uint32_t id)
+{
+	uint8_t op[PAYLOAD];
+	uint64_t index, v = ++s->next_payload;
+	int rv;
+
+	memcpy(op, &v, sizeof(v));
+	rv = repl_propose(s->nodes[id].r, op, sizeof(op), &index);
+	CHECK(s, rv == 0 || rv == -EROFS, "propose: %d", rv);
+	if (rv == 0) {
+		s->proposals++;
+		trace(s, "%u proposes #%" PRIu64 " at %" PRIu64, id, v, index);
+	}
+}
+
+static uint32_t random_up(struct sim *s)
+{
+	uint32_t ids[MAXN], n = 0;
+
+	for (uint32_t id = 1; id <= s->n; id++)
+		if (s->nodes[id].up)
+			ids[n++] = id;
+	return n ? ids[below(s, n)] : 0;
+}
+
+static uint32_t random_down(struct sim *s)
+{
+	uint32_t ids[MAXN], n = 0;
+
+	for (uint32_t id = 1; id <= s->n; id++)
+		if (!s->nodes[id].up)
+			ids[n++] = id;
+	return n ? ids[below(s, n)] : 0;
+}
+
+enum event {
+	EV_DELIVER,
+	EV_DISK,
+	EV_TICK,
+	EV_PROPOSE,
+	EV_CRASH,
+	EV_RESTART,
+	EV_PARTITION,
+	EV_ELECT,
+	EV_NOTICE,
+	EV_DUPLICATE,
+	EV_COUNT
+};
+
+/* Each seed draws its own mix of events, so that runs differ in kind, not only in order. */
+static void draw_weights(struct sim *s)
+{
+	static const uint32_t lo[EV_COUNT] = {300, 100, 20, 30, 0, 5, 0, 3, 10, 0};
+	static const uint32_t hi[EV_COUNT] = {500, 300, 100, 200, 25, 40, 15, 30, 60, 20};
+
+	s->wsum = 0;
+	for (int i = 0; i < EV_COUNT; i++) {
+		s->w[i] = lo[i] + below(s, hi[i] - lo[i] + 1);
+		s->wsum += s->w[i];
+	}
+}
+
+static void chaos_step(struct sim *s)
+{
+	uint32_t r = below(s, s->wsum), id;
+	int ev = 0;
+
+	while (r >= s->w[ev]) {
+		r -= s->w[ev];
+		ev++;
+	}
+	switch (ev) {
+	case EV_DELIVER:
+		if (s->nmsgs)
+			deliver(s, below(s, (uint32_t)s->nmsgs)); /* any of them: reordering */
+		break;
+	case EV_DISK:
+		id = random_up(s);
+		if (id && s->nodes[id].nops)
+			disk_complete(s, &s->nodes[id], below(s, 100) < s->promise_pct);
+		break;
+	case EV_TICK:
+		id = random_up(s);
+		if (id)
+			repl_tick(s->nodes[id].r);
+		break;
+	case EV_PROPOSE:
+		for (id = 1; id <= s->n; id++)
+			if (s->nodes[id].up && repl_role(s->nodes[id].r) == KVFS_REPL_LEADER)
+				propose(s, id);
+		break;
+	case EV_CRASH:
+		id = random_up(s);
+		if (id)
+			node_crash(s, &s->nodes[id]);
+		break;
+	case EV_RESTART:
+		id = random_down(s);
+		if (id)
+			node_start_up(s, &s->nodes[id]);
+		break;
+	case EV_PARTITION: {
+		bool heal = below(s, 2);
+
+		for (id = 1; id <= s->n; id++)
+			s->group[id] = heal ? 0 : below(s, 2);
+		trace(s, "network: %s", heal ? "healed" : "partitioned");
+		break;
+	}
+	case EV_ELECT:
+		id = random_up(s);
+		if (id)
+			elect(s, id, false);
+		break;
+	case EV_NOTICE:
+		if (s->nnotices)
+			deliver_notice(s, below(s, (uint32_t)s->nnotices));
+		break;
+	case EV_DUPLICATE:
+		/* a message delivered now and left in flight too */
+		if (s->nmsgs) {
+			struct sim_msg sm = s->msgs[below(s, (uint32_t)s->nmsgs)];
+			struct kvfs_repl_entry ents[KVFS_REPL_BATCH];
+
+			for (uint32_t k = 0; k < sm.m.n_entries; k++)
+				ents[k] =
+				    (struct kvfs_repl_entry){sm.ents[k].epoch, sm.ents[k].index,
+				                             sm.ents[k].len, sm.ents[k].data};
+			sm.m.entries = sm.m.n_entries ? ents : NULL;
+			if (s->nodes[sm.to].up && s->group[sm.from] == s->group[sm.to]) {
+				trace(s, "%u -> %u %s duplicated", sm.from, sm.to,
+				      mtype(sm.m.type));
+				repl_receive(s->nodes[sm.to].r, sm.from, &sm.m);
+			}
+		}
+		break;
+	}
+}
+
+static bool busy(const struct sim *s)
+{
+	if (s->nmsgs || s->nnotices)
+		return true;
+	for (uint32_t id = 1; id <= s->n; id++)
+		if (s->nodes[id].up && s->nodes[id].nops)
+			return true;
+	return false;
+}
+
+/* Delivers every message and completes every write until all is quiet. */
+static void settle(struct sim *s)
+{
+	for (int guard = 0; guard < 1000 && busy(s); guard++) {
+		while (s->nmsgs)
+			deliver(s, 0);
+		while (s->nnotices)
+			deliver_notice(s, 0);
+		for (uint32_t id = 1; id <= s->n; id++)
+			while (s->nodes[id].up && s->nodes[id].nops) {
+				disk_complete(s, &s->nodes[id], false);
+				while (s->nmsgs)
+					deliver(s, 0);
+			}
+	}
+}
+
+static uint64_t total_commits, total_epochs, total_proposals;
+
+static void run(uint64_t seed, uint32_t n, bool tr)
+{
+	struct sim *s = calloc(1, sizeof(*s));
+	uint32_t leader;
+	uint64_t want = 0;
+
+	assert_non_null(s);
+	s->seed = seed;
+	s->rng = seed * 0x9E3779B97F4A7C15ULL + 1;
+	s->n = n;
+	s->trace = tr;
+	s->loss = below(s, 15);
+	s->dup = below(s, 10);
+	s->promise_pct = 5 + below(s, 50);
+	draw_weights(s);
+	for (uint32_t id = 1; id <= n; id++) {
+		s->nodes[id].s = s;
+		s->nodes[id].id = id;
+		node_start_up(s, &s->nodes[id]);
+	}
+	for (s->step = 0; s->step < CHAOS_STEPS; s->step++) {
+		chaos_step(s);
+		check_cheap(s);
+		if (s->step % CHECK_EVERY == 0)
+			check_full(s);
+	}
+	check_full(s);
+
+	/* Liveness: heal everything, elect someone, and a proposal must commit everywhere. */
+	trace(s, "calm");
+	s->loss = 0;
+	s->dup = 0;
+	for (uint32_t id = 1; id <= n; id++) {
+		s->group[id] = 0;
+		if (!s->nodes[id].up)
+			node_start_up(s, &s->nodes[id]);
+	}
+	settle(s);
+	leader = random_up(s);
+	elect(s, leader, true);
+	for (int round = 0; round < CALM_ROUNDS; round++, s->step++) {
+		settle(s);
+		for (uint32_t id = 1; id <= n; id++)
+			repl_tick(s->nodes[id].r);
+		if (!want && repl_role(s->nodes[leader].r) == KVFS_REPL_LEADER) {
+			CHECK(s,
+			      repl_propose(s->nodes[leader].r, (const uint8_t *)"calm....", PAYLOAD,
+			                   &want) == 0,
+			      "established leader %u refuses a proposal", leader);
+		}
+		if (want) {
+			uint32_t done = 0;
+
+			for (uint32_t id = 1; id <= n; id++)
+				done += s->nodes[id].applied >= want;
+			if (done == n)
+				break;
+		}
+		check_cheap(s);
+	}
+	check_full(s);
+	CHECK(s, repl_role(s->nodes[leader].r) == KVFS_REPL_LEADER,
+	      "no established leader after the calm (leader %u, epoch %" PRIu64 ")", leader,
+	      s->epoch);
+	CHECK(s, want && s->map[want].known && s->map[want].e.epoch == s->epoch,
+	      "the calm proposal did not commit");
+	for (uint32_t id = 1; id <= n; id++)
+		CHECK(s, s->nodes[id].applied >= want, "replica %u did not apply %" PRIu64, id,
+		      want);
+	total_commits += s->max_committed;
+	total_epochs += s->epoch;
+	total_proposals += s->proposals;
+	if (tr)
+		printf("seed %" PRIu64 ": %" PRIu64 " proposals, %" PRIu64 " committed, %" PRIu64
+		       " epochs\n",
+		       seed, s->proposals, s->max_committed, s->epoch);
+	sim_free(s);
+	free(s);
+}
+
+static unsigned long env_number(const char *name, unsigned long dflt)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? strtoul(v, NULL, 10) : dflt;
+}
+
+static void run_many(uint32_t n)
+{
+	unsigned long seeds = env_number("KVFS_SIM_SEEDS", 2500);
+	struct timespec t0, t1;
+
+	if (getenv("KVFS_SIM_SEED")) {
+		if (env_number("KVFS_SIM_SIZE", n) == n)
+			run(env_number("KVFS_SIM_SEED", 1), n, true);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (unsigned long seed = 1; seed <= seeds; seed++)
+		run(seed, n, false);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	printf("n=%u: %lu seeds in %.2f s; per run: %.1f epochs, %.1f proposals, %.1f committed\n",
+	       n, seeds, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+	       (double)total_epochs / (double)seeds, (double)total_proposals / (double)seeds,
+	       (double)total_commits / (double)seeds);
+	total_commits = total_epochs = total_proposals = 0;
+}
+
+static void test_sim_3(void **state)
+{
+	run_many(3);
+}
+
+static void test_sim_5(void **state)
+{
+	run_many(5);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_sim_3),
+	    cmocka_unit_test(test_sim_5),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
