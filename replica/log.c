@@ -7,9 +7,15 @@
  * delivers its valid records, and at the first invalid one decides between a torn tail (cut) and
  * damage to acknowledged records (refuse). Every segment in the array holds at least one record:
  * empty segment files, which a crash right after a rotation can leave, are removed at open.
+ * Each segment also keeps a sparse index of record offsets (every LOG_SPARSE_EVERYth record),
+ * filled during recovery and on append, trimmed by truncation, which log_read.c uses to find a
+ * record without scanning the whole segment. Truncation removes later segments one at a time
+ * (each removal made durable before the next) and then cuts the segment that keeps the new last
+ * record, so that every crash state is a prefix of the log.
  */
 #include "kvfs/log.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,30 +29,7 @@
 #include <unistd.h>
 
 #include "kvfs/crc32c.h"
-#include "kvfs/op.h"
-
-/* The largest payload a record may claim: one op's data plus room for its other fields. */
-#define LOG_PAYLOAD_MAX (KVFS_DATA_MAX + 4096u)
-/* "log-" + 20 digits + ".seg" + NUL */
-#define LOG_NAME_SIZE 29
-
-struct log_segment {
-	uint64_t first; /* index of its first record, as in its name */
-	uint64_t last;  /* index of its last record */
-	uint64_t size;  /* bytes */
-};
-
-struct kvfs_log {
-	char *dir;
-	int dirfd;
-	int fd; /* the active (last) segment, open for writing; -1 when there is none */
-	uint64_t segment_bytes;
-	struct log_segment *segs; /* in index order, each with at least one record */
-	size_t nsegs;
-	size_t cap;
-	uint64_t bytes; /* sum of segs[].size */
-	bool broken;    /* a sync or a rollback failed: appends refuse with -EIO */
-};
+#include "log_internal.h"
 
 __attribute__((format(printf, 3, 4))) static void log_err(char *err, size_t errlen, const char *fmt,
                                                           ...)
@@ -58,11 +41,6 @@ __attribute__((format(printf, 3, 4))) static void log_err(char *err, size_t errl
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
-}
-
-static void seg_name(char name[LOG_NAME_SIZE], uint64_t first)
-{
-	snprintf(name, LOG_NAME_SIZE, "log-%020" PRIu64 ".seg", first);
 }
 
 /* Whether name is exactly log-<20 digits>.seg with a first index that fits and is not 0. */
@@ -84,16 +62,6 @@ static bool seg_parse_name(const char *name, uint64_t *first)
 	return v != 0;
 }
 
-static uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
-}
-
 static void put_le32(uint8_t *p, uint32_t v)
 {
 	for (int i = 0; i < 4; i++)
@@ -104,28 +72,6 @@ static void put_le64(uint8_t *p, uint64_t v)
 {
 	put_le32(p, (uint32_t)v);
 	put_le32(p + 4, (uint32_t)(v >> 32));
-}
-
-/*
- * Whether avail bytes at p start with a well-formed record (sane length, fits, checksum right),
- * whatever its index. If so fills in rec (payload borrowed from p).
- */
-static bool record_parse(const uint8_t *p, size_t avail, struct kvfs_log_record *rec)
-{
-	uint32_t len;
-
-	if (avail < KVFS_LOG_HEADER_SIZE)
-		return false;
-	len = get_le32(p + 4);
-	if (len > LOG_PAYLOAD_MAX || log_record_size(len) > avail)
-		return false;
-	if (crc32c(0, p + 4, log_record_size(len) - 4) != get_le32(p))
-		return false;
-	rec->epoch = get_le64(p + 8);
-	rec->index = get_le64(p + 16);
-	rec->payload = p + KVFS_LOG_HEADER_SIZE;
-	rec->len = len;
-	return true;
 }
 
 void log_record_seal(uint8_t *rec, uint64_t epoch, uint64_t index, uint32_t len)
@@ -225,6 +171,53 @@ static int log_reserve(struct kvfs_log *log, size_t n)
 	return 0;
 }
 
+/* Makes room in seg's sparse index for the entries of records up to index last. */
+static int sparse_reserve(struct log_segment *seg, uint64_t last)
+{
+	size_t n = (size_t)((last - seg->first) / LOG_SPARSE_EVERY) + 1, cap;
+	uint64_t *o;
+
+	if (n <= seg->offcap)
+		return 0;
+	cap = seg->offcap ? seg->offcap * 2 : 16;
+	while (cap < n)
+		cap *= 2;
+	o = realloc(seg->offs, cap * sizeof(*o));
+	if (o == NULL)
+		return -ENOMEM;
+	seg->offs = o;
+	seg->offcap = cap;
+	return 0;
+}
+
+/* Notes that record index of seg is at offset off; room was reserved (sparse_reserve). */
+static void sparse_note(struct log_segment *seg, uint64_t index, uint64_t off)
+{
+	if ((index - seg->first) % LOG_SPARSE_EVERY == 0) {
+		assert(seg->noffs < seg->offcap &&
+		       seg->noffs == (index - seg->first) / LOG_SPARSE_EVERY);
+		seg->offs[seg->noffs++] = off;
+	}
+}
+
+/* Drops the last segment from the array (not from the disk), freeing what it owns. */
+static void log_pop(struct kvfs_log *log)
+{
+	assert(log->nsegs > 0);
+	log->nsegs--;
+	free(log->segs[log->nsegs].offs);
+	log->segs[log->nsegs].offs = NULL;
+}
+
+static void log_free_segs(struct kvfs_log *log)
+{
+	while (log->nsegs > 0)
+		log_pop(log);
+	free(log->segs);
+	log->segs = NULL;
+	log->cap = 0;
+}
+
 static int seg_cmp(const void *a, const void *b)
 {
 	const struct log_segment *x = a, *y = b;
@@ -271,7 +264,7 @@ static int log_list(struct kvfs_log *log, char *err, size_t errlen)
 			goto out_closedir;
 		}
 		log->segs[log->nsegs++] = (struct log_segment){
-		    .first = first, .last = first - 1, .size = (uint64_t)st.st_size};
+		    .first = first, .last = first - 1, .size = (uint64_t)st.st_size, .offs = NULL};
 	}
 	if (errno != 0) {
 		rv = -errno;
@@ -284,9 +277,10 @@ out_closedir:
 	return rv;
 }
 
-/* Drops segs[i] from the array (not from the disk). */
+/* Drops segs[i] from the array (not from the disk), freeing what it owns. */
 static void log_forget(struct kvfs_log *log, size_t i)
 {
+	free(log->segs[i].offs);
 	memmove(&log->segs[i], &log->segs[i + 1], (log->nsegs - i - 1) * sizeof(*log->segs));
 	log->nsegs--;
 }
@@ -313,6 +307,28 @@ static int log_sync_dir(struct kvfs_log *log, char *err, size_t errlen)
 
 		log_err(err, errlen, "cannot fsync log directory %s: %s", log->dir, strerror(-rv));
 		return rv;
+	}
+	return 0;
+}
+
+/*
+ * Removes the segments after segs[keep - 1] from the disk and the array, the last one first, with
+ * a directory sync after each removal: a crash at any point leaves a prefix of the log, never a
+ * gap (removals that reach the disk out of order would leave one). Returns 0 or a negative errno
+ * with a message; the array then still holds the segments not yet removed.
+ */
+static int log_drop_after(struct kvfs_log *log, size_t keep, char *err, size_t errlen)
+{
+	while (log->nsegs > keep) {
+		int rv = log_unlink(log, log->segs[log->nsegs - 1].first, err, errlen);
+
+		if (rv != 0)
+			return rv;
+		log->bytes -= log->segs[log->nsegs - 1].size;
+		log_pop(log);
+		rv = log_sync_dir(log, err, errlen);
+		if (rv != 0)
+			return rv;
 	}
 	return 0;
 }
@@ -384,24 +400,10 @@ static int log_cut(struct kvfs_log *log, size_t i, uint64_t off, char *err, size
 	char name[LOG_NAME_SIZE];
 	int fd, rv;
 
-	if (log->nsegs > i + 1) {
-		while (log->nsegs > i + 1) {
-			rv = log_unlink(log, log->segs[log->nsegs - 1].first, err, errlen);
-			if (rv != 0)
-				return rv;
-			log->nsegs--;
-		}
-		rv = log_sync_dir(log, err, errlen);
-		if (rv != 0)
-			return rv;
-	}
-	if (off == 0) {
-		rv = log_unlink(log, log->segs[i].first, err, errlen);
-		if (rv != 0)
-			return rv;
-		log->nsegs--;
-		return log_sync_dir(log, err, errlen);
-	}
+	/* log->bytes is summed after recovery; log_drop_after's running count is moot here */
+	rv = log_drop_after(log, off == 0 ? i : i + 1, err, errlen);
+	if (rv != 0 || off == 0)
+		return rv;
 	seg_name(name, log->segs[i].first);
 	fd = openat(log->dirfd, name, O_WRONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -515,6 +517,13 @@ static int log_recover(struct kvfs_log *log, kvfs_log_replay_fn fn, void *arg, c
 			if (!record_parse(buf + off, size - off, &rec) ||
 			    rec.index != last_good + 1)
 				break;
+			if (sparse_reserve(seg, rec.index) != 0) {
+				free(buf);
+				log_err(err, errlen, "out of memory indexing log segment %s/%s",
+				        log->dir, name);
+				return -ENOMEM;
+			}
+			sparse_note(seg, rec.index, off);
 			if (fn != NULL) {
 				rv = fn(arg, &rec);
 				if (rv != 0) {
@@ -611,11 +620,13 @@ int log_open(struct kvfs_log **out, const char *dir, const struct kvfs_log_optio
 	rv = log_recover(log, fn, arg, err, errlen);
 	if (rv != 0)
 		goto err_close_dirfd;
+	log->bytes = 0;
 	for (size_t i = 0; i < log->nsegs; i++)
 		log->bytes += log->segs[i].size;
 	if (log->nsegs > 0) {
 		char name[LOG_NAME_SIZE];
 
+		log->next = log->segs[log->nsegs - 1].last + 1;
 		seg_name(name, log->segs[log->nsegs - 1].first);
 		log->fd = openat(log->dirfd, name, O_WRONLY | O_CLOEXEC);
 		if (log->fd < 0) {
@@ -631,7 +642,7 @@ int log_open(struct kvfs_log **out, const char *dir, const struct kvfs_log_optio
 err_close_dirfd:
 	close(log->dirfd);
 err_free_dir:
-	free(log->segs);
+	log_free_segs(log);
 	free(log->dir);
 	free(log);
 	return rv;
@@ -649,7 +660,7 @@ void log_close(struct kvfs_log *log)
 	if (log->fd >= 0)
 		close(log->fd);
 	close(log->dirfd);
-	free(log->segs);
+	log_free_segs(log);
 	free(log->dir);
 	free(log);
 }
@@ -661,7 +672,7 @@ uint64_t log_first_index(const struct kvfs_log *log)
 
 uint64_t log_last_index(const struct kvfs_log *log)
 {
-	return log->nsegs > 0 ? log->segs[log->nsegs - 1].last : 0;
+	return log->next > 0 ? log->next - 1 : 0;
 }
 
 uint64_t log_bytes(const struct kvfs_log *log)
@@ -690,29 +701,38 @@ int log_append_batch(struct kvfs_log *log, const uint8_t *buf, size_t len, uint6
                      uint64_t last)
 {
 	struct log_segment *active = log->nsegs > 0 ? &log->segs[log->nsegs - 1] : NULL;
+	struct log_segment fresh = {.first = first, .last = last, .size = len, .offs = NULL};
+	struct log_segment *seg;
 	char name[LOG_NAME_SIZE];
 	bool rotate, undone;
 	uint64_t off;
+	size_t p;
 	int fd, rv;
 
 	if (log->broken)
 		return -EIO;
 	if (buf == NULL || len == 0 || first == 0 || first > last)
 		return -EINVAL;
-	if (active != NULL && first != active->last + 1)
+	if (log->next != 0 && first != log->next)
 		return -EINVAL;
 	if (!batch_valid(buf, len, first, last))
 		return -EINVAL;
 
 	rotate = active == NULL || active->size >= log->segment_bytes;
-	if (rotate) {
+	seg = rotate ? &fresh : active;
+	/* all allocation before the write: nothing may fail once the batch is durable */
+	rv = sparse_reserve(seg, last);
+	if (rv == 0 && rotate)
 		rv = log_reserve(log, log->nsegs + 1);
-		if (rv != 0)
-			return rv;
+	if (rv != 0)
+		goto err_free_fresh;
+	if (rotate) {
 		seg_name(name, first);
 		fd = openat(log->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (fd < 0)
-			return -errno;
+		if (fd < 0) {
+			rv = -errno;
+			goto err_free_fresh;
+		}
 		off = 0;
 	} else {
 		fd = log->fd;
@@ -729,17 +749,19 @@ int log_append_batch(struct kvfs_log *log, const uint8_t *buf, size_t len, uint6
 		goto err_close_new;
 	}
 
+	for (p = 0; p < len; p += log_record_size(get_le32(buf + p + 4)))
+		sparse_note(seg, get_le64(buf + p + 16), off + p);
 	if (rotate) {
 		if (log->fd >= 0)
 			close(log->fd);
 		log->fd = fd;
-		log->segs[log->nsegs++] =
-		    (struct log_segment){.first = first, .last = last, .size = len};
+		log->segs[log->nsegs++] = fresh;
 	} else {
 		active->last = last;
 		active->size += len;
 	}
 	log->bytes += len;
+	log->next = last + 1;
 	return 0;
 
 err_rollback:
@@ -755,6 +777,8 @@ err_rollback:
 err_close_new:
 	if (rotate)
 		close(fd);
+err_free_fresh:
+	free(fresh.offs);
 	return rv;
 }
 
@@ -776,8 +800,69 @@ int log_compact(struct kvfs_log *log, uint64_t upto)
 		}
 	}
 	if (n > 0) {
+		for (size_t i = 0; i < n; i++)
+			free(log->segs[i].offs);
 		memmove(log->segs, log->segs + n, (log->nsegs - n) * sizeof(*log->segs));
 		log->nsegs -= n;
 	}
 	return rv;
+}
+
+int log_truncate_after(struct kvfs_log *log, uint64_t index)
+{
+	uint64_t last = log_last_index(log), off = 0;
+	char name[LOG_NAME_SIZE];
+	size_t s, keep;
+	int fd = -1, rv;
+
+	if (log->broken)
+		return -EIO;
+	if (index < (log->nsegs > 0 ? log->segs[0].first - 1 : last))
+		return -EINVAL;
+	if (index >= last)
+		return 0;
+	/* a record above index exists, so there is a segment */
+	s = log->nsegs - 1;
+	while (log->segs[s].first > index + 1)
+		s--;
+	if (log->segs[s].first <= index) {
+		rv = log_read_offset(log, s, index + 1, &off);
+		if (rv != 0)
+			return rv;
+	}
+	keep = off > 0 ? s + 1 : s;
+	/* the segment that becomes the active one is opened before anything changes, so that
+	 * nothing but I/O can fail once something has */
+	if (keep > 0) {
+		seg_name(name, log->segs[keep - 1].first);
+		fd = openat(log->dirfd, name, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+	}
+	/* the last segments first, then the cut: a crash in between leaves a prefix of the log
+	 * that recovery accepts, and the repeated truncation finishes the job */
+	if (log_drop_after(log, keep, NULL, 0) != 0)
+		goto err_broken;
+	if (off > 0) {
+		struct log_segment *seg = &log->segs[s];
+
+		if (ftruncate(fd, (off_t)off) != 0 || fdatasync(fd) != 0)
+			goto err_broken;
+		log->bytes -= seg->size - off;
+		seg->size = off;
+		seg->last = index;
+		seg->noffs = (size_t)((index - seg->first) / LOG_SPARSE_EVERY) + 1;
+	}
+	if (log->fd >= 0)
+		close(log->fd);
+	log->fd = fd;
+	log->next = index + 1;
+	return 0;
+
+err_broken:
+	/* what is on disk is a prefix of the log, but not the one asked for */
+	log->broken = true;
+	if (fd >= 0)
+		close(fd);
+	return -EIO;
 }

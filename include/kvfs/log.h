@@ -18,9 +18,18 @@
  * are cut off (ftruncate + fsync, later segments removed); if there is one, records that were
  * already acknowledged are damaged and log_open refuses with a message naming the file and offset.
  *
- * Threads: log_open/log_close on any one thread; log_append_batch and log_compact are called from
- * one worker thread at a time (never concurrently with each other); the getters from the thread
- * that owns the log while no append is in flight. No clock, no libuv.
+ * Truncation (log_truncate_after) removes the segments after the one that keeps the new last
+ * record, the last one first with a directory fsync after each, then cuts that one (ftruncate +
+ * fdatasync): a crash at any point leaves a prefix of the log, never a gap, so recovery accepts it.
+ *
+ * Reading back (log_read) preads the segment files, using an in-memory index of the segments and,
+ * within each, the offset of every 64th record (built at open and on append); each record's
+ * checksum and index are checked again.
+ *
+ * Threads: log_open/log_close on any one thread; log_append_batch, log_truncate_after,
+ * log_compact and log_read are called from one worker thread at a time (never concurrently with
+ * each other: a read may not overlap an append); the getters from the thread that owns the log
+ * while none of those is in flight. No clock, no libuv.
  */
 #ifndef KVFS_LOG_H
 #define KVFS_LOG_H
@@ -40,8 +49,9 @@ struct kvfs_log_record {
 	uint32_t len;
 };
 
-/* Called by log_open for each valid record in index order. A non-zero return stops log_open,
- * which closes what it opened and returns that value. */
+/* Called by log_open (and log_read) for each valid record in index order. A non-zero return stops
+ * log_open, which closes what it opened and returns that value (log_read likewise returns it). It
+ * must not call into the log. */
 typedef int (*kvfs_log_replay_fn)(void *arg, const struct kvfs_log_record *rec);
 
 struct kvfs_log_options {
@@ -63,7 +73,11 @@ int log_open(struct kvfs_log **out, const char *dir, const struct kvfs_log_optio
 /* Closes the log's files and frees it. */
 void log_close(struct kvfs_log *log);
 
-/* First and last index present in the log; both 0 when it holds no record. */
+/*
+ * First and last index present in the log; both 0 when it holds no record. Exception: when
+ * log_truncate_after(log, index) has removed every record, log_last_index is index (the next
+ * append must carry index + 1) until the log is closed; a reopened empty log takes any index.
+ */
 uint64_t log_first_index(const struct kvfs_log *log);
 uint64_t log_last_index(const struct kvfs_log *log);
 
@@ -81,7 +95,8 @@ void log_record_seal(uint8_t *rec, uint64_t epoch, uint64_t index, uint32_t len)
 
 /*
  * Appends len bytes of sealed records buf, indices first..last
- * (first == log_last_index() + 1, or any index when the log holds no record) and makes them
+ * (first == log_last_index() + 1, or any index when the log holds no record and was not emptied
+ * by log_truncate_after) and makes them
  * durable (fdatasync; a new segment also fsyncs the directory). Returns 0 once
  * durable. If the write fails (-ENOSPC, -EDQUOT ...), the segment is cut back to its previous
  * length, nothing of the batch remains and that errno is returned: the caller may go on. Any
@@ -96,6 +111,33 @@ int log_append_batch(struct kvfs_log *log, const uint8_t *buf, size_t len, uint6
  * written), then fsyncs the directory. Returns 0 or a negative errno (the log stays usable).
  */
 int log_compact(struct kvfs_log *log, uint64_t upto);
+
+/*
+ * Removes durably every record with an index above index, so that log_last_index() == index and
+ * the next append must carry index + 1. index >= log_last_index() does nothing and returns 0;
+ * index < log_first_index() - 1 returns -EINVAL (those records were compacted away, not
+ * truncated). The segment holding index + 1 is cut at that record (ftruncate + fdatasync), or
+ * removed if that record is its first; the segments after it are removed first, the last one
+ * first, each followed by a directory fsync: after a crash at any point, recovery finds the log as
+ * before, as after, or a prefix of it in between, never a gap. A failure before anything changed
+ * on disk (-EBADMSG if the record cannot be found where the log wrote it, -EMFILE, -ENOMEM ...)
+ * leaves the log as it was and usable; once a file was removed or cut, any failure returns -EIO
+ * and leaves the log unusable (the caller must stop), like log_append_batch. Returns 0 once
+ * durable. A log already unusable returns -EIO.
+ */
+int log_truncate_after(struct kvfs_log *log, uint64_t index);
+
+/*
+ * Calls fn for the records from..to (inclusive; to is clamped to log_last_index()) in index order,
+ * read from the segment files with pread, each one's length, checksum and index checked. Returns 0
+ * (also when from > log_last_index(): nothing to deliver), fn's non-zero value (which stops the
+ * read), -EINVAL (from 0, from > to, fn NULL), -ENOENT if from is below log_first_index() (it was
+ * compacted away, or removed by a truncation that emptied the log), -EBADMSG if a record is not
+ * what the log wrote (bad checksum, wrong index, file shorter than written), -EIO if the log is
+ * unusable, another negative errno on I/O errors. fn may have been called for the records before
+ * a failure. The log is unchanged either way. Same thread rule as log_append_batch.
+ */
+int log_read(struct kvfs_log *log, uint64_t from, uint64_t to, kvfs_log_replay_fn fn, void *arg);
 
 /* Total bytes of all segments. */
 uint64_t log_bytes(const struct kvfs_log *log);

@@ -4,6 +4,11 @@
  * tails and bit flips in the last record are torn tails that must be cut back to the longest valid
  * prefix; bit flips in any earlier record, in any segment, and gaps between segments must be
  * refused with -EBADMSG. A write that fails (EFBIG under RLIMIT_FSIZE) must leave nothing behind.
+ * Truncation at every index (mid-segment, at and just after segment boundaries, across segments,
+ * to nothing) keeps exactly the prefix, across appends and reopens, and every state a crash can
+ * leave in the middle of it reopens as a prefix. Reading back gives what recovery replayed, over
+ * any range, across segments and sparse index entries, refuses compacted indices (-ENOENT) and
+ * damaged records (-EBADMSG).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -954,6 +959,417 @@ static void test_write_failure(void **state)
 	remove_dir(dir);
 }
 
+/* ---- truncation and reading back ---- */
+
+/* A copy of records delivered by log_open or log_read. */
+struct collect {
+	size_t n, cap;
+	struct {
+		uint64_t epoch, index;
+		uint32_t len;
+		uint8_t *payload;
+	} * rec;
+	uint64_t stop_at; /* return -ECANCELED at this index; 0 = never */
+};
+
+static int collect_fn(void *arg, const struct kvfs_log_record *rec)
+{
+	struct collect *c = arg;
+
+	if (rec->index == c->stop_at)
+		return -ECANCELED;
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 64;
+		c->rec = realloc(c->rec, c->cap * sizeof(*c->rec));
+		assert_non_null(c->rec);
+	}
+	c->rec[c->n].epoch = rec->epoch;
+	c->rec[c->n].index = rec->index;
+	c->rec[c->n].len = rec->len;
+	c->rec[c->n].payload = malloc(rec->len + 1u);
+	assert_non_null(c->rec[c->n].payload);
+	memcpy(c->rec[c->n].payload, rec->payload, rec->len);
+	c->n++;
+	return 0;
+}
+
+static void collect_free(struct collect *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->rec[i].payload);
+	free(c->rec);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Reads from..to, expecting rv and, when it is 0, exactly the records first..last. */
+static void read_expect(struct kvfs_log *log, uint64_t from, uint64_t to, uint64_t first,
+                        uint64_t last)
+{
+	struct replay r;
+	int rv;
+
+	memset(&r, 0, sizeof(r));
+	rv = log_read(log, from, to, replay_fn, &r);
+	if (rv != 0)
+		fail_msg("log_read(%" PRIu64 ", %" PRIu64 ") = %d", from, to, rv);
+	assert_int_equal(r.count, last >= first ? last - first + 1 : 0);
+	if (last >= first) {
+		assert_int_equal(r.first, first);
+		assert_int_equal(r.last, last);
+	}
+}
+
+/* Sum of the sizes of dir's segment files, and how many there are in *n. */
+static uint64_t dir_bytes(const char *dir, size_t *n)
+{
+	struct dirent **list;
+	int k = scandir(dir, &list, seg_filter, alphasort);
+	uint64_t bytes = 0;
+
+	assert_true(k >= 0);
+	for (int i = 0; i < k; i++) {
+		char path[512];
+		struct stat st;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, list[i]->d_name);
+		assert_int_equal(stat(path, &st), 0);
+		bytes += (uint64_t)st.st_size;
+		free(list[i]);
+	}
+	free(list);
+	*n = (size_t)k;
+	return bytes;
+}
+
+/*
+ * From the image of a log of records 1..n restored into dir: truncates after keep, checks the
+ * log and the directory, reads back, reopens, appends keep + 1..keep + 3, reopens again.
+ */
+static void truncate_check(const struct image *im, const char *dir, uint64_t seg_bytes,
+                           uint64_t keep)
+{
+	uint64_t n = im->rec[im->nrec - 1].index;
+	struct kvfs_log *log;
+	size_t nfiles, want_files = 0;
+
+	image_store_cut(im, dir, UINT64_MAX);
+	log = open_expect(dir, seg_bytes, 1, n);
+	assert_int_equal(log_truncate_after(log, keep), 0);
+	assert_int_equal(log_last_index(log), keep);
+	assert_int_equal(log_first_index(log), keep > 0 ? 1 : 0);
+	for (size_t s = 0; s < im->nseg; s++)
+		if (strtoull(im->name[s] + 4, NULL, 10) <= keep)
+			want_files++;
+	assert_int_equal(log_bytes(log), dir_bytes(dir, &nfiles));
+	assert_int_equal(nfiles, want_files);
+	if (keep > 0)
+		read_expect(log, 1, UINT64_MAX, 1, keep);
+	read_expect(log, keep + 1, UINT64_MAX, 1, 0);
+	/* again, and above the end: nothing to do */
+	assert_int_equal(log_truncate_after(log, keep), 0);
+	assert_int_equal(log_truncate_after(log, keep + 5), 0);
+	log_close(log);
+
+	log = open_expect(dir, seg_bytes, 1, keep);
+	append_range(log, keep + 1, keep + 3);
+	read_expect(log, 1, UINT64_MAX, 1, keep + 3);
+	log_close(log);
+	log = open_expect(dir, seg_bytes, 1, keep + 3);
+	log_close(log);
+}
+
+/* Truncation at every index of a log of small segments, then appends without reopening. */
+static void test_truncate_every_index(void **state)
+{
+	char *dir = make_dir();
+	struct image im;
+	struct kvfs_log *log;
+
+	build_log(dir, 60);
+	image_load(&im, dir);
+	assert_true(im.nseg >= 5);
+	for (uint64_t keep = 0; keep <= 60; keep++)
+		truncate_check(&im, dir, SEG_BYTES, keep);
+
+	/* straight on: the next append must be keep + 1 and lands where the log now ends */
+	for (uint64_t keep = 0; keep <= 60; keep += 7) {
+		size_t len;
+		uint8_t *buf;
+
+		image_store_cut(&im, dir, UINT64_MAX);
+		log = open_expect(dir, SEG_BYTES, 1, 60);
+		assert_int_equal(log_truncate_after(log, keep), 0);
+		buf = make_batch(keep + 2, keep + 2, &len);
+		assert_int_equal(log_append_batch(log, buf, len, keep + 2, keep + 2), -EINVAL);
+		free(buf);
+		append_range(log, keep + 1, keep + 4);
+		read_expect(log, 1, UINT64_MAX, 1, keep + 4);
+		assert_int_equal(log_truncate_after(log, keep + 2), 0);
+		append_range(log, keep + 3, keep + 3);
+		log_close(log);
+		log = open_expect(dir, SEG_BYTES, 1, keep + 3);
+		log_close(log);
+	}
+	image_free(&im);
+	remove_dir(dir);
+}
+
+/* One large segment: truncation finds its record through the sparse index. */
+static void test_truncate_large_segment(void **state)
+{
+	char *dir = make_dir();
+	struct image im;
+	struct kvfs_log *log;
+
+	log = open_expect(dir, 1u << 20, 0, 0);
+	for (uint64_t i = 1; i <= 200; i += 10)
+		append_range(log, i, i + 9);
+	log_close(log);
+	image_load(&im, dir);
+	assert_int_equal(im.nseg, 1);
+	for (uint64_t keep = 0; keep <= 200; keep++)
+		if (keep < 3 || keep % 64 < 2 || keep % 64 > 61 || keep % 17 == 0 || keep > 197)
+			truncate_check(&im, dir, 1u << 20, keep);
+	/* without a reopen: the sparse index is cut back, then appends extend it past an entry */
+	image_store_cut(&im, dir, UINT64_MAX);
+	log = open_expect(dir, 1u << 20, 1, 200);
+	assert_int_equal(log_truncate_after(log, 100), 0);
+	append_range(log, 101, 140);
+	read_expect(log, 1, 140, 1, 140);
+	read_expect(log, 129, 131, 129, 131);
+	assert_int_equal(log_truncate_after(log, 64), 0);
+	append_range(log, 65, 70);
+	read_expect(log, 60, 200, 60, 70);
+	log_close(log);
+	log_close(open_expect(dir, 1u << 20, 1, 70));
+	image_free(&im);
+	remove_dir(dir);
+}
+
+/* After compaction: not below the first index - 1; down to it empties the log. */
+static void test_truncate_after_compaction(void **state)
+{
+	char *dir = make_dir();
+	struct image im;
+	struct kvfs_log *log;
+	uint64_t first2;
+	size_t len;
+	uint8_t *buf;
+
+	build_log(dir, 60);
+	image_load(&im, dir);
+	first2 = strtoull(im.name[2] + 4, NULL, 10);
+	log = open_expect(dir, SEG_BYTES, 1, 60);
+	assert_int_equal(log_compact(log, first2 - 1), 0);
+	assert_int_equal(log_first_index(log), first2);
+	assert_int_equal(log_truncate_after(log, first2 - 2), -EINVAL);
+	assert_int_equal(log_truncate_after(log, 0), -EINVAL);
+	assert_int_equal(log_last_index(log), 60);
+	assert_int_equal(log_truncate_after(log, first2 + 1), 0);
+	assert_int_equal(log_last_index(log), first2 + 1);
+	assert_int_equal(log_truncate_after(log, first2 - 1), 0);
+	assert_int_equal(log_first_index(log), 0);
+	assert_int_equal(log_last_index(log), first2 - 1);
+	assert_int_equal(log_bytes(log), 0);
+	assert_int_equal(log_read(log, first2 - 1, 60, replay_fn, &(struct replay){0}), -ENOENT);
+	read_expect(log, first2, 60, 1, 0);
+	assert_int_equal(log_truncate_after(log, first2 - 2), -EINVAL);
+	buf = make_batch(first2 + 5, first2 + 5, &len);
+	assert_int_equal(log_append_batch(log, buf, len, first2 + 5, first2 + 5), -EINVAL);
+	free(buf);
+	append_range(log, first2, first2 + 2);
+	assert_int_equal(log_first_index(log), first2);
+	log_close(log);
+	log = open_expect(dir, SEG_BYTES, first2, first2 + 2);
+	log_close(log);
+	image_free(&im);
+	remove_dir(dir);
+}
+
+/*
+ * Every state a crash can leave during log_truncate_after(keep): the original, then one segment
+ * fewer at a time from the end, then the cut segment at its old length. Each reopens as a prefix
+ * of the log, and truncating again from there ends where a truncation without a crash does.
+ */
+static void test_truncate_crash_states(void **state)
+{
+	static const uint64_t keeps[] = {0, 1, 9, 17, 23, 30, 44, 58, 59};
+	char *dir = make_dir();
+	struct image im;
+
+	build_log(dir, 60);
+	image_load(&im, dir);
+	for (size_t t = 0; t < sizeof(keeps) / sizeof(keeps[0]); t++) {
+		uint64_t keep = keeps[t];
+		size_t ks = 0, nkeep;
+
+		/* segments kept: those whose first record is <= keep */
+		for (size_t s = 0; s < im.nseg; s++)
+			if (strtoull(im.name[s] + 4, NULL, 10) <= keep)
+				ks = s + 1;
+		for (nkeep = im.nseg; nkeep + 1 > ks; nkeep--) {
+			uint64_t last = 0;
+			struct kvfs_log *log;
+
+			/* the crash state: segments 0..nkeep-1 whole */
+			clear_dir(dir);
+			for (size_t s = 0; s < nkeep; s++)
+				image_restore_seg(&im, dir, s);
+			for (size_t k = 0; k < im.nrec; k++)
+				if (im.rec[k].seg < nkeep)
+					last = im.rec[k].index;
+			log = open_expect(dir, SEG_BYTES, last > 0 ? 1 : 0, last);
+			assert_true(last >= keep);
+			assert_int_equal(log_truncate_after(log, keep), 0);
+			log_close(log);
+			log = open_expect(dir, SEG_BYTES, keep > 0 ? 1 : 0, keep);
+			append_range(log, keep + 1, keep + 1);
+			log_close(log);
+			log = open_expect(dir, SEG_BYTES, 1, keep + 1);
+			log_close(log);
+			if (nkeep == 0)
+				break;
+		}
+	}
+	image_free(&im);
+	remove_dir(dir);
+}
+
+/* log_read gives what recovery replayed, for every range start and several lengths. */
+static void test_read_ranges(void **state)
+{
+	static const uint64_t lens[] = {1, 2, 7, 13, 64, 65, 200};
+	char *dir = make_dir();
+	struct collect opened = {0}, got = {0};
+	struct kvfs_log *log = NULL;
+	struct kvfs_log_options opts = {.segment_bytes = SEG_BYTES};
+	char err[256];
+
+	build_log(dir, 120);
+	assert_int_equal(log_open(&log, dir, &opts, collect_fn, &opened, err, sizeof(err)), 0);
+	assert_int_equal(opened.n, 120);
+	assert_int_equal(log_read(log, 1, UINT64_MAX, collect_fn, &got), 0);
+	assert_int_equal(got.n, opened.n);
+	for (size_t i = 0; i < got.n; i++) {
+		assert_int_equal(got.rec[i].index, opened.rec[i].index);
+		assert_int_equal(got.rec[i].epoch, opened.rec[i].epoch);
+		assert_int_equal(got.rec[i].len, opened.rec[i].len);
+		assert_memory_equal(got.rec[i].payload, opened.rec[i].payload, got.rec[i].len);
+	}
+	for (uint64_t from = 1; from <= 120; from++)
+		for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+			uint64_t to = from + lens[l] - 1;
+
+			read_expect(log, from, to, from, to < 120 ? to : 120);
+		}
+	read_expect(log, 121, 130, 1, 0);
+	assert_int_equal(log_read(log, 0, 5, replay_fn, &(struct replay){0}), -EINVAL);
+	assert_int_equal(log_read(log, 5, 4, replay_fn, &(struct replay){0}), -EINVAL);
+	assert_int_equal(log_read(log, 1, 5, NULL, NULL), -EINVAL);
+
+	/* the callback stops the read and its value is returned */
+	collect_free(&got);
+	got.stop_at = 40;
+	assert_int_equal(log_read(log, 30, 50, collect_fn, &got), -ECANCELED);
+	assert_int_equal(got.n, 10);
+	collect_free(&got);
+	log_close(log);
+	collect_free(&opened);
+	remove_dir(dir);
+}
+
+/* Reading back from one large segment, written by appends (sparse index built on append) and
+ * recovered (built at open). */
+static void test_read_large_segment(void **state)
+{
+	char *dir = make_dir();
+	struct kvfs_log *log = open_expect(dir, 1u << 20, 0, 0);
+
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 0) {
+			for (uint64_t i = 1; i <= 300; i += 30)
+				append_range(log, i, i + 29);
+		} else {
+			log = open_expect(dir, 1u << 20, 1, 300);
+		}
+		for (uint64_t from = 1; from <= 300; from++)
+			read_expect(log, from, from + 2, from, from + 2 < 300 ? from + 2 : 300);
+		read_expect(log, 1, 300, 1, 300);
+		log_close(log);
+	}
+	remove_dir(dir);
+}
+
+/* After compaction the compacted indices are gone: -ENOENT; the rest reads on. */
+static void test_read_after_compaction(void **state)
+{
+	char *dir = make_dir();
+	struct image im;
+	struct kvfs_log *log;
+	uint64_t first3;
+
+	build_log(dir, 120);
+	image_load(&im, dir);
+	first3 = strtoull(im.name[3] + 4, NULL, 10);
+	log = open_expect(dir, SEG_BYTES, 1, 120);
+	assert_int_equal(log_compact(log, first3 - 1), 0);
+	assert_int_equal(log_read(log, 1, 120, replay_fn, &(struct replay){0}), -ENOENT);
+	assert_int_equal(log_read(log, first3 - 1, 120, replay_fn, &(struct replay){0}), -ENOENT);
+	read_expect(log, first3, 120, first3, 120);
+	read_expect(log, first3 + 3, first3 + 20, first3 + 3, first3 + 20);
+	log_close(log);
+	image_free(&im);
+	remove_dir(dir);
+}
+
+/* A payload bit flipped on disk under an open log: the read stops there with -EBADMSG. */
+static void test_read_damaged(void **state)
+{
+	char *dir = make_dir();
+	struct image im;
+	struct kvfs_log *log;
+	struct replay r;
+	size_t k, s, at;
+	uint8_t b;
+
+	build_log(dir, 60);
+	image_load(&im, dir);
+	log = open_expect(dir, SEG_BYTES, 1, 60);
+	k = im.nrec / 2;
+	while (im.rec[k].size == KVFS_LOG_HEADER_SIZE) /* one with a payload */
+		k++;
+	s = im.rec[k].seg;
+	at = im.rec[k].off + KVFS_LOG_HEADER_SIZE + (im.rec[k].size - KVFS_LOG_HEADER_SIZE) / 2;
+	b = im.data[s][at] ^ 0x10;
+	patch_file(dir, im.name[s], at, &b, 1);
+
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(log_read(log, 1, 60, replay_fn, &r), -EBADMSG);
+	assert_int_equal(r.last, im.rec[k].index - 1); /* everything before it was delivered */
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(log_read(log, im.rec[k].index, im.rec[k].index, replay_fn, &r), -EBADMSG);
+	assert_int_equal(r.count, 0);
+	/* ranges that avoid it still read */
+	read_expect(log, 1, im.rec[k].index - 1, 1, im.rec[k].index - 1);
+	read_expect(log, im.rec[k].index + 1, 60, im.rec[k].index + 1, 60);
+	/* truncation does not need its checksum: it is the first record dropped */
+	assert_int_equal(log_truncate_after(log, im.rec[k].index - 1), 0);
+	read_expect(log, 1, 60, 1, im.rec[k].index - 1);
+	log_close(log);
+	log = open_expect(dir, SEG_BYTES, 1, im.rec[k].index - 1);
+	log_close(log);
+
+	/* a file shorter than the log wrote (cut behind its back) */
+	image_store_cut(&im, dir, UINT64_MAX);
+	log = open_expect(dir, SEG_BYTES, 1, 60);
+	write_file(dir, im.name[s], im.data[s], im.rec[k].off + 3);
+	assert_int_equal(log_read(log, im.rec[k].index, 60, replay_fn, &(struct replay){0}),
+	                 -EBADMSG);
+	log_close(log);
+	image_free(&im);
+	remove_dir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -975,6 +1391,14 @@ int main(void)
 	    cmocka_unit_test(test_wrong_index),
 	    cmocka_unit_test(test_gap),
 	    cmocka_unit_test(test_write_failure),
+	    cmocka_unit_test(test_truncate_every_index),
+	    cmocka_unit_test(test_truncate_large_segment),
+	    cmocka_unit_test(test_truncate_after_compaction),
+	    cmocka_unit_test(test_truncate_crash_states),
+	    cmocka_unit_test(test_read_ranges),
+	    cmocka_unit_test(test_read_large_segment),
+	    cmocka_unit_test(test_read_after_compaction),
+	    cmocka_unit_test(test_read_damaged),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
