@@ -1,0 +1,119 @@
+/*
+ * The peer transport: a full mesh of TCP connections between a cluster's nodes, on one libuv
+ * loop, carrying the frames of frame.h and the messages of peer_msg.h.
+ *
+ * Who dials whom. Every node dials every peer whose address it knows (peer_set_addr()) and with
+ * which it has no connection, and accepts connections from any peer; so a node whose peer dies
+ * notices on its own that the peer's port refuses connections (peer_refused(), for fast
+ * failover), whatever the two ids. When both dial at once, two connections complete; the one
+ * dialed by the lower id is kept, and a later connection dialed by the same side as the current
+ * one replaces it (the peer evidently gave the old one up). Both ends apply the same rule, so they
+ * keep the same connection. A failed dial or a lost connection is retried after 50 ms, doubling
+ * to 2 s, reset once a connection completes; the higher id of a pair waits 50 ms more (and does
+ * not dial at once on peer_set_addr()), so that the lower id's dial usually wins the race and no
+ * duplicate is made.
+ *
+ * Handshake. Each side sends a HELLO (cluster id, node id, epoch) first. Until the peer's HELLO
+ * has arrived and passed peer_msg_hello_check() (same cluster, id in 1..size and not ours, same
+ * protocol version; the id we dialed, on a connection we dialed), frames are limited to a few KiB
+ * and any other type closes the connection, with a warning that says why. A connection over which
+ * no frame arrives for idle_timeout_ms (10 s) is closed: the caller sends heartbeats.
+ *
+ * Backpressure. Each connection's unwritten bytes are bounded (max_queue, 64 MiB): a send that
+ * would pass the bound closes the connection and drops its queue, so a slow or dead follower
+ * cannot make the leader run out of memory; the replication core resends after the reconnection.
+ * Messages are delivered in order per pair of nodes over one connection; across a reconnection
+ * (on_state() false, then true) some may have been lost, never reordered.
+ *
+ * Addresses are numeric: "127.0.0.1:7000", "[::1]:7000" (no name resolution yet).
+ * Everything runs on the loop's thread; nothing here is thread-safe.
+ */
+#ifndef KVFS_PEER_H
+#define KVFS_PEER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct uv_loop_s;
+struct kvfs_peers;
+
+#define KVFS_PEERS_MAX_QUEUE_DEFAULT (64u << 20)
+#define KVFS_PEERS_IDLE_TIMEOUT_MS   10000u
+#define KVFS_PEERS_MAX_SIZE          255u /* nodes in a cluster */
+
+/*
+ * A message from peer `from` (after its HELLO). payload (NULL when len is 0) is valid until the
+ * callback returns. The callback may call any peer_* function, peer_close() included.
+ */
+typedef void (*kvfs_peers_message_fn)(void *arg, uint32_t from, uint8_t type,
+                                      const uint8_t *payload, uint32_t len);
+
+/*
+ * Peer `id` became reachable (a connection completed its handshake) or unreachable (it was
+ * lost, closed by a timeout or a full queue, or replaced: false then true). Calls alternate per
+ * peer, starting with true. Never called from inside peer_send(); never after peer_close().
+ */
+typedef void (*kvfs_peers_state_fn)(void *arg, uint32_t id, bool connected);
+
+struct kvfs_peers_config {
+	uint32_t id;              /* this node, 1..size */
+	uint32_t size;            /* voting nodes in the cluster, 1..KVFS_PEERS_MAX_SIZE */
+	const char *cluster_id;   /* hex, as in HELLO; copied */
+	const char *listen;       /* "HOST:PORT"; port 0 takes a free one (see peer_port()) */
+	uint64_t epoch;           /* sent in HELLO; see peer_set_epoch() */
+	size_t max_queue;         /* unwritten bytes per connection; 0: 64 MiB */
+	uint32_t idle_timeout_ms; /* close a connection silent this long; 0: 10 s */
+	kvfs_peers_message_fn on_message;
+	kvfs_peers_state_fn on_state; /* may be NULL */
+	void *arg;                    /* passed to both callbacks */
+};
+
+/*
+ * Starts listening on cfg->listen. Returns 0 and sets *out; or -EINVAL (bad configuration or
+ * address), -EADDRINUSE, -EACCES, -EADDRNOTAVAIL, -ENOMEM ... and nothing was started and no
+ * callback will ever be called. Close with peer_close().
+ */
+int peer_open(struct kvfs_peers **out, struct uv_loop_s *loop, const struct kvfs_peers_config *cfg);
+
+/* The port the node listens on (useful after asking for port 0). */
+int peer_port(const struct kvfs_peers *p);
+
+/*
+ * Peer `id` listens at addr ("HOST:PORT", copied); the transport dials it now unless already
+ * connected, and keeps reconnecting. A new address closes a dial in progress to the old one (an
+ * established connection stays). NULL forgets the address: no more dials (connections stay).
+ * An id out of range or our own, or an address that does not parse, is logged and ignored.
+ */
+void peer_set_addr(struct kvfs_peers *p, uint32_t id, const char *addr);
+
+/* Whether the last dial to peer `id` was refused (ECONNREFUSED: nothing listens there). */
+bool peer_refused(const struct kvfs_peers *p, uint32_t id);
+
+/* Whether peer `id` has a connection that completed its handshake. */
+bool peer_connected(const struct kvfs_peers *p, uint32_t id);
+
+/* Bytes queued to peer `id` and not yet handed to the kernel (0 when not connected). */
+size_t peer_queued(const struct kvfs_peers *p, uint32_t id);
+
+/* The epoch put in HELLOs sent from now on. */
+void peer_set_epoch(struct kvfs_peers *p, uint64_t epoch);
+
+/*
+ * Frames the len bytes at payload (copied; NULL if len is 0) as a message of this type and
+ * queues it to peer `to`. Returns 0; -EINVAL (to out of range or our own, or type HELLO);
+ * -EMSGSIZE (len above KVFS_FRAME_MAX_PAYLOAD); -ENOTCONN (no connection with a completed
+ * handshake); -ENOMEM; or -ENOBUFS: the queue would pass max_queue, so the connection was closed
+ * and its queue dropped (on_state(to, false) follows, later, from the loop).
+ */
+int peer_send(struct kvfs_peers *p, uint32_t to, uint8_t type, const uint8_t *payload,
+              uint32_t len);
+
+/*
+ * Closes every connection, timer and the listener; once libuv has closed them all, frees p and
+ * calls cb(arg) (cb may be NULL). No on_message/on_state after this call. Queued messages are
+ * dropped.
+ */
+void peer_close(struct kvfs_peers *p, void (*cb)(void *arg), void *arg);
+
+#endif /* KVFS_PEER_H */
