@@ -28,6 +28,8 @@
 #include "kvfs/store.h"
 #include "kvfs/value.h"
 
+#include "store_image.h"
+
 #define ROOT       KVFS_ROOT_INO
 #define OP(...)    ((struct kvfs_op){__VA_ARGS__})
 #define NAME(x)    .name = (x), .name_len = (uint32_t)strlen(x)
@@ -124,127 +126,6 @@ static void populate(struct kvfs_store *s)
 	apply(s, OP(.type = KVFS_OP_APPEND, .ino = f, DATA("+more"), .origin = 2, .seq = 1));
 	apply(s, OP(.type = KVFS_OP_RENAME, .parent = a, NAME("file"), .newparent = ROOT,
 	            NEWNAME("moved")));
-}
-
-/* Everything visible of a store, copied, to compare stores and states over time. */
-struct rec {
-	uint64_t ino, parent, nlink;
-	uint32_t mode, uid, gid;
-	int64_t atime_ns, mtime_ns, ctime_ns;
-	char *name;
-	uint8_t *value;
-	uint64_t value_len;
-};
-
-struct image {
-	struct rec *r;
-	size_t n, cap;
-	struct kvfs_session sess[16];
-	size_t nsess;
-	uint64_t index, epoch, inode_count, value_bytes;
-};
-
-static int image_inode(void *arg, const struct kvfs_inode *in)
-{
-	struct image *im = arg;
-	struct rec *r;
-
-	if (im->n == im->cap) {
-		im->cap = im->cap ? im->cap * 2 : 64;
-		im->r = realloc(im->r, im->cap * sizeof(*im->r));
-		assert_non_null(im->r);
-	}
-	r = &im->r[im->n++];
-	r->ino = in->ino;
-	r->parent = in->parent ? in->parent->ino : 0;
-	r->nlink = in->nlink;
-	r->mode = in->mode;
-	r->uid = in->uid;
-	r->gid = in->gid;
-	r->atime_ns = in->atime_ns;
-	r->mtime_ns = in->mtime_ns;
-	r->ctime_ns = in->ctime_ns;
-	r->name = malloc(in->name_len + 1);
-	memcpy(r->name, in->name, in->name_len + 1);
-	r->value_len = value_size(in->value);
-	r->value = malloc(r->value_len + 1);
-	if (r->value_len)
-		memcpy(r->value, in->value->data, r->value_len);
-	return 0;
-}
-
-static int image_session(void *arg, const struct kvfs_session *sess)
-{
-	struct image *im = arg;
-
-	assert_true(im->nsess < 16);
-	im->sess[im->nsess++] = *sess;
-	return 0;
-}
-
-static struct image *image_of(const struct kvfs_store *s)
-{
-	struct image *im = calloc(1, sizeof(*im));
-
-	assert_non_null(im);
-	assert_int_equal(store_foreach(s, image_inode, im), 0);
-	assert_int_equal(store_session_foreach(s, image_session, im), 0);
-	im->index = store_applied_index(s);
-	im->epoch = store_applied_epoch(s);
-	im->inode_count = store_inode_count(s);
-	im->value_bytes = store_value_bytes(s);
-	return im;
-}
-
-static void image_free(struct image *im)
-{
-	for (size_t i = 0; i < im->n; i++) {
-		free(im->r[i].name);
-		free(im->r[i].value);
-	}
-	free(im->r);
-	free(im);
-}
-
-static void assert_image_equal(const struct image *x, const struct image *y)
-{
-	assert_int_equal(x->n, y->n);
-	for (size_t i = 0; i < x->n; i++) {
-		const struct rec *a = &x->r[i], *b = &y->r[i];
-
-		assert_int_equal(a->ino, b->ino);
-		assert_int_equal(a->parent, b->parent);
-		assert_int_equal(a->nlink, b->nlink);
-		assert_int_equal(a->mode, b->mode);
-		assert_int_equal(a->uid, b->uid);
-		assert_int_equal(a->gid, b->gid);
-		assert_int_equal(a->atime_ns, b->atime_ns);
-		assert_int_equal(a->mtime_ns, b->mtime_ns);
-		assert_int_equal(a->ctime_ns, b->ctime_ns);
-		assert_string_equal(a->name, b->name);
-		assert_int_equal(a->value_len, b->value_len);
-		assert_memory_equal(a->value, b->value, a->value_len);
-	}
-	assert_int_equal(x->nsess, y->nsess);
-	for (size_t i = 0; i < x->nsess; i++) {
-		assert_int_equal(x->sess[i].origin, y->sess[i].origin);
-		assert_int_equal(x->sess[i].seq, y->sess[i].seq);
-		assert_int_equal(x->sess[i].err, y->sess[i].err);
-		assert_int_equal(x->sess[i].ino, y->sess[i].ino);
-	}
-	assert_int_equal(x->index, y->index);
-	assert_int_equal(x->epoch, y->epoch);
-	assert_int_equal(x->inode_count, y->inode_count);
-	assert_int_equal(x->value_bytes, y->value_bytes);
-}
-
-static void assert_stores_equal(const struct kvfs_store *a, const struct kvfs_store *b)
-{
-	struct image *x = image_of(a), *y = image_of(b);
-
-	assert_image_equal(x, y);
-	image_free(x);
-	image_free(y);
 }
 
 static void take(struct fixture *f)
@@ -388,14 +269,14 @@ static void test_capture_isolated(void **state)
 	struct kvfs_snapshot *snap;
 	struct kvfs_store *t;
 	struct kvfs_inode *moved;
-	struct image *before;
+	struct store_image *before;
 	uint64_t index, ino;
 
 	populate(f->s);
 	moved = store_lookup(f->s, store_get(f->s, ROOT), "moved", 5);
 	assert_non_null(moved);
 	ino = moved->ino;
-	before = image_of(f->s);
+	before = store_image_of(f->s);
 	assert_int_equal(snapshot_capture(f->s, &snap), 0);
 	assert_int_equal(moved->value->refs, 2);
 
@@ -412,12 +293,12 @@ static void test_capture_isolated(void **state)
 	assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)), 0);
 	assert_int_equal(index, before->index);
 	{
-		struct image *loaded = image_of(t);
+		struct store_image *loaded = store_image_of(t);
 
-		assert_image_equal(before, loaded);
-		image_free(loaded);
+		assert_store_images_equal(before, loaded);
+		store_image_free(loaded);
 	}
-	image_free(before);
+	store_image_free(before);
 	store_close(t);
 	snapshot_free(NULL);
 }
@@ -427,7 +308,7 @@ static void test_corrupt_newest_falls_back(void **state)
 {
 	struct fixture *f = *state;
 	struct kvfs_store *t;
-	struct image *old;
+	struct store_image *old;
 	uint64_t old_index, new_index, index;
 	char path[256];
 	uint8_t *good;
@@ -435,7 +316,7 @@ static void test_corrupt_newest_falls_back(void **state)
 
 	mk(f->s, KVFS_OP_CREATE, ROOT, "x");
 	take(f);
-	old = image_of(f->s);
+	old = store_image_of(f->s);
 	old_index = store_applied_index(f->s);
 	mk(f->s, KVFS_OP_MKDIR, ROOT, "y");
 	put(f->s, store_lookup(f->s, store_get(f->s, ROOT), "x", 1)->ino, "abc", 3);
@@ -454,10 +335,10 @@ static void test_corrupt_newest_falls_back(void **state)
 		assert_int_equal(index, old_index);
 		assert_non_null(strstr(f->err, "checksum"));
 		if (i % 16 == 0) {
-			struct image *loaded = image_of(t);
+			struct store_image *loaded = store_image_of(t);
 
-			assert_image_equal(old, loaded);
-			image_free(loaded);
+			assert_store_images_equal(old, loaded);
+			store_image_free(loaded);
 		}
 		store_close(t);
 	}
@@ -476,7 +357,7 @@ static void test_corrupt_newest_falls_back(void **state)
 	assert_stores_equal(f->s, t);
 	store_close(t);
 	free(good);
-	image_free(old);
+	store_image_free(old);
 }
 
 /* With no older snapshot to fall back to, a corrupt one is refused, not replaced by nothing. */

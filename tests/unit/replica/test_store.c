@@ -22,6 +22,8 @@
 #include "kvfs/store.h"
 #include "kvfs/value.h"
 
+#include "store_image.h"
+
 #define ROOT       KVFS_ROOT_INO
 #define OP(...)    ((struct kvfs_op){__VA_ARGS__})
 #define NAME(x)    .name = (x), .name_len = (uint32_t)strlen(x)
@@ -1035,117 +1037,24 @@ static void test_exactly_once(void **state)
 	assert_int_equal(list.s[2].err, 0);
 }
 
-/* Everything store_foreach() shows of one inode, copied. */
-struct rec {
-	uint64_t ino, parent, nchildren, nlink;
-	uint32_t mode, uid, gid;
-	int64_t atime_ns, mtime_ns, ctime_ns;
-	char *name;
-	uint8_t *value;
-	uint64_t value_len;
-};
-
-struct recs {
-	struct rec *r;
-	size_t n, cap;
-	int stop_after;
-};
-
-static int collect(void *arg, const struct kvfs_inode *in)
+/* Counts the inodes visited and stops the walk with 42 at the third. */
+static int stop_at_third(void *arg, const struct kvfs_inode *in)
 {
-	struct recs *rs = arg;
-	struct rec *r;
+	size_t *n = arg;
 
-	if (rs->n == rs->cap) {
-		rs->cap = rs->cap ? rs->cap * 2 : 64;
-		rs->r = realloc(rs->r, rs->cap * sizeof(*rs->r));
-		assert_non_null(rs->r);
-	}
-	r = &rs->r[rs->n++];
-	r->ino = in->ino;
-	r->parent = in->parent ? in->parent->ino : 0;
-	r->nchildren = in->nchildren;
-	r->nlink = in->nlink;
-	r->mode = in->mode;
-	r->uid = in->uid;
-	r->gid = in->gid;
-	r->atime_ns = in->atime_ns;
-	r->mtime_ns = in->mtime_ns;
-	r->ctime_ns = in->ctime_ns;
-	r->name = strdup(in->name);
-	assert_int_equal(strlen(r->name), in->name_len);
-	r->value_len = value_size(in->value);
-	r->value = malloc(r->value_len + 1);
-	if (r->value_len)
-		memcpy(r->value, in->value->data, r->value_len);
-	if (rs->stop_after && (int)rs->n == rs->stop_after)
-		return 42;
-	return 0;
-}
-
-static void recs_free(struct recs *rs)
-{
-	for (size_t i = 0; i < rs->n; i++) {
-		free(rs->r[i].name);
-		free(rs->r[i].value);
-	}
-	free(rs->r);
-}
-
-/* Compares two stores completely: tree, values, counters, sessions, applied index. */
-static void assert_stores_equal(struct kvfs_store *a, struct kvfs_store *b)
-{
-	struct recs ra = {0}, rb = {0};
-	struct sess_list sa = {.n = 0}, sb = {.n = 0};
-
-	assert_int_equal(store_foreach(a, collect, &ra), 0);
-	assert_int_equal(store_foreach(b, collect, &rb), 0);
-	assert_int_equal(ra.n, rb.n);
-	assert_int_equal(ra.n, store_inode_count(a));
-	for (size_t i = 0; i < ra.n; i++) {
-		struct rec *x = &ra.r[i], *y = &rb.r[i];
-
-		assert_int_equal(x->ino, y->ino);
-		assert_int_equal(x->parent, y->parent);
-		assert_int_equal(x->nchildren, y->nchildren);
-		assert_int_equal(x->nlink, y->nlink);
-		assert_int_equal(x->mode, y->mode);
-		assert_int_equal(x->uid, y->uid);
-		assert_int_equal(x->gid, y->gid);
-		assert_int_equal(x->atime_ns, y->atime_ns);
-		assert_int_equal(x->mtime_ns, y->mtime_ns);
-		assert_int_equal(x->ctime_ns, y->ctime_ns);
-		assert_string_equal(x->name, y->name);
-		assert_int_equal(x->value_len, y->value_len);
-		assert_memory_equal(x->value, y->value, x->value_len);
-	}
-	assert_int_equal(store_inode_count(a), store_inode_count(b));
-	assert_int_equal(store_value_bytes(a), store_value_bytes(b));
-	assert_int_equal(store_applied_index(a), store_applied_index(b));
-	assert_int_equal(store_applied_epoch(a), store_applied_epoch(b));
-	store_session_foreach(a, collect_session, &sa);
-	store_session_foreach(b, collect_session, &sb);
-	assert_int_equal(sa.n, sb.n);
-	for (size_t i = 0; i < sa.n; i++) {
-		assert_int_equal(sa.s[i].origin, sb.s[i].origin);
-		assert_int_equal(sa.s[i].seq, sb.s[i].seq);
-		assert_int_equal(sa.s[i].err, sb.s[i].err);
-		assert_int_equal(sa.s[i].ino, sb.s[i].ino);
-	}
-	recs_free(&ra);
-	recs_free(&rb);
+	(void)in;
+	return ++*n == 3 ? 42 : 0;
 }
 
 /* Checks the counters and links of a store against a full walk. */
 static void assert_consistent(struct kvfs_store *s)
 {
-	struct recs rs = {0};
+	struct store_image *im = store_image_of(s);
 	uint64_t bytes = 0;
 
-	store_foreach(s, collect, &rs);
-	assert_int_equal(rs.n, store_inode_count(s));
-	for (size_t i = 0; i < rs.n; i++) {
-		struct kvfs_inode *in = get(s, rs.r[i].ino), *c;
+	assert_int_equal(im->n, store_inode_count(s));
+	for (size_t i = 0; i < im->n; i++) {
+		struct kvfs_inode *in = get(s, im->inodes[i].ino), *c;
 		uint64_t n = 0, subdirs = 0;
 
 		if (S_ISREG(in->mode))
@@ -1162,7 +1071,7 @@ static void assert_consistent(struct kvfs_store *s)
 		assert_true(store_path_len(in) <= KVFS_PATH_MAX);
 	}
 	assert_int_equal(bytes, store_value_bytes(s));
-	recs_free(&rs);
+	store_image_free(im);
 }
 
 static void test_foreach_order(void **state)
@@ -1171,18 +1080,15 @@ static void test_foreach_order(void **state)
 	uint64_t a = mkdir_(s, ROOT, "a"), f = mkfile(s, ROOT, "f"), b = mkdir_(s, a, "b");
 	uint64_t g = mkfile(s, a, "g"), h = mkfile(s, b, "h"), z = mkdir_(s, ROOT, "z");
 	uint64_t want[] = {ROOT, a, b, h, g, f, z};
-	struct recs rs = {0};
+	struct store_image *im = store_image_of(s);
+	size_t visited = 0;
 
-	assert_int_equal(store_foreach(s, collect, &rs), 0);
-	assert_int_equal(rs.n, 7);
+	assert_int_equal(im->n, 7);
 	for (size_t i = 0; i < 7; i++)
-		assert_int_equal(rs.r[i].ino, want[i]);
-	recs_free(&rs);
-	memset(&rs, 0, sizeof(rs));
-	rs.stop_after = 3;
-	assert_int_equal(store_foreach(s, collect, &rs), 42);
-	assert_int_equal(rs.n, 3);
-	recs_free(&rs);
+		assert_int_equal(im->inodes[i].ino, want[i]);
+	store_image_free(im);
+	assert_int_equal(store_foreach(s, stop_at_third, &visited), 42);
+	assert_int_equal(visited, 3);
 	assert_consistent(s);
 }
 
