@@ -4,8 +4,8 @@
  * caller to have sized the buffer; the read cursor fails instead of reading past the end, and a
  * decoder looks at it once, at the end, together with the trailing-bytes check. Beyond lengths,
  * decoders refuse what no correct sender writes (a flag that is not 0 or 1, a non-hex cluster id,
- * an APPEND whose indices do not follow its prev_index, a snapshot chunk past the file's end), so
- * that the replication logic only ever sees well-formed messages.
+ * an APPEND or FETCH_REPLY whose indices do not follow on, a snapshot chunk past the file's end),
+ * so that the replication logic only ever sees well-formed messages.
  */
 #include "kvfs/peer_msg.h"
 
@@ -159,6 +159,8 @@ const char *peer_msg_type_name(unsigned type)
 	    [KVFS_MSG_READ_INDEX_REPLY] = "read_index_reply",
 	    [KVFS_MSG_SNAPSHOT_CHUNK] = "snapshot_chunk",
 	    [KVFS_MSG_SNAPSHOT_ACK] = "snapshot_ack",
+	    [KVFS_MSG_FETCH] = "fetch",
+	    [KVFS_MSG_FETCH_REPLY] = "fetch_reply",
 	};
 
 	return type < KVFS_MSG__COUNT && names[type] ? names[type] : "unknown";
@@ -305,13 +307,65 @@ int peer_msg_epoch_ack_decode(struct kvfs_peer_epoch_ack *m, const uint8_t *buf,
 
 /* ---- APPEND, APPEND_ACK ---- */
 
+/* A u32 count, then the entries (shared by APPEND and FETCH_REPLY). */
+static void put_entries(struct wcur *w, const struct kvfs_peer_entry *e, uint32_t n)
+{
+	put_u32(w, n);
+	for (uint32_t i = 0; i < n; i++) {
+		put_u64(w, e[i].epoch);
+		put_u64(w, e[i].index);
+		put_bytes(w, e[i].data, e[i].len);
+	}
+}
+
+static size_t entries_size(const struct kvfs_peer_entry *e, uint32_t n)
+{
+	size_t size = 0;
+
+	for (uint32_t i = 0; i < n; i++)
+		size += KVFS_PEER_ENTRY_HEADER_SIZE + e[i].len;
+	return size;
+}
+
+/*
+ * Reads a u32 count and that many entries, which must carry indices after + 1, after + 2 ... and
+ * non-decreasing epochs within [min_epoch, max_epoch]; fills *n and the first max of entries
+ * (which may be NULL when max is 0). Returns false, the cursor failed, if anything is off.
+ */
+static bool get_entries(struct rcur *r, uint32_t *n, uint64_t after, uint64_t min_epoch,
+                        uint64_t max_epoch, struct kvfs_peer_entry *entries, uint32_t max)
+{
+	uint64_t epoch = min_epoch;
+
+	*n = get_u32(r);
+	/* Each entry takes at least its header: a count the bytes cannot hold is a lie. */
+	if (!r->ok || *n > r->left / KVFS_PEER_ENTRY_HEADER_SIZE)
+		goto err;
+	/* after + n must not wrap */
+	if (*n > UINT64_MAX - after)
+		goto err;
+	for (uint32_t i = 0; i < *n; i++) {
+		struct kvfs_peer_entry e;
+
+		e.epoch = get_u64(r);
+		e.index = get_u64(r);
+		get_bytes(r, &e.data, &e.len);
+		if (!r->ok || e.index != after + 1 + i || e.epoch < epoch || e.epoch > max_epoch)
+			goto err;
+		epoch = e.epoch;
+		if (i < max)
+			entries[i] = e;
+	}
+	return true;
+
+err:
+	r->ok = false;
+	return false;
+}
+
 size_t peer_msg_append_size(const struct kvfs_peer_append *m)
 {
-	size_t n = KVFS_PEER_APPEND_HEADER_SIZE;
-
-	for (uint32_t i = 0; i < m->n_entries; i++)
-		n += KVFS_PEER_ENTRY_HEADER_SIZE + m->entries[i].len;
-	return n;
+	return KVFS_PEER_APPEND_HEADER_SIZE + entries_size(m->entries, m->n_entries);
 }
 
 size_t peer_msg_append_encode(const struct kvfs_peer_append *m, uint8_t *buf)
@@ -322,12 +376,7 @@ size_t peer_msg_append_encode(const struct kvfs_peer_append *m, uint8_t *buf)
 	put_u64(&w, m->prev_epoch);
 	put_u64(&w, m->prev_index);
 	put_u64(&w, m->commit_index);
-	put_u32(&w, m->n_entries);
-	for (uint32_t i = 0; i < m->n_entries; i++) {
-		put_u64(&w, m->entries[i].epoch);
-		put_u64(&w, m->entries[i].index);
-		put_bytes(&w, m->entries[i].data, m->entries[i].len);
-	}
+	put_entries(&w, m->entries, m->n_entries);
 	return wcur_done(&w, buf);
 }
 
@@ -339,36 +388,14 @@ static int append_walk(struct kvfs_peer_append *m, struct kvfs_peer_entry *entri
                        const uint8_t *buf, size_t len)
 {
 	struct rcur r = {buf, len, true};
-	uint64_t epoch;
 
 	memset(m, 0, sizeof(*m));
 	m->epoch = get_u64(&r);
 	m->prev_epoch = get_u64(&r);
 	m->prev_index = get_u64(&r);
 	m->commit_index = get_u64(&r);
-	m->n_entries = get_u32(&r);
-	/* Each entry takes at least its header: a count the bytes cannot hold is a lie. */
-	if (!r.ok || m->n_entries > r.left / KVFS_PEER_ENTRY_HEADER_SIZE)
-		return -EBADMSG;
-	/* prev_index + n must not wrap */
-	if (m->n_entries > UINT64_MAX - m->prev_index)
-		return -EBADMSG;
-
-	epoch = m->prev_epoch;
-	for (uint32_t i = 0; i < m->n_entries; i++) {
-		struct kvfs_peer_entry e;
-
-		e.epoch = get_u64(&r);
-		e.index = get_u64(&r);
-		get_bytes(&r, &e.data, &e.len);
-		if (!r.ok || e.index != m->prev_index + 1 + i || e.epoch < epoch ||
-		    e.epoch > m->epoch)
-			return -EBADMSG;
-		epoch = e.epoch;
-		if (i < max)
-			entries[i] = e;
-	}
-	if (rcur_end(&r) < 0)
+	if (!get_entries(&r, &m->n_entries, m->prev_index, m->prev_epoch, m->epoch, entries, max) ||
+	    rcur_end(&r) < 0)
 		return -EBADMSG;
 	m->entries = entries;
 	return m->n_entries > max ? -E2BIG : 0;
@@ -411,6 +438,80 @@ int peer_msg_append_ack_decode(struct kvfs_peer_append_ack *m, const uint8_t *bu
 	m->match_index = get_u64(&r);
 	m->hint_index = get_u64(&r);
 	return rcur_end(&r);
+}
+
+/* ---- FETCH, FETCH_REPLY ---- */
+
+size_t peer_msg_fetch_encode(const struct kvfs_peer_fetch *m, uint8_t *buf)
+{
+	struct wcur w = {buf};
+
+	put_u64(&w, m->epoch);
+	put_u64(&w, m->from_index);
+	return wcur_done(&w, buf);
+}
+
+int peer_msg_fetch_decode(struct kvfs_peer_fetch *m, const uint8_t *buf, size_t len)
+{
+	struct rcur r = {buf, len, true};
+
+	m->epoch = get_u64(&r);
+	m->from_index = get_u64(&r);
+	return rcur_end(&r);
+}
+
+size_t peer_msg_fetch_reply_size(const struct kvfs_peer_fetch_reply *m)
+{
+	return KVFS_PEER_FETCH_REPLY_HEADER_SIZE + entries_size(m->entries, m->n_entries);
+}
+
+size_t peer_msg_fetch_reply_encode(const struct kvfs_peer_fetch_reply *m, uint8_t *buf)
+{
+	struct wcur w = {buf};
+
+	put_u64(&w, m->epoch);
+	put_u8(&w, m->ok);
+	put_u64(&w, m->from_index);
+	put_entries(&w, m->entries, m->n_entries);
+	return wcur_done(&w, buf);
+}
+
+/* As append_walk(), for a FETCH_REPLY. */
+static int fetch_reply_walk(struct kvfs_peer_fetch_reply *m, struct kvfs_peer_entry *entries,
+                            uint32_t max, const uint8_t *buf, size_t len)
+{
+	struct rcur r = {buf, len, true};
+
+	memset(m, 0, sizeof(*m));
+	m->epoch = get_u64(&r);
+	m->ok = get_flag(&r);
+	m->from_index = get_u64(&r);
+	/* Entries start at from_index; from_index 0 (after = UINT64_MAX) admits none. */
+	if (!get_entries(&r, &m->n_entries, m->from_index - 1, 0, m->epoch, entries, max) ||
+	    rcur_end(&r) < 0)
+		return -EBADMSG;
+	/* A refusal carries no entries. */
+	if (m->n_entries && !m->ok)
+		return -EBADMSG;
+	m->entries = entries;
+	return m->n_entries > max ? -E2BIG : 0;
+}
+
+int peer_msg_fetch_reply_count(const uint8_t *buf, size_t len, uint32_t *n)
+{
+	struct kvfs_peer_fetch_reply m;
+	int rv = fetch_reply_walk(&m, NULL, 0, buf, len);
+
+	if (rv == -EBADMSG)
+		return rv;
+	*n = m.n_entries;
+	return 0;
+}
+
+int peer_msg_fetch_reply_decode(struct kvfs_peer_fetch_reply *m, struct kvfs_peer_entry *entries,
+                                uint32_t max, const uint8_t *buf, size_t len)
+{
+	return fetch_reply_walk(m, entries, max, buf, len);
 }
 
 /* ---- FORWARD, FORWARD_REPLY ---- */

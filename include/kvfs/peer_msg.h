@@ -35,6 +35,8 @@ enum kvfs_peer_msg_type {
 	KVFS_MSG_READ_INDEX_REPLY = 9, /* leader -> follower: this commit index, at this epoch */
 	KVFS_MSG_SNAPSHOT_CHUNK = 10,  /* leader -> follower: a piece of a snapshot file */
 	KVFS_MSG_SNAPSHOT_ACK = 11,    /* follower -> leader: have it up to offset (or not) */
+	KVFS_MSG_FETCH = 12,       /* new leader -> a follower: send me your entries from here */
+	KVFS_MSG_FETCH_REPLY = 13, /* -> new leader: these entries (or not) */
 	KVFS_MSG__COUNT
 };
 
@@ -88,7 +90,7 @@ struct kvfs_peer_epoch_ack {
 size_t peer_msg_epoch_ack_encode(const struct kvfs_peer_epoch_ack *m, uint8_t *buf);
 int peer_msg_epoch_ack_decode(struct kvfs_peer_epoch_ack *m, const uint8_t *buf, size_t len);
 
-/* One log entry in an APPEND: u64 epoch  u64 index  bytes (an encoded struct kvfs_op). */
+/* One log entry in an APPEND or FETCH_REPLY: u64 epoch  u64 index  bytes (an encoded kvfs_op). */
 struct kvfs_peer_entry {
 	uint64_t epoch;
 	uint64_t index;
@@ -142,6 +144,44 @@ struct kvfs_peer_append_ack {
 
 size_t peer_msg_append_ack_encode(const struct kvfs_peer_append_ack *m, uint8_t *buf);
 int peer_msg_append_ack_decode(struct kvfs_peer_append_ack *m, const uint8_t *buf, size_t len);
+
+/*
+ * FETCH: u64 epoch  u64 from_index. A candidate that must adopt a more up-to-date log asks the
+ * follower holding it for its entries from from_index on.
+ */
+#define KVFS_PEER_FETCH_SIZE 16u
+struct kvfs_peer_fetch {
+	uint64_t epoch; /* the candidate's */
+	uint64_t from_index;
+};
+
+size_t peer_msg_fetch_encode(const struct kvfs_peer_fetch *m, uint8_t *buf);
+int peer_msg_fetch_decode(struct kvfs_peer_fetch *m, const uint8_t *buf, size_t len);
+
+/*
+ * FETCH_REPLY: u64 epoch  u8 ok  u64 from_index  u32 n  n entries (laid out as in an APPEND).
+ * The decoder requires the entries' indices to run from_index, from_index + 1 ... (so from_index
+ * is at least 1 when there are entries), their epochs to be non-decreasing and at most epoch, and
+ * a refusal (ok false) to carry no entries.
+ */
+#define KVFS_PEER_FETCH_REPLY_HEADER_SIZE 21u /* up to and including n */
+struct kvfs_peer_fetch_reply {
+	uint64_t epoch; /* ok: the candidate's; otherwise the higher epoch the sender promised */
+	bool ok;
+	uint64_t from_index; /* the first entry carried (the FETCH's, 0 read as 1) */
+	uint32_t n_entries;  /* 0 with ok: the sender has nothing from from_index on */
+	const struct kvfs_peer_entry *entries;
+};
+
+size_t peer_msg_fetch_reply_size(const struct kvfs_peer_fetch_reply *m);
+size_t peer_msg_fetch_reply_encode(const struct kvfs_peer_fetch_reply *m, uint8_t *buf);
+
+/* As peer_msg_append_count(), for a FETCH_REPLY. Returns 0 or -EBADMSG. */
+int peer_msg_fetch_reply_count(const uint8_t *buf, size_t len, uint32_t *n);
+
+/* As peer_msg_append_decode(), for a FETCH_REPLY: 0, -EBADMSG or -E2BIG. */
+int peer_msg_fetch_reply_decode(struct kvfs_peer_fetch_reply *m, struct kvfs_peer_entry *entries,
+                                uint32_t max, const uint8_t *buf, size_t len);
 
 /* FORWARD: u32 origin  u64 seq  bytes op (an encoded struct kvfs_op). */
 struct kvfs_peer_forward {

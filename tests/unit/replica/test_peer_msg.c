@@ -2,9 +2,9 @@
  * Unit tests of the peer message codec (replica/peer_msg.c): every message survives a round trip;
  * every decoder refuses every truncation and trailing bytes without reading outside the buffer
  * (each input is an exact-size allocation, run under ASan); the semantic checks (cluster id,
- * consecutive APPEND indices, flags, snapshot bounds) hold; HELLO from a stranger is refused with
- * a message naming both clusters; and 100k random or mutated payloads through every decoder crash
- * nothing, while whatever a decoder accepts re-encodes to exactly the same bytes.
+ * consecutive APPEND and FETCH_REPLY indices, flags, snapshot bounds) hold; HELLO from a stranger
+ * is refused with a message naming both clusters; and 100k random or mutated payloads through every
+ * decoder crash nothing, while whatever a decoder accepts re-encodes to exactly the same bytes.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -162,6 +162,24 @@ static uint8_t *encode_sample(unsigned type, size_t *len)
 		assert_int_equal(n, KVFS_PEER_SNAPSHOT_ACK_SIZE);
 		break;
 	}
+	case KVFS_MSG_FETCH: {
+		struct kvfs_peer_fetch m = {.epoch = 8, .from_index = 101};
+
+		n = peer_msg_fetch_encode(&m, buf);
+		assert_int_equal(n, KVFS_PEER_FETCH_SIZE);
+		break;
+	}
+	case KVFS_MSG_FETCH_REPLY: {
+		struct kvfs_peer_fetch_reply m = {.epoch = 8,
+		                                  .ok = true,
+		                                  .from_index = 101,
+		                                  .n_entries = 3,
+		                                  .entries = sample_entries};
+
+		n = peer_msg_fetch_reply_size(&m);
+		assert_int_equal(peer_msg_fetch_reply_encode(&m, buf), n);
+		break;
+	}
 	default:
 		fail();
 	}
@@ -264,6 +282,27 @@ static int decode_reencode(unsigned type, const uint8_t *buf, size_t len, uint8_
 
 		if ((rv = peer_msg_snapshot_ack_decode(&m, buf, len)) == 0)
 			*out_len = peer_msg_snapshot_ack_encode(&m, out);
+		break;
+	}
+	case KVFS_MSG_FETCH: {
+		struct kvfs_peer_fetch m;
+
+		if ((rv = peer_msg_fetch_decode(&m, buf, len)) == 0)
+			*out_len = peer_msg_fetch_encode(&m, out);
+		break;
+	}
+	case KVFS_MSG_FETCH_REPLY: {
+		struct kvfs_peer_fetch_reply m;
+		struct kvfs_peer_entry e[MAX_ENTRIES];
+		uint32_t count = 0;
+		int crv = peer_msg_fetch_reply_count(buf, len, &count);
+
+		rv = peer_msg_fetch_reply_decode(&m, e, MAX_ENTRIES, buf, len);
+		assert_int_equal(crv, rv == -EBADMSG ? -EBADMSG : 0);
+		if (rv != -EBADMSG)
+			assert_int_equal(count, m.n_entries);
+		if (rv == 0)
+			*out_len = peer_msg_fetch_reply_encode(&m, out);
 		break;
 	}
 	default:
@@ -421,6 +460,39 @@ static void test_roundtrip_fields(void **state)
 		assert_int_equal(ma.snap_index, 90);
 		assert_int_equal(ma.offset, 4096);
 		assert_true(ma.ok);
+		free(buf);
+	}
+	{
+		struct kvfs_peer_fetch m;
+
+		buf = encode_sample(KVFS_MSG_FETCH, &len);
+		assert_int_equal(peer_msg_fetch_decode(&m, buf, len), 0);
+		assert_int_equal(m.epoch, 8);
+		assert_int_equal(m.from_index, 101);
+		free(buf);
+	}
+	{
+		struct kvfs_peer_fetch_reply m;
+		struct kvfs_peer_entry e[MAX_ENTRIES];
+
+		buf = encode_sample(KVFS_MSG_FETCH_REPLY, &len);
+		assert_int_equal(peer_msg_fetch_reply_decode(&m, e, MAX_ENTRIES, buf, len), 0);
+		assert_int_equal(m.epoch, 8);
+		assert_true(m.ok);
+		assert_int_equal(m.from_index, 101);
+		assert_int_equal(m.n_entries, 3);
+		assert_ptr_equal(m.entries, e);
+		for (int i = 0; i < 3; i++) {
+			assert_int_equal(e[i].epoch, sample_entries[i].epoch);
+			assert_int_equal(e[i].index, sample_entries[i].index);
+			assert_int_equal(e[i].len, sample_entries[i].len);
+			if (e[i].len) {
+				assert_memory_equal(e[i].data, sample_entries[i].data, e[i].len);
+				assert_true(e[i].data > buf && e[i].data + e[i].len <= buf + len);
+			} else {
+				assert_null(e[i].data);
+			}
+		}
 		free(buf);
 	}
 }
@@ -673,6 +745,138 @@ static void test_append_count_lie(void **state)
 	free(buf);
 }
 
+/* A FETCH_REPLY (epoch 7, ok unless told) with the given entries from from_index, decoded. */
+static int fetch_reply_with(const struct kvfs_peer_entry *e, uint32_t n, uint64_t from_index,
+                            bool ok)
+{
+	struct kvfs_peer_fetch_reply m = {.epoch = 7,
+	                                  .ok = ok,
+	                                  .from_index = from_index,
+	                                  .n_entries = n,
+	                                  .entries = e},
+	                             got;
+	struct kvfs_peer_entry out[MAX_ENTRIES];
+	size_t len = peer_msg_fetch_reply_size(&m);
+	uint8_t *buf = malloc(len);
+	uint32_t count;
+	int rv;
+
+	assert_non_null(buf);
+	assert_int_equal(peer_msg_fetch_reply_encode(&m, buf), len);
+	rv = peer_msg_fetch_reply_decode(&got, out, MAX_ENTRIES, buf, len);
+	assert_int_equal(peer_msg_fetch_reply_count(buf, len, &count),
+	                 rv == -EBADMSG ? -EBADMSG : 0);
+	free(buf);
+	return rv;
+}
+
+static void test_fetch_reply_indices_checked(void **state)
+{
+	struct kvfs_peer_entry e[3];
+
+	memcpy(e, sample_entries, sizeof(e));
+	assert_int_equal(fetch_reply_with(e, 3, 101, true), 0);
+	/* a gap, a repeat, going back */
+	e[2].index = 104;
+	assert_int_equal(fetch_reply_with(e, 3, 101, true), -EBADMSG);
+	e[2].index = 102;
+	assert_int_equal(fetch_reply_with(e, 3, 101, true), -EBADMSG);
+	e[2].index = 101;
+	assert_int_equal(fetch_reply_with(e, 3, 101, true), -EBADMSG);
+	/* not starting at from_index */
+	memcpy(e, sample_entries, sizeof(e));
+	assert_int_equal(fetch_reply_with(e, 3, 100, true), -EBADMSG);
+	assert_int_equal(fetch_reply_with(e, 3, 102, true), -EBADMSG);
+	/* epochs going down, above the sender's */
+	e[2].epoch = 6;
+	e[1].epoch = 7;
+	assert_int_equal(fetch_reply_with(e, 3, 101, true), -EBADMSG);
+	memcpy(e, sample_entries, sizeof(e));
+	e[2].epoch = 8;
+	assert_int_equal(fetch_reply_with(e, 3, 101, true), -EBADMSG);
+	/* any epoch from 0 up is fine: there is no prev to bound it */
+	memcpy(e, sample_entries, sizeof(e));
+	e[0].epoch = 0;
+	assert_int_equal(fetch_reply_with(e, 3, 101, true), 0);
+	/* nothing to give, or a refusal: no entries, any from_index */
+	assert_int_equal(fetch_reply_with(e, 0, 101, true), 0);
+	assert_int_equal(fetch_reply_with(e, 0, 0, false), 0);
+	assert_int_equal(fetch_reply_with(e, 0, UINT64_MAX, true), 0);
+	/* a refusal carrying entries */
+	memcpy(e, sample_entries, sizeof(e));
+	assert_int_equal(fetch_reply_with(e, 3, 101, false), -EBADMSG);
+	/* index 0 holds no entry */
+	e[0].index = 0;
+	assert_int_equal(fetch_reply_with(e, 1, 0, true), -EBADMSG);
+	/* indices that would wrap */
+	e[0].index = UINT64_MAX;
+	e[1].index = 0;
+	assert_int_equal(fetch_reply_with(e, 2, UINT64_MAX, true), -EBADMSG);
+	assert_int_equal(fetch_reply_with(e, 1, UINT64_MAX, true), 0);
+}
+
+/* As for APPEND: -E2BIG with the count, then a second pass that fits. */
+static void test_fetch_reply_two_passes(void **state)
+{
+	struct kvfs_peer_entry big[MAX_ENTRIES + 3], out[MAX_ENTRIES];
+	struct kvfs_peer_fetch_reply m = {.epoch = 9,
+	                                  .ok = true,
+	                                  .from_index = 11,
+	                                  .n_entries = MAX_ENTRIES + 3,
+	                                  .entries = big},
+	                             got;
+	uint8_t buf[1024];
+	size_t len;
+	uint32_t count = 0;
+
+	for (uint32_t i = 0; i < MAX_ENTRIES + 3; i++)
+		big[i] = (struct kvfs_peer_entry){
+		    .epoch = 1 + i / 4, .index = 11 + i, .data = (const uint8_t *)"xy", .len = 2};
+	len = peer_msg_fetch_reply_encode(&m, buf);
+	assert_int_equal(len, peer_msg_fetch_reply_size(&m));
+	assert_int_equal(peer_msg_fetch_reply_decode(&got, out, MAX_ENTRIES, buf, len), -E2BIG);
+	assert_int_equal(got.n_entries, MAX_ENTRIES + 3);
+
+	assert_int_equal(peer_msg_fetch_reply_count(buf, len, &count), 0);
+	assert_int_equal(count, MAX_ENTRIES + 3);
+	{
+		struct kvfs_peer_entry *all = calloc(count, sizeof(*all));
+
+		assert_non_null(all);
+		assert_int_equal(peer_msg_fetch_reply_decode(&got, all, count, buf, len), 0);
+		for (uint32_t i = 0; i < count; i++) {
+			assert_int_equal(all[i].index, 11 + i);
+			assert_int_equal(all[i].epoch, 1 + i / 4);
+		}
+		free(all);
+	}
+}
+
+/* A FETCH_REPLY count the payload's bytes cannot hold is refused; so is a bad ok flag. */
+static void test_fetch_reply_count_lie_and_flag(void **state)
+{
+	size_t len, out_len;
+	uint8_t *buf = encode_sample(KVFS_MSG_FETCH_REPLY, &len);
+	uint8_t out[512];
+	uint32_t count = 12345;
+	static const uint32_t lies[] = {0xffffffffu, 0x10000000u, 4, 2};
+
+	for (size_t i = 0; i < sizeof(lies) / sizeof(lies[0]); i++) {
+		buf[17] = (uint8_t)lies[i];
+		buf[18] = (uint8_t)(lies[i] >> 8);
+		buf[19] = (uint8_t)(lies[i] >> 16);
+		buf[20] = (uint8_t)(lies[i] >> 24);
+		assert_int_equal(peer_msg_fetch_reply_count(buf, len, &count), -EBADMSG);
+		assert_int_equal(count, 12345);
+	}
+	free(buf);
+
+	buf = encode_sample(KVFS_MSG_FETCH_REPLY, &len);
+	buf[8] = 2;
+	assert_int_equal(decode_reencode(KVFS_MSG_FETCH_REPLY, buf, len, out, &out_len), -EBADMSG);
+	free(buf);
+}
+
 /* Flags are 0 or 1; an error is 0 or a negative errno; a chunk lies within its snapshot. */
 static void test_values_checked(void **state)
 {
@@ -794,7 +998,8 @@ static void test_fuzz_every_decoder(void **state)
 					assert_memory_equal(out, p, len);
 				} else {
 					assert_true(rv == -EBADMSG ||
-					            (rv == -E2BIG && t == KVFS_MSG_APPEND));
+					            (rv == -E2BIG && (t == KVFS_MSG_APPEND ||
+					                              t == KVFS_MSG_FETCH_REPLY)));
 				}
 			}
 			free(p);
@@ -809,9 +1014,9 @@ static void test_fuzz_every_decoder(void **state)
 static void test_type_names(void **state)
 {
 	static const char *const names[] = {
-	    "unknown",        "hello",        "new_epoch",     "epoch_ack",  "append",
-	    "append_ack",     "forward",      "forward_reply", "read_index", "read_index_reply",
-	    "snapshot_chunk", "snapshot_ack",
+	    "unknown",        "hello",        "new_epoch",     "epoch_ack",   "append",
+	    "append_ack",     "forward",      "forward_reply", "read_index",  "read_index_reply",
+	    "snapshot_chunk", "snapshot_ack", "fetch",         "fetch_reply",
 	};
 
 	assert_int_equal(sizeof(names) / sizeof(names[0]), KVFS_MSG__COUNT);
@@ -835,6 +1040,9 @@ int main(void)
 	    cmocka_unit_test(test_append_indices_checked),
 	    cmocka_unit_test(test_append_two_passes),
 	    cmocka_unit_test(test_append_count_lie),
+	    cmocka_unit_test(test_fetch_reply_indices_checked),
+	    cmocka_unit_test(test_fetch_reply_two_passes),
+	    cmocka_unit_test(test_fetch_reply_count_lie_and_flag),
 	    cmocka_unit_test(test_values_checked),
 	    cmocka_unit_test(test_fuzz_every_decoder),
 	    cmocka_unit_test(test_type_names),
