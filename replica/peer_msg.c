@@ -9,6 +9,8 @@
  */
 #include "kvfs/peer_msg.h"
 
+#include "kvfs/wire.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -19,128 +21,8 @@
 #define FORWARD_FIXED_SIZE (4 + 8 + 4)     /* everything but the op */
 #define ERRNO_MAX          4095            /* errno values are 1..4095 (Linux MAX_ERRNO) */
 
-/* A write cursor; the caller has sized the buffer. */
-struct wcur {
-	uint8_t *p;
-};
-
-/* A read cursor that fails (ok = false) instead of reading past the end. */
-struct rcur {
-	const uint8_t *p;
-	size_t left;
-	bool ok;
-};
-
-static void put_u8(struct wcur *w, uint8_t v)
-{
-	*w->p++ = v;
-}
-
-static void put_u32(struct wcur *w, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		*w->p++ = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(struct wcur *w, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		*w->p++ = (uint8_t)(v >> (8 * i));
-}
-
-/* A u32 length, then the bytes (which may be NULL when len is 0). */
-static void put_bytes(struct wcur *w, const void *b, uint32_t len)
-{
-	put_u32(w, len);
-	if (len) {
-		memcpy(w->p, b, len);
-		w->p += len;
-	}
-}
-
-/* The bytes written since start. */
-static size_t wcur_done(const struct wcur *w, const uint8_t *start)
-{
-	return (size_t)(w->p - start);
-}
-
-static bool rcur_take(struct rcur *r, size_t n)
-{
-	if (!r->ok || r->left < n) {
-		r->ok = false;
-		return false;
-	}
-	return true;
-}
-
-static uint8_t get_u8(struct rcur *r)
-{
-	if (!rcur_take(r, 1))
-		return 0;
-	r->left--;
-	return *r->p++;
-}
-
-static uint32_t get_u32(struct rcur *r)
-{
-	uint32_t v = 0;
-
-	if (!rcur_take(r, 4))
-		return 0;
-	for (int i = 0; i < 4; i++)
-		v |= (uint32_t)r->p[i] << (8 * i);
-	r->p += 4;
-	r->left -= 4;
-	return v;
-}
-
-static uint64_t get_u64(struct rcur *r)
-{
-	uint64_t v = 0;
-
-	if (!rcur_take(r, 8))
-		return 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)r->p[i] << (8 * i);
-	r->p += 8;
-	r->left -= 8;
-	return v;
-}
-
-/* A flag byte: 0 or 1, anything else fails the cursor. */
-static bool get_flag(struct rcur *r)
-{
-	uint8_t v = get_u8(r);
-
-	if (v > 1)
-		r->ok = false;
-	return v == 1;
-}
-
-/* n bytes, which *out then borrows (NULL when n is 0); fails the cursor if they run past the end.
- */
-static void get_raw(struct rcur *r, const uint8_t **out, size_t n)
-{
-	*out = NULL;
-	if (!rcur_take(r, n))
-		return;
-	if (n)
-		*out = r->p;
-	r->p += n;
-	r->left -= n;
-}
-
-/* A u32 length, then that many bytes, borrowed as by get_raw(). */
-static void get_bytes(struct rcur *r, const uint8_t **out, uint32_t *len)
-{
-	*len = get_u32(r);
-	get_raw(r, out, *len);
-	if (!r->ok)
-		*len = 0;
-}
-
 /* The decoder's verdict: every read stayed inside the buffer and consumed all of it. */
-static int rcur_end(const struct rcur *r)
+static int rcur_end(const struct kvfs_rcur *r)
 {
 	return r->ok && r->left == 0 ? 0 : -EBADMSG;
 }
@@ -184,16 +66,16 @@ size_t peer_msg_hello_size(const struct kvfs_peer_hello *m)
 
 size_t peer_msg_hello_encode(const struct kvfs_peer_hello *m, uint8_t *buf)
 {
-	struct wcur w = {buf};
+	struct kvfs_wcur w = {buf};
 	size_t n = cluster_id_len(m);
 
-	put_u8(&w, m->version);
-	put_u8(&w, (uint8_t)n);
+	wire_put_u8(&w, m->version);
+	wire_put_u8(&w, (uint8_t)n);
 	memcpy(w.p, m->cluster_id, n);
 	w.p += n;
-	put_u32(&w, m->node_id);
-	put_u64(&w, m->epoch);
-	return wcur_done(&w, buf);
+	wire_put_u32(&w, m->node_id);
+	wire_put_u64(&w, m->epoch);
+	return wire_done(&w, buf);
 }
 
 static bool is_hex(const uint8_t *s, size_t n)
@@ -210,22 +92,22 @@ static bool is_hex(const uint8_t *s, size_t n)
 /* Copies the cluster id out (it is tiny) so that it is a C string; -EBADMSG if malformed. */
 int peer_msg_hello_decode(struct kvfs_peer_hello *m, const uint8_t *buf, size_t len)
 {
-	struct rcur r = {buf, len, true};
+	struct kvfs_rcur r = {buf, len, true};
 	const uint8_t *id;
 	size_t n;
 
 	memset(m, 0, sizeof(*m));
-	m->version = get_u8(&r);
-	n = get_u8(&r);
+	m->version = wire_get_u8(&r);
+	n = wire_get_u8(&r);
 	if (n == 0 || n > KVFS_PEER_CLUSTER_ID_MAX)
 		return -EBADMSG;
-	get_raw(&r, &id, n);
+	wire_get_raw(&r, &id, n);
 	if (!r.ok || !is_hex(id, n))
 		return -EBADMSG;
 	memcpy(m->cluster_id, id, n);
 	m->cluster_id[n] = '\0';
-	m->node_id = get_u32(&r);
-	m->epoch = get_u64(&r);
+	m->node_id = wire_get_u32(&r);
+	m->epoch = wire_get_u64(&r);
 	return rcur_end(&r);
 }
 
@@ -269,52 +151,52 @@ int peer_msg_hello_check(const struct kvfs_peer_hello *h, const char *my_cluster
 
 size_t peer_msg_new_epoch_encode(const struct kvfs_peer_new_epoch *m, uint8_t *buf)
 {
-	struct wcur w = {buf};
+	struct kvfs_wcur w = {buf};
 
-	put_u64(&w, m->epoch);
-	return wcur_done(&w, buf);
+	wire_put_u64(&w, m->epoch);
+	return wire_done(&w, buf);
 }
 
 int peer_msg_new_epoch_decode(struct kvfs_peer_new_epoch *m, const uint8_t *buf, size_t len)
 {
-	struct rcur r = {buf, len, true};
+	struct kvfs_rcur r = {buf, len, true};
 
-	m->epoch = get_u64(&r);
+	m->epoch = wire_get_u64(&r);
 	return rcur_end(&r);
 }
 
 size_t peer_msg_epoch_ack_encode(const struct kvfs_peer_epoch_ack *m, uint8_t *buf)
 {
-	struct wcur w = {buf};
+	struct kvfs_wcur w = {buf};
 
-	put_u64(&w, m->epoch);
-	put_u64(&w, m->last_epoch);
-	put_u64(&w, m->last_index);
-	put_u8(&w, m->ok);
-	return wcur_done(&w, buf);
+	wire_put_u64(&w, m->epoch);
+	wire_put_u64(&w, m->last_epoch);
+	wire_put_u64(&w, m->last_index);
+	wire_put_u8(&w, m->ok);
+	return wire_done(&w, buf);
 }
 
 int peer_msg_epoch_ack_decode(struct kvfs_peer_epoch_ack *m, const uint8_t *buf, size_t len)
 {
-	struct rcur r = {buf, len, true};
+	struct kvfs_rcur r = {buf, len, true};
 
-	m->epoch = get_u64(&r);
-	m->last_epoch = get_u64(&r);
-	m->last_index = get_u64(&r);
-	m->ok = get_flag(&r);
+	m->epoch = wire_get_u64(&r);
+	m->last_epoch = wire_get_u64(&r);
+	m->last_index = wire_get_u64(&r);
+	m->ok = wire_get_flag(&r);
 	return rcur_end(&r);
 }
 
 /* ---- APPEND, APPEND_ACK ---- */
 
 /* A u32 count, then the entries (shared by APPEND and FETCH_REPLY). */
-static void put_entries(struct wcur *w, const struct kvfs_peer_entry *e, uint32_t n)
+static void put_entries(struct kvfs_wcur *w, const struct kvfs_peer_entry *e, uint32_t n)
 {
-	put_u32(w, n);
+	wire_put_u32(w, n);
 	for (uint32_t i = 0; i < n; i++) {
-		put_u64(w, e[i].epoch);
-		put_u64(w, e[i].index);
-		put_bytes(w, e[i].data, e[i].len);
+		wire_put_u64(w, e[i].epoch);
+		wire_put_u64(w, e[i].index);
+		wire_put_bytes(w, e[i].data, e[i].len);
 	}
 }
 
@@ -332,12 +214,12 @@ static size_t entries_size(const struct kvfs_peer_entry *e, uint32_t n)
  * non-decreasing epochs within [min_epoch, max_epoch]; fills *n and the first max of entries
  * (which may be NULL when max is 0). Returns false, the cursor failed, if anything is off.
  */
-static bool get_entries(struct rcur *r, uint32_t *n, uint64_t after, uint64_t min_epoch,
+static bool get_entries(struct kvfs_rcur *r, uint32_t *n, uint64_t after, uint64_t min_epoch,
                         uint64_t max_epoch, struct kvfs_peer_entry *entries, uint32_t max)
 {
 	uint64_t epoch = min_epoch;
 
-	*n = get_u32(r);
+	*n = wire_get_u32(r);
 	/* Each entry takes at least its header: a count the bytes cannot hold is a lie. */
 	if (!r->ok || *n > r->left / KVFS_PEER_ENTRY_HEADER_SIZE)
 		goto err;
@@ -347,9 +229,9 @@ static bool get_entries(struct rcur *r, uint32_t *n, uint64_t after, uint64_t mi
 	for (uint32_t i = 0; i < *n; i++) {
 		struct kvfs_peer_entry e;
 
-		e.epoch = get_u64(r);
-		e.index = get_u64(r);
-		get_bytes(r, &e.data, &e.len);
+		e.epoch = wire_get_u64(r);
+		e.index = wire_get_u64(r);
+		wire_get_bytes(r, &e.data, &e.len, UINT32_MAX);
 		if (!r->ok || e.index != after + 1 + i || e.epoch < epoch || e.epoch > max_epoch)
 			goto err;
 		epoch = e.epoch;
@@ -370,14 +252,14 @@ size_t peer_msg_append_size(const struct kvfs_peer_append *m)
 
 size_t peer_msg_append_encode(const struct kvfs_peer_append *m, uint8_t *buf)
 {
-	struct wcur w = {buf};
+	struct kvfs_wcur w = {buf};
 
-	put_u64(&w, m->epoch);
-	put_u64(&w, m->prev_epoch);
-	put_u64(&w, m->prev_index);
-	put_u64(&w, m->commit_index);
+	wire_put_u64(&w, m->epoch);
+	wire_put_u64(&w, m->prev_epoch);
+	wire_put_u64(&w, m->prev_index);
+	wire_put_u64(&w, m->commit_index);
 	put_entries(&w, m->entries, m->n_entries);
-	return wcur_done(&w, buf);
+	return wire_done(&w, buf);
 }
 
 /*
@@ -387,13 +269,13 @@ size_t peer_msg_append_encode(const struct kvfs_peer_append *m, uint8_t *buf)
 static int append_walk(struct kvfs_peer_append *m, struct kvfs_peer_entry *entries, uint32_t max,
                        const uint8_t *buf, size_t len)
 {
-	struct rcur r = {buf, len, true};
+	struct kvfs_rcur r = {buf, len, true};
 
 	memset(m, 0, sizeof(*m));
-	m->epoch = get_u64(&r);
-	m->prev_epoch = get_u64(&r);
-	m->prev_index = get_u64(&r);
-	m->commit_index = get_u64(&r);
+	m->epoch = wire_get_u64(&r);
+	m->prev_epoch = wire_get_u64(&r);
+	m->prev_index = wire_get_u64(&r);
+	m->commit_index = wire_get_u64(&r);
 	if (!get_entries(&r, &m->n_entries, m->prev_index, m->prev_epoch, m->epoch, entries, max) ||
 	    rcur_end(&r) < 0)
 		return -EBADMSG;
@@ -420,23 +302,23 @@ int peer_msg_append_decode(struct kvfs_peer_append *m, struct kvfs_peer_entry *e
 
 size_t peer_msg_append_ack_encode(const struct kvfs_peer_append_ack *m, uint8_t *buf)
 {
-	struct wcur w = {buf};
+	struct kvfs_wcur w = {buf};
 
-	put_u64(&w, m->epoch);
-	put_u8(&w, m->ok);
-	put_u64(&w, m->match_index);
-	put_u64(&w, m->hint_index);
-	return wcur_done(&w, buf);
+	wire_put_u64(&w, m->epoch);
+	wire_put_u8(&w, m->ok);
+	wire_put_u64(&w, m->match_index);
+	wire_put_u64(&w, m->hint_index);
+	return wire_done(&w, buf);
 }
 
 int peer_msg_append_ack_decode(struct kvfs_peer_append_ack *m, const uint8_t *buf, size_t len)
 {
-	struct rcur r = {buf, len, true};
+	struct kvfs_rcur r = {buf, len, true};
 
-	m->epoch = get_u64(&r);
-	m->ok = get_flag(&r);
-	m->match_index = get_u64(&r);
-	m->hint_index = get_u64(&r);
+	m->epoch = wire_get_u64(&r);
+	m->ok = wire_get_flag(&r);
+	m->match_index = wire_get_u64(&r);
+	m->hint_index = wire_get_u64(&r);
 	return rcur_end(&r);
 }
 
@@ -444,19 +326,19 @@ int peer_msg_append_ack_decode(struct kvfs_peer_append_ack *m, const uint8_t *bu
 
 size_t peer_msg_fetch_encode(const struct kvfs_peer_fetch *m, uint8_t *buf)
 {
-	struct wcur w = {buf};
+	struct kvfs_wcur w = {buf};
 
-	put_u64(&w, m->epoch);
-	put_u64(&w, m->from_index);
-	return wcur_done(&w, buf);
+	wire_put_u64(&w, m->epoch);
+	wire_put_u64(&w, m->from_index);
+	return wire_done(&w, buf);
 }
 
 int peer_msg_fetch_decode(struct kvfs_peer_fetch *m, const uint8_t *buf, size_t len)
 {
-	struct rcur r = {buf, len, true};
+	struct kvfs_rcur r = {buf, len, true};
 
-	m->epoch = get_u64(&r);
-	m->from_index = get_u64(&r);
+	m->epoch = wire_get_u64(&r);
+	m->from_index = wire_get_u64(&r);
 	return rcur_end(&r);
 }
 
@@ -467,25 +349,25 @@ size_t peer_msg_fetch_reply_size(const struct kvfs_peer_fetch_reply *m)
 
 size_t peer_msg_fetch_reply_encode(const struct kvfs_peer_fetch_reply *m, uint8_t *buf)
 {
-	struct wcur w = {buf};
+	struct kvfs_wcur w = {buf};
 
-	put_u64(&w, m->epoch);
-	put_u8(&w, m->ok);
-	put_u64(&w, m->from_index);
+	wire_put_u64(&w, m->epoch);
+	wire_put_u8(&w, m->ok);
+	wire_put_u64(&w, m->from_index);
 	put_entries(&w, m->entries, m->n_entries);
-	return wcur_done(&w, buf);
+	return wire_done(&w, buf);
 }
 
 /* As append_walk(), for a FETCH_REPLY. */
 static int fetch_reply_walk(struct kvfs_peer_fetch_reply *m, struct kvfs_peer_entry *entries,
                             uint32_t max, const uint8_t *buf, size_t len)
 {
-	struct rcur r = {buf, len, true};
+	struct kvfs_rcur r = {buf, len, true};
 
 	memset(m, 0, sizeof(*m));
-	m->epoch = get_u64(&r);
-	m->ok = get_flag(&r);
-	m->from_index = get_u64(&r);
+	m->epoch = wire_get_u64(&r);
+	m->ok = wire_get_flag(&r);
+	m->from_index = wire_get_u64(&r);
 	/* Entries start at from_index; from_index 0 (after = UINT64_MAX) admits none. */
 	if (!get_entries(&r, &m->n_entries, m->from_index - 1, 0, m->epoch, entries, max) ||
 	    rcur_end(&r) < 0)
@@ -523,43 +405,43 @@ size_t peer_msg_forward_size(const struct kvfs_peer_forward *m)
 
 size_t peer_msg_forward_encode(const struct kvfs_peer_forward *m, uint8_t *buf)
 {
-	struct wcur w = {buf};
+	struct kvfs_wcur w = {buf};
 
-	put_u32(&w, m->origin);
-	put_u64(&w, m->seq);
-	put_bytes(&w, m->op, m->op_len);
-	return wcur_done(&w, buf);
+	wire_put_u32(&w, m->origin);
+	wire_put_u64(&w, m->seq);
+	wire_put_bytes(&w, m->op, m->op_len);
+	return wire_done(&w, buf);
 }
 
 int peer_msg_forward_decode(struct kvfs_peer_forward *m, const uint8_t *buf, size_t len)
 {
-	struct rcur r = {buf, len, true};
+	struct kvfs_rcur r = {buf, len, true};
 
-	m->origin = get_u32(&r);
-	m->seq = get_u64(&r);
-	get_bytes(&r, &m->op, &m->op_len);
+	m->origin = wire_get_u32(&r);
+	m->seq = wire_get_u64(&r);
+	wire_get_bytes(&r, &m->op, &m->op_len, UINT32_MAX);
 	return rcur_end(&r);
 }
 
 size_t peer_msg_forward_reply_encode(const struct kvfs_peer_forward_reply *m, uint8_t *buf)
 {
-	struct wcur w = {buf};
+	struct kvfs_wcur w = {buf};
 
-	put_u32(&w, m->origin);
-	put_u64(&w, m->seq);
-	put_u32(&w, (uint32_t)m->err);
-	put_u64(&w, m->ino);
-	return wcur_done(&w, buf);
+	wire_put_u32(&w, m->origin);
+	wire_put_u64(&w, m->seq);
+	wire_put_u32(&w, (uint32_t)m->err);
+	wire_put_u64(&w, m->ino);
+	return wire_done(&w, buf);
 }
 
 int peer_msg_forward_reply_decode(struct kvfs_peer_forward_reply *m, const uint8_t *buf, size_t len)
 {
-	struct rcur r = {buf, len, true};
+	struct kvfs_rcur r = {buf, len, true};
 
-	m->origin = get_u32(&r);
-	m->seq = get_u64(&r);
-	m->err = (int32_t)get_u32(&r);
-	m->ino = get_u64(&r);
+	m->origin = wire_get_u32(&r);
+	m->seq = wire_get_u64(&r);
+	m->err = (int32_t)wire_get_u32(&r);
+	m->ino = wire_get_u64(&r);
 	if (m->err > 0 || m->err < -ERRNO_MAX)
 		return -EBADMSG;
 	return rcur_end(&r);
@@ -569,40 +451,40 @@ int peer_msg_forward_reply_decode(struct kvfs_peer_forward_reply *m, const uint8
 
 size_t peer_msg_read_index_encode(const struct kvfs_peer_read_index *m, uint8_t *buf)
 {
-	struct wcur w = {buf};
+	struct kvfs_wcur w = {buf};
 
-	put_u64(&w, m->id);
-	return wcur_done(&w, buf);
+	wire_put_u64(&w, m->id);
+	return wire_done(&w, buf);
 }
 
 int peer_msg_read_index_decode(struct kvfs_peer_read_index *m, const uint8_t *buf, size_t len)
 {
-	struct rcur r = {buf, len, true};
+	struct kvfs_rcur r = {buf, len, true};
 
-	m->id = get_u64(&r);
+	m->id = wire_get_u64(&r);
 	return rcur_end(&r);
 }
 
 size_t peer_msg_read_index_reply_encode(const struct kvfs_peer_read_index_reply *m, uint8_t *buf)
 {
-	struct wcur w = {buf};
+	struct kvfs_wcur w = {buf};
 
-	put_u64(&w, m->id);
-	put_u64(&w, m->epoch);
-	put_u64(&w, m->commit_index);
-	put_u8(&w, m->ok);
-	return wcur_done(&w, buf);
+	wire_put_u64(&w, m->id);
+	wire_put_u64(&w, m->epoch);
+	wire_put_u64(&w, m->commit_index);
+	wire_put_u8(&w, m->ok);
+	return wire_done(&w, buf);
 }
 
 int peer_msg_read_index_reply_decode(struct kvfs_peer_read_index_reply *m, const uint8_t *buf,
                                      size_t len)
 {
-	struct rcur r = {buf, len, true};
+	struct kvfs_rcur r = {buf, len, true};
 
-	m->id = get_u64(&r);
-	m->epoch = get_u64(&r);
-	m->commit_index = get_u64(&r);
-	m->ok = get_flag(&r);
+	m->id = wire_get_u64(&r);
+	m->epoch = wire_get_u64(&r);
+	m->commit_index = wire_get_u64(&r);
+	m->ok = wire_get_flag(&r);
 	return rcur_end(&r);
 }
 
@@ -615,30 +497,30 @@ size_t peer_msg_snapshot_chunk_size(const struct kvfs_peer_snapshot_chunk *m)
 
 size_t peer_msg_snapshot_chunk_encode(const struct kvfs_peer_snapshot_chunk *m, uint8_t *buf)
 {
-	struct wcur w = {buf};
+	struct kvfs_wcur w = {buf};
 
-	put_u64(&w, m->epoch);
-	put_u64(&w, m->snap_index);
-	put_u64(&w, m->snap_epoch);
-	put_u64(&w, m->offset);
-	put_u64(&w, m->total);
-	put_u8(&w, m->last);
-	put_bytes(&w, m->data, m->len);
-	return wcur_done(&w, buf);
+	wire_put_u64(&w, m->epoch);
+	wire_put_u64(&w, m->snap_index);
+	wire_put_u64(&w, m->snap_epoch);
+	wire_put_u64(&w, m->offset);
+	wire_put_u64(&w, m->total);
+	wire_put_u8(&w, m->last);
+	wire_put_bytes(&w, m->data, m->len);
+	return wire_done(&w, buf);
 }
 
 int peer_msg_snapshot_chunk_decode(struct kvfs_peer_snapshot_chunk *m, const uint8_t *buf,
                                    size_t len)
 {
-	struct rcur r = {buf, len, true};
+	struct kvfs_rcur r = {buf, len, true};
 
-	m->epoch = get_u64(&r);
-	m->snap_index = get_u64(&r);
-	m->snap_epoch = get_u64(&r);
-	m->offset = get_u64(&r);
-	m->total = get_u64(&r);
-	m->last = get_flag(&r);
-	get_bytes(&r, &m->data, &m->len);
+	m->epoch = wire_get_u64(&r);
+	m->snap_index = wire_get_u64(&r);
+	m->snap_epoch = wire_get_u64(&r);
+	m->offset = wire_get_u64(&r);
+	m->total = wire_get_u64(&r);
+	m->last = wire_get_flag(&r);
+	wire_get_bytes(&r, &m->data, &m->len, UINT32_MAX);
 	if (rcur_end(&r) < 0)
 		return -EBADMSG;
 	/* The chunk lies within the file, and last says whether it reaches the end. */
@@ -650,22 +532,22 @@ int peer_msg_snapshot_chunk_decode(struct kvfs_peer_snapshot_chunk *m, const uin
 
 size_t peer_msg_snapshot_ack_encode(const struct kvfs_peer_snapshot_ack *m, uint8_t *buf)
 {
-	struct wcur w = {buf};
+	struct kvfs_wcur w = {buf};
 
-	put_u64(&w, m->epoch);
-	put_u64(&w, m->snap_index);
-	put_u64(&w, m->offset);
-	put_u8(&w, m->ok);
-	return wcur_done(&w, buf);
+	wire_put_u64(&w, m->epoch);
+	wire_put_u64(&w, m->snap_index);
+	wire_put_u64(&w, m->offset);
+	wire_put_u8(&w, m->ok);
+	return wire_done(&w, buf);
 }
 
 int peer_msg_snapshot_ack_decode(struct kvfs_peer_snapshot_ack *m, const uint8_t *buf, size_t len)
 {
-	struct rcur r = {buf, len, true};
+	struct kvfs_rcur r = {buf, len, true};
 
-	m->epoch = get_u64(&r);
-	m->snap_index = get_u64(&r);
-	m->offset = get_u64(&r);
-	m->ok = get_flag(&r);
+	m->epoch = wire_get_u64(&r);
+	m->snap_index = wire_get_u64(&r);
+	m->offset = wire_get_u64(&r);
+	m->ok = wire_get_flag(&r);
 	return rcur_end(&r);
 }
