@@ -390,13 +390,16 @@ void repl_receive(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg
 
 	if (m->epoch < r->epoch) {
 		/* Fencing: tell the sender of its successor; answers to us are simply late. */
-		struct kvfs_repl_msg rej = {.hint = r->last};
+		struct kvfs_repl_msg rej = {0};
 
 		if (!from_leader)
 			return;
 		rej.type = m->type == KVFS_REPL_NEW_EPOCH ? KVFS_REPL_EPOCH_ACK
 		           : m->type == KVFS_REPL_APPEND  ? KVFS_REPL_APPEND_ACK
 		                                          : KVFS_REPL_FETCH_REPLY;
+		/* Only APPEND_ACK carries a hint (repl.h: unlisted fields are 0). */
+		if (rej.type == KVFS_REPL_APPEND_ACK)
+			rej.hint = r->last;
 		repl_send(r, from, &rej);
 		return;
 	}
