@@ -1,7 +1,7 @@
 /*
- * The write-ahead log's private state, shared by log.c (open, recovery, append, truncate, compact)
- * and log_read.c (reading records back from the segment files). Nothing outside replica/log*.c
- * includes it.
+ * The write-ahead log's private state, shared by log.c (the segment array, open, append, truncate,
+ * compact), log_recover.c (checking and repairing the segment files at open) and log_read.c
+ * (reading records back from the segment files). Nothing outside replica/log*.c includes it.
  */
 #ifndef KVFS_REPLICA_LOG_INTERNAL_H
 #define KVFS_REPLICA_LOG_INTERNAL_H
@@ -85,6 +85,50 @@ static inline bool record_parse(const uint8_t *p, size_t avail, struct kvfs_log_
 	rec->len = len;
 	return true;
 }
+
+/*
+ * Formats a message into err (errlen bytes, always terminated), or does nothing when err is NULL
+ * or errlen 0. Cannot fail. (log.c)
+ */
+__attribute__((format(printf, 3, 4))) void log_err(char *err, size_t errlen, const char *fmt, ...);
+
+/* Makes room for n segments in log->segs. Returns 0 or -ENOMEM (log unchanged). (log.c) */
+int log_reserve(struct kvfs_log *log, size_t n);
+
+/*
+ * Makes room in seg's sparse index for the entries of records up to index last. Returns 0 or
+ * -ENOMEM (seg unchanged). (log.c)
+ */
+int log_sparse_reserve(struct log_segment *seg, uint64_t last);
+
+/* Notes that record index of seg is at offset off; room was reserved (log_sparse_reserve). (log.c)
+ */
+void log_sparse_note(struct log_segment *seg, uint64_t index, uint64_t off);
+
+/* Removes segment file first. Returns 0 or -errno, with a message in err. (log.c) */
+int log_unlink(struct kvfs_log *log, uint64_t first, char *err, size_t errlen);
+
+/* Fsyncs the log directory. Returns 0 or -errno, with a message in err. (log.c) */
+int log_sync_dir(struct kvfs_log *log, char *err, size_t errlen);
+
+/*
+ * Removes the segments after segs[keep - 1] from the disk and the array, the last one first, with
+ * a directory sync after each removal, so that a crash at any point leaves a prefix of the log.
+ * Returns 0 or a negative errno with a message in err; the array then still holds the segments
+ * not yet removed. (log.c)
+ */
+int log_drop_after(struct kvfs_log *log, size_t keep, char *err, size_t errlen);
+
+/*
+ * Fills log->segs (empty on entry) with the segment files of log->dir and recovers them: delivers
+ * every valid record to fn (when not NULL) in order, fills each segment's sparse index, removes
+ * empty segment files, and ends the log at the first invalid record if nothing valid follows it.
+ * Leaves in log->segs only segments with records, with their last index and size set (log->bytes,
+ * log->next and log->fd are the caller's). Returns 0, fn's non-zero value, -EBADMSG for damage, a
+ * gap or a non-regular file, or another negative errno; a message in err for all but fn's value.
+ * On failure log->segs holds what was listed so far and the caller frees it. (log_recover.c)
+ */
+int log_recover(struct kvfs_log *log, kvfs_log_replay_fn fn, void *arg, char *err, size_t errlen);
 
 /*
  * Finds the byte offset of record index in segment s (segs[s].first <= index <= segs[s].last)

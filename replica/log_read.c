@@ -2,10 +2,10 @@
  * Reading the write-ahead log back (see kvfs/log.h): for followers catching up, and to find where
  * log_truncate_after cuts. The in-memory array of segments (first, last, size) says which file
  * holds an index; each segment's sparse offset index (the offset of every LOG_SPARSE_EVERYth
- * record, kept by log.c at open and on append) says where to start in it, so that at most
- * LOG_SPARSE_EVERY - 1 headers are skipped. The files are read with pread, in chunks, and every
- * record delivered has its length, checksum and index checked again: the bytes come from the disk,
- * not from what recovery saw.
+ * record, kept at open (log_recover.c) and on append (log.c)) says where to start in it, so that at
+ * most LOG_SPARSE_EVERY - 1 headers are skipped. The files are read with pread, in chunks, and
+ * every record delivered has its length, checksum and index checked again: the bytes come from the
+ * disk, not from what recovery saw.
  */
 #include "kvfs/log.h"
 
