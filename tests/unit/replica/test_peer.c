@@ -1,9 +1,10 @@
 /*
- * Unit tests of the peer transport (replica/peer_uv.c): real TCP on 127.0.0.1 with ports the
- * kernel picks, every endpoint in one libuv loop in this process, every wait bounded by a
- * watchdog timer. Three nodes form a mesh and exchange messages in order; strangers (another
- * cluster, a wrong or own node id, a message before the hello, garbage bytes, silence) are cut
- * off; a peer that never reads makes the sender's queue hit its bound and the connection drop
+ * Unit tests of the peer transport (replica/peer_uv.c, peer_conn_uv.c, peer_addr_uv.c): real TCP on
+ * 127.0.0.1 with ports the kernel picks, every endpoint in one libuv loop in this process, every
+ * wait bounded by a watchdog timer. Three nodes form a mesh and exchange messages in order;
+ * strangers (another cluster, a wrong or own node id, a message before the hello, garbage bytes,
+ * silence) are cut off; a peer that never reads makes the sender's queue hit its bound and the
+ * connection drop
  * (-ENOBUFS); a node reconnects to a peer restarted on the same port; a refused dial is reported;
  * closing frees everything (run under ASan/LeakSanitizer).
  */

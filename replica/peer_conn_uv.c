@@ -1,0 +1,264 @@
+/*
+ * One peer connection on libuv (see peer_internal.h), dialed or accepted: it sends our HELLO,
+ * checks the peer's, then reads frames and hands each message to on_message(); messages go out
+ * through its write queue, bounded by max_queue. Which peer a connection serves, and whether it
+ * is kept, is the mesh's business (peer_uv.c): this file calls peer_attach() when a HELLO passes
+ * and peer_detach() when the connection starts closing.
+ */
+#include "peer_internal.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "kvfs/frame.h"
+#include "kvfs/logging.h"
+#include "kvfs/peer.h"
+#include "kvfs/peer_msg.h"
+#include "peer_addr.h"
+
+struct wreq {
+	uv_write_t req;
+	size_t len;
+	uint8_t frame[];
+};
+
+/* ---- writing ---- */
+
+static void write_cb(uv_write_t *req, int status)
+{
+	struct conn *c = req->handle->data;
+
+	free(req->data);
+	if (status < 0 && status != UV_ECANCELED && !c->closing) {
+		log_info("connection with node %" PRIu32 " (%s) lost: %s", c->id, c->remote,
+		         uv_strerror(status));
+		peer_conn_close(c);
+	}
+}
+
+int peer_conn_write(struct conn *c, uint8_t type, const uint8_t *payload, uint32_t len)
+{
+	size_t size = KVFS_FRAME_HEADER + (size_t)len;
+	size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+	struct wreq *w;
+	uv_buf_t buf;
+	int rv;
+
+	if (queued > 0 && queued + size > c->p->cfg.max_queue)
+		return -ENOBUFS;
+	w = malloc(sizeof(*w) + size);
+	if (w == NULL)
+		return -ENOMEM;
+	rv = frame_encode(w->frame, type, payload, len);
+	assert(rv == 0); /* len was checked against KVFS_FRAME_MAX_PAYLOAD */
+	w->len = size;
+	w->req.data = w;
+	buf = uv_buf_init((char *)w->frame, (unsigned)size);
+	rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, write_cb);
+	if (rv != 0) {
+		free(w);
+		return rv;
+	}
+	return 0;
+}
+
+static int send_hello(struct conn *c)
+{
+	struct kvfs_peers *p = c->p;
+	struct kvfs_peer_hello h = {
+	    .version = KVFS_PEER_PROTOCOL_VERSION, .node_id = p->cfg.id, .epoch = p->cfg.epoch};
+	uint8_t buf[128];
+	size_t n;
+
+	memcpy(h.cluster_id, p->cluster_id, sizeof(h.cluster_id));
+	assert(peer_msg_hello_size(&h) <= sizeof(buf));
+	n = peer_msg_hello_encode(&h, buf);
+	return peer_conn_write(c, KVFS_MSG_HELLO, buf, (uint32_t)n);
+}
+
+/* ---- opening and closing ---- */
+
+struct conn *peer_conn_new(struct kvfs_peers *p)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	if (uv_tcp_init(p->loop, &c->tcp) != 0) {
+		free(c);
+		return NULL;
+	}
+	c->p = p;
+	c->tcp.data = c;
+	c->connect.data = c;
+	c->last_rx = uv_now(p->loop);
+	frame_reader_init(&c->reader);
+	frame_reader_set_max(&c->reader, PEER_HELLO_MAX);
+	snprintf(c->remote, sizeof(c->remote), "?");
+	c->next = p->conns;
+	if (p->conns)
+		p->conns->prev = c;
+	p->conns = c;
+	return c;
+}
+
+static void conn_close_cb(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	struct kvfs_peers *p = c->p;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		p->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	frame_reader_free(&c->reader);
+	if (c->id)
+		peer_report_down(&p->peers[c->id]);
+	free(c);
+	peer_finish_close(p);
+}
+
+void peer_conn_close_ex(struct conn *c, bool defer_report)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
+	peer_detach(c, defer_report);
+}
+
+void peer_conn_close(struct conn *c)
+{
+	peer_conn_close_ex(c, false);
+}
+
+/* ---- reading ---- */
+
+/* Checks the first frame of c, which must be a valid HELLO. Returns whether c is still open. */
+static bool conn_hello(struct conn *c, const struct kvfs_frame *f)
+{
+	struct kvfs_peers *p = c->p;
+	struct kvfs_peer_hello h;
+	char why[512];
+
+	if (f->type != KVFS_MSG_HELLO) {
+		log_warn("closing connection with %s: it sent %s (type %u) before its hello",
+		         c->remote, peer_msg_type_name(f->type), (unsigned)f->type);
+		peer_conn_close(c);
+		return false;
+	}
+	if (peer_msg_hello_decode(&h, f->payload, f->len) != 0) {
+		log_warn("closing connection with %s: malformed hello", c->remote);
+		peer_conn_close(c);
+		return false;
+	}
+	if (peer_msg_hello_check(&h, p->cluster_id, p->cfg.size, why, sizeof(why)) != 0) {
+		log_warn("closing connection with %s: %s", c->remote, why);
+		peer_conn_close(c);
+		return false;
+	}
+	if (h.node_id == p->cfg.id) {
+		log_warn("closing connection with %s: it says it is node %" PRIu32
+		         ", this node's own id; are two nodes started with the same --id?",
+		         c->remote, h.node_id);
+		peer_conn_close(c);
+		return false;
+	}
+	if (c->outbound && h.node_id != c->id) {
+		log_warn("closing connection with %s: dialed node %" PRIu32
+		         " there but node %" PRIu32
+		         " answered; is the address in the membership stale?",
+		         c->remote, c->id, h.node_id);
+		peer_conn_close(c);
+		return false;
+	}
+	c->id = h.node_id;
+	c->hello_ok = true;
+	return peer_attach(c) && !c->closing;
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct conn *c = h->data;
+
+	*buf = uv_buf_init(c->p->rbuf, sizeof(c->p->rbuf));
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = s->data;
+	struct kvfs_peers *p = c->p;
+	struct kvfs_frame f;
+	int rv;
+
+	if (c->closing || nread == 0)
+		return;
+	if (nread < 0) {
+		if (c->hello_ok)
+			log_info("connection with node %" PRIu32 " (%s) lost: %s", c->id, c->remote,
+			         nread == UV_EOF ? "closed by the peer" : uv_strerror((int)nread));
+		else
+			log_debug("connection with %s lost before its hello: %s", c->remote,
+			          uv_strerror((int)nread));
+		peer_conn_close(c);
+		return;
+	}
+	rv = frame_reader_feed(&c->reader, buf->base, (size_t)nread);
+	for (;;) {
+		if (rv == 0)
+			rv = frame_reader_next(&c->reader, &f);
+		if (rv == 0)
+			return;
+		if (rv < 0) {
+			log_warn("closing connection with %s: %s (%s)", c->remote,
+			         rv == -EMSGSIZE ? "frame too large"
+			         : rv == -ENOMEM ? "out of memory"
+			                         : "bad frame",
+			         strerror(-rv));
+			peer_conn_close(c);
+			return;
+		}
+		rv = 0;
+		c->last_rx = uv_now(p->loop);
+		if (!c->hello_ok) {
+			if (!conn_hello(c, &f))
+				return;
+			continue;
+		}
+		if (f.type == KVFS_MSG_HELLO) {
+			log_warn("closing connection with node %" PRIu32 " (%s): a second hello",
+			         c->id, c->remote);
+			peer_conn_close(c);
+			return;
+		}
+		p->cfg.on_message(p->cfg.arg, c->id, f.type, f.payload, f.len);
+		if (c->closing || p->closing)
+			return;
+	}
+}
+
+void peer_conn_start(struct conn *c)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	int rv;
+
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
+		peer_addr_name(&ss, c->remote, sizeof(c->remote));
+	uv_tcp_nodelay(&c->tcp, 1);
+	c->last_rx = uv_now(c->p->loop);
+	rv = send_hello(c);
+	if (rv == 0)
+		rv = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+	if (rv != 0) {
+		log_warn("closing connection with %s: %s", c->remote, uv_strerror(rv));
+		peer_conn_close(c);
+	}
+}

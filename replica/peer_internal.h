@@ -1,0 +1,125 @@
+/*
+ * The peer transport's private state, shared by peer_uv.c (the mesh: the peers, dialing and
+ * redialing, the duplicate rule, the idle timer, the interface of peer.h) and peer_conn_uv.c (one
+ * connection's life: HELLO, reading frames, the write queue, closing). Nothing outside
+ * replica/peer*.c includes it.
+ *
+ * A connection starts unattached: it sends our HELLO, and reads frames of at most
+ * PEER_HELLO_MAX bytes until the peer's HELLO passes the checks; then it is attached to its peer
+ * (peers[id].conn, at most one, the duplicate rule of peer.h deciding) and carries messages. A
+ * connection is freed in its close callback only; libuv cancels its pending writes (freeing each
+ * write request in its callback) before that. The struct kvfs_peers itself is freed once every
+ * handle it owns has been closed and every connection freed.
+ */
+#ifndef KVFS_REPLICA_PEER_INTERNAL_H
+#define KVFS_REPLICA_PEER_INTERNAL_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "kvfs/frame.h"
+#include "kvfs/peer.h"
+#include "kvfs/peer_msg.h"
+#include "peer_addr.h"
+
+#define PEER_HELLO_MAX        4096u /* largest frame accepted before the peer's HELLO */
+#define PEER_BACKOFF_FIRST_MS 50u
+#define PEER_BACKOFF_MAX_MS   2000u
+#define PEER_READ_BUF         (64u << 10)
+
+struct conn {
+	uv_tcp_t tcp;
+	uv_connect_t connect;
+	struct kvfs_peers *p;
+	struct conn *prev, *next; /* p->conns */
+	struct kvfs_frame_reader reader;
+	uint32_t id;   /* the peer dialed, or (inbound) the one its HELLO named; 0: not yet */
+	bool outbound; /* we dialed it */
+	bool hello_ok; /* the peer's HELLO passed the checks */
+	bool closing;
+	uint64_t last_rx; /* uv_now() of the last frame received, or of the connection's start */
+	char remote[PEER_ADDR_STR];
+};
+
+struct peer {
+	uv_timer_t redial;
+	struct kvfs_peers *p;
+	uint32_t id;
+	bool has_addr;
+	struct sockaddr_storage addr;
+	char addr_str[PEER_ADDR_STR];
+	struct conn *conn;    /* the connection in use (handshake done); NULL: not connected */
+	struct conn *dialing; /* our dial not yet through its handshake */
+	uint32_t backoff_ms;  /* before the next redial */
+	bool refused;         /* the last dial got ECONNREFUSED */
+	bool reported_up;     /* the last on_state() said connected */
+};
+
+struct kvfs_peers {
+	uv_loop_t *loop;
+	struct kvfs_peers_config cfg;
+	char cluster_id[KVFS_PEER_CLUSTER_ID_MAX + 1];
+	uv_tcp_t listener;
+	uv_timer_t tick;
+	struct peer *peers; /* [1..size] */
+	struct conn *conns; /* every connection not yet freed */
+	int port;
+	unsigned open_handles; /* listener, tick, redial timers not yet closed */
+	bool closing;
+	void (*close_cb)(void *arg);
+	void *close_arg;
+	char rbuf[PEER_READ_BUF]; /* every read lands here and is fed to a reader at once */
+};
+
+/* ---- one connection (peer_conn_uv.c) ---- */
+
+/*
+ * Allocates an unattached connection with its TCP handle initialised, and links it into
+ * p->conns. Returns NULL (nothing allocated, nothing to close) if out of memory or if libuv
+ * refuses the handle.
+ */
+struct conn *peer_conn_new(struct kvfs_peers *p);
+
+/* Once connected (dialed or accepted): sends our HELLO and starts reading. Closes c on error. */
+void peer_conn_start(struct conn *c);
+
+/*
+ * Frames and queues one message on c. Returns 0; -ENOBUFS if c's unwritten bytes would pass
+ * max_queue (a frame alone may, when nothing is queued); -ENOMEM; or libuv's error.
+ */
+int peer_conn_write(struct conn *c, uint8_t type, const uint8_t *payload, uint32_t len);
+
+/*
+ * Starts closing c (once): detaches it from its peer, reporting the peer down (now, or from the
+ * close callback when called from peer_send()), and arms a redial. c is freed in its close
+ * callback.
+ */
+void peer_conn_close_ex(struct conn *c, bool defer_report);
+
+/* peer_conn_close_ex(c, false). */
+void peer_conn_close(struct conn *c);
+
+/* ---- the mesh (peer_uv.c), as a connection's life reaches it ---- */
+
+/*
+ * Makes c, whose HELLO passed, the connection to its peer, unless the peer already has one that
+ * the duplicate rule prefers. Returns whether c was kept (otherwise it is closing).
+ */
+bool peer_attach(struct conn *c);
+
+/*
+ * Detaches c, which has just started closing, from its peer (if it has one): reports the peer
+ * down unless defer_report, and arms a redial.
+ */
+void peer_detach(struct conn *c, bool defer_report);
+
+/* Tells a "down" not yet told, if the peer is still without a connection. */
+void peer_report_down(struct peer *pr);
+
+/* Frees p and calls peer_close()'s callback if p is closing and nothing it owns is left. */
+void peer_finish_close(struct kvfs_peers *p);
+
+#endif
