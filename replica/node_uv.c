@@ -794,13 +794,6 @@ void node_close(struct kvfs_node *n, void (*cb)(void *arg), void *arg)
 	n->closing = true;
 	n->close_cb = cb;
 	n->close_arg = arg;
-	if (n->fatal && n->pending) {
-		struct batch *p = n->pending;
-
-		n->pending = NULL;
-		fail_batch(p, -EIO);
-		batch_free(p);
-	}
 	kick(n);
 	maybe_finish_close(n);
 }
