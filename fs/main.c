@@ -303,17 +303,65 @@ static void on_zk_change(uv_async_t *h)
 
 	if (a->zk && zk_election_fatal(a->zk, msg, sizeof(msg)) < 0)
 		begin_stop(a, EXIT_CLUSTER);
+	else if (a->zk && a->fs.node)
+		node_cluster_changed(a->fs.node);
 }
 
-static bool cluster_leading(void *arg, uint64_t *epoch)
+/* The node's hooks into the election (struct kvfs_node_cluster). After zk_election_close (a
+ * stop in progress) they see no leader and do nothing. */
+static void cluster_view(void *arg, struct kvfs_node_view *nv)
 {
-	return zk_election_leading(((struct app *)arg)->zk, epoch);
+	struct app *a = arg;
+	struct kvfs_zk_view v;
+
+	memset(nv, 0, sizeof(*nv));
+	if (!a->zk)
+		return;
+	zk_election_view(a->zk, &v);
+	nv->leading = v.leading;
+	nv->leader = v.leader;
+	nv->epoch = v.epoch;
+}
+
+static void cluster_member_addr(void *arg, uint32_t id, char *buf, size_t len)
+{
+	struct app *a = arg;
+
+	buf[0] = '\0';
+	if (a->zk)
+		zk_election_member_addr(a->zk, id, buf, len);
+}
+
+static void cluster_resign(void *arg)
+{
+	struct app *a = arg;
+
+	if (a->zk)
+		zk_election_resign(a->zk);
+}
+
+static void cluster_evict(void *arg, uint32_t id, uint64_t epoch)
+{
+	struct app *a = arg;
+
+	if (a->zk)
+		zk_election_evict(a->zk, id, epoch);
+}
+
+static void cluster_set_ready(void *arg, uint32_t id, bool ready)
+{
+	struct app *a = arg;
+
+	if (a->zk)
+		zk_election_set_ready(a->zk, id, ready);
 }
 
 static void cluster_status(void *arg, struct kvfs_status *st)
 {
 	struct kvfs_zk_view v;
 
+	if (!((struct app *)arg)->zk)
+		return;
 	zk_election_view(((struct app *)arg)->zk, &v);
 	st->role = election_role(v.leading, v.leader != 0);
 	st->leader = v.leader;
@@ -450,6 +498,10 @@ int main(int argc, char **argv)
 	    .election = a.opts.election,
 	    .priority = a.opts.priority,
 	    .cluster_id = a.zk ? cluster_id : NULL,
+	    .cluster_size = a.zk ? a.opts.cluster_size : 0,
+	    .listen = a.opts.listen,
+	    .write_timeout_ms = a.opts.write_timeout_ms,
+	    .session_timeout_ms = a.opts.session_timeout_ms,
 	};
 	rv = node_open(&a.fs.node, &cfg, err, sizeof(err));
 	if (rv < 0) {
@@ -459,7 +511,14 @@ int main(int argc, char **argv)
 	}
 	if (a.zk) {
 		a.cluster = (struct kvfs_node_cluster){
-		    .leading = cluster_leading, .status = cluster_status, .arg = &a};
+		    .view = cluster_view,
+		    .status = cluster_status,
+		    .member_addr = cluster_member_addr,
+		    .resign = cluster_resign,
+		    .evict = cluster_evict,
+		    .set_ready = cluster_set_ready,
+		    .arg = &a,
+		};
 		node_set_cluster(a.fs.node, &a.cluster);
 	}
 	a.fs.store = node_store(a.fs.node);

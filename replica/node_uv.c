@@ -36,72 +36,17 @@
 #include "kvfs/log.h"
 #include "kvfs/logging.h"
 #include "kvfs/op.h"
+#include "kvfs/repl.h"
 #include "kvfs/snapshot.h"
 #include "kvfs/status.h"
 #include "kvfs/store.h"
+#include "node_internal.h"
 
 #define SNAPSHOT_BYTES_DEFAULT (64u << 20)
 #define SNAPSHOTS_KEPT         2
 #define STANDALONE_EPOCH       1
 
-struct waiter {
-	kvfs_node_done_fn cb;
-	void *arg;
-	uint64_t index; /* the record it waits for; 0 for node_sync() */
-};
-
-struct batch {
-	uv_work_t work;
-	struct kvfs_node *node;
-	uint8_t *buf; /* sealed records first..last */
-	size_t len, cap;
-	uint64_t first, last; /* 0, 0 when the batch holds no record */
-	struct waiter *w;
-	size_t nw, wcap;
-	uint64_t compact_upto; /* cut the log up to here before appending; 0 = no */
-	int append_rv;
-	int compact_rv;
-};
-
-struct kvfs_node {
-	struct kvfs_node_config cfg;
-	char *data_dir;
-	struct kvfs_store *store;
-	struct kvfs_log *log;
-	int lock_fd;
-
-	uv_loop_t *loop;
-	uv_check_t check;
-	kvfs_node_apply_fn on_apply;
-	kvfs_node_fatal_fn on_fatal;
-	void *cb_arg;
-
-	struct batch *pending;  /* being filled; NULL when empty */
-	struct batch *inflight; /* being written; NULL when idle */
-	uint64_t next_index;
-	uint64_t next_seq;
-	uint64_t log_bytes; /* whole log, as of the last completed append */
-	uint64_t bytes_since_snapshot;
-	uint64_t compact_upto; /* waiting to be done by the next disk job */
-
-	bool snapshotting;
-	uv_work_t snap_work;
-	struct kvfs_snapshot *snap;
-	int snap_rv;
-	uint64_t snap_oldest;
-	char snap_err[256];
-	uint64_t snapshot_index;
-
-	const struct kvfs_node_cluster *cluster; /* NULL: standalone */
-	uint64_t epoch;                          /* epoch of the records proposed now */
-
-	bool fatal;
-	bool closing;
-	void (*close_cb)(void *arg);
-	void *close_arg;
-};
-
-static int64_t now_ns(void)
+int64_t node_now_ns(void)
 {
 	struct timespec ts;
 
@@ -242,7 +187,44 @@ struct replay {
 	uint64_t snapshot_index;
 	char *err;
 	size_t errlen;
+	/* cluster mode: the records after the snapshot, kept for the replication core, which
+	 * applies them once it learns they are committed */
+	bool collect;
+	struct kvfs_repl_entry *log;
+	size_t n, cap;
 };
+
+/* Keeps a copy of rec for the replication core. */
+static int collect_record(struct replay *r, const struct kvfs_log_record *rec)
+{
+	uint8_t *data = NULL;
+
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? 2 * r->cap : 1024;
+		struct kvfs_repl_entry *log = realloc(r->log, cap * sizeof(*log));
+
+		if (!log)
+			return -ENOMEM;
+		r->log = log;
+		r->cap = cap;
+	}
+	if (rec->len) {
+		data = malloc(rec->len);
+		if (!data)
+			return -ENOMEM;
+		memcpy(data, rec->payload, rec->len);
+	}
+	r->log[r->n++] = (struct kvfs_repl_entry){
+	    .epoch = rec->epoch, .index = rec->index, .len = rec->len, .data = data};
+	return 0;
+}
+
+static void free_collected(struct replay *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		free((void *)r->log[i].data);
+	free(r->log);
+}
 
 /* log_open's callback: applies each record after the snapshot, checking there is no gap. */
 static int replay_record(void *arg, const struct kvfs_log_record *rec)
@@ -255,6 +237,18 @@ static int replay_record(void *arg, const struct kvfs_log_record *rec)
 
 	if (rec->index <= r->snapshot_index)
 		return 0;
+	if (r->collect) {
+		uint64_t want = r->n ? r->log[r->n - 1].index + 1 : r->snapshot_index + 1;
+
+		if (rec->index != want) {
+			snprintf(r->err, r->errlen,
+			         "log in %s jumps from index %" PRIu64 " to %" PRIu64
+			         " (entries are missing); refusing to start",
+			         r->node->data_dir, want - 1, rec->index);
+			return -EBADMSG;
+		}
+		return collect_record(r, rec);
+	}
 	if (rec->index != store_applied_index(s) + 1) {
 		snprintf(r->err, r->errlen,
 		         "log in %s jumps from index %" PRIu64 " to %" PRIu64
@@ -280,6 +274,8 @@ static int replay_record(void *arg, const struct kvfs_log_record *rec)
 
 static void node_free(struct kvfs_node *n)
 {
+	if (n->cl)
+		ncl_free(n);
 	if (n->log)
 		log_close(n->log);
 	if (n->store)
@@ -333,9 +329,16 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 	}
 	if (note[0])
 		log_warn("%s", note);
-	r = (struct replay){.node = n, .snapshot_index = snap_index, .err = err, .errlen = errlen};
+	r = (struct replay){.node = n,
+	                    .snapshot_index = snap_index,
+	                    .err = err,
+	                    .errlen = errlen,
+	                    .collect = cfg->cluster_size > 0};
 	err[0] = '\0';
 	rv = log_open(&n->log, n->data_dir, &lopts, replay_record, &r, err, errlen);
+	if (rv == 0 && r.collect)
+		rv = ncl_open(n, snap_index, store_applied_epoch(n->store), r.log, r.n, err, errlen);
+	free_collected(&r);
 	if (rv < 0)
 		goto err_free;
 	last = log_last_index(n->log);
@@ -364,11 +367,12 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 	/* Sequence numbers must grow across restarts, or the exactly-once table would take a new
 	 * operation for a retry of an old one: start from the clock (in µs), past the last applied.
 	 */
-	n->next_seq = (uint64_t)(now_ns() / 1000);
+	n->next_seq = (uint64_t)(node_now_ns() / 1000);
 	*out = n;
-	log_info("recovered %s: snapshot at %" PRIu64 ", log to %" PRIu64 ", %" PRIu64 " keys",
-	         n->data_dir, snap_index, store_applied_index(n->store),
-	         store_inode_count(n->store) - 1);
+	log_info("recovered %s: snapshot at %" PRIu64 ", log to %" PRIu64 ", %" PRIu64 " keys%s",
+	         n->data_dir, snap_index, last ? last : store_applied_index(n->store),
+	         store_inode_count(n->store) - 1,
+	         n->cl ? " (entries after the snapshot apply once the cluster commits them)" : "");
 	return 0;
 
 err_free:
@@ -394,7 +398,7 @@ static void batch_free(struct batch *b)
 	free(b);
 }
 
-static int batch_reserve(struct batch *b, size_t bytes)
+int node_batch_reserve(struct batch *b, size_t bytes)
 {
 	if (b->len + bytes > b->cap) {
 		size_t cap = b->cap ? b->cap : 4096;
@@ -427,7 +431,7 @@ static int batch_add_waiter(struct batch *b, kvfs_node_done_fn cb, void *arg, ui
 }
 
 /* The batch that new proposals go into, created on demand. */
-static struct batch *pending_batch(struct kvfs_node *n)
+struct batch *node_pending_batch(struct kvfs_node *n)
 {
 	if (!n->pending)
 		n->pending = batch_new(n);
@@ -444,19 +448,19 @@ int node_propose(struct kvfs_node *n, struct kvfs_op *op, kvfs_node_done_fn cb, 
 		return -EIO;
 	if (n->closing)
 		return -ESHUTDOWN;
-	if (n->cluster && !n->cluster->leading(n->cluster->arg, &n->epoch))
-		return -EROFS; /* until replication forwards writes, only the leader takes them */
-	b = pending_batch(n);
+	if (n->cl)
+		return ncl_propose(n, op, cb, arg);
+	b = node_pending_batch(n);
 	if (!b)
 		return -ENOMEM;
 	op->origin = n->cfg.id;
 	op->seq = n->next_seq++;
-	op->time_ns = now_ns();
+	op->time_ns = node_now_ns();
 	if (op->max_value == 0)
 		op->max_value = n->cfg.max_value;
 	plen = op_encoded_size(op);
 	rec = log_record_size((uint32_t)plen);
-	rv = batch_reserve(b, rec);
+	rv = node_batch_reserve(b, rec);
 	if (rv < 0)
 		return rv;
 	rv = batch_add_waiter(b, cb, arg, n->next_index);
@@ -479,9 +483,9 @@ int node_sync(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
 		return -EIO;
 	if (n->closing)
 		return -ESHUTDOWN;
-	if (n->cluster && !n->cluster->leading(n->cluster->arg, &n->epoch))
-		return -EROFS; /* until replication forwards writes, only the leader takes them */
-	b = pending_batch(n);
+	if (n->cl)
+		return ncl_sync(n, cb, arg);
+	b = node_pending_batch(n);
 	if (!b)
 		return -ENOMEM;
 	return batch_add_waiter(b, cb, arg, 0);
@@ -489,14 +493,14 @@ int node_sync(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
 
 int node_busy(const struct kvfs_node *n)
 {
-	return n->pending || n->inflight;
+	return n->pending || n->inflight || (n->cl && ncl_busy(n));
 }
 
 static void fail_batch(struct batch *b, int err);
 static void batch_free(struct batch *b);
 
 /* The node cannot go on (an fsync or an apply failed): what waits fails, nothing new starts. */
-static void go_fatal(struct kvfs_node *n)
+void node_go_fatal(struct kvfs_node *n)
 {
 	if (n->fatal)
 		return;
@@ -520,12 +524,12 @@ static void disk_work(uv_work_t *req)
 
 	if (b->compact_upto)
 		b->compact_rv = log_compact(n->log, b->compact_upto);
-	if (b->len)
+	if (b->trunc)
+		b->trunc_rv = log_truncate_after(n->log, b->trunc_after);
+	if (b->len && b->trunc_rv == 0)
 		b->append_rv = log_append_batch(n->log, b->buf, b->len, b->first, b->last);
 }
 
-static void maybe_finish_close(struct kvfs_node *n);
-static void maybe_snapshot(struct kvfs_node *n);
 static void kick(struct kvfs_node *n);
 
 /* Applies the durable batch b record by record, calling each waiter right after its record. */
@@ -558,7 +562,7 @@ static void apply_batch(struct kvfs_node *n, struct batch *b)
 				/* The store cannot skip an entry: every later one depends on it. */
 				log_error("cannot apply log entry %" PRIu64 " (%s); stopping",
 				          index, strerror(-rv));
-				go_fatal(n);
+				node_go_fatal(n);
 			}
 		}
 		if (n->fatal) {
@@ -587,7 +591,19 @@ static void disk_done(uv_work_t *req, int status)
 	if (b->compact_rv < 0)
 		log_warn("cannot remove old log segments: %s (will retry after the next snapshot)",
 		         strerror(-b->compact_rv));
-	if (b->append_rv == 0) {
+	if (n->cl && (b->append_rv < 0 || b->trunc_rv < 0)) {
+		/* The replication core counts on what it asked for being durable: stop rather than
+		 * vouch for entries that are not on disk. The other replicas hold the data. */
+		log_error("cannot %s the log in %s: %s; stopping (the other replicas keep the "
+		          "acknowledged writes)",
+		          b->trunc_rv < 0 ? "truncate" : "write", n->data_dir,
+		          strerror(b->trunc_rv < 0 ? -b->trunc_rv : -b->append_rv));
+		node_go_fatal(n);
+	} else if (n->cl) {
+		n->log_bytes = log_bytes(n->log);
+		n->bytes_since_snapshot += b->len;
+		ncl_disk_done(n, b);
+	} else if (b->append_rv == 0) {
 		n->log_bytes = log_bytes(n->log); /* compaction may have shrunk it too */
 		n->bytes_since_snapshot += b->len;
 		apply_batch(n, b);
@@ -595,7 +611,7 @@ static void disk_done(uv_work_t *req, int status)
 		log_error("writing the log in %s failed (fsync error); stopping: data that was not "
 		          "acknowledged may be lost, acknowledged data is safe on disk",
 		          n->data_dir);
-		go_fatal(n);
+		node_go_fatal(n);
 		fail_batch(b, -EIO);
 	} else {
 		/* The log was cut back to before this batch: nothing of it remains. Proposals that
@@ -614,9 +630,9 @@ static void disk_done(uv_work_t *req, int status)
 		n->next_index = b->first;
 	}
 	batch_free(b);
-	maybe_snapshot(n);
+	node_maybe_snapshot(n);
 	kick(n);
-	maybe_finish_close(n);
+	node_maybe_finish_close(n);
 }
 
 /* Starts a disk job if one is due and none is in flight. */
@@ -633,11 +649,11 @@ static void kick(struct kvfs_node *n)
 	if (!b)
 		return; /* retried at the next loop iteration */
 	n->pending = NULL;
-	if (b->len == 0 && !n->compact_upto) {
+	if (b->len == 0 && !n->compact_upto && !b->trunc && !b->persisted) {
 		/* Only node_sync() waiters, and nothing before them in flight: done. */
 		fail_batch(b, 0);
 		batch_free(b);
-		maybe_finish_close(n);
+		node_maybe_finish_close(n);
 		return;
 	}
 	b->compact_upto = n->compact_upto;
@@ -650,7 +666,11 @@ static void kick(struct kvfs_node *n)
 
 static void on_check(uv_check_t *h)
 {
-	kick(h->data);
+	struct kvfs_node *n = h->data;
+
+	if (n->cl)
+		ncl_check(n);
+	kick(n);
 }
 
 static void snapshot_work(uv_work_t *req)
@@ -688,12 +708,14 @@ static void snapshot_done(uv_work_t *req, int status)
 		 * still leaves a complete history to start from. */
 		if (n->snap_oldest)
 			n->compact_upto = n->snap_oldest;
+		if (n->cl && n->snap_oldest)
+			ncl_snapshot_done(n, n->snap_oldest);
 		log_info("snapshot at index %" PRIu64 " written", index);
 	}
-	maybe_finish_close(n);
+	node_maybe_finish_close(n);
 }
 
-static void maybe_snapshot(struct kvfs_node *n)
+void node_maybe_snapshot(struct kvfs_node *n)
 {
 	uint64_t every = n->cfg.snapshot_bytes ? n->cfg.snapshot_bytes : SNAPSHOT_BYTES_DEFAULT;
 	int rv;
@@ -726,7 +748,10 @@ int node_start(struct kvfs_node *n, uv_loop_t *loop, kvfs_node_apply_fn on_apply
 	if (rv < 0)
 		return rv;
 	n->check.data = n;
-	return uv_check_start(&n->check, on_check);
+	rv = uv_check_start(&n->check, on_check);
+	if (rv == 0 && n->cl)
+		rv = ncl_start(n);
+	return rv;
 }
 
 void node_set_cluster(struct kvfs_node *n, const struct kvfs_node_cluster *cluster)
@@ -761,6 +786,8 @@ void node_status(const struct kvfs_node *n, struct kvfs_status *st)
 	st->snapshot_index = n->snapshot_index;
 	if (n->cluster)
 		n->cluster->status(n->cluster->arg, st);
+	if (n->cl)
+		ncl_status(n, st);
 }
 
 static void on_check_closed(uv_handle_t *h)
@@ -774,9 +801,11 @@ static void on_check_closed(uv_handle_t *h)
 		cb(arg);
 }
 
-static void maybe_finish_close(struct kvfs_node *n)
+void node_maybe_finish_close(struct kvfs_node *n)
 {
 	if (!n->closing || n->pending || n->inflight || n->snapshotting)
+		return;
+	if (n->cl && !ncl_closed(n))
 		return;
 	if (uv_is_closing((uv_handle_t *)&n->check))
 		return;
@@ -794,6 +823,8 @@ void node_close(struct kvfs_node *n, void (*cb)(void *arg), void *arg)
 	n->closing = true;
 	n->close_cb = cb;
 	n->close_arg = arg;
+	if (n->cl)
+		ncl_close(n);
 	kick(n);
-	maybe_finish_close(n);
+	node_maybe_finish_close(n);
 }

@@ -31,7 +31,7 @@ void repl_apply_committed(struct kvfs_repl *r)
 {
 	while (r->applied < r->commit) {
 		r->applied++;
-		r->io.apply(r->io.arg, &r->log[r->applied - 1]);
+		r->io.apply(r->io.arg, entry_at(r, r->applied));
 	}
 }
 
@@ -40,8 +40,8 @@ void repl_log_cut(struct kvfs_repl *r, uint64_t after)
 {
 	if (after >= r->last)
 		return;
-	for (uint64_t i = after; i < r->last; i++)
-		free((void *)r->log[i].data);
+	for (uint64_t i = after + 1; i <= r->last; i++)
+		free((void *)entry_at(r, i)->data);
 	r->last = after;
 	r->io.truncate(r->io.arg, after);
 	if (r->stable > after)
@@ -63,11 +63,13 @@ int repl_log_append(struct kvfs_repl *r, const struct kvfs_repl_entry *e, size_t
 
 	if (n == 0)
 		return 0;
-	if (r->last + n > r->cap) {
+	uint64_t held = r->last - r->base;
+
+	if (held + n > r->cap) {
 		size_t cap = r->cap ? r->cap : 64;
 		struct kvfs_repl_entry *log;
 
-		while (cap < r->last + n)
+		while (cap < held + n)
 			cap *= 2;
 		log = realloc(r->log, cap * sizeof(*log));
 		if (!log)
@@ -85,7 +87,7 @@ int repl_log_append(struct kvfs_repl *r, const struct kvfs_repl_entry *e, size_t
 		r->pcap = cap;
 	}
 	for (i = 0; i < n; i++) {
-		struct kvfs_repl_entry *d = &r->log[r->last + i];
+		struct kvfs_repl_entry *d = entry_at(r, r->last + 1 + i);
 		uint8_t *data = NULL;
 
 		if (e[i].len) {
@@ -101,13 +103,13 @@ int repl_log_append(struct kvfs_repl *r, const struct kvfs_repl_entry *e, size_t
 	}
 	r->pend[r->npend++] =
 	    (struct pending){.epoch = e[n - 1].epoch, .index = r->last + n, .floor = r->last + n};
-	r->io.persist(r->io.arg, &r->log[r->last], n);
+	r->io.persist(r->io.arg, entry_at(r, r->last + 1), n);
 	r->last += n;
 	return 0;
 
 err_free_copies:
 	while (i-- > 0)
-		free((void *)r->log[r->last + i].data);
+		free((void *)entry_at(r, r->last + 1 + i)->data);
 	return -ENOMEM;
 }
 
@@ -121,6 +123,7 @@ static void raise_epoch(struct kvfs_repl *r, uint64_t epoch, uint32_t leader, bo
 	r->leader = leader == r->id ? 0 : leader;
 	r->fmatch = 0;
 	r->acked_match = 0;
+	r->leader_commit = 0;
 	r->got_append = false;
 	r->owe_epoch_ack = false;
 	r->io.persist_epoch(r->io.arg, epoch);
@@ -168,6 +171,20 @@ static void follower_ack(struct kvfs_repl *r, bool force)
 	repl_send(r, r->leader, &m);
 }
 
+uint32_t repl_batch_count(const struct kvfs_repl *r, uint64_t first)
+{
+	uint64_t bytes = 0;
+	uint32_t n = 0;
+
+	while (first + n <= r->last && n < KVFS_REPL_BATCH) {
+		bytes += entry_at(r, first + n)->len;
+		if (n > 0 && bytes > KVFS_REPL_BATCH_BYTES)
+			break;
+		n++;
+	}
+	return n;
+}
+
 bool repl_entries_valid(const struct kvfs_repl_msg *m, uint64_t first, uint64_t min_epoch)
 {
 	uint64_t e = min_epoch;
@@ -185,15 +202,30 @@ bool repl_entries_valid(const struct kvfs_repl_msg *m, uint64_t first, uint64_t 
 	return true;
 }
 
-static void on_append(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg *m)
+static void on_append(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg *msg)
 {
-	struct kvfs_repl_msg ack = {.type = KVFS_REPL_APPEND_ACK};
+	struct kvfs_repl_msg ack = {.type = KVFS_REPL_APPEND_ACK}, shifted;
+	const struct kvfs_repl_msg *m = msg;
 	uint64_t prev = m->prev_index, end;
 	uint32_t i;
 
 	if (!repl_entries_valid(m, prev + 1, m->prev_epoch) || (prev == 0 && m->prev_epoch != 0))
 		return;
 	r->leader = from;
+	if (m->commit > r->leader_commit)
+		r->leader_commit = m->commit;
+	if (prev < r->base) {
+		/* What we compacted was committed, so it is the leader's too: skip it. */
+		uint64_t skip = r->base - prev;
+
+		shifted = *m;
+		shifted.prev_index = r->base;
+		shifted.prev_epoch = r->base_epoch;
+		shifted.n_entries = skip >= m->n_entries ? 0 : m->n_entries - (uint32_t)skip;
+		shifted.entries = shifted.n_entries ? m->entries + skip : NULL;
+		m = &shifted;
+		prev = r->base;
+	}
 	if (prev > r->last || epoch_at(r, prev) != m->prev_epoch) {
 		uint64_t hint = prev - 1 < r->last ? prev - 1 : r->last;
 
@@ -238,11 +270,10 @@ static void on_fetch(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_
 
 	r->leader = from;
 	reply.from_index = first;
-	if (first <= r->last) {
-		uint64_t n = r->last - first + 1;
-
-		reply.n_entries = n > KVFS_REPL_BATCH ? KVFS_REPL_BATCH : (uint32_t)n;
-		reply.entries = &r->log[first - 1];
+	/* Compacted entries cannot be fetched: an empty reply makes the candidate choose again. */
+	if (first > r->base && first <= r->last) {
+		reply.n_entries = repl_batch_count(r, first);
+		reply.entries = entry_at(r, first);
 	}
 	repl_send(r, from, &reply);
 }
@@ -250,18 +281,20 @@ static void on_fetch(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_
 /* ---- the interface ---- */
 
 int repl_init(struct kvfs_repl **out, uint32_t id, uint32_t cluster_size,
-              const struct kvfs_repl_io *io, uint64_t promised_epoch,
-              const struct kvfs_repl_entry *log, size_t n, uint64_t commit_hint)
+              const struct kvfs_repl_io *io, uint64_t promised_epoch, uint64_t base,
+              uint64_t base_epoch, const struct kvfs_repl_entry *log, size_t n,
+              uint64_t commit_hint)
 {
 	struct kvfs_repl *r;
-	uint64_t e = 0;
+	uint64_t e = base_epoch;
 
-	if (!out || !io || cluster_size == 0 || id == 0 || id > cluster_size || commit_hint > n ||
+	if (!out || !io || cluster_size == 0 || id == 0 || id > cluster_size ||
+	    commit_hint < base || commit_hint > base + n || (base == 0) != (base_epoch == 0) ||
 	    (n && !log) || !io->send || !io->persist || !io->truncate || !io->persist_epoch ||
 	    !io->apply || !io->leadership_lost)
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++) {
-		if (log[i].index != i + 1 || log[i].epoch < e || log[i].epoch == 0 ||
+		if (log[i].index != base + i + 1 || log[i].epoch < e || log[i].epoch == 0 ||
 		    (log[i].len && !log[i].data))
 			return -EINVAL;
 		e = log[i].epoch;
@@ -274,10 +307,14 @@ int repl_init(struct kvfs_repl **out, uint32_t id, uint32_t cluster_size,
 		goto err_free_repl;
 	r->id = id;
 	r->size = cluster_size;
+	r->lost_ticks = KVFS_REPL_LOST_TICKS;
 	r->io = *io;
 	/* An entry of epoch e was accepted only after e was promised. */
 	r->promised = promised_epoch > e ? promised_epoch : e;
 	r->epoch = r->promised;
+	r->base = base;
+	r->base_epoch = base_epoch;
+	r->last = base;
 	if (n) {
 		r->log = calloc(n, sizeof(*r->log));
 		if (!r->log)
@@ -294,18 +331,18 @@ int repl_init(struct kvfs_repl **out, uint32_t id, uint32_t cluster_size,
 			}
 			r->log[i] = log[i];
 			r->log[i].data = data;
-			r->last = i + 1;
+			r->last = base + i + 1;
 		}
 	}
-	r->stable = n;
+	r->stable = r->last;
 	r->commit = commit_hint;
 	r->applied = commit_hint;
 	*out = r;
 	return 0;
 
 err_free_log:
-	for (uint64_t i = 0; i < r->last; i++)
-		free((void *)r->log[i].data);
+	for (uint64_t i = base + 1; i <= r->last; i++)
+		free((void *)entry_at(r, i)->data);
 	free(r->log);
 err_free_peers:
 	free(r->peers);
@@ -318,8 +355,8 @@ void repl_close(struct kvfs_repl *r)
 {
 	if (!r)
 		return;
-	for (uint64_t i = 0; i < r->last; i++)
-		free((void *)r->log[i].data);
+	for (uint64_t i = r->base + 1; i <= r->last; i++)
+		free((void *)entry_at(r, i)->data);
 	free(r->log);
 	free(r->pend);
 	free(r->peers);
@@ -523,8 +560,70 @@ uint64_t repl_peer_match(const struct kvfs_repl *r, uint32_t id)
 
 int repl_entry(const struct kvfs_repl *r, uint64_t index, struct kvfs_repl_entry *e)
 {
-	if (index == 0 || index > r->last)
+	if (index <= r->base || index > r->last)
 		return -ENOENT;
-	*e = r->log[index - 1];
+	*e = *entry_at(r, index);
 	return 0;
+}
+
+uint64_t repl_base_index(const struct kvfs_repl *r)
+{
+	return r->base;
+}
+
+uint64_t repl_leader_commit(const struct kvfs_repl *r)
+{
+	if (r->role != KVFS_REPL_FOLLOWER)
+		return r->commit;
+	return r->leader_commit > r->commit ? r->leader_commit : r->commit;
+}
+
+void repl_set_lost_ticks(struct kvfs_repl *r, unsigned ticks)
+{
+	r->lost_ticks = ticks ? ticks : 1;
+}
+
+void repl_compact(struct kvfs_repl *r, uint64_t upto)
+{
+	uint64_t drop;
+
+	if (upto > r->applied)
+		upto = r->applied;
+	if (upto <= r->base)
+		return;
+	drop = upto - r->base;
+	r->base_epoch = epoch_at(r, upto);
+	for (uint64_t i = 0; i < drop; i++)
+		free((void *)r->log[i].data);
+	memmove(r->log, r->log + drop, (r->last - upto) * sizeof(*r->log));
+	r->base = upto;
+}
+
+void repl_snapshot_installed(struct kvfs_repl *r, uint64_t index, uint64_t epoch)
+{
+	if (index <= r->commit || index == 0 || epoch == 0 || r->role != KVFS_REPL_FOLLOWER)
+		return;
+	if (index <= r->last && epoch_at(r, index) == epoch) {
+		/* Our log goes on past the snapshot, the same: keep that suffix. */
+		r->commit = index;
+		r->applied = index;
+		repl_compact(r, index);
+	} else {
+		/* The binding has replaced its log with the snapshot: ours goes the same way. */
+		for (uint64_t i = r->base + 1; i <= r->last; i++)
+			free((void *)entry_at(r, i)->data);
+		for (size_t i = 0; i < r->npend; i++)
+			if (r->pend[i].floor > index)
+				r->pend[i].floor = index;
+		r->last = index;
+		r->base = index;
+		r->base_epoch = epoch;
+		r->commit = index;
+		r->applied = index;
+	}
+	if (r->stable < index)
+		r->stable = index;
+	if (r->fmatch < index)
+		r->fmatch = index;
+	follower_ack(r, true);
 }

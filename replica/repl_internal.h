@@ -19,6 +19,7 @@ struct peer {
 	uint64_t match; /* highest index known durable there and matching our log */
 	uint64_t last_epoch, last_index; /* its EPOCH_ACK */
 	bool acked;                      /* it promised our epoch (EPOCH_ACK ok) */
+	bool wants_snapshot;             /* it needs entries we compacted: need_snapshot asked */
 	bool heard;                      /* it answered in our epoch since the last tick */
 };
 
@@ -37,7 +38,11 @@ struct kvfs_repl {
 	uint64_t promised; /* the durable promise */
 	uint32_t leader;   /* leader of epoch, 0 if unknown */
 
-	struct kvfs_repl_entry *log; /* log[i - 1] is index i; data owned */
+	/* The log holds indices base + 1 .. last: log[i - base - 1] is index i (data owned). The
+	 * entries up to base were applied and compacted away (a snapshot holds them); base_epoch
+	 * is the epoch of entry base. */
+	struct kvfs_repl_entry *log;
+	uint64_t base, base_epoch;
 	uint64_t last;
 	size_t cap;
 	uint64_t stable, commit, applied;
@@ -49,18 +54,29 @@ struct kvfs_repl {
 	uint64_t acked_match; /* highest match acknowledged (this epoch) */
 	bool got_append;      /* an APPEND of this epoch was accepted */
 	bool owe_epoch_ack;   /* a NEW_EPOCH awaits its answer */
+	uint64_t leader_commit; /* the highest commit index the leader sent (this epoch) */
 
 	/* candidate and leader */
 	struct peer *peers;                /* by id, [0] unused */
 	uint64_t adopt_epoch, adopt_index; /* the log being adopted ends here */
 	uint64_t fetch_next, noop_index;
 	uint32_t fetch_from;
-	unsigned missed; /* consecutive ticks without a majority */
+	unsigned missed;     /* consecutive ticks without a majority */
+	unsigned lost_ticks; /* ... after which a leader gives up */
 };
 
+/* The epoch of entry `index`: base_epoch at base, 0 below it (compacted) or past the end. */
 static inline uint64_t epoch_at(const struct kvfs_repl *r, uint64_t index)
 {
-	return index == 0 || index > r->last ? 0 : r->log[index - 1].epoch;
+	if (index == r->base)
+		return r->base_epoch;
+	return index < r->base || index > r->last ? 0 : r->log[index - r->base - 1].epoch;
+}
+
+/* Entry `index`, which must be in base + 1 .. last (or last + 1, for the slot after the end). */
+static inline struct kvfs_repl_entry *entry_at(const struct kvfs_repl *r, uint64_t index)
+{
+	return &r->log[index - r->base - 1];
 }
 
 static inline bool quorum(const struct kvfs_repl *r, uint32_t count)
@@ -74,6 +90,9 @@ void repl_apply_committed(struct kvfs_repl *r);
 void repl_log_cut(struct kvfs_repl *r, uint64_t after);
 int repl_log_append(struct kvfs_repl *r, const struct kvfs_repl_entry *e, size_t n);
 void repl_step_down(struct kvfs_repl *r);
+/* How many entries from `first` go in one message: at most KVFS_REPL_BATCH and about
+ * KVFS_REPL_BATCH_BYTES of data, and at least one if first <= last. */
+uint32_t repl_batch_count(const struct kvfs_repl *r, uint64_t first);
 bool repl_entries_valid(const struct kvfs_repl_msg *m, uint64_t first, uint64_t min_epoch);
 
 /* repl_leader.c */

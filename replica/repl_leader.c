@@ -17,20 +17,26 @@ void repl_leader_send_append(struct kvfs_repl *r, uint32_t to, uint64_t from_ind
 {
 	struct kvfs_repl_msg m = {.type = KVFS_REPL_APPEND};
 	struct peer *p = &r->peers[to];
-	uint64_t n;
+	uint32_t n;
 
 	if (from_index == 0)
 		from_index = 1;
 	if (from_index > r->last + 1)
 		from_index = r->last + 1;
-	n = r->last + 1 - from_index;
-	if (n > KVFS_REPL_BATCH)
-		n = KVFS_REPL_BATCH;
+	if (from_index <= r->base) {
+		/* It needs entries that a snapshot replaced: the binding sends the snapshot and
+		 * tells us with repl_snapshot_sent(). Until then, heartbeats only. */
+		if (!p->wants_snapshot && r->io.need_snapshot)
+			r->io.need_snapshot(r->io.arg, to);
+		p->wants_snapshot = true;
+		return;
+	}
+	n = repl_batch_count(r, from_index);
 	m.prev_index = from_index - 1;
 	m.prev_epoch = epoch_at(r, m.prev_index);
 	m.commit = r->commit;
-	m.n_entries = (uint32_t)n;
-	m.entries = n ? &r->log[from_index - 1] : NULL;
+	m.n_entries = n;
+	m.entries = n ? entry_at(r, from_index) : NULL;
 	if (m.prev_index + n > p->sent)
 		p->sent = m.prev_index + n;
 	repl_send(r, to, &m);
@@ -52,6 +58,8 @@ static void send_fetch(struct kvfs_repl *r)
 
 void repl_leader_advance_commit(struct kvfs_repl *r)
 {
+	uint64_t was = r->commit;
+
 	if (r->role == KVFS_REPL_FOLLOWER || r->phase != PHASE_REPLICATE)
 		return;
 	/* Only an entry of our own epoch is committed by counting (DESIGN §4). */
@@ -69,6 +77,12 @@ void repl_leader_advance_commit(struct kvfs_repl *r)
 	repl_apply_committed(r);
 	if (r->role == KVFS_REPL_CANDIDATE && r->commit >= r->noop_index)
 		r->role = KVFS_REPL_LEADER;
+	/* Tell the followers at once, so that they apply (and answer their writers) now rather
+	 * than at the next heartbeat. */
+	if (r->commit > was)
+		for (uint32_t id = 1; id <= r->size; id++)
+			if (id != r->id && !r->peers[id].wants_snapshot)
+				repl_leader_send_append(r, id, r->peers[id].sent + 1);
 }
 
 /* The log to adopt is in place: cut what it does not have, append the no-op, replicate. */
@@ -233,7 +247,7 @@ void repl_leader_tick(struct kvfs_repl *r)
 	}
 	if (quorum(r, count)) {
 		r->missed = 0;
-	} else if (++r->missed >= KVFS_REPL_LOST_TICKS) {
+	} else if (++r->missed >= r->lost_ticks) {
 		repl_step_down(r);
 		return;
 	}
@@ -253,4 +267,22 @@ void repl_leader_tick(struct kvfs_repl *r)
 			repl_leader_send_new_epoch(r, id);
 		}
 	}
+}
+
+void repl_snapshot_sent(struct kvfs_repl *r, uint32_t to, uint64_t index)
+{
+	struct peer *p;
+
+	if (r->role == KVFS_REPL_FOLLOWER || r->phase != PHASE_REPLICATE || to == 0 ||
+	    to > r->size || to == r->id || index > r->last)
+		return;
+	p = &r->peers[to];
+	p->wants_snapshot = false;
+	if (index > p->match)
+		p->match = index;
+	if (p->next < p->match + 1)
+		p->next = p->match + 1;
+	p->sent = p->next - 1;
+	repl_leader_advance_commit(r);
+	repl_leader_send_append(r, to, p->next);
 }

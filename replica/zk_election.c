@@ -23,6 +23,7 @@
 #include "kvfs/logging.h"
 
 #define MAX_CANDIDATES    64
+#define MAX_IDS           256 /* ids 1..255 */
 #define ZDATA_MAX         512
 #define IDLE_TICK_MS      1000
 #define HOLD_DOWN_TICK_MS 200
@@ -61,8 +62,14 @@ struct kvfs_zk {
 	uint64_t epoch;
 	uint32_t leader;
 	char leader_addr[KVFS_ADDR_MAX];
+	char addrs[MAX_IDS][KVFS_ADDR_MAX]; /* members' replication addresses, "" if unknown */
+	bool ready[MAX_IDS];                /* caught up enough to be handed the lead */
+	bool resign;                        /* the replication core gave the lead up */
+	uint32_t evict_id;                  /* a dead leader to remove (fast failover) ... */
+	uint64_t evict_epoch;               /* ... at this epoch */
 
 	/* election thread only */
+	uint64_t rejoin_after_ms; /* after resigning, stand again only from then */
 	char guid[KVFS_GUID_LEN + 1];
 	bool have_znode;
 	char my_name[KVFS_GUID_LEN + 32];
@@ -673,6 +680,80 @@ static bool confirm_session(struct kvfs_zk *z)
 	return zoo_multi(z->zh, 1, &op, &res) == ZOK;
 }
 
+/* Records the replication addresses the candidates and /leader announce. */
+static void publish_addrs(struct kvfs_zk *z, const struct kvfs_candidate *c, size_t n,
+                          const struct leader_info *l)
+{
+	pthread_mutex_lock(&z->lock);
+	for (size_t i = 0; i < n; i++)
+		if (c[i].id > 0 && c[i].id < MAX_IDS && c[i].addr[0])
+			snprintf(z->addrs[c[i].id], KVFS_ADDR_MAX, "%s", c[i].addr);
+	if (l->exists && l->id > 0 && l->id < MAX_IDS && l->addr[0])
+		snprintf(z->addrs[l->id], KVFS_ADDR_MAX, "%s", l->addr);
+	pthread_mutex_unlock(&z->lock);
+}
+
+/*
+ * Carries out what the loop asked for. Resigning: the replication core could not hold a
+ * majority, so this node deletes /leader and its candidacy and stands again (at the back) only
+ * after a hold-down, letting another try. Evicting: a peer saw the leader's replication port
+ * refuse connections (the process is gone), so the dead leader's /leader and candidacy go now
+ * rather than after its session times out; the epoch fences it if it was not dead after all.
+ * Returns true if it changed anything (the caller runs a new round).
+ */
+static bool do_resign_evict(struct kvfs_zk *z, const struct kvfs_candidate *c, size_t n,
+                            const struct leader_info *l)
+{
+	char path[512];
+	uint32_t evict_id;
+	uint64_t evict_epoch;
+	bool resign, acted = false;
+
+	pthread_mutex_lock(&z->lock);
+	resign = z->resign;
+	evict_id = z->evict_id;
+	evict_epoch = z->evict_epoch;
+	z->resign = false;
+	z->evict_id = 0;
+	if (resign)
+		z->leading = false;
+	pthread_mutex_unlock(&z->lock);
+	if (resign) {
+		if (l->exists && l->mine) {
+			path_of(z, path, sizeof(path), "leader");
+			zoo_delete(z->zh, path, l->version);
+		}
+		if (z->have_znode) {
+			snprintf(path, sizeof(path), "%s/election/%s", z->base, z->my_name);
+			zoo_delete(z->zh, path, -1);
+			z->have_znode = false;
+		}
+		z->rejoin_after_ms = now_ms() + (z->cfg.hold_down_ms ? z->cfg.hold_down_ms : 1000);
+		log_warn("gave up the lead (no majority of replicas answered); standing again in "
+		         "%" PRIu64 " ms",
+		         z->cfg.hold_down_ms ? z->cfg.hold_down_ms : 1000);
+		acted = true;
+	}
+	if (evict_id && evict_id != z->cfg.id && l->exists && !l->mine && l->id == evict_id &&
+	    l->epoch == evict_epoch) {
+		path_of(z, path, sizeof(path), "leader");
+		zoo_delete(z->zh, path, l->version);
+		for (size_t i = 0; i < n; i++) {
+			if (c[i].id != evict_id)
+				continue;
+			snprintf(path, sizeof(path), "%s/election/%.*s", z->base, (int)sizeof(c[i].name), c[i].name);
+			zoo_delete(z->zh, path, -1);
+		}
+		log_warn("leader %u (epoch %" PRIu64 ") refuses replication connections: removed "
+		         "its /leader and candidacy (fast failover)",
+		         evict_id, evict_epoch);
+		acted = true;
+	}
+	if (acted)
+		publish(z, false, 0, 0, 0, NULL);
+	return acted;
+}
+
 /* One round: see the election, decide, act, watch. Returns the next tick in ms. */
 static uint64_t run_round(struct kvfs_zk *z)
 {
@@ -697,6 +778,10 @@ static uint64_t run_round(struct kvfs_zk *z)
 	/* The id is ours only once /members/<id> is: no candidacy before. */
 	if (!z->member_registered && !register_member(z))
 		return HOLD_DOWN_TICK_MS;
+	if (!z->have_znode && start < z->rejoin_after_ms) {
+		publish(z, false, 0, 0, 0, NULL);
+		return z->rejoin_after_ms - start;
+	}
 	if (!z->have_znode && create_candidate(z, session) < 0)
 		return IDLE_TICK_MS;
 	rv = read_candidates(z, z->cfg.mode == KVFS_ELECTION_PRIORITY, c, &n, &mine);
@@ -706,6 +791,9 @@ static uint64_t run_round(struct kvfs_zk *z)
 		return rv == -EAGAIN ? 0 : IDLE_TICK_MS;
 	if (mine < 0)
 		z->have_znode = false;
+	publish_addrs(z, c, n, &l);
+	if (do_resign_evict(z, c, n, &l))
+		return 0;
 
 	pthread_mutex_lock(&z->lock);
 	leading = z->leading;
@@ -721,7 +809,7 @@ static uint64_t run_round(struct kvfs_zk *z)
 	    .leader_mine = l.mine,
 	    .leading = leading && l.mine,
 	    .reconnected_late = late,
-	    .successor_ready = true, /* no replication yet: nothing to catch up on */
+	    .successor_ready = false, /* set below, for the candidate that would lead */
 	    .hold_down_ms = z->cfg.hold_down_ms,
 	};
 	if (v.leading && mine >= 0 && election_rank(v.mode, c, n) != mine) {
@@ -730,6 +818,13 @@ static uint64_t run_round(struct kvfs_zk *z)
 		v.better_waited_ms = start - z->better_since_ms;
 	} else {
 		z->better_since_ms = 0;
+	}
+	if (n > 0) {
+		int top = election_rank(v.mode, c, n);
+
+		pthread_mutex_lock(&z->lock);
+		v.successor_ready = top >= 0 && c[top].id < MAX_IDS && z->ready[c[top].id];
+		pthread_mutex_unlock(&z->lock);
 	}
 	election_decide(&v, &d);
 
@@ -931,4 +1026,41 @@ void zk_election_close(struct kvfs_zk *z)
 		zookeeper_close(zh);
 	}
 	free_zk(z);
+}
+
+void zk_election_member_addr(struct kvfs_zk *z, uint32_t id, char *buf, size_t len)
+{
+	pthread_mutex_lock(&z->lock);
+	snprintf(buf, len, "%s", id < MAX_IDS ? z->addrs[id] : "");
+	pthread_mutex_unlock(&z->lock);
+}
+
+void zk_election_set_ready(struct kvfs_zk *z, uint32_t id, bool ready)
+{
+	if (id >= MAX_IDS)
+		return;
+	pthread_mutex_lock(&z->lock);
+	z->ready[id] = ready;
+	pthread_mutex_unlock(&z->lock);
+}
+
+void zk_election_resign(struct kvfs_zk *z)
+{
+	pthread_mutex_lock(&z->lock);
+	z->resign = true;
+	z->leading = false;
+	z->changed = true;
+	pthread_cond_broadcast(&z->cond);
+	pthread_mutex_unlock(&z->lock);
+	wake(z);
+}
+
+void zk_election_evict(struct kvfs_zk *z, uint32_t id, uint64_t epoch)
+{
+	pthread_mutex_lock(&z->lock);
+	z->evict_id = id;
+	z->evict_epoch = epoch;
+	z->changed = true;
+	pthread_cond_broadcast(&z->cond);
+	pthread_mutex_unlock(&z->lock);
 }

@@ -6,8 +6,12 @@
  * are durable, and calls each proposer back with the outcome. It takes snapshots in the
  * background and truncates the log behind them.
  *
- * Today a node is a cluster of one (standalone): durable on its own disk = committed. Replication
- * plugs in between "durable here" and "applied" without changing this interface.
+ * Standalone, a node is a cluster of one: durable on its own disk = committed. In a cluster
+ * (cfg.cluster_size > 0, node_set_cluster()), the replication core (repl.h) sits between the two:
+ * the node writes what the core asks to its log, sends and receives the core's messages over the
+ * peer transport (peer.h), applies what the core commits, and forwards its own proposals to the
+ * leader (or proposes them itself when it leads). A proposal completes when this node applies it,
+ * so a write is visible here when its callback runs (read-your-writes).
  */
 #ifndef KVFS_NODE_H
 #define KVFS_NODE_H
@@ -33,17 +37,36 @@ struct kvfs_node_config {
 	uint32_t priority;       /* shown in /.status */
 	const char *cluster_id;  /* the cluster the data directory must belong to; NULL or
 	                            "standalone" for a node without ZooKeeper */
+	/* cluster members only (cluster_size > 0) */
+	uint32_t cluster_size;       /* voting replicas, ids 1..cluster_size */
+	const char *listen;          /* replication address to listen on, "HOST:PORT" */
+	uint64_t write_timeout_ms;   /* a proposal not committed within this fails with EIO */
+	uint64_t session_timeout_ms; /* a leader that hears from no majority this long gives up */
+};
+
+/* What the election says now. */
+struct kvfs_node_view {
+	bool leading;    /* this node leads, and its lease is current */
+	uint32_t leader; /* the leader's id, 0 if none is known */
+	uint64_t epoch;  /* the leader's epoch */
 };
 
 /*
- * How a node in a cluster learns whether it may commit writes, and what /.status says about the
- * cluster. Both are called on the loop thread and must not block.
+ * The node's view of the election (ZooKeeper), and what it asks of it. All are called on the loop
+ * thread and must not block.
  */
 struct kvfs_node_cluster {
-	/* True if this node leads now, with *epoch its epoch; writes elsewhere get -EROFS. */
-	bool (*leading)(void *arg, uint64_t *epoch);
+	void (*view)(void *arg, struct kvfs_node_view *v);
 	/* Overwrites role, leader, leader_addr, epoch and zk in st. */
 	void (*status)(void *arg, struct kvfs_status *st);
+	/* The replication address member `id` announced; "" if unknown. */
+	void (*member_addr)(void *arg, uint32_t id, char *buf, size_t len);
+	/* The replication core cannot hold a majority: give the lead up so another can try. */
+	void (*resign)(void *arg);
+	/* Member `id`, leader at `epoch`, is dead (its port refuses): remove its leadership. */
+	void (*evict)(void *arg, uint32_t id, uint64_t epoch);
+	/* Priority handover: member `id` has (not) caught up with this leader. */
+	void (*set_ready)(void *arg, uint32_t id, bool ready);
 	void *arg;
 };
 
@@ -67,19 +90,24 @@ typedef void (*kvfs_node_fatal_fn)(void *arg);
  */
 int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *err, size_t errlen);
 
-/* Makes the node a cluster member: it takes writes only while cluster->leading() says so. Call
- * before node_start; cluster must outlive the node. Without it the node is standalone. */
+/* Connects the node (opened with cfg.cluster_size > 0) to the election. Call before node_start;
+ * cluster must outlive the node. */
 void node_set_cluster(struct kvfs_node *n, const struct kvfs_node_cluster *cluster);
 
-/* Attaches the node to loop; it starts taking proposals. Returns 0 or a negative errno. */
+/* The election's view may have changed (call on the loop thread). */
+void node_cluster_changed(struct kvfs_node *n);
+
+/* Attaches the node to loop (and, in a cluster, starts listening to its peers); it starts taking
+ * proposals. Returns 0 or a negative errno (-EADDRINUSE: the replication port is taken). */
 int node_start(struct kvfs_node *n, struct uv_loop_s *loop, kvfs_node_apply_fn on_apply,
                kvfs_node_fatal_fn on_fatal, void *arg);
 
 /*
  * Proposes op. The node fills in origin, seq, time_ns and (if 0) max_value, and copies what it
  * needs, so op and its buffers may go once this returns. On success returns 0 and calls cb
- * exactly once later; on failure (-EROFS on a cluster node that does not lead, -ESHUTDOWN while
- * closing, -ENOMEM) returns it and never calls cb.
+ * exactly once later; on failure (-ESHUTDOWN while closing, -EIO after a fatal error, -ENOMEM)
+ * returns it and never calls cb. In a cluster the callback may say -EIO: nothing was committed
+ * within the write timeout (no leader, no majority).
  */
 int node_propose(struct kvfs_node *n, struct kvfs_op *op, kvfs_node_done_fn cb, void *arg);
 

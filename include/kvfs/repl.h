@@ -20,8 +20,10 @@
  * epoch and takes proposals once that no-op commits. An entry of the current epoch commits when a
  * majority, the leader included, holds it durably; earlier entries commit with it.
  *
- * TODO(#4): snapshots (catch-up of a follower whose missing entries were compacted away); until
- * then the log starts at index 1 and is never compacted.
+ * Snapshots. The log may start after a snapshot (repl_init's base) and be compacted behind the
+ * applied index (repl_compact()) to bound memory. A follower that needs compacted entries is
+ * caught up by the binding: need_snapshot asks it to send one, repl_snapshot_sent() says the
+ * follower has installed it, and the follower's binding calls repl_snapshot_installed().
  */
 #ifndef KVFS_REPL_H
 #define KVFS_REPL_H
@@ -31,10 +33,13 @@
 
 struct kvfs_repl;
 
-/* Entries sent in one APPEND or FETCH_REPLY at most. */
-#define KVFS_REPL_BATCH 64
+/* Entries sent in one APPEND or FETCH_REPLY at most, and about how many bytes of data (one
+ * entry, however large, always goes). */
+#define KVFS_REPL_BATCH       64
+#define KVFS_REPL_BATCH_BYTES (4u << 20)
 
-/* A leader that hears from no majority during this many consecutive ticks gives up. */
+/* A leader that hears from no majority during this many consecutive ticks gives up (the
+ * default; see repl_set_lost_ticks()). */
 #define KVFS_REPL_LOST_TICKS 3
 
 /*
@@ -102,6 +107,9 @@ struct kvfs_repl_io {
 	 * for KVFS_REPL_LOST_TICKS ticks, or learnt of a newer epoch. The binding gives the
 	 * leadership up (deletes its znodes) so that another can try. */
 	void (*leadership_lost)(void *arg);
+	/* Optional. Peer `to` needs entries this leader compacted away: send it a snapshot and
+	 * call repl_snapshot_sent() once it has installed one. Asked once per need. */
+	void (*need_snapshot)(void *arg, uint32_t to);
 };
 
 enum kvfs_repl_role {
@@ -111,16 +119,18 @@ enum kvfs_repl_role {
 };
 
 /*
- * Creates a replica from what its disk holds: the promised epoch and the log log[0..n) (indices
- * 1..n in order, epochs not decreasing; copied). Entries up to commit_hint are known committed
- * and the caller's state already reflects them (it recovered its store from them); the core
- * applies from commit_hint + 1 on. The replica starts as a follower with no known leader.
- * Returns 0 and sets *out, or -EINVAL (bad arguments or log, commit_hint > n), -ENOMEM.
- * io is copied; io->arg must outlive the replica.
+ * Creates a replica from what its disk holds: the promised epoch, a snapshot that ends at entry
+ * base of epoch base_epoch (0, 0 for none), and the log after it, log[0..n) (indices base + 1 ..
+ * base + n in order, epochs not decreasing; copied). Entries up to commit_hint (base at least)
+ * are known committed and the caller's state already reflects them (it recovered its store from
+ * them); the core applies from commit_hint + 1 on. The replica starts as a follower with no known
+ * leader. Returns 0 and sets *out, or -EINVAL (bad arguments or log, commit_hint outside
+ * base .. base + n), -ENOMEM. io is copied; io->arg must outlive the replica.
  */
 int repl_init(struct kvfs_repl **out, uint32_t id, uint32_t cluster_size,
-              const struct kvfs_repl_io *io, uint64_t promised_epoch,
-              const struct kvfs_repl_entry *log, size_t n, uint64_t commit_hint);
+              const struct kvfs_repl_io *io, uint64_t promised_epoch, uint64_t base,
+              uint64_t base_epoch, const struct kvfs_repl_entry *log, size_t n,
+              uint64_t commit_hint);
 
 /* Frees r. No io function is called. */
 void repl_close(struct kvfs_repl *r);
@@ -157,6 +167,26 @@ void repl_epoch_persisted(struct kvfs_repl *r, uint64_t epoch);
  */
 void repl_tick(struct kvfs_repl *r);
 
+/* How many ticks without a majority make a leader give up. */
+void repl_set_lost_ticks(struct kvfs_repl *r, unsigned ticks);
+
+/*
+ * Forgets the entries up to min(upto, applied index), which a snapshot now holds; a follower that
+ * needs them later gets the snapshot (need_snapshot). No io function is called.
+ */
+void repl_compact(struct kvfs_repl *r, uint64_t upto);
+
+/* Leader: peer `to` has durably installed a snapshot ending at entry `index`. */
+void repl_snapshot_sent(struct kvfs_repl *r, uint32_t to, uint64_t index);
+
+/*
+ * Follower: the binding has durably replaced its state and its log with a snapshot ending at
+ * entry (index, epoch), which must be above repl_commit_index(): the core's log goes the same
+ * way (keeping what follows if it has entry index of that epoch) and index counts as committed
+ * and applied. Ignored otherwise.
+ */
+void repl_snapshot_installed(struct kvfs_repl *r, uint64_t index, uint64_t epoch);
+
 /* Getters for /.status and tests. */
 enum kvfs_repl_role repl_role(const struct kvfs_repl *r);
 uint64_t repl_epoch(const struct kvfs_repl *r);          /* highest epoch heard (promised or
@@ -166,6 +196,9 @@ uint32_t repl_leader(const struct kvfs_repl *r);         /* leader of repl_epoch
 uint64_t repl_commit_index(const struct kvfs_repl *r);
 uint64_t repl_applied_index(const struct kvfs_repl *r);
 uint64_t repl_last_index(const struct kvfs_repl *r);
+uint64_t repl_base_index(const struct kvfs_repl *r);
+/* The highest commit index this replica knows the leader has (its own on a leader). */
+uint64_t repl_leader_commit(const struct kvfs_repl *r);
 /* A leader's view of peer `id`'s durable match index (its own durable index for itself); 0 on
  * a follower or for an unknown id. */
 uint64_t repl_peer_match(const struct kvfs_repl *r, uint32_t id);

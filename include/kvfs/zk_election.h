@@ -78,6 +78,25 @@ bool zk_election_leading(struct kvfs_zk *z, uint64_t *epoch);
 
 void zk_election_view(struct kvfs_zk *z, struct kvfs_zk_view *v);
 
+/* The replication address member `id` announced ("" if none is known yet). */
+void zk_election_member_addr(struct kvfs_zk *z, uint32_t id, char *buf, size_t len);
+
+/* Priority mode, on the leader: whether member `id` has caught up enough to take over. */
+void zk_election_set_ready(struct kvfs_zk *z, uint32_t id, bool ready);
+
+/*
+ * Gives the lead up at once (the replication core lost its majority): /leader and this node's
+ * candidacy are deleted, and it stands again after the hold-down.
+ */
+void zk_election_resign(struct kvfs_zk *z);
+
+/*
+ * Fast failover: member `id`, which leads at `epoch`, is dead (its replication port refuses
+ * connections). Its /leader and candidate znodes are deleted if they still name it at that
+ * epoch, so the next candidate takes over without waiting for its session to time out.
+ */
+void zk_election_evict(struct kvfs_zk *z, uint32_t id, uint64_t epoch);
+
 /*
  * Stops: the election thread steps down (deletes /leader if it holds it) and closes the session,
  * so the other nodes elect a new leader at once; then everything is freed. Blocks until done.

@@ -133,10 +133,13 @@ def kill9_leader(h, tag, session_ms):
 def test_kill9_leader_short_session(h):
     """kill -9 the leader (session timeout 2 s): the next in line leads within 4 s."""
     cluster, zk, nodes, rest, new, e2 = kill9_leader(h, "kill9s", SHORT_SESSION_MS)
-    # Once the dead node's session has expired, ZooKeeper holds the survivors only.
-    ms = h.wait_for(lambda: len(election_children(zk, cluster)) == len(rest),
+    # Once the dead node's session has expired, ZooKeeper holds the survivors only. (Fast
+    # failover removes its election znode at once; its /members/<id> goes with the session.)
+    base = "/kvfs/%s" % cluster
+    ms = h.wait_for(lambda: len(election_children(zk, cluster)) == len(rest) and
+                    len(zk.get_children(base + "/members")) == len(rest),
                     (SHORT_SESSION_MS + 3000) / 1000)
-    h.check(ms is not None, "the dead leader's election znode is gone within its session timeout",
+    h.check(ms is not None, "the dead leader's znodes are gone within its session timeout",
             "children: %s" % [(c[0], c[1]) for c in election_children(zk, cluster)])
     check_zk_view(h, zk, cluster, rest, leader=new, epoch=e2)
 

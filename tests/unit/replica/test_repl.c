@@ -104,7 +104,7 @@ static struct kvfs_repl *make(struct rec *rec, uint32_t id, uint32_t size, uint6
 	assert_true(n <= 16);
 	for (size_t i = 0; i < n; i++)
 		log[i] = (struct kvfs_repl_entry){.epoch = epochs[i], .index = i + 1};
-	assert_int_equal(repl_init(&r, id, size, &io, promised, log, n, 0), 0);
+	assert_int_equal(repl_init(&r, id, size, &io, promised, 0, 0, log, n, 0), 0);
 	return r;
 }
 
@@ -127,13 +127,13 @@ static void test_init_rejects(void **state)
 	struct kvfs_repl_entry bad[2] = {{.epoch = 2, .index = 1}, {.epoch = 1, .index = 2}};
 	struct kvfs_repl *r;
 
-	assert_int_equal(repl_init(&r, 0, 3, &io, 0, NULL, 0, 0), -EINVAL);
-	assert_int_equal(repl_init(&r, 4, 3, &io, 0, NULL, 0, 0), -EINVAL);
-	assert_int_equal(repl_init(&r, 1, 3, &io, 0, NULL, 0, 1), -EINVAL);
-	assert_int_equal(repl_init(&r, 1, 3, &io, 2, bad, 2, 0), -EINVAL); /* epochs go down */
+	assert_int_equal(repl_init(&r, 0, 3, &io, 0, 0, 0, NULL, 0, 0), -EINVAL);
+	assert_int_equal(repl_init(&r, 4, 3, &io, 0, 0, 0, NULL, 0, 0), -EINVAL);
+	assert_int_equal(repl_init(&r, 1, 3, &io, 0, 0, 0, NULL, 0, 1), -EINVAL);
+	assert_int_equal(repl_init(&r, 1, 3, &io, 2, 0, 0, bad, 2, 0), -EINVAL); /* epochs go down */
 	bad[1].epoch = 2;
 	bad[1].index = 3;
-	assert_int_equal(repl_init(&r, 1, 3, &io, 2, bad, 2, 0), -EINVAL); /* a gap */
+	assert_int_equal(repl_init(&r, 1, 3, &io, 2, 0, 0, bad, 2, 0), -EINVAL); /* a gap */
 }
 
 static void test_fencing(void **state)

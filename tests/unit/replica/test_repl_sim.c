@@ -374,7 +374,7 @@ static void node_start_up(struct sim *s, struct node *nd)
 	       same(&nd->dlog[hint], &s->map[hint + 1].e))
 		hint++;
 	io.arg = nd;
-	rv = repl_init(&nd->r, nd->id, s->n, &io, nd->dpromised, log, nd->dn, hint);
+	rv = repl_init(&nd->r, nd->id, s->n, &io, nd->dpromised, 0, 0, log, nd->dn, hint);
 	free(log);
 	CHECK(s, rv == 0, "repl_init: %d", rv);
 	nd->up = true;

@@ -696,7 +696,7 @@ static void start(struct cluster *c, uint32_t id, uint64_t promised,
 
 	nd->c = c;
 	nd->id = id;
-	assert_int_equal(repl_init(&nd->r, id, NODES, &io, promised, log, n, 0), 0);
+	assert_int_equal(repl_init(&nd->r, id, NODES, &io, promised, 0, 0, log, n, 0), 0);
 }
 
 /* Completes what each replica asked of its disk (never from inside an io call). */

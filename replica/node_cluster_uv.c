@@ -1,0 +1,958 @@
+/*
+ * The node in a cluster (see node.h): the replication core's io on libuv, the peer transport,
+ * write forwarding with exactly-once retries, and the lag facts of /.status.
+ *
+ * The core's actions map onto the node like this: persist and truncate go into the node's
+ * pending disk job (node_uv.c's group commit), in the order asked, and the job's completion
+ * reports persist completions back; persist_epoch writes DATA/promise on a worker; send encodes
+ * with repl_wire and queues on the peer connection; apply applies to the store.
+ *
+ * Writes. Every proposal of this node gets (origin = our id, seq), is kept in a list in seq
+ * order until this node applies an entry carrying it, and is sent to whoever leads: into the
+ * core when we lead, in a FORWARD to the leader otherwise. Whenever the leader or its connection
+ * changes, or the leader refuses, what has not been applied is sent again, in order. The store
+ * applies an (origin, seq) at most once and remembers only the last seq per origin, so:
+ *  - a resent write that had committed after all is a no-op the second time;
+ *  - when seq s applies, a write of ours with a lower seq still waiting can never apply any more
+ *    (it would be taken for a duplicate): it is given a new seq and sent again.
+ * The callback runs when the entry is applied here: that is read-your-writes. A write not applied
+ * within --write-timeout fails with EIO and a log line saying why.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "kvfs/disk.h"
+#include "kvfs/election.h"
+#include "kvfs/log.h"
+#include "kvfs/logging.h"
+#include "kvfs/op.h"
+#include "kvfs/peer.h"
+#include "kvfs/peer_msg.h"
+#include "kvfs/repl.h"
+#include "kvfs/repl_wire.h"
+#include "kvfs/status.h"
+#include "kvfs/store.h"
+#include "node_internal.h"
+
+#define TICK_MS           100
+#define READY_LAG_ENTRIES 16 /* a follower this close may be handed the lead */
+
+/* One proposal of this node, or a node_sync() barrier (op NULL). */
+struct fwd {
+	struct fwd *prev, *next;
+	uint64_t seq;
+	uint8_t *op; /* the encoded op (origin, seq inside) */
+	uint32_t len;
+	kvfs_node_done_fn cb;
+	void *arg;
+	uint64_t deadline;   /* uv_now() ms */
+	uint32_t sent_to;    /* where it went last (0: nowhere yet) ... */
+	uint64_t sent_epoch; /* ... in that leader's epoch */
+};
+
+struct node_cluster {
+	struct kvfs_node *n;
+	struct kvfs_repl *repl;
+	struct kvfs_peers *peers;
+	uv_timer_t tick;
+	bool tick_open, peers_open, closing;
+
+	struct fwd *head, *tail;
+	size_t nfwd;
+
+	uint8_t *sendbuf;
+	size_t sendcap;
+	char (*addrs)[KVFS_ADDR_MAX]; /* by id: what we gave the transport */
+
+	/* the promise (DATA/promise), written on a worker */
+	uv_work_t promise_work;
+	bool promising;
+	uint64_t promise_want, promise_writing;
+	int promise_rv;
+
+	uint64_t evicted_epoch; /* fast failover asked for this leader epoch already */
+	uint64_t behind_since;  /* uv_now() when this node fell behind; 0 caught up */
+	uint64_t *peer_behind;  /* on the leader, by id: when that peer fell behind */
+	const char *why_stuck;  /* why writes wait, for the EIO log line */
+};
+
+static struct node_cluster *cl_of(const struct kvfs_node *n)
+{
+	return n->cl;
+}
+
+/* ---- the promise ---- */
+
+static void promise_path(const struct kvfs_node *n, char *buf, size_t len, const char *suffix)
+{
+	snprintf(buf, len, "%s/promise%s", n->data_dir, suffix);
+}
+
+/* Reads DATA/promise: 0 and *epoch (0 when there is no file), or -EBADMSG with a message. */
+static int read_promise(const struct kvfs_node *n, uint64_t *epoch, char *err, size_t errlen)
+{
+	char path[PATH_MAX], buf[128];
+	unsigned long long e;
+	FILE *f;
+	size_t got;
+
+	*epoch = 0;
+	promise_path(n, path, sizeof(path), "");
+	f = fopen(path, "re");
+	if (!f) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	got = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[got] = '\0';
+	if (sscanf(buf, "kvfs-promise 1\nepoch: %llu\n", &e) != 1) {
+		snprintf(err, errlen, "%s is damaged (it should say which epoch this node promised)",
+		         path);
+		return -EBADMSG;
+	}
+	*epoch = e;
+	return 0;
+}
+
+static int write_promise(const struct kvfs_node *n, uint64_t epoch)
+{
+	char path[PATH_MAX], tmp[PATH_MAX], buf[64];
+	int fd, len, rv = 0;
+
+	promise_path(n, path, sizeof(path), "");
+	promise_path(n, tmp, sizeof(tmp), ".tmp");
+	len = snprintf(buf, sizeof(buf), "kvfs-promise 1\nepoch: %" PRIu64 "\n", epoch);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, buf, (size_t)len) != len || fdatasync(fd) < 0)
+		rv = errno ? -errno : -EIO;
+	close(fd);
+	if (rv == 0 && rename(tmp, path) < 0)
+		rv = -errno;
+	if (rv == 0)
+		rv = disk_fsync_dir(n->data_dir);
+	return rv;
+}
+
+static void promise_work(uv_work_t *req)
+{
+	struct node_cluster *c = req->data;
+
+	c->promise_rv = write_promise(c->n, c->promise_writing);
+}
+
+static void start_promise(struct node_cluster *c);
+
+static void promise_done(uv_work_t *req, int status)
+{
+	struct node_cluster *c = req->data;
+	struct kvfs_node *n = c->n;
+
+	c->promising = false;
+	if (c->promise_rv < 0) {
+		log_error("cannot record the promised epoch in %s: %s; stopping", n->data_dir,
+		          strerror(-c->promise_rv));
+		node_go_fatal(n);
+	} else if (c->repl) {
+		repl_epoch_persisted(c->repl, c->promise_writing);
+	}
+	if (!n->fatal && c->promise_want > c->promise_writing)
+		start_promise(c);
+	node_maybe_finish_close(n);
+}
+
+static void start_promise(struct node_cluster *c)
+{
+	if (c->promising || !c->n->loop)
+		return;
+	c->promising = true;
+	c->promise_writing = c->promise_want;
+	c->promise_work.data = c;
+	uv_queue_work(c->n->loop, &c->promise_work, promise_work, promise_done);
+}
+
+/* ---- the core's io ---- */
+
+static void io_send(void *arg, uint32_t to, const struct kvfs_repl_msg *m)
+{
+	struct node_cluster *c = arg;
+	size_t need = repl_wire_size(m);
+	uint8_t type;
+	int len;
+
+	if (!c->peers || c->closing || need == 0)
+		return;
+	if (need > c->sendcap) {
+		uint8_t *buf = realloc(c->sendbuf, need);
+
+		if (!buf)
+			return; /* a lost message: the core sends again */
+		c->sendbuf = buf;
+		c->sendcap = need;
+	}
+	len = repl_wire_encode(m, c->sendbuf, c->sendcap, &type);
+	if (len < 0) {
+		log_warn("cannot encode a replication message for node %u: %s", to,
+		         strerror(-len));
+		return;
+	}
+	peer_send(c->peers, to, type, c->sendbuf, (uint32_t)len);
+}
+
+static void io_persist(void *arg, const struct kvfs_repl_entry *e, size_t count)
+{
+	struct node_cluster *c = arg;
+	struct kvfs_node *n = c->n;
+	struct batch *b = node_pending_batch(n);
+	size_t bytes = 0;
+
+	for (size_t i = 0; i < count; i++)
+		bytes += log_record_size(e[i].len);
+	if (!b || node_batch_reserve(b, bytes) < 0) {
+		log_error("out of memory for the log; stopping");
+		node_go_fatal(n);
+		return;
+	}
+	for (size_t i = 0; i < count; i++) {
+		if (e[i].len)
+			memcpy(b->buf + b->len + KVFS_LOG_HEADER_SIZE, e[i].data, e[i].len);
+		log_record_seal(b->buf + b->len, e[i].epoch, e[i].index, e[i].len);
+		b->len += log_record_size(e[i].len);
+		if (!b->first)
+			b->first = e[i].index;
+		b->last = e[i].index;
+	}
+	b->persisted = true;
+	b->p_epoch = e[count - 1].epoch;
+	b->p_index = e[count - 1].index;
+}
+
+/* Drops the records after `after` from batch b (they were not written yet). */
+static void cut_batch(struct batch *b, uint64_t after)
+{
+	size_t off = 0;
+
+	if (!b->len || b->last <= after)
+		return;
+	if (b->first > after) {
+		b->len = 0;
+		b->first = b->last = 0;
+		return;
+	}
+	for (uint64_t i = b->first; i <= after; i++) {
+		uint32_t plen;
+
+		memcpy(&plen, b->buf + off + 4, 4);
+		off += log_record_size(plen);
+	}
+	b->len = off;
+	b->last = after;
+}
+
+static void io_truncate(void *arg, uint64_t after)
+{
+	struct node_cluster *c = arg;
+	struct batch *b = node_pending_batch(c->n);
+
+	if (!b) {
+		log_error("out of memory for the log; stopping");
+		node_go_fatal(c->n);
+		return;
+	}
+	cut_batch(b, after);
+	/* Records still pending start at or before `after`: the disk holds nothing past them.
+	 * Otherwise what is (or is being) written must be cut first. */
+	if (!b->len && (!b->trunc || after < b->trunc_after)) {
+		b->trunc = true;
+		b->trunc_after = after;
+	}
+}
+
+static void io_persist_epoch(void *arg, uint64_t epoch)
+{
+	struct node_cluster *c = arg;
+
+	if (epoch > c->promise_want)
+		c->promise_want = epoch;
+	start_promise(c);
+}
+
+static void complete_fwd(struct node_cluster *c, uint64_t seq, const struct kvfs_apply_result *res);
+
+static void io_apply(void *arg, const struct kvfs_repl_entry *e)
+{
+	struct node_cluster *c = arg;
+	struct kvfs_node *n = c->n;
+	struct kvfs_op op = {.type = KVFS_OP_NOOP};
+	struct kvfs_apply_result res;
+	int rv;
+
+	if (n->fatal)
+		return;
+	if (e->len && op_decode(&op, e->data, e->len) < 0) {
+		log_error("committed entry %" PRIu64 " is not an operation this kvfs understands; "
+		          "stopping",
+		          e->index);
+		node_go_fatal(n);
+		return;
+	}
+	rv = store_apply(n->store, e->epoch, e->index, &op, &res);
+	if (rv < 0) {
+		log_error("cannot apply log entry %" PRIu64 " (%s); stopping", e->index,
+		          strerror(-rv));
+		node_go_fatal(n);
+		return;
+	}
+	if (op.type != KVFS_OP_NOOP && n->on_apply)
+		n->on_apply(n->cb_arg, &op, &res);
+	if (op.origin == n->cfg.id && op.seq)
+		complete_fwd(c, op.seq, &res);
+}
+
+static void io_leadership_lost(void *arg)
+{
+	struct node_cluster *c = arg;
+	struct kvfs_node *n = c->n;
+
+	if (n->cluster && !c->closing)
+		n->cluster->resign(n->cluster->arg);
+}
+
+static void io_need_snapshot(void *arg, uint32_t to)
+{
+	log_warn("node %u needs entries this node has compacted into a snapshot; snapshot "
+	         "transfer is not implemented yet, so it cannot catch up from here",
+	         to);
+}
+
+/* ---- proposals of this node ---- */
+
+static void fwd_unlink(struct node_cluster *c, struct fwd *f)
+{
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		c->head = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	else
+		c->tail = f->prev;
+	f->prev = f->next = NULL;
+	c->nfwd--;
+}
+
+static void fwd_append(struct node_cluster *c, struct fwd *f)
+{
+	f->prev = c->tail;
+	f->next = NULL;
+	if (c->tail)
+		c->tail->next = f;
+	else
+		c->head = f;
+	c->tail = f;
+	c->nfwd++;
+}
+
+static void fwd_finish(struct node_cluster *c, struct fwd *f, int err, uint64_t ino)
+{
+	fwd_unlink(c, f);
+	f->cb(f->arg, err, ino);
+	free(f->op);
+	free(f);
+}
+
+/* Barriers complete once nothing proposed before them waits. */
+static void settle_barriers(struct node_cluster *c)
+{
+	while (c->head && !c->head->op)
+		fwd_finish(c, c->head, 0, 0);
+}
+
+/* Gives f a new sequence number (its old one can no longer apply) and queues it last. */
+static void fwd_renumber(struct node_cluster *c, struct fwd *f)
+{
+	struct kvfs_op op;
+
+	if (op_decode(&op, f->op, f->len) < 0)
+		return;
+	op.seq = f->seq = c->n->next_seq++;
+	op_encode(&op, f->op);
+	f->sent_to = 0;
+	f->sent_epoch = 0;
+	fwd_unlink(c, f);
+	fwd_append(c, f);
+}
+
+static void complete_fwd(struct node_cluster *c, uint64_t seq, const struct kvfs_apply_result *res)
+{
+	struct fwd *f = c->head, *next;
+
+	for (; f; f = next) {
+		next = f->next;
+		if (!f->op)
+			continue;
+		if (f->seq == seq) {
+			fwd_finish(c, f, res->err, res->ino);
+			break;
+		}
+		if (f->seq < seq)
+			fwd_renumber(c, f);
+	}
+	settle_barriers(c);
+}
+
+/*
+ * Where our proposals go now: this node (when it leads and its no-op has committed) or the
+ * leader it follows, if connected. False if there is nowhere to send them yet.
+ */
+static bool target(struct node_cluster *c, uint32_t *to, uint64_t *epoch)
+{
+	struct kvfs_node *n = c->n;
+	struct kvfs_node_view v = {0};
+	uint32_t leader = repl_leader(c->repl);
+
+	n->cluster->view(n->cluster->arg, &v);
+	*epoch = repl_epoch(c->repl);
+	if (v.leading && v.epoch == *epoch && repl_role(c->repl) == KVFS_REPL_LEADER) {
+		*to = n->cfg.id;
+		return true;
+	}
+	if (v.leader && v.epoch > *epoch) {
+		leader = v.leader;
+		*epoch = v.epoch;
+	}
+	if (!leader) {
+		c->why_stuck = "no leader is known (is a majority of the cluster up?)";
+		return false;
+	}
+	if (leader == n->cfg.id) {
+		c->why_stuck = "this node was elected but has not yet gathered a majority";
+		return false;
+	}
+	if (!peer_connected(c->peers, leader)) {
+		c->why_stuck = "the leader cannot be reached";
+		return false;
+	}
+	*to = leader;
+	return true;
+}
+
+/* Sends every proposal not yet sent to the current leader in its epoch, in order. */
+static void dispatch(struct node_cluster *c)
+{
+	struct kvfs_node *n = c->n;
+	uint32_t to;
+	uint64_t epoch;
+
+	if (c->closing || !c->head || !target(c, &to, &epoch))
+		return;
+	for (struct fwd *f = c->head; f; f = f->next) {
+		int rv;
+
+		if (!f->op || (f->sent_to == to && f->sent_epoch == epoch))
+			continue;
+		if (to == n->cfg.id) {
+			rv = repl_propose(c->repl, f->op, f->len, NULL);
+		} else {
+			struct kvfs_peer_forward m = {
+			    .origin = n->cfg.id, .seq = f->seq, .op = f->op, .op_len = f->len};
+			size_t size = peer_msg_forward_size(&m);
+			uint8_t *buf = malloc(size);
+
+			if (!buf)
+				break;
+			peer_msg_forward_encode(&m, buf);
+			rv = peer_send(c->peers, to, KVFS_MSG_FORWARD, buf, (uint32_t)size);
+			free(buf);
+		}
+		if (rv < 0) {
+			c->why_stuck = "the leader did not take the write";
+			break;
+		}
+		f->sent_to = to;
+		f->sent_epoch = epoch;
+	}
+}
+
+/* Resends everything from seq on (the leader refused it, or the connection went). */
+static void unsend_from(struct node_cluster *c, uint64_t seq, uint32_t peer)
+{
+	for (struct fwd *f = c->head; f; f = f->next)
+		if (f->op && (peer ? f->sent_to == peer : f->seq >= seq)) {
+			f->sent_to = 0;
+			f->sent_epoch = 0;
+		}
+}
+
+/* Fails what has waited past the write timeout. */
+static void expire(struct node_cluster *c)
+{
+	uint64_t now = uv_now(c->n->loop);
+	struct fwd *f = c->head, *next;
+	unsigned failed = 0;
+
+	for (; f; f = next) {
+		next = f->next;
+		if (f->deadline > now)
+			continue;
+		failed++;
+		fwd_finish(c, f, -EIO, 0);
+	}
+	if (failed)
+		log_warn("%u write(s) failed with EIO: nothing was committed within %" PRIu64
+		         " ms (%s)",
+		         failed, c->n->cfg.write_timeout_ms,
+		         c->why_stuck ? c->why_stuck : "no majority of replicas answered");
+	settle_barriers(c);
+}
+
+static struct fwd *fwd_new(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
+{
+	struct fwd *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return NULL;
+	f->cb = cb;
+	f->arg = arg;
+	f->deadline = uv_now(n->loop) + n->cfg.write_timeout_ms;
+	return f;
+}
+
+int ncl_propose(struct kvfs_node *n, struct kvfs_op *op, kvfs_node_done_fn cb, void *arg)
+{
+	struct node_cluster *c = cl_of(n);
+	struct fwd *f = fwd_new(n, cb, arg);
+
+	if (!f)
+		return -ENOMEM;
+	op->origin = n->cfg.id;
+	op->seq = n->next_seq++;
+	op->time_ns = node_now_ns();
+	if (op->max_value == 0)
+		op->max_value = n->cfg.max_value;
+	f->seq = op->seq;
+	f->len = (uint32_t)op_encoded_size(op);
+	f->op = malloc(f->len);
+	if (!f->op) {
+		free(f);
+		return -ENOMEM;
+	}
+	op_encode(op, f->op);
+	fwd_append(c, f);
+	dispatch(c);
+	return 0;
+}
+
+int ncl_sync(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
+{
+	struct fwd *f = fwd_new(n, cb, arg);
+
+	if (!f)
+		return -ENOMEM;
+	fwd_append(cl_of(n), f); /* completed from the loop (ncl_check), never from here */
+	return 0;
+}
+
+bool ncl_busy(const struct kvfs_node *n)
+{
+	return cl_of(n)->head != NULL;
+}
+
+/* ---- messages from peers ---- */
+
+static void reply_forward(struct node_cluster *c, uint32_t to, uint64_t seq, int err)
+{
+	struct kvfs_peer_forward_reply m = {.origin = to, .seq = seq, .err = err};
+	uint8_t buf[KVFS_PEER_FORWARD_REPLY_SIZE];
+
+	peer_msg_forward_reply_encode(&m, buf);
+	peer_send(c->peers, to, KVFS_MSG_FORWARD_REPLY, buf, sizeof(buf));
+}
+
+/* On the leader: a follower's write. Proposed as it is (its origin and seq make it once). */
+static void on_forward(struct node_cluster *c, uint32_t from, const uint8_t *p, uint32_t len)
+{
+	struct kvfs_peer_forward m;
+	struct kvfs_op op;
+	uint32_t to;
+	uint64_t epoch;
+	int rv;
+
+	if (peer_msg_forward_decode(&m, p, len) < 0 || m.origin != from ||
+	    op_decode(&op, m.op, m.op_len) < 0 || op.origin != from || op.seq != m.seq ||
+	    op.type == KVFS_OP_NOOP) {
+		log_warn("node %u forwarded a write that is not well formed; ignored", from);
+		return;
+	}
+	if (!target(c, &to, &epoch) || to != c->n->cfg.id)
+		rv = -EROFS;
+	else
+		rv = repl_propose(c->repl, m.op, m.op_len, NULL);
+	if (rv < 0)
+		reply_forward(c, from, m.seq, rv == -EROFS ? -EROFS : -EAGAIN);
+}
+
+/* On a follower: the leader refused a write (it no longer leads, or not yet). */
+static void on_forward_reply(struct node_cluster *c, uint32_t from, const uint8_t *p,
+                             uint32_t len)
+{
+	struct kvfs_peer_forward_reply m;
+
+	if (peer_msg_forward_reply_decode(&m, p, len) < 0 || m.origin != c->n->cfg.id)
+		return;
+	if (m.err < 0) {
+		c->why_stuck = "the leader refused the write (it is not ready to lead)";
+		unsend_from(c, m.seq, 0); /* the next tick sends them again, in order */
+	}
+}
+
+static void on_message(void *arg, uint32_t from, uint8_t type, const uint8_t *payload,
+                       uint32_t len)
+{
+	struct node_cluster *c = arg;
+	struct kvfs_repl_entry entries[KVFS_REPL_BATCH];
+	struct kvfs_repl_msg m;
+	int rv;
+
+	if (c->closing)
+		return;
+	switch (type) {
+	case KVFS_MSG_FORWARD:
+		on_forward(c, from, payload, len);
+		return;
+	case KVFS_MSG_FORWARD_REPLY:
+		on_forward_reply(c, from, payload, len);
+		return;
+	default:
+		break;
+	}
+	rv = repl_wire_decode(type, payload, len, &m, entries, KVFS_REPL_BATCH);
+	if (rv == -ENOPROTOOPT)
+		return; /* a message type this node does not use */
+	if (rv < 0) {
+		log_warn("node %u sent a malformed replication message (type %u): %s", from, type,
+		         strerror(-rv));
+		return;
+	}
+	repl_receive(c->repl, from, &m);
+	dispatch(c);
+}
+
+static void on_state(void *arg, uint32_t id, bool connected)
+{
+	struct node_cluster *c = arg;
+
+	if (c->closing)
+		return;
+	if (!connected)
+		unsend_from(c, 0, id);
+	else
+		dispatch(c);
+}
+
+/* ---- the election's view ---- */
+
+static void update_addrs(struct node_cluster *c)
+{
+	struct kvfs_node *n = c->n;
+	char addr[KVFS_ADDR_MAX];
+
+	for (uint32_t id = 1; id <= n->cfg.cluster_size; id++) {
+		if (id == n->cfg.id)
+			continue;
+		n->cluster->member_addr(n->cluster->arg, id, addr, sizeof(addr));
+		if (!addr[0] || strcmp(addr, c->addrs[id]) == 0)
+			continue;
+		snprintf(c->addrs[id], KVFS_ADDR_MAX, "%s", addr);
+		peer_set_addr(c->peers, id, addr);
+	}
+}
+
+/* Follows what ZooKeeper says: lead the epoch we were given, or follow its leader. */
+static void follow_view(struct node_cluster *c)
+{
+	struct kvfs_node *n = c->n;
+	struct kvfs_node_view v = {0};
+
+	n->cluster->view(n->cluster->arg, &v);
+	if (v.leading && v.epoch > repl_epoch(c->repl)) {
+		log_info("leading epoch %" PRIu64 ": gathering a majority", v.epoch);
+		repl_become_leader(c->repl, v.epoch);
+		peer_set_epoch(c->peers, v.epoch);
+	} else if (v.leading && v.epoch < repl_epoch(c->repl) &&
+	           repl_role(c->repl) == KVFS_REPL_FOLLOWER) {
+		/* A newer leader exists than the epoch ZooKeeper gave us: ours is stale. */
+		n->cluster->resign(n->cluster->arg);
+	} else if (!v.leading && v.leader && v.leader != n->cfg.id) {
+		repl_become_follower(c->repl, v.leader, v.epoch);
+	}
+}
+
+void node_cluster_changed(struct kvfs_node *n)
+{
+	struct node_cluster *c = cl_of(n);
+
+	if (!c || c->closing || !c->peers)
+		return;
+	update_addrs(c);
+	follow_view(c);
+	dispatch(c);
+}
+
+/* Fast failover: the leader's port refuses connections, so the process is gone. */
+static void check_dead_leader(struct node_cluster *c)
+{
+	struct kvfs_node *n = c->n;
+	struct kvfs_node_view v = {0};
+
+	n->cluster->view(n->cluster->arg, &v);
+	if (v.leading || !v.leader || v.leader == n->cfg.id || v.epoch == c->evicted_epoch)
+		return;
+	if (peer_connected(c->peers, v.leader) || !peer_refused(c->peers, v.leader))
+		return;
+	c->evicted_epoch = v.epoch;
+	n->cluster->evict(n->cluster->arg, v.leader, v.epoch);
+}
+
+/* Lag bookkeeping for /.status, and who may be handed the lead. */
+static void track_lag(struct node_cluster *c)
+{
+	struct kvfs_node *n = c->n;
+	uint64_t now = uv_now(n->loop), commit = repl_leader_commit(c->repl);
+	bool leader = repl_role(c->repl) != KVFS_REPL_FOLLOWER;
+
+	if (store_applied_index(n->store) < commit) {
+		if (!c->behind_since)
+			c->behind_since = now;
+	} else {
+		c->behind_since = 0;
+	}
+	for (uint32_t id = 1; id <= n->cfg.cluster_size; id++) {
+		uint64_t match = repl_peer_match(c->repl, id);
+
+		if (leader && match < repl_commit_index(c->repl)) {
+			if (!c->peer_behind[id])
+				c->peer_behind[id] = now;
+		} else {
+			c->peer_behind[id] = 0;
+		}
+		if (id != n->cfg.id)
+			n->cluster->set_ready(n->cluster->arg, id,
+			                      leader && match + READY_LAG_ENTRIES >=
+			                                    repl_commit_index(c->repl));
+	}
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct node_cluster *c = t->data;
+
+	if (c->closing)
+		return;
+	update_addrs(c);
+	follow_view(c);
+	repl_tick(c->repl);
+	check_dead_leader(c);
+	dispatch(c);
+	expire(c);
+	track_lag(c);
+}
+
+/* ---- the node's entry points ---- */
+
+int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
+             const struct kvfs_repl_entry *log, size_t nlog, char *err, size_t errlen)
+{
+	struct kvfs_repl_io io = {
+	    .send = io_send,
+	    .persist = io_persist,
+	    .truncate = io_truncate,
+	    .persist_epoch = io_persist_epoch,
+	    .apply = io_apply,
+	    .leadership_lost = io_leadership_lost,
+	    .need_snapshot = io_need_snapshot,
+	};
+	struct node_cluster *c;
+	uint64_t promised;
+	int rv;
+
+	rv = read_promise(n, &promised, err, errlen);
+	if (rv < 0)
+		return rv;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	n->cl = c;
+	c->n = n;
+	c->addrs = calloc(n->cfg.cluster_size + 1, sizeof(*c->addrs));
+	c->peer_behind = calloc(n->cfg.cluster_size + 1, sizeof(*c->peer_behind));
+	if (!c->addrs || !c->peer_behind)
+		return -ENOMEM;
+	c->promise_want = promised;
+	io.arg = c;
+	rv = repl_init(&c->repl, n->cfg.id, n->cfg.cluster_size, &io, promised, base, base_epoch,
+	               log, nlog, base);
+	if (rv < 0) {
+		snprintf(err, errlen, "cannot start replication from the log in %s: %s",
+		         n->data_dir, strerror(-rv));
+		return rv;
+	}
+	{
+		uint64_t ticks = n->cfg.session_timeout_ms / TICK_MS;
+
+		repl_set_lost_ticks(c->repl, ticks > KVFS_REPL_LOST_TICKS ? (unsigned)ticks
+		                                                          : KVFS_REPL_LOST_TICKS);
+	}
+	return 0;
+}
+
+int ncl_start(struct kvfs_node *n)
+{
+	struct node_cluster *c = cl_of(n);
+	struct kvfs_peers_config pc = {
+	    .id = n->cfg.id,
+	    .size = n->cfg.cluster_size,
+	    .cluster_id = n->cfg.cluster_id,
+	    .listen = n->cfg.listen,
+	    .epoch = repl_epoch(c->repl),
+	    .on_message = on_message,
+	    .on_state = on_state,
+	    .arg = c,
+	};
+	int rv;
+
+	rv = peer_open(&c->peers, n->loop, &pc);
+	if (rv < 0) {
+		log_error("cannot listen for replication on %s: %s", n->cfg.listen, strerror(-rv));
+		c->peers = NULL;
+		return rv;
+	}
+	c->peers_open = true;
+	uv_timer_init(n->loop, &c->tick);
+	c->tick.data = c;
+	c->tick_open = true;
+	uv_timer_start(&c->tick, on_tick, TICK_MS, TICK_MS);
+	return 0;
+}
+
+void ncl_check(struct kvfs_node *n)
+{
+	settle_barriers(cl_of(n));
+}
+
+void ncl_disk_done(struct kvfs_node *n, struct batch *b)
+{
+	struct node_cluster *c = cl_of(n);
+
+	if (b->persisted && c->repl)
+		repl_persisted(c->repl, b->p_epoch, b->p_index);
+	dispatch(c);
+}
+
+void ncl_snapshot_done(struct kvfs_node *n, uint64_t oldest_kept)
+{
+	repl_compact(cl_of(n)->repl, oldest_kept);
+}
+
+void ncl_status(const struct kvfs_node *n, struct kvfs_status *st)
+{
+	const struct node_cluster *c = cl_of(n);
+	uint64_t now = n->loop ? uv_now(n->loop) : 0, commit = repl_leader_commit(c->repl);
+	bool leader = repl_role(c->repl) != KVFS_REPL_FOLLOWER;
+
+	if (strcmp(st->role, "leader") == 0 && repl_role(c->repl) != KVFS_REPL_LEADER)
+		st->role = "candidate"; /* elected, but its no-op has not committed yet */
+	st->commit_index = repl_commit_index(c->repl);
+	st->applied_index = store_applied_index(n->store);
+	st->lag_entries = commit > st->applied_index ? commit - st->applied_index : 0;
+	st->lag_ms = c->behind_since && st->lag_entries ? now - c->behind_since : 0;
+	st->npeers = 0;
+	for (uint32_t id = 1; id <= n->cfg.cluster_size && id <= KVFS_STATUS_MAX_PEERS; id++) {
+		struct kvfs_status_peer *p = &st->peers[st->npeers++];
+		bool self = id == n->cfg.id;
+
+		p->id = id;
+		snprintf(p->addr, sizeof(p->addr), "%s", self ? n->cfg.listen : c->addrs[id]);
+		if (!p->addr[0])
+			snprintf(p->addr, sizeof(p->addr), "unknown");
+		p->role = id == st->leader                                 ? "leader"
+		          : self || (c->peers && peer_connected(c->peers, id)) ? "follower"
+		                                                            : "down";
+		if (leader) {
+			p->match = repl_peer_match(c->repl, id);
+			p->lag_entries = commit > p->match ? commit - p->match : 0;
+			p->lag_ms = c->peer_behind[id] && p->lag_entries ? now - c->peer_behind[id] : 0;
+		} else if (self) {
+			p->match = st->applied_index;
+			p->lag_entries = st->lag_entries;
+			p->lag_ms = st->lag_ms;
+		} else if (id == st->leader) {
+			p->match = commit;
+		}
+	}
+}
+
+static void on_tick_closed(uv_handle_t *h)
+{
+	struct node_cluster *c = h->data;
+
+	c->tick_open = false;
+	node_maybe_finish_close(c->n);
+}
+
+static void on_peers_closed(void *arg)
+{
+	struct node_cluster *c = arg;
+
+	c->peers_open = false;
+	node_maybe_finish_close(c->n);
+}
+
+void ncl_close(struct kvfs_node *n)
+{
+	struct node_cluster *c = cl_of(n);
+	struct kvfs_peers *peers = c->peers;
+
+	if (c->closing)
+		return;
+	c->closing = true;
+	while (c->head)
+		fwd_finish(c, c->head, c->head->op ? -ESHUTDOWN : 0, 0);
+	c->peers = NULL;
+	if (peers)
+		peer_close(peers, on_peers_closed, c);
+	if (c->tick_open)
+		uv_close((uv_handle_t *)&c->tick, on_tick_closed);
+}
+
+bool ncl_closed(const struct kvfs_node *n)
+{
+	const struct node_cluster *c = cl_of(n);
+
+	return !c->peers_open && !c->tick_open && !c->promising;
+}
+
+void ncl_free(struct kvfs_node *n)
+{
+	struct node_cluster *c = cl_of(n);
+
+	while (c->head)
+		fwd_finish(c, c->head, -ESHUTDOWN, 0);
+	repl_close(c->repl);
+	free(c->sendbuf);
+	free(c->addrs);
+	free(c->peer_behind);
+	free(c);
+	n->cl = NULL;
+}

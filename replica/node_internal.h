@@ -1,0 +1,106 @@
+/*
+ * The node's private state, shared by node_uv.c (recovery, group commit, apply, snapshots) and
+ * node_cluster_uv.c (replication: the core's io on libuv, peers, write forwarding, /.status
+ * lag). Nothing outside replica/node*_uv.c includes it.
+ */
+#ifndef KVFS_REPLICA_NODE_INTERNAL_H
+#define KVFS_REPLICA_NODE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "kvfs/node.h"
+
+struct kvfs_repl_entry;
+struct node_cluster;
+
+struct waiter {
+	kvfs_node_done_fn cb;
+	void *arg;
+	uint64_t index; /* the record it waits for; 0 for node_sync() */
+};
+
+struct batch {
+	uv_work_t work;
+	struct kvfs_node *node;
+	uint8_t *buf; /* sealed records first..last */
+	size_t len, cap;
+	uint64_t first, last; /* 0, 0 when the batch holds no record */
+	struct waiter *w;
+	size_t nw, wcap;
+	uint64_t compact_upto; /* cut the log up to here before appending; 0 = no */
+	/* cluster mode: the replication core's actions this job carries out */
+	bool trunc;              /* first drop every record after trunc_after */
+	uint64_t trunc_after;
+	bool persisted;          /* then complete the persist actions up to (p_epoch, p_index) */
+	uint64_t p_epoch, p_index;
+	int append_rv;
+	int compact_rv;
+	int trunc_rv;
+};
+
+struct kvfs_node {
+	struct kvfs_node_config cfg;
+	char *data_dir;
+	struct kvfs_store *store;
+	struct kvfs_log *log;
+	int lock_fd;
+
+	uv_loop_t *loop;
+	uv_check_t check;
+	kvfs_node_apply_fn on_apply;
+	kvfs_node_fatal_fn on_fatal;
+	void *cb_arg;
+
+	struct batch *pending;  /* being filled; NULL when empty */
+	struct batch *inflight; /* being written; NULL when idle */
+	uint64_t next_index;
+	uint64_t next_seq;
+	uint64_t log_bytes; /* whole log, as of the last completed append */
+	uint64_t bytes_since_snapshot;
+	uint64_t compact_upto; /* waiting to be done by the next disk job */
+
+	bool snapshotting;
+	uv_work_t snap_work;
+	struct kvfs_snapshot *snap;
+	int snap_rv;
+	uint64_t snap_oldest;
+	char snap_err[256];
+	uint64_t snapshot_index;
+
+	const struct kvfs_node_cluster *cluster; /* NULL: standalone */
+	struct node_cluster *cl;                 /* replication state; NULL: standalone */
+	uint64_t epoch;                          /* epoch of the records proposed now */
+
+	bool fatal;
+	bool closing;
+	void (*close_cb)(void *arg);
+	void *close_arg;
+};
+
+/* node_uv.c */
+struct batch *node_pending_batch(struct kvfs_node *n);
+int node_batch_reserve(struct batch *b, size_t bytes);
+void node_go_fatal(struct kvfs_node *n);
+void node_maybe_finish_close(struct kvfs_node *n);
+void node_maybe_snapshot(struct kvfs_node *n);
+int64_t node_now_ns(void);
+
+/* node_cluster_uv.c: the cluster half of each node_* entry point. */
+int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
+             const struct kvfs_repl_entry *log, size_t nlog, char *err, size_t errlen);
+int ncl_start(struct kvfs_node *n);
+int ncl_propose(struct kvfs_node *n, struct kvfs_op *op, kvfs_node_done_fn cb, void *arg);
+int ncl_sync(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg);
+bool ncl_busy(const struct kvfs_node *n);
+void ncl_check(struct kvfs_node *n);            /* each loop iteration */
+void ncl_disk_done(struct kvfs_node *n, struct batch *b); /* a job completed without error */
+void ncl_snapshot_done(struct kvfs_node *n, uint64_t oldest_kept);
+void ncl_status(const struct kvfs_node *n, struct kvfs_status *st);
+void ncl_close(struct kvfs_node *n);            /* starts closing; node_maybe_finish_close */
+bool ncl_closed(const struct kvfs_node *n);     /* ... waits for this */
+void ncl_free(struct kvfs_node *n);
+
+#endif /* KVFS_REPLICA_NODE_INTERNAL_H */
