@@ -138,6 +138,9 @@ void fuse_inval_entry(struct kvfs_inval *iv, uint64_t parent, const char *name, 
                       uint64_t child);
 /* Stops the thread after what is queued (answering queued replies); later calls only answer
  * their replies. Call before the session's fd closes (fuse_session_unmount). */
+/* A local request that holds a directory's lock in the kernel until we answer it (create,
+ * mkdir, unlink, rename ...) starts (+1) or is answered (-1): entry invalidations wait meanwhile. */
+void fuse_inval_hold(struct kvfs_inval *iv, int delta);
 void fuse_inval_stop(struct kvfs_inval *iv);
 void fuse_inval_free(struct kvfs_inval *iv);
 

@@ -41,6 +41,7 @@ struct kvfs_inval {
 	pthread_cond_t cond;
 	struct inval_item *head, *tail; /* protected by lock */
 	bool stop;                      /* protected by lock */
+	int holds;                      /* protected by lock: see fuse_inval_hold() */
 	bool stopped;                   /* the thread is gone: replies are sent at once */
 };
 
@@ -50,8 +51,6 @@ static void run_item(struct kvfs_inval *iv, const struct inval_item *it)
 
 	if (it->kind == INVAL_INODE)
 		rv = fuse_lowlevel_notify_inval_inode(iv->se, it->ino, it->data ? 0 : -1, 0);
-	else if (it->child)
-		rv = fuse_lowlevel_notify_delete(iv->se, it->ino, it->child, it->name, it->len);
 	else
 		rv = fuse_lowlevel_notify_inval_entry(iv->se, it->ino, it->name, it->len);
 	/* ENOENT: the kernel did not have it cached, which is fine. */
@@ -73,6 +72,14 @@ static void *inval_main(void *arg)
 			pthread_cond_wait(&iv->cond, &iv->lock);
 		if (!iv->head)
 			break; /* stop, and nothing left */
+		/* An entry invalidation locks the directory in the kernel, which a local create or
+		 * unlink in flight may hold until we answer it: wait for those to be answered. Were
+		 * we to block in the kernel behind them instead, a kill -9 of this process could
+		 * never complete (this thread would never leave the kernel to let the mount go). */
+		if (iv->head->kind == INVAL_ENTRY && iv->holds > 0 && !iv->stop) {
+			pthread_cond_wait(&iv->cond, &iv->lock);
+			continue;
+		}
 		it = iv->head;
 		iv->head = it->next;
 		if (!iv->head)
@@ -164,6 +171,15 @@ void fuse_inval_entry(struct kvfs_inval *iv, uint64_t parent, const char *name, 
 	it->len = len;
 	memcpy(it->name, name, len);
 	push(iv, it);
+}
+
+void fuse_inval_hold(struct kvfs_inval *iv, int delta)
+{
+	pthread_mutex_lock(&iv->lock);
+	iv->holds += delta;
+	if (iv->holds == 0)
+		pthread_cond_broadcast(&iv->cond);
+	pthread_mutex_unlock(&iv->lock);
 }
 
 void fuse_inval_stop(struct kvfs_inval *iv)

@@ -83,6 +83,7 @@ struct pending {
 	fuse_req_t req;
 	struct kvfs_fs *fs;
 	enum pending_kind kind;
+	bool holds_dir;           /* counted in fuse_inval_hold() */
 	struct fuse_file_info fi; /* PENDING_CREATE */
 };
 
@@ -142,7 +143,25 @@ static void on_done(void *arg, int err, uint64_t ino)
 		break;
 	}
 out:
+	if (p->holds_dir)
+		fuse_inval_hold(fs->inval, -1);
 	free(p);
+}
+
+/* Whether the kernel holds a directory's lock while it waits for our answer to op. */
+static bool locks_dir(const struct kvfs_op *op)
+{
+	switch (op->type) {
+	case KVFS_OP_CREATE:
+	case KVFS_OP_MKDIR:
+	case KVFS_OP_SYMLINK:
+	case KVFS_OP_UNLINK:
+	case KVFS_OP_RMDIR:
+	case KVFS_OP_RENAME:
+		return true;
+	default:
+		return false;
+	}
 }
 
 /* Proposes op and arranges for req to be answered as `kind` once it is applied. */
@@ -157,11 +176,15 @@ static void propose(fuse_req_t req, struct kvfs_op *op, enum pending_kind kind,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	*p = (struct pending){.req = req, .fs = fs, .kind = kind};
+	*p = (struct pending){.req = req, .fs = fs, .kind = kind, .holds_dir = locks_dir(op)};
 	if (fi)
 		p->fi = *fi;
+	if (p->holds_dir)
+		fuse_inval_hold(fs->inval, 1);
 	rv = node_propose(fs->node, op, on_done, p);
 	if (rv < 0) {
+		if (p->holds_dir)
+			fuse_inval_hold(fs->inval, -1);
 		free(p);
 		fuse_reply_err(req, rv == -ESHUTDOWN ? EIO : -rv);
 	}
@@ -638,8 +661,10 @@ void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_ap
 			fuse_inval_entry(fs->inval, op->parent, op->name, op->name_len, res->ino);
 			break;
 		default:
+			/* A new name: the kernel caches no negative entries (lookup answers ENOENT),
+			 * so only the directory's attributes are stale. */
 			if (op->type != KVFS_OP_NOOP)
-				fuse_inval_entry(fs->inval, op->parent, op->name, op->name_len, 0);
+				fuse_inval_inode(fs->inval, op->parent, false, NULL, 0);
 			break;
 		}
 		return;

@@ -1154,6 +1154,30 @@ def _on_alarm(signum, frame):
                       os.environ.get("KVFS_TEST_TIMEOUT", "500"))
 
 
+def start_in_order(h, nodes, zk):
+    """Starts NODES one after the other, each once the previous one's election znode exists, so
+    that the order of the sequence numbers is the order of the list."""
+    for n in nodes:
+        n.start()
+        ms = h.wait_election_child(zk, n.cluster, n.id, timeout=15)
+        h.require(ms is not None, "%s joins the election (its znode appears)" % n.name,
+                  "election children: %s" %
+                  [(c[0], c[1]) for c in election_children(zk, n.cluster)])
+
+
+def settle(h, nodes, timeout=15, what="one leader that every node names"):
+    """Waits for agreement among NODES; returns (leader Node, epoch) or ends the test."""
+    t0 = time.monotonic()
+    ms, lid, epoch = h.wait_agreement(nodes, timeout)
+    names = "/".join(n.name for n in nodes)
+    h.require(ms is not None, "%s: %s (within %d s)" % (names, what, timeout), h.last_view)
+    leader = next(n for n in nodes if n.id == lid)
+    h.log("%s lead%s at epoch %d (agreed %d ms after we started waiting)" %
+          (leader.name, "s", epoch, (time.monotonic() - t0) * 1000))
+    return leader, epoch
+
+
+
 def main(tests):
     """Runs TESTS (functions taking the Harness) in order and exits 0 when every check passed."""
     name = os.path.splitext(os.path.basename(sys.argv[0]))[0]

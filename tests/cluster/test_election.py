@@ -15,33 +15,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import (DEFAULT_SESSION_MS, check_zk_view, election_children, st_int,  # noqa: E402
-                     statuses, view_str)
+from harness import (DEFAULT_SESSION_MS, check_zk_view, election_children, settle,  # noqa: E402
+                     st_int, start_in_order, statuses, view_str)
 
 SHORT_SESSION_MS = 2000  # the shortest the tests' ensemble allows is 2 ticks = 1000 ms
-
-
-def start_in_order(h, nodes, zk):
-    """Starts NODES one after the other, each once the previous one's election znode exists, so
-    that the order of the sequence numbers is the order of the list."""
-    for n in nodes:
-        n.start()
-        ms = h.wait_election_child(zk, n.cluster, n.id, timeout=15)
-        h.require(ms is not None, "%s joins the election (its znode appears)" % n.name,
-                  "election children: %s" %
-                  [(c[0], c[1]) for c in election_children(zk, n.cluster)])
-
-
-def settle(h, nodes, timeout=15, what="one leader that every node names"):
-    """Waits for agreement among NODES; returns (leader Node, epoch) or ends the test."""
-    t0 = time.monotonic()
-    ms, lid, epoch = h.wait_agreement(nodes, timeout)
-    names = "/".join(n.name for n in nodes)
-    h.require(ms is not None, "%s: %s (within %d s)" % (names, what, timeout), h.last_view)
-    leader = next(n for n in nodes if n.id == lid)
-    h.log("%s lead%s at epoch %d (agreed %d ms after we started waiting)" %
-          (leader.name, "s", epoch, (time.monotonic() - t0) * 1000))
-    return leader, epoch
 
 
 def check_no_shared_epoch(h, sampler):

@@ -1,0 +1,346 @@
+#!/usr/bin/python3
+"""Replication (issue #4), against a real three-server ZooKeeper ensemble and three kvfs nodes on
+real FUSE mounts (see harness.py): a write on a follower is read on every node; writers on all
+three mounts while the leader is killed with -9 (every write whose close() returned 0 is on every
+replica afterwards, and the replicas are identical); appends and mkdir/O_EXCL races from three
+nodes at once; a follower restarted after many writes catches up from the log; /.status shows
+commit and applied indices, lag, and one peer line per replica.
+
+Usage: test_replication.py KVFS_BIN        (run by `meson test --suite cluster`)
+"""
+
+import errno
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import settle, st_int, start_in_order, statuses, view_str  # noqa: E402
+
+
+def three_nodes(h, tag, **opts):
+    cluster = h.cluster_name(tag)
+    zk = h.zk_client()
+    nodes = h.nodes(cluster, 3, **opts)
+    start_in_order(h, nodes, zk)
+    leader, epoch = settle(h, nodes, what="one leader, established (its no-op committed)")
+    return nodes, leader, epoch
+
+
+def write_file(path, data):
+    """Writes DATA to PATH with open/write/close; returns 0 or the errno of the failing call."""
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+        return 0
+    except OSError as e:
+        return e.errno or errno.EIO
+
+
+def read_file(path, timeout=3.0):
+    """The file's bytes, or None (missing, an error, or no answer within TIMEOUT s)."""
+    return harness.read_file_timeout(path, timeout)[0]
+
+
+def tree(mnt):
+    """{relative path: bytes (files) or None (directories)} of everything under MNT."""
+    out = {}
+    for root, dirs, files in os.walk(mnt):
+        rel = os.path.relpath(root, mnt)
+        for d in dirs:
+            out[os.path.normpath(os.path.join(rel, d))] = None
+        for f in files:
+            if rel == "." and f.startswith(".status"):
+                continue
+            p = os.path.join(root, f)
+            key = os.path.normpath(os.path.join(rel, f))
+            if os.path.islink(p):
+                out[key] = ("link", os.readlink(p))
+                continue
+            with open(p, "rb") as fh:
+                out[key] = fh.read()
+    return out
+
+
+def wait_caught_up(h, nodes, timeout=20):
+    """Waits until every node has applied the same index and none lags; returns that index."""
+    got = {}
+
+    def cond():
+        sts = statuses(nodes)
+        if any(st is None for st in sts.values()):
+            return False
+        applied = {st_int(st, "applied_index") for st in sts.values()}
+        commits = {st_int(st, "commit_index") for st in sts.values()}
+        got["view"] = sts
+        if len(applied) == 1 and applied == commits and \
+                all(st_int(st, "lag_entries") == 0 for st in sts.values()):
+            got["index"] = applied.pop()
+            return True
+        return False
+
+    ms = h.wait_for(cond, timeout, 0.1)
+    h.check(ms is not None, "every node has applied the same index, lag 0 (within %d s)" % timeout,
+            "\n".join("%s: commit %s applied %s lag %s" %
+                      (nid, st and st.get("commit_index"), st and st.get("applied_index"),
+                       st and st.get("lag_entries"))
+                      for nid, st in (got.get("view") or {}).items()))
+    return got.get("index")
+
+
+def check_identical(h, nodes, what):
+    trees = {n.name: tree(n.mnt) for n in nodes}
+    first = nodes[0].name
+    diff = []
+    for name, t in trees.items():
+        if t != trees[first]:
+            only_a = sorted(set(trees[first]) - set(t))[:5]
+            only_b = sorted(set(t) - set(trees[first]))[:5]
+            differ = sorted(k for k in set(t) & set(trees[first]) if t[k] != trees[first][k])[:5]
+            diff.append("%s vs %s: only in %s %s, only in %s %s, different %s" %
+                        (first, name, first, only_a, name, only_b, differ))
+    h.check(not diff, "%s: the three replicas hold identical trees (%d entries)" %
+            (what, len(trees[first])), "\n".join(diff))
+    return trees[first]
+
+
+def test_follower_write_read_everywhere(h):
+    """A write on a follower's mount is read back there at once and on every node."""
+    nodes, leader, epoch = three_nodes(h, "fwd")
+    follower = next(n for n in nodes if n is not leader)
+    path = os.path.join(follower.mnt, "greeting")
+    t0 = time.monotonic()
+    rv = write_file(path, b"hello from %s\n" % follower.name.encode())
+    h.log("write on follower %s: %s in %d ms" % (follower.name, os.strerror(rv) if rv else "ok",
+                                                  (time.monotonic() - t0) * 1000))
+    h.require(rv == 0, "a write on follower %s succeeds" % follower.name, os.strerror(rv))
+    got = read_file(path)
+    h.check(got == b"hello from %s\n" % follower.name.encode(),
+            "read-your-writes: %s reads it right after close()" % follower.name, repr(got))
+    for n in nodes:
+        p = os.path.join(n.mnt, "greeting")
+        ms = h.wait_for(lambda: read_file(p) == b"hello from %s\n" % follower.name.encode(), 5)
+        h.check(ms is not None, "%s reads the follower's write" % n.name, repr(read_file(p)))
+    # The other operations forwarded too.
+    base = os.path.join(follower.mnt, "d")
+    ops_ok = True
+    try:
+        os.mkdir(base)
+        os.symlink("greeting", os.path.join(base, "link"))
+        write_file(os.path.join(base, "f"), b"1")
+        os.rename(os.path.join(base, "f"), os.path.join(base, "g"))
+        os.chmod(os.path.join(base, "g"), 0o600)
+    except OSError as e:
+        ops_ok = False
+        h.check(False, "mkdir, symlink, rename, chmod on a follower succeed", str(e))
+    if ops_ok:
+        index = wait_caught_up(h, nodes)
+        trees = check_identical(h, nodes, "after forwarded mkdir/symlink/rename/chmod")
+        h.check(trees.get("d/g") == b"1" and "d/f" not in trees,
+                "the renamed file is there on every node", sorted(trees))
+        modes = {n.name: oct(os.stat(os.path.join(n.mnt, "d/g")).st_mode & 0o777) for n in nodes}
+        h.check(set(modes.values()) == {"0o600"}, "chmod is seen on every node", str(modes))
+        inos = {n.name: os.stat(os.path.join(n.mnt, "d/g")).st_ino for n in nodes}
+        h.check(len(set(inos.values())) == 1, "the inode number is the same on every node",
+                str(inos))
+        h.log("all caught up at index %s" % index)
+    # /.status: commit and applied indices, lag and one peer line per replica.
+    sts = statuses(nodes)
+    lst = sts[leader.id]
+    raw = (leader.read(".status") or b"").decode()
+    peer_lines = [l for l in raw.splitlines() if l.startswith("peer: ")]
+    h.check(len(peer_lines) == 3, "the leader's /.status has one peer line per replica",
+            raw)
+    commit = st_int(lst, "commit_index") if lst else None
+    for line in peer_lines:
+        parts = line.split()
+        fields = dict(p.split("=", 1) for p in parts if "=" in p)
+        h.check(len(parts) >= 7 and fields.get("match") == str(commit) and
+                fields.get("lag_entries") == "0" and parts[3] in ("leader", "follower"),
+                "peer line '%s' shows match = commit_index %s and lag 0" % (line, commit))
+    keys = [l.split(":")[0] for l in raw.splitlines()]
+    want = ["node", "role", "leader", "leader_addr", "epoch", "zk", "election", "priority",
+            "commit_index", "applied_index", "lag_entries", "lag_ms"]
+    h.check(keys[:len(want)] == want, "/.status starts with the keys of DESIGN §1, in order",
+            raw)
+
+
+class Writers:
+    """One thread per node writing files w<id>-<k> with unique contents, recording which writes
+    close() acknowledged."""
+
+    def __init__(self, h, nodes):
+        self.h = h
+        self.nodes = nodes
+        # A node's writer pauses while the node is down: its mount point is then a plain
+        # directory (the harness detaches the dead mount), whose writes prove nothing.
+        self.running = {n.id: threading.Event() for n in nodes}
+        for e in self.running.values():
+            e.set()
+        self.acked = {}  # relative path -> bytes
+        self.failed = 0
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self.run, args=(n,), daemon=True) for n in nodes]
+        self.first_ok_after = {}
+
+    def run(self, node):
+        k = 0
+        while not self.stop.is_set():
+            if not self.running[node.id].wait(0.1):
+                continue
+            k += 1
+            rel = "w%d-%05d" % (node.id, k)
+            data = (b"%s written through %s, round %d\n" % (rel.encode(), node.name.encode(), k))
+            rv = write_file(os.path.join(node.mnt, rel), data)
+            with self.lock:
+                if rv == 0:
+                    self.acked[rel] = data
+                else:
+                    self.failed += 1
+            if rv:
+                time.sleep(0.05)
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+
+
+def test_kill9_leader_under_writers(h):
+    """Writers on all three mounts; kill -9 of the leader; the old leader restarts and catches
+    up: every acknowledged write is on every replica, and the replicas are identical."""
+    nodes, leader, epoch = three_nodes(h, "kill")
+    rest = [n for n in nodes if n is not leader]
+    w = Writers(h, nodes)
+    w.start()
+    time.sleep(2)
+    with w.lock:
+        before = len(w.acked)
+    w.running[leader.id].clear()
+    time.sleep(0.2)  # its writer finishes the write in flight
+    t_kill = time.monotonic()
+    leader.kill9()
+    h.log("kill -9 %s (leader, epoch %d) with %d writes acknowledged so far" %
+          (leader.name, epoch, before))
+    # Failover: how long until a survivor accepts a write.
+    probe = os.path.join(rest[0].mnt, "probe")
+    ms = h.wait_for(lambda: write_file(probe, b"after the crash\n") == 0, 10, 0.01)
+    took = (time.monotonic() - t_kill) * 1000
+    h.log("FAILOVER after kill -9 (default 6 s session): a survivor accepted a write %d ms "
+          "after the kill" % took)
+    h.check(ms is not None and took < 1000,
+            "a new leader accepts writes within 1 s of kill -9 of the leader (took %d ms)" % took)
+    time.sleep(2)
+    leader.start()
+    w.running[leader.id].set()
+    h.log("%s restarted" % leader.name)
+    time.sleep(2)
+    w.finish()
+    h.log("writers stopped: %d writes acknowledged, %d failed" % (len(w.acked), w.failed))
+    h.check(len(w.acked) > before, "writes went on after the kill (%d -> %d acknowledged)" %
+            (before, len(w.acked)))
+    wait_caught_up(h, nodes, 30)
+    trees = check_identical(h, nodes, "after kill -9 and restart")
+    missing = [p for p, d in w.acked.items() if trees.get(p) != d]
+    h.check(not missing, "every write whose close() returned 0 (%d) is on every replica" %
+            len(w.acked), "missing or different: %s" % missing[:10])
+
+
+def test_concurrent_appends_and_races(h):
+    """`>>` appends from three nodes at once keep every line; mkdir and O_EXCL races on three
+    nodes have exactly one winner per round."""
+    nodes, leader, epoch = three_nodes(h, "race")
+    lines_per_node = 40
+
+    def appender(n):
+        for i in range(lines_per_node):
+            with open(os.path.join(n.mnt, "log"), "ab") as f:
+                f.write(b"%s line %d\n" % (n.name.encode(), i))
+
+    ts = [threading.Thread(target=appender, args=(n,)) for n in nodes]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    wait_caught_up(h, nodes)
+    for n in nodes:
+        got = (read_file(os.path.join(n.mnt, "log")) or b"").splitlines()
+        want = sorted(b"%s line %d" % (m.name.encode(), i) for m in nodes
+                      for i in range(lines_per_node))
+        h.check(sorted(got) == want, "%s: all %d appended lines are there, none torn" %
+                (n.name, len(want)), "got %d lines" % len(got))
+    rounds = 10
+    bad = []
+    for r in range(rounds):
+        for kind in ("mkdir", "excl"):
+            results = {}
+            barrier = threading.Barrier(len(nodes))
+
+            def contend(n, kind=kind, r=r):
+                p = os.path.join(n.mnt, "%s-%d" % (kind, r))
+                barrier.wait()
+                try:
+                    if kind == "mkdir":
+                        os.mkdir(p)
+                    else:
+                        os.close(os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+                    results[n.name] = 0
+                except OSError as e:
+                    results[n.name] = e.errno
+
+            ts = [threading.Thread(target=contend, args=(n,)) for n in nodes]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(30)
+            winners = [k for k, v in results.items() if v == 0]
+            losers = [k for k, v in results.items() if v == errno.EEXIST]
+            if len(winners) != 1 or len(losers) != len(nodes) - 1:
+                bad.append("%s round %d: %s" % (kind, r, results))
+    h.check(not bad, "mkdir and O_EXCL races: exactly one winner, the others EEXIST, in each of "
+            "%d rounds" % rounds, "\n".join(bad))
+    wait_caught_up(h, nodes)
+    check_identical(h, nodes, "after the races")
+
+
+def test_follower_restart_catches_up_from_log(h):
+    """A follower stopped while 300 files are written through the others catches up from the
+    log after its restart."""
+    nodes, leader, epoch = three_nodes(h, "catch")
+    follower = nodes[-1] if nodes[-1] is not leader else nodes[0]
+    other = next(n for n in nodes if n is not leader and n is not follower)
+    follower.stop()
+    h.log("%s stopped" % follower.name)
+    t0 = time.monotonic()
+    bad = [k for k in range(300)
+           if write_file(os.path.join((leader if k % 2 else other).mnt, "c%03d" % k),
+                         b"%d\n" % k) != 0]
+    h.log("300 writes with %s down took %d ms" % (follower.name, (time.monotonic() - t0) * 1000))
+    h.check(not bad, "writes go on with one follower down (a majority remains)", str(bad[:5]))
+    follower.start()
+    t1 = time.monotonic()
+    index = wait_caught_up(h, nodes, 30)
+    h.log("%s caught up to index %s in %d ms" % (follower.name, index,
+                                                  (time.monotonic() - t1) * 1000))
+    trees = check_identical(h, nodes, "after the restart")
+    h.check(all(trees.get("c%03d" % k) == b"%d\n" % k for k in range(300)),
+            "%s has all 300 files" % follower.name)
+    sts = statuses(nodes)
+    h.check(all(st and st.get("lag_ms") == "0" for st in sts.values()),
+            "lag_ms is 0 everywhere once caught up", view_str(sts))
+
+
+if __name__ == "__main__":
+    harness.main([
+        test_follower_write_read_everywhere,
+        test_kill9_leader_under_writers,
+        test_concurrent_appends_and_races,
+        test_follower_restart_catches_up_from_log,
+    ])
