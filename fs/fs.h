@@ -81,6 +81,8 @@ struct kvfs_fs {
 	bool stored_owner; /* -o default_permissions: show and check stored uid/gid */
 	uid_t uid;         /* the mounting user, shown as owner otherwise */
 	gid_t gid;
+	bool linearizable; /* --read linearizable: lookups and opens for reading wait for
+	                      node_read_barrier() */
 	double entry_timeout;
 	double attr_timeout;
 	struct wbuf *wbufs;     /* all write buffers (few: one per file open for writing) */

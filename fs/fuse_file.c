@@ -418,8 +418,10 @@ static void finish_open(fuse_req_t req, struct kvfs_fs *fs, struct kvfs_inode *i
 	fi->fh = (uint64_t)(uintptr_t)h;
 	/* The page cache stays valid across opens: every change this node did not write through
 	 * the kernel itself is invalidated when it is applied (fuse_ops_on_apply, and the replies
-	 * to flush). A reader's close has nothing to commit, so it costs no FLUSH round trip. */
-	fi->keep_cache = 1;
+	 * to flush). A reader's close has nothing to commit, so it costs no FLUSH round trip.
+	 * Linearizable reads drop it: an invalidation queued by a change just applied may not
+	 * have reached the kernel yet. */
+	fi->keep_cache = !fs->linearizable;
 	if ((fi->flags & O_ACCMODE) == O_RDONLY)
 		fi->noflush = 1;
 	if (fuse_reply_open(req, fi) != 0)
@@ -472,9 +474,53 @@ static void truncate_then_open(fuse_req_t req, struct kvfs_fs *fs, struct kvfs_i
 	}
 }
 
+static void do_open(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino,
+                    struct fuse_file_info *fi);
+
+struct open_wait {
+	fuse_req_t req;
+	struct kvfs_fs *fs;
+	fuse_ino_t ino;
+	struct fuse_file_info fi;
+};
+
+static void on_open_barrier(void *arg, int err, uint64_t ino)
+{
+	struct open_wait *w = arg;
+
+	if (err < 0)
+		fuse_reply_err(w->req, EIO);
+	else
+		do_open(w->req, w->fs, w->ino, &w->fi);
+	free(w);
+}
+
 void fuse_file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct kvfs_fs *fs = fs_of(req);
+	struct open_wait *w;
+
+	/* --read linearizable: an open for reading first waits for the leader's confirmed commit
+	 * index to be applied here. */
+	if (!fs->linearizable || fuse_status_is_virtual(ino) ||
+	    (fi->flags & O_ACCMODE) == O_WRONLY) {
+		do_open(req, fs, ino, fi);
+		return;
+	}
+	w = malloc(sizeof(*w));
+	if (!w) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	*w = (struct open_wait){.req = req, .fs = fs, .ino = ino, .fi = *fi};
+	if (node_read_barrier(fs->node, on_open_barrier, w) < 0) {
+		free(w);
+		fuse_reply_err(req, EIO);
+	}
+}
+
+static void do_open(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
+{
 	struct kvfs_inode *in;
 	struct handle *h;
 

@@ -131,7 +131,7 @@ static void on_done(void *arg, int err, uint64_t ino)
 			break;
 		}
 		p->fi.fh = (uint64_t)(uintptr_t)h;
-		p->fi.keep_cache = 1; /* as in fuse_file_open() */
+		p->fi.keep_cache = !fs->linearizable; /* as in fuse_file_open() */
 		fuse_ops_fill_attr(fs, in, &e.attr);
 		if (fuse_reply_create(p->req, &e, &p->fi) != 0) {
 			fuse_file_free_handle(fs, h, false);
@@ -218,23 +218,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
 }
 
-static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+static void do_lookup(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t parent, const char *name)
 {
-	struct kvfs_fs *fs = fs_of(req);
 	struct kvfs_inode *dir, *in;
-	fuse_ino_t vino;
 
-	if (parent == KVFS_ROOT_INO && (vino = fuse_status_lookup(name)) != 0) {
-		struct fuse_entry_param e = {.ino = vino};
-
-		fuse_status_attr(fs, vino, &e.attr);
-		fuse_reply_entry(req, &e);
-		return;
-	}
-	if (strlen(name) > KVFS_NAME_MAX) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return;
-	}
 	dir = store_get(fs->store, parent);
 	if (!dir) {
 		fuse_reply_err(req, ENOENT);
@@ -250,6 +237,60 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	reply_entry(req, fs, in);
+}
+
+struct lookup_wait {
+	fuse_req_t req;
+	struct kvfs_fs *fs;
+	fuse_ino_t parent;
+	char name[];
+};
+
+static void on_lookup_barrier(void *arg, int err, uint64_t ino)
+{
+	struct lookup_wait *w = arg;
+
+	if (err < 0)
+		fuse_reply_err(w->req, EIO);
+	else
+		do_lookup(w->req, w->fs, w->parent, w->name);
+	free(w);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct kvfs_fs *fs = fs_of(req);
+	struct lookup_wait *w;
+	fuse_ino_t vino;
+	size_t len = strlen(name);
+
+	if (parent == KVFS_ROOT_INO && (vino = fuse_status_lookup(name)) != 0) {
+		struct fuse_entry_param e = {.ino = vino};
+
+		fuse_status_attr(fs, vino, &e.attr);
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (len > KVFS_NAME_MAX) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	if (!fs->linearizable) {
+		do_lookup(req, fs, parent, name);
+		return;
+	}
+	/* --read linearizable: a name another node just created must be found here too. */
+	w = malloc(sizeof(*w) + len + 1);
+	if (!w) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	*w = (struct lookup_wait){.req = req, .fs = fs, .parent = parent};
+	memcpy(w->name, name, len + 1);
+	if (node_read_barrier(fs->node, on_lookup_barrier, w) < 0) {
+		free(w);
+		fuse_reply_err(req, EIO);
+	}
 }
 
 static void forget_one(struct kvfs_fs *fs, fuse_ino_t ino, uint64_t nlookup)

@@ -527,8 +527,10 @@ int main(int argc, char **argv)
 	a.fs.uid = getuid();
 	a.fs.gid = getgid();
 	a.fs.stored_owner = options_has_fuse_opt(a.opts.fuse_opts, "default_permissions");
-	a.fs.entry_timeout = 1.0;
-	a.fs.attr_timeout = 1.0;
+	a.fs.linearizable = a.opts.read_mode == KVFS_READ_LINEARIZABLE;
+	/* Linearizable reads cannot let the kernel answer from its caches. */
+	a.fs.entry_timeout = a.fs.linearizable ? 0.0 : 1.0;
+	a.fs.attr_timeout = a.fs.linearizable ? 0.0 : 1.0;
 
 	a.fs.se = new_session(&a);
 	if (!a.fs.se) {

@@ -44,45 +44,6 @@
 #define TICK_MS           100
 #define READY_LAG_ENTRIES 16 /* a follower this close may be handed the lead */
 
-/* One proposal of this node, or a node_sync() barrier (op NULL). */
-struct fwd {
-	struct fwd *prev, *next;
-	uint64_t seq;
-	uint8_t *op; /* the encoded op (origin, seq inside) */
-	uint32_t len;
-	kvfs_node_done_fn cb;
-	void *arg;
-	uint64_t deadline;   /* uv_now() ms */
-	uint32_t sent_to;    /* where it went last (0: nowhere yet) ... */
-	uint64_t sent_epoch; /* ... in that leader's epoch */
-};
-
-struct node_cluster {
-	struct kvfs_node *n;
-	struct kvfs_repl *repl;
-	struct kvfs_peers *peers;
-	uv_timer_t tick;
-	bool tick_open, peers_open, closing;
-
-	struct fwd *head, *tail;
-	size_t nfwd;
-
-	uint8_t *sendbuf;
-	size_t sendcap;
-	char (*addrs)[KVFS_ADDR_MAX]; /* by id: what we gave the transport */
-
-	/* the promise (DATA/promise), written on a worker */
-	uv_work_t promise_work;
-	bool promising;
-	uint64_t promise_want, promise_writing;
-	int promise_rv;
-
-	uint64_t evicted_epoch; /* fast failover asked for this leader epoch already */
-	uint64_t behind_since;  /* uv_now() when this node fell behind; 0 caught up */
-	uint64_t *peer_behind;  /* on the leader, by id: when that peer fell behind */
-	const char *why_stuck;  /* why writes wait, for the EIO log line */
-};
-
 static struct node_cluster *cl_of(const struct kvfs_node *n)
 {
 	return n->cl;
@@ -625,7 +586,7 @@ static void on_message(void *arg, uint32_t from, uint8_t type, const uint8_t *pa
 	struct kvfs_repl_msg m;
 	int rv;
 
-	if (c->closing)
+	if (c->closing || nread_message(c, from, type, payload, len))
 		return;
 	switch (type) {
 	case KVFS_MSG_FORWARD:
@@ -766,6 +727,7 @@ static void on_tick(uv_timer_t *t)
 	check_dead_leader(c);
 	dispatch(c);
 	expire(c);
+	nread_tick(c);
 	track_lag(c);
 }
 
@@ -800,6 +762,8 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 	if (!c->addrs || !c->peer_behind)
 		return -ENOMEM;
 	c->promise_want = promised;
+	if (nread_init(c) < 0)
+		return -ENOMEM;
 	io.arg = c;
 	rv = repl_init(&c->repl, n->cfg.id, n->cfg.cluster_size, &io, promised, base, base_epoch,
 	               log, nlog, base);
@@ -849,6 +813,19 @@ int ncl_start(struct kvfs_node *n)
 void ncl_check(struct kvfs_node *n)
 {
 	settle_barriers(cl_of(n));
+	nread_progress(cl_of(n));
+}
+
+int node_read_barrier(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
+{
+	if (n->fatal)
+		return -EIO;
+	if (n->closing)
+		return -ESHUTDOWN;
+	/* Standalone, what is applied is all there is: wait only for writes in flight. */
+	if (!n->cl)
+		return node_sync(n, cb, arg);
+	return nread_barrier(n->cl, cb, arg);
 }
 
 void ncl_disk_done(struct kvfs_node *n, struct batch *b)
@@ -929,6 +906,7 @@ void ncl_close(struct kvfs_node *n)
 	c->closing = true;
 	while (c->head)
 		fwd_finish(c, c->head, c->head->op ? -ESHUTDOWN : 0, 0);
+	nread_fail_all(c, -ESHUTDOWN);
 	c->peers = NULL;
 	if (peers)
 		peer_close(peers, on_peers_closed, c);
@@ -949,6 +927,7 @@ void ncl_free(struct kvfs_node *n)
 
 	while (c->head)
 		fwd_finish(c, c->head, -ESHUTDOWN, 0);
+	nread_free(c);
 	repl_close(c->repl);
 	free(c->sendbuf);
 	free(c->addrs);

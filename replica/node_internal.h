@@ -11,10 +11,13 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "kvfs/election.h"
 #include "kvfs/node.h"
 
+struct kvfs_peers;
+struct kvfs_repl;
 struct kvfs_repl_entry;
-struct node_cluster;
+struct node_reads;
 
 struct waiter {
 	kvfs_node_done_fn cb;
@@ -80,6 +83,46 @@ struct kvfs_node {
 	void *close_arg;
 };
 
+/* One proposal of this node, or a node_sync() barrier (op NULL). */
+struct fwd {
+	struct fwd *prev, *next;
+	uint64_t seq;
+	uint8_t *op; /* the encoded op (origin, seq inside) */
+	uint32_t len;
+	kvfs_node_done_fn cb;
+	void *arg;
+	uint64_t deadline;   /* uv_now() ms */
+	uint32_t sent_to;    /* where it went last (0: nowhere yet) ... */
+	uint64_t sent_epoch; /* ... in that leader's epoch */
+};
+
+struct node_cluster {
+	struct kvfs_node *n;
+	struct kvfs_repl *repl;
+	struct kvfs_peers *peers;
+	uv_timer_t tick;
+	bool tick_open, peers_open, closing;
+
+	struct fwd *head, *tail;
+	size_t nfwd;
+
+	uint8_t *sendbuf;
+	size_t sendcap;
+	char (*addrs)[KVFS_ADDR_MAX]; /* by id: what we gave the transport */
+
+	/* the promise (DATA/promise), written on a worker */
+	uv_work_t promise_work;
+	bool promising;
+	uint64_t promise_want, promise_writing;
+	int promise_rv;
+
+	struct node_reads *reads; /* linearizable reads (node_read_uv.c) */
+	uint64_t evicted_epoch;   /* fast failover asked for this leader epoch already */
+	uint64_t behind_since;  /* uv_now() when this node fell behind; 0 caught up */
+	uint64_t *peer_behind;  /* on the leader, by id: when that peer fell behind */
+	const char *why_stuck;  /* why writes wait, for the EIO log line */
+};
+
 /* node_uv.c */
 struct batch *node_pending_batch(struct kvfs_node *n);
 int node_batch_reserve(struct batch *b, size_t bytes);
@@ -102,5 +145,15 @@ void ncl_status(const struct kvfs_node *n, struct kvfs_status *st);
 void ncl_close(struct kvfs_node *n);            /* starts closing; node_maybe_finish_close */
 bool ncl_closed(const struct kvfs_node *n);     /* ... waits for this */
 void ncl_free(struct kvfs_node *n);
+
+/* node_read_uv.c: linearizable reads (read index), on top of node_cluster_uv.c. */
+int nread_init(struct node_cluster *c);
+void nread_free(struct node_cluster *c);
+int nread_barrier(struct node_cluster *c, kvfs_node_done_fn cb, void *arg);
+bool nread_message(struct node_cluster *c, uint32_t from, uint8_t type, const uint8_t *p,
+                   uint32_t len); /* true if it was a read message */
+void nread_progress(struct node_cluster *c); /* after applies, each loop iteration */
+void nread_tick(struct node_cluster *c);
+void nread_fail_all(struct node_cluster *c, int err);
 
 #endif /* KVFS_REPLICA_NODE_INTERNAL_H */

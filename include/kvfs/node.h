@@ -115,6 +115,14 @@ int node_propose(struct kvfs_node *n, struct kvfs_op *op, kvfs_node_done_fn cb, 
  * return and callback rules as node_propose. */
 int node_sync(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg);
 
+/*
+ * A linearizable read's barrier: calls cb (err 0, ino 0) once this node has applied everything
+ * committed before this call, as confirmed by the leader with a majority (so neither a deposed
+ * leader nor a lagging follower answers stale); -EIO if that takes longer than the write timeout.
+ * Same return and callback rules as node_propose.
+ */
+int node_read_barrier(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg);
+
 /* True while proposals are waiting or being written. */
 int node_busy(const struct kvfs_node *n);
 

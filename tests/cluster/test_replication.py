@@ -337,10 +337,43 @@ def test_follower_restart_catches_up_from_log(h):
             "lag_ms is 0 everywhere once caught up", view_str(sts))
 
 
+def test_linearizable_reads(h):
+    """--read linearizable: a value acknowledged through one node is what any other node reads
+    next, new names included; reads on every node of 100 alternating writes."""
+    nodes, leader, epoch = three_nodes(h, "lin", extra=["--read", "linearizable"])
+    bad = []
+    t_read = 0.0
+    for i in range(100):
+        w = nodes[i % 3]
+        r = nodes[(i + 1 + i // 3) % 3]
+        if r is w:
+            r = nodes[(i + 2) % 3]
+        name = "k%d" % (i % 7)
+        data = b"value %d from %s\n" % (i, w.name.encode())
+        if write_file(os.path.join(w.mnt, name), data) != 0:
+            bad.append("write %d on %s failed" % (i, w.name))
+            continue
+        t0 = time.monotonic()
+        got = read_file(os.path.join(r.mnt, name))
+        t_read += time.monotonic() - t0
+        if got != data:
+            bad.append("%s wrote %r, %s read %r next" % (w.name, data, r.name, got))
+        fresh = "new-%d" % i
+        if write_file(os.path.join(w.mnt, fresh), b"x") != 0 or \
+                read_file(os.path.join(r.mnt, fresh)) != b"x":
+            bad.append("a new file %s written on %s is not found on %s next" %
+                       (fresh, w.name, r.name))
+    h.log("linearizable reads: 200 reads right after a write on another node, %.2f ms per "
+          "read of an existing name on average" % (t_read / 100 * 1000))
+    h.check(not bad, "every read right after an acknowledged write on another node sees it "
+            "(200 reads)", "\n".join(bad[:10]))
+
+
 if __name__ == "__main__":
     harness.main([
         test_follower_write_read_everywhere,
         test_kill9_leader_under_writers,
         test_concurrent_appends_and_races,
         test_follower_restart_catches_up_from_log,
+        test_linearizable_reads,
     ])
