@@ -130,6 +130,10 @@ void fuse_status_attr(struct kvfs_fs *fs, fuse_ino_t ino, struct stat *st);
 /* Renders the file's content into a new malloc'ed buffer; NULL on ENOMEM. */
 char *fuse_status_render(struct kvfs_fs *fs, fuse_ino_t ino, size_t *len);
 
+/* fuse_ops.c: the filesystem's side of a store reset (struct kvfs_node_reset). */
+bool fuse_ops_may_reset(void *arg);
+void fuse_ops_on_reset(void *arg, struct kvfs_store *old);
+
 /* fuse_inval.c: the invalidation thread. */
 int fuse_inval_start(struct kvfs_inval **out, struct fuse_session *se);
 /* Queues an invalidation of ino's attributes, and of its cached data when `data` is true; then,

@@ -300,8 +300,10 @@ static void forget_one(struct kvfs_fs *fs, fuse_ino_t ino, uint64_t nlookup)
 	if (fuse_status_is_virtual(ino) || ino == KVFS_ROOT_INO)
 		return;
 	in = store_get(fs->store, ino);
+	/* After a snapshot replaced the store (fuse_ops_on_reset), the kernel may forget more
+	 * than the new contents hold for it. */
 	if (in)
-		store_unpin(fs->store, in, nlookup);
+		store_unpin(fs->store, in, nlookup < in->pins ? nlookup : in->pins);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -712,6 +714,33 @@ void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_ap
 	}
 	/* Our own change: the reply tells the kernel about the names and attributes it asked to
 	 * change; commits of written files invalidate before they answer (fuse_file.c). */
+}
+
+bool fuse_ops_may_reset(void *arg)
+{
+	struct kvfs_fs *fs = arg;
+
+	/* Open files hold inode pointers into the store's contents. */
+	return fs->handles == NULL;
+}
+
+static int inval_known(void *arg, const struct kvfs_inode *in)
+{
+	struct kvfs_fs *fs = arg;
+
+	if (in->pins)
+		fuse_inval_inode(fs->inval, in->ino, true, NULL, 0);
+	return 0;
+}
+
+void fuse_ops_on_reset(void *arg, struct kvfs_store *old)
+{
+	struct kvfs_fs *fs = arg;
+
+	/* Whatever the kernel knows came from the old contents. Names it caches expire with the
+	 * entry timeout; attributes and data go now. */
+	store_foreach(old, inval_known, fs);
+	fuse_inval_inode(fs->inval, KVFS_ROOT_INO, true, NULL, 0);
 }
 
 const struct fuse_lowlevel_ops fuse_ops_table = {

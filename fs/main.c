@@ -370,6 +370,11 @@ static void cluster_status(void *arg, struct kvfs_status *st)
 	st->zk = v.zk;
 }
 
+static const struct kvfs_node_reset reset_hooks = {
+    .may = fuse_ops_may_reset,
+    .done = fuse_ops_on_reset,
+};
+
 /* Connects to ZooKeeper and checks the cluster, before anything is mounted. */
 static int open_cluster(struct app *a, char *cluster_id, char *err, size_t errlen)
 {
@@ -520,6 +525,7 @@ int main(int argc, char **argv)
 		    .arg = &a,
 		};
 		node_set_cluster(a.fs.node, &a.cluster);
+		node_set_reset(a.fs.node, &reset_hooks);
 	}
 	a.fs.store = node_store(a.fs.node);
 	a.fs.data_dir = a.opts.data_dir;

@@ -451,6 +451,36 @@ int log_compact(struct kvfs_log *log, uint64_t upto)
 	return rv;
 }
 
+int log_reset(struct kvfs_log *log, uint64_t next)
+{
+	int rv = 0;
+
+	if (log->broken)
+		return -EIO;
+	if (next == 0)
+		return -EINVAL;
+	/* newest first, one directory sync each: a crash leaves a prefix, which the snapshot
+	 * that replaces it covers */
+	while (log->nsegs > 0) {
+		struct log_segment *seg = &log->segs[log->nsegs - 1];
+
+		rv = log_unlink(log, seg->first, NULL, 0);
+		if (rv == 0 && fsync(log->dirfd) != 0)
+			rv = -errno;
+		if (rv != 0)
+			return rv;
+		log->bytes -= seg->size;
+		free(seg->offs);
+		log->nsegs--;
+		if (log->nsegs == 0 && log->fd >= 0) {
+			close(log->fd);
+			log->fd = -1;
+		}
+	}
+	log->next = next;
+	return 0;
+}
+
 int log_truncate_after(struct kvfs_log *log, uint64_t index)
 {
 	uint64_t last = log_last_index(log), off = 0;

@@ -292,9 +292,7 @@ static void io_leadership_lost(void *arg)
 
 static void io_need_snapshot(void *arg, uint32_t to)
 {
-	log_warn("node %u needs entries this node has compacted into a snapshot; snapshot "
-	         "transfer is not implemented yet, so it cannot catch up from here",
-	         to);
+	nsnap_need(arg, to);
 }
 
 /* ---- proposals of this node ---- */
@@ -586,7 +584,8 @@ static void on_message(void *arg, uint32_t from, uint8_t type, const uint8_t *pa
 	struct kvfs_repl_msg m;
 	int rv;
 
-	if (c->closing || nread_message(c, from, type, payload, len))
+	if (c->closing || nread_message(c, from, type, payload, len) ||
+	    nsnap_message(c, from, type, payload, len))
 		return;
 	switch (type) {
 	case KVFS_MSG_FORWARD:
@@ -616,9 +615,10 @@ static void on_state(void *arg, uint32_t id, bool connected)
 
 	if (c->closing)
 		return;
-	if (!connected)
+	if (!connected) {
 		unsend_from(c, 0, id);
-	else
+		nsnap_peer_down(c, id);
+	} else
 		dispatch(c);
 }
 
@@ -728,6 +728,7 @@ static void on_tick(uv_timer_t *t)
 	dispatch(c);
 	expire(c);
 	nread_tick(c);
+	nsnap_tick(c);
 	track_lag(c);
 }
 
@@ -762,7 +763,7 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 	if (!c->addrs || !c->peer_behind)
 		return -ENOMEM;
 	c->promise_want = promised;
-	if (nread_init(c) < 0)
+	if (nread_init(c) < 0 || nsnap_init(c) < 0)
 		return -ENOMEM;
 	io.arg = c;
 	rv = repl_init(&c->repl, n->cfg.id, n->cfg.cluster_size, &io, promised, base, base_epoch,
@@ -928,6 +929,7 @@ void ncl_free(struct kvfs_node *n)
 	while (c->head)
 		fwd_finish(c, c->head, -ESHUTDOWN, 0);
 	nread_free(c);
+	nsnap_free(c);
 	repl_close(c->repl);
 	free(c->sendbuf);
 	free(c->addrs);

@@ -18,6 +18,7 @@ struct kvfs_peers;
 struct kvfs_repl;
 struct kvfs_repl_entry;
 struct node_reads;
+struct node_snaps;
 
 struct waiter {
 	kvfs_node_done_fn cb;
@@ -37,6 +38,7 @@ struct batch {
 	/* cluster mode: the replication core's actions this job carries out */
 	bool trunc;              /* first drop every record after trunc_after */
 	uint64_t trunc_after;
+	uint64_t reset_next;     /* first remove every record; the next one is this index */
 	bool persisted;          /* then complete the persist actions up to (p_epoch, p_index) */
 	uint64_t p_epoch, p_index;
 	int append_rv;
@@ -74,6 +76,7 @@ struct kvfs_node {
 	uint64_t snapshot_index;
 
 	const struct kvfs_node_cluster *cluster; /* NULL: standalone */
+	const struct kvfs_node_reset *reset;     /* the filesystem's say on store resets */
 	struct node_cluster *cl;                 /* replication state; NULL: standalone */
 	uint64_t epoch;                          /* epoch of the records proposed now */
 
@@ -117,6 +120,7 @@ struct node_cluster {
 	int promise_rv;
 
 	struct node_reads *reads; /* linearizable reads (node_read_uv.c) */
+	struct node_snaps *snaps; /* snapshot transfer (node_snap_uv.c) */
 	uint64_t evicted_epoch;   /* fast failover asked for this leader epoch already */
 	uint64_t behind_since;  /* uv_now() when this node fell behind; 0 caught up */
 	uint64_t *peer_behind;  /* on the leader, by id: when that peer fell behind */
@@ -155,5 +159,14 @@ bool nread_message(struct node_cluster *c, uint32_t from, uint8_t type, const ui
 void nread_progress(struct node_cluster *c); /* after applies, each loop iteration */
 void nread_tick(struct node_cluster *c);
 void nread_fail_all(struct node_cluster *c, int err);
+
+/* node_snap_uv.c: sending a snapshot to a follower that needs one, and installing one. */
+int nsnap_init(struct node_cluster *c);
+void nsnap_free(struct node_cluster *c);
+void nsnap_need(struct node_cluster *c, uint32_t to);
+bool nsnap_message(struct node_cluster *c, uint32_t from, uint8_t type, const uint8_t *p,
+                   uint32_t len); /* true if it was a snapshot message */
+void nsnap_peer_down(struct node_cluster *c, uint32_t id);
+void nsnap_tick(struct node_cluster *c);
 
 #endif /* KVFS_REPLICA_NODE_INTERNAL_H */

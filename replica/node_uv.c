@@ -342,6 +342,17 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 	if (rv < 0)
 		goto err_free;
 	last = log_last_index(n->log);
+	if (n->cl && last != 0 && last < snap_index) {
+		/* A snapshot from the leader replaced the whole log, and the removal of the old
+		 * segments was cut short: finish it. */
+		rv = log_reset(n->log, snap_index + 1);
+		if (rv < 0) {
+			snprintf(err, errlen, "cannot remove the log in %s that a snapshot replaced: %s",
+			         n->data_dir, strerror(-rv));
+			goto err_free;
+		}
+		last = 0;
+	}
 	if (last != 0 && last < snap_index) {
 		snprintf(err, errlen,
 		         "log in %s ends at index %" PRIu64 " but the snapshot is at %" PRIu64
@@ -522,9 +533,11 @@ static void disk_work(uv_work_t *req)
 	struct batch *b = req->data;
 	struct kvfs_node *n = b->node;
 
-	if (b->compact_upto)
+	if (b->reset_next)
+		b->trunc_rv = log_reset(n->log, b->reset_next);
+	else if (b->compact_upto)
 		b->compact_rv = log_compact(n->log, b->compact_upto);
-	if (b->trunc)
+	if (b->trunc && !b->reset_next)
 		b->trunc_rv = log_truncate_after(n->log, b->trunc_after);
 	if (b->len && b->trunc_rv == 0)
 		b->append_rv = log_append_batch(n->log, b->buf, b->len, b->first, b->last);
@@ -649,7 +662,7 @@ static void kick(struct kvfs_node *n)
 	if (!b)
 		return; /* retried at the next loop iteration */
 	n->pending = NULL;
-	if (b->len == 0 && !n->compact_upto && !b->trunc && !b->persisted) {
+	if (b->len == 0 && !n->compact_upto && !b->trunc && !b->persisted && !b->reset_next) {
 		/* Only node_sync() waiters, and nothing before them in flight: done. */
 		fail_batch(b, 0);
 		batch_free(b);
@@ -752,6 +765,11 @@ int node_start(struct kvfs_node *n, uv_loop_t *loop, kvfs_node_apply_fn on_apply
 	if (rv == 0 && n->cl)
 		rv = ncl_start(n);
 	return rv;
+}
+
+void node_set_reset(struct kvfs_node *n, const struct kvfs_node_reset *reset)
+{
+	n->reset = reset;
 }
 
 void node_set_cluster(struct kvfs_node *n, const struct kvfs_node_cluster *cluster)

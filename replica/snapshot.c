@@ -356,6 +356,14 @@ err_free_buf:
 	return rv;
 }
 
+int snapshot_path(const char *dir, uint64_t index, char *buf, size_t len)
+{
+	size_t n = (size_t)snprintf(buf, len, "%s/snap-%020llu.snap", dir,
+	                            (unsigned long long)index);
+
+	return n >= len ? -ENAMETOOLONG : 0;
+}
+
 /* Parses "snap-<20 digits><suffix>" into *index; false if name is anything else. */
 static bool parse_snap_name(const char *name, const char *suffix, uint64_t *index)
 {

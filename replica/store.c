@@ -746,3 +746,11 @@ int store_session_load(struct kvfs_store *s, const struct kvfs_session *sess)
 	session_set(s, sess);
 	return 0;
 }
+
+void store_exchange(struct kvfs_store *a, struct kvfs_store *b)
+{
+	struct kvfs_store t = *a;
+
+	*a = *b;
+	*b = t;
+}

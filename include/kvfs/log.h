@@ -128,6 +128,14 @@ int log_compact(struct kvfs_log *log, uint64_t upto);
 int log_truncate_after(struct kvfs_log *log, uint64_t index);
 
 /*
+ * Removes every record (a snapshot from the leader replaced them all): the next append must carry
+ * index `next`. Segments go newest first, each followed by a directory fsync. Same thread rule as
+ * log_append_batch. Returns 0, -EINVAL (next 0), -EIO (an earlier failure), or an unlink/fsync
+ * errno (the log then holds a prefix of what it held).
+ */
+int log_reset(struct kvfs_log *log, uint64_t next);
+
+/*
  * Calls fn for the records from..to (inclusive; to is clamped to log_last_index()) in index order,
  * read from the segment files with pread, each one's length, checksum and index checked. Returns 0
  * (also when from > log_last_index(): nothing to deliver), fn's non-zero value (which stops the

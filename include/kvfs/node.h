@@ -90,6 +90,20 @@ typedef void (*kvfs_node_fatal_fn)(void *arg);
  */
 int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *err, size_t errlen);
 
+/*
+ * A follower too far behind (the leader compacted the entries it lacks) receives a snapshot that
+ * replaces the contents of its store: node_store() stays the same object, but inode pointers
+ * taken before point into the old contents. The filesystem says when that may happen (may(): no
+ * file is open) and is told when it did (done(), with the old contents, which are freed after
+ * the call). Both run on the loop thread with node_start's arg. Without hooks, it may any time.
+ */
+struct kvfs_node_reset {
+	bool (*may)(void *arg);
+	void (*done)(void *arg, struct kvfs_store *old);
+};
+
+void node_set_reset(struct kvfs_node *n, const struct kvfs_node_reset *reset);
+
 /* Connects the node (opened with cfg.cluster_size > 0) to the election. Call before node_start;
  * cluster must outlive the node. */
 void node_set_cluster(struct kvfs_node *n, const struct kvfs_node_cluster *cluster);

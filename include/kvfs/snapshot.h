@@ -53,6 +53,9 @@ void snapshot_free(struct kvfs_snapshot *snap);
 int snapshot_load_latest(const char *dir, struct kvfs_store **out, uint64_t *index, char *err,
                          size_t errlen);
 
+/* The path of the snapshot file of `index` in dir: 0, or -ENAMETOOLONG. */
+int snapshot_path(const char *dir, uint64_t index, char *buf, size_t len);
+
 /* Removes all but the `keep` newest snapshot files in dir. Returns 0 or a negative errno. */
 int snapshot_prune(const char *dir, unsigned keep);
 

@@ -77,6 +77,10 @@ void store_close(struct kvfs_store *s);
 int store_apply(struct kvfs_store *s, uint64_t epoch, uint64_t index, const struct kvfs_op *op,
                 struct kvfs_apply_result *res);
 
+/* Swaps the contents of a and b (a snapshot from the leader replaces a store that others point
+ * to). Inode pointers keep pointing into the contents they came from. */
+void store_exchange(struct kvfs_store *a, struct kvfs_store *b);
+
 /* Index and epoch of the last applied entry (0, 0 for a new store). */
 uint64_t store_applied_index(const struct kvfs_store *s);
 uint64_t store_applied_epoch(const struct kvfs_store *s);

@@ -337,6 +337,51 @@ def test_follower_restart_catches_up_from_log(h):
             "lag_ms is 0 everywhere once caught up", view_str(sts))
 
 
+def test_follower_restart_catches_up_from_snapshot(h):
+    """A follower stopped while the others write enough to snapshot and compact their logs
+    catches up from a snapshot the leader sends, then from the log."""
+    small = ["--snapshot-bytes", "65536", "--segment-bytes", "32768"]
+    nodes, leader, epoch = three_nodes(h, "snap", extra=small)
+    follower = nodes[-1] if nodes[-1] is not leader else nodes[0]
+    other = next(n for n in nodes if n is not leader and n is not follower)
+    for k in range(20):
+        write_file(os.path.join(leader.mnt, "before%02d" % k), b"b%d\n" % k)
+    wait_caught_up(h, nodes)
+    follower.stop()
+    blob = os.urandom(3000)
+    bad = [k for k in range(400)
+           if write_file(os.path.join((leader if k % 2 else other).mnt, "s%03d" % k),
+                         b"%d:" % k + blob) != 0]
+    h.check(not bad, "400 writes of 3 KB with one follower down", str(bad[:5]))
+    os.unlink(os.path.join(leader.mnt, "before00"))
+    lst = leader.status()
+    h.log("leader %s: snapshot_index %s, log_bytes %s" %
+          (leader.name, lst and lst.get("snapshot_index"), lst and lst.get("log_bytes")))
+    h.check(lst is not None and st_int(lst, "snapshot_index") > 100,
+            "the leader took snapshots while the follower was down",
+            view_str({leader.id: lst}))
+    follower.start()
+    t1 = time.monotonic()
+    index = wait_caught_up(h, nodes, 30)
+    h.log("%s caught up to index %s in %d ms" % (follower.name, index,
+                                                  (time.monotonic() - t1) * 1000))
+    out = follower.output()
+    h.check("installed the snapshot" in out, "%s was sent a snapshot and installed it" %
+            follower.name, out[-2000:])
+    trees = check_identical(h, nodes, "after catch-up from a snapshot")
+    h.check("before00" not in trees and trees.get("before01") == b"b1\n" and
+            all(trees.get("s%03d" % k) == b"%d:" % k + blob for k in range(400)),
+            "%s has every file, and not the one removed while it was down" % follower.name)
+    # It goes on replicating after the snapshot, and a restart recovers from it.
+    write_file(os.path.join(leader.mnt, "after"), b"after\n")
+    follower.stop()
+    follower.start()
+    wait_caught_up(h, nodes, 30)
+    h.check(read_file(os.path.join(follower.mnt, "after")) == b"after\n" and
+            read_file(os.path.join(follower.mnt, "s399")) == b"399:" + blob,
+            "%s restarts from the installed snapshot and keeps up" % follower.name)
+
+
 def test_linearizable_reads(h):
     """--read linearizable: a value acknowledged through one node is what any other node reads
     next, new names included; reads on every node of 100 alternating writes."""
@@ -375,5 +420,6 @@ if __name__ == "__main__":
         test_kill9_leader_under_writers,
         test_concurrent_appends_and_races,
         test_follower_restart_catches_up_from_log,
+        test_follower_restart_catches_up_from_snapshot,
         test_linearizable_reads,
     ])
