@@ -42,6 +42,7 @@
 #include "node_internal.h"
 
 #define TICK_MS           100
+#define VIEW_FRESH_MS     2000 /* a follower shows the leader's PEER_STATUS this long */
 #define READY_LAG_ENTRIES 16 /* a follower this close may be handed the lead */
 
 static struct node_cluster *cl_of(const struct kvfs_node *n)
@@ -594,6 +595,12 @@ static void on_message(void *arg, uint32_t from, uint8_t type, const uint8_t *pa
 	case KVFS_MSG_FORWARD_REPLY:
 		on_forward_reply(c, from, payload, len);
 		return;
+	case KVFS_MSG_PEER_STATUS:
+		if (from == repl_leader(c->repl) &&
+		    peer_msg_status_decode(c->leader_view, payload, len) == 0 &&
+		    c->leader_view->epoch == repl_epoch(c->repl))
+			c->leader_view_ms = uv_now(c->n->loop);
+		return;
 	default:
 		break;
 	}
@@ -686,6 +693,32 @@ static void check_dead_leader(struct node_cluster *c)
 	n->cluster->evict(n->cluster->arg, v.leader, v.epoch);
 }
 
+/* On the leader: every replica's match and lag, for the followers' /.status. */
+static void send_peer_status(struct node_cluster *c)
+{
+	struct kvfs_node *n = c->n;
+	struct kvfs_peer_status m = {.epoch = repl_epoch(c->repl),
+	                             .commit_index = repl_commit_index(c->repl)};
+	uint64_t now = uv_now(n->loop);
+	uint8_t buf[64 + KVFS_PEER_STATUS_MAX * 20];
+	size_t len;
+
+	for (uint32_t id = 1; id <= n->cfg.cluster_size && m.count < KVFS_PEER_STATUS_MAX; id++) {
+		uint64_t match = repl_peer_match(c->repl, id);
+
+		m.peers[m.count++] = (struct kvfs_peer_status_entry){
+		    .id = id,
+		    .match = match,
+		    .lag_ms = c->peer_behind[id] && match < m.commit_index
+		                  ? now - c->peer_behind[id]
+		                  : 0};
+	}
+	len = peer_msg_status_encode(&m, buf);
+	for (uint32_t id = 1; id <= n->cfg.cluster_size; id++)
+		if (id != n->cfg.id && peer_connected(c->peers, id))
+			peer_send(c->peers, id, KVFS_MSG_PEER_STATUS, buf, (uint32_t)len);
+}
+
 /* Lag bookkeeping for /.status, and who may be handed the lead. */
 static void track_lag(struct node_cluster *c)
 {
@@ -730,6 +763,8 @@ static void on_tick(uv_timer_t *t)
 	nread_tick(c);
 	nsnap_tick(c);
 	track_lag(c);
+	if (repl_role(c->repl) == KVFS_REPL_LEADER)
+		send_peer_status(c);
 }
 
 /* ---- the node's entry points ---- */
@@ -763,7 +798,8 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 	if (!c->addrs || !c->peer_behind)
 		return -ENOMEM;
 	c->promise_want = promised;
-	if (nread_init(c) < 0 || nsnap_init(c) < 0)
+	c->leader_view = calloc(1, sizeof(*c->leader_view));
+	if (!c->leader_view || nread_init(c) < 0 || nsnap_init(c) < 0)
 		return -ENOMEM;
 	io.arg = c;
 	rv = repl_init(&c->repl, n->cfg.id, n->cfg.cluster_size, &io, promised, base, base_epoch,
@@ -848,6 +884,11 @@ void ncl_status(const struct kvfs_node *n, struct kvfs_status *st)
 	const struct node_cluster *c = cl_of(n);
 	uint64_t now = n->loop ? uv_now(n->loop) : 0, commit = repl_leader_commit(c->repl);
 	bool leader = repl_role(c->repl) != KVFS_REPL_FOLLOWER;
+	const struct kvfs_peer_status *view =
+	    !leader && c->leader_view_ms && now - c->leader_view_ms < VIEW_FRESH_MS &&
+	            c->leader_view->epoch == repl_epoch(c->repl)
+	        ? c->leader_view
+	        : NULL;
 
 	if (strcmp(st->role, "leader") == 0 && repl_role(c->repl) != KVFS_REPL_LEADER)
 		st->role = "candidate"; /* elected, but its no-op has not committed yet */
@@ -871,6 +912,19 @@ void ncl_status(const struct kvfs_node *n, struct kvfs_status *st)
 			p->match = repl_peer_match(c->repl, id);
 			p->lag_entries = commit > p->match ? commit - p->match : 0;
 			p->lag_ms = c->peer_behind[id] && p->lag_entries ? now - c->peer_behind[id] : 0;
+		} else if (view) {
+			/* As the leader sees it (its last PEER_STATUS), and this node's own
+			 * durable match when that is ahead of what the leader said. */
+			for (uint32_t k = 0; k < view->count; k++)
+				if (view->peers[k].id == id) {
+					p->match = view->peers[k].match;
+					p->lag_ms = view->peers[k].lag_ms;
+				}
+			if (self && st->applied_index > p->match)
+				p->match = st->applied_index;
+			p->lag_entries = commit > p->match ? commit - p->match : 0;
+			if (!p->lag_entries)
+				p->lag_ms = 0;
 		} else if (self) {
 			p->match = st->applied_index;
 			p->lag_entries = st->lag_entries;
@@ -934,6 +988,7 @@ void ncl_free(struct kvfs_node *n)
 	free(c->sendbuf);
 	free(c->addrs);
 	free(c->peer_behind);
+	free(c->leader_view);
 	free(c);
 	n->cl = NULL;
 }

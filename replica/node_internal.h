@@ -122,6 +122,8 @@ struct node_cluster {
 	struct node_reads *reads; /* linearizable reads (node_read_uv.c) */
 	struct node_snaps *snaps; /* snapshot transfer (node_snap_uv.c) */
 	uint64_t evicted_epoch;   /* fast failover asked for this leader epoch already */
+	struct kvfs_peer_status *leader_view; /* a follower's copy of the leader's PEER_STATUS */
+	uint64_t leader_view_ms;              /* when it came (uv_now()) */
 	uint64_t behind_since;  /* uv_now() when this node fell behind; 0 caught up */
 	uint64_t *peer_behind;  /* on the leader, by id: when that peer fell behind */
 	const char *why_stuck;  /* why writes wait, for the EIO log line */

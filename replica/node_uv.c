@@ -190,6 +190,8 @@ struct replay {
 	/* cluster mode: the records after the snapshot, kept for the replication core, which
 	 * applies them once it learns they are committed */
 	bool collect;
+	uint64_t snapshot_epoch;
+	bool diverged; /* the log went another way than the snapshot (see node_open) */
 	struct kvfs_repl_entry *log;
 	size_t n, cap;
 };
@@ -235,9 +237,13 @@ static int replay_record(void *arg, const struct kvfs_log_record *rec)
 	struct kvfs_op op;
 	int rv;
 
+	if (r->collect && rec->index == r->snapshot_index && rec->epoch != r->snapshot_epoch)
+		r->diverged = true;
 	if (rec->index <= r->snapshot_index)
 		return 0;
 	if (r->collect) {
+		if (r->n == 0 && rec->epoch < r->snapshot_epoch)
+			r->diverged = true;
 		uint64_t want = r->n ? r->log[r->n - 1].index + 1 : r->snapshot_index + 1;
 
 		if (rec->index != want) {
@@ -333,9 +339,24 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 	                    .snapshot_index = snap_index,
 	                    .err = err,
 	                    .errlen = errlen,
-	                    .collect = cfg->cluster_size > 0};
+	                    .collect = cfg->cluster_size > 0,
+	                    .snapshot_epoch = store_applied_epoch(n->store)};
 	err[0] = '\0';
 	rv = log_open(&n->log, n->data_dir, &lopts, replay_record, &r, err, errlen);
+	if (rv == 0 && r.diverged) {
+		/* The snapshot holds committed entries; a log that went another way at its index
+		 * holds none after it (a crash came before a truncation was durable): drop it. */
+		log_warn("the log in %s after index %" PRIu64 " is not the committed history; "
+		         "dropping it (the leader sends the right entries)",
+		         n->data_dir, snap_index);
+		free_collected(&r);
+		r.log = NULL;
+		r.n = 0;
+		rv = log_reset(n->log, snap_index + 1);
+		if (rv < 0)
+			snprintf(err, errlen, "cannot reset the log in %s: %s", n->data_dir,
+			         strerror(-rv));
+	}
 	if (rv == 0 && r.collect)
 		rv = ncl_open(n, snap_index, store_applied_epoch(n->store), r.log, r.n, err, errlen);
 	free_collected(&r);
@@ -527,20 +548,23 @@ void node_go_fatal(struct kvfs_node *n)
 		n->on_fatal(n->cb_arg);
 }
 
-/* The disk job, on a worker thread: cut the log behind the snapshots, then append the batch. */
+/* The disk job, on a worker thread: reset or truncate, append the batch, then cut the log
+ * behind the snapshots. */
 static void disk_work(uv_work_t *req)
 {
 	struct batch *b = req->data;
 	struct kvfs_node *n = b->node;
 
+	/* In the order they were asked for: a truncation and the records after it were asked for
+	 * before the snapshot behind the compaction was taken. */
 	if (b->reset_next)
 		b->trunc_rv = log_reset(n->log, b->reset_next);
-	else if (b->compact_upto)
-		b->compact_rv = log_compact(n->log, b->compact_upto);
-	if (b->trunc && !b->reset_next)
+	else if (b->trunc)
 		b->trunc_rv = log_truncate_after(n->log, b->trunc_after);
 	if (b->len && b->trunc_rv == 0)
 		b->append_rv = log_append_batch(n->log, b->buf, b->len, b->first, b->last);
+	if (b->compact_upto && !b->reset_next && b->trunc_rv == 0 && b->append_rv == 0)
+		b->compact_rv = log_compact(n->log, b->compact_upto);
 }
 
 static void kick(struct kvfs_node *n);

@@ -43,6 +43,7 @@ const char *peer_msg_type_name(unsigned type)
 	    [KVFS_MSG_SNAPSHOT_ACK] = "snapshot_ack",
 	    [KVFS_MSG_FETCH] = "fetch",
 	    [KVFS_MSG_FETCH_REPLY] = "fetch_reply",
+	    [KVFS_MSG_PEER_STATUS] = "peer_status",
 	};
 
 	return type < KVFS_MSG__COUNT && names[type] ? names[type] : "unknown";
@@ -549,5 +550,48 @@ int peer_msg_snapshot_ack_decode(struct kvfs_peer_snapshot_ack *m, const uint8_t
 	m->snap_index = wire_get_u64(&r);
 	m->offset = wire_get_u64(&r);
 	m->ok = wire_get_flag(&r);
+	return rcur_end(&r);
+}
+
+/* ---- PEER_STATUS ---- */
+
+#define STATUS_HEADER 20u /* epoch, commit_index, count */
+#define STATUS_ENTRY  20u /* id, match, lag_ms */
+
+size_t peer_msg_status_size(const struct kvfs_peer_status *m)
+{
+	return STATUS_HEADER + (size_t)m->count * STATUS_ENTRY;
+}
+
+size_t peer_msg_status_encode(const struct kvfs_peer_status *m, uint8_t *buf)
+{
+	struct kvfs_wcur w = {buf};
+
+	wire_put_u64(&w, m->epoch);
+	wire_put_u64(&w, m->commit_index);
+	wire_put_u32(&w, m->count);
+	for (uint32_t i = 0; i < m->count && i < KVFS_PEER_STATUS_MAX; i++) {
+		wire_put_u32(&w, m->peers[i].id);
+		wire_put_u64(&w, m->peers[i].match);
+		wire_put_u64(&w, m->peers[i].lag_ms);
+	}
+	return wire_done(&w, buf);
+}
+
+int peer_msg_status_decode(struct kvfs_peer_status *m, const uint8_t *buf, size_t len)
+{
+	struct kvfs_rcur r = {buf, len, true};
+
+	m->epoch = wire_get_u64(&r);
+	m->commit_index = wire_get_u64(&r);
+	m->count = wire_get_u32(&r);
+	if (!r.ok || m->count > KVFS_PEER_STATUS_MAX ||
+	    len != STATUS_HEADER + (size_t)m->count * STATUS_ENTRY)
+		return -EBADMSG;
+	for (uint32_t i = 0; i < m->count; i++) {
+		m->peers[i].id = wire_get_u32(&r);
+		m->peers[i].match = wire_get_u64(&r);
+		m->peers[i].lag_ms = wire_get_u64(&r);
+	}
 	return rcur_end(&r);
 }

@@ -375,6 +375,7 @@ void repl_become_leader(struct kvfs_repl *r, uint64_t epoch)
 	r->phase = PHASE_GATHER;
 	r->leader = r->id;
 	r->missed = 0;
+	r->fetch_failures = 0;
 	memset(r->peers, 0, (r->size + 1) * sizeof(*r->peers));
 	for (uint32_t id = 1; id <= r->size; id++)
 		if (id != r->id)
@@ -620,6 +621,9 @@ void repl_snapshot_installed(struct kvfs_repl *r, uint64_t index, uint64_t epoch
 		r->base_epoch = epoch;
 		r->commit = index;
 		r->applied = index;
+		/* What the disk held after index is gone with the log. */
+		r->stable = index;
+		r->fmatch = index;
 	}
 	if (r->stable < index)
 		r->stable = index;

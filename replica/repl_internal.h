@@ -61,6 +61,7 @@ struct kvfs_repl {
 	uint64_t adopt_epoch, adopt_index; /* the log being adopted ends here */
 	uint64_t fetch_next, noop_index;
 	uint32_t fetch_from;
+	unsigned fetch_failures; /* this epoch */
 	unsigned missed;     /* consecutive ticks without a majority */
 	unsigned lost_ticks; /* ... after which a leader gives up */
 };
@@ -78,6 +79,9 @@ static inline struct kvfs_repl_entry *entry_at(const struct kvfs_repl *r, uint64
 {
 	return &r->log[index - r->base - 1];
 }
+
+/* A candidate that cannot fetch the log it must adopt this many times gives up. */
+#define KVFS_REPL_FETCH_TRIES 3
 
 static inline bool quorum(const struct kvfs_repl *r, uint32_t count)
 {

@@ -148,9 +148,17 @@ void repl_leader_check_gather(struct kvfs_repl *r)
 	send_fetch(r);
 }
 
-/* The peer we fetch from cannot give us what it promised: ask it again, choose again. */
+/*
+ * The peer we fetch from cannot give us what it promised: ask it again, choose again. A peer that
+ * compacted the entries we lack never can (we would need its snapshot): after a few tries we give
+ * the lead up, so that a replica that holds the newest log can take it.
+ */
 static void fetch_failed(struct kvfs_repl *r)
 {
+	if (++r->fetch_failures >= KVFS_REPL_FETCH_TRIES) {
+		repl_step_down(r);
+		return;
+	}
 	r->peers[r->fetch_from].acked = false;
 	r->phase = PHASE_GATHER;
 	repl_leader_send_new_epoch(r, r->fetch_from);

@@ -24,6 +24,7 @@
 
 #define MAX_CANDIDATES    64
 #define MAX_IDS           256 /* ids 1..255 */
+#define ADDR_RETRY_MS     300
 #define ZDATA_MAX         512
 #define IDLE_TICK_MS      1000
 #define HOLD_DOWN_TICK_MS 200
@@ -67,6 +68,7 @@ struct kvfs_zk {
 	bool resign;                        /* the replication core gave the lead up */
 	uint32_t evict_id;                  /* a dead leader to remove (fast failover) ... */
 	uint64_t evict_epoch;               /* ... at this epoch */
+	uint64_t addr_asked_ms;             /* the last round asked for by member_addr */
 
 	/* election thread only */
 	uint64_t rejoin_after_ms; /* after resigning, stand again only from then */
@@ -1030,8 +1032,17 @@ void zk_election_close(struct kvfs_zk *z)
 
 void zk_election_member_addr(struct kvfs_zk *z, uint32_t id, char *buf, size_t len)
 {
+	uint64_t now = now_ms();
+
 	pthread_mutex_lock(&z->lock);
 	snprintf(buf, len, "%s", id < MAX_IDS ? z->addrs[id] : "");
+	/* Not known yet (it joined after our last round): look again soon, not at the next
+	 * idle tick. */
+	if (!buf[0] && now - z->addr_asked_ms >= ADDR_RETRY_MS) {
+		z->addr_asked_ms = now;
+		z->changed = true;
+		pthread_cond_broadcast(&z->cond);
+	}
 	pthread_mutex_unlock(&z->lock);
 }
 

@@ -37,6 +37,7 @@ enum kvfs_peer_msg_type {
 	KVFS_MSG_SNAPSHOT_ACK = 11,    /* follower -> leader: have it up to offset (or not) */
 	KVFS_MSG_FETCH = 12,       /* new leader -> a follower: send me your entries from here */
 	KVFS_MSG_FETCH_REPLY = 13, /* -> new leader: these entries (or not) */
+	KVFS_MSG_PEER_STATUS = 14, /* leader -> followers: every replica's match and lag */
 	KVFS_MSG__COUNT
 };
 
@@ -262,5 +263,28 @@ struct kvfs_peer_snapshot_ack {
 
 size_t peer_msg_snapshot_ack_encode(const struct kvfs_peer_snapshot_ack *m, uint8_t *buf);
 int peer_msg_snapshot_ack_decode(struct kvfs_peer_snapshot_ack *m, const uint8_t *buf, size_t len);
+
+/*
+ * PEER_STATUS: u64 epoch  u64 commit_index  u32 count  count times (u32 id  u64 match
+ * u64 lag_ms). The leader's view of its replicas, for the followers' /.status. The decoder
+ * refuses a count above KVFS_PEER_STATUS_MAX or one the length does not hold.
+ */
+#define KVFS_PEER_STATUS_MAX 16u
+struct kvfs_peer_status_entry {
+	uint32_t id;
+	uint64_t match;
+	uint64_t lag_ms;
+};
+
+struct kvfs_peer_status {
+	uint64_t epoch;
+	uint64_t commit_index;
+	uint32_t count;
+	struct kvfs_peer_status_entry peers[KVFS_PEER_STATUS_MAX];
+};
+
+size_t peer_msg_status_size(const struct kvfs_peer_status *m);
+size_t peer_msg_status_encode(const struct kvfs_peer_status *m, uint8_t *buf);
+int peer_msg_status_decode(struct kvfs_peer_status *m, const uint8_t *buf, size_t len);
 
 #endif /* KVFS_PEER_MSG_H */

@@ -149,6 +149,7 @@ def test_follower_write_read_everywhere(h):
     # /.status: commit and applied indices, lag and one peer line per replica.
     sts = statuses(nodes)
     lst = sts[leader.id]
+    h.wait_for(lambda: b"unknown" not in (leader.read(".status") or b"unknown"), 3, 0.1)
     raw = (leader.read(".status") or b"").decode()
     peer_lines = [l for l in raw.splitlines() if l.startswith("peer: ")]
     h.check(len(peer_lines) == 3, "the leader's /.status has one peer line per replica",
@@ -157,9 +158,24 @@ def test_follower_write_read_everywhere(h):
     for line in peer_lines:
         parts = line.split()
         fields = dict(p.split("=", 1) for p in parts if "=" in p)
-        h.check(len(parts) >= 7 and fields.get("match") == str(commit) and
+        h.check(len(parts) >= 7 and parts[2].count(":") == 1 and
+                fields.get("match") == str(commit) and
                 fields.get("lag_entries") == "0" and parts[3] in ("leader", "follower"),
                 "peer line '%s' shows match = commit_index %s and lag 0" % (line, commit))
+    # A follower shows every replica too, as the leader sees it.
+    def follower_peers_caught_up():
+        got["raw"] = (follower.read(".status") or b"").decode()
+        fst = harness.parse_status(got["raw"])
+        lines = [l.split() for l in got["raw"].splitlines() if l.startswith("peer: ")]
+        return fst and len(lines) == 3 and all(
+            dict(p.split("=", 1) for p in l if "=" in p) ==
+            {"match": fst.get("commit_index"), "lag_entries": "0", "lag_ms": "0"}
+            for l in lines)
+
+    got = {}
+    ms = h.wait_for(follower_peers_caught_up, 3, 0.1)
+    h.check(ms is not None, "follower %s shows one peer line per replica, each at match = "
+            "commit_index and lag 0" % follower.name, got.get("raw", ""))
     keys = [l.split(":")[0] for l in raw.splitlines()]
     want = ["node", "role", "leader", "leader_addr", "epoch", "zk", "election", "priority",
             "commit_index", "applied_index", "lag_entries", "lag_ms"]

@@ -162,6 +162,15 @@ static uint8_t *encode_sample(unsigned type, size_t *len)
 		assert_int_equal(n, KVFS_PEER_SNAPSHOT_ACK_SIZE);
 		break;
 	}
+	case KVFS_MSG_PEER_STATUS: {
+		struct kvfs_peer_status m = {.epoch = 8, .commit_index = 120, .count = 3};
+
+		for (uint32_t i = 0; i < 3; i++)
+			m.peers[i] = (struct kvfs_peer_status_entry){i + 1, 117 + i, 10 * i};
+		n = peer_msg_status_size(&m);
+		assert_int_equal(peer_msg_status_encode(&m, buf), n);
+		break;
+	}
 	case KVFS_MSG_FETCH: {
 		struct kvfs_peer_fetch m = {.epoch = 8, .from_index = 101};
 
@@ -282,6 +291,13 @@ static int decode_reencode(unsigned type, const uint8_t *buf, size_t len, uint8_
 
 		if ((rv = peer_msg_snapshot_ack_decode(&m, buf, len)) == 0)
 			*out_len = peer_msg_snapshot_ack_encode(&m, out);
+		break;
+	}
+	case KVFS_MSG_PEER_STATUS: {
+		struct kvfs_peer_status m;
+
+		if ((rv = peer_msg_status_decode(&m, buf, len)) == 0)
+			*out_len = peer_msg_status_encode(&m, out);
 		break;
 	}
 	case KVFS_MSG_FETCH: {
@@ -1016,7 +1032,7 @@ static void test_type_names(void **state)
 	static const char *const names[] = {
 	    "unknown",        "hello",        "new_epoch",     "epoch_ack",   "append",
 	    "append_ack",     "forward",      "forward_reply", "read_index",  "read_index_reply",
-	    "snapshot_chunk", "snapshot_ack", "fetch",         "fetch_reply",
+	    "snapshot_chunk", "snapshot_ack", "fetch",         "fetch_reply", "peer_status",
 	};
 
 	assert_int_equal(sizeof(names) / sizeof(names[0]), KVFS_MSG__COUNT);

@@ -19,6 +19,13 @@
  *  4. only the replica the oracle made leader of epoch e ever acts as e's leader.
  * Then liveness, loosely: after the chaos, with every fault healed, a new leader establishes
  * itself and a proposal commits everywhere.
+ *
+ * Snapshots: a replica may at any step take a durable snapshot at some applied index and compact
+ * its log (memory: repl_compact; disk: the durable log prefix behind it). A leader asked for a
+ * snapshot (need_snapshot) has it delivered later, if the two can still talk: the follower's
+ * disk takes the snapshot, its log is reset behind it (as node_snap_uv.c does), the core is told
+ * on both sides. A snapshot holds the committed entries up to its index, so it counts as a disk
+ * that holds them.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -54,13 +61,19 @@ struct sim_msg {
 	struct sent *ents;
 };
 
-enum op_type { OP_PERSIST, OP_TRUNCATE, OP_EPOCH };
+enum op_type { OP_PERSIST, OP_TRUNCATE, OP_EPOCH, OP_RESET, OP_COMPACT };
 
 struct disk_op {
 	enum op_type type;
 	struct sent *ents;
 	size_t n;
-	uint64_t arg; /* truncate: after; epoch: the epoch */
+	uint64_t arg; /* truncate: after; epoch: the epoch; reset: the new base; compact: upto */
+	bool void_write; /* persist: a snapshot replaced the log since; only completes */
+};
+
+struct snapreq {
+	uint32_t from, to;
+	uint64_t epoch;
 };
 
 struct sim;
@@ -71,6 +84,8 @@ struct node {
 	struct kvfs_repl *r;
 	bool up;
 	/* the disk: what survives a crash */
+	uint64_t dsnap;   /* a snapshot holds the committed entries 1..dsnap */
+	uint64_t dbase;   /* dlog[i] is entry dbase + 1 + i (dbase <= dsnap) */
 	struct sent *dlog;
 	size_t dn, dcap;
 	uint64_t dpromised;
@@ -101,6 +116,8 @@ struct sim {
 	size_t nmsgs, mcap;
 	struct notice *notices;
 	size_t nnotices, ncap;
+	struct snapreq *snapreqs;
+	size_t nsnapreqs, srcap;
 	struct committed *map; /* by index */
 	size_t mapcap;
 	uint64_t max_committed;
@@ -110,7 +127,7 @@ struct sim {
 	uint64_t next_payload;
 	unsigned loss, dup;   /* percent */
 	unsigned promise_pct; /* how often the promise file is written before the log */
-	uint32_t w[10], wsum; /* weights of the events (enum event) */
+	uint32_t w[16], wsum; /* weights of the events (enum event) */
 	uint64_t proposals, commits_seen;
 };
 
@@ -336,6 +353,16 @@ static void io_leadership_lost(void *arg)
 	trace(nd->s, "%u gives up leadership", nd->id);
 }
 
+static void io_need_snapshot(void *arg, uint32_t to)
+{
+	struct node *nd = arg;
+	struct sim *s = nd->s;
+
+	trace(s, "%u needs a snapshot from %u", to, nd->id);
+	s->snapreqs = grow(s->snapreqs, &s->srcap, s->nsnapreqs + 1, sizeof(*s->snapreqs));
+	s->snapreqs[s->nsnapreqs++] = (struct snapreq){nd->id, to, repl_epoch(nd->r)};
+}
+
 static const struct kvfs_repl_io io_template = {
     .send = io_send,
     .persist = io_persist,
@@ -343,6 +370,7 @@ static const struct kvfs_repl_io io_template = {
     .persist_epoch = io_persist_epoch,
     .apply = io_apply,
     .leadership_lost = io_leadership_lost,
+    .need_snapshot = io_need_snapshot,
 };
 
 /* ---- nodes ---- */
@@ -358,23 +386,38 @@ static void node_start_up(struct sim *s, struct node *nd)
 {
 	struct kvfs_repl_io io = io_template;
 	struct kvfs_repl_entry *log = calloc(nd->dn + 1, sizeof(*log));
-	uint64_t hint = 0;
+	uint64_t hint = nd->dsnap, skip;
+	size_t n = 0;
 	int rv;
 
 	assert_non_null(log);
-	for (size_t i = 0; i < nd->dn; i++) {
-		log[i].epoch = nd->dlog[i].epoch;
-		log[i].index = nd->dlog[i].index;
-		log[i].len = nd->dlog[i].len;
-		log[i].data = nd->dlog[i].data;
+	/* As node_open does: a log that ends before the snapshot is reset behind it; entries
+	 * the snapshot holds are not the core's. */
+	if (nd->dbase + nd->dn < nd->dsnap ||
+	    (nd->dsnap > nd->dbase && nd->dlog[nd->dsnap - nd->dbase - 1].epoch !=
+	                                  s->map[nd->dsnap].e.epoch) ||
+	    (nd->dsnap == nd->dbase && nd->dn && nd->dsnap &&
+	     nd->dlog[0].epoch < s->map[nd->dsnap].e.epoch)) {
+		/* ... and so is one that went another way than the snapshot (node_open) */
+		nd->dbase = nd->dsnap;
+		nd->dn = 0;
 	}
-	/* The store recovered from disk holds what was applied and is still on the disk as it was
-	 * applied (a pending truncation may have been lost with the crash). */
-	while (hint < nd->applied_max && hint < nd->dn && hint + 1 <= s->max_committed &&
-	       same(&nd->dlog[hint], &s->map[hint + 1].e))
+	skip = nd->dsnap - nd->dbase;
+	for (size_t i = skip; i < nd->dn; i++, n++) {
+		log[n].epoch = nd->dlog[i].epoch;
+		log[n].index = nd->dlog[i].index;
+		log[n].len = nd->dlog[i].len;
+		log[n].data = nd->dlog[i].data;
+	}
+	/* The store recovered from disk holds the snapshot, and what was applied after it that
+	 * is still on the disk as it was applied (a pending truncation may have been lost with
+	 * the crash). */
+	while (hint < nd->applied_max && hint - nd->dsnap < n && hint + 1 <= s->max_committed &&
+	       same(&nd->dlog[hint - nd->dbase], &s->map[hint + 1].e))
 		hint++;
 	io.arg = nd;
-	rv = repl_init(&nd->r, nd->id, s->n, &io, nd->dpromised, 0, 0, log, nd->dn, hint);
+	rv = repl_init(&nd->r, nd->id, s->n, &io, nd->dpromised, nd->dsnap,
+	               nd->dsnap ? s->map[nd->dsnap].e.epoch : 0, log, n, hint);
 	free(log);
 	CHECK(s, rv == 0, "repl_init: %d", rv);
 	nd->up = true;
@@ -413,10 +456,14 @@ static void disk_complete(struct sim *s, struct node *nd, bool promise)
 	nd->nops--;
 	switch (op.type) {
 	case OP_PERSIST:
+		if (op.void_write) {
+			repl_persisted(nd->r, op.ents[op.n - 1].epoch, op.ents[op.n - 1].index);
+			break;
+		}
 		/* the contract: appended right after what the log holds */
-		CHECK(s, op.ents[0].index == nd->dn + 1,
-		      "replica %u persists %" PRIu64 " onto a disk of %zu", nd->id,
-		      op.ents[0].index, nd->dn);
+		CHECK(s, op.ents[0].index == nd->dbase + nd->dn + 1,
+		      "replica %u persists %" PRIu64 " onto a disk of %" PRIu64 " + %zu", nd->id,
+		      op.ents[0].index, nd->dbase, nd->dn);
 		nd->dlog = grow(nd->dlog, &nd->dcap, nd->dn + op.n, sizeof(*nd->dlog));
 		memcpy(nd->dlog + nd->dn, op.ents, op.n * sizeof(*op.ents));
 		nd->dn += op.n;
@@ -425,9 +472,29 @@ static void disk_complete(struct sim *s, struct node *nd, bool promise)
 		repl_persisted(nd->r, op.ents[op.n - 1].epoch, op.ents[op.n - 1].index);
 		break;
 	case OP_TRUNCATE:
-		if (op.arg < nd->dn)
-			nd->dn = op.arg;
+		CHECK(s, op.arg >= nd->dbase, "replica %u cuts after %" PRIu64 " below its base",
+		      nd->id, op.arg);
+		if (op.arg < nd->dbase + nd->dn)
+			nd->dn = op.arg - nd->dbase;
 		trace(s, "%u disk: cut after %" PRIu64, nd->id, op.arg);
+		break;
+	case OP_COMPACT: {
+		/* the disk log loses its durable prefix up to the snapshot */
+		uint64_t upto = nd->dbase + nd->dn < op.arg ? nd->dbase + nd->dn : op.arg;
+
+		if (upto > nd->dbase) {
+			memmove(nd->dlog, nd->dlog + (upto - nd->dbase),
+			        (nd->dn - (upto - nd->dbase)) * sizeof(*nd->dlog));
+			nd->dn -= upto - nd->dbase;
+			nd->dbase = upto;
+		}
+		trace(s, "%u disk: log compacted to %" PRIu64 "+%zu", nd->id, nd->dbase, nd->dn);
+		break;
+	}
+	case OP_RESET:
+		nd->dbase = op.arg;
+		nd->dn = 0;
+		trace(s, "%u disk: log reset after %" PRIu64, nd->id, op.arg);
 		break;
 	case OP_EPOCH:
 		if (op.arg > nd->dpromised)
@@ -537,9 +604,11 @@ static void check_full(struct sim *s)
 		for (uint32_t id = 1; id <= s->n; id++) {
 			struct node *nd = &s->nodes[id];
 
-			if (k <= nd->dn && same(&nd->dlog[k - 1], c))
+			if (k <= nd->dsnap ||
+			    (k > nd->dbase && k <= nd->dbase + nd->dn &&
+			     same(&nd->dlog[k - nd->dbase - 1], c)))
 				on_disk++;
-			if (!nd->up)
+			if (!nd->up || k <= repl_base_index(nd->r))
 				continue;
 			/* 3: logs agree with what is committed up to their commit index */
 			if (k <= repl_commit_index(nd->r))
@@ -577,6 +646,7 @@ static void sim_free(struct sim *s)
 		free(s->msgs[i].ents);
 	free(s->msgs);
 	free(s->notices);
+	free(s->snapreqs);
 	free(s->map);
 }
 
@@ -626,14 +696,67 @@ enum event {
 	EV_ELECT,
 	EV_NOTICE,
 	EV_DUPLICATE,
+	EV_COMPACT,
+	EV_SNAPSHOT,
 	EV_COUNT
 };
+
+/* A durable snapshot at an applied index of nd, and compaction behind it. */
+static void compact(struct sim *s, struct node *nd)
+{
+	uint64_t base = repl_base_index(nd->r), applied = repl_applied_index(nd->r), upto;
+
+	if (applied <= base)
+		return;
+	upto = base + 1 + below(s, (uint32_t)(applied - base));
+	/* The snapshot file is durable at once; the log is cut behind it in turn with the other
+	 * log writes (node_uv.c's disk job). */
+	if (upto > nd->dsnap)
+		nd->dsnap = upto;
+	repl_compact(nd->r, upto);
+	new_op(nd, OP_COMPACT)->arg = upto;
+	trace(s, "%u snapshot at %" PRIu64 ", memory base %" PRIu64, nd->id, upto,
+	      repl_base_index(nd->r));
+}
+
+/* Delivers snapshot request i: the leader's newest snapshot, installed on the follower. */
+static void deliver_snapshot(struct sim *s, size_t i)
+{
+	struct snapreq q = s->snapreqs[i];
+	struct node *from = &s->nodes[q.from], *to = &s->nodes[q.to];
+	uint64_t index;
+
+	s->snapreqs[i] = s->snapreqs[--s->nsnapreqs];
+	if (!from->up || !to->up || s->group[q.from] != s->group[q.to] ||
+	    repl_epoch(from->r) != q.epoch || repl_role(from->r) == KVFS_REPL_FOLLOWER)
+		return;
+	index = from->dsnap;
+	if (repl_role(to->r) != KVFS_REPL_FOLLOWER || repl_epoch(to->r) > q.epoch)
+		return;
+	if (index > repl_commit_index(to->r)) {
+		to->dsnap = index;
+		repl_snapshot_installed(to->r, index, s->map[index].e.epoch);
+		CHECK(s, repl_applied_index(to->r) == index, "replica %u did not install %" PRIu64,
+		      to->id, index);
+		to->applied = index;
+		if (index > to->applied_max)
+			to->applied_max = index;
+		if (repl_last_index(to->r) == index) {
+			for (size_t k = 0; k < to->nops; k++)
+				if (to->ops[k].type == OP_PERSIST)
+					to->ops[k].void_write = true;
+			new_op(to, OP_RESET)->arg = index;
+		}
+		trace(s, "%u installs %u's snapshot at %" PRIu64, q.to, q.from, index);
+	}
+	repl_snapshot_sent(from->r, q.to, index);
+}
 
 /* Each seed draws its own mix of events, so that runs differ in kind, not only in order. */
 static void draw_weights(struct sim *s)
 {
-	static const uint32_t lo[EV_COUNT] = {300, 100, 20, 30, 0, 5, 0, 3, 10, 0};
-	static const uint32_t hi[EV_COUNT] = {500, 300, 100, 200, 25, 40, 15, 30, 60, 20};
+	static const uint32_t lo[EV_COUNT] = {300, 100, 20, 30, 0, 5, 0, 3, 10, 0, 0, 5};
+	static const uint32_t hi[EV_COUNT] = {500, 300, 100, 200, 25, 40, 15, 30, 60, 20, 30, 40};
 
 	s->wsum = 0;
 	for (int i = 0; i < EV_COUNT; i++) {
@@ -698,6 +821,15 @@ static void chaos_step(struct sim *s)
 		if (s->nnotices)
 			deliver_notice(s, below(s, (uint32_t)s->nnotices));
 		break;
+	case EV_COMPACT:
+		id = random_up(s);
+		if (id)
+			compact(s, &s->nodes[id]);
+		break;
+	case EV_SNAPSHOT:
+		if (s->nsnapreqs)
+			deliver_snapshot(s, below(s, (uint32_t)s->nsnapreqs));
+		break;
 	case EV_DUPLICATE:
 		/* a message delivered now and left in flight too */
 		if (s->nmsgs) {
@@ -721,7 +853,7 @@ static void chaos_step(struct sim *s)
 
 static bool busy(const struct sim *s)
 {
-	if (s->nmsgs || s->nnotices)
+	if (s->nmsgs || s->nnotices || s->nsnapreqs)
 		return true;
 	for (uint32_t id = 1; id <= s->n; id++)
 		if (s->nodes[id].up && s->nodes[id].nops)
@@ -737,6 +869,8 @@ static void settle(struct sim *s)
 			deliver(s, 0);
 		while (s->nnotices)
 			deliver_notice(s, 0);
+		while (s->nsnapreqs)
+			deliver_snapshot(s, 0);
 		for (uint32_t id = 1; id <= s->n; id++)
 			while (s->nodes[id].up && s->nodes[id].nops) {
 				disk_complete(s, &s->nodes[id], false);
@@ -790,6 +924,14 @@ static void run(uint64_t seed, uint32_t n, bool tr)
 	elect(s, leader, true);
 	for (int round = 0; round < CALM_ROUNDS; round++, s->step++) {
 		settle(s);
+		/* A leader that gave up (it cannot fetch a log that was compacted: it would need a
+		 * snapshot) makes room for the next; one that holds the newest log always can. */
+		if (!want && repl_role(s->nodes[leader].r) == KVFS_REPL_FOLLOWER &&
+		    repl_epoch(s->nodes[leader].r) == s->epoch) {
+			leader = leader % n + 1;
+			elect(s, leader, true);
+			settle(s);
+		}
 		for (uint32_t id = 1; id <= n; id++)
 			repl_tick(s->nodes[id].r);
 		if (!want && repl_role(s->nodes[leader].r) == KVFS_REPL_LEADER) {
