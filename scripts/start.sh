@@ -20,22 +20,25 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 KVFS=${KVFS_BIN:-"$ROOT/build/fs/kvfs"} # KVFS_BIN: run another binary (and skip the build)
+RUN=${KVFS_RUN_DIR:-"$RUN"} # KVFS_RUN_DIR, KVFS_MNT_DIR: elsewhere than ./run and ./mnt
+MNT=${KVFS_MNT_DIR:-"$ROOT/mnt"}
+PORT_BASE=${KVFS_PORT_BASE:-7000} # node N listens on 127.0.0.1:PORT_BASE+N
 CLUSTER_NODES=(1 2 3)
 ALL_NODES=(standalone 1 2 3)
 CLUSTER=demo
 STOP_TIMEOUT=10
-ZK_DIR="$ROOT/run/zk"
+ZK_DIR="$RUN/zk"
 ZK_JAR=/usr/share/java/zookeeper.jar
 EXIT_CLUSTER_MISMATCH=5
 
 # --- layout --------------------------------------------------------------------------------------
 # A node is "standalone" or a cluster node id.
 
-node_run() { printf '%s\n' "$ROOT/run/$1"; }
-node_data() { printf '%s\n' "$ROOT/run/$1/data"; }
-node_mnt() { if [[ "$1" == standalone ]]; then printf '%s\n' "$ROOT/mnt/1"; else printf '%s\n' "$ROOT/mnt/$1"; fi; }
-node_pidfile() { printf '%s\n' "$ROOT/run/$1/kvfs.pid"; }
-node_log() { printf '%s\n' "$ROOT/run/$1/data/kvfs.log"; }
+node_run() { printf '%s\n' "$RUN/$1"; }
+node_data() { printf '%s\n' "$RUN/$1/data"; }
+node_mnt() { if [[ "$1" == standalone ]]; then printf '%s\n' "$MNT/1"; else printf '%s\n' "$MNT/$1"; fi; }
+node_pidfile() { printf '%s\n' "$RUN/$1/kvfs.pid"; }
+node_log() { printf '%s\n' "$RUN/$1/data/kvfs.log"; }
 node_name() { if [[ "$1" == standalone ]]; then echo "the standalone node"; else echo "node $1"; fi; }
 
 # node_args NODE: the options of NODE besides --data and the mount point.
@@ -44,7 +47,7 @@ node_args() {
 		printf '%s\n' --id 1
 	else
 		printf '%s\n' --zk "127.0.0.1:$(zk_port)" --cluster "$CLUSTER" --cluster-size 3 \
-			--id "$1" --listen "127.0.0.1:$((7000 + $1))"
+			--id "$1" --listen "127.0.0.1:$((PORT_BASE + $1))"
 	fi
 }
 
@@ -262,13 +265,13 @@ stop_node() {
 # stop_all: every node (cluster or standalone), then ZooKeeper.
 stop_all() {
 	local n
-	mkdir -p "$ROOT/run"
-	touch "$ROOT/run/stopping" # tells a waiting start.sh that nodes go away on purpose
+	mkdir -p "$RUN"
+	touch "$RUN/stopping" # tells a waiting start.sh that nodes go away on purpose
 	for n in "${ALL_NODES[@]}"; do
 		stop_node "$n"
 	done
 	zk_stop
-	rm -f "$ROOT/run/stopping"
+	rm -f "$RUN/stopping"
 }
 
 # status_field NODE KEY: the value of KEY in NODE's /.status (empty when it does not answer).
@@ -308,7 +311,7 @@ wait_foreground() {
 		for n in "${CLUSTER_NODES[@]}"; do
 			if pid=$(node_pid "$n"); then
 				known[$n]=$pid
-			elif [[ -n "${known[$n]:-}" && ! -e "$ROOT/run/stopping" ]]; then
+			elif [[ -n "${known[$n]:-}" && ! -e "$RUN/stopping" ]]; then
 				echo "node $n (pid ${known[$n]}) exited; the others carry on." \
 					"Start it again with: $0 restart $n"
 				unset "known[$n]"
@@ -330,9 +333,9 @@ cmd_start() {
 			return 1
 		fi
 	done
-	rm -f "$ROOT/run/stopping"
-	mkdir -p "$ROOT/run"
-	printf '%s\n' "$KVFS" >"$ROOT/run/kvfs-bin" # for `restart N` from another terminal
+	rm -f "$RUN/stopping"
+	mkdir -p "$RUN"
+	printf '%s\n' "$KVFS" >"$RUN/kvfs-bin" # for `restart N` from another terminal
 	zk_start || return 1
 	for n in "${CLUSTER_NODES[@]}"; do
 		if ! start_node "$n"; then
@@ -403,8 +406,8 @@ cmd_restart() {
 		echo "ZooKeeper is not running: start everything with $0" >&2
 		return 1
 	fi
-	if [[ -z "${KVFS_BIN:-}" && -f "$ROOT/run/kvfs-bin" ]]; then
-		KVFS=$(cat "$ROOT/run/kvfs-bin") # the binary the running cluster was started with
+	if [[ -z "${KVFS_BIN:-}" && -f "$RUN/kvfs-bin" ]]; then
+		KVFS=$(cat "$RUN/kvfs-bin") # the binary the running cluster was started with
 	fi
 	stop_node "$n" >/dev/null
 	start_node "$n"

@@ -2,7 +2,9 @@
  * bench_smallfile: small-file throughput of a directory, for comparing kvfs with a local
  * filesystem. It prints figures; it is not a test.
  *
- *   bench_smallfile DIR [--threads T] [--seconds S] [--names N] [--size B]
+ *   bench_smallfile DIR... [--threads T] [--seconds S] [--names N] [--size B]
+ *     With several DIRs (the mounts of a cluster's nodes), thread i works in DIR number
+ *     i mod (number of DIRs).
  *     Phase 1 (puts): each thread loops over its own N names (DIR/t<thread>/f<j>) doing
  *     open(O_CREAT|O_TRUNC|O_WRONLY) + write B bytes + close, for S seconds.
  *     Phase 2 (gets): the same names, open(O_RDONLY) + read + close, for S seconds.
@@ -197,7 +199,8 @@ static int run_phase(struct worker *ws, int threads, bool gets, struct result *r
 	return 0;
 }
 
-static int smallfile(const char *dir, int threads, double seconds, unsigned names, size_t size)
+static int smallfile(char **dirs, int ndirs, int threads, double seconds, unsigned names,
+                     size_t size)
 {
 	struct worker ws[MAX_THREADS];
 	struct result put, get;
@@ -205,6 +208,8 @@ static int smallfile(const char *dir, int threads, double seconds, unsigned name
 
 	memset(ws, 0, sizeof(ws));
 	for (int i = 0; i < threads; i++) {
+		const char *dir = dirs[i % ndirs];
+
 		snprintf(path, sizeof(path), "%s/t%d", dir, i);
 		if (mkdir(path, 0755) != 0 && errno != EEXIST) {
 			fprintf(stderr, "bench_smallfile: mkdir %s: %s\n", path, strerror(errno));
@@ -262,7 +267,7 @@ static int append_fsync(const char *file, double seconds, size_t size)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: bench_smallfile DIR [--threads T] [--seconds S] [--names N] [--size B]\n"
+	fprintf(f, "usage: bench_smallfile DIR... [--threads T] [--seconds S] [--names N] [--size B]\n"
 	           "       bench_smallfile --append-fsync FILE [--seconds S] [--size B]\n");
 }
 
@@ -308,13 +313,13 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc - 1 || threads < 1 || threads > MAX_THREADS || seconds <= 0 ||
-	    names < 1 || size > 65535) {
+	if (optind >= argc || (fsync_mode && optind != argc - 1) || threads < 1 ||
+	    threads > MAX_THREADS || seconds <= 0 || names < 1 || size > 65535) {
 		usage(stderr);
 		return 2;
 	}
 	if (fsync_mode)
 		return append_fsync(argv[optind], seconds, size < 0 ? 128 : (size_t)size);
-	return smallfile(argv[optind], threads, seconds, (unsigned)names,
+	return smallfile(argv + optind, argc - optind, threads, seconds, (unsigned)names,
 	                 size < 0 ? 100 : (size_t)size);
 }
