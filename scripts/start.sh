@@ -351,6 +351,7 @@ cmd_start() {
 		echo "(no leader yet: see $0 status and the logs in run/N/data/kvfs.log)"
 		l=1
 	fi
+	local f=$((l % 3 + 1))
 	cat <<EOF
 
 kvfs is running: ZooKeeper on 127.0.0.1:$(zk_port) and three nodes of the cluster "$CLUSTER".
@@ -360,14 +361,15 @@ Node $l leads. Try, in another terminal:
   grep -H '^role' mnt/*/.status     # who leads
   $0 status
 
-  # Write on the leader's mount (until replication lands, issue #4, followers answer EROFS):
-  echo hello > mnt/$l/greeting && cat mnt/$l/greeting
+  # Write on any node's mount; every node reads it (followers forward writes to the leader):
+  echo hello > mnt/$f/greeting && cat mnt/1/greeting mnt/2/greeting mnt/3/greeting
+  grep -E '^(commit_index|applied_index|lag)|^peer' mnt/$f/.status
 
   # Watch the roles and the epoch while you stop or crash the leader:
   watch -n 0.5 "grep -H '^role\\|^epoch' mnt/*/.status"
   kill \$(cat run/$l/kvfs.pid)        # SIGTERM: it hands over, another leads within a second
-  kill -9 \$(cat run/$l/kvfs.pid)     # crash: another leads once its session times out (~6 s)
-  $0 restart $l
+  kill -9 \$(cat run/$l/kvfs.pid)     # crash: its port refuses, another leads within a second
+  $0 restart $l                      # it comes back as a follower and catches up
 
 Press Ctrl-C here (or run: $0 stop) to stop the nodes and ZooKeeper.
 EOF
