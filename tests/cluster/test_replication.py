@@ -398,6 +398,29 @@ def test_follower_restart_catches_up_from_snapshot(h):
             "%s restarts from the installed snapshot and keeps up" % follower.name)
 
 
+def test_no_majority_write_timeout(h):
+    """With two of three nodes down, a write fails with EIO after --write-timeout and the log
+    says why; once a second node is back, writes succeed again."""
+    nodes, leader, epoch = three_nodes(h, "eio", extra=["--write-timeout", "2000"])
+    rest = [n for n in nodes if n is not leader]
+    for n in rest:
+        n.stop()
+    t0 = time.monotonic()
+    rv = write_file(os.path.join(leader.mnt, "lonely"), b"no majority\n")
+    took = (time.monotonic() - t0) * 1000
+    h.log("write with no majority: %s after %d ms" % (os.strerror(rv) if rv else "ok", took))
+    h.check(rv == errno.EIO and 1500 <= took <= 6000,
+            "a write with no majority fails with EIO after about --write-timeout (2 s)",
+            "%s after %d ms" % (os.strerror(rv) if rv else "success", took))
+    out = leader.output()
+    h.check("nothing was committed within 2000 ms" in out,
+            "the log line says that nothing was committed within the write timeout", out[-1500:])
+    rest[0].start()
+    ms = h.wait_for(lambda: write_file(os.path.join(leader.mnt, "back"), b"ok\n") == 0 or
+                    write_file(os.path.join(rest[0].mnt, "back"), b"ok\n") == 0, 30, 0.2)
+    h.check(ms is not None, "with a majority back, writes succeed again (after %s ms)" % ms)
+
+
 def test_linearizable_reads(h):
     """--read linearizable: a value acknowledged through one node is what any other node reads
     next, new names included; reads on every node of 100 alternating writes."""
@@ -437,5 +460,6 @@ if __name__ == "__main__":
         test_concurrent_appends_and_races,
         test_follower_restart_catches_up_from_log,
         test_follower_restart_catches_up_from_snapshot,
+        test_no_majority_write_timeout,
         test_linearizable_reads,
     ])
