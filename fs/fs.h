@@ -53,9 +53,17 @@ struct dirent_snap {
 };
 
 /* What fi->fh points at. */
+/* Contents of the store that a snapshot from the leader replaced, kept while open files whose
+ * inode the snapshot no longer has still point into them. */
+struct grave {
+	struct kvfs_store *store;
+	unsigned refs; /* handles pointing into it */
+};
+
 struct handle {
 	enum handle_kind kind;
 	struct kvfs_inode *in; /* pinned; NULL for virtual files */
+	struct grave *grave;   /* non-NULL: in points into these replaced contents, unpinned */
 	struct wbuf *wb;       /* files opened for writing without O_APPEND */
 	bool append;           /* O_APPEND: writes gather here and commit as one APPEND */
 	uint8_t *abuf;
@@ -131,7 +139,6 @@ void fuse_status_attr(struct kvfs_fs *fs, fuse_ino_t ino, struct stat *st);
 char *fuse_status_render(struct kvfs_fs *fs, fuse_ino_t ino, size_t *len);
 
 /* fuse_ops.c: the filesystem's side of a store reset (struct kvfs_node_reset). */
-bool fuse_ops_may_reset(void *arg);
 void fuse_ops_on_reset(void *arg, struct kvfs_store *old);
 
 /* fuse_inval.c: the invalidation thread. */

@@ -395,8 +395,14 @@ void fuse_file_free_handle(struct kvfs_fs *fs, struct handle *h, bool commit)
 	unlink_handle(fs, h);
 	if (h->wb)
 		wbuf_put(fs, h->wb);
-	if (h->in)
+	if (h->grave) {
+		if (--h->grave->refs == 0 && h->grave->store) {
+			store_close(h->grave->store);
+			free(h->grave);
+		}
+	} else if (h->in) {
 		store_unpin(fs->store, h->in, 1);
+	}
 	for (size_t i = 0; i < h->nents; i++)
 		free(h->ents[i].name);
 	free(h->ents);

@@ -16,9 +16,12 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kvfs/logging.h"
 #include "kvfs/op.h"
+
+#define ENTRY_STALE_MS 2000 /* above the entry timeout (fuse_ops.c, main.c: 1 s) */
 
 enum inval_kind { INVAL_INODE, INVAL_ENTRY };
 
@@ -29,6 +32,7 @@ struct inval_item {
 	uint64_t child; /* INVAL_ENTRY: the removed inode, or 0 */
 	fuse_req_t req; /* answered with -err once the invalidation is done; may be NULL */
 	int err;
+	uint64_t queued_ms; /* CLOCK_MONOTONIC */
 	size_t len;
 	struct inval_item *next;
 	char name[];
@@ -59,6 +63,57 @@ static void run_item(struct kvfs_inval *iv, const struct inval_item *it)
 		          strerror(-rv));
 }
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Unlinks it, which follows prev (NULL: it is the head), from the queue. */
+static void take(struct kvfs_inval *iv, struct inval_item *prev, struct inval_item *it)
+{
+	if (prev)
+		prev->next = it->next;
+	else
+		iv->head = it->next;
+	if (iv->tail == it)
+		iv->tail = prev;
+}
+
+/*
+ * The next item to run, taken from the queue; NULL if none may run now. An entry invalidation
+ * locks the directory in the kernel, which a local create or unlink in flight may hold until we
+ * answer it: while any is in flight (holds), entry invalidations wait. Were we to block in the
+ * kernel behind them instead, a kill -9 of this process could never complete (this thread would
+ * never leave the kernel to let the mount go). Inode invalidations (and the replies they carry)
+ * take no directory lock and go past them. An entry invalidation that waited longer than the
+ * entry timeout is dropped: the kernel has already stopped trusting that entry.
+ */
+static struct inval_item *next_item(struct kvfs_inval *iv)
+{
+	struct inval_item *prev = NULL, *it;
+
+	if (iv->holds == 0 || iv->stop) {
+		it = iv->head;
+		if (it)
+			take(iv, NULL, it);
+		return it;
+	}
+	for (it = iv->head; it; prev = it, it = it->next) {
+		if (it->kind == INVAL_INODE || mono_ms() - it->queued_ms > ENTRY_STALE_MS) {
+			take(iv, prev, it);
+			if (it->kind == INVAL_ENTRY) {
+				free(it);
+				return next_item(iv);
+			}
+			return it;
+		}
+	}
+	return NULL;
+}
+
 static void *inval_main(void *arg)
 {
 	struct kvfs_inval *iv = arg;
@@ -72,18 +127,19 @@ static void *inval_main(void *arg)
 			pthread_cond_wait(&iv->cond, &iv->lock);
 		if (!iv->head)
 			break; /* stop, and nothing left */
-		/* An entry invalidation locks the directory in the kernel, which a local create or
-		 * unlink in flight may hold until we answer it: wait for those to be answered. Were
-		 * we to block in the kernel behind them instead, a kill -9 of this process could
-		 * never complete (this thread would never leave the kernel to let the mount go). */
-		if (iv->head->kind == INVAL_ENTRY && iv->holds > 0 && !iv->stop) {
-			pthread_cond_wait(&iv->cond, &iv->lock);
+		it = next_item(iv);
+		if (!it) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 200 * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&iv->cond, &iv->lock, &ts);
 			continue;
 		}
-		it = iv->head;
-		iv->head = it->next;
-		if (!iv->head)
-			iv->tail = NULL;
 		stopping = iv->stop;
 		pthread_mutex_unlock(&iv->lock);
 		if (!stopping)
@@ -166,6 +222,7 @@ void fuse_inval_entry(struct kvfs_inval *iv, uint64_t parent, const char *name, 
 	if (!it)
 		return;
 	it->kind = INVAL_ENTRY;
+	it->queued_ms = mono_ms();
 	it->ino = parent;
 	it->child = child;
 	it->len = len;

@@ -716,14 +716,6 @@ void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_ap
 	 * change; commits of written files invalidate before they answer (fuse_file.c). */
 }
 
-bool fuse_ops_may_reset(void *arg)
-{
-	struct kvfs_fs *fs = arg;
-
-	/* Open files hold inode pointers into the store's contents. */
-	return fs->handles == NULL;
-}
-
 static int inval_known(void *arg, const struct kvfs_inode *in)
 {
 	struct kvfs_fs *fs = arg;
@@ -735,12 +727,39 @@ static int inval_known(void *arg, const struct kvfs_inode *in)
 
 void fuse_ops_on_reset(void *arg, struct kvfs_store *old)
 {
+	static struct grave kept_forever; /* out of memory: the old contents are never freed */
 	struct kvfs_fs *fs = arg;
+	struct grave *g = calloc(1, sizeof(*g));
+	bool oom = !g;
 
 	/* Whatever the kernel knows came from the old contents. Names it caches expire with the
 	 * entry timeout; attributes and data go now. */
 	store_foreach(old, inval_known, fs);
 	fuse_inval_inode(fs->inval, KVFS_ROOT_INO, true, NULL, 0);
+	/* Open files move to the same inode in the new contents (their pins moved already). One
+	 * whose file the snapshot no longer has keeps reading what it had open, from the old
+	 * contents, which stay until the last such file is closed; its writes fail (ENOENT). */
+	for (struct handle *h = fs->handles; h; h = h->next) {
+		struct kvfs_inode *now;
+
+		if (!h->in || h->grave)
+			continue;
+		now = store_get(fs->store, h->in->ino);
+		if (now) {
+			h->in = now;
+		} else {
+			h->grave = oom ? &kept_forever : g;
+			h->grave->refs++;
+		}
+	}
+	if (oom)
+		return;
+	if (g->refs) {
+		g->store = old;
+		return;
+	}
+	free(g);
+	store_close(old);
 }
 
 const struct fuse_lowlevel_ops fuse_ops_table = {

@@ -370,10 +370,7 @@ static void cluster_status(void *arg, struct kvfs_status *st)
 	st->zk = v.zk;
 }
 
-static const struct kvfs_node_reset reset_hooks = {
-    .may = fuse_ops_may_reset,
-    .done = fuse_ops_on_reset,
-};
+static const struct kvfs_node_reset reset_hooks = {.done = fuse_ops_on_reset};
 
 /* Connects to ZooKeeper and checks the cluster, before anything is mounted. */
 static int open_cluster(struct app *a, char *cluster_id, char *err, size_t errlen)

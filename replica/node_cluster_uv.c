@@ -250,8 +250,6 @@ static void io_persist_epoch(void *arg, uint64_t epoch)
 	start_promise(c);
 }
 
-static void complete_fwd(struct node_cluster *c, uint64_t seq, const struct kvfs_apply_result *res);
-
 static void io_apply(void *arg, const struct kvfs_repl_entry *e)
 {
 	struct node_cluster *c = arg;
@@ -279,7 +277,7 @@ static void io_apply(void *arg, const struct kvfs_repl_entry *e)
 	if (op.type != KVFS_OP_NOOP && n->on_apply)
 		n->on_apply(n->cb_arg, &op, &res);
 	if (op.origin == n->cfg.id && op.seq)
-		complete_fwd(c, op.seq, &res);
+		nfwd_applied(c, op.seq, &res);
 }
 
 static void io_leadership_lost(void *arg)
@@ -296,287 +294,6 @@ static void io_need_snapshot(void *arg, uint32_t to)
 	nsnap_need(arg, to);
 }
 
-/* ---- proposals of this node ---- */
-
-static void fwd_unlink(struct node_cluster *c, struct fwd *f)
-{
-	if (f->prev)
-		f->prev->next = f->next;
-	else
-		c->head = f->next;
-	if (f->next)
-		f->next->prev = f->prev;
-	else
-		c->tail = f->prev;
-	f->prev = f->next = NULL;
-	c->nfwd--;
-}
-
-static void fwd_append(struct node_cluster *c, struct fwd *f)
-{
-	f->prev = c->tail;
-	f->next = NULL;
-	if (c->tail)
-		c->tail->next = f;
-	else
-		c->head = f;
-	c->tail = f;
-	c->nfwd++;
-}
-
-static void fwd_finish(struct node_cluster *c, struct fwd *f, int err, uint64_t ino)
-{
-	fwd_unlink(c, f);
-	f->cb(f->arg, err, ino);
-	free(f->op);
-	free(f);
-}
-
-/* Barriers complete once nothing proposed before them waits. */
-static void settle_barriers(struct node_cluster *c)
-{
-	while (c->head && !c->head->op)
-		fwd_finish(c, c->head, 0, 0);
-}
-
-/* Gives f a new sequence number (its old one can no longer apply) and queues it last. */
-static void fwd_renumber(struct node_cluster *c, struct fwd *f)
-{
-	struct kvfs_op op;
-
-	if (op_decode(&op, f->op, f->len) < 0)
-		return;
-	op.seq = f->seq = c->n->next_seq++;
-	op_encode(&op, f->op);
-	f->sent_to = 0;
-	f->sent_epoch = 0;
-	fwd_unlink(c, f);
-	fwd_append(c, f);
-}
-
-static void complete_fwd(struct node_cluster *c, uint64_t seq, const struct kvfs_apply_result *res)
-{
-	struct fwd *f = c->head, *next;
-
-	for (; f; f = next) {
-		next = f->next;
-		if (!f->op)
-			continue;
-		if (f->seq == seq) {
-			fwd_finish(c, f, res->err, res->ino);
-			break;
-		}
-		if (f->seq < seq)
-			fwd_renumber(c, f);
-	}
-	settle_barriers(c);
-}
-
-/*
- * Where our proposals go now: this node (when it leads and its no-op has committed) or the
- * leader it follows, if connected. False if there is nowhere to send them yet.
- */
-static bool target(struct node_cluster *c, uint32_t *to, uint64_t *epoch)
-{
-	struct kvfs_node *n = c->n;
-	struct kvfs_node_view v = {0};
-	uint32_t leader = repl_leader(c->repl);
-
-	n->cluster->view(n->cluster->arg, &v);
-	*epoch = repl_epoch(c->repl);
-	if (v.leading && v.epoch == *epoch && repl_role(c->repl) == KVFS_REPL_LEADER) {
-		*to = n->cfg.id;
-		return true;
-	}
-	if (v.leader && v.epoch > *epoch) {
-		leader = v.leader;
-		*epoch = v.epoch;
-	}
-	if (!leader) {
-		c->why_stuck = "no leader is known (is a majority of the cluster up?)";
-		return false;
-	}
-	if (leader == n->cfg.id) {
-		c->why_stuck = "this node was elected but has not yet gathered a majority";
-		return false;
-	}
-	if (!peer_connected(c->peers, leader)) {
-		c->why_stuck = "the leader cannot be reached";
-		return false;
-	}
-	*to = leader;
-	return true;
-}
-
-/* Sends every proposal not yet sent to the current leader in its epoch, in order. */
-static void dispatch(struct node_cluster *c)
-{
-	struct kvfs_node *n = c->n;
-	uint32_t to;
-	uint64_t epoch;
-
-	if (c->closing || !c->head || !target(c, &to, &epoch))
-		return;
-	for (struct fwd *f = c->head; f; f = f->next) {
-		int rv;
-
-		if (!f->op || (f->sent_to == to && f->sent_epoch == epoch))
-			continue;
-		if (to == n->cfg.id) {
-			rv = repl_propose(c->repl, f->op, f->len, NULL);
-		} else {
-			struct kvfs_peer_forward m = {
-			    .origin = n->cfg.id, .seq = f->seq, .op = f->op, .op_len = f->len};
-			size_t size = peer_msg_forward_size(&m);
-			uint8_t *buf = malloc(size);
-
-			if (!buf)
-				break;
-			peer_msg_forward_encode(&m, buf);
-			rv = peer_send(c->peers, to, KVFS_MSG_FORWARD, buf, (uint32_t)size);
-			free(buf);
-		}
-		if (rv < 0) {
-			c->why_stuck = "the leader did not take the write";
-			break;
-		}
-		f->sent_to = to;
-		f->sent_epoch = epoch;
-	}
-}
-
-/* Resends everything from seq on (the leader refused it, or the connection went). */
-static void unsend_from(struct node_cluster *c, uint64_t seq, uint32_t peer)
-{
-	for (struct fwd *f = c->head; f; f = f->next)
-		if (f->op && (peer ? f->sent_to == peer : f->seq >= seq)) {
-			f->sent_to = 0;
-			f->sent_epoch = 0;
-		}
-}
-
-/* Fails what has waited past the write timeout. */
-static void expire(struct node_cluster *c)
-{
-	uint64_t now = uv_now(c->n->loop);
-	struct fwd *f = c->head, *next;
-	unsigned failed = 0;
-
-	for (; f; f = next) {
-		next = f->next;
-		if (f->deadline > now)
-			continue;
-		failed++;
-		fwd_finish(c, f, -EIO, 0);
-	}
-	if (failed)
-		log_warn("%u write(s) failed with EIO: nothing was committed within %" PRIu64
-		         " ms (%s)",
-		         failed, c->n->cfg.write_timeout_ms,
-		         c->why_stuck ? c->why_stuck : "no majority of replicas answered");
-	settle_barriers(c);
-}
-
-static struct fwd *fwd_new(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
-{
-	struct fwd *f = calloc(1, sizeof(*f));
-
-	if (!f)
-		return NULL;
-	f->cb = cb;
-	f->arg = arg;
-	f->deadline = uv_now(n->loop) + n->cfg.write_timeout_ms;
-	return f;
-}
-
-int ncl_propose(struct kvfs_node *n, struct kvfs_op *op, kvfs_node_done_fn cb, void *arg)
-{
-	struct node_cluster *c = cl_of(n);
-	struct fwd *f = fwd_new(n, cb, arg);
-
-	if (!f)
-		return -ENOMEM;
-	op->origin = n->cfg.id;
-	op->seq = n->next_seq++;
-	op->time_ns = node_now_ns();
-	if (op->max_value == 0)
-		op->max_value = n->cfg.max_value;
-	f->seq = op->seq;
-	f->len = (uint32_t)op_encoded_size(op);
-	f->op = malloc(f->len);
-	if (!f->op) {
-		free(f);
-		return -ENOMEM;
-	}
-	op_encode(op, f->op);
-	fwd_append(c, f);
-	dispatch(c);
-	return 0;
-}
-
-int ncl_sync(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
-{
-	struct fwd *f = fwd_new(n, cb, arg);
-
-	if (!f)
-		return -ENOMEM;
-	fwd_append(cl_of(n), f); /* completed from the loop (ncl_check), never from here */
-	return 0;
-}
-
-bool ncl_busy(const struct kvfs_node *n)
-{
-	return cl_of(n)->head != NULL;
-}
-
-/* ---- messages from peers ---- */
-
-static void reply_forward(struct node_cluster *c, uint32_t to, uint64_t seq, int err)
-{
-	struct kvfs_peer_forward_reply m = {.origin = to, .seq = seq, .err = err};
-	uint8_t buf[KVFS_PEER_FORWARD_REPLY_SIZE];
-
-	peer_msg_forward_reply_encode(&m, buf);
-	peer_send(c->peers, to, KVFS_MSG_FORWARD_REPLY, buf, sizeof(buf));
-}
-
-/* On the leader: a follower's write. Proposed as it is (its origin and seq make it once). */
-static void on_forward(struct node_cluster *c, uint32_t from, const uint8_t *p, uint32_t len)
-{
-	struct kvfs_peer_forward m;
-	struct kvfs_op op;
-	uint32_t to;
-	uint64_t epoch;
-	int rv;
-
-	if (peer_msg_forward_decode(&m, p, len) < 0 || m.origin != from ||
-	    op_decode(&op, m.op, m.op_len) < 0 || op.origin != from || op.seq != m.seq ||
-	    op.type == KVFS_OP_NOOP) {
-		log_warn("node %u forwarded a write that is not well formed; ignored", from);
-		return;
-	}
-	if (!target(c, &to, &epoch) || to != c->n->cfg.id)
-		rv = -EROFS;
-	else
-		rv = repl_propose(c->repl, m.op, m.op_len, NULL);
-	if (rv < 0)
-		reply_forward(c, from, m.seq, rv == -EROFS ? -EROFS : -EAGAIN);
-}
-
-/* On a follower: the leader refused a write (it no longer leads, or not yet). */
-static void on_forward_reply(struct node_cluster *c, uint32_t from, const uint8_t *p,
-                             uint32_t len)
-{
-	struct kvfs_peer_forward_reply m;
-
-	if (peer_msg_forward_reply_decode(&m, p, len) < 0 || m.origin != c->n->cfg.id)
-		return;
-	if (m.err < 0) {
-		c->why_stuck = "the leader refused the write (it is not ready to lead)";
-		unsend_from(c, m.seq, 0); /* the next tick sends them again, in order */
-	}
-}
-
 static void on_message(void *arg, uint32_t from, uint8_t type, const uint8_t *payload,
                        uint32_t len)
 {
@@ -590,10 +307,10 @@ static void on_message(void *arg, uint32_t from, uint8_t type, const uint8_t *pa
 		return;
 	switch (type) {
 	case KVFS_MSG_FORWARD:
-		on_forward(c, from, payload, len);
+		nfwd_on_forward(c, from, payload, len);
 		return;
 	case KVFS_MSG_FORWARD_REPLY:
-		on_forward_reply(c, from, payload, len);
+		nfwd_on_reply(c, from, payload, len);
 		return;
 	case KVFS_MSG_PEER_STATUS:
 		if (from == repl_leader(c->repl) &&
@@ -613,7 +330,7 @@ static void on_message(void *arg, uint32_t from, uint8_t type, const uint8_t *pa
 		return;
 	}
 	repl_receive(c->repl, from, &m);
-	dispatch(c);
+	nfwd_dispatch(c);
 }
 
 static void on_state(void *arg, uint32_t id, bool connected)
@@ -623,10 +340,10 @@ static void on_state(void *arg, uint32_t id, bool connected)
 	if (c->closing)
 		return;
 	if (!connected) {
-		unsend_from(c, 0, id);
+		nfwd_unsend(c, 0, id);
 		nsnap_peer_down(c, id);
 	} else
-		dispatch(c);
+		nfwd_dispatch(c);
 }
 
 /* ---- the election's view ---- */
@@ -675,7 +392,7 @@ void node_cluster_changed(struct kvfs_node *n)
 		return;
 	update_addrs(c);
 	follow_view(c);
-	dispatch(c);
+	nfwd_dispatch(c);
 }
 
 /* Fast failover: the leader's port refuses connections, so the process is gone. */
@@ -758,8 +475,8 @@ static void on_tick(uv_timer_t *t)
 	follow_view(c);
 	repl_tick(c->repl);
 	check_dead_leader(c);
-	dispatch(c);
-	expire(c);
+	nfwd_dispatch(c);
+	nfwd_expire(c);
 	nread_tick(c);
 	nsnap_tick(c);
 	track_lag(c);
@@ -802,6 +519,21 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 	if (!c->leader_view || nread_init(c) < 0 || nsnap_init(c) < 0)
 		return -ENOMEM;
 	io.arg = c;
+	/* Our sequence numbers must grow past any of ours the store or the log holds, whatever
+	 * the clock did meanwhile. */
+	for (size_t i = 0; i < nlog; i++) {
+		struct kvfs_op op;
+
+		if (log[i].len && op_decode(&op, log[i].data, log[i].len) == 0 &&
+		    op.origin == n->cfg.id && op.seq >= n->next_seq)
+			n->next_seq = op.seq + 1;
+	}
+	{
+		struct kvfs_session sess;
+
+		if (store_session_get(n->store, n->cfg.id, &sess) && sess.seq >= n->next_seq)
+			n->next_seq = sess.seq + 1;
+	}
 	rv = repl_init(&c->repl, n->cfg.id, n->cfg.cluster_size, &io, promised, base, base_epoch,
 	               log, nlog, base);
 	if (rv < 0) {
@@ -849,7 +581,7 @@ int ncl_start(struct kvfs_node *n)
 
 void ncl_check(struct kvfs_node *n)
 {
-	settle_barriers(cl_of(n));
+	nfwd_settle(cl_of(n));
 	nread_progress(cl_of(n));
 }
 
@@ -871,7 +603,7 @@ void ncl_disk_done(struct kvfs_node *n, struct batch *b)
 
 	if (b->persisted && c->repl)
 		repl_persisted(c->repl, b->p_epoch, b->p_index);
-	dispatch(c);
+	nfwd_dispatch(c);
 }
 
 void ncl_snapshot_done(struct kvfs_node *n, uint64_t oldest_kept)
@@ -960,7 +692,7 @@ void ncl_close(struct kvfs_node *n)
 		return;
 	c->closing = true;
 	while (c->head)
-		fwd_finish(c, c->head, c->head->op ? -ESHUTDOWN : 0, 0);
+		nfwd_finish(c, c->head, c->head->op ? -ESHUTDOWN : 0, 0);
 	nread_fail_all(c, -ESHUTDOWN);
 	c->peers = NULL;
 	if (peers)
@@ -981,7 +713,7 @@ void ncl_free(struct kvfs_node *n)
 	struct node_cluster *c = cl_of(n);
 
 	while (c->head)
-		fwd_finish(c, c->head, -ESHUTDOWN, 0);
+		nfwd_finish(c, c->head, -ESHUTDOWN, 0);
 	nread_free(c);
 	nsnap_free(c);
 	repl_close(c->repl);

@@ -136,6 +136,8 @@ void node_go_fatal(struct kvfs_node *n);
 void node_maybe_finish_close(struct kvfs_node *n);
 void node_maybe_snapshot(struct kvfs_node *n);
 int64_t node_now_ns(void);
+/* Fills in what the node adds to every proposal: origin, seq, time, max_value if 0. */
+void node_stamp_op(struct kvfs_node *n, struct kvfs_op *op);
 
 /* node_cluster_uv.c: the cluster half of each node_* entry point. */
 int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
@@ -151,6 +153,18 @@ void ncl_status(const struct kvfs_node *n, struct kvfs_status *st);
 void ncl_close(struct kvfs_node *n);            /* starts closing; node_maybe_finish_close */
 bool ncl_closed(const struct kvfs_node *n);     /* ... waits for this */
 void ncl_free(struct kvfs_node *n);
+
+/* node_fwd_uv.c: this node's writes, sent to the leader until applied here. */
+bool nfwd_target(struct node_cluster *c, uint32_t *to, uint64_t *epoch);
+void nfwd_dispatch(struct node_cluster *c);         /* send what the leader lacks, in order */
+void nfwd_unsend(struct node_cluster *c, uint64_t seq, uint32_t peer); /* resend later */
+void nfwd_applied(struct node_cluster *c, uint64_t seq, const struct kvfs_apply_result *res);
+void nfwd_settle(struct node_cluster *c); /* completes node_sync() barriers at the head */
+void nfwd_after_reset(struct node_cluster *c); /* a snapshot replaced the store */
+void nfwd_expire(struct node_cluster *c); /* fails what waited past the write timeout */
+void nfwd_finish(struct node_cluster *c, struct fwd *f, int err, uint64_t ino);
+void nfwd_on_forward(struct node_cluster *c, uint32_t from, const uint8_t *p, uint32_t len);
+void nfwd_on_reply(struct node_cluster *c, uint32_t from, const uint8_t *p, uint32_t len);
 
 /* node_read_uv.c: linearizable reads (read index), on top of node_cluster_uv.c. */
 int nread_init(struct node_cluster *c);

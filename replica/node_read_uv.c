@@ -47,6 +47,7 @@ struct rd {
 	uint64_t index;    /* the read index, once known */
 	uint64_t deadline; /* uv_now() ms */
 	uint64_t id;       /* R_ASKED: our request id; from a follower: its id */
+	uint64_t asked_ms; /* R_ASKED: when (uv_now()) */
 	uint32_t from;     /* 0: a read on this node; else the follower that asked */
 	kvfs_node_done_fn cb;
 	void *arg;
@@ -211,6 +212,7 @@ static void place(struct node_cluster *c, struct rd *r)
 	if (!r->from && leader && leader != c->n->cfg.id && c->peers &&
 	    peer_connected(c->peers, leader)) {
 		r->id = s->next_id++;
+		r->asked_ms = now_ms(c);
 		send_index(c, leader, r->id);
 	}
 }
@@ -344,7 +346,9 @@ void nread_tick(struct node_cluster *c)
 			continue;
 		}
 		/* Roles change: a read waiting for the wrong kind of answer starts again. */
-		if ((r->state == R_ASKED && (leads(c) || !r->id)) ||
+		/* An unanswered request is asked again (the leader or its connection changed). */
+		if ((r->state == R_ASKED &&
+		     (leads(c) || !r->id || now - r->asked_ms >= ROUND_RETRY_MS)) ||
 		    ((r->state == R_NEXT || r->state == R_ROUND) && !leads(c))) {
 			if (r->from && !leads(c)) {
 				send_index_reply(c, r->from, r->id, 0, false);

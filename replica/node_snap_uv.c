@@ -10,8 +10,8 @@
  * The follower writes the chunks to snap-recv.tmp; after the last it fsyncs the file, renames
  * it to its snapshot name and fsyncs the directory, so a crash from then on restarts from the
  * new snapshot. Then it installs it: it loads the file into a new store, swaps the contents of
- * its store with it (once the filesystem allows: no file open), hands the pins the kernel holds
- * over to the new contents, resets its log so that the next entry is the one after the
+ * its store with it, hands the pins the kernel and open files hold over to the new contents
+ * (the filesystem then rebinds its open files, and owns the old contents), resets its log so that the next entry is the one after the
  * snapshot (unless the core kept a matching suffix), and tells the core
  * (repl_snapshot_installed()). Only then does it acknowledge the last chunk.
  *
@@ -40,6 +40,7 @@
 
 #define CHUNK_BYTES  (1u << 20)
 #define QUIET_MS     5000 /* a transfer without an answer this long starts again */
+#define REFUSED_MS   1000 /* after a refused chunk, wait this long before starting again */
 #define HEADER_EPOCH 16   /* offset of the epoch in a snapshot file (snapshot.h) */
 
 struct send_state {
@@ -47,6 +48,7 @@ struct send_state {
 	int fd;      /* -1: no transfer in flight */
 	uint64_t index, epoch, total, offset;
 	uint64_t last_ms;
+	uint64_t retry_at; /* uv_now(): no new transfer before */
 };
 
 struct node_snaps {
@@ -189,8 +191,14 @@ static void on_ack(struct node_cluster *c, uint32_t from, const uint8_t *p, uint
 	if (peer_msg_snapshot_ack_decode(&m, p, len) < 0 || t->fd < 0 || m.snap_index != t->index ||
 	    m.epoch != repl_epoch(c->repl))
 		return;
-	if (m.offset > t->total) {
+	/* A follower busy with a long transfer is alive: the leader must not give up for want of
+	 * its APPEND_ACKs. */
+	repl_peer_heard(c->repl, from);
+	if (m.offset > t->total || (!m.ok && m.offset != t->total)) {
+		/* Refused (it cannot write it, or it does not follow us yet): start again later,
+		 * not in a loop of chunks. */
 		close_send(t);
+		t->retry_at = uv_now(c->n->loop) + REFUSED_MS;
 		return;
 	}
 	t->offset = m.offset;
@@ -281,8 +289,8 @@ static bool install(struct node_cluster *c)
 		send_ack(c, s->rfrom, s->rindex, s->rtotal, true); /* caught up meanwhile */
 		return true;
 	}
-	if (n->reset && n->reset->may && !n->reset->may(n->cb_arg))
-		return false; /* files are open: try again at the next tick */
+	if (!repl_snapshot_wanted(c->repl, s->rindex))
+		return false; /* not a follower right now: see at the next tick */
 	rv = snapshot_load_latest(n->data_dir, &loaded, &index, err, sizeof(err));
 	if (rv < 0 || index != s->rindex) {
 		log_error("cannot load the snapshot received from node %u: %s; stopping", s->rfrom,
@@ -292,15 +300,25 @@ static bool install(struct node_cluster *c)
 		node_go_fatal(n);
 		return true;
 	}
-	/* The kernel's references (lookups) move to the same inodes in the new contents. */
+	/* The kernel's and the open files' references (pins) move to the same inodes in the new
+	 * contents. */
 	store_foreach(n->store, hand_over_pin, loaded);
 	store_exchange(n->store, loaded);
-	n->snapshot_index = index;
+	if (index > n->snapshot_index)
+		n->snapshot_index = index;
 	n->bytes_since_snapshot = 0;
+	rv = repl_snapshot_installed(c->repl, s->rindex, s->repoch);
 	if (n->reset && n->reset->done)
-		n->reset->done(n->cb_arg, loaded);
-	store_close(loaded);
-	repl_snapshot_installed(c->repl, s->rindex, s->repoch);
+		n->reset->done(n->cb_arg, loaded); /* the filesystem owns the old contents now */
+	else
+		store_close(loaded);
+	if (rv < 0) {
+		log_error("the replication core refused the snapshot at index %" PRIu64 "; stopping",
+		          s->rindex);
+		node_go_fatal(n);
+		return true;
+	}
+	nfwd_after_reset(c);
 	/* The log goes too, unless the core kept entries after the snapshot that match. */
 	if (repl_last_index(c->repl) == s->rindex) {
 		b = node_pending_batch(n);
@@ -417,7 +435,7 @@ void nsnap_tick(struct node_cluster *c)
 		}
 		if (t->fd >= 0 && now - t->last_ms >= QUIET_MS)
 			close_send(t);
-		if (t->wanted && t->fd < 0 && peer_connected(c->peers, id))
+		if (t->wanted && t->fd < 0 && now >= t->retry_at && peer_connected(c->peers, id))
 			start_send(c, id);
 	}
 }

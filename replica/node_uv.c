@@ -397,9 +397,18 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 	n->log_bytes = log_bytes(n->log);
 	n->bytes_since_snapshot = n->log_bytes;
 	/* Sequence numbers must grow across restarts, or the exactly-once table would take a new
-	 * operation for a retry of an old one: start from the clock (in µs), past the last applied.
-	 */
-	n->next_seq = (uint64_t)(node_now_ns() / 1000);
+	 * operation for a duplicate of an old one: start from the clock (in µs), and in any case
+	 * past the last one of ours the store remembers (and, in a cluster, the log holds:
+	 * ncl_open), should the clock have gone back. */
+	{
+		uint64_t clk = (uint64_t)(node_now_ns() / 1000);
+		struct kvfs_session sess;
+
+		if (n->next_seq < clk)
+			n->next_seq = clk;
+		if (store_session_get(n->store, n->cfg.id, &sess) && sess.seq >= n->next_seq)
+			n->next_seq = sess.seq + 1;
+	}
 	*out = n;
 	log_info("recovered %s: snapshot at %" PRIu64 ", log to %" PRIu64 ", %" PRIu64 " keys%s",
 	         n->data_dir, snap_index, last ? last : store_applied_index(n->store),
@@ -470,6 +479,15 @@ struct batch *node_pending_batch(struct kvfs_node *n)
 	return n->pending;
 }
 
+void node_stamp_op(struct kvfs_node *n, struct kvfs_op *op)
+{
+	op->origin = n->cfg.id;
+	op->seq = n->next_seq++;
+	op->time_ns = node_now_ns();
+	if (op->max_value == 0)
+		op->max_value = n->cfg.max_value;
+}
+
 int node_propose(struct kvfs_node *n, struct kvfs_op *op, kvfs_node_done_fn cb, void *arg)
 {
 	struct batch *b;
@@ -485,11 +503,7 @@ int node_propose(struct kvfs_node *n, struct kvfs_op *op, kvfs_node_done_fn cb, 
 	b = node_pending_batch(n);
 	if (!b)
 		return -ENOMEM;
-	op->origin = n->cfg.id;
-	op->seq = n->next_seq++;
-	op->time_ns = node_now_ns();
-	if (op->max_value == 0)
-		op->max_value = n->cfg.max_value;
+	node_stamp_op(n, op);
 	plen = op_encoded_size(op);
 	rec = log_record_size((uint32_t)plen);
 	rv = node_batch_reserve(b, rec);
@@ -738,7 +752,9 @@ static void snapshot_done(uv_work_t *req, int status)
 		log_warn("snapshot at index %" PRIu64 " failed: %s", index, n->snap_err);
 		n->bytes_since_snapshot /= 2;
 	} else {
-		n->snapshot_index = index;
+		/* Never backwards: a snapshot from the leader may have been installed meanwhile. */
+		if (index > n->snapshot_index)
+			n->snapshot_index = index;
 		if (n->snap_err[0])
 			log_warn("%s", n->snap_err);
 		/* Keep the log from just after the oldest kept snapshot, so a damaged newest one

@@ -600,10 +600,15 @@ void repl_compact(struct kvfs_repl *r, uint64_t upto)
 	r->base = upto;
 }
 
-void repl_snapshot_installed(struct kvfs_repl *r, uint64_t index, uint64_t epoch)
+bool repl_snapshot_wanted(const struct kvfs_repl *r, uint64_t index)
 {
-	if (index <= r->commit || index == 0 || epoch == 0 || r->role != KVFS_REPL_FOLLOWER)
-		return;
+	return index > r->commit && r->role == KVFS_REPL_FOLLOWER;
+}
+
+int repl_snapshot_installed(struct kvfs_repl *r, uint64_t index, uint64_t epoch)
+{
+	if (index == 0 || epoch == 0 || !repl_snapshot_wanted(r, index))
+		return -EINVAL;
 	if (index <= r->last && epoch_at(r, index) == epoch) {
 		/* Our log goes on past the snapshot, the same: keep that suffix. */
 		r->commit = index;
@@ -630,4 +635,11 @@ void repl_snapshot_installed(struct kvfs_repl *r, uint64_t index, uint64_t epoch
 	if (r->fmatch < index)
 		r->fmatch = index;
 	follower_ack(r, true);
+	return 0;
+}
+
+void repl_peer_heard(struct kvfs_repl *r, uint32_t id)
+{
+	if (r->role != KVFS_REPL_FOLLOWER && id > 0 && id <= r->size)
+		r->peers[id].heard = true;
 }

@@ -754,3 +754,13 @@ void store_exchange(struct kvfs_store *a, struct kvfs_store *b)
 	*a = *b;
 	*b = t;
 }
+
+bool store_session_get(const struct kvfs_store *s, uint32_t origin, struct kvfs_session *out)
+{
+	bool found;
+	size_t i = session_pos(s, origin, &found);
+
+	if (found)
+		*out = s->sessions[i];
+	return found;
+}

@@ -93,12 +93,12 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 /*
  * A follower too far behind (the leader compacted the entries it lacks) receives a snapshot that
  * replaces the contents of its store: node_store() stays the same object, but inode pointers
- * taken before point into the old contents. The filesystem says when that may happen (may(): no
- * file is open) and is told when it did (done(), with the old contents, which are freed after
- * the call). Both run on the loop thread with node_start's arg. Without hooks, it may any time.
+ * taken before point into the old contents. The pins (store_pin) on inodes that exist in both
+ * move to the new contents first. done() is then called, on the loop thread with node_start's
+ * arg: the filesystem rebinds what it holds and owns `old` from then on (store_close it when
+ * nothing points into it any more). Without the hook the old contents are freed at once.
  */
 struct kvfs_node_reset {
-	bool (*may)(void *arg);
 	void (*done)(void *arg, struct kvfs_store *old);
 };
 

@@ -28,6 +28,7 @@
 #ifndef KVFS_REPL_H
 #define KVFS_REPL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -179,13 +180,21 @@ void repl_compact(struct kvfs_repl *r, uint64_t upto);
 /* Leader: peer `to` has durably installed a snapshot ending at entry `index`. */
 void repl_snapshot_sent(struct kvfs_repl *r, uint32_t to, uint64_t index);
 
+/* Follower: whether a snapshot ending at `index` would be taken now (repl_snapshot_installed). */
+bool repl_snapshot_wanted(const struct kvfs_repl *r, uint64_t index);
+
 /*
- * Follower: the binding has durably replaced its state and its log with a snapshot ending at
- * entry (index, epoch), which must be above repl_commit_index(): the core's log goes the same
- * way (keeping what follows if it has entry index of that epoch) and index counts as committed
- * and applied. Ignored otherwise.
+ * Follower: the binding has durably replaced its state with a snapshot ending at entry (index,
+ * epoch), which repl_snapshot_wanted() accepted just before: the core's log goes the same way
+ * (keeping what follows if it has entry index of that epoch; otherwise repl_last_index() is index
+ * afterwards and the binding empties its log too) and index counts as committed and applied.
+ * Returns 0, or -EINVAL (not wanted: nothing changed).
  */
-void repl_snapshot_installed(struct kvfs_repl *r, uint64_t index, uint64_t epoch);
+int repl_snapshot_installed(struct kvfs_repl *r, uint64_t index, uint64_t epoch);
+
+/* Leader: peer `id` showed a sign of life outside the core's messages (a snapshot chunk's
+ * acknowledgement), which counts toward the majority a leader must keep hearing. */
+void repl_peer_heard(struct kvfs_repl *r, uint32_t id);
 
 /* Getters for /.status and tests. */
 enum kvfs_repl_role repl_role(const struct kvfs_repl *r);

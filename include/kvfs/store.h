@@ -128,6 +128,8 @@ struct kvfs_session {
 };
 typedef int (*kvfs_store_session_fn)(void *arg, const struct kvfs_session *sess);
 int store_session_foreach(const struct kvfs_store *s, kvfs_store_session_fn fn, void *arg);
+/* The last (seq, err, ino) applied for origin: true and *out, or false if none. */
+bool store_session_get(const struct kvfs_store *s, uint32_t origin, struct kvfs_session *out);
 int store_session_load(struct kvfs_store *s, const struct kvfs_session *sess);
 
 /* Length of the path of in from the root ("a/b/c" = 5), 0 for the root. */

@@ -451,6 +451,7 @@ class Node:
         self.addr = "127.0.0.1:%d" % self.port
         self.proc = None
         self.stopped = False  # SIGSTOPped by the test
+        self.checked = False  # its log was checked for sanitizer reports since its start
         self.log_offset = 0
         self.started_at = None
         self.label = None
@@ -502,6 +503,7 @@ class Node:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT)
         self.stopped = False
+        self.checked = False
         self.h.log("%s: started (pid %d, cluster %s, %s, priority %s, session timeout %s)" %
                    (self.name, self.proc.pid, self.cluster, self.election, self.prio,
                     self.session_timeout or "default"))
@@ -558,6 +560,10 @@ class Node:
             self.h.log("%s: stopped with SIGTERM, exit status %s after %d ms" %
                        (self.name, self.proc.returncode, (time.monotonic() - t0) * 1000))
             self._mark("stopped with SIGTERM by the test, exit status %s" % self.proc.returncode)
+            check_sanitizers(self)
+        elif not self.checked:
+            check_sanitizers(self)  # it had exited on its own
+        self.checked = True
         if is_mounted(self.mnt):
             self.mount_left = True
             detach(self.mnt)
@@ -682,8 +688,22 @@ def stop_nodes(nodes, timeout=10):
             wait_pid(n.proc, 10)
         n.h.log("%s: stopped with SIGTERM, exit status %s" % (n.name, n.proc.returncode))
         n._mark("stopped with SIGTERM by the test, exit status %s" % n.proc.returncode)
+        check_sanitizers(n)
     for n in nodes:
         detach(n.mnt)
+
+
+SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def check_sanitizers(n):
+    """Counts a failure when the daemon's log since its last start holds a report of
+    AddressSanitizer, LeakSanitizer or UndefinedBehaviorSanitizer (in the ASan build)."""
+    out = n.output()
+    found = [p for p in SANITIZER_REPORTS if p in out]
+    if found:
+        at = out.find(found[0])
+        n.h.check(False, "%s: no sanitizer report in its log" % n.name, out[at:at + 4000])
 
 
 def tail(path, n):

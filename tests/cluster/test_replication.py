@@ -398,6 +398,49 @@ def test_follower_restart_catches_up_from_snapshot(h):
             "%s restarts from the installed snapshot and keeps up" % follower.name)
 
 
+def test_snapshot_install_with_open_files(h):
+    """A follower holding files open receives a snapshot: the open files read on (a file the
+    snapshot removed reads what it had), and the node catches up and keeps up."""
+    small = ["--snapshot-bytes", "65536", "--segment-bytes", "32768"]
+    nodes, leader, epoch = three_nodes(h, "snapopen", extra=small)
+    follower = nodes[-1] if nodes[-1] is not leader else nodes[0]
+    write_file(os.path.join(leader.mnt, "kept"), b"kept\n")
+    write_file(os.path.join(leader.mnt, "doomed"), b"doomed\n")
+    wait_caught_up(h, nodes)
+    kept = os.open(os.path.join(follower.mnt, "kept"), os.O_RDONLY)
+    doomed = os.open(os.path.join(follower.mnt, "doomed"), os.O_RDONLY)
+    try:
+        follower.sigstop()
+        blob = os.urandom(3000)
+        for k in range(300):
+            write_file(os.path.join(leader.mnt, "o%03d" % k), b"%d:" % k + blob)
+        os.unlink(os.path.join(leader.mnt, "doomed"))
+        # Past the peer transport's idle timeout (10 s), so that what was queued for the
+        # stopped follower is dropped and the leader, having compacted, must send a snapshot.
+        time.sleep(11)
+        follower.sigcont()
+        index = wait_caught_up(h, nodes, 40)
+        out = follower.output()
+        h.check("installed the snapshot" in out, "%s installed a snapshot with two files open" %
+                follower.name, out[-2000:])
+        h.check(os.pread(kept, 100, 0) == b"kept\n", "a file open across the install reads on")
+        h.check(os.pread(doomed, 100, 0) == b"doomed\n",
+                "a file the snapshot removed reads what it had while it stays open")
+        h.log("caught up at index %s" % index)
+    finally:
+        if follower.stopped:
+            follower.sigcont()
+        os.close(kept)
+        os.close(doomed)
+    trees = check_identical(h, nodes, "after the install")
+    h.check("doomed" not in trees and trees.get("o299") == b"299:" + blob,
+            "%s has the new files and not the removed one" % follower.name)
+    write_file(os.path.join(follower.mnt, "later"), b"later\n")
+    wait_caught_up(h, nodes)
+    h.check(all(read_file(os.path.join(n.mnt, "later")) == b"later\n" for n in nodes),
+            "a write through %s after the install reaches every node" % follower.name)
+
+
 def test_no_majority_write_timeout(h):
     """With two of three nodes down, a write fails with EIO after --write-timeout and the log
     says why; once a second node is back, writes succeed again."""
@@ -460,6 +503,7 @@ if __name__ == "__main__":
         test_concurrent_appends_and_races,
         test_follower_restart_catches_up_from_log,
         test_follower_restart_catches_up_from_snapshot,
+        test_snapshot_install_with_open_files,
         test_no_majority_write_timeout,
         test_linearizable_reads,
     ])
