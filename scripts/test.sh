@@ -106,7 +106,7 @@ main() {
 	# Sanitizer reports end the process (and so fail the test) instead of scrolling by.
 	export ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1:print_summary=1:disable_coredump=1
 	export UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1:print_summary=1
-	export LSAN_OPTIONS=print_suppressions=0
+	export LSAN_OPTIONS="print_suppressions=0:suppressions=$ROOT/tests/lsan.supp"
 	run build-asan --werror --buildtype=debugoptimized -Db_sanitize=address,undefined \
 		-Dc_args=-fno-sanitize-recover=all
 
