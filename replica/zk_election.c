@@ -361,6 +361,7 @@ int zk_election_open(struct kvfs_zk **out, const struct kvfs_zk_config *cfg, cha
                      char *err, size_t errlen)
 {
 	struct kvfs_zk *z = calloc(1, sizeof(*z));
+	uint64_t deadline;
 	bool connected;
 	int rv;
 
@@ -393,9 +394,10 @@ int zk_election_open(struct kvfs_zk **out, const struct kvfs_zk_config *cfg, cha
 		zoo_set_log_stream(zk_log);
 	zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
 
+	deadline = now_ms() + cfg->connect_timeout_ms;
 	pthread_mutex_lock(&z->lock);
 	z->zh = connect_handle(z);
-	connected = z->zh && wait_connected(z, now_ms() + cfg->connect_timeout_ms);
+	connected = z->zh && wait_connected(z, deadline);
 	pthread_mutex_unlock(&z->lock);
 	if (!connected) {
 		snprintf(err, errlen, "cannot reach ZooKeeper at %s after %.1f s; is it running?",
@@ -403,7 +405,18 @@ int zk_election_open(struct kvfs_zk **out, const struct kvfs_zk_config *cfg, cha
 		rv = -ETIMEDOUT;
 		goto err_close;
 	}
-	rv = setup_cluster(z, cluster_id, err, errlen);
+	/* A connection lost or a request timed out while the ensemble elects its own leader (or
+	 * a server stalls) is tried again, on the next connection, until the deadline. */
+	for (;;) {
+		rv = setup_cluster(z, cluster_id, err, errlen);
+		if (rv != -ETIMEDOUT || now_ms() >= deadline)
+			break;
+		pthread_mutex_lock(&z->lock);
+		connected = wait_connected(z, deadline);
+		pthread_mutex_unlock(&z->lock);
+		if (!connected)
+			break;
+	}
 	if (rv < 0)
 		goto err_close;
 	*out = z;
