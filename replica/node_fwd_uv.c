@@ -242,18 +242,19 @@ void nfwd_expire(struct node_cluster *c)
 	struct fwd *f = c->head, *next;
 	unsigned failed = 0;
 
-	for (; f; f = next) {
+	for (; f; f = f->next)
+		failed += f->deadline <= now;
+	if (!failed)
+		return;
+	/* The log line first, so that it is there by the time the caller sees EIO. */
+	log_warn("%u write(s) failed with EIO: nothing was committed within %" PRIu64 " ms (%s)",
+	         failed, c->n->cfg.write_timeout_ms,
+	         c->why_stuck ? c->why_stuck : "no majority of replicas answered");
+	for (f = c->head; f; f = next) {
 		next = f->next;
-		if (f->deadline > now)
-			continue;
-		failed++;
-		nfwd_finish(c, f, -EIO, 0);
+		if (f->deadline <= now)
+			nfwd_finish(c, f, -EIO, 0);
 	}
-	if (failed)
-		log_warn("%u write(s) failed with EIO: nothing was committed within %" PRIu64
-		         " ms (%s)",
-		         failed, c->n->cfg.write_timeout_ms,
-		         c->why_stuck ? c->why_stuck : "no majority of replicas answered");
 	nfwd_settle(c);
 }
 

@@ -455,6 +455,7 @@ def test_no_majority_write_timeout(h):
     h.check(rv == errno.EIO and 1500 <= took <= 6000,
             "a write with no majority fails with EIO after about --write-timeout (2 s)",
             "%s after %d ms" % (os.strerror(rv) if rv else "success", took))
+    h.wait_for(lambda: "nothing was committed within 2000 ms" in leader.output(), 2, 0.05)
     out = leader.output()
     h.check("nothing was committed within 2000 ms" in out,
             "the log line says that nothing was committed within the write timeout", out[-1500:])
