@@ -606,9 +606,11 @@ void ncl_disk_done(struct kvfs_node *n, struct batch *b)
 	nfwd_dispatch(c);
 }
 
-void ncl_snapshot_done(struct kvfs_node *n, uint64_t oldest_kept)
+void ncl_snapshot_done(struct kvfs_node *n, uint64_t index)
 {
-	repl_compact(cl_of(n)->repl, oldest_kept);
+	/* The core keeps in memory only the log after the newest snapshot (the disk keeps it from
+	 * the older one too): a follower that lacks what comes before gets that snapshot. */
+	repl_compact(cl_of(n)->repl, index);
 }
 
 void ncl_status(const struct kvfs_node *n, struct kvfs_status *st)

@@ -148,7 +148,7 @@ int ncl_sync(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg);
 bool ncl_busy(const struct kvfs_node *n);
 void ncl_check(struct kvfs_node *n);            /* each loop iteration */
 void ncl_disk_done(struct kvfs_node *n, struct batch *b); /* a job completed without error */
-void ncl_snapshot_done(struct kvfs_node *n, uint64_t oldest_kept);
+void ncl_snapshot_done(struct kvfs_node *n, uint64_t index); /* a snapshot was written */
 void ncl_status(const struct kvfs_node *n, struct kvfs_status *st);
 void ncl_close(struct kvfs_node *n);            /* starts closing; node_maybe_finish_close */
 bool ncl_closed(const struct kvfs_node *n);     /* ... waits for this */

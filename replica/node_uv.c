@@ -761,8 +761,8 @@ static void snapshot_done(uv_work_t *req, int status)
 		 * still leaves a complete history to start from. */
 		if (n->snap_oldest)
 			n->compact_upto = n->snap_oldest;
-		if (n->cl && n->snap_oldest)
-			ncl_snapshot_done(n, n->snap_oldest);
+		if (n->cl)
+			ncl_snapshot_done(n, index);
 		log_info("snapshot at index %" PRIu64 " written", index);
 	}
 	node_maybe_finish_close(n);

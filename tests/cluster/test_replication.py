@@ -465,6 +465,34 @@ def test_no_majority_write_timeout(h):
     h.check(ms is not None, "with a majority back, writes succeed again (after %s ms)" % ms)
 
 
+def test_leader_without_majority_gives_up(h):
+    """A leader that hears from no majority for a session timeout gives the lead up (deletes
+    its /leader); once the others are back, a leader is established and writes go on."""
+    session = 2000
+    nodes, leader, epoch = three_nodes(h, "giveup", session_timeout=session)
+    rest = [n for n in nodes if n is not leader]
+    for n in rest:
+        n.sigstop()
+    try:
+        ms = h.wait_for(lambda: "gave up the lead" in leader.output(), (session + 4000) / 1000,
+                        0.1)
+        h.check(ms is not None, "%s gives the lead up after hearing from no majority for about "
+                "the session timeout (%d ms)" % (leader.name, session), leader.output()[-1500:])
+        if ms is not None:
+            h.log("%s gave up the lead %d ms after its followers were stopped" %
+                  (leader.name, ms))
+    finally:
+        for n in rest:
+            n.sigcont()
+    ms, lid, e2 = h.wait_agreement(nodes, 30)
+    h.check(ms is not None and e2 > epoch,
+            "with everyone back, one leader again at a higher epoch (was %d)" % epoch,
+            h.last_view)
+    ok = h.wait_for(lambda: write_file(os.path.join(rest[0].mnt, "again"), b"again\n") == 0,
+                    15, 0.2)
+    h.check(ok is not None, "writes go on")
+
+
 def test_linearizable_reads(h):
     """--read linearizable: a value acknowledged through one node is what any other node reads
     next, new names included; reads on every node of 100 alternating writes."""
@@ -506,5 +534,6 @@ if __name__ == "__main__":
         test_follower_restart_catches_up_from_snapshot,
         test_snapshot_install_with_open_files,
         test_no_majority_write_timeout,
+        test_leader_without_majority_gives_up,
         test_linearizable_reads,
     ])
