@@ -20,7 +20,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 KVFS=${KVFS_BIN:-"$ROOT/build/fs/kvfs"} # KVFS_BIN: run another binary (and skip the build)
-RUN=${KVFS_RUN_DIR:-"$RUN"} # KVFS_RUN_DIR, KVFS_MNT_DIR: elsewhere than ./run and ./mnt
+RUN=${KVFS_RUN_DIR:-"$ROOT/run"} # KVFS_RUN_DIR, KVFS_MNT_DIR: elsewhere than ./run and ./mnt
 MNT=${KVFS_MNT_DIR:-"$ROOT/mnt"}
 PORT_BASE=${KVFS_PORT_BASE:-7000} # node N listens on 127.0.0.1:PORT_BASE+N
 CLUSTER_NODES=(1 2 3)
@@ -423,7 +423,7 @@ cmd_status() {
 	fi
 	for n in "${ALL_NODES[@]}"; do
 		if pid=$(node_pid "$n"); then
-			echo "--- $(node_name "$n") (pid $pid, ${ROOT}/mnt/${n/standalone/1})"
+			echo "--- $(node_name "$n") (pid $pid, ${MNT}/${n/standalone/1})"
 			timeout 2 cat "$(node_mnt "$n")/.status" 2>/dev/null || echo "(/.status does not answer)"
 		elif [[ "$n" != standalone ]] && zk_pid >/dev/null; then
 			echo "--- $(node_name "$n"): not running (start it with: $0 restart $n)"
