@@ -987,17 +987,6 @@ int zk_election_fatal(struct kvfs_zk *z, char *msg, size_t len)
 	return rv;
 }
 
-bool zk_election_leading(struct kvfs_zk *z, uint64_t *epoch)
-{
-	bool leading;
-
-	pthread_mutex_lock(&z->lock);
-	leading = z->leading && z->state == ZOO_CONNECTED_STATE && now_ms() < z->lease_until_ms;
-	*epoch = z->epoch;
-	pthread_mutex_unlock(&z->lock);
-	return leading;
-}
-
 void zk_election_view(struct kvfs_zk *z, struct kvfs_zk_view *v)
 {
 	pthread_mutex_lock(&z->lock);

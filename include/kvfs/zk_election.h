@@ -5,12 +5,12 @@
  * Threads: ZooKeeper's C client (libzookeeper_mt) runs its own I/O and completion threads; its
  * watcher only records what happened and wakes the election thread, which makes every ZooKeeper
  * call (synchronous ones) and closes and replaces the handle after an expiry, never inside a
- * ZooKeeper callback. The loop thread reads the outcome through zk_election_leading() and
- * zk_election_view(), which take a lock and never block on the network.
+ * ZooKeeper callback. The loop thread reads the outcome through zk_election_view(), which takes
+ * a lock and never blocks on the network.
  *
  * Leadership is also a lease: the election thread confirms its session with a round trip at
- * least every quarter of the session timeout, and zk_election_leading() says yes only until two
- * thirds of the timeout after the last confirmed one. A leader that was paused (SIGSTOP) past its
+ * least every quarter of the session timeout, and zk_election_view() says `leading` only until
+ * two thirds of the timeout after the last confirmed one. A leader that was paused (SIGSTOP) past its
  * session stops calling itself leader the moment it runs again, before its client has even
  * noticed the expiry; one that loses its connection stops at once.
  */
@@ -73,8 +73,6 @@ int zk_election_start(struct kvfs_zk *z, void (*notify)(void *arg), void *arg);
  */
 int zk_election_fatal(struct kvfs_zk *z, char *msg, size_t len);
 
-/* True if this node may act as leader now (and sets *epoch); see the lease above. */
-bool zk_election_leading(struct kvfs_zk *z, uint64_t *epoch);
 
 void zk_election_view(struct kvfs_zk *z, struct kvfs_zk_view *v);
 
