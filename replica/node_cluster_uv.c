@@ -294,6 +294,11 @@ static void io_need_snapshot(void *arg, uint32_t to)
 	nsnap_need(arg, to);
 }
 
+static void io_need_snapshot_from(void *arg, uint32_t from)
+{
+	nsnap_pull(arg, from);
+}
+
 static void on_message(void *arg, uint32_t from, uint8_t type, const uint8_t *payload,
                        uint32_t len)
 {
@@ -497,6 +502,7 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 	    .apply = io_apply,
 	    .leadership_lost = io_leadership_lost,
 	    .need_snapshot = io_need_snapshot,
+	    .need_snapshot_from = io_need_snapshot_from,
 	};
 	struct node_cluster *c;
 	uint64_t promised;

@@ -180,6 +180,7 @@ void nread_fail_all(struct node_cluster *c, int err);
 int nsnap_init(struct node_cluster *c);
 void nsnap_free(struct node_cluster *c);
 void nsnap_need(struct node_cluster *c, uint32_t to);
+void nsnap_pull(struct node_cluster *c, uint32_t from); /* a candidate needs from's snapshot */
 bool nsnap_message(struct node_cluster *c, uint32_t from, uint8_t type, const uint8_t *p,
                    uint32_t len); /* true if it was a snapshot message */
 void nsnap_peer_down(struct node_cluster *c, uint32_t id);

@@ -45,6 +45,7 @@
 
 struct send_state {
 	bool wanted; /* the core asked for a snapshot for this peer */
+	bool pulled; /* ... or this peer, a candidate we follow, asked (SNAPSHOT_PULL) */
 	int fd;      /* -1: no transfer in flight */
 	uint64_t index, epoch, total, offset;
 	uint64_t last_ms;
@@ -56,6 +57,7 @@ struct node_snaps {
 	uint8_t *buf;          /* one chunk's message */
 
 	/* receiving */
+	uint64_t pull_ms; /* a candidate's SNAPSHOT_PULL last sent (uv_now()) */
 	int rfd;
 	uint32_t rfrom;
 	uint64_t rindex, repoch, rtotal, roffset;
@@ -108,6 +110,36 @@ void nsnap_need(struct node_cluster *c, uint32_t to)
 		return;
 	log_info("node %u needs entries this node compacted: sending it a snapshot", to);
 	c->snaps->to[to].wanted = true;
+}
+
+static void send_pull(struct node_cluster *c, uint32_t from)
+{
+	struct kvfs_peer_snapshot_pull m = {.epoch = repl_epoch(c->repl)};
+	uint8_t buf[KVFS_PEER_SNAPSHOT_PULL_SIZE];
+
+	peer_msg_snapshot_pull_encode(&m, buf);
+	c->snaps->pull_ms = uv_now(c->n->loop);
+	peer_send(c->peers, from, KVFS_MSG_SNAPSHOT_PULL, buf, sizeof(buf));
+}
+
+void nsnap_pull(struct node_cluster *c, uint32_t from)
+{
+	log_info("node %u compacted entries this node needs to lead: asking it for its snapshot",
+	         from);
+	send_pull(c, from);
+}
+
+/* A candidate we promised asks for our snapshot: it must adopt our log, which we compacted. */
+static void on_pull(struct node_cluster *c, uint32_t from, const uint8_t *p, uint32_t len)
+{
+	struct kvfs_peer_snapshot_pull m;
+	struct send_state *t = &c->snaps->to[from];
+
+	if (peer_msg_snapshot_pull_decode(&m, p, len) < 0 || m.epoch != repl_epoch(c->repl) ||
+	    from != repl_leader(c->repl) || repl_role(c->repl) != KVFS_REPL_FOLLOWER)
+		return;
+	t->wanted = true;
+	t->pulled = true;
 }
 
 void nsnap_peer_down(struct node_cluster *c, uint32_t id)
@@ -206,6 +238,7 @@ static void on_ack(struct node_cluster *c, uint32_t from, const uint8_t *p, uint
 		log_info("node %u installed the snapshot at index %" PRIu64, from, t->index);
 		close_send(t);
 		t->wanted = false;
+		t->pulled = false;
 		repl_snapshot_sent(c->repl, from, t->index);
 		return;
 	}
@@ -280,6 +313,7 @@ static bool install(struct node_cluster *c)
 	struct kvfs_node *n = c->n;
 	struct node_snaps *s = c->snaps;
 	struct kvfs_store *loaded = NULL;
+	struct kvfs_repl_entry e;
 	uint64_t index = 0;
 	char err[256] = "";
 	struct batch *b;
@@ -307,20 +341,13 @@ static bool install(struct node_cluster *c)
 	if (index > n->snapshot_index)
 		n->snapshot_index = index;
 	n->bytes_since_snapshot = 0;
-	rv = repl_snapshot_installed(c->repl, s->rindex, s->repoch);
 	if (n->reset && n->reset->done)
 		n->reset->done(n->cb_arg, loaded); /* the filesystem owns the old contents now */
 	else
 		store_close(loaded);
-	if (rv < 0) {
-		log_error("the replication core refused the snapshot at index %" PRIu64 "; stopping",
-		          s->rindex);
-		node_go_fatal(n);
-		return true;
-	}
-	nfwd_after_reset(c);
-	/* The log goes too, unless the core kept entries after the snapshot that match. */
-	if (repl_last_index(c->repl) == s->rindex) {
+	/* The log goes too, unless it goes on from the snapshot's last entry; before the core
+	 * hears of it, since a candidate may append its no-op at once. */
+	if (repl_entry(c->repl, s->rindex, &e) < 0 || e.epoch != s->repoch) {
 		b = node_pending_batch(n);
 		if (!b) {
 			node_go_fatal(n);
@@ -331,6 +358,14 @@ static bool install(struct node_cluster *c)
 		b->trunc = false;
 		b->reset_next = s->rindex + 1;
 	}
+	rv = repl_snapshot_installed(c->repl, s->rindex, s->repoch);
+	if (rv < 0) {
+		log_error("the replication core refused the snapshot at index %" PRIu64 "; stopping",
+		          s->rindex);
+		node_go_fatal(n);
+		return true;
+	}
+	nfwd_after_reset(c);
 	log_info("installed the snapshot at index %" PRIu64 " from node %u (%" PRIu64 " keys)",
 	         s->rindex, s->rfrom, store_inode_count(n->store) - 1);
 	send_ack(c, s->rfrom, s->rindex, s->rtotal, true);
@@ -346,11 +381,11 @@ static void on_chunk(struct node_cluster *c, uint32_t from, const uint8_t *p, ui
 
 	if (peer_msg_snapshot_chunk_decode(&m, p, len) < 0)
 		return;
-	if (m.epoch < repl_epoch(c->repl) || from != repl_leader(c->repl) ||
-	    repl_role(c->repl) != KVFS_REPL_FOLLOWER) {
+	if (m.epoch < repl_epoch(c->repl) || from != repl_snapshot_source(c->repl)) {
 		send_ack(c, from, m.snap_index, 0, false);
 		return;
 	}
+	repl_peer_heard(c->repl, from); /* a candidate pulling: its source is alive */
 	if (m.snap_index <= repl_commit_index(c->repl)) {
 		send_ack(c, from, m.snap_index, m.total, true); /* we have all that */
 		return;
@@ -412,6 +447,8 @@ bool nsnap_message(struct node_cluster *c, uint32_t from, uint8_t type, const ui
 		on_chunk(c, from, p, len);
 	else if (type == KVFS_MSG_SNAPSHOT_ACK)
 		on_ack(c, from, p, len);
+	else if (type == KVFS_MSG_SNAPSHOT_PULL)
+		on_pull(c, from, p, len);
 	else
 		return false;
 	return true;
@@ -423,14 +460,25 @@ void nsnap_tick(struct node_cluster *c)
 	bool leader = repl_role(c->repl) != KVFS_REPL_FOLLOWER;
 	uint64_t now = uv_now(c->n->loop);
 
+	uint32_t source = repl_snapshot_source(c->repl);
+
 	if (s->rcomplete && install(c))
 		s->rcomplete = false;
+	/* A candidate waiting for a snapshot it pulled asks again if nothing comes. */
+	if (!leader || repl_role(c->repl) != KVFS_REPL_CANDIDATE || !source || s->rfd >= 0 ||
+	    s->rcomplete)
+		;
+	else if (now - s->pull_ms >= QUIET_MS)
+		send_pull(c, source);
 	for (uint32_t id = 1; id <= c->n->cfg.cluster_size; id++) {
 		struct send_state *t = &s->to[id];
 
-		if (!leader) {
+		/* A leader sends to whoever needs it; a follower only to the candidate it follows
+		 * that pulled. */
+		if (!(leader ? !t->pulled : t->pulled && id == repl_leader(c->repl))) {
 			close_send(t);
 			t->wanted = false;
+			t->pulled = false;
 			continue;
 		}
 		if (t->fd >= 0 && now - t->last_ms >= QUIET_MS)

@@ -44,6 +44,7 @@ const char *peer_msg_type_name(unsigned type)
 	    [KVFS_MSG_FETCH] = "fetch",
 	    [KVFS_MSG_FETCH_REPLY] = "fetch_reply",
 	    [KVFS_MSG_PEER_STATUS] = "peer_status",
+	    [KVFS_MSG_SNAPSHOT_PULL] = "snapshot_pull",
 	};
 
 	return type < KVFS_MSG__COUNT && names[type] ? names[type] : "unknown";
@@ -593,5 +594,24 @@ int peer_msg_status_decode(struct kvfs_peer_status *m, const uint8_t *buf, size_
 		m->peers[i].match = wire_get_u64(&r);
 		m->peers[i].lag_ms = wire_get_u64(&r);
 	}
+	return rcur_end(&r);
+}
+
+/* ---- SNAPSHOT_PULL ---- */
+
+size_t peer_msg_snapshot_pull_encode(const struct kvfs_peer_snapshot_pull *m, uint8_t *buf)
+{
+	struct kvfs_wcur w = {buf};
+
+	wire_put_u64(&w, m->epoch);
+	return wire_done(&w, buf);
+}
+
+int peer_msg_snapshot_pull_decode(struct kvfs_peer_snapshot_pull *m, const uint8_t *buf,
+                                  size_t len)
+{
+	struct kvfs_rcur r = {buf, len, true};
+
+	m->epoch = wire_get_u64(&r);
 	return rcur_end(&r);
 }

@@ -270,8 +270,11 @@ static void on_fetch(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_
 
 	r->leader = from;
 	reply.from_index = first;
-	/* Compacted entries cannot be fetched: an empty reply makes the candidate choose again. */
-	if (first > r->base && first <= r->last) {
+	if (first <= r->base) {
+		/* Compacted: an empty reply that starts after our snapshot tells the candidate to
+		 * get that snapshot first (need_snapshot_from). */
+		reply.from_index = r->base + 1;
+	} else if (first <= r->last) {
 		reply.n_entries = repl_batch_count(r, first);
 		reply.entries = entry_at(r, first);
 	}
@@ -376,6 +379,7 @@ void repl_become_leader(struct kvfs_repl *r, uint64_t epoch)
 	r->leader = r->id;
 	r->missed = 0;
 	r->fetch_failures = 0;
+	r->fetch_snapshot = false;
 	memset(r->peers, 0, (r->size + 1) * sizeof(*r->peers));
 	for (uint32_t id = 1; id <= r->size; id++)
 		if (id != r->id)
@@ -602,7 +606,19 @@ void repl_compact(struct kvfs_repl *r, uint64_t upto)
 
 bool repl_snapshot_wanted(const struct kvfs_repl *r, uint64_t index)
 {
-	return index > r->commit && r->role == KVFS_REPL_FOLLOWER;
+	if (index <= r->commit)
+		return false;
+	if (r->role == KVFS_REPL_FOLLOWER)
+		return true;
+	/* A candidate that must adopt a log whose owner compacted what it lacks. */
+	return r->role == KVFS_REPL_CANDIDATE && r->phase == PHASE_FETCH && r->fetch_snapshot;
+}
+
+uint32_t repl_snapshot_source(const struct kvfs_repl *r)
+{
+	if (r->role == KVFS_REPL_FOLLOWER)
+		return r->leader;
+	return r->phase == PHASE_FETCH && r->fetch_snapshot ? r->fetch_from : 0;
 }
 
 int repl_snapshot_installed(struct kvfs_repl *r, uint64_t index, uint64_t epoch)
@@ -634,7 +650,10 @@ int repl_snapshot_installed(struct kvfs_repl *r, uint64_t index, uint64_t epoch)
 		r->stable = index;
 	if (r->fmatch < index)
 		r->fmatch = index;
-	follower_ack(r, true);
+	if (r->role == KVFS_REPL_CANDIDATE)
+		repl_leader_snapshot_fetched(r);
+	else
+		follower_ack(r, true);
 	return 0;
 }
 

@@ -62,6 +62,7 @@ struct kvfs_repl {
 	uint64_t fetch_next, noop_index;
 	uint32_t fetch_from;
 	unsigned fetch_failures; /* this epoch */
+	bool fetch_snapshot;     /* fetch_from compacted what we lack: need_snapshot_from asked */
 	unsigned missed;     /* consecutive ticks without a majority */
 	unsigned lost_ticks; /* ... after which a leader gives up */
 };
@@ -108,5 +109,6 @@ void repl_leader_on_epoch_ack(struct kvfs_repl *r, uint32_t from, const struct k
 void repl_leader_on_append_ack(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg *m);
 void repl_leader_on_fetch_reply(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg *m);
 void repl_leader_tick(struct kvfs_repl *r);
+void repl_leader_snapshot_fetched(struct kvfs_repl *r);
 
 #endif /* KVFS_REPLICA_REPL_INTERNAL_H */

@@ -143,6 +143,7 @@ void repl_leader_check_gather(struct kvfs_repl *r)
 		return;
 	}
 	r->phase = PHASE_FETCH;
+	r->fetch_snapshot = false;
 	r->fetch_from = best;
 	r->fetch_next = r->commit + 1;
 	send_fetch(r);
@@ -165,13 +166,44 @@ static void fetch_failed(struct kvfs_repl *r)
 	repl_leader_check_gather(r);
 }
 
+/* Once the log to adopt can be fetched on from fetch_next (or is all here): go on. */
+static void fetch_next_or_adopt(struct kvfs_repl *r)
+{
+	if (r->adopt_index <= r->last && epoch_at(r, r->adopt_index) == r->adopt_epoch)
+		adopt_done(r);
+	else if (r->fetch_next > r->adopt_index)
+		fetch_failed(r);
+	else
+		send_fetch(r);
+}
+
+void repl_leader_snapshot_fetched(struct kvfs_repl *r)
+{
+	if (r->role != KVFS_REPL_CANDIDATE || r->phase != PHASE_FETCH)
+		return;
+	r->fetch_snapshot = false;
+	r->fetch_next = r->base + 1;
+	fetch_next_or_adopt(r);
+}
+
 void repl_leader_on_fetch_reply(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg *m)
 {
 	uint64_t first = m->from_index;
 	uint32_t i;
 
-	if (r->phase != PHASE_FETCH || from != r->fetch_from || !m->ok || first != r->fetch_next ||
-	    !repl_entries_valid(m, first, 0))
+	if (r->phase != PHASE_FETCH || from != r->fetch_from || !m->ok)
+		return;
+	if (m->n_entries == 0 && first > r->fetch_next && first <= r->adopt_index + 1) {
+		/* It compacted what we lack: its snapshot first, if the binding can get it. */
+		if (!r->io.need_snapshot_from) {
+			fetch_failed(r);
+		} else if (!r->fetch_snapshot) {
+			r->fetch_snapshot = true;
+			r->io.need_snapshot_from(r->io.arg, from);
+		}
+		return;
+	}
+	if (first != r->fetch_next || !repl_entries_valid(m, first, 0))
 		return;
 	if (m->n_entries == 0) {
 		fetch_failed(r);
@@ -194,12 +226,7 @@ void repl_leader_on_fetch_reply(struct kvfs_repl *r, uint32_t from, const struct
 	if (i < m->n_entries && repl_log_append(r, m->entries + i, m->n_entries - i) < 0)
 		return; /* the tick asks again */
 	r->fetch_next = first + m->n_entries;
-	if (r->adopt_index <= r->last && epoch_at(r, r->adopt_index) == r->adopt_epoch)
-		adopt_done(r);
-	else if (r->fetch_next > r->adopt_index)
-		fetch_failed(r);
-	else
-		send_fetch(r);
+	fetch_next_or_adopt(r);
 }
 
 void repl_leader_on_epoch_ack(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg *m)
@@ -268,7 +295,8 @@ void repl_leader_tick(struct kvfs_repl *r)
 			p->sent = p->next - 1;
 			repl_leader_send_append(r, id, p->next);
 		} else if (r->phase == PHASE_FETCH && id == r->fetch_from) {
-			send_fetch(r);
+			if (!r->fetch_snapshot)
+				send_fetch(r);
 		} else {
 			/* Also a heartbeat: the promised answer again, so we keep hearing a
 			 * majority. */

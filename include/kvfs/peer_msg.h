@@ -38,6 +38,7 @@ enum kvfs_peer_msg_type {
 	KVFS_MSG_FETCH = 12,       /* new leader -> a follower: send me your entries from here */
 	KVFS_MSG_FETCH_REPLY = 13, /* -> new leader: these entries (or not) */
 	KVFS_MSG_PEER_STATUS = 14, /* leader -> followers: every replica's match and lag */
+	KVFS_MSG_SNAPSHOT_PULL = 15, /* candidate -> a peer: send me your newest snapshot */
 	KVFS_MSG__COUNT
 };
 
@@ -286,5 +287,15 @@ struct kvfs_peer_status {
 size_t peer_msg_status_size(const struct kvfs_peer_status *m);
 size_t peer_msg_status_encode(const struct kvfs_peer_status *m, uint8_t *buf);
 int peer_msg_status_decode(struct kvfs_peer_status *m, const uint8_t *buf, size_t len);
+
+/* SNAPSHOT_PULL: u64 epoch (the candidate's). */
+#define KVFS_PEER_SNAPSHOT_PULL_SIZE 8u
+struct kvfs_peer_snapshot_pull {
+	uint64_t epoch;
+};
+
+size_t peer_msg_snapshot_pull_encode(const struct kvfs_peer_snapshot_pull *m, uint8_t *buf);
+int peer_msg_snapshot_pull_decode(struct kvfs_peer_snapshot_pull *m, const uint8_t *buf,
+                                  size_t len);
 
 #endif /* KVFS_PEER_MSG_H */

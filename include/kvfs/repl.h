@@ -111,6 +111,10 @@ struct kvfs_repl_io {
 	/* Optional. Peer `to` needs entries this leader compacted away: send it a snapshot and
 	 * call repl_snapshot_sent() once it has installed one. Asked once per need. */
 	void (*need_snapshot)(void *arg, uint32_t to);
+	/* Optional. This candidate must adopt the log of peer `from`, which compacted entries it
+	 * lacks: get that peer's snapshot and call repl_snapshot_installed(). Without it, the
+	 * candidate gives up after a few tries (leadership_lost). */
+	void (*need_snapshot_from)(void *arg, uint32_t from);
 };
 
 enum kvfs_repl_role {
@@ -180,12 +184,17 @@ void repl_compact(struct kvfs_repl *r, uint64_t upto);
 /* Leader: peer `to` has durably installed a snapshot ending at entry `index`. */
 void repl_snapshot_sent(struct kvfs_repl *r, uint32_t to, uint64_t index);
 
-/* Follower: whether a snapshot ending at `index` would be taken now (repl_snapshot_installed). */
+/* Whether a snapshot ending at `index` would be taken now (repl_snapshot_installed): a
+ * follower's, or a candidate's that asked need_snapshot_from. */
 bool repl_snapshot_wanted(const struct kvfs_repl *r, uint64_t index);
 
+/* Who may send this replica a snapshot now: its leader (follower), or the peer it asked with
+ * need_snapshot_from (candidate); 0 if none. */
+uint32_t repl_snapshot_source(const struct kvfs_repl *r);
+
 /*
- * Follower: the binding has durably replaced its state with a snapshot ending at entry (index,
- * epoch), which repl_snapshot_wanted() accepted just before: the core's log goes the same way
+ * The binding has durably replaced its state with a snapshot ending at entry (index, epoch),
+ * which repl_snapshot_wanted() accepted just before: the core's log goes the same way
  * (keeping what follows if it has entry index of that epoch; otherwise repl_last_index() is index
  * afterwards and the binding empties its log too) and index counts as committed and applied.
  * Returns 0, or -EINVAL (not wanted: nothing changed).

@@ -398,6 +398,45 @@ def test_follower_restart_catches_up_from_snapshot(h):
             "%s restarts from the installed snapshot and keeps up" % follower.name)
 
 
+def test_candidate_pulls_snapshot(h):
+    """Priority mode: the only node that may lead is behind, and the only other live node (a
+    priority-0 one) compacted what it lacks: the candidate pulls that node's snapshot, then
+    leads, with every acknowledged write."""
+    small = ["--snapshot-bytes", "65536", "--segment-bytes", "32768"]
+    cluster = h.cluster_name("pull")
+    zk = h.zk_client()
+    a = h.node(1, cluster, election="priority", priority=10, extra=small)
+    b = h.node(2, cluster, election="priority", priority=0, extra=small)
+    c = h.node(3, cluster, election="priority", priority=5, extra=small)
+    nodes = [a, b, c]
+    start_in_order(h, nodes, zk)
+    settle(h, nodes, what="one leader (n1, priority 10)")
+    a.stop()
+    ms, lid, epoch = h.wait_agreement([b, c], 20)
+    h.require(ms is not None and lid == 3, "with n1 down, n3 (priority 5) leads", h.last_view)
+    blob = os.urandom(3000)
+    bad = [k for k in range(300)
+           if write_file(os.path.join((b if k % 2 else c).mnt, "p%03d" % k), b"%d:" % k + blob)]
+    h.check(not bad, "300 writes through n2 and n3", str(bad[:5]))
+    wait_caught_up(h, [b, c])
+    c.stop()
+    h.log("n1 and n3 stopped; n2 (priority 0) alone has the newest log, compacted")
+    a.start()
+    ms, lid, e2 = h.wait_agreement([a, b], 30)
+    h.check(ms is not None and lid == 1, "n1 leads again, having pulled n2's snapshot",
+            h.last_view + "\n" + a.output()[-2000:])
+    out = a.output()
+    h.check("installed the snapshot" in out, "n1's log says it installed n2's snapshot",
+            out[-2000:])
+    ok = h.wait_for(lambda: write_file(os.path.join(b.mnt, "after"), b"after\n") == 0, 15, 0.2)
+    h.check(ok is not None, "writes go on through n2")
+    c.start()
+    wait_caught_up(h, nodes, 30)
+    trees = check_identical(h, nodes, "after the pull")
+    h.check(all(trees.get("p%03d" % k) == b"%d:" % k + blob for k in range(300)) and
+            trees.get("after") == b"after\n", "every acknowledged write is on every replica")
+
+
 def test_snapshot_install_with_open_files(h):
     """A follower holding files open receives a snapshot: the open files read on (a file the
     snapshot removed reads what it had), and the node catches up and keeps up."""
@@ -533,6 +572,7 @@ if __name__ == "__main__":
         test_follower_restart_catches_up_from_log,
         test_follower_restart_catches_up_from_snapshot,
         test_snapshot_install_with_open_files,
+        test_candidate_pulls_snapshot,
         test_no_majority_write_timeout,
         test_leader_without_majority_gives_up,
         test_linearizable_reads,

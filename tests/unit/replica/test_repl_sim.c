@@ -73,7 +73,8 @@ struct disk_op {
 
 struct snapreq {
 	uint32_t from, to;
-	uint64_t epoch;
+	uint64_t epoch; /* the leader's (push) or the candidate's (pull) */
+	bool pull;      /* a candidate asked `from` for its snapshot */
 };
 
 struct sim;
@@ -360,7 +361,17 @@ static void io_need_snapshot(void *arg, uint32_t to)
 
 	trace(s, "%u needs a snapshot from %u", to, nd->id);
 	s->snapreqs = grow(s->snapreqs, &s->srcap, s->nsnapreqs + 1, sizeof(*s->snapreqs));
-	s->snapreqs[s->nsnapreqs++] = (struct snapreq){nd->id, to, repl_epoch(nd->r)};
+	s->snapreqs[s->nsnapreqs++] = (struct snapreq){nd->id, to, repl_epoch(nd->r), false};
+}
+
+static void io_need_snapshot_from(void *arg, uint32_t from)
+{
+	struct node *nd = arg;
+	struct sim *s = nd->s;
+
+	trace(s, "candidate %u asks %u for its snapshot", nd->id, from);
+	s->snapreqs = grow(s->snapreqs, &s->srcap, s->nsnapreqs + 1, sizeof(*s->snapreqs));
+	s->snapreqs[s->nsnapreqs++] = (struct snapreq){from, nd->id, repl_epoch(nd->r), true};
 }
 
 static const struct kvfs_repl_io io_template = {
@@ -371,6 +382,7 @@ static const struct kvfs_repl_io io_template = {
     .apply = io_apply,
     .leadership_lost = io_leadership_lost,
     .need_snapshot = io_need_snapshot,
+    .need_snapshot_from = io_need_snapshot_from,
 };
 
 /* ---- nodes ---- */
@@ -727,29 +739,37 @@ static void deliver_snapshot(struct sim *s, size_t i)
 	uint64_t index;
 
 	s->snapreqs[i] = s->snapreqs[--s->nsnapreqs];
-	if (!from->up || !to->up || s->group[q.from] != s->group[q.to] ||
-	    repl_epoch(from->r) != q.epoch || repl_role(from->r) == KVFS_REPL_FOLLOWER)
+	if (!from->up || !to->up || s->group[q.from] != s->group[q.to])
+		return;
+	if (q.pull ? repl_epoch(to->r) != q.epoch || repl_snapshot_source(to->r) != q.from
+	           : repl_epoch(from->r) != q.epoch || repl_role(from->r) == KVFS_REPL_FOLLOWER ||
+	                 repl_role(to->r) != KVFS_REPL_FOLLOWER || repl_epoch(to->r) > q.epoch)
 		return;
 	index = from->dsnap;
-	if (repl_role(to->r) != KVFS_REPL_FOLLOWER || repl_epoch(to->r) > q.epoch)
-		return;
-	if (index > repl_commit_index(to->r)) {
+	if (repl_snapshot_wanted(to->r, index)) {
+		struct kvfs_repl_entry e;
+		uint64_t epoch = s->map[index].e.epoch;
+
 		to->dsnap = index;
-		repl_snapshot_installed(to->r, index, s->map[index].e.epoch);
-		CHECK(s, repl_applied_index(to->r) == index, "replica %u did not install %" PRIu64,
-		      to->id, index);
-		to->applied = index;
-		if (index > to->applied_max)
-			to->applied_max = index;
-		if (repl_last_index(to->r) == index) {
+		/* As node_snap_uv.c: the log goes (before the core is told, which may append at
+		 * once) unless it goes on from the snapshot's last entry. */
+		if (repl_entry(to->r, index, &e) < 0 || e.epoch != epoch) {
 			for (size_t k = 0; k < to->nops; k++)
 				if (to->ops[k].type == OP_PERSIST)
 					to->ops[k].void_write = true;
 			new_op(to, OP_RESET)->arg = index;
 		}
+		to->applied = index; /* the store is the snapshot's */
+		if (index > to->applied_max)
+			to->applied_max = index;
+		CHECK(s, repl_snapshot_installed(to->r, index, epoch) == 0,
+		      "replica %u refused the snapshot at %" PRIu64, to->id, index);
+		CHECK(s, repl_applied_index(to->r) >= index, "replica %u did not install %" PRIu64,
+		      to->id, index);
 		trace(s, "%u installs %u's snapshot at %" PRIu64, q.to, q.from, index);
 	}
-	repl_snapshot_sent(from->r, q.to, index);
+	if (!q.pull)
+		repl_snapshot_sent(from->r, q.to, index);
 }
 
 /* Each seed draws its own mix of events, so that runs differ in kind, not only in order. */
