@@ -30,6 +30,7 @@
 #include <dirent.h>
 #include <time.h>
 #include <unistd.h>
+#include "../xorshift.h"
 
 #define MAX_FILES    16
 #define MAX_IO       65536
@@ -90,11 +91,7 @@ static const unsigned op_weights[OP_COUNT] = {
 
 static uint64_t rnd(struct fsx *x)
 {
-	/* xorshift64* */
-	x->rng ^= x->rng >> 12;
-	x->rng ^= x->rng << 25;
-	x->rng ^= x->rng >> 27;
-	return x->rng * 0x2545f4914f6cdd1dull;
+	return xorshift64s(&x->rng);
 }
 
 static uint64_t rnd_below(struct fsx *x, uint64_t n)

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "kvfs/frame.h"
+#include "../../xorshift.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -41,10 +42,7 @@ static void rng_seed(uint64_t seed)
 
 static uint64_t rng(void)
 {
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
+	return xorshift64s(&rng_state);
 }
 
 /* Uniform enough in [0, n). */

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "kvfs/peer_msg.h"
+#include "../../xorshift.h"
 
 #define MY_CLUSTER    "0123456789abcdef0123456789abcdef"
 #define OTHER_CLUSTER "fedcba9876543210fedcba9876543210"
@@ -28,10 +29,7 @@ static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
 static uint64_t rng(void)
 {
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
+	return xorshift64s(&rng_state);
 }
 
 /* A copy of exactly len bytes, so that ASan sees any read past them. */

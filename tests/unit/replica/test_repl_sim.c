@@ -42,6 +42,7 @@
 #include <time.h>
 
 #include "kvfs/repl.h"
+#include "../../xorshift.h"
 
 #define MAXN        5
 #define PAYLOAD     8 /* bytes of every proposal: a unique number */
@@ -134,11 +135,7 @@ struct sim {
 
 static uint64_t rnd(struct sim *s)
 {
-	/* xorshift64* */
-	s->rng ^= s->rng >> 12;
-	s->rng ^= s->rng << 25;
-	s->rng ^= s->rng >> 27;
-	return s->rng * 0x2545F4914F6CDD1DULL;
+	return xorshift64s(&s->rng);
 }
 
 static uint32_t below(struct sim *s, uint32_t n)

@@ -23,16 +23,14 @@
 #include "kvfs/peer_msg.h"
 #include "kvfs/repl.h"
 #include "kvfs/repl_wire.h"
+#include "../../xorshift.h"
 
 /* A deterministic generator (xorshift64*), so that a failure can be replayed. */
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 
 static uint64_t rng(void)
 {
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
+	return xorshift64s(&rng_state);
 }
 
 /* ---- through a frame and back ---- */

@@ -29,6 +29,7 @@
 #include "kvfs/value.h"
 
 #include "store_image.h"
+#include "../../xorshift.h"
 
 #define ROOT       KVFS_ROOT_INO
 #define OP(...)    ((struct kvfs_op){__VA_ARGS__})
@@ -520,10 +521,7 @@ static void test_write_failure(void **state)
 /* xorshift64*, for reproducible random operations. */
 static uint64_t rnd(uint64_t *x)
 {
-	*x ^= *x >> 12;
-	*x ^= *x << 25;
-	*x ^= *x >> 27;
-	return *x * 0x2545f4914f6cdd1dull;
+	return xorshift64s(x);
 }
 
 /* A random linked inode of s, a directory if want_dir, from the last 200 indices or the root. */

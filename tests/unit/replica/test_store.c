@@ -23,6 +23,7 @@
 #include "kvfs/value.h"
 
 #include "store_image.h"
+#include "../../xorshift.h"
 
 #define ROOT       KVFS_ROOT_INO
 #define OP(...)    ((struct kvfs_op){__VA_ARGS__})
@@ -1095,10 +1096,7 @@ static void test_foreach_order(void **state)
 /* xorshift64*: the random operations must be the same on every run. */
 static uint64_t rnd(uint64_t *x)
 {
-	*x ^= *x >> 12;
-	*x ^= *x << 25;
-	*x ^= *x >> 27;
-	return *x * 0x2545f4914f6cdd1dull;
+	return xorshift64s(x);
 }
 
 /*
