@@ -45,11 +45,6 @@
 #define VIEW_FRESH_MS     2000 /* a follower shows the leader's PEER_STATUS this long */
 #define READY_LAG_ENTRIES 16 /* a follower this close may be handed the lead */
 
-static struct node_cluster *cl_of(const struct kvfs_node *n)
-{
-	return n->cl;
-}
-
 /* ---- the promise ---- */
 
 static void promise_path(const struct kvfs_node *n, char *buf, size_t len, const char *suffix)
@@ -391,7 +386,7 @@ static void follow_view(struct node_cluster *c)
 
 void node_cluster_changed(struct kvfs_node *n)
 {
-	struct node_cluster *c = cl_of(n);
+	struct node_cluster *c = n->cl;
 
 	if (!c || c->closing || !c->peers)
 		return;
@@ -558,7 +553,7 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 
 int ncl_start(struct kvfs_node *n)
 {
-	struct node_cluster *c = cl_of(n);
+	struct node_cluster *c = n->cl;
 	struct kvfs_peers_config pc = {
 	    .id = n->cfg.id,
 	    .size = n->cfg.cluster_size,
@@ -587,8 +582,8 @@ int ncl_start(struct kvfs_node *n)
 
 void ncl_check(struct kvfs_node *n)
 {
-	nfwd_settle(cl_of(n));
-	nread_progress(cl_of(n));
+	nfwd_settle(n->cl);
+	nread_progress(n->cl);
 }
 
 int node_read_barrier(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
@@ -605,7 +600,7 @@ int node_read_barrier(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
 
 void ncl_disk_done(struct kvfs_node *n, struct batch *b)
 {
-	struct node_cluster *c = cl_of(n);
+	struct node_cluster *c = n->cl;
 
 	if (b->persisted && c->repl)
 		repl_persisted(c->repl, b->p_epoch, b->p_index);
@@ -616,12 +611,12 @@ void ncl_snapshot_done(struct kvfs_node *n, uint64_t index)
 {
 	/* The core keeps in memory only the log after the newest snapshot (the disk keeps it from
 	 * the older one too): a follower that lacks what comes before gets that snapshot. */
-	repl_compact(cl_of(n)->repl, index);
+	repl_compact(n->cl->repl, index);
 }
 
 void ncl_status(const struct kvfs_node *n, struct kvfs_status *st)
 {
-	const struct node_cluster *c = cl_of(n);
+	const struct node_cluster *c = n->cl;
 	uint64_t now = n->loop ? uv_now(n->loop) : 0, commit = repl_leader_commit(c->repl);
 	bool leader = repl_role(c->repl) != KVFS_REPL_FOLLOWER;
 	const struct kvfs_peer_status *view =
@@ -693,14 +688,13 @@ static void on_peers_closed(void *arg)
 
 void ncl_close(struct kvfs_node *n)
 {
-	struct node_cluster *c = cl_of(n);
+	struct node_cluster *c = n->cl;
 	struct kvfs_peers *peers = c->peers;
 
 	if (c->closing)
 		return;
 	c->closing = true;
-	while (c->head)
-		nfwd_finish(c, c->head, c->head->op ? -ESHUTDOWN : 0, 0);
+	nfwd_fail_all(c);
 	nread_fail_all(c, -ESHUTDOWN);
 	c->peers = NULL;
 	if (peers)
@@ -711,17 +705,16 @@ void ncl_close(struct kvfs_node *n)
 
 bool ncl_closed(const struct kvfs_node *n)
 {
-	const struct node_cluster *c = cl_of(n);
+	const struct node_cluster *c = n->cl;
 
 	return !c->peers_open && !c->tick_open && !c->promising;
 }
 
 void ncl_free(struct kvfs_node *n)
 {
-	struct node_cluster *c = cl_of(n);
+	struct node_cluster *c = n->cl;
 
-	while (c->head)
-		nfwd_finish(c, c->head, -ESHUTDOWN, 0);
+	nfwd_fail_all(c);
 	nread_free(c);
 	nsnap_free(c);
 	repl_close(c->repl);

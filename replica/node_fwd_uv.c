@@ -25,11 +25,6 @@
 #include "kvfs/store.h"
 #include "node_internal.h"
 
-static struct node_cluster *cl_of(const struct kvfs_node *n)
-{
-	return n->cl;
-}
-
 static void fwd_unlink(struct node_cluster *c, struct fwd *f)
 {
 	if (f->prev)
@@ -56,7 +51,7 @@ static void fwd_append(struct node_cluster *c, struct fwd *f)
 	c->nfwd++;
 }
 
-void nfwd_finish(struct node_cluster *c, struct fwd *f, int err, uint64_t ino)
+static void finish(struct node_cluster *c, struct fwd *f, int err, uint64_t ino)
 {
 	fwd_unlink(c, f);
 	f->cb(f->arg, err, ino);
@@ -68,7 +63,7 @@ void nfwd_finish(struct node_cluster *c, struct fwd *f, int err, uint64_t ino)
 void nfwd_settle(struct node_cluster *c)
 {
 	while (c->head && !c->head->op)
-		nfwd_finish(c, c->head, 0, 0);
+		finish(c, c->head, 0, 0);
 }
 
 /* Gives f a new sequence number (its old one can no longer apply) and queues it last. */
@@ -100,7 +95,7 @@ static void settle_upto(struct node_cluster *c, uint64_t last, int err, uint64_t
 		if (!f->op || f->seq > last)
 			continue;
 		if (f->seq == last)
-			nfwd_finish(c, f, err, ino);
+			finish(c, f, err, ino);
 		else
 			fwd_renumber(c, f);
 	}
@@ -139,10 +134,10 @@ void nfwd_after_reset(struct node_cluster *c)
 		if (!f->op || f->seq > sess.seq)
 			continue;
 		if (f->seq == sess.seq) {
-			nfwd_finish(c, f, sess.err, sess.ino);
+			finish(c, f, sess.err, sess.ino);
 		} else {
 			unknown++;
-			nfwd_finish(c, f, -EIO, 0);
+			finish(c, f, -EIO, 0);
 		}
 	}
 	if (unknown)
@@ -156,7 +151,7 @@ void nfwd_after_reset(struct node_cluster *c)
  * Where our proposals go now: this node (when it leads and its no-op has committed) or the
  * leader it follows, if connected. False if there is nowhere to send them yet.
  */
-bool nfwd_target(struct node_cluster *c, uint32_t *to, uint64_t *epoch)
+static bool target(struct node_cluster *c, uint32_t *to, uint64_t *epoch)
 {
 	struct kvfs_node *n = c->n;
 	struct kvfs_node_view v = {0};
@@ -164,6 +159,7 @@ bool nfwd_target(struct node_cluster *c, uint32_t *to, uint64_t *epoch)
 
 	n->cluster->view(n->cluster->arg, &v);
 	*epoch = repl_epoch(c->repl);
+	c->why_stuck = NULL; /* set again below if something is in the way now */
 	if (v.leading && v.epoch == *epoch && repl_role(c->repl) == KVFS_REPL_LEADER) {
 		*to = n->cfg.id;
 		return true;
@@ -195,7 +191,7 @@ void nfwd_dispatch(struct node_cluster *c)
 	uint32_t to;
 	uint64_t epoch;
 
-	if (c->closing || !c->head || !nfwd_target(c, &to, &epoch))
+	if (c->closing || !c->head || !target(c, &to, &epoch))
 		return;
 	for (struct fwd *f = c->head; f; f = f->next) {
 		int rv;
@@ -253,7 +249,7 @@ void nfwd_expire(struct node_cluster *c)
 	for (f = c->head; f; f = next) {
 		next = f->next;
 		if (f->deadline <= now)
-			nfwd_finish(c, f, -EIO, 0);
+			finish(c, f, -EIO, 0);
 	}
 	nfwd_settle(c);
 }
@@ -272,7 +268,7 @@ static struct fwd *fwd_new(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
 
 int ncl_propose(struct kvfs_node *n, struct kvfs_op *op, kvfs_node_done_fn cb, void *arg)
 {
-	struct node_cluster *c = cl_of(n);
+	struct node_cluster *c = n->cl;
 	struct fwd *f = fwd_new(n, cb, arg);
 
 	if (!f)
@@ -297,13 +293,13 @@ int ncl_sync(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
 
 	if (!f)
 		return -ENOMEM;
-	fwd_append(cl_of(n), f); /* completed from the loop (ncl_check), never from here */
+	fwd_append(n->cl, f); /* completed from the loop (ncl_check), never from here */
 	return 0;
 }
 
 bool ncl_busy(const struct kvfs_node *n)
 {
-	return cl_of(n)->head != NULL;
+	return n->cl->head != NULL;
 }
 
 /* ---- messages from peers ---- */
@@ -332,7 +328,7 @@ void nfwd_on_forward(struct node_cluster *c, uint32_t from, const uint8_t *p, ui
 		log_warn("node %u forwarded a write that is not well formed; ignored", from);
 		return;
 	}
-	if (!nfwd_target(c, &to, &epoch) || to != c->n->cfg.id)
+	if (!target(c, &to, &epoch) || to != c->n->cfg.id)
 		rv = -EROFS;
 	else
 		rv = repl_propose(c->repl, m.op, m.op_len, NULL);
@@ -352,4 +348,10 @@ void nfwd_on_reply(struct node_cluster *c, uint32_t from, const uint8_t *p,
 		c->why_stuck = "the leader refused the write (it is not ready to lead)";
 		nfwd_unsend(c, m.seq, 0); /* the next tick sends them again, in order */
 	}
+}
+
+void nfwd_fail_all(struct node_cluster *c)
+{
+	while (c->head)
+		finish(c, c->head, c->head->op ? -ESHUTDOWN : 0, 0);
 }

@@ -73,7 +73,8 @@ struct kvfs_node {
 	int snap_rv;
 	uint64_t snap_oldest;
 	char snap_err[256];
-	uint64_t snapshot_index;
+	uint64_t snapshot_index; /* the newest snapshot on disk ... */
+	uint64_t snapshot_epoch; /* ... and the epoch of its last entry */
 
 	const struct kvfs_node_cluster *cluster; /* NULL: standalone */
 	const struct kvfs_node_reset *reset;     /* the filesystem's say on store resets */
@@ -155,14 +156,13 @@ bool ncl_closed(const struct kvfs_node *n);     /* ... waits for this */
 void ncl_free(struct kvfs_node *n);
 
 /* node_fwd_uv.c: this node's writes, sent to the leader until applied here. */
-bool nfwd_target(struct node_cluster *c, uint32_t *to, uint64_t *epoch);
 void nfwd_dispatch(struct node_cluster *c);         /* send what the leader lacks, in order */
 void nfwd_unsend(struct node_cluster *c, uint64_t seq, uint32_t peer); /* resend later */
 void nfwd_applied(struct node_cluster *c, uint64_t seq, const struct kvfs_apply_result *res);
 void nfwd_settle(struct node_cluster *c); /* completes node_sync() barriers at the head */
 void nfwd_after_reset(struct node_cluster *c); /* a snapshot replaced the store */
 void nfwd_expire(struct node_cluster *c); /* fails what waited past the write timeout */
-void nfwd_finish(struct node_cluster *c, struct fwd *f, int err, uint64_t ino);
+void nfwd_fail_all(struct node_cluster *c); /* shutting down: -ESHUTDOWN to every write */
 void nfwd_on_forward(struct node_cluster *c, uint32_t from, const uint8_t *p, uint32_t len);
 void nfwd_on_reply(struct node_cluster *c, uint32_t from, const uint8_t *p, uint32_t len);
 

@@ -41,7 +41,6 @@
 #define CHUNK_BYTES  (1u << 20)
 #define QUIET_MS     5000 /* a transfer without an answer this long starts again */
 #define REFUSED_MS   1000 /* after a refused chunk, wait this long before starting again */
-#define HEADER_EPOCH 16   /* offset of the epoch in a snapshot file (snapshot.h) */
 
 struct send_state {
 	bool wanted; /* the core asked for a snapshot for this peer */
@@ -189,7 +188,6 @@ static void start_send(struct node_cluster *c, uint32_t to)
 	struct kvfs_node *n = c->n;
 	struct send_state *t = &c->snaps->to[to];
 	char path[PATH_MAX];
-	uint8_t hdr[HEADER_EPOCH + 8];
 	struct stat st;
 
 	if (!n->snapshot_index || snapshot_path(n->data_dir, n->snapshot_index, path,
@@ -200,14 +198,12 @@ static void start_send(struct node_cluster *c, uint32_t to)
 		log_warn("cannot open %s for node %u: %s", path, to, strerror(errno));
 		return;
 	}
-	if (fstat(t->fd, &st) < 0 || pread(t->fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr)) {
+	if (fstat(t->fd, &st) < 0) {
 		close_send(t);
 		return;
 	}
 	t->index = n->snapshot_index;
-	t->epoch = 0;
-	for (int i = 7; i >= 0; i--)
-		t->epoch = t->epoch << 8 | hdr[HEADER_EPOCH + i];
+	t->epoch = n->snapshot_epoch;
 	t->total = (uint64_t)st.st_size;
 	t->offset = 0;
 	log_info("sending node %u the snapshot at index %" PRIu64 " (%" PRIu64 " bytes)", to,
@@ -338,8 +334,10 @@ static bool install(struct node_cluster *c)
 	 * contents. */
 	store_foreach(n->store, hand_over_pin, loaded);
 	store_exchange(n->store, loaded);
-	if (index > n->snapshot_index)
+	if (index > n->snapshot_index) {
 		n->snapshot_index = index;
+		n->snapshot_epoch = s->repoch;
+	}
 	n->bytes_since_snapshot = 0;
 	if (n->reset && n->reset->done)
 		n->reset->done(n->cb_arg, loaded); /* the filesystem owns the old contents now */

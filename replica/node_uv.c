@@ -392,6 +392,7 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 		goto err_free;
 	}
 	n->snapshot_index = snap_index;
+	n->snapshot_epoch = r.snapshot_epoch;
 	n->epoch = STANDALONE_EPOCH;
 	n->next_index = store_applied_index(n->store) + 1;
 	n->log_bytes = log_bytes(n->log);
@@ -642,6 +643,10 @@ static void disk_done(uv_work_t *req, int status)
 	if (b->compact_rv < 0)
 		log_warn("cannot remove old log segments: %s (will retry after the next snapshot)",
 		         strerror(-b->compact_rv));
+	if (b->append_rv == 0 && b->trunc_rv == 0) {
+		n->log_bytes = log_bytes(n->log); /* a truncation or compaction may have shrunk it */
+		n->bytes_since_snapshot += b->len;
+	}
 	if (n->cl && (b->append_rv < 0 || b->trunc_rv < 0)) {
 		/* The replication core counts on what it asked for being durable: stop rather than
 		 * vouch for entries that are not on disk. The other replicas hold the data. */
@@ -651,12 +656,8 @@ static void disk_done(uv_work_t *req, int status)
 		          strerror(b->trunc_rv < 0 ? -b->trunc_rv : -b->append_rv));
 		node_go_fatal(n);
 	} else if (n->cl) {
-		n->log_bytes = log_bytes(n->log);
-		n->bytes_since_snapshot += b->len;
 		ncl_disk_done(n, b);
 	} else if (b->append_rv == 0) {
-		n->log_bytes = log_bytes(n->log); /* compaction may have shrunk it too */
-		n->bytes_since_snapshot += b->len;
 		apply_batch(n, b);
 	} else if (b->append_rv == -EIO) {
 		log_error("writing the log in %s failed (fsync error); stopping: data that was not "
@@ -742,7 +743,7 @@ static void snapshot_work(uv_work_t *req)
 static void snapshot_done(uv_work_t *req, int status)
 {
 	struct kvfs_node *n = req->data;
-	uint64_t index = snapshot_index(n->snap);
+	uint64_t index = snapshot_index(n->snap), epoch = snapshot_epoch(n->snap);
 
 	snapshot_free(n->snap);
 	n->snap = NULL;
@@ -753,8 +754,10 @@ static void snapshot_done(uv_work_t *req, int status)
 		n->bytes_since_snapshot /= 2;
 	} else {
 		/* Never backwards: a snapshot from the leader may have been installed meanwhile. */
-		if (index > n->snapshot_index)
+		if (index > n->snapshot_index) {
 			n->snapshot_index = index;
+			n->snapshot_epoch = epoch;
+		}
 		if (n->snap_err[0])
 			log_warn("%s", n->snap_err);
 		/* Keep the log from just after the oldest kept snapshot, so a damaged newest one
