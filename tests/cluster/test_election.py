@@ -15,6 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from kazoo.exceptions import KazooException  # noqa: E402
 from harness import (DEFAULT_SESSION_MS, check_zk_view, election_children, settle,  # noqa: E402
                      st_int, start_in_order, statuses, view_str)
 
@@ -281,8 +282,16 @@ def test_zookeeper_loss(h):
               "were started" %
               (lid, e2, (time.monotonic() - t_up) * 1000))
         new = next(n for n in nodes if n.id == lid)
-        # Old sessions may linger on the servers until they expire; wait for them to go.
-        h.wait_for(lambda: len(election_children(zk, cluster)) == 3, (session + 3000) / 1000, 0.1)
+        # Old sessions may linger on the servers until they expire; wait for them to go. Our
+        # own kazoo client's session may have expired with the ensemble down: while it makes a
+        # new one, its calls fail, and the wait goes on.
+        def three_children():
+            try:
+                return len(election_children(zk, cluster)) == 3
+            except KazooException:
+                return False
+
+        h.wait_for(three_children, (session + 3000) / 1000, 0.1)
         check_zk_view(h, zk, cluster, nodes, leader=new, epoch=e2)
     sampler.stop()
     check_no_shared_epoch(h, sampler)
