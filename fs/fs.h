@@ -46,6 +46,8 @@ struct wbuf {
 
 enum handle_kind { HANDLE_FILE, HANDLE_DIR, HANDLE_VIRTUAL };
 
+struct flush_wait;
+
 struct dirent_snap {
 	char *name;
 	uint64_t ino;
@@ -71,6 +73,12 @@ struct handle {
 	int aerr;                 /* sticky error of the append buffer */
 	uint64_t wrote_gen;       /* the buffer generation this handle last wrote into; 0: never */
 	int err;                  /* sticky: reported by the next flush/fsync of this handle */
+	unsigned carrying;        /* commits in flight that carry bytes written through it */
+	struct flush_wait *waiters; /* flush/fsync requests waiting for those commits */
+	bool inval_data;          /* before they hear back, the kernel must drop its cached data */
+	bool inval_attr;          /* ... or at least its cached attributes */
+	bool released;            /* the kernel let go of it: freed once `carrying` is 0 */
+	struct kvfs_value *rval;  /* read-only handles: the value a sequential read goes through */
 	struct dirent_snap *ents; /* directories: the listing taken at opendir */
 	size_t nents;
 	char *text; /* virtual files: the content rendered at open */
@@ -96,6 +104,18 @@ struct kvfs_fs {
 	struct wbuf *wbufs;     /* all write buffers (few: one per file open for writing) */
 	struct handle *handles; /* all open handles */
 };
+
+/*
+ * fuse_ops.c: answers a request that reads the store through fn, once the node may answer it: at
+ * once (the usual case); after the node's read barrier with `barrier` under --read linearizable
+ * (the leader's commit index, confirmed by a majority, applied here); after the node has caught
+ * up with its leader since its start (node_reads_ready). Answers EIO when that takes longer than
+ * the write timeout. name (may be NULL) and fi (may be NULL) are copied for fn.
+ */
+typedef void (*fuse_gated_fn)(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino, const char *name,
+                              struct fuse_file_info *fi);
+void fuse_ops_gate(fuse_req_t req, fuse_ino_t ino, const char *name, struct fuse_file_info *fi,
+                   bool barrier, fuse_gated_fn fn);
 
 /* fuse_ops.c: the operation table, and the hook the node calls after applying an operation. */
 extern const struct fuse_lowlevel_ops fuse_ops_table;

@@ -157,30 +157,83 @@ struct handle *fuse_file_new_handle(struct kvfs_fs *fs, struct kvfs_inode *in, i
 	return h;
 }
 
-/* A commit of a handle's buffer in flight; answers req (if any) when it is applied. */
+/*
+ * Flushes and the commits they wait for.
+ *
+ * A commit carries the bytes of one or more handles: an APPEND those of its own handle, a PUT of
+ * a write buffer those of every handle that wrote into the buffer's generation it carries (and
+ * the handle that proposed it). Each carrier counts the commit in `carrying` while it is in
+ * flight. A flush (every close() of every descriptor: a dup, a child's inherited copy ...) or an
+ * fsync first commits what the handle has pending, then waits until no commit carrying the
+ * handle's bytes is in flight, and answers with the handle's sticky error: the outcome of those
+ * commits. So no descriptor's close() returns 0 while bytes written through it are not committed,
+ * and every descriptor that waited on a failed commit hears of the failure.
+ */
+struct flush_wait {
+	fuse_req_t req;
+	struct flush_wait *next;
+};
+
 struct commit {
 	struct kvfs_fs *fs;
-	fuse_req_t req;
 	uint64_t ino;
-	struct wbuf *wb;  /* holds a reference while in flight */
-	int reply_err;    /* answer this instead of the operation's outcome, if not 0 */
+	struct wbuf *wb;  /* holds a reference while in flight; NULL for an APPEND */
+	bool restore;     /* puts back the restore point after EFBIG: not a new restore point */
 	bool attrs_shown; /* the write buffer's attrs_shown when the commit was made */
 	bool written;     /* the buffer held writes (not only an O_TRUNC): a new restore point */
 	uint64_t gen;     /* the buffer generation it carries */
+	size_t ncarriers;
+	struct handle *carriers[]; /* each counts this commit in its `carrying` */
 };
 
 /*
  * Answers a flush/fsync of ino with err, after the kernel has dropped its cached attributes (the
  * commit set mtime; a failed write left a size the store never had) and, with `data`, its cached
- * bytes (an append lands after whatever others appended first). A plain successful PUT skips this
- * round trip through the invalidation thread unless the kernel was given attributes while the
- * buffer was dirty: write() itself makes the kernel drop the size and mtime it had cached.
+ * bytes (an append lands after whatever others appended first).
  */
 static void reply_after_inval(struct kvfs_fs *fs, fuse_req_t req, uint64_t ino, bool data, int err)
 {
 	if (err == -ESHUTDOWN)
 		err = -EIO;
 	fuse_inval_inode(fs->inval, ino, data, req, err);
+}
+
+/*
+ * Answers req, a flush or fsync of h with no commit of h's bytes in flight any more, with the
+ * handle's sticky error (which it clears: reported once per wait). A plain successful PUT skips
+ * the round trip through the invalidation thread unless the kernel was given attributes while the
+ * buffer was dirty: write() itself makes the kernel drop the size and mtime it had cached.
+ */
+static void answer_flush(struct kvfs_fs *fs, struct handle *h, fuse_req_t req, int err)
+{
+	if (!h->in || (err == 0 && !h->inval_data && !h->inval_attr))
+		fuse_reply_err(req, err == -ESHUTDOWN ? EIO : -err); /* !in: shutting down */
+	else
+		reply_after_inval(fs, req, h->in->ino, h->inval_data || err < 0, err);
+}
+
+static void handle_destroy(struct kvfs_fs *fs, struct handle *h);
+
+/* The commits carrying h's bytes are all done: every waiting flush hears their outcome. */
+static void handle_settled(struct kvfs_fs *fs, struct handle *h)
+{
+	struct flush_wait *w = h->waiters;
+	int err = h->err;
+
+	if (w) {
+		h->waiters = NULL;
+		h->err = 0;
+		while (w) {
+			struct flush_wait *next = w->next;
+
+			answer_flush(fs, h, w->req, err);
+			free(w);
+			w = next;
+		}
+		h->inval_data = h->inval_attr = false;
+	}
+	if (h->released)
+		handle_destroy(fs, h);
 }
 
 /* Gives every handle that wrote into generation gen of wb (or a later one, built on it) the
@@ -218,129 +271,74 @@ static void on_commit_done(void *arg, int err, uint64_t ino)
 	if (err == -ENOENT && !in)
 		err = 0;
 	if (err < 0) {
-		/* Nothing of the commit happened. Everyone whose bytes were in it hears so. */
+		/* Nothing of the commit happened (or, after EIO, its outcome is unknown). Everyone
+		 * whose bytes were in it, or in a later generation built on it, hears so. */
 		log_warn("commit of inode %llu failed: %s", (unsigned long long)c->ino,
 		         strerror(-err));
 		if (c->wb)
 			fail_writers(c->fs, c->wb, c->gen, err);
-	} else if (c->wb && c->written && !c->reply_err && in) {
+	} else if (c->wb && c->written && !c->restore && in) {
 		wbuf_set_orig(c->wb, in);
 	}
-	if (c->req && c->wb && err == 0 && !c->reply_err && !c->attrs_shown)
-		fuse_reply_err(c->req, 0); /* the kernel holds nothing this commit made stale */
-	else if (c->req)
-		reply_after_inval(c->fs, c->req, c->ino, !c->wb || err < 0 || c->reply_err,
-		                  c->reply_err ? c->reply_err : err);
+	for (size_t i = 0; i < c->ncarriers; i++) {
+		struct handle *h = c->carriers[i];
+
+		if (err < 0 && !h->err)
+			h->err = err;
+		h->inval_data |= err < 0 || !c->wb || c->restore;
+		h->inval_attr |= c->attrs_shown;
+		if (--h->carrying == 0)
+			handle_settled(c->fs, h);
+	}
 	if (c->wb)
 		wbuf_put(c->fs, c->wb);
 	free(c);
 }
 
-static void on_sync_done(void *arg, int err, uint64_t ino)
+/* Adds h to the carriers of c (c has room for every handle of fs). */
+static void add_carrier(struct commit *c, struct handle *h)
 {
-	fuse_req_t req = arg;
-
-	fuse_reply_err(req, err == -ESHUTDOWN ? EIO : -err);
+	for (size_t i = 0; i < c->ncarriers; i++)
+		if (c->carriers[i] == h)
+			return;
+	c->carriers[c->ncarriers++] = h;
+	h->carrying++;
 }
 
 /*
- * Commits what handle h has pending and answers req (if not NULL) once it is durable and
- * applied, or at once if there is nothing. The buffers are copied by node_propose, so writes that
- * come after this call go into the next commit.
+ * Proposes op for handle h as a commit carrying h's bytes (and, for a write buffer's PUT, those
+ * of every handle that wrote into the generation it carries). On failure every such handle is
+ * given the error and nothing is in flight.
  */
-static void commit_handle(struct kvfs_fs *fs, struct handle *h, fuse_req_t req)
+static void propose_commit(struct kvfs_fs *fs, struct handle *h, struct kvfs_op *op, bool written,
+                           bool restore)
 {
-	struct kvfs_op op = {.ino = h->in->ino};
+	size_t nh = 0;
 	struct commit *c;
-	int err = 0, reply_err = 0, rv;
-	bool written = false;
+	int rv;
 
-	if (h->err) {
-		/* A commit that carried this handle's bytes failed, or they were dropped. */
-		err = h->err;
-		h->err = 0;
-	} else if (h->in->nlink == 0) {
-		/* The file was removed (or replaced by a rename) while open: nothing to commit. */
-		h->alen = 0;
-		if (h->wb)
-			h->wb->dirty = false;
-	} else if (h->append) {
-		if (h->aerr) {
-			/* The kernel counted the dropped bytes into its idea of the size. */
-			err = h->aerr;
-			h->aerr = 0;
-			h->alen = 0;
-			if (req)
-				reply_after_inval(fs, req, h->in->ino, true, err);
-			return;
-		} else if (h->alen > 0) {
-			op.type = KVFS_OP_APPEND;
-			op.data = h->abuf;
-			op.data_len = (uint32_t)h->alen;
-		}
-	} else if (h->wb && h->wb->err) {
-		/* A write failed with EFBIG: drop the buffer, every writer's bytes in it (they hear
-		 * so), and put back the restore point if the store moved away from it (the
-		 * truncation a shell's "> f" committed); the kernel must forget what it believed.
-		 */
-		struct kvfs_value *orig = h->wb->orig;
-
-		reply_err = h->wb->err;
-		fail_writers(fs, h->wb, h->wb->gen, reply_err);
-		h->err = 0;
-		wbuf_load(h->wb, orig);
-		if (h->in->value != orig) {
-			op.type = KVFS_OP_PUT;
-			op.data = orig ? orig->data : NULL;
-			op.data_len = (uint32_t)value_size(orig);
-		} else if (req) {
-			reply_after_inval(fs, req, h->in->ino, true, reply_err);
-			return;
-		} else {
-			return;
-		}
-	} else if (h->wb && h->wb->dirty) {
-		op.type = KVFS_OP_PUT;
-		op.data = h->wb->data;
-		op.data_len = (uint32_t)h->wb->size;
-		written = h->wb->written;
-	}
-	if (err || op.type == KVFS_OP_NOOP) {
-		/* Nothing to write. Still, a commit of this file from another handle may be in
-		 * flight (it took our writes along): close must not return before it is done. */
-		if (!err && req && h->wb && h->wb->refs > 1) {
-			rv = node_sync(fs->node, on_sync_done, req);
-			if (rv == 0)
-				return;
-			err = rv == -ESHUTDOWN ? -EIO : rv;
-		}
-		if (req)
-			fuse_reply_err(req, -err);
-		return;
-	}
-	c = malloc(sizeof(*c));
+	for (struct handle *o = fs->handles; o; o = o->next)
+		nh++;
+	c = calloc(1, sizeof(*c) + (nh + 1) * sizeof(c->carriers[0]));
 	if (!c) {
-		if (req)
-			fuse_reply_err(req, ENOMEM);
-		return;
+		rv = -ENOMEM;
+		goto err;
 	}
 	*c = (struct commit){.fs = fs,
-	                     .req = req,
 	                     .ino = h->in->ino,
 	                     .wb = h->wb,
-	                     .reply_err = reply_err,
+	                     .restore = restore,
 	                     .written = written};
-	rv = node_propose(fs->node, &op, on_commit_done, c);
+	rv = node_propose(fs->node, op, on_commit_done, c);
 	if (rv < 0) {
 		free(c);
-		if (h->wb)
-			fail_writers(fs, h->wb, h->wb->gen, rv == -ESHUTDOWN ? -EIO : rv);
-		h->err = 0;
-		if (req)
-			fuse_reply_err(req, rv == -ESHUTDOWN ? EIO : -rv);
-		return;
+		goto err;
 	}
+	add_carrier(c, h);
 	if (h->wb) {
+		for (struct handle *o = fs->handles; o; o = o->next)
+			if (o->wb == h->wb && o->wrote_gen == h->wb->gen)
+				add_carrier(c, o);
 		c->attrs_shown = h->wb->attrs_shown;
 		c->gen = h->wb->gen++;
 		h->wb->refs++;
@@ -350,6 +348,98 @@ static void commit_handle(struct kvfs_fs *fs, struct handle *h, fuse_req_t req)
 	} else {
 		h->alen = 0;
 	}
+	return;
+
+err:
+	if (rv == -ESHUTDOWN)
+		rv = -EIO;
+	if (h->wb)
+		fail_writers(fs, h->wb, h->wb->gen, rv);
+	else
+		h->alen = 0;
+	if (!h->err)
+		h->err = rv;
+	h->inval_data = true;
+}
+
+/*
+ * Commits what handle h has pending, if anything: its append buffer, or its file's dirty write
+ * buffer. Errors (EFBIG from an earlier write, a failed proposal) become h's sticky error, which
+ * the next flush reports. The buffers are copied by node_propose, so writes that come after this
+ * call go into the next commit.
+ */
+static void commit_handle(struct kvfs_fs *fs, struct handle *h)
+{
+	struct kvfs_op op = {.ino = h->in->ino};
+
+	if (h->in->nlink == 0) {
+		/* The file was removed (or replaced by a rename) while open: nothing to commit. */
+		h->alen = 0;
+		if (h->wb)
+			h->wb->dirty = false;
+	} else if (h->append) {
+		if (h->aerr) {
+			/* The kernel counted the dropped bytes into its idea of the size. */
+			if (!h->err)
+				h->err = h->aerr;
+			h->aerr = 0;
+			h->alen = 0;
+			h->inval_data = true;
+		} else if (h->alen > 0) {
+			op.type = KVFS_OP_APPEND;
+			op.data = h->abuf;
+			op.data_len = (uint32_t)h->alen;
+			propose_commit(fs, h, &op, true, false);
+		}
+	} else if (h->wb && h->wb->err) {
+		/* A write failed with EFBIG: drop the buffer, every writer's bytes in it (they hear
+		 * so), and put back the restore point if the store moved away from it (the
+		 * truncation a shell's "> f" committed); the kernel must forget what it believed.
+		 */
+		struct kvfs_value *orig = h->wb->orig;
+		int err = h->wb->err;
+
+		fail_writers(fs, h->wb, h->wb->gen, err);
+		h->err = err;
+		h->inval_data = true;
+		wbuf_load(h->wb, orig);
+		if (h->in->value != orig) {
+			op.type = KVFS_OP_PUT;
+			op.data = orig ? orig->data : NULL;
+			op.data_len = (uint32_t)value_size(orig);
+			propose_commit(fs, h, &op, false, true);
+		}
+	} else if (h->wb && h->wb->dirty) {
+		op.type = KVFS_OP_PUT;
+		op.data = h->wb->data;
+		op.data_len = (uint32_t)h->wb->size;
+		propose_commit(fs, h, &op, h->wb->written, false);
+	}
+}
+
+/* flush and fsync: commit what is pending, then answer once the commits carrying this handle's
+ * bytes are done, with their outcome. */
+static void flush_handle(struct kvfs_fs *fs, struct handle *h, fuse_req_t req)
+{
+	struct flush_wait *w;
+	int err;
+
+	commit_handle(fs, h);
+	if (h->carrying == 0) {
+		err = h->err;
+		h->err = 0;
+		answer_flush(fs, h, req, err);
+		h->inval_data = h->inval_attr = false;
+		return;
+	}
+	w = malloc(sizeof(*w));
+	if (!w) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	w->req = req;
+	w->next = h->waiters;
+	h->waiters = w;
 }
 
 void fuse_file_commit_pending(struct kvfs_fs *fs, uint64_t ino)
@@ -360,7 +450,7 @@ void fuse_file_commit_pending(struct kvfs_fs *fs, uint64_t ino)
 		return;
 	for (struct handle *h = fs->handles; h; h = h->next) {
 		if (h->kind == HANDLE_FILE && h->wb == wb) {
-			commit_handle(fs, h, NULL);
+			commit_handle(fs, h);
 			return;
 		}
 	}
@@ -386,15 +476,29 @@ void fuse_file_value_changed(struct kvfs_fs *fs, const struct kvfs_op *op)
 	wbuf_set_orig(wb, in);
 }
 
+/* Frees what h holds; the struct itself once no commit carries its bytes any more. */
+static void handle_destroy(struct kvfs_fs *fs, struct handle *h)
+{
+	if (h->carrying > 0)
+		return;
+	for (size_t i = 0; i < h->nents; i++)
+		free(h->ents[i].name);
+	free(h->ents);
+	free(h->abuf);
+	free(h->text);
+	free(h);
+}
+
 void fuse_file_free_handle(struct kvfs_fs *fs, struct handle *h, bool commit)
 {
 	if (!h)
 		return;
 	if (commit && h->kind == HANDLE_FILE)
-		commit_handle(fs, h, NULL);
+		commit_handle(fs, h);
 	unlink_handle(fs, h);
 	if (h->wb)
 		wbuf_put(fs, h->wb);
+	h->wb = NULL;
 	if (h->grave) {
 		if (--h->grave->refs == 0 && h->grave->store) {
 			store_close(h->grave->store);
@@ -403,12 +507,12 @@ void fuse_file_free_handle(struct kvfs_fs *fs, struct handle *h, bool commit)
 	} else if (h->in) {
 		store_unpin(fs->store, h->in, 1);
 	}
-	for (size_t i = 0; i < h->nents; i++)
-		free(h->ents[i].name);
-	free(h->ents);
-	free(h->abuf);
-	free(h->text);
-	free(h);
+	h->grave = NULL;
+	h->in = NULL;
+	value_unref(h->rval);
+	h->rval = NULL;
+	h->released = true;
+	handle_destroy(fs, h);
 }
 
 /* Answers an open of in with a new handle. */
@@ -428,8 +532,14 @@ static void finish_open(fuse_req_t req, struct kvfs_fs *fs, struct kvfs_inode *i
 	 * Linearizable reads drop it: an invalidation queued by a change just applied may not
 	 * have reached the kernel yet. */
 	fi->keep_cache = !fs->linearizable;
-	if ((fi->flags & O_ACCMODE) == O_RDONLY)
+	if ((fi->flags & O_ACCMODE) == O_RDONLY) {
 		fi->noflush = 1;
+		/* A read must return one committed value whole. Through the page cache the kernel
+		 * cuts or pads what we return to the size it cached, which another node's change
+		 * (invalidated asynchronously) may have made stale: readers bypass it, and each of
+		 * their sequential reads goes through one value (fuse_file_read). */
+		fi->direct_io = 1;
+	}
 	if (fuse_reply_open(req, fi) != 0)
 		fuse_file_free_handle(fs, h, false);
 }
@@ -480,52 +590,21 @@ static void truncate_then_open(fuse_req_t req, struct kvfs_fs *fs, struct kvfs_i
 	}
 }
 
-static void do_open(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino,
+static void do_open(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino, const char *name,
                     struct fuse_file_info *fi);
-
-struct open_wait {
-	fuse_req_t req;
-	struct kvfs_fs *fs;
-	fuse_ino_t ino;
-	struct fuse_file_info fi;
-};
-
-static void on_open_barrier(void *arg, int err, uint64_t ino)
-{
-	struct open_wait *w = arg;
-
-	if (err < 0)
-		fuse_reply_err(w->req, EIO);
-	else
-		do_open(w->req, w->fs, w->ino, &w->fi);
-	free(w);
-}
 
 void fuse_file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct kvfs_fs *fs = fs_of(req);
-	struct open_wait *w;
-
 	/* --read linearizable: an open for reading first waits for the leader's confirmed commit
 	 * index to be applied here. */
-	if (!fs->linearizable || fuse_status_is_virtual(ino) ||
-	    (fi->flags & O_ACCMODE) == O_WRONLY) {
-		do_open(req, fs, ino, fi);
-		return;
-	}
-	w = malloc(sizeof(*w));
-	if (!w) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	*w = (struct open_wait){.req = req, .fs = fs, .ino = ino, .fi = *fi};
-	if (node_read_barrier(fs->node, on_open_barrier, w) < 0) {
-		free(w);
-		fuse_reply_err(req, EIO);
-	}
+	if (fuse_status_is_virtual(ino))
+		do_open(req, fs_of(req), ino, NULL, fi);
+	else
+		fuse_ops_gate(req, ino, NULL, fi, (fi->flags & O_ACCMODE) != O_WRONLY, do_open);
 }
 
-static void do_open(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
+static void do_open(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino, const char *name,
+                    struct fuse_file_info *fi)
 {
 	struct kvfs_inode *in;
 	struct handle *h;
@@ -568,6 +647,31 @@ static void do_open(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino, struct f
 	finish_open(req, fs, in, fi);
 }
 
+/*
+ * The value a read at off goes through. A read from the start takes the committed value of now
+ * and keeps it (a reference: values do not change while referenced), so the reads that follow
+ * it through the file, which the kernel may also cut one large read() into, all come from that
+ * one value: a reader never sees the start of one value glued to the end of another. A read at
+ * the end of the kept value moves on to the current one only if that one extends it (an append:
+ * `tail -f` follows a growing file); a replaced value starts at the next read from the start.
+ */
+static void pick_read_value(struct handle *h, off_t off)
+{
+	struct kvfs_value *now = h->in->value, *kept = h->rval;
+
+	if (kept == now)
+		return;
+	if (kept && off > 0) {
+		uint64_t klen = value_size(kept);
+
+		if ((uint64_t)off < klen || value_size(now) < klen ||
+		    (klen && memcmp(now->data, kept->data, klen) != 0))
+			return;
+	}
+	value_unref(kept);
+	h->rval = value_ref(now);
+}
+
 void fuse_file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
@@ -584,8 +688,9 @@ void fuse_file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		data = wb->data;
 		len = wb->size;
 	} else {
-		data = h->in->value ? h->in->value->data : NULL;
-		len = value_size(h->in->value);
+		pick_read_value(h, off);
+		data = h->rval ? h->rval->data : NULL;
+		len = value_size(h->rval);
 	}
 	if (off < 0 || (uint64_t)off >= len) {
 		fuse_reply_buf(req, NULL, 0);
@@ -693,7 +798,7 @@ void fuse_file_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, 0);
 		return;
 	}
-	commit_handle(fs_of(req), h, req);
+	flush_handle(fs_of(req), h, req);
 }
 
 void fuse_file_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)

@@ -239,30 +239,71 @@ static void do_lookup(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t parent, con
 	reply_entry(req, fs, in);
 }
 
-struct lookup_wait {
+/* A request that reads the store, held by fuse_ops_gate() until the node may answer it. */
+struct gated {
 	fuse_req_t req;
 	struct kvfs_fs *fs;
-	fuse_ino_t parent;
+	fuse_gated_fn fn;
+	fuse_ino_t ino;
+	bool has_fi;
+	struct fuse_file_info fi;
 	char name[];
 };
 
-static void on_lookup_barrier(void *arg, int err, uint64_t ino)
+static void on_gate_open(void *arg, int err, uint64_t unused)
 {
-	struct lookup_wait *w = arg;
+	struct gated *g = arg;
 
 	if (err < 0)
-		fuse_reply_err(w->req, EIO);
+		fuse_reply_err(g->req, EIO);
 	else
-		do_lookup(w->req, w->fs, w->parent, w->name);
-	free(w);
+		g->fn(g->req, g->fs, g->ino, g->name, g->has_fi ? &g->fi : NULL);
+	free(g);
+}
+
+void fuse_ops_gate(fuse_req_t req, fuse_ino_t ino, const char *name, struct fuse_file_info *fi,
+                   bool barrier, fuse_gated_fn fn)
+{
+	struct kvfs_fs *fs = fs_of(req);
+	size_t len = name ? strlen(name) : 0;
+	struct gated *g;
+	int rv;
+
+	barrier = barrier && fs->linearizable;
+	if (!barrier && node_reads_ready(fs->node)) {
+		fn(req, fs, ino, name, fi);
+		return;
+	}
+	g = malloc(sizeof(*g) + len + 1);
+	if (!g) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	*g = (struct gated){.req = req, .fs = fs, .fn = fn, .ino = ino, .has_fi = fi != NULL};
+	if (fi)
+		g->fi = *fi;
+	memcpy(g->name, name ? name : "", len + 1);
+	rv = barrier ? node_read_barrier(fs->node, on_gate_open, g)
+	             : node_read_wait(fs->node, on_gate_open, g);
+	if (rv != 0) {
+		free(g);
+		if (rv > 0)
+			fn(req, fs, ino, name, fi);
+		else
+			fuse_reply_err(req, rv == -ENOMEM ? ENOMEM : EIO);
+	}
+}
+
+static void gated_lookup(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t parent, const char *name,
+                         struct fuse_file_info *fi)
+{
+	do_lookup(req, fs, parent, name);
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct kvfs_fs *fs = fs_of(req);
-	struct lookup_wait *w;
 	fuse_ino_t vino;
-	size_t len = strlen(name);
 
 	if (parent == KVFS_ROOT_INO && (vino = fuse_status_lookup(name)) != 0) {
 		struct fuse_entry_param e = {.ino = vino};
@@ -271,26 +312,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_entry(req, &e);
 		return;
 	}
-	if (len > KVFS_NAME_MAX) {
+	if (strlen(name) > KVFS_NAME_MAX) {
 		fuse_reply_err(req, ENAMETOOLONG);
 		return;
 	}
-	if (!fs->linearizable) {
-		do_lookup(req, fs, parent, name);
-		return;
-	}
 	/* --read linearizable: a name another node just created must be found here too. */
-	w = malloc(sizeof(*w) + len + 1);
-	if (!w) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	*w = (struct lookup_wait){.req = req, .fs = fs, .parent = parent};
-	memcpy(w->name, name, len + 1);
-	if (node_read_barrier(fs->node, on_lookup_barrier, w) < 0) {
-		free(w);
-		fuse_reply_err(req, EIO);
-	}
+	fuse_ops_gate(req, parent, name, NULL, true, gated_lookup);
 }
 
 static void forget_one(struct kvfs_fs *fs, fuse_ino_t ino, uint64_t nlookup)
@@ -319,10 +346,23 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 	fuse_reply_none(req);
 }
 
+static void gated_getattr(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino, const char *name,
+                          struct fuse_file_info *fi)
+{
+	struct kvfs_inode *in = store_get(fs->store, ino);
+	struct stat st;
+
+	if (!in) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	fuse_ops_fill_attr(fs, in, &st);
+	fuse_reply_attr(req, &st, fs->attr_timeout);
+}
+
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct kvfs_fs *fs = fs_of(req);
-	struct kvfs_inode *in;
 	struct stat st;
 
 	if (fuse_status_is_virtual(ino)) {
@@ -330,13 +370,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_attr(req, &st, 0);
 		return;
 	}
-	in = store_get(fs->store, ino);
-	if (!in) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	fuse_ops_fill_attr(fs, in, &st);
-	fuse_reply_attr(req, &st, fs->attr_timeout);
+	fuse_ops_gate(req, ino, NULL, NULL, false, gated_getattr);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -423,9 +457,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	propose(req, &op, PENDING_ATTR, NULL);
 }
 
-static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+static void gated_readlink(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino, const char *name,
+                           struct fuse_file_info *fi)
 {
-	struct kvfs_fs *fs = fs_of(req);
 	struct kvfs_inode *in = store_get(fs->store, ino);
 	char target[KVFS_PATH_MAX + 1];
 	uint64_t len;
@@ -445,6 +479,11 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		memcpy(target, in->value->data, len);
 	target[len] = '\0';
 	fuse_reply_readlink(req, target);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	fuse_ops_gate(req, ino, NULL, NULL, false, gated_readlink);
 }
 
 /*
@@ -574,9 +613,9 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	fuse_reply_err(req, EPERM); /* a key has one name */
 }
 
-static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void gated_opendir(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino, const char *name,
+                          struct fuse_file_info *fi)
 {
-	struct kvfs_fs *fs = fs_of(req);
 	struct kvfs_inode *dir = store_get(fs->store, ino), *c;
 	struct handle *h;
 	size_t n = 0, cap;
@@ -628,6 +667,12 @@ err_free:
 	free(h);
 err_nomem:
 	fuse_reply_err(req, ENOMEM);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	/* --read linearizable: a listing shows every name committed before it began. */
+	fuse_ops_gate(req, ino, NULL, fi, true, gated_opendir);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

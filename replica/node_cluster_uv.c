@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "kvfs/crc32c.h"
 #include "kvfs/disk.h"
 #include "kvfs/election.h"
 #include "kvfs/log.h"
@@ -137,6 +138,89 @@ static void start_promise(struct node_cluster *c)
 	c->promise_writing = c->promise_want;
 	c->promise_work.data = c;
 	uv_queue_work(c->n->loop, &c->promise_work, promise_work, promise_done);
+}
+
+/* ---- the commit index (DATA/commit) ----
+ *
+ * The commit index is written after the disk job that made the entries up to it durable, so the
+ * file never names an entry the log may lack. It is not fsynced: it survives a crash of the
+ * process (the page cache keeps it), and one older than the truth after a power loss only means
+ * fewer entries applied at start. A restarted node applies its committed entries at once from
+ * it, and still waits for its leader before it answers reads (node_reads_ready).
+ */
+
+#define COMMIT_FILE_MAGIC 0x31544d43534656ull /* "VFSCMT1" */
+#define COMMIT_FILE_SIZE  24
+
+void ncl_commit_encode(uint8_t buf[COMMIT_FILE_SIZE], uint64_t commit)
+{
+	uint64_t magic = COMMIT_FILE_MAGIC;
+	uint32_t crc, pad = 0;
+
+	memcpy(buf, &magic, 8);
+	memcpy(buf + 8, &commit, 8);
+	crc = crc32c(0, buf, 16);
+	memcpy(buf + 16, &crc, 4);
+	memcpy(buf + 20, &pad, 4);
+}
+
+/* The commit index DATA/commit holds; 0 when there is none or it is damaged (torn). */
+static uint64_t read_commit(const struct kvfs_node *n)
+{
+	char path[PATH_MAX];
+	uint8_t buf[COMMIT_FILE_SIZE];
+	uint64_t magic, commit;
+	uint32_t crc;
+	ssize_t got;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/commit", n->data_dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	got = pread(fd, buf, sizeof(buf), 0);
+	close(fd);
+	if (got != (ssize_t)sizeof(buf))
+		return 0;
+	memcpy(&magic, buf, 8);
+	memcpy(&commit, buf + 8, 8);
+	memcpy(&crc, buf + 16, 4);
+	if (magic != COMMIT_FILE_MAGIC || crc != crc32c(0, buf, 16)) {
+		log_warn("%s/commit is damaged; applying only the snapshot at start", n->data_dir);
+		return 0;
+	}
+	return commit;
+}
+
+uint64_t ncl_commit_to_write(const struct kvfs_node *n, uint64_t durable_end)
+{
+	uint64_t commit = repl_commit_index(n->cl->repl);
+
+	if (commit > durable_end)
+		commit = durable_end;
+	return commit > n->commit_written ? commit : 0;
+}
+
+/* Applies the committed entries of the recovered log, before the core starts (ncl_open). */
+static int apply_recovered(struct kvfs_node *n, const struct kvfs_repl_entry *log, size_t count,
+                           char *err, size_t errlen)
+{
+	for (size_t i = 0; i < count; i++) {
+		struct kvfs_op op = {.type = KVFS_OP_NOOP};
+		struct kvfs_apply_result res;
+		int rv = 0;
+
+		if (log[i].len)
+			rv = op_decode(&op, log[i].data, log[i].len);
+		if (rv == 0)
+			rv = store_apply(n->store, log[i].epoch, log[i].index, &op, &res);
+		if (rv < 0) {
+			snprintf(err, errlen, "cannot apply committed log entry %" PRIu64 " in %s: %s",
+			         log[i].index, n->data_dir, strerror(-rv));
+			return rv;
+		}
+	}
+	return 0;
 }
 
 /* ---- the core's io ---- */
@@ -500,7 +584,7 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 	    .need_snapshot_from = io_need_snapshot_from,
 	};
 	struct node_cluster *c;
-	uint64_t promised;
+	uint64_t promised, hint;
 	int rv;
 
 	rv = read_promise(n, &promised, err, errlen);
@@ -535,8 +619,17 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 		if (store_session_get(n->store, n->cfg.id, &sess) && sess.seq >= n->next_seq)
 			n->next_seq = sess.seq + 1;
 	}
+	hint = read_commit(n);
+	if (hint < base)
+		hint = base;
+	if (hint > base + nlog)
+		hint = base + nlog;
+	rv = apply_recovered(n, log, (size_t)(hint - base), err, errlen);
+	if (rv < 0)
+		return rv;
+	n->commit_written = hint;
 	rv = repl_init(&c->repl, n->cfg.id, n->cfg.cluster_size, &io, promised, base, base_epoch,
-	               log, nlog, base);
+	               log, nlog, hint);
 	if (rv < 0) {
 		snprintf(err, errlen, "cannot start replication from the log in %s: %s",
 		         n->data_dir, strerror(-rv));
@@ -580,10 +673,52 @@ int ncl_start(struct kvfs_node *n)
 	return 0;
 }
 
+/*
+ * The restart contract: this node has caught up once it leads (its no-op committed), or has heard
+ * a commit index from its leader that covers an entry of the leader's own epoch (so it is not a
+ * candidate's stale one: an established leader's commit index covers everything committed
+ * before its epoch, this node's acknowledged writes included) and applied up to it.
+ */
+static void check_caught_up(struct node_cluster *c)
+{
+	struct kvfs_node *n = c->n;
+	uint64_t heard = repl_heard_commit(c->repl);
+	struct kvfs_repl_entry e;
+
+	if (c->caught_up)
+		return;
+	if (repl_role(c->repl) != KVFS_REPL_LEADER) {
+		if (!heard || store_applied_index(n->store) < heard)
+			return;
+		if (repl_entry(c->repl, heard, &e) == 0 && e.epoch != repl_epoch(c->repl))
+			return;
+	}
+	c->caught_up = true;
+	log_info("caught up with the leader at index %" PRIu64 "; serving reads",
+	         store_applied_index(n->store));
+}
+
 void ncl_check(struct kvfs_node *n)
 {
+	check_caught_up(n->cl);
 	nfwd_settle(n->cl);
 	nread_progress(n->cl);
+}
+
+bool node_reads_ready(const struct kvfs_node *n)
+{
+	return !n->cl || n->cl->caught_up;
+}
+
+int node_read_wait(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
+{
+	if (n->fatal)
+		return -EIO;
+	if (n->closing)
+		return -ESHUTDOWN;
+	if (!n->cl)
+		return 1;
+	return nread_wait_caught_up(n->cl, cb, arg);
 }
 
 int node_read_barrier(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
@@ -631,6 +766,7 @@ void ncl_status(const struct kvfs_node *n, struct kvfs_status *st)
 	st->applied_index = store_applied_index(n->store);
 	st->lag_entries = commit > st->applied_index ? commit - st->applied_index : 0;
 	st->lag_ms = c->behind_since && st->lag_entries ? now - c->behind_since : 0;
+	st->catching_up = !c->caught_up;
 	st->npeers = 0;
 	for (uint32_t id = 1; id <= n->cfg.cluster_size && id <= KVFS_STATUS_MAX_PEERS; id++) {
 		struct kvfs_status_peer *p = &st->peers[st->npeers++];
@@ -664,7 +800,9 @@ void ncl_status(const struct kvfs_node *n, struct kvfs_status *st)
 			p->match = st->applied_index;
 			p->lag_entries = st->lag_entries;
 			p->lag_ms = st->lag_ms;
-		} else if (id == st->leader) {
+		}
+		if (self)
+			p->lag_unknown = st->catching_up; else if (id == st->leader) {
 			p->match = commit;
 		}
 	}

@@ -35,6 +35,8 @@ struct batch {
 	struct waiter *w;
 	size_t nw, wcap;
 	uint64_t compact_upto; /* cut the log up to here before appending; 0 = no */
+	uint64_t commit_write; /* then write this commit index to DATA/commit; 0 = no */
+	int commit_rv;
 	/* cluster mode: the replication core's actions this job carries out */
 	bool trunc;              /* first drop every record after trunc_after */
 	uint64_t trunc_after;
@@ -66,6 +68,8 @@ struct kvfs_node {
 	uint64_t log_bytes; /* whole log, as of the last completed append */
 	uint64_t bytes_since_snapshot;
 	uint64_t compact_upto; /* waiting to be done by the next disk job */
+	int commit_fd;           /* DATA/commit (cluster members); -1 */
+	uint64_t commit_written; /* the commit index DATA/commit holds (or a job is writing) */
 
 	bool snapshotting;
 	uv_work_t snap_work;
@@ -128,6 +132,7 @@ struct node_cluster {
 	uint64_t behind_since;  /* uv_now() when this node fell behind; 0 caught up */
 	uint64_t *peer_behind;  /* on the leader, by id: when that peer fell behind */
 	const char *why_stuck;  /* why writes wait, for the EIO log line */
+	bool caught_up;         /* heard the leader's commit index since the start and applied it */
 };
 
 /* node_uv.c */
@@ -151,6 +156,10 @@ void ncl_check(struct kvfs_node *n);            /* each loop iteration */
 void ncl_disk_done(struct kvfs_node *n, struct batch *b); /* a job completed without error */
 void ncl_snapshot_done(struct kvfs_node *n, uint64_t index); /* a snapshot was written */
 void ncl_status(const struct kvfs_node *n, struct kvfs_status *st);
+/* The commit index for the next disk job to write to DATA/commit (the log is durable up to
+ * durable_end once that job has appended), or 0 if DATA/commit holds it already. */
+uint64_t ncl_commit_to_write(const struct kvfs_node *n, uint64_t durable_end);
+void ncl_commit_encode(uint8_t buf[24], uint64_t commit);
 void ncl_close(struct kvfs_node *n);            /* starts closing; node_maybe_finish_close */
 bool ncl_closed(const struct kvfs_node *n);     /* ... waits for this */
 void ncl_free(struct kvfs_node *n);
@@ -170,6 +179,7 @@ void nfwd_on_reply(struct node_cluster *c, uint32_t from, const uint8_t *p, uint
 int nread_init(struct node_cluster *c);
 void nread_free(struct node_cluster *c);
 int nread_barrier(struct node_cluster *c, kvfs_node_done_fn cb, void *arg);
+int nread_wait_caught_up(struct node_cluster *c, kvfs_node_done_fn cb, void *arg);
 bool nread_message(struct node_cluster *c, uint32_t from, uint8_t type, const uint8_t *p,
                    uint32_t len); /* true if it was a read message */
 void nread_progress(struct node_cluster *c); /* after applies, each loop iteration */

@@ -39,6 +39,7 @@ enum rstate {
 	R_ROUND, /* (leader) in the round in flight */
 	R_ASKED, /* (follower) asked the leader */
 	R_APPLY, /* knows its index: waits until this node applied it */
+	R_CATCHUP, /* a local read after a start: waits until the node caught up (node.h) */
 };
 
 struct rd {
@@ -232,6 +233,24 @@ int nread_barrier(struct node_cluster *c, kvfs_node_done_fn cb, void *arg)
 	return 0;
 }
 
+int nread_wait_caught_up(struct node_cluster *c, kvfs_node_done_fn cb, void *arg)
+{
+	struct rd *r;
+
+	if (c->caught_up)
+		return 1;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->state = R_CATCHUP;
+	r->cb = cb;
+	r->arg = arg;
+	r->deadline = now_ms(c) + c->n->cfg.write_timeout_ms;
+	r->next = c->reads->head;
+	c->reads->head = r;
+	return 0;
+}
+
 /* On the leader: a follower's request, or an answer to our round. */
 static void leader_message(struct node_cluster *c, uint32_t from, uint8_t type,
                            const uint8_t *p, uint32_t len)
@@ -324,7 +343,8 @@ void nread_progress(struct node_cluster *c)
 		return;
 	for (r = s->head; r; r = next) {
 		next = r->next;
-		if (r->state == R_APPLY && r->index <= applied)
+		if ((r->state == R_APPLY && r->index <= applied) ||
+		    (r->state == R_CATCHUP && c->caught_up))
 			finish(c, r, 0);
 	}
 }
@@ -333,16 +353,29 @@ void nread_tick(struct node_cluster *c)
 {
 	struct node_reads *s = c->reads;
 	uint64_t now = now_ms(c);
-	unsigned failed = 0;
+	unsigned failed = 0, waited = 0;
 	struct rd *r, *next;
 
+	/* The log lines first, so that they are there by the time the callers see EIO. */
+	for (r = s->head; r; r = r->next)
+		if (r->deadline <= now && !r->from)
+			r->state == R_CATCHUP ? waited++ : failed++;
+	if (failed)
+		log_warn("%u linearizable read(s) failed with EIO: the leader could not confirm "
+		         "its commit index with a majority within %" PRIu64 " ms",
+		         failed, c->n->cfg.write_timeout_ms);
+	if (waited)
+		log_warn("%u read(s) failed with EIO: since its start this node has not heard its "
+		         "leader's commit index within %" PRIu64 " ms, so it cannot tell whether "
+		         "its store holds every write it acknowledged before",
+		         waited, c->n->cfg.write_timeout_ms);
 	for (r = s->head; r; r = next) {
 		next = r->next;
 		if (r->deadline <= now) {
 			if (r->from)
 				unlink_rd(s, r);
 			else
-				failed++, finish(c, r, -EIO);
+				finish(c, r, -EIO);
 			continue;
 		}
 		/* Roles change: a read waiting for the wrong kind of answer starts again. */
@@ -359,10 +392,6 @@ void nread_tick(struct node_cluster *c)
 			place(c, r);
 		}
 	}
-	if (failed)
-		log_warn("%u linearizable read(s) failed with EIO: the leader could not confirm "
-		         "its commit index with a majority within %" PRIu64 " ms",
-		         failed, c->n->cfg.write_timeout_ms);
 	if (leads(c) && (!s->round || now - s->round_started >= ROUND_RETRY_MS))
 		start_round(c);
 	nread_progress(c);

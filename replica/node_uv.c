@@ -288,6 +288,8 @@ static void node_free(struct kvfs_node *n)
 		store_close(n->store);
 	if (n->lock_fd >= 0)
 		close(n->lock_fd);
+	if (n->commit_fd >= 0)
+		close(n->commit_fd);
 	free(n->data_dir);
 	free(n);
 }
@@ -307,6 +309,7 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 		return -ENOMEM;
 	n->cfg = *cfg;
 	n->lock_fd = -1;
+	n->commit_fd = -1;
 	n->data_dir = strdup(cfg->data_dir);
 	if (!n->data_dir) {
 		rv = -ENOMEM;
@@ -328,6 +331,17 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 	rv = check_meta(n, err, errlen);
 	if (rv < 0)
 		goto err_free;
+	if (cfg->cluster_size > 0) {
+		char path[PATH_MAX];
+
+		snprintf(path, sizeof(path), "%s/commit", n->data_dir);
+		n->commit_fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (n->commit_fd < 0) {
+			rv = -errno;
+			snprintf(err, errlen, "cannot open %s: %s", path, strerror(-rv));
+			goto err_free;
+		}
+	}
 	rv = snapshot_load_latest(n->data_dir, &n->store, &snap_index, note, sizeof(note));
 	if (rv < 0) {
 		snprintf(err, errlen, "%s", note);
@@ -580,6 +594,13 @@ static void disk_work(uv_work_t *req)
 		b->append_rv = log_append_batch(n->log, b->buf, b->len, b->first, b->last);
 	if (b->compact_upto && !b->reset_next && b->trunc_rv == 0 && b->append_rv == 0)
 		b->compact_rv = log_compact(n->log, b->compact_upto);
+	if (b->commit_write && b->trunc_rv == 0 && b->append_rv == 0) {
+		uint8_t rec[24];
+
+		ncl_commit_encode(rec, b->commit_write);
+		if (pwrite(n->commit_fd, rec, sizeof(rec), 0) != (ssize_t)sizeof(rec))
+			b->commit_rv = errno ? -errno : -EIO;
+	}
 }
 
 static void kick(struct kvfs_node *n);
@@ -643,6 +664,9 @@ static void disk_done(uv_work_t *req, int status)
 	if (b->compact_rv < 0)
 		log_warn("cannot remove old log segments: %s (will retry after the next snapshot)",
 		         strerror(-b->compact_rv));
+	if (b->commit_rv < 0)
+		log_warn("cannot write %s/commit: %s (a restart applies fewer entries at once)",
+		         n->data_dir, strerror(-b->commit_rv));
 	if (b->append_rv == 0 && b->trunc_rv == 0) {
 		n->log_bytes = log_bytes(n->log); /* a truncation or compaction may have shrunk it */
 		n->bytes_since_snapshot += b->len;
@@ -690,18 +714,23 @@ static void disk_done(uv_work_t *req, int status)
 /* Starts a disk job if one is due and none is in flight. */
 static void kick(struct kvfs_node *n)
 {
+	uint64_t commit = 0;
 	struct batch *b;
 	int rv;
 
 	if (n->inflight || n->fatal)
 		return;
-	if (!n->pending && !n->compact_upto)
+	if (n->cl)
+		commit = ncl_commit_to_write(n, n->pending && n->pending->len ? n->pending->last
+		                                                               : log_last_index(n->log));
+	if (!n->pending && !n->compact_upto && !commit)
 		return;
 	b = n->pending ? n->pending : batch_new(n);
 	if (!b)
 		return; /* retried at the next loop iteration */
 	n->pending = NULL;
-	if (b->len == 0 && !n->compact_upto && !b->trunc && !b->persisted && !b->reset_next) {
+	if (b->len == 0 && !n->compact_upto && !b->trunc && !b->persisted && !b->reset_next &&
+	    !commit) {
 		/* Only node_sync() waiters, and nothing before them in flight: done. */
 		fail_batch(b, 0);
 		batch_free(b);
@@ -710,6 +739,9 @@ static void kick(struct kvfs_node *n)
 	}
 	b->compact_upto = n->compact_upto;
 	n->compact_upto = 0;
+	b->commit_write = commit;
+	if (commit)
+		n->commit_written = commit;
 	b->work.data = b;
 	rv = uv_queue_work(n->loop, &b->work, disk_work, disk_done);
 	assert(rv == 0);

@@ -576,6 +576,11 @@ uint64_t repl_base_index(const struct kvfs_repl *r)
 	return r->base;
 }
 
+uint64_t repl_heard_commit(const struct kvfs_repl *r)
+{
+	return r->role == KVFS_REPL_FOLLOWER ? r->leader_commit : 0;
+}
+
 uint64_t repl_leader_commit(const struct kvfs_repl *r)
 {
 	if (r->role != KVFS_REPL_FOLLOWER)

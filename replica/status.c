@@ -47,7 +47,7 @@ static void out_json_str(struct out *o, const char *s)
 	out_printf(o, "\"");
 }
 
-enum fact_kind { FACT_STR, FACT_U64, FACT_LEADER };
+enum fact_kind { FACT_STR, FACT_U64, FACT_LEADER, FACT_LAG };
 
 struct fact {
 	const char *key;
@@ -77,8 +77,11 @@ static size_t facts_of(const struct kvfs_status *st, struct fact *f)
 	U64("priority", st->priority);
 	U64("commit_index", st->commit_index);
 	U64("applied_index", st->applied_index);
-	U64("lag_entries", st->lag_entries);
-	U64("lag_ms", st->lag_ms);
+	f[n++] = (struct fact){.key = "lag_entries", .kind = FACT_LAG, .u = st->lag_entries,
+	                       .s = st->catching_up ? "" : NULL};
+	f[n++] = (struct fact){.key = "lag_ms", .kind = FACT_LAG, .u = st->lag_ms,
+	                       .s = st->catching_up ? "" : NULL};
+	STR("catching_up", st->catching_up ? "yes" : "no");
 	U64("keys", st->keys);
 	U64("value_bytes", st->value_bytes);
 	U64("log_bytes", st->log_bytes);
@@ -103,16 +106,21 @@ size_t status_render_text(const struct kvfs_status *st, char *buf, size_t size)
 			out_printf(&o, "%s: %s\n", f[i].key, f[i].s);
 		else if (f[i].kind == FACT_LEADER && f[i].u == 0)
 			out_printf(&o, "%s: none\n", f[i].key);
+		else if (f[i].kind == FACT_LAG && f[i].s)
+			out_printf(&o, "%s: -1\n", f[i].key);
 		else
 			out_printf(&o, "%s: %llu\n", f[i].key, (unsigned long long)f[i].u);
 	}
 	for (unsigned i = 0; i < st->npeers && i < KVFS_STATUS_MAX_PEERS; i++) {
 		const struct kvfs_status_peer *p = &st->peers[i];
 
-		out_printf(&o, "peer: %u %s %s match=%llu lag_entries=%llu lag_ms=%llu\n", p->id,
-		           p->addr[0] ? p->addr : "none", p->role ? p->role : "unknown",
-		           (unsigned long long)p->match, (unsigned long long)p->lag_entries,
-		           (unsigned long long)p->lag_ms);
+		out_printf(&o, "peer: %u %s %s match=%llu ", p->id, p->addr[0] ? p->addr : "none",
+		           p->role ? p->role : "unknown", (unsigned long long)p->match);
+		if (p->lag_unknown)
+			out_printf(&o, "lag_entries=-1 lag_ms=-1\n");
+		else
+			out_printf(&o, "lag_entries=%llu lag_ms=%llu\n",
+			           (unsigned long long)p->lag_entries, (unsigned long long)p->lag_ms);
 	}
 	return o.len;
 }
@@ -132,6 +140,8 @@ size_t status_render_json(const struct kvfs_status *st, char *buf, size_t size)
 			out_json_str(&o, f[i].s);
 		else if (f[i].kind == FACT_LEADER && f[i].u == 0)
 			out_printf(&o, "null");
+		else if (f[i].kind == FACT_LAG && f[i].s)
+			out_printf(&o, "-1");
 		else
 			out_printf(&o, "%llu", (unsigned long long)f[i].u);
 	}
@@ -143,9 +153,12 @@ size_t status_render_json(const struct kvfs_status *st, char *buf, size_t size)
 		out_json_str(&o, p->addr[0] ? p->addr : "none");
 		out_printf(&o, ", \"role\": ");
 		out_json_str(&o, p->role ? p->role : "unknown");
-		out_printf(&o, ", \"match\": %llu, \"lag_entries\": %llu, \"lag_ms\": %llu}",
-		           (unsigned long long)p->match, (unsigned long long)p->lag_entries,
-		           (unsigned long long)p->lag_ms);
+		out_printf(&o, ", \"match\": %llu, ", (unsigned long long)p->match);
+		if (p->lag_unknown)
+			out_printf(&o, "\"lag_entries\": -1, \"lag_ms\": -1}");
+		else
+			out_printf(&o, "\"lag_entries\": %llu, \"lag_ms\": %llu}",
+			           (unsigned long long)p->lag_entries, (unsigned long long)p->lag_ms);
 	}
 	out_printf(&o, "]}\n");
 	return o.len;

@@ -137,6 +137,17 @@ int node_sync(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg);
  */
 int node_read_barrier(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg);
 
+/*
+ * The restart contract (DESIGN §5): after its start, a cluster member does not know how far
+ * behind its leader it is, and its store may lack writes it acknowledged before it stopped, until
+ * it has heard its leader's commit index (of the leader's own epoch) and applied up to it.
+ * node_reads_ready() says whether it has (always true standalone). node_read_wait() calls cb
+ * (err 0, ino 0) once it has, or -EIO after the write timeout; same return and callback rules as
+ * node_propose, except that it returns 1, and never calls cb, when reads are ready already.
+ */
+bool node_reads_ready(const struct kvfs_node *n);
+int node_read_wait(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg);
+
 /* True while proposals are waiting or being written. */
 int node_busy(const struct kvfs_node *n);
 

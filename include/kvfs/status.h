@@ -7,6 +7,7 @@
 #ifndef KVFS_STATUS_H
 #define KVFS_STATUS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,7 @@ struct kvfs_status_peer {
 	uint64_t match;
 	uint64_t lag_entries;
 	uint64_t lag_ms;
+	bool lag_unknown; /* shown as -1: this node cannot know its lag yet */
 };
 
 struct kvfs_status {
@@ -34,6 +36,10 @@ struct kvfs_status {
 	uint64_t applied_index;
 	uint64_t lag_entries;
 	uint64_t lag_ms;
+	/* Since its start, this node has not yet heard its leader's commit index and applied up to
+	 * it: it cannot tell how far behind it is. lag_entries and lag_ms show -1,
+	 * `catching_up: yes` says so, and reads wait. */
+	bool catching_up;
 	/* Facts beyond the contract's minimum, shown after it. */
 	uint64_t keys;        /* linked inodes, root excluded */
 	uint64_t value_bytes; /* bytes of all file values */
