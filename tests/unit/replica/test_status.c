@@ -97,6 +97,25 @@ static void test_json(void **state)
 	assert_non_null(strstr(buf, "\"role\": \"a\\\"b\\\\c\\u000a\""));
 }
 
+/* A node that has not heard its leader since its start shows its lag as unknown (-1). */
+static void test_catching_up(void **state)
+{
+	struct kvfs_status st = sample();
+	char buf[4096];
+
+	status_render_text(&st, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\nlag_entries: 3\nlag_ms: 12\ncatching_up: no\n"));
+	st.catching_up = true;
+	st.peers[1].lag_unknown = true;
+	status_render_text(&st, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\nlag_entries: -1\nlag_ms: -1\ncatching_up: yes\n"));
+	assert_non_null(strstr(buf, "peer: 3 127.0.0.1:7003 follower match=10419 lag_entries=-1 "
+	                            "lag_ms=-1\n"));
+	status_render_json(&st, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\"lag_entries\": -1, \"lag_ms\": -1, \"catching_up\": \"yes\""));
+	assert_non_null(strstr(buf, "\"match\": 10419, \"lag_entries\": -1, \"lag_ms\": -1}"));
+}
+
 static void test_truncation_reports_full_length(void **state)
 {
 	struct kvfs_status st = sample();
@@ -116,6 +135,7 @@ int main(void)
 	    cmocka_unit_test(test_text_contract_order),
 	    cmocka_unit_test(test_text_no_leader),
 	    cmocka_unit_test(test_json),
+	    cmocka_unit_test(test_catching_up),
 	    cmocka_unit_test(test_truncation_reports_full_length),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
