@@ -149,6 +149,7 @@ struct handle *fuse_file_new_handle(struct kvfs_fs *fs, struct kvfs_inode *in, i
 			if ((flags & O_TRUNC) && h->wb->size > 0) {
 				h->wb->size = 0;
 				h->wb->dirty = true;
+				h->wrote_gen = h->wb->gen; /* the truncation is this handle's */
 			}
 		}
 	}

@@ -370,7 +370,11 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_attr(req, &st, 0);
 		return;
 	}
-	fuse_ops_gate(req, ino, NULL, NULL, false, gated_getattr);
+	/* The mount point itself always answers (mount tools, `df`, `test -d` of the mount). */
+	if (ino == KVFS_ROOT_INO)
+		gated_getattr(req, fs, ino, NULL, fi);
+	else
+		fuse_ops_gate(req, ino, NULL, NULL, false, gated_getattr);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
