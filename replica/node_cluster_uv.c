@@ -121,7 +121,7 @@ static void promise_done(uv_work_t *req, int status)
 		log_error("cannot record the promised epoch in %s: %s; stopping", n->data_dir,
 		          strerror(-c->promise_rv));
 		node_go_fatal(n);
-	} else if (c->repl) {
+	} else if (c->repl && !n->fatal) {
 		repl_epoch_persisted(c->repl, c->promise_writing);
 	}
 	if (!n->fatal && c->promise_want > c->promise_writing)
@@ -171,9 +171,12 @@ static void io_persist(void *arg, const struct kvfs_repl_entry *e, size_t count)
 {
 	struct node_cluster *c = arg;
 	struct kvfs_node *n = c->n;
-	struct batch *b = node_pending_batch(n);
+	struct batch *b;
 	size_t bytes = 0;
 
+	if (n->fatal)
+		return; /* nothing is written any more: the node is stopping */
+	b = node_pending_batch(n);
 	for (size_t i = 0; i < count; i++)
 		bytes += log_record_size(e[i].len);
 	if (!b || node_batch_reserve(b, bytes) < 0) {
@@ -220,8 +223,11 @@ static void cut_batch(struct batch *b, uint64_t after)
 static void io_truncate(void *arg, uint64_t after)
 {
 	struct node_cluster *c = arg;
-	struct batch *b = node_pending_batch(c->n);
+	struct batch *b;
 
+	if (c->n->fatal)
+		return;
+	b = node_pending_batch(c->n);
 	if (!b) {
 		log_error("out of memory for the log; stopping");
 		node_go_fatal(c->n);
@@ -302,7 +308,7 @@ static void on_message(void *arg, uint32_t from, uint8_t type, const uint8_t *pa
 	struct kvfs_repl_msg m;
 	int rv;
 
-	if (c->closing || nread_message(c, from, type, payload, len) ||
+	if (c->closing || c->n->fatal || nread_message(c, from, type, payload, len) ||
 	    nsnap_message(c, from, type, payload, len))
 		return;
 	switch (type) {
@@ -388,7 +394,7 @@ void node_cluster_changed(struct kvfs_node *n)
 {
 	struct node_cluster *c = n->cl;
 
-	if (!c || c->closing || !c->peers)
+	if (!c || c->closing || n->fatal || !c->peers)
 		return;
 	update_addrs(c);
 	follow_view(c);
@@ -469,7 +475,7 @@ static void on_tick(uv_timer_t *t)
 {
 	struct node_cluster *c = t->data;
 
-	if (c->closing)
+	if (c->closing || c->n->fatal)
 		return;
 	update_addrs(c);
 	follow_view(c);
@@ -582,6 +588,14 @@ int ncl_start(struct kvfs_node *n)
 
 void ncl_check(struct kvfs_node *n)
 {
+	if (n->fatal) {
+		/* Nothing of ours can commit or be applied here any more: answer now rather than
+		 * at the write timeout. Here, at the top of the loop, not in node_go_fatal, which
+		 * may run inside a walk of these lists. */
+		nfwd_fail_all(n->cl, -EIO);
+		nread_fail_all(n->cl, -EIO);
+		return;
+	}
 	nfwd_settle(n->cl);
 	nread_progress(n->cl);
 }
@@ -602,6 +616,8 @@ void ncl_disk_done(struct kvfs_node *n, struct batch *b)
 {
 	struct node_cluster *c = n->cl;
 
+	if (n->fatal)
+		return;
 	if (b->persisted && c->repl)
 		repl_persisted(c->repl, b->p_epoch, b->p_index);
 	nfwd_dispatch(c);
@@ -694,8 +710,8 @@ void ncl_close(struct kvfs_node *n)
 	if (c->closing)
 		return;
 	c->closing = true;
-	nfwd_fail_all(c);
-	nread_fail_all(c, -ESHUTDOWN);
+	nfwd_fail_all(c, n->fatal ? -EIO : -ESHUTDOWN);
+	nread_fail_all(c, n->fatal ? -EIO : -ESHUTDOWN);
 	c->peers = NULL;
 	if (peers)
 		peer_close(peers, on_peers_closed, c);
@@ -714,7 +730,7 @@ void ncl_free(struct kvfs_node *n)
 {
 	struct node_cluster *c = n->cl;
 
-	nfwd_fail_all(c);
+	nfwd_fail_all(c, -ESHUTDOWN);
 	nread_free(c);
 	nsnap_free(c);
 	repl_close(c->repl);
