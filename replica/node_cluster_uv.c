@@ -262,16 +262,16 @@ static void io_apply(void *arg, const struct kvfs_repl_entry *e)
 	if (n->fatal)
 		return;
 	if (e->len && op_decode(&op, e->data, e->len) < 0) {
-		log_error("committed entry %" PRIu64 " is not an operation this kvfs understands; "
-		          "stopping",
-		          e->index);
+		log_error("committed entry %" PRIu64 " (log in %s) is not an operation this kvfs "
+		          "understands; stopping",
+		          e->index, n->data_dir);
 		node_go_fatal(n);
 		return;
 	}
 	rv = store_apply(n->store, e->epoch, e->index, &op, &res);
 	if (rv < 0) {
-		log_error("cannot apply log entry %" PRIu64 " (%s); stopping", e->index,
-		          strerror(-rv));
+		log_error("cannot apply log entry %" PRIu64 " of %s (%s); stopping", e->index,
+		          n->data_dir, strerror(-rv));
 		node_go_fatal(n);
 		return;
 	}

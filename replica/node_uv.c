@@ -618,8 +618,8 @@ static void apply_batch(struct kvfs_node *n, struct batch *b)
 			rv = store_apply(n->store, epoch, index, &op, &res);
 			if (rv < 0) {
 				/* The store cannot skip an entry: every later one depends on it. */
-				log_error("cannot apply log entry %" PRIu64 " (%s); stopping",
-				          index, strerror(-rv));
+				log_error("cannot apply log entry %" PRIu64 " of %s (%s); stopping",
+				          index, n->data_dir, strerror(-rv));
 				node_go_fatal(n);
 			}
 		}
