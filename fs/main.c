@@ -11,6 +11,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,11 +202,19 @@ static void on_signal(uv_signal_t *h, int signum)
 	begin_stop(a, 0);
 }
 
+/*
+ * The node cannot go on (its data directory failed it; the node has logged why). Its hooks get
+ * node_start's arg, which is &a->fs (the filesystem's hooks need that): the app around it is
+ * found from there. No drain: what was in flight has failed, so unmount now, close the ZooKeeper
+ * session (the others elect at once) and exit with EXIT_RUNTIME, whatever signal comes later.
+ */
 static void on_fatal(void *arg)
 {
-	struct app *a = arg;
+	struct app *a = (struct app *)((char *)arg - offsetof(struct app, fs));
 
-	log_error("stopping after a fatal error; unmounting %s", a->opts.mountpoint);
+	log_error("stopping after a fatal error in data directory %s: unmounting %s, exit "
+	          "status %d",
+	          a->opts.data_dir, a->opts.mountpoint, EXIT_RUNTIME);
 	begin_stop(a, EXIT_RUNTIME);
 }
 

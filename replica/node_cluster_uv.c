@@ -122,7 +122,7 @@ static void promise_done(uv_work_t *req, int status)
 		log_error("cannot record the promised epoch in %s: %s; stopping", n->data_dir,
 		          strerror(-c->promise_rv));
 		node_go_fatal(n);
-	} else if (c->repl) {
+	} else if (c->repl && !n->fatal) {
 		repl_epoch_persisted(c->repl, c->promise_writing);
 	}
 	if (!n->fatal && c->promise_want > c->promise_writing)
@@ -255,9 +255,12 @@ static void io_persist(void *arg, const struct kvfs_repl_entry *e, size_t count)
 {
 	struct node_cluster *c = arg;
 	struct kvfs_node *n = c->n;
-	struct batch *b = node_pending_batch(n);
+	struct batch *b;
 	size_t bytes = 0;
 
+	if (n->fatal)
+		return; /* nothing is written any more: the node is stopping */
+	b = node_pending_batch(n);
 	for (size_t i = 0; i < count; i++)
 		bytes += log_record_size(e[i].len);
 	if (!b || node_batch_reserve(b, bytes) < 0) {
@@ -304,8 +307,11 @@ static void cut_batch(struct batch *b, uint64_t after)
 static void io_truncate(void *arg, uint64_t after)
 {
 	struct node_cluster *c = arg;
-	struct batch *b = node_pending_batch(c->n);
+	struct batch *b;
 
+	if (c->n->fatal)
+		return;
+	b = node_pending_batch(c->n);
 	if (!b) {
 		log_error("out of memory for the log; stopping");
 		node_go_fatal(c->n);
@@ -340,16 +346,16 @@ static void io_apply(void *arg, const struct kvfs_repl_entry *e)
 	if (n->fatal)
 		return;
 	if (e->len && op_decode(&op, e->data, e->len) < 0) {
-		log_error("committed entry %" PRIu64 " is not an operation this kvfs understands; "
-		          "stopping",
-		          e->index);
+		log_error("committed entry %" PRIu64 " (log in %s) is not an operation this kvfs "
+		          "understands; stopping",
+		          e->index, n->data_dir);
 		node_go_fatal(n);
 		return;
 	}
 	rv = store_apply(n->store, e->epoch, e->index, &op, &res);
 	if (rv < 0) {
-		log_error("cannot apply log entry %" PRIu64 " (%s); stopping", e->index,
-		          strerror(-rv));
+		log_error("cannot apply log entry %" PRIu64 " of %s (%s); stopping", e->index,
+		          n->data_dir, strerror(-rv));
 		node_go_fatal(n);
 		return;
 	}
@@ -386,7 +392,7 @@ static void on_message(void *arg, uint32_t from, uint8_t type, const uint8_t *pa
 	struct kvfs_repl_msg m;
 	int rv;
 
-	if (c->closing || nread_message(c, from, type, payload, len) ||
+	if (c->closing || c->n->fatal || nread_message(c, from, type, payload, len) ||
 	    nsnap_message(c, from, type, payload, len))
 		return;
 	switch (type) {
@@ -472,7 +478,7 @@ void node_cluster_changed(struct kvfs_node *n)
 {
 	struct node_cluster *c = n->cl;
 
-	if (!c || c->closing || !c->peers)
+	if (!c || c->closing || n->fatal || !c->peers)
 		return;
 	update_addrs(c);
 	follow_view(c);
@@ -553,7 +559,7 @@ static void on_tick(uv_timer_t *t)
 {
 	struct node_cluster *c = t->data;
 
-	if (c->closing)
+	if (c->closing || c->n->fatal)
 		return;
 	update_addrs(c);
 	follow_view(c);
@@ -700,6 +706,14 @@ static void check_caught_up(struct node_cluster *c)
 
 void ncl_check(struct kvfs_node *n)
 {
+	if (n->fatal) {
+		/* Nothing of ours can commit or be applied here any more: answer now rather than
+		 * at the write timeout. Here, at the top of the loop, not in node_go_fatal, which
+		 * may run inside a walk of these lists. */
+		nfwd_fail_all(n->cl, -EIO);
+		nread_fail_all(n->cl, -EIO);
+		return;
+	}
 	check_caught_up(n->cl);
 	nfwd_settle(n->cl);
 	nread_progress(n->cl);
@@ -737,6 +751,8 @@ void ncl_disk_done(struct kvfs_node *n, struct batch *b)
 {
 	struct node_cluster *c = n->cl;
 
+	if (n->fatal)
+		return;
 	if (b->persisted && c->repl)
 		repl_persisted(c->repl, b->p_epoch, b->p_index);
 	nfwd_dispatch(c);
@@ -832,8 +848,8 @@ void ncl_close(struct kvfs_node *n)
 	if (c->closing)
 		return;
 	c->closing = true;
-	nfwd_fail_all(c);
-	nread_fail_all(c, -ESHUTDOWN);
+	nfwd_fail_all(c, n->fatal ? -EIO : -ESHUTDOWN);
+	nread_fail_all(c, n->fatal ? -EIO : -ESHUTDOWN);
 	c->peers = NULL;
 	if (peers)
 		peer_close(peers, on_peers_closed, c);
@@ -852,7 +868,7 @@ void ncl_free(struct kvfs_node *n)
 {
 	struct node_cluster *c = n->cl;
 
-	nfwd_fail_all(c);
+	nfwd_fail_all(c, -ESHUTDOWN);
 	nread_free(c);
 	nsnap_free(c);
 	repl_close(c->repl);

@@ -191,7 +191,7 @@ void nfwd_dispatch(struct node_cluster *c)
 	uint32_t to;
 	uint64_t epoch;
 
-	if (c->closing || !c->head || !target(c, &to, &epoch))
+	if (c->closing || n->fatal || !c->head || !target(c, &to, &epoch))
 		return;
 	for (struct fwd *f = c->head; f; f = f->next) {
 		int rv;
@@ -350,8 +350,8 @@ void nfwd_on_reply(struct node_cluster *c, uint32_t from, const uint8_t *p,
 	}
 }
 
-void nfwd_fail_all(struct node_cluster *c)
+void nfwd_fail_all(struct node_cluster *c, int err)
 {
 	while (c->head)
-		finish(c, c->head, c->head->op ? -ESHUTDOWN : 0, 0);
+		finish(c, c->head, c->head->op ? err : 0, 0);
 }

@@ -171,7 +171,7 @@ void nfwd_applied(struct node_cluster *c, uint64_t seq, const struct kvfs_apply_
 void nfwd_settle(struct node_cluster *c); /* completes node_sync() barriers at the head */
 void nfwd_after_reset(struct node_cluster *c); /* a snapshot replaced the store */
 void nfwd_expire(struct node_cluster *c); /* fails what waited past the write timeout */
-void nfwd_fail_all(struct node_cluster *c); /* shutting down: -ESHUTDOWN to every write */
+void nfwd_fail_all(struct node_cluster *c, int err); /* stopping: err to every write */
 void nfwd_on_forward(struct node_cluster *c, uint32_t from, const uint8_t *p, uint32_t len);
 void nfwd_on_reply(struct node_cluster *c, uint32_t from, const uint8_t *p, uint32_t len);
 

@@ -560,7 +560,13 @@ int node_busy(const struct kvfs_node *n)
 static void fail_batch(struct batch *b, int err);
 static void batch_free(struct batch *b);
 
-/* The node cannot go on (an fsync or an apply failed): what waits fails, nothing new starts. */
+/*
+ * The node cannot go on (an fsync or an apply failed; the caller has logged why): what waits in
+ * the pending batch fails now, nothing new starts, and the owner hears of it (on_fatal). In a
+ * cluster the replication core is left alone from here and this node's forwarded writes and
+ * read barriers fail at the next loop iteration (ncl_check): this may run inside a walk of those
+ * lists.
+ */
 void node_go_fatal(struct kvfs_node *n)
 {
 	if (n->fatal)
@@ -633,8 +639,8 @@ static void apply_batch(struct kvfs_node *n, struct batch *b)
 			rv = store_apply(n->store, epoch, index, &op, &res);
 			if (rv < 0) {
 				/* The store cannot skip an entry: every later one depends on it. */
-				log_error("cannot apply log entry %" PRIu64 " (%s); stopping",
-				          index, strerror(-rv));
+				log_error("cannot apply log entry %" PRIu64 " of %s (%s); stopping",
+				          index, n->data_dir, strerror(-rv));
 				node_go_fatal(n);
 			}
 		}
@@ -896,6 +902,14 @@ static void on_check_closed(uv_handle_t *h)
 
 void node_maybe_finish_close(struct kvfs_node *n)
 {
+	if (n->closing && n->fatal && n->pending) {
+		/* Nothing will write it any more (kick() starts no job after a fatal error). */
+		struct batch *p = n->pending;
+
+		n->pending = NULL;
+		fail_batch(p, -EIO);
+		batch_free(p);
+	}
 	if (!n->closing || n->pending || n->inflight || n->snapshotting)
 		return;
 	if (n->cl && !ncl_closed(n))

@@ -78,7 +78,16 @@ typedef void (*kvfs_node_done_fn)(void *arg, int err, uint64_t ino);
 typedef void (*kvfs_node_apply_fn)(void *arg, const struct kvfs_op *op,
                                    const struct kvfs_apply_result *res);
 
-/* Called on the loop thread when the node cannot go on (an fsync failed): the caller must stop. */
+/*
+ * Called once, on the loop thread, when the node cannot go on (a log or promise write or fsync
+ * failed, a committed entry cannot be applied): the node has logged why, naming its data
+ * directory. From then on every node_* call that would need the disk fails with -EIO, what
+ * waited fails with -EIO (the proposal whose write failed before this returns, the others,
+ * forwarded writes and read barriers included, at the next loop iteration), and in a cluster the
+ * node no longer takes part in replication. The caller must stop: node_close at once (there is
+ * nothing worth draining) and leave the election. It may be called inside any node_* call or
+ * callback, also after node_close has begun.
+ */
 typedef void (*kvfs_node_fatal_fn)(void *arg);
 
 /*
@@ -112,7 +121,8 @@ void node_set_cluster(struct kvfs_node *n, const struct kvfs_node_cluster *clust
 void node_cluster_changed(struct kvfs_node *n);
 
 /* Attaches the node to loop (and, in a cluster, starts listening to its peers); it starts taking
- * proposals. Returns 0 or a negative errno (-EADDRINUSE: the replication port is taken). */
+ * proposals. Every hook (on_apply, on_fatal, and node_set_reset's done) is called with the same
+ * arg. Returns 0 or a negative errno (-EADDRINUSE: the replication port is taken). */
 int node_start(struct kvfs_node *n, struct uv_loop_s *loop, kvfs_node_apply_fn on_apply,
                kvfs_node_fatal_fn on_fatal, void *arg);
 

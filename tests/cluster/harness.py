@@ -429,10 +429,12 @@ class Ensemble:
 
 class Node:
     """One kvfs daemon `kvfs -f --zk ...` with its data directory, mount point and log. The
-    options are attributes, read at each start (change `priority` and start again)."""
+    options are attributes, read at each start (change `priority` and start again); `env` is
+    added to the daemon's environment."""
 
     def __init__(self, h, node_id, cluster, zk_hosts, election="sequential", priority=None,
-                 session_timeout=None, hold_down=None, cluster_size=3, data=None, extra=()):
+                 session_timeout=None, hold_down=None, cluster_size=3, data=None, extra=(),
+                 env=None):
         self.h = h
         self.id = node_id
         self.cluster = cluster
@@ -443,6 +445,7 @@ class Node:
         self.hold_down = hold_down
         self.cluster_size = cluster_size
         self.extra = list(extra)
+        self.env = dict(env or {})  # added to the daemon's environment (e.g. LD_PRELOAD)
         self.dir = os.path.join(h.tmp, cluster, "n%d" % node_id)
         self.data = data or os.path.join(self.dir, "data")
         self.mnt = os.path.join(self.dir, "mnt")
@@ -501,7 +504,8 @@ class Node:
             log.flush()
             self.started_at = time.monotonic()
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT)
+                                         stderr=subprocess.STDOUT,
+                                         env=dict(os.environ, **self.env) if self.env else None)
         self.stopped = False
         self.checked = False
         self.h.log("%s: started (pid %d, cluster %s, %s, priority %s, session timeout %s)" %

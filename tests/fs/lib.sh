@@ -31,6 +31,7 @@ umask 022
 declare -A KVFS_PID=() # NAME -> PID of the running daemon
 declare -A KVFS_RC=()  # NAME -> exit status of the last daemon of that name
 declare -a LIB_PIDS=() # other background processes the test asked us to reap
+declare -a KVFS_ENV=() # NAME=VALUE words added to the environment of the daemons kvfs_start starts
 LIB_PASS=0
 LIB_FAIL=0
 LIB_FAILED=() # descriptions of the failed checks, repeated at the end
@@ -261,8 +262,8 @@ lib_wait_exit() {
 }
 
 # kvfs_start NAME [EXTRA-ARGS...]: starts `kvfs -f` on $T/NAME/data at $T/NAME/mnt in the background
-# and waits (at most 10 s) until the mount answers `cat mnt/.status`. Fails (with the log) when the
-# daemon exits or the mount does not answer.
+# (KVFS_ENV added to its environment) and waits (at most 10 s) until the mount answers
+# `cat mnt/.status`. Fails (with the log) when the daemon exits or the mount does not answer.
 kvfs_start() {
 	local name=$1 dir mnt pid deadline
 	shift
@@ -274,7 +275,7 @@ kvfs_start() {
 	fi
 	mkdir -p "$mnt"
 	echo "=== $(date +%T.%3N) kvfs -f --data $dir/data $* $mnt" >>"$dir/kvfs.log"
-	"$KVFS_BIN" -f --data "$dir/data" "$@" "$mnt" >>"$dir/kvfs.log" 2>&1 &
+	env "${KVFS_ENV[@]}" "$KVFS_BIN" -f --data "$dir/data" "$@" "$mnt" >>"$dir/kvfs.log" 2>&1 &
 	pid=$!
 	KVFS_PID[$name]=$pid
 	echo "$pid" >"$dir/pid"
