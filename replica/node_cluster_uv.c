@@ -249,21 +249,16 @@ static void io_apply(void *arg, const struct kvfs_repl_entry *e)
 {
 	struct node_cluster *c = arg;
 	struct kvfs_node *n = c->n;
-	struct kvfs_op op = {.type = KVFS_OP_NOOP};
+	struct kvfs_op op;
 	struct kvfs_apply_result res;
 	int rv;
 
 	if (n->fatal)
 		return;
-	if (e->len && op_decode(&op, e->data, e->len) < 0) {
-		log_error("committed entry %" PRIu64 " is not an operation this kvfs understands; "
-		          "stopping",
-		          e->index);
-		node_go_fatal(n);
-		return;
-	}
-	rv = store_apply(n->store, e->epoch, e->index, &op, &res);
+	rv = node_apply_entry(n, e->epoch, e->index, e->data, e->len, &op, &res);
 	if (rv < 0) {
+		/* Out of memory: applying is total otherwise (an undecodable entry is a failed
+		 * no-op on every replica). */
 		log_error("cannot apply log entry %" PRIu64 " (%s); stopping", e->index,
 		          strerror(-rv));
 		node_go_fatal(n);
