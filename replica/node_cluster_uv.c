@@ -206,14 +206,11 @@ static int apply_recovered(struct kvfs_node *n, const struct kvfs_repl_entry *lo
                            char *err, size_t errlen)
 {
 	for (size_t i = 0; i < count; i++) {
-		struct kvfs_op op = {.type = KVFS_OP_NOOP};
+		struct kvfs_op op;
 		struct kvfs_apply_result res;
-		int rv = 0;
+		int rv = node_apply_entry(n, log[i].epoch, log[i].index, log[i].data, log[i].len, &op,
+		                          &res);
 
-		if (log[i].len)
-			rv = op_decode(&op, log[i].data, log[i].len);
-		if (rv == 0)
-			rv = store_apply(n->store, log[i].epoch, log[i].index, &op, &res);
 		if (rv < 0) {
 			snprintf(err, errlen, "cannot apply committed log entry %" PRIu64 " in %s: %s",
 			         log[i].index, n->data_dir, strerror(-rv));
@@ -339,21 +336,16 @@ static void io_apply(void *arg, const struct kvfs_repl_entry *e)
 {
 	struct node_cluster *c = arg;
 	struct kvfs_node *n = c->n;
-	struct kvfs_op op = {.type = KVFS_OP_NOOP};
+	struct kvfs_op op;
 	struct kvfs_apply_result res;
 	int rv;
 
 	if (n->fatal)
 		return;
-	if (e->len && op_decode(&op, e->data, e->len) < 0) {
-		log_error("committed entry %" PRIu64 " (log in %s) is not an operation this kvfs "
-		          "understands; stopping",
-		          e->index, n->data_dir);
-		node_go_fatal(n);
-		return;
-	}
-	rv = store_apply(n->store, e->epoch, e->index, &op, &res);
+	rv = node_apply_entry(n, e->epoch, e->index, e->data, e->len, &op, &res);
 	if (rv < 0) {
+		/* Out of memory: applying is total otherwise (an undecodable entry is a failed
+		 * no-op on every replica). */
 		log_error("cannot apply log entry %" PRIu64 " of %s (%s); stopping", e->index,
 		          n->data_dir, strerror(-rv));
 		node_go_fatal(n);

@@ -77,6 +77,8 @@ static void fwd_renumber(struct node_cluster *c, struct fwd *f)
 	op_encode(&op, f->op);
 	f->sent_to = 0;
 	f->sent_epoch = 0;
+	f->first_to = 0; /* the old seq can never apply: no leader has the new one */
+	f->first_epoch = 0;
 	fwd_unlink(c, f);
 	fwd_append(c, f);
 }
@@ -218,6 +220,10 @@ void nfwd_dispatch(struct node_cluster *c)
 		}
 		f->sent_to = to;
 		f->sent_epoch = epoch;
+		if (!f->first_to) {
+			f->first_to = to;
+			f->first_epoch = epoch;
+		}
 	}
 }
 
@@ -313,7 +319,41 @@ static void reply_forward(struct node_cluster *c, uint32_t to, uint64_t seq, int
 	peer_send(c->peers, to, KVFS_MSG_FORWARD_REPLY, buf, sizeof(buf));
 }
 
-/* On the leader: a follower's write. Proposed as it is (its origin and seq make it once). */
+/*
+ * Proposes a follower's op (decoded from the len bytes at buf) under this leader's limits: a
+ * max_value above ours (or 0) becomes ours, re-encoded, and then the op must pass op_validate().
+ * Returns 0, op_validate()'s errno (nothing proposed), or repl_propose()'s error.
+ */
+static int propose_forwarded(struct node_cluster *c, struct kvfs_op *op, const uint8_t *buf,
+                             uint32_t len)
+{
+	struct kvfs_op_limits lim = node_limits(c->n);
+	uint8_t *copy;
+	int rv;
+
+	if (op->max_value != 0 && op->max_value <= lim.max_value) {
+		rv = op_validate(op, &lim);
+		return rv < 0 ? rv : repl_propose(c->repl, buf, len, NULL);
+	}
+	op->max_value = lim.max_value;
+	rv = op_validate(op, &lim);
+	if (rv < 0)
+		return rv;
+	/* Same size: max_value is a fixed-width field of the header. */
+	copy = malloc(len);
+	if (!copy)
+		return -ENOMEM;
+	op_encode(op, copy);
+	rv = repl_propose(c->repl, copy, len, NULL);
+	free(copy);
+	return rv;
+}
+
+/*
+ * On the leader: a follower's write. Proposed if it passes our own checks (its origin and seq
+ * make it once); otherwise the follower hears why, in a FORWARD_REPLY: EROFS and EAGAIN mean
+ * "send it again (to whoever leads)", any other errno is the write's outcome.
+ */
 void nfwd_on_forward(struct node_cluster *c, uint32_t from, const uint8_t *p, uint32_t len)
 {
 	struct kvfs_peer_forward m;
@@ -323,31 +363,60 @@ void nfwd_on_forward(struct node_cluster *c, uint32_t from, const uint8_t *p, ui
 	int rv;
 
 	if (peer_msg_forward_decode(&m, p, len) < 0 || m.origin != from ||
-	    op_decode(&op, m.op, m.op_len) < 0 || op.origin != from || op.seq != m.seq ||
-	    op.type == KVFS_OP_NOOP) {
+	    op_decode(&op, m.op, m.op_len) < 0 || op.origin != from || op.seq != m.seq) {
 		log_warn("node %u forwarded a write that is not well formed; ignored", from);
 		return;
 	}
-	if (!target(c, &to, &epoch) || to != c->n->cfg.id)
-		rv = -EROFS;
-	else
-		rv = repl_propose(c->repl, m.op, m.op_len, NULL);
-	if (rv < 0)
+	if (!target(c, &to, &epoch) || to != c->n->cfg.id) {
+		reply_forward(c, from, m.seq, -EROFS);
+		return;
+	}
+	rv = propose_forwarded(c, &op, m.op, m.op_len);
+	if (rv == 0)
+		return;
+	if (rv == -EROFS || rv == -ENOMEM) {
 		reply_forward(c, from, m.seq, rv == -EROFS ? -EROFS : -EAGAIN);
+		return;
+	}
+	log_warn("node %u forwarded a %s that this leader refuses: %s", from, op_type_name(op.type),
+	         strerror(-rv));
+	reply_forward(c, from, m.seq, rv);
 }
 
-/* On a follower: the leader refused a write (it no longer leads, or not yet). */
-void nfwd_on_reply(struct node_cluster *c, uint32_t from, const uint8_t *p,
-                             uint32_t len)
+/*
+ * On a follower: the leader refused a write. EROFS and EAGAIN (it no longer leads, or not yet):
+ * send it again. Any other errno: the leader's checks refused the op, and it was not proposed;
+ * that is the write's outcome, unless the write went to another leader (or epoch) before, which
+ * may have proposed it: then its outcome is unknown (EIO).
+ */
+void nfwd_on_reply(struct node_cluster *c, uint32_t from, const uint8_t *p, uint32_t len)
 {
 	struct kvfs_peer_forward_reply m;
+	struct fwd *f;
 
 	if (peer_msg_forward_reply_decode(&m, p, len) < 0 || m.origin != c->n->cfg.id)
 		return;
-	if (m.err < 0) {
+	if (m.err == 0)
+		return;
+	if (m.err == -EROFS || m.err == -EAGAIN) {
 		c->why_stuck = "the leader refused the write (it is not ready to lead)";
 		nfwd_unsend(c, m.seq, 0); /* the next tick sends them again, in order */
+		return;
 	}
+	for (f = c->head; f && !(f->op && f->seq == m.seq); f = f->next)
+		;
+	if (!f || f->sent_to != from)
+		return; /* done already, or sent elsewhere since: that answer counts */
+	if (f->first_to == from && f->first_epoch == f->sent_epoch) {
+		finish(c, f, m.err, 0);
+	} else {
+		log_warn(
+		    "a write failed with EIO: leader %u refused it (%s), but an earlier leader "
+		    "may have committed it",
+		    from, strerror(-m.err));
+		finish(c, f, -EIO, 0);
+	}
+	nfwd_settle(c);
 }
 
 void nfwd_fail_all(struct node_cluster *c, int err)

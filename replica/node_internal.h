@@ -13,6 +13,7 @@
 
 #include "kvfs/election.h"
 #include "kvfs/node.h"
+#include "kvfs/op.h"
 
 struct kvfs_peers;
 struct kvfs_repl;
@@ -99,9 +100,11 @@ struct fwd {
 	uint32_t len;
 	kvfs_node_done_fn cb;
 	void *arg;
-	uint64_t deadline;   /* uv_now() ms */
-	uint32_t sent_to;    /* where it went last (0: nowhere yet) ... */
-	uint64_t sent_epoch; /* ... in that leader's epoch */
+	uint64_t deadline;    /* uv_now() ms */
+	uint32_t sent_to;     /* where it went last (0: nowhere yet) ... */
+	uint64_t sent_epoch;  /* ... in that leader's epoch */
+	uint32_t first_to;    /* where this seq went first (0: nowhere yet) ... */
+	uint64_t first_epoch; /* ... in that leader's epoch: a refusal is final only from it */
 };
 
 struct node_cluster {
@@ -144,6 +147,15 @@ void node_maybe_snapshot(struct kvfs_node *n);
 int64_t node_now_ns(void);
 /* Fills in what the node adds to every proposal: origin, seq, time, max_value if 0. */
 void node_stamp_op(struct kvfs_node *n, struct kvfs_op *op);
+/* The limits this node holds proposals to (op_validate()): its --max-value. */
+struct kvfs_op_limits node_limits(const struct kvfs_node *n);
+/*
+ * Applies a committed entry to the node's store with store_entry_apply() (total: an undecodable
+ * payload is a failed no-op, logged), filling *op and *res. Returns 0, or -ENOMEM: the node must
+ * stop (the entry is not consumed, and no later one can apply before it).
+ */
+int node_apply_entry(struct kvfs_node *n, uint64_t epoch, uint64_t index, const uint8_t *data,
+                     size_t len, struct kvfs_op *op, struct kvfs_apply_result *res);
 
 /* node_cluster_uv.c: the cluster half of each node_* entry point. */
 int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,

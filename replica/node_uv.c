@@ -182,6 +182,18 @@ err_io:
 	return rv;
 }
 
+int node_apply_entry(struct kvfs_node *n, uint64_t epoch, uint64_t index, const uint8_t *data,
+                     size_t len, struct kvfs_op *op, struct kvfs_apply_result *res)
+{
+	int rv = store_entry_apply(n->store, epoch, index, data, len, op, res);
+
+	if (rv == 0 && res->err == -EBADMSG && op->type == KVFS_OP_NOOP)
+		log_warn("log entry %" PRIu64 " is not an operation this kvfs understands; applied "
+		         "as a no-op that failed (EBADMSG), as on every replica",
+		         index);
+	return rv;
+}
+
 struct replay {
 	struct kvfs_node *node;
 	uint64_t snapshot_index;
@@ -262,14 +274,9 @@ static int replay_record(void *arg, const struct kvfs_log_record *rec)
 		         r->node->data_dir, store_applied_index(s), rec->index);
 		return -EBADMSG;
 	}
-	if (op_decode(&op, rec->payload, rec->len) < 0) {
-		snprintf(r->err, r->errlen,
-		         "log entry %" PRIu64 " in %s passes its checksum but is not an operation "
-		         "this kvfs understands; refusing to start",
-		         rec->index, r->node->data_dir);
-		return -EBADMSG;
-	}
-	rv = store_apply(s, rec->epoch, rec->index, &op, &res);
+	/* The same rule as when the entry first applied (node_apply_entry): its outcome, even
+	 * an undecodable payload's, is part of the state; only running out of memory stops us. */
+	rv = node_apply_entry(r->node, rec->epoch, rec->index, rec->payload, rec->len, &op, &res);
 	if (rv < 0) {
 		snprintf(r->err, r->errlen, "cannot apply log entry %" PRIu64 ": %s", rec->index,
 		         strerror(-rv));
@@ -500,11 +507,21 @@ void node_stamp_op(struct kvfs_node *n, struct kvfs_op *op)
 	op->seq = n->next_seq++;
 	op->time_ns = node_now_ns();
 	if (op->max_value == 0)
-		op->max_value = n->cfg.max_value;
+		op->max_value = node_limits(n).max_value;
+}
+
+struct kvfs_op_limits node_limits(const struct kvfs_node *n)
+{
+	uint64_t max = n->cfg.max_value;
+
+	if (max == 0 || max > KVFS_DATA_MAX)
+		max = KVFS_DATA_MAX;
+	return (struct kvfs_op_limits){.max_value = max};
 }
 
 int node_propose(struct kvfs_node *n, struct kvfs_op *op, kvfs_node_done_fn cb, void *arg)
 {
+	struct kvfs_op_limits lim = node_limits(n);
 	struct batch *b;
 	size_t plen, rec;
 	int rv;
@@ -513,6 +530,13 @@ int node_propose(struct kvfs_node *n, struct kvfs_op *op, kvfs_node_done_fn cb, 
 		return -EIO;
 	if (n->closing)
 		return -ESHUTDOWN;
+	/* Our own limits: when we lead, no one checks after us (forwarded writes are checked
+	 * again by the leader, with its limits: nfwd_on_forward). */
+	if (op->max_value == 0)
+		op->max_value = lim.max_value;
+	rv = op_validate(op, &lim);
+	if (rv < 0)
+		return rv;
 	if (n->cl)
 		return ncl_propose(n, op, cb, arg);
 	b = node_pending_batch(n);
@@ -632,18 +656,18 @@ static void apply_batch(struct kvfs_node *n, struct batch *b)
 		memcpy(&epoch, b->buf + off + 8, 8);
 		memcpy(&index, b->buf + off + 16, 8);
 		assert(index == w->index);
-		rv = op_decode(&op, b->buf + off + KVFS_LOG_HEADER_SIZE, plen);
-		assert(rv == 0);
-		off += log_record_size(plen);
 		if (!n->fatal) {
-			rv = store_apply(n->store, epoch, index, &op, &res);
+			rv = node_apply_entry(n, epoch, index, b->buf + off + KVFS_LOG_HEADER_SIZE,
+			                      plen, &op, &res);
 			if (rv < 0) {
-				/* The store cannot skip an entry: every later one depends on it. */
+				/* Out of memory (applying is total otherwise). The store
+				 * cannot skip an entry: every later one depends on it. */
 				log_error("cannot apply log entry %" PRIu64 " of %s (%s); stopping",
 				          index, n->data_dir, strerror(-rv));
 				node_go_fatal(n);
 			}
 		}
+		off += log_record_size(plen);
 		if (n->fatal) {
 			w->cb(w->arg, -EIO, 0);
 			continue;

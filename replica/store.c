@@ -273,12 +273,22 @@ static int check_new_name(const struct kvfs_inode *dir, const char *name, size_t
  * -ENOMEM, which means that nothing changed and the operation must not be consumed.
  */
 
+/*
+ * The largest value op may leave behind: its own max_value, and never more than KVFS_DATA_MAX
+ * (max_value 0 included), so that no committed operation can ask for more memory than any
+ * replica will give it: that would stop every replica at the same entry, at every restart.
+ */
+static uint64_t value_limit(const struct kvfs_op *op)
+{
+	return op->max_value && op->max_value < KVFS_DATA_MAX ? op->max_value : KVFS_DATA_MAX;
+}
+
 /* PUT and APPEND. */
 static int apply_write(struct kvfs_store *s, const struct kvfs_op *op,
                        struct kvfs_apply_result *res)
 {
 	struct kvfs_inode *in = store_get_linked(s, op->ino);
-	uint64_t old, max = op->max_value;
+	uint64_t old, max = value_limit(op);
 	struct kvfs_value *v = NULL;
 	int rv;
 
@@ -290,7 +300,7 @@ static int apply_write(struct kvfs_store *s, const struct kvfs_op *op,
 		return -EINVAL;
 	old = value_size(in->value);
 	if (op->type == KVFS_OP_PUT) {
-		if (max && op->data_len > max)
+		if (op->data_len > max)
 			return -EFBIG;
 		if (op->data_len) {
 			v = value_new(op->data, op->data_len);
@@ -300,7 +310,7 @@ static int apply_write(struct kvfs_store *s, const struct kvfs_op *op,
 		value_unref(in->value);
 		in->value = v;
 	} else {
-		if (max && (op->data_len > max || old > max - op->data_len))
+		if (op->data_len > max || old > max - op->data_len)
 			return -EFBIG;
 		rv = value_append(&in->value, op->data, op->data_len);
 		if (rv)
@@ -485,7 +495,7 @@ static int apply_setattr(struct kvfs_store *s, const struct kvfs_op *op,
 			return -EISDIR;
 		if (!S_ISREG(in->mode))
 			return -EINVAL;
-		if (op->max_value && op->size > op->max_value)
+		if (op->size > value_limit(op))
 			return -EFBIG;
 		/* The last step that can fail: everything after it cannot. */
 		old = value_size(in->value);
@@ -591,8 +601,9 @@ static int apply_op(struct kvfs_store *s, uint64_t index, const struct kvfs_op *
 }
 
 /*
- * See store.h. An unknown op type is an outcome (-EINVAL), not an error of the call, so that it
- * cannot wedge the replica.
+ * See store.h. Total: whatever op holds (an unknown type, bad names, sizes over its limit), its
+ * outcome is an errno in res->err, recorded in the exactly-once table like any other, so that it
+ * cannot wedge the replica. Only running out of memory is an error of the call.
  */
 int store_apply(struct kvfs_store *s, uint64_t epoch, uint64_t index, const struct kvfs_op *op,
                 struct kvfs_apply_result *res)

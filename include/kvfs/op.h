@@ -43,6 +43,7 @@ enum kvfs_op_type {
 #define KVFS_SET_MTIME     0x20u /* mtime_ns */
 #define KVFS_SET_ATIME_NOW 0x40u /* atime = time_ns (the commit time) */
 #define KVFS_SET_MTIME_NOW 0x80u /* mtime = time_ns */
+#define KVFS_SET_ALL       0xffu
 
 /* Limits that the store enforces and the decoder checks. */
 #define KVFS_NAME_MAX 255u
@@ -89,6 +90,27 @@ size_t op_encode(const struct kvfs_op *op, uint8_t *buf);
  * unspecified.
  */
 int op_decode(struct kvfs_op *op, const uint8_t *buf, size_t len);
+
+/* The limits a node holds the operations it proposes to: its own configuration. */
+struct kvfs_op_limits {
+	uint64_t max_value; /* --max-value: the largest value, 1..KVFS_DATA_MAX */
+};
+
+/*
+ * Whether op may be proposed under lim, checked before it enters the log (the leader checks
+ * every operation, its own and those forwarded to it, with its own limits). Looks only at the
+ * fields op's type carries (see op.c). Returns 0 or the errno the proposer's caller gets:
+ *  -EINVAL       an unknown type, or NOOP (only a leader's recovery writes one), unknown flags,
+ *                mode bits beyond 07777, a name that is empty, ".", "..", or holds '/' or NUL,
+ *                a symlink target holding NUL, max_value 0 or above lim->max_value, a length
+ *                without the bytes it counts (data or name NULL);
+ *  -ENAMETOOLONG a name over KVFS_NAME_MAX or a symlink target over KVFS_PATH_MAX bytes;
+ *  -ENOENT       an empty symlink target (as symlink(2) says);
+ *  -EFBIG        data, or a SETATTR size, over op->max_value.
+ * What depends on the store (the parent exists, the path stays within KVFS_PATH_MAX, reserved
+ * names) is decided when the operation applies.
+ */
+int op_validate(const struct kvfs_op *op, const struct kvfs_op_limits *lim);
 
 /* A short lowercase name for an op type ("put", "rename" ...), "unknown" otherwise. */
 const char *op_type_name(unsigned type);

@@ -70,12 +70,25 @@ void store_close(struct kvfs_store *s);
 
 /*
  * Applies op, the entry at log index `index` of epoch `epoch`. index must be
- * store_applied_index() + 1 (-EINVAL otherwise, and nothing changes). Fills *res with the
- * operation's outcome; the operation failing (res->err < 0) still consumes the index. Returns 0,
- * or -ENOMEM, in which case the store is unchanged and the index not consumed.
+ * store_applied_index() + 1 (-EINVAL otherwise, and nothing changes). Total: every operation,
+ * however malformed (unknown type, bad name, data or size over its max_value or over
+ * KVFS_DATA_MAX, missing parent ...), gets a deterministic outcome in *res; the operation failing
+ * (res->err < 0) still consumes the index and, for a tracked (origin, seq), records that outcome
+ * in the exactly-once table, so a retry gets the same errno. Returns 0, or -ENOMEM, in which
+ * case the store is unchanged and the index not consumed.
  */
 int store_apply(struct kvfs_store *s, uint64_t epoch, uint64_t index, const struct kvfs_op *op,
                 struct kvfs_apply_result *res);
+
+/*
+ * Applies the committed log entry `index` of `epoch` whose payload is the len bytes at data:
+ * decoded into *op (which then borrows from data) and applied with store_apply(). An empty
+ * payload is a no-op. A payload that does not decode is applied as a no-op whose outcome is
+ * -EBADMSG, with *op a NOOP: the index is consumed alike on every replica and no session is
+ * recorded (its origin is unknown). Returns what store_apply() returns. Lives in store_entry.c.
+ */
+int store_entry_apply(struct kvfs_store *s, uint64_t epoch, uint64_t index, const uint8_t *data,
+                      size_t len, struct kvfs_op *op, struct kvfs_apply_result *res);
 
 /* Swaps the contents of a and b (a snapshot from the leader replaces a store that others point
  * to). Inode pointers keep pointing into the contents they came from. */

@@ -1,7 +1,9 @@
 /*
  * Unit tests of the operation codec (replica/op.c): every type survives a round trip, and the
  * decoder refuses every truncation, trailing bytes, unknown types and lengths over the limits or
- * past the end, without reading outside the buffer (run under ASan).
+ * past the end, without reading outside the buffer (run under ASan); and the proposal checks
+ * (replica/op_validate.c): every op the FUSE layer builds passes, each kind of bad op gets its
+ * errno.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "kvfs/op.h"
 
@@ -449,6 +452,154 @@ static void test_type_names(void **state)
 	assert_string_equal(op_type_name(~0u), "unknown");
 }
 
+/* The limits of a node started with --max-value 1M, as the FUSE layer's ops carry them. */
+static const struct kvfs_op_limits lim = {.max_value = 1u << 20};
+
+#define OPM(max, ...) ((struct kvfs_op){.max_value = (max), __VA_ARGS__})
+#define VOP(...)      OPM(1u << 20, __VA_ARGS__)
+#define VNAME(x)      .name = (x), .name_len = (uint32_t)(sizeof(x) - 1)
+#define VNAME2(x)     .newname = (x), .newname_len = (uint32_t)(sizeof(x) - 1)
+
+/* The ops fs/fuse_ops.c and fs/fuse_file.c build in normal use, with what they fill in. */
+static void test_validate_accepts_fuse_ops(void **state)
+{
+	static uint8_t big[1u << 20];
+	char name[KVFS_NAME_MAX + 1], target[KVFS_PATH_MAX + 1];
+	const struct kvfs_op ok[] = {
+	    VOP(.type = KVFS_OP_PUT, .ino = 17), /* empty value */
+	    VOP(.type = KVFS_OP_PUT, .ino = 17, .data = big, .data_len = sizeof(big)),
+	    VOP(.type = KVFS_OP_APPEND, .ino = 17, .data = big, .data_len = 3),
+	    VOP(.type = KVFS_OP_CREATE, .parent = 1, VNAME("f"), .mode = 0644, .uid = 1000),
+	    VOP(.type = KVFS_OP_CREATE, .parent = 1, VNAME("f"), .mode = 07777,
+	        .flags = KVFS_CREATE_EXCL),
+	    VOP(.type = KVFS_OP_MKDIR, .parent = 20, VNAME(".hidden"), .mode = 0755),
+	    VOP(.type = KVFS_OP_MKDIR, .parent = 20, VNAME("..."), .mode = 0),
+	    VOP(.type = KVFS_OP_SYMLINK, .parent = 1, VNAME("l"), .mode = 0777,
+	        .data = (const uint8_t *)"../a/b", .data_len = 6),
+	    VOP(.type = KVFS_OP_UNLINK, .parent = 1, VNAME("f")),
+	    VOP(.type = KVFS_OP_RMDIR, .parent = 1, VNAME("d")),
+	    VOP(.type = KVFS_OP_RENAME, .parent = 1, VNAME("a"), .newparent = 30, VNAME2("b")),
+	    VOP(.type = KVFS_OP_RENAME, .parent = 1, VNAME("a"), .newparent = 1, VNAME2("a"),
+	        .flags = KVFS_RENAME_NOREPLACE),
+	    VOP(.type = KVFS_OP_SETATTR, .ino = 17, .flags = KVFS_SET_MODE, .mode = 04755),
+	    VOP(.type = KVFS_OP_SETATTR, .ino = 17, .flags = KVFS_SET_SIZE, .size = 1u << 20),
+	    VOP(.type = KVFS_OP_SETATTR, .ino = 17,
+	        .flags = KVFS_SET_UID | KVFS_SET_GID | KVFS_SET_ATIME | KVFS_SET_MTIME_NOW,
+	        .atime_ns = -5, .uid = 0xffffffffu),
+	    VOP(.type = KVFS_OP_SETATTR, .ino = 1, .flags = KVFS_SET_ATIME_NOW | KVFS_SET_MTIME),
+	};
+	struct kvfs_op op;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		assert_int_equal(op_validate(&ok[i], &lim), 0);
+		/* Also once encoded and decoded, as a leader sees a forwarded op. */
+		{
+			uint8_t *buf = malloc(op_encoded_size(&ok[i]));
+			size_t len;
+
+			assert_non_null(buf);
+			len = op_encode(&ok[i], buf);
+			assert_int_equal(op_decode(&op, buf, len), 0);
+			assert_int_equal(op_validate(&op, &lim), 0);
+			free(buf);
+		}
+	}
+	/* The longest name and target the FUSE layer lets through. */
+	memset(name, 'n', sizeof(name));
+	memset(target, 't', sizeof(target));
+	op = VOP(.type = KVFS_OP_SYMLINK, .parent = 1, .name = name, .name_len = KVFS_NAME_MAX,
+	         .data = (const uint8_t *)target, .data_len = KVFS_PATH_MAX);
+	assert_int_equal(op_validate(&op, &lim), 0);
+	/* A smaller max_value than ours (a follower with a smaller --max-value) is fine. */
+	op = OPM(10, .type = KVFS_OP_PUT, .ino = 17, .data = big, .data_len = 10);
+	assert_int_equal(op_validate(&op, &lim), 0);
+}
+
+static void test_validate_refuses(void **state)
+{
+	static uint8_t big[(1u << 20) + 1];
+	char name[KVFS_NAME_MAX + 1], target[KVFS_PATH_MAX + 1];
+	struct kvfs_op_limits small = {.max_value = 100};
+	struct {
+		struct kvfs_op op;
+		int err;
+	} bad[] = {
+	    /* type */
+	    {VOP(.type = KVFS_OP_NOOP), -EINVAL},
+	    {VOP(.type = KVFS_OP__COUNT), -EINVAL},
+	    {VOP(.type = 0xff), -EINVAL},
+	    /* flags */
+	    {VOP(.type = KVFS_OP_PUT, .ino = 17, .flags = 1), -EINVAL},
+	    {VOP(.type = KVFS_OP_CREATE, .parent = 1, VNAME("f"), .flags = 2), -EINVAL},
+	    {VOP(.type = KVFS_OP_MKDIR, .parent = 1, VNAME("f"), .flags = KVFS_CREATE_EXCL),
+	     -EINVAL},
+	    {VOP(.type = KVFS_OP_RENAME, .parent = 1, VNAME("a"), .newparent = 1, VNAME2("b"),
+	         .flags = 2),
+	     -EINVAL},
+	    {VOP(.type = KVFS_OP_SETATTR, .ino = 17, .flags = 0x100), -EINVAL},
+	    /* max_value */
+	    {OPM(0, .type = KVFS_OP_PUT, .ino = 17), -EINVAL},
+	    {OPM((1u << 20) + 1, .type = KVFS_OP_PUT, .ino = 17), -EINVAL},
+	    /* sizes */
+	    {VOP(.type = KVFS_OP_PUT, .ino = 17, .data = big, .data_len = sizeof(big)), -EFBIG},
+	    {VOP(.type = KVFS_OP_APPEND, .ino = 17, .data = big, .data_len = sizeof(big)), -EFBIG},
+	    {OPM(10, .type = KVFS_OP_PUT, .ino = 17, .data = big, .data_len = 11), -EFBIG},
+	    {VOP(.type = KVFS_OP_SETATTR, .ino = 17, .flags = KVFS_SET_SIZE, .size = 1ull << 40),
+	     -EFBIG},
+	    {VOP(.type = KVFS_OP_SETATTR, .ino = 17, .flags = KVFS_SET_SIZE, .size = UINT64_MAX),
+	     -EFBIG},
+	    /* a length without its bytes */
+	    {VOP(.type = KVFS_OP_PUT, .ino = 17, .data_len = 5), -EINVAL},
+	    {VOP(.type = KVFS_OP_UNLINK, .parent = 1, .name_len = 5), -EINVAL},
+	    /* modes */
+	    {VOP(.type = KVFS_OP_CREATE, .parent = 1, VNAME("f"), .mode = S_IFREG | 0644), -EINVAL},
+	    {VOP(.type = KVFS_OP_MKDIR, .parent = 1, VNAME("f"), .mode = 010000), -EINVAL},
+	    {VOP(.type = KVFS_OP_SETATTR, .ino = 17, .flags = KVFS_SET_MODE, .mode = S_IFDIR),
+	     -EINVAL},
+	    /* names */
+	    {VOP(.type = KVFS_OP_CREATE, .parent = 1, VNAME("")), -EINVAL},
+	    {VOP(.type = KVFS_OP_CREATE, .parent = 1, VNAME(".")), -EINVAL},
+	    {VOP(.type = KVFS_OP_MKDIR, .parent = 1, VNAME("..")), -EINVAL},
+	    {VOP(.type = KVFS_OP_CREATE, .parent = 1, VNAME("a/b")), -EINVAL},
+	    {VOP(.type = KVFS_OP_UNLINK, .parent = 1, VNAME("a\0b")), -EINVAL},
+	    {VOP(.type = KVFS_OP_RMDIR, .parent = 1, VNAME("/")), -EINVAL},
+	    {VOP(.type = KVFS_OP_RENAME, .parent = 1, VNAME(".."), .newparent = 1, VNAME2("b")),
+	     -EINVAL},
+	    {VOP(.type = KVFS_OP_RENAME, .parent = 1, VNAME("a"), .newparent = 1, VNAME2("b/c")),
+	     -EINVAL},
+	    {VOP(.type = KVFS_OP_RENAME, .parent = 1, VNAME("a"), .newparent = 1, VNAME2("")),
+	     -EINVAL},
+	    {VOP(.type = KVFS_OP_CREATE, .parent = 1, .name = name, .name_len = KVFS_NAME_MAX + 1),
+	     -ENAMETOOLONG},
+	    {VOP(.type = KVFS_OP_RENAME, .parent = 1, VNAME("a"), .newparent = 1, .newname = name,
+	         .newname_len = KVFS_NAME_MAX + 1),
+	     -ENAMETOOLONG},
+	    /* symlink targets */
+	    {VOP(.type = KVFS_OP_SYMLINK, .parent = 1, VNAME("l")), -ENOENT},
+	    {VOP(.type = KVFS_OP_SYMLINK, .parent = 1, VNAME("l"), .data = (const uint8_t *)target,
+	         .data_len = KVFS_PATH_MAX + 1),
+	     -ENAMETOOLONG},
+	    {VOP(.type = KVFS_OP_SYMLINK, .parent = 1, VNAME("l"), .data = (const uint8_t *)"a\0b",
+	         .data_len = 3),
+	     -EINVAL},
+	    {VOP(.type = KVFS_OP_SYMLINK, .parent = 1, VNAME("l"), .data_len = 3), -EINVAL},
+	};
+
+	memset(name, 'n', sizeof(name));
+	memset(target, 't', sizeof(target));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (op_validate(&bad[i].op, &lim) != bad[i].err)
+			fail_msg("bad op %zu (%s): %d, not %d", i, op_type_name(bad[i].op.type),
+			         op_validate(&bad[i].op, &lim), bad[i].err);
+	}
+	/* The limits are the validator's, not the op's: a 1M op is too big for a 100-byte node. */
+	assert_int_equal(op_validate(&VOP(.type = KVFS_OP_PUT, .ino = 17), &small), -EINVAL);
+	assert_int_equal(
+	    op_validate(&OPM(100, .type = KVFS_OP_PUT, .ino = 17, .data = big, .data_len = 101),
+	                &small),
+	    -EFBIG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -464,6 +615,8 @@ int main(void)
 	    cmocka_unit_test(test_data_limit),
 	    cmocka_unit_test(test_random_bytes),
 	    cmocka_unit_test(test_type_names),
+	    cmocka_unit_test(test_validate_accepts_fuse_ops),
+	    cmocka_unit_test(test_validate_refuses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

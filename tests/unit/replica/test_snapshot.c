@@ -29,6 +29,7 @@
 #include "kvfs/value.h"
 
 #include "store_image.h"
+#include "tmpdir.h"
 #include "../../xorshift.h"
 
 #define ROOT       KVFS_ROOT_INO
@@ -48,8 +49,7 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	strcpy(f->dir, "/tmp/kvfs-test-snapshot-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_non_null(tmpdir_make(f->dir, sizeof(f->dir), "snapshot"));
 	assert_int_equal(store_init(&f->s), 0);
 	*state = f;
 	return 0;
@@ -58,19 +58,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	struct dirent *de;
-	char path[512];
-	DIR *d = opendir(f->dir);
 
-	while (d && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", f->dir, de->d_name);
-		unlink(path);
-	}
-	if (d)
-		closedir(d);
-	rmdir(f->dir);
+	tmpdir_remove(f->dir);
 	store_close(f->s);
 	free(f);
 	return 0;

@@ -857,26 +857,50 @@ static int collect_session(void *arg, const struct kvfs_session *sess)
 }
 
 /*
- * -ENOMEM leaves the store unchanged and the index unconsumed. A size that no allocation can
- * hold (possible when max_value is 0) is the one way to provoke it without a failing malloc.
+ * Allocation failures on demand: this test links with -Wl,--wrap=malloc,--wrap=realloc, so the
+ * store's and the values' allocations come here and fail while fail_alloc is set.
+ */
+static bool fail_alloc;
+void *__real_malloc(size_t size);
+void *__real_realloc(void *p, size_t size);
+void *__wrap_malloc(size_t size);
+void *__wrap_realloc(void *p, size_t size);
+
+void *__wrap_malloc(size_t size)
+{
+	return fail_alloc ? NULL : __real_malloc(size);
+}
+
+void *__wrap_realloc(void *p, size_t size)
+{
+	return fail_alloc ? NULL : __real_realloc(p, size);
+}
+
+/*
+ * -ENOMEM leaves the store unchanged and the index unconsumed, whether the value to grow is the
+ * store's alone (realloc) or shared with a snapshot (a copy).
  */
 static void test_enomem_changes_nothing(void **state)
 {
 	struct kvfs_store *s = *state;
 	uint64_t f = mkfile(s, ROOT, "f");
-	struct kvfs_op op = OP(.type = KVFS_OP_SETATTR, .ino = f, .time_ns = 5, .origin = 4,
-	                       .seq = 1, .flags = KVFS_SET_SIZE | KVFS_SET_MODE | KVFS_SET_UID,
-	                       .size = UINT64_MAX - 1, .mode = 0);
+	struct kvfs_op op =
+	    OP(.type = KVFS_OP_SETATTR, .ino = f, .time_ns = 5, .origin = 4, .seq = 2,
+	       .flags = KVFS_SET_SIZE | KVFS_SET_MODE | KVFS_SET_UID, .size = 100000, .mode = 0);
 	struct kvfs_apply_result res;
 	struct kvfs_value *held;
-	struct sess_list list = {.n = 0};
-	uint64_t index = store_applied_index(s) + 1;
+	uint64_t index;
 
 	put(s, f, "abc");
-	index++;
+	apply(s, OP(.type = KVFS_OP_NOOP, .origin = 4, .seq = 1));
+	index = store_applied_index(s) + 1;
 	for (int shared = 0; shared < 2; shared++) {
+		struct sess_list list = {.n = 0};
+
 		held = shared ? value_ref(get(s, f)->value) : NULL;
+		fail_alloc = true;
 		assert_int_equal(store_apply(s, 1, index, &op, &res), -ENOMEM);
+		fail_alloc = false;
 		assert_int_equal(res.err, 0);
 		assert_false(res.duplicate);
 		assert_int_equal(store_applied_index(s), index - 1);
@@ -885,7 +909,8 @@ static void test_enomem_changes_nothing(void **state)
 		assert_value(get(s, f), "abc");
 		assert_int_equal(store_value_bytes(s), 3);
 		store_session_foreach(s, collect_session, &list);
-		assert_int_equal(list.n, 0);
+		assert_int_equal(list.n, 1);
+		assert_int_equal(list.s[0].seq, 1);
 		value_unref(held);
 	}
 	op.size = 1;
@@ -893,6 +918,14 @@ static void test_enomem_changes_nothing(void **state)
 	assert_int_equal(res.err, 0);
 	assert_value(get(s, f), "a");
 	assert_int_equal(get(s, f)->mode, S_IFREG);
+
+	/* A size no allocation could hold is an outcome, not an error: it must not stop every
+	 * replica at this entry. max_value 0 does not lift the hard cap. */
+	op = OP(.type = KVFS_OP_SETATTR, .ino = f, .flags = KVFS_SET_SIZE, .size = UINT64_MAX - 1);
+	assert_int_equal(err_of(s, op), -EFBIG);
+	op.size = KVFS_DATA_MAX + 1ull;
+	assert_int_equal(err_of(s, op), -EFBIG);
+	assert_value(get(s, f), "a");
 }
 
 static void test_pins(void **state)
@@ -1241,6 +1274,159 @@ static void test_determinism(void **state)
 	free(inos);
 }
 
+/*
+ * Bends op into what no FUSE layer builds but a buggy or hostile peer might: unknown types and
+ * flags, max_value 0 or huge, sizes no allocation can hold, inode numbers 0 and ~0, names that
+ * are empty, ".", "..", overlong or hold '/' and NUL, data up to sizeof(junk) bytes.
+ */
+static void mutate_op(uint64_t *x, struct kvfs_op *op, const uint8_t *junk, size_t njunk)
+{
+	static const uint64_t sizes[] = {
+	    0, 1, 39, 4096, KVFS_DATA_MAX + 1ull, 1ull << 40, UINT64_MAX - 1, UINT64_MAX};
+	static const uint64_t inos[] = {0, 1, 2, KVFS_INO_BASE, UINT64_MAX};
+	static const char *const names[] = {".", "..", "a/b", "/", "a\0b", ".status.json"};
+
+	switch (rnd(x) % 10) {
+	case 0:
+		op->type = (uint8_t)(rnd(x) % 16);
+		break;
+	case 1:
+		op->flags = (uint32_t)rnd(x);
+		break;
+	case 2:
+		op->max_value = sizes[rnd(x) % 8];
+		op->size = sizes[rnd(x) % 8];
+		op->flags |= KVFS_SET_SIZE;
+		break;
+	case 3:
+		op->ino = inos[rnd(x) % 5];
+		op->parent = inos[rnd(x) % 5];
+		break;
+	case 4:
+		op->name = names[rnd(x) % 6];
+		op->name_len =
+		    (uint32_t)(op->name[0] == 'a' && op->name[1] == '\0' ? 3 : strlen(op->name));
+		break;
+	case 5:
+		op->newname = (const char *)junk;
+		op->newname_len = (uint32_t)(rnd(x) % 300);
+		break;
+	case 6:
+		op->name = (const char *)junk + rnd(x) % 8;
+		op->name_len = (uint32_t)(rnd(x) % 300);
+		break;
+	case 7:
+		op->data = junk;
+		op->data_len = (uint32_t)(rnd(x) % njunk);
+		op->max_value = sizes[rnd(x) % 8];
+		break;
+	case 8:
+		op->mode = (uint32_t)rnd(x);
+		op->flags |= KVFS_SET_MODE;
+		break;
+	default:
+		op->data_len = 0;
+		op->name_len = 0;
+		op->newname_len = 0;
+		break;
+	}
+}
+
+/* Bends the len encoded bytes of an op at buf (room for cap): flips, cuts, grows, or junk. */
+static size_t mutate_bytes(uint64_t *x, uint8_t *buf, size_t len, size_t cap)
+{
+	switch (rnd(x) % 5) {
+	case 0:
+		for (int i = 0; i < 3 && len; i++)
+			buf[rnd(x) % len] ^= (uint8_t)(1u << rnd(x) % 8);
+		return len;
+	case 1:
+		return len ? (size_t)(rnd(x) % len) : 0;
+	case 2:
+		while (len < cap && rnd(x) % 4)
+			buf[len++] = (uint8_t)rnd(x);
+		return len;
+	case 3:
+		len = (size_t)(rnd(x) % 64);
+		for (size_t i = 0; i < len; i++)
+			buf[i] = (uint8_t)rnd(x);
+		return len;
+	default:
+		return len; /* intact */
+	}
+}
+
+/*
+ * Applying is total: thousands of random, bent and undecodable entries, applied to two stores
+ * (as ops, or as log payloads through store_entry_apply()), never make the call fail (no
+ * allocation can fail here, so not even -ENOMEM), consume every index, and leave both stores
+ * identical.
+ */
+static void test_apply_total(void **state)
+{
+	enum { NOPS = 20000, MAXINOS = NOPS + 1, JUNK = 4096 };
+	struct kvfs_store *a = *state, *b;
+	uint64_t *inos = calloc(MAXINOS, sizeof(*inos)), seqs[4] = {0}, x = 0x9e3779b97f4a7c15ull;
+	uint8_t *junk = malloc(JUNK), *buf = malloc(2 * JUNK + 1024), data[32];
+	size_t ninos = 1, ok = 0, bad = 0, errs = 0;
+
+	assert_non_null(inos);
+	assert_non_null(junk);
+	assert_non_null(buf);
+	for (size_t i = 0; i < JUNK; i++)
+		junk[i] =
+		    rnd(&x) % 8 == 0 ? (uint8_t) "/.\0"[rnd(&x) % 3] : (uint8_t)('a' + rnd(&x) % 3);
+	assert_int_equal(store_init(&b), 0);
+	inos[0] = ROOT;
+	for (uint64_t i = 1; i <= NOPS; i++) {
+		struct kvfs_op op = random_op(&x, b, inos, ninos, seqs, data), oa, ob;
+		struct kvfs_apply_result ra, rb;
+		uint64_t how = rnd(&x) % 3;
+
+		if (rnd(&x) % 2)
+			mutate_op(&x, &op, junk, JUNK);
+		if (how == 0) {
+			assert_int_equal(store_apply(a, 7, i, &op, &ra), 0);
+			assert_int_equal(store_apply(b, 7, i, &op, &rb), 0);
+		} else {
+			size_t len = op_encoded_size(&op);
+
+			assert_true(len <= 2 * JUNK + 1024);
+			op_encode(&op, buf);
+			if (how == 2)
+				len = mutate_bytes(&x, buf, len, 2 * JUNK + 1024);
+			assert_int_equal(store_entry_apply(a, 7, i, buf, len, &oa, &ra), 0);
+			assert_int_equal(store_entry_apply(b, 7, i, buf, len, &ob, &rb), 0);
+			assert_int_equal(oa.type, ob.type);
+			bad += ra.err == -EBADMSG && oa.type == KVFS_OP_NOOP;
+		}
+		assert_int_equal(store_applied_index(a), i);
+		assert_int_equal(store_applied_index(b), i);
+		assert_int_equal(ra.err, rb.err);
+		assert_int_equal(ra.ino, rb.ino);
+		assert_int_equal(ra.replaced_ino, rb.replaced_ino);
+		assert_int_equal(ra.duplicate, rb.duplicate);
+		ok += ra.err == 0 && !ra.duplicate;
+		errs += ra.err < 0;
+		if (ra.ino && ra.ino == KVFS_INO_BASE + i)
+			inos[ninos++] = ra.ino;
+		if (i % 2000 == 0) {
+			assert_consistent(a);
+			assert_stores_equal(a, b);
+		}
+	}
+	print_message("total: %zu applied, %zu failed, %zu undecodable, %llu inodes\n", ok, errs,
+	              bad, (unsigned long long)store_inode_count(a));
+	assert_true(ok > NOPS / 20);
+	assert_true(errs > NOPS / 5);
+	assert_true(bad > NOPS / 20);
+	assert_stores_equal(a, b);
+	store_close(b);
+	free(buf);
+	free(junk);
+	free(inos);
+}
+
 static void test_many_inodes(void **state)
 {
 	enum { N = 20000 };
@@ -1456,6 +1642,7 @@ int main(void)
 	    T(test_exactly_once),
 	    T(test_foreach_order),
 	    T(test_determinism),
+	    T(test_apply_total),
 	    T(test_many_inodes),
 	    T(test_load),
 	    T(test_value),

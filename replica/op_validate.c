@@ -1,0 +1,98 @@
+/*
+ * Validation of proposed operations (see op_validate() in op.h): what a leader refuses to put in
+ * its log, with its own limits, whoever proposed the operation. Applying is total whatever the
+ * log holds (store.c decides an outcome for every operation); this is the earlier, friendlier
+ * gate that keeps malformed or oversized operations from costing a log entry at all, and answers
+ * the proposer with the reason. Pure: no I/O, no allocation.
+ */
+#include "kvfs/op.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+
+/* The flags each type may carry. */
+static uint32_t allowed_flags(unsigned type)
+{
+	switch (type) {
+	case KVFS_OP_CREATE:
+		return KVFS_CREATE_EXCL;
+	case KVFS_OP_RENAME:
+		return KVFS_RENAME_NOREPLACE;
+	case KVFS_OP_SETATTR:
+		return KVFS_SET_ALL;
+	default:
+		return 0;
+	}
+}
+
+/* 0 if the len bytes at name make an entry name; the errno of op_validate() otherwise. */
+static int check_name(const char *name, uint32_t len)
+{
+	if (len > KVFS_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (len == 0 || !name)
+		return -EINVAL;
+	if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
+		return -EINVAL;
+	if (memchr(name, '/', len) || memchr(name, '\0', len))
+		return -EINVAL;
+	return 0;
+}
+
+/* 0 if op's data is within op->max_value and its bytes are there. */
+static int check_data(const struct kvfs_op *op)
+{
+	if (op->data_len && !op->data)
+		return -EINVAL;
+	return op->data_len > op->max_value ? -EFBIG : 0;
+}
+
+int op_validate(const struct kvfs_op *op, const struct kvfs_op_limits *lim)
+{
+	uint64_t max = lim->max_value < KVFS_DATA_MAX ? lim->max_value : KVFS_DATA_MAX;
+	int rv;
+
+	if (op->type == KVFS_OP_NOOP || op->type >= KVFS_OP__COUNT)
+		return -EINVAL;
+	if (op->flags & ~allowed_flags(op->type))
+		return -EINVAL;
+	if (op->max_value == 0 || op->max_value > max)
+		return -EINVAL;
+
+	switch (op->type) {
+	case KVFS_OP_PUT:
+	case KVFS_OP_APPEND:
+		return check_data(op);
+	case KVFS_OP_CREATE:
+	case KVFS_OP_MKDIR:
+		if (op->mode & ~07777u)
+			return -EINVAL;
+		return check_name(op->name, op->name_len);
+	case KVFS_OP_SYMLINK:
+		rv = check_name(op->name, op->name_len);
+		if (rv)
+			return rv;
+		if (op->data_len > KVFS_PATH_MAX)
+			return -ENAMETOOLONG;
+		if (op->data_len == 0)
+			return -ENOENT;
+		if (!op->data || memchr(op->data, '\0', op->data_len))
+			return -EINVAL;
+		return 0;
+	case KVFS_OP_UNLINK:
+	case KVFS_OP_RMDIR:
+		return check_name(op->name, op->name_len);
+	case KVFS_OP_RENAME:
+		rv = check_name(op->name, op->name_len);
+		return rv ? rv : check_name(op->newname, op->newname_len);
+	case KVFS_OP_SETATTR:
+		if ((op->flags & KVFS_SET_MODE) && (op->mode & ~07777u))
+			return -EINVAL;
+		if ((op->flags & KVFS_SET_SIZE) && op->size > op->max_value)
+			return -EFBIG;
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}

@@ -1,0 +1,171 @@
+/*
+ * Unit tests of the node's recovery (replica/node_uv.c, standalone, without a loop): applying is
+ * total at start too. A data directory whose log holds a checksummed entry that does not decode,
+ * and operations that fail when they apply (a value over their own max_value, a name the store
+ * refuses), opens, at every restart, with each of those outcomes recorded as an errno (in the
+ * exactly-once table where the entry has an origin) and the entries around them applied.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kvfs/log.h"
+#include "kvfs/node.h"
+#include "kvfs/op.h"
+#include "kvfs/store.h"
+#include "kvfs/value.h"
+
+#include "tmpdir.h"
+
+struct fixture {
+	char dir[64];
+	struct kvfs_node_config cfg;
+	char err[512];
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	assert_non_null(tmpdir_make(f->dir, sizeof(f->dir), "node"));
+	f->cfg = (struct kvfs_node_config){.id = 1, .data_dir = f->dir, .max_value = 1u << 20};
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	tmpdir_remove(f->dir);
+	free(f);
+	return 0;
+}
+
+/* A batch of sealed log records being built: payloads in order from index 1, epoch 1. */
+struct records {
+	uint8_t buf[4096];
+	size_t len;
+	uint64_t last;
+};
+
+static void add_bytes(struct records *r, const void *payload, uint32_t len)
+{
+	assert_true(r->len + log_record_size(len) <= sizeof(r->buf));
+	memcpy(r->buf + r->len + KVFS_LOG_HEADER_SIZE, payload, len);
+	log_record_seal(r->buf + r->len, 1, ++r->last, len);
+	r->len += log_record_size(len);
+}
+
+static void add_op(struct records *r, const struct kvfs_op *op)
+{
+	uint8_t payload[512];
+
+	assert_true(op_encoded_size(op) <= sizeof(payload));
+	add_bytes(r, payload, (uint32_t)op_encode(op, payload));
+}
+
+static struct kvfs_node *open_node(struct fixture *f)
+{
+	struct kvfs_node *n = NULL;
+
+	f->err[0] = '\0';
+	if (node_open(&n, &f->cfg, f->err, sizeof(f->err)) != 0)
+		fail_msg("node_open(%s): %s", f->dir, f->err);
+	return n;
+}
+
+static void assert_session(struct kvfs_store *s, uint32_t origin, uint64_t seq, int err)
+{
+	struct kvfs_session sess;
+
+	assert_true(store_session_get(s, origin, &sess));
+	assert_int_equal(sess.seq, seq);
+	assert_int_equal(sess.err, err);
+}
+
+static void test_recovery_is_total(void **state)
+{
+	static const uint8_t junk[] = {0xee, 'n', 'o', 't', ' ', 'a', 'n', ' ', 'o', 'p'};
+	struct fixture *f = *state;
+	struct kvfs_log_options lopts = {0};
+	struct records r = {.len = 0};
+	struct kvfs_log *log;
+	struct kvfs_node *n;
+
+	/* A data directory as node 1 makes it, then a log written behind its back. */
+	node_close(open_node(f), NULL, NULL);
+	add_op(&r, &(struct kvfs_op){.type = KVFS_OP_CREATE,
+	                             .parent = KVFS_ROOT_INO,
+	                             .name = "f",
+	                             .name_len = 1,
+	                             .mode = 0644,
+	                             .origin = 2,
+	                             .seq = 1,
+	                             .max_value = 1u << 20,
+	                             .time_ns = 10});
+	add_bytes(&r, junk, sizeof(junk)); /* checksummed, but no operation */
+	add_op(&r, &(struct kvfs_op){.type = KVFS_OP_PUT,
+	                             .ino = KVFS_INO_BASE + 1,
+	                             .data = (const uint8_t *)"too big",
+	                             .data_len = 7,
+	                             .max_value = 3,
+	                             .origin = 3,
+	                             .seq = 1,
+	                             .time_ns = 11});
+	add_op(&r, &(struct kvfs_op){.type = KVFS_OP_MKDIR,
+	                             .parent = KVFS_ROOT_INO,
+	                             .name = "..",
+	                             .name_len = 2,
+	                             .origin = 4,
+	                             .seq = 1,
+	                             .time_ns = 12});
+	add_op(&r, &(struct kvfs_op){.type = KVFS_OP_APPEND,
+	                             .ino = KVFS_INO_BASE + 1,
+	                             .data = (const uint8_t *)"ok",
+	                             .data_len = 2,
+	                             .max_value = 1u << 20,
+	                             .origin = 2,
+	                             .seq = 2,
+	                             .time_ns = 13});
+	assert_int_equal(log_open(&log, f->dir, &lopts, NULL, NULL, f->err, sizeof(f->err)), 0);
+	assert_int_equal(log_append_batch(log, r.buf, r.len, 1, r.last), 0);
+	log_close(log);
+
+	/* Twice: a restart after a restart sees the same. */
+	for (int i = 0; i < 2; i++) {
+		struct kvfs_store *s;
+		struct kvfs_inode *in;
+
+		n = open_node(f);
+		s = node_store(n);
+		assert_int_equal(store_applied_index(s), r.last);
+		in = store_get(s, KVFS_INO_BASE + 1);
+		assert_non_null(in);
+		assert_int_equal(value_size(in->value), 2);
+		assert_memory_equal(in->value->data, "ok", 2);
+		assert_int_equal(store_inode_count(s), 2);
+		assert_session(s, 2, 2, 0);
+		assert_session(s, 3, 1, -EFBIG);
+		assert_session(s, 4, 1, -EINVAL);
+		node_close(n, NULL, NULL);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_recovery_is_total, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
