@@ -48,6 +48,17 @@ enum handle_kind { HANDLE_FILE, HANDLE_DIR, HANDLE_VIRTUAL };
 
 struct flush_wait;
 
+/* One request's share of a call (fuse_call.c): who made it, when, and by when it must be
+ * answered. */
+struct fuse_call {
+	pid_t pid;
+	uint64_t arrived_ms;  /* node_now_ms() */
+	uint64_t deadline;    /* node_now_ms() terms */
+	uint64_t answered_ms; /* in fs->calls: when the last slow request of pid was answered */
+};
+
+#define KVFS_FS_CALLS 16
+
 struct dirent_snap {
 	char *name;
 	uint64_t ino;
@@ -101,6 +112,8 @@ struct kvfs_fs {
 	                      node_read_barrier() */
 	double entry_timeout;
 	double attr_timeout;
+	uint64_t write_timeout_ms;
+	struct fuse_call calls[KVFS_FS_CALLS]; /* processes whose last request waited long */
 	struct wbuf *wbufs;     /* all write buffers (few: one per file open for writing) */
 	struct handle *handles; /* all open handles */
 };
@@ -160,6 +173,12 @@ char *fuse_status_render(struct kvfs_fs *fs, fuse_ino_t ino, size_t *len);
 
 /* fuse_ops.c: the filesystem's side of a store reset (struct kvfs_node_reset). */
 void fuse_ops_on_reset(void *arg, struct kvfs_store *old);
+
+/* fuse_call.c: a request that may wait for the cluster begins a call share (its deadline: the
+ * write timeout from now, or that of the slow call its process is in the middle of) and ends it
+ * when it is answered. */
+void fuse_call_begin(struct kvfs_fs *fs, fuse_req_t req, struct fuse_call *call);
+void fuse_call_end(struct kvfs_fs *fs, const struct fuse_call *call);
 
 /* fuse_inval.c: the invalidation thread. */
 int fuse_inval_start(struct kvfs_inval **out, struct fuse_session *se);

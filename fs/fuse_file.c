@@ -172,6 +172,7 @@ struct handle *fuse_file_new_handle(struct kvfs_fs *fs, struct kvfs_inode *in, i
  */
 struct flush_wait {
 	fuse_req_t req;
+	struct fuse_call call;
 	struct flush_wait *next;
 };
 
@@ -227,6 +228,7 @@ static void handle_settled(struct kvfs_fs *fs, struct handle *h)
 		while (w) {
 			struct flush_wait *next = w->next;
 
+			fuse_call_end(fs, &w->call);
 			answer_flush(fs, h, w->req, err);
 			free(w);
 			w = next;
@@ -311,8 +313,8 @@ static void add_carrier(struct commit *c, struct handle *h)
  * of every handle that wrote into the generation it carries). On failure every such handle is
  * given the error and nothing is in flight.
  */
-static void propose_commit(struct kvfs_fs *fs, struct handle *h, struct kvfs_op *op, bool written,
-                           bool restore)
+static void propose_commit(struct kvfs_fs *fs, struct handle *h, struct kvfs_op *op,
+                           uint64_t deadline, bool written, bool restore)
 {
 	size_t nh = 0;
 	struct commit *c;
@@ -330,7 +332,7 @@ static void propose_commit(struct kvfs_fs *fs, struct handle *h, struct kvfs_op 
 	                     .wb = h->wb,
 	                     .restore = restore,
 	                     .written = written};
-	rv = node_propose(fs->node, op, on_commit_done, c);
+	rv = node_propose(fs->node, op, deadline, on_commit_done, c);
 	if (rv < 0) {
 		free(c);
 		goto err;
@@ -365,11 +367,12 @@ err:
 
 /*
  * Commits what handle h has pending, if anything: its append buffer, or its file's dirty write
- * buffer. Errors (EFBIG from an earlier write, a failed proposal) become h's sticky error, which
- * the next flush reports. The buffers are copied by node_propose, so writes that come after this
- * call go into the next commit.
+ * buffer, failing with EIO if not committed by deadline (0: the write timeout from now). Errors
+ * (EFBIG from an earlier write, a failed proposal) become h's sticky error, which the next flush
+ * reports. The buffers are copied by node_propose, so writes that come after this call go into
+ * the next commit.
  */
-static void commit_handle(struct kvfs_fs *fs, struct handle *h)
+static void commit_handle(struct kvfs_fs *fs, struct handle *h, uint64_t deadline)
 {
 	struct kvfs_op op = {.ino = h->in->ino};
 
@@ -390,7 +393,7 @@ static void commit_handle(struct kvfs_fs *fs, struct handle *h)
 			op.type = KVFS_OP_APPEND;
 			op.data = h->abuf;
 			op.data_len = (uint32_t)h->alen;
-			propose_commit(fs, h, &op, true, false);
+			propose_commit(fs, h, &op, deadline, true, false);
 		}
 	} else if (h->wb && h->wb->err) {
 		/* A write failed with EFBIG: drop the buffer, every writer's bytes in it (they hear
@@ -408,13 +411,13 @@ static void commit_handle(struct kvfs_fs *fs, struct handle *h)
 			op.type = KVFS_OP_PUT;
 			op.data = orig ? orig->data : NULL;
 			op.data_len = (uint32_t)value_size(orig);
-			propose_commit(fs, h, &op, false, true);
+			propose_commit(fs, h, &op, deadline, false, true);
 		}
 	} else if (h->wb && h->wb->dirty) {
 		op.type = KVFS_OP_PUT;
 		op.data = h->wb->data;
 		op.data_len = (uint32_t)h->wb->size;
-		propose_commit(fs, h, &op, h->wb->written, false);
+		propose_commit(fs, h, &op, deadline, h->wb->written, false);
 	}
 }
 
@@ -422,10 +425,12 @@ static void commit_handle(struct kvfs_fs *fs, struct handle *h)
  * bytes are done, with their outcome. */
 static void flush_handle(struct kvfs_fs *fs, struct handle *h, fuse_req_t req)
 {
+	struct fuse_call call;
 	struct flush_wait *w;
 	int err;
 
-	commit_handle(fs, h);
+	fuse_call_begin(fs, req, &call);
+	commit_handle(fs, h, call.deadline);
 	if (h->carrying == 0) {
 		err = h->err;
 		h->err = 0;
@@ -439,6 +444,7 @@ static void flush_handle(struct kvfs_fs *fs, struct handle *h, fuse_req_t req)
 		return;
 	}
 	w->req = req;
+	w->call = call;
 	w->next = h->waiters;
 	h->waiters = w;
 }
@@ -451,7 +457,7 @@ void fuse_file_commit_pending(struct kvfs_fs *fs, uint64_t ino)
 		return;
 	for (struct handle *h = fs->handles; h; h = h->next) {
 		if (h->kind == HANDLE_FILE && h->wb == wb) {
-			commit_handle(fs, h);
+			commit_handle(fs, h, 0);
 			return;
 		}
 	}
@@ -495,7 +501,7 @@ void fuse_file_free_handle(struct kvfs_fs *fs, struct handle *h, bool commit)
 	if (!h)
 		return;
 	if (commit && h->kind == HANDLE_FILE)
-		commit_handle(fs, h);
+		commit_handle(fs, h, 0);
 	unlink_handle(fs, h);
 	if (h->wb)
 		wbuf_put(fs, h->wb);
@@ -550,6 +556,7 @@ struct trunc_open {
 	struct kvfs_fs *fs;
 	uint64_t ino;
 	struct fuse_file_info fi;
+	struct fuse_call call;
 };
 
 static void on_truncated(void *arg, int err, uint64_t ino)
@@ -557,6 +564,7 @@ static void on_truncated(void *arg, int err, uint64_t ino)
 	struct trunc_open *t = arg;
 	struct kvfs_inode *in = store_get(t->fs->store, t->ino);
 
+	fuse_call_end(t->fs, &t->call);
 	if (err == 0 && !in)
 		err = -ENOENT;
 	if (err < 0)
@@ -584,7 +592,8 @@ static void truncate_then_open(fuse_req_t req, struct kvfs_fs *fs, struct kvfs_i
 	}
 	*t = (struct trunc_open){.req = req, .fs = fs, .ino = in->ino, .fi = *fi};
 	fuse_file_commit_pending(fs, in->ino);
-	rv = node_propose(fs->node, &op, on_truncated, t);
+	fuse_call_begin(fs, req, &t->call);
+	rv = node_propose(fs->node, &op, t->call.deadline, on_truncated, t);
 	if (rv < 0) {
 		free(t);
 		fuse_reply_err(req, rv == -ESHUTDOWN ? EIO : -rv);

@@ -85,6 +85,7 @@ struct pending {
 	enum pending_kind kind;
 	bool holds_dir;           /* counted in fuse_inval_hold() */
 	struct fuse_file_info fi; /* PENDING_CREATE */
+	struct fuse_call call;
 };
 
 static void on_done(void *arg, int err, uint64_t ino)
@@ -95,6 +96,7 @@ static void on_done(void *arg, int err, uint64_t ino)
 	struct handle *h;
 	struct stat st;
 
+	fuse_call_end(fs, &p->call);
 	if (err == 0 && p->kind != PENDING_ERR) {
 		in = store_get(fs->store, ino);
 		if (!in)
@@ -181,7 +183,8 @@ static void propose(fuse_req_t req, struct kvfs_op *op, enum pending_kind kind,
 		p->fi = *fi;
 	if (p->holds_dir)
 		fuse_inval_hold(fs->inval, 1);
-	rv = node_propose(fs->node, op, on_done, p);
+	fuse_call_begin(fs, req, &p->call);
+	rv = node_propose(fs->node, op, p->call.deadline, on_done, p);
 	if (rv < 0) {
 		if (p->holds_dir)
 			fuse_inval_hold(fs->inval, -1);
@@ -247,6 +250,7 @@ struct gated {
 	fuse_ino_t ino;
 	bool has_fi;
 	struct fuse_file_info fi;
+	struct fuse_call call;
 	char name[];
 };
 
@@ -254,6 +258,7 @@ static void on_gate_open(void *arg, int err, uint64_t unused)
 {
 	struct gated *g = arg;
 
+	fuse_call_end(g->fs, &g->call);
 	if (err < 0)
 		fuse_reply_err(g->req, EIO);
 	else
@@ -283,8 +288,9 @@ void fuse_ops_gate(fuse_req_t req, fuse_ino_t ino, const char *name, struct fuse
 	if (fi)
 		g->fi = *fi;
 	memcpy(g->name, name ? name : "", len + 1);
-	rv = barrier ? node_read_barrier(fs->node, on_gate_open, g)
-	             : node_read_wait(fs->node, on_gate_open, g);
+	fuse_call_begin(fs, req, &g->call);
+	rv = barrier ? node_read_barrier(fs->node, g->call.deadline, on_gate_open, g)
+	             : node_read_wait(fs->node, g->call.deadline, on_gate_open, g);
 	if (rv != 0) {
 		free(g);
 		if (rv > 0)

@@ -543,6 +543,7 @@ int main(int argc, char **argv)
 	/* Linearizable reads cannot let the kernel answer from its caches. */
 	a.fs.entry_timeout = a.fs.linearizable ? 0.0 : 1.0;
 	a.fs.attr_timeout = a.fs.linearizable ? 0.0 : 1.0;
+	a.fs.write_timeout_ms = a.opts.write_timeout_ms;
 
 	a.fs.se = new_session(&a);
 	if (!a.fs.se) {

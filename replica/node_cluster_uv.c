@@ -716,7 +716,7 @@ bool node_reads_ready(const struct kvfs_node *n)
 	return !n->cl || n->cl->caught_up;
 }
 
-int node_read_wait(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
+int node_read_wait(struct kvfs_node *n, uint64_t deadline, kvfs_node_done_fn cb, void *arg)
 {
 	if (n->fatal)
 		return -EIO;
@@ -724,10 +724,10 @@ int node_read_wait(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
 		return -ESHUTDOWN;
 	if (!n->cl)
 		return 1;
-	return nread_wait_caught_up(n->cl, cb, arg);
+	return nread_wait_caught_up(n->cl, deadline, cb, arg);
 }
 
-int node_read_barrier(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
+int node_read_barrier(struct kvfs_node *n, uint64_t deadline, kvfs_node_done_fn cb, void *arg)
 {
 	if (n->fatal)
 		return -EIO;
@@ -736,7 +736,7 @@ int node_read_barrier(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
 	/* Standalone, what is applied is all there is: wait only for writes in flight. */
 	if (!n->cl)
 		return node_sync(n, cb, arg);
-	return nread_barrier(n->cl, cb, arg);
+	return nread_barrier(n->cl, deadline, cb, arg);
 }
 
 void ncl_disk_done(struct kvfs_node *n, struct batch *b)

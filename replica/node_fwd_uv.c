@@ -260,7 +260,8 @@ void nfwd_expire(struct node_cluster *c)
 	nfwd_settle(c);
 }
 
-static struct fwd *fwd_new(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
+static struct fwd *fwd_new(struct kvfs_node *n, uint64_t deadline, kvfs_node_done_fn cb,
+                           void *arg)
 {
 	struct fwd *f = calloc(1, sizeof(*f));
 
@@ -268,14 +269,15 @@ static struct fwd *fwd_new(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
 		return NULL;
 	f->cb = cb;
 	f->arg = arg;
-	f->deadline = uv_now(n->loop) + n->cfg.write_timeout_ms;
+	f->deadline = deadline ? deadline : uv_now(n->loop) + n->cfg.write_timeout_ms;
 	return f;
 }
 
-int ncl_propose(struct kvfs_node *n, struct kvfs_op *op, kvfs_node_done_fn cb, void *arg)
+int ncl_propose(struct kvfs_node *n, struct kvfs_op *op, uint64_t deadline, kvfs_node_done_fn cb,
+                void *arg)
 {
 	struct node_cluster *c = n->cl;
-	struct fwd *f = fwd_new(n, cb, arg);
+	struct fwd *f = fwd_new(n, deadline, cb, arg);
 
 	if (!f)
 		return -ENOMEM;
@@ -295,7 +297,7 @@ int ncl_propose(struct kvfs_node *n, struct kvfs_op *op, kvfs_node_done_fn cb, v
 
 int ncl_sync(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
 {
-	struct fwd *f = fwd_new(n, cb, arg);
+	struct fwd *f = fwd_new(n, 0, cb, arg);
 
 	if (!f)
 		return -ENOMEM;

@@ -161,7 +161,8 @@ int node_apply_entry(struct kvfs_node *n, uint64_t epoch, uint64_t index, const 
 int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
              const struct kvfs_repl_entry *log, size_t nlog, char *err, size_t errlen);
 int ncl_start(struct kvfs_node *n);
-int ncl_propose(struct kvfs_node *n, struct kvfs_op *op, kvfs_node_done_fn cb, void *arg);
+int ncl_propose(struct kvfs_node *n, struct kvfs_op *op, uint64_t deadline, kvfs_node_done_fn cb,
+                void *arg);
 int ncl_sync(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg);
 bool ncl_busy(const struct kvfs_node *n);
 void ncl_check(struct kvfs_node *n);            /* each loop iteration */
@@ -190,8 +191,9 @@ void nfwd_on_reply(struct node_cluster *c, uint32_t from, const uint8_t *p, uint
 /* node_read_uv.c: linearizable reads (read index), on top of node_cluster_uv.c. */
 int nread_init(struct node_cluster *c);
 void nread_free(struct node_cluster *c);
-int nread_barrier(struct node_cluster *c, kvfs_node_done_fn cb, void *arg);
-int nread_wait_caught_up(struct node_cluster *c, kvfs_node_done_fn cb, void *arg);
+int nread_barrier(struct node_cluster *c, uint64_t deadline, kvfs_node_done_fn cb, void *arg);
+int nread_wait_caught_up(struct node_cluster *c, uint64_t deadline, kvfs_node_done_fn cb,
+                         void *arg);
 bool nread_message(struct node_cluster *c, uint32_t from, uint8_t type, const uint8_t *p,
                    uint32_t len); /* true if it was a read message */
 void nread_progress(struct node_cluster *c); /* after applies, each loop iteration */

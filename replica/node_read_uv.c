@@ -218,7 +218,7 @@ static void place(struct node_cluster *c, struct rd *r)
 	}
 }
 
-int nread_barrier(struct node_cluster *c, kvfs_node_done_fn cb, void *arg)
+int nread_barrier(struct node_cluster *c, uint64_t deadline, kvfs_node_done_fn cb, void *arg)
 {
 	struct rd *r = calloc(1, sizeof(*r));
 
@@ -226,14 +226,15 @@ int nread_barrier(struct node_cluster *c, kvfs_node_done_fn cb, void *arg)
 		return -ENOMEM;
 	r->cb = cb;
 	r->arg = arg;
-	r->deadline = now_ms(c) + c->n->cfg.write_timeout_ms;
+	r->deadline = deadline ? deadline : now_ms(c) + c->n->cfg.write_timeout_ms;
 	r->next = c->reads->head;
 	c->reads->head = r;
 	place(c, r);
 	return 0;
 }
 
-int nread_wait_caught_up(struct node_cluster *c, kvfs_node_done_fn cb, void *arg)
+int nread_wait_caught_up(struct node_cluster *c, uint64_t deadline, kvfs_node_done_fn cb,
+                         void *arg)
 {
 	struct rd *r;
 
@@ -245,7 +246,7 @@ int nread_wait_caught_up(struct node_cluster *c, kvfs_node_done_fn cb, void *arg
 	r->state = R_CATCHUP;
 	r->cb = cb;
 	r->arg = arg;
-	r->deadline = now_ms(c) + c->n->cfg.write_timeout_ms;
+	r->deadline = deadline ? deadline : now_ms(c) + c->n->cfg.write_timeout_ms;
 	r->next = c->reads->head;
 	c->reads->head = r;
 	return 0;

@@ -519,7 +519,13 @@ struct kvfs_op_limits node_limits(const struct kvfs_node *n)
 	return (struct kvfs_op_limits){.max_value = max};
 }
 
-int node_propose(struct kvfs_node *n, struct kvfs_op *op, kvfs_node_done_fn cb, void *arg)
+uint64_t node_now_ms(const struct kvfs_node *n)
+{
+	return uv_now(n->loop);
+}
+
+int node_propose(struct kvfs_node *n, struct kvfs_op *op, uint64_t deadline, kvfs_node_done_fn cb,
+                 void *arg)
 {
 	struct kvfs_op_limits lim = node_limits(n);
 	struct batch *b;
@@ -538,7 +544,7 @@ int node_propose(struct kvfs_node *n, struct kvfs_op *op, kvfs_node_done_fn cb, 
 	if (rv < 0)
 		return rv;
 	if (n->cl)
-		return ncl_propose(n, op, cb, arg);
+		return ncl_propose(n, op, deadline, cb, arg);
 	b = node_pending_batch(n);
 	if (!b)
 		return -ENOMEM;

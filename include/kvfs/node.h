@@ -126,14 +126,19 @@ void node_cluster_changed(struct kvfs_node *n);
 int node_start(struct kvfs_node *n, struct uv_loop_s *loop, kvfs_node_apply_fn on_apply,
                kvfs_node_fatal_fn on_fatal, void *arg);
 
+/* The node's clock, in ms (the loop's): what deadlines below are given in. */
+uint64_t node_now_ms(const struct kvfs_node *n);
+
 /*
  * Proposes op. The node fills in origin, seq, time_ns and (if 0) max_value, and copies what it
  * needs, so op and its buffers may go once this returns. On success returns 0 and calls cb
  * exactly once later; on failure (-ESHUTDOWN while closing, -EIO after a fatal error, -ENOMEM)
  * returns it and never calls cb. In a cluster the callback may say -EIO: nothing was committed
- * within the write timeout (no leader, no majority).
+ * by `deadline` (node_now_ms() terms; 0: the write timeout from now), for want of a leader or a
+ * majority.
  */
-int node_propose(struct kvfs_node *n, struct kvfs_op *op, kvfs_node_done_fn cb, void *arg);
+int node_propose(struct kvfs_node *n, struct kvfs_op *op, uint64_t deadline, kvfs_node_done_fn cb,
+                 void *arg);
 
 /* Calls cb (err 0, ino 0) once every operation proposed before this call has completed. Same
  * return and callback rules as node_propose. */
@@ -142,21 +147,22 @@ int node_sync(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg);
 /*
  * A linearizable read's barrier: calls cb (err 0, ino 0) once this node has applied everything
  * committed before this call, as confirmed by the leader with a majority (so neither a deposed
- * leader nor a lagging follower answers stale); -EIO if that takes longer than the write timeout.
- * Same return and callback rules as node_propose.
+ * leader nor a lagging follower answers stale); -EIO if that has not happened by `deadline` (as
+ * for node_propose). Same return and callback rules as node_propose.
  */
-int node_read_barrier(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg);
+int node_read_barrier(struct kvfs_node *n, uint64_t deadline, kvfs_node_done_fn cb, void *arg);
 
 /*
  * The restart contract (DESIGN §5): after its start, a cluster member does not know how far
  * behind its leader it is, and its store may lack writes it acknowledged before it stopped, until
  * it has heard its leader's commit index (of the leader's own epoch) and applied up to it.
  * node_reads_ready() says whether it has (always true standalone). node_read_wait() calls cb
- * (err 0, ino 0) once it has, or -EIO after the write timeout; same return and callback rules as
- * node_propose, except that it returns 1, and never calls cb, when reads are ready already.
+ * (err 0, ino 0) once it has, or -EIO if it has not by `deadline` (as for node_propose); same
+ * return and callback rules as node_propose, except that it returns 1, and never calls cb, when
+ * reads are ready already.
  */
 bool node_reads_ready(const struct kvfs_node *n);
-int node_read_wait(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg);
+int node_read_wait(struct kvfs_node *n, uint64_t deadline, kvfs_node_done_fn cb, void *arg);
 
 /* True while proposals are waiting or being written. */
 int node_busy(const struct kvfs_node *n);
