@@ -6,6 +6,10 @@
  * says how far the follower has it, and the next chunk starts there. A transfer that goes quiet
  * for a while, or whose connection drops, starts again. When the follower acknowledges the last
  * chunk, it has installed the snapshot: repl_snapshot_sent() lets the core go on from there.
+ * A replica that does not follow us yet (a new leader's offer reaching a replica still at the
+ * old epoch, typically just after a partition heals) refuses with its own, older epoch; the
+ * leader then offers again shortly (NOT_YET_MS), by which time the replica has usually learnt
+ * the new epoch from the core's messages or from ZooKeeper.
  *
  * The follower writes the chunks to snap-recv.tmp; after the last it fsyncs the file, renames
  * it to its snapshot name and fsyncs the directory, so a crash from then on restarts from the
@@ -38,9 +42,10 @@
 #include "kvfs/store.h"
 #include "node_internal.h"
 
-#define CHUNK_BYTES  (1u << 20)
-#define QUIET_MS     5000 /* a transfer without an answer this long starts again */
-#define REFUSED_MS   1000 /* after a refused chunk, wait this long before starting again */
+#define CHUNK_BYTES (1u << 20)
+#define QUIET_MS    5000 /* a transfer without an answer this long starts again */
+#define REFUSED_MS  1000 /* after a refused chunk, wait this long before starting again */
+#define NOT_YET_MS  200  /* ... refused by a replica not yet at our epoch: this long */
 
 struct send_state {
 	bool wanted; /* the core asked for a snapshot for this peer */
@@ -216,9 +221,19 @@ static void on_ack(struct node_cluster *c, uint32_t from, const uint8_t *p, uint
 	struct send_state *t = &c->snaps->to[from];
 	struct kvfs_peer_snapshot_ack m;
 
-	if (peer_msg_snapshot_ack_decode(&m, p, len) < 0 || t->fd < 0 || m.snap_index != t->index ||
-	    m.epoch != repl_epoch(c->repl))
+	if (peer_msg_snapshot_ack_decode(&m, p, len) < 0 || t->fd < 0 || m.snap_index != t->index)
 		return;
+	if (m.epoch != repl_epoch(c->repl)) {
+		/* Not an answer at our epoch, so not progress; but a refusal from an older epoch
+		 * means "I do not follow you yet", not "I am busy": dropping it would leave the
+		 * transfer to the QUIET_MS timeout. Offer again soon. (A newer epoch: we are deposed,
+		 * and the tick stops sending.) */
+		if (!m.ok && m.epoch < repl_epoch(c->repl)) {
+			close_send(t);
+			t->retry_at = uv_now(c->n->loop) + NOT_YET_MS;
+		}
+		return;
+	}
 	/* A follower busy with a long transfer is alive: the leader must not give up for want of
 	 * its APPEND_ACKs. */
 	repl_peer_heard(c->repl, from);

@@ -10,6 +10,8 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +66,7 @@ int peer_conn_write(struct conn *c, uint8_t type, const uint8_t *payload, uint32
 		free(w);
 		return rv;
 	}
+	c->last_tx = uv_now(c->p->loop);
 	return 0;
 }
 
@@ -96,7 +99,7 @@ struct conn *peer_conn_new(struct kvfs_peers *p)
 	c->p = p;
 	c->tcp.data = c;
 	c->connect.data = c;
-	c->last_rx = uv_now(p->loop);
+	c->started = c->last_rx = c->last_tx = uv_now(p->loop);
 	frame_reader_init(&c->reader);
 	frame_reader_set_max(&c->reader, PEER_HELLO_MAX);
 	snprintf(c->remote, sizeof(c->remote), "?");
@@ -200,6 +203,10 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 	if (c->closing || nread == 0)
 		return;
+	/* Any bytes are a sign of life: a large frame may take longer than the idle timeout to
+	 * arrive whole. */
+	if (nread > 0)
+		c->last_rx = uv_now(p->loop);
 	if (nread < 0) {
 		if (c->hello_ok)
 			log_info("connection with node %" PRIu32 " (%s) lost: %s", c->id, c->remote,
@@ -226,7 +233,6 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			return;
 		}
 		rv = 0;
-		c->last_rx = uv_now(p->loop);
 		if (!c->hello_ok) {
 			if (!conn_hello(c, &f))
 				return;
@@ -238,10 +244,32 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			peer_conn_close(c);
 			return;
 		}
+		if (f.type == KVFS_MSG_PING)
+			continue; /* it did its job: last_rx */
 		p->cfg.on_message(p->cfg.arg, c->id, f.type, f.payload, f.len);
 		if (c->closing || p->closing)
 			return;
 	}
+}
+
+/*
+ * Unacknowledged data fails the connection after the idle timeout instead of TCP's ~15 minutes
+ * of retransmissions (Linux; elsewhere the idle timer alone does it). Best effort: a refusal is
+ * only logged.
+ */
+static void set_user_timeout(struct conn *c)
+{
+#ifdef TCP_USER_TIMEOUT
+	unsigned int ms = c->p->cfg.idle_timeout_ms;
+	uv_os_fd_t fd;
+
+	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms)) < 0)
+		log_debug("cannot set TCP_USER_TIMEOUT on the connection with %s: %s", c->remote,
+		          strerror(errno));
+#else
+	(void)c;
+#endif
 }
 
 void peer_conn_start(struct conn *c)
@@ -253,6 +281,7 @@ void peer_conn_start(struct conn *c)
 	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
 		peer_addr_name(&ss, c->remote, sizeof(c->remote));
 	uv_tcp_nodelay(&c->tcp, 1);
+	set_user_timeout(c);
 	c->last_rx = uv_now(c->p->loop);
 	rv = send_hello(c);
 	if (rv == 0)

@@ -27,7 +27,7 @@
 
 #define PEER_HELLO_MAX        4096u /* largest frame accepted before the peer's HELLO */
 #define PEER_BACKOFF_FIRST_MS 50u
-#define PEER_BACKOFF_MAX_MS   2000u
+#define PEER_BACKOFF_MAX_MS   500u /* a healed partition is redialed within this (+ a dial) */
 #define PEER_READ_BUF         (64u << 10)
 
 struct conn {
@@ -40,7 +40,9 @@ struct conn {
 	bool outbound; /* we dialed it */
 	bool hello_ok; /* the peer's HELLO passed the checks */
 	bool closing;
-	uint64_t last_rx; /* uv_now() of the last frame received, or of the connection's start */
+	uint64_t started; /* uv_now() when the connection was made (dial or accept) */
+	uint64_t last_rx; /* uv_now() of the last bytes received, or of the connection's start */
+	uint64_t last_tx; /* uv_now() of the last frame queued */
 	char remote[PEER_ADDR_STR];
 };
 
@@ -63,7 +65,8 @@ struct kvfs_peers {
 	struct kvfs_peers_config cfg;
 	char cluster_id[KVFS_PEER_CLUSTER_ID_MAX + 1];
 	uv_tcp_t listener;
-	uv_timer_t tick;
+	uv_timer_t tick;    /* liveness: pings, idle and handshake timeouts */
+	uint64_t last_tick; /* uv_now() of the tick's last run */
 	struct peer *peers; /* [1..size] */
 	struct conn *conns; /* every connection not yet freed */
 	int port;

@@ -47,6 +47,8 @@ const char *peer_msg_type_name(unsigned type)
 	    [KVFS_MSG_SNAPSHOT_PULL] = "snapshot_pull",
 	};
 
+	if (type == KVFS_MSG_PING)
+		return "ping";
 	return type < KVFS_MSG__COUNT && names[type] ? names[type] : "unknown";
 }
 

@@ -1,6 +1,7 @@
 /*
  * The peer transport on libuv (see peer.h): the mesh. It owns one listening socket, one peer
- * record per node with its redial timer, and one timer that closes silent connections; it dials
+ * record per node with its redial timer, and one timer that pings quiet connections and closes
+ * silent ones (the liveness rules of peer.h); it dials
  * (the lower id first, then with backoff), accepts, and keeps at most one connection per peer by
  * the duplicate rule of peer.h, reporting each peer up or down. One connection's life (HELLO,
  * reading, the write queue, closing) is in peer_conn_uv.c, addresses and the listening socket in
@@ -214,26 +215,78 @@ static void on_connection(uv_stream_t *server, int status)
 	peer_conn_start(c);
 }
 
-/* ---- the idle timer ---- */
+/* ---- the liveness timer ---- */
+
+/* How often the liveness timer runs: twice per ping interval. */
+static uint64_t tick_ms(const struct kvfs_peers *p)
+{
+	return p->cfg.idle_timeout_ms / 8 + 1;
+}
+
+/* One connection's liveness (see peer.h): a ping, or closing it. */
+static void check_conn(struct conn *c, uint64_t now)
+{
+	struct kvfs_peers *p = c->p;
+	uint32_t idle = p->cfg.idle_timeout_ms;
+	int rv;
+
+	if (!c->hello_ok) {
+		/* Connecting or in the handshake: both take one or two round trips when the peer is
+		 * reachable. A dial into a partition would otherwise wait for SYN retransmissions
+		 * (1 s, 3 s, 7 s ...) and so notice a heal late. */
+		if (now - c->started < idle / 2)
+			return;
+		if (c->outbound)
+			log_debug("cannot connect to node %" PRIu32
+			          " at %s: no hello within %" PRIu32 " ms",
+			          c->id, c->remote, idle / 2);
+		else
+			log_warn("closing connection with %s: no hello within %" PRIu32 " ms",
+			         c->remote, idle / 2);
+		peer_conn_close(c);
+		return;
+	}
+	if (now - c->last_rx >= idle) {
+		log_warn("closing connection with node %" PRIu32
+		         " (%s): nothing received for %" PRIu64 " ms",
+		         c->id, c->remote, now - c->last_rx);
+		peer_conn_close(c);
+		return;
+	}
+	/* Only when nothing is queued: queued bytes reach a live peer anyway, and a peer that
+	 * does not read would only see the pings pile up. */
+	if (now - c->last_tx >= idle / 4 &&
+	    uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
+		rv = peer_conn_write(c, KVFS_MSG_PING, NULL, 0);
+		if (rv != 0 && rv != -ENOMEM) {
+			log_warn("closing connection with node %" PRIu32 " (%s): %s", c->id,
+			         c->remote, rv == -ENOBUFS ? "write queue full" : uv_strerror(rv));
+			peer_conn_close(c);
+		}
+	}
+}
 
 static void tick_cb(uv_timer_t *t)
 {
 	struct kvfs_peers *p = t->data;
-	uint64_t now = uv_now(p->loop);
+	uint64_t now = uv_now(p->loop), late = now - p->last_tick;
 	struct conn *c;
 
-	for (c = p->conns; c != NULL && !p->closing; c = c->next) {
-		if (c->closing || now - c->last_rx < p->cfg.idle_timeout_ms)
-			continue;
-		if (c->hello_ok)
-			log_warn("closing connection with node %" PRIu32
-			         " (%s): nothing received for %" PRIu32 " ms",
-			         c->id, c->remote, p->cfg.idle_timeout_ms);
-		else
-			log_warn("closing connection with %s: no hello within %" PRIu32 " ms",
-			         c->remote, p->cfg.idle_timeout_ms);
-		peer_conn_close(c);
+	p->last_tick = now;
+	if (late > p->cfg.idle_timeout_ms / 2) {
+		/* This loop did not run for a while (a stopped process, a long synchronous step):
+		 * what the peers sent meanwhile is still unread in the sockets. Give every
+		 * connection a fresh start rather than blame the peers for our own silence. */
+		log_debug("the loop stalled for %" PRIu64
+		          " ms: connections get a fresh idle timeout",
+		          late);
+		for (c = p->conns; c != NULL; c = c->next)
+			c->started = c->last_rx = now;
+		return;
 	}
+	for (c = p->conns; c != NULL && !p->closing; c = c->next)
+		if (!c->closing)
+			check_conn(c, now);
 }
 
 /* ---- opening and closing ---- */
@@ -332,8 +385,8 @@ int peer_open(struct kvfs_peers **out, uv_loop_t *loop, const struct kvfs_peers_
 	uv_timer_init(loop, &p->tick);
 	p->tick.data = p;
 	p->open_handles++;
-	uv_timer_start(&p->tick, tick_cb, p->cfg.idle_timeout_ms / 4 + 1,
-	               p->cfg.idle_timeout_ms / 4 + 1);
+	p->last_tick = uv_now(loop);
+	uv_timer_start(&p->tick, tick_cb, tick_ms(p), tick_ms(p));
 	for (i = 1; i <= cfg->size; i++) {
 		struct peer *pr = &p->peers[i];
 

@@ -918,6 +918,12 @@ static void *election_main(void *arg)
 			z->reconnected_late =
 			    false; /* a new session starts a new candidacy anyway */
 			z->disconnected_at = 0;
+			/* A give-up the core asked for while the old session was cut off (it led a
+			 * minority) was about that session's candidacy, which expired with it.
+			 * Carried over, it would delete the new candidacy at once and keep this
+			 * node out of the election, knowing no leader, for the hold-down: seconds
+			 * of recovery lost after a partition heals. */
+			z->resign = false;
 			pthread_mutex_unlock(&z->lock);
 			log_warn("ZooKeeper session expired; joining the election again");
 			wake(z);

@@ -13,6 +13,8 @@ PACKAGES=(
 	fuse3 zookeeper default-jre-headless python3 python3-kazoo
 	# the filesystem tests' tools
 	rsync tar attr psmisc util-linux procps coreutils diffutils findutils sed
+	# the partition tests: network namespaces, veths, a bridge (ip) and the drop rules (nft)
+	iproute2 nftables
 )
 
 missing_packages() {

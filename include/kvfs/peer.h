@@ -9,15 +9,24 @@
  * dialed by the lower id is kept, and a later connection dialed by the same side as the current
  * one replaces it (the peer evidently gave the old one up). Both ends apply the same rule, so they
  * keep the same connection. A failed dial or a lost connection is retried after 50 ms, doubling
- * to 2 s, reset once a connection completes; the higher id of a pair waits 50 ms more (and does
+ * to 500 ms, reset once a connection completes; the higher id of a pair waits 50 ms more (and does
  * not dial at once on peer_set_addr()), so that the lower id's dial usually wins the race and no
  * duplicate is made.
  *
  * Handshake. Each side sends a HELLO (cluster id, node id, epoch) first. Until the peer's HELLO
  * has arrived and passed peer_msg_hello_check() (same cluster, id in 1..size and not ours, same
  * protocol version; the id we dialed, on a connection we dialed), frames are limited to a few KiB
- * and any other type closes the connection, with a warning that says why. A connection over which
- * no frame arrives for idle_timeout_ms (10 s) is closed: the caller sends heartbeats.
+ * and any other type closes the connection, with a warning that says why.
+ *
+ * Liveness. A partition drops packets silently: TCP alone would keep such a connection for
+ * minutes, and a dial into it hangs on SYN retransmissions. So a connection over which nothing
+ * has arrived for idle_timeout_ms (1 s) is closed, and one that has not completed its handshake
+ * within half of that (a dial included) too; to keep a quiet but healthy connection alive, each
+ * side sends a PING frame (empty, consumed here, never delivered) when it has sent nothing for a
+ * quarter of idle_timeout_ms and has nothing queued. TCP_USER_TIMEOUT is idle_timeout_ms as well,
+ * so data left unacknowledged that long fails the connection in the kernel too. A loop that was
+ * itself stalled (a stopped process, a long synchronous step) does not blame its peers for the
+ * silence: when the mesh's timer runs late, every connection gets a fresh idle_timeout_ms.
  *
  * Backpressure. Each connection's unwritten bytes are bounded (max_queue, 64 MiB): a send that
  * would pass the bound closes the connection and drops its queue, so a slow or dead follower
@@ -39,7 +48,7 @@ struct uv_loop_s;
 struct kvfs_peers;
 
 #define KVFS_PEERS_MAX_QUEUE_DEFAULT (64u << 20)
-#define KVFS_PEERS_IDLE_TIMEOUT_MS   10000u
+#define KVFS_PEERS_IDLE_TIMEOUT_MS   1000u
 #define KVFS_PEERS_MAX_SIZE          255u /* nodes in a cluster */
 
 /*
@@ -63,7 +72,7 @@ struct kvfs_peers_config {
 	const char *listen;       /* "HOST:PORT"; port 0 takes a free one (see peer_port()) */
 	uint64_t epoch;           /* sent in HELLO; see peer_set_epoch() */
 	size_t max_queue;         /* unwritten bytes per connection; 0: 64 MiB */
-	uint32_t idle_timeout_ms; /* close a connection silent this long; 0: 10 s */
+	uint32_t idle_timeout_ms; /* close a connection silent this long; 0: 1 s (see above) */
 	kvfs_peers_message_fn on_message;
 	kvfs_peers_state_fn on_state; /* may be NULL */
 	void *arg;                    /* passed to both callbacks */

@@ -42,6 +42,14 @@ enum kvfs_peer_msg_type {
 	KVFS_MSG__COUNT
 };
 
+/*
+ * A frame of the transport itself (peer.h), not a message: empty, sent both ways when nothing
+ * else was sent for a while, consumed by the transport and never delivered. Outside the range of
+ * messages above (which have bodies and decoders); a node that predates it ignores it as a type
+ * it does not use.
+ */
+#define KVFS_MSG_PING 64u
+
 /* A short lowercase name for a frame type ("hello", "append_ack" ...), "unknown" otherwise. */
 const char *peer_msg_type_name(unsigned type);
 

@@ -28,6 +28,16 @@ line `N passed, N failed`. The execution log is also saved to
 $KVFS_CLUSTER_LOG_DIR/<test>.log (meson sets it to the build directory's tests/cluster;
 default /tmp/kvfs-cluster-logs). KVFS_KEEP=1 keeps $T after a failure; KVFS_TESTS=a,b runs only
 the tests whose names contain a or b; KVFS_VERBOSE=1 prints the execution log as it grows.
+
+Partitions (class Net): by default everything listens on loopback. A file that calls
+`h.ensemble(netns=True)` and makes its nodes with `netns=True` gets each ZooKeeper server and each
+node in its own network namespace (kvfs-<pid>-m<k>), linked by veths to one bridge in a "switch"
+namespace, addresses 10.77.R.0/24 (the test itself is .254 over one more veth, to reach
+ZooKeeper). Nodes and servers start under `nsenter --net=...` (their mounts stay visible). Then
+`h.cut(a, b)`, `h.partition([[a, b], [c, z1]])`, `h.isolate(x, from_=[...])`, `h.cut_zk(node)`
+and `h.heal()` drop or restore traffic at once with nftables rules inside those namespaces (a, b,
+... are Nodes or ZkServers, `h.ensemble().server(i)`). Every test ends healed; the namespaces go
+with the test's nodes and at cleanup, and a SIGKILLed run's leftovers are deleted by the next.
 """
 
 import atexit
@@ -178,10 +188,10 @@ def wait_pid(proc, timeout):
         return None
 
 
-def four_letter(port, cmd, timeout=1.0):
-    """Sends a ZooKeeper four-letter command to 127.0.0.1:PORT; the answer, or None."""
+def four_letter(port, cmd, timeout=1.0, host="127.0.0.1"):
+    """Sends a ZooKeeper four-letter command to HOST:PORT; the answer, or None."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        with socket.create_connection((host, port), timeout=timeout) as s:
             s.settimeout(timeout)
             s.sendall(cmd.encode())
             chunks = []
@@ -250,6 +260,209 @@ class ExecLog:
             return "\n".join(self.lines) + "\n"
 
 
+# --- network namespaces and partitions ----------------------------------------------------------
+
+NETNS_DIR = "/var/run/netns"
+NETNS_PREFIX = "kvfs-"  # kvfs-<pid of the test>-<what>: a run's names never collide with another's
+
+
+def _run(args, stdin=None, check=True):
+    """Runs a command (ip, nft, nsenter); raises RuntimeError with its output when it fails."""
+    r = subprocess.run(args, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=20)
+    if check and r.returncode != 0:
+        raise RuntimeError("%s: exit status %d: %s" % (" ".join(args), r.returncode,
+                                                        r.stdout.strip()))
+    return r
+
+
+def netns_leftovers():
+    """Network namespaces of the harness whose test process is gone (a SIGKILLed run)."""
+    out = []
+    try:
+        names = os.listdir(NETNS_DIR)
+    except OSError:
+        return out
+    for name in names:
+        m = re.match(r"^%s([0-9]+)-" % re.escape(NETNS_PREFIX), name)
+        if m and not os.path.exists("/proc/%s" % m.group(1)):
+            out.append(name)
+    return out
+
+
+class NetMember:
+    """One network namespace holding one process (a kvfs node or a ZooKeeper server): a veth
+    `eth0` with address IP/24, whose other end is a port of the run's bridge."""
+
+    def __init__(self, net, label, index):
+        self.net = net
+        self.label = label
+        self.index = index
+        self.ns = "%s%d-m%d" % (NETNS_PREFIX, net.pid, index)
+        self.port = "p%d" % index  # the bridge's end, in the switch namespace
+        self.ip = "%s.%d" % (net.prefix, index)
+        self.path = os.path.join(NETNS_DIR, self.ns)
+
+    def wrap(self, argv):
+        """ARGV run inside this namespace (network only: mounts stay shared, FUSE works)."""
+        return ["nsenter", "--net=" + self.path] + list(argv)
+
+    def __repr__(self):
+        return "%s(%s)" % (self.label, self.ip)
+
+
+class Net:
+    """The run's network of namespaces: one "switch" namespace with a bridge; one namespace per
+    member (NetMember) with a veth into the bridge; one veth from the test's own namespace into
+    the bridge (10.77.R.254), so that kazoo and the four-letter words reach ZooKeeper. Addresses
+    are 10.77.R.0/24, R chosen unused on this machine; nothing is routed anywhere else (the
+    namespaces have no default route, the test's namespace only a route to that /24).
+
+    Partitions are nftables rules, installed in the member namespaces: table `inet kvfs_part`
+    with an input and an output chain that drop every packet from/to the addresses cut off, so
+    cutting and healing are instant, exact and both ways. Arguments of cut/partition/isolate are
+    members, or objects with an `ns` attribute (Node, ZkServer). All is deleted by destroy()
+    (Harness.cleanup), and a run's leftovers (a SIGKILLed test) by the next run."""
+
+    def __init__(self, h):
+        self.h = h
+        self.pid = os.getpid()
+        self.up = False
+        self.members = []
+        self.made = 0  # members made so far: indexes (names, addresses) are never reused
+        self.cuts = set()  # frozenset({member, member})
+        self.switch = "%s%d-sw" % (NETNS_PREFIX, self.pid)
+        self.host_if = "kvh%d" % self.pid
+        self.prefix = None
+
+    def _setup(self):
+        if self.up:
+            return
+        for name in netns_leftovers():
+            _run(["ip", "netns", "delete", name], check=False)
+            self.h.log("net: deleted namespace %s left by a run that is gone" % name)
+        routes = _run(["ip", "-4", "route", "show"]).stdout
+        used = set(int(m) for m in re.findall(r"^10\.77\.([0-9]+)\.", routes, re.M))
+        free = [r for r in range(1, 255) if r not in used]
+        if not free:
+            raise RuntimeError("no free 10.77.R.0/24 for the test network")
+        self.prefix = "10.77.%d" % random.choice(free)
+        self.up = True  # from here on destroy() has something to do
+        _run(["ip", "netns", "add", self.switch])
+        _run(["ip", "-n", self.switch, "link", "add", "br0", "type", "bridge"])
+        _run(["ip", "-n", self.switch, "link", "set", "br0", "up"])
+        _run(["ip", "-n", self.switch, "link", "add", "phost", "type", "veth", "peer", "name",
+              self.host_if, "netns", str(self.pid)])
+        _run(["ip", "-n", self.switch, "link", "set", "phost", "master", "br0", "up"])
+        _run(["ip", "addr", "add", self.prefix + ".254/24", "dev", self.host_if])
+        _run(["ip", "link", "set", self.host_if, "up"])
+        self.h.log("net: switch namespace %s, %s.0/24, the test at %s.254 (%s)" %
+                   (self.switch, self.prefix, self.prefix, self.host_if))
+
+    def member(self, label):
+        """A new namespace for LABEL (a node's or a server's name), linked to the bridge."""
+        self._setup()
+        self.made += 1
+        index = self.made
+        if index > 250:
+            raise RuntimeError("more than 250 namespaces in one run")
+        m = NetMember(self, label, index)
+        _run(["ip", "netns", "add", m.ns])
+        self.members.append(m)
+        sw = ["ip", "-n", self.switch]
+        _run(sw + ["link", "add", m.port, "type", "veth", "peer", "name", "eth0", "netns", m.ns])
+        _run(sw + ["link", "set", m.port, "master", "br0", "up"])
+        inside = ["ip", "-n", m.ns]
+        _run(inside + ["link", "set", "lo", "up"])
+        _run(inside + ["addr", "add", m.ip + "/24", "dev", "eth0"])
+        _run(inside + ["link", "set", "eth0", "up"])
+        _run(m.wrap(["nft", "-f", "-"]), stdin=(
+            "table inet kvfs_part {\n"
+            "  chain input { type filter hook input priority 0; policy accept; }\n"
+            "  chain output { type filter hook output priority 0; policy accept; }\n"
+            "}\n"))
+        return m
+
+    def release(self, m):
+        """Deletes member M's namespace (its process must be gone); its cuts are forgotten."""
+        if m not in self.members:
+            return
+        self.members.remove(m)
+        self.cuts = {c for c in self.cuts if m not in c}
+        _run(["ip", "netns", "delete", m.ns], check=False)
+
+    @staticmethod
+    def _m(x):
+        m = x if isinstance(x, NetMember) else getattr(x, "ns", None)
+        if not isinstance(m, NetMember):
+            raise ValueError("%r is not in a network namespace (start it with netns=True)" % x)
+        return m
+
+    def _apply(self, members):
+        """Rewrites the drop rules of MEMBERS' namespaces from self.cuts, one atomic nft
+        transaction each."""
+        for m in members:
+            peers = sorted((o for c in self.cuts if m in c for o in c if o is not m),
+                           key=lambda o: o.index)
+            rules = ["flush chain inet kvfs_part input", "flush chain inet kvfs_part output"]
+            for o in peers:
+                rules.append("add rule inet kvfs_part input ip saddr %s drop" % o.ip)
+                rules.append("add rule inet kvfs_part output ip daddr %s drop" % o.ip)
+            _run(m.wrap(["nft", "-f", "-"]), stdin="\n".join(rules) + "\n")
+
+    def _cut_pairs(self, pairs, what):
+        pairs = [(self._m(a), self._m(b)) for a, b in pairs]
+        touched = set()
+        for a, b in pairs:
+            if a is b:
+                continue
+            self.cuts.add(frozenset((a, b)))
+            touched.update((a, b))
+        self._apply(touched)
+        self.h.log("net: cut %s" % what)
+
+    def cut(self, a, b):
+        """Drops everything between A and B, both ways."""
+        self._cut_pairs([(a, b)], "%s | %s" % (self._m(a), self._m(b)))
+
+    def partition(self, groups):
+        """GROUPS: lists of members; every pair in different groups is cut. Members in no group
+        keep every link they have (the test's own veth is never cut)."""
+        gs = [[self._m(x) for x in g] for g in groups]
+        pairs = [(a, b) for i, g in enumerate(gs) for h2 in gs[i + 1:] for a in g for b in h2]
+        self._cut_pairs(pairs, " | ".join(" ".join(map(repr, g)) for g in gs))
+
+    def isolate(self, x, from_):
+        """Cuts X from each of FROM_."""
+        m = self._m(x)
+        others = [self._m(o) for o in from_ if self._m(o) is not m]
+        self._cut_pairs([(m, o) for o in others],
+                        "%r from %s" % (m, " ".join(map(repr, others))))
+
+    def heal(self):
+        """Removes every cut."""
+        touched = {m for c in self.cuts for m in c}
+        self.cuts = set()
+        self._apply([m for m in touched if m in self.members])
+        if touched:
+            self.h.log("net: healed")
+
+    def destroy(self):
+        """Deletes every namespace, veth and bridge of this run (idempotent, never raises)."""
+        if not self.up:
+            return
+        self.up = False
+        for m in list(self.members):
+            _run(["ip", "netns", "delete", m.ns], check=False)
+        self.members = []
+        _run(["ip", "link", "delete", self.host_if], check=False)
+        _run(["ip", "netns", "delete", self.switch], check=False)
+        left = [n for n in (os.listdir(NETNS_DIR) if os.path.isdir(NETNS_DIR) else [])
+                if n.startswith("%s%d-" % (NETNS_PREFIX, self.pid))]
+        if left:
+            print("cleanup: network namespaces left: %s" % left, flush=True)
+
+
 # --- ZooKeeper ----------------------------------------------------------------------------------
 
 class ZkServer:
@@ -266,6 +479,13 @@ class ZkServer:
         self.quorum_port = free_port()
         self.election_port = free_port()
         self.proc = None
+        # In a network namespace (Ensemble(netns=True)): its own address there; else loopback.
+        self.ns = ens.h.net.member("z%d" % sid) if ens.netns else None
+        self.host = self.ns.ip if self.ns else "127.0.0.1"
+
+    @property
+    def name(self):
+        return "zk%d" % self.sid
 
     def write_config(self):
         os.makedirs(self.data, exist_ok=True)
@@ -277,7 +497,7 @@ class ZkServer:
             "syncLimit=5",
             "dataDir=%s" % self.data,
             "clientPort=%d" % self.client_port,
-            "clientPortAddress=127.0.0.1",
+            "clientPortAddress=%s" % self.host,
             "maxClientCnxns=0",
             "admin.enableServer=false",
             "4lw.commands.whitelist=*",
@@ -285,7 +505,8 @@ class ZkServer:
         ]
         if len(self.ens.servers) > 1:
             for s in self.ens.servers:
-                lines.append("server.%d=127.0.0.1:%d:%d" % (s.sid, s.quorum_port, s.election_port))
+                lines.append("server.%d=%s:%d:%d" % (s.sid, s.host, s.quorum_port,
+                                                     s.election_port))
         with open(self.cfg, "w") as f:
             f.write("\n".join(lines) + "\n")
         with open(os.path.join(self.dir, "log4j.properties"), "w") as f:
@@ -307,8 +528,9 @@ class ZkServer:
                  "-Dlog4j.configuration=file:" + os.path.join(self.dir, "log4j.properties")]
         flags += os.environ.get("SERVER_JVMFLAGS", "").split()
         flags += os.environ.get("JVMFLAGS", "").split()
-        return [JAVA] + flags + ["-cp", ":".join(jars),
-                                 "org.apache.zookeeper.server.quorum.QuorumPeerMain", self.cfg]
+        cmd = [JAVA] + flags + ["-cp", ":".join(jars),
+                                "org.apache.zookeeper.server.quorum.QuorumPeerMain", self.cfg]
+        return self.ns.wrap(cmd) if self.ns else cmd
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -348,7 +570,7 @@ class ZkServer:
             self.ens.h.log("zk%d: killed with SIGKILL (pid %d)" % (self.sid, self.proc.pid))
 
     def four(self, cmd, timeout=1.0):
-        return four_letter(self.client_port, cmd, timeout)
+        return four_letter(self.client_port, cmd, timeout, self.host)
 
     def mode(self):
         """'leader', 'follower', 'standalone', or None (down or not serving)."""
@@ -367,10 +589,12 @@ class ZkServer:
 
 class Ensemble:
     """N ZooKeeper servers on free loopback ports, tickTime 500 ms (so sessions may be as short as
-    1 s), admin server off, four-letter words on."""
+    1 s), admin server off, four-letter words on. With NETNS each server runs in its own network
+    namespace (see Net) and listens on its address there."""
 
-    def __init__(self, h, n=3, tick_ms=500):
+    def __init__(self, h, n=3, tick_ms=500, netns=False):
         self.h = h
+        self.netns = netns
         self.tick_ms = tick_ms
         self.dir = os.path.join(h.tmp, "zk")
         self.servers = []
@@ -379,7 +603,7 @@ class Ensemble:
 
     @property
     def hosts(self):
-        return ",".join("127.0.0.1:%d" % s.client_port for s in self.servers)
+        return ",".join("%s:%d" % (s.host, s.client_port) for s in self.servers)
 
     def server(self, sid):
         return self.servers[sid - 1]
@@ -434,7 +658,7 @@ class Node:
 
     def __init__(self, h, node_id, cluster, zk_hosts, election="sequential", priority=None,
                  session_timeout=None, hold_down=None, cluster_size=3, data=None, extra=(),
-                 env=None):
+                 env=None, netns=False):
         self.h = h
         self.id = node_id
         self.cluster = cluster
@@ -451,7 +675,10 @@ class Node:
         self.mnt = os.path.join(self.dir, "mnt")
         self.log_path = os.path.join(self.dir, "kvfs.log")
         self.port = free_port()
-        self.addr = "127.0.0.1:%d" % self.port
+        # With NETNS: its own network namespace (see Net), listening on its address there.
+        self.ns = h.net.member("%s-n%d" % (cluster, node_id)) if netns else None
+        self.host = self.ns.ip if self.ns else "127.0.0.1"
+        self.addr = "%s:%d" % (self.host, self.port)
         self.proc = None
         self.stopped = False  # SIGSTOPped by the test
         self.checked = False  # its log was checked for sanitizer reports since its start
@@ -482,7 +709,10 @@ class Node:
             a += ["--session-timeout", str(self.session_timeout)]
         if self.hold_down is not None:
             a += ["--hold-down", str(self.hold_down)]
-        return a + self.extra + [self.mnt]
+        a += self.extra + [self.mnt]
+        # nsenter --net, not `ip netns exec`: that also makes a private mount namespace, which
+        # would hide the FUSE mount from the test.
+        return self.ns.wrap(a) if self.ns else a
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -856,6 +1086,7 @@ class Harness:
         self._ensemble = None
         self._cleaned = False
         self._cluster_seq = 0
+        self.net = Net(self)
 
     # checks
 
@@ -889,11 +1120,15 @@ class Harness:
 
     # resources
 
-    def ensemble(self, n=3):
-        """The file's ensemble, started on first use and reused by later tests."""
+    def ensemble(self, n=3, netns=None):
+        """The file's ensemble, started on first use and reused by later tests. NETNS=True
+        starts it with each server in its own network namespace (Net); a file uses one kind."""
         if self._ensemble is None:
-            self._ensemble = Ensemble(self, n)
+            self._ensemble = Ensemble(self, n, netns=bool(netns))
             self._ensemble.start()
+        elif netns is not None and bool(netns) != self._ensemble.netns:
+            raise RuntimeError("the file's ensemble is %s network namespaces" %
+                               ("in" if self._ensemble.netns else "not in"))
         return self._ensemble
 
     def cluster_name(self, tag):
@@ -901,14 +1136,46 @@ class Harness:
         return "%s-%d-%d" % (tag, os.getpid(), self._cluster_seq)
 
     def node(self, node_id, cluster, **opts):
-        hosts = opts.pop("zk_hosts", None) or self.ensemble().hosts
+        hosts = opts.pop("zk_hosts", None) or \
+            self.ensemble(netns=True if opts.get("netns") else None).hosts
         n = Node(self, node_id, cluster, hosts, **opts)
         self.all_nodes.append(n)
         self.test_nodes.append(n)
         return n
 
     def nodes(self, cluster, count, **opts):
+        """Nodes 1..COUNT; netns=True puts each in its own network namespace (see Net), which
+        the partition helpers below need."""
         return [self.node(i, cluster, **opts) for i in range(1, count + 1)]
+
+    # partitions (nodes and servers in network namespaces only; see Net). Each logs what it
+    # did; every cut is undone by heal(), at the end of each test and by cleanup().
+
+    def cut(self, a, b):
+        """Drops all traffic between A and B (nodes or ZooKeeper servers), both ways."""
+        self.net.cut(a, b)
+
+    def partition(self, groups):
+        """Cuts every pair of members that are in different GROUPS (lists of nodes and
+        ZooKeeper servers); members in no group keep their links."""
+        self.net.partition(groups)
+
+    def isolate(self, x, from_=None):
+        """Cuts X from each of FROM_ (default: every other namespaced node of this test and
+        every ZooKeeper server)."""
+        if from_ is None:
+            from_ = [n for n in self.test_nodes if n.ns is not None and n is not x]
+            if self._ensemble is not None and self._ensemble.netns:
+                from_ += self._ensemble.servers
+        self.net.isolate(x, from_)
+
+    def cut_zk(self, node):
+        """Cuts NODE from every ZooKeeper server (it still reaches its peers)."""
+        self.net.isolate(node, self.ensemble().servers)
+
+    def heal(self):
+        """Undoes every cut."""
+        self.net.heal()
 
     def zk_client(self):
         """A kazoo client connected to the ensemble, closed at the end of the test."""
@@ -995,6 +1262,10 @@ class Harness:
         stop_nodes(self.test_nodes)
         for zk in self.test_zk_clients:
             close_zk(zk)
+        self.net.heal()
+        for n in self.test_nodes:
+            if n.ns is not None and not n.alive():
+                self.net.release(n.ns)
         if self.test_failed:
             for n in self.test_nodes:
                 self.log("last 30 lines of %s (%s/%s):\n%s" %
@@ -1032,6 +1303,7 @@ class Harness:
                     s.stop()
                 except Exception:
                     pass
+        self.net.destroy()
         if mounts_under(self.tmp):
             print("cleanup: mounts left under %s: %s" % (self.tmp, mounts_under(self.tmp)))
         elif self.failed and os.environ.get("KVFS_KEEP"):

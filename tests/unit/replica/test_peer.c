@@ -673,6 +673,25 @@ static void test_idle_timeout(void **state)
 	node_close(&a);
 }
 
+/* Two nodes with nothing to say to each other stay connected: their pings keep the quiet
+ * connection alive past many idle timeouts, and no ping reaches on_message. */
+static void test_quiet_connection_kept(void **state)
+{
+	struct node n[2];
+
+	assert_int_equal(node_open_ex(&n[0], 1, 2, CLUSTER, 0, 0, 120), 0);
+	assert_int_equal(node_open_ex(&n[1], 2, 2, CLUSTER, 0, 0, 120), 0);
+	point_at(&n[0], 2, peer_port(n[1].p));
+	point_at(&n[1], 1, peer_port(n[0].p));
+	assert_true(run_until(both_up, n, WAIT_MS));
+	run_until(never, NULL, 1000);
+	assert_int_equal(n[0].downs + n[1].downs, 0);
+	assert_int_equal(n[0].msgs + n[1].msgs, 0);
+	assert_true(peer_connected(n[0].p, 2) && peer_connected(n[1].p, 1));
+	node_close(&n[0]);
+	node_close(&n[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -684,6 +703,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_quiet_connection_kept, setup, teardown),
 	};
 
 	logging_init(0, KVFS_LOG_WARN);
