@@ -5,13 +5,13 @@
  * One call of a program is often several FUSE requests, each of which may wait: `echo x > f` is a
  * lookup (which waits for a read index under --read linearizable), a create or an open, a write
  * and a flush (which waits for the commit). Each request alone is bounded by the write timeout,
- * but while the cluster is in trouble their waits would add up. So the requests of one process
- * share one deadline while they keep waiting: a request that waited at least SLOW_MS leaves its
- * deadline behind for its process, and the next request of that process that arrives within
- * GAP_MS of its answer inherits it instead of starting a new one. A request answered sooner ends
- * the call. In normal operation (commits in a few ms) nothing is shared, and a long-running
- * program (`cp -r`) gets a fresh deadline for every request; only a run of slow requests in a row
- * is held to one write timeout.
+ * but while the cluster is in trouble their waits would add up (a lookup that waited 4.9 s for a
+ * read index, then a flush that waits 5 s for a commit). So a process's requests share one
+ * deadline while the cluster keeps it waiting: a request that waited at least SLOW_MS leaves its
+ * deadline behind for its process, and every request of that process that arrives within GAP_MS
+ * of the last such answer inherits it instead of starting a new one. In normal operation
+ * (commits in a few ms) nothing is shared, and a long-running program (`cp -r`) that met one slow
+ * request gets fresh deadlines again a second later.
  */
 #include "fs.h"
 
@@ -54,14 +54,8 @@ void fuse_call_end(struct kvfs_fs *fs, const struct fuse_call *call)
 	uint64_t now = node_now_ms(fs->node);
 	struct fuse_call *s;
 
-	if (!call->pid)
+	if (!call->pid || now - call->arrived_ms < SLOW_MS)
 		return;
-	if (now - call->arrived_ms < SLOW_MS) {
-		s = slot(fs, call->pid, false);
-		if (s)
-			*s = (struct fuse_call){0};
-		return;
-	}
 	s = slot(fs, call->pid, true);
 	*s = *call;
 	s->answered_ms = now;
