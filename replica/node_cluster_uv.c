@@ -853,7 +853,7 @@ bool ncl_closed(const struct kvfs_node *n)
 {
 	const struct node_cluster *c = n->cl;
 
-	return !c->peers_open && !c->tick_open && !c->promising;
+	return !c->peers_open && !c->tick_open && !c->promising && !nsnap_busy(c);
 }
 
 void ncl_free(struct kvfs_node *n)

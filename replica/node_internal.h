@@ -200,7 +200,8 @@ void nread_progress(struct node_cluster *c); /* after applies, each loop iterati
 void nread_tick(struct node_cluster *c);
 void nread_fail_all(struct node_cluster *c, int err);
 
-/* node_snap_uv.c: sending a snapshot to a follower that needs one, and installing one. */
+/* node_snap_uv.c: snapxfer.c (sending a snapshot to a follower that needs one, receiving and
+ * installing one) on libuv. */
 int nsnap_init(struct node_cluster *c);
 void nsnap_free(struct node_cluster *c);
 void nsnap_need(struct node_cluster *c, uint32_t to);
@@ -209,5 +210,6 @@ bool nsnap_message(struct node_cluster *c, uint32_t from, uint8_t type, const ui
                    uint32_t len); /* true if it was a snapshot message */
 void nsnap_peer_down(struct node_cluster *c, uint32_t id);
 void nsnap_tick(struct node_cluster *c);
+bool nsnap_busy(const struct node_cluster *c); /* a seal or load on a worker: closing waits */
 
 #endif /* KVFS_REPLICA_NODE_INTERNAL_H */

@@ -1,27 +1,26 @@
 /*
- * Catch-up by snapshot (DESIGN §4): a follower that needs entries the leader has compacted away
- * receives the leader's newest snapshot file, then the log after it.
+ * Catch-up by snapshot (DESIGN §4) on libuv: the binding of snapxfer.c, which decides who sends
+ * what to whom and when (see snapxfer.h), to this node's files, peers, clock and store.
  *
- * The leader streams the file in SNAPSHOT_CHUNKs, one in flight per follower: each SNAPSHOT_ACK
- * says how far the follower has it, and the next chunk starts there. A transfer that goes quiet
- * for a while, or whose connection drops, starts again. When the follower acknowledges the last
- * chunk, it has installed the snapshot: repl_snapshot_sent() lets the core go on from there.
- * A replica that does not follow us yet (a new leader's offer reaching a replica still at the
- * old epoch, typically just after a partition heals) refuses with its own, older epoch; the
- * leader then offers again shortly (NOT_YET_MS), by which time the replica has usually learnt
- * the new epoch from the core's messages or from ZooKeeper.
+ * Sending: the newest snapshot file is opened per peer and read a chunk at a time with pread on
+ * the loop thread, straight into its place in the one message buffer, and sent at once.
+ * Receiving: chunks are written to DATA/snap-recv.tmp with pwrite on the loop thread (small,
+ * sequential writes); the slow steps run on a libuv worker, one at a time: the seal (fsync the
+ * file, rename it to its snapshot name, fsync the directory, so a crash from then on restarts
+ * from it) and the load of that file into a new store. Only the swap runs on the loop thread,
+ * after the load: the pins the kernel and open files hold move to the same inodes in the new
+ * contents (the filesystem then rebinds its open files, and owns the old contents), the store's
+ * contents are exchanged, the log is reset so that the next entry is the one after the snapshot
+ * (unless the core kept a matching suffix), and the core is told (repl_snapshot_installed()).
+ * A failure to seal or load stops the node (node_go_fatal), as a failed log write does. Closing
+ * waits for the worker (nsnap_busy()).
  *
- * The follower writes the chunks to snap-recv.tmp; after the last it fsyncs the file, renames
- * it to its snapshot name and fsyncs the directory, so a crash from then on restarts from the
- * new snapshot. Then it installs it: it loads the file into a new store, swaps the contents of
- * its store with it, hands the pins the kernel and open files hold over to the new contents
- * (the filesystem then rebinds its open files, and owns the old contents), resets its log so that the next entry is the one after the
- * snapshot (unless the core kept a matching suffix), and tells the core
- * (repl_snapshot_installed()). Only then does it acknowledge the last chunk.
- *
- * Both ends run on the loop thread; file reads and writes are small and sequential (a chunk at
- * a time), the final fsync and the load are the slow steps.
+ * snapxfer.c's completions must not come from inside the io call that asked: the binding does
+ * the quick file actions at once (a write) or when it drains its queue (open, read, install) and
+ * reports them when it drains, at the end of each nsnap_message() and nsnap_tick() and after the
+ * worker; the calls from inside the core (nsnap_need, nsnap_pull) only set flags or send.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -39,273 +38,329 @@
 #include "kvfs/peer_msg.h"
 #include "kvfs/repl.h"
 #include "kvfs/snapshot.h"
+#include "kvfs/snapxfer.h"
 #include "kvfs/store.h"
 #include "node_internal.h"
 
-#define CHUNK_BYTES (1u << 20)
-#define QUIET_MS    5000 /* a transfer without an answer this long starts again */
-#define REFUSED_MS  1000 /* after a refused chunk, wait this long before starting again */
-#define NOT_YET_MS  200  /* ... refused by a replica not yet at our epoch: this long */
+enum pend_kind { P_OPEN, P_READ, P_WRITTEN, P_INSTALL, P_SENT };
 
-struct send_state {
-	bool wanted; /* the core asked for a snapshot for this peer */
-	bool pulled; /* ... or this peer, a candidate we follow, asked (SNAPSHOT_PULL) */
-	int fd;      /* -1: no transfer in flight */
-	uint64_t index, epoch, total, offset;
-	uint64_t last_ms;
-	uint64_t retry_at; /* uv_now(): no new transfer before */
+/* A file action done (or to be done) and reported to snapxfer.c when the queue drains. */
+struct pend {
+	enum pend_kind kind;
+	uint32_t peer;
+	int rv;
+	uint64_t a, b; /* read: offset, len; install: index, epoch; sent: index */
 };
+
+enum work_kind { W_SEAL, W_LOAD };
 
 struct node_snaps {
-	struct send_state *to; /* by peer id */
-	uint8_t *buf;          /* one chunk's message */
+	struct node_cluster *c;
+	struct kvfs_snapxfer *x;
+	int *fd;      /* by peer id: the snapshot file being sent to it, -1 */
+	uint8_t *buf; /* one chunk's message */
+
+	struct pend *q; /* a ring */
+	size_t qhead, qlen, qcap;
+	bool draining;
 
 	/* receiving */
-	uint64_t pull_ms; /* a candidate's SNAPSHOT_PULL last sent (uv_now()) */
-	int rfd;
-	uint32_t rfrom;
-	uint64_t rindex, repoch, rtotal, roffset;
-	bool rcomplete; /* durable under its name; waiting to be installed */
+	const struct kvfs_peer_snapshot_chunk *chunk; /* being handled, for the log */
+	uint32_t chunk_from;
+	int rfd; /* DATA/snap-recv.tmp */
+
+	/* the worker: one seal or load at a time */
+	uv_work_t work;
+	bool working;
+	enum work_kind wkind;
+	char *data_dir;
+	int wfd;
+	uint64_t windex;
+	int wrv;
+	char werr[PATH_MAX + 256];
+	struct kvfs_store *loaded; /* what the load made; the loop's once the work is done */
 };
 
-static void close_send(struct send_state *s)
+static void recv_path(const char *dir, char *buf, size_t len)
 {
-	if (s->fd >= 0)
-		close(s->fd);
-	s->fd = -1;
+	snprintf(buf, len, "%s/snap-recv.tmp", dir);
 }
 
-int nsnap_init(struct node_cluster *c)
+static void push(struct node_snaps *s, struct pend p)
 {
-	struct node_snaps *s = calloc(1, sizeof(*s));
-
-	if (!s)
-		return -ENOMEM;
-	c->snaps = s;
-	s->rfd = -1;
-	s->to = calloc(c->n->cfg.cluster_size + 1, sizeof(*s->to));
-	s->buf = malloc(KVFS_PEER_SNAPSHOT_CHUNK_HEADER_SIZE + CHUNK_BYTES);
-	if (!s->to || !s->buf)
-		return -ENOMEM;
-	for (uint32_t id = 0; id <= c->n->cfg.cluster_size; id++)
-		s->to[id].fd = -1;
-	return 0;
+	/* snapxfer.c has one file action in flight per peer and one on the receiving side, and a
+	 * peer's `sent` is drained before its next transfer can end: the ring never fills. */
+	assert(s->qlen < s->qcap);
+	s->q[(s->qhead + s->qlen++) % s->qcap] = p;
 }
 
-void nsnap_free(struct node_cluster *c)
-{
-	struct node_snaps *s = c->snaps;
+/* ---- snapxfer's io ---- */
 
-	if (!s)
-		return;
-	for (uint32_t id = 0; s->to && id <= c->n->cfg.cluster_size; id++)
-		close_send(&s->to[id]);
-	if (s->rfd >= 0)
-		close(s->rfd);
-	free(s->to);
-	free(s->buf);
-	free(s);
-	c->snaps = NULL;
+static uint64_t io_now_ms(void *arg)
+{
+	struct node_snaps *s = arg;
+
+	return uv_now(s->c->n->loop);
 }
 
-void nsnap_need(struct node_cluster *c, uint32_t to)
+static void io_view(void *arg, struct kvfs_snapxfer_view *v)
 {
-	if (to == 0 || to > c->n->cfg.cluster_size)
-		return;
-	log_info("node %u needs entries this node compacted: sending it a snapshot", to);
-	c->snaps->to[to].wanted = true;
+	struct kvfs_repl *r = ((struct node_snaps *)arg)->c->repl;
+
+	v->role = repl_role(r);
+	v->epoch = repl_epoch(r);
+	v->leader = repl_leader(r);
+	v->commit = repl_commit_index(r);
+	v->source = repl_snapshot_source(r);
+	v->wanted = repl_snapshot_wanted(r, v->commit + 1);
 }
 
-static void send_pull(struct node_cluster *c, uint32_t from)
+static bool io_connected(void *arg, uint32_t id)
 {
-	struct kvfs_peer_snapshot_pull m = {.epoch = repl_epoch(c->repl)};
-	uint8_t buf[KVFS_PEER_SNAPSHOT_PULL_SIZE];
+	struct node_snaps *s = arg;
 
-	peer_msg_snapshot_pull_encode(&m, buf);
-	c->snaps->pull_ms = uv_now(c->n->loop);
-	peer_send(c->peers, from, KVFS_MSG_SNAPSHOT_PULL, buf, sizeof(buf));
+	return s->c->peers && peer_connected(s->c->peers, id);
 }
 
-void nsnap_pull(struct node_cluster *c, uint32_t from)
+static void send_msg(struct node_snaps *s, uint32_t to, uint8_t type, const uint8_t *buf, size_t len)
 {
-	log_info("node %u compacted entries this node needs to lead: asking it for its snapshot",
-	         from);
-	send_pull(c, from);
+	if (s->c->peers)
+		peer_send(s->c->peers, to, type, buf, (uint32_t)len);
 }
 
-/* A candidate we promised asks for our snapshot: it must adopt our log, which we compacted. */
-static void on_pull(struct node_cluster *c, uint32_t from, const uint8_t *p, uint32_t len)
+static void io_send_chunk(void *arg, uint32_t to, const struct kvfs_peer_snapshot_chunk *m)
 {
-	struct kvfs_peer_snapshot_pull m;
-	struct send_state *t = &c->snaps->to[from];
+	struct node_snaps *s = arg;
 
-	if (peer_msg_snapshot_pull_decode(&m, p, len) < 0 || m.epoch != repl_epoch(c->repl) ||
-	    from != repl_leader(c->repl) || repl_role(c->repl) != KVFS_REPL_FOLLOWER)
-		return;
-	t->wanted = true;
-	t->pulled = true;
+	/* m->data is already where the encoding puts it (io_read read it there). */
+	assert(!m->len || m->data == s->buf + KVFS_PEER_SNAPSHOT_CHUNK_HEADER_SIZE);
+	send_msg(s, to, KVFS_MSG_SNAPSHOT_CHUNK, s->buf, peer_msg_snapshot_chunk_encode(m, s->buf));
 }
 
-void nsnap_peer_down(struct node_cluster *c, uint32_t id)
+static void io_send_ack(void *arg, uint32_t to, const struct kvfs_peer_snapshot_ack *m)
 {
-	if (id <= c->n->cfg.cluster_size)
-		close_send(&c->snaps->to[id]);
-}
-
-/* ---- leader: sending ---- */
-
-static void send_chunk(struct node_cluster *c, uint32_t to)
-{
-	struct send_state *t = &c->snaps->to[to];
-	struct kvfs_peer_snapshot_chunk m = {
-	    .epoch = repl_epoch(c->repl),
-	    .snap_index = t->index,
-	    .snap_epoch = t->epoch,
-	    .offset = t->offset,
-	    .total = t->total,
-	};
-	uint64_t left = t->total - t->offset;
-	ssize_t got;
-	size_t len;
-
-	m.len = left > CHUNK_BYTES ? CHUNK_BYTES : (uint32_t)left;
-	m.last = t->offset + m.len == t->total;
-	/* The data goes straight into its place in the message. */
-	got = m.len ? pread(t->fd, c->snaps->buf + KVFS_PEER_SNAPSHOT_CHUNK_HEADER_SIZE, m.len,
-	                    (off_t)t->offset)
-	            : 0;
-	if (got != (ssize_t)m.len) {
-		log_warn("cannot read the snapshot for node %u: %s; trying again", to,
-		         got < 0 ? strerror(errno) : "short read");
-		close_send(t);
-		return;
-	}
-	m.data = m.len ? c->snaps->buf + KVFS_PEER_SNAPSHOT_CHUNK_HEADER_SIZE : NULL;
-	len = peer_msg_snapshot_chunk_encode(&m, c->snaps->buf);
-	t->last_ms = uv_now(c->n->loop);
-	if (peer_send(c->peers, to, KVFS_MSG_SNAPSHOT_CHUNK, c->snaps->buf, (uint32_t)len) < 0)
-		close_send(t);
-}
-
-/* Opens this node's newest snapshot for peer `to` and sends the first chunk. */
-static void start_send(struct node_cluster *c, uint32_t to)
-{
-	struct kvfs_node *n = c->n;
-	struct send_state *t = &c->snaps->to[to];
-	char path[PATH_MAX];
-	struct stat st;
-
-	if (!n->snapshot_index || snapshot_path(n->data_dir, n->snapshot_index, path,
-	                                        sizeof(path)) < 0)
-		return;
-	t->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (t->fd < 0) {
-		log_warn("cannot open %s for node %u: %s", path, to, strerror(errno));
-		return;
-	}
-	if (fstat(t->fd, &st) < 0) {
-		close_send(t);
-		return;
-	}
-	t->index = n->snapshot_index;
-	t->epoch = n->snapshot_epoch;
-	t->total = (uint64_t)st.st_size;
-	t->offset = 0;
-	log_info("sending node %u the snapshot at index %" PRIu64 " (%" PRIu64 " bytes)", to,
-	         t->index, t->total);
-	send_chunk(c, to);
-}
-
-static void on_ack(struct node_cluster *c, uint32_t from, const uint8_t *p, uint32_t len)
-{
-	struct send_state *t = &c->snaps->to[from];
-	struct kvfs_peer_snapshot_ack m;
-
-	if (peer_msg_snapshot_ack_decode(&m, p, len) < 0 || t->fd < 0 || m.snap_index != t->index)
-		return;
-	if (m.epoch != repl_epoch(c->repl)) {
-		/* Not an answer at our epoch, so not progress; but a refusal from an older epoch
-		 * means "I do not follow you yet", not "I am busy": dropping it would leave the
-		 * transfer to the QUIET_MS timeout. Offer again soon. (A newer epoch: we are deposed,
-		 * and the tick stops sending.) */
-		if (!m.ok && m.epoch < repl_epoch(c->repl)) {
-			close_send(t);
-			t->retry_at = uv_now(c->n->loop) + NOT_YET_MS;
-		}
-		return;
-	}
-	/* A follower busy with a long transfer is alive: the leader must not give up for want of
-	 * its APPEND_ACKs. */
-	repl_peer_heard(c->repl, from);
-	if (m.offset > t->total || (!m.ok && m.offset != t->total)) {
-		/* Refused (it cannot write it, or it does not follow us yet): start again later,
-		 * not in a loop of chunks. */
-		close_send(t);
-		t->retry_at = uv_now(c->n->loop) + REFUSED_MS;
-		return;
-	}
-	t->offset = m.offset;
-	if (m.ok && m.offset == t->total) {
-		log_info("node %u installed the snapshot at index %" PRIu64, from, t->index);
-		close_send(t);
-		t->wanted = false;
-		t->pulled = false;
-		repl_snapshot_sent(c->repl, from, t->index);
-		return;
-	}
-	send_chunk(c, from);
-}
-
-/* ---- follower: receiving and installing ---- */
-
-static void send_ack(struct node_cluster *c, uint32_t to, uint64_t index, uint64_t offset,
-                     bool ok)
-{
-	struct kvfs_peer_snapshot_ack m = {
-	    .epoch = repl_epoch(c->repl), .snap_index = index, .offset = offset, .ok = ok};
 	uint8_t buf[KVFS_PEER_SNAPSHOT_ACK_SIZE];
 
-	peer_msg_snapshot_ack_encode(&m, buf);
-	peer_send(c->peers, to, KVFS_MSG_SNAPSHOT_ACK, buf, sizeof(buf));
+	send_msg(arg, to, KVFS_MSG_SNAPSHOT_ACK, buf, peer_msg_snapshot_ack_encode(m, buf));
 }
 
-static void recv_path(const struct kvfs_node *n, char *buf, size_t len)
+static void io_send_pull(void *arg, uint32_t to, uint64_t epoch)
 {
-	snprintf(buf, len, "%s/snap-recv.tmp", n->data_dir);
+	struct kvfs_peer_snapshot_pull m = {.epoch = epoch};
+	uint8_t buf[KVFS_PEER_SNAPSHOT_PULL_SIZE];
+
+	send_msg(arg, to, KVFS_MSG_SNAPSHOT_PULL, buf, peer_msg_snapshot_pull_encode(&m, buf));
 }
 
-static void drop_recv(struct node_cluster *c)
+static void io_open(void *arg, uint32_t to)
 {
-	struct node_snaps *s = c->snaps;
-	char path[PATH_MAX];
+	push(arg, (struct pend){.kind = P_OPEN, .peer = to});
+}
 
+static void io_read(void *arg, uint32_t to, uint64_t offset, uint32_t len)
+{
+	push(arg, (struct pend){.kind = P_READ, .peer = to, .a = offset, .b = len});
+}
+
+static void io_close(void *arg, uint32_t to)
+{
+	struct node_snaps *s = arg;
+
+	if (s->fd[to] >= 0)
+		close(s->fd[to]);
+	s->fd[to] = -1;
+}
+
+static void io_sent(void *arg, uint32_t to, uint64_t index)
+{
+	push(arg, (struct pend){.kind = P_SENT, .peer = to, .a = index});
+}
+
+static void io_heard(void *arg, uint32_t id)
+{
+	struct node_snaps *s = arg;
+
+	repl_peer_heard(s->c->repl, id);
+}
+
+static void close_recv(struct node_snaps *s)
+{
 	if (s->rfd >= 0)
 		close(s->rfd);
 	s->rfd = -1;
-	s->rcomplete = false;
-	recv_path(c->n, path, sizeof(path));
+}
+
+static void io_write(void *arg, uint64_t offset, const uint8_t *data, uint32_t len)
+{
+	struct node_snaps *s = arg;
+	const struct kvfs_node *n = s->c->n;
+	char path[PATH_MAX];
+	int rv = 0;
+
+	if (offset == 0) {
+		close_recv(s);
+		recv_path(n->data_dir, path, sizeof(path));
+		s->rfd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (s->rfd < 0) {
+			rv = -errno;
+			log_warn("cannot write %s: %s", path, strerror(errno));
+		} else if (s->chunk) {
+			log_info("receiving a snapshot at index %" PRIu64 " (%" PRIu64
+			         " bytes) from node %u",
+			         s->chunk->snap_index, s->chunk->total, s->chunk_from);
+		}
+	}
+	errno = 0;
+	if (rv == 0 && len && pwrite(s->rfd, data, len, (off_t)offset) != (ssize_t)len) {
+		rv = errno ? -errno : -ENOSPC; /* a short write: the disk is full */
+		log_warn("cannot write the snapshot being received: %s", strerror(-rv));
+	}
+	push(s, (struct pend){.kind = P_WRITTEN, .rv = rv});
+}
+
+static void io_discard(void *arg)
+{
+	struct node_snaps *s = arg;
+	char path[PATH_MAX];
+
+	close_recv(s);
+	recv_path(s->c->n->data_dir, path, sizeof(path));
 	unlink(path);
 }
 
-/* Makes the received file a snapshot of this node's: fsync, rename, fsync the directory. */
-static int seal_recv(struct node_cluster *c)
+/* The worker: seal (fsync, rename, fsync the directory) or load the received snapshot. */
+static void work(uv_work_t *req)
 {
-	struct node_snaps *s = c->snaps;
+	struct node_snaps *s = req->data;
 	char tmp[PATH_MAX], path[PATH_MAX];
-	int rv = 0;
 
-	recv_path(c->n, tmp, sizeof(tmp));
-	if (snapshot_path(c->n->data_dir, s->rindex, path, sizeof(path)) < 0)
-		return -ENAMETOOLONG;
-	if (fsync(s->rfd) < 0)
-		rv = -errno;
-	close(s->rfd);
+	if (s->wkind == W_LOAD) {
+		s->wrv = snapshot_load(s->data_dir, s->windex, &s->loaded, s->werr, sizeof(s->werr));
+		return;
+	}
+	recv_path(s->data_dir, tmp, sizeof(tmp));
+	s->wrv = snapshot_path(s->data_dir, s->windex, path, sizeof(path));
+	if (s->wrv == 0 && fsync(s->wfd) < 0)
+		s->wrv = -errno;
+	close(s->wfd);
+	if (s->wrv == 0 && rename(tmp, path) < 0)
+		s->wrv = -errno;
+	if (s->wrv == 0)
+		s->wrv = disk_fsync_dir(s->data_dir);
+	if (s->wrv < 0)
+		snprintf(s->werr, sizeof(s->werr), "cannot store it as %s: %s", path,
+		         strerror(-s->wrv));
+}
+
+static void drain(struct node_snaps *s);
+
+static void work_done(uv_work_t *req, int status)
+{
+	struct node_snaps *s = req->data;
+	struct kvfs_node *n = s->c->n;
+	enum work_kind kind = s->wkind;
+
+	(void)status;
+	s->working = false;
+	if (s->wrv < 0 && !n->fatal && !s->c->closing) {
+		log_error("cannot %s the snapshot at index %" PRIu64 " received: %s; stopping",
+		          kind == W_SEAL ? "seal" : "load", s->windex, s->werr);
+		node_go_fatal(n);
+	}
+	if (n->fatal || s->c->closing) {
+		if (s->loaded)
+			store_close(s->loaded);
+		s->loaded = NULL;
+		node_maybe_finish_close(n);
+		return;
+	}
+	if (kind == W_SEAL)
+		snapxfer_sealed(s->x, s->wrv);
+	else
+		snapxfer_loaded(s->x, s->wrv);
+	drain(s);
+}
+
+static void start_work(struct node_snaps *s, enum work_kind kind, uint64_t index)
+{
+	int rv;
+
+	assert(!s->working);
+	s->working = true;
+	s->wkind = kind;
+	s->windex = index;
+	s->wrv = 0;
+	s->werr[0] = '\0';
+	s->work.data = s;
+	rv = uv_queue_work(s->c->n->loop, &s->work, work, work_done);
+	assert(rv == 0);
+}
+
+static void io_seal(void *arg, uint64_t index)
+{
+	struct node_snaps *s = arg;
+
+	s->wfd = s->rfd; /* the worker's now */
 	s->rfd = -1;
-	if (rv == 0 && rename(tmp, path) < 0)
+	start_work(s, W_SEAL, index);
+}
+
+static void io_load(void *arg, uint64_t index)
+{
+	start_work(arg, W_LOAD, index);
+}
+
+static void io_unload(void *arg)
+{
+	struct node_snaps *s = arg;
+
+	store_close(s->loaded);
+	s->loaded = NULL;
+}
+
+static void io_install(void *arg, uint64_t index, uint64_t epoch)
+{
+	push(arg, (struct pend){.kind = P_INSTALL, .a = index, .b = epoch});
+}
+
+/* ---- the actions done when the queue drains ---- */
+
+static int open_newest(struct node_snaps *s, uint32_t to, uint64_t *total)
+{
+	struct kvfs_node *n = s->c->n;
+	char path[PATH_MAX];
+	struct stat st;
+	int rv;
+
+	if (!n->snapshot_index)
+		return -ENOENT;
+	rv = snapshot_path(n->data_dir, n->snapshot_index, path, sizeof(path));
+	if (rv < 0)
+		return rv;
+	s->fd[to] = open(path, O_RDONLY | O_CLOEXEC);
+	if (s->fd[to] < 0 || fstat(s->fd[to], &st) < 0) {
 		rv = -errno;
-	if (rv == 0)
-		rv = disk_fsync_dir(c->n->data_dir);
-	return rv;
+		log_warn("cannot open %s for node %u: %s", path, to, strerror(errno));
+		io_close(s, to);
+		return rv;
+	}
+	*total = (uint64_t)st.st_size;
+	log_info("sending node %u the snapshot at index %" PRIu64 " (%" PRIu64 " bytes)", to,
+	         n->snapshot_index, *total);
+	return 0;
+}
+
+static int read_chunk(struct node_snaps *s, uint32_t to, uint64_t offset, uint32_t len)
+{
+	ssize_t got = len ? pread(s->fd[to], s->buf + KVFS_PEER_SNAPSHOT_CHUNK_HEADER_SIZE, len,
+	                          (off_t)offset)
+	                  : 0;
+
+	if (got == (ssize_t)len)
+		return 0;
+	log_warn("cannot read the snapshot for node %u: %s; trying again", to,
+	         got < 0 ? strerror(errno) : "short read");
+	return got < 0 ? -errno : -EIO;
 }
 
 static int hand_over_pin(void *arg, const struct kvfs_inode *in)
@@ -318,40 +373,26 @@ static int hand_over_pin(void *arg, const struct kvfs_inode *in)
 	return 0;
 }
 
-/* Replaces this node's state with the received snapshot. True once done (or given up). */
-static bool install(struct node_cluster *c)
+/* Replaces this node's state with the loaded snapshot: 0, -EAGAIN (the core does not take it
+ * now; it stays loaded), or -EIO after stopping the node. */
+static int install(struct node_snaps *s, uint64_t index, uint64_t epoch)
 {
+	struct node_cluster *c = s->c;
 	struct kvfs_node *n = c->n;
-	struct node_snaps *s = c->snaps;
-	struct kvfs_store *loaded = NULL;
+	struct kvfs_store *loaded = s->loaded;
 	struct kvfs_repl_entry e;
-	uint64_t index = 0;
-	char err[256] = "";
 	struct batch *b;
-	int rv;
 
-	if (s->rindex <= repl_commit_index(c->repl)) {
-		send_ack(c, s->rfrom, s->rindex, s->rtotal, true); /* caught up meanwhile */
-		return true;
-	}
-	if (!repl_snapshot_wanted(c->repl, s->rindex))
-		return false; /* not a follower right now: see at the next tick */
-	rv = snapshot_load_latest(n->data_dir, &loaded, &index, err, sizeof(err));
-	if (rv < 0 || index != s->rindex) {
-		log_error("cannot load the snapshot received from node %u: %s; stopping", s->rfrom,
-		          rv < 0 ? err : "it is not the newest valid one");
-		if (loaded)
-			store_close(loaded);
-		node_go_fatal(n);
-		return true;
-	}
+	if (!repl_snapshot_wanted(c->repl, index))
+		return -EAGAIN;
+	s->loaded = NULL;
 	/* The kernel's and the open files' references (pins) move to the same inodes in the new
 	 * contents. */
 	store_foreach(n->store, hand_over_pin, loaded);
 	store_exchange(n->store, loaded);
 	if (index > n->snapshot_index) {
 		n->snapshot_index = index;
-		n->snapshot_epoch = s->repoch;
+		n->snapshot_epoch = epoch;
 	}
 	n->bytes_since_snapshot = 0;
 	if (n->reset && n->reset->done)
@@ -360,143 +401,192 @@ static bool install(struct node_cluster *c)
 		store_close(loaded);
 	/* The log goes too, unless it goes on from the snapshot's last entry; before the core
 	 * hears of it, since a candidate may append its no-op at once. */
-	if (repl_entry(c->repl, s->rindex, &e) < 0 || e.epoch != s->repoch) {
+	if (repl_entry(c->repl, index, &e) < 0 || e.epoch != epoch) {
 		b = node_pending_batch(n);
 		if (!b) {
 			node_go_fatal(n);
-			return true;
+			return -EIO;
 		}
 		b->len = 0;
 		b->first = b->last = 0;
 		b->trunc = false;
-		b->reset_next = s->rindex + 1;
+		b->reset_next = index + 1;
 	}
-	rv = repl_snapshot_installed(c->repl, s->rindex, s->repoch);
-	if (rv < 0) {
+	if (repl_snapshot_installed(c->repl, index, epoch) < 0) {
 		log_error("the replication core refused the snapshot at index %" PRIu64 "; stopping",
-		          s->rindex);
+		          index);
 		node_go_fatal(n);
-		return true;
+		return -EIO;
 	}
 	nfwd_after_reset(c);
-	log_info("installed the snapshot at index %" PRIu64 " from node %u (%" PRIu64 " keys)",
-	         s->rindex, s->rfrom, store_inode_count(n->store) - 1);
-	send_ack(c, s->rfrom, s->rindex, s->rtotal, true);
-	return true;
+	log_info("installed the snapshot at index %" PRIu64 " (%" PRIu64 " keys)", index,
+	         store_inode_count(n->store) - 1);
+	return 0;
 }
 
-static void on_chunk(struct node_cluster *c, uint32_t from, const uint8_t *p, uint32_t len)
+/* Does the queued actions and reports them, until nothing more is queued. */
+static void drain(struct node_snaps *s)
+{
+	struct node_cluster *c = s->c;
+
+	if (s->draining)
+		return; /* the outer drain goes on */
+	s->draining = true;
+	while (s->qlen && !c->closing && !c->n->fatal) {
+		struct pend p = s->q[s->qhead];
+		uint64_t total = 0;
+		int rv;
+
+		s->qhead = (s->qhead + 1) % s->qcap;
+		s->qlen--;
+		switch (p.kind) {
+		case P_OPEN:
+			rv = open_newest(s, p.peer, &total);
+			snapxfer_opened(s->x, p.peer, rv, c->n->snapshot_index,
+			                c->n->snapshot_epoch, total);
+			break;
+		case P_READ:
+			rv = read_chunk(s, p.peer, p.a, (uint32_t)p.b);
+			snapxfer_read_done(s->x, p.peer, rv,
+			                   s->buf + KVFS_PEER_SNAPSHOT_CHUNK_HEADER_SIZE);
+			break;
+		case P_WRITTEN:
+			snapxfer_written(s->x, p.rv);
+			break;
+		case P_INSTALL:
+			snapxfer_installed(s->x, install(s, p.a, p.b));
+			break;
+		case P_SENT:
+			log_info("node %u installed the snapshot at index %" PRIu64, p.peer, p.a);
+			repl_snapshot_sent(c->repl, p.peer, p.a);
+			break;
+		}
+	}
+	if (c->closing || c->n->fatal)
+		s->qlen = 0;
+	s->draining = false;
+}
+
+/* ---- the node's calls ---- */
+
+int nsnap_init(struct node_cluster *c)
+{
+	uint32_t size = c->n->cfg.cluster_size;
+	struct kvfs_snapxfer_io io = {
+	    .now_ms = io_now_ms,
+	    .view = io_view,
+	    .connected = io_connected,
+	    .send_chunk = io_send_chunk,
+	    .send_ack = io_send_ack,
+	    .send_pull = io_send_pull,
+	    .open = io_open,
+	    .read = io_read,
+	    .close = io_close,
+	    .sent = io_sent,
+	    .heard = io_heard,
+	    .write = io_write,
+	    .discard = io_discard,
+	    .seal = io_seal,
+	    .load = io_load,
+	    .unload = io_unload,
+	    .install = io_install,
+	};
+	struct node_snaps *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	c->snaps = s;
+	s->c = c;
+	s->rfd = -1;
+	s->fd = malloc((size + 1) * sizeof(*s->fd));
+	s->qcap = 2 * ((size_t)size + 1) + 2;
+	s->q = calloc(s->qcap, sizeof(*s->q));
+	s->buf = malloc(KVFS_PEER_SNAPSHOT_CHUNK_HEADER_SIZE + KVFS_SNAPXFER_CHUNK);
+	s->data_dir = c->n->data_dir;
+	if (!s->fd || !s->q || !s->buf)
+		return -ENOMEM;
+	for (uint32_t id = 0; id <= size; id++)
+		s->fd[id] = -1;
+	io.arg = s;
+	return snapxfer_init(&s->x, c->n->cfg.id, size, KVFS_SNAPXFER_CHUNK, &io);
+}
+
+void nsnap_free(struct node_cluster *c)
 {
 	struct node_snaps *s = c->snaps;
-	struct kvfs_peer_snapshot_chunk m;
-	char path[PATH_MAX];
-	int rv;
 
-	if (peer_msg_snapshot_chunk_decode(&m, p, len) < 0)
+	if (!s)
 		return;
-	if (m.epoch < repl_epoch(c->repl) || from != repl_snapshot_source(c->repl)) {
-		send_ack(c, from, m.snap_index, 0, false);
+	assert(!s->working);
+	for (uint32_t id = 0; s->fd && id <= c->n->cfg.cluster_size; id++)
+		io_close(s, id);
+	close_recv(s);
+	if (s->loaded)
+		store_close(s->loaded);
+	snapxfer_close(s->x);
+	free(s->fd);
+	free(s->q);
+	free(s->buf);
+	free(s);
+	c->snaps = NULL;
+}
+
+void nsnap_need(struct node_cluster *c, uint32_t to)
+{
+	if (to == 0 || to > c->n->cfg.cluster_size)
 		return;
-	}
-	repl_peer_heard(c->repl, from); /* a candidate pulling: its source is alive */
-	if (m.snap_index <= repl_commit_index(c->repl)) {
-		send_ack(c, from, m.snap_index, m.total, true); /* we have all that */
-		return;
-	}
-	if (s->rcomplete) {
-		if (m.snap_index == s->rindex && m.last)
-			return; /* a resend while we wait to install */
-		drop_recv(c);
-	}
-	if (m.offset == 0) {
-		drop_recv(c);
-		recv_path(c->n, path, sizeof(path));
-		s->rfd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (s->rfd < 0) {
-			log_warn("cannot write %s: %s", path, strerror(errno));
-			send_ack(c, from, m.snap_index, 0, false);
-			return;
-		}
-		s->rfrom = from;
-		s->rindex = m.snap_index;
-		s->repoch = m.snap_epoch;
-		s->rtotal = m.total;
-		s->roffset = 0;
-		log_info("receiving a snapshot at index %" PRIu64 " (%" PRIu64 " bytes) from node %u",
-		         m.snap_index, m.total, from);
-	}
-	if (s->rfd < 0 || m.snap_index != s->rindex || m.offset != s->roffset ||
-	    m.total != s->rtotal) {
-		send_ack(c, from, m.snap_index, s->rfd >= 0 ? s->roffset : 0, false);
-		return;
-	}
-	if (m.len && pwrite(s->rfd, m.data, m.len, (off_t)m.offset) != (ssize_t)m.len) {
-		log_warn("cannot write the snapshot from node %u: %s", from, strerror(errno));
-		drop_recv(c);
-		send_ack(c, from, m.snap_index, 0, false);
-		return;
-	}
-	s->roffset += m.len;
-	if (!m.last) {
-		send_ack(c, from, m.snap_index, s->roffset, true);
-		return;
-	}
-	rv = seal_recv(c);
-	if (rv < 0) {
-		log_error("cannot store the snapshot from node %u: %s; stopping", from,
-		          strerror(-rv));
-		node_go_fatal(c->n);
-		return;
-	}
-	s->rcomplete = true;
-	if (install(c))
-		s->rcomplete = false;
+	log_info("node %u needs entries this node compacted: sending it a snapshot", to);
+	snapxfer_need(c->snaps->x, to);
+}
+
+void nsnap_pull(struct node_cluster *c, uint32_t from)
+{
+	log_info("node %u compacted entries this node needs to lead: asking it for its snapshot",
+	         from);
+	snapxfer_pull(c->snaps->x, from);
 }
 
 bool nsnap_message(struct node_cluster *c, uint32_t from, uint8_t type, const uint8_t *p,
                    uint32_t len)
 {
-	if (type == KVFS_MSG_SNAPSHOT_CHUNK)
-		on_chunk(c, from, p, len);
-	else if (type == KVFS_MSG_SNAPSHOT_ACK)
-		on_ack(c, from, p, len);
-	else if (type == KVFS_MSG_SNAPSHOT_PULL)
-		on_pull(c, from, p, len);
-	else
+	struct node_snaps *s = c->snaps;
+	struct kvfs_peer_snapshot_chunk chunk;
+	struct kvfs_peer_snapshot_ack ack;
+	struct kvfs_peer_snapshot_pull pull;
+
+	if (type == KVFS_MSG_SNAPSHOT_CHUNK) {
+		if (peer_msg_snapshot_chunk_decode(&chunk, p, len) == 0) {
+			s->chunk = &chunk;
+			s->chunk_from = from;
+			snapxfer_on_chunk(s->x, from, &chunk);
+			s->chunk = NULL;
+		}
+	} else if (type == KVFS_MSG_SNAPSHOT_ACK) {
+		if (peer_msg_snapshot_ack_decode(&ack, p, len) == 0)
+			snapxfer_on_ack(s->x, from, &ack);
+	} else if (type == KVFS_MSG_SNAPSHOT_PULL) {
+		if (peer_msg_snapshot_pull_decode(&pull, p, len) == 0)
+			snapxfer_on_pull(s->x, from, pull.epoch);
+	} else {
 		return false;
+	}
+	drain(s);
 	return true;
+}
+
+void nsnap_peer_down(struct node_cluster *c, uint32_t id)
+{
+	snapxfer_peer_down(c->snaps->x, id);
+	drain(c->snaps);
 }
 
 void nsnap_tick(struct node_cluster *c)
 {
-	struct node_snaps *s = c->snaps;
-	bool leader = repl_role(c->repl) != KVFS_REPL_FOLLOWER;
-	uint64_t now = uv_now(c->n->loop);
+	snapxfer_tick(c->snaps->x);
+	drain(c->snaps);
+}
 
-	uint32_t source = repl_snapshot_source(c->repl);
-
-	if (s->rcomplete && install(c))
-		s->rcomplete = false;
-	/* A candidate waiting for a snapshot it pulled asks again if nothing comes. */
-	if (!leader || repl_role(c->repl) != KVFS_REPL_CANDIDATE || !source || s->rfd >= 0 ||
-	    s->rcomplete)
-		;
-	else if (now - s->pull_ms >= QUIET_MS)
-		send_pull(c, source);
-	for (uint32_t id = 1; id <= c->n->cfg.cluster_size; id++) {
-		struct send_state *t = &s->to[id];
-
-		/* A leader sends to whoever needs it; a follower only to the candidate it follows
-		 * that pulled. */
-		if (!(leader ? !t->pulled : t->pulled && id == repl_leader(c->repl))) {
-			close_send(t);
-			t->wanted = false;
-			t->pulled = false;
-			continue;
-		}
-		if (t->fd >= 0 && now - t->last_ms >= QUIET_MS)
-			close_send(t);
-		if (t->wanted && t->fd < 0 && now >= t->retry_at && peer_connected(c->peers, id))
-			start_send(c, id);
-	}
+bool nsnap_busy(const struct node_cluster *c)
+{
+	return c->snaps && c->snaps->working;
 }

@@ -636,6 +636,22 @@ err_close_fd:
 	return rv;
 }
 
+/* See snapshot.h: one file, no older one in its place. */
+int snapshot_load(const char *dir, uint64_t index, struct kvfs_store **out, char *err,
+                  size_t errlen)
+{
+	int rv;
+
+	set_err(err, errlen, "%s", "");
+	rv = snapshot_load_file(dir, index, out, err, errlen);
+	if (rv == 1) {
+		set_err(err, errlen, "snapshot snap-%020llu.snap in %s is too short or fails its checksum",
+		        (unsigned long long)index, dir);
+		rv = -EBADMSG;
+	}
+	return rv;
+}
+
 /*
  * See snapshot.h. A snapshot that fails its checksum is skipped for an older one, with a note in
  * err. When every snapshot fails its checksum, the call fails with -EBADMSG rather than start

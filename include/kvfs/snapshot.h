@@ -53,6 +53,14 @@ void snapshot_free(struct kvfs_snapshot *snap);
 int snapshot_load_latest(const char *dir, struct kvfs_store **out, uint64_t *index, char *err,
                          size_t errlen);
 
+/*
+ * Loads snapshot file `index` of dir (one received from a peer) into a new store, *out. Returns
+ * 0, or a negative errno with a message in err and *out untouched (-EBADMSG: the file is too
+ * short, fails its checksum or does not make a valid tree). Removes nothing.
+ */
+int snapshot_load(const char *dir, uint64_t index, struct kvfs_store **out, char *err,
+                  size_t errlen);
+
 /* The path of the snapshot file of `index` in dir: 0, or -ENAMETOOLONG. */
 int snapshot_path(const char *dir, uint64_t index, char *buf, size_t len);
 
