@@ -106,6 +106,7 @@ struct sim {
 	uint32_t leader;     /* the oracle's newest */
 	uint32_t pull_from;  /* the candidate pulls from this replica (0: no pull) */
 	uint64_t sent_count, install_count, pull_count;
+	unsigned fail_writes; /* the next this many writes fail */
 };
 
 static uint64_t rnd(struct sim *s, uint64_t n)
@@ -340,7 +341,7 @@ static void io_write(void *arg, uint64_t offset, const uint8_t *data, uint32_t l
 	assert_true(offset + len <= MAX_FILE);
 	n->rop = true;
 	e = push(s, EV_WRITTEN, n->id, rnd(s, 10));
-	if (s->chaos && chance(s, 3)) {
+	if ((s->chaos && chance(s, 3)) || (s->fail_writes && s->fail_writes--)) {
 		e->rv = -EIO;
 		n->rlen = (uint64_t)-1; /* what the file holds is unknown now */
 		return;
@@ -643,6 +644,8 @@ static void step(struct sim *s)
 	deliver(s, &e);
 }
 
+static uint64_t total_sent, total_installs, total_pulls;
+
 static void run_seed(uint64_t seed, bool verbose)
 {
 	struct sim *s = calloc(1, sizeof(*s));
@@ -697,6 +700,9 @@ static void run_seed(uint64_t seed, bool verbose)
 		assert_true(n->v.commit >= l->newest);
 		assert_int_equal(n->v.epoch, s->epoch);
 	}
+	total_sent += s->sent_count;
+	total_installs += s->install_count;
+	total_pulls += s->pull_count;
 	for (uint32_t id = 1; id <= N; id++)
 		snapxfer_close(s->nodes[id].x);
 	free(s->ev);
@@ -725,22 +731,21 @@ static void test_sim(void **state)
 			printf("seed %lu\n", seed);
 		run_seed(seed, false);
 	}
+	printf("%lu seeds: %" PRIu64 " installs, %" PRIu64 " reported sent, %" PRIu64
+	       " candidate pulls\n",
+	       seeds, total_installs, total_sent, total_pulls);
 }
 
-/* A receiver at another epoch refuses with its own; the leader offers again soon, not at the
- * quiet timeout, and a follower never sends to a replica it does not follow. */
-static void test_refusal_not_yet(void **state)
+/* Three replicas, no faults: 1 leads epoch 2 with a snapshot at 40; 2 follows at `epoch2`. */
+static struct sim *small_sim(uint64_t epoch2)
 {
-	/* Covered by the seeds too; this one pins the exact delays. */
 	struct sim *s = calloc(1, sizeof(*s));
-	struct rnode *l, *f;
-	uint64_t t0;
 
-	(void)state;
 	assert_non_null(s);
 	the_sim = s;
 	s->rng = 7;
 	s->ev = calloc(MAX_EVENTS, sizeof(*s->ev));
+	assert_non_null(s->ev);
 	for (uint32_t id = 1; id <= N; id++) {
 		s->nodes[id].id = id;
 		s->nodes[id].rlen = (uint64_t)-1;
@@ -748,37 +753,27 @@ static void test_refusal_not_yet(void **state)
 		for (uint32_t j = 1; j <= N; j++)
 			s->link_up[id][j] = true;
 	}
-	l = &s->nodes[1];
-	f = &s->nodes[2];
 	s->epoch = 2;
 	s->leader = 1;
-	l->v = (struct kvfs_snapxfer_view){.role = KVFS_REPL_LEADER, .epoch = 2, .leader = 1,
-	                                   .commit = 50};
-	l->newest = 40;
-	f->v = (struct kvfs_snapxfer_view){.role = KVFS_REPL_FOLLOWER, .epoch = 1, .leader = 3,
-	                                   .source = 3, .wanted = true};
-	snapxfer_need(l->x, 2);
-	snapxfer_tick(l->x);
-	while (s->nev)
-		step(s); /* open, read, the chunk, its refusal */
-	t0 = s->now;
-	assert_int_equal(l->open[2], 0);
-	assert_int_equal(f->v.commit, 0);
-	/* The next offer not before 200 ms, but well before the quiet timeout. */
-	s->now = t0 + 150;
-	snapxfer_tick(l->x);
-	assert_false(l->fileop[2]);
-	s->now = t0 + 201;
-	snapxfer_tick(l->x);
-	assert_true(l->fileop[2]);
-	/* Once it follows, the transfer completes and the leader reports it. */
-	learn(s, f);
-	push(s, EV_TICK, 1, TICK_MS);
-	push(s, EV_TICK, 2, TICK_MS);
-	while (s->now < 5000)
-		step(s);
-	assert_int_equal(f->v.commit, 40);
-	assert_int_equal(s->sent_count, 1);
+	s->nodes[1].v = (struct kvfs_snapxfer_view){
+	    .role = KVFS_REPL_LEADER, .epoch = 2, .leader = 1, .commit = 50};
+	s->nodes[1].newest = 40;
+	s->nodes[2].v = (struct kvfs_snapxfer_view){.role = KVFS_REPL_FOLLOWER,
+	                                            .epoch = epoch2,
+	                                            .leader = epoch2 == 2 ? 1 : 3,
+	                                            .source = epoch2 == 2 ? 1 : 3,
+	                                            .wanted = true};
+	s->nodes[3].v = (struct kvfs_snapxfer_view){.role = KVFS_REPL_FOLLOWER,
+	                                            .epoch = 2,
+	                                            .leader = 1,
+	                                            .commit = 60,
+	                                            .source = 1,
+	                                            .wanted = true};
+	return s;
+}
+
+static void free_sim(struct sim *s)
+{
 	for (uint32_t id = 1; id <= N; id++)
 		snapxfer_close(s->nodes[id].x);
 	free(s->ev);
@@ -786,10 +781,79 @@ static void test_refusal_not_yet(void **state)
 	the_sim = NULL;
 }
 
+/* The leader offers node 2 its snapshot and the offer is refused: no new offer before
+ * `pause` ms, one soon after; then, with ticks, the transfer completes. */
+static void refused_then_done(struct sim *s, uint64_t pause)
+{
+	struct rnode *l = &s->nodes[1], *f = &s->nodes[2];
+	uint64_t t0;
+
+	snapxfer_need(l->x, 2);
+	snapxfer_tick(l->x);
+	while (s->nev)
+		step(s); /* open, read, the chunk, its refusal */
+	t0 = s->now;
+	assert_int_equal(l->open[2], 0);
+	assert_int_equal(f->v.commit, 0);
+	s->now = t0 + pause - 50;
+	snapxfer_tick(l->x);
+	assert_false(l->fileop[2]);
+	s->now = t0 + pause + 1;
+	snapxfer_tick(l->x);
+	assert_true(l->fileop[2]);
+	learn(s, f);
+	push(s, EV_TICK, 1, TICK_MS);
+	push(s, EV_TICK, 2, TICK_MS);
+	while (s->now < t0 + 5000)
+		step(s);
+	assert_int_equal(f->v.commit, 40);
+	assert_int_equal(f->installs, 1);
+	assert_int_equal(s->sent_count, 1);
+}
+
+/* A replica not yet at the leader's epoch refuses with its own: offered again after 200 ms,
+ * not at the quiet timeout. */
+static void test_refused_not_yet(void **state)
+{
+	struct sim *s = small_sim(1);
+
+	(void)state;
+	refused_then_done(s, KVFS_SNAPXFER_NOT_YET_MS);
+	free_sim(s);
+}
+
+/* A receiver that cannot write refuses: offered again after a second, not in a loop. */
+static void test_refused_write_failure(void **state)
+{
+	struct sim *s = small_sim(2);
+
+	(void)state;
+	s->fail_writes = 1;
+	refused_then_done(s, KVFS_SNAPXFER_REFUSED_MS);
+	free_sim(s);
+}
+
+/* Node 3 has committed past the snapshot: it says so at the first chunk, without a transfer. */
+static void test_committed_past(void **state)
+{
+	struct sim *s = small_sim(2);
+
+	(void)state;
+	snapxfer_need(s->nodes[1].x, 3);
+	push(s, EV_TICK, 1, 0);
+	while (s->now < 1000)
+		step(s);
+	assert_int_equal(s->sent_count, 1);
+	assert_int_equal(s->nodes[3].installs, 0);
+	free_sim(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_refusal_not_yet),
+	    cmocka_unit_test(test_refused_not_yet),
+	    cmocka_unit_test(test_refused_write_failure),
+	    cmocka_unit_test(test_committed_past),
 	    cmocka_unit_test(test_sim),
 	};
 
