@@ -444,31 +444,29 @@ void snapxfer_written(struct kvfs_snapxfer *x, int rv)
 	x->io.seal(x->io.arg, r->index);
 }
 
+/* A seal or load completed: true to go on; a failure ends the file (nothing left to undo). */
+static bool step_done(struct receiver *r, enum recv_state state, int rv)
+{
+	if (r->state != state)
+		return false;
+	if (rv < 0)
+		r->state = R_IDLE;
+	return rv == 0;
+}
+
 void snapxfer_sealed(struct kvfs_snapxfer *x, int rv)
 {
-	struct receiver *r = &x->r;
-
-	if (r->state != R_SEALING)
+	if (!step_done(&x->r, R_SEALING, rv))
 		return;
-	if (rv < 0) {
-		r->state = R_IDLE;
-		return;
-	}
-	r->state = R_LOADING;
-	x->io.load(x->io.arg, r->index);
+	x->r.state = R_LOADING;
+	x->io.load(x->io.arg, x->r.index);
 }
 
 void snapxfer_loaded(struct kvfs_snapxfer *x, int rv)
 {
-	struct receiver *r = &x->r;
-
-	if (r->state != R_LOADING)
+	if (!step_done(&x->r, R_LOADING, rv))
 		return;
-	if (rv < 0) {
-		r->state = R_IDLE;
-		return;
-	}
-	r->state = R_LOADED;
+	x->r.state = R_LOADED;
 	try_install(x);
 }
 

@@ -167,8 +167,6 @@ static struct rnode *self(void *arg)
 	return arg;
 }
 
-static struct sim *sim_of(struct rnode *n);
-
 /* ---- io ---- */
 
 static struct sim *the_sim;
