@@ -67,7 +67,8 @@ struct node_snaps {
 	/* receiving */
 	const struct kvfs_peer_snapshot_chunk *chunk; /* being handled, for the log */
 	uint32_t chunk_from;
-	int rfd; /* DATA/snap-recv.tmp */
+	uint32_t rfrom; /* who sent the file being received, for the log */
+	int rfd;        /* DATA/snap-recv.tmp */
 
 	/* the worker: one seal or load at a time */
 	uv_work_t work;
@@ -205,6 +206,7 @@ static void io_write(void *arg, uint64_t offset, const uint8_t *data, uint32_t l
 			rv = -errno;
 			log_warn("cannot write %s: %s", path, strerror(errno));
 		} else if (s->chunk) {
+			s->rfrom = s->chunk_from;
 			log_info("receiving a snapshot at index %" PRIu64 " (%" PRIu64
 			         " bytes) from node %u",
 			         s->chunk->snap_index, s->chunk->total, s->chunk_from);
@@ -419,8 +421,8 @@ static int install(struct node_snaps *s, uint64_t index, uint64_t epoch)
 		return -EIO;
 	}
 	nfwd_after_reset(c);
-	log_info("installed the snapshot at index %" PRIu64 " (%" PRIu64 " keys)", index,
-	         store_inode_count(n->store) - 1);
+	log_info("installed the snapshot at index %" PRIu64 " from node %u (%" PRIu64 " keys)",
+	         index, s->rfrom, store_inode_count(n->store) - 1);
 	return 0;
 }
 
