@@ -123,7 +123,8 @@ static bool io_connected(void *arg, uint32_t id)
 	return s->c->peers && peer_connected(s->c->peers, id);
 }
 
-static void send_msg(struct node_snaps *s, uint32_t to, uint8_t type, const uint8_t *buf, size_t len)
+static void send_msg(struct node_snaps *s, uint32_t to, uint8_t type, const uint8_t *buf,
+                     size_t len)
 {
 	if (s->c->peers)
 		peer_send(s->c->peers, to, type, buf, (uint32_t)len);
@@ -237,7 +238,8 @@ static void work(uv_work_t *req)
 	char tmp[PATH_MAX], path[PATH_MAX];
 
 	if (s->wkind == W_LOAD) {
-		s->wrv = snapshot_load(s->data_dir, s->windex, &s->loaded, s->werr, sizeof(s->werr));
+		s->wrv =
+		    snapshot_load(s->data_dir, s->windex, &s->loaded, s->werr, sizeof(s->werr));
 		return;
 	}
 	recv_path(s->data_dir, tmp, sizeof(tmp));
@@ -415,7 +417,8 @@ static int install(struct node_snaps *s, uint64_t index, uint64_t epoch)
 		b->reset_next = index + 1;
 	}
 	if (repl_snapshot_installed(c->repl, index, epoch) < 0) {
-		log_error("the replication core refused the snapshot at index %" PRIu64 "; stopping",
+		log_error("the replication core refused the snapshot at index %" PRIu64
+		          "; stopping",
 		          index);
 		node_go_fatal(n);
 		return -EIO;

@@ -29,8 +29,8 @@ struct sender {
 	bool wanted; /* the core asked for a snapshot for this peer */
 	bool pulled; /* ... or this peer, a candidate we follow, asked (SNAPSHOT_PULL) */
 	enum send_state state;
-	bool stop;         /* end the transfer when the open or read in flight completes */
-	uint64_t epoch;    /* ours when the transfer started */
+	bool stop;      /* end the transfer when the open or read in flight completes */
+	uint64_t epoch; /* ours when the transfer started */
 	uint64_t index, snap_epoch, total;
 	uint64_t offset;   /* of the chunk being read or in flight */
 	uint32_t len;      /* ... and its length */
@@ -153,8 +153,8 @@ static bool still_sending(struct kvfs_snapxfer *x, uint32_t to, bool file_open)
 	return false;
 }
 
-void snapxfer_opened(struct kvfs_snapxfer *x, uint32_t to, int rv, uint64_t index,
-                     uint64_t epoch, uint64_t total)
+void snapxfer_opened(struct kvfs_snapxfer *x, uint32_t to, int rv, uint64_t index, uint64_t epoch,
+                     uint64_t total)
 {
 	struct sender *t;
 
@@ -241,7 +241,8 @@ void snapxfer_on_ack(struct kvfs_snapxfer *x, uint32_t from, const struct kvfs_p
 	if (m->epoch != v.epoch) {
 		/* Not an answer at our epoch, so not progress; but a refusal from an older epoch
 		 * means "I do not follow you yet", not "I am busy": offer again soon rather than
-		 * after the quiet timeout. (A newer epoch: we are deposed, and the tick stops us.) */
+		 * after the quiet timeout. (A newer epoch: we are deposed, and the tick stops us.)
+		 */
 		if (!m->ok && m->epoch < v.epoch && t->state == S_WAITING)
 			stop_send(x, from, now(x) + KVFS_SNAPXFER_NOT_YET_MS);
 		return;
@@ -252,7 +253,8 @@ void snapxfer_on_ack(struct kvfs_snapxfer *x, uint32_t from, const struct kvfs_p
 	if (t->state != S_WAITING || t->epoch != v.epoch)
 		return; /* about a chunk before the one we are reading, or an older transfer */
 	if (!m->ok) {
-		/* It cannot write it, or the chunk did not follow on: again later, not in a loop. */
+		/* It cannot write it, or the chunk did not follow on: again later, not in a loop.
+		 */
 		stop_send(x, from, now(x) + KVFS_SNAPXFER_REFUSED_MS);
 		return;
 	}
@@ -312,8 +314,7 @@ static void tick_send(struct kvfs_snapxfer *x, const struct kvfs_snapxfer_view *
 
 /* ---- receiving ---- */
 
-static void send_ack(struct kvfs_snapxfer *x, uint32_t to, uint64_t index, uint64_t offset,
-                     bool ok)
+static void send_ack(struct kvfs_snapxfer *x, uint32_t to, uint64_t index, uint64_t offset, bool ok)
 {
 	struct kvfs_peer_snapshot_ack m = {
 	    .epoch = view(x).epoch, .snap_index = index, .offset = offset, .ok = ok};
@@ -385,7 +386,8 @@ void snapxfer_on_chunk(struct kvfs_snapxfer *x, uint32_t from,
 		if (m->offset == r->offset)
 			write_chunk(x, m);
 		else if (m->offset < r->offset)
-			send_ack(x, from, r->index, r->offset, true); /* a resend: go on from here */
+			send_ack(x, from, r->index, r->offset,
+			         true); /* a resend: go on from here */
 		else
 			send_ack(x, from, r->index, r->offset, false); /* a gap */
 		return;

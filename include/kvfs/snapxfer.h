@@ -37,7 +37,7 @@ struct kvfs_peer_snapshot_ack;
 #define KVFS_SNAPXFER_CHUNK      (1u << 20) /* bytes of file per chunk at most (the default) */
 #define KVFS_SNAPXFER_QUIET_MS   5000 /* a transfer without an answer this long starts again */
 #define KVFS_SNAPXFER_REFUSED_MS 1000 /* after a refusal, wait this long before starting again */
-#define KVFS_SNAPXFER_NOT_YET_MS 200  /* ... refused by a replica not yet at our epoch: this long */
+#define KVFS_SNAPXFER_NOT_YET_MS 200  /* ... by a replica not yet at our epoch: this long */
 #define KVFS_SNAPXFER_ALIVE_MS   1000 /* a receiver busy installing tells its sender this often */
 
 /* What the module needs to know of the replication core, read afresh at every decision. */
@@ -107,7 +107,8 @@ void snapxfer_pull(struct kvfs_snapxfer *x, uint32_t from);
 /* Messages from peer `from`, decoded. */
 void snapxfer_on_chunk(struct kvfs_snapxfer *x, uint32_t from,
                        const struct kvfs_peer_snapshot_chunk *m);
-void snapxfer_on_ack(struct kvfs_snapxfer *x, uint32_t from, const struct kvfs_peer_snapshot_ack *m);
+void snapxfer_on_ack(struct kvfs_snapxfer *x, uint32_t from,
+                     const struct kvfs_peer_snapshot_ack *m);
 void snapxfer_on_pull(struct kvfs_snapxfer *x, uint32_t from, uint64_t epoch);
 
 /* The connection to `id` dropped: a transfer to it starts again. */
@@ -123,8 +124,8 @@ void snapxfer_tick(struct kvfs_snapxfer *x);
  * leaves nothing to discard or unload; the caller decides whether it is fatal). installed: 0,
  * -EAGAIN (the core does not take it now: it stays loaded) or another negative errno.
  */
-void snapxfer_opened(struct kvfs_snapxfer *x, uint32_t to, int rv, uint64_t index,
-                     uint64_t epoch, uint64_t total);
+void snapxfer_opened(struct kvfs_snapxfer *x, uint32_t to, int rv, uint64_t index, uint64_t epoch,
+                     uint64_t total);
 void snapxfer_read_done(struct kvfs_snapxfer *x, uint32_t to, int rv, const uint8_t *data);
 void snapxfer_written(struct kvfs_snapxfer *x, int rv);
 void snapxfer_sealed(struct kvfs_snapxfer *x, int rv);

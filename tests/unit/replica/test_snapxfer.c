@@ -39,13 +39,13 @@
 #include "kvfs/snapxfer.h"
 #include "../../xorshift.h"
 
-#define N          3
-#define CHUNK      16 /* small chunks, so that a file is several */
-#define MAX_FILE   (12 * CHUNK)
-#define CHAOS_MS   30000
-#define HEAL_MS    60000
-#define TICK_MS    100
-#define MAX_EVENTS 4096
+#define N                   3
+#define CHUNK               16 /* small chunks, so that a file is several */
+#define MAX_FILE            (12 * CHUNK)
+#define CHAOS_MS            30000
+#define HEAL_MS             60000
+#define TICK_MS             100
+#define MAX_EVENTS          4096
 #define MAX_MSGS_PER_SEC    600 /* per replica: one chunk per round trip (>= 10 ms) and peer */
 #define MAX_REFUSED_PER_SEC 40  /* refusals and pulls sent, per replica */
 
@@ -81,9 +81,9 @@ struct rnode {
 	uint32_t id;
 	struct kvfs_snapxfer *x;
 	struct kvfs_snapxfer_view v;
-	uint64_t newest; /* index of its newest snapshot file (0: none) */
-	uint64_t open[N + 1];  /* by peer: index of the file open for it, 0 none */
-	bool fileop[N + 1];    /* an open or read in flight for that peer */
+	uint64_t newest;      /* index of its newest snapshot file (0: none) */
+	uint64_t open[N + 1]; /* by peer: index of the file open for it, 0 none */
+	bool fileop[N + 1];   /* an open or read in flight for that peer */
 	/* receiving */
 	uint8_t rbuf[MAX_FILE];
 	uint64_t rlen;
@@ -103,8 +103,8 @@ struct sim {
 	bool link_up[N + 1][N + 1];
 	uint32_t link_gen[N + 1][N + 1];
 	uint64_t epoch;
-	uint32_t leader;     /* the oracle's newest */
-	uint32_t pull_from;  /* the candidate pulls from this replica (0: no pull) */
+	uint32_t leader;    /* the oracle's newest */
+	uint32_t pull_from; /* the candidate pulls from this replica (0: no pull) */
 	uint64_t sent_count, install_count, pull_count;
 	unsigned fail_writes; /* the next this many writes fail */
 };
@@ -219,7 +219,8 @@ static void transmit(struct sim *s, struct rnode *n, uint32_t to, const struct e
 	else if (s->chaos && chance(s, 10))
 		copies = 2;
 	for (int i = 0; i < copies; i++) {
-		struct event *e = push(s, tmpl->kind, to, s->chaos ? 5 + rnd(s, 46) : 5 + rnd(s, 16));
+		struct event *e =
+		    push(s, tmpl->kind, to, s->chaos ? 5 + rnd(s, 46) : 5 + rnd(s, 16));
 		uint64_t at = e->at, seq = e->seq;
 
 		*e = *tmpl;
@@ -474,13 +475,12 @@ static void elect(struct sim *s)
 		if (id != l && s->nodes[id].newest > ln->v.commit && chance(s, 50))
 			from = id;
 	s->pull_from = from;
-	ln->v = (struct kvfs_snapxfer_view){
-	    .role = from ? KVFS_REPL_CANDIDATE : KVFS_REPL_LEADER,
-	    .epoch = s->epoch,
-	    .leader = l,
-	    .commit = ln->v.commit,
-	    .source = from,
-	    .wanted = from != 0};
+	ln->v = (struct kvfs_snapxfer_view){.role = from ? KVFS_REPL_CANDIDATE : KVFS_REPL_LEADER,
+	                                    .epoch = s->epoch,
+	                                    .leader = l,
+	                                    .commit = ln->v.commit,
+	                                    .source = from,
+	                                    .wanted = from != 0};
 	trace(s, "%u: leads epoch %" PRIu64 ", pulling from %u", l, s->epoch, from);
 	if (from) {
 		s->pull_count++;
@@ -692,8 +692,8 @@ static void run_seed(uint64_t seed, bool verbose)
 		struct rnode *n = &s->nodes[id];
 
 		if (n->v.commit < l->newest || verbose)
-			printf("seed %" PRIu64 ": node %u commit %" PRIu64 " (leader %u has %" PRIu64
-			       ")\n",
+			printf("seed %" PRIu64 ": node %u commit %" PRIu64
+			       " (leader %u has %" PRIu64 ")\n",
 			       seed, id, n->v.commit, l->id, l->newest);
 		assert_true(n->v.commit >= l->newest);
 		assert_int_equal(n->v.epoch, s->epoch);
