@@ -26,8 +26,9 @@
 enum send_state { S_IDLE, S_OPENING, S_READING, S_WAITING };
 
 struct sender {
-	bool wanted; /* the core asked for a snapshot for this peer */
-	bool pulled; /* ... or this peer, a candidate we follow, asked (SNAPSHOT_PULL) */
+	bool need;   /* leading: the core asked for a snapshot for this peer */
+	bool pulled; /* following: this peer, the candidate we follow, asked (SNAPSHOT_PULL) */
+	uint64_t pull_epoch; /* ... at this epoch of ours (a candidate of one epoch only) */
 	enum send_state state;
 	bool stop;      /* end the transfer when the open or read in flight completes */
 	uint64_t epoch; /* ours when the transfer started */
@@ -211,7 +212,7 @@ void snapxfer_read_done(struct kvfs_snapxfer *x, uint32_t to, int rv, const uint
 void snapxfer_need(struct kvfs_snapxfer *x, uint32_t to)
 {
 	if (peer_ok(x, to))
-		x->to[to].wanted = true;
+		x->to[to].need = true;
 }
 
 void snapxfer_on_pull(struct kvfs_snapxfer *x, uint32_t from, uint64_t epoch)
@@ -222,8 +223,8 @@ void snapxfer_on_pull(struct kvfs_snapxfer *x, uint32_t from, uint64_t epoch)
 	if (!peer_ok(x, from) || epoch != v.epoch || from != v.leader ||
 	    v.role != KVFS_REPL_FOLLOWER)
 		return;
-	x->to[from].wanted = true;
 	x->to[from].pulled = true;
+	x->to[from].pull_epoch = epoch;
 }
 
 void snapxfer_on_ack(struct kvfs_snapxfer *x, uint32_t from, const struct kvfs_peer_snapshot_ack *m)
@@ -265,7 +266,7 @@ void snapxfer_on_ack(struct kvfs_snapxfer *x, uint32_t from, const struct kvfs_p
 		/* Only a replica that has installed it (or committed past it) says so. */
 		x->io.close(x->io.arg, from);
 		t->state = S_IDLE;
-		t->wanted = false;
+		t->need = false;
 		t->pulled = false;
 		x->io.sent(x->io.arg, from, t->index);
 		return;
@@ -286,15 +287,21 @@ static void tick_send(struct kvfs_snapxfer *x, const struct kvfs_snapxfer_view *
 {
 	for (uint32_t id = 1; id <= x->size; id++) {
 		struct sender *t = &x->to[id];
-		bool leading = v->role != KVFS_REPL_FOLLOWER;
+		bool leading = v->role != KVFS_REPL_FOLLOWER, want;
 
 		if (id == x->id)
 			continue;
 		/* A leader sends to whoever needs it; a follower only to the candidate it follows
-		 * that pulled. */
-		if (!(leading ? !t->pulled : t->pulled && id == v->leader)) {
+		 * that pulled. What was asked in the other role is stale: a pull heard as a
+		 * follower must not cancel a need the core has since asked as a leader. */
+		if (leading)
+			t->pulled = false;
+		else
+			t->need = false;
+		want =
+		    leading ? t->need : t->pulled && id == v->leader && t->pull_epoch == v->epoch;
+		if (!want) {
 			stop_send(x, id, 0);
-			t->wanted = false;
 			t->pulled = false;
 			continue;
 		}
@@ -302,8 +309,7 @@ static void tick_send(struct kvfs_snapxfer *x, const struct kvfs_snapxfer_view *
 			stop_send(x, id, 0); /* chunks of another epoch of ours would be refused */
 		else if (t->state == S_WAITING && t_now - t->last_ms >= KVFS_SNAPXFER_QUIET_MS)
 			stop_send(x, id, 0);
-		if (t->wanted && t->state == S_IDLE && t_now >= t->retry_at &&
-		    x->io.connected(x->io.arg, id)) {
+		if (t->state == S_IDLE && t_now >= t->retry_at && x->io.connected(x->io.arg, id)) {
 			t->state = S_OPENING;
 			t->stop = false;
 			t->epoch = v->epoch;
