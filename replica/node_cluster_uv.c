@@ -31,6 +31,7 @@
 #include "kvfs/crc32c.h"
 #include "kvfs/disk.h"
 #include "kvfs/election.h"
+#include "kvfs/fwd.h"
 #include "kvfs/log.h"
 #include "kvfs/logging.h"
 #include "kvfs/op.h"
@@ -354,7 +355,7 @@ static void io_apply(void *arg, const struct kvfs_repl_entry *e)
 	if (op.type != KVFS_OP_NOOP && n->on_apply)
 		n->on_apply(n->cb_arg, &op, &res);
 	if (op.origin == n->cfg.id && op.seq)
-		nfwd_applied(c, op.seq, &res);
+		nfwd_applied(c);
 }
 
 static void io_leadership_lost(void *arg)
@@ -422,7 +423,7 @@ static void on_state(void *arg, uint32_t id, bool connected)
 	if (c->closing)
 		return;
 	if (!connected) {
-		nfwd_unsend(c, 0, id);
+		fwd_peer_down(c->fwd, id);
 		nsnap_peer_down(c, id);
 	} else
 		nfwd_dispatch(c);
@@ -558,7 +559,7 @@ static void on_tick(uv_timer_t *t)
 	repl_tick(c->repl);
 	check_dead_leader(c);
 	nfwd_dispatch(c);
-	nfwd_expire(c);
+	fwd_expire(c->fwd, uv_now(c->n->loop));
 	nread_tick(c);
 	nsnap_tick(c);
 	track_lag(c);
@@ -617,6 +618,8 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 		if (store_session_get(n->store, n->cfg.id, &sess) && sess.seq >= n->next_seq)
 			n->next_seq = sess.seq + 1;
 	}
+	if (nfwd_open(c) < 0)
+		return -ENOMEM;
 	hint = read_commit(n);
 	if (hint < base)
 		hint = base;
@@ -702,12 +705,12 @@ void ncl_check(struct kvfs_node *n)
 		/* Nothing of ours can commit or be applied here any more: answer now rather than
 		 * at the write timeout. Here, at the top of the loop, not in node_go_fatal, which
 		 * may run inside a walk of these lists. */
-		nfwd_fail_all(n->cl, -EIO);
+		fwd_fail_all(n->cl->fwd, -EIO);
 		nread_fail_all(n->cl, -EIO);
 		return;
 	}
 	check_caught_up(n->cl);
-	nfwd_settle(n->cl);
+	fwd_settle(n->cl->fwd);
 	nread_progress(n->cl);
 }
 
@@ -840,7 +843,7 @@ void ncl_close(struct kvfs_node *n)
 	if (c->closing)
 		return;
 	c->closing = true;
-	nfwd_fail_all(c, n->fatal ? -EIO : -ESHUTDOWN);
+	fwd_fail_all(c->fwd, n->fatal ? -EIO : -ESHUTDOWN);
 	nread_fail_all(c, n->fatal ? -EIO : -ESHUTDOWN);
 	c->peers = NULL;
 	if (peers)
@@ -860,7 +863,9 @@ void ncl_free(struct kvfs_node *n)
 {
 	struct node_cluster *c = n->cl;
 
-	nfwd_fail_all(c, -ESHUTDOWN);
+	if (c->fwd)
+		fwd_fail_all(c->fwd, -ESHUTDOWN);
+	fwd_close(c->fwd);
 	nread_free(c);
 	nsnap_free(c);
 	repl_close(c->repl);
