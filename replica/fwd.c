@@ -17,7 +17,8 @@
 struct fwd_write {
 	struct fwd_write *prev, *next;
 	uint64_t seq;
-	uint8_t *op; /* the encoded op (origin, seq inside) */
+	uint64_t order; /* when it was taken: a barrier waits for the writes taken before it */
+	uint8_t *op;    /* the encoded op (origin, seq inside) */
 	uint32_t len;
 	kvfs_fwd_done_fn cb;
 	void *arg;
@@ -32,8 +33,10 @@ struct kvfs_fwd {
 	struct kvfs_fwd_config cfg;
 	struct kvfs_fwd_io io;
 	uint64_t next_seq;
-	struct fwd_write *head, *tail;
-	const char *why_stuck; /* why writes wait, for the EIO report */
+	uint64_t next_order;
+	size_t nbarriers;
+	struct fwd_write *head, *tail; /* writes in seq order; barriers among them */
+	const char *why_stuck;         /* why writes wait, for the EIO report */
 };
 
 int fwd_init(struct kvfs_fwd **out, const struct kvfs_fwd_config *cfg, const struct kvfs_fwd_io *io)
@@ -110,14 +113,31 @@ static void append_write(struct kvfs_fwd *f, struct fwd_write *w)
 static void finish(struct kvfs_fwd *f, struct fwd_write *w, int err, uint64_t ino)
 {
 	unlink_write(f, w);
+	if (!w->op)
+		f->nbarriers--;
 	w->cb(w->arg, err, ino);
 	write_free(w);
 }
 
+/*
+ * A barrier completes once no write taken before it waits. Not simply "once it is at the head":
+ * a renumbered write goes to the back of the list, behind barriers taken after it.
+ */
 void fwd_settle(struct kvfs_fwd *f)
 {
-	while (f->head && !f->head->op)
-		finish(f, f->head, 0, 0);
+	struct fwd_write *w, *next;
+	uint64_t oldest = UINT64_MAX;
+
+	if (!f->nbarriers)
+		return;
+	for (w = f->head; w; w = w->next)
+		if (w->op && w->order < oldest)
+			oldest = w->order;
+	for (w = f->head; w; w = next) {
+		next = w->next;
+		if (!w->op && w->order < oldest)
+			finish(f, w, 0, 0);
+	}
 }
 
 /* Gives w a new sequence number (its old one can no longer apply) and queues it last. */
@@ -303,6 +323,7 @@ static struct fwd_write *write_new(struct kvfs_fwd *f, uint64_t deadline, kvfs_f
 		return NULL;
 	w->cb = cb;
 	w->arg = arg;
+	w->order = f->next_order++;
 	w->deadline = deadline ? deadline : f->io.now_ms(f->io.arg) + f->cfg.write_timeout_ms;
 	return w;
 }
@@ -334,6 +355,7 @@ int fwd_sync(struct kvfs_fwd *f, kvfs_fwd_done_fn cb, void *arg)
 
 	if (!w)
 		return -ENOMEM;
+	f->nbarriers++;
 	append_write(f, w); /* completed by fwd_settle(), never from here */
 	return 0;
 }
