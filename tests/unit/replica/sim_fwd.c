@@ -96,11 +96,13 @@ struct sim_fwd {
 	bool conn[MAXN + 1][MAXN + 1]; /* a's connection to b is up, as a was told */
 	uint64_t max_value[MAXN + 1];
 	uint64_t timeout_ms;
-	uint64_t forwards, refusals, renumbered;
+	bool broken[MAXN + 1][MAXN + 1]; /* a lost message broke the connection (TCP) */
+	uint64_t forwards, refusals, renumbered, reports[KVFS_FWD_INVALID + 1];
 };
 
 static struct {
 	uint64_t writes, done, eio, refused, lost, barriers, forwards, refusals, renumbered;
+	uint64_t reports[KVFS_FWD_INVALID + 1];
 } totals;
 
 static const struct kvfs_fwd_io io_template;
@@ -120,6 +122,10 @@ static void net_send(struct sim *s, const struct fmsg *m)
 	if (sim_below(s, 100) < s->loss) {
 		sim_trace(s, "%u -> %u %s seq %" PRIu64 " lost", m->from, m->to,
 		          m->reply ? "FORWARD_REPLY" : "FORWARD", m->seq);
+		/* Mostly as TCP loses data: with the connection, which both ends then hear of
+		 * (at the next tick: this runs inside a call into fwd). Otherwise silently. */
+		if (sim_below(s, 4))
+			fw->broken[m->from][m->to] = true;
 		return;
 	}
 	while (copies-- > 0) {
@@ -214,14 +220,13 @@ void sim_fwd_net(struct sim *s)
 	}
 }
 
-/* A connection between two live nodes drops (what it carried is lost) and comes back later. */
-void sim_fwd_link_drop(struct sim *s)
+/* The connection a <-> b drops (what it carried is lost) and comes back later (sim_fwd_net). */
+static void drop_link(struct sim *s, uint32_t a, uint32_t b)
 {
 	struct sim_fwd *fw = s->fw;
-	uint32_t a = sim_random_up(s), b = sim_random_up(s);
 	size_t i = 0;
 
-	if (!a || !b || a == b || !fw->conn[a][b])
+	if (!fw->conn[a][b] || !s->nodes[a].fwd || !s->nodes[b].fwd)
 		return;
 	sim_trace(s, "connection %u <-> %u drops", a, b);
 	while (i < fw->nmsgs) {
@@ -237,6 +242,14 @@ void sim_fwd_link_drop(struct sim *s)
 	fw->conn[a][b] = fw->conn[b][a] = false;
 	fwd_peer_down(s->nodes[a].fwd, b);
 	fwd_peer_down(s->nodes[b].fwd, a);
+}
+
+void sim_fwd_link_drop(struct sim *s)
+{
+	uint32_t a = sim_random_up(s), b = sim_random_up(s);
+
+	if (a && b && a != b)
+		drop_link(s, a, b);
 }
 
 /* ---- the io of one node's fwd ---- */
@@ -314,6 +327,8 @@ static void io_report(void *arg, const struct kvfs_fwd_report *r)
 {
 	struct node *nd = arg;
 
+	if (r->event <= KVFS_FWD_INVALID)
+		nd->s->fw->reports[r->event]++;
 	sim_trace(nd->s, "%u fwd report %d: count %u peer %u err %d %s", nd->id, (int)r->event,
 	          r->count, r->peer, r->err, r->why ? r->why : "");
 	CHECK(nd->s, r->event != KVFS_FWD_MALFORMED,
@@ -487,6 +502,8 @@ void sim_fwd_free(struct sim *s)
 	totals.forwards += fw->forwards;
 	totals.refusals += fw->refusals;
 	totals.renumbered += fw->renumbered;
+	for (int i = 0; i <= KVFS_FWD_INVALID; i++)
+		totals.reports[i] += fw->reports[i];
 	for (uint64_t t = 1; t <= fw->nw; t++) {
 		totals.writes += !fw->w[t].barrier;
 		totals.barriers += fw->w[t].barrier;
@@ -567,6 +584,14 @@ void sim_fwd_tick(struct node *nd)
 {
 	if (!nd->up || !nd->fwd)
 		return;
+	struct sim_fwd *fw = nd->s->fw;
+
+	for (uint32_t a = 1; a <= nd->s->n; a++)
+		for (uint32_t b = 1; b <= nd->s->n; b++)
+			if (fw->broken[a][b]) {
+				fw->broken[a][b] = false;
+				drop_link(nd->s, a, b);
+			}
 	sim_fwd_net(nd->s); /* dropped connections come back */
 	sim_fwd_kick(nd);
 	fwd_expire(nd->fwd, nd->s->now_ms);
@@ -844,10 +869,14 @@ void sim_fwd_summary(uint64_t seeds)
 
 	printf("  forwarding, per run: %.1f writes (%.1f done, %.1f EIO, %.1f refused, %.1f lost "
 	       "in a crash), %.1f barriers, %.1f FORWARDs, %.1f refusals, %.1f stale copies "
-	       "applied as duplicates\n",
+	       "applied as duplicates; reports: %.2f expired, %.2f reset, %.2f refused late, "
+	       "%.2f invalid\n",
 	       (double)totals.writes / n, (double)totals.done / n, (double)totals.eio / n,
 	       (double)totals.refused / n, (double)totals.lost / n, (double)totals.barriers / n,
 	       (double)totals.forwards / n, (double)totals.refusals / n,
-	       (double)totals.renumbered / n);
+	       (double)totals.renumbered / n, (double)totals.reports[KVFS_FWD_EXPIRED] / n,
+	       (double)totals.reports[KVFS_FWD_RESET_UNKNOWN] / n,
+	       (double)totals.reports[KVFS_FWD_REFUSED_LATE] / n,
+	       (double)totals.reports[KVFS_FWD_INVALID] / n);
 	memset(&totals, 0, sizeof(totals));
 }
