@@ -81,6 +81,12 @@ struct node {
 struct committed {
 	bool known;
 	struct sent e;
+	/* sim_fwd.c: what applying it did, as the first replica to apply it saw */
+	bool applied;
+	bool effective; /* a client's write that took effect here (not a duplicate) */
+	uint64_t token; /* the client write it carries, 0 if none */
+	int err;
+	uint64_t ino;
 };
 
 struct notice {

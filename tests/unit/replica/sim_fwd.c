@@ -67,15 +67,6 @@ struct wrec {
 	uint64_t eff_ino;
 };
 
-/* What applying the entry at an index did (F1). */
-struct outcome {
-	bool known;
-	bool effective;
-	uint64_t token;
-	int err;
-	uint64_t ino;
-};
-
 struct fmsg {
 	bool reply;
 	uint32_t from, to, origin;
@@ -89,8 +80,6 @@ struct sim_fwd {
 	struct wrec w[MAX_WRITES + 1];
 	uint64_t nw;
 	uint32_t npending[MAXN + 1]; /* by node: records waiting (F6) */
-	struct outcome *out;         /* by index */
-	size_t outcap;
 	struct fmsg *msgs;
 	size_t nmsgs, mcap;
 	bool conn[MAXN + 1][MAXN + 1]; /* a's connection to b is up, as a was told */
@@ -361,20 +350,6 @@ static uint64_t token_of(const struct kvfs_op *op)
 	return t;
 }
 
-static void out_reserve(struct sim_fwd *fw, uint64_t index)
-{
-	size_t old = fw->outcap, cap = old ? old : 64;
-
-	if (index < old)
-		return;
-	while (cap <= index)
-		cap *= 2;
-	fw->out = realloc(fw->out, cap * sizeof(*fw->out));
-	assert_non_null(fw->out);
-	memset(fw->out + old, 0, (cap - old) * sizeof(*fw->out));
-	fw->outcap = cap;
-}
-
 /* Applies one committed entry to nd's store and checks F1, F2, F4; tells fwd if live. */
 static void apply_one(struct node *nd, uint64_t epoch, uint64_t index, const uint8_t *data,
                       uint32_t len, bool live)
@@ -383,7 +358,7 @@ static void apply_one(struct node *nd, uint64_t epoch, uint64_t index, const uin
 	struct sim_fwd *fw = s->fw;
 	struct kvfs_apply_result res;
 	struct kvfs_op op;
-	struct outcome *o;
+	struct committed *o;
 	uint64_t token;
 	bool eff;
 	int rv;
@@ -393,10 +368,15 @@ static void apply_one(struct node *nd, uint64_t epoch, uint64_t index, const uin
 	token = token_of(&op);
 	CHECK(s, token <= fw->nw, "entry %" PRIu64 " carries an unknown token", index);
 	eff = token && !res.duplicate;
-	out_reserve(fw, index);
-	o = &fw->out[index];
-	if (!o->known) {
-		*o = (struct outcome){true, eff, token, res.err, res.ino};
+	CHECK(s, index <= s->max_committed && s->map[index].known,
+	      "replica %u applies %" PRIu64 ", which is not committed", nd->id, index);
+	o = &s->map[index];
+	if (!o->applied) {
+		o->applied = true;
+		o->effective = eff;
+		o->token = token;
+		o->err = res.err;
+		o->ino = res.ino;
 		if (eff) {
 			struct wrec *w = &fw->w[token];
 
@@ -448,11 +428,8 @@ static void rebuild_store(struct node *nd)
 	store_close(nd->store);
 	nd->store = NULL;
 	CHECK(s, store_init(&nd->store) == 0, "store_init");
-	for (uint64_t k = 1; k <= nd->applied; k++) {
-		CHECK(s, k <= s->max_committed && s->map[k].known,
-		      "replica %u recovers %" PRIu64 ", which is not committed", nd->id, k);
+	for (uint64_t k = 1; k <= nd->applied; k++)
 		apply_one(nd, s->map[k].e.epoch, k, s->map[k].e.data, s->map[k].e.len, false);
-	}
 }
 
 void sim_fwd_apply(struct node *nd, const struct kvfs_repl_entry *e)
@@ -498,7 +475,6 @@ void sim_fwd_free(struct sim *s)
 	for (size_t i = 0; i < fw->nmsgs; i++)
 		free(fw->msgs[i].op);
 	free(fw->msgs);
-	free(fw->out);
 	totals.forwards += fw->forwards;
 	totals.refusals += fw->refusals;
 	totals.renumbered += fw->renumbered;

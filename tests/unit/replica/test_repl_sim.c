@@ -26,6 +26,14 @@
  * disk takes the snapshot, its log is reset behind it (as node_snap_uv.c does), the core is told
  * on both sides. A snapshot holds the committed entries up to its index, so it counts as a disk
  * that holds them.
+ *
+ * Write forwarding (sim_fwd.c, sharing sim.h): every replica also runs fwd.c and applies
+ * committed entries to a real store; clients on every node submit writes at random steps, which
+ * travel as FORWARD/FORWARD_REPLY over the same network; connections drop, ZooKeeper sessions are
+ * lost and regained, two elections may follow each other at once. Its invariants (a write takes
+ * effect at most once, at the same index everywhere; an acknowledged write took effect, with the
+ * outcome reported, on a node that applied it; a refused one never does; barriers wait) are
+ * checked as things happen, and liveness after healing (every write completes; new ones succeed).
  */
 #include <stdarg.h>
 #include <stddef.h>
