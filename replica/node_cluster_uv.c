@@ -1,22 +1,13 @@
 /*
  * The node in a cluster (see node.h): the replication core's io on libuv, the peer transport,
- * write forwarding with exactly-once retries, and the lag facts of /.status.
+ * and the lag facts of /.status; this node's writes go through fwd.c (see fwd.h for the
+ * forwarding design: (origin, seq), resends, renumbering, read-your-writes), bound to the node
+ * in node_fwd_uv.c.
  *
  * The core's actions map onto the node like this: persist and truncate go into the node's
  * pending disk job (node_uv.c's group commit), in the order asked, and the job's completion
  * reports persist completions back; persist_epoch writes DATA/promise on a worker; send encodes
  * with repl_wire and queues on the peer connection; apply applies to the store.
- *
- * Writes. Every proposal of this node gets (origin = our id, seq), is kept in a list in seq
- * order until this node applies an entry carrying it, and is sent to whoever leads: into the
- * core when we lead, in a FORWARD to the leader otherwise. Whenever the leader or its connection
- * changes, or the leader refuses, what has not been applied is sent again, in order. The store
- * applies an (origin, seq) at most once and remembers only the last seq per origin, so:
- *  - a resent write that had committed after all is a no-op the second time;
- *  - when seq s applies, a write of ours with a lower seq still waiting can never apply any more
- *    (it would be taken for a duplicate): it is given a new seq and sent again.
- * The callback runs when the entry is applied here: that is read-your-writes. A write not applied
- * within --write-timeout fails with EIO and a log line saying why.
  */
 #include <errno.h>
 #include <fcntl.h>

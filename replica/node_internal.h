@@ -1,7 +1,8 @@
 /*
  * The node's private state, shared by node_uv.c (recovery, group commit, apply, snapshots) and
- * node_cluster_uv.c (replication: the core's io on libuv, peers, write forwarding, /.status
- * lag). Nothing outside replica/node*_uv.c includes it.
+ * node_cluster_uv.c (replication: the core's io on libuv, peers, /.status lag) with its helpers
+ * (node_fwd_uv.c: write forwarding; node_read_uv.c, node_snap_uv.c). Nothing outside
+ * replica/node*_uv.c includes it.
  */
 #ifndef KVFS_REPLICA_NODE_INTERNAL_H
 #define KVFS_REPLICA_NODE_INTERNAL_H
