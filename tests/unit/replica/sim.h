@@ -1,7 +1,7 @@
 /*
  * The simulation's shared state (test_repl_sim.c runs the replication core, sim_fwd.c the write
  * forwarding and the clients on top of it): one struct sim per seeded run, one struct node per
- * replica. Test code only.
+ * replica (sim_fwd.h adds what sim_fwd.c and sim_client.c share). Test code only.
  */
 #ifndef KVFS_TESTS_UNIT_REPLICA_SIM_H
 #define KVFS_TESTS_UNIT_REPLICA_SIM_H
@@ -141,7 +141,8 @@ void sim_settle(struct sim *s);
 			sim_fail((s), __LINE__, #cond, __VA_ARGS__);                               \
 	} while (0)
 
-/* sim_fwd.c: every replica also runs fwd.c, with clients submitting writes. */
+/* sim_fwd.c (nodes, network) and sim_client.c (clients, stores, checks): every replica also runs
+ * fwd.c, with clients submitting writes. */
 void sim_fwd_init(struct sim *s); /* draws the run's parameters */
 void sim_fwd_free(struct sim *s);
 void sim_fwd_start(struct node *nd); /* nd (re)started: its store and its fwd */

@@ -27,7 +27,7 @@
  * on both sides. A snapshot holds the committed entries up to its index, so it counts as a disk
  * that holds them.
  *
- * Write forwarding (sim_fwd.c, sharing sim.h): every replica also runs fwd.c and applies
+ * Write forwarding (sim_fwd.c and sim_client.c, sharing sim.h): every replica also runs fwd.c and applies
  * committed entries to a real store; clients on every node submit writes at random steps, which
  * travel as FORWARD/FORWARD_REPLY over the same network; connections drop, ZooKeeper sessions are
  * lost and regained, two elections may follow each other at once. Its invariants (a write takes
