@@ -1,22 +1,13 @@
 /*
  * The node in a cluster (see node.h): the replication core's io on libuv, the peer transport,
- * write forwarding with exactly-once retries, and the lag facts of /.status.
+ * and the lag facts of /.status; this node's writes go through fwd.c (see fwd.h for the
+ * forwarding design: (origin, seq), resends, renumbering, read-your-writes), bound to the node
+ * in node_fwd_uv.c.
  *
  * The core's actions map onto the node like this: persist and truncate go into the node's
  * pending disk job (node_uv.c's group commit), in the order asked, and the job's completion
  * reports persist completions back; persist_epoch writes DATA/promise on a worker; send encodes
  * with repl_wire and queues on the peer connection; apply applies to the store.
- *
- * Writes. Every proposal of this node gets (origin = our id, seq), is kept in a list in seq
- * order until this node applies an entry carrying it, and is sent to whoever leads: into the
- * core when we lead, in a FORWARD to the leader otherwise. Whenever the leader or its connection
- * changes, or the leader refuses, what has not been applied is sent again, in order. The store
- * applies an (origin, seq) at most once and remembers only the last seq per origin, so:
- *  - a resent write that had committed after all is a no-op the second time;
- *  - when seq s applies, a write of ours with a lower seq still waiting can never apply any more
- *    (it would be taken for a duplicate): it is given a new seq and sent again.
- * The callback runs when the entry is applied here: that is read-your-writes. A write not applied
- * within --write-timeout fails with EIO and a log line saying why.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +22,7 @@
 #include "kvfs/crc32c.h"
 #include "kvfs/disk.h"
 #include "kvfs/election.h"
+#include "kvfs/fwd.h"
 #include "kvfs/log.h"
 #include "kvfs/logging.h"
 #include "kvfs/op.h"
@@ -354,7 +346,7 @@ static void io_apply(void *arg, const struct kvfs_repl_entry *e)
 	if (op.type != KVFS_OP_NOOP && n->on_apply)
 		n->on_apply(n->cb_arg, &op, &res);
 	if (op.origin == n->cfg.id && op.seq)
-		nfwd_applied(c, op.seq, &res);
+		nfwd_applied(c);
 }
 
 static void io_leadership_lost(void *arg)
@@ -422,7 +414,7 @@ static void on_state(void *arg, uint32_t id, bool connected)
 	if (c->closing)
 		return;
 	if (!connected) {
-		nfwd_unsend(c, 0, id);
+		fwd_peer_down(c->fwd, id);
 		nsnap_peer_down(c, id);
 	} else
 		nfwd_dispatch(c);
@@ -558,7 +550,7 @@ static void on_tick(uv_timer_t *t)
 	repl_tick(c->repl);
 	check_dead_leader(c);
 	nfwd_dispatch(c);
-	nfwd_expire(c);
+	fwd_expire(c->fwd, uv_now(c->n->loop));
 	nread_tick(c);
 	nsnap_tick(c);
 	track_lag(c);
@@ -617,6 +609,8 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 		if (store_session_get(n->store, n->cfg.id, &sess) && sess.seq >= n->next_seq)
 			n->next_seq = sess.seq + 1;
 	}
+	if (nfwd_open(c) < 0)
+		return -ENOMEM;
 	hint = read_commit(n);
 	if (hint < base)
 		hint = base;
@@ -702,12 +696,12 @@ void ncl_check(struct kvfs_node *n)
 		/* Nothing of ours can commit or be applied here any more: answer now rather than
 		 * at the write timeout. Here, at the top of the loop, not in node_go_fatal, which
 		 * may run inside a walk of these lists. */
-		nfwd_fail_all(n->cl, -EIO);
+		fwd_fail_all(n->cl->fwd, -EIO);
 		nread_fail_all(n->cl, -EIO);
 		return;
 	}
 	check_caught_up(n->cl);
-	nfwd_settle(n->cl);
+	fwd_settle(n->cl->fwd);
 	nread_progress(n->cl);
 }
 
@@ -840,7 +834,7 @@ void ncl_close(struct kvfs_node *n)
 	if (c->closing)
 		return;
 	c->closing = true;
-	nfwd_fail_all(c, n->fatal ? -EIO : -ESHUTDOWN);
+	fwd_fail_all(c->fwd, n->fatal ? -EIO : -ESHUTDOWN);
 	nread_fail_all(c, n->fatal ? -EIO : -ESHUTDOWN);
 	c->peers = NULL;
 	if (peers)
@@ -860,7 +854,9 @@ void ncl_free(struct kvfs_node *n)
 {
 	struct node_cluster *c = n->cl;
 
-	nfwd_fail_all(c, -ESHUTDOWN);
+	if (c->fwd)
+		fwd_fail_all(c->fwd, -ESHUTDOWN);
+	fwd_close(c->fwd);
 	nread_free(c);
 	nsnap_free(c);
 	repl_close(c->repl);

@@ -1,7 +1,8 @@
 /*
  * The node's private state, shared by node_uv.c (recovery, group commit, apply, snapshots) and
- * node_cluster_uv.c (replication: the core's io on libuv, peers, write forwarding, /.status
- * lag). Nothing outside replica/node*_uv.c includes it.
+ * node_cluster_uv.c (replication: the core's io on libuv, peers, /.status lag) with its helpers
+ * (node_fwd_uv.c: write forwarding; node_read_uv.c, node_snap_uv.c). Nothing outside
+ * replica/node*_uv.c includes it.
  */
 #ifndef KVFS_REPLICA_NODE_INTERNAL_H
 #define KVFS_REPLICA_NODE_INTERNAL_H
@@ -15,6 +16,7 @@
 #include "kvfs/node.h"
 #include "kvfs/op.h"
 
+struct kvfs_fwd;
 struct kvfs_peers;
 struct kvfs_repl;
 struct kvfs_repl_entry;
@@ -92,21 +94,6 @@ struct kvfs_node {
 	void *close_arg;
 };
 
-/* One proposal of this node, or a node_sync() barrier (op NULL). */
-struct fwd {
-	struct fwd *prev, *next;
-	uint64_t seq;
-	uint8_t *op; /* the encoded op (origin, seq inside) */
-	uint32_t len;
-	kvfs_node_done_fn cb;
-	void *arg;
-	uint64_t deadline;    /* uv_now() ms */
-	uint32_t sent_to;     /* where it went last (0: nowhere yet) ... */
-	uint64_t sent_epoch;  /* ... in that leader's epoch */
-	uint32_t first_to;    /* where this seq went first (0: nowhere yet) ... */
-	uint64_t first_epoch; /* ... in that leader's epoch: a refusal is final only from it */
-};
-
 struct node_cluster {
 	struct kvfs_node *n;
 	struct kvfs_repl *repl;
@@ -114,8 +101,7 @@ struct node_cluster {
 	uv_timer_t tick;
 	bool tick_open, peers_open, closing;
 
-	struct fwd *head, *tail;
-	size_t nfwd;
+	struct kvfs_fwd *fwd; /* this node's writes (fwd.c, bound in node_fwd_uv.c) */
 
 	uint8_t *sendbuf;
 	size_t sendcap;
@@ -134,7 +120,6 @@ struct node_cluster {
 	uint64_t leader_view_ms;              /* when it came (uv_now()) */
 	uint64_t behind_since;  /* uv_now() when this node fell behind; 0 caught up */
 	uint64_t *peer_behind;  /* on the leader, by id: when that peer fell behind */
-	const char *why_stuck;  /* why writes wait, for the EIO log line */
 	bool caught_up;         /* heard the leader's commit index since the start and applied it */
 };
 
@@ -177,14 +162,12 @@ void ncl_close(struct kvfs_node *n);            /* starts closing; node_maybe_fi
 bool ncl_closed(const struct kvfs_node *n);     /* ... waits for this */
 void ncl_free(struct kvfs_node *n);
 
-/* node_fwd_uv.c: this node's writes, sent to the leader until applied here. */
-void nfwd_dispatch(struct node_cluster *c);         /* send what the leader lacks, in order */
-void nfwd_unsend(struct node_cluster *c, uint64_t seq, uint32_t peer); /* resend later */
-void nfwd_applied(struct node_cluster *c, uint64_t seq, const struct kvfs_apply_result *res);
-void nfwd_settle(struct node_cluster *c); /* completes node_sync() barriers at the head */
+/* node_fwd_uv.c: binds this node's writes (fwd.c) to the peers, the core and the clock. The
+ * rest of the module is called directly (fwd_settle, fwd_expire, fwd_peer_down, fwd_fail_all). */
+int nfwd_open(struct node_cluster *c);      /* creates c->fwd; -ENOMEM */
+void nfwd_dispatch(struct node_cluster *c); /* send what the leader lacks, unless stopping */
+void nfwd_applied(struct node_cluster *c);  /* an entry of ours applied */
 void nfwd_after_reset(struct node_cluster *c); /* a snapshot replaced the store */
-void nfwd_expire(struct node_cluster *c); /* fails what waited past the write timeout */
-void nfwd_fail_all(struct node_cluster *c, int err); /* stopping: err to every write */
 void nfwd_on_forward(struct node_cluster *c, uint32_t from, const uint8_t *p, uint32_t len);
 void nfwd_on_reply(struct node_cluster *c, uint32_t from, const uint8_t *p, uint32_t len);
 

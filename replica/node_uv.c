@@ -537,7 +537,7 @@ int node_propose(struct kvfs_node *n, struct kvfs_op *op, uint64_t deadline, kvf
 	if (n->closing)
 		return -ESHUTDOWN;
 	/* Our own limits: when we lead, no one checks after us (forwarded writes are checked
-	 * again by the leader, with its limits: nfwd_on_forward). */
+	 * again by the leader, with its limits: fwd_on_forward). */
 	if (op->max_value == 0)
 		op->max_value = lim.max_value;
 	rv = op_validate(op, &lim);

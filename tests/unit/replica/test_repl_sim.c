@@ -26,6 +26,14 @@
  * disk takes the snapshot, its log is reset behind it (as node_snap_uv.c does), the core is told
  * on both sides. A snapshot holds the committed entries up to its index, so it counts as a disk
  * that holds them.
+ *
+ * Write forwarding (sim_fwd.c and sim_client.c, sharing sim.h): every replica also runs fwd.c and applies
+ * committed entries to a real store; clients on every node submit writes at random steps, which
+ * travel as FORWARD/FORWARD_REPLY over the same network; connections drop, ZooKeeper sessions are
+ * lost and regained, two elections may follow each other at once. Its invariants (a write takes
+ * effect at most once, at the same index everywhere; an acknowledged write took effect, with the
+ * outcome reported, on a node that applied it; a refused one never does; barriers wait) are
+ * checked as things happen, and liveness after healing (every write completes; new ones succeed).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,109 +49,26 @@
 #include <string.h>
 #include <time.h>
 
+#include "kvfs/fwd.h"
 #include "kvfs/repl.h"
 #include "../../xorshift.h"
+#include "sim.h"
 
-#define MAXN        5
-#define PAYLOAD     8 /* bytes of every proposal: a unique number */
 #define CHAOS_STEPS 1500
 #define CALM_ROUNDS 200
 #define CHECK_EVERY 8
 
-struct sent {
-	uint64_t epoch, index;
-	uint32_t len;
-	uint8_t data[PAYLOAD];
-};
-
-struct sim_msg {
-	uint32_t from, to;
-	struct kvfs_repl_msg m;
-	struct sent *ents;
-};
-
-enum op_type { OP_PERSIST, OP_TRUNCATE, OP_EPOCH, OP_RESET, OP_COMPACT };
-
-struct disk_op {
-	enum op_type type;
-	struct sent *ents;
-	size_t n;
-	uint64_t arg; /* truncate: after; epoch: the epoch; reset: the new base; compact: upto */
-	bool void_write; /* persist: a snapshot replaced the log since; only completes */
-};
-
-struct snapreq {
-	uint32_t from, to;
-	uint64_t epoch; /* the leader's (push) or the candidate's (pull) */
-	bool pull;      /* a candidate asked `from` for its snapshot */
-};
-
-struct sim;
-
-struct node {
-	struct sim *s;
-	uint32_t id;
-	struct kvfs_repl *r;
-	bool up;
-	/* the disk: what survives a crash */
-	uint64_t dsnap;   /* a snapshot holds the committed entries 1..dsnap */
-	uint64_t dbase;   /* dlog[i] is entry dbase + 1 + i (dbase <= dsnap) */
-	struct sent *dlog;
-	size_t dn, dcap;
-	uint64_t dpromised;
-	/* writes asked for, not yet done */
-	struct disk_op *ops;
-	size_t nops, opcap;
-	uint64_t applied;     /* this incarnation's state machine has applied 1..applied */
-	uint64_t applied_max; /* ... over all incarnations (the recovered store) */
-};
-
-struct committed {
-	bool known;
-	struct sent e;
-};
-
-struct notice {
-	uint32_t to, leader;
-	uint64_t epoch;
-};
-
-struct sim {
-	uint64_t seed, rng;
-	uint32_t n;
-	bool trace;
-	int step;
-	struct node nodes[MAXN + 1];
-	struct sim_msg *msgs;
-	size_t nmsgs, mcap;
-	struct notice *notices;
-	size_t nnotices, ncap;
-	struct snapreq *snapreqs;
-	size_t nsnapreqs, srcap;
-	struct committed *map; /* by index */
-	size_t mapcap;
-	uint64_t max_committed;
-	uint64_t epoch;           /* the oracle's counter */
-	uint32_t leader_of[4096]; /* epoch -> the replica the oracle made its leader */
-	uint32_t group[MAXN + 1]; /* partition: replicas talk only within one group */
-	uint64_t next_payload;
-	unsigned loss, dup;   /* percent */
-	unsigned promise_pct; /* how often the promise file is written before the log */
-	uint32_t w[16], wsum; /* weights of the events (enum event) */
-	uint64_t proposals, commits_seen;
-};
-
-static uint64_t rnd(struct sim *s)
+uint64_t sim_rnd(struct sim *s)
 {
 	return xorshift64s(&s->rng);
 }
 
-static uint32_t below(struct sim *s, uint32_t n)
+uint32_t sim_below(struct sim *s, uint32_t n)
 {
-	return (uint32_t)(rnd(s) % n);
+	return (uint32_t)(sim_rnd(s) % n);
 }
 
-static void trace(struct sim *s, const char *fmt, ...)
+void sim_trace(struct sim *s, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -156,13 +81,7 @@ static void trace(struct sim *s, const char *fmt, ...)
 	printf("\n");
 }
 
-#define CHECK(s, cond, ...)                                                                        \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			sim_fail((s), __LINE__, #cond, __VA_ARGS__);                               \
-	} while (0)
-
-static void sim_fail(struct sim *s, int line, const char *cond, const char *fmt, ...)
+void sim_fail(struct sim *s, int line, const char *cond, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -201,7 +120,7 @@ static bool same(const struct sent *a, const struct sent *b)
 
 static void to_sent(struct sim *s, const struct kvfs_repl_entry *e, struct sent *out)
 {
-	CHECK(s, e->len <= PAYLOAD, "entry of %u bytes", e->len);
+	CHECK(s, e->len <= ENTRY_MAX, "entry of %u bytes", e->len);
 	memset(out, 0, sizeof(*out));
 	out->epoch = e->epoch;
 	out->index = e->index;
@@ -223,7 +142,7 @@ static struct sent *copy_entries(struct sim *s, const struct kvfs_repl_entry *e,
 	return c;
 }
 
-static void *grow(void *p, size_t *cap, size_t need, size_t size)
+void *sim_grow(void *p, size_t *cap, size_t need, size_t size)
 {
 	if (need <= *cap)
 		return p;
@@ -256,16 +175,17 @@ static void io_send(void *arg, uint32_t to, const struct kvfs_repl_msg *m)
 	struct sim *s = nd->s;
 	int copies = 1;
 
-	if (s->group[nd->id] != s->group[to] || below(s, 100) < s->loss) {
-		trace(s, "%u -> %u %s e=%" PRIu64 " lost", nd->id, to, mtype(m->type), m->epoch);
+	if (s->group[nd->id] != s->group[to] || sim_below(s, 100) < s->loss) {
+		sim_trace(s, "%u -> %u %s e=%" PRIu64 " lost", nd->id, to, mtype(m->type),
+		          m->epoch);
 		return;
 	}
-	if (below(s, 100) < s->dup)
+	if (sim_below(s, 100) < s->dup)
 		copies = 2;
 	while (copies-- > 0) {
 		struct sim_msg *sm;
 
-		s->msgs = grow(s->msgs, &s->mcap, s->nmsgs + 1, sizeof(*s->msgs));
+		s->msgs = sim_grow(s->msgs, &s->mcap, s->nmsgs + 1, sizeof(*s->msgs));
 		sm = &s->msgs[s->nmsgs++];
 		sm->from = nd->id;
 		sm->to = to;
@@ -279,7 +199,7 @@ static struct disk_op *new_op(struct node *nd, enum op_type type)
 {
 	struct disk_op *op;
 
-	nd->ops = grow(nd->ops, &nd->opcap, nd->nops + 1, sizeof(*nd->ops));
+	nd->ops = sim_grow(nd->ops, &nd->opcap, nd->nops + 1, sizeof(*nd->ops));
 	op = &nd->ops[nd->nops++];
 	memset(op, 0, sizeof(*op));
 	op->type = type;
@@ -339,16 +259,18 @@ static void io_apply(void *arg, const struct kvfs_repl_entry *e)
 		s->map[e->index].e = x;
 		s->max_committed = e->index;
 		s->commits_seen++;
-		trace(s, "commit %" PRIu64 " = (e%" PRIu64 ", #%" PRIu64 ") first at %u", e->index,
-		      x.epoch, payload_of(&x), nd->id);
+		sim_trace(s, "commit %" PRIu64 " = (e%" PRIu64 ", #%" PRIu64 ") first at %u",
+		          e->index, x.epoch, payload_of(&x), nd->id);
 	}
+	sim_fwd_apply(nd, e);
 }
 
 static void io_leadership_lost(void *arg)
 {
 	struct node *nd = arg;
 
-	trace(nd->s, "%u gives up leadership", nd->id);
+	sim_trace(nd->s, "%u gives up leadership", nd->id);
+	sim_fwd_lost_lead(nd);
 }
 
 static void io_need_snapshot(void *arg, uint32_t to)
@@ -356,8 +278,8 @@ static void io_need_snapshot(void *arg, uint32_t to)
 	struct node *nd = arg;
 	struct sim *s = nd->s;
 
-	trace(s, "%u needs a snapshot from %u", to, nd->id);
-	s->snapreqs = grow(s->snapreqs, &s->srcap, s->nsnapreqs + 1, sizeof(*s->snapreqs));
+	sim_trace(s, "%u needs a snapshot from %u", to, nd->id);
+	s->snapreqs = sim_grow(s->snapreqs, &s->srcap, s->nsnapreqs + 1, sizeof(*s->snapreqs));
 	s->snapreqs[s->nsnapreqs++] = (struct snapreq){nd->id, to, repl_epoch(nd->r), false};
 }
 
@@ -366,8 +288,8 @@ static void io_need_snapshot_from(void *arg, uint32_t from)
 	struct node *nd = arg;
 	struct sim *s = nd->s;
 
-	trace(s, "candidate %u asks %u for its snapshot", nd->id, from);
-	s->snapreqs = grow(s->snapreqs, &s->srcap, s->nsnapreqs + 1, sizeof(*s->snapreqs));
+	sim_trace(s, "candidate %u asks %u for its snapshot", nd->id, from);
+	s->snapreqs = sim_grow(s->snapreqs, &s->srcap, s->nsnapreqs + 1, sizeof(*s->snapreqs));
 	s->snapreqs[s->nsnapreqs++] = (struct snapreq){from, nd->id, repl_epoch(nd->r), true};
 }
 
@@ -403,8 +325,8 @@ static void node_start_up(struct sim *s, struct node *nd)
 	/* As node_open does: a log that ends before the snapshot is reset behind it; entries
 	 * the snapshot holds are not the core's. */
 	if (nd->dbase + nd->dn < nd->dsnap ||
-	    (nd->dsnap > nd->dbase && nd->dlog[nd->dsnap - nd->dbase - 1].epoch !=
-	                                  s->map[nd->dsnap].e.epoch) ||
+	    (nd->dsnap > nd->dbase &&
+	     nd->dlog[nd->dsnap - nd->dbase - 1].epoch != s->map[nd->dsnap].e.epoch) ||
 	    (nd->dsnap == nd->dbase && nd->dn && nd->dsnap &&
 	     nd->dlog[0].epoch < s->map[nd->dsnap].e.epoch)) {
 		/* ... and so is one that went another way than the snapshot (node_open) */
@@ -432,17 +354,20 @@ static void node_start_up(struct sim *s, struct node *nd)
 	nd->up = true;
 	nd->applied = hint;
 	nd->applied_max = hint;
-	trace(s, "%u starts: disk %zu entries, promised %" PRIu64 ", applied %" PRIu64, nd->id,
-	      nd->dn, nd->dpromised, hint);
+	sim_fwd_start(nd);
+	sim_trace(s, "%u starts: disk %zu entries, promised %" PRIu64 ", applied %" PRIu64, nd->id,
+	          nd->dn, nd->dpromised, hint);
 }
 
 static void node_crash(struct sim *s, struct node *nd)
 {
-	trace(s, "%u crashes (%zu writes lost)", nd->id, nd->nops);
+	sim_trace(s, "%u crashes (%zu writes lost)", nd->id, nd->nops);
+	sim_fwd_crash(nd);
 	repl_close(nd->r);
 	nd->r = NULL;
 	nd->up = false;
 	free_ops(nd);
+	sim_fwd_net(s);
 }
 
 /*
@@ -473,11 +398,11 @@ static void disk_complete(struct sim *s, struct node *nd, bool promise)
 		CHECK(s, op.ents[0].index == nd->dbase + nd->dn + 1,
 		      "replica %u persists %" PRIu64 " onto a disk of %" PRIu64 " + %zu", nd->id,
 		      op.ents[0].index, nd->dbase, nd->dn);
-		nd->dlog = grow(nd->dlog, &nd->dcap, nd->dn + op.n, sizeof(*nd->dlog));
+		nd->dlog = sim_grow(nd->dlog, &nd->dcap, nd->dn + op.n, sizeof(*nd->dlog));
 		memcpy(nd->dlog + nd->dn, op.ents, op.n * sizeof(*op.ents));
 		nd->dn += op.n;
-		trace(s, "%u disk: %" PRIu64 "..%" PRIu64 " durable", nd->id, op.ents[0].index,
-		      op.ents[op.n - 1].index);
+		sim_trace(s, "%u disk: %" PRIu64 "..%" PRIu64 " durable", nd->id, op.ents[0].index,
+		          op.ents[op.n - 1].index);
 		repl_persisted(nd->r, op.ents[op.n - 1].epoch, op.ents[op.n - 1].index);
 		break;
 	case OP_TRUNCATE:
@@ -485,7 +410,7 @@ static void disk_complete(struct sim *s, struct node *nd, bool promise)
 		      nd->id, op.arg);
 		if (op.arg < nd->dbase + nd->dn)
 			nd->dn = op.arg - nd->dbase;
-		trace(s, "%u disk: cut after %" PRIu64, nd->id, op.arg);
+		sim_trace(s, "%u disk: cut after %" PRIu64, nd->id, op.arg);
 		break;
 	case OP_COMPACT: {
 		/* the disk log loses its durable prefix up to the snapshot */
@@ -497,22 +422,24 @@ static void disk_complete(struct sim *s, struct node *nd, bool promise)
 			nd->dn -= upto - nd->dbase;
 			nd->dbase = upto;
 		}
-		trace(s, "%u disk: log compacted to %" PRIu64 "+%zu", nd->id, nd->dbase, nd->dn);
+		sim_trace(s, "%u disk: log compacted to %" PRIu64 "+%zu", nd->id, nd->dbase,
+		          nd->dn);
 		break;
 	}
 	case OP_RESET:
 		nd->dbase = op.arg;
 		nd->dn = 0;
-		trace(s, "%u disk: log reset after %" PRIu64, nd->id, op.arg);
+		sim_trace(s, "%u disk: log reset after %" PRIu64, nd->id, op.arg);
 		break;
 	case OP_EPOCH:
 		if (op.arg > nd->dpromised)
 			nd->dpromised = op.arg;
-		trace(s, "%u disk: promised %" PRIu64, nd->id, op.arg);
+		sim_trace(s, "%u disk: promised %" PRIu64, nd->id, op.arg);
 		repl_epoch_persisted(nd->r, op.arg);
 		break;
 	}
 	free(op.ents);
+	sim_fwd_kick(nd);
 }
 
 static void deliver(struct sim *s, size_t i)
@@ -531,29 +458,31 @@ static void deliver(struct sim *s, size_t i)
 			ents[k].data = sm.ents[k].data;
 		}
 		sm.m.entries = sm.m.n_entries ? ents : NULL;
-		trace(s,
-		      "%u -> %u %s e=%" PRIu64 " ok=%u prev=%" PRIu64 "/%" PRIu64
-		      " n=%u commit=%" PRIu64 " match=%" PRIu64 " hint=%" PRIu64 " last=%" PRIu64
-		      "/%" PRIu64 " from=%" PRIu64,
-		      sm.from, sm.to, mtype(sm.m.type), sm.m.epoch, sm.m.ok, sm.m.prev_epoch,
-		      sm.m.prev_index, sm.m.n_entries, sm.m.commit, sm.m.match_index, sm.m.hint,
-		      sm.m.last_epoch, sm.m.last_index, sm.m.from_index);
+		sim_trace(s,
+		          "%u -> %u %s e=%" PRIu64 " ok=%u prev=%" PRIu64 "/%" PRIu64
+		          " n=%u commit=%" PRIu64 " match=%" PRIu64 " hint=%" PRIu64
+		          " last=%" PRIu64 "/%" PRIu64 " from=%" PRIu64,
+		          sm.from, sm.to, mtype(sm.m.type), sm.m.epoch, sm.m.ok, sm.m.prev_epoch,
+		          sm.m.prev_index, sm.m.n_entries, sm.m.commit, sm.m.match_index, sm.m.hint,
+		          sm.m.last_epoch, sm.m.last_index, sm.m.from_index);
 		repl_receive(nd->r, sm.from, &sm.m);
+		sim_fwd_kick(nd);
 	}
 	free(sm.ents);
 }
 
-static void elect(struct sim *s, uint32_t id, bool tell_all)
+void sim_elect(struct sim *s, uint32_t id, bool tell_all)
 {
 	s->epoch++;
 	CHECK(s, s->epoch < 4096, "too many epochs");
 	s->leader_of[s->epoch] = id;
-	trace(s, "oracle: %u leads epoch %" PRIu64, id, s->epoch);
+	sim_trace(s, "oracle: %u leads epoch %" PRIu64, id, s->epoch);
 	repl_become_leader(s->nodes[id].r, s->epoch);
+	sim_fwd_elected(&s->nodes[id], s->epoch);
 	for (uint32_t to = 1; to <= s->n; to++) {
-		if (to == id || (!tell_all && below(s, 100) < 30))
+		if (to == id || (!tell_all && sim_below(s, 100) < 30))
 			continue;
-		s->notices = grow(s->notices, &s->ncap, s->nnotices + 1, sizeof(*s->notices));
+		s->notices = sim_grow(s->notices, &s->ncap, s->nnotices + 1, sizeof(*s->notices));
 		s->notices[s->nnotices++] = (struct notice){to, id, s->epoch};
 	}
 }
@@ -565,8 +494,9 @@ static void deliver_notice(struct sim *s, size_t i)
 	s->notices[i] = s->notices[--s->nnotices];
 	if (!s->nodes[nt.to].up)
 		return;
-	trace(s, "oracle tells %u: %u leads %" PRIu64, nt.to, nt.leader, nt.epoch);
+	sim_trace(s, "oracle tells %u: %u leads %" PRIu64, nt.to, nt.leader, nt.epoch);
 	repl_become_follower(s->nodes[nt.to].r, nt.leader, nt.epoch);
+	sim_fwd_notice(&s->nodes[nt.to], nt.leader, nt.epoch);
 }
 
 /* ---- invariants ---- */
@@ -602,6 +532,7 @@ static void check_cheap(struct sim *s)
 		      "replica %u believes it promised %" PRIu64 ", its disk says %" PRIu64, id,
 		      repl_promised_epoch(nd->r), nd->dpromised);
 	}
+	sim_fwd_check(s);
 }
 
 static void check_full(struct sim *s)
@@ -613,9 +544,8 @@ static void check_full(struct sim *s)
 		for (uint32_t id = 1; id <= s->n; id++) {
 			struct node *nd = &s->nodes[id];
 
-			if (k <= nd->dsnap ||
-			    (k > nd->dbase && k <= nd->dbase + nd->dn &&
-			     same(&nd->dlog[k - nd->dbase - 1], c)))
+			if (k <= nd->dsnap || (k > nd->dbase && k <= nd->dbase + nd->dn &&
+			                       same(&nd->dlog[k - nd->dbase - 1], c)))
 				on_disk++;
 			if (!nd->up || k <= repl_base_index(nd->r))
 				continue;
@@ -657,6 +587,7 @@ static void sim_free(struct sim *s)
 	free(s->notices);
 	free(s->snapreqs);
 	free(s->map);
+	sim_fwd_free(s);
 }
 
 static void propose(struct sim *s, uint32_t id)
@@ -670,18 +601,18 @@ static void propose(struct sim *s, uint32_t id)
 	CHECK(s, rv == 0 || rv == -EROFS, "propose: %d", rv);
 	if (rv == 0) {
 		s->proposals++;
-		trace(s, "%u proposes #%" PRIu64 " at %" PRIu64, id, v, index);
+		sim_trace(s, "%u proposes #%" PRIu64 " at %" PRIu64, id, v, index);
 	}
 }
 
-static uint32_t random_up(struct sim *s)
+uint32_t sim_random_up(struct sim *s)
 {
 	uint32_t ids[MAXN], n = 0;
 
 	for (uint32_t id = 1; id <= s->n; id++)
 		if (s->nodes[id].up)
 			ids[n++] = id;
-	return n ? ids[below(s, n)] : 0;
+	return n ? ids[sim_below(s, n)] : 0;
 }
 
 static uint32_t random_down(struct sim *s)
@@ -691,7 +622,7 @@ static uint32_t random_down(struct sim *s)
 	for (uint32_t id = 1; id <= s->n; id++)
 		if (!s->nodes[id].up)
 			ids[n++] = id;
-	return n ? ids[below(s, n)] : 0;
+	return n ? ids[sim_below(s, n)] : 0;
 }
 
 enum event {
@@ -707,6 +638,12 @@ enum event {
 	EV_DUPLICATE,
 	EV_COMPACT,
 	EV_SNAPSHOT,
+	EV_ELECT2,
+	EV_WRITE,
+	EV_FWD_DELIVER,
+	EV_FWD_DUPLICATE,
+	EV_SESSION,
+	EV_LINK_DROP,
 	EV_COUNT
 };
 
@@ -717,15 +654,15 @@ static void compact(struct sim *s, struct node *nd)
 
 	if (applied <= base)
 		return;
-	upto = base + 1 + below(s, (uint32_t)(applied - base));
+	upto = base + 1 + sim_below(s, (uint32_t)(applied - base));
 	/* The snapshot file is durable at once; the log is cut behind it in turn with the other
 	 * log writes (node_uv.c's disk job). */
 	if (upto > nd->dsnap)
 		nd->dsnap = upto;
 	repl_compact(nd->r, upto);
 	new_op(nd, OP_COMPACT)->arg = upto;
-	trace(s, "%u snapshot at %" PRIu64 ", memory base %" PRIu64, nd->id, upto,
-	      repl_base_index(nd->r));
+	sim_trace(s, "%u snapshot at %" PRIu64 ", memory base %" PRIu64, nd->id, upto,
+	          repl_base_index(nd->r));
 }
 
 /* Delivers snapshot request i: the leader's newest snapshot, installed on the follower. */
@@ -757,13 +694,15 @@ static void deliver_snapshot(struct sim *s, size_t i)
 			new_op(to, OP_RESET)->arg = index;
 		}
 		to->applied = index; /* the store is the snapshot's */
+		sim_fwd_reset_store(to);
 		if (index > to->applied_max)
 			to->applied_max = index;
 		CHECK(s, repl_snapshot_installed(to->r, index, epoch) == 0,
 		      "replica %u refused the snapshot at %" PRIu64, to->id, index);
 		CHECK(s, repl_applied_index(to->r) >= index, "replica %u did not install %" PRIu64,
 		      to->id, index);
-		trace(s, "%u installs %u's snapshot at %" PRIu64, q.to, q.from, index);
+		sim_trace(s, "%u installs %u's snapshot at %" PRIu64, q.to, q.from, index);
+		sim_fwd_installed(to);
 	}
 	if (!q.pull)
 		repl_snapshot_sent(from->r, q.to, index);
@@ -772,19 +711,21 @@ static void deliver_snapshot(struct sim *s, size_t i)
 /* Each seed draws its own mix of events, so that runs differ in kind, not only in order. */
 static void draw_weights(struct sim *s)
 {
-	static const uint32_t lo[EV_COUNT] = {300, 100, 20, 30, 0, 5, 0, 3, 10, 0, 0, 5};
-	static const uint32_t hi[EV_COUNT] = {500, 300, 100, 200, 25, 40, 15, 30, 60, 20, 30, 40};
+	static const uint32_t lo[EV_COUNT] = {300, 100, 20, 30, 0,  5,   0, 3, 10,
+	                                      0,   0,   5,  0,  20, 100, 0, 0, 0};
+	static const uint32_t hi[EV_COUNT] = {500, 300, 100, 200, 25,  40,  15, 30, 60,
+	                                      20,  30,  40,  10,  150, 300, 20, 20, 20};
 
 	s->wsum = 0;
 	for (int i = 0; i < EV_COUNT; i++) {
-		s->w[i] = lo[i] + below(s, hi[i] - lo[i] + 1);
+		s->w[i] = lo[i] + sim_below(s, hi[i] - lo[i] + 1);
 		s->wsum += s->w[i];
 	}
 }
 
 static void chaos_step(struct sim *s)
 {
-	uint32_t r = below(s, s->wsum), id;
+	uint32_t r = sim_below(s, s->wsum), id;
 	int ev = 0;
 
 	while (r >= s->w[ev]) {
@@ -794,17 +735,19 @@ static void chaos_step(struct sim *s)
 	switch (ev) {
 	case EV_DELIVER:
 		if (s->nmsgs)
-			deliver(s, below(s, (uint32_t)s->nmsgs)); /* any of them: reordering */
+			deliver(s, sim_below(s, (uint32_t)s->nmsgs)); /* any of them: reordering */
 		break;
 	case EV_DISK:
-		id = random_up(s);
+		id = sim_random_up(s);
 		if (id && s->nodes[id].nops)
-			disk_complete(s, &s->nodes[id], below(s, 100) < s->promise_pct);
+			disk_complete(s, &s->nodes[id], sim_below(s, 100) < s->promise_pct);
 		break;
 	case EV_TICK:
-		id = random_up(s);
-		if (id)
+		id = sim_random_up(s);
+		if (id) {
 			repl_tick(s->nodes[id].r);
+			sim_fwd_tick(&s->nodes[id]);
+		}
 		break;
 	case EV_PROPOSE:
 		for (id = 1; id <= s->n; id++)
@@ -812,45 +755,71 @@ static void chaos_step(struct sim *s)
 				propose(s, id);
 		break;
 	case EV_CRASH:
-		id = random_up(s);
+		id = sim_random_up(s);
 		if (id)
 			node_crash(s, &s->nodes[id]);
 		break;
 	case EV_RESTART:
 		id = random_down(s);
-		if (id)
+		if (id) {
 			node_start_up(s, &s->nodes[id]);
+			sim_fwd_net(s);
+		}
 		break;
 	case EV_PARTITION: {
-		bool heal = below(s, 2);
+		bool heal = sim_below(s, 2);
 
 		for (id = 1; id <= s->n; id++)
-			s->group[id] = heal ? 0 : below(s, 2);
-		trace(s, "network: %s", heal ? "healed" : "partitioned");
+			s->group[id] = heal ? 0 : sim_below(s, 2);
+		sim_trace(s, "network: %s", heal ? "healed" : "partitioned");
+		sim_fwd_net(s);
 		break;
 	}
 	case EV_ELECT:
-		id = random_up(s);
+		id = sim_random_up(s);
 		if (id)
-			elect(s, id, false);
+			sim_elect(s, id, false);
+		break;
+	case EV_ELECT2:
+		/* two leader changes in quick succession: the first one's news still in flight */
+		id = sim_random_up(s);
+		if (id) {
+			sim_elect(s, id, false);
+			sim_elect(s, sim_random_up(s), false);
+		}
+		break;
+	case EV_WRITE:
+		sim_fwd_write(s);
+		break;
+	case EV_FWD_DELIVER:
+		sim_fwd_deliver(s, false);
+		break;
+	case EV_FWD_DUPLICATE:
+		sim_fwd_deliver(s, true);
+		break;
+	case EV_SESSION:
+		sim_fwd_session(s);
+		break;
+	case EV_LINK_DROP:
+		sim_fwd_link_drop(s);
 		break;
 	case EV_NOTICE:
 		if (s->nnotices)
-			deliver_notice(s, below(s, (uint32_t)s->nnotices));
+			deliver_notice(s, sim_below(s, (uint32_t)s->nnotices));
 		break;
 	case EV_COMPACT:
-		id = random_up(s);
+		id = sim_random_up(s);
 		if (id)
 			compact(s, &s->nodes[id]);
 		break;
 	case EV_SNAPSHOT:
 		if (s->nsnapreqs)
-			deliver_snapshot(s, below(s, (uint32_t)s->nsnapreqs));
+			deliver_snapshot(s, sim_below(s, (uint32_t)s->nsnapreqs));
 		break;
 	case EV_DUPLICATE:
 		/* a message delivered now and left in flight too */
 		if (s->nmsgs) {
-			struct sim_msg sm = s->msgs[below(s, (uint32_t)s->nmsgs)];
+			struct sim_msg sm = s->msgs[sim_below(s, (uint32_t)s->nmsgs)];
 			struct kvfs_repl_entry ents[KVFS_REPL_BATCH];
 
 			for (uint32_t k = 0; k < sm.m.n_entries; k++)
@@ -859,9 +828,10 @@ static void chaos_step(struct sim *s)
 				                             sm.ents[k].len, sm.ents[k].data};
 			sm.m.entries = sm.m.n_entries ? ents : NULL;
 			if (s->nodes[sm.to].up && s->group[sm.from] == s->group[sm.to]) {
-				trace(s, "%u -> %u %s duplicated", sm.from, sm.to,
-				      mtype(sm.m.type));
+				sim_trace(s, "%u -> %u %s duplicated", sm.from, sm.to,
+				          mtype(sm.m.type));
 				repl_receive(s->nodes[sm.to].r, sm.from, &sm.m);
+				sim_fwd_kick(&s->nodes[sm.to]);
 			}
 		}
 		break;
@@ -870,7 +840,7 @@ static void chaos_step(struct sim *s)
 
 static bool busy(const struct sim *s)
 {
-	if (s->nmsgs || s->nnotices || s->nsnapreqs)
+	if (s->nmsgs || s->nnotices || s->nsnapreqs || sim_fwd_busy(s))
 		return true;
 	for (uint32_t id = 1; id <= s->n; id++)
 		if (s->nodes[id].up && s->nodes[id].nops)
@@ -879,7 +849,7 @@ static bool busy(const struct sim *s)
 }
 
 /* Delivers every message and completes every write until all is quiet. */
-static void settle(struct sim *s)
+void sim_settle(struct sim *s)
 {
 	for (int guard = 0; guard < 1000 && busy(s); guard++) {
 		while (s->nmsgs)
@@ -888,6 +858,7 @@ static void settle(struct sim *s)
 			deliver_notice(s, 0);
 		while (s->nsnapreqs)
 			deliver_snapshot(s, 0);
+		sim_fwd_flush(s);
 		for (uint32_t id = 1; id <= s->n; id++)
 			while (s->nodes[id].up && s->nodes[id].nops) {
 				disk_complete(s, &s->nodes[id], false);
@@ -910,16 +881,17 @@ static void run(uint64_t seed, uint32_t n, bool tr)
 	s->rng = seed * 0x9E3779B97F4A7C15ULL + 1;
 	s->n = n;
 	s->trace = tr;
-	s->loss = below(s, 15);
-	s->dup = below(s, 10);
-	s->promise_pct = 5 + below(s, 50);
+	s->loss = sim_below(s, 15);
+	s->dup = sim_below(s, 10);
+	s->promise_pct = 5 + sim_below(s, 50);
 	draw_weights(s);
+	sim_fwd_init(s);
 	for (uint32_t id = 1; id <= n; id++) {
 		s->nodes[id].s = s;
 		s->nodes[id].id = id;
 		node_start_up(s, &s->nodes[id]);
 	}
-	for (s->step = 0; s->step < CHAOS_STEPS; s->step++) {
+	for (s->step = 0; s->step < CHAOS_STEPS; s->step++, s->now_ms++) {
 		chaos_step(s);
 		check_cheap(s);
 		if (s->step % CHECK_EVERY == 0)
@@ -928,7 +900,7 @@ static void run(uint64_t seed, uint32_t n, bool tr)
 	check_full(s);
 
 	/* Liveness: heal everything, elect someone, and a proposal must commit everywhere. */
-	trace(s, "calm");
+	sim_trace(s, "calm");
 	s->loss = 0;
 	s->dup = 0;
 	for (uint32_t id = 1; id <= n; id++) {
@@ -936,21 +908,25 @@ static void run(uint64_t seed, uint32_t n, bool tr)
 		if (!s->nodes[id].up)
 			node_start_up(s, &s->nodes[id]);
 	}
-	settle(s);
-	leader = random_up(s);
-	elect(s, leader, true);
+	sim_fwd_net(s);
+	sim_fwd_heal(s);
+	sim_settle(s);
+	leader = sim_random_up(s);
+	sim_elect(s, leader, true);
 	for (int round = 0; round < CALM_ROUNDS; round++, s->step++) {
-		settle(s);
+		sim_settle(s);
 		/* A leader that gave up (it cannot fetch a log that was compacted: it would need a
 		 * snapshot) makes room for the next; one that holds the newest log always can. */
 		if (!want && repl_role(s->nodes[leader].r) == KVFS_REPL_FOLLOWER &&
 		    repl_epoch(s->nodes[leader].r) == s->epoch) {
 			leader = leader % n + 1;
-			elect(s, leader, true);
-			settle(s);
+			sim_elect(s, leader, true);
+			sim_settle(s);
 		}
-		for (uint32_t id = 1; id <= n; id++)
+		for (uint32_t id = 1; id <= n; id++) {
 			repl_tick(s->nodes[id].r);
+			sim_fwd_tick(&s->nodes[id]);
+		}
 		if (!want && repl_role(s->nodes[leader].r) == KVFS_REPL_LEADER) {
 			CHECK(s,
 			      repl_propose(s->nodes[leader].r, (const uint8_t *)"calm....", PAYLOAD,
@@ -976,6 +952,8 @@ static void run(uint64_t seed, uint32_t n, bool tr)
 	for (uint32_t id = 1; id <= n; id++)
 		CHECK(s, s->nodes[id].applied >= want, "replica %u did not apply %" PRIu64, id,
 		      want);
+	sim_fwd_calm(s);
+	check_full(s);
 	total_commits += s->max_committed;
 	total_epochs += s->epoch;
 	total_proposals += s->proposals;
@@ -1013,6 +991,7 @@ static void run_many(uint32_t n)
 	       (double)total_epochs / (double)seeds, (double)total_proposals / (double)seeds,
 	       (double)total_commits / (double)seeds);
 	total_commits = total_epochs = total_proposals = 0;
+	sim_fwd_summary(seeds);
 }
 
 static void test_sim_3(void **state)

@@ -1,0 +1,245 @@
+/*
+ * Unit tests of write forwarding (fwd.c) with a scripted io: where writes go, renumbering,
+ * refusals, snapshots, barriers. The simulation (test_repl_sim.c, sim_fwd.c) runs it at scale;
+ * these pin down single cases, regressions included.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <string.h>
+
+#include "kvfs/fwd.h"
+#include "kvfs/op.h"
+#include "kvfs/store.h"
+
+struct env {
+	struct kvfs_fwd *f;
+	uint64_t now;
+	struct kvfs_fwd_view view;
+	bool connected;
+	uint64_t sent[16]; /* seqs forwarded, in order */
+	uint32_t sent_to[16];
+	int nsent;
+	int proposed;
+	int refused_err;
+	int done_err[8];
+	int ndone[8];
+};
+
+static uint64_t io_now(void *arg)
+{
+	return ((struct env *)arg)->now;
+}
+
+static void io_view(void *arg, struct kvfs_fwd_view *v)
+{
+	*v = ((struct env *)arg)->view;
+}
+
+static bool io_connected(void *arg, uint32_t id)
+{
+	return ((struct env *)arg)->connected;
+}
+
+static int io_propose(void *arg, const uint8_t *op, uint32_t len)
+{
+	((struct env *)arg)->proposed++;
+	return 0;
+}
+
+static int io_forward(void *arg, uint32_t to, uint64_t seq, const uint8_t *op, uint32_t len)
+{
+	struct env *e = arg;
+	struct kvfs_op o;
+
+	assert_int_equal(op_decode(&o, op, len), 0);
+	assert_int_equal(o.seq, seq);
+	assert_true(e->nsent < 16);
+	e->sent_to[e->nsent] = to;
+	e->sent[e->nsent++] = seq;
+	return 0;
+}
+
+static void io_refuse(void *arg, uint32_t to, uint64_t seq, int err)
+{
+	((struct env *)arg)->refused_err = err;
+}
+
+/* Callback slots: arg points at env->ndone[i]; the error goes to done_err[i]. */
+static struct env *cur;
+
+static void on(void *arg, int err, uint64_t ino)
+{
+	int i = (int)((int *)arg - cur->ndone);
+
+	cur->ndone[i]++;
+	cur->done_err[i] = err;
+}
+
+static void setup_env(struct env *e, uint32_t leader)
+{
+	struct kvfs_fwd_io io = {.arg = e,
+	                         .now_ms = io_now,
+	                         .view = io_view,
+	                         .connected = io_connected,
+	                         .propose = io_propose,
+	                         .forward = io_forward,
+	                         .refuse = io_refuse};
+	struct kvfs_fwd_config cfg = {
+	    .id = 2, .write_timeout_ms = 1000, .lim = {.max_value = 64}, .first_seq = 100};
+
+	memset(e, 0, sizeof(*e));
+	cur = e;
+	e->now = 5;
+	e->connected = true;
+	e->view = (struct kvfs_fwd_view){
+	    .zk_leader = leader, .zk_epoch = 3, .core_leader = leader, .core_epoch = 3};
+	assert_int_equal(fwd_init(&e->f, &cfg, &io), 0);
+}
+
+static void put(struct env *e, int slot, size_t len)
+{
+	static const uint8_t data[64];
+	struct kvfs_op op = {.type = KVFS_OP_PUT,
+	                     .ino = 17,
+	                     .max_value = 64,
+	                     .data = data,
+	                     .data_len = (uint32_t)len};
+
+	assert_int_equal(fwd_propose(e->f, &op, 0, on, &e->ndone[slot]), 0);
+}
+
+static void applied(struct env *e, uint64_t seq, int err)
+{
+	struct kvfs_session sess = {.origin = 2, .seq = seq, .err = err};
+
+	fwd_applied(e->f, &sess);
+}
+
+/* Writes go to the leader in seq order; the one applied completes, an older one waiting is
+ * renumbered and sent again after the others. */
+static void test_renumber(void **state)
+{
+	struct env e;
+
+	setup_env(&e, 1);
+	put(&e, 0, 1);
+	put(&e, 1, 1);
+	assert_int_equal(e.nsent, 2);
+	assert_int_equal(e.sent[0], 100);
+	assert_int_equal(e.sent[1], 101);
+	applied(&e, 101, 0);
+	assert_int_equal(e.ndone[1], 1);
+	assert_int_equal(e.ndone[0], 0);
+	fwd_dispatch(e.f);
+	assert_int_equal(e.nsent, 3);
+	assert_int_equal(e.sent[2], 102);
+	applied(&e, 102, -ENOENT);
+	assert_int_equal(e.ndone[0], 1);
+	assert_int_equal(e.done_err[0], -ENOENT);
+	assert_false(fwd_busy(e.f));
+	fwd_close(e.f);
+}
+
+/* Regression (found by the simulation): a barrier taken after a write must wait for it even when
+ * that write is renumbered and moves behind the barrier. */
+static void test_barrier_waits_for_renumbered(void **state)
+{
+	struct env e;
+
+	setup_env(&e, 1);
+	put(&e, 0, 1);                                       /* seq 100 */
+	assert_int_equal(fwd_sync(e.f, on, &e.ndone[1]), 0); /* barrier */
+	put(&e, 2, 1);                                       /* seq 101 */
+	applied(&e, 101, 0);                                 /* 100 is renumbered to 102 */
+	assert_int_equal(e.ndone[2], 1);
+	fwd_settle(e.f);
+	assert_int_equal(e.ndone[1], 0);
+	applied(&e, 102, 0);
+	assert_int_equal(e.ndone[0], 1);
+	assert_int_equal(e.ndone[1], 1);
+	assert_int_equal(e.done_err[1], 0);
+	fwd_close(e.f);
+}
+
+/* A refusal is the outcome only from the leader and epoch the write went to first. */
+static void test_refusal(void **state)
+{
+	struct env e;
+
+	setup_env(&e, 1);
+	put(&e, 0, 1);
+	fwd_on_reply(e.f, 1, 2, 100, -EFBIG);
+	assert_int_equal(e.done_err[0], -EFBIG);
+	put(&e, 1, 1); /* seq 101 to leader 1, epoch 3 */
+	e.view.zk_leader = 3;
+	e.view.zk_epoch = 4;
+	fwd_dispatch(e.f); /* ... and again to leader 3, epoch 4 */
+	assert_int_equal(e.sent_to[e.nsent - 1], 3);
+	fwd_on_reply(e.f, 3, 2, 101, -EFBIG);
+	assert_int_equal(e.ndone[1], 1);
+	assert_int_equal(e.done_err[1], -EIO);
+	fwd_close(e.f);
+}
+
+/* The leader's side: its own limits decide; a non-leader answers EROFS. */
+static void test_leader_side(void **state)
+{
+	struct env e;
+	struct kvfs_op op = {
+	    .type = KVFS_OP_PUT, .origin = 3, .seq = 7, .ino = 17, .max_value = 1000};
+	uint8_t data[100] = {0}, buf[256];
+	size_t len;
+
+	setup_env(&e, 2);
+	e.view.elected = true;
+	e.view.established = true;
+	op.data = data;
+	op.data_len = 100;
+	len = op_encode(&op, buf);
+	fwd_on_forward(e.f, 3, 3, 7, buf, (uint32_t)len);
+	assert_int_equal(e.refused_err, -EFBIG);
+	op.data_len = 10;
+	len = op_encode(&op, buf);
+	fwd_on_forward(e.f, 3, 3, 7, buf, (uint32_t)len);
+	assert_int_equal(e.proposed, 1);
+	e.view.established = false;
+	fwd_on_forward(e.f, 3, 3, 7, buf, (uint32_t)len);
+	assert_int_equal(e.refused_err, -EROFS);
+	fwd_close(e.f);
+}
+
+/* A snapshot: the write of the remembered seq completes, older ones fail with EIO. */
+static void test_after_reset(void **state)
+{
+	struct env e;
+	struct kvfs_session sess = {.origin = 2, .seq = 101, .ino = 20};
+
+	setup_env(&e, 1);
+	put(&e, 0, 1);
+	put(&e, 1, 1);
+	put(&e, 2, 1);
+	fwd_after_reset(e.f, &sess);
+	assert_int_equal(e.done_err[0], -EIO);
+	assert_int_equal(e.done_err[1], 0);
+	assert_int_equal(e.ndone[2], 0);
+	e.now = 5000;
+	fwd_expire(e.f, e.now);
+	assert_int_equal(e.done_err[2], -EIO);
+	assert_false(fwd_busy(e.f));
+	fwd_close(e.f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_renumber),    cmocka_unit_test(test_barrier_waits_for_renumbered),
+	    cmocka_unit_test(test_refusal),     cmocka_unit_test(test_leader_side),
+	    cmocka_unit_test(test_after_reset),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
