@@ -283,12 +283,8 @@ static void cut_batch(struct batch *b, uint64_t after)
 		b->first = b->last = 0;
 		return;
 	}
-	for (uint64_t i = b->first; i <= after; i++) {
-		uint32_t plen;
-
-		memcpy(&plen, b->buf + off + 4, 4);
-		off += log_record_size(plen);
-	}
+	for (uint64_t i = b->first; i <= after; i++)
+		off += log_record_size(log_record_len(b->buf + off));
 	b->len = off;
 	b->last = after;
 }
@@ -354,8 +350,12 @@ static void io_leadership_lost(void *arg)
 	struct node_cluster *c = arg;
 	struct kvfs_node *n = c->n;
 
-	if (n->cluster && !c->closing)
+	if (c->closing)
+		return;
+	if (n->cluster)
 		n->cluster->resign(n->cluster->arg);
+	else
+		c->solo_epoch = repl_epoch(c->repl) + 1; /* lead again, at the next tick */
 }
 
 static void io_need_snapshot(void *arg, uint32_t to)
@@ -368,36 +368,19 @@ static void io_need_snapshot_from(void *arg, uint32_t from)
 	nsnap_pull(arg, from);
 }
 
-static void on_message(void *arg, uint32_t from, uint8_t type, const uint8_t *payload,
-                       uint32_t len)
+/* ---- incoming messages: one handler per type ---- */
+
+typedef void (*msg_handler)(struct node_cluster *c, uint32_t from, uint8_t type,
+                            const uint8_t *p, uint32_t len);
+
+/* The replication core's messages (repl_wire). */
+static void on_repl(struct node_cluster *c, uint32_t from, uint8_t type, const uint8_t *p,
+                    uint32_t len)
 {
-	struct node_cluster *c = arg;
 	struct kvfs_repl_entry entries[KVFS_REPL_BATCH];
 	struct kvfs_repl_msg m;
-	int rv;
+	int rv = repl_wire_decode(type, p, len, &m, entries, KVFS_REPL_BATCH);
 
-	if (c->closing || c->n->fatal || nread_message(c, from, type, payload, len) ||
-	    nsnap_message(c, from, type, payload, len))
-		return;
-	switch (type) {
-	case KVFS_MSG_FORWARD:
-		nfwd_on_forward(c, from, payload, len);
-		return;
-	case KVFS_MSG_FORWARD_REPLY:
-		nfwd_on_reply(c, from, payload, len);
-		return;
-	case KVFS_MSG_PEER_STATUS:
-		if (from == repl_leader(c->repl) &&
-		    peer_msg_status_decode(c->leader_view, payload, len) == 0 &&
-		    c->leader_view->epoch == repl_epoch(c->repl))
-			c->leader_view_ms = uv_now(c->n->loop);
-		return;
-	default:
-		break;
-	}
-	rv = repl_wire_decode(type, payload, len, &m, entries, KVFS_REPL_BATCH);
-	if (rv == -ENOPROTOOPT)
-		return; /* a message type this node does not use */
 	if (rv < 0) {
 		log_warn("node %u sent a malformed replication message (type %u): %s", from, type,
 		         strerror(-rv));
@@ -405,6 +388,68 @@ static void on_message(void *arg, uint32_t from, uint8_t type, const uint8_t *pa
 	}
 	repl_receive(c->repl, from, &m);
 	nfwd_dispatch(c);
+}
+
+static void on_forward(struct node_cluster *c, uint32_t from, uint8_t type, const uint8_t *p,
+                       uint32_t len)
+{
+	nfwd_on_forward(c, from, p, len);
+}
+
+static void on_forward_reply(struct node_cluster *c, uint32_t from, uint8_t type,
+                             const uint8_t *p, uint32_t len)
+{
+	nfwd_on_reply(c, from, p, len);
+}
+
+static void on_read(struct node_cluster *c, uint32_t from, uint8_t type, const uint8_t *p,
+                    uint32_t len)
+{
+	nread_message(c, from, type, p, len);
+}
+
+static void on_snapshot(struct node_cluster *c, uint32_t from, uint8_t type, const uint8_t *p,
+                        uint32_t len)
+{
+	nsnap_message(c, from, type, p, len);
+}
+
+/* A follower keeps its leader's last PEER_STATUS for /.status. */
+static void on_peer_status(struct node_cluster *c, uint32_t from, uint8_t type,
+                           const uint8_t *p, uint32_t len)
+{
+	if (from == repl_leader(c->repl) && peer_msg_status_decode(c->leader_view, p, len) == 0 &&
+	    c->leader_view->epoch == repl_epoch(c->repl))
+		c->leader_view_ms = uv_now(c->n->loop);
+}
+
+static const msg_handler handlers[] = {
+    [KVFS_MSG_NEW_EPOCH] = on_repl,
+    [KVFS_MSG_EPOCH_ACK] = on_repl,
+    [KVFS_MSG_APPEND] = on_repl,
+    [KVFS_MSG_APPEND_ACK] = on_repl,
+    [KVFS_MSG_FETCH] = on_repl,
+    [KVFS_MSG_FETCH_REPLY] = on_repl,
+    [KVFS_MSG_FORWARD] = on_forward,
+    [KVFS_MSG_FORWARD_REPLY] = on_forward_reply,
+    [KVFS_MSG_READ_INDEX] = on_read,
+    [KVFS_MSG_READ_INDEX_REPLY] = on_read,
+    [KVFS_MSG_SNAPSHOT_CHUNK] = on_snapshot,
+    [KVFS_MSG_SNAPSHOT_ACK] = on_snapshot,
+    [KVFS_MSG_SNAPSHOT_PULL] = on_snapshot,
+    [KVFS_MSG_PEER_STATUS] = on_peer_status,
+};
+
+/* The transport's on_message: a type this node does not know (a newer peer's) is ignored. */
+static void on_message(void *arg, uint32_t from, uint8_t type, const uint8_t *payload,
+                       uint32_t len)
+{
+	struct node_cluster *c = arg;
+
+	if (c->closing || c->n->fatal || type >= sizeof(handlers) / sizeof(handlers[0]) ||
+	    !handlers[type])
+		return;
+	handlers[type](c, from, type, payload, len);
 }
 
 static void on_state(void *arg, uint32_t id, bool connected)
@@ -422,11 +467,28 @@ static void on_state(void *arg, uint32_t id, bool connected)
 
 /* ---- the election's view ---- */
 
+void ncl_view(const struct node_cluster *c, struct kvfs_node_view *v)
+{
+	const struct kvfs_node *n = c->n;
+
+	memset(v, 0, sizeof(*v));
+	if (n->cluster) {
+		n->cluster->view(n->cluster->arg, v);
+	} else {
+		/* A cluster of one elects itself, at a new epoch each time it starts. */
+		v->leading = true;
+		v->leader = n->cfg.id;
+		v->epoch = c->solo_epoch;
+	}
+}
+
 static void update_addrs(struct node_cluster *c)
 {
 	struct kvfs_node *n = c->n;
 	char addr[KVFS_ADDR_MAX];
 
+	if (!n->cluster)
+		return;
 	for (uint32_t id = 1; id <= n->cfg.cluster_size; id++) {
 		if (id == n->cfg.id)
 			continue;
@@ -442,14 +504,16 @@ static void update_addrs(struct node_cluster *c)
 static void follow_view(struct node_cluster *c)
 {
 	struct kvfs_node *n = c->n;
-	struct kvfs_node_view v = {0};
+	struct kvfs_node_view v;
 
-	n->cluster->view(n->cluster->arg, &v);
+	ncl_view(c, &v);
 	if (v.leading && v.epoch > repl_epoch(c->repl)) {
-		log_info("leading epoch %" PRIu64 ": gathering a majority", v.epoch);
+		if (n->cluster)
+			log_info("leading epoch %" PRIu64 ": gathering a majority", v.epoch);
 		repl_become_leader(c->repl, v.epoch);
-		peer_set_epoch(c->peers, v.epoch);
-	} else if (v.leading && v.epoch < repl_epoch(c->repl) &&
+		if (c->peers)
+			peer_set_epoch(c->peers, v.epoch);
+	} else if (n->cluster && v.leading && v.epoch < repl_epoch(c->repl) &&
 	           repl_role(c->repl) == KVFS_REPL_FOLLOWER) {
 		/* A newer leader exists than the epoch ZooKeeper gave us: ours is stale. */
 		n->cluster->resign(n->cluster->arg);
@@ -473,9 +537,11 @@ void node_cluster_changed(struct kvfs_node *n)
 static void check_dead_leader(struct node_cluster *c)
 {
 	struct kvfs_node *n = c->n;
-	struct kvfs_node_view v = {0};
+	struct kvfs_node_view v;
 
-	n->cluster->view(n->cluster->arg, &v);
+	if (!n->cluster)
+		return;
+	ncl_view(c, &v);
 	if (v.leading || !v.leader || v.leader == n->cfg.id || v.epoch == c->evicted_epoch)
 		return;
 	if (peer_connected(c->peers, v.leader) || !peer_refused(c->peers, v.leader))
@@ -532,7 +598,7 @@ static void track_lag(struct node_cluster *c)
 		} else {
 			c->peer_behind[id] = 0;
 		}
-		if (id != n->cfg.id)
+		if (id != n->cfg.id && n->cluster)
 			n->cluster->set_ready(n->cluster->arg, id,
 			                      leader && match + READY_LAG_ENTRIES >=
 			                                    repl_commit_index(c->repl));
@@ -611,7 +677,8 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 	}
 	if (nfwd_open(c) < 0)
 		return -ENOMEM;
-	hint = read_commit(n);
+	/* A cluster of one committed every entry its log holds: it made each durable itself. */
+	hint = n->cfg.cluster_size ? read_commit(n) : base + nlog;
 	if (hint < base)
 		hint = base;
 	if (hint > base + nlog)
@@ -620,8 +687,8 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 	if (rv < 0)
 		return rv;
 	n->commit_written = hint;
-	rv = repl_init(&c->repl, n->cfg.id, n->cfg.cluster_size, &io, promised, base, base_epoch,
-	               log, nlog, hint);
+	rv = repl_init(&c->repl, n->cfg.id, n->cfg.cluster_size ? n->cfg.cluster_size : 1, &io,
+	               promised, base, base_epoch, log, nlog, hint);
 	if (rv < 0) {
 		snprintf(err, errlen, "cannot start replication from the log in %s: %s",
 		         n->data_dir, strerror(-rv));
@@ -633,7 +700,45 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 		repl_set_lost_ticks(c->repl, ticks > KVFS_REPL_LOST_TICKS ? (unsigned)ticks
 		                                                          : KVFS_REPL_LOST_TICKS);
 	}
+	if (!n->cfg.cluster_size) {
+		/* Standalone: its own log is all there is, applied already; it leads a new epoch. */
+		c->caught_up = true;
+		c->solo_epoch = repl_epoch(c->repl) + 1;
+	}
 	return 0;
+}
+
+bool ncl_persist_failed(struct kvfs_node *n, const struct batch *b)
+{
+	struct node_cluster *c = n->cl;
+	unsigned failed = 0;
+
+	if (n->cfg.cluster_size || repl_persist_failed(c->repl, b->first) < 0)
+		return false;
+	/* The log line first, so that it is there by the time the writers hear the error.
+	 * Entries proposed meanwhile follow it in the pending batch: they are gone too. */
+	log_error("cannot write the log in %s: %s; the writes in it fail with that error",
+	          n->data_dir, strerror(-b->append_rv));
+	for (const struct batch *x = b; x; x = x == b ? n->pending : NULL) {
+		for (size_t off = 0; off < x->len;) {
+			uint32_t plen = log_record_len(x->buf + off);
+			struct kvfs_op op;
+
+			if (op_decode(&op, x->buf + off + KVFS_LOG_HEADER_SIZE, plen) == 0 &&
+			    op.origin == n->cfg.id) {
+				fwd_on_reply(c->fwd, n->cfg.id, n->cfg.id, op.seq, b->append_rv);
+				failed++;
+			}
+			off += log_record_size(plen);
+		}
+	}
+	if (n->pending) {
+		free(n->pending->buf);
+		free(n->pending);
+		n->pending = NULL;
+	}
+	log_info("%u write(s) failed", failed);
+	return true;
 }
 
 int ncl_start(struct kvfs_node *n)
@@ -651,17 +756,22 @@ int ncl_start(struct kvfs_node *n)
 	};
 	int rv;
 
-	rv = peer_open(&c->peers, n->loop, &pc);
-	if (rv < 0) {
-		log_error("cannot listen for replication on %s: %s", n->cfg.listen, strerror(-rv));
-		c->peers = NULL;
-		return rv;
+	if (n->cfg.cluster_size) {
+		rv = peer_open(&c->peers, n->loop, &pc);
+		if (rv < 0) {
+			log_error("cannot listen for replication on %s: %s", n->cfg.listen,
+			          strerror(-rv));
+			c->peers = NULL;
+			return rv;
+		}
+		c->peers_open = true;
 	}
-	c->peers_open = true;
 	uv_timer_init(n->loop, &c->tick);
 	c->tick.data = c;
 	c->tick_open = true;
 	uv_timer_start(&c->tick, on_tick, TICK_MS, TICK_MS);
+	if (!n->cluster)
+		follow_view(c); /* a cluster of one leads at once */
 	return 0;
 }
 
@@ -764,6 +874,8 @@ void ncl_status(const struct kvfs_node *n, struct kvfs_status *st)
 
 	if (strcmp(st->role, "leader") == 0 && repl_role(c->repl) != KVFS_REPL_LEADER)
 		st->role = "candidate"; /* elected, but its no-op has not committed yet */
+	if (!n->cluster)
+		st->epoch = repl_epoch(c->repl);
 	st->commit_index = repl_commit_index(c->repl);
 	st->applied_index = store_applied_index(n->store);
 	st->lag_entries = commit > st->applied_index ? commit - st->applied_index : 0;

@@ -29,9 +29,9 @@ static uint64_t io_now_ms(void *arg)
 static void io_view(void *arg, struct kvfs_fwd_view *out)
 {
 	struct node_cluster *c = arg;
-	struct kvfs_node_view v = {0};
+	struct kvfs_node_view v;
 
-	c->n->cluster->view(c->n->cluster->arg, &v);
+	ncl_view(c, &v);
 	*out = (struct kvfs_fwd_view){
 	    .elected = v.leading,
 	    .zk_leader = v.leader,

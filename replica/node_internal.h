@@ -23,24 +23,16 @@ struct kvfs_repl_entry;
 struct node_reads;
 struct node_snaps;
 
-struct waiter {
-	kvfs_node_done_fn cb;
-	void *arg;
-	uint64_t index; /* the record it waits for; 0 for node_sync() */
-};
-
 struct batch {
 	uv_work_t work;
 	struct kvfs_node *node;
 	uint8_t *buf; /* sealed records first..last */
 	size_t len, cap;
 	uint64_t first, last; /* 0, 0 when the batch holds no record */
-	struct waiter *w;
-	size_t nw, wcap;
 	uint64_t compact_upto; /* cut the log up to here before appending; 0 = no */
 	uint64_t commit_write; /* then write this commit index to DATA/commit; 0 = no */
 	int commit_rv;
-	/* cluster mode: the replication core's actions this job carries out */
+	/* the replication core's actions this job carries out */
 	bool trunc;              /* first drop every record after trunc_after */
 	uint64_t trunc_after;
 	uint64_t reset_next;     /* first remove every record; the next one is this index */
@@ -66,12 +58,11 @@ struct kvfs_node {
 
 	struct batch *pending;  /* being filled; NULL when empty */
 	struct batch *inflight; /* being written; NULL when idle */
-	uint64_t next_index;
 	uint64_t next_seq;
 	uint64_t log_bytes; /* whole log, as of the last completed append */
 	uint64_t bytes_since_snapshot;
 	uint64_t compact_upto; /* waiting to be done by the next disk job */
-	int commit_fd;           /* DATA/commit (cluster members); -1 */
+	int commit_fd;           /* DATA/commit; -1 */
 	uint64_t commit_written; /* the commit index DATA/commit holds (or a job is writing) */
 
 	bool snapshotting;
@@ -83,10 +74,10 @@ struct kvfs_node {
 	uint64_t snapshot_index; /* the newest snapshot on disk ... */
 	uint64_t snapshot_epoch; /* ... and the epoch of its last entry */
 
-	const struct kvfs_node_cluster *cluster; /* NULL: standalone */
+	const struct kvfs_node_cluster *cluster; /* the election; NULL: standalone */
 	const struct kvfs_node_reset *reset;     /* the filesystem's say on store resets */
-	struct node_cluster *cl;                 /* replication state; NULL: standalone */
-	uint64_t epoch;                          /* epoch of the records proposed now */
+	struct node_cluster *cl;                 /* replication state (a standalone node is a
+	                                            cluster of one: it leads it) */
 
 	bool fatal;
 	bool closing;
@@ -121,6 +112,7 @@ struct node_cluster {
 	uint64_t behind_since;  /* uv_now() when this node fell behind; 0 caught up */
 	uint64_t *peer_behind;  /* on the leader, by id: when that peer fell behind */
 	bool caught_up;         /* heard the leader's commit index since the start and applied it */
+	uint64_t solo_epoch;    /* standalone: the epoch it leads (node_cluster's view) */
 };
 
 /* node_uv.c */
@@ -130,8 +122,6 @@ void node_go_fatal(struct kvfs_node *n);
 void node_maybe_finish_close(struct kvfs_node *n);
 void node_maybe_snapshot(struct kvfs_node *n);
 int64_t node_now_ns(void);
-/* Fills in what the node adds to every proposal: origin, seq, time, max_value if 0. */
-void node_stamp_op(struct kvfs_node *n, struct kvfs_op *op);
 /* The limits this node holds proposals to (op_validate()): its --max-value. */
 struct kvfs_op_limits node_limits(const struct kvfs_node *n);
 /*
@@ -152,8 +142,13 @@ int ncl_sync(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg);
 bool ncl_busy(const struct kvfs_node *n);
 void ncl_check(struct kvfs_node *n);            /* each loop iteration */
 void ncl_disk_done(struct kvfs_node *n, struct batch *b); /* a job completed without error */
+/* A job's append failed cleanly (the log holds nothing of it): a cluster of one drops its
+ * entries and fails their writers with that error (true); a cluster member must stop (false). */
+bool ncl_persist_failed(struct kvfs_node *n, const struct batch *b);
 void ncl_snapshot_done(struct kvfs_node *n, uint64_t index); /* a snapshot was written */
 void ncl_status(const struct kvfs_node *n, struct kvfs_status *st);
+/* What the election says now; standalone, this node leads solo_epoch. */
+void ncl_view(const struct node_cluster *c, struct kvfs_node_view *v);
 /* The commit index for the next disk job to write to DATA/commit (the log is durable up to
  * durable_end once that job has appended), or 0 if DATA/commit holds it already. */
 uint64_t ncl_commit_to_write(const struct kvfs_node *n, uint64_t durable_end);

@@ -1,14 +1,16 @@
 /*
  * The node on libuv (see node.h): recovery at start, group commit, apply, background snapshots.
  *
- * Group commit works like this. node_propose() encodes the operation straight into the pending
- * batch (a buffer of sealed log records) and queues the proposer's callback beside it. After each
- * loop iteration's I/O (a uv_check handle), if no disk job is in flight, the pending batch becomes
- * the in-flight one and a libuv worker appends it with one write and one fdatasync. When that
- * completes, back on the loop thread, every record of the batch is applied to the store in order
- * and each proposer is called. Everything proposed meanwhile waits in the next pending batch, so
- * the number of fdatasyncs per second stays at what the disk can do while the number of
- * operations per fdatasync grows with the load.
+ * There is one write path, standalone or in a cluster: node_propose() validates an operation and
+ * hands it to write forwarding (fwd.c, node_fwd_uv.c), which proposes it to the replication
+ * core (repl.c) when this node leads, or forwards it to the leader. A standalone node is a
+ * cluster of one that elects itself (node_cluster_uv.c). The core's persist actions become
+ * sealed log records in the pending batch; after each loop iteration's I/O (a uv_check handle),
+ * if no disk job is in flight, the pending batch becomes the in-flight one and a libuv worker
+ * appends it with one write and one fdatasync (group commit: everything proposed meanwhile
+ * waits in the next batch, so fdatasyncs per second stay at what the disk can do while
+ * operations per fdatasync grow with the load). The completion, back on the loop thread, tells
+ * the core, which commits and applies, and each proposer is called when its entry is applied.
  *
  * Only one disk job runs at a time: it appends a batch and/or cuts the log behind the newest
  * snapshots, so the log is touched by one thread at a time (the rule log.h sets). Snapshots are
@@ -44,7 +46,6 @@
 
 #define SNAPSHOT_BYTES_DEFAULT (64u << 20)
 #define SNAPSHOTS_KEPT         2
-#define STANDALONE_EPOCH       1
 
 int64_t node_now_ns(void)
 {
@@ -199,9 +200,8 @@ struct replay {
 	uint64_t snapshot_index;
 	char *err;
 	size_t errlen;
-	/* cluster mode: the records after the snapshot, kept for the replication core, which
-	 * applies them once it learns they are committed */
-	bool collect;
+	/* the records after the snapshot, kept for the replication core, which applies them once
+	 * it knows they are committed */
 	uint64_t snapshot_epoch;
 	bool diverged; /* the log went another way than the snapshot (see node_open) */
 	struct kvfs_repl_entry *log;
@@ -240,49 +240,28 @@ static void free_collected(struct replay *r)
 	free(r->log);
 }
 
-/* log_open's callback: applies each record after the snapshot, checking there is no gap. */
+/* log_open's callback: keeps each record after the snapshot for the replication core (which
+ * applies the committed ones: ncl_open), checking there is no gap. */
 static int replay_record(void *arg, const struct kvfs_log_record *rec)
 {
 	struct replay *r = arg;
-	struct kvfs_store *s = r->node->store;
-	struct kvfs_apply_result res;
-	struct kvfs_op op;
-	int rv;
+	uint64_t want;
 
-	if (r->collect && rec->index == r->snapshot_index && rec->epoch != r->snapshot_epoch)
+	if (rec->index == r->snapshot_index && rec->epoch != r->snapshot_epoch)
 		r->diverged = true;
 	if (rec->index <= r->snapshot_index)
 		return 0;
-	if (r->collect) {
-		if (r->n == 0 && rec->epoch < r->snapshot_epoch)
-			r->diverged = true;
-		uint64_t want = r->n ? r->log[r->n - 1].index + 1 : r->snapshot_index + 1;
-
-		if (rec->index != want) {
-			snprintf(r->err, r->errlen,
-			         "log in %s jumps from index %" PRIu64 " to %" PRIu64
-			         " (entries are missing); refusing to start",
-			         r->node->data_dir, want - 1, rec->index);
-			return -EBADMSG;
-		}
-		return collect_record(r, rec);
-	}
-	if (rec->index != store_applied_index(s) + 1) {
+	if (r->n == 0 && rec->epoch < r->snapshot_epoch)
+		r->diverged = true;
+	want = r->n ? r->log[r->n - 1].index + 1 : r->snapshot_index + 1;
+	if (rec->index != want) {
 		snprintf(r->err, r->errlen,
 		         "log in %s jumps from index %" PRIu64 " to %" PRIu64
 		         " (entries are missing); refusing to start",
-		         r->node->data_dir, store_applied_index(s), rec->index);
+		         r->node->data_dir, want - 1, rec->index);
 		return -EBADMSG;
 	}
-	/* The same rule as when the entry first applied (node_apply_entry): its outcome, even
-	 * an undecodable payload's, is part of the state; only running out of memory stops us. */
-	rv = node_apply_entry(r->node, rec->epoch, rec->index, rec->payload, rec->len, &op, &res);
-	if (rv < 0) {
-		snprintf(r->err, r->errlen, "cannot apply log entry %" PRIu64 ": %s", rec->index,
-		         strerror(-rv));
-		return rv;
-	}
-	return 0;
+	return collect_record(r, rec);
 }
 
 static void node_free(struct kvfs_node *n)
@@ -338,7 +317,7 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 	rv = check_meta(n, err, errlen);
 	if (rv < 0)
 		goto err_free;
-	if (cfg->cluster_size > 0) {
+	{
 		char path[PATH_MAX];
 
 		snprintf(path, sizeof(path), "%s/commit", n->data_dir);
@@ -360,7 +339,6 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 	                    .snapshot_index = snap_index,
 	                    .err = err,
 	                    .errlen = errlen,
-	                    .collect = cfg->cluster_size > 0,
 	                    .snapshot_epoch = store_applied_epoch(n->store)};
 	err[0] = '\0';
 	rv = log_open(&n->log, n->data_dir, &lopts, replay_record, &r, err, errlen);
@@ -378,13 +356,13 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 			snprintf(err, errlen, "cannot reset the log in %s: %s", n->data_dir,
 			         strerror(-rv));
 	}
-	if (rv == 0 && r.collect)
+	if (rv == 0)
 		rv = ncl_open(n, snap_index, store_applied_epoch(n->store), r.log, r.n, err, errlen);
 	free_collected(&r);
 	if (rv < 0)
 		goto err_free;
 	last = log_last_index(n->log);
-	if (n->cl && last != 0 && last < snap_index) {
+	if (last != 0 && last < snap_index) {
 		/* A snapshot from the leader replaced the whole log, and the removal of the old
 		 * segments was cut short: finish it. */
 		rv = log_reset(n->log, snap_index + 1);
@@ -414,8 +392,6 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 	}
 	n->snapshot_index = snap_index;
 	n->snapshot_epoch = r.snapshot_epoch;
-	n->epoch = STANDALONE_EPOCH;
-	n->next_index = store_applied_index(n->store) + 1;
 	n->log_bytes = log_bytes(n->log);
 	n->bytes_since_snapshot = n->log_bytes;
 	/* Sequence numbers must grow across restarts, or the exactly-once table would take a new
@@ -435,7 +411,9 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 	log_info("recovered %s: snapshot at %" PRIu64 ", log to %" PRIu64 ", %" PRIu64 " keys%s",
 	         n->data_dir, snap_index, last ? last : store_applied_index(n->store),
 	         store_inode_count(n->store) - 1,
-	         n->cl ? " (entries after the snapshot apply once the cluster commits them)" : "");
+	         n->cfg.cluster_size ? " (entries after the snapshot apply once the cluster commits "
+	                               "them)"
+	                             : "");
 	return 0;
 
 err_free:
@@ -457,7 +435,6 @@ static struct batch *batch_new(struct kvfs_node *n)
 static void batch_free(struct batch *b)
 {
 	free(b->buf);
-	free(b->w);
 	free(b);
 }
 
@@ -478,36 +455,12 @@ int node_batch_reserve(struct batch *b, size_t bytes)
 	return 0;
 }
 
-static int batch_add_waiter(struct batch *b, kvfs_node_done_fn cb, void *arg, uint64_t index)
-{
-	if (b->nw == b->wcap) {
-		size_t cap = b->wcap ? b->wcap * 2 : 16;
-		struct waiter *w = realloc(b->w, cap * sizeof(*w));
-
-		if (!w)
-			return -ENOMEM;
-		b->w = w;
-		b->wcap = cap;
-	}
-	b->w[b->nw++] = (struct waiter){.cb = cb, .arg = arg, .index = index};
-	return 0;
-}
-
 /* The batch that new proposals go into, created on demand. */
 struct batch *node_pending_batch(struct kvfs_node *n)
 {
 	if (!n->pending)
 		n->pending = batch_new(n);
 	return n->pending;
-}
-
-void node_stamp_op(struct kvfs_node *n, struct kvfs_op *op)
-{
-	op->origin = n->cfg.id;
-	op->seq = n->next_seq++;
-	op->time_ns = node_now_ns();
-	if (op->max_value == 0)
-		op->max_value = node_limits(n).max_value;
 }
 
 struct kvfs_op_limits node_limits(const struct kvfs_node *n)
@@ -528,8 +481,6 @@ int node_propose(struct kvfs_node *n, struct kvfs_op *op, uint64_t deadline, kvf
                  void *arg)
 {
 	struct kvfs_op_limits lim = node_limits(n);
-	struct batch *b;
-	size_t plen, rec;
 	int rv;
 
 	if (n->fatal)
@@ -543,51 +494,23 @@ int node_propose(struct kvfs_node *n, struct kvfs_op *op, uint64_t deadline, kvf
 	rv = op_validate(op, &lim);
 	if (rv < 0)
 		return rv;
-	if (n->cl)
-		return ncl_propose(n, op, deadline, cb, arg);
-	b = node_pending_batch(n);
-	if (!b)
-		return -ENOMEM;
-	node_stamp_op(n, op);
-	plen = op_encoded_size(op);
-	rec = log_record_size((uint32_t)plen);
-	rv = node_batch_reserve(b, rec);
-	if (rv < 0)
-		return rv;
-	rv = batch_add_waiter(b, cb, arg, n->next_index);
-	if (rv < 0)
-		return rv;
-	op_encode(op, b->buf + b->len + KVFS_LOG_HEADER_SIZE);
-	log_record_seal(b->buf + b->len, n->epoch, n->next_index, (uint32_t)plen);
-	b->len += rec;
-	if (!b->first)
-		b->first = n->next_index;
-	b->last = n->next_index++;
-	return 0;
+	return ncl_propose(n, op, deadline, cb, arg);
 }
 
 int node_sync(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
 {
-	struct batch *b;
-
 	if (n->fatal)
 		return -EIO;
 	if (n->closing)
 		return -ESHUTDOWN;
-	if (n->cl)
-		return ncl_sync(n, cb, arg);
-	b = node_pending_batch(n);
-	if (!b)
-		return -ENOMEM;
-	return batch_add_waiter(b, cb, arg, 0);
+	return ncl_sync(n, cb, arg);
 }
 
 int node_busy(const struct kvfs_node *n)
 {
-	return n->pending || n->inflight || (n->cl && ncl_busy(n));
+	return n->pending || n->inflight || ncl_busy(n);
 }
 
-static void fail_batch(struct batch *b, int err);
 static void batch_free(struct batch *b);
 
 /*
@@ -603,11 +526,8 @@ void node_go_fatal(struct kvfs_node *n)
 		return;
 	n->fatal = true;
 	if (n->pending) {
-		struct batch *p = n->pending;
-
+		batch_free(n->pending); /* its writers hear EIO from ncl_check */
 		n->pending = NULL;
-		fail_batch(p, -EIO);
-		batch_free(p);
 	}
 	if (n->on_fatal)
 		n->on_fatal(n->cb_arg);
@@ -641,56 +561,6 @@ static void disk_work(uv_work_t *req)
 
 static void kick(struct kvfs_node *n);
 
-/* Applies the durable batch b record by record, calling each waiter right after its record. */
-static void apply_batch(struct kvfs_node *n, struct batch *b)
-{
-	size_t off = 0;
-
-	for (size_t i = 0; i < b->nw; i++) {
-		struct waiter *w = &b->w[i];
-		struct kvfs_apply_result res = {0};
-		struct kvfs_op op;
-		uint64_t epoch, index;
-		uint32_t plen;
-		int rv;
-
-		if (w->index == 0) {
-			w->cb(w->arg, 0, 0);
-			continue;
-		}
-		memcpy(&plen, b->buf + off + 4, 4);
-		memcpy(&epoch, b->buf + off + 8, 8);
-		memcpy(&index, b->buf + off + 16, 8);
-		assert(index == w->index);
-		if (!n->fatal) {
-			rv = node_apply_entry(n, epoch, index, b->buf + off + KVFS_LOG_HEADER_SIZE,
-			                      plen, &op, &res);
-			if (rv < 0) {
-				/* Out of memory (applying is total otherwise). The store
-				 * cannot skip an entry: every later one depends on it. */
-				log_error("cannot apply log entry %" PRIu64 " of %s (%s); stopping",
-				          index, n->data_dir, strerror(-rv));
-				node_go_fatal(n);
-			}
-		}
-		off += log_record_size(plen);
-		if (n->fatal) {
-			w->cb(w->arg, -EIO, 0);
-			continue;
-		}
-		if (n->on_apply)
-			n->on_apply(n->cb_arg, &op, &res);
-		w->cb(w->arg, res.err, res.ino);
-	}
-}
-
-/* Fails every waiter of b with err (its records were not written). */
-static void fail_batch(struct batch *b, int err)
-{
-	for (size_t i = 0; i < b->nw; i++)
-		b->w[i].cb(b->w[i].arg, err, 0);
-}
-
 static void disk_done(uv_work_t *req, int status)
 {
 	struct batch *b = req->data;
@@ -707,39 +577,20 @@ static void disk_done(uv_work_t *req, int status)
 		n->log_bytes = log_bytes(n->log); /* a truncation or compaction may have shrunk it */
 		n->bytes_since_snapshot += b->len;
 	}
-	if (n->cl && (b->append_rv < 0 || b->trunc_rv < 0)) {
+	if (b->trunc_rv == 0 && b->append_rv < 0 && b->append_rv != -EIO && b->len &&
+	    ncl_persist_failed(n, b)) {
+		/* A node of its own (a cluster of one) on a full disk: the log was cut back to
+		 * before this batch, nothing of it remains, and its writers heard the error. */
+	} else if (b->append_rv < 0 || b->trunc_rv < 0) {
 		/* The replication core counts on what it asked for being durable: stop rather than
-		 * vouch for entries that are not on disk. The other replicas hold the data. */
-		log_error("cannot %s the log in %s: %s; stopping (the other replicas keep the "
-		          "acknowledged writes)",
+		 * vouch for entries that are not on disk. Acknowledged writes are safe (on this
+		 * disk, and in a cluster on the other replicas too). */
+		log_error("cannot %s the log in %s: %s; stopping (acknowledged writes are safe)",
 		          b->trunc_rv < 0 ? "truncate" : "write", n->data_dir,
 		          strerror(b->trunc_rv < 0 ? -b->trunc_rv : -b->append_rv));
 		node_go_fatal(n);
-	} else if (n->cl) {
-		ncl_disk_done(n, b);
-	} else if (b->append_rv == 0) {
-		apply_batch(n, b);
-	} else if (b->append_rv == -EIO) {
-		log_error("writing the log in %s failed (fsync error); stopping: data that was not "
-		          "acknowledged may be lost, acknowledged data is safe on disk",
-		          n->data_dir);
-		node_go_fatal(n);
-		fail_batch(b, -EIO);
 	} else {
-		/* The log was cut back to before this batch: nothing of it remains. Proposals that
-		 * came meanwhile carry indices after it, so they fail too and the next batch starts
-		 * again right after the log's end. */
-		log_error("cannot write the log in %s: %s; %zu operation(s) failed", n->data_dir,
-		          strerror(-b->append_rv), b->nw);
-		fail_batch(b, b->append_rv);
-		if (n->pending) {
-			struct batch *p = n->pending;
-
-			n->pending = NULL;
-			fail_batch(p, b->append_rv);
-			batch_free(p);
-		}
-		n->next_index = b->first;
+		ncl_disk_done(n, b);
 	}
 	batch_free(b);
 	node_maybe_snapshot(n);
@@ -756,9 +607,8 @@ static void kick(struct kvfs_node *n)
 
 	if (n->inflight || n->fatal)
 		return;
-	if (n->cl)
-		commit = ncl_commit_to_write(n, n->pending && n->pending->len ? n->pending->last
-		                                                               : log_last_index(n->log));
+	commit = ncl_commit_to_write(n, n->pending && n->pending->len ? n->pending->last
+	                                                               : log_last_index(n->log));
 	if (!n->pending && !n->compact_upto && !commit)
 		return;
 	b = n->pending ? n->pending : batch_new(n);
@@ -767,9 +617,7 @@ static void kick(struct kvfs_node *n)
 	n->pending = NULL;
 	if (b->len == 0 && !n->compact_upto && !b->trunc && !b->persisted && !b->reset_next &&
 	    !commit) {
-		/* Only node_sync() waiters, and nothing before them in flight: done. */
-		fail_batch(b, 0);
-		batch_free(b);
+		batch_free(b); /* nothing to do */
 		node_maybe_finish_close(n);
 		return;
 	}
@@ -788,8 +636,7 @@ static void on_check(uv_check_t *h)
 {
 	struct kvfs_node *n = h->data;
 
-	if (n->cl)
-		ncl_check(n);
+	ncl_check(n);
 	kick(n);
 }
 
@@ -832,8 +679,7 @@ static void snapshot_done(uv_work_t *req, int status)
 		 * still leaves a complete history to start from. */
 		if (n->snap_oldest)
 			n->compact_upto = n->snap_oldest;
-		if (n->cl)
-			ncl_snapshot_done(n, index);
+		ncl_snapshot_done(n, index);
 		log_info("snapshot at index %" PRIu64 " written", index);
 	}
 	node_maybe_finish_close(n);
@@ -873,7 +719,7 @@ int node_start(struct kvfs_node *n, uv_loop_t *loop, kvfs_node_apply_fn on_apply
 		return rv;
 	n->check.data = n;
 	rv = uv_check_start(&n->check, on_check);
-	if (rv == 0 && n->cl)
+	if (rv == 0)
 		rv = ncl_start(n);
 	return rv;
 }
@@ -902,12 +748,9 @@ void node_status(const struct kvfs_node *n, struct kvfs_status *st)
 	st->role = "standalone";
 	st->leader = n->cfg.id;
 	snprintf(st->leader_addr, sizeof(st->leader_addr), "local");
-	st->epoch =
-	    store_applied_epoch(n->store) ? store_applied_epoch(n->store) : STANDALONE_EPOCH;
 	st->zk = "none";
 	st->election = n->cfg.election ? n->cfg.election : "sequential";
 	st->priority = n->cfg.priority;
-	st->commit_index = applied; /* a cluster of one applies what it commits at once */
 	st->applied_index = applied;
 	st->keys = store_inode_count(n->store) - 1;
 	st->value_bytes = store_value_bytes(n->store);
@@ -915,8 +758,7 @@ void node_status(const struct kvfs_node *n, struct kvfs_status *st)
 	st->snapshot_index = n->snapshot_index;
 	if (n->cluster)
 		n->cluster->status(n->cluster->arg, st);
-	if (n->cl)
-		ncl_status(n, st);
+	ncl_status(n, st);
 }
 
 static void on_check_closed(uv_handle_t *h)
@@ -934,15 +776,12 @@ void node_maybe_finish_close(struct kvfs_node *n)
 {
 	if (n->closing && n->fatal && n->pending) {
 		/* Nothing will write it any more (kick() starts no job after a fatal error). */
-		struct batch *p = n->pending;
-
+		batch_free(n->pending);
 		n->pending = NULL;
-		fail_batch(p, -EIO);
-		batch_free(p);
 	}
 	if (!n->closing || n->pending || n->inflight || n->snapshotting)
 		return;
-	if (n->cl && !ncl_closed(n))
+	if (!ncl_closed(n))
 		return;
 	if (uv_is_closing((uv_handle_t *)&n->check))
 		return;
@@ -960,8 +799,7 @@ void node_close(struct kvfs_node *n, void (*cb)(void *arg), void *arg)
 	n->closing = true;
 	n->close_cb = cb;
 	n->close_arg = arg;
-	if (n->cl)
-		ncl_close(n);
+	ncl_close(n);
 	kick(n);
 	node_maybe_finish_close(n);
 }

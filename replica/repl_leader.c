@@ -7,8 +7,10 @@
  */
 #include "repl_internal.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kvfs/repl.h"
@@ -75,7 +77,7 @@ void repl_leader_advance_commit(struct kvfs_repl *r)
 		}
 	}
 	repl_apply_committed(r);
-	if (r->role == KVFS_REPL_CANDIDATE && r->commit >= r->noop_index)
+	if (r->role == KVFS_REPL_CANDIDATE && r->noop_index && r->commit >= r->noop_index)
 		r->role = KVFS_REPL_LEADER;
 	/* Tell the followers at once, so that they apply (and answer their writers) now rather
 	 * than at the next heartbeat. */
@@ -271,9 +273,35 @@ void repl_leader_on_append_ack(struct kvfs_repl *r, uint32_t from, const struct 
 	repl_leader_send_append(r, from, p->next);
 }
 
+int repl_persist_failed(struct kvfs_repl *r, uint64_t first)
+{
+	size_t k = 0;
+
+	if (r->size != 1 || r->role == KVFS_REPL_FOLLOWER || r->phase != PHASE_REPLICATE ||
+	    first <= r->stable || first <= r->commit || first > r->last)
+		return -EINVAL;
+	for (uint64_t i = first; i <= r->last; i++)
+		free((void *)entry_at(r, i)->data);
+	r->last = first - 1;
+	for (size_t i = 0; i < r->npend; i++)
+		if (r->pend[i].index < first)
+			r->pend[k++] = r->pend[i];
+	r->npend = k;
+	if (r->noop_index >= first)
+		r->noop_index = 0; /* appended again at the next tick */
+	return 0;
+}
+
 void repl_leader_tick(struct kvfs_repl *r)
 {
+	struct kvfs_repl_entry noop = {.epoch = r->epoch};
 	uint32_t count = 1;
+
+	/* The no-op was lost with a failed persist (repl_persist_failed): try again. */
+	if (r->phase == PHASE_REPLICATE && r->noop_index == 0) {
+		if (repl_log_append(r, &noop, 1) == 0)
+			r->noop_index = r->last;
+	}
 
 	for (uint32_t id = 1; id <= r->size; id++) {
 		if (id != r->id && r->peers[id].heard)

@@ -36,6 +36,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define KVFS_LOG_HEADER_SIZE           24u
 #define KVFS_LOG_SEGMENT_BYTES_DEFAULT (64u << 20)
@@ -85,6 +86,15 @@ uint64_t log_last_index(const struct kvfs_log *log);
 static inline size_t log_record_size(uint32_t len)
 {
 	return KVFS_LOG_HEADER_SIZE + (size_t)len;
+}
+
+/* The payload length of the sealed record at rec (its header's len field). */
+static inline uint32_t log_record_len(const uint8_t *rec)
+{
+	uint32_t len;
+
+	memcpy(&len, rec + 4, 4);
+	return len;
 }
 
 /*

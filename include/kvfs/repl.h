@@ -163,6 +163,17 @@ void repl_receive(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg
 /* Completion of persist actions, up to the one whose last entry is (epoch, index). */
 void repl_persisted(struct kvfs_repl *r, uint64_t epoch, uint64_t index);
 
+/*
+ * A persist action whose entries begin at `first` failed cleanly: the disk refused it (a full
+ * disk) and the log holds nothing of it nor of any persist asked after it. Only the leader of a
+ * cluster of one may go on from this, since no other replica holds those entries: they are
+ * dropped as if never proposed (no truncate action: the disk lacks them already), and should the
+ * leader's no-op be among them, it is appended again at the next tick. Returns 0, or -EINVAL
+ * (not the leader of a cluster of one, or `first` not after every durable entry): the caller
+ * must then stop, as for any failed persist.
+ */
+int repl_persist_failed(struct kvfs_repl *r, uint64_t first);
+
 /* Completion of persist_epoch(epoch). */
 void repl_epoch_persisted(struct kvfs_repl *r, uint64_t epoch);
 
