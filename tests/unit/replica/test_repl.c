@@ -409,6 +409,46 @@ static void test_cluster_of_one(void **state)
 	repl_close(r);
 }
 
+/* A cluster of one on a full disk: a failed persist drops what it did not write, the no-op
+ * included, which the next tick appends again; nothing dropped ever applies. */
+static void test_persist_failed(void **state)
+{
+	struct rec rec;
+	struct kvfs_repl *r = make(&rec, 1, 1, 0, NULL, 0);
+	uint64_t index;
+
+	repl_become_leader(r, 1);
+	repl_epoch_persisted(r, 1);
+	assert_int_equal(repl_last_index(r), 1); /* the no-op, not yet durable */
+	assert_int_equal(repl_persist_failed(r, 1), 0);
+	assert_int_equal(repl_last_index(r), 0);
+	repl_persisted(r, 1, 1); /* a late completion of what failed changes nothing */
+	assert_int_equal(repl_role(r), KVFS_REPL_CANDIDATE);
+	assert_int_equal(repl_commit_index(r), 0);
+	repl_tick(r);
+	assert_int_equal(repl_last_index(r), 1);
+	repl_persisted(r, 1, 1);
+	assert_int_equal(repl_role(r), KVFS_REPL_LEADER);
+
+	assert_int_equal(repl_propose(r, (const uint8_t *)"abc", 3, &index), 0);
+	assert_int_equal(repl_propose(r, (const uint8_t *)"def", 3, &index), 0);
+	assert_int_equal(repl_persist_failed(r, 2), 0);
+	assert_int_equal(repl_last_index(r), 1);
+	assert_int_equal(repl_persist_failed(r, 1), -EINVAL); /* durable: not droppable */
+	assert_int_equal(repl_propose(r, (const uint8_t *)"ghi", 3, &index), 0);
+	assert_int_equal(index, 2);
+	repl_persisted(r, 1, 2);
+	assert_int_equal(repl_commit_index(r), 2);
+	assert_int_equal(rec.napplied, 2);
+	repl_close(r);
+
+	/* Only a cluster of one may drop entries: a member's peers may hold them. */
+	r = make(&rec, 1, 3, 0, NULL, 0);
+	repl_become_leader(r, 1);
+	assert_int_equal(repl_persist_failed(r, 1), -EINVAL);
+	repl_close(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -422,6 +462,7 @@ int main(void)
 	    cmocka_unit_test(test_fetch_from_best),
 	    cmocka_unit_test(test_leadership_lost),
 	    cmocka_unit_test(test_cluster_of_one),
+	    cmocka_unit_test(test_persist_failed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
