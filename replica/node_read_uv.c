@@ -120,6 +120,8 @@ int nread_open(struct node_cluster *c)
 	    .id = c->n->cfg.id,
 	    .cluster_size = c->n->cfg.cluster_size,
 	    .write_timeout_ms = c->n->cfg.write_timeout_ms,
+	    /* µs of the wall clock: a leader may answer our predecessor's requests to us */
+	    .first_id = (uint64_t)node_now_ns() / 1000 + 1,
 	};
 
 	return readidx_init(&c->reads, &cfg, &io);

@@ -10,6 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * A round's id has this bit set, a follower's request's id has not. The two travel in the same
+ * messages, and views differ: a request sent to a node that now follows the sender (who was
+ * elected meanwhile) would otherwise be taken for a round of its leader and answered ok, with no
+ * commit index, and that answer taken for the answer to the request.
+ */
+#define ROUND_BIT (1ull << 63)
+
 enum rstate {
 	R_NEXT,    /* (leader) waits for the next round */
 	R_ROUND,   /* (leader) in the round in flight */
@@ -47,7 +55,8 @@ int readidx_init(struct kvfs_readidx **out, const struct kvfs_readidx_config *cf
 {
 	struct kvfs_readidx *ri;
 
-	if (!cfg->id || cfg->id > cfg->cluster_size)
+	if (!cfg->id || cfg->id > cfg->cluster_size || !cfg->first_id ||
+	    (cfg->first_id & ROUND_BIT))
 		return -EINVAL;
 	ri = calloc(1, sizeof(*ri));
 	if (!ri)
@@ -59,7 +68,7 @@ int readidx_init(struct kvfs_readidx **out, const struct kvfs_readidx_config *cf
 	}
 	ri->cfg = *cfg;
 	ri->io = *io;
-	ri->next_id = 1;
+	ri->next_id = cfg->first_id;
 	*out = ri;
 	return 0;
 }
@@ -182,7 +191,7 @@ static void start_round(struct kvfs_readidx *ri, const struct kvfs_readidx_view 
 		}
 	if (!any)
 		return;
-	ri->round = ri->next_id++;
+	ri->round = ri->next_id++ | ROUND_BIT;
 	ri->round_epoch = v->epoch;
 	ri->round_started = now_ms(ri);
 	memset(ri->acked, 0, (ri->cfg.cluster_size + 1) * sizeof(bool));
@@ -205,7 +214,7 @@ static void place(struct kvfs_readidx *ri, struct rd *r, const struct kvfs_readi
 	r->id = 0;
 	if (!r->from && v->leader && v->leader != ri->cfg.id &&
 	    ri->io.connected(ri->io.arg, v->leader)) {
-		r->id = ri->next_id++;
+		r->id = ri->next_id++ & ~ROUND_BIT; /* the clock's µs never reach it */
 		r->asked_ms = now_ms(ri);
 		ri->io.send_index(ri->io.arg, v->leader, r->id);
 	}
@@ -298,9 +307,13 @@ void readidx_on_index(struct kvfs_readidx *ri, uint32_t from, uint64_t id)
 	struct rd *r;
 
 	view(ri, &v);
+	if (id & ROUND_BIT) {
+		/* A leader's round: our epoch tells it whether it still leads us. */
+		ri->io.send_reply(ri->io.arg, from, id, v.epoch, 0, !v.leads && from == v.leader);
+		return;
+	}
 	if (!v.leads) {
-		/* Our leader's round: our epoch tells it whether it still leads us. */
-		ri->io.send_reply(ri->io.arg, from, id, v.epoch, 0, from == v.leader);
+		ri->io.send_reply(ri->io.arg, from, id, v.epoch, 0, false); /* ask whoever leads */
 		return;
 	}
 	r = rd_new(ri, 0, NULL, NULL);
@@ -319,8 +332,8 @@ void readidx_on_reply(struct kvfs_readidx *ri, uint32_t from, uint64_t id, uint6
 	struct kvfs_readidx_view v;
 
 	view(ri, &v);
-	if (v.leads) {
-		if (!ri->round || id != ri->round || !ok || epoch != ri->round_epoch ||
+	if (id & ROUND_BIT) {
+		if (!v.leads || !ri->round || id != ri->round || !ok || epoch != ri->round_epoch ||
 		    ri->round_epoch != v.epoch || from == ri->cfg.id || from > ri->cfg.cluster_size)
 			return;
 		ri->acked[from] = true;

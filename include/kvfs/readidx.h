@@ -72,8 +72,9 @@ struct kvfs_readidx_report {
 /*
  * The binding. None of these may call back into the module before it returns. Messages may be
  * lost, duplicated or reordered (the module stays safe, and asks again after
- * KVFS_READIDX_RETRY_MS); they must not outlive the sender's process (a restarted node starts its
- * request ids again).
+ * KVFS_READIDX_RETRY_MS). The restart contract relies on one thing of the transport: no message
+ * sent to this node before its start reaches it after (as with TCP connections, which die with
+ * their process), so that a commit index heard now was sent now.
  */
 struct kvfs_readidx_io {
 	void *arg;
@@ -94,10 +95,13 @@ struct kvfs_readidx_config {
 	uint32_t id;               /* this node */
 	uint32_t cluster_size;     /* voters 1..cluster_size */
 	uint64_t write_timeout_ms; /* a read's deadline when its caller gives none */
+	uint64_t first_id;         /* the first request id (> 0, below 2^63): past any that an
+	                              earlier incarnation of this node used, which a leader may
+	                              still answer (the binding takes it from a clock) */
 };
 
-/* Creates the module: 0 and *out, -EINVAL (id outside 1..cluster_size), -ENOMEM. io is copied.
- * It starts catching up. */
+/* Creates the module: 0 and *out, -EINVAL (id outside 1..cluster_size, first_id 0 or from
+ * 2^63), -ENOMEM. io is copied. It starts catching up. */
 int readidx_init(struct kvfs_readidx **out, const struct kvfs_readidx_config *cfg,
                  const struct kvfs_readidx_io *io);
 

@@ -218,6 +218,8 @@ static void on_done(void *arg, int err, uint64_t ino)
 		      "write %" PRIu64 " of %u done before its node applied %" PRIu64, w->token,
 		      w->node, w->eff_index);
 		w->state = W_DONE;
+		sim_read_acked(nd);
+		sim_read_write_acked(s, w->eff_index);
 	} else {
 		CHECK(s, err == -EFBIG, "write %" PRIu64 " of %u reports %d but took no effect",
 		      w->token, w->node, err);

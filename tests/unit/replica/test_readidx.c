@@ -35,6 +35,8 @@ struct env {
 
 static struct env *cur;
 
+#define ROUND(id) ((1ull << 63) | (id)) /* a round's id (readidx.c) */
+
 static uint64_t io_now(void *arg)
 {
 	return ((struct env *)arg)->now;
@@ -104,7 +106,8 @@ static void setup(struct env *e, uint32_t id, uint32_t size)
 	    .send_reply = io_send_reply,
 	    .report = io_report,
 	};
-	struct kvfs_readidx_config cfg = {.id = id, .cluster_size = size, .write_timeout_ms = 1000};
+	struct kvfs_readidx_config cfg = {
+	    .id = id, .cluster_size = size, .write_timeout_ms = 1000, .first_id = 1};
 
 	memset(e, 0, sizeof(*e));
 	cur = e;
@@ -117,10 +120,15 @@ static void test_bad_config(void **state)
 {
 	struct kvfs_readidx *ri;
 	struct kvfs_readidx_io io = {0};
-	struct kvfs_readidx_config cfg = {.id = 4, .cluster_size = 3};
+	struct kvfs_readidx_config cfg = {.id = 4, .cluster_size = 3, .first_id = 1};
 
 	assert_int_equal(readidx_init(&ri, &cfg, &io), -EINVAL);
 	cfg.id = 0;
+	assert_int_equal(readidx_init(&ri, &cfg, &io), -EINVAL);
+	cfg.id = 1;
+	cfg.first_id = 0;
+	assert_int_equal(readidx_init(&ri, &cfg, &io), -EINVAL);
+	cfg.first_id = 1ull << 63;
 	assert_int_equal(readidx_init(&ri, &cfg, &io), -EINVAL);
 }
 
@@ -213,11 +221,11 @@ static void test_follower(void **state)
 	assert_int_equal(e.ndone[1], 0);
 
 	/* Our leader's round: ok only from our leader, with our epoch. */
-	readidx_on_index(e.ri, 1, 77);
-	assert_int_equal(e.reply_id, 77);
+	readidx_on_index(e.ri, 1, ROUND(77));
+	assert_int_equal(e.reply_id, ROUND(77));
 	assert_true(e.reply_ok);
 	assert_int_equal(e.reply_epoch, 5);
-	readidx_on_index(e.ri, 3, 78);
+	readidx_on_index(e.ri, 3, ROUND(78));
 	assert_false(e.reply_ok);
 	readidx_fail_all(e.ri, -ESHUTDOWN);
 	assert_int_equal(e.done_err[1], -ESHUTDOWN);
@@ -260,6 +268,33 @@ static void test_index_of_the_confirming_epoch(void **state)
 	assert_int_equal(e.nreply, 1);
 	assert_int_equal(e.reply_commit, 30);
 	assert_int_equal(e.reply_epoch, 9);
+	readidx_close(e.ri);
+}
+
+/*
+ * Regression (simulation, seed 7 of 5 replicas): node 2 asked node 4, its leader then, for a
+ * read index; by the time the request arrived node 2 had been elected and node 4 followed it.
+ * Node 4 took the request for its leader's round and answered ok (with no commit index), and
+ * node 2 took that for the answer to its request: a linearizable read answered at index 0.
+ */
+static void test_request_is_not_a_round(void **state)
+{
+	struct env e;
+
+	setup(&e, 4, 5);
+	e.view = (struct kvfs_readidx_view){.epoch = 28, .leader = 2, .commit = 6, .applied = 6};
+	readidx_on_index(e.ri, 2, 2); /* node 2's request, not a round */
+	assert_int_equal(e.nreply, 1);
+	assert_false(e.reply_ok);
+	readidx_close(e.ri);
+
+	setup(&e, 2, 5);
+	e.view = (struct kvfs_readidx_view){.epoch = 26, .leader = 4, .commit = 6, .applied = 0};
+	assert_int_equal(readidx_barrier(e.ri, 0, on, &e.ndone[0]), 0);
+	e.view = (struct kvfs_readidx_view){.epoch = 28, .leader = 0, .commit = 6, .applied = 0};
+	/* an ok answer to a round it never ran, carrying its request's id: not an answer */
+	readidx_on_reply(e.ri, 4, ROUND(e.index_id[0]), 28, 0, true);
+	assert_int_equal(e.ndone[0], 0);
 	readidx_close(e.ri);
 }
 
@@ -336,6 +371,7 @@ int main(void)
 	    cmocka_unit_test(test_deposed_leader_expires),
 	    cmocka_unit_test(test_follower),
 	    cmocka_unit_test(test_index_of_the_confirming_epoch),
+	    cmocka_unit_test(test_request_is_not_a_round),
 	    cmocka_unit_test(test_caught_up),
 	    cmocka_unit_test(test_cluster_of_one),
 	};
