@@ -2,7 +2,8 @@
  * The node in a cluster (see node.h): the replication core's io on libuv, the peer transport,
  * and the lag facts of /.status; this node's writes go through fwd.c (see fwd.h for the
  * forwarding design: (origin, seq), resends, renumbering, read-your-writes), bound to the node
- * in node_fwd_uv.c.
+ * in node_fwd_uv.c; its reads and the restart contract go through readidx.c (readidx.h), bound
+ * in node_read_uv.c.
  *
  * The core's actions map onto the node like this: persist and truncate go into the node's
  * pending disk job (node_uv.c's group commit), in the order asked, and the job's completion

@@ -175,6 +175,9 @@ bool sim_fwd_busy(const struct sim *s); /* messages in flight */
 void sim_fwd_flush(struct sim *s);      /* delivers them all */
 void sim_fwd_heal(struct sim *s);       /* sessions back, views current */
 void sim_fwd_calm(struct sim *s);       /* liveness, once healed with an established leader */
+/* sim_client.c: a calm round (the clock moves, every node ticks, everything is delivered, the
+ * cheap invariants of writes and reads hold); sim_fwd_calm and sim_read_calm run these. */
+void sim_calm_round(struct sim *s);
 void sim_fwd_check(struct sim *s);      /* cheap invariants */
 void sim_fwd_summary(uint64_t seeds);   /* prints and resets the totals */
 

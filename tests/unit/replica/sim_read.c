@@ -449,18 +449,6 @@ void sim_read_check(struct sim *s)
 	}
 }
 
-static void calm_round(struct sim *s)
-{
-	s->now_ms += CALM_MS;
-	s->step++;
-	for (uint32_t id = 1; id <= s->n; id++) {
-		repl_tick(s->nodes[id].r);
-		sim_fwd_tick(&s->nodes[id]);
-	}
-	sim_settle(s);
-	sim_read_check(s);
-}
-
 static bool any_pending(const struct sim_read *rd, uint64_t from)
 {
 	for (uint64_t i = from; i <= rd->nr; i++)
@@ -476,7 +464,7 @@ void sim_read_calm(struct sim *s)
 
 	/* Whatever waits completes: answered, or EIO at its deadline. */
 	for (uint64_t k = 0; k < rounds && any_pending(rd, 1); k++)
-		calm_round(s);
+		sim_calm_round(s);
 	for (uint64_t i = 1; i <= rd->nr; i++)
 		CHECK(s, rd->r[i].state != RD_PENDING, "read %" PRIu64 " of %u still waits after the calm",
 		      i, rd->r[i].node);
@@ -487,7 +475,7 @@ void sim_read_calm(struct sim *s)
 		read_submit(s, &s->nodes[id], false, true);
 	}
 	for (uint64_t k = 0; k < rounds && any_pending(rd, first); k++)
-		calm_round(s);
+		sim_calm_round(s);
 	for (uint64_t i = first; i <= rd->nr; i++)
 		CHECK(s, rd->r[i].state == RD_DONE, "node %u's %s read after healing ends %d",
 		      rd->r[i].node, rd->r[i].linearizable ? "linearizable" : "local",

@@ -34,6 +34,10 @@
  * effect at most once, at the same index everywhere; an acknowledged write took effect, with the
  * outcome reported, on a node that applied it; a refused one never does; barriers wait) are
  * checked as things happen, and liveness after healing (every write completes; new ones succeed).
+ *
+ * Reads (sim_read.c): every replica also runs readidx.c, clients issue linearizable and local
+ * reads, a restart recovers up to a simulated DATA/commit (possibly stale), and what reads
+ * observe is checked against what was acknowledged before (R1-R3 there).
  */
 #include <stdarg.h>
 #include <stddef.h>
