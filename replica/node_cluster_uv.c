@@ -2,7 +2,8 @@
  * The node in a cluster (see node.h): the replication core's io on libuv, the peer transport,
  * and the lag facts of /.status; this node's writes go through fwd.c (see fwd.h for the
  * forwarding design: (origin, seq), resends, renumbering, read-your-writes), bound to the node
- * in node_fwd_uv.c.
+ * in node_fwd_uv.c; its reads and the restart contract go through readidx.c (readidx.h), bound
+ * in node_read_uv.c.
  *
  * The core's actions map onto the node like this: persist and truncate go into the node's
  * pending disk job (node_uv.c's group commit), in the order asked, and the job's completion
@@ -28,6 +29,7 @@
 #include "kvfs/op.h"
 #include "kvfs/peer.h"
 #include "kvfs/peer_msg.h"
+#include "kvfs/readidx.h"
 #include "kvfs/repl.h"
 #include "kvfs/repl_wire.h"
 #include "kvfs/status.h"
@@ -617,7 +619,7 @@ static void on_tick(uv_timer_t *t)
 	check_dead_leader(c);
 	nfwd_dispatch(c);
 	fwd_expire(c->fwd, uv_now(c->n->loop));
-	nread_tick(c);
+	readidx_tick(c->reads);
 	nsnap_tick(c);
 	track_lag(c);
 	if (repl_role(c->repl) == KVFS_REPL_LEADER)
@@ -657,7 +659,7 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 		return -ENOMEM;
 	c->promise_want = promised;
 	c->leader_view = calloc(1, sizeof(*c->leader_view));
-	if (!c->leader_view || nread_init(c) < 0 || nsnap_init(c) < 0)
+	if (!c->leader_view || nread_open(c) < 0 || nsnap_init(c) < 0)
 		return -ENOMEM;
 	io.arg = c;
 	/* Our sequence numbers must grow past any of ours the store or the log holds, whatever
@@ -687,8 +689,8 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 	if (rv < 0)
 		return rv;
 	n->commit_written = hint;
-	rv = repl_init(&c->repl, n->cfg.id, n->cfg.cluster_size ? n->cfg.cluster_size : 1, &io,
-	               promised, base, base_epoch, log, nlog, hint);
+	rv = repl_init(&c->repl, n->cfg.id, ncl_size(n), &io, promised, base, base_epoch, log, nlog,
+	               hint);
 	if (rv < 0) {
 		snprintf(err, errlen, "cannot start replication from the log in %s: %s",
 		         n->data_dir, strerror(-rv));
@@ -702,7 +704,6 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 	}
 	if (!n->cfg.cluster_size) {
 		/* Standalone: its own log is all there is, applied already; it leads a new epoch. */
-		c->caught_up = true;
 		c->solo_epoch = repl_epoch(c->repl) + 1;
 	}
 	return 0;
@@ -775,31 +776,6 @@ int ncl_start(struct kvfs_node *n)
 	return 0;
 }
 
-/*
- * The restart contract: this node has caught up once it leads (its no-op committed), or has heard
- * a commit index from its leader that covers an entry of the leader's own epoch (so it is not a
- * candidate's stale one: an established leader's commit index covers everything committed
- * before its epoch, this node's acknowledged writes included) and applied up to it.
- */
-static void check_caught_up(struct node_cluster *c)
-{
-	struct kvfs_node *n = c->n;
-	uint64_t heard = repl_heard_commit(c->repl);
-	struct kvfs_repl_entry e;
-
-	if (c->caught_up)
-		return;
-	if (repl_role(c->repl) != KVFS_REPL_LEADER) {
-		if (!heard || store_applied_index(n->store) < heard)
-			return;
-		if (repl_entry(c->repl, heard, &e) == 0 && e.epoch != repl_epoch(c->repl))
-			return;
-	}
-	c->caught_up = true;
-	log_info("caught up with the leader at index %" PRIu64 "; serving reads",
-	         store_applied_index(n->store));
-}
-
 void ncl_check(struct kvfs_node *n)
 {
 	if (n->fatal) {
@@ -807,17 +783,16 @@ void ncl_check(struct kvfs_node *n)
 		 * at the write timeout. Here, at the top of the loop, not in node_go_fatal, which
 		 * may run inside a walk of these lists. */
 		fwd_fail_all(n->cl->fwd, -EIO);
-		nread_fail_all(n->cl, -EIO);
+		readidx_fail_all(n->cl->reads, -EIO);
 		return;
 	}
-	check_caught_up(n->cl);
 	fwd_settle(n->cl->fwd);
-	nread_progress(n->cl);
+	readidx_progress(n->cl->reads); /* the restart contract too (readidx.h) */
 }
 
 bool node_reads_ready(const struct kvfs_node *n)
 {
-	return !n->cl || n->cl->caught_up;
+	return !n->cl || readidx_caught_up(n->cl->reads);
 }
 
 int node_read_wait(struct kvfs_node *n, uint64_t deadline, kvfs_node_done_fn cb, void *arg)
@@ -828,7 +803,7 @@ int node_read_wait(struct kvfs_node *n, uint64_t deadline, kvfs_node_done_fn cb,
 		return -ESHUTDOWN;
 	if (!n->cl)
 		return 1;
-	return nread_wait_caught_up(n->cl, deadline, cb, arg);
+	return readidx_wait_caught_up(n->cl->reads, deadline, cb, arg);
 }
 
 int node_read_barrier(struct kvfs_node *n, uint64_t deadline, kvfs_node_done_fn cb, void *arg)
@@ -840,7 +815,7 @@ int node_read_barrier(struct kvfs_node *n, uint64_t deadline, kvfs_node_done_fn 
 	/* Standalone, what is applied is all there is: wait only for writes in flight. */
 	if (!n->cl)
 		return node_sync(n, cb, arg);
-	return nread_barrier(n->cl, deadline, cb, arg);
+	return readidx_barrier(n->cl->reads, deadline, cb, arg);
 }
 
 void ncl_disk_done(struct kvfs_node *n, struct batch *b)
@@ -880,7 +855,7 @@ void ncl_status(const struct kvfs_node *n, struct kvfs_status *st)
 	st->applied_index = store_applied_index(n->store);
 	st->lag_entries = commit > st->applied_index ? commit - st->applied_index : 0;
 	st->lag_ms = c->behind_since && st->lag_entries ? now - c->behind_since : 0;
-	st->catching_up = !c->caught_up;
+	st->catching_up = !readidx_caught_up(c->reads);
 	st->npeers = 0;
 	for (uint32_t id = 1; id <= n->cfg.cluster_size && id <= KVFS_STATUS_MAX_PEERS; id++) {
 		struct kvfs_status_peer *p = &st->peers[st->npeers++];
@@ -947,7 +922,7 @@ void ncl_close(struct kvfs_node *n)
 		return;
 	c->closing = true;
 	fwd_fail_all(c->fwd, n->fatal ? -EIO : -ESHUTDOWN);
-	nread_fail_all(c, n->fatal ? -EIO : -ESHUTDOWN);
+	readidx_fail_all(c->reads, n->fatal ? -EIO : -ESHUTDOWN);
 	c->peers = NULL;
 	if (peers)
 		peer_close(peers, on_peers_closed, c);
@@ -969,7 +944,8 @@ void ncl_free(struct kvfs_node *n)
 	if (c->fwd)
 		fwd_fail_all(c->fwd, -ESHUTDOWN);
 	fwd_close(c->fwd);
-	nread_free(c);
+	readidx_fail_all(c->reads, -ESHUTDOWN);
+	readidx_close(c->reads);
 	nsnap_free(c);
 	repl_close(c->repl);
 	free(c->sendbuf);

@@ -20,7 +20,7 @@ struct kvfs_fwd;
 struct kvfs_peers;
 struct kvfs_repl;
 struct kvfs_repl_entry;
-struct node_reads;
+struct kvfs_readidx;
 struct node_snaps;
 
 struct batch {
@@ -104,16 +104,22 @@ struct node_cluster {
 	uint64_t promise_want, promise_writing;
 	int promise_rv;
 
-	struct node_reads *reads; /* linearizable reads (node_read_uv.c) */
+	struct kvfs_readidx *reads; /* linearizable reads, the restart contract (readidx.c,
+	                               bound in node_read_uv.c) */
 	struct node_snaps *snaps; /* snapshot transfer (node_snap_uv.c) */
 	uint64_t evicted_epoch;   /* fast failover asked for this leader epoch already */
 	struct kvfs_peer_status *leader_view; /* a follower's copy of the leader's PEER_STATUS */
 	uint64_t leader_view_ms;              /* when it came (uv_now()) */
 	uint64_t behind_since;  /* uv_now() when this node fell behind; 0 caught up */
 	uint64_t *peer_behind;  /* on the leader, by id: when that peer fell behind */
-	bool caught_up;         /* heard the leader's commit index since the start and applied it */
 	uint64_t solo_epoch;    /* standalone: the epoch it leads (node_cluster's view) */
 };
+
+/* Voting replicas in the replication core: the cluster's, or 1 for a standalone node. */
+static inline uint32_t ncl_size(const struct kvfs_node *n)
+{
+	return n->cfg.cluster_size ? n->cfg.cluster_size : 1;
+}
 
 /* node_uv.c */
 struct batch *node_pending_batch(struct kvfs_node *n);
@@ -166,17 +172,12 @@ void nfwd_after_reset(struct node_cluster *c); /* a snapshot replaced the store 
 void nfwd_on_forward(struct node_cluster *c, uint32_t from, const uint8_t *p, uint32_t len);
 void nfwd_on_reply(struct node_cluster *c, uint32_t from, const uint8_t *p, uint32_t len);
 
-/* node_read_uv.c: linearizable reads (read index), on top of node_cluster_uv.c. */
-int nread_init(struct node_cluster *c);
-void nread_free(struct node_cluster *c);
-int nread_barrier(struct node_cluster *c, uint64_t deadline, kvfs_node_done_fn cb, void *arg);
-int nread_wait_caught_up(struct node_cluster *c, uint64_t deadline, kvfs_node_done_fn cb,
-                         void *arg);
+/* node_read_uv.c: binds readidx.c (linearizable reads, the restart contract) to the peers, the
+ * core, the store and the clock. The rest of the module is called directly (readidx_barrier,
+ * readidx_wait_caught_up, readidx_progress, readidx_tick, readidx_fail_all). */
+int nread_open(struct node_cluster *c); /* creates c->reads; -ENOMEM */
 bool nread_message(struct node_cluster *c, uint32_t from, uint8_t type, const uint8_t *p,
                    uint32_t len); /* true if it was a read message */
-void nread_progress(struct node_cluster *c); /* after applies, each loop iteration */
-void nread_tick(struct node_cluster *c);
-void nread_fail_all(struct node_cluster *c, int err);
 
 /* node_snap_uv.c: snapxfer.c (sending a snapshot to a follower that needs one, receiving and
  * installing one) on libuv. */

@@ -476,7 +476,7 @@ static void drain(struct node_snaps *s)
 
 int nsnap_init(struct node_cluster *c)
 {
-	uint32_t size = c->n->cfg.cluster_size ? c->n->cfg.cluster_size : 1; /* 1: standalone */
+	uint32_t size = ncl_size(c->n);
 	struct kvfs_snapxfer_io io = {
 	    .now_ms = io_now_ms,
 	    .view = io_view,

@@ -13,6 +13,7 @@
 #include "kvfs/repl.h"
 
 struct kvfs_fwd;
+struct kvfs_readidx;
 struct kvfs_store;
 
 #define MAXN      5
@@ -39,6 +40,7 @@ struct disk_op {
 	size_t n;
 	uint64_t arg;    /* truncate: after; epoch: the epoch; reset: the new base; compact: upto */
 	bool void_write; /* persist: a snapshot replaced the log since; only completes */
+	uint64_t commit; /* persist: the commit index when it was asked (DATA/commit) */
 };
 
 struct snapreq {
@@ -49,6 +51,7 @@ struct snapreq {
 
 struct sim;
 struct sim_fwd;
+struct sim_read;
 
 struct node {
 	struct sim *s;
@@ -61,6 +64,7 @@ struct node {
 	struct sent *dlog;
 	size_t dn, dcap;
 	uint64_t dpromised;
+	uint64_t dcommit; /* DATA/commit: written after the log write that made it durable */
 	/* writes asked for, not yet done */
 	struct disk_op *ops;
 	size_t nops, opcap;
@@ -70,6 +74,10 @@ struct node {
 	struct kvfs_fwd *fwd;     /* this incarnation's; NULL while down */
 	struct kvfs_store *store; /* the state machine: the real store */
 	uint32_t incarnation;
+	/* reads (sim_read.c) */
+	struct kvfs_readidx *ri; /* this incarnation's; NULL while down */
+	uint64_t acked;          /* the highest index this incarnation acknowledged to a client */
+	uint64_t acked_before;   /* ... and the earlier ones (R2) */
 	struct {
 		bool session;    /* it holds a ZooKeeper session */
 		bool elected;    /* ZooKeeper says it leads `epoch` */
@@ -119,6 +127,7 @@ struct sim {
 	uint64_t proposals, commits_seen;
 	uint64_t now_ms;    /* the simulated clock: a millisecond per chaos step */
 	struct sim_fwd *fw; /* sim_fwd.c's state */
+	struct sim_read *rd; /* sim_read.c's state */
 };
 
 /* test_repl_sim.c */
@@ -166,7 +175,27 @@ bool sim_fwd_busy(const struct sim *s); /* messages in flight */
 void sim_fwd_flush(struct sim *s);      /* delivers them all */
 void sim_fwd_heal(struct sim *s);       /* sessions back, views current */
 void sim_fwd_calm(struct sim *s);       /* liveness, once healed with an established leader */
+/* sim_client.c: a calm round (the clock moves, every node ticks, everything is delivered, the
+ * cheap invariants of writes and reads hold); sim_fwd_calm and sim_read_calm run these. */
+void sim_calm_round(struct sim *s);
 void sim_fwd_check(struct sim *s);      /* cheap invariants */
 void sim_fwd_summary(uint64_t seeds);   /* prints and resets the totals */
+
+/* sim_read.c: every replica also runs readidx.c; clients issue linearizable and local reads. */
+void sim_read_init(struct sim *s);
+void sim_read_free(struct sim *s);
+void sim_read_start(struct node *nd); /* after sim_fwd_start */
+void sim_read_crash(struct node *nd);
+void sim_read_kick(struct node *nd);  /* after an event on nd: progress */
+void sim_read_tick(struct node *nd);  /* nd's timer */
+void sim_read_acked(struct node *nd); /* nd acknowledged a write to a client (R2) ... */
+void sim_read_write_acked(struct sim *s, uint64_t index); /* ... which took effect at index (R1) */
+void sim_read_client(struct sim *s);  /* chaos: a client reads */
+void sim_read_deliver(struct sim *s, bool duplicate);
+bool sim_read_busy(const struct sim *s);
+void sim_read_flush(struct sim *s);
+void sim_read_check(struct sim *s);   /* cheap invariants */
+void sim_read_calm(struct sim *s);    /* liveness, after sim_fwd_calm */
+void sim_read_summary(uint64_t seeds);
 
 #endif /* KVFS_TESTS_UNIT_REPLICA_SIM_H */

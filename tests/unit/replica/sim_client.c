@@ -218,6 +218,8 @@ static void on_done(void *arg, int err, uint64_t ino)
 		      "write %" PRIu64 " of %u done before its node applied %" PRIu64, w->token,
 		      w->node, w->eff_index);
 		w->state = W_DONE;
+		sim_read_acked(nd);
+		sim_read_write_acked(s, w->eff_index);
 	} else {
 		CHECK(s, err == -EFBIG, "write %" PRIu64 " of %u reports %d but took no effect",
 		      w->token, w->node, err);
@@ -310,8 +312,7 @@ void sim_fwd_check(struct sim *s)
 	}
 }
 
-/* A calm round: the clock moves, every node ticks, everything is delivered. */
-static void calm_round(struct sim *s)
+void sim_calm_round(struct sim *s)
 {
 	s->now_ms += CALM_MS;
 	s->step++;
@@ -321,6 +322,7 @@ static void calm_round(struct sim *s)
 	}
 	sim_settle(s);
 	sim_fwd_check(s);
+	sim_read_check(s);
 }
 
 static bool any_pending(const struct sim *s)
@@ -340,7 +342,7 @@ void sim_fwd_calm(struct sim *s)
 
 	/* Whatever waits completes: applied, or EIO at its deadline. */
 	for (uint64_t r = 0; r < rounds && any_pending(s); r++)
-		calm_round(s);
+		sim_calm_round(s);
 	for (uint64_t t = 1; t <= fw->nw; t++)
 		CHECK(s, fw->w[t].state != W_PENDING,
 		      "write %" PRIu64 " of %u still waits after the calm", t, fw->w[t].node);
@@ -348,7 +350,7 @@ void sim_fwd_calm(struct sim *s)
 	for (uint32_t id = 1; id <= s->n; id++)
 		calm[id] = submit(s, &s->nodes[id], true);
 	for (uint64_t r = 0; r < rounds; r++) {
-		calm_round(s);
+		sim_calm_round(s);
 		left = false;
 		for (uint32_t id = 1; id <= s->n; id++)
 			left |= calm[id] && calm[id]->state == W_PENDING;

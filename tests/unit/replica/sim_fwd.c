@@ -102,7 +102,7 @@ void sim_fwd_deliver(struct sim *s, bool duplicate)
 
 bool sim_fwd_busy(const struct sim *s)
 {
-	return s->fw->nmsgs > 0;
+	return s->fw->nmsgs > 0 || sim_read_busy(s);
 }
 
 void sim_fwd_flush(struct sim *s)
@@ -117,6 +117,7 @@ void sim_fwd_flush(struct sim *s)
 		free(m.op);
 	}
 	CHECK(s, fw->nmsgs == 0, "forwarding does not settle");
+	sim_read_flush(s);
 }
 
 /* Tells every node of the connections that went or came since it last heard. */
@@ -361,6 +362,7 @@ void sim_fwd_kick(struct node *nd)
 		return;
 	fwd_dispatch(nd->fwd);
 	fwd_settle(nd->fwd);
+	sim_read_kick(nd);
 }
 
 void sim_fwd_tick(struct node *nd)
@@ -378,6 +380,7 @@ void sim_fwd_tick(struct node *nd)
 	sim_fwd_net(nd->s); /* dropped connections come back */
 	sim_fwd_kick(nd);
 	fwd_expire(nd->fwd, nd->s->now_ms);
+	sim_read_tick(nd);
 }
 
 void sim_fwd_elected(struct node *nd, uint64_t epoch)
