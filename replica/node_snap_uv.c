@@ -112,6 +112,7 @@ static void io_view(void *arg, struct kvfs_snapxfer_view *v)
 	v->epoch = repl_epoch(r);
 	v->leader = repl_leader(r);
 	v->commit = repl_commit_index(r);
+	v->durable = repl_durable_commit(r);
 	v->source = repl_snapshot_source(r);
 	v->wanted = repl_snapshot_wanted(r, v->commit + 1);
 }

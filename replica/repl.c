@@ -576,6 +576,13 @@ uint64_t repl_base_index(const struct kvfs_repl *r)
 	return r->base;
 }
 
+uint64_t repl_durable_commit(const struct kvfs_repl *r)
+{
+	uint64_t d = r->stable < r->commit ? r->stable : r->commit;
+
+	return d > r->base ? d : r->base;
+}
+
 uint64_t repl_heard_commit(const struct kvfs_repl *r)
 {
 	return r->role == KVFS_REPL_FOLLOWER ? r->leader_commit : 0;

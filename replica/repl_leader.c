@@ -265,7 +265,11 @@ void repl_leader_on_append_ack(struct kvfs_repl *r, uint32_t from, const struct 
 			repl_leader_send_append(r, from, p->sent + 1);
 		return;
 	}
-	/* prev did not match: back off to the follower's hint, never below its match. */
+	/* prev did not match: back off to the follower's hint, never below its match, unless
+	 * the follower lost what it acknowledged (its disk was replaced, or a snapshot it said it
+	 * had was not yet on it when it crashed): then from what it holds now. */
+	if (m->hint < p->match)
+		p->match = m->hint;
 	p->next = p->next - 1 < m->hint + 1 ? p->next - 1 : m->hint + 1;
 	if (p->next < p->match + 1)
 		p->next = p->match + 1;

@@ -353,8 +353,8 @@ static void try_install(struct kvfs_snapxfer *x)
 	struct kvfs_snapxfer_view v = view(x);
 	struct receiver *r = &x->r;
 
-	if (r->index <= v.commit) {
-		/* Caught up meanwhile: it has all that. */
+	if (r->index <= v.durable) {
+		/* Caught up meanwhile, on disk: it has all that. */
 		x->io.unload(x->io.arg);
 		r->state = R_IDLE;
 		send_ack(x, r->from, r->index, r->total, true);
@@ -380,8 +380,8 @@ void snapxfer_on_chunk(struct kvfs_snapxfer *x, uint32_t from,
 		return;
 	}
 	x->io.heard(x->io.arg, from); /* a candidate pulling: its source is alive */
-	if (m->snap_index <= v.commit) {
-		send_ack(x, from, m->snap_index, m->total, true); /* we have all that */
+	if (m->snap_index <= v.durable) {
+		send_ack(x, from, m->snap_index, m->total, true); /* we have all that, on disk */
 		return;
 	}
 	same = r->state != R_IDLE && from == r->from && m->epoch == r->epoch &&

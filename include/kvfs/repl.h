@@ -223,6 +223,9 @@ uint64_t repl_epoch(const struct kvfs_repl *r);          /* highest epoch heard 
 uint64_t repl_promised_epoch(const struct kvfs_repl *r); /* the durable promise */
 uint32_t repl_leader(const struct kvfs_repl *r);         /* leader of repl_epoch(), 0 if unknown */
 uint64_t repl_commit_index(const struct kvfs_repl *r);
+/* The committed entries this replica holds on its disk (in its log or a snapshot) go up to
+ * here; a follower's commit index may run ahead of it (entries not yet durable here). */
+uint64_t repl_durable_commit(const struct kvfs_repl *r);
 uint64_t repl_applied_index(const struct kvfs_repl *r);
 uint64_t repl_last_index(const struct kvfs_repl *r);
 uint64_t repl_base_index(const struct kvfs_repl *r);

@@ -46,6 +46,7 @@ struct kvfs_snapxfer_view {
 	uint64_t epoch;  /* repl_epoch() */
 	uint32_t leader; /* repl_leader() */
 	uint64_t commit; /* repl_commit_index() */
+	uint64_t durable; /* repl_durable_commit(): only what it holds on disk may be said had */
 	uint32_t source; /* repl_snapshot_source() */
 	bool wanted;     /* repl_snapshot_wanted(commit + 1): snapshots past commit are taken now */
 };

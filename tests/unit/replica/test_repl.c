@@ -324,6 +324,31 @@ static void test_noop_before_proposals(void **state)
 	repl_close(r);
 }
 
+/* A follower that lost what it acknowledged (a replaced disk; a crash before what it said it had
+ * was on its disk) is sent its entries again from what it holds, not refused forever. */
+static void test_follower_lost_its_match(void **state)
+{
+	static const uint64_t epochs[] = {1, 1, 1, 1};
+	struct rec rec;
+	struct kvfs_repl *r = candidate(&rec, epochs, 4, 1, 4);
+	struct kvfs_repl_msg ack = {
+	    .type = KVFS_REPL_APPEND_ACK, .epoch = 2, .ok = 1, .match_index = 5};
+
+	repl_persisted(r, 2, 5);
+	repl_receive(r, 2, &ack); /* the no-op at 5 commits */
+	assert_int_equal(repl_role(r), KVFS_REPL_LEADER);
+	assert_int_equal(repl_peer_match(r, 2), 5);
+	/* Replica 2 comes back with nothing after index 2. */
+	ack = (struct kvfs_repl_msg){.type = KVFS_REPL_APPEND_ACK, .epoch = 2, .ok = 0, .hint = 2};
+	repl_receive(r, 2, &ack);
+	assert_int_equal(repl_peer_match(r, 2), 2);
+	assert_int_equal(last_msg(&rec)->type, KVFS_REPL_APPEND);
+	assert_int_equal(rec.to[rec.nmsg - 1], 2);
+	assert_int_equal(last_msg(&rec)->prev_index, 2);
+	assert_int_equal(repl_commit_index(r), 5); /* a commit never goes back */
+	repl_close(r);
+}
+
 static void test_fetch_from_best(void **state)
 {
 	static const uint64_t epochs[] = {1};
@@ -459,6 +484,7 @@ int main(void)
 	    cmocka_unit_test(test_follower_rejects_gap),
 	    cmocka_unit_test(test_commit_current_epoch_only),
 	    cmocka_unit_test(test_noop_before_proposals),
+	    cmocka_unit_test(test_follower_lost_its_match),
 	    cmocka_unit_test(test_fetch_from_best),
 	    cmocka_unit_test(test_leadership_lost),
 	    cmocka_unit_test(test_cluster_of_one),

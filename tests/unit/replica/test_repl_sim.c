@@ -738,7 +738,8 @@ static void deliver_snapshot(struct sim *s, size_t i)
 		sim_trace(s, "%u installs %u's snapshot at %" PRIu64, q.to, q.from, index);
 		sim_fwd_installed(to);
 	}
-	if (!q.pull)
+	/* As node_snap_uv.c: "have it" only once it is on the follower's disk. */
+	if (!q.pull && repl_durable_commit(to->r) >= index)
 		repl_snapshot_sent(from->r, q.to, index);
 }
 

@@ -185,6 +185,7 @@ static uint64_t io_now(void *arg)
 static void io_view(void *arg, struct kvfs_snapxfer_view *v)
 {
 	*v = self(arg)->v;
+	v->durable = v->commit; /* this model's commits are on disk at once */
 }
 
 static bool io_connected(void *arg, uint32_t id)
