@@ -34,6 +34,7 @@
 #define EXIT_CLUSTER    5
 
 #define DRAIN_POLL_MS            20
+#define FAILED_DRAIN_MS          1000
 #define FUSE_REQUESTS_PER_WAKEUP 64
 
 struct app {
@@ -154,7 +155,7 @@ static void on_node_closed(void *arg)
 /* Runs from the drain timer: once nothing is in flight (or the wait is over), unmount and close. */
 static void finish_stop(struct app *a)
 {
-	if (node_busy(a->fs.node) && uv_now(&a->loop) < a->drain_deadline && a->exit_code == 0)
+	if (node_busy(a->fs.node) && uv_now(&a->loop) < a->drain_deadline)
 		return;
 	if (node_busy(a->fs.node))
 		log_warn("stopping with writes still in flight");
@@ -189,7 +190,10 @@ static void begin_stop(struct app *a, int code)
 	if (a->stopping)
 		return;
 	a->stopping = true;
-	a->drain_deadline = uv_now(&a->loop) + a->opts.write_timeout_ms;
+	/* After a failure, writes in flight fail at the next loop iteration (their callers hear
+	 * EIO, not a torn-down mount): wait for that, briefly, not for the write timeout. */
+	a->drain_deadline =
+	    uv_now(&a->loop) + (code ? FAILED_DRAIN_MS : a->opts.write_timeout_ms);
 	uv_timer_start(&a->drain, on_drain_timer, 0, DRAIN_POLL_MS);
 }
 

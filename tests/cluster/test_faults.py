@@ -22,6 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import is_mounted, settle, start_in_order, statuses, view_str  # noqa: E402
+from test_replication import write_file  # noqa: E402
 
 FAILOVER_BOUND_MS = 4000  # arming the leader's disk to a write taken by a survivor
 
@@ -48,16 +49,6 @@ def three_nodes(h, tag):
     start_in_order(h, nodes, zk)
     leader, epoch = settle(h, nodes, what="one leader, established (its no-op committed)")
     return nodes, leader, epoch
-
-
-def write_file(path, data):
-    """Writes DATA to PATH with open/write/close; returns 0 or the errno of the failing call."""
-    try:
-        with open(path, "wb") as f:
-            f.write(data)
-        return 0
-    except OSError as e:
-        return e.errno or errno.EIO
 
 
 def write_some(h, nodes, prefix, count):
