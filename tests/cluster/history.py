@@ -18,7 +18,9 @@ check(history, final_trees, mode) then verifies, stdlib only:
    everything), in `local` mode each node reads its own writes (a read on node N that began after
    a put on N was acknowledged returns that put's value or one not known to be older), and reads
    that returned a value already overwritten by a put acknowledged before the read began are
-   counted as stale (allowed in local mode);
+   counted as stale (allowed in local mode). A read overlapping a put of the same key on its own
+   node may see that put's uncommitted buffer (kvfs shares an open file's buffer among the
+   node's handles): such reads are counted apart and left out, unless allow_own_buffer=False;
  - appends: in the final file of every node each acknowledged token appears exactly once, an
    unknown one at most once, and nothing else appears (no definite failure, no torn or invented
    line);
@@ -123,9 +125,10 @@ class Result:
     def __init__(self):
         self.violations = []
         self.notes = []
+        self.stale = []  # (read, the acknowledged put that had replaced its value, ms behind)
         self.stats = {"ops": 0, "acked_writes": 0, "unknown_writes": 0, "reads": 0,
                       "stale_reads": 0, "max_stale_ms": 0, "keys_checked": 0,
-                      "keys_undecided": 0}
+                      "keys_undecided": 0, "own_buffer_reads": 0}
 
     @property
     def ok(self):
@@ -233,10 +236,34 @@ def linearizable_register(ops, final, budget=500000):
     return False
 
 
-def _check_registers(res, ops, final_tree, mode):
+def own_buffer_reads(ops):
+    """Reads that may have been served from a write buffer on their own node: kvfs keeps an open
+    file's new value in a buffer shared by every handle on that node (fs/fuse_file.c: "as on a
+    local disk"), so a read on node N overlapping a put on N of the same key may return that
+    put's value before it commits, or b"" (its O_TRUNC), whatever the --read mode. The set of
+    such reads (by id) that returned one of those values."""
+    puts = {}
+    for o in ops:
+        if o.kind == "put":
+            puts.setdefault((o.node, o.key), []).append(o)
+    out = set()
+    for r in ops:
+        if r.kind != "read":
+            continue
+        for p in puts.get((r.node, r.key), ()):
+            if p.inv <= r.ret and (p.ret is None or p.ret >= r.inv) and \
+                    r.value in (b"", p.value):
+                out.add(id(r))
+                break
+    return out
+
+
+def _check_registers(res, ops, final_tree, mode, allow_own_buffer=True):
+    buffered = own_buffer_reads(ops) if allow_own_buffer else set()
+    res.stats["own_buffer_reads"] = len(buffered)
     by_key = {}
     for o in ops:
-        if o.kind in ("put", "read"):
+        if o.kind in ("put", "read") and id(o) not in buffered:
             by_key.setdefault(o.key, []).append(o)
     for key, kops in sorted(by_key.items()):
         puts = [o for o in kops if o.kind == "put"]
@@ -276,6 +303,7 @@ def _check_registers(res, ops, final_tree, mode):
             if newer:
                 res.stats["stale_reads"] += 1
                 ms = (r.inv - min(q.ret for q in newer)) * 1000
+                res.stale.append((r, min(newer, key=lambda q: q.ret), ms))
                 res.stats["max_stale_ms"] = max(res.stats["max_stale_ms"], int(ms))
                 if mode == "linearizable":
                     res.bad("stale read", "%s on n%s read %r from %s, overwritten by %r "
@@ -417,10 +445,12 @@ def check_identical(res, final_trees):
                 (names[0], name, names[0], only_a, name, only_b, differ))
 
 
-def check(ops, final_trees, mode):
+def check(ops, final_trees, mode, allow_own_buffer=True):
     """Checks OPS (a closed history: Op objects with outcomes) against FINAL_TREES ({node name:
     {key: bytes, or None for a directory}}, taken after healing; None or {} when unknown) in
-    MODE 'local' or 'linearizable'. Returns a Result."""
+    MODE 'local' or 'linearizable'. With ALLOW_OWN_BUFFER, reads that overlap a put of the same
+    key on their own node and return its value or b"" are left out (see own_buffer_reads).
+    Returns a Result."""
     res = Result()
     res.stats["ops"] = len(ops)
     res.stats["acked_writes"] = sum(1 for o in ops if o.kind in WRITE_KINDS and o.outcome == OK)
@@ -430,7 +460,7 @@ def check(ops, final_trees, mode):
     final_trees = final_trees or {}
     check_identical(res, final_trees)
     first = final_trees[sorted(final_trees)[0]] if final_trees else None
-    _check_registers(res, ops, first, mode)
+    _check_registers(res, ops, first, mode, allow_own_buffer)
     _check_appends(res, ops, final_trees)
     _check_exclusive(res, ops, first)
     return res

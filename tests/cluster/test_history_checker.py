@@ -94,6 +94,20 @@ class Registers(unittest.TestCase):
         res = check(ops, trees({"k": b"x"}), "linearizable")
         self.assertFalse(res.ok)
 
+    def test_own_buffer_reads(self):
+        # n3 reads while its own put is in progress: the O_TRUNC'd buffer, then the value.
+        ops = [put("c1", 1, "k", b"a", 0, 1), put("w3", 3, "k", b"b", 2, 5),
+               read("r3", 3, "k", b"", 2.5, 2.6), read("r3", 3, "k", b"b", 3, 3.1),
+               read("r1", 1, "k", b"a", 3.2, 3.3)]
+        res = check(ops, trees({"k": b"b"}), "linearizable")
+        self.assertTrue(res.ok, res.violations)
+        self.assertEqual(res.stats["own_buffer_reads"], 2)
+        res = check(ops, trees({"k": b"b"}), "linearizable", allow_own_buffer=False)
+        self.assertEqual(self.kinds(res), {"phantom read", "not linearizable"}, res.violations)
+        # On another node the same reads are violations.
+        ops[2] = read("r2", 2, "k", b"", 2.5, 2.6)
+        self.assertIn("phantom read", self.kinds(check(ops, trees({"k": b"b"}), "linearizable")))
+
     def test_lost_write_and_phantom(self):
         ops = [put("c1", 1, "k", b"a", 0, 1), put("c2", 2, "k", b"b", 2, 3)]
         for mode in ("local", "linearizable"):
