@@ -43,7 +43,7 @@ from workload import Workload, check_history  # noqa: E402
 
 SESSION_MS = 2000
 OPTS = dict(netns=True, session_timeout=SESSION_MS,
-            extra=["--write-timeout", "3000", "--snapshot-bytes", "65536"])
+            extra=["--write-timeout", "3000", "--snapshot-bytes", "262144"])
 KINDS = ["kill9_leader", "kill9_follower", "stop_short", "stop_long", "cut_leader_peers",
          "cut_leader_zk", "isolate_leader", "minority_zk", "bridge", "zk_kill"]
 RECOVERY_TIMEOUT_S = 30
@@ -91,6 +91,7 @@ class Watcher:
         self.leaders = {}        # epoch -> set of node ids that said leader
         self.max_lag_entries = 0
         self.max_lag_ms = 0
+        self.max_lag_entries_at = self.max_lag_ms_at = None
         self.samples = {n.id: [] for n in nodes}  # node id -> [(time, status facts)]
         self.running = True
         self.th = threading.Thread(target=self.run, daemon=True)
@@ -117,8 +118,10 @@ class Watcher:
                 lm = st_int(st, "lag_ms")
                 if le is not None and le > self.max_lag_entries:
                     self.max_lag_entries = le
+                    self.max_lag_entries_at = (nid, self.samples[nid][-1][1])
                 if lm is not None and lm > self.max_lag_ms:
                     self.max_lag_ms = lm
+                    self.max_lag_ms_at = (nid, self.samples[nid][-1][1])
             time.sleep(0.25)
 
     def stop(self):
@@ -317,11 +320,29 @@ class Chaos:
                  "saw %d reads of a value overwritten before the read began (at most %d ms "
                  "behind)" % (watcher.max_lag_entries, watcher.max_lag_ms,
                               res.stats["stale_reads"], res.stats["max_stale_ms"]))
-        for r, q, behind in sorted(res.stale, key=lambda x: -x[2])[:5]:
+        if watcher.max_lag_entries_at:
+            self.say("largest lag_entries: n%d said %s" % watcher.max_lag_entries_at)
+        if watcher.max_lag_ms_at:
+            self.say("largest lag_ms: n%d said %s" % watcher.max_lag_ms_at)
+        # A read staler than the lag its node showed last before it (plus the time since, and
+        # 250 ms of slack): --read local promises staleness "by the lag /.status shows".
+        beyond = []
+        for r, q, behind in res.stale:
             a = watcher.around(r.node, r.inv)
-            self.say("stale read: n%d read %s %.0f ms after %r was acknowledged (%s); n%d's "
-                     "/.status %s" % (r.node, r.key, behind, q.value[:12], q.client, r.node,
-                                      "%.2f s before said %s" % a if a else "unknown"))
+            lm = st_int(a[1], "lag_ms") if a else None
+            if a and lm is not None and lm >= 0 and behind > lm + a[0] * 1000 + 250:
+                beyond.append((r, q, behind, a))
+        self.say("stale reads beyond the lag /.status showed (by more than 250 ms): %d" %
+                 len(beyond))
+        worst = sorted(beyond, key=lambda x: -x[2])[:5] or \
+            [(r, q, b, watcher.around(r.node, r.inv)) for r, q, b in
+             sorted(res.stale, key=lambda x: -x[2])[:3]]
+        for r, q, behind, a in worst:
+            self.say("stale read at %.3fs: n%d read %s %.0f ms after %r was acknowledged (%s); "
+                     "n%d's /.status %s" % (r.inv - h.log.t0, r.node, r.key, behind,
+                                            q.value[:12], q.client, r.node,
+                                            "%.2f s before said %s" % a if a else "unknown"))
+        self.beyond_lag = len(beyond)
         for v in res.violations:
             self.say("VIOLATION " + v)
         verdict = res.verdict() if not h.test_failed or not res.ok else \

@@ -374,7 +374,10 @@ def _check_appends(res, ops, final_trees):
                     res.bad("lost append", "%s is missing on %s" % (key, node))
                 continue
             counts = {}
-            for line in data.split(b"\n")[:-1] if data.endswith(b"\n") else data.split(b"\n"):
+            lines = data.split(b"\n") if data else []  # an empty file: created, no append yet
+            if data.endswith(b"\n"):
+                lines.pop()
+            for line in lines:
                 counts[line] = counts.get(line, 0) + 1
             for tok, c in counts.items():
                 o = tokens.get(tok)

@@ -145,6 +145,9 @@ class Appends(unittest.TestCase):
     def test_valid(self):
         self.assertEqual(self.kinds(b"c2.1\nc1.1\n"), set())
         self.assertEqual(self.kinds(b"c2.1\nc3.1\nc1.1\n"), set())
+        ops = [app("c3", 3, "log", b"c3.1\n", 0, None, UNKNOWN, 5)]
+        self.assertTrue(check(ops, trees({"log": b""}), "local").ok)  # created, not appended
+        self.assertFalse(check(ops, trees({"log": b"\n"}), "local").ok)
 
     def test_violations(self):
         self.assertEqual(self.kinds(b"c2.1\n"), {"lost append"})

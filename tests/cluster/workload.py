@@ -1,7 +1,8 @@
 """Clients on every mount of a kvfs cluster that record a history (history.py) for the checker.
 
 Per node: one register client (puts and reads of a few keys, r/k<slot>-g<generation>), one
-reader of those keys, one appender (a/log<i>, tokens "<client>.<seq>"), and every ROUND_S seconds
+reader of those keys, one appender (a/log<i>-<generation>, tokens "<client>.<seq>", a new
+generation every APPENDS_PER_LOG appends so that no log nears --max-value), and every ROUND_S seconds
 a round in which each node tries to create x/e<round> with O_CREAT|O_EXCL or x/d<round> with mkdir.
 
 Register keys stay small for the linearizability search: after MAX_PUTS acknowledged puts a slot
@@ -27,6 +28,7 @@ from history import History
 MAX_PUTS = 12
 SLOTS = 4
 LOGS = 2
+APPENDS_PER_LOG = 3000
 ROUND_S = 0.75
 
 # Errnos after which a write certainly did nothing (the name is missing, or taken).
@@ -50,6 +52,7 @@ class Workload:
         self.threads = []
         self.round_busy = {}
         self.rounds = 0
+        self.appends = 0
 
     # --- setup and node state ---
 
@@ -65,8 +68,6 @@ class Workload:
                 os.mkdir(sub, dir_fd=d)
             except FileExistsError:
                 pass
-        for i in range(LOGS):
-            os.close(os.open("a/log%d" % i, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=d))
         for i in range(SLOTS):
             ok = self._init_key(n, "setup", self.key(i, 0))
             if not ok:
@@ -158,7 +159,7 @@ class Workload:
         op = h.invoke(client, node.id, "append", key, token)
         err = 0
         try:
-            f = os.open(key, os.O_WRONLY | os.O_APPEND, dir_fd=fd)
+            f = os.open(key, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644, dir_fd=fd)
             try:
                 os.write(f, token)
             finally:
@@ -287,7 +288,10 @@ class Workload:
         seq = 0
         while not self.stop_ev.is_set():
             seq += 1
-            op = self._append(node, client, "a/log%d" % rng.randrange(LOGS),
+            with self.lock:
+                self.appends += 1
+                gen = self.appends // APPENDS_PER_LOG
+            op = self._append(node, client, "a/log%d-%d" % (rng.randrange(LOGS), gen),
                               b"%s.%d\n" % (client.encode(), seq))
             self._pause(op)
             time.sleep(0.01)
