@@ -48,7 +48,8 @@ class Op:
     """One operation. VALUE: the bytes written (put), the token (append, bytes), the bytes read
     or None for a missing key (read); unused for create/mkdir. ERR: the errno when not OK."""
 
-    __slots__ = ("client", "node", "kind", "key", "value", "inv", "ret", "outcome", "err")
+    __slots__ = ("client", "node", "kind", "key", "value", "inv", "ret", "outcome", "err",
+                 "done")
 
     def __init__(self, client, node, kind, key, value=None, inv=0.0, ret=None, outcome=None,
                  err=0):
@@ -61,6 +62,7 @@ class Op:
         self.ret = ret
         self.outcome = outcome
         self.err = err
+        self.done = None  # when the call really returned (ret is INF for an unknown outcome)
 
     def __repr__(self):
         v = self.value
@@ -109,6 +111,7 @@ class History:
                     op.outcome = UNKNOWN
                     op.ret = INF
                 elif op.outcome == UNKNOWN:
+                    op.done = op.ret
                     op.ret = INF  # may take effect at any time after its invocation
             self.ops = [op for op in self.ops if not (op.kind == "read" and op.outcome != OK)]
         return self.ops
@@ -251,7 +254,8 @@ def own_buffer_reads(ops):
         if r.kind != "read":
             continue
         for p in puts.get((r.node, r.key), ()):
-            if p.inv <= r.ret and (p.ret is None or p.ret >= r.inv) and \
+            end = p.done if p.done is not None else p.ret
+            if p.inv <= r.ret and (end is None or end >= r.inv) and \
                     r.value in (b"", p.value):
                 out.add(id(r))
                 break

@@ -104,6 +104,12 @@ class Registers(unittest.TestCase):
         self.assertEqual(res.stats["own_buffer_reads"], 2)
         res = check(ops, trees({"k": b"b"}), "linearizable", allow_own_buffer=False)
         self.assertEqual(self.kinds(res), {"phantom read", "not linearizable"}, res.violations)
+        # Not after the put returned, even when its outcome is unknown.
+        late = put("w3", 3, "k", b"c", 6, None, UNKNOWN, 5)
+        late.done = 7
+        res = check(ops + [late, read("r3", 3, "k", b"", 8, 9)], trees({"k": b"c"}),
+                    "linearizable")
+        self.assertIn("phantom read", self.kinds(res))
         # On another node the same reads are violations.
         ops[2] = read("r2", 2, "k", b"", 2.5, 2.6)
         self.assertIn("phantom read", self.kinds(check(ops, trees({"k": b"b"}), "linearizable")))
