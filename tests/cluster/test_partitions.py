@@ -16,10 +16,11 @@ After each heal: every write whose close() returned 0 is on every node, the thre
 identical, no node crashed. Besides the writers, clients on every mount (workload.py: puts and
 reads of a few keys, appends, O_EXCL and mkdir rounds) record a history that the checker
 (history.py) verifies after the heal; scenarios 2 and 4 run with --read linearizable, so there
-each key's history must be linearizable, and the others read their own writes. "Fast" is RECOVERY_BOUND_MS from the heal, generous for a loaded
-two-core machine but well under what a connection kept until a 10 s idle timeout costs.
-Nodes run with --session-timeout 2000 --write-timeout 2000 and small snapshots, so that a
-node coming back usually needs a snapshot.
+each key's history must be linearizable, and the others read their own writes.
+"Fast" is RECOVERY_BOUND_MS from the heal, generous for a loaded two-core machine but well
+under what a connection kept until a 10 s idle timeout costs. Nodes run with
+--session-timeout 2000 --write-timeout 2000 and small snapshots, so that a node coming back
+usually needs a snapshot.
 
 Usage: test_partitions.py KVFS_BIN        (run by `meson test --suite cluster`)
 """
