@@ -16,8 +16,9 @@ window:
 
 It logs, timestamped: who leads at which epoch (polled from /.status), each injection and heal,
 how long writes were unavailable after each fault (the longest time without an acknowledged
-write, on any node, from the last one before the injection to the end of the recovery window), the largest lag_entries/lag_ms seen; at the end
-the history checker's verdict (history.py) and a table per fault kind. The same seed gives the
+write, on any node, from the last one before the injection to the end of the recovery window),
+the largest lag_entries/lag_ms seen and the stalest reads; at the end the history checker's
+verdict (history.py) and a table per fault kind. The same seed gives the
 same schedule of faults (kinds, targets by role, durations); what the cluster does in between is
 real time.
 
@@ -293,8 +294,9 @@ class Chaos:
             time.sleep(f.calm)
             f.unavail_ms = self.unavailability(f, time.monotonic())
             self.say("RECOVERY %d: one leader, no lag %s ms after the heal; longest time "
-                     "without an acknowledged write %s ms" % (f.index, "%d" % ms if ms is not None else "never",
-                                "%d" % f.unavail_ms if f.unavail_ms is not None else "?"))
+                     "without an acknowledged write %s ms" %
+                     (f.index, "%d" % ms if ms is not None else "never",
+                      "%d" % f.unavail_ms if f.unavail_ms is not None else "?"))
         # The end: everything up and healed, caught up; then the checker.
         h.heal()
         for n in nodes:

@@ -2,8 +2,9 @@
 
 Per node: one register client (puts and reads of a few keys, r/k<slot>-g<generation>), one
 reader of those keys, one appender (a/log<i>-<generation>, tokens "<client>.<seq>", a new
-generation every APPENDS_PER_LOG appends so that no log nears --max-value), and every ROUND_S seconds
-a round in which each node tries to create x/e<round> with O_CREAT|O_EXCL or x/d<round> with mkdir.
+generation every APPENDS_PER_LOG appends so that no log nears --max-value), and every ROUND_S
+seconds a round in which each node tries to create x/e<round> with O_CREAT|O_EXCL or x/d<round>
+with mkdir.
 
 Register keys stay small for the linearizability search: after MAX_PUTS acknowledged puts a slot
 moves to a new key, which one client makes atomically (write t/<tmp>, rename to the key: a plain
