@@ -10,6 +10,8 @@ window:
   cut_leader_peers               the leader cut from both peers (it keeps ZooKeeper)
   cut_leader_zk                  the leader cut from every ZooKeeper server
   isolate_leader                 the leader cut from everything
+  isolate_leader_slowly          the leader cut from everything one link at a time, 0.3-1 s apart
+                                 (in random order), as a network that fails piece by piece
   minority_zk                    the leader and one ZooKeeper server cut from the rest
   bridge                         the leader and one follower cannot see each other
   zk_kill                        a ZooKeeper server killed with SIGKILL, restarted
@@ -46,7 +48,8 @@ SESSION_MS = 2000
 OPTS = dict(netns=True, session_timeout=SESSION_MS,
             extra=["--write-timeout", "3000", "--snapshot-bytes", "262144"])
 KINDS = ["kill9_leader", "kill9_follower", "stop_short", "stop_long", "cut_leader_peers",
-         "cut_leader_zk", "isolate_leader", "minority_zk", "bridge", "zk_kill"]
+         "cut_leader_zk", "isolate_leader", "isolate_leader_slowly", "minority_zk", "bridge",
+         "zk_kill"]
 RECOVERY_TIMEOUT_S = 30
 
 
@@ -63,13 +66,13 @@ class Fault:
         self.what = ""
 
 
-def schedule(seed):
-    """The endless fault schedule of SEED."""
+def schedule(seed, kinds=None):
+    """The endless fault schedule of SEED (faults of KINDS, default all)."""
     rng = random.Random(seed)
     i = 0
     while True:
         i += 1
-        kind = rng.choice(KINDS)
+        kind = rng.choice(kinds or KINDS)
         if kind == "stop_short":
             hold = rng.uniform(0.3, 0.6 * SESSION_MS / 1000)
         elif kind == "stop_long":
@@ -136,8 +139,9 @@ class Watcher:
 
 
 class Chaos:
-    def __init__(self, h, seed, seconds, read, say=None):
+    def __init__(self, h, seed, seconds, read, say=None, kinds=None):
         self.h = h
+        self.kinds = kinds
         self.seed = seed
         self.seconds = seconds
         self.read = read
@@ -224,6 +228,17 @@ class Chaos:
             elif k == "isolate_leader":
                 f.what = "%s (leader) cut from everything" % leader.name
                 act = lambda: h.isolate(leader)  # noqa: E731
+            elif k == "isolate_leader_slowly":
+                others = followers + servers
+                random.Random("%s-%d" % (self.seed, f.index)).shuffle(others)
+                f.what = "%s (leader) cut from %s, one link at a time" % (
+                    leader.name, ", ".join(o.name for o in others))
+                pause = 0.3 + 0.7 * f.pick
+
+                def act(others=others, pause=pause):
+                    for o in others:
+                        h.cut(leader, o)
+                        time.sleep(pause)
             elif k == "minority_zk":
                 zmin = [s for s in servers if s.alive()]
                 zf = [s for s in zmin if s.mode() == "follower"] or zmin
@@ -274,7 +289,7 @@ class Chaos:
         wl.start()
         time.sleep(2)
         t_end = time.monotonic() + self.seconds
-        for f in schedule(self.seed):
+        for f in schedule(self.seed, self.kinds):
             if time.monotonic() + f.hold > t_end:
                 break
             for n in nodes:
@@ -384,15 +399,22 @@ def main():
     ap.add_argument("--seed", default=None, help="fault schedule seed (default: random)")
     ap.add_argument("--read", choices=("local", "linearizable"), default="local")
     ap.add_argument("--kvfs", default=None, help="kvfs binary (default: build ./build)")
+    ap.add_argument("--faults", default=None,
+                    help="comma-separated fault kinds to draw from (default: all): " +
+                    ", ".join(KINDS))
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else str(random.randrange(1, 1 << 30))
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     kvfs = args.kvfs or build_kvfs(root)
     seconds = args.minutes * 60
+    kinds = [k for k in (args.faults or "").split(",") if k] or None
+    bad = [k for k in kinds or () if k not in KINDS]
+    if bad:
+        ap.error("unknown fault kinds %s (known: %s)" % (bad, ", ".join(KINDS)))
 
     def test_chaos(h):
         """Randomized faults under clients on every mount, then the history checker."""
-        Chaos(h, seed, seconds, args.read).run()
+        Chaos(h, seed, seconds, args.read, kinds=kinds).run()
 
     os.environ.setdefault("KVFS_TEST_TIMEOUT", str(int(seconds + 600)))
     os.environ.setdefault("KVFS_LOG_LIVE", "1")
