@@ -8,9 +8,12 @@ with mkdir.
 
 Register keys stay small for the linearizability search: after MAX_PUTS acknowledged puts a slot
 moves to a new key, which one client makes atomically (write t/<tmp>, rename to the key: a plain
-create would show an empty file first) before anyone uses it. Puts open the key without O_CREAT
-and with O_TRUNC (kvfs commits the truncation with the value at close), so a put is one atomic
-register write.
+create would show an empty file first) before anyone uses it. Every value is exactly VALUE_LEN
+bytes and a put opens the key with neither O_CREAT nor O_TRUNC and overwrites it whole, so a put
+is one atomic register write even when a FLUSH comes early: every close() of any copy of the
+descriptor commits the buffer, and the driver's child processes (nft, kvfs, java) inherit the
+clients' descriptors until their exec closes them. (With O_TRUNC, such an early flush between
+open and write commits an empty value: a real write the history would not know.)
 
 Every operation goes through a directory descriptor of the node's mount, never through a path: a
 mount detached after kill -9 then answers ENOTCONN instead of letting a create land in the empty
@@ -27,6 +30,7 @@ import time
 from history import History
 
 MAX_PUTS = 12
+VALUE_LEN = 40
 SLOTS = 4
 LOGS = 2
 APPENDS_PER_LOG = 3000
@@ -114,7 +118,7 @@ class Workload:
         op = h.invoke(client, node.id, "put", key, value)
         err = 0
         try:
-            f = os.open(key, os.O_WRONLY | os.O_TRUNC, dir_fd=fd)
+            f = os.open(key, os.O_WRONLY, dir_fd=fd)
             try:
                 os.write(f, value)
             finally:
@@ -200,7 +204,8 @@ class Workload:
         with self.lock:
             self.tmp_seq += 1
             tmp = "t/%s-%d" % (client, self.tmp_seq)
-        value = ("%s init %s" % (client, key)).encode().ljust(40, b".")
+        value = ("%s init %s" % (client, key)).encode().ljust(VALUE_LEN, b".")
+        assert len(value) == VALUE_LEN
         try:
             f = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=fd)
             try:
@@ -262,7 +267,8 @@ class Workload:
             key = self.key(slot, gen)
             if rng.random() < 0.5:
                 seq += 1
-                value = ("%s.%d %s" % (client, seq, key)).encode().ljust(40, b".")
+                value = ("%s.%d %s" % (client, seq, key)).encode().ljust(VALUE_LEN, b".")
+                assert len(value) == VALUE_LEN
                 op = self._put(node, client, key, value)
                 if op is not None and op.err == 0:
                     with self.lock:
