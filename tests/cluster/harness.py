@@ -27,7 +27,8 @@ epochs, what was killed, takeover times in ms), on failure the tail of each node
 line `N passed, N failed`. The execution log is also saved to
 $KVFS_CLUSTER_LOG_DIR/<test>.log (meson sets it to the build directory's tests/cluster;
 default /tmp/kvfs-cluster-logs). KVFS_KEEP=1 keeps $T after a failure; KVFS_TESTS=a,b runs only
-the tests whose names contain a or b; KVFS_VERBOSE=1 prints the execution log as it grows.
+the tests whose names contain a or b; KVFS_VERBOSE=1 prints the execution log as it grows;
+KVFS_LOG_LIVE=1 prints it timestamped as it grows and not again at the end (chaos.py).
 
 Partitions (class Net): by default everything listens on loopback. A file that calls
 `h.ensemble(netns=True)` and makes its nodes with `netns=True` gets each ZooKeeper server and each
@@ -249,10 +250,16 @@ class ExecLog:
         now = time.monotonic()
         wall = datetime.datetime.now().strftime("%H:%M:%S.%f")[:-3]
         with self.lock:
+            new = []
             for i, part in enumerate(str(msg).splitlines() or [""]):
                 prefix = "[%8.3fs %s] " % (now - self.t0, wall) if i == 0 else " " * 24
-                self.lines.append(prefix + part)
-        if os.environ.get("KVFS_VERBOSE"):
+                new.append(prefix + part)
+            self.lines += new
+            if os.environ.get("KVFS_LOG_LIVE"):
+                print("\n".join(new), flush=True)
+        if os.environ.get("KVFS_LOG_LIVE"):
+            pass
+        elif os.environ.get("KVFS_VERBOSE"):
             print("  log: " + str(msg), flush=True)
 
     def text(self):
@@ -1313,8 +1320,9 @@ class Harness:
 
     def report(self):
         text = self.log.text()
-        print("\n--- execution log of %s" % self.name)
-        sys.stdout.write(text)
+        if not os.environ.get("KVFS_LOG_LIVE"):  # else it was printed as it grew
+            print("\n--- execution log of %s" % self.name)
+            sys.stdout.write(text)
         d = os.environ.get("KVFS_CLUSTER_LOG_DIR") or "/tmp/kvfs-cluster-logs"
         try:
             os.makedirs(d, exist_ok=True)

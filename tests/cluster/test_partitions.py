@@ -13,10 +13,14 @@ mounts throughout, and in turn
     after the heal the cut-off follower catches up fast.
 
 After each heal: every write whose close() returned 0 is on every node, the three trees are
-identical, no node crashed. "Fast" is RECOVERY_BOUND_MS from the heal, generous for a loaded
-two-core machine but well under what a connection kept until a 10 s idle timeout costs.
-Nodes run with --session-timeout 2000 --write-timeout 2000 and small snapshots, so that a
-node coming back usually needs a snapshot.
+identical, no node crashed. Besides the writers, clients on every mount (workload.py: puts and
+reads of a few keys, appends, O_EXCL and mkdir rounds) record a history that the checker
+(history.py) verifies after the heal; scenarios 2 and 4 run with --read linearizable, so there
+each key's history must be linearizable, and the others read their own writes.
+"Fast" is RECOVERY_BOUND_MS from the heal, generous for a loaded two-core machine but well
+under what a connection kept until a 10 s idle timeout costs. Nodes run with
+--session-timeout 2000 --write-timeout 2000 and small snapshots, so that a node coming back
+usually needs a snapshot.
 
 Usage: test_partitions.py KVFS_BIN        (run by `meson test --suite cluster`)
 """
@@ -30,7 +34,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import settle, st_int, start_in_order, statuses  # noqa: E402
-from test_replication import check_identical, wait_caught_up, write_file  # noqa: E402
+from test_replication import check_identical, tree, wait_caught_up, write_file  # noqa: E402
+from workload import Workload, check_history  # noqa: E402
 
 RECOVERY_BOUND_MS = int(os.environ.get("KVFS_RECOVERY_BOUND_MS", "2500"))
 # How long the majority side goes on alone. Some 7 s of partition in all: long enough that TCP's
@@ -81,13 +86,18 @@ class Writers:
                     and (ok is None or (w[3] == 0) == ok)]
 
 
-def start_three(h, tag):
+def start_three(h, tag, read="local"):
+    """Three nodes with --read READ, settled, and a Workload on them (not started yet)."""
     h.ensemble(netns=True)
     zk = h.zk_client()
-    nodes = h.nodes(h.cluster_name(tag), 3, **OPTS)
+    opts = dict(OPTS, extra=OPTS["extra"] + ["--read", read])
+    nodes = h.nodes(h.cluster_name(tag), 3, **opts)
     start_in_order(h, nodes, zk)
     leader, epoch = settle(h, nodes, what="one leader, established")
-    return nodes, leader, epoch
+    wl = Workload(nodes, seed=tag, pace=0.02)
+    wl.setup()
+    wl.read_mode = read
+    return nodes, leader, epoch, wl
 
 
 def wait_new_leader(h, nodes, old_epoch, timeout=15):
@@ -140,11 +150,12 @@ def commit_index(h, node):
     return st_int(st, "commit_index") or 0
 
 
-def finish(h, w, nodes, what):
-    """Stops the writers and checks: every acknowledged write on every node, identical trees,
-    no node crashed."""
+def finish(h, w, wl, nodes, what):
+    """Stops the writers and the workload's clients and checks: every acknowledged write on
+    every node, identical trees, no node crashed, the history checker's verdict."""
     time.sleep(1)
     w.finish()
+    wl.finish()
     acked = {p: d for _, _, _, rv, p, d in w.select(ok=True)}
     failed = w.select(ok=False)
     h.log("%s: %d writes acknowledged, %d failed (%s)" %
@@ -158,14 +169,17 @@ def finish(h, w, nodes, what):
     missing = [p for p, d in acked.items() if trees.get(p) != d]
     h.check(not missing, "%s: every write whose close() returned 0 (%d) is on every node" %
             (what, len(acked)), "missing or different: %s" % missing[:10])
+    check_history(h, wl, nodes, wl.read_mode, what, tree)
+    wl.close_fds()
 
 
 def test_leader_cut_from_peers(h):
     """The leader is cut from both peers but keeps ZooKeeper: it takes no write, the others
     elect a new leader; after the heal it follows, caught up, within RECOVERY_BOUND_MS."""
-    nodes, old, epoch = start_three(h, "cutpeers")
+    nodes, old, epoch, wl = start_three(h, "cutpeers")
     rest = [n for n in nodes if n is not old]
     w = Writers(nodes)
+    wl.start()
     time.sleep(1.5)
     h.isolate(old, from_=rest)
     t_cut = time.monotonic()  # after the rules are in: a write started before may commit
@@ -183,15 +197,16 @@ def test_leader_cut_from_peers(h):
                       (x[4], x[1] - t_cut, x[2] - t_cut, errno.errorcode.get(x[3], x[3]))
                       for x in during))
     wait_caught_up_with(h, old, new, new_epoch, target, "leader cut from its peers")
-    finish(h, w, nodes, "leader cut from its peers, healed")
+    finish(h, w, wl, nodes, "leader cut from its peers, healed")
 
 
 def test_leader_cut_from_zookeeper(h):
     """The leader is cut from every ZooKeeper server (it still reaches its peers): it stops
     leading, a new leader is elected; after the heal all three agree."""
-    nodes, old, epoch = start_three(h, "cutzk")
+    nodes, old, epoch, wl = start_three(h, "cutzk", read="linearizable")
     rest = [n for n in nodes if n is not old]
     w = Writers(nodes)
+    wl.start()
     time.sleep(1.5)
     h.cut_zk(old)
     new, new_epoch = wait_new_leader(h, rest, epoch)
@@ -205,14 +220,14 @@ def test_leader_cut_from_zookeeper(h):
     h.log("RECOVERY leader cut from ZooKeeper: all three agree on n%s at epoch %s %s ms after "
           "the heal" % (lid, ep, "%d" % ms if ms is not None else "never (20 s)"))
     h.check(ms is not None, "after the heal all three agree on one leader", h.last_view)
-    finish(h, w, nodes, "leader cut from ZooKeeper, healed")
+    finish(h, w, wl, nodes, "leader cut from ZooKeeper, healed")
 
 
 def test_minority_with_one_zookeeper(h):
     """The leader and one ZooKeeper server are cut from the two other nodes and servers: the
     majority elects a new leader and goes on writing; after the heal the old leader follows,
     caught up, within RECOVERY_BOUND_MS."""
-    nodes, old, epoch = start_three(h, "minority")
+    nodes, old, epoch, wl = start_three(h, "minority")
     rest = [n for n in nodes if n is not old]
     servers = h.ensemble().servers
     # A follower among the servers: the two others keep their quorum leader, so the majority
@@ -220,6 +235,7 @@ def test_minority_with_one_zookeeper(h):
     zmin = next((s for s in servers if s.mode() == "follower"), servers[0])
     zmaj = [s for s in servers if s is not zmin]
     w = Writers(nodes)
+    wl.start()
     time.sleep(1.5)
     h.partition([[old, zmin], rest + zmaj])
     new, new_epoch = wait_new_leader(h, rest, epoch)
@@ -227,16 +243,17 @@ def test_minority_with_one_zookeeper(h):
     target = commit_index(h, new)
     h.heal()
     wait_caught_up_with(h, old, new, new_epoch, target, "minority with one ZooKeeper server")
-    finish(h, w, nodes, "minority with one ZooKeeper server, healed")
+    finish(h, w, wl, nodes, "minority with one ZooKeeper server, healed")
 
 
 def test_bridge(h):
     """The leader and one follower cannot see each other; the third node sees both (a bridge).
     The leader keeps its majority through the bridge; after the heal the cut-off follower is
     caught up within RECOVERY_BOUND_MS."""
-    nodes, leader, epoch = start_three(h, "bridge")
+    nodes, leader, epoch, wl = start_three(h, "bridge", read="linearizable")
     cutoff, bridge = [n for n in nodes if n is not leader]
     w = Writers(nodes)
+    wl.start()
     time.sleep(1.5)
     h.cut(leader, cutoff)
     t_cut = time.monotonic()
@@ -248,7 +265,7 @@ def test_bridge(h):
             harness.view_str(sts))
     h.heal()
     wait_caught_up_with(h, cutoff, leader, epoch, target, "bridge")
-    finish(h, w, nodes, "bridge, healed")
+    finish(h, w, wl, nodes, "bridge, healed")
 
 
 if __name__ == "__main__":
