@@ -83,7 +83,8 @@ struct handle {
 	size_t alen, acap;
 	int aerr;                 /* sticky error of the append buffer */
 	uint64_t wrote_gen;       /* the buffer generation this handle last wrote into; 0: never */
-	int err;                  /* sticky: reported by the next flush/fsync of this handle */
+	int err;                  /* sticky: reported by every flush/fsync of this handle until a
+	                             later commit carries all it wrote (fuse_file.c) */
 	unsigned carrying;        /* commits in flight that carry bytes written through it */
 	struct flush_wait *waiters; /* flush/fsync requests waiting for those commits */
 	bool inval_data;          /* before they hear back, the kernel must drop its cached data */

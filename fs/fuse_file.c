@@ -168,7 +168,10 @@ struct handle *fuse_file_new_handle(struct kvfs_fs *fs, struct kvfs_inode *in, i
  * fsync first commits what the handle has pending, then waits until no commit carrying the
  * handle's bytes is in flight, and answers with the handle's sticky error: the outcome of those
  * commits. So no descriptor's close() returns 0 while bytes written through it are not committed,
- * and every descriptor that waited on a failed commit hears of the failure.
+ * and every descriptor that waited on a failed commit hears of the failure. The error stays with
+ * the handle, for every later flush of every descriptor (a child closing its inherited copy first
+ * must not take it away from the owner's close), until a later PUT of the write buffer commits
+ * everything written through the handle; after a failed APPEND, until the file is closed.
  */
 struct flush_wait {
 	fuse_req_t req;
@@ -202,7 +205,7 @@ static void reply_after_inval(struct kvfs_fs *fs, fuse_req_t req, uint64_t ino, 
 
 /*
  * Answers req, a flush or fsync of h with no commit of h's bytes in flight any more, with the
- * handle's sticky error (which it clears: reported once per wait). A plain successful PUT skips
+ * handle's sticky error. A plain successful PUT skips
  * the round trip through the invalidation thread unless the kernel was given attributes while the
  * buffer was dirty: write() itself makes the kernel drop the size and mtime it had cached.
  */
@@ -224,7 +227,6 @@ static void handle_settled(struct kvfs_fs *fs, struct handle *h)
 
 	if (w) {
 		h->waiters = NULL;
-		h->err = 0;
 		while (w) {
 			struct flush_wait *next = w->next;
 
@@ -288,6 +290,8 @@ static void on_commit_done(void *arg, int err, uint64_t ino)
 
 		if (err < 0 && !h->err)
 			h->err = err;
+		else if (err == 0 && c->wb && !c->restore)
+			h->err = 0; /* the whole buffer, all it wrote, is committed now */
 		h->inval_data |= err < 0 || !c->wb || c->restore;
 		h->inval_attr |= c->attrs_shown;
 		if (--h->carrying == 0)
@@ -433,7 +437,6 @@ static void flush_handle(struct kvfs_fs *fs, struct handle *h, fuse_req_t req)
 	commit_handle(fs, h, call.deadline);
 	if (h->carrying == 0) {
 		err = h->err;
-		h->err = 0;
 		answer_flush(fs, h, req, err);
 		h->inval_data = h->inval_attr = false;
 		return;

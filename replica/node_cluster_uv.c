@@ -38,6 +38,7 @@
 
 #define TICK_MS           100
 #define VIEW_FRESH_MS     2000 /* a follower shows the leader's PEER_STATUS this long */
+#define LAG_KNOWN_MS      500  /* ... and knows its own lag only if it came this recently */
 #define READY_LAG_ENTRIES 16 /* a follower this close may be handed the lead */
 
 /* ---- the promise ---- */
@@ -856,6 +857,12 @@ void ncl_status(const struct kvfs_node *n, struct kvfs_status *st)
 	st->lag_entries = commit > st->applied_index ? commit - st->applied_index : 0;
 	st->lag_ms = c->behind_since && st->lag_entries ? now - c->behind_since : 0;
 	st->catching_up = !readidx_caught_up(c->reads);
+	/* Numbers are true: only an established leader, or a follower that heard its leader a
+	 * moment ago, knows how far behind it is. One cut off from its leader may be any way
+	 * behind while its last news said 0. */
+	st->lag_unknown = repl_role(c->repl) != KVFS_REPL_LEADER &&
+	                  !(c->leader_view_ms && now - c->leader_view_ms < LAG_KNOWN_MS &&
+	                    c->leader_view->epoch == repl_epoch(c->repl));
 	st->npeers = 0;
 	for (uint32_t id = 1; id <= n->cfg.cluster_size && id <= KVFS_STATUS_MAX_PEERS; id++) {
 		struct kvfs_status_peer *p = &st->peers[st->npeers++];
@@ -889,11 +896,11 @@ void ncl_status(const struct kvfs_node *n, struct kvfs_status *st)
 			p->match = st->applied_index;
 			p->lag_entries = st->lag_entries;
 			p->lag_ms = st->lag_ms;
-		}
-		if (self)
-			p->lag_unknown = st->catching_up; else if (id == st->leader) {
+		} else if (id == st->leader) {
 			p->match = commit;
 		}
+		if (self)
+			p->lag_unknown = st->catching_up || st->lag_unknown;
 	}
 }
 

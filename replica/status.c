@@ -78,9 +78,9 @@ static size_t facts_of(const struct kvfs_status *st, struct fact *f)
 	U64("commit_index", st->commit_index);
 	U64("applied_index", st->applied_index);
 	f[n++] = (struct fact){.key = "lag_entries", .kind = FACT_LAG, .u = st->lag_entries,
-	                       .s = st->catching_up ? "" : NULL};
+	                       .s = st->catching_up || st->lag_unknown ? "" : NULL};
 	f[n++] = (struct fact){.key = "lag_ms", .kind = FACT_LAG, .u = st->lag_ms,
-	                       .s = st->catching_up ? "" : NULL};
+	                       .s = st->catching_up || st->lag_unknown ? "" : NULL};
 	STR("catching_up", st->catching_up ? "yes" : "no");
 	U64("keys", st->keys);
 	U64("value_bytes", st->value_bytes);

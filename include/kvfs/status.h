@@ -40,6 +40,9 @@ struct kvfs_status {
 	 * it: it cannot tell how far behind it is. lag_entries and lag_ms show -1,
 	 * `catching_up: yes` says so, and reads wait. */
 	bool catching_up;
+	/* This node cannot tell its lag now (it has not heard its leader for a moment, or no
+	 * leader is established): lag_entries and lag_ms show -1, reads are served as usual. */
+	bool lag_unknown;
 	/* Facts beyond the contract's minimum, shown after it. */
 	uint64_t keys;        /* linked inodes, root excluded */
 	uint64_t value_bytes; /* bytes of all file values */

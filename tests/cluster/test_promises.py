@@ -80,6 +80,19 @@ def test_dup_close_reports_commit_outcome(h):
         h.check(o[0] == errno.EIO,
                 "%s, no majority: the original's close() fails with EIO too, never 0 for bytes "
                 "that were not committed" % what, "got %s after %d ms" % (os.strerror(o[0]), o[1]))
+    # A child closes its inherited copy first and hears EIO; the owner's close comes after the
+    # commit failed, with nothing left to commit: it must hear EIO too, not 0.
+    for path, flags, what in ((app, os.O_WRONLY | os.O_APPEND, "O_APPEND"),
+                              (plain, os.O_WRONLY | os.O_TRUNC, "plain write")):
+        fd = os.open(path, flags)
+        os.write(fd, b"never committed either\n")
+        d = close_fd(os.dup(fd))
+        o = close_fd(fd)
+        h.log("%s, no majority, one close after the other: %s after %d ms, then %s after %d ms"
+              % (what, os.strerror(d[0]), d[1], os.strerror(o[0]), o[1]))
+        h.check(d[0] == errno.EIO and o[0] == errno.EIO,
+                "%s, no majority: a close after another descriptor's failed close reports EIO "
+                "too" % what, "first %s, then %s" % (os.strerror(d[0]), os.strerror(o[0])))
     for n in rest:
         n.start()
     wait_caught_up(h, nodes, 30)
