@@ -191,6 +191,8 @@ uint64_t ncl_commit_to_write(const struct kvfs_node *n, uint64_t durable_end)
 {
 	uint64_t commit = repl_commit_index(n->cl->repl);
 
+	if (!n->cfg.cluster_size)
+		return 0; /* standalone: its whole log is committed, and applied at start */
 	if (commit > durable_end)
 		commit = durable_end;
 	return commit > n->commit_written ? commit : 0;
@@ -614,6 +616,7 @@ static void on_tick(uv_timer_t *t)
 
 	if (c->closing || c->n->fatal)
 		return;
+	c->n->commit_due = true;
 	update_addrs(c);
 	follow_view(c);
 	repl_tick(c->repl);
@@ -789,6 +792,10 @@ void ncl_check(struct kvfs_node *n)
 	}
 	fwd_settle(n->cl->fwd);
 	readidx_progress(n->cl->reads); /* the restart contract too (readidx.h) */
+	/* A cluster of one sends its entries to no one: it keeps none in memory once applied
+	 * (they are in its log on disk). */
+	if (!n->cfg.cluster_size && repl_applied_index(n->cl->repl) > repl_base_index(n->cl->repl))
+		repl_compact(n->cl->repl, repl_applied_index(n->cl->repl));
 }
 
 bool node_reads_ready(const struct kvfs_node *n)

@@ -64,6 +64,7 @@ struct kvfs_node {
 	uint64_t compact_upto; /* waiting to be done by the next disk job */
 	int commit_fd;           /* DATA/commit; -1 */
 	uint64_t commit_written; /* the commit index DATA/commit holds (or a job is writing) */
+	bool commit_due;         /* a job may write DATA/commit alone (set by the tick) */
 
 	bool snapshotting;
 	uv_work_t snap_work;

@@ -609,7 +609,9 @@ static void kick(struct kvfs_node *n)
 		return;
 	commit = ncl_commit_to_write(n, n->pending && n->pending->len ? n->pending->last
 	                                                               : log_last_index(n->log));
-	if (!n->pending && !n->compact_upto && !commit)
+	/* A job for DATA/commit alone only now and then (the tick says when): after every commit
+	 * it would make the next batch wait for it. With other work it rides along. */
+	if (!n->pending && !n->compact_upto && !(commit && n->commit_due))
 		return;
 	b = n->pending ? n->pending : batch_new(n);
 	if (!b)
@@ -624,8 +626,10 @@ static void kick(struct kvfs_node *n)
 	b->compact_upto = n->compact_upto;
 	n->compact_upto = 0;
 	b->commit_write = commit;
-	if (commit)
+	if (commit) {
 		n->commit_written = commit;
+		n->commit_due = false;
+	}
 	b->work.data = b;
 	rv = uv_queue_work(n->loop, &b->work, disk_work, disk_done);
 	assert(rv == 0);
