@@ -1525,8 +1525,16 @@ def main(tests):
                 pass
             except Interrupted:
                 raise
-            except Exception:
-                h.check(False, "%s runs to its end" % fn.__name__, traceback.format_exc())
+            except Exception as e:
+                # The summary at the end is often all a CI log keeps: name the exception and
+                # where in the tests it came from there, not only in the traceback above it.
+                tb = [f for f in traceback.extract_tb(e.__traceback__)
+                      if "/tests/" in f.filename]
+                at = ("%s:%d " % (os.path.basename(tb[-1].filename), tb[-1].lineno)
+                      if tb else "")
+                msg = " ".join(str(e).split())[:400]
+                h.check(False, "%s runs to its end (%s%s: %s)" %
+                        (fn.__name__, at, type(e).__name__, msg), traceback.format_exc())
             finally:
                 try:
                     h.end_test()
