@@ -18,12 +18,15 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
+#include <sodium.h>
 #include <uv.h>
 
 #include "fs.h"
 #include "options.h"
 #include "kvfs/logging.h"
 #include "kvfs/node.h"
+#include "kvfs/peer_sec.h"
+#include "kvfs/secret_file.h"
 #include "kvfs/status.h"
 #include "kvfs/zk_election.h"
 
@@ -53,6 +56,7 @@ struct app {
 	uv_async_t zk_async; /* the election thread's "something changed" */
 	struct kvfs_node_cluster cluster;
 	int daemon_pipe; /* background start: tells the waiting parent our exit status; -1 */
+	struct kvfs_sec_keys keys; /* from --secret-file; n == 0: none (standalone, --insecure) */
 };
 
 static void on_drain_timer(uv_timer_t *t);
@@ -302,6 +306,44 @@ static void daemonize_end(struct app *a, int code)
 		log_warn("cannot chdir to /");
 }
 
+/*
+ * Reads the --secret-file(s) into a->keys (a cluster member only; standalone has no peers).
+ * Returns 0, or -1 after printing why (a usage problem: exit 2).
+ */
+static int load_secrets(struct app *a)
+{
+	uint8_t buf[KVFS_SECRET_FILE_MAX + 1];
+	char err[1024];
+	size_t len;
+	int rv = 0;
+
+	if (!a->opts.zk) {
+		if (a->opts.n_secret_files > 0 || a->opts.insecure)
+			log_info("standalone: no peers, so --secret-file and --insecure do nothing");
+		return 0;
+	}
+	if (a->opts.insecure) {
+		log_warn("--insecure: peers neither authenticate nor encrypt; anyone who can reach "
+		         "the replication port of a node can read and write everything and wreck "
+		         "the cluster. Use it only where every host on the network is trusted");
+		return 0;
+	}
+	if (sec_init() != 0) {
+		fprintf(stderr, "kvfs: cannot initialise libsodium\n");
+		return -1;
+	}
+	for (unsigned i = 0; i < a->opts.n_secret_files && rv == 0; i++) {
+		rv = secret_file_read("--secret-file", a->opts.secret_files[i], KVFS_SEC_SECRET_MIN,
+		                      buf, sizeof(buf), &len, err, sizeof(err));
+		if (rv < 0)
+			fprintf(stderr, "kvfs: %s\n", err);
+		else
+			rv = sec_keys_add(&a->keys, buf, len);
+		sodium_memzero(buf, sizeof(buf));
+	}
+	return rv < 0 ? -1 : 0;
+}
+
 /* From any thread: the election changed. Only wakes the loop (on_zk_change). */
 static void zk_notify(void *arg)
 {
@@ -488,6 +530,10 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	logging_init(a.opts.id, a.opts.verbose ? KVFS_LOG_DEBUG : KVFS_LOG_INFO);
+	if (load_secrets(&a) < 0) {
+		code = EXIT_USAGE;
+		goto out_opts;
+	}
 	if (!a.opts.foreground && daemonize_begin(&a) < 0) {
 		fprintf(stderr, "kvfs: cannot start in the background: %s\n", strerror(errno));
 		goto out_opts;
@@ -517,6 +563,7 @@ int main(int argc, char **argv)
 	    .listen = a.opts.listen,
 	    .write_timeout_ms = a.opts.write_timeout_ms,
 	    .session_timeout_ms = a.opts.session_timeout_ms,
+	    .peer_keys = a.keys.n ? &a.keys : NULL,
 	};
 	rv = node_open(&a.fs.node, &cfg, err, sizeof(err));
 	if (rv < 0) {
@@ -588,6 +635,7 @@ out_opts:
 	if (a.zk)
 		zk_election_close(a.zk);
 	daemonize_end(&a, code);
+	sec_keys_wipe(&a.keys);
 	options_free(&a.opts);
 	if (code == 0)
 		log_info("stopped cleanly");

@@ -34,6 +34,9 @@ enum {
 	OPT_MAX_VALUE,
 	OPT_SNAPSHOT_BYTES,
 	OPT_SEGMENT_BYTES,
+	OPT_SECRET_FILE,
+	OPT_INSECURE,
+	OPT_ZK_AUTH_FILE,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -55,6 +58,9 @@ static const struct option long_opts[] = {
     {"max-value", required_argument, NULL, OPT_MAX_VALUE},
     {"snapshot-bytes", required_argument, NULL, OPT_SNAPSHOT_BYTES},
     {"segment-bytes", required_argument, NULL, OPT_SEGMENT_BYTES},
+    {"secret-file", required_argument, NULL, OPT_SECRET_FILE},
+    {"insecure", no_argument, NULL, OPT_INSECURE},
+    {"zk-auth-file", required_argument, NULL, OPT_ZK_AUTH_FILE},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -88,6 +94,13 @@ void options_usage(FILE *f, const char *prog)
 	    "                         (default 1048576, at most %u)\n"
 	    "  --snapshot-bytes N     snapshot after N bytes of log (default 67108864)\n"
 	    "  --segment-bytes N      log segment size (default 67108864)\n"
+	    "  --secret-file PATH     the cluster's shared peer secret, at least 32 bytes, mode\n"
+	    "                         600 (required with --zk unless --insecure); give it twice\n"
+	    "                         to rotate: dial with the first, accept either\n"
+	    "  --insecure             peers without authentication or encryption (trusted\n"
+	    "                         networks only; shown in /.status)\n"
+	    "  --zk-auth-file PATH    ZooKeeper digest credentials user:password, mode 600;\n"
+	    "                         every znode kvfs creates gets an ACL for them alone\n"
 	    "  -f                     stay in the foreground, log to stderr\n"
 	    "  -d                     FUSE debug output (implies -f)\n"
 	    "  -v                     verbose log\n"
@@ -234,6 +247,14 @@ static int set_defaults(struct kvfs_options *o, bool size_given, char *err, size
 		if (set_str(&o->listen, buf) < 0)
 			return -ENOMEM;
 	}
+	if (o->zk && o->insecure && o->n_secret_files > 0)
+		return fail(err, errlen, "--insecure and --secret-file: give one or the other");
+	if (o->zk && !o->insecure && o->n_secret_files == 0)
+		return fail(err, errlen,
+		            "--secret-file is required with --zk: the peers' shared secret, the "
+		            "same file on every node (make one with: (umask 077; head -c 32 "
+		            "/dev/urandom | base64 > /etc/kvfs/secret)); or --insecure for a "
+		            "network where every host is trusted");
 	if (!o->advertise && set_str(&o->advertise, o->listen) < 0)
 		return -ENOMEM;
 	if (!o->data_dir) {
@@ -345,6 +366,30 @@ int options_parse(struct kvfs_options *o, int argc, char **argv, char *err, size
 			rv = parse_u64("--segment-bytes", optarg, 4096, UINT64_C(1) << 32,
 			               &o->segment_bytes, err, errlen);
 			break;
+		case OPT_SECRET_FILE:
+			if (!*optarg)
+				return fail(err, errlen, "--secret-file: empty path");
+			if (o->n_secret_files == 2)
+				return fail(err, errlen,
+				            "--secret-file: at most two (the current secret and the "
+				            "next, while rotating)");
+			path = absolute(optarg);
+			if (!path)
+				return -ENOMEM;
+			o->secret_files[o->n_secret_files++] = path;
+			break;
+		case OPT_INSECURE:
+			o->insecure = true;
+			break;
+		case OPT_ZK_AUTH_FILE:
+			if (!*optarg)
+				return fail(err, errlen, "--zk-auth-file: empty path");
+			path = absolute(optarg);
+			if (!path)
+				return -ENOMEM;
+			free(o->zk_auth_file);
+			o->zk_auth_file = path;
+			break;
 		case 'f':
 			o->foreground = true;
 			break;
@@ -395,4 +440,7 @@ void options_free(struct kvfs_options *o)
 	free(o->election);
 	free(o->fuse_opts);
 	free(o->mountpoint);
+	free(o->secret_files[0]);
+	free(o->secret_files[1]);
+	free(o->zk_auth_file);
 }

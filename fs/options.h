@@ -32,6 +32,10 @@ struct kvfs_options {
 	bool debug;       /* -d: FUSE debug output, implies -f */
 	bool verbose;     /* -v: debug-level log lines */
 	char *fuse_opts;  /* -o options, comma-joined; NULL if none */
+	char *secret_files[2]; /* --secret-file, given once or twice (rotation); absolute */
+	unsigned n_secret_files;
+	bool insecure;      /* --insecure: peers without authentication or encryption */
+	char *zk_auth_file; /* --zk-auth-file; absolute; NULL if none */
 	char *mountpoint; /* absolute */
 };
 

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "kvfs/crc32c.h"
+#include "kvfs/peer_sec.h"
 
 /* Bytes of the header that the checksum covers: everything before the checksum itself. */
 #define FRAME_CRC_COVERED 12u
@@ -90,6 +91,19 @@ void frame_reader_set_max(struct kvfs_frame_reader *r, uint32_t max)
 	r->max = max < KVFS_FRAME_MAX_PAYLOAD ? max : KVFS_FRAME_MAX_PAYLOAD;
 }
 
+void frame_reader_set_opener(struct kvfs_frame_reader *r,
+                             int (*open)(void *arg, uint8_t *rec, uint32_t L), void *open_arg)
+{
+	r->open = open;
+	r->open_arg = open_arg;
+}
+
+/* The most a record may hold: the largest acceptable frame and a tag. */
+static uint64_t record_max(const struct kvfs_frame_reader *r)
+{
+	return (uint64_t)KVFS_FRAME_HEADER + r->max + KVFS_SEC_TAG_BYTES;
+}
+
 /*
  * Called on entry to feed and next, once the frame last returned may be forgotten: an empty
  * buffer starts over at its front, and a large one is given back.
@@ -114,6 +128,12 @@ static size_t pending_frame_size(const struct kvfs_frame_reader *r)
 {
 	uint32_t len;
 
+	if (r->open) {
+		if (r->end - r->start < KVFS_SEC_LEN_BYTES)
+			return 0;
+		len = get_le32(r->buf + r->start);
+		return len <= record_max(r) ? KVFS_SEC_LEN_BYTES + (size_t)len : 0;
+	}
 	if (r->end - r->start < KVFS_FRAME_HEADER)
 		return 0;
 	len = get_le32(r->buf + r->start + 8);
@@ -190,11 +210,37 @@ static int check_header_prefix(const uint8_t *p, size_t have)
 	return 0;
 }
 
+/*
+ * The record at the front of the buffer, opened in place: 1 and the frame inside it at *p (have
+ * bytes), its record's size at *size; 0 if more bytes are needed; or a violation.
+ */
+static int next_record(struct kvfs_frame_reader *r, uint8_t **p, size_t *have, size_t *size)
+{
+	uint8_t *rec = r->buf + r->start;
+	uint32_t L;
+
+	if (r->end - r->start < KVFS_SEC_LEN_BYTES)
+		return 0;
+	L = get_le32(rec);
+	if (L > record_max(r))
+		return -EMSGSIZE;
+	if (L < KVFS_FRAME_HEADER + KVFS_SEC_TAG_BYTES)
+		return -EPROTO;
+	if (r->end - r->start - KVFS_SEC_LEN_BYTES < L)
+		return 0;
+	if (r->open(r->open_arg, rec, L) != 0)
+		return -EBADMSG;
+	*p = rec + KVFS_SEC_LEN_BYTES;
+	*have = L - KVFS_SEC_TAG_BYTES;
+	*size = KVFS_SEC_LEN_BYTES + (size_t)L;
+	return 1;
+}
+
 /* One complete frame out of the buffer, or 0, or a sticky violation; see frame.h. */
 int frame_reader_next(struct kvfs_frame_reader *r, struct kvfs_frame *out)
 {
-	const uint8_t *p;
-	size_t have;
+	uint8_t *p;
+	size_t have, rec_size = 0;
 	uint32_t len;
 	int rv;
 
@@ -205,6 +251,14 @@ int frame_reader_next(struct kvfs_frame_reader *r, struct kvfs_frame *out)
 	if (have == 0)
 		return 0;
 	p = r->buf + r->start;
+	if (r->open) {
+		rv = next_record(r, &p, &have, &rec_size);
+		if (rv <= 0)
+			return rv < 0 ? reader_fail(r, rv) : 0;
+		/* A record holds exactly one whole frame. */
+		if (have < KVFS_FRAME_HEADER || get_le32(p + 8) != have - KVFS_FRAME_HEADER)
+			return reader_fail(r, -EPROTO);
+	}
 	rv = check_header_prefix(p, have < KVFS_FRAME_HEADER ? have : KVFS_FRAME_HEADER);
 	if (rv < 0)
 		return reader_fail(r, rv);
@@ -221,6 +275,6 @@ int frame_reader_next(struct kvfs_frame_reader *r, struct kvfs_frame *out)
 	out->type = p[5];
 	out->payload = len ? p + KVFS_FRAME_HEADER : NULL;
 	out->len = len;
-	r->start += KVFS_FRAME_HEADER + (size_t)len;
+	r->start += r->open ? rec_size : KVFS_FRAME_HEADER + (size_t)len;
 	return 1;
 }

@@ -755,6 +755,7 @@ int ncl_start(struct kvfs_node *n)
 	    .cluster_id = n->cfg.cluster_id,
 	    .listen = n->cfg.listen,
 	    .epoch = repl_epoch(c->repl),
+	    .keys = n->cfg.peer_keys,
 	    .on_message = on_message,
 	    .on_state = on_state,
 	    .arg = c,

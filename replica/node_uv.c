@@ -753,6 +753,8 @@ void node_status(const struct kvfs_node *n, struct kvfs_status *st)
 	st->leader = n->cfg.id;
 	snprintf(st->leader_addr, sizeof(st->leader_addr), "local");
 	st->zk = "none";
+	st->zk_auth = "none";
+	st->peer_security = !n->cfg.cluster_size ? "none" : n->cfg.peer_keys ? "encrypted" : "insecure";
 	st->election = n->cfg.election ? n->cfg.election : "sequential";
 	st->priority = n->cfg.priority;
 	st->applied_index = applied;

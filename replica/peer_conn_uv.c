@@ -1,6 +1,7 @@
 /*
- * One peer connection on libuv (see peer_internal.h), dialed or accepted: it sends our HELLO,
- * checks the peer's, then reads frames and hands each message to on_message(); messages go out
+ * One peer connection on libuv (see peer_internal.h), dialed or accepted: with cluster keys it
+ * runs the handshake of peer_sec.h and seals every frame after it; it sends our HELLO, checks the
+ * peer's, then reads frames and hands each message to on_message(); messages go out
  * through its write queue, bounded by max_queue. Which peer a connection serves, and whether it
  * is kept, is the mesh's business (peer_uv.c): this file calls peer_attach() when a HELLO passes
  * and peer_detach() when the connection starts closing.
@@ -14,6 +15,7 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sodium.h>
 #include <string.h>
 #include <uv.h>
 
@@ -21,6 +23,7 @@
 #include "kvfs/logging.h"
 #include "kvfs/peer.h"
 #include "kvfs/peer_msg.h"
+#include "kvfs/peer_sec.h"
 #include "peer_addr.h"
 
 struct wreq {
@@ -43,21 +46,12 @@ static void write_cb(uv_write_t *req, int status)
 	}
 }
 
-int peer_conn_write(struct conn *c, uint8_t type, const uint8_t *payload, uint32_t len)
+/* Queues w (size bytes at w->frame, ready to go) on c; frees it on failure. */
+static int queue_write(struct conn *c, struct wreq *w, size_t size)
 {
-	size_t size = KVFS_FRAME_HEADER + (size_t)len;
-	size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
-	struct wreq *w;
 	uv_buf_t buf;
 	int rv;
 
-	if (queued > 0 && queued + size > c->p->cfg.max_queue)
-		return -ENOBUFS;
-	w = malloc(sizeof(*w) + size);
-	if (w == NULL)
-		return -ENOMEM;
-	rv = frame_encode(w->frame, type, payload, len);
-	assert(rv == 0); /* len was checked against KVFS_FRAME_MAX_PAYLOAD */
 	w->len = size;
 	w->req.data = w;
 	buf = uv_buf_init((char *)w->frame, (unsigned)size);
@@ -68,6 +62,45 @@ int peer_conn_write(struct conn *c, uint8_t type, const uint8_t *payload, uint32
 	}
 	c->last_tx = uv_now(c->p->loop);
 	return 0;
+}
+
+int peer_conn_write(struct conn *c, uint8_t type, const uint8_t *payload, uint32_t len)
+{
+	size_t flen = KVFS_FRAME_HEADER + (size_t)len;
+	size_t off = c->sealed ? KVFS_SEC_LEN_BYTES : 0;
+	size_t size = flen + (c->sealed ? KVFS_SEC_OVERHEAD : 0);
+	size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+	struct wreq *w;
+	int rv;
+
+	if (queued > 0 && queued + size > c->p->cfg.max_queue)
+		return -ENOBUFS;
+	w = malloc(sizeof(*w) + size);
+	if (w == NULL)
+		return -ENOMEM;
+	rv = frame_encode(w->frame + off, type, payload, len);
+	assert(rv == 0); /* len was checked against KVFS_FRAME_MAX_PAYLOAD */
+	if (c->sealed && sec_seal(&c->tx, w->frame, (uint32_t)flen) != 0) {
+		free(w);
+		return -EOVERFLOW;
+	}
+	return queue_write(c, w, size);
+}
+
+/* Sends what the handshake has to say now, bare (it is not framed). */
+static int send_hs_output(struct conn *c)
+{
+	uint8_t buf[sizeof(c->hs->out)];
+	size_t n = hs_take_output(c->hs, buf);
+	struct wreq *w;
+
+	if (n == 0)
+		return 0;
+	w = malloc(sizeof(*w) + n);
+	if (w == NULL)
+		return -ENOMEM;
+	memcpy(w->frame, buf, n);
+	return queue_write(c, w, n);
 }
 
 static int send_hello(struct conn *c)
@@ -122,10 +155,25 @@ static void conn_close_cb(uv_handle_t *h)
 	if (c->next)
 		c->next->prev = c->prev;
 	frame_reader_free(&c->reader);
+	if (c->hs) {
+		hs_wipe(c->hs);
+		free(c->hs);
+	}
+	sodium_memzero(&c->tx, sizeof(c->tx));
+	sodium_memzero(&c->rx, sizeof(c->rx));
 	if (c->id)
 		peer_report_down(&p->peers[c->id]);
 	free(c);
 	peer_finish_close(p);
+}
+
+/* c has its HELLO, or is closing: it no longer counts against PEER_MAX_UNPROVEN. */
+static void uncount(struct conn *c)
+{
+	if (c->counted) {
+		c->counted = false;
+		c->p->unproven--;
+	}
 }
 
 void peer_conn_close_ex(struct conn *c, bool defer_report)
@@ -133,6 +181,7 @@ void peer_conn_close_ex(struct conn *c, bool defer_report)
 	if (c->closing)
 		return;
 	c->closing = true;
+	uncount(c);
 	uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
 	peer_detach(c, defer_report);
 }
@@ -174,6 +223,13 @@ static bool conn_hello(struct conn *c, const struct kvfs_frame *f)
 		peer_conn_close(c);
 		return false;
 	}
+	if (c->sealed && h.node_id != c->proven_id) {
+		log_warn("closing connection with %s: it proved to be node %" PRIu32
+		         " but its hello says node %" PRIu32,
+		         c->remote, c->proven_id, h.node_id);
+		peer_conn_close(c);
+		return false;
+	}
 	if (c->outbound && h.node_id != c->id) {
 		log_warn("closing connection with %s: dialed node %" PRIu32
 		         " there but node %" PRIu32
@@ -184,7 +240,93 @@ static bool conn_hello(struct conn *c, const struct kvfs_frame *f)
 	}
 	c->id = h.node_id;
 	c->hello_ok = true;
+	uncount(c);
 	return peer_attach(c) && !c->closing;
+}
+
+/* Opens a sealed record for the frame reader (frame_reader_set_opener). */
+static int open_record(void *arg, uint8_t *rec, uint32_t L)
+{
+	return sec_open(&((struct conn *)arg)->rx, rec, L);
+}
+
+/* Our dial's handshake failed: warn once until a dial succeeds, and redial slowly. */
+static void dial_failed_auth(struct conn *c, const char *why)
+{
+	struct peer *pr = &c->p->peers[c->id];
+
+	if (!pr->auth_failed)
+		log_warn("cannot connect to node %" PRIu32 " at %s: %s; retrying every %u ms",
+		         c->id, c->remote, why, PEER_BACKOFF_AUTH_MS);
+	pr->auth_failed = true;
+	peer_conn_close(c);
+}
+
+static void handshake_failed(struct conn *c, int rv)
+{
+	const char *why;
+	char buf[160];
+
+	switch (rv) {
+	case -EPROTO:
+		why = "it does not speak the kvfs handshake (a node started with --insecure, or "
+		      "not kvfs at all)";
+		break;
+	case -EACCES:
+		why = "it did not prove it holds this cluster's secret (another --secret-file, or "
+		      "another cluster)";
+		break;
+	case -ENXIO:
+		snprintf(buf, sizeof(buf),
+		         "it holds the secret but the node ids do not fit (it says node %" PRIu32
+		         "; is the membership stale, or two nodes started with one --id?)",
+		         c->hs->peer);
+		why = buf;
+		break;
+	default:
+		why = "a malformed handshake";
+		break;
+	}
+	if (c->outbound)
+		dial_failed_auth(c, why);
+	else {
+		peer_warn_stranger(c->p, "closing connection from %s: %s", c->remote, why);
+		peer_conn_close(c);
+	}
+}
+
+/*
+ * Feeds received bytes to c's handshake and sends what it answers. Returns 1 when it is done
+ * (*used bytes were the handshake's; the rest are sealed records), 0 when it needs more (all
+ * bytes were used), -1 when c was closed.
+ */
+static int conn_handshake(struct conn *c, const uint8_t *data, size_t len, size_t *used)
+{
+	int rv = hs_feed(c->hs, data, len, used), wrv;
+
+	if (rv < 0) {
+		handshake_failed(c, rv);
+		return -1;
+	}
+	wrv = send_hs_output(c);
+	if (wrv == 0 && rv == 1) {
+		c->proven_id = c->hs->peer;
+		c->tx = c->hs->tx;
+		c->rx = c->hs->rx;
+		hs_wipe(c->hs);
+		free(c->hs);
+		c->hs = NULL;
+		c->sealed = true;
+		frame_reader_set_opener(&c->reader, open_record, c);
+		wrv = send_hello(c);
+	}
+	if (wrv != 0) {
+		log_warn("closing connection with %s: %s", c->remote,
+		         wrv == -ENOMEM ? "out of memory" : uv_strerror(wrv));
+		peer_conn_close(c);
+		return -1;
+	}
+	return rv;
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -198,7 +340,9 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct conn *c = s->data;
 	struct kvfs_peers *p = c->p;
+	const uint8_t *data = (const uint8_t *)buf->base;
 	struct kvfs_frame f;
+	size_t used;
 	int rv;
 
 	if (c->closing || nread == 0)
@@ -208,6 +352,12 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	if (nread > 0)
 		c->last_rx = uv_now(p->loop);
 	if (nread < 0) {
+		if (c->hs && c->outbound && c->hs->state == KVFS_HS_WAIT_AUTH && nread == UV_EOF) {
+			/* It closed on us after our proof: it did not accept it. */
+			dial_failed_auth(c, "it closed the connection after our proof; does it hold "
+			                    "the same --secret-file?");
+			return;
+		}
 		if (c->hello_ok)
 			log_info("connection with node %" PRIu32 " (%s) lost: %s", c->id, c->remote,
 			         nread == UV_EOF ? "closed by the peer" : uv_strerror((int)nread));
@@ -217,7 +367,14 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		peer_conn_close(c);
 		return;
 	}
-	rv = frame_reader_feed(&c->reader, buf->base, (size_t)nread);
+	if (c->hs) {
+		rv = conn_handshake(c, data, (size_t)nread, &used);
+		if (rv <= 0 || (size_t)nread == used)
+			return;
+		data += used;
+		nread -= (ssize_t)used;
+	}
+	rv = frame_reader_feed(&c->reader, data, (size_t)nread);
 	for (;;) {
 		if (rv == 0)
 			rv = frame_reader_next(&c->reader, &f);
@@ -283,7 +440,18 @@ void peer_conn_start(struct conn *c)
 	uv_tcp_nodelay(&c->tcp, 1);
 	set_user_timeout(c);
 	c->last_rx = uv_now(c->p->loop);
-	rv = send_hello(c);
+	if (c->p->secure) {
+		c->hs = malloc(sizeof(*c->hs));
+		if (c->hs == NULL) {
+			rv = UV_ENOMEM;
+		} else {
+			hs_start(c->hs, &c->p->keys, c->p->cluster_id, c->p->cfg.size, c->p->cfg.id,
+			         c->outbound ? c->id : 0);
+			rv = send_hs_output(c);
+		}
+	} else {
+		rv = send_hello(c);
+	}
 	if (rv == 0)
 		rv = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 	if (rv != 0) {

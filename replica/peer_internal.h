@@ -23,12 +23,19 @@
 #include "kvfs/frame.h"
 #include "kvfs/peer.h"
 #include "kvfs/peer_msg.h"
+#include "kvfs/peer_sec.h"
 #include "peer_addr.h"
 
 #define PEER_HELLO_MAX        4096u /* largest frame accepted before the peer's HELLO */
 #define PEER_BACKOFF_FIRST_MS 50u
 #define PEER_BACKOFF_MAX_MS   500u /* a healed partition is redialed within this (+ a dial) */
 #define PEER_READ_BUF         (64u << 10)
+/* Inbound connections still in their handshake; more are accepted and closed at once. */
+#define PEER_MAX_UNPROVEN     64u
+/* A dial that failed its handshake (another secret?) is not retried sooner than this. */
+#define PEER_BACKOFF_AUTH_MS  2000u
+/* Repeated warnings about strangers are summed up at most this often. */
+#define PEER_WARN_EVERY_MS    10000u
 
 struct conn {
 	uv_tcp_t tcp;
@@ -40,6 +47,13 @@ struct conn {
 	bool outbound; /* we dialed it */
 	bool hello_ok; /* the peer's HELLO passed the checks */
 	bool closing;
+	bool counted;  /* inbound and counted in p->unproven */
+	/* With cluster keys: the handshake while it runs (NULL before and after), then the
+	 * sealed channel's two directions (peer_sec.h), and the id the handshake proved. */
+	struct kvfs_handshake *hs;
+	bool sealed;
+	uint32_t proven_id;
+	struct kvfs_sec_dir tx, rx;
 	uint64_t started; /* uv_now() when the connection was made (dial or accept) */
 	uint64_t last_rx; /* uv_now() of the last bytes received, or of the connection's start */
 	uint64_t last_tx; /* uv_now() of the last frame queued */
@@ -58,6 +72,7 @@ struct peer {
 	uint32_t backoff_ms;  /* before the next redial */
 	bool refused;         /* the last dial got ECONNREFUSED */
 	bool reported_up;     /* the last on_state() said connected */
+	bool auth_failed;     /* our last dial failed its handshake: redial slowly, warn once */
 };
 
 struct kvfs_peers {
@@ -71,6 +86,11 @@ struct kvfs_peers {
 	struct conn *conns; /* every connection not yet freed */
 	int port;
 	unsigned open_handles; /* listener, tick, redial timers not yet closed */
+	bool secure;           /* cluster keys given: every connection starts with a handshake */
+	struct kvfs_sec_keys keys;
+	unsigned unproven;       /* inbound connections before their HELLO */
+	uint64_t warn_at;        /* uv_now() of the last warning about a stranger */
+	unsigned warn_suppressed; /* warnings about strangers not logged since */
 	bool closing;
 	void (*close_cb)(void *arg);
 	void *close_arg;
@@ -121,6 +141,13 @@ void peer_detach(struct conn *c, bool defer_report);
 
 /* Tells a "down" not yet told, if the peer is still without a connection. */
 void peer_report_down(struct peer *pr);
+
+/*
+ * Logs a warning about a connection that is not a peer of ours (a wrong secret, a stranger), at
+ * most one line per PEER_WARN_EVERY_MS, with a count of the lines left out since.
+ */
+void peer_warn_stranger(struct kvfs_peers *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Frees p and calls peer_close()'s callback if p is closing and nothing it owns is left. */
 void peer_finish_close(struct kvfs_peers *p);

@@ -13,6 +13,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include "kvfs/frame.h"
 #include "kvfs/logging.h"
 #include "kvfs/peer_msg.h"
+#include "kvfs/peer_sec.h"
 #include "peer_addr.h"
 #include "peer_internal.h"
 
@@ -77,7 +79,10 @@ static void schedule_redial(struct peer *pr)
 	 * (the one the duplicate rule keeps) usually completes first and the other is never made.
 	 */
 	uv_timer_start(&pr->redial, redial_cb,
-	               pr->backoff_ms + (pr->p->cfg.id > pr->id ? PEER_BACKOFF_FIRST_MS : 0), 0);
+	               (pr->auth_failed && pr->backoff_ms < PEER_BACKOFF_AUTH_MS ? PEER_BACKOFF_AUTH_MS
+	                                                                      : pr->backoff_ms) +
+	                   (pr->p->cfg.id > pr->id ? PEER_BACKOFF_FIRST_MS : 0),
+	               0);
 	pr->backoff_ms =
 	    pr->backoff_ms * 2 > PEER_BACKOFF_MAX_MS ? PEER_BACKOFF_MAX_MS : pr->backoff_ms * 2;
 }
@@ -127,6 +132,16 @@ bool peer_attach(struct conn *c)
 			peer_conn_close(c);
 			return false;
 		}
+		if (dialed_by_lower(c) == dialed_by_lower(old) &&
+		    uv_now(c->p->loop) - old->last_rx < c->p->cfg.idle_timeout_ms / 2) {
+			peer_warn_stranger(c->p,
+			                   "node %" PRIu32 " is connected (%s) and alive; refusing a "
+			                   "second connection that says it is node %" PRIu32
+			                   " from %s (are two nodes started with --id %" PRIu32 "?)",
+			                   c->id, old->remote, c->id, c->remote, c->id);
+			peer_conn_close(c);
+			return false;
+		}
 		log_debug("node %" PRIu32 ": new connection %s replaces %s", c->id, c->remote,
 		          old->remote);
 		pr->conn = NULL;
@@ -140,6 +155,7 @@ bool peer_attach(struct conn *c)
 		peer_conn_close(pr->dialing);
 	pr->backoff_ms = PEER_BACKOFF_FIRST_MS;
 	pr->refused = false;
+	pr->auth_failed = false;
 	uv_timer_stop(&pr->redial);
 	frame_reader_set_max(&c->reader, KVFS_FRAME_MAX_PAYLOAD);
 	log_info("connected to node %" PRIu32 " (%s, %s)", c->id, c->remote,
@@ -194,6 +210,51 @@ static void dial(struct peer *pr)
 	}
 }
 
+void peer_warn_stranger(struct kvfs_peers *p, const char *fmt, ...)
+{
+	uint64_t now = uv_now(p->loop);
+	char line[512];
+	va_list ap;
+
+	if (p->warn_at != 0 && now - p->warn_at < PEER_WARN_EVERY_MS) {
+		p->warn_suppressed++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (p->warn_suppressed)
+		log_warn("%s (and %u such warnings in the last %u s)", line, p->warn_suppressed,
+		         PEER_WARN_EVERY_MS / 1000);
+	else
+		log_warn("%s", line);
+	p->warn_at = now ? now : 1;
+	p->warn_suppressed = 0;
+}
+
+/*
+ * Makes room for one more inbound connection in its handshake, if PEER_MAX_UNPROVEN are: the
+ * oldest goes. A peer's handshake takes a round trip, so a flood of strangers cannot keep a peer
+ * out, only hold the ones that are slowest to prove themselves.
+ */
+static void evict_unproven(struct kvfs_peers *p)
+{
+	struct conn *c, *oldest = NULL;
+
+	if (p->unproven < PEER_MAX_UNPROVEN)
+		return;
+	for (c = p->conns; c != NULL; c = c->next)
+		if (c->counted && !c->closing && (oldest == NULL || c->started < oldest->started))
+			oldest = c;
+	if (oldest == NULL)
+		return;
+	peer_warn_stranger(p,
+	                   "closing connection from %s: %u connections are in their handshake "
+	                   "already (a flood of strangers?)",
+	                   oldest->remote, PEER_MAX_UNPROVEN);
+	peer_conn_close(oldest);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct kvfs_peers *p = server->data;
@@ -203,6 +264,7 @@ static void on_connection(uv_stream_t *server, int status)
 		log_warn("cannot accept a peer connection: %s", uv_strerror(status));
 		return;
 	}
+	evict_unproven(p);
 	c = peer_conn_new(p);
 	if (c == NULL) {
 		log_warn("cannot accept a peer connection: out of memory");
@@ -212,6 +274,8 @@ static void on_connection(uv_stream_t *server, int status)
 		peer_conn_close(c);
 		return;
 	}
+	c->counted = true;
+	p->unproven++;
 	peer_conn_start(c);
 }
 
@@ -241,8 +305,9 @@ static void check_conn(struct conn *c, uint64_t now)
 			          " at %s: no hello within %" PRIu32 " ms",
 			          c->id, c->remote, idle / 2);
 		else
-			log_warn("closing connection with %s: no hello within %" PRIu32 " ms",
-			         c->remote, idle / 2);
+			peer_warn_stranger(p, "closing connection with %s: no hello within %" PRIu32
+			                      " ms",
+			                   c->remote, idle / 2);
 		peer_conn_close(c);
 		return;
 	}
@@ -299,6 +364,7 @@ void peer_finish_close(struct kvfs_peers *p)
 
 	if (!p->closing || p->open_handles > 0 || p->conns != NULL)
 		return;
+	sec_keys_wipe(&p->keys);
 	free(p->peers);
 	free(p);
 	if (cb)
@@ -359,6 +425,15 @@ int peer_open(struct kvfs_peers **out, uv_loop_t *loop, const struct kvfs_peers_
 		p->cfg.max_queue = KVFS_PEERS_MAX_QUEUE_DEFAULT;
 	if (p->cfg.idle_timeout_ms == 0)
 		p->cfg.idle_timeout_ms = KVFS_PEERS_IDLE_TIMEOUT_MS;
+	if (cfg->keys != NULL) {
+		if (cfg->keys->n == 0 || cfg->keys->n > KVFS_SEC_MAX_KEYS) {
+			rv = -EINVAL;
+			goto err_free;
+		}
+		p->keys = *cfg->keys;
+		p->secure = true;
+	}
+	p->cfg.keys = NULL; /* not kept: p->keys is the copy */
 
 	rv = peer_addr_listen(cfg->listen, &fd, &p->port);
 	if (rv != 0)
@@ -402,6 +477,7 @@ int peer_open(struct kvfs_peers **out, uv_loop_t *loop, const struct kvfs_peers_
 
 err_free:
 	assert(rv != 0);
+	sec_keys_wipe(&p->keys);
 	free(p->peers);
 	free(p);
 	return rv;

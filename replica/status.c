@@ -82,6 +82,8 @@ static size_t facts_of(const struct kvfs_status *st, struct fact *f)
 	f[n++] = (struct fact){.key = "lag_ms", .kind = FACT_LAG, .u = st->lag_ms,
 	                       .s = st->catching_up || st->lag_unknown ? "" : NULL};
 	STR("catching_up", st->catching_up ? "yes" : "no");
+	STR("peer_security", st->peer_security);
+	STR("zk_auth", st->zk_auth);
 	U64("keys", st->keys);
 	U64("value_bytes", st->value_bytes);
 	U64("log_bytes", st->log_bytes);

@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	build-essential pkg-config meson ninja-build
-	libfuse3-dev libuv1-dev libcmocka-dev libzookeeper-mt-dev
+	libfuse3-dev libuv1-dev libcmocka-dev libzookeeper-mt-dev libsodium-dev
 	# run: fusermount3; the cluster tests' and start.sh's ZooKeeper server (and the Java it runs
 	# on), and the cluster tests' client: kazoo, for Debian's /usr/bin/python3
 	fuse3 zookeeper default-jre-headless python3 python3-kazoo

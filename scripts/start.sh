@@ -28,6 +28,7 @@ ALL_NODES=(standalone 1 2 3)
 CLUSTER=demo
 STOP_TIMEOUT=10
 ZK_DIR="$RUN/zk"
+SECRET="$RUN/secret" # --secret-file of the three nodes
 ZK_JAR=/usr/share/java/zookeeper.jar
 EXIT_CLUSTER_MISMATCH=5
 
@@ -47,7 +48,15 @@ node_args() {
 		printf '%s\n' --id 1
 	else
 		printf '%s\n' --zk "127.0.0.1:$(zk_port)" --cluster "$CLUSTER" --cluster-size 3 \
-			--id "$1" --listen "127.0.0.1:$((PORT_BASE + $1))"
+			--id "$1" --listen "127.0.0.1:$((PORT_BASE + $1))" --secret-file "$SECRET"
+	fi
+}
+
+# make_secret: the peers' shared secret (README, Security), made once: 32 random bytes, mode 600.
+make_secret() {
+	if [[ ! -s "$SECRET" ]]; then
+		(umask 077 && head -c 32 /dev/urandom | base64 >"$SECRET")
+		echo "made the cluster's peer secret: $SECRET (mode 600)"
 	fi
 }
 
@@ -336,6 +345,7 @@ cmd_start() {
 	rm -f "$RUN/stopping"
 	mkdir -p "$RUN"
 	printf '%s\n' "$KVFS" >"$RUN/kvfs-bin" # for `restart N` from another terminal
+	make_secret
 	zk_start || return 1
 	for n in "${CLUSTER_NODES[@]}"; do
 		if ! start_node "$n"; then

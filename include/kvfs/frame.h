@@ -45,6 +45,9 @@ struct kvfs_frame_reader {
 	size_t start, end; /* consumed prefix, end of the fed bytes */
 	uint32_t max;      /* largest payload accepted, <= KVFS_FRAME_MAX_PAYLOAD */
 	int err;           /* 0, or the violation already reported (sticky) */
+	/* Sealed records (see frame_reader_set_opener): NULL while frames arrive bare. */
+	int (*open)(void *arg, uint8_t *rec, uint32_t L);
+	void *open_arg;
 };
 
 /* Initialises r, empty, accepting payloads up to KVFS_FRAME_MAX_PAYLOAD. Cannot fail. */
@@ -59,6 +62,16 @@ void frame_reader_free(struct kvfs_frame_reader *r);
  * max is clamped to KVFS_FRAME_MAX_PAYLOAD.
  */
 void frame_reader_set_max(struct kvfs_frame_reader *r, uint32_t max);
+
+/*
+ * From now on every frame arrives sealed in a record of peer_sec.h: u32 L, then L bytes that
+ * open(open_arg, rec, L) unseals in place (rec points at L; the frame is then at rec + 4, L - 16
+ * bytes), returning 0 or a negative errno. L is judged against the maximum before anything is
+ * buffered for it; a record that does not open is -EBADMSG, one whose frame is not whole and
+ * alone in it -EPROTO, both sticky like every violation.
+ */
+void frame_reader_set_opener(struct kvfs_frame_reader *r,
+                             int (*open)(void *arg, uint8_t *rec, uint32_t L), void *open_arg);
 
 /*
  * Appends len bytes of buf (as read from the socket, any chunk size) to r. The buffer grows with

@@ -27,6 +27,8 @@ struct kvfs_status;
 struct kvfs_store;
 struct kvfs_node;
 
+struct kvfs_sec_keys;
+
 struct kvfs_node_config {
 	uint32_t id;
 	const char *data_dir;
@@ -42,6 +44,9 @@ struct kvfs_node_config {
 	const char *listen;          /* replication address to listen on, "HOST:PORT" */
 	uint64_t write_timeout_ms;   /* a proposal not committed within this fails with EIO */
 	uint64_t session_timeout_ms; /* a leader that hears from no majority this long gives up */
+	/* The cluster keys peers must prove (peer_sec.h; borrowed: they must outlive the node, the
+	 * transport takes a copy at node_start); NULL: --insecure, bare frames. */
+	const struct kvfs_sec_keys *peer_keys;
 };
 
 /* What the election says now. */

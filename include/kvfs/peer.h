@@ -13,10 +13,19 @@
  * not dial at once on peer_set_addr()), so that the lower id's dial usually wins the race and no
  * duplicate is made.
  *
- * Handshake. Each side sends a HELLO (cluster id, node id, epoch) first. Until the peer's HELLO
+ * Handshake. With cluster keys (the default: --secret-file), a connection first runs the mutual
+ * handshake of peer_sec.h, in which each side proves it holds a key of the cluster and which node
+ * it is, before either sends anything else; from then on every frame travels sealed. A
+ * connection that fails it is closed with one warning (summed up when strangers keep trying); a
+ * dial that failed it is retried no sooner than PEER_BACKOFF_AUTH_MS. At most PEER_MAX_UNPROVEN
+ * inbound connections may be before their HELLO at once; more are closed as soon as accepted.
+ * Then each side sends a HELLO (cluster id, node id, epoch). Until the peer's HELLO
  * has arrived and passed peer_msg_hello_check() (same cluster, id in 1..size and not ours, same
- * protocol version; the id we dialed, on a connection we dialed), frames are limited to a few KiB
- * and any other type closes the connection, with a warning that says why.
+ * protocol version; the id we dialed, on a connection we dialed; the id the handshake proved),
+ * frames are limited to a few KiB and any other type closes the connection, with a warning that
+ * says why. A second connection for a peer whose connection is alive (it has received within
+ * half the idle timeout) and was dialed by the same side is refused rather than replacing it: two
+ * nodes claiming one id cannot make the mesh flap.
  *
  * Liveness. A partition drops packets silently: TCP alone would keep such a connection for
  * minutes, and a dial into it hangs on SYN retransmissions. So a connection over which nothing
@@ -46,6 +55,7 @@
 
 struct uv_loop_s;
 struct kvfs_peers;
+struct kvfs_sec_keys;
 
 #define KVFS_PEERS_MAX_QUEUE_DEFAULT (64u << 20)
 #define KVFS_PEERS_IDLE_TIMEOUT_MS   1000u
@@ -73,6 +83,9 @@ struct kvfs_peers_config {
 	uint64_t epoch;           /* sent in HELLO; see peer_set_epoch() */
 	size_t max_queue;         /* unwritten bytes per connection; 0: 64 MiB */
 	uint32_t idle_timeout_ms; /* close a connection silent this long; 0: 1 s (see above) */
+	/* The cluster keys (copied): every connection starts with the handshake of peer_sec.h and
+	 * then carries sealed records. NULL: bare frames, no authentication (--insecure). */
+	const struct kvfs_sec_keys *keys;
 	kvfs_peers_message_fn on_message;
 	kvfs_peers_state_fn on_state; /* may be NULL */
 	void *arg;                    /* passed to both callbacks */

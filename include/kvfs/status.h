@@ -43,6 +43,10 @@ struct kvfs_status {
 	/* This node cannot tell its lag now (it has not heard its leader for a moment, or no
 	 * leader is established): lag_entries and lag_ms show -1, reads are served as usual. */
 	bool lag_unknown;
+	/* How peers are protected: "encrypted", "insecure" (--insecure) or "none" (standalone). */
+	const char *peer_security;
+	/* How this node authenticates to ZooKeeper: "digest" (--zk-auth-file) or "none". */
+	const char *zk_auth;
 	/* Facts beyond the contract's minimum, shown after it. */
 	uint64_t keys;        /* linked inodes, root excluded */
 	uint64_t value_bytes; /* bytes of all file values */

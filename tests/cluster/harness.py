@@ -43,6 +43,7 @@ with the test's nodes and at cleanup, and a SIGKILLed run's leftovers are delete
 
 import atexit
 import datetime
+import base64
 import os
 import random
 import re
@@ -676,6 +677,8 @@ class Node:
         self.hold_down = hold_down
         self.cluster_size = cluster_size
         self.extra = list(extra)
+        # --secret-file(s) given at each start, unless extra holds --insecure
+        self.secret_files = [h.secret]
         self.env = dict(env or {})  # added to the daemon's environment (e.g. LD_PRELOAD)
         self.dir = os.path.join(h.tmp, cluster, "n%d" % node_id)
         self.data = data or os.path.join(self.dir, "data")
@@ -716,6 +719,9 @@ class Node:
             a += ["--session-timeout", str(self.session_timeout)]
         if self.hold_down is not None:
             a += ["--hold-down", str(self.hold_down)]
+        if "--insecure" not in self.extra:
+            for f in self.secret_files:
+                a += ["--secret-file", f]
         a += self.extra + [self.mnt]
         # nsenter --net, not `ip netns exec`: that also makes a private mount namespace, which
         # would hide the FUSE mount from the test.
@@ -1094,6 +1100,17 @@ class Harness:
         self._cleaned = False
         self._cluster_seq = 0
         self.net = Net(self)
+        # The peers' shared secret (--secret-file), as an operator makes one: 32 random bytes,
+        # base64, mode 600. Every node of every cluster in this run holds it.
+        self.secret = self.make_secret("secret")
+
+    def make_secret(self, name, data=None):
+        """Writes a secret file NAME (mode 600) in the temporary directory; returns its path."""
+        path = os.path.join(self.tmp, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data if data is not None else base64.b64encode(os.urandom(32)) + b"\n")
+        return path
 
     # checks
 

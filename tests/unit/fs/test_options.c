@@ -57,6 +57,7 @@ static void test_all_options(void **state)
 	                       "--advertise", "10.0.0.2:9000", "--election", "priority",
 	                       "--priority", "0", "--read", "linearizable", "--write-timeout",
 	                       "500", "--session-timeout", "2000", "--hold-down", "750", "--max-value", "4096", "-f",
+	                       "--secret-file", "/s1", "--secret-file", "s2", "--zk-auth-file", "/za",
 	                       "-o", "allow_other", "-o", "default_permissions", "/m"),
 	                 KVFS_OPTIONS_RUN);
 	assert_int_equal(o.id, 2);
@@ -73,6 +74,11 @@ static void test_all_options(void **state)
 	assert_int_equal(o.session_timeout_ms, 2000);
 	assert_int_equal(o.hold_down_ms, 750);
 	assert_int_equal(o.max_value, 4096);
+	assert_int_equal(o.n_secret_files, 2);
+	assert_string_equal(o.secret_files[0], "/s1");
+	assert_true(o.secret_files[1][0] == '/'); /* made absolute */
+	assert_string_equal(o.zk_auth_file, "/za");
+	assert_false(o.insecure);
 	assert_true(o.foreground);
 	assert_string_equal(o.fuse_opts, "allow_other,default_permissions");
 	assert_true(options_has_fuse_opt(o.fuse_opts, "default_permissions"));
@@ -86,7 +92,7 @@ static void test_zk_defaults_and_relative_paths(void **state)
 	struct kvfs_options o = {0};
 	char err[256] = "";
 
-	assert_int_equal(PARSE(&o, err, "--zk", "h:2181", "--id", "3", "--data", "rel", "mnt"),
+	assert_int_equal(PARSE(&o, err, "--zk", "h:2181", "--insecure", "--id", "3", "--data", "rel", "mnt"),
 	                 KVFS_OPTIONS_RUN);
 	assert_int_equal(o.cluster_size, 3);
 	assert_string_equal(o.listen, "127.0.0.1:7003");
@@ -136,7 +142,11 @@ static void test_errors(void **state)
 	BAD("unknown option --bogus", "--bogus", "/m");
 	BAD("unknown option -q", "-q", "/m");
 	BAD("needs a value", "/m", "--id");
-	BAD("not a voting replica", "--zk", "h:1", "--id", "4", "/m");
+	BAD("not a voting replica", "--zk", "h:1", "--insecure", "--id", "4", "/m");
+	BAD("--secret-file is required with --zk", "--zk", "h:1", "/m");
+	BAD("one or the other", "--zk", "h:1", "--insecure", "--secret-file", "/s", "/m");
+	BAD("at most two", "--zk", "h:1", "--secret-file", "/a", "--secret-file", "/b",
+	    "--secret-file", "/c", "/m");
 #undef BAD
 }
 

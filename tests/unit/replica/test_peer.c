@@ -27,9 +27,13 @@
 #include "kvfs/logging.h"
 #include "kvfs/peer.h"
 #include "kvfs/peer_msg.h"
+#include "kvfs/peer_sec.h"
 
 #define CLUSTER "c0ffee"
 #define WAIT_MS 2000
+
+/* The cluster keys node_open_ex gives the nodes it opens; NULL: --insecure. */
+static const struct kvfs_sec_keys *test_keys;
 
 static uv_loop_t loop;
 static uv_timer_t watchdog;
@@ -134,6 +138,7 @@ static int node_open_ex(struct node *n, uint32_t id, uint32_t size, const char *
 	    .on_message = on_message,
 	    .on_state = on_state,
 	    .arg = n,
+	    .keys = test_keys,
 	};
 
 	memset(n, 0, sizeof(*n));
@@ -445,7 +450,152 @@ static void test_open_errors(void **state)
 	assert_int_equal(b.ups + b.downs + (int)b.msgs, 0);
 }
 
+static void mesh_run(void);
+static bool both_up(void *arg);
+
+/* arg: two struct node pointers, ids 1 and 2. */
+static bool both_up_ab(void *arg)
+{
+	struct node **n = arg;
+
+	return n[0]->up[2] && n[1]->up[1];
+}
+
+static bool got_one_each(void *arg)
+{
+	struct node **n = arg;
+
+	return n[0]->msgs >= 1 && n[1]->msgs >= 1;
+}
+
+static struct kvfs_sec_keys keys_a, keys_b, keys_ab;
+
+static void make_keys(void)
+{
+	uint8_t sa[32], sb[32];
+
+	memset(sa, 'a', sizeof(sa));
+	memset(sb, 'b', sizeof(sb));
+	memset(&keys_a, 0, sizeof(keys_a));
+	memset(&keys_b, 0, sizeof(keys_b));
+	memset(&keys_ab, 0, sizeof(keys_ab));
+	assert_int_equal(sec_keys_add(&keys_a, sa, 32), 0);
+	assert_int_equal(sec_keys_add(&keys_b, sb, 32), 0);
+	assert_int_equal(sec_keys_add(&keys_ab, sb, 32), 0);
+	assert_int_equal(sec_keys_add(&keys_ab, sa, 32), 0);
+}
+
 static void test_mesh(void **state)
+{
+	test_keys = NULL;
+	mesh_run();
+}
+
+/* The same over sealed records: the handshake, then every message in order, no flapping. */
+static void test_mesh_secure(void **state)
+{
+	make_keys();
+	test_keys = &keys_a;
+	mesh_run();
+	test_keys = NULL;
+}
+
+/* Nodes holding different secrets never connect, whoever dials; rotation: either key works. */
+static void test_wrong_secret_and_rotation(void **state)
+{
+	struct node a, b;
+
+	make_keys();
+	test_keys = &keys_a;
+	node_open(&a, 1, 2);
+	test_keys = &keys_b;
+	node_open(&b, 2, 2);
+	point_at(&a, 2, peer_port(b.p));
+	point_at(&b, 1, peer_port(a.p));
+	run_until(never, NULL, 500);
+	assert_int_equal(a.ups + b.ups + (int)a.msgs + (int)b.msgs, 0);
+	node_close(&b);
+
+	/* b now holds the new and the old secret: a (old only) connects to it. */
+	test_keys = &keys_ab;
+	node_open(&b, 2, 2);
+	point_at(&a, 2, peer_port(b.p));
+	point_at(&b, 1, peer_port(a.p));
+	assert_true(run_until(both_up_ab, (struct node *[]){&a, &b}, 4 * WAIT_MS));
+	assert_int_equal(send_seq(&a, 2, 0, 100), 0);
+	assert_int_equal(send_seq(&b, 1, 0, 100), 0);
+	assert_true(run_until(got_one_each, (struct node *[]){&a, &b}, WAIT_MS));
+	node_close(&a);
+	node_close(&b);
+	test_keys = NULL;
+}
+
+/* A node that holds keys hangs up on every bare frame, garbage and replays; delivers nothing. */
+static void test_secure_refuses_plaintext(void **state)
+{
+	struct node a;
+	struct raw r, r2;
+	uint8_t m1[KVFS_SEC_M1_BYTES] = {'K', 'V', 'F', 'S', '-', 'H', 'S', '1'};
+	uint8_t junk[KVFS_SEC_AUTH_BYTES];
+
+	make_keys();
+	test_keys = &keys_a;
+	node_open(&a, 1, 3);
+
+	raw_connect(&r, peer_port(a.p)); /* a plaintext hello of the right cluster */
+	raw_hello(&r, CLUSTER, 2, KVFS_PEER_PROTOCOL_VERSION);
+	raw_append(&r);
+	assert_true(run_until(raw_eof, &r, WAIT_MS));
+	raw_close(&r);
+
+	raw_connect(&r, peer_port(a.p)); /* a handshake's message 1, then a forged message 2 */
+	for (size_t i = 8; i < sizeof(m1); i++)
+		m1[i] = (uint8_t)(i * 7 + 1);
+	memset(junk, 0x5a, sizeof(junk));
+	raw_send(&r, m1, sizeof(m1));
+	raw_send(&r, junk, sizeof(junk));
+	assert_true(run_until(raw_eof, &r, WAIT_MS));
+	raw_close(&r);
+
+	raw_connect(&r, peer_port(a.p)); /* silence: closed after half the idle timeout */
+	raw_connect(&r2, peer_port(a.p));
+	assert_true(run_until(raw_eof, &r, 2 * WAIT_MS));
+	assert_true(run_until(raw_eof, &r2, WAIT_MS));
+	raw_close(&r);
+	raw_close(&r2);
+
+	assert_int_equal(a.ups + (int)a.msgs, 0);
+	node_close(&a);
+	test_keys = NULL;
+}
+
+/* Hundreds of strangers holding connections open do not keep two peers apart. */
+static void test_unproven_flood(void **state)
+{
+	enum { FLOOD = 200 };
+	static struct raw r[FLOOD];
+	struct node n[2];
+	int i;
+
+	make_keys();
+	test_keys = &keys_a;
+	node_open(&n[0], 1, 2);
+	node_open(&n[1], 2, 2);
+	for (i = 0; i < FLOOD; i++)
+		raw_connect(&r[i], peer_port(n[i % 2].p));
+	point_at(&n[0], 2, peer_port(n[1].p));
+	point_at(&n[1], 1, peer_port(n[0].p));
+	assert_true(run_until(both_up, n, 2 * WAIT_MS));
+	assert_int_equal(send_seq(&n[0], 2, 0, 100), 0);
+	assert_true(run_until(got_one_each, (struct node *[]){&n[1], &n[1]}, WAIT_MS));
+	for (i = 0; i < FLOOD; i++)
+		raw_close(&r[i]);
+	node_close(&n[0]);
+	node_close(&n[1]);
+	test_keys = NULL;
+}
+
+static void mesh_run(void)
 {
 	struct node n[3];
 	struct mesh m = {n, 3, 0};
@@ -697,6 +847,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mesh, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_mesh_secure, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wrong_secret_and_rotation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_secure_refuses_plaintext, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unproven_flood, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_foreign_cluster_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_hello_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_slow_reader_bounded, setup, teardown),
@@ -707,5 +861,7 @@ int main(void)
 	};
 
 	logging_init(0, KVFS_LOG_WARN);
+	if (sec_init() != 0)
+		return 1;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
