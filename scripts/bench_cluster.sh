@@ -8,6 +8,8 @@
 # Stops and removes everything it started, also when interrupted. Needs root (FUSE mounts).
 #
 # Usage: scripts/bench_cluster.sh [SECONDS-PER-RUN (default 5)]
+#        scripts/bench_cluster.sh --security [ROUNDS (default 3) [SECONDS-PER-RUN]]
+#          the cost of encrypted peers: 16 writers, encrypted and --insecure alternately
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,18 +33,10 @@ cleanup() {
 # field NAME LINE: the value of NAME=... in a bench_smallfile output line
 field() { sed -n "s/.*\\b$1=\\([0-9.]*\\).*/\\1/p" <<<"$2"; }
 
-main() {
-	local i leader follower line t
-
-	./scripts/install-deps.sh >/dev/null
-	[[ -f build/build.ninja ]] || meson setup build --buildtype=debugoptimized >/dev/null
-	ninja -C build >/dev/null
-
-	mkdir -p "$ROOT/run"
-	W=$(mktemp -d "$ROOT/run/bench-cluster.XXXXXX")
-	trap cleanup EXIT
-	trap 'exit 1' INT TERM
-	export KVFS_RUN_DIR="$W/run" KVFS_MNT_DIR="$W/mnt" KVFS_PORT_BASE=17100
+# start_cluster: starts ZooKeeper and three nodes in $W (peers per $KVFS_PEER_SECURITY), sets
+# leader and follower.
+start_cluster() {
+	local i
 	setsid scripts/start.sh >"$W/start.log" 2>&1 </dev/null &
 	START_PID=$!
 	for ((i = 0; i < 300; i++)); do
@@ -56,9 +50,74 @@ main() {
 		sleep 0.1
 	done
 	follower=$((leader % 3 + 1))
+}
+
+stop_cluster() {
+	scripts/start.sh stop >/dev/null 2>&1 || true
+	wait "$START_PID" 2>/dev/null || true
+	START_PID=
+	rm -rf --one-file-system "$W/run" "$W/mnt"
+}
+
+# security_main ROUNDS: the cost of encrypted peers. The same 16-writer run, alternately with
+# encrypted peers and with --insecure, ROUNDS times each in one run (fresh cluster each time), and
+# the median of each.
+security_main() {
+	local rounds=$1 r mode line
+	declare -A rates p50s
+	echo "kvfs peer encryption cost: 3 nodes on one machine ($(nproc) cores), 16 writers spread over"
+	echo "the 3 mounts, ${SECONDS_PER_RUN} s per run, 100-byte values, alternating, $rounds rounds"
+	printf '\n%-8s %-10s %10s %10s %10s\n' "round" "peers" "puts/s" "put p50" "put p99"
+	for ((r = 1; r <= rounds; r++)); do
+		for mode in encrypted insecure; do
+			KVFS_PEER_SECURITY=$mode start_cluster
+			grep -q "^peer_security: $mode" "$W/mnt/1/.status" ||
+				{ echo "node 1 does not say peer_security: $mode" >&2; exit 1; }
+			line=$("$BENCH" "$W/mnt/1" "$W/mnt/2" "$W/mnt/3" --threads 16 \
+				--seconds "$SECONDS_PER_RUN" --names 200)
+			stop_cluster
+			printf '%-8s %-10s %10s %8s µs %8s µs\n' "$r" "$mode" "$(field puts_per_s "$line")" \
+				"$(field put_p50_us "$line")" "$(field put_p99_us "$line")"
+			rates[$mode]+="$(field puts_per_s "$line") "
+			p50s[$mode]+="$(field put_p50_us "$line") "
+		done
+	done
+	python3 - "${rates[encrypted]}" "${rates[insecure]}" "${p50s[encrypted]}" "${p50s[insecure]}" <<'PY'
+import statistics, sys
+re_, ri, pe, pi = ([float(x) for x in a.split()] for a in sys.argv[1:5])
+mre, mri, mpe, mpi = (statistics.median(v) for v in (re_, ri, pe, pi))
+print("\nmedian    encrypted %.0f puts/s, p50 %.0f µs;  insecure %.0f puts/s, p50 %.0f µs" %
+      (mre, mpe, mri, mpi))
+print("cost of encryption: %+.1f %% puts/s, %+.1f %% p50" %
+      ((mre - mri) / mri * 100, (mpe - mpi) / mpi * 100))
+PY
+}
+
+main() {
+	local line t rounds=0
+
+	if [[ "${1:-}" == --security ]]; then
+		rounds=${2:-3}
+		SECONDS_PER_RUN=${3:-5}
+	fi
+	./scripts/install-deps.sh >/dev/null
+	[[ -f build/build.ninja ]] || meson setup build --buildtype=debugoptimized >/dev/null
+	ninja -C build >/dev/null
+
+	mkdir -p "$ROOT/run"
+	W=$(mktemp -d "$ROOT/run/bench-cluster.XXXXXX")
+	trap cleanup EXIT
+	trap 'exit 1' INT TERM
+	export KVFS_RUN_DIR="$W/run" KVFS_MNT_DIR="$W/mnt" KVFS_PORT_BASE=17100
+	if ((rounds > 0)); then
+		security_main "$rounds"
+		return
+	fi
+	start_cluster
 
 	echo "kvfs cluster benchmark: 3 nodes on one machine ($(nproc) cores), ${SECONDS_PER_RUN} s per run, 100-byte values"
 	echo "data directories on $(df --output=source,fstype "$W" | tail -1 | awk '{print $1" ("$2")"}')"
+	echo "peers: $(sed -n 's/^peer_security: //p' "$W/mnt/1/.status")"
 	printf '\n%-34s %10s %10s %10s %10s\n' "run" "puts/s" "put p50" "put p99" "gets/s"
 	for t in 1 16; do
 		line=$("$BENCH" "$W/mnt/1" "$W/mnt/2" "$W/mnt/3" --threads "$t" --seconds "$SECONDS_PER_RUN" --names 200)

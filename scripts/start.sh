@@ -21,6 +21,7 @@ cd "$ROOT"
 
 KVFS=${KVFS_BIN:-"$ROOT/build/fs/kvfs"} # KVFS_BIN: run another binary (and skip the build)
 RUN=${KVFS_RUN_DIR:-"$ROOT/run"} # KVFS_RUN_DIR, KVFS_MNT_DIR: elsewhere than ./run and ./mnt
+# KVFS_PEER_SECURITY=insecure: nodes with --insecure instead of the secret (benchmarks only)
 MNT=${KVFS_MNT_DIR:-"$ROOT/mnt"}
 PORT_BASE=${KVFS_PORT_BASE:-7000} # node N listens on 127.0.0.1:PORT_BASE+N
 CLUSTER_NODES=(1 2 3)
@@ -48,7 +49,12 @@ node_args() {
 		printf '%s\n' --id 1
 	else
 		printf '%s\n' --zk "127.0.0.1:$(zk_port)" --cluster "$CLUSTER" --cluster-size 3 \
-			--id "$1" --listen "127.0.0.1:$((PORT_BASE + $1))" --secret-file "$SECRET"
+			--id "$1" --listen "127.0.0.1:$((PORT_BASE + $1))"
+		if [[ "${KVFS_PEER_SECURITY:-encrypted}" == insecure ]]; then
+			printf '%s\n' --insecure
+		else
+			printf '%s\n' --secret-file "$SECRET"
+		fi
 	fi
 }
 

@@ -595,6 +595,34 @@ static void test_unproven_flood(void **state)
 	test_keys = NULL;
 }
 
+/*
+ * Two nodes that hold the secret and both say they are node 2 (a misconfiguration, or an old
+ * process not quite gone): node 1 keeps the connection it has while it is alive, refuses the
+ * other, and the mesh does not flap.
+ */
+static void test_duplicate_id_no_flap(void **state)
+{
+	struct node a, b1, b2;
+
+	make_keys();
+	test_keys = &keys_a;
+	node_open(&a, 1, 3);
+	node_open(&b1, 2, 3);
+	node_open(&b2, 2, 3);
+	point_at(&b1, 1, peer_port(a.p));
+	assert_true(run_until(both_up_ab, (struct node *[]){&a, &b1}, WAIT_MS));
+	point_at(&b2, 1, peer_port(a.p));
+	run_until(never, NULL, 1500);
+	assert_int_equal(a.ups, 1);
+	assert_int_equal(a.downs, 0);
+	assert_int_equal(b1.downs, 0);
+	assert_false(b2.up[1]);
+	node_close(&b2);
+	node_close(&b1);
+	node_close(&a);
+	test_keys = NULL;
+}
+
 static void mesh_run(void)
 {
 	struct node n[3];
@@ -851,6 +879,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_wrong_secret_and_rotation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_secure_refuses_plaintext, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unproven_flood, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_duplicate_id_no_flap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_foreign_cluster_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_hello_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_slow_reader_bounded, setup, teardown),
