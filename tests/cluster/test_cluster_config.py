@@ -48,9 +48,9 @@ def same_state(st1, st2):
     return st1 and st2 and all(st1.get(k) == st2.get(k) for k in keys)
 
 
-def expect_refusal(h, node, what, message_re):
-    """Starts NODE, which must exit with status 5 within 20 s, leave no mount behind and say why
-    (MESSAGE_RE, case-insensitive, somewhere in its output)."""
+def expect_refusal(h, node, what, message_re, status=EXIT_CLUSTER_MISMATCH):
+    """Starts NODE, which must exit with STATUS (5) within 20 s, leave no mount behind and say
+    why (MESSAGE_RE, case-insensitive, somewhere in its output)."""
     node.start(wait=False)
     rc = node.wait_exit(20)
     out = node.output()
@@ -59,7 +59,7 @@ def expect_refusal(h, node, what, message_re):
     h.log("%s (%s) exited with status %s; it said:\n%s" %
           (node.name, what, rc, out.strip()[-1500:]))
     still = " (still running after 20 s)" if rc is None else ""
-    h.check(rc == EXIT_CLUSTER_MISMATCH, "%s: exits with status 5" % what,
+    h.check(rc == status, "%s: exits with status %d" % (what, status),
             "exit status: %s%s\noutput:\n%s" % (rc, still, out[-2000:]))
     h.check(re.search(message_re, out, re.I | re.S) is not None,
             "%s: the message says why (matches /%s/)" % (what, message_re),
@@ -148,6 +148,37 @@ def test_duplicate_id(h):
     h.check(len(kids) == 1, "one election child: n1's", "children: %s" % kids)
 
 
+def test_secret_rules(h):
+    """The peer secret (issue 9): a cluster node without --secret-file, with a secret file that
+    group or others may read, or with one too short, refuses to start (status 2, and says what to
+    do); with the secret /.status says peer_security: encrypted; with --insecure it starts, warns
+    loudly and says peer_security: insecure."""
+    cluster = h.cluster_name("secret")
+    n = h.node(1, cluster)
+    n.secret_files = []
+    expect_refusal(h, n, "no --secret-file", r"--secret-file is required with --zk", 2)
+    loose = h.make_secret("loose", b"x" * 40)
+    os.chmod(loose, 0o644)
+    n.secret_files = [loose]
+    expect_refusal(h, n, "a secret file of mode 644", r"chmod 600", 2)
+    n.secret_files = [h.make_secret("short", b"only-16-bytes-xx\n")]
+    expect_refusal(h, n, "a secret of 16 bytes", r"at least 32", 2)
+    n.secret_files = [h.secret]
+    n.start()
+    st = n.status()
+    h.check(st is not None and st.get("peer_security") == "encrypted",
+            "with the secret: peer_security: encrypted", view_str({n.id: st}))
+    n.stop()
+    n.extra = ["--insecure"]
+    n.start()
+    st = n.status()
+    h.check(st is not None and st.get("peer_security") == "insecure",
+            "with --insecure: peer_security: insecure", view_str({n.id: st}))
+    h.check("--insecure: peers neither authenticate nor encrypt" in n.output(),
+            "with --insecure: a warning in the log", n.output()[-1500:])
+    n.stop()
+
+
 if __name__ == "__main__":
     harness.main([test_cluster_size_mismatch, test_data_dir_of_another_cluster,
-                  test_duplicate_id])
+                  test_duplicate_id, test_secret_rules])

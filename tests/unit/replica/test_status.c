@@ -121,6 +121,22 @@ static void test_catching_up(void **state)
 	assert_non_null(strstr(buf, "\nlag_entries: -1\nlag_ms: -1\ncatching_up: no\n"));
 }
 
+/* How peers and ZooKeeper sessions are protected, right after the lag. */
+static void test_security_facts(void **state)
+{
+	struct kvfs_status st = sample();
+	char buf[4096];
+
+	status_render_text(&st, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\ncatching_up: no\npeer_security: none\nzk_auth: none\n"));
+	st.peer_security = "encrypted";
+	st.zk_auth = "digest";
+	status_render_text(&st, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\npeer_security: encrypted\nzk_auth: digest\nkeys: "));
+	status_render_json(&st, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\"peer_security\": \"encrypted\", \"zk_auth\": \"digest\""));
+}
+
 static void test_truncation_reports_full_length(void **state)
 {
 	struct kvfs_status st = sample();
@@ -141,6 +157,7 @@ int main(void)
 	    cmocka_unit_test(test_text_no_leader),
 	    cmocka_unit_test(test_json),
 	    cmocka_unit_test(test_catching_up),
+	    cmocka_unit_test(test_security_facts),
 	    cmocka_unit_test(test_truncation_reports_full_length),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
