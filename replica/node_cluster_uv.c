@@ -670,8 +670,8 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 		struct kvfs_op op;
 
 		if (log[i].len && op_decode(&op, log[i].data, log[i].len) == 0 &&
-		    op.origin == n->cfg.id && op.seq >= n->next_seq)
-			n->next_seq = op.seq + 1;
+		    op.origin == n->cfg.id && op.seq >= n->next_seq && op.seq < KVFS_SEQ_MAX)
+			n->next_seq = op.seq + 1; /* above KVFS_SEQ_MAX: failed with EINVAL (op.h) */
 	}
 	{
 		struct kvfs_session sess;
