@@ -191,7 +191,8 @@ bool repl_entries_valid(const struct kvfs_repl_msg *m, uint64_t first, uint64_t 
 	for (uint32_t i = 0; i < m->n_entries; i++) {
 		const struct kvfs_repl_entry *x = &m->entries[i];
 
-		if (x->index != first + i || x->epoch < e || x->epoch > m->epoch ||
+		/* No entry is of epoch 0 (repl_init would refuse the log at the next start). */
+		if (x->index != first + i || x->epoch == 0 || x->epoch < e || x->epoch > m->epoch ||
 		    (x->len && !x->data))
 			return false;
 		e = x->epoch;

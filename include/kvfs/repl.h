@@ -58,6 +58,10 @@ struct kvfs_repl;
 #define KVFS_REPL_BATCH       64
 #define KVFS_REPL_BATCH_BYTES (4u << 20)
 
+/* No log index gets near this (a billion entries a second would take 146 years): a message
+ * that names a higher one is malformed (repl_wire.c), so that index + 1 never wraps. */
+#define KVFS_REPL_INDEX_MAX ((uint64_t)1 << 62)
+
 /* A leader that hears from no majority during this many consecutive ticks gives up (the
  * default; see repl_set_lost_ticks()). */
 #define KVFS_REPL_LOST_TICKS 3
