@@ -88,8 +88,8 @@ static bool in_range(const struct kvfs_repl_msg *m)
 	     m->type == KVFS_REPL_FETCH) &&
 	    m->epoch == 0)
 		return false;
-	if (m->last_index > max || m->prev_index > max || m->commit > max ||
-	    m->match_index > max || m->hint > max || m->from_index > max)
+	if (m->last_index > max || m->prev_index > max || m->commit > max || m->match_index > max ||
+	    m->hint > max || m->from_index > max)
 		return false;
 	if (m->type == KVFS_REPL_EPOCH_ACK && m->ok &&
 	    (m->last_epoch > m->epoch || (m->last_index == 0) != (m->last_epoch == 0)))

@@ -90,7 +90,8 @@ enum kvfs_repl_msg_type {
 
 /*
  * One message, in memory (the wire codec is elsewhere). Fields a type does not list above are 0.
- * A reply with ok = 0 carries the replier's (higher) epoch, so a deposed sender learns.
+ * A reply with ok = 0 carries the replier's (higher) epoch; the deposed sender does not take it
+ * on the replier's word (see Trust above) but counts it as no answer.
  */
 struct kvfs_repl_msg {
 	enum kvfs_repl_msg_type type;

@@ -256,11 +256,16 @@ static void test_after_reset(void **state)
 static void test_seq_range(void **state)
 {
 	struct env e;
-	struct kvfs_op op = {.type = KVFS_OP_UNLINK, .origin = 3, .parent = 1, .name = "a",
-	                     .name_len = 1, .max_value = 64};
+	struct kvfs_op op = {.type = KVFS_OP_UNLINK,
+	                     .origin = 3,
+	                     .parent = 1,
+	                     .name = "a",
+	                     .name_len = 1,
+	                     .max_value = 64};
 	uint8_t buf[256];
 	size_t len;
-	const uint64_t seqs[] = {UINT64_MAX, KVFS_SEQ_MAX + 1, ((uint64_t)1 << 51) + KVFS_SEQ_AHEAD + 1};
+	const uint64_t seqs[] = {UINT64_MAX, KVFS_SEQ_MAX + 1,
+	                         ((uint64_t)1 << 51) + KVFS_SEQ_AHEAD + 1};
 
 	setup_env(&e, 2);
 	e.view.elected = true;

@@ -130,7 +130,8 @@ static void test_init_rejects(void **state)
 	assert_int_equal(repl_init(&r, 0, 3, &io, 0, 0, 0, NULL, 0, 0), -EINVAL);
 	assert_int_equal(repl_init(&r, 4, 3, &io, 0, 0, 0, NULL, 0, 0), -EINVAL);
 	assert_int_equal(repl_init(&r, 1, 3, &io, 0, 0, 0, NULL, 0, 1), -EINVAL);
-	assert_int_equal(repl_init(&r, 1, 3, &io, 2, 0, 0, bad, 2, 0), -EINVAL); /* epochs go down */
+	assert_int_equal(repl_init(&r, 1, 3, &io, 2, 0, 0, bad, 2, 0),
+	                 -EINVAL); /* epochs go down */
 	bad[1].epoch = 2;
 	bad[1].index = 3;
 	assert_int_equal(repl_init(&r, 1, 3, &io, 2, 0, 0, bad, 2, 0), -EINVAL); /* a gap */
@@ -498,15 +499,20 @@ static void test_bogus_epoch_never_promised(void **state)
 	struct rec rec;
 	struct kvfs_repl *r = make(&rec, 2, 3, 1, epochs, 2);
 	struct kvfs_repl_msg m = {.type = KVFS_REPL_NEW_EPOCH, .epoch = huge};
-	struct kvfs_repl_entry in = {.epoch = huge, .index = 3, .len = 4,
-	                             .data = (const uint8_t *)"evil"};
+	struct kvfs_repl_entry in = {
+	    .epoch = huge, .index = 3, .len = 4, .data = (const uint8_t *)"evil"};
 
 	repl_become_follower(r, 1, 2); /* ZooKeeper: 1 leads epoch 2 */
 	repl_epoch_persisted(r, 2);
 	assert_int_equal(rec.nepoch, 1);
 	repl_receive(r, 3, &m);
-	m = (struct kvfs_repl_msg){.type = KVFS_REPL_APPEND, .epoch = huge, .prev_epoch = 1,
-	                           .prev_index = 2, .commit = 3, .entries = &in, .n_entries = 1};
+	m = (struct kvfs_repl_msg){.type = KVFS_REPL_APPEND,
+	                           .epoch = huge,
+	                           .prev_epoch = 1,
+	                           .prev_index = 2,
+	                           .commit = 3,
+	                           .entries = &in,
+	                           .n_entries = 1};
 	repl_receive(r, 3, &m);
 	m = (struct kvfs_repl_msg){.type = KVFS_REPL_FETCH, .epoch = huge};
 	repl_receive(r, 3, &m);
@@ -590,10 +596,15 @@ static void test_follower_commit_bounded(void **state)
 	static const uint64_t epochs[] = {1, 1, 1};
 	struct rec rec;
 	struct kvfs_repl *r = make(&rec, 2, 3, 1, epochs, 3);
-	struct kvfs_repl_entry in = {.epoch = 2, .index = 4, .len = 4,
-	                             .data = (const uint8_t *)"evil"};
-	struct kvfs_repl_msg m = {.type = KVFS_REPL_APPEND, .epoch = 2, .prev_epoch = 1,
-	                          .prev_index = 3, .commit = 1000, .entries = &in, .n_entries = 1};
+	struct kvfs_repl_entry in = {
+	    .epoch = 2, .index = 4, .len = 4, .data = (const uint8_t *)"evil"};
+	struct kvfs_repl_msg m = {.type = KVFS_REPL_APPEND,
+	                          .epoch = 2,
+	                          .prev_epoch = 1,
+	                          .prev_index = 3,
+	                          .commit = 1000,
+	                          .entries = &in,
+	                          .n_entries = 1};
 
 	repl_become_follower(r, 1, 2);
 	repl_epoch_persisted(r, 2);
@@ -640,8 +651,8 @@ static void test_fake_append_ack(void **state)
 	assert_int_equal(repl_init(&r, 1, 3, &io, 1, 10, 1, NULL, 0, 10), 0);
 	/* Before it leads, an acknowledgement counts for nothing. */
 	repl_become_leader(r, 2);
-	m = (struct kvfs_repl_msg){.type = KVFS_REPL_APPEND_ACK, .epoch = 2, .ok = 1,
-	                           .match_index = 11};
+	m = (struct kvfs_repl_msg){
+	    .type = KVFS_REPL_APPEND_ACK, .epoch = 2, .ok = 1, .match_index = 11};
 	repl_receive(r, 3, &m);
 	m = (struct kvfs_repl_msg){
 	    .type = KVFS_REPL_EPOCH_ACK, .epoch = 2, .ok = 1, .last_epoch = 1, .last_index = 10};
@@ -649,8 +660,8 @@ static void test_fake_append_ack(void **state)
 	repl_epoch_persisted(r, 2);
 	assert_int_equal(repl_last_index(r), 11); /* the no-op */
 	repl_persisted(r, 2, 11);
-	m = (struct kvfs_repl_msg){.type = KVFS_REPL_APPEND_ACK, .epoch = 2, .ok = 1,
-	                           .match_index = 11};
+	m = (struct kvfs_repl_msg){
+	    .type = KVFS_REPL_APPEND_ACK, .epoch = 2, .ok = 1, .match_index = 11};
 	repl_receive(r, 2, &m);
 	assert_int_equal(repl_role(r), KVFS_REPL_LEADER);
 	/* Node 3 lost its disk: it needs the snapshot, so it is sent no entries. */
@@ -659,8 +670,8 @@ static void test_fake_append_ack(void **state)
 	assert_int_equal(repl_propose(r, (const uint8_t *)"x", 1, NULL), 0);
 	repl_persisted(r, 2, 12);
 	/* Node 2 is down. Node 3 claims 12, which it was never sent: no commit. */
-	m = (struct kvfs_repl_msg){.type = KVFS_REPL_APPEND_ACK, .epoch = 2, .ok = 1,
-	                           .match_index = 12};
+	m = (struct kvfs_repl_msg){
+	    .type = KVFS_REPL_APPEND_ACK, .epoch = 2, .ok = 1, .match_index = 12};
 	repl_receive(r, 3, &m);
 	assert_int_equal(repl_commit_index(r), 11);
 	assert_int_equal(repl_peer_match(r, 3), 0);

@@ -830,12 +830,17 @@ static void test_two_of_three_over_the_wire(void **state)
 /* Issue 9: values no correct replica sends are refused both ways, whatever the layout allows. */
 static void test_out_of_range(void **state)
 {
-	struct kvfs_repl_entry e0 = {.epoch = 0, .index = 1, .len = 1, .data = (const uint8_t *)"x"};
+	struct kvfs_repl_entry e0 = {
+	    .epoch = 0, .index = 1, .len = 1, .data = (const uint8_t *)"x"};
 	const struct kvfs_repl_msg bad[] = {
 	    {.type = KVFS_REPL_NEW_EPOCH, .epoch = 0},
 	    {.type = KVFS_REPL_APPEND, .epoch = 0},
 	    {.type = KVFS_REPL_FETCH, .epoch = 0, .from_index = 1},
-	    {.type = KVFS_REPL_FETCH_REPLY, .epoch = 3, .ok = 1, .from_index = 1, .entries = &e0,
+	    {.type = KVFS_REPL_FETCH_REPLY,
+	     .epoch = 3,
+	     .ok = 1,
+	     .from_index = 1,
+	     .entries = &e0,
 	     .n_entries = 1},
 	    {.type = KVFS_REPL_APPEND, .epoch = 3, .commit = KVFS_REPL_INDEX_MAX + 1},
 	    {.type = KVFS_REPL_APPEND, .epoch = 3, .prev_epoch = 1, .prev_index = UINT64_MAX - 1},
@@ -844,7 +849,10 @@ static void test_out_of_range(void **state)
 	    {.type = KVFS_REPL_FETCH, .epoch = 3, .from_index = UINT64_MAX},
 	    {.type = KVFS_REPL_EPOCH_ACK, .epoch = 3, .ok = 1, .last_epoch = 4, .last_index = 1},
 	    {.type = KVFS_REPL_EPOCH_ACK, .epoch = 3, .ok = 1, .last_epoch = 0, .last_index = 5},
-	    {.type = KVFS_REPL_EPOCH_ACK, .epoch = 3, .ok = 1, .last_epoch = 2,
+	    {.type = KVFS_REPL_EPOCH_ACK,
+	     .epoch = 3,
+	     .ok = 1,
+	     .last_epoch = 2,
 	     .last_index = KVFS_REPL_INDEX_MAX + 1},
 	};
 	uint8_t buf[256], type = 0;
@@ -852,8 +860,8 @@ static void test_out_of_range(void **state)
 	struct kvfs_repl_msg m;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct kvfs_peer_entry pe = {.epoch = 0, .index = 1, .len = 1,
-		                             .data = (const uint8_t *)"x"};
+		struct kvfs_peer_entry pe = {
+		    .epoch = 0, .index = 1, .len = 1, .data = (const uint8_t *)"x"};
 		size_t n = 0;
 
 		assert_int_equal(repl_wire_encode(&bad[i], buf, sizeof(buf), &type), -EINVAL);
@@ -875,10 +883,10 @@ static void test_out_of_range(void **state)
 			break;
 		case KVFS_REPL_FETCH:
 			type = KVFS_MSG_FETCH;
-			n = peer_msg_fetch_encode(&(struct kvfs_peer_fetch){.epoch = bad[i].epoch,
-			                                                    .from_index =
-			                                                        bad[i].from_index},
-			                          buf);
+			n = peer_msg_fetch_encode(
+			    &(struct kvfs_peer_fetch){.epoch = bad[i].epoch,
+			                              .from_index = bad[i].from_index},
+			    buf);
 			break;
 		case KVFS_REPL_FETCH_REPLY:
 			type = KVFS_MSG_FETCH_REPLY;

@@ -1083,8 +1083,8 @@ static void test_seq_and_size_out_of_range(void **state)
 
 	res = apply(s, OP(.type = KVFS_OP_PUT, .ino = f, DATA("one"), .origin = 5, .seq = 7));
 	assert_int_equal(res.err, 0);
-	res = apply(s, OP(.type = KVFS_OP_PUT, .ino = f, DATA("evil"), .origin = 5,
-	                  .seq = UINT64_MAX));
+	res = apply(
+	    s, OP(.type = KVFS_OP_PUT, .ino = f, DATA("evil"), .origin = 5, .seq = UINT64_MAX));
 	assert_int_equal(res.err, -EINVAL);
 	assert_false(res.duplicate);
 	res = apply(s, OP(.type = KVFS_OP_PUT, .ino = f, DATA("evil"), .origin = 5,
@@ -1097,8 +1097,8 @@ static void test_seq_and_size_out_of_range(void **state)
 	assert_int_equal(res.err, 0);
 	assert_value(get(s, f), "two");
 	/* The highest seq in range is taken. */
-	res = apply(s, OP(.type = KVFS_OP_PUT, .ino = f, DATA("max"), .origin = 6,
-	                  .seq = KVFS_SEQ_MAX));
+	res = apply(
+	    s, OP(.type = KVFS_OP_PUT, .ino = f, DATA("max"), .origin = 6, .seq = KVFS_SEQ_MAX));
 	assert_int_equal(res.err, 0);
 
 	/* SETATTR to 2^50 bytes, with max_value 0 ("unlimited") or 2^60: EFBIG. */
