@@ -166,6 +166,10 @@ void fwd_applied(struct kvfs_fwd *f, const struct kvfs_session *last)
 	 * would take it for a duplicate), so it goes again under a new seq. A duplicate of a seq
 	 * below last->seq carries no outcome: if that write still waits, it never applied (its
 	 * entry came after a later one of ours). */
+	/* Renumbered writes go past last->seq, however it got there (a bogus leader may have
+	 * committed a seq of ours far ahead): below it they would apply as duplicates forever. */
+	if (last->seq < KVFS_SEQ_MAX)
+		fwd_seq_at_least(f, last->seq + 1);
 	for (; w; w = next) {
 		next = w->next;
 		if (!w->op || w->seq > last->seq)
@@ -402,6 +406,23 @@ static int propose_forwarded(struct kvfs_fwd *f, struct kvfs_op *op, const uint8
 	return rv;
 }
 
+/* Whether a forwarded seq of origin is one an honest origin could use now (see fwd.h). */
+static bool seq_plausible(const struct kvfs_fwd *f, uint32_t origin, uint64_t seq)
+{
+	uint64_t last = 0, clock = 0, floor;
+
+	if (seq == 0 || seq > KVFS_SEQ_MAX)
+		return false;
+	if (!f->io.last_seq)
+		return true;
+	if (!f->io.last_seq(f->io.arg, origin, &last))
+		last = 0;
+	if (f->io.clock_us)
+		clock = f->io.clock_us(f->io.arg);
+	floor = last > clock ? last : clock;
+	return floor > KVFS_SEQ_MAX || seq - 1 < floor + KVFS_SEQ_AHEAD;
+}
+
 void fwd_on_forward(struct kvfs_fwd *f, uint32_t from, uint32_t origin, uint64_t seq,
                     const uint8_t *buf, uint32_t len)
 {
@@ -419,7 +440,7 @@ void fwd_on_forward(struct kvfs_fwd *f, uint32_t from, uint32_t origin, uint64_t
 		f->io.refuse(f->io.arg, from, seq, -EROFS);
 		return;
 	}
-	rv = propose_forwarded(f, &op, buf, len);
+	rv = seq_plausible(f, from, seq) ? propose_forwarded(f, &op, buf, len) : -EINVAL;
 	if (rv == 0)
 		return;
 	if (rv == -EROFS || rv == -ENOMEM) {

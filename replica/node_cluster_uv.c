@@ -505,26 +505,24 @@ static void update_addrs(struct node_cluster *c)
 	}
 }
 
-/* Follows what ZooKeeper says: lead the epoch we were given, or follow its leader. */
+/* Follows what ZooKeeper says: lead the epoch we were given, or follow its leader. The rules
+ * (which epoch may be led, when to give the lead up) are the core's: repl_zk_view(). */
 static void follow_view(struct node_cluster *c)
 {
 	struct kvfs_node *n = c->n;
 	struct kvfs_node_view v;
+	uint64_t was = repl_epoch(c->repl);
 
 	ncl_view(c, &v);
-	if (v.leading && v.epoch > repl_epoch(c->repl)) {
-		if (n->cluster)
-			log_info("leading epoch %" PRIu64 ": gathering a majority", v.epoch);
-		repl_become_leader(c->repl, v.epoch);
-		if (c->peers)
-			peer_set_epoch(c->peers, v.epoch);
-	} else if (n->cluster && v.leading && v.epoch < repl_epoch(c->repl) &&
-	           repl_role(c->repl) == KVFS_REPL_FOLLOWER) {
-		/* A newer leader exists than the epoch ZooKeeper gave us: ours is stale. */
-		n->cluster->resign(n->cluster->arg);
-	} else if (!v.leading && v.leader && v.leader != n->cfg.id) {
-		repl_become_follower(c->repl, v.leader, v.epoch);
-	}
+	if (n->cluster && v.leading && v.epoch > was)
+		log_info("leading epoch %" PRIu64 ": gathering a majority", v.epoch);
+	else if (n->cluster && v.leading && repl_role(c->repl) == KVFS_REPL_FOLLOWER)
+		log_warn("ZooKeeper made this node leader of epoch %" PRIu64 ", but it has promised "
+		         "epoch %" PRIu64 " already; giving the lead up to stand again",
+		         v.epoch, was);
+	repl_zk_view(c->repl, v.leading, v.leader, v.epoch);
+	if (c->peers && repl_role(c->repl) != KVFS_REPL_FOLLOWER && repl_epoch(c->repl) > was)
+		peer_set_epoch(c->peers, repl_epoch(c->repl));
 }
 
 void node_cluster_changed(struct kvfs_node *n)
@@ -672,8 +670,8 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 		struct kvfs_op op;
 
 		if (log[i].len && op_decode(&op, log[i].data, log[i].len) == 0 &&
-		    op.origin == n->cfg.id && op.seq >= n->next_seq)
-			n->next_seq = op.seq + 1;
+		    op.origin == n->cfg.id && op.seq >= n->next_seq && op.seq < KVFS_SEQ_MAX)
+			n->next_seq = op.seq + 1; /* above KVFS_SEQ_MAX: failed with EINVAL (op.h) */
 	}
 	{
 		struct kvfs_session sess;

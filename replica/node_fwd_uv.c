@@ -42,6 +42,24 @@ static void io_view(void *arg, struct kvfs_fwd_view *out)
 	};
 }
 
+static bool io_last_seq(void *arg, uint32_t origin, uint64_t *seq)
+{
+	struct node_cluster *c = arg;
+	struct kvfs_session sess;
+
+	if (!store_session_get(c->n->store, origin, &sess))
+		return false;
+	*seq = sess.seq;
+	return true;
+}
+
+static uint64_t io_clock_us(void *arg)
+{
+	int64_t ns = node_now_ns();
+
+	return ns > 0 ? (uint64_t)ns / 1000 : 0;
+}
+
 static bool io_connected(void *arg, uint32_t id)
 {
 	struct node_cluster *c = arg;
@@ -129,6 +147,8 @@ int nfwd_open(struct node_cluster *c)
 	    .forward = io_forward,
 	    .refuse = io_refuse,
 	    .report = io_report,
+	    .last_seq = io_last_seq,
+	    .clock_us = io_clock_us,
 	};
 	struct kvfs_fwd_config cfg = {
 	    .id = c->n->cfg.id,

@@ -113,11 +113,10 @@ err_free_copies:
 	return -ENOMEM;
 }
 
-/* Raises the epoch heard to `epoch` (promising it) and follows `leader` (0: unknown). */
-static void raise_epoch(struct kvfs_repl *r, uint64_t epoch, uint32_t leader, bool tell_lost)
+/* Raises the epoch heard to `epoch` (promising it) and follows `leader` (0: unknown). Only
+ * ZooKeeper's view calls it (see repl.h: no peer message raises the epoch). */
+static void raise_epoch(struct kvfs_repl *r, uint64_t epoch, uint32_t leader)
 {
-	bool was_leading = r->role != KVFS_REPL_FOLLOWER;
-
 	r->epoch = epoch;
 	r->role = KVFS_REPL_FOLLOWER;
 	r->leader = leader == r->id ? 0 : leader;
@@ -127,8 +126,6 @@ static void raise_epoch(struct kvfs_repl *r, uint64_t epoch, uint32_t leader, bo
 	r->got_append = false;
 	r->owe_epoch_ack = false;
 	r->io.persist_epoch(r->io.arg, epoch);
-	if (was_leading && tell_lost)
-		r->io.leadership_lost(r->io.arg);
 }
 
 void repl_step_down(struct kvfs_repl *r)
@@ -194,7 +191,8 @@ bool repl_entries_valid(const struct kvfs_repl_msg *m, uint64_t first, uint64_t 
 	for (uint32_t i = 0; i < m->n_entries; i++) {
 		const struct kvfs_repl_entry *x = &m->entries[i];
 
-		if (x->index != first + i || x->epoch < e || x->epoch > m->epoch ||
+		/* No entry is of epoch 0 (repl_init would refuse the log at the next start). */
+		if (x->index != first + i || x->epoch == 0 || x->epoch < e || x->epoch > m->epoch ||
 		    (x->len && !x->data))
 			return false;
 		e = x->epoch;
@@ -211,7 +209,6 @@ static void on_append(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl
 
 	if (!repl_entries_valid(m, prev + 1, m->prev_epoch) || (prev == 0 && m->prev_epoch != 0))
 		return;
-	r->leader = from;
 	if (m->commit > r->leader_commit)
 		r->leader_commit = m->commit;
 	if (prev < r->base) {
@@ -268,7 +265,6 @@ static void on_fetch(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_
 	struct kvfs_repl_msg reply = {.type = KVFS_REPL_FETCH_REPLY, .ok = 1};
 	uint64_t first = m->from_index ? m->from_index : 1;
 
-	r->leader = from;
 	reply.from_index = first;
 	if (first <= r->base) {
 		/* Compacted: an empty reply that starts after our snapshot tells the candidate to
@@ -373,7 +369,7 @@ void repl_become_leader(struct kvfs_repl *r, uint64_t epoch)
 			r->io.leadership_lost(r->io.arg);
 		return;
 	}
-	raise_epoch(r, epoch, 0, false);
+	raise_epoch(r, epoch, 0);
 	r->role = KVFS_REPL_CANDIDATE;
 	r->phase = PHASE_GATHER;
 	r->leader = r->id;
@@ -386,14 +382,44 @@ void repl_become_leader(struct kvfs_repl *r, uint64_t epoch)
 			repl_leader_send_new_epoch(r, id);
 }
 
+/* A NEW_EPOCH held for ZooKeeper's view (see repl.h) is answered once the view names its
+ * sender leader of our epoch. */
+static void answer_held(struct kvfs_repl *r)
+{
+	if (r->role != KVFS_REPL_FOLLOWER || !r->leader || r->held_from != r->leader ||
+	    r->held_epoch != r->epoch)
+		return;
+	r->held_epoch = 0;
+	r->held_from = 0;
+	r->owe_epoch_ack = true;
+	send_epoch_ack(r);
+}
+
 void repl_become_follower(struct kvfs_repl *r, uint32_t leader, uint64_t epoch)
 {
 	if (leader == 0 || leader > r->size || epoch < r->epoch)
 		return;
 	if (epoch > r->epoch)
-		raise_epoch(r, epoch, leader, false);
+		raise_epoch(r, epoch, leader);
 	else if (r->role == KVFS_REPL_FOLLOWER && !r->leader && leader != r->id)
 		r->leader = leader;
+	answer_held(r);
+}
+
+void repl_zk_view(struct kvfs_repl *r, bool leading, uint32_t leader, uint64_t epoch)
+{
+	if (leading) {
+		if (epoch > r->epoch)
+			repl_become_leader(r, epoch);
+		else if (r->role == KVFS_REPL_FOLLOWER)
+			/* Handed an epoch already promised (to another leader, or one we gave up),
+			 * or an older one: we cannot lead it, and waiting would leave the cluster
+			 * without a leader. Resign and stand again, for a newer epoch. */
+			r->io.leadership_lost(r->io.arg);
+		return;
+	}
+	if (leader && leader != r->id)
+		repl_become_follower(r, leader, epoch);
 }
 
 int repl_propose(struct kvfs_repl *r, const uint8_t *op, uint32_t len, uint64_t *index)
@@ -427,8 +453,15 @@ void repl_receive(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg
 		return;
 	from_leader = m->type == KVFS_REPL_NEW_EPOCH || m->type == KVFS_REPL_APPEND ||
 	              m->type == KVFS_REPL_FETCH;
-	if (m->epoch > r->epoch)
-		raise_epoch(r, m->epoch, from_leader ? from : 0, true);
+	if (m->epoch > r->epoch) {
+		/* An epoch ZooKeeper has not shown us: never promised on a peer's word (repl.h).
+		 * A genuine new leader's NEW_EPOCH waits for our view to catch up. */
+		if (m->type == KVFS_REPL_NEW_EPOCH) {
+			r->held_epoch = m->epoch;
+			r->held_from = from;
+		}
+		return;
+	}
 
 	if (m->epoch < r->epoch) {
 		/* Fencing: tell the sender of its successor; answers to us are simply late. */
@@ -449,9 +482,17 @@ void repl_receive(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg
 	if (from_leader) {
 		if (r->role != KVFS_REPL_FOLLOWER)
 			return; /* one leader per epoch: we are it */
+		if (from != r->leader) {
+			/* Only the leader ZooKeeper named leads this epoch. Not known yet (we
+			 * restarted with this promise): a NEW_EPOCH waits for the view. */
+			if (m->type == KVFS_REPL_NEW_EPOCH && !r->leader) {
+				r->held_epoch = m->epoch;
+				r->held_from = from;
+			}
+			return;
+		}
 		switch (m->type) {
 		case KVFS_REPL_NEW_EPOCH:
-			r->leader = from;
 			r->owe_epoch_ack = true;
 			send_epoch_ack(r);
 			break;

@@ -21,6 +21,8 @@ struct peer {
 	bool acked;                      /* it promised our epoch (EPOCH_ACK ok) */
 	bool wants_snapshot;             /* it needs entries we compacted: need_snapshot asked */
 	bool heard;                      /* it answered in our epoch since the last tick */
+	uint64_t hw; /* the highest index sent to it in this epoch (entries or a snapshot): what
+	                it can acknowledge at most; 0 while nothing was sent */
 };
 
 /* A persist action not yet completed. */
@@ -36,7 +38,11 @@ struct kvfs_repl {
 	enum phase phase;
 	uint64_t epoch;    /* highest epoch heard: the promise made or being made */
 	uint64_t promised; /* the durable promise */
-	uint32_t leader;   /* leader of epoch, 0 if unknown */
+	uint32_t leader;   /* leader of epoch, 0 if unknown; only ZooKeeper names it */
+	/* A NEW_EPOCH that ZooKeeper's view does not vouch for yet (a higher epoch, or ours with
+	 * no leader known): answered once the view names this sender at it (0: none held). */
+	uint64_t held_epoch;
+	uint32_t held_from;
 
 	/* The log holds indices base + 1 .. last: log[i - base - 1] is index i (data owned). The
 	 * entries up to base were applied and compacted away (a snapshot holds them); base_epoch

@@ -3,7 +3,8 @@
  * (GATHER), fetches what the most up-to-date promised log has and its own lacks (FETCH), then
  * appends its no-op and brings the followers in line (REPLICATE); it is the leader once the no-op
  * commits. Followers are sent entries from `next` with pipelining (`sent`); a rejection backs
- * `next` off to the follower's hint. Only entries of the leader's own epoch commit by counting.
+ * `next` off to the follower's hint. Only entries of the leader's own epoch commit by counting,
+ * and a follower's acknowledgement counts only up to what this leader sent it in this epoch.
  */
 #include "repl_internal.h"
 
@@ -41,6 +42,8 @@ void repl_leader_send_append(struct kvfs_repl *r, uint32_t to, uint64_t from_ind
 	m.entries = n ? entry_at(r, from_index) : NULL;
 	if (m.prev_index + n > p->sent)
 		p->sent = m.prev_index + n;
+	if (m.prev_index + n > p->hw)
+		p->hw = m.prev_index + n;
 	repl_send(r, to, &m);
 }
 
@@ -252,7 +255,9 @@ void repl_leader_on_append_ack(struct kvfs_repl *r, uint32_t from, const struct 
 	if (r->phase != PHASE_REPLICATE)
 		return;
 	if (m->ok) {
-		if (m->match_index > r->last)
+		/* A follower matches at most what we told it of our log in this epoch: anything
+		 * more is a lie or a bug, and counting it could commit what a majority lacks. */
+		if (m->match_index > r->last || m->match_index > p->hw)
 			return;
 		if (m->match_index > p->match)
 			p->match = m->match_index;
@@ -346,6 +351,8 @@ void repl_snapshot_sent(struct kvfs_repl *r, uint32_t to, uint64_t index)
 		return;
 	p = &r->peers[to];
 	p->wants_snapshot = false;
+	if (index > p->hw)
+		p->hw = index;
 	if (index > p->match)
 		p->match = index;
 	if (p->next < p->match + 1)

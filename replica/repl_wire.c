@@ -74,6 +74,32 @@ static int entries_out(const struct kvfs_repl_msg *m, uint64_t after, uint64_t m
 	return 0;
 }
 
+/*
+ * Values no correct replica sends, whatever the bytes' layout allows: a leader message of epoch
+ * 0 (ZooKeeper's epochs start at 1), an entry of epoch 0, an index beyond KVFS_REPL_INDEX_MAX,
+ * an EPOCH_ACK whose log ends in a later epoch than its own or names an index without an epoch
+ * (or the reverse).
+ */
+static bool in_range(const struct kvfs_repl_msg *m)
+{
+	const uint64_t max = KVFS_REPL_INDEX_MAX;
+
+	if ((m->type == KVFS_REPL_NEW_EPOCH || m->type == KVFS_REPL_APPEND ||
+	     m->type == KVFS_REPL_FETCH) &&
+	    m->epoch == 0)
+		return false;
+	if (m->last_index > max || m->prev_index > max || m->commit > max || m->match_index > max ||
+	    m->hint > max || m->from_index > max)
+		return false;
+	if (m->type == KVFS_REPL_EPOCH_ACK && m->ok &&
+	    (m->last_epoch > m->epoch || (m->last_index == 0) != (m->last_epoch == 0)))
+		return false;
+	for (uint32_t i = 0; m->entries && i < m->n_entries; i++)
+		if (m->entries[i].epoch == 0 || m->entries[i].index > max)
+			return false;
+	return true;
+}
+
 int repl_wire_encode(const struct kvfs_repl_msg *m, uint8_t *buf, size_t len, uint8_t *type)
 {
 	struct kvfs_peer_entry entries[KVFS_REPL_BATCH];
@@ -81,7 +107,7 @@ int repl_wire_encode(const struct kvfs_repl_msg *m, uint8_t *buf, size_t len, ui
 	size_t n;
 	int rv;
 
-	if (size == 0)
+	if (size == 0 || !in_range(m))
 		return -EINVAL;
 	/* The entries first: a malformed message is -EINVAL whatever the buffer. */
 	if (m->type == KVFS_REPL_APPEND) {
@@ -193,8 +219,23 @@ static int entries_fit(struct kvfs_repl_msg *m, int count_rv, uint32_t n, size_t
 	return n > max_entries || n > KVFS_REPL_BATCH ? -E2BIG : 0;
 }
 
+static int decode_fields(uint8_t type, const uint8_t *payload, uint32_t len,
+                         struct kvfs_repl_msg *m, struct kvfs_repl_entry *entries,
+                         size_t max_entries);
+
 int repl_wire_decode(uint8_t type, const uint8_t *payload, uint32_t len, struct kvfs_repl_msg *m,
                      struct kvfs_repl_entry *entries, size_t max_entries)
+{
+	int rv = decode_fields(type, payload, len, m, entries, max_entries);
+
+	if (rv == 0 && !in_range(m))
+		return -EBADMSG;
+	return rv;
+}
+
+static int decode_fields(uint8_t type, const uint8_t *payload, uint32_t len,
+                         struct kvfs_repl_msg *m, struct kvfs_repl_entry *entries,
+                         size_t max_entries)
 {
 	struct kvfs_peer_entry in[KVFS_REPL_BATCH];
 	uint32_t n = 0;

@@ -614,6 +614,12 @@ int store_apply(struct kvfs_store *s, uint64_t epoch, uint64_t index, const stru
 	memset(res, 0, sizeof(*res));
 	if (index != s->applied_index + 1)
 		return -EINVAL;
+	if (track && op->seq > KVFS_SEQ_MAX) {
+		/* Out of range (op.h): a failed op, remembered nowhere, so that no origin's seq
+		 * can be pushed to where the next one would wrap. */
+		res->err = -EINVAL;
+		goto consume;
+	}
 	if (track) {
 		bool found;
 		size_t i = session_pos(s, op->origin, &found);
@@ -742,12 +748,13 @@ int store_session_foreach(const struct kvfs_store *s, kvfs_store_session_fn fn, 
 	return 0;
 }
 
-/* Adds a session while loading a snapshot: -EBADMSG for origin or seq 0 or a known origin. */
+/* Adds a session while loading a snapshot: -EBADMSG for origin or seq 0, a seq over
+ * KVFS_SEQ_MAX (store_apply never records one) or a known origin. */
 int store_session_load(struct kvfs_store *s, const struct kvfs_session *sess)
 {
 	bool found;
 
-	if (sess->origin == 0 || sess->seq == 0)
+	if (sess->origin == 0 || sess->seq == 0 || sess->seq > KVFS_SEQ_MAX)
 		return -EBADMSG;
 	session_pos(s, sess->origin, &found);
 	if (found)

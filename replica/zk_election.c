@@ -794,7 +794,15 @@ static uint64_t run_round(struct kvfs_zk *z)
 	if (!z->member_registered && !register_member(z))
 		return HOLD_DOWN_TICK_MS;
 	if (!z->have_znode && start < z->rejoin_after_ms) {
-		publish(z, false, 0, 0, 0, NULL);
+		struct leader_info held;
+
+		/* Out of the election for the hold-down but still a replica: show who leads
+		 * meanwhile (and watch /leader), since the core answers a new leader's
+		 * NEW_EPOCH only once this view names it. */
+		if (read_leader(z, session, &held) == 0 && held.exists && !held.mine)
+			publish(z, false, 0, held.epoch, held.id, held.addr);
+		else
+			publish(z, false, 0, 0, 0, NULL);
 		return z->rejoin_after_ms - start;
 	}
 	if (!z->have_znode && create_candidate(z, session) < 0)

@@ -84,6 +84,11 @@ struct kvfs_fwd_io {
 	void (*refuse)(void *arg, uint32_t to, uint64_t seq, int err);
 	/* Optional: something to log, before the callbacks of the writes it concerns. */
 	void (*report)(void *arg, const struct kvfs_fwd_report *r);
+	/* Optional, for the leader's check of forwarded seqs (op.h, KVFS_SEQ_AHEAD): the last seq
+	 * this node applied for origin (false: none), and the wall clock in microseconds (the
+	 * clock seqs start from). Without them only KVFS_SEQ_MAX is checked. */
+	bool (*last_seq)(void *arg, uint32_t origin, uint64_t *seq);
+	uint64_t (*clock_us)(void *arg);
 };
 
 struct kvfs_fwd_config {
@@ -153,8 +158,10 @@ void fwd_fail_all(struct kvfs_fwd *f, int err);
 
 /*
  * On the leader: peer `from` forwarded (origin, seq, op). Proposed if it passes this leader's own
- * checks (its origin and seq make it once); otherwise the peer hears why (refuse): EROFS and
- * EAGAIN mean "send it again, to whoever leads"; any other errno is the write's outcome.
+ * checks (origin is the sender; seq in 1..KVFS_SEQ_MAX and not more than KVFS_SEQ_AHEAD past
+ * both the origin's last applied seq and this leader's clock: -EINVAL; op_validate() with this
+ * leader's limits); otherwise the peer hears why (refuse): EROFS and EAGAIN mean "send it again,
+ * to whoever leads"; any other errno is the write's outcome.
  */
 void fwd_on_forward(struct kvfs_fwd *f, uint32_t from, uint32_t origin, uint64_t seq,
                     const uint8_t *op, uint32_t len);

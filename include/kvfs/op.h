@@ -51,6 +51,18 @@ enum kvfs_op_type {
 #define KVFS_DATA_MAX (64u << 20) /* hard cap of one op's data, whatever --max-value says */
 
 /*
+ * Exactly-once sequence numbers. A node starts its seqs from the wall clock in microseconds
+ * (about 2^51 today) and counts up by one per write, so 2^62 is never reached honestly: an op
+ * with a higher seq is refused by the leader and fails with EINVAL when it applies (recorded
+ * nowhere), so that no origin's "last seq" can come near UINT64_MAX and seq + 1 never wraps. A
+ * leader also refuses a forwarded seq more than KVFS_SEQ_AHEAD past both the last one applied
+ * for its origin and its own clock in microseconds (about 12.7 days of clock skew or downtime):
+ * one bogus write cannot throw an origin's numbering far ahead.
+ */
+#define KVFS_SEQ_MAX   ((uint64_t)1 << 62)
+#define KVFS_SEQ_AHEAD ((uint64_t)1 << 40)
+
+/*
  * A decoded or to-be-encoded operation. Pointers (name, newname, data) are borrowed: after
  * op_decode() they point into the buffer that was decoded, which must outlive the op.
  */

@@ -20,6 +20,25 @@
  * epoch and takes proposals once that no-op commits. An entry of the current epoch commits when a
  * majority, the leader included, holds it durably; earlier entries commit with it.
  *
+ * Trust (DESIGN §4, "nothing from a peer is trusted blindly"). Epochs are ZooKeeper's to issue,
+ * so no peer message ever raises this replica's epoch: only ZooKeeper's view does
+ * (repl_zk_view(), or repl_become_leader()/repl_become_follower() directly). A follower promises
+ * epoch e durably only once ZooKeeper has shown it e, and it takes leader messages (NEW_EPOCH,
+ * APPEND, FETCH) of its epoch only from the node ZooKeeper named leader of that epoch. A
+ * NEW_EPOCH that arrives before ZooKeeper's view does (the /leader watch usually fires within
+ * milliseconds of the new leader's first message) is held, one at a time, and answered as soon
+ * as the view names its sender at its epoch; the candidate resends NEW_EPOCH every tick anyway,
+ * so a lost or overwritten hold costs at most a tick, never a deadlock. A reply (EPOCH_ACK,
+ * APPEND_ACK, FETCH_REPLY) of a higher epoch is ignored: a leader learns that it was deposed
+ * from ZooKeeper (its lease) and, meanwhile, counts no answers from those who moved on, so it
+ * cannot commit and gives up after KVFS_REPL_LOST_TICKS. Thus a bogus NEW_EPOCH(2^62) changes
+ * nothing, a node cannot be made to promise an epoch to someone other than its ZooKeeper-elected
+ * leader, and should ZooKeeper ever hand a node an epoch it has promised already (to another,
+ * or a disk that said so), the node gives the lead up (leadership_lost: the binding resigns and
+ * stands again) instead of waiting. The leader counts an acknowledgement of this epoch only up
+ * to what it sent that peer in this epoch; a follower commits only up to the last entry the
+ * current APPEND proved to match its leader's log, and only APPENDs from that leader.
+ *
  * Snapshots. The log may start after a snapshot (repl_init's base) and be compacted behind the
  * applied index (repl_compact()) to bound memory. A follower that needs compacted entries is
  * caught up by the binding: need_snapshot asks it to send one, repl_snapshot_sent() says the
@@ -38,6 +57,10 @@ struct kvfs_repl;
  * entry, however large, always goes). */
 #define KVFS_REPL_BATCH       64
 #define KVFS_REPL_BATCH_BYTES (4u << 20)
+
+/* No log index gets near this (a billion entries a second would take 146 years): a message
+ * that names a higher one is malformed (repl_wire.c), so that index + 1 never wraps. */
+#define KVFS_REPL_INDEX_MAX ((uint64_t)1 << 62)
 
 /* A leader that hears from no majority during this many consecutive ticks gives up (the
  * default; see repl_set_lost_ticks()). */
@@ -67,7 +90,8 @@ enum kvfs_repl_msg_type {
 
 /*
  * One message, in memory (the wire codec is elsewhere). Fields a type does not list above are 0.
- * A reply with ok = 0 carries the replier's (higher) epoch, so a deposed sender learns.
+ * A reply with ok = 0 carries the replier's (higher) epoch; the deposed sender does not take it
+ * on the replier's word (see Trust above) but counts it as no answer.
  */
 struct kvfs_repl_msg {
 	enum kvfs_repl_msg_type type;
@@ -147,8 +171,18 @@ void repl_close(struct kvfs_repl *r);
  */
 void repl_become_leader(struct kvfs_repl *r, uint64_t epoch);
 
-/* ZooKeeper says `leader` leads `epoch`. Ignored if r has promised a higher epoch. */
+/* ZooKeeper says `leader` leads `epoch`. Ignored if r has promised a higher epoch. A held
+ * NEW_EPOCH from `leader` at `epoch` is answered once the promise is durable. */
 void repl_become_follower(struct kvfs_repl *r, uint32_t leader, uint64_t epoch);
+
+/*
+ * What ZooKeeper shows now (the binding calls it on every change and tick): whether this node
+ * leads, and who leads at which epoch. Leading a newer epoch: repl_become_leader(). Leading an
+ * epoch this replica already promised (to another leader, or one it gave up) or an older one
+ * while not acting as leader: leadership_lost, so that the binding resigns and stands again.
+ * Another leader: repl_become_follower(). Anything else (no leader known) changes nothing.
+ */
+void repl_zk_view(struct kvfs_repl *r, bool leading, uint32_t leader, uint64_t epoch);
 
 /*
  * Appends op (copied) as a new entry of the leader's epoch and starts replicating it; *index is
@@ -157,7 +191,8 @@ void repl_become_follower(struct kvfs_repl *r, uint32_t leader, uint64_t epoch);
  */
 int repl_propose(struct kvfs_repl *r, const uint8_t *op, uint32_t len, uint64_t *index);
 
-/* A message from replica `from` (1..cluster_size). Malformed messages are ignored. */
+/* A message from replica `from` (1..cluster_size). Malformed messages, and those that the
+ * rules of trust above refuse, are ignored. */
 void repl_receive(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg *m);
 
 /* Completion of persist actions, up to the one whose last entry is (epoch, index). */

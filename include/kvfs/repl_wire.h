@@ -31,7 +31,10 @@ size_t repl_wire_size(const struct kvfs_repl_msg *m);
  * kvfs_peer_msg_type) into *type. Returns the payload's length; -EINVAL (buf and *type untouched)
  * for a message no peer would accept: an unknown type, more than KVFS_REPL_BATCH entries, entries
  * missing or not following on (indices from prev_index + 1 or from_index, epochs non-decreasing,
- * at least prev_epoch and at most epoch), a refused FETCH_REPLY carrying entries; -EMSGSIZE if
+ * at least prev_epoch and at most epoch), a refused FETCH_REPLY carrying entries, values out
+ * of range (a leader message or an entry of epoch 0, an index over KVFS_REPL_INDEX_MAX, an
+ * EPOCH_ACK whose last_epoch is above its epoch or whose last_index and last_epoch are not both
+ * 0 or both set); -EMSGSIZE if
  * the payload exceeds KVFS_FRAME_MAX_PAYLOAD; -ENOBUFS if len is too small.
  */
 int repl_wire_encode(const struct kvfs_repl_msg *m, uint8_t *buf, size_t len, uint8_t *type);
@@ -41,7 +44,8 @@ int repl_wire_encode(const struct kvfs_repl_msg *m, uint8_t *buf, size_t len, ui
  * FETCH_REPLY into entries[0..max_entries) (which may be NULL when max_entries is 0); m->entries
  * then points to that array (NULL when there are none) and each entry's data into payload, which
  * must outlive them. Returns 0; -ENOPROTOOPT if type is not a replication message (*m untouched);
- * -EBADMSG if the payload is malformed (see peer_msg.h; the connection is to be dropped); -E2BIG
+ * -EBADMSG if the payload is malformed (see peer_msg.h) or its values out of range (as
+ * repl_wire_encode() refuses them; the connection is to be dropped); -E2BIG
  * if it is well formed but carries more than max_entries or KVFS_REPL_BATCH entries (m->n_entries
  * then says how many). On error *m and entries are otherwise unspecified.
  */

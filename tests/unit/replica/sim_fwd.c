@@ -333,6 +333,9 @@ void sim_fwd_start(struct node *nd)
 	if (s->epoch && s->leader_of[s->epoch] != nd->id && sim_below(s, 2)) {
 		nd->zk.leader = s->leader_of[s->epoch];
 		nd->zk.epoch = s->epoch;
+		/* As the binding's follow_view: the view goes to the core too. */
+		if (nd->zk.leader && nd->zk.leader != nd->id)
+			repl_become_follower(nd->r, nd->zk.leader, nd->zk.epoch);
 	}
 }
 
@@ -439,6 +442,9 @@ void sim_fwd_session(struct sim *s)
 		nd->zk.elected = s->epoch && s->leader_of[s->epoch] == id;
 		nd->zk.leader = s->leader_of[s->epoch];
 		nd->zk.epoch = s->epoch;
+		/* As the binding's follow_view: the view goes to the core too. */
+		if (nd->zk.leader && nd->zk.leader != id)
+			repl_become_follower(nd->r, nd->zk.leader, nd->zk.epoch);
 	}
 	sim_fwd_kick(nd);
 }

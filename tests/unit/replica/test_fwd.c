@@ -28,6 +28,8 @@ struct env {
 	int refused_err;
 	int done_err[8];
 	int ndone[8];
+	uint64_t last_seq[8]; /* per origin, 0: none */
+	uint64_t clock_us;
 };
 
 static uint64_t io_now(void *arg)
@@ -64,6 +66,19 @@ static int io_forward(void *arg, uint32_t to, uint64_t seq, const uint8_t *op, u
 	return 0;
 }
 
+static bool io_last_seq(void *arg, uint32_t origin, uint64_t *seq)
+{
+	struct env *e = arg;
+
+	*seq = origin < 8 ? e->last_seq[origin] : 0;
+	return *seq != 0;
+}
+
+static uint64_t io_clock_us(void *arg)
+{
+	return ((struct env *)arg)->clock_us;
+}
+
 static void io_refuse(void *arg, uint32_t to, uint64_t seq, int err)
 {
 	((struct env *)arg)->refused_err = err;
@@ -88,7 +103,9 @@ static void setup_env(struct env *e, uint32_t leader)
 	                         .connected = io_connected,
 	                         .propose = io_propose,
 	                         .forward = io_forward,
-	                         .refuse = io_refuse};
+	                         .refuse = io_refuse,
+	                         .last_seq = io_last_seq,
+	                         .clock_us = io_clock_us};
 	struct kvfs_fwd_config cfg = {
 	    .id = 2, .write_timeout_ms = 1000, .lim = {.max_value = 64}, .first_seq = 100};
 
@@ -234,12 +251,74 @@ static void test_after_reset(void **state)
 	fwd_close(e.f);
 }
 
+/* Issue 9: the leader refuses forwarded seqs that could wrap an origin's numbering or throw it
+ * far ahead; whatever was applied, our own next seqs go past it. */
+static void test_seq_range(void **state)
+{
+	struct env e;
+	struct kvfs_op op = {.type = KVFS_OP_UNLINK,
+	                     .origin = 3,
+	                     .parent = 1,
+	                     .name = "a",
+	                     .name_len = 1,
+	                     .max_value = 64};
+	uint8_t buf[256];
+	size_t len;
+	const uint64_t seqs[] = {UINT64_MAX, KVFS_SEQ_MAX + 1,
+	                         ((uint64_t)1 << 51) + KVFS_SEQ_AHEAD + 1};
+
+	setup_env(&e, 2);
+	e.view.elected = true;
+	e.view.established = true;
+	e.clock_us = (uint64_t)1 << 51;
+	e.last_seq[3] = 1000;
+	for (size_t i = 0; i < sizeof(seqs) / sizeof(seqs[0]); i++) {
+		op.seq = seqs[i];
+		len = op_encode(&op, buf);
+		e.refused_err = 0;
+		fwd_on_forward(e.f, 3, 3, seqs[i], buf, (uint32_t)len);
+		assert_int_equal(e.refused_err, -EINVAL);
+		assert_int_equal(e.proposed, 0);
+	}
+	/* From the clock on, or from the origin's last seq on, within the window: proposed. */
+	op.seq = ((uint64_t)1 << 51) + 5;
+	len = op_encode(&op, buf);
+	fwd_on_forward(e.f, 3, 3, op.seq, buf, (uint32_t)len);
+	assert_int_equal(e.proposed, 1);
+	e.clock_us = 0;
+	e.last_seq[3] = (uint64_t)1 << 60;
+	op.seq = ((uint64_t)1 << 60) + KVFS_SEQ_AHEAD;
+	len = op_encode(&op, buf);
+	fwd_on_forward(e.f, 3, 3, op.seq, buf, (uint32_t)len);
+	assert_int_equal(e.proposed, 2);
+	/* Another node's seq, forwarded by 3: malformed, never proposed. */
+	op.origin = 4;
+	len = op_encode(&op, buf);
+	fwd_on_forward(e.f, 3, 4, op.seq, buf, (uint32_t)len);
+	assert_int_equal(e.proposed, 2);
+	fwd_close(e.f);
+
+	/* A seq of ours far ahead got applied (a bogus leader): what waits goes past it. */
+	setup_env(&e, 1);
+	put(&e, 0, 1); /* seq 100 */
+	applied(&e, KVFS_SEQ_MAX - 10, 0);
+	assert_int_equal(e.ndone[0], 0);
+	put(&e, 1, 1);
+	e.nsent = 0;
+	fwd_peer_down(e.f, 1);
+	fwd_dispatch(e.f);
+	assert_true(e.nsent >= 1);
+	for (int i = 0; i < e.nsent; i++)
+		assert_true(e.sent[i] > KVFS_SEQ_MAX - 10);
+	fwd_close(e.f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_renumber),    cmocka_unit_test(test_barrier_waits_for_renumbered),
 	    cmocka_unit_test(test_refusal),     cmocka_unit_test(test_leader_side),
-	    cmocka_unit_test(test_after_reset),
+	    cmocka_unit_test(test_after_reset), cmocka_unit_test(test_seq_range),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -130,7 +130,8 @@ static void test_init_rejects(void **state)
 	assert_int_equal(repl_init(&r, 0, 3, &io, 0, 0, 0, NULL, 0, 0), -EINVAL);
 	assert_int_equal(repl_init(&r, 4, 3, &io, 0, 0, 0, NULL, 0, 0), -EINVAL);
 	assert_int_equal(repl_init(&r, 1, 3, &io, 0, 0, 0, NULL, 0, 1), -EINVAL);
-	assert_int_equal(repl_init(&r, 1, 3, &io, 2, 0, 0, bad, 2, 0), -EINVAL); /* epochs go down */
+	assert_int_equal(repl_init(&r, 1, 3, &io, 2, 0, 0, bad, 2, 0),
+	                 -EINVAL); /* epochs go down */
 	bad[1].epoch = 2;
 	bad[1].index = 3;
 	assert_int_equal(repl_init(&r, 1, 3, &io, 2, 0, 0, bad, 2, 0), -EINVAL); /* a gap */
@@ -178,11 +179,23 @@ static void test_deposed_leader_steps_down(void **state)
 	assert_int_equal(repl_role(r), KVFS_REPL_CANDIDATE);
 	assert_int_equal(rec.nmsg, 2); /* NEW_EPOCH to 2 and 3 */
 	assert_int_equal(rec.msg[0].type, KVFS_REPL_NEW_EPOCH);
+	/* A peer's word that epoch 7 exists is not ZooKeeper's: nothing promised ... */
 	repl_receive(r, 2, &m);
+	assert_int_equal(repl_role(r), KVFS_REPL_CANDIDATE);
+	assert_int_equal(repl_epoch(r), 6);
+	assert_int_equal(rec.epoch, 6);
+	/* ... but it is no answer either: without a majority the candidate gives up. */
+	for (int i = 0; i < KVFS_REPL_LOST_TICKS; i++) {
+		repl_receive(r, 2, &m);
+		repl_tick(r);
+	}
 	assert_int_equal(repl_role(r), KVFS_REPL_FOLLOWER);
-	assert_int_equal(repl_epoch(r), 7);
 	assert_int_equal(rec.lost, 1);
-	assert_int_equal(rec.epoch, 7); /* it promises what it learnt */
+	/* ZooKeeper names the next leader: this replica follows and promises its epoch. */
+	repl_become_follower(r, 3, 7);
+	assert_int_equal(repl_epoch(r), 7);
+	assert_int_equal(repl_leader(r), 3);
+	assert_int_equal(rec.epoch, 7);
 	assert_int_equal(repl_propose(r, (const uint8_t *)"x", 1, NULL), -EROFS);
 	repl_close(r);
 }
@@ -202,6 +215,7 @@ static void test_follower_truncates_conflict(void **state)
 	                          .n_entries = 2};
 	struct kvfs_repl_entry e;
 
+	repl_become_follower(r, 1, 3); /* ZooKeeper: 1 leads epoch 3 */
 	repl_receive(r, 1, &m);
 	/* Entries 3 and 4 of epoch 1 conflict: dropped, then the leader's appended. */
 	assert_int_equal(rec.ntrunc, 1);
@@ -241,6 +255,7 @@ static void test_follower_rejects_gap(void **state)
 	    .type = KVFS_REPL_APPEND, .epoch = 4, .prev_epoch = 3, .prev_index = 3};
 
 	/* prev (3, 3) does not match our (2, 3): back off over all of epoch 2. */
+	repl_become_follower(r, 1, 4);
 	repl_receive(r, 1, &m);
 	assert_int_equal(last_msg(&rec)->ok, 0);
 	assert_int_equal(last_msg(&rec)->epoch, 4);
@@ -474,6 +489,203 @@ static void test_persist_failed(void **state)
 	repl_close(r);
 }
 
+/* Issue 9: a peer's NEW_EPOCH(2^62) (or any message of an epoch ZooKeeper has not shown) never
+ * becomes a promise; a genuine new leader's NEW_EPOCH that beats ZooKeeper's view is held and
+ * answered when the view names it. */
+static void test_bogus_epoch_never_promised(void **state)
+{
+	static const uint64_t epochs[] = {1, 1};
+	const uint64_t huge = (uint64_t)1 << 62;
+	struct rec rec;
+	struct kvfs_repl *r = make(&rec, 2, 3, 1, epochs, 2);
+	struct kvfs_repl_msg m = {.type = KVFS_REPL_NEW_EPOCH, .epoch = huge};
+	struct kvfs_repl_entry in = {
+	    .epoch = huge, .index = 3, .len = 4, .data = (const uint8_t *)"evil"};
+
+	repl_become_follower(r, 1, 2); /* ZooKeeper: 1 leads epoch 2 */
+	repl_epoch_persisted(r, 2);
+	assert_int_equal(rec.nepoch, 1);
+	repl_receive(r, 3, &m);
+	m = (struct kvfs_repl_msg){.type = KVFS_REPL_APPEND,
+	                           .epoch = huge,
+	                           .prev_epoch = 1,
+	                           .prev_index = 2,
+	                           .commit = 3,
+	                           .entries = &in,
+	                           .n_entries = 1};
+	repl_receive(r, 3, &m);
+	m = (struct kvfs_repl_msg){.type = KVFS_REPL_FETCH, .epoch = huge};
+	repl_receive(r, 3, &m);
+	m = (struct kvfs_repl_msg){.type = KVFS_REPL_APPEND_ACK, .epoch = huge, .hint = 9};
+	repl_receive(r, 3, &m);
+	m = (struct kvfs_repl_msg){.type = KVFS_REPL_EPOCH_ACK, .epoch = huge};
+	repl_receive(r, 3, &m);
+	assert_int_equal(rec.nepoch, 1);
+	assert_int_equal(repl_epoch(r), 2);
+	assert_int_equal(repl_promised_epoch(r), 2);
+	assert_int_equal(repl_leader(r), 1);
+	assert_int_equal(rec.npersist, 0);
+	assert_int_equal(rec.napplied, 0);
+	assert_int_equal(rec.nmsg, 0);
+
+	/* Node 3 is elected at epoch 3; its NEW_EPOCH arrives before our /leader watch fires. */
+	m = (struct kvfs_repl_msg){.type = KVFS_REPL_NEW_EPOCH, .epoch = 3};
+	repl_receive(r, 3, &m);
+	assert_int_equal(rec.nepoch, 1);
+	assert_int_equal(rec.nmsg, 0);
+	repl_zk_view(r, false, 3, 3);
+	assert_int_equal(repl_epoch(r), 3);
+	assert_int_equal(rec.epoch, 3);
+	assert_int_equal(rec.nmsg, 0); /* not before the promise is durable */
+	repl_epoch_persisted(r, 3);
+	assert_int_equal(rec.nmsg, 1);
+	assert_int_equal(last_msg(&rec)->type, KVFS_REPL_EPOCH_ACK);
+	assert_int_equal(last_msg(&rec)->ok, 1);
+	assert_int_equal(last_msg(&rec)->last_index, 2);
+	assert_int_equal(rec.to[0], 3);
+	/* Node 1 is not the leader of epoch 3: its NEW_EPOCH and APPEND are not answered. */
+	m = (struct kvfs_repl_msg){.type = KVFS_REPL_NEW_EPOCH, .epoch = 3};
+	repl_receive(r, 1, &m);
+	assert_int_equal(rec.nmsg, 1);
+	repl_close(r);
+
+	/* A restart with a promise but no view yet: NEW_EPOCH of that epoch waits for the view. */
+	r = make(&rec, 2, 3, 4, epochs, 2);
+	m = (struct kvfs_repl_msg){.type = KVFS_REPL_NEW_EPOCH, .epoch = 4};
+	repl_receive(r, 1, &m);
+	assert_int_equal(rec.nmsg, 0);
+	repl_become_follower(r, 1, 4);
+	assert_int_equal(rec.nmsg, 1);
+	assert_int_equal(last_msg(&rec)->type, KVFS_REPL_EPOCH_ACK);
+	assert_int_equal(last_msg(&rec)->ok, 1);
+	repl_close(r);
+}
+
+/* Issue 9: ZooKeeper hands this node an epoch it has promised to another: it gives the lead up
+ * (the binding resigns and stands again) rather than neither leading nor resigning. */
+static void test_zk_hands_promised_epoch(void **state)
+{
+	struct rec rec;
+	struct kvfs_repl *r = make(&rec, 2, 3, 0, NULL, 0);
+
+	repl_zk_view(r, false, 1, 5);
+	assert_int_equal(repl_epoch(r), 5);
+	repl_zk_view(r, true, 2, 5);
+	assert_int_equal(rec.lost, 1);
+	assert_int_equal(repl_role(r), KVFS_REPL_FOLLOWER);
+	assert_int_equal(repl_leader(r), 1);
+	/* An older epoch too. */
+	repl_zk_view(r, true, 2, 4);
+	assert_int_equal(rec.lost, 2);
+	/* Standing again, it gets a newer one and leads it. */
+	repl_zk_view(r, true, 2, 6);
+	assert_int_equal(rec.lost, 2);
+	assert_int_equal(repl_role(r), KVFS_REPL_CANDIDATE);
+	assert_int_equal(repl_epoch(r), 6);
+	/* While it leads that epoch, the same view is no news. */
+	repl_zk_view(r, true, 2, 6);
+	assert_int_equal(rec.lost, 2);
+	assert_int_equal(repl_role(r), KVFS_REPL_CANDIDATE);
+	repl_close(r);
+}
+
+/* Issue 9: a follower takes APPENDs only from its leader and commits only what the APPEND proved
+ * to match, never on the sender's word beyond it. */
+static void test_follower_commit_bounded(void **state)
+{
+	static const uint64_t epochs[] = {1, 1, 1};
+	struct rec rec;
+	struct kvfs_repl *r = make(&rec, 2, 3, 1, epochs, 3);
+	struct kvfs_repl_entry in = {
+	    .epoch = 2, .index = 4, .len = 4, .data = (const uint8_t *)"evil"};
+	struct kvfs_repl_msg m = {.type = KVFS_REPL_APPEND,
+	                          .epoch = 2,
+	                          .prev_epoch = 1,
+	                          .prev_index = 3,
+	                          .commit = 1000,
+	                          .entries = &in,
+	                          .n_entries = 1};
+
+	repl_become_follower(r, 1, 2);
+	repl_epoch_persisted(r, 2);
+	/* Node 3, not the leader of epoch 2, injects an entry and a commit index. */
+	repl_receive(r, 3, &m);
+	assert_int_equal(rec.npersist, 0);
+	assert_int_equal(repl_last_index(r), 3);
+	assert_int_equal(repl_commit_index(r), 0);
+	assert_int_equal(rec.napplied, 0);
+	assert_int_equal(repl_leader(r), 1);
+	/* The leader's heartbeat proves entries up to 2 only: commit 2, not 1000 nor 3. */
+	m = (struct kvfs_repl_msg){
+	    .type = KVFS_REPL_APPEND, .epoch = 2, .prev_epoch = 1, .prev_index = 2, .commit = 1000};
+	repl_receive(r, 1, &m);
+	assert_int_equal(repl_commit_index(r), 2);
+	assert_int_equal(rec.napplied, 2);
+	/* The leader's entry 4: commit up to it, and applied. */
+	m.prev_index = 3;
+	m.entries = &in;
+	m.n_entries = 1;
+	repl_receive(r, 1, &m);
+	assert_int_equal(repl_commit_index(r), 4);
+	assert_int_equal(rec.napplied, 4);
+	repl_close(r);
+}
+
+/* Issue 9: the leader counts an APPEND_ACK only up to what it sent that peer in its epoch. */
+static void test_fake_append_ack(void **state)
+{
+	struct rec rec;
+	struct kvfs_repl_io io = {.arg = &rec,
+	                          .send = rec_send,
+	                          .persist = rec_persist,
+	                          .truncate = rec_truncate,
+	                          .persist_epoch = rec_persist_epoch,
+	                          .apply = rec_apply,
+	                          .leadership_lost = rec_lost};
+	struct kvfs_repl_msg m = {
+	    .type = KVFS_REPL_EPOCH_ACK, .epoch = 2, .ok = 1, .last_epoch = 1, .last_index = 10};
+	struct kvfs_repl *r;
+
+	memset(&rec, 0, sizeof(rec));
+	/* A snapshot up to 10 of epoch 1, nothing after it. */
+	assert_int_equal(repl_init(&r, 1, 3, &io, 1, 10, 1, NULL, 0, 10), 0);
+	/* Before it leads, an acknowledgement counts for nothing. */
+	repl_become_leader(r, 2);
+	m = (struct kvfs_repl_msg){
+	    .type = KVFS_REPL_APPEND_ACK, .epoch = 2, .ok = 1, .match_index = 11};
+	repl_receive(r, 3, &m);
+	m = (struct kvfs_repl_msg){
+	    .type = KVFS_REPL_EPOCH_ACK, .epoch = 2, .ok = 1, .last_epoch = 1, .last_index = 10};
+	repl_receive(r, 2, &m);
+	repl_epoch_persisted(r, 2);
+	assert_int_equal(repl_last_index(r), 11); /* the no-op */
+	repl_persisted(r, 2, 11);
+	m = (struct kvfs_repl_msg){
+	    .type = KVFS_REPL_APPEND_ACK, .epoch = 2, .ok = 1, .match_index = 11};
+	repl_receive(r, 2, &m);
+	assert_int_equal(repl_role(r), KVFS_REPL_LEADER);
+	/* Node 3 lost its disk: it needs the snapshot, so it is sent no entries. */
+	m = (struct kvfs_repl_msg){.type = KVFS_REPL_APPEND_ACK, .epoch = 2, .ok = 0, .hint = 0};
+	repl_receive(r, 3, &m);
+	assert_int_equal(repl_propose(r, (const uint8_t *)"x", 1, NULL), 0);
+	repl_persisted(r, 2, 12);
+	/* Node 2 is down. Node 3 claims 12, which it was never sent: no commit. */
+	m = (struct kvfs_repl_msg){
+	    .type = KVFS_REPL_APPEND_ACK, .epoch = 2, .ok = 1, .match_index = 12};
+	repl_receive(r, 3, &m);
+	assert_int_equal(repl_commit_index(r), 11);
+	assert_int_equal(repl_peer_match(r, 3), 0);
+	/* Beyond the log, neither. */
+	m.match_index = 13;
+	repl_receive(r, 2, &m);
+	assert_int_equal(repl_commit_index(r), 11);
+	/* Node 2's real acknowledgement commits it. */
+	m.match_index = 12;
+	repl_receive(r, 2, &m);
+	assert_int_equal(repl_commit_index(r), 12);
+	repl_close(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -489,6 +701,10 @@ int main(void)
 	    cmocka_unit_test(test_leadership_lost),
 	    cmocka_unit_test(test_cluster_of_one),
 	    cmocka_unit_test(test_persist_failed),
+	    cmocka_unit_test(test_bogus_epoch_never_promised),
+	    cmocka_unit_test(test_zk_hands_promised_epoch),
+	    cmocka_unit_test(test_follower_commit_bounded),
+	    cmocka_unit_test(test_fake_append_ack),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

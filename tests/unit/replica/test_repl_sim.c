@@ -16,7 +16,9 @@
  *  3. every committed entry is on the disks of a majority (it can never disappear), every
  *     replica's log matches it up to its commit index, and an established leader's log holds
  *     every committed entry of its epoch or earlier;
- *  4. only the replica the oracle made leader of epoch e ever acts as e's leader.
+ *  4. only the replica the oracle made leader of epoch e ever acts as e's leader;
+ *  5. no replica hears (let alone promises) an epoch the oracle has not issued, even when a
+ *     buggy peer injects one (inject_bogus(), with bogus APPENDs and answers too).
  * Then liveness, loosely: after the chaos, with every fault healed, a new leader establishes
  * itself and a proposal commits everywhere.
  *
@@ -557,6 +559,11 @@ static void check_cheap(struct sim *s)
 			CHECK(s, s->leader_of[repl_epoch(nd->r)] == id,
 			      "replica %u leads epoch %" PRIu64 " given to %u", id,
 			      repl_epoch(nd->r), s->leader_of[repl_epoch(nd->r)]);
+		/* 5: no epoch is heard, let alone promised, before the oracle issued it */
+		CHECK(s, repl_epoch(nd->r) <= s->epoch && nd->dpromised <= s->epoch,
+		      "replica %u heard epoch %" PRIu64 " (promised %" PRIu64
+		      ") but the oracle issued only %" PRIu64,
+		      id, repl_epoch(nd->r), nd->dpromised, s->epoch);
 		CHECK(s, repl_promised_epoch(nd->r) >= nd->dpromised,
 		      "replica %u believes it promised %" PRIu64 ", its disk says %" PRIu64, id,
 		      repl_promised_epoch(nd->r), nd->dpromised);
@@ -678,6 +685,7 @@ enum event {
 	EV_READ,
 	EV_READ_DELIVER,
 	EV_READ_DUPLICATE,
+	EV_BOGUS,
 	EV_COUNT
 };
 
@@ -747,15 +755,67 @@ static void deliver_snapshot(struct sim *s, size_t i)
 static void draw_weights(struct sim *s)
 {
 	static const uint32_t lo[EV_COUNT] = {300, 100, 20, 30, 0,  5,   0, 3, 10, 0, 0,
-	                                      5,   0,   20, 100, 0, 0, 0,  20, 60, 0};
+	                                      5,   0,   20, 100, 0, 0, 0,  20, 60, 0, 0};
 	static const uint32_t hi[EV_COUNT] = {500, 300, 100, 200, 25,  40,  15, 30, 60, 20, 30,
-	                                      40,  10,  150, 300, 20, 20, 20, 120, 200, 15};
+	                                      40,  10,  150, 300, 20, 20, 20, 120, 200, 15, 20};
 
 	s->wsum = 0;
 	for (int i = 0; i < EV_COUNT; i++) {
 		s->w[i] = lo[i] + sim_below(s, hi[i] - lo[i] + 1);
 		s->wsum += s->w[i];
 	}
+}
+
+/*
+ * A peer with a bug or an old version (issue 9) sends what no correct replica would: an epoch
+ * ZooKeeper never issued (2^62), answers of such an epoch, or an APPEND of the receiver's epoch
+ * though it does not lead that epoch, with an entry of its own and a commit index past
+ * everything. None may change what is committed (checked as ever) or what is promised (check 5).
+ */
+static void inject_bogus(struct sim *s)
+{
+	uint32_t to = sim_random_up(s), from = 1 + sim_below(s, s->n);
+	struct kvfs_repl_msg m = {.ok = 1};
+	struct kvfs_repl_entry prev, e;
+	uint64_t epoch, v = UINT64_MAX - sim_below(s, 1000);
+	uint8_t data[PAYLOAD];
+	struct kvfs_repl *r;
+
+	if (!to || from == to)
+		return;
+	r = s->nodes[to].r;
+	epoch = repl_epoch(r);
+	switch (sim_below(s, 3)) {
+	case 0:
+		m.type = KVFS_REPL_NEW_EPOCH;
+		m.epoch = ((uint64_t)1 << 62) + sim_below(s, 1000);
+		break;
+	case 1:
+		m.type = sim_below(s, 2) ? KVFS_REPL_EPOCH_ACK : KVFS_REPL_APPEND_ACK;
+		m.epoch = ((uint64_t)1 << 62) + sim_below(s, 1000);
+		m.last_epoch = m.epoch;
+		m.last_index = m.match_index = m.hint = repl_last_index(r) + 1;
+		break;
+	default:
+		/* The leader's own word cannot be told from the truth: only others lie here. */
+		if (epoch >= 4096 || s->leader_of[epoch] == from ||
+		    repl_entry(r, repl_last_index(r), &prev) < 0)
+			return;
+		memcpy(data, &v, sizeof(v));
+		e = (struct kvfs_repl_entry){
+		    .epoch = epoch, .index = prev.index + 1, .len = PAYLOAD, .data = data};
+		m.type = KVFS_REPL_APPEND;
+		m.epoch = epoch;
+		m.prev_epoch = prev.epoch;
+		m.prev_index = prev.index;
+		m.commit = UINT64_MAX / 2;
+		m.entries = &e;
+		m.n_entries = 1;
+		break;
+	}
+	sim_trace(s, "%u -> %u bogus %s e=%" PRIu64, from, to, mtype(m.type), m.epoch);
+	repl_receive(r, from, &m);
+	sim_fwd_kick(&s->nodes[to]);
 }
 
 static void chaos_step(struct sim *s)
@@ -846,6 +906,9 @@ static void chaos_step(struct sim *s)
 		break;
 	case EV_READ_DUPLICATE:
 		sim_read_deliver(s, true);
+		break;
+	case EV_BOGUS:
+		inject_bogus(s);
 		break;
 	case EV_NOTICE:
 		if (s->nnotices)

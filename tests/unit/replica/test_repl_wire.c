@@ -827,6 +827,100 @@ static void test_two_of_three_over_the_wire(void **state)
 	free(c);
 }
 
+/* Issue 9: values no correct replica sends are refused both ways, whatever the layout allows. */
+static void test_out_of_range(void **state)
+{
+	struct kvfs_repl_entry e0 = {
+	    .epoch = 0, .index = 1, .len = 1, .data = (const uint8_t *)"x"};
+	const struct kvfs_repl_msg bad[] = {
+	    {.type = KVFS_REPL_NEW_EPOCH, .epoch = 0},
+	    {.type = KVFS_REPL_APPEND, .epoch = 0},
+	    {.type = KVFS_REPL_FETCH, .epoch = 0, .from_index = 1},
+	    {.type = KVFS_REPL_FETCH_REPLY,
+	     .epoch = 3,
+	     .ok = 1,
+	     .from_index = 1,
+	     .entries = &e0,
+	     .n_entries = 1},
+	    {.type = KVFS_REPL_APPEND, .epoch = 3, .commit = KVFS_REPL_INDEX_MAX + 1},
+	    {.type = KVFS_REPL_APPEND, .epoch = 3, .prev_epoch = 1, .prev_index = UINT64_MAX - 1},
+	    {.type = KVFS_REPL_APPEND_ACK, .epoch = 3, .ok = 1, .match_index = UINT64_MAX},
+	    {.type = KVFS_REPL_APPEND_ACK, .epoch = 3, .hint = UINT64_MAX},
+	    {.type = KVFS_REPL_FETCH, .epoch = 3, .from_index = UINT64_MAX},
+	    {.type = KVFS_REPL_EPOCH_ACK, .epoch = 3, .ok = 1, .last_epoch = 4, .last_index = 1},
+	    {.type = KVFS_REPL_EPOCH_ACK, .epoch = 3, .ok = 1, .last_epoch = 0, .last_index = 5},
+	    {.type = KVFS_REPL_EPOCH_ACK,
+	     .epoch = 3,
+	     .ok = 1,
+	     .last_epoch = 2,
+	     .last_index = KVFS_REPL_INDEX_MAX + 1},
+	};
+	uint8_t buf[256], type = 0;
+	struct kvfs_repl_entry out[4];
+	struct kvfs_repl_msg m;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct kvfs_peer_entry pe = {
+		    .epoch = 0, .index = 1, .len = 1, .data = (const uint8_t *)"x"};
+		size_t n = 0;
+
+		assert_int_equal(repl_wire_encode(&bad[i], buf, sizeof(buf), &type), -EINVAL);
+		/* The same bytes, written by hand, are refused by the decoder. */
+		switch (bad[i].type) {
+		case KVFS_REPL_NEW_EPOCH:
+			type = KVFS_MSG_NEW_EPOCH;
+			n = peer_msg_new_epoch_encode(
+			    &(struct kvfs_peer_new_epoch){.epoch = bad[i].epoch}, buf);
+			break;
+		case KVFS_REPL_APPEND:
+			type = KVFS_MSG_APPEND;
+			n = peer_msg_append_encode(
+			    &(struct kvfs_peer_append){.epoch = bad[i].epoch,
+			                               .prev_epoch = bad[i].prev_epoch,
+			                               .prev_index = bad[i].prev_index,
+			                               .commit_index = bad[i].commit},
+			    buf);
+			break;
+		case KVFS_REPL_FETCH:
+			type = KVFS_MSG_FETCH;
+			n = peer_msg_fetch_encode(
+			    &(struct kvfs_peer_fetch){.epoch = bad[i].epoch,
+			                              .from_index = bad[i].from_index},
+			    buf);
+			break;
+		case KVFS_REPL_FETCH_REPLY:
+			type = KVFS_MSG_FETCH_REPLY;
+			n = peer_msg_fetch_reply_encode(
+			    &(struct kvfs_peer_fetch_reply){.epoch = bad[i].epoch,
+			                                    .ok = 1,
+			                                    .from_index = 1,
+			                                    .entries = &pe,
+			                                    .n_entries = 1},
+			    buf);
+			break;
+		case KVFS_REPL_APPEND_ACK:
+			type = KVFS_MSG_APPEND_ACK;
+			n = peer_msg_append_ack_encode(
+			    &(struct kvfs_peer_append_ack){.epoch = bad[i].epoch,
+			                                   .ok = bad[i].ok,
+			                                   .match_index = bad[i].match_index,
+			                                   .hint_index = bad[i].hint},
+			    buf);
+			break;
+		default:
+			type = KVFS_MSG_EPOCH_ACK;
+			n = peer_msg_epoch_ack_encode(
+			    &(struct kvfs_peer_epoch_ack){.epoch = bad[i].epoch,
+			                                  .ok = bad[i].ok,
+			                                  .last_epoch = bad[i].last_epoch,
+			                                  .last_index = bad[i].last_index},
+			    buf);
+			break;
+		}
+		assert_int_equal(repl_wire_decode(type, buf, (uint32_t)n, &m, out, 4), -EBADMSG);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -839,6 +933,7 @@ int main(void)
 	    cmocka_unit_test(test_too_many_entries),
 	    cmocka_unit_test(test_fuzz),
 	    cmocka_unit_test(test_two_of_three_over_the_wire),
+	    cmocka_unit_test(test_out_of_range),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

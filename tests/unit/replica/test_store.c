@@ -1071,6 +1071,58 @@ static void test_exactly_once(void **state)
 	assert_int_equal(list.s[2].err, 0);
 }
 
+/* Issue 9: a committed op whose seq is out of range fails with EINVAL, remembered nowhere (so
+ * its origin's numbering cannot wrap), and a huge SETATTR size fails with EFBIG, not ENOMEM:
+ * the same outcome on every replica, never an error of the call. */
+static void test_seq_and_size_out_of_range(void **state)
+{
+	struct kvfs_store *s = *state;
+	struct kvfs_apply_result res;
+	struct kvfs_session sess;
+	uint64_t f = mkfile(s, ROOT, "f");
+
+	res = apply(s, OP(.type = KVFS_OP_PUT, .ino = f, DATA("one"), .origin = 5, .seq = 7));
+	assert_int_equal(res.err, 0);
+	res = apply(
+	    s, OP(.type = KVFS_OP_PUT, .ino = f, DATA("evil"), .origin = 5, .seq = UINT64_MAX));
+	assert_int_equal(res.err, -EINVAL);
+	assert_false(res.duplicate);
+	res = apply(s, OP(.type = KVFS_OP_PUT, .ino = f, DATA("evil"), .origin = 5,
+	                  .seq = KVFS_SEQ_MAX + 1));
+	assert_int_equal(res.err, -EINVAL);
+	assert_value(get(s, f), "one");
+	assert_true(store_session_get(s, 5, &sess));
+	assert_int_equal(sess.seq, 7);
+	res = apply(s, OP(.type = KVFS_OP_PUT, .ino = f, DATA("two"), .origin = 5, .seq = 8));
+	assert_int_equal(res.err, 0);
+	assert_value(get(s, f), "two");
+	/* The highest seq in range is taken. */
+	res = apply(
+	    s, OP(.type = KVFS_OP_PUT, .ino = f, DATA("max"), .origin = 6, .seq = KVFS_SEQ_MAX));
+	assert_int_equal(res.err, 0);
+
+	/* SETATTR to 2^50 bytes, with max_value 0 ("unlimited") or 2^60: EFBIG. */
+	res = apply(s, OP(.type = KVFS_OP_SETATTR, .ino = f, .flags = KVFS_SET_SIZE,
+	                  .size = 1ull << 50, .max_value = 0, .origin = 5, .seq = 9));
+	assert_int_equal(res.err, -EFBIG);
+	res = apply(s, OP(.type = KVFS_OP_SETATTR, .ino = f, .flags = KVFS_SET_SIZE,
+	                  .size = 1ull << 50, .max_value = 1ull << 60));
+	assert_int_equal(res.err, -EFBIG);
+	assert_value(get(s, f), "max");
+
+	/* A snapshot's session table may not carry such a seq either. */
+	{
+		struct kvfs_store *t;
+		struct kvfs_session bad = {.origin = 3, .seq = UINT64_MAX};
+
+		assert_int_equal(store_init(&t), 0);
+		assert_int_equal(store_session_load(t, &bad), -EBADMSG);
+		bad.seq = KVFS_SEQ_MAX;
+		assert_int_equal(store_session_load(t, &bad), 0);
+		store_close(t);
+	}
+}
+
 /* Counts the inodes visited and stops the walk with 42 at the third. */
 static int stop_at_third(void *arg, const struct kvfs_inode *in)
 {
@@ -1640,6 +1692,7 @@ int main(void)
 	    T(test_enomem_changes_nothing),
 	    T(test_pins),
 	    T(test_exactly_once),
+	    T(test_seq_and_size_out_of_range),
 	    T(test_foreach_order),
 	    T(test_determinism),
 	    T(test_apply_total),
