@@ -203,10 +203,10 @@ static void io_write(void *arg, uint64_t offset, const uint8_t *data, uint32_t l
 	if (offset == 0) {
 		close_recv(s);
 		recv_path(n->data_dir, path, sizeof(path));
-		s->rfd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		s->rfd = disk_openat(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC, KVFS_FILE_MODE);
 		if (s->rfd < 0) {
-			rv = -errno;
-			log_warn("cannot write %s: %s", path, strerror(errno));
+			rv = s->rfd;
+			log_warn("cannot write %s: %s", path, strerror(-rv));
 		} else if (s->chunk) {
 			s->rfrom = s->chunk_from;
 			log_info("receiving a snapshot at index %" PRIu64 " (%" PRIu64
@@ -267,7 +267,13 @@ static void work_done(uv_work_t *req, int status)
 
 	(void)status;
 	s->working = false;
-	if (s->wrv < 0 && !n->fatal && !s->c->closing) {
+	if (s->wrv < 0 && disk_transient(s->wrv) && !n->fatal && !s->c->closing) {
+		/* Out of descriptors, not a failed disk: this transfer ends (snapxfer.c starts
+		 * another) and the node goes on. */
+		log_warn("cannot %s the snapshot at index %" PRIu64 " received: %s; trying again "
+		         "later",
+		         kind == W_SEAL ? "seal" : "load", s->windex, s->werr);
+	} else if (s->wrv < 0 && !n->fatal && !s->c->closing) {
 		log_error("cannot %s the snapshot at index %" PRIu64 " received: %s; stopping",
 		          kind == W_SEAL ? "seal" : "load", s->windex, s->werr);
 		node_go_fatal(n);
@@ -342,10 +348,10 @@ static int open_newest(struct node_snaps *s, uint32_t to, uint64_t *total)
 	rv = snapshot_path(n->data_dir, n->snapshot_index, path, sizeof(path));
 	if (rv < 0)
 		return rv;
-	s->fd[to] = open(path, O_RDONLY | O_CLOEXEC);
+	s->fd[to] = disk_openat(AT_FDCWD, path, O_RDONLY, 0);
 	if (s->fd[to] < 0 || fstat(s->fd[to], &st) < 0) {
-		rv = -errno;
-		log_warn("cannot open %s for node %u: %s", path, to, strerror(errno));
+		rv = s->fd[to] < 0 ? s->fd[to] : -errno;
+		log_warn("cannot open %s for node %u: %s", path, to, strerror(-rv));
 		io_close(s, to);
 		return rv;
 	}
