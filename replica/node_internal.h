@@ -62,6 +62,7 @@ struct kvfs_node {
 	 * run again before `pending` once the tick sets retry_due; NULL when none. */
 	struct batch *retry;
 	bool retry_due;
+	unsigned retries; /* failed attempts in a row of the job in `retry` */
 	uint64_t next_seq;
 	uint64_t log_bytes; /* whole log, as of the last completed append */
 	uint64_t bytes_since_snapshot;

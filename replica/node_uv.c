@@ -594,10 +594,13 @@ static bool failed_transiently(const struct batch *b)
  */
 static void keep_for_retry(struct kvfs_node *n, struct batch *b)
 {
-	log_warn("cannot %s the log in %s: %s (out of file descriptors, not a disk failure); "
-	         "trying again",
-	         b->trunc_rv < 0 ? "truncate" : "write", n->data_dir,
-	         strerror(b->trunc_rv < 0 ? -b->trunc_rv : -b->append_rv));
+	/* Once per episode at warn (a retry per tick would flood the log), then at debug. */
+	logging_write(n->retries ? KVFS_LOG_DEBUG : KVFS_LOG_WARN,
+	              "cannot %s the log in %s: %s (out of file descriptors, not a disk "
+	              "failure); trying again",
+	              b->trunc_rv < 0 ? "truncate" : "write", n->data_dir,
+	              strerror(b->trunc_rv < 0 ? -b->trunc_rv : -b->append_rv));
+	n->retries++;
 	if (b->trunc_rv == 0 && (b->trunc || b->reset_next)) {
 		if (b->reset_next)
 			b->compact_upto = 0;
@@ -643,6 +646,12 @@ static void disk_done(uv_work_t *req, int status)
 		          strerror(b->trunc_rv < 0 ? -b->trunc_rv : -b->append_rv));
 		node_go_fatal(n);
 	} else {
+		if (n->retries) {
+			log_info("the log in %s is written again (after %u attempts out of file "
+			         "descriptors)",
+			         n->data_dir, n->retries);
+			n->retries = 0;
+		}
 		ncl_disk_done(n, b);
 	}
 	if (b)

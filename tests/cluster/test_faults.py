@@ -246,6 +246,11 @@ def test_leader_out_of_descriptors(h):
             leader.tail(20))
     h.check("stopping" not in out and leader.alive(),
             "%s did not stop" % leader.name, leader.tail(20))
+    h.check(out.count("out of file descriptors, not a disk failure") == 1,
+            "%s: ... once, not at every attempt" % leader.name, leader.tail(20))
+    h.check(h.wait_for(lambda: "is written again" in leader.output(), 5) is not None,
+            "%s: its log says the log is written again once descriptors are back" % leader.name,
+            leader.tail(20))
     sts = statuses(nodes)
     h.check(all(st is not None and st.get("leader") == str(leader.id) and
                 st.get("epoch") == str(epoch) for st in sts.values()),
