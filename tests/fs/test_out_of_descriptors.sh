@@ -6,8 +6,21 @@
 # need a new segment: those writes fail with EIO (outcome unknown; here, not written), the others
 # succeed, the daemon keeps serving (its log says it ran out of descriptors, not that it stops),
 # and once descriptors are back every write succeeds again. After a restart every acknowledged
-# write is there.
+# write is there. First of all, the daemon raises its soft limit on open files to the hard one.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
+
+# A low soft limit, as on most systems (1024), below the hard one: the daemon raises it.
+HARD=$(ulimit -Hn)
+if [[ "$HARD" == unlimited ]] || ((HARD > 256)); then
+	ulimit -Sn 256
+fi
+kvfs_start a -v
+soft=$(awk '/^Max open files/ {print $4}' "/proc/${KVFS_PID[a]}/limits")
+hard=$(awk '/^Max open files/ {print $5}' "/proc/${KVFS_PID[a]}/limits")
+lib_log "daemon's open files limit: soft $soft, hard $hard (the shell's soft limit: $(ulimit -Sn))"
+assert_eq "the daemon raised its soft open files limit to the hard one" "$hard" "$soft"
+check_grep "it says so at debug level" "open files limit: $soft \\(was 256" "$(kvfs_log a)"
+check "clean stop" kvfs_stop a
 
 SHIM=$(realpath "$2")
 ARM="$T/out-of-descriptors-now"
