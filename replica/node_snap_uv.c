@@ -12,7 +12,8 @@
  * contents (the filesystem then rebinds its open files, and owns the old contents), the store's
  * contents are exchanged, the log is reset so that the next entry is the one after the snapshot
  * (unless the core kept a matching suffix), and the core is told (repl_snapshot_installed()).
- * A failure to seal or load stops the node (node_go_fatal), as a failed log write does. Closing
+ * A failure to seal or load stops the node (node_go_fatal), as a failed log write does, unless
+ * it was for lack of file descriptors (disk.h): that transfer ends, and the leader sends again. Closing
  * waits for the worker (nsnap_busy()).
  *
  * snapxfer.c's completions must not come from inside the io call that asked: the binding does

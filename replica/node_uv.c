@@ -13,7 +13,9 @@
  * the core, which commits and applies, and each proposer is called when its entry is applied.
  *
  * Only one disk job runs at a time: it appends a batch and/or cuts the log behind the newest
- * snapshots, so the log is touched by one thread at a time (the rule log.h sets). Snapshots are
+ * snapshots, so the log is touched by one thread at a time (the rule log.h sets). A job that
+ * fails for lack of file descriptors (disk.h) is not a failed disk: it runs again after the
+ * next tick, before any newer one (a cluster of one fails its writers with EIO instead). Snapshots are
  * captured on the loop thread (cheap: metadata and value references) and written by another
  * worker, concurrently with appends: they touch only snap-* files.
  */
@@ -589,7 +591,7 @@ static bool failed_transiently(const struct batch *b)
 
 /*
  * Keeps job b, which failed_transiently(), to run again before anything newer (kick() runs it
- * at the tick after next). What it did already is not done again: a reset or truncation that
+ * after the next tick). What it did already is not done again: a reset or truncation that
  * succeeded, with the compaction behind it (asked for before the reset).
  */
 static void keep_for_retry(struct kvfs_node *n, struct batch *b)
