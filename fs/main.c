@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -50,6 +51,7 @@ struct app {
 	struct fuse_buf fbuf;
 	uint64_t drain_deadline;
 	bool stopping;
+	bool release_now; /* a failed node: give the lead up before draining (on_drain_timer) */
 	bool unmounted;
 	int exit_code;
 	struct kvfs_zk *zk;  /* NULL: standalone */
@@ -60,6 +62,7 @@ struct app {
 };
 
 static void on_drain_timer(uv_timer_t *t);
+static void release_cluster(struct app *a);
 
 /*
  * Checks the mountpoint before anything is started, for a message that says what to do.
@@ -174,17 +177,38 @@ static void finish_stop(struct app *a)
 	a->unmounted = true;
 	while (a->fs.handles)
 		fuse_file_free_handle(&a->fs, a->fs.handles, false);
-	if (a->zk) {
-		/* Step down and close the session now: the others elect at once. */
-		zk_election_close(a->zk);
-		a->zk = NULL;
-	}
+	/* Step down and close the session now (if a failure has not already): the others elect
+	 * at once. */
+	release_cluster(a);
 	node_close(a->fs.node, on_node_closed, a);
+}
+
+/*
+ * Gives up any leadership at once: closing the ZooKeeper session deletes /leader and this node's
+ * candidacy, so the others elect a new leader while this one still drains and unmounts. For a
+ * node that failed: one that cannot write its log must not hold the lead (and the writes of the
+ * whole cluster) until it has finished stopping. Blocks for the round trips to ZooKeeper.
+ */
+static void release_cluster(struct app *a)
+{
+	if (!a->zk)
+		return;
+	zk_election_close(a->zk);
+	a->zk = NULL;
+	log_info("closed the ZooKeeper session before stopping: another node takes the lead");
 }
 
 static void on_drain_timer(uv_timer_t *t)
 {
-	finish_stop(t->data);
+	struct app *a = t->data;
+
+	/* Here, at the first run of the timer (the next loop iteration), not in on_fatal, which
+	 * may run inside the node's walk of its lists: the node's view changes with it. */
+	if (a->release_now) {
+		a->release_now = false;
+		release_cluster(a);
+	}
+	finish_stop(a);
 }
 
 static void begin_stop(struct app *a, int code)
@@ -194,6 +218,7 @@ static void begin_stop(struct app *a, int code)
 	if (a->stopping)
 		return;
 	a->stopping = true;
+	a->release_now = code != 0;
 	/* After a failure, writes in flight fail at the next loop iteration (their callers hear
 	 * EIO, not a torn-down mount): wait for that, briefly, not for the write timeout. */
 	a->drain_deadline =
@@ -211,10 +236,48 @@ static void on_signal(uv_signal_t *h, int signum)
 }
 
 /*
+ * Raises the soft limit on open files to the hard one: every peer connection, open segment and
+ * snapshot being sent takes a descriptor, and the usual soft limit (1024) is soon reached by
+ * idle connections. Where the hard limit is "unlimited", the kernel's own ceiling (nr_open).
+ */
+static void raise_open_files_limit(void)
+{
+	struct rlimit rl;
+	rlim_t was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_debug("cannot read the open files limit: %s", strerror(errno));
+		return;
+	}
+	was = rl.rlim_cur;
+	if (rl.rlim_cur != rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && rl.rlim_max == RLIM_INFINITY) {
+			FILE *f = fopen("/proc/sys/fs/nr_open", "re");
+			unsigned long long nr = 0;
+
+			if (f) {
+				if (fscanf(f, "%llu", &nr) != 1)
+					nr = 0;
+				fclose(f);
+			}
+			rl.rlim_cur = nr > was ? (rlim_t)nr : was;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	log_debug("open files limit: %llu (was %llu, hard limit %s%llu)",
+	          (unsigned long long)rl.rlim_cur, (unsigned long long)was,
+	          rl.rlim_max == RLIM_INFINITY ? "unlimited, " : "",
+	          (unsigned long long)rl.rlim_max);
+}
+
+/*
  * The node cannot go on (its data directory failed it; the node has logged why). Its hooks get
  * node_start's arg, which is &a->fs (the filesystem's hooks need that): the app around it is
- * found from there. No drain: what was in flight has failed, so unmount now, close the ZooKeeper
- * session (the others elect at once) and exit with EXIT_RUNTIME, whatever signal comes later.
+ * found from there. The ZooKeeper session closes first, at the next loop iteration (the others
+ * elect at once, whatever happens next here); then a short drain (what was in flight has
+ * failed), the unmount, and exit with EXIT_RUNTIME, whatever signal comes later.
  */
 static void on_fatal(void *arg)
 {
@@ -534,6 +597,7 @@ int main(int argc, char **argv)
 		code = EXIT_USAGE;
 		goto out_opts;
 	}
+	raise_open_files_limit();
 	if (!a.opts.foreground && daemonize_begin(&a) < 0) {
 		fprintf(stderr, "kvfs: cannot start in the background: %s\n", strerror(errno));
 		goto out_opts;

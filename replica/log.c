@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "kvfs/crc32c.h"
+#include "kvfs/disk.h"
 #include "log_internal.h"
 
 void log_err(char *err, size_t errlen, const char *fmt, ...)
@@ -198,7 +199,7 @@ static int log_mkdir(const char *dir, char *err, size_t errlen)
 	char *parent, *slash;
 	int fd, rv = 0;
 
-	if (mkdir(dir, 0755) != 0) {
+	if (mkdir(dir, KVFS_DIR_MODE) != 0) {
 		if (errno == EEXIST)
 			return 0;
 		rv = -errno;
@@ -271,9 +272,9 @@ int log_open(struct kvfs_log **out, const char *dir, const struct kvfs_log_optio
 
 		log->next = log->segs[log->nsegs - 1].last + 1;
 		seg_name(name, log->segs[log->nsegs - 1].first);
-		log->fd = openat(log->dirfd, name, O_WRONLY | O_CLOEXEC);
+		log->fd = disk_openat(log->dirfd, name, O_WRONLY, 0);
 		if (log->fd < 0) {
-			rv = -errno;
+			rv = log->fd;
 			log_err(err, errlen, "%s/%s: cannot open for writing: %s", dir, name,
 			        strerror(-rv));
 			goto err_close_dirfd;
@@ -371,9 +372,11 @@ int log_append_batch(struct kvfs_log *log, const uint8_t *buf, size_t len, uint6
 		goto err_free_fresh;
 	if (rotate) {
 		seg_name(name, first);
-		fd = openat(log->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		/* Out of descriptors (-EMFILE) fails this batch with nothing changed: the caller
+		 * may try again (disk_transient()). */
+		fd = disk_openat(log->dirfd, name, O_WRONLY | O_CREAT | O_EXCL, KVFS_FILE_MODE);
 		if (fd < 0) {
-			rv = -errno;
+			rv = fd;
 			goto err_free_fresh;
 		}
 		off = 0;
@@ -508,9 +511,9 @@ int log_truncate_after(struct kvfs_log *log, uint64_t index)
 	 * nothing but I/O can fail once something has */
 	if (keep > 0) {
 		seg_name(name, log->segs[keep - 1].first);
-		fd = openat(log->dirfd, name, O_WRONLY | O_CLOEXEC);
+		fd = disk_openat(log->dirfd, name, O_WRONLY, 0);
 		if (fd < 0)
-			return -errno;
+			return fd;
 	}
 	/* the last segments first, then the cut: a crash in between leaves a prefix of the log
 	 * that recovery accepts, and the repeated truncation finishes the job */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "kvfs/disk.h"
 #include "log_internal.h"
 
 /* Bytes read at a time; a record larger than this is read whole. */
@@ -35,9 +36,9 @@ static int reader_open(struct kvfs_log *log, size_t s, struct reader *r)
 	char name[LOG_NAME_SIZE];
 
 	seg_name(name, log->segs[s].first);
-	r->fd = openat(log->dirfd, name, O_RDONLY | O_CLOEXEC);
+	r->fd = disk_openat(log->dirfd, name, O_RDONLY, 0);
 	if (r->fd < 0)
-		return -errno;
+		return r->fd;
 	r->size = log->segs[s].size;
 	r->have = 0;
 	return 0;

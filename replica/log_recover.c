@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kvfs/disk.h"
 #include "log_internal.h"
 
 /* Whether name is exactly log-<20 digits>.seg with a first index that fits and is not 0. */
@@ -49,9 +50,9 @@ static int read_segment(int dirfd, const char *name, uint8_t **buf, size_t *size
 	size_t got = 0;
 	int fd, rv;
 
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	fd = disk_openat(dirfd, name, O_RDONLY, 0);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (fstat(fd, &st) != 0) {
 		rv = -errno;
 		goto err_close_fd;
@@ -231,9 +232,9 @@ static int log_cut(struct kvfs_log *log, size_t i, uint64_t off, char *err, size
 	if (rv != 0 || off == 0)
 		return rv;
 	seg_name(name, log->segs[i].first);
-	fd = openat(log->dirfd, name, O_WRONLY | O_CLOEXEC);
+	fd = disk_openat(log->dirfd, name, O_WRONLY, 0);
 	if (fd < 0) {
-		rv = -errno;
+		rv = fd;
 		log_err(err, errlen, "%s/%s: cannot open to cut the torn tail: %s", log->dir, name,
 		        strerror(-rv));
 		return rv;

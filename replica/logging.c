@@ -29,7 +29,8 @@ void logging_init(uint32_t id, enum kvfs_log_level level)
 
 int logging_to_file(const char *path)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	/* 0600: the log names keys, and it may live in the (private) data directory. */
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	FILE *f;
 
 	if (fd < 0)

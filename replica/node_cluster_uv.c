@@ -85,9 +85,9 @@ static int write_promise(const struct kvfs_node *n, uint64_t epoch)
 	promise_path(n, path, sizeof(path), "");
 	promise_path(n, tmp, sizeof(tmp), ".tmp");
 	len = snprintf(buf, sizeof(buf), "kvfs-promise 1\nepoch: %" PRIu64 "\n", epoch);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = disk_openat(AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_TRUNC, KVFS_FILE_MODE);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (write(fd, buf, (size_t)len) != len || fdatasync(fd) < 0)
 		rv = errno ? -errno : -EIO;
 	close(fd);
@@ -113,7 +113,12 @@ static void promise_done(uv_work_t *req, int status)
 	struct kvfs_node *n = c->n;
 
 	c->promising = false;
-	if (c->promise_rv < 0) {
+	if (c->promise_rv < 0 && disk_transient(c->promise_rv) && !n->fatal) {
+		/* Out of descriptors, not a failed disk: the tick tries again. */
+		log_warn("cannot record the promised epoch in %s: %s; trying again", n->data_dir,
+		         strerror(-c->promise_rv));
+		c->promise_retry = true;
+	} else if (c->promise_rv < 0) {
 		log_error("cannot record the promised epoch in %s: %s; stopping", n->data_dir,
 		          strerror(-c->promise_rv));
 		node_go_fatal(n);
@@ -130,6 +135,7 @@ static void start_promise(struct node_cluster *c)
 	if (c->promising || !c->n->loop)
 		return;
 	c->promising = true;
+	c->promise_retry = false;
 	c->promise_writing = c->promise_want;
 	c->promise_work.data = c;
 	uv_queue_work(c->n->loop, &c->promise_work, promise_work, promise_done);
@@ -615,6 +621,11 @@ static void on_tick(uv_timer_t *t)
 	if (c->closing || c->n->fatal)
 		return;
 	c->n->commit_due = true;
+	c->n->retry_due = true;
+	if (c->promise_retry && !c->promising) {
+		c->promise_retry = false;
+		start_promise(c);
+	}
 	update_addrs(c);
 	follow_view(c);
 	repl_tick(c->repl);
@@ -715,6 +726,9 @@ bool ncl_persist_failed(struct kvfs_node *n, const struct batch *b)
 {
 	struct node_cluster *c = n->cl;
 	unsigned failed = 0;
+	/* Out of descriptors: the writers hear EIO (outcome unknown, try again), not EMFILE,
+	 * which a write(2) never means. */
+	int err = disk_transient(b->append_rv) ? -EIO : b->append_rv;
 
 	if (n->cfg.cluster_size || repl_persist_failed(c->repl, b->first) < 0)
 		return false;
@@ -729,7 +743,7 @@ bool ncl_persist_failed(struct kvfs_node *n, const struct batch *b)
 
 			if (op_decode(&op, x->buf + off + KVFS_LOG_HEADER_SIZE, plen) == 0 &&
 			    op.origin == n->cfg.id) {
-				fwd_on_reply(c->fwd, n->cfg.id, n->cfg.id, op.seq, b->append_rv);
+				fwd_on_reply(c->fwd, n->cfg.id, n->cfg.id, op.seq, err);
 				failed++;
 			}
 			off += log_record_size(plen);

@@ -58,6 +58,11 @@ struct kvfs_node {
 
 	struct batch *pending;  /* being filled; NULL when empty */
 	struct batch *inflight; /* being written; NULL when idle */
+	/* A job that ran out of descriptors (disk_transient()) before it changed anything, to be
+	 * run again before `pending` once the tick sets retry_due; NULL when none. */
+	struct batch *retry;
+	bool retry_due;
+	unsigned retries; /* failed attempts in a row of the job in `retry` */
 	uint64_t next_seq;
 	uint64_t log_bytes; /* whole log, as of the last completed append */
 	uint64_t bytes_since_snapshot;
@@ -104,6 +109,7 @@ struct node_cluster {
 	bool promising;
 	uint64_t promise_want, promise_writing;
 	int promise_rv;
+	bool promise_retry; /* the last write ran out of descriptors: the tick tries again */
 
 	struct kvfs_readidx *reads; /* linearizable reads, the restart contract (readidx.c,
 	                               bound in node_read_uv.c) */

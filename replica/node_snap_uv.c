@@ -12,7 +12,8 @@
  * contents (the filesystem then rebinds its open files, and owns the old contents), the store's
  * contents are exchanged, the log is reset so that the next entry is the one after the snapshot
  * (unless the core kept a matching suffix), and the core is told (repl_snapshot_installed()).
- * A failure to seal or load stops the node (node_go_fatal), as a failed log write does. Closing
+ * A failure to seal or load stops the node (node_go_fatal), as a failed log write does, unless
+ * it was for lack of file descriptors (disk.h): that transfer ends, and the leader sends again. Closing
  * waits for the worker (nsnap_busy()).
  *
  * snapxfer.c's completions must not come from inside the io call that asked: the binding does
@@ -203,10 +204,10 @@ static void io_write(void *arg, uint64_t offset, const uint8_t *data, uint32_t l
 	if (offset == 0) {
 		close_recv(s);
 		recv_path(n->data_dir, path, sizeof(path));
-		s->rfd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		s->rfd = disk_openat(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC, KVFS_FILE_MODE);
 		if (s->rfd < 0) {
-			rv = -errno;
-			log_warn("cannot write %s: %s", path, strerror(errno));
+			rv = s->rfd;
+			log_warn("cannot write %s: %s", path, strerror(-rv));
 		} else if (s->chunk) {
 			s->rfrom = s->chunk_from;
 			log_info("receiving a snapshot at index %" PRIu64 " (%" PRIu64
@@ -267,7 +268,13 @@ static void work_done(uv_work_t *req, int status)
 
 	(void)status;
 	s->working = false;
-	if (s->wrv < 0 && !n->fatal && !s->c->closing) {
+	if (s->wrv < 0 && disk_transient(s->wrv) && !n->fatal && !s->c->closing) {
+		/* Out of descriptors, not a failed disk: this transfer ends (snapxfer.c starts
+		 * another) and the node goes on. */
+		log_warn("cannot %s the snapshot at index %" PRIu64 " received: %s; trying again "
+		         "later",
+		         kind == W_SEAL ? "seal" : "load", s->windex, s->werr);
+	} else if (s->wrv < 0 && !n->fatal && !s->c->closing) {
 		log_error("cannot %s the snapshot at index %" PRIu64 " received: %s; stopping",
 		          kind == W_SEAL ? "seal" : "load", s->windex, s->werr);
 		node_go_fatal(n);
@@ -342,10 +349,10 @@ static int open_newest(struct node_snaps *s, uint32_t to, uint64_t *total)
 	rv = snapshot_path(n->data_dir, n->snapshot_index, path, sizeof(path));
 	if (rv < 0)
 		return rv;
-	s->fd[to] = open(path, O_RDONLY | O_CLOEXEC);
+	s->fd[to] = disk_openat(AT_FDCWD, path, O_RDONLY, 0);
 	if (s->fd[to] < 0 || fstat(s->fd[to], &st) < 0) {
-		rv = -errno;
-		log_warn("cannot open %s for node %u: %s", path, to, strerror(errno));
+		rv = s->fd[to] < 0 ? s->fd[to] : -errno;
+		log_warn("cannot open %s for node %u: %s", path, to, strerror(-rv));
 		io_close(s, to);
 		return rv;
 	}

@@ -13,7 +13,9 @@
  * the core, which commits and applies, and each proposer is called when its entry is applied.
  *
  * Only one disk job runs at a time: it appends a batch and/or cuts the log behind the newest
- * snapshots, so the log is touched by one thread at a time (the rule log.h sets). Snapshots are
+ * snapshots, so the log is touched by one thread at a time (the rule log.h sets). A job that
+ * fails for lack of file descriptors (disk.h) is not a failed disk: it runs again after the
+ * next tick, before any newer one (a cluster of one fails its writers with EIO instead). Snapshots are
  * captured on the loop thread (cheap: metadata and value references) and written by another
  * worker, concurrently with appends: they touch only snap-* files.
  */
@@ -65,7 +67,7 @@ static int lock_data_dir(struct kvfs_node *n, char *err, size_t errlen)
 	int fd, len;
 
 	snprintf(path, sizeof(path), "%s/lock", n->data_dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, KVFS_FILE_MODE);
 	if (fd < 0) {
 		int rv = -errno;
 
@@ -160,7 +162,7 @@ static int check_meta(struct kvfs_node *n, char *err, size_t errlen)
 	}
 	snprintf(tmp, sizeof(tmp), "%s/meta.tmp", n->data_dir);
 	len = snprintf(buf, sizeof(buf), "kvfs-meta 1\nnode: %u\ncluster: %s\n", n->cfg.id, want);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, KVFS_FILE_MODE);
 	if (fd < 0)
 		goto err_io;
 	if (write(fd, buf, (size_t)len) != len || fsync(fd) < 0) {
@@ -264,6 +266,8 @@ static int replay_record(void *arg, const struct kvfs_log_record *rec)
 	return collect_record(r, rec);
 }
 
+static void batch_free(struct batch *b);
+
 static void node_free(struct kvfs_node *n)
 {
 	if (n->cl)
@@ -276,6 +280,8 @@ static void node_free(struct kvfs_node *n)
 		close(n->lock_fd);
 	if (n->commit_fd >= 0)
 		close(n->commit_fd);
+	if (n->retry)
+		batch_free(n->retry);
 	free(n->data_dir);
 	free(n);
 }
@@ -314,6 +320,18 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 	rv = lock_data_dir(n, err, errlen);
 	if (rv < 0)
 		goto err_free;
+	{
+		char msg[PATH_MAX + 256];
+
+		/* Values are private to their owners on the mount: so are they here. */
+		if (disk_tighten(n->data_dir, msg, sizeof(msg)) != 0)
+			log_info("%s", msg);
+	}
+	/* A descriptor kept back, so that running out of them (idle connections) fails an
+	 * operation for a while rather than stopping the node (disk.h). */
+	rv = disk_reserve_init();
+	if (rv < 0)
+		log_warn("cannot keep a reserve file descriptor: %s", strerror(-rv));
 	rv = check_meta(n, err, errlen);
 	if (rv < 0)
 		goto err_free;
@@ -321,7 +339,7 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 		char path[PATH_MAX];
 
 		snprintf(path, sizeof(path), "%s/commit", n->data_dir);
-		n->commit_fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		n->commit_fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, KVFS_FILE_MODE);
 		if (n->commit_fd < 0) {
 			rv = -errno;
 			snprintf(err, errlen, "cannot open %s: %s", path, strerror(-rv));
@@ -508,10 +526,8 @@ int node_sync(struct kvfs_node *n, kvfs_node_done_fn cb, void *arg)
 
 int node_busy(const struct kvfs_node *n)
 {
-	return n->pending || n->inflight || ncl_busy(n);
+	return n->pending || n->inflight || n->retry || ncl_busy(n);
 }
-
-static void batch_free(struct batch *b);
 
 /*
  * The node cannot go on (an fsync or an apply failed; the caller has logged why): what waits in
@@ -561,6 +577,43 @@ static void disk_work(uv_work_t *req)
 
 static void kick(struct kvfs_node *n);
 
+/*
+ * Whether job b failed only for lack of descriptors (disk_transient()), before it changed what
+ * it failed on: a truncation that could not open its segment, or an append that could not open
+ * a new one (log_truncate_after and log_append_batch leave the log as it was then).
+ */
+static bool failed_transiently(const struct batch *b)
+{
+	if (b->trunc_rv < 0)
+		return disk_transient(b->trunc_rv);
+	return b->append_rv < 0 && disk_transient(b->append_rv);
+}
+
+/*
+ * Keeps job b, which failed_transiently(), to run again before anything newer (kick() runs it
+ * after the next tick). What it did already is not done again: a reset or truncation that
+ * succeeded, with the compaction behind it (asked for before the reset).
+ */
+static void keep_for_retry(struct kvfs_node *n, struct batch *b)
+{
+	/* Once per episode at warn (a retry per tick would flood the log), then at debug. */
+	logging_write(n->retries ? KVFS_LOG_DEBUG : KVFS_LOG_WARN,
+	              "cannot %s the log in %s: %s (out of file descriptors, not a disk "
+	              "failure); trying again",
+	              b->trunc_rv < 0 ? "truncate" : "write", n->data_dir,
+	              strerror(b->trunc_rv < 0 ? -b->trunc_rv : -b->append_rv));
+	n->retries++;
+	if (b->trunc_rv == 0 && (b->trunc || b->reset_next)) {
+		if (b->reset_next)
+			b->compact_upto = 0;
+		b->trunc = false;
+		b->reset_next = 0;
+	}
+	b->trunc_rv = b->append_rv = b->compact_rv = b->commit_rv = 0;
+	n->retry = b;
+	n->retry_due = false;
+}
+
 static void disk_done(uv_work_t *req, int status)
 {
 	struct batch *b = req->data;
@@ -579,8 +632,13 @@ static void disk_done(uv_work_t *req, int status)
 	}
 	if (b->trunc_rv == 0 && b->append_rv < 0 && b->append_rv != -EIO && b->len &&
 	    ncl_persist_failed(n, b)) {
-		/* A node of its own (a cluster of one) on a full disk: the log was cut back to
-		 * before this batch, nothing of it remains, and its writers heard the error. */
+		/* A node of its own (a cluster of one) on a full disk or out of descriptors: the
+		 * log holds nothing of this batch, and its writers heard the error. */
+	} else if (failed_transiently(b) && !n->closing) {
+		/* A cluster member cannot take back entries its peers may hold: the same job
+		 * runs again, and its writers wait for it (or for their timeout). */
+		keep_for_retry(n, b);
+		b = NULL;
 	} else if (b->append_rv < 0 || b->trunc_rv < 0) {
 		/* The replication core counts on what it asked for being durable: stop rather than
 		 * vouch for entries that are not on disk. Acknowledged writes are safe (on this
@@ -590,9 +648,16 @@ static void disk_done(uv_work_t *req, int status)
 		          strerror(b->trunc_rv < 0 ? -b->trunc_rv : -b->append_rv));
 		node_go_fatal(n);
 	} else {
+		if (n->retries) {
+			log_info("the log in %s is written again (after %u attempts out of file "
+			         "descriptors)",
+			         n->data_dir, n->retries);
+			n->retries = 0;
+		}
 		ncl_disk_done(n, b);
 	}
-	batch_free(b);
+	if (b)
+		batch_free(b);
 	node_maybe_snapshot(n);
 	kick(n);
 	node_maybe_finish_close(n);
@@ -607,6 +672,18 @@ static void kick(struct kvfs_node *n)
 
 	if (n->inflight || n->fatal)
 		return;
+	if (n->retry) {
+		/* Before anything newer; at once when closing (a second failure then stops). */
+		if (!n->retry_due && !n->closing)
+			return;
+		b = n->retry;
+		n->retry = NULL;
+		b->work.data = b;
+		rv = uv_queue_work(n->loop, &b->work, disk_work, disk_done);
+		assert(rv == 0);
+		n->inflight = b;
+		return;
+	}
 	commit = ncl_commit_to_write(n, n->pending && n->pending->len ? n->pending->last
 	                                                               : log_last_index(n->log));
 	/* A job for DATA/commit alone only now and then (the tick says when): after every commit
@@ -785,7 +862,11 @@ void node_maybe_finish_close(struct kvfs_node *n)
 		batch_free(n->pending);
 		n->pending = NULL;
 	}
-	if (!n->closing || n->pending || n->inflight || n->snapshotting)
+	if (n->closing && n->fatal && n->retry) {
+		batch_free(n->retry);
+		n->retry = NULL;
+	}
+	if (!n->closing || n->pending || n->inflight || n->retry || n->snapshotting)
 		return;
 	if (!ncl_closed(n))
 		return;

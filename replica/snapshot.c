@@ -302,9 +302,9 @@ int snapshot_write(const struct kvfs_snapshot *snap, const char *dir, char *err,
 		set_err(err, errlen, "out of memory writing snapshot %s", path);
 		return -ENOMEM;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = disk_openat(AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_TRUNC, KVFS_FILE_MODE);
 	if (fd < 0) {
-		rv = -errno;
+		rv = fd;
 		set_err(err, errlen, "cannot create snapshot %s: %s", tmp,
 		        errstr(rv, eb, sizeof(eb)));
 		goto err_free_buf;
@@ -588,9 +588,9 @@ static int snapshot_load_file(const char *dir, uint64_t index, struct kvfs_store
 		set_err(err, errlen, "snapshot directory name too long: %s", dir);
 		return -ENAMETOOLONG;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = disk_openat(AT_FDCWD, path, O_RDONLY, 0);
 	if (fd < 0) {
-		rv = -errno;
+		rv = fd;
 		set_err(err, errlen, "cannot open snapshot %s: %s", path,
 		        errstr(rv, eb, sizeof(eb)));
 		return rv;

@@ -153,12 +153,19 @@ static void write_session_file(const char *path, int64_t id)
 {
 	char tmp[4096];
 	FILE *f;
+	int fd;
 
 	if (!path || snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
 		return;
-	f = fopen(tmp, "we");
-	if (!f)
+	/* 0600, as every file in the data directory. */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
 		return;
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		return;
+	}
 	fprintf(f, "%llx\n", (unsigned long long)id);
 	if (fclose(f) == 0)
 		rename(tmp, path);

@@ -2,14 +2,21 @@
 """Faults of one node's own machine, against a real three-server ZooKeeper ensemble and three kvfs
 nodes on real FUSE mounts (see harness.py). A data disk that fails under a running node: every
 node runs with tests/fs/fail_sync.c preloaded ($KVFS_FAIL_SYNC_LIB, set by meson), which makes
-fsync/fdatasync fail with EIO once that node's trigger file exists.
+fsync/fdatasync fail with EIO once that node's trigger file exists. A node out of file
+descriptors: tests/fs/fail_open.c ($KVFS_FAIL_OPEN_LIB) makes opens of log segments fail with
+EMFILE once that node's other trigger file exists.
 
  - The leader's disk fails: the write that meets it fails with EIO, the leader exits with status
-   1 and its mount is gone; it closed its ZooKeeper session, so a survivor leads and takes a write
-   within a few seconds (far less than the 6 s session timeout plus an election); every write
-   acknowledged before is on both survivors.
+   1 and its mount is gone; it closed its ZooKeeper session at once (before draining and
+   unmounting: /leader stops naming it within a second or so), so a survivor leads and takes a
+   write within a few seconds (far less than the 6 s session timeout plus an election); every
+   write acknowledged before is on both survivors.
  - A follower's disk fails: it exits with status 1, its mount is gone, and the two others go on
    taking writes.
+ - The leader runs out of descriptors for new log segments (issue 9: idle connections took them
+   all): that is not a disk failure. It keeps running and leading at the same epoch, the writes
+   meanwhile wait for it and succeed once descriptors are back (or fail with EIO), and every
+   acknowledged write is on every node.
 
 Usage: test_faults.py KVFS_BIN        (run by `meson test --suite cluster`)
 """
@@ -17,6 +24,7 @@ Usage: test_faults.py KVFS_BIN        (run by `meson test --suite cluster`)
 import errno
 import os
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -25,25 +33,30 @@ from harness import is_mounted, settle, start_in_order, statuses, view_str  # no
 from test_replication import write_file  # noqa: E402
 
 FAILOVER_BOUND_MS = 4000  # arming the leader's disk to a write taken by a survivor
+RELEASE_BOUND_MS = 1500   # arming the leader's disk to /leader no longer naming it
 
 
 def shim_env(n):
-    """The environment that gives node N a disk that fails once N.arm exists."""
-    lib = os.environ.get("KVFS_FAIL_SYNC_LIB", "")
+    """The environment that gives node N a disk that fails once N.arm exists, and no descriptor
+    for a new log segment once N.arm_open exists."""
+    libs = [os.environ.get("KVFS_FAIL_SYNC_LIB", ""), os.environ.get("KVFS_FAIL_OPEN_LIB", "")]
     n.arm = os.path.join(n.dir, "disk-fails-now")
+    n.arm_open = os.path.join(n.dir, "out-of-descriptors-now")
     asan = os.environ.get("ASAN_OPTIONS")
     # An AddressSanitizer build refuses a preloaded library unless told not to check the order.
-    return {"LD_PRELOAD": lib, "KVFS_FAIL_SYNC_TRIGGER": n.arm,
+    return {"LD_PRELOAD": " ".join(libs), "KVFS_FAIL_SYNC_TRIGGER": n.arm,
+            "KVFS_FAIL_OPEN_TRIGGER": n.arm_open, "KVFS_FAIL_OPEN_MATCH": "log-",
             "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
 
 
-def three_nodes(h, tag):
-    lib = os.environ.get("KVFS_FAIL_SYNC_LIB", "")
-    h.require(os.path.exists(lib), "the fail_sync shim is built",
-              "KVFS_FAIL_SYNC_LIB=%r (meson sets it to tests/fs/libfail_sync.so)" % lib)
+def three_nodes(h, tag, extra=()):
+    for var, name in (("KVFS_FAIL_SYNC_LIB", "fail_sync"), ("KVFS_FAIL_OPEN_LIB", "fail_open")):
+        lib = os.environ.get(var, "")
+        h.require(os.path.exists(lib), "the %s shim is built" % name,
+                  "%s=%r (meson sets it to tests/fs/lib%s.so)" % (var, lib, name))
     cluster = h.cluster_name(tag)
     zk = h.zk_client()
-    nodes = h.nodes(cluster, 3)
+    nodes = h.nodes(cluster, 3, extra=list(extra))
     for n in nodes:
         n.env = shim_env(n)
     start_in_order(h, nodes, zk)
@@ -111,11 +124,24 @@ def test_leader_disk_fails(h):
     nodes, leader, epoch = three_nodes(h, "leaderdisk")
     survivors = [n for n in nodes if n is not leader]
     acked = write_some(h, nodes, "before", 30)
+    zk = h.zk_client()
+    leader_path = "/kvfs/%s/leader" % leader.cluster
 
     t0 = arm(h, leader)
     rv = write_file(os.path.join(leader.mnt, "doomed"), b"never acknowledged\n")
     h.check(rv == errno.EIO, "the write that meets the leader's failed disk fails with EIO",
             "got %s" % (os.strerror(rv) if rv else "success"))
+    # It gives the lead up at once: /leader no longer names it (gone, or another's already).
+    released = h.wait_for(
+        lambda: harness.parse_kv(harness.zk_get(zk, leader_path)[0] or "").get("id")
+        != str(leader.id), 10, interval=0.01)
+    released_ms = released and (time.monotonic() - t0) * 1000
+    h.log("%s: /leader no longer names it %s ms after its disk failed" %
+          (leader.name, "%d" % released_ms if released else "never"))
+    h.check(released is not None and released_ms < RELEASE_BOUND_MS,
+            "the failed leader gives up /leader within %d ms (before it finishes stopping, "
+            "not at its session timeout)" % RELEASE_BOUND_MS,
+            "released after %s ms" % released_ms)
 
     # A writer on a survivor: its first write taken after the failure measures the failover.
     target = survivors[0]
@@ -136,6 +162,10 @@ def test_leader_disk_fails(h):
             "(session timeout 6 s)" % FAILOVER_BOUND_MS,
             "first write after %s ms; attempts: %s" % (first_ok, attempts[:10]))
     check_stops(h, leader, t0)
+    out = leader.output()
+    h.check("closed the ZooKeeper session before stopping" in out,
+            "%s: its log says it closed its ZooKeeper session before stopping" % leader.name,
+            leader.tail(20))
 
     new_leader, new_epoch = settle(h, survivors, what="a survivor leads")
     h.check(new_epoch > epoch, "the new leader %s leads a newer epoch (%d > %d)" %
@@ -167,5 +197,68 @@ def test_follower_disk_fails(h):
     check_on(h, others, acked, "after a follower's disk failed")
 
 
+def test_leader_out_of_descriptors(h):
+    """The leader cannot open a new log segment (EMFILE) for a while: it does not stop, keeps
+    leading at the same epoch, and the writes meanwhile succeed once it can (or fail with EIO)."""
+    # Tiny segments: nearly every write needs a new one. A short write timeout bounds the wait
+    # of a write that cannot be made durable.
+    nodes, leader, epoch = three_nodes(h, "leaderfds",
+                                       extra=["--segment-bytes", "4096", "--write-timeout", "5000"])
+    acked = write_some(h, nodes, "before", 10)
+    blob = os.urandom(3000)
+
+    with open(leader.arm_open, "w"):
+        pass
+    t0 = time.monotonic()
+    h.log("%s: no descriptor for a new log segment from now" % leader.name)
+    results = {}
+
+    def writer(k):
+        name = "during%d" % k
+        results[name] = write_file(os.path.join(nodes[k % 3].mnt, name), blob)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+        time.sleep(0.1)
+    time.sleep(max(0.0, 1.5 - (time.monotonic() - t0)))
+    waiting = sum(1 for t in threads if t.is_alive())
+    h.log("%d of %d writes still wait after %d ms out of descriptors" %
+          (waiting, len(threads), (time.monotonic() - t0) * 1000))
+    h.check(leader.alive() and is_mounted(leader.mnt),
+            "%s runs on, out of descriptors for its log" % leader.name, leader.tail(20))
+    os.unlink(leader.arm_open)
+    h.log("%s: descriptors are back" % leader.name)
+    for t in threads:
+        t.join(15)
+    bad = {k: os.strerror(v) for k, v in results.items() if v not in (0, errno.EIO)}
+    h.check(len(results) == len(threads) and not bad,
+            "each write made while the leader had no descriptors succeeds or fails with EIO",
+            "results: %s" % {k: os.strerror(v) if v else "ok" for k, v in results.items()})
+    h.log("writes while out of descriptors: %s" %
+          {k: os.strerror(v) if v else "ok" for k, v in sorted(results.items())})
+    for name, rv in results.items():
+        if rv == 0:
+            acked[name] = blob
+    out = leader.output()
+    h.check("Too many open files" in out and "trying again" in out,
+            "%s: its log says it ran out of descriptors and tries again" % leader.name,
+            leader.tail(20))
+    h.check("stopping" not in out and leader.alive(),
+            "%s did not stop" % leader.name, leader.tail(20))
+    h.check(out.count("out of file descriptors, not a disk failure") == 1,
+            "%s: ... once, not at every attempt" % leader.name, leader.tail(20))
+    h.check(h.wait_for(lambda: "is written again" in leader.output(), 5) is not None,
+            "%s: its log says the log is written again once descriptors are back" % leader.name,
+            leader.tail(20))
+    sts = statuses(nodes)
+    h.check(all(st is not None and st.get("leader") == str(leader.id) and
+                st.get("epoch") == str(epoch) for st in sts.values()),
+            "%s still leads, at the same epoch %d" % (leader.name, epoch), view_str(sts))
+    acked.update(write_some(h, nodes, "after", 20))
+    check_on(h, nodes, acked, "after the leader ran out of descriptors")
+
+
 if __name__ == "__main__":
-    harness.main([test_leader_disk_fails, test_follower_disk_fails])
+    harness.main([test_leader_disk_fails, test_follower_disk_fails,
+                  test_leader_out_of_descriptors])

@@ -353,6 +353,22 @@ def test_follower_restart_catches_up_from_log(h):
             "lag_ms is 0 everywhere once caught up", view_str(sts))
 
 
+def loose_entries(data):
+    """Entries under the data directory DATA that other local users could read: every directory
+    must be 0700 and every file 0600 (DESIGN §5). Returns ["mode path", ...]."""
+    bad = []
+    for root, dirs, files in os.walk(data):
+        for name, want in [(None, 0o700)] + [(d, 0o700) for d in dirs] + [(f, 0o600) for f in files]:
+            p = os.path.join(root, name) if name else root
+            try:
+                mode = os.lstat(p).st_mode & 0o7777
+            except FileNotFoundError:
+                continue  # a temporary file renamed meanwhile
+            if mode != want:
+                bad.append("%04o %s" % (mode, p))
+    return bad
+
+
 def test_follower_restart_catches_up_from_snapshot(h):
     """A follower stopped while the others write enough to snapshot and compact their logs
     catches up from a snapshot the leader sends, then from the log."""
@@ -369,6 +385,7 @@ def test_follower_restart_catches_up_from_snapshot(h):
            if write_file(os.path.join((leader if k % 2 else other).mnt, "s%03d" % k),
                          b"%d:" % k + blob) != 0]
     h.check(not bad, "400 writes of 3 KB with one follower down", str(bad[:5]))
+    os.chmod(os.path.join(leader.mnt, "s000"), 0o600)  # a value its owner keeps private
     os.unlink(os.path.join(leader.mnt, "before00"))
     lst = leader.status()
     h.log("leader %s: snapshot_index %s, log_bytes %s" %
@@ -385,6 +402,10 @@ def test_follower_restart_catches_up_from_snapshot(h):
     h.check("installed the snapshot" in out, "%s was sent a snapshot and installed it" %
             follower.name, out[-2000:])
     trees = check_identical(h, nodes, "after catch-up from a snapshot")
+    for n in nodes:
+        bad = loose_entries(n.data)
+        h.check(not bad, "%s: its data directory is 0700 and every file in it 0600%s" %
+                (n.name, " (it received a snapshot)" if n is follower else ""), str(bad[:10]))
     h.check("before00" not in trees and trees.get("before01") == b"b1\n" and
             all(trees.get("s%03d" % k) == b"%d:" % k + blob for k in range(400)),
             "%s has every file, and not the one removed while it was down" % follower.name)
