@@ -57,7 +57,7 @@ struct app {
 	struct kvfs_node_cluster cluster;
 	int daemon_pipe; /* background start: tells the waiting parent our exit status; -1 */
 	struct kvfs_sec_keys keys; /* from --secret-file; n == 0: none (standalone, --insecure) */
-	char *zk_auth;             /* "user:password" from --zk-auth-file, until the session has it */
+	char *zk_auth; /* "user:password" from --zk-auth-file, until the session has it */
 };
 
 static void on_drain_timer(uv_timer_t *t);

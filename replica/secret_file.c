@@ -8,8 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int secret_file_read(const char *option, const char *path, size_t min_len, uint8_t *buf,
-                     size_t cap, size_t *len, char *err, size_t errlen)
+int secret_file_read(const char *option, const char *path, size_t min_len, uint8_t *buf, size_t cap,
+                     size_t *len, char *err, size_t errlen)
 {
 	struct stat st;
 	size_t n = 0;
@@ -121,14 +121,15 @@ int secret_file_check_digest(const char *option, const char *path, const uint8_t
 		return -EINVAL;
 	}
 	if (colon == buf) {
-		snprintf(err, errlen, "%s: %s: the user before the ':' is empty; write user:password",
-		         option, path);
+		snprintf(err, errlen,
+		         "%s: %s: the user before the ':' is empty; write user:password", option,
+		         path);
 		return -EINVAL;
 	}
 	if ((size_t)(colon - buf) == len - 1) {
 		snprintf(err, errlen,
-		         "%s: %s: the password after the ':' is empty; write user:password",
-		         option, path);
+		         "%s: %s: the password after the ':' is empty; write user:password", option,
+		         path);
 		return -EINVAL;
 	}
 	return 0;

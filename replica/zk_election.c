@@ -12,7 +12,9 @@
  * creates carries acl_of(): the creator's digest identity alone, all rights. The shared /kvfs
  * also lets anyone READ and CREATE, so that a cluster with other credentials can still make its
  * own /kvfs/<name> next to ours; nobody but its creator may delete it, change its ACL or write
- * its data. Without credentials everything is open, as before.
+ * its data. Without credentials everything is open, as before. A node with credentials that finds
+ * the cluster's znodes open (made by starts without) tightens them, once no member without
+ * credentials is left running (setup_cluster()).
  */
 #include "kvfs/zk_election.h"
 
@@ -47,8 +49,8 @@ struct kvfs_zk {
 	const char *chroot;                          /* in hosts: "/a/b" or NULL */
 	struct ACL root_acl_entries[2];              /* for /kvfs (see the top of this file) */
 	struct ACL_vector root_acl;
-	char base[128];                              /* /kvfs/<cluster> */
-	char cand_data[ZDATA_MAX];                   /* this node's candidate data */
+	char base[128];            /* /kvfs/<cluster> */
+	char cand_data[ZDATA_MAX]; /* this node's candidate data */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -325,7 +327,8 @@ static void on_auth(int rc, const void *data)
  */
 static zhandle_t *connect_handle(struct kvfs_zk *z)
 {
-	zhandle_t *zh = zookeeper_init(z->hosts, watcher, (int)z->cfg.session_timeout_ms, NULL, z, 0);
+	zhandle_t *zh =
+	    zookeeper_init(z->hosts, watcher, (int)z->cfg.session_timeout_ms, NULL, z, 0);
 	int rc;
 
 	z->auth_rc = z->auth ? AUTH_PENDING : ZOK;
@@ -358,10 +361,11 @@ static int setup_error(const struct kvfs_zk *z, const char *path, int rc, bool r
                        size_t errlen)
 {
 	if (rc == ZNOAUTH && z->auth) {
-		snprintf(err, errlen,
-		         "NOAUTH: %s is protected by ZooKeeper ACLs for other credentials than those "
-		         "of --zk-auth-file (user '%.*s'): start with the cluster's credentials",
-		         path, z->user_len, z->auth);
+		snprintf(
+		    err, errlen,
+		    "NOAUTH: %s is protected by ZooKeeper ACLs for other credentials than those "
+		    "of --zk-auth-file (user '%.*s'): start with the cluster's credentials",
+		    path, z->user_len, z->auth);
 		return -EACCES;
 	}
 	if (rc == ZNOAUTH) {
@@ -379,10 +383,11 @@ static int setup_error(const struct kvfs_zk *z, const char *path, int rc, bool r
 		return -ENOENT;
 	}
 	if (rc == ZINVALIDACL) {
-		snprintf(err, errlen,
-		         "ZooKeeper refused the ACL of %s: the credentials of --zk-auth-file are not "
-		         "in place on this session",
-		         path);
+		snprintf(
+		    err, errlen,
+		    "ZooKeeper refused the ACL of %s: the credentials of --zk-auth-file are not "
+		    "in place on this session",
+		    path);
 		return -EACCES;
 	}
 	snprintf(err, errlen, "cannot %s %s in ZooKeeper: %s", reading ? "read" : "create", path,
@@ -443,18 +448,58 @@ static int tighten(struct kvfs_zk *z, const char *path, bool root)
 	if (rc == ZBADVERSION)
 		return ZOK; /* another node of the cluster tightened it first */
 	if (rc == ZOK)
-		log_info("%s was open to anyone (world:anyone had rights 0x%x): now only ZooKeeper "
-		         "user '%.*s'%s may use it",
-		         path, (unsigned)world, z->user_len, z->auth,
-		         root ? " may change it (anyone may still list it and create a cluster in it)"
-		              : "");
+		log_info(
+		    "%s was open to anyone (world:anyone had rights 0x%x): now only ZooKeeper "
+		    "user '%.*s'%s may use it",
+		    path, (unsigned)world, z->user_len, z->auth,
+		    root ? " may change it (anyone may still list it and create a cluster in it)"
+		         : "");
 	return rc;
 }
 
 /*
+ * With credentials: the other live members that run without credentials (their /members/<id>
+ * is open to anyone), listed in err, e.g. "1, 2"; none: err is "". Tightening the cluster's znodes
+ * would lock them out of the election (they could no longer list or read it), and the cluster
+ * would have no leader until every one of them was restarted. Returns a ZooKeeper code.
+ */
+static int open_members(struct kvfs_zk *z, char *list, size_t len)
+{
+	struct String_vector kids = {0};
+	char dir[256], path[512], own[16];
+	size_t n = 0;
+	int rc;
+
+	list[0] = '\0';
+	snprintf(own, sizeof(own), "%u", z->cfg.id);
+	path_of(z, dir, sizeof(dir), "members");
+	rc = zoo_get_children(z->zh, dir, 0, &kids);
+	if (rc != ZOK)
+		return rc;
+	for (int i = 0; i < kids.count; i++) {
+		struct ACL_vector acl = {0};
+		struct Stat st;
+
+		if (strcmp(kids.data[i], own) == 0)
+			continue; /* ours, from an earlier session: see register_member() */
+		snprintf(path, sizeof(path), "%s/%s", dir, kids.data[i]);
+		if (zoo_get_acl(z->zh, path, &acl, &st) != ZOK)
+			continue; /* gone, or protected: not an open one */
+		if (world_perms(&acl) != 0 && n < len)
+			n += (size_t)snprintf(list + n, len - n, "%s%s", n ? ", " : "",
+			                      kids.data[i]);
+		deallocate_ACL_vector(&acl);
+	}
+	deallocate_String_vector(&kids);
+	return ZOK;
+}
+
+/*
  * Makes the cluster's tree exist and reads (or creates) /config. With credentials, the cluster's
- * persistent znodes that are open to anyone are tightened (tighten()), after /config was read:
- * other credentials than the cluster's are told so there (setup_error()).
+ * persistent znodes that are open to anyone are tightened (tighten()), after /config was read
+ * (other credentials than the cluster's are told so there, by setup_error()), unless other
+ * members run without credentials: then this node refuses to start (-EACCES) rather than cut
+ * them off the election.
  */
 static int setup_cluster(struct kvfs_zk *z, char *cluster_id, char *err, size_t errlen)
 {
@@ -488,6 +533,21 @@ static int setup_cluster(struct kvfs_zk *z, char *cluster_id, char *err, size_t 
 	if (rc != ZOK)
 		return setup_error(z, path, rc, true, err, errlen);
 	if (z->auth) {
+		char open[128];
+
+		rc = open_members(z, open, sizeof(open));
+		if (rc != ZOK)
+			return setup_error(z, z->base, rc, true, err, errlen);
+		if (open[0]) {
+			snprintf(
+			    err, errlen,
+			    "node(s) %s of cluster '%s' run without --zk-auth-file (their "
+			    "%s/members znodes are open to anyone); this node, with credentials, "
+			    "would protect the cluster's znodes and lock them out of the "
+			    "election: stop them, then start every node with --zk-auth-file",
+			    open, z->cfg.cluster, z->base);
+			return -EACCES;
+		}
 		rc = tighten(z, "/kvfs", true);
 		if (rc != ZOK)
 			return setup_error(z, "/kvfs", rc, true, err, errlen);
@@ -684,8 +744,8 @@ static bool register_member(struct kvfs_zk *z)
 	snprintf(rel, sizeof(rel), "members/%u", z->cfg.id);
 	path_of(z, path, sizeof(path), rel);
 	snprintf(data, sizeof(data), "addr=%s priority=%u", z->addr, z->cfg.priority);
-	rc = zoo_create(z->zh, path, data, (int)strlen(data), acl_of(z, false), ZOO_EPHEMERAL,
-	                NULL, 0);
+	rc = zoo_create(z->zh, path, data, (int)strlen(data), acl_of(z, false), ZOO_EPHEMERAL, NULL,
+	                0);
 	if (rc == ZOK) {
 		z->member_registered = true;
 	} else if (rc == ZNODEEXISTS) {
@@ -963,7 +1023,8 @@ static bool do_resign_evict(struct kvfs_zk *z, const struct kvfs_candidate *c, s
 		for (size_t i = 0; i < n; i++) {
 			if (c[i].id != evict_id)
 				continue;
-			snprintf(path, sizeof(path), "%s/election/%.*s", z->base, (int)sizeof(c[i].name), c[i].name);
+			snprintf(path, sizeof(path), "%s/election/%.*s", z->base,
+			         (int)sizeof(c[i].name), c[i].name);
 			zoo_delete(z->zh, path, -1);
 		}
 		log_warn("leader %u (epoch %" PRIu64 ") refuses replication connections: removed "
@@ -1148,10 +1209,11 @@ static void *election_main(void *arg)
 			char msg[300];
 
 			/* Only a new handle after an expiry gets here: open() checked the first. */
-			snprintf(msg, sizeof(msg),
-			         "ZooKeeper refused the credentials of --zk-auth-file (user '%.*s') "
-			         "on the new session after an expiry: stopping",
-			         z->user_len, z->auth);
+			snprintf(
+			    msg, sizeof(msg),
+			    "ZooKeeper refused the credentials of --zk-auth-file (user '%.*s') "
+			    "on the new session after an expiry: stopping",
+			    z->user_len, z->auth);
 			pthread_mutex_unlock(&z->lock);
 			set_fatal(z, msg);
 			pthread_mutex_lock(&z->lock);

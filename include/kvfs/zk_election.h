@@ -45,8 +45,9 @@ struct kvfs_zk_config {
 	 * /kvfs/<cluster> gets ZOO_CREATOR_ALL_ACL: only this identity reads or changes it; the
 	 * shared /kvfs gets that plus world READ|CREATE, so that clusters with other credentials
 	 * still make their own /kvfs/<name>. Znodes of the cluster left open by an earlier start
-	 * without credentials are tightened to the same ACLs. Without them every znode is open to
-	 * anyone (world:anyone, all rights). */
+	 * without credentials are tightened to the same ACLs (an upgrade), unless another member
+	 * runs without credentials now: then zk_election_open refuses (-EACCES) rather than lock it
+	 * out. Without credentials every znode is open to anyone (world:anyone, all rights). */
 	const char *auth;
 };
 
@@ -65,7 +66,8 @@ struct kvfs_zk_view {
  * and the cluster id in cluster_id (2 * KVFS_GUID_LEN + 1 bytes); or -ETIMEDOUT ("cannot reach
  * ZooKeeper at ... after 10 s; is it running?"), -EXDEV (the cluster was created with another
  * size), -EACCES (ZooKeeper refused the credentials, or the cluster's znodes are protected by
- * ACLs for other credentials: "NOAUTH: /kvfs/x/config is protected ..."), -ENOENT (the chroot of
+ * ACLs for other credentials: "NOAUTH: /kvfs/x/config is protected ...", or a member without
+ * credentials runs while this node would protect the cluster's znodes), -ENOENT (the chroot of
  * the connect string does not exist), other negative errnos; each with a message in err.
  */
 int zk_election_open(struct kvfs_zk **out, const struct kvfs_zk_config *cfg, char *cluster_id,

@@ -280,9 +280,9 @@ def harness_open_acl():
 
 
 def test_without_credentials_then_upgrade(h):
-    """Without --zk-auth-file: zk_auth none, a warning, znodes open to anyone. Restarted with it,
-    the node tightens the cluster's znodes and the outsider is locked out. A chroot missing from
-    ZooKeeper is named."""
+    """Without --zk-auth-file: zk_auth none, a warning, znodes open to anyone; a node with
+    credentials refuses to join while one runs without. Restarted with it, the node tightens the
+    cluster's znodes and the outsider is locked out. A chroot missing from ZooKeeper is named."""
     cluster = h.cluster_name("open")
     base = "/kvfs/%s" % cluster
     zk = h.zk_client()
@@ -301,6 +301,16 @@ def test_without_credentials_then_upgrade(h):
     cfg, _ = zk_get(outsider, base + "/config")
     h.check(cfg is not None and cfg.startswith("cluster_id="),
             "without --zk-auth-file: an outsider reads /config (open, as before)", repr(cfg))
+    # A node with credentials while n1 runs without: it would lock n1 out of the election.
+    n2 = h.node(2, cluster)
+    expect_exit(h, n2, EXIT_CLUSTER,
+                r"node\(s\) 1 of cluster '%s' run without --zk-auth-file.*stop them, then start "
+                r"every node with --zk-auth-file" % cluster,
+                "n2 with credentials while n1 runs without")
+    cfg, _ = zk_get(outsider, base + "/config")
+    h.check(cfg is not None, "the cluster's znodes are still open (n2 changed nothing)")
+    ms = h.wait_election_child(zk, cluster, 1, timeout=2)
+    h.check(ms is not None and n1.status() is not None, "n1 is still in the election")
     h.check(n1.stop() == 0, "n1 stops cleanly")
 
     n1.zk_auth_file = h.zk_auth_file
@@ -322,8 +332,8 @@ def test_without_credentials_then_upgrade(h):
 
     # A chroot that does not exist: named, exit 5.
     chroot = "/no-such-chroot-%d" % os.getpid()
-    n2 = h.node(2, cluster, zk_hosts=h.ensemble().hosts + chroot)
-    expect_exit(h, n2, EXIT_CLUSTER,
+    n3 = h.node(3, cluster, zk_hosts=h.ensemble().hosts + chroot)
+    expect_exit(h, n3, EXIT_CLUSTER,
                 r"the chroot %s in --zk does not exist in ZooKeeper: create it first" % chroot,
                 "a --zk whose chroot does not exist")
 

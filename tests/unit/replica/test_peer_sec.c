@@ -528,8 +528,9 @@ static void test_digest_check(void **state)
 		size_t len = strlen(cases[i].text);
 
 		err[0] = '\0';
-		assert_int_equal(secret_file_check_digest("--zk-auth-file", "/p", (const uint8_t *)cases[i].text,
-		                                          len, err, sizeof(err)),
+		assert_int_equal(secret_file_check_digest("--zk-auth-file", "/p",
+		                                          (const uint8_t *)cases[i].text, len, err,
+		                                          sizeof(err)),
 		                 cases[i].rv);
 		if (cases[i].msg) {
 			assert_non_null(strstr(err, cases[i].msg));
