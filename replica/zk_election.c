@@ -11,10 +11,10 @@
  * election thread runs no round until ZooKeeper has accepted them) and every znode this file
  * creates carries acl_of(): the creator's digest identity alone, all rights. The shared /kvfs
  * also lets anyone READ and CREATE, so that a cluster with other credentials can still make its
- * own /kvfs/<name> next to ours; nobody but its creator may delete it, change its ACL or write
- * its data. Without credentials everything is open, as before. A node with credentials that finds
- * the cluster's znodes open (made by starts without) tightens them, once no member without
- * credentials is left running (setup_cluster()).
+ * own /kvfs/<name> next to ours; nobody but its creator may delete a cluster's znode from it,
+ * change its ACL or write its data. Without credentials everything is open, as before. A node with
+ * credentials that finds the cluster's znodes open (made by starts without) tightens them, once no
+ * member without credentials is left running (setup_cluster()).
  */
 #include "kvfs/zk_election.h"
 
@@ -459,9 +459,9 @@ static int tighten(struct kvfs_zk *z, const char *path, bool root)
 
 /*
  * With credentials: the other live members that run without credentials (their /members/<id>
- * is open to anyone), listed in err, e.g. "1, 2"; none: err is "". Tightening the cluster's znodes
- * would lock them out of the election (they could no longer list or read it), and the cluster
- * would have no leader until every one of them was restarted. Returns a ZooKeeper code.
+ * is open to anyone), listed in list (len bytes), e.g. "1, 2"; none: list is "". Tightening the
+ * cluster's znodes would lock them out of the election (they could no longer list or read it), and
+ * the cluster would have no leader until every one of them was restarted. Returns a ZooKeeper code.
  */
 static int open_members(struct kvfs_zk *z, char *list, size_t len)
 {
@@ -533,11 +533,12 @@ static int setup_cluster(struct kvfs_zk *z, char *cluster_id, char *err, size_t 
 	if (rc != ZOK)
 		return setup_error(z, path, rc, true, err, errlen);
 	if (z->auth) {
-		char open[128];
+		char open[128], members[256];
 
 		rc = open_members(z, open, sizeof(open));
+		path_of(z, members, sizeof(members), "members");
 		if (rc != ZOK)
-			return setup_error(z, z->base, rc, true, err, errlen);
+			return setup_error(z, members, rc, true, err, errlen);
 		if (open[0]) {
 			snprintf(
 			    err, errlen,
