@@ -59,6 +59,7 @@ struct app {
 	struct kvfs_node_cluster cluster;
 	int daemon_pipe; /* background start: tells the waiting parent our exit status; -1 */
 	struct kvfs_sec_keys keys; /* from --secret-file; n == 0: none (standalone, --insecure) */
+	char *zk_auth; /* "user:password" from --zk-auth-file, until the session has it */
 };
 
 static void on_drain_timer(uv_timer_t *t);
@@ -407,6 +408,62 @@ static int load_secrets(struct app *a)
 	return rv < 0 ? -1 : 0;
 }
 
+/*
+ * Reads the --zk-auth-file into a->zk_auth (a cluster member only), by the rules of the peer
+ * secret, and checks it holds user:password. Without one, warns that the cluster's znodes are
+ * open. Returns 0, or -1 after printing why (a usage problem: exit 2).
+ */
+static int load_zk_auth(struct app *a)
+{
+	uint8_t buf[KVFS_SECRET_FILE_MAX + 1];
+	char err[1024];
+	size_t len;
+	int rv;
+
+	if (!a->opts.zk) {
+		if (a->opts.zk_auth_file)
+			log_info("standalone: no ZooKeeper, so --zk-auth-file does nothing");
+		return 0;
+	}
+	if (!a->opts.zk_auth_file) {
+		log_warn("no --zk-auth-file: the cluster's znodes in ZooKeeper are open to anyone "
+		         "(world:anyone); anyone who can reach ZooKeeper can disturb the election "
+		         "or keep nodes from starting. Give every node --zk-auth-file with the "
+		         "cluster's user:password");
+		return 0;
+	}
+	rv = secret_file_read("--zk-auth-file", a->opts.zk_auth_file, 3, buf, sizeof(buf), &len,
+	                      err, sizeof(err));
+	if (rv == 0)
+		rv = secret_file_check_digest("--zk-auth-file", a->opts.zk_auth_file, buf, len, err,
+		                              sizeof(err));
+	if (rv == 0) {
+		a->zk_auth = malloc(len + 1);
+		if (a->zk_auth) {
+			memcpy(a->zk_auth, buf, len);
+			a->zk_auth[len] = '\0';
+		} else {
+			rv = -ENOMEM;
+			snprintf(err, sizeof(err), "--zk-auth-file: out of memory");
+		}
+	}
+	sodium_memzero(buf, sizeof(buf));
+	if (rv < 0) {
+		fprintf(stderr, "kvfs: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void wipe_zk_auth(struct app *a)
+{
+	if (!a->zk_auth)
+		return;
+	sodium_memzero(a->zk_auth, strlen(a->zk_auth));
+	free(a->zk_auth);
+	a->zk_auth = NULL;
+}
+
 /* From any thread: the election changed. Only wakes the loop (on_zk_change). */
 static void zk_notify(void *arg)
 {
@@ -486,6 +543,7 @@ static void cluster_status(void *arg, struct kvfs_status *st)
 	snprintf(st->leader_addr, sizeof(st->leader_addr), "%s", v.leader_addr);
 	st->epoch = v.epoch;
 	st->zk = v.zk;
+	st->zk_auth = ((struct app *)arg)->opts.zk_auth_file ? "digest" : "none";
 }
 
 static const struct kvfs_node_reset reset_hooks = {.done = fuse_ops_on_reset};
@@ -507,6 +565,7 @@ static int open_cluster(struct app *a, char *cluster_id, char *err, size_t errle
 	    .hold_down_ms = a->opts.hold_down_ms,
 	    .connect_timeout_ms = a->opts.write_timeout_ms,
 	    .session_file = session_file,
+	    .auth = a->zk_auth,
 	};
 
 	/* The data directory may not exist yet (node_open makes it later): then there is no file
@@ -593,7 +652,7 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	logging_init(a.opts.id, a.opts.verbose ? KVFS_LOG_DEBUG : KVFS_LOG_INFO);
-	if (load_secrets(&a) < 0) {
+	if (load_secrets(&a) < 0 || load_zk_auth(&a) < 0) {
 		code = EXIT_USAGE;
 		goto out_opts;
 	}
@@ -608,6 +667,7 @@ int main(int argc, char **argv)
 	}
 	if (a.opts.zk) {
 		rv = open_cluster(&a, cluster_id, err, sizeof(err));
+		wipe_zk_auth(&a); /* the session keeps its own copy */
 		if (rv < 0) {
 			fprintf(stderr, "kvfs: %s\n", err[0] ? err : strerror(-rv));
 			code = EXIT_CLUSTER;
@@ -700,6 +760,7 @@ out_opts:
 		zk_election_close(a.zk);
 	daemonize_end(&a, code);
 	sec_keys_wipe(&a.keys);
+	wipe_zk_auth(&a);
 	options_free(&a.opts);
 	if (code == 0)
 		log_info("stopped cleanly");

@@ -110,7 +110,8 @@ void options_usage(FILE *f, const char *prog)
 	    "\n"
 	    "Exit status: 0 clean shutdown, 1 runtime failure, 2 bad usage, 3 mountpoint problem,\n"
 	    "4 data directory problem, 5 cluster problem (ZooKeeper unreachable, another\n"
-	    "cluster's data directory, a --cluster-size the cluster was not created with).\n",
+	    "cluster's data directory, a --cluster-size the cluster was not created with, znodes\n"
+	    "protected by ZooKeeper ACLs for other credentials).\n",
 	    prog, KVFS_DATA_MAX);
 }
 

@@ -8,8 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int secret_file_read(const char *option, const char *path, size_t min_len, uint8_t *buf,
-                     size_t cap, size_t *len, char *err, size_t errlen)
+int secret_file_read(const char *option, const char *path, size_t min_len, uint8_t *buf, size_t cap,
+                     size_t *len, char *err, size_t errlen)
 {
 	struct stat st;
 	size_t n = 0;
@@ -97,4 +97,40 @@ out:
 		memset(buf, 0, n < cap ? n : cap);
 	close(fd);
 	return rv;
+}
+
+int secret_file_check_digest(const char *option, const char *path, const uint8_t *buf, size_t len,
+                             char *err, size_t errlen)
+{
+	const uint8_t *colon = memchr(buf, ':', len);
+
+	for (size_t i = 0; i < len; i++) {
+		if (buf[i] < 0x20 || buf[i] == 0x7f) {
+			snprintf(err, errlen,
+			         "%s: %s holds a control character (a second line?); it must hold "
+			         "one line user:password",
+			         option, path);
+			return -EINVAL;
+		}
+	}
+	if (!colon) {
+		snprintf(err, errlen,
+		         "%s: %s holds no ':'; it must hold one line user:password (ZooKeeper "
+		         "digest credentials)",
+		         option, path);
+		return -EINVAL;
+	}
+	if (colon == buf) {
+		snprintf(err, errlen,
+		         "%s: %s: the user before the ':' is empty; write user:password", option,
+		         path);
+		return -EINVAL;
+	}
+	if ((size_t)(colon - buf) == len - 1) {
+		snprintf(err, errlen,
+		         "%s: %s: the password after the ':' is empty; write user:password", option,
+		         path);
+		return -EINVAL;
+	}
+	return 0;
 }

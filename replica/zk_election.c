@@ -6,6 +6,15 @@
  * election.c; this file only moves facts between ZooKeeper and that function.
  *
  * ZooKeeper return codes are turned into messages here and go no further.
+ *
+ * Access (DESIGN §3): with credentials, each handle authenticates before its first request (the
+ * election thread runs no round until ZooKeeper has accepted them) and every znode this file
+ * creates carries acl_of(): the creator's digest identity alone, all rights. The shared /kvfs
+ * also lets anyone READ and CREATE, so that a cluster with other credentials can still make its
+ * own /kvfs/<name> next to ours; nobody but its creator may delete a cluster's znode from it,
+ * change its ACL or write its data. Without credentials everything is open, as before. A node with
+ * credentials that finds the cluster's znodes open (made by starts without) tightens them, once no
+ * member without credentials is left running (setup_cluster()).
  */
 #include "kvfs/zk_election.h"
 
@@ -28,14 +37,20 @@
 #define ZDATA_MAX         512
 #define IDLE_TICK_MS      1000
 #define HOLD_DOWN_TICK_MS 200
+#define AUTH_PENDING      1 /* auth_rc while zoo_add_auth has not completed (Z* codes are <= 0) */
 
 static FILE *zk_log; /* where the ZooKeeper client's own log goes: nowhere */
 
 struct kvfs_zk {
 	struct kvfs_zk_config cfg;
 	char *hosts, *cluster, *addr, *session_file; /* owned copies of cfg's strings */
-	char base[128];                              /* /kvfs/<cluster> */
-	char cand_data[ZDATA_MAX];                   /* this node's candidate data */
+	char *auth;                                  /* "user:password" or NULL; wiped at free */
+	int user_len;                                /* length of the user part of auth */
+	const char *chroot;                          /* in hosts: "/a/b" or NULL */
+	struct ACL root_acl_entries[2];              /* for /kvfs (see the top of this file) */
+	struct ACL_vector root_acl;
+	char base[128];            /* /kvfs/<cluster> */
+	char cand_data[ZDATA_MAX]; /* this node's candidate data */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -49,6 +64,7 @@ struct kvfs_zk {
 	 * therefore read it without the lock */
 	zhandle_t *zh;
 	int state;                /* last session state from the watcher */
+	int auth_rc;              /* the handle's zoo_add_auth: ZOK, AUTH_PENDING or a Z* error */
 	bool expired;             /* the session expired: the handle must be replaced */
 	uint64_t disconnected_at; /* when the connection was lost; 0 while connected */
 	bool reconnected_late;    /* it came back after more than a session timeout */
@@ -257,10 +273,25 @@ static void watcher(zhandle_t *zh, int type, int state, const char *path, void *
 	wake(z);
 }
 
-/* Waits (lock held) until the session is connected, or until deadline; true if connected. */
+/* True (lock held) once the handle may be used: connected, and its credentials (if any)
+ * accepted. */
+static bool ready(const struct kvfs_zk *z)
+{
+	return z->state == ZOO_CONNECTED_STATE && z->auth_rc == ZOK;
+}
+
+/* True (lock held) when ZooKeeper refused the credentials: this handle will never be ready. */
+static bool auth_refused(const struct kvfs_zk *z)
+{
+	return (z->auth_rc != ZOK && z->auth_rc != AUTH_PENDING) ||
+	       z->state == ZOO_AUTH_FAILED_STATE;
+}
+
+/* Waits (lock held) until the session is connected and authenticated (ready()), or refused, or
+ * until deadline; true if ready. */
 static bool wait_connected(struct kvfs_zk *z, uint64_t deadline)
 {
-	while (z->state != ZOO_CONNECTED_STATE && !z->stop && !z->expired) {
+	while (!ready(z) && !auth_refused(z) && !z->stop && !z->expired) {
 		struct timespec ts;
 		uint64_t now = now_ms();
 
@@ -275,12 +306,53 @@ static bool wait_connected(struct kvfs_zk *z, uint64_t deadline)
 		}
 		pthread_cond_timedwait(&z->cond, &z->lock, &ts);
 	}
-	return z->state == ZOO_CONNECTED_STATE;
+	return ready(z);
 }
 
+/* zoo_add_auth's completion, on the client's thread: records the outcome and wakes the waiter. */
+static void on_auth(int rc, const void *data)
+{
+	struct kvfs_zk *z = (struct kvfs_zk *)data;
+
+	pthread_mutex_lock(&z->lock);
+	z->auth_rc = rc;
+	z->changed = true;
+	pthread_cond_broadcast(&z->cond);
+	pthread_mutex_unlock(&z->lock);
+	if (rc == ZOK)
+		log_info("ZooKeeper: authenticated as digest user '%.*s'", z->user_len, z->auth);
+	else
+		log_error("ZooKeeper refused the credentials of --zk-auth-file (user '%.*s'): %s",
+		          z->user_len, z->auth, zerror(rc));
+}
+
+/*
+ * A new handle (called with z->lock held). With credentials it is given them at once: the client
+ * sends them first thing on every connection, ahead of any queued request, and the server
+ * applies them before what follows; auth_rc stays AUTH_PENDING until ZooKeeper has answered,
+ * and nothing is asked of the handle before (ready()). NULL when the client cannot make one.
+ */
 static zhandle_t *connect_handle(struct kvfs_zk *z)
 {
-	return zookeeper_init(z->hosts, watcher, (int)z->cfg.session_timeout_ms, NULL, z, 0);
+	zhandle_t *zh =
+	    zookeeper_init(z->hosts, watcher, (int)z->cfg.session_timeout_ms, NULL, z, 0);
+	int rc;
+
+	z->auth_rc = z->auth ? AUTH_PENDING : ZOK;
+	if (!zh || !z->auth)
+		return zh;
+	rc = zoo_add_auth(zh, "digest", z->auth, (int)strlen(z->auth), on_auth, z);
+	if (rc != ZOK)
+		z->auth_rc = rc; /* the completion will not run */
+	return zh;
+}
+
+/* The ACL for a znode this node creates: /kvfs is shared (root), the rest is the cluster's. */
+static const struct ACL_vector *acl_of(const struct kvfs_zk *z, bool root)
+{
+	if (!z->auth)
+		return &ZOO_OPEN_ACL_UNSAFE;
+	return root ? &z->root_acl : &ZOO_CREATOR_ALL_ACL;
 }
 
 static void path_of(const struct kvfs_zk *z, char *buf, size_t size, const char *rel)
@@ -288,53 +360,216 @@ static void path_of(const struct kvfs_zk *z, char *buf, size_t size, const char 
 	snprintf(buf, size, "%s/%s", z->base, rel);
 }
 
-/* Creates a persistent znode with data if it is missing. 0 or a negative errno. */
-static int ensure(zhandle_t *zh, const char *path, const char *data)
+/*
+ * The message and errno for ZooKeeper code rc from an operation on path during set-up: NOAUTH and
+ * a missing chroot say what to do.
+ */
+static int setup_error(const struct kvfs_zk *z, const char *path, int rc, bool reading, char *err,
+                       size_t errlen)
 {
-	int rc = zoo_create(zh, path, data, data ? (int)strlen(data) : -1, &ZOO_OPEN_ACL_UNSAFE, 0,
-	                    NULL, 0);
-
-	return rc == ZNODEEXISTS ? 0 : zk_errno(rc);
+	if (rc == ZNOAUTH && z->auth) {
+		snprintf(
+		    err, errlen,
+		    "NOAUTH: %s is protected by ZooKeeper ACLs for other credentials than those "
+		    "of --zk-auth-file (user '%.*s'): start with the cluster's credentials",
+		    path, z->user_len, z->auth);
+		return -EACCES;
+	}
+	if (rc == ZNOAUTH) {
+		snprintf(err, errlen,
+		         "NOAUTH: %s is protected by ZooKeeper ACLs: start with --zk-auth-file "
+		         "holding the cluster's credentials",
+		         path);
+		return -EACCES;
+	}
+	if (rc == ZNONODE && !reading && z->chroot && strcmp(path, "/kvfs") == 0) {
+		snprintf(err, errlen,
+		         "the chroot %s in --zk does not exist in ZooKeeper: create it first (or "
+		         "drop it from --zk)",
+		         z->chroot);
+		return -ENOENT;
+	}
+	if (rc == ZINVALIDACL) {
+		snprintf(
+		    err, errlen,
+		    "ZooKeeper refused the ACL of %s: the credentials of --zk-auth-file are not "
+		    "in place on this session",
+		    path);
+		return -EACCES;
+	}
+	snprintf(err, errlen, "cannot %s %s in ZooKeeper: %s", reading ? "read" : "create", path,
+	         zerror(rc));
+	return zk_errno(rc);
 }
 
-/* Makes the cluster's tree exist and reads (or creates) /config. */
+/*
+ * Creates a persistent znode with data and acl if it is missing. It looks first: ZooKeeper checks
+ * the parent's CREATE permission before it sees that the znode exists, and a restart must not
+ * depend on what the parent (the shared /kvfs) allows. Returns a ZooKeeper code (ZOK if it
+ * exists).
+ */
+static int ensure(zhandle_t *zh, const char *path, const char *data, const struct ACL_vector *acl)
+{
+	struct Stat st;
+	int rc = zoo_exists(zh, path, 0, &st);
+
+	if (rc == ZNONODE)
+		rc = zoo_create(zh, path, data, data ? (int)strlen(data) : -1, acl, 0, NULL, 0);
+	return rc == ZNODEEXISTS ? ZOK : rc;
+}
+
+/* The rights a znode's ACL gives world:anyone. */
+static int32_t world_perms(const struct ACL_vector *acl)
+{
+	int32_t perms = 0;
+
+	for (int i = 0; i < acl->count; i++)
+		if (strcmp(acl->data[i].id.scheme, "world") == 0 &&
+		    strcmp(acl->data[i].id.id, "anyone") == 0)
+			perms |= acl->data[i].perms;
+	return perms;
+}
+
+/*
+ * With credentials: a znode of ours that an earlier start without them left open (world:anyone
+ * holds more than `allowed`) gets acl_of() now, so an upgrade to credentials protects an existing
+ * cluster. A ZNOAUTH on the shared /kvfs means another cluster protects it: fine. Returns a
+ * ZooKeeper code.
+ */
+static int tighten(struct kvfs_zk *z, const char *path, bool root)
+{
+	struct ACL_vector acl = {0};
+	struct Stat st;
+	int32_t world, allowed = root ? ZOO_PERM_READ | ZOO_PERM_CREATE : 0;
+	int rc = zoo_get_acl(z->zh, path, &acl, &st);
+
+	if (rc == ZNOAUTH && root)
+		return ZOK;
+	if (rc != ZOK)
+		return rc;
+	world = world_perms(&acl);
+	deallocate_ACL_vector(&acl);
+	if ((world & ~allowed) == 0)
+		return ZOK;
+	rc = zoo_set_acl(z->zh, path, st.aversion, acl_of(z, root));
+	if (rc == ZBADVERSION)
+		return ZOK; /* another node of the cluster tightened it first */
+	if (rc == ZOK)
+		log_info(
+		    "%s was open to anyone (world:anyone had rights 0x%x): now only ZooKeeper "
+		    "user '%.*s'%s may use it",
+		    path, (unsigned)world, z->user_len, z->auth,
+		    root ? " may change it (anyone may still list it and create a cluster in it)"
+		         : "");
+	return rc;
+}
+
+/*
+ * With credentials: the other live members that run without credentials (their /members/<id>
+ * is open to anyone), listed in list (len bytes), e.g. "1, 2"; none: list is "". Tightening the
+ * cluster's znodes would lock them out of the election (they could no longer list or read it), and
+ * the cluster would have no leader until every one of them was restarted. Returns a ZooKeeper code.
+ */
+static int open_members(struct kvfs_zk *z, char *list, size_t len)
+{
+	struct String_vector kids = {0};
+	char dir[256], path[512], own[16];
+	size_t n = 0;
+	int rc;
+
+	list[0] = '\0';
+	snprintf(own, sizeof(own), "%u", z->cfg.id);
+	path_of(z, dir, sizeof(dir), "members");
+	rc = zoo_get_children(z->zh, dir, 0, &kids);
+	if (rc != ZOK)
+		return rc;
+	for (int i = 0; i < kids.count; i++) {
+		struct ACL_vector acl = {0};
+		struct Stat st;
+
+		if (strcmp(kids.data[i], own) == 0)
+			continue; /* ours, from an earlier session: see register_member() */
+		snprintf(path, sizeof(path), "%s/%s", dir, kids.data[i]);
+		if (zoo_get_acl(z->zh, path, &acl, &st) != ZOK)
+			continue; /* gone, or protected: not an open one */
+		if (world_perms(&acl) != 0 && n < len)
+			n += (size_t)snprintf(list + n, len - n, "%s%s", n ? ", " : "",
+			                      kids.data[i]);
+		deallocate_ACL_vector(&acl);
+	}
+	deallocate_String_vector(&kids);
+	return ZOK;
+}
+
+/*
+ * Makes the cluster's tree exist and reads (or creates) /config. With credentials, the cluster's
+ * persistent znodes that are open to anyone are tightened (tighten()), after /config was read
+ * (other credentials than the cluster's are told so there, by setup_error()), unless other
+ * members run without credentials: then this node refuses to start (-EACCES) rather than cut
+ * them off the election.
+ */
 static int setup_cluster(struct kvfs_zk *z, char *cluster_id, char *err, size_t errlen)
 {
 	char path[256], data[ZDATA_MAX], id[2 * KVFS_GUID_LEN + 1];
-	static const char *const dirs[] = {"election", "members"};
+	static const char *const rels[] = {"election", "members", "epoch", "config"};
 	struct Stat st;
 	uint32_t size;
-	int len = sizeof(data) - 1, rc, rv;
+	int len = sizeof(data) - 1, rc;
 
-	rv = ensure(z->zh, "/kvfs", NULL);
-	if (rv == 0)
-		rv = ensure(z->zh, z->base, NULL);
-	for (size_t i = 0; rv == 0 && i < 2; i++) {
-		path_of(z, path, sizeof(path), dirs[i]);
-		rv = ensure(z->zh, path, NULL);
-	}
-	if (rv == 0) {
-		path_of(z, path, sizeof(path), "epoch");
-		rv = ensure(z->zh, path, "0");
-	}
-	if (rv < 0) {
-		snprintf(err, errlen,
-		         "cannot create the cluster's znodes under %s in ZooKeeper: %s", z->base,
-		         strerror(-rv));
-		return rv;
+	rc = ensure(z->zh, "/kvfs", NULL, acl_of(z, true));
+	if (rc != ZOK)
+		return setup_error(z, "/kvfs", rc, false, err, errlen);
+	rc = ensure(z->zh, z->base, NULL, acl_of(z, false));
+	if (rc != ZOK)
+		return setup_error(z, z->base, rc, false, err, errlen);
+	for (size_t i = 0; i < 3; i++) {
+		path_of(z, path, sizeof(path), rels[i]);
+		rc = ensure(z->zh, path, strcmp(rels[i], "epoch") == 0 ? "0" : NULL,
+		            acl_of(z, false));
+		if (rc != ZOK)
+			return setup_error(z, path, rc, false, err, errlen);
 	}
 	/* The first node to start names the cluster; a racing one finds its /config. */
 	new_guid(id);
 	snprintf(data, sizeof(data), "cluster_id=%s size=%u", id, z->cfg.cluster_size);
 	path_of(z, path, sizeof(path), "config");
-	rv = ensure(z->zh, path, data);
-	if (rv == 0) {
-		rc = zoo_get(z->zh, path, 0, data, &len, &st);
-		rv = zk_errno(rc);
-	}
-	if (rv < 0) {
-		snprintf(err, errlen, "cannot read %s from ZooKeeper: %s", path, strerror(-rv));
-		return rv;
+	rc = ensure(z->zh, path, data, acl_of(z, false));
+	if (rc != ZOK)
+		return setup_error(z, path, rc, false, err, errlen);
+	rc = zoo_get(z->zh, path, 0, data, &len, &st);
+	if (rc != ZOK)
+		return setup_error(z, path, rc, true, err, errlen);
+	if (z->auth) {
+		char open[128], members[256];
+
+		rc = open_members(z, open, sizeof(open));
+		path_of(z, members, sizeof(members), "members");
+		if (rc != ZOK)
+			return setup_error(z, members, rc, true, err, errlen);
+		if (open[0]) {
+			snprintf(
+			    err, errlen,
+			    "node(s) %s of cluster '%s' run without --zk-auth-file (their "
+			    "%s/members znodes are open to anyone); this node, with credentials, "
+			    "would protect the cluster's znodes and lock them out of the "
+			    "election: stop them, then start every node with --zk-auth-file",
+			    open, z->cfg.cluster, z->base);
+			return -EACCES;
+		}
+		rc = tighten(z, "/kvfs", true);
+		if (rc != ZOK)
+			return setup_error(z, "/kvfs", rc, true, err, errlen);
+		rc = tighten(z, z->base, false);
+		if (rc != ZOK)
+			return setup_error(z, z->base, rc, true, err, errlen);
+		for (size_t i = 0; i < sizeof(rels) / sizeof(rels[0]); i++) {
+			char p[256];
+
+			path_of(z, p, sizeof(p), rels[i]);
+			rc = tighten(z, p, false);
+			if (rc != ZOK)
+				return setup_error(z, p, rc, true, err, errlen);
+		}
 	}
 	data[len > 0 ? len : 0] = '\0';
 	if (election_parse_config(data, (size_t)(len > 0 ? len : 0), cluster_id, &size) < 0) {
@@ -361,6 +596,10 @@ static void free_zk(struct kvfs_zk *z)
 	free(z->cluster);
 	free(z->addr);
 	free(z->session_file);
+	if (z->auth) {
+		explicit_bzero(z->auth, strlen(z->auth));
+		free(z->auth);
+	}
 	free(z);
 }
 
@@ -369,8 +608,8 @@ int zk_election_open(struct kvfs_zk **out, const struct kvfs_zk_config *cfg, cha
 {
 	struct kvfs_zk *z = calloc(1, sizeof(*z));
 	uint64_t deadline;
-	bool connected;
-	int rv;
+	bool connected, reached;
+	int rv, refused;
 
 	if (!z)
 		return -ENOMEM;
@@ -379,12 +618,28 @@ int zk_election_open(struct kvfs_zk **out, const struct kvfs_zk_config *cfg, cha
 	z->cluster = strdup(cfg->cluster);
 	z->addr = strdup(cfg->addr);
 	z->session_file = cfg->session_file ? strdup(cfg->session_file) : NULL;
+	z->auth = cfg->auth ? strdup(cfg->auth) : NULL;
 	pthread_mutex_init(&z->lock, NULL);
 	pthread_cond_init(&z->cond, NULL);
-	if (!z->hosts || !z->cluster || !z->addr || (cfg->session_file && !z->session_file)) {
+	if (!z->hosts || !z->cluster || !z->addr || (cfg->session_file && !z->session_file) ||
+	    (cfg->auth && !z->auth)) {
 		free_zk(z);
 		return -ENOMEM;
 	}
+	z->cfg.auth = NULL; /* z->auth is the copy; cfg's may be wiped by the caller */
+	if (z->auth) {
+		const char *colon = strchr(z->auth, ':');
+
+		z->user_len = colon ? (int)(colon - z->auth) : (int)strlen(z->auth);
+		z->root_acl_entries[0] = (struct ACL){.perms = ZOO_PERM_ALL, .id = ZOO_AUTH_IDS};
+		z->root_acl_entries[1] = (struct ACL){.perms = ZOO_PERM_READ | ZOO_PERM_CREATE,
+		                                      .id = ZOO_ANYONE_ID_UNSAFE};
+		z->root_acl = (struct ACL_vector){.count = 2, .data = z->root_acl_entries};
+	}
+	/* The client takes everything from the first '/' of the connect string as a chroot. */
+	z->chroot = strchr(z->hosts, '/');
+	if (z->chroot && strcmp(z->chroot, "/") == 0)
+		z->chroot = NULL;
 	z->cfg.hosts = z->hosts;
 	z->cfg.cluster = z->cluster;
 	z->cfg.addr = z->addr;
@@ -405,10 +660,23 @@ int zk_election_open(struct kvfs_zk **out, const struct kvfs_zk_config *cfg, cha
 	pthread_mutex_lock(&z->lock);
 	z->zh = connect_handle(z);
 	connected = z->zh && wait_connected(z, deadline);
+	refused = auth_refused(z) ? (z->auth_rc != ZOK ? z->auth_rc : ZAUTHFAILED) : ZOK;
+	reached = z->state == ZOO_CONNECTED_STATE;
 	pthread_mutex_unlock(&z->lock);
+	if (!connected && refused != ZOK) {
+		snprintf(err, errlen,
+		         "ZooKeeper at %s refused the credentials of --zk-auth-file (user '%.*s'): "
+		         "%s",
+		         cfg->hosts, z->user_len, z->auth, zerror(refused));
+		rv = -EACCES;
+		goto err_close;
+	}
 	if (!connected) {
-		snprintf(err, errlen, "cannot reach ZooKeeper at %s after %.1f s; is it running?",
-		         cfg->hosts, (double)cfg->connect_timeout_ms / 1000);
+		snprintf(err, errlen, "cannot reach ZooKeeper at %s after %.1f s; is it running?%s",
+		         cfg->hosts, (double)cfg->connect_timeout_ms / 1000,
+		         reached ? " (connected, but it did not answer the credentials of "
+		                   "--zk-auth-file)"
+		                 : "");
 		rv = -ETIMEDOUT;
 		goto err_close;
 	}
@@ -484,8 +752,8 @@ static bool register_member(struct kvfs_zk *z)
 	snprintf(rel, sizeof(rel), "members/%u", z->cfg.id);
 	path_of(z, path, sizeof(path), rel);
 	snprintf(data, sizeof(data), "addr=%s priority=%u", z->addr, z->cfg.priority);
-	rc = zoo_create(z->zh, path, data, (int)strlen(data), &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL,
-	                NULL, 0);
+	rc = zoo_create(z->zh, path, data, (int)strlen(data), acl_of(z, false), ZOO_EPHEMERAL, NULL,
+	                0);
 	if (rc == ZOK) {
 		z->member_registered = true;
 	} else if (rc == ZNODEEXISTS) {
@@ -513,7 +781,7 @@ static int create_candidate(struct kvfs_zk *z, int64_t session)
 
 	snprintf(rel, sizeof(rel), "election/%s-n_", z->guid);
 	path_of(z, path, sizeof(path), rel);
-	rc = zoo_create(z->zh, path, z->cand_data, (int)strlen(z->cand_data), &ZOO_OPEN_ACL_UNSAFE,
+	rc = zoo_create(z->zh, path, z->cand_data, (int)strlen(z->cand_data), acl_of(z, false),
 	                ZOO_EPHEMERAL_SEQUENTIAL, made, sizeof(made));
 	if (rc != ZOK) {
 		/* On a connection loss the create may have happened: the next listing finds it by
@@ -667,7 +935,7 @@ static uint64_t take_leadership(struct kvfs_zk *z, bool retake, int leader_versi
 	zoo_check_op_init(&ops[n++], mine, -1);
 	if (retake)
 		zoo_delete_op_init(&ops[n++], leader_path, leader_version);
-	zoo_create_op_init(&ops[n++], leader_path, data, (int)strlen(data), &ZOO_OPEN_ACL_UNSAFE,
+	zoo_create_op_init(&ops[n++], leader_path, data, (int)strlen(data), acl_of(z, false),
 	                   ZOO_EPHEMERAL, NULL, 0);
 	zoo_set_op_init(&ops[n++], epoch_path, ebuf, (int)strlen(ebuf), st.version, NULL);
 	rc = zoo_multi(z->zh, n, ops, res);
@@ -763,7 +1031,8 @@ static bool do_resign_evict(struct kvfs_zk *z, const struct kvfs_candidate *c, s
 		for (size_t i = 0; i < n; i++) {
 			if (c[i].id != evict_id)
 				continue;
-			snprintf(path, sizeof(path), "%s/election/%.*s", z->base, (int)sizeof(c[i].name), c[i].name);
+			snprintf(path, sizeof(path), "%s/election/%.*s", z->base,
+			         (int)sizeof(c[i].name), c[i].name);
 			zoo_delete(z->zh, path, -1);
 		}
 		log_warn("leader %u (epoch %" PRIu64 ") refuses replication connections: removed "
@@ -952,7 +1221,20 @@ static void *election_main(void *arg)
 			if (!z->zh)
 				z->expired = true; /* try again after a tick */
 		}
-		if (z->state == ZOO_CONNECTED_STATE && z->zh && !z->fatal) {
+		if (z->zh && auth_refused(z) && !z->fatal) {
+			char msg[300];
+
+			/* Only a new handle after an expiry gets here: open() checked the first. */
+			snprintf(
+			    msg, sizeof(msg),
+			    "ZooKeeper refused the credentials of --zk-auth-file (user '%.*s') "
+			    "on the new session after an expiry: stopping",
+			    z->user_len, z->auth);
+			pthread_mutex_unlock(&z->lock);
+			set_fatal(z, msg);
+			pthread_mutex_lock(&z->lock);
+		}
+		if (ready(z) && z->zh && !z->fatal) {
 			z->changed = false;
 			pthread_mutex_unlock(&z->lock);
 			tick = run_round(z);

@@ -12,7 +12,8 @@
 #
 # Layout: ./run/zk/{zoo.cfg,data/,zookeeper.log,zk.pid} (ZooKeeper on 127.0.0.1:2181, or the next
 # free port), ./run/N/{data/,data/kvfs.log,kvfs.pid} and ./mnt/N for node N of the cluster "demo",
-# ./run/standalone/... for the standalone node (mounted at ./mnt/1). Start afresh: rm -rf run.
+# ./run/standalone/... for the standalone node (mounted at ./mnt/1), ./run/secret and ./run/zk-auth
+# (the peers' secret and the nodes' ZooKeeper credentials, mode 600). Start afresh: rm -rf run.
 # Everything is started in its own session (Ctrl-C reaches only this script) and stopped by PID.
 set -euo pipefail
 
@@ -30,6 +31,7 @@ CLUSTER=demo
 STOP_TIMEOUT=10
 ZK_DIR="$RUN/zk"
 SECRET="$RUN/secret" # --secret-file of the three nodes
+ZK_AUTH="$RUN/zk-auth" # --zk-auth-file of the three nodes: their znodes are theirs alone
 ZK_JAR=/usr/share/java/zookeeper.jar
 EXIT_CLUSTER_MISMATCH=5
 
@@ -55,14 +57,26 @@ node_args() {
 		else
 			printf '%s\n' --secret-file "$SECRET"
 		fi
+		# A ./run made before start.sh made credentials has none: its nodes run without
+		# (`restart N` must not lock the others out of their own znodes).
+		if [[ -f "$ZK_AUTH" ]]; then
+			printf '%s\n' --zk-auth-file "$ZK_AUTH"
+		fi
 	fi
 }
 
-# make_secret: the peers' shared secret (README, Security), made once: 32 random bytes, mode 600.
+# make_secret: the peers' shared secret (README, Security), made once: 32 random bytes, mode 600;
+# and the nodes' ZooKeeper credentials, kvfs:<random>, mode 600.
 make_secret() {
 	if [[ ! -s "$SECRET" ]]; then
 		(umask 077 && head -c 32 /dev/urandom | base64 >"$SECRET")
 		echo "made the cluster's peer secret: $SECRET (mode 600)"
+	fi
+	# The ZooKeeper digest credentials, user:password: only the nodes may read or change the
+	# cluster's znodes (the election, /config).
+	if [[ ! -s "$ZK_AUTH" ]]; then
+		(umask 077 && printf 'kvfs:%s\n' "$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')" >"$ZK_AUTH")
+		echo "made the cluster's ZooKeeper credentials: $ZK_AUTH (mode 600)"
 	fi
 }
 
@@ -221,7 +235,10 @@ start_node() {
 			kill -0 "$pid" 2>/dev/null || wait "$pid" 2>/dev/null || rc=$?
 			echo "$(node_name "$n") did not come up; the end of $(node_log "$n"):" >&2
 			tail -n 20 "$(node_log "$n")" >&2
-			if ((rc == EXIT_CLUSTER_MISMATCH)); then
+			if ((rc == EXIT_CLUSTER_MISMATCH)) && grep -q NOAUTH "$(node_log "$n")"; then
+				echo "ZooKeeper's data in $ZK_DIR protects the cluster's znodes for other" \
+					"credentials than $ZK_AUTH (was it made anew?): start afresh with: rm -rf run" >&2
+			elif ((rc == EXIT_CLUSTER_MISMATCH)); then
 				echo "$data belongs to another cluster (an earlier standalone run, or ZooKeeper's" \
 					"data in $ZK_DIR was removed): start afresh with: rm -rf run" >&2
 			fi
@@ -460,7 +477,7 @@ stop) stop_all ;;
 status) cmd_status ;;
 restart) cmd_restart "${2:-}" ;;
 -h | --help | help)
-	sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
 	;;
 *)
 	echo "usage: $0 [start|standalone|stop|status|restart N]" >&2

@@ -27,4 +27,13 @@
 int secret_file_read(const char *option, const char *path, size_t min_len, uint8_t *buf,
                      size_t cap, size_t *len, char *err, size_t errlen);
 
+/*
+ * Checks that buf (len bytes, as secret_file_read() left them) holds ZooKeeper digest
+ * credentials: one line `user:password`, the user non-empty and without ':', the password
+ * non-empty (it may hold ':'), no control characters. Returns 0, or -EINVAL with a one-line
+ * message naming option and path in err. Reveals nothing of the password in err.
+ */
+int secret_file_check_digest(const char *option, const char *path, const uint8_t *buf, size_t len,
+                             char *err, size_t errlen);
+
 #endif /* KVFS_SECRET_FILE_H */

@@ -40,6 +40,15 @@ struct kvfs_zk_config {
 	 * after a restart it can tell its own leftover znodes, which it removes, from those of
 	 * another live process started with the same --id, which it must not fight. */
 	const char *session_file;
+	/* ZooKeeper digest credentials "user:password" (--zk-auth-file; copied), or NULL. With them
+	 * every handle authenticates (zoo_add_auth) before its first request, and every znode under
+	 * /kvfs/<cluster> gets ZOO_CREATOR_ALL_ACL: only this identity reads or changes it; the
+	 * shared /kvfs gets that plus world READ|CREATE, so that clusters with other credentials
+	 * still make their own /kvfs/<name>. Znodes of the cluster left open by an earlier start
+	 * without credentials are tightened to the same ACLs (an upgrade), unless another member
+	 * runs without credentials now: then zk_election_open refuses (-EACCES) rather than lock it
+	 * out. Without credentials every znode is open to anyone (world:anyone, all rights). */
+	const char *auth;
 };
 
 /* What the loop may show and act on; a copy taken under the lock. */
@@ -56,7 +65,10 @@ struct kvfs_zk_view {
  * creating it (with a new random cluster id and cfg->cluster_size) on the first start. Returns 0
  * and the cluster id in cluster_id (2 * KVFS_GUID_LEN + 1 bytes); or -ETIMEDOUT ("cannot reach
  * ZooKeeper at ... after 10 s; is it running?"), -EXDEV (the cluster was created with another
- * size), other negative errnos; each with a message in err.
+ * size), -EACCES (ZooKeeper refused the credentials, or the cluster's znodes are protected by
+ * ACLs for other credentials: "NOAUTH: /kvfs/x/config is protected ...", or a member without
+ * credentials runs while this node would protect the cluster's znodes), -ENOENT (the chroot of
+ * the connect string does not exist), other negative errnos; each with a message in err.
  */
 int zk_election_open(struct kvfs_zk **out, const struct kvfs_zk_config *cfg, char *cluster_id,
                      char *err, size_t errlen);

@@ -30,6 +30,10 @@ default /tmp/kvfs-cluster-logs). KVFS_KEEP=1 keeps $T after a failure; KVFS_TEST
 the tests whose names contain a or b; KVFS_VERBOSE=1 prints the execution log as it grows;
 KVFS_LOG_LIVE=1 prints it timestamped as it grows and not again at the end (chaos.py).
 
+ZooKeeper access: every node gets the run's digest credentials (h.zk_auth, in the mode-600 file
+h.zk_auth_file; a Node's `zk_auth_file` = None starts it without), so its znodes carry ACLs for
+them alone, and h.zk_client() authenticates with them too (zk_client(auth=None): an outsider).
+
 Partitions (class Net): by default everything listens on loopback. A file that calls
 `h.ensemble(netns=True)` and makes its nodes with `netns=True` gets each ZooKeeper server and each
 node in its own network namespace (kvfs-<pid>-m<k>), linked by veths to one bridge in a "switch"
@@ -679,6 +683,8 @@ class Node:
         self.extra = list(extra)
         # --secret-file(s) given at each start, unless extra holds --insecure
         self.secret_files = [h.secret]
+        # --zk-auth-file given at each start (the run's ZooKeeper credentials), None: without
+        self.zk_auth_file = h.zk_auth_file
         self.env = dict(env or {})  # added to the daemon's environment (e.g. LD_PRELOAD)
         self.dir = os.path.join(h.tmp, cluster, "n%d" % node_id)
         self.data = data or os.path.join(self.dir, "data")
@@ -722,6 +728,8 @@ class Node:
         if "--insecure" not in self.extra:
             for f in self.secret_files:
                 a += ["--secret-file", f]
+        if self.zk_auth_file is not None:
+            a += ["--zk-auth-file", self.zk_auth_file]
         a += self.extra + [self.mnt]
         # nsenter --net, not `ip netns exec`: that also makes a private mount namespace, which
         # would hide the FUSE mount from the test.
@@ -1103,6 +1111,10 @@ class Harness:
         # The peers' shared secret (--secret-file), as an operator makes one: 32 random bytes,
         # base64, mode 600. Every node of every cluster in this run holds it.
         self.secret = self.make_secret("secret")
+        # The ZooKeeper digest credentials (--zk-auth-file) of every node of every cluster in
+        # this run, so their znodes carry ACLs for them alone; zk_client() uses them too.
+        self.zk_auth = "kvfs:%s" % base64.b32encode(os.urandom(10)).decode().lower()
+        self.zk_auth_file = self.make_secret("zk-auth", (self.zk_auth + "\n").encode())
 
     def make_secret(self, name, data=None):
         """Writes a secret file NAME (mode 600) in the temporary directory; returns its path."""
@@ -1201,9 +1213,14 @@ class Harness:
         """Undoes every cut."""
         self.net.heal()
 
-    def zk_client(self):
-        """A kazoo client connected to the ensemble, closed at the end of the test."""
-        zk = KazooClient(hosts=self.ensemble().hosts, timeout=10)
+    def zk_client(self, auth=True):
+        """A kazoo client connected to the ensemble, closed at the end of the test. AUTH: True
+        authenticates with the nodes' credentials (h.zk_auth), a "user:password" with those,
+        None or False not at all (an outsider: the znodes' ACLs answer it NoAuthError)."""
+        if auth is True:
+            auth = self.zk_auth
+        zk = KazooClient(hosts=self.ensemble().hosts, timeout=10,
+                         auth_data=[("digest", auth)] if auth else None)
         zk.start(timeout=20)
         self.zk_clients.append(zk)
         self.test_zk_clients.append(zk)

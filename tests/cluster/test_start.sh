@@ -3,8 +3,8 @@
 # temporary directory (so that its defaults, ./run and ./mnt next to it, are what is exercised,
 # and a demo running in the checkout is not touched), with the binary under test (KVFS_BIN) and
 # node ports away from the demo's (KVFS_PORT_BASE). It must start ZooKeeper and three nodes,
-# say who leads; a write on one node is read on the others; `status` answers; `stop` unmounts
-# and stops everything. Whatever happens, everything it started is stopped and unmounted.
+# say who leads; a write on one node is read on the others; `status` answers; the nodes use the
+# ZooKeeper credentials it made; `stop` unmounts and stops everything. Whatever happens, everything it started is stopped and unmounted.
 #
 # Usage: test_start.sh KVFS_BIN        (run by `meson test --suite cluster`)
 set -uo pipefail
@@ -69,6 +69,10 @@ done
 check "nodes 1 and 3 read it" test "$ok" = 1
 check "start.sh status shows each node's /.status" \
 	bash -c "scripts/start.sh status | grep -c '^role: ' | grep -qx 3"
+check "start.sh made the ZooKeeper credentials run/zk-auth, mode 600, user:password" \
+	bash -c "test \"\$(stat -c %a run/zk-auth)\" = 600 && grep -Eqx '[^:]+:.+' run/zk-auth"
+check "every node authenticates to ZooKeeper (zk_auth: digest in /.status)" \
+	bash -c "grep -h '^zk_auth: ' mnt/1/.status mnt/2/.status mnt/3/.status | grep -cx 'zk_auth: digest' | grep -qx 3"
 
 PIDS=$(cat "$T"/run/*/kvfs.pid "$T"/run/zk/zk.pid 2>/dev/null | tr '\n' ' ')
 check "start.sh recorded the pids of ZooKeeper and the three nodes" \

@@ -505,6 +505,42 @@ static void test_secret_file(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+static void test_digest_check(void **state)
+{
+	static const struct {
+		const char *text;
+		int rv;
+		const char *msg;
+	} cases[] = {
+	    {"kvfs:s3cret", 0, NULL},
+	    {"kvfs:pass:with:colons", 0, NULL},
+	    {"u:p", 0, NULL},
+	    {"nocolon", -EINVAL, "no ':'"},
+	    {":password", -EINVAL, "user"},
+	    {"user:", -EINVAL, "password"},
+	    {"user:pass\nsecond:line", -EINVAL, "control character"},
+	    {"", -EINVAL, "no ':'"},
+	};
+	char err[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t len = strlen(cases[i].text);
+
+		err[0] = '\0';
+		assert_int_equal(secret_file_check_digest("--zk-auth-file", "/p",
+		                                          (const uint8_t *)cases[i].text, len, err,
+		                                          sizeof(err)),
+		                 cases[i].rv);
+		if (cases[i].msg) {
+			assert_non_null(strstr(err, cases[i].msg));
+			assert_non_null(strstr(err, "/p"));
+			/* The password never shows. */
+			assert_null(strstr(err, "s3cret"));
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -521,6 +557,7 @@ int main(void)
 	    cmocka_unit_test(test_records_roundtrip),
 	    cmocka_unit_test(test_records_tampered_replayed_reordered),
 	    cmocka_unit_test(test_secret_file),
+	    cmocka_unit_test(test_digest_check),
 	};
 
 	if (sec_init() != 0)
