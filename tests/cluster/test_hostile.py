@@ -36,7 +36,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import settle, st_int, start_in_order, statuses, view_str  # noqa: E402
+from harness import settle, st_int, start_in_order, statuses  # noqa: E402
 from test_replication import read_file, write_file  # noqa: E402
 
 # --- the wire, spoken from outside -------------------------------------------------------------
@@ -287,7 +287,7 @@ def check_unchanged(h, nodes, before, victim, what):
 
 class Writers:
     """One thread per node writing (overwriting) a few files on its mount in a loop, each value
-    carrying MARK, until stop(); counts the writes and keeps the failures."""
+    carrying MARK, until stop() or the node's end; counts the writes and keeps the failures."""
 
     def __init__(self, nodes, mark, tag):
         self.mark = mark
@@ -302,7 +302,8 @@ class Writers:
 
     def _run(self, n, tag):
         i = 0
-        while self.running:
+        # A test that ends early stops its nodes: the thread stops with them.
+        while self.running and n.alive():
             name = "%s-%s-%d" % (tag, n.name, i % 8)
             rv = write_file(os.path.join(n.mnt, name), self.mark + b" %d" % i)
             with self.lock:
@@ -402,7 +403,7 @@ def test_plaintext_frames(h):
     check_unchanged(h, nodes, before, (name, value), "after bare frames")
     writers.stop(h, "during bare frames")
     check_quiet_logs(h, nodes, mark_logs, "bare frames")
-    lines = [l for l in stranger_lines(log_since(leader, mark_logs))]
+    lines = stranger_lines(log_since(leader, mark_logs))
     h.check(any("does not speak the kvfs handshake" in l for l in lines),
             "the leader's log says the stranger does not speak the kvfs handshake",
             "\n".join(lines))
