@@ -12,7 +12,9 @@ handshake's message 1 of peer_sec.h) and must get nothing and change nothing:
    message 2, a degenerate public key, a handshake dribbled a byte at a time, one never finished;
  - a handshake captured by a relay between two real nodes, replayed to either side;
  - a real node started with another secret, and a real node started with --insecure;
- - 2,000 idle connections to the leader's port (and some to each follower) while writers run.
+ - 2,000 idle connections to the leader's port (and some to each follower) while writers run;
+   and a steady stream of them (1,000 a second) to the leader and a follower that is restarted:
+   it rejoins and catches up.
 
 Each time: the node closes the connection having sent nothing but its 40-byte message 1 (never
 the cluster id, never a value), no key appears on any mount, a file's value and size do not
@@ -36,7 +38,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import settle, st_int, start_in_order, statuses  # noqa: E402
+from harness import settle, st_int, start_in_order, statuses, view_str  # noqa: E402
 from test_replication import read_file, write_file  # noqa: E402
 
 # --- the wire, spoken from outside -------------------------------------------------------------
@@ -657,10 +659,18 @@ def flood_wave(h, nodes, per):
     h.log("flood: %d connections opened in %.2f s; %d still open 5 s later; the slowest were "
           "closed after %s" % (len(conns), opened_s, left,
                                ", ".join("%.2f s (%s)" % (v, k) for k, v in sorted(slowest.items()))))
-    h.check(not refused, "every connection is accepted by the kernel", "\n".join(refused[:10]))
-    return [("%s #%d" % (c["node"].name, i),
-             (bytes(c["got"]), c["how"] or "open", (c["end"] or time.monotonic()) - c["t"]))
-            for i, c in enumerate(conns)]
+    return refused, [("%s #%d" % (c["node"].name, i),
+                      (bytes(c["got"]), c["how"] or "open", (c["end"] or time.monotonic()) - c["t"]))
+                     for i, c in enumerate(conns)]
+
+
+def raise_nofile(need):
+    """Raises this process's RLIMIT_NOFILE to NEED descriptors if it is lower (within the hard
+    limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        resource.setrlimit(resource.RLIMIT_NOFILE,
+                           (need if hard == resource.RLIM_INFINITY else min(need, hard), hard))
 
 
 def test_idle_flood(h):
@@ -669,18 +679,16 @@ def test_idle_flood(h):
     within about a second, and their logs do not take a line per connection."""
     nodes, leader, epoch, cid = start_cluster(h, "flood")
     per = {n.id: 2000 if n is leader else 200 for n in nodes}
-    total = sum(per.values())
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < total + 1024:
-        want = total + 1024 if hard == resource.RLIM_INFINITY else min(total + 1024, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    raise_nofile(sum(per.values()) + 1024)
     mark = b"kvfs-hostile-value-%08x" % random.getrandbits(32)
     before = state(nodes)
     mark_logs = log_mark(nodes)
     writers = Writers(nodes, mark, "w")
     time.sleep(0.3)
     for wave in range(3):
-        results = flood_wave(h, nodes, per)
+        refused, results = flood_wave(h, nodes, per)
+        h.check(not refused, "every connection is accepted by the kernel",
+                "\n".join(refused[:10]))
         judge(h, results, [cid.encode(), mark], "%d idle connections (wave %d)" %
               (len(results), wave + 1), max_s=2.0)
     writers.stop(h, "during the flood")
@@ -692,6 +700,118 @@ def test_idle_flood(h):
         h.check(len(text.splitlines()) < 40,
                 "%s's log took %d lines for %d strangers (no line per connection)" %
                 (n.name, len(text.splitlines()), 3 * per[n.id]), text[-3000:])
+
+
+class Flood:
+    """A thread that opens idle connections to each node TARGETS() names, RATE a second to each,
+    reads what comes back and notes how each ends, until stop() (which waits for the nodes to
+    close those still open). `done` holds (node, bytes received, how it ended, seconds it
+    lasted)."""
+
+    def __init__(self, targets, rate):
+        self.targets = targets
+        self.rate = rate
+        self.done = []
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _end(self, sel, c, how):
+        sel.unregister(c["sock"])
+        c["sock"].close()
+        self.done.append((c["node"], bytes(c["got"]), how, time.monotonic() - c["t"]))
+
+    def _run(self):
+        sel = selectors.DefaultSelector()
+        due = time.monotonic()
+        # Once stopped, no new connections: those open get 2.5 s to be closed by the node.
+        while self.running or (sel.get_map() and time.monotonic() < self.stopped_at + 2.5):
+            now = time.monotonic()
+            while self.running and due <= now:
+                for n in self.targets():
+                    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    s.setblocking(False)
+                    rv = s.connect_ex(("127.0.0.1", n.port))
+                    c = {"node": n, "sock": s, "t": now, "got": bytearray()}
+                    sel.register(s, selectors.EVENT_READ, c)
+                    if rv not in (0, errno.EINPROGRESS):
+                        self._end(sel, c, os.strerror(rv))
+                due += 1.0 / self.rate
+            for key, _ in sel.select(0.002 if self.running else 0.05):
+                c = key.data
+                try:
+                    d = c["sock"].recv(4096)
+                except BlockingIOError:
+                    continue
+                except ConnectionResetError:
+                    self._end(sel, c, "reset")
+                    continue
+                except OSError as e:
+                    self._end(sel, c, e.strerror or str(e))
+                    continue
+                if d:
+                    c["got"] += d
+                else:
+                    self._end(sel, c, "eof")
+        for key in list(sel.get_map().values()):
+            self._end(sel, key.data, "open")
+        sel.close()
+
+    def stop(self):
+        self.stopped_at = time.monotonic()
+        self.running = False
+        self.thread.join(15)
+
+
+def test_flood_keeps_no_peer_out(h):
+    """While strangers keep connecting to the leader's port and a follower's (1,000 a second to
+    each), that follower, restarted, rejoins and catches up; writes on the other mounts go on."""
+    nodes, leader, epoch, cid = start_cluster(h, "rejoin")
+    victim = next(n for n in reversed(nodes) if n is not leader)
+    others = [n for n in nodes if n is not victim]
+    raise_nofile(4096)
+    mark = b"kvfs-hostile-value-%08x" % random.getrandbits(32)
+    writers = Writers(others, mark, "w")
+    flood = Flood(lambda: (leader, victim), 1000)
+    try:
+        time.sleep(0.5)
+        victim.stop()
+        time.sleep(0.5)
+        victim.start()
+        t0 = time.monotonic()
+
+        def caught_up():
+            sts = statuses(nodes)
+            st, lst = sts[victim.id], sts[leader.id]
+            return (st and lst and st.get("leader") == str(leader.id) and
+                    st_int(st, "applied_index") == st_int(lst, "commit_index") and
+                    st_int(st, "lag_entries") == 0 and
+                    not any(" down " in p + " " for p in st["peers"] + lst["peers"]))
+
+        ms = h.wait_for(caught_up, 15, 0.1)
+        h.log("%s rejoined %s ms after its start" % (victim.name, ms and int(ms)))
+        time.sleep(0.5)
+    finally:
+        flood.stop()
+    writers.stop(h, "while the flood went on and %s restarted" % victim.name)
+    h.check(ms is not None, "%s, restarted during the flood, rejoins and catches up (within 15 s)"
+            % victim.name, view_str(statuses(nodes)))
+    counts = {}
+    for n, g, how, secs in flood.done:
+        counts[(n.name, how)] = counts.get((n.name, how), 0) + 1
+    h.log("flood: %s" % ", ".join("%s %s: %d" % (k[0], k[1], v) for k, v in sorted(counts.items())))
+    during = [d for d in flood.done if d[0] is leader]
+    h.check(len(during) >= 1000, "the flood went on meanwhile (%d connections to %s, %d to %s)" %
+            (len(during), leader.name, len(flood.done) - len(during), victim.name))
+    # While the victim is down its port refuses: that is all a connection may get besides.
+    bad = ["%s: %s after %.2f s, %r" % (n.name, how, secs, g[:40]) for n, g, how, secs in flood.done
+           if not only_m1(g) or how not in ("eof", "reset", "Connection refused")
+           or (how == "Connection refused" and n is not victim) or secs > 2.0]
+    h.check(not bad, "every flood connection got nothing but message 1 and was closed within "
+            "2 s", "\n".join(bad[:10]))
+    got = read_file(os.path.join(victim.mnt, "w-%s-0" % others[0].name))
+    h.check(got is not None and got.startswith(mark),
+            "%s has the writes made while it was down" % victim.name, repr(got))
 
 
 def test_wrong_secret_node(h):
@@ -791,4 +911,5 @@ def test_insecure_node(h):
 
 if __name__ == "__main__":
     harness.main([test_plaintext_frames, test_random_bytes, test_replayed_handshake,
-                  test_idle_flood, test_wrong_secret_node, test_insecure_node])
+                  test_idle_flood, test_flood_keeps_no_peer_out, test_wrong_secret_node,
+                  test_insecure_node])
