@@ -329,6 +329,39 @@ static int conn_handshake(struct conn *c, const uint8_t *data, size_t len, size_
 	return rv;
 }
 
+/*
+ * The reader refused what c sent (rv): the stream can no longer be trusted; closes c. Before its
+ * HELLO, on a node without keys, a peer that opens with the handshake holds a --secret-file: that
+ * is said once per dial target (which is then redialed slowly) or in the strangers' rate-limited
+ * warnings, not as a bad frame at every redial. Any other refusal before an accepted
+ * connection's HELLO is a stranger's too, and rate-limited likewise.
+ */
+static void frame_failed(struct conn *c, int rv)
+{
+	static const char why[] = "it speaks the authenticated handshake: it was started with "
+	                          "--secret-file and this node with --insecure (the nodes of a "
+	                          "cluster must agree)";
+	const char *what;
+
+	if (!c->hello_ok && !c->p->secure && rv == -EPROTO &&
+	    sec_looks_like_m1(c->head, c->nhead)) {
+		if (c->outbound) {
+			dial_failed_auth(c, why);
+		} else {
+			peer_warn_stranger(c->p, "closing connection from %s: %s", c->remote, why);
+			peer_conn_close(c);
+		}
+		return;
+	}
+	what = rv == -EMSGSIZE ? "frame too large" : rv == -ENOMEM ? "out of memory" : "bad frame";
+	if (!c->hello_ok && !c->outbound) /* a stranger: one line per PEER_WARN_EVERY_MS */
+		peer_warn_stranger(c->p, "closing connection from %s: %s (%s) before its hello",
+		                   c->remote, what, strerror(-rv));
+	else
+		log_warn("closing connection with %s: %s (%s)", c->remote, what, strerror(-rv));
+	peer_conn_close(c);
+}
+
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct conn *c = h->data;
@@ -374,6 +407,12 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		data += used;
 		nread -= (ssize_t)used;
 	}
+	if (!p->secure && c->nhead < sizeof(c->head)) {
+		used = sizeof(c->head) - c->nhead < (size_t)nread ? sizeof(c->head) - c->nhead
+		                                                  : (size_t)nread;
+		memcpy(c->head + c->nhead, data, used);
+		c->nhead += (uint8_t)used;
+	}
 	rv = frame_reader_feed(&c->reader, data, (size_t)nread);
 	for (;;) {
 		if (rv == 0)
@@ -381,12 +420,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		if (rv == 0)
 			return;
 		if (rv < 0) {
-			log_warn("closing connection with %s: %s (%s)", c->remote,
-			         rv == -EMSGSIZE ? "frame too large"
-			         : rv == -ENOMEM ? "out of memory"
-			                         : "bad frame",
-			         strerror(-rv));
-			peer_conn_close(c);
+			frame_failed(c, rv);
 			return;
 		}
 		rv = 0;

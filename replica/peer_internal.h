@@ -48,6 +48,10 @@ struct conn {
 	bool hello_ok; /* the peer's HELLO passed the checks */
 	bool closing;
 	bool counted;  /* inbound and counted in p->unproven */
+	/* Without cluster keys: the first bytes the peer sent, to tell a node that speaks the
+	 * handshake (it has --secret-file) from garbage when its first frame is refused. */
+	uint8_t head[8];
+	uint8_t nhead;
 	/* With cluster keys: the handshake while it runs (NULL before and after), then the
 	 * sealed channel's two directions (peer_sec.h), and the id the handshake proved. */
 	struct kvfs_handshake *hs;

@@ -265,6 +265,13 @@ int hs_feed(struct kvfs_handshake *hs, const uint8_t *data, size_t len, size_t *
 	return 0;
 }
 
+bool sec_looks_like_m1(const uint8_t *data, size_t len)
+{
+	if (len > sizeof(m1_magic))
+		len = sizeof(m1_magic);
+	return len > 4 && memcmp(data, m1_magic, len) == 0;
+}
+
 /* ---- records ---- */
 
 static void record_nonce(uint8_t nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES], uint64_t n)

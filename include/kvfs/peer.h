@@ -17,7 +17,10 @@
  * handshake of peer_sec.h, in which each side proves it holds a key of the cluster and which node
  * it is, before either sends anything else; from then on every frame travels sealed. A
  * connection that fails it is closed with one warning (summed up when strangers keep trying); a
- * dial that failed it is retried no sooner than PEER_BACKOFF_AUTH_MS. At most PEER_MAX_UNPROVEN
+ * dial that failed it is retried no sooner than PEER_BACKOFF_AUTH_MS. A node without keys
+ * (--insecure) treats a peer that opens with the handshake the same way, saying that the two
+ * disagree on --secret-file/--insecure, and sums up the warnings about any other stranger whose
+ * bytes are refused before its HELLO. At most PEER_MAX_UNPROVEN
  * inbound connections may be before their HELLO at once; more are closed as soon as accepted.
  * Then each side sends a HELLO (cluster id, node id, epoch). Until the peer's HELLO
  * has arrived and passed peer_msg_hello_check() (same cluster, id in 1..size and not ours, same

@@ -128,6 +128,13 @@ size_t hs_take_output(struct kvfs_handshake *hs, uint8_t *buf);
 void hs_wipe(struct kvfs_handshake *hs);
 
 /*
+ * Whether the first len bytes a peer sent are the start of a message 1 ("KVFS-HS1"), as opposed
+ * to a bare frame of frame.h, whose magic is the same first 4 bytes "KVFS": false with fewer
+ * than 5 bytes. Lets a node without keys (--insecure) say why it refuses a node that has them.
+ */
+bool sec_looks_like_m1(const uint8_t *data, size_t len);
+
+/*
  * Seals the record at rec in place: rec[4 .. 4 + len) holds the plaintext and rec has room for
  * KVFS_SEC_OVERHEAD + len bytes. Writes the length, encrypts, appends the tag and advances the
  * counter. Returns 0, or -EOVERFLOW when the direction's counter is used up (close then).

@@ -5,7 +5,8 @@
  * strangers (another cluster, a wrong or own node id, a message before the hello, garbage bytes,
  * silence) are cut off; a peer that never reads makes the sender's queue hit its bound and the
  * connection drop
- * (-ENOBUFS); a node reconnects to a peer restarted on the same port; a refused dial is reported;
+ * (-ENOBUFS); a node without keys that dials one with keys redials slowly; a node reconnects to a
+ * peer restarted on the same port; a refused dial is reported;
  * closing frees everything (run under ASan/LeakSanitizer).
  */
 #include <stdarg.h>
@@ -310,6 +311,8 @@ struct raw_server {
 	int n, port;
 	const char *cluster;
 	uint32_t hello_id;
+	const uint8_t *greeting; /* sent instead of the HELLO when not NULL */
+	size_t greeting_len;
 	bool reads;
 	bool closed;
 };
@@ -326,7 +329,10 @@ static void raw_server_conn(uv_stream_t *s, int status)
 	assert_int_equal(uv_tcp_init(&loop, &r->tcp), 0);
 	r->tcp.data = r;
 	assert_int_equal(uv_accept(s, (uv_stream_t *)&r->tcp), 0);
-	raw_hello(r, srv->cluster, srv->hello_id, KVFS_PEER_PROTOCOL_VERSION);
+	if (srv->greeting)
+		raw_send(r, srv->greeting, srv->greeting_len);
+	else
+		raw_hello(r, srv->cluster, srv->hello_id, KVFS_PEER_PROTOCOL_VERSION);
 	if (srv->reads)
 		assert_int_equal(uv_read_start((uv_stream_t *)&r->tcp, raw_alloc, raw_read), 0);
 }
@@ -567,6 +573,33 @@ static void test_secure_refuses_plaintext(void **state)
 	assert_int_equal(a.ups + (int)a.msgs, 0);
 	node_close(&a);
 	test_keys = NULL;
+}
+
+/*
+ * A node without keys (--insecure) that dials a node with keys, which greets it with the
+ * handshake's message 1: refused, and redialed no sooner than PEER_BACKOFF_AUTH_MS (2 s), as a
+ * dial that failed its handshake is, not every 50 to 500 ms with a warning each time.
+ */
+static void test_insecure_dials_secure_slowly(void **state)
+{
+	uint8_t m1[KVFS_SEC_M1_BYTES] = {'K', 'V', 'F', 'S', '-', 'H', 'S', '1'};
+	struct raw_server srv;
+	struct node a;
+
+	test_keys = NULL;
+	node_open(&a, 1, 2);
+	raw_server_open(&srv, 2, true, 0);
+	for (size_t i = 8; i < sizeof(m1); i++)
+		m1[i] = (uint8_t)(i * 13 + 5);
+	srv.greeting = m1;
+	srv.greeting_len = sizeof(m1);
+	point_at(&a, 2, srv.port);
+	run_until(never, NULL, 1500);
+	assert_int_equal(srv.n, 1);
+	assert_true(srv.conns[0].eof); /* it hung up on the handshake */
+	assert_int_equal(a.ups + (int)a.msgs, 0);
+	node_close(&a);
+	raw_server_close(&srv);
 }
 
 /* Hundreds of strangers holding connections open do not keep two peers apart. */
@@ -878,6 +911,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_mesh_secure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wrong_secret_and_rotation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_secure_refuses_plaintext, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_insecure_dials_secure_slowly, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unproven_flood, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_duplicate_id_no_flap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_foreign_cluster_refused, setup, teardown),

@@ -234,6 +234,29 @@ static void test_stranger_and_insecure_peer(void **state)
 	assert_int_equal(hs_feed(&b, frame_hello, 1, &used), -EPROTO);
 }
 
+/* What a node without keys sees first tells a message 1 from a bare frame (both open "KVFS"). */
+static void test_looks_like_m1(void **state)
+{
+	static const uint8_t frame_hello[] = {'K', 'V', 'F', 'S', 1, 0, 0, 0};
+	struct kvfs_sec_keys k;
+	struct kvfs_handshake a;
+	uint8_t m1[sizeof(a.out)];
+	size_t n;
+
+	(void)state;
+	keys_from(&k, 'x');
+	hs_start(&a, &k, cluster, 3, 1, 2);
+	n = hs_take_output(&a, m1);
+	assert_int_equal(n, KVFS_SEC_M1_BYTES);
+	for (size_t len = 5; len <= n; len++)
+		assert_true(sec_looks_like_m1(m1, len));
+	for (size_t len = 0; len <= 4; len++) /* "KVFS" alone could be a frame */
+		assert_false(sec_looks_like_m1(m1, len));
+	assert_false(sec_looks_like_m1(frame_hello, sizeof(frame_hello)));
+	assert_false(sec_looks_like_m1((const uint8_t *)"GET / HTTP/1.0", 14));
+	hs_wipe(&a);
+}
+
 /* A captured initiator's messages, replayed to a responder, do not open: its key is fresh. */
 static void test_replayed_handshake(void **state)
 {
@@ -551,6 +574,7 @@ int main(void)
 	    cmocka_unit_test(test_rotation),
 	    cmocka_unit_test(test_wrong_ids),
 	    cmocka_unit_test(test_stranger_and_insecure_peer),
+	    cmocka_unit_test(test_looks_like_m1),
 	    cmocka_unit_test(test_replayed_handshake),
 	    cmocka_unit_test(test_degenerate_key),
 	    cmocka_unit_test(test_fuzz_handshake),
