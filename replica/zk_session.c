@@ -194,18 +194,32 @@ bool zk_session_wait(struct kvfs_zk *z, uint64_t deadline)
 	return zk_session_ready(z);
 }
 
-/* zoo_add_auth's completion, on the client's thread: records the outcome and wakes the waiter. */
+/*
+ * zoo_add_auth's completion, on the client's thread: records the outcome and wakes the waiter.
+ * A connection lost before ZooKeeper answered is no refusal: the client keeps the credentials
+ * and sends them again first thing on its next connection, but calls no completion then; a
+ * refusal from then on shows as ZOO_AUTH_FAILED_STATE (zk_session_auth_refused()). So the
+ * credentials count as given once the connection is back. An expired or closing handle is
+ * replaced or gone: its answer does not matter.
+ */
 static void on_auth(int rc, const void *data)
 {
 	struct kvfs_zk *z = (struct kvfs_zk *)data;
+	bool lost = rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT;
+	bool moot = rc == ZSESSIONEXPIRED || rc == ZCLOSING || rc == ZINVALIDSTATE;
 
 	pthread_mutex_lock(&z->lock);
-	z->auth_rc = rc;
+	if (!moot)
+		z->auth_rc = lost ? ZOK : rc;
 	z->changed = true;
 	pthread_cond_broadcast(&z->cond);
 	pthread_mutex_unlock(&z->lock);
 	if (rc == ZOK)
 		log_info("ZooKeeper: authenticated as digest user '%.*s'", z->user_len, z->auth);
+	else if (lost || moot)
+		log_debug("ZooKeeper: the connection went before the credentials were answered "
+		          "(%s); the client gives them again on its next connection",
+		          zerror(rc));
 	else
 		log_error("ZooKeeper refused the credentials of --zk-auth-file (user '%.*s'): %s",
 		          z->user_len, z->auth, zerror(rc));

@@ -283,8 +283,11 @@ def test_zookeeper_loss(h):
               (lid, e2, (time.monotonic() - t_up) * 1000))
         new = next(n for n in nodes if n.id == lid)
         # Old sessions may linger on the servers until they expire; wait for them to go. Our
-        # own kazoo client's session may have expired with the ensemble down: while it makes a
-        # new one, its calls fail, and the wait goes on.
+        # own kazoo client's old session is one of them: a restarted ensemble may take it back
+        # and expire it a few seconds later, in the middle of the checks. A new client, with a
+        # session made after the restart, sees the same znodes without that race.
+        zk = h.zk_client()
+
         def three_children():
             try:
                 return len(election_children(zk, cluster)) == 3
