@@ -129,8 +129,8 @@ static size_t pending_frame_size(const struct kvfs_frame_reader *r)
 	uint32_t len;
 
 	if (r->open) {
-		if (r->end - r->start < KVFS_SEC_LEN_BYTES)
-			return 0;
+		if (r->opened > 0 || r->end - r->start < KVFS_SEC_LEN_BYTES)
+			return 0; /* an opened record is all in already */
 		len = get_le32(r->buf + r->start);
 		return len <= record_max(r) ? KVFS_SEC_LEN_BYTES + (size_t)len : 0;
 	}
@@ -211,10 +211,11 @@ static int check_header_prefix(const uint8_t *p, size_t have)
 }
 
 /*
- * The record at the front of the buffer, opened in place: 1 and the frame inside it at *p (have
- * bytes), its record's size at *size; 0 if more bytes are needed; or a violation.
+ * Opens the record at the front of the buffer in place and steps into it: its frames are then
+ * at r->start, r->opened bytes of them, and its tag after them. Returns 1, 0 if the record is
+ * not all in, or a violation.
  */
-static int next_record(struct kvfs_frame_reader *r, uint8_t **p, size_t *have, size_t *size)
+static int open_record(struct kvfs_frame_reader *r)
 {
 	uint8_t *rec = r->buf + r->start;
 	uint32_t L;
@@ -230,9 +231,8 @@ static int next_record(struct kvfs_frame_reader *r, uint8_t **p, size_t *have, s
 		return 0;
 	if (r->open(r->open_arg, rec, L) != 0)
 		return -EBADMSG;
-	*p = rec + KVFS_SEC_LEN_BYTES;
-	*have = L - KVFS_SEC_TAG_BYTES;
-	*size = KVFS_SEC_LEN_BYTES + (size_t)L;
+	r->start += KVFS_SEC_LEN_BYTES;
+	r->opened = L - KVFS_SEC_TAG_BYTES;
 	return 1;
 }
 
@@ -240,41 +240,43 @@ static int next_record(struct kvfs_frame_reader *r, uint8_t **p, size_t *have, s
 int frame_reader_next(struct kvfs_frame_reader *r, struct kvfs_frame *out)
 {
 	uint8_t *p;
-	size_t have, rec_size = 0;
+	size_t have;
 	uint32_t len;
 	int rv;
 
 	if (r->err)
 		return r->err;
 	reader_settle(r);
-	have = r->end - r->start;
+	if (r->open && r->opened == 0) {
+		rv = open_record(r);
+		if (rv <= 0)
+			return rv < 0 ? reader_fail(r, rv) : 0;
+	}
+	have = r->open ? r->opened : r->end - r->start;
 	if (have == 0)
 		return 0;
 	p = r->buf + r->start;
-	if (r->open) {
-		rv = next_record(r, &p, &have, &rec_size);
-		if (rv <= 0)
-			return rv < 0 ? reader_fail(r, rv) : 0;
-		/* A record holds exactly one whole frame. */
-		if (have < KVFS_FRAME_HEADER || get_le32(p + 8) != have - KVFS_FRAME_HEADER)
-			return reader_fail(r, -EPROTO);
-	}
 	rv = check_header_prefix(p, have < KVFS_FRAME_HEADER ? have : KVFS_FRAME_HEADER);
 	if (rv < 0)
 		return reader_fail(r, rv);
 	if (have < KVFS_FRAME_HEADER)
-		return 0;
+		return r->open ? reader_fail(r, -EPROTO) : 0; /* a record holds whole frames */
 	len = get_le32(p + 8);
 	if (len > r->max)
 		return reader_fail(r, -EMSGSIZE);
 	if (have - KVFS_FRAME_HEADER < len)
-		return 0;
+		return r->open ? reader_fail(r, -EPROTO) : 0;
 	if (frame_crc(p, p + KVFS_FRAME_HEADER, len) != get_le32(p + 12))
 		return reader_fail(r, -EBADMSG);
 
 	out->type = p[5];
 	out->payload = len ? p + KVFS_FRAME_HEADER : NULL;
 	out->len = len;
-	r->start += r->open ? rec_size : KVFS_FRAME_HEADER + (size_t)len;
+	r->start += KVFS_FRAME_HEADER + (size_t)len;
+	if (r->open) {
+		r->opened -= KVFS_FRAME_HEADER + (size_t)len;
+		if (r->opened == 0)
+			r->start += KVFS_SEC_TAG_BYTES; /* the record's tag: done with it */
+	}
 	return 1;
 }

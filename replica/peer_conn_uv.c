@@ -28,7 +28,7 @@
 
 struct wreq {
 	uv_write_t req;
-	size_t len;
+	size_t cap; /* bytes at frame[] */
 	uint8_t frame[];
 };
 
@@ -52,7 +52,6 @@ static int queue_write(struct conn *c, struct wreq *w, size_t size)
 	uv_buf_t buf;
 	int rv;
 
-	w->len = size;
 	w->req.data = w;
 	buf = uv_buf_init((char *)w->frame, (unsigned)size);
 	rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, write_cb);
@@ -60,31 +59,87 @@ static int queue_write(struct conn *c, struct wreq *w, size_t size)
 		free(w);
 		return rv;
 	}
-	c->last_tx = uv_now(c->p->loop);
 	return 0;
 }
 
+/* Where frames start in a pending write: after a record's length when c is sealed. */
+static size_t pend_off(const struct conn *c)
+{
+	return c->sealed ? KVFS_SEC_LEN_BYTES : 0;
+}
+
+size_t peer_conn_queued(const struct conn *c)
+{
+	return uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp) + c->pend_len;
+}
+
+int peer_conn_flush(struct conn *c)
+{
+	struct wreq *w = c->pend;
+	size_t size = c->pend_len;
+	int rv;
+
+	if (w == NULL)
+		return 0;
+	c->pend = NULL;
+	c->pend_len = 0;
+	if (c->sealed) {
+		if (sec_seal(&c->tx, w->frame, (uint32_t)size) != 0) {
+			free(w);
+			return -EOVERFLOW;
+		}
+		size += KVFS_SEC_OVERHEAD;
+	}
+	rv = queue_write(c, w, size);
+	return rv;
+}
+
+void peer_conn_drop_pending(struct conn *c)
+{
+	free(c->pend);
+	c->pend = NULL;
+	c->pend_len = 0;
+}
+
+/*
+ * Appends one frame to c's pending write (see peer_internal.h), starting one when there is none
+ * and sealing what is pending first when the frame would make the record pass PEER_COALESCE_MAX.
+ */
 int peer_conn_write(struct conn *c, uint8_t type, const uint8_t *payload, uint32_t len)
 {
-	size_t flen = KVFS_FRAME_HEADER + (size_t)len;
-	size_t off = c->sealed ? KVFS_SEC_LEN_BYTES : 0;
-	size_t size = flen + (c->sealed ? KVFS_SEC_OVERHEAD : 0);
-	size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+	size_t flen = KVFS_FRAME_HEADER + (size_t)len, off = pend_off(c);
+	size_t extra = c->sealed ? KVFS_SEC_OVERHEAD : 0;
+	size_t queued = peer_conn_queued(c);
 	struct wreq *w;
 	int rv;
 
-	if (queued > 0 && queued + size > c->p->cfg.max_queue)
+	if (queued > 0 && queued + flen + extra > c->p->cfg.max_queue)
 		return -ENOBUFS;
-	w = malloc(sizeof(*w) + size);
-	if (w == NULL)
-		return -ENOMEM;
-	rv = frame_encode(w->frame + off, type, payload, len);
-	assert(rv == 0); /* len was checked against KVFS_FRAME_MAX_PAYLOAD */
-	if (c->sealed && sec_seal(&c->tx, w->frame, (uint32_t)flen) != 0) {
-		free(w);
-		return -EOVERFLOW;
+	if (c->pend != NULL && c->pend_len + flen > PEER_COALESCE_MAX) {
+		rv = peer_conn_flush(c);
+		if (rv != 0)
+			return rv;
 	}
-	return queue_write(c, w, size);
+	w = c->pend;
+	if (w == NULL || w->cap < off + c->pend_len + flen + KVFS_SEC_TAG_BYTES) {
+		size_t cap = off + c->pend_len + flen + KVFS_SEC_TAG_BYTES;
+
+		if (w != NULL && cap < 2 * w->cap)
+			cap = 2 * w->cap;
+		if (cap < PEER_PEND_FIRST)
+			cap = PEER_PEND_FIRST;
+		w = realloc(w, sizeof(*w) + cap);
+		if (w == NULL)
+			return -ENOMEM; /* c->pend is still valid */
+		w->cap = cap;
+		c->pend = w;
+	}
+	rv = frame_encode(w->frame + off + c->pend_len, type, payload, len);
+	assert(rv == 0); /* len was checked against KVFS_FRAME_MAX_PAYLOAD */
+	c->pend_len += flen;
+	c->last_tx = uv_now(c->p->loop);
+	peer_mark_pending(c->p);
+	return 0;
 }
 
 /* Sends what the handshake has to say now, bare (it is not framed). */
@@ -99,7 +154,9 @@ static int send_hs_output(struct conn *c)
 	w = malloc(sizeof(*w) + n);
 	if (w == NULL)
 		return -ENOMEM;
+	w->cap = n;
 	memcpy(w->frame, buf, n);
+	c->last_tx = uv_now(c->p->loop);
 	return queue_write(c, w, n);
 }
 
@@ -110,11 +167,14 @@ static int send_hello(struct conn *c)
 	    .version = KVFS_PEER_PROTOCOL_VERSION, .node_id = p->cfg.id, .epoch = p->cfg.epoch};
 	uint8_t buf[128];
 	size_t n;
+	int rv;
 
 	memcpy(h.cluster_id, p->cluster_id, sizeof(h.cluster_id));
 	assert(peer_msg_hello_size(&h) <= sizeof(buf));
 	n = peer_msg_hello_encode(&h, buf);
-	return peer_conn_write(c, KVFS_MSG_HELLO, buf, (uint32_t)n);
+	rv = peer_conn_write(c, KVFS_MSG_HELLO, buf, (uint32_t)n);
+	/* Alone in its record: the peer reads at most PEER_HELLO_MAX until it has checked it. */
+	return rv != 0 ? rv : peer_conn_flush(c);
 }
 
 /* ---- opening and closing ---- */
@@ -182,6 +242,7 @@ void peer_conn_close_ex(struct conn *c, bool defer_report)
 		return;
 	c->closing = true;
 	uncount(c);
+	peer_conn_drop_pending(c);
 	uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
 	peer_detach(c, defer_report);
 }

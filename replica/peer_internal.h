@@ -34,8 +34,17 @@
 #define PEER_MAX_UNPROVEN     64u
 /* A dial that failed its handshake (another secret?) is not retried sooner than this. */
 #define PEER_BACKOFF_AUTH_MS  2000u
+/*
+ * Frames queued on a connection during one turn of the loop go out together: one write and, when
+ * sealed, one record, up to this many bytes of frames (a larger frame goes alone). Fewer records
+ * and system calls per message under load; nothing waits longer than the rest of the loop's turn.
+ */
+#define PEER_COALESCE_MAX     (64u << 10)
+#define PEER_PEND_FIRST       4096u /* a pending write's first allocation */
 /* Repeated warnings about strangers are summed up at most this often. */
 #define PEER_WARN_EVERY_MS    10000u
+
+struct wreq; /* a write request and its bytes (peer_conn_uv.c) */
 
 struct conn {
 	uv_tcp_t tcp;
@@ -61,6 +70,10 @@ struct conn {
 	uint64_t started; /* uv_now() when the connection was made (dial or accept) */
 	uint64_t last_rx; /* uv_now() of the last bytes received, or of the connection's start */
 	uint64_t last_tx; /* uv_now() of the last frame queued */
+	/* Frames queued since the last flush, not yet handed to libuv (peer_conn_write): one
+	 * buffer, with room for a record's length before and its tag after when sealed. */
+	struct wreq *pend;
+	size_t pend_len;
 	char remote[PEER_ADDR_STR];
 };
 
@@ -85,6 +98,7 @@ struct kvfs_peers {
 	char cluster_id[KVFS_PEER_CLUSTER_ID_MAX + 1];
 	uv_tcp_t listener;
 	uv_timer_t tick;    /* liveness: pings, idle and handshake timeouts */
+	uv_idle_t flush;    /* active while a connection has pending frames (peer_mark_pending) */
 	uint64_t last_tick; /* uv_now() of the tick's last run */
 	struct peer *peers; /* [1..size] */
 	struct conn *conns; /* every connection not yet freed */
@@ -114,10 +128,22 @@ struct conn *peer_conn_new(struct kvfs_peers *p);
 void peer_conn_start(struct conn *c);
 
 /*
- * Frames and queues one message on c. Returns 0; -ENOBUFS if c's unwritten bytes would pass
- * max_queue (a frame alone may, when nothing is queued); -ENOMEM; or libuv's error.
+ * Frames one message and appends it to c's pending write, which the mesh flushes before the
+ * loop next waits (peer_mark_pending). Returns 0; -ENOBUFS if c's unwritten bytes would pass
+ * max_queue (a frame alone may, when nothing is queued); -ENOMEM; or the error of flushing what
+ * was pending to make room.
  */
 int peer_conn_write(struct conn *c, uint8_t type, const uint8_t *payload, uint32_t len);
+
+/* Hands c's pending frames to libuv, sealed in one record if c is sealed. 0 or an error (the
+ * frames are dropped: close c). */
+int peer_conn_flush(struct conn *c);
+
+/* Drops c's pending frames (c is closing). */
+void peer_conn_drop_pending(struct conn *c);
+
+/* Bytes queued on c and not yet handed to the kernel: libuv's queue and the pending frames. */
+size_t peer_conn_queued(const struct conn *c);
 
 /*
  * Starts closing c (once): detaches it from its peer, reporting the peer down (now, or from the
@@ -152,6 +178,9 @@ void peer_report_down(struct peer *pr);
  */
 void peer_warn_stranger(struct kvfs_peers *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Some connection has pending frames: flush them before the loop next waits. */
+void peer_mark_pending(struct kvfs_peers *p);
 
 /* Frees p and calls peer_close()'s callback if p is closing and nothing it owns is left. */
 void peer_finish_close(struct kvfs_peers *p);

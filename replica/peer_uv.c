@@ -279,6 +279,39 @@ static void on_connection(uv_stream_t *server, int status)
 	peer_conn_start(c);
 }
 
+/* ---- flushing what connections have pending ---- */
+
+/*
+ * Idle callback: runs once per turn of the loop while active, before the loop waits (an active
+ * idle handle makes that wait not block), so frames queued anywhere in a turn go out in the
+ * next at the latest, together.
+ */
+static void flush_cb(uv_idle_t *h)
+{
+	struct kvfs_peers *p = h->data;
+	struct conn *c, *next;
+	int rv;
+
+	uv_idle_stop(&p->flush);
+	for (c = p->conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->closing || c->pend == NULL)
+			continue;
+		rv = peer_conn_flush(c);
+		if (rv != 0) {
+			log_warn("closing connection with node %" PRIu32 " (%s): %s", c->id,
+			         c->remote, rv == -ENOMEM ? "out of memory" : uv_strerror(rv));
+			peer_conn_close(c);
+		}
+	}
+}
+
+void peer_mark_pending(struct kvfs_peers *p)
+{
+	if (!p->closing && !uv_is_active((uv_handle_t *)&p->flush))
+		uv_idle_start(&p->flush, flush_cb);
+}
+
 /* ---- the liveness timer ---- */
 
 /* How often the liveness timer runs: twice per ping interval. */
@@ -321,7 +354,7 @@ static void check_conn(struct conn *c, uint64_t now)
 	/* Only when nothing is queued: queued bytes reach a live peer anyway, and a peer that
 	 * does not read would only see the pings pile up. */
 	if (now - c->last_tx >= idle / 4 &&
-	    uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
+	    peer_conn_queued(c) == 0) {
 		rv = peer_conn_write(c, KVFS_MSG_PING, NULL, 0);
 		if (rv != 0 && rv != -ENOMEM) {
 			log_warn("closing connection with node %" PRIu32 " (%s): %s", c->id,
@@ -460,6 +493,9 @@ int peer_open(struct kvfs_peers **out, uv_loop_t *loop, const struct kvfs_peers_
 	uv_timer_init(loop, &p->tick);
 	p->tick.data = p;
 	p->open_handles++;
+	uv_idle_init(loop, &p->flush);
+	p->flush.data = p;
+	p->open_handles++;
 	p->last_tick = uv_now(loop);
 	uv_timer_start(&p->tick, tick_cb, tick_ms(p), tick_ms(p));
 	for (i = 1; i <= cfg->size; i++) {
@@ -546,7 +582,7 @@ size_t peer_queued(const struct kvfs_peers *p, uint32_t id)
 {
 	if (!peer_connected(p, id))
 		return 0;
-	return uv_stream_get_write_queue_size((const uv_stream_t *)&p->peers[id].conn->tcp);
+	return peer_conn_queued(p->peers[id].conn);
 }
 
 void peer_set_epoch(struct kvfs_peers *p, uint64_t epoch)
@@ -596,6 +632,7 @@ void peer_close(struct kvfs_peers *p, void (*cb)(void *arg), void *arg)
 		peer_conn_close(c);
 	uv_close((uv_handle_t *)&p->listener, fixed_close_cb);
 	uv_close((uv_handle_t *)&p->tick, fixed_close_cb);
+	uv_close((uv_handle_t *)&p->flush, fixed_close_cb);
 	for (i = 1; i <= p->cfg.size; i++)
 		uv_close((uv_handle_t *)&p->peers[i].redial, redial_close_cb);
 }

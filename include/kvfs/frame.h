@@ -48,6 +48,7 @@ struct kvfs_frame_reader {
 	/* Sealed records (see frame_reader_set_opener): NULL while frames arrive bare. */
 	int (*open)(void *arg, uint8_t *rec, uint32_t L);
 	void *open_arg;
+	size_t opened; /* bytes of frames left in the record opened at start (its tag follows) */
 };
 
 /* Initialises r, empty, accepting payloads up to KVFS_FRAME_MAX_PAYLOAD. Cannot fail. */
@@ -66,9 +67,10 @@ void frame_reader_set_max(struct kvfs_frame_reader *r, uint32_t max);
 /*
  * From now on every frame arrives sealed in a record of peer_sec.h: u32 L, then L bytes that
  * open(open_arg, rec, L) unseals in place (rec points at L; the frame is then at rec + 4, L - 16
- * bytes), returning 0 or a negative errno. L is judged against the maximum before anything is
- * buffered for it; a record that does not open is -EBADMSG, one whose frame is not whole and
- * alone in it -EPROTO, both sticky like every violation.
+ * bytes), returning 0 or a negative errno. A record holds one or more whole frames. L is judged
+ * against the maximum (the largest frame accepted, sealed) before anything is buffered for it; a
+ * record that does not open is -EBADMSG, one that ends inside a frame -EPROTO, both sticky like
+ * every violation.
  */
 void frame_reader_set_opener(struct kvfs_frame_reader *r,
                              int (*open)(void *arg, uint8_t *rec, uint32_t L), void *open_arg);

@@ -28,8 +28,9 @@
  * never opens (every derived key changes with the other side's fresh key). The ephemeral
  * Diffie-Hellman keeps recorded traffic secret even if the cluster secret leaks later.
  *
- * Records. After the handshake every frame (frame.h, header included) travels as one record:
- *   u32 L (little-endian) || AEAD(k_dir, frame, ad = the 4 bytes of L)    (L = frame + 16)
+ * Records. After the handshake frames (frame.h, header included) travel in records, one or more
+ * whole frames each (those queued together; a HELLO alone):
+ *   u32 L (little-endian) || AEAD(k_dir, frames, ad = the 4 bytes of L)   (L = frames + 16)
  * with a 96-bit nonce holding a per-direction counter that starts at 0 and grows by one per
  * record: a record dropped, replayed, reordered or moved to the other direction does not open,
  * and the connection is closed.

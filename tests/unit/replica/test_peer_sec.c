@@ -395,6 +395,57 @@ static void test_records_roundtrip(void **state)
 	frame_reader_free(&r);
 }
 
+static void expect_violation(struct chan *y, const uint8_t *wire, size_t n, int err);
+
+/* Several frames in one record (queued together) come out one by one; a record that ends inside
+ * a frame is refused. */
+static void test_records_with_several_frames(void **state)
+{
+	struct chan x, y, yy;
+	struct kvfs_frame_reader r;
+	struct kvfs_frame f;
+	uint8_t wire[512];
+	size_t n = KVFS_SEC_LEN_BYTES;
+
+	(void)state;
+	pair(&x, &y);
+	yy = y;
+	assert_int_equal(frame_encode(wire + n, 1, "a", 1), 0);
+	n += KVFS_FRAME_HEADER + 1;
+	assert_int_equal(frame_encode(wire + n, 2, NULL, 0), 0);
+	n += KVFS_FRAME_HEADER;
+	assert_int_equal(frame_encode(wire + n, 3, "ccc", 3), 0);
+	n += KVFS_FRAME_HEADER + 3;
+	assert_int_equal(sec_seal(&x.tx, wire, (uint32_t)(n - KVFS_SEC_LEN_BYTES)), 0);
+	n += KVFS_SEC_TAG_BYTES;
+	n += seal(&x, wire + n, 4, "dd", 2); /* a second record, one frame */
+
+	frame_reader_init(&r);
+	frame_reader_set_opener(&r, open_cb, &y);
+	for (size_t i = 0; i < n; i += 7)
+		assert_int_equal(frame_reader_feed(&r, wire + i, n - i < 7 ? n - i : 7), 0);
+	for (uint8_t t = 1; t <= 4; t++) {
+		assert_int_equal(frame_reader_next(&r, &f), 1);
+		assert_int_equal(f.type, t);
+	}
+	assert_int_equal(frame_reader_next(&r, &f), 0);
+	frame_reader_free(&r);
+
+	/* A record whose last frame claims more bytes than the record holds. */
+	{
+		struct chan z;
+		uint8_t bad[128];
+		size_t m = KVFS_SEC_LEN_BYTES;
+
+		pair(&z, &yy);
+		assert_int_equal(frame_encode(bad + m, 1, "abcdef", 6), 0);
+		m += KVFS_FRAME_HEADER + 3; /* cut in the middle of the payload */
+		assert_int_equal(sec_seal(&z.tx, bad, (uint32_t)(m - KVFS_SEC_LEN_BYTES)), 0);
+		m += KVFS_SEC_TAG_BYTES;
+		expect_violation(&yy, bad, m, -EPROTO);
+	}
+}
+
 /* Each violation is fatal to the reader (sticky), and is reported as the kind it is. */
 static void expect_violation(struct chan *y, const uint8_t *wire, size_t n, int err)
 {
@@ -579,6 +630,7 @@ int main(void)
 	    cmocka_unit_test(test_degenerate_key),
 	    cmocka_unit_test(test_fuzz_handshake),
 	    cmocka_unit_test(test_records_roundtrip),
+	    cmocka_unit_test(test_records_with_several_frames),
 	    cmocka_unit_test(test_records_tampered_replayed_reordered),
 	    cmocka_unit_test(test_secret_file),
 	    cmocka_unit_test(test_digest_check),
