@@ -48,6 +48,16 @@ start_cluster() {
 	wait_leader
 }
 
+# cpu_ticks: the CPU time (user + system, clock ticks) the three nodes have used so far.
+cpu_ticks() {
+	local n t=0 f
+	for n in 1 2 3; do
+		read -r -a f <"/proc/$(cat "$W/run/$n/kvfs.pid")/stat"
+		t=$((t + f[13] + f[14]))
+	done
+	echo "$t"
+}
+
 # wait_leader: sets leader and follower once a node says it leads.
 wait_leader() {
 	local i
@@ -61,17 +71,23 @@ wait_leader() {
 
 # security_main ROUNDS: the cost of encrypted peers. The same 16-writer run, alternately with
 # encrypted peers and with --insecure, ROUNDS times each in one run: ZooKeeper keeps running (it
-# is warm), the three nodes are restarted in the mode of the run, and the medians are compared.
+# is warm), the three nodes are restarted in the mode of the run, and the medians are compared:
+# puts/s, p50, and the CPU time the three nodes spent per put (the steadiest of the three).
 security_main() {
-	local rounds=$1 r mode line n
-	declare -A rates p50s
+	local rounds=$1 r mode line n order t0 t1 cpu
+	declare -A rates p50s cpus
 	start_cluster
 	echo "kvfs peer encryption cost: 3 nodes on one machine ($(nproc) cores), 16 writers spread over"
 	echo "the 3 mounts, ${SECONDS_PER_RUN} s per run, 100-byte values, alternating, $rounds rounds"
 	echo "data directories on $(df --output=source,fstype "$W" | tail -1 | awk '{print $1" ("$2")"}')"
-	printf '\n%-8s %-10s %10s %10s %10s\n' "round" "peers" "puts/s" "put p50" "put p99"
+	printf '\n%-8s %-10s %10s %10s %10s %11s\n' "round" "peers" "puts/s" "put p50" "put p99" \
+		"CPU/put"
 	for ((r = 1; r <= rounds; r++)); do
-		for mode in encrypted insecure; do
+		# Each mode goes first in every other round: what a run leaves behind (writeback,
+		# a longer log to recover) weighs on the next one.
+		order="encrypted insecure"
+		((r % 2 == 0)) && order="insecure encrypted"
+		for mode in $order; do
 			for n in 1 2 3; do
 				KVFS_PEER_SECURITY=$mode scripts/start.sh restart "$n" >/dev/null
 			done
@@ -80,22 +96,29 @@ security_main() {
 				{ echo "node 1 does not say peer_security: $mode" >&2; exit 1; }
 			"$BENCH" "$W/mnt/1" "$W/mnt/2" "$W/mnt/3" --threads 16 --seconds 1 --names 200 \
 				>/dev/null # warm-up
+			t0=$(cpu_ticks)
 			line=$("$BENCH" "$W/mnt/1" "$W/mnt/2" "$W/mnt/3" --threads 16 \
 				--seconds "$SECONDS_PER_RUN" --names 200)
-			printf '%-8s %-10s %10s %8s µs %8s µs\n' "$r" "$mode" "$(field puts_per_s "$line")" \
-				"$(field put_p50_us "$line")" "$(field put_p99_us "$line")"
+			t1=$(cpu_ticks)
+			cpu=$(python3 -c "print('%.0f' % (($t1 - $t0) / $(getconf CLK_TCK) * 1e6 / \
+				($(field puts_per_s "$line") * $SECONDS_PER_RUN)))")
+			printf '%-8s %-10s %10s %8s µs %8s µs %8s µs\n' "$r" "$mode" \
+				"$(field puts_per_s "$line")" "$(field put_p50_us "$line")" \
+				"$(field put_p99_us "$line")" "$cpu"
 			rates[$mode]+="$(field puts_per_s "$line") "
 			p50s[$mode]+="$(field put_p50_us "$line") "
+			cpus[$mode]+="$cpu "
 		done
 	done
-	python3 - "${rates[encrypted]}" "${rates[insecure]}" "${p50s[encrypted]}" "${p50s[insecure]}" <<'PY'
+	python3 - "${rates[encrypted]}" "${rates[insecure]}" "${p50s[encrypted]}" "${p50s[insecure]}" \
+		"${cpus[encrypted]}" "${cpus[insecure]}" <<'PY'
 import statistics, sys
-re_, ri, pe, pi = ([float(x) for x in a.split()] for a in sys.argv[1:5])
-mre, mri, mpe, mpi = (statistics.median(v) for v in (re_, ri, pe, pi))
-print("\nmedian    encrypted %.0f puts/s, p50 %.0f µs;  insecure %.0f puts/s, p50 %.0f µs" %
-      (mre, mpe, mri, mpi))
-print("cost of encryption: %+.1f %% puts/s, %+.1f %% p50" %
-      ((mre - mri) / mri * 100, (mpe - mpi) / mpi * 100))
+re_, ri, pe, pi, ce, ci = ([float(x) for x in a.split()] for a in sys.argv[1:7])
+mre, mri, mpe, mpi, mce, mci = (statistics.median(v) for v in (re_, ri, pe, pi, ce, ci))
+print("\nmedian    encrypted %.0f puts/s, p50 %.0f µs, %.0f µs CPU/put;  insecure %.0f puts/s, "
+      "p50 %.0f µs, %.0f µs CPU/put" % (mre, mpe, mce, mri, mpi, mci))
+print("cost of encryption: %+.1f %% puts/s, %+.1f %% p50, %+.1f %% CPU per put" %
+      ((mre - mri) / mri * 100, (mpe - mpi) / mpi * 100, (mce - mci) / mci * 100))
 PY
 }
 
