@@ -814,6 +814,18 @@ def test_flood_keeps_no_peer_out(h):
             "%s has the writes made while it was down" % victim.name, repr(got))
 
 
+def peer_3_connected(nodes, seconds):
+    """For SECONDS, every 0.2 s: the /.status lines of NODES that do not show peer 3 down."""
+    shown = []
+    t_end = time.monotonic() + seconds
+    while time.monotonic() < t_end:
+        for nid, st in statuses(nodes).items():
+            p3 = [p for p in (st or {}).get("peers", []) if p.startswith("3 ")]
+            if not p3 or " down " not in p3[0] + " ":
+                shown.append("n%d: %s" % (nid, p3))
+        time.sleep(0.2)
+    return shown
+
 def test_wrong_secret_node(h):
     """A real node started with another secret in a free slot (id 3): nothing connects, the good
     nodes log one warning naming it and never show it connected; it gets no data; writes go on."""
@@ -826,14 +838,7 @@ def test_wrong_secret_node(h):
     n3.secret_files = [h.make_secret("wrong-secret")]
     writers = Writers(nodes, mark, "w")
     n3.start()
-    shown = []
-    t_end = time.monotonic() + 4
-    while time.monotonic() < t_end:
-        for nid, st in statuses(nodes).items():
-            p3 = [p for p in (st or {}).get("peers", []) if p.startswith("3 ")]
-            if not p3 or " down " not in p3[0] + " ":
-                shown.append("n%d: %s" % (nid, p3))
-        time.sleep(0.2)
+    shown = peer_3_connected(nodes, 4)
     writers.stop(h, "with a node of another secret")
     h.check(not shown, "n1 and n2 never show n3 connected (peer 3 ... down)", "\n".join(shown[:5]))
     check_unchanged(h, nodes, before, (name, value), "with a node of another secret")
@@ -872,14 +877,7 @@ def test_insecure_node(h):
     st3 = n3.status()
     h.check(st3 is not None and st3.get("peer_security") == "insecure",
             "n3's /.status says peer_security: insecure", st3 and st3.get("peer_security"))
-    shown = []
-    t_end = time.monotonic() + 3
-    while time.monotonic() < t_end:
-        for nid, st in statuses(nodes).items():
-            p3 = [p for p in (st or {}).get("peers", []) if p.startswith("3 ")]
-            if not p3 or " down " not in p3[0] + " ":
-                shown.append("n%d: %s" % (nid, p3))
-        time.sleep(0.2)
+    shown = peer_3_connected(nodes, 3)
     writers.stop(h, "with an --insecure node")
     h.check(not shown, "n1 and n2 never show n3 connected", "\n".join(shown[:5]))
     check_unchanged(h, nodes, before, (name, value), "with an --insecure node")
