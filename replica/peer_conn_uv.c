@@ -77,7 +77,6 @@ int peer_conn_flush(struct conn *c)
 {
 	struct wreq *w = c->pend;
 	size_t size = c->pend_len;
-	int rv;
 
 	if (w == NULL)
 		return 0;
@@ -90,8 +89,7 @@ int peer_conn_flush(struct conn *c)
 		}
 		size += KVFS_SEC_OVERHEAD;
 	}
-	rv = queue_write(c, w, size);
-	return rv;
+	return queue_write(c, w, size);
 }
 
 void peer_conn_drop_pending(struct conn *c)

@@ -138,6 +138,19 @@ def u64(v):
 
 # --- talking to a node ------------------------------------------------------------------------
 
+def recv_chunk(sock):
+    """What a non-blocking SOCK has: (bytes, None); (None, None) when nothing has come yet;
+    (b"", None) at EOF; (b"", why) when the connection failed ("reset", or the error)."""
+    try:
+        return sock.recv(4096), None
+    except BlockingIOError:
+        return None, None
+    except ConnectionResetError:
+        return b"", "reset"
+    except OSError as e:
+        return b"", e.strerror or str(e)
+
+
 def exchange(port, chunks, gap=0.0, timeout=3.0, first_wait=0.0):
     """Connects to 127.0.0.1:PORT, waits FIRST_WAIT s, sends CHUNKS (GAP s apart; a send the node
     refuses ends the sending), then reads until the node closes or TIMEOUT s have passed since
@@ -630,14 +643,10 @@ def flood_wave(h, nodes, per):
     while left and time.monotonic() < deadline:
         for key, _ in sel.select(0.1):
             c = key.data
-            try:
-                d = c["sock"].recv(4096)
-            except BlockingIOError:
+            d, why = recv_chunk(c["sock"])
+            if d is None:
                 continue
-            except ConnectionResetError:
-                d, c["how"] = b"", "reset"
-            except OSError as e:
-                d, c["how"] = b"", str(e)
+            c["how"] = c["how"] or why
             if d:
                 c["got"] += d
                 continue
@@ -739,20 +748,11 @@ class Flood:
                 due += 1.0 / self.rate
             for key, _ in sel.select(0.002 if self.running else 0.05):
                 c = key.data
-                try:
-                    d = c["sock"].recv(4096)
-                except BlockingIOError:
-                    continue
-                except ConnectionResetError:
-                    self._end(sel, c, "reset")
-                    continue
-                except OSError as e:
-                    self._end(sel, c, e.strerror or str(e))
-                    continue
+                d, why = recv_chunk(c["sock"])
                 if d:
                     c["got"] += d
-                else:
-                    self._end(sel, c, "eof")
+                elif d is not None:
+                    self._end(sel, c, why or "eof")
         for key in list(sel.get_map().values()):
             self._end(sel, key.data, "open")
         sel.close()
