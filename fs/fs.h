@@ -26,6 +26,8 @@ struct kvfs_apply_result;
 /* Virtual files at the root; their inode numbers lie below KVFS_INO_BASE. */
 #define KVFS_STATUS_INO      2u
 #define KVFS_STATUS_JSON_INO 3u
+#define KVFS_METRICS_INO     4u /* /.metrics (issue 10) */
+#define KVFS_BACKUP_INO      5u /* /.kvfs-backup.tar (issue 10) */
 
 /* A write buffer: the uncommitted contents of a file open for writing on this node, shared by
  * all its write handles, committed as one PUT on flush/fsync/close. */

@@ -639,7 +639,7 @@ static void gated_opendir(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino, co
 		return;
 	}
 	/* The listing is taken once here, so readdir offsets stay valid whatever changes later. */
-	cap = dir->nchildren + 4;
+	cap = dir->nchildren + 2;
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		goto err_nomem;
@@ -651,12 +651,8 @@ static void gated_opendir(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino, co
 	h->ents[n++] = (struct dirent_snap){.name = strdup(".."),
 	                                    .ino = dir->parent ? dir->parent->ino : dir->ino,
 	                                    .mode = S_IFDIR};
-	if (ino == KVFS_ROOT_INO) {
-		h->ents[n++] = (struct dirent_snap){
-		    .name = strdup(".status"), .ino = KVFS_STATUS_INO, .mode = S_IFREG};
-		h->ents[n++] = (struct dirent_snap){
-		    .name = strdup(".status.json"), .ino = KVFS_STATUS_JSON_INO, .mode = S_IFREG};
-	}
+	/* The virtual files (/.status ...) are reachable by name but never listed (DESIGN §1, like
+	 * ZFS's snapdir=hidden), so tar, rsync -a --delete, cp -a and find copy only user data. */
 	for (c = store_child_first(dir); c && n < cap; c = store_child_next(c))
 		h->ents[n++] = (struct dirent_snap){
 		    .name = strdup(c->name), .ino = c->ino, .mode = c->mode & S_IFMT};

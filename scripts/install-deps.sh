@@ -15,6 +15,9 @@ PACKAGES=(
 	rsync tar attr psmisc util-linux procps coreutils diffutils findutils sed
 	# the partition tests: network namespaces, veths, a bridge (ip) and the drop rules (nft)
 	iproute2 nftables
+	# the deployment tests: compose files checked with `docker-compose config` (no engine runs
+	# here), /.metrics parsed by the Prometheus client's own parser, the man page linted by groff
+	docker-compose python3-prometheus-client groff-base
 )
 
 missing_packages() {

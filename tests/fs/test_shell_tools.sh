@@ -317,8 +317,8 @@ test_status() {
 	json=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["role"], d["leader"], d["node"])' \
 		"$M/.status.json" 2>&1 || true)
 	assert_eq "/.status.json: role, leader, node" "standalone 1 1" "$json"
-	check "ls -a lists .status" bash -c "ls -a '$M' | grep -qx .status"
-	check "ls -a lists .status.json" bash -c "ls -a '$M' | grep -qx .status.json"
+	check "ls -a lists neither .status nor .status.json" bash -c "! ls -a '$M' | grep -q '^\\.status'"
+	check ".status and .status.json are reachable by name" test -r "$M/.status" -a -r "$M/.status.json"
 	check ".status is not listed without -a" bash -c "! ls '$M' | grep -q '^\\.status'"
 
 	commit_before=$(kvfs_status_field a commit_index)
