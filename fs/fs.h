@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "kvfs/metrics.h"
+
 struct kvfs_node;
 struct kvfs_store;
 struct kvfs_inode;
@@ -57,6 +59,7 @@ struct fuse_call {
 	uint64_t arrived_ms;  /* node_now_ms() */
 	uint64_t deadline;    /* node_now_ms() terms */
 	uint64_t answered_ms; /* in fs->calls: when the last slow request of pid was answered */
+	uint64_t start_us;    /* fuse_metrics_now_us() at arrival, for /.metrics */
 };
 
 #define KVFS_FS_CALLS 16
@@ -119,6 +122,7 @@ struct kvfs_fs {
 	struct fuse_call calls[KVFS_FS_CALLS]; /* processes whose last request waited long */
 	struct wbuf *wbufs;     /* all write buffers (few: one per file open for writing) */
 	struct handle *handles; /* all open handles */
+	struct kvfs_fs_counters counters; /* /.metrics (fuse_metrics.c) */
 };
 
 /*
@@ -173,6 +177,16 @@ fuse_ino_t fuse_status_lookup(const char *name);
 void fuse_status_attr(struct kvfs_fs *fs, fuse_ino_t ino, struct stat *st);
 /* Renders the file's content into a new malloc'ed buffer; NULL on ENOMEM. */
 char *fuse_status_render(struct kvfs_fs *fs, fuse_ino_t ino, size_t *len);
+
+/* fuse_metrics.c: counting for /.metrics, on the loop thread. A change (call begun with
+ * fuse_call_begin) was answered with err; a read() that began at start_us was answered; a
+ * request held by fuse_ops_gate was let through or failed (err). */
+uint64_t fuse_metrics_now_us(void);
+void fuse_metrics_write(struct kvfs_fs *fs, const struct fuse_call *call, int err);
+void fuse_metrics_read(struct kvfs_fs *fs, uint64_t start_us);
+void fuse_metrics_read_wait(struct kvfs_fs *fs, const struct fuse_call *call, int err);
+/* /.metrics as a new malloc'ed text (arg: the struct kvfs_fs); NULL on ENOMEM. */
+char *fuse_metrics_render(void *arg, size_t *len);
 
 /* fuse_ops.c: the filesystem's side of a store reset (struct kvfs_node_reset). */
 void fuse_ops_on_reset(void *arg, struct kvfs_store *old);

@@ -42,6 +42,7 @@ void fuse_call_begin(struct kvfs_fs *fs, fuse_req_t req, struct fuse_call *call)
 
 	call->pid = ctx ? ctx->pid : 0;
 	call->arrived_ms = now;
+	call->start_us = fuse_metrics_now_us();
 	prev = call->pid ? slot(fs, call->pid, false) : NULL;
 	if (prev && now - prev->answered_ms <= GAP_MS)
 		call->deadline = prev->deadline;

@@ -231,6 +231,7 @@ static void handle_settled(struct kvfs_fs *fs, struct handle *h)
 			struct flush_wait *next = w->next;
 
 			fuse_call_end(fs, &w->call);
+			fuse_metrics_write(fs, &w->call, err);
 			answer_flush(fs, h, w->req, err);
 			free(w);
 			w = next;
@@ -437,6 +438,8 @@ static void flush_handle(struct kvfs_fs *fs, struct handle *h, fuse_req_t req)
 	commit_handle(fs, h, call.deadline);
 	if (h->carrying == 0) {
 		err = h->err;
+		if (err < 0) /* a commit that failed at once, or an error kept for this flush */
+			fuse_metrics_write(fs, &call, err);
 		answer_flush(fs, h, req, err);
 		h->inval_data = h->inval_attr = false;
 		return;
@@ -568,6 +571,7 @@ static void on_truncated(void *arg, int err, uint64_t ino)
 	struct kvfs_inode *in = store_get(t->fs->store, t->ino);
 
 	fuse_call_end(t->fs, &t->call);
+	fuse_metrics_write(t->fs, &t->call, err);
 	if (err == 0 && !in)
 		err = -ENOENT;
 	if (err < 0)
@@ -690,6 +694,7 @@ void fuse_file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct kvfs_fs *fs = fs_of(req);
 	struct handle *h = handle_of(fi);
+	uint64_t start_us = fuse_metrics_now_us();
 	const uint8_t *data;
 	const struct wbuf *wb;
 	size_t len;
@@ -705,13 +710,13 @@ void fuse_file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		data = h->rval ? h->rval->data : NULL;
 		len = value_size(h->rval);
 	}
-	if (off < 0 || (uint64_t)off >= len) {
-		fuse_reply_buf(req, NULL, 0);
-		return;
-	}
-	if (size > len - (size_t)off)
+	if (off < 0 || (uint64_t)off >= len)
+		size = 0;
+	else if (size > len - (size_t)off)
 		size = len - (size_t)off;
-	fuse_reply_buf(req, (const char *)data + off, size);
+	fuse_reply_buf(req, size ? (const char *)data + off : NULL, size);
+	if (h->kind != HANDLE_VIRTUAL)
+		fuse_metrics_read(fs, start_us);
 }
 
 /* Appends to an O_APPEND handle's buffer; EFBIG when the value would pass the limit. */

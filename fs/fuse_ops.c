@@ -97,6 +97,7 @@ static void on_done(void *arg, int err, uint64_t ino)
 	struct stat st;
 
 	fuse_call_end(fs, &p->call);
+	fuse_metrics_write(fs, &p->call, err);
 	if (err == 0 && p->kind != PENDING_ERR) {
 		in = store_get(fs->store, ino);
 		if (!in)
@@ -188,6 +189,7 @@ static void propose(fuse_req_t req, struct kvfs_op *op, enum pending_kind kind,
 	if (rv < 0) {
 		if (p->holds_dir)
 			fuse_inval_hold(fs->inval, -1);
+		fuse_metrics_write(fs, &p->call, rv);
 		free(p);
 		fuse_reply_err(req, rv == -ESHUTDOWN ? EIO : -rv);
 	}
@@ -259,6 +261,7 @@ static void on_gate_open(void *arg, int err, uint64_t unused)
 	struct gated *g = arg;
 
 	fuse_call_end(g->fs, &g->call);
+	fuse_metrics_read_wait(g->fs, &g->call, err);
 	if (err < 0)
 		fuse_reply_err(g->req, EIO);
 	else

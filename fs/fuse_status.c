@@ -16,7 +16,7 @@
 
 bool fuse_status_is_virtual(fuse_ino_t ino)
 {
-	return ino == KVFS_STATUS_INO || ino == KVFS_STATUS_JSON_INO;
+	return ino == KVFS_STATUS_INO || ino == KVFS_STATUS_JSON_INO || ino == KVFS_METRICS_INO;
 }
 
 fuse_ino_t fuse_status_lookup(const char *name)
@@ -25,6 +25,8 @@ fuse_ino_t fuse_status_lookup(const char *name)
 		return KVFS_STATUS_INO;
 	if (strcmp(name, ".status.json") == 0)
 		return KVFS_STATUS_JSON_INO;
+	if (strcmp(name, ".metrics") == 0)
+		return KVFS_METRICS_INO;
 	return 0;
 }
 
@@ -36,6 +38,8 @@ char *fuse_status_render(struct kvfs_fs *fs, fuse_ino_t ino, size_t *len)
 	size_t need;
 	char *buf;
 
+	if (ino == KVFS_METRICS_INO)
+		return fuse_metrics_render(fs, len);
 	node_status(fs->node, &st);
 	need = render(&st, NULL, 0);
 	buf = malloc(need + 1);

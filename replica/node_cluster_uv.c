@@ -868,8 +868,15 @@ void ncl_status(const struct kvfs_node *n, struct kvfs_status *st)
 	        ? c->leader_view
 	        : NULL;
 
-	if (strcmp(st->role, "leader") == 0 && repl_role(c->repl) != KVFS_REPL_LEADER)
-		st->role = "candidate"; /* elected, but its no-op has not committed yet */
+	/* Only an established leader is named (issue 10): one elected whose epoch is not yet
+	 * established (no majority, or its no-op has not committed) cannot take writes, and a
+	 * follower names its leader once it has heard that leader's established epoch. */
+	if ((strcmp(st->role, "leader") == 0 && repl_role(c->repl) != KVFS_REPL_LEADER) ||
+	    (strcmp(st->role, "follower") == 0 && !nhealth_leader_heard(c, st->leader))) {
+		st->role = "candidate";
+		st->leader = 0;
+		st->leader_addr[0] = '\0';
+	}
 	if (!n->cluster)
 		st->epoch = repl_epoch(c->repl);
 	st->commit_index = repl_commit_index(c->repl);

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "kvfs/election.h"
+#include "kvfs/metrics.h"
 #include "kvfs/node.h"
 #include "kvfs/op.h"
 
@@ -32,6 +33,7 @@ struct batch {
 	uint64_t compact_upto; /* cut the log up to here before appending; 0 = no */
 	uint64_t commit_write; /* then write this commit index to DATA/commit; 0 = no */
 	int commit_rv;
+	uint64_t append_us; /* how long the append (write + fdatasync) took */
 	/* the replication core's actions this job carries out */
 	bool trunc;              /* first drop every record after trunc_after */
 	uint64_t trunc_after;
@@ -84,6 +86,8 @@ struct kvfs_node {
 	const struct kvfs_node_reset *reset;     /* the filesystem's say on store resets */
 	struct node_cluster *cl;                 /* replication state (a standalone node is a
 	                                            cluster of one: it leads it) */
+
+	struct kvfs_node_counters counters; /* for /.metrics (the loop thread's) */
 
 	bool fatal;
 	bool closing;
@@ -169,6 +173,11 @@ void ncl_commit_encode(uint8_t buf[24], uint64_t commit);
 void ncl_close(struct kvfs_node *n);            /* starts closing; node_maybe_finish_close */
 bool ncl_closed(const struct kvfs_node *n);     /* ... waits for this */
 void ncl_free(struct kvfs_node *n);
+
+/* node_health_uv.c: the writable fact (after ncl_status), and whether a follower has heard
+ * `leader` lead the current epoch (an established leader's PEER_STATUS came). */
+void nhealth_status(const struct kvfs_node *n, struct kvfs_status *st);
+bool nhealth_leader_heard(const struct node_cluster *c, uint32_t leader);
 
 /* node_fwd_uv.c: binds this node's writes (fwd.c) to the peers, the core and the clock. The
  * rest of the module is called directly (fwd_settle, fwd_expire, fwd_peer_down, fwd_fail_all). */

@@ -562,8 +562,12 @@ static void disk_work(uv_work_t *req)
 		b->trunc_rv = log_reset(n->log, b->reset_next);
 	else if (b->trunc)
 		b->trunc_rv = log_truncate_after(n->log, b->trunc_after);
-	if (b->len && b->trunc_rv == 0)
+	if (b->len && b->trunc_rv == 0) {
+		uint64_t t0 = uv_hrtime();
+
 		b->append_rv = log_append_batch(n->log, b->buf, b->len, b->first, b->last);
+		b->append_us = (uv_hrtime() - t0) / 1000;
+	}
 	if (b->compact_upto && !b->reset_next && b->trunc_rv == 0 && b->append_rv == 0)
 		b->compact_rv = log_compact(n->log, b->compact_upto);
 	if (b->commit_write && b->trunc_rv == 0 && b->append_rv == 0) {
@@ -629,6 +633,10 @@ static void disk_done(uv_work_t *req, int status)
 	if (b->append_rv == 0 && b->trunc_rv == 0) {
 		n->log_bytes = log_bytes(n->log); /* a truncation or compaction may have shrunk it */
 		n->bytes_since_snapshot += b->len;
+		if (b->len) {
+			metrics_observe(&n->counters.fsync, b->append_us);
+			n->counters.fsync_bytes += b->len;
+		}
 	}
 	if (b->trunc_rv == 0 && b->append_rv < 0 && b->append_rv != -EIO && b->len &&
 	    ncl_persist_failed(n, b)) {
@@ -842,6 +850,21 @@ void node_status(const struct kvfs_node *n, struct kvfs_status *st)
 	if (n->cluster)
 		n->cluster->status(n->cluster->arg, st);
 	ncl_status(n, st);
+	nhealth_status(n, st);
+}
+
+void node_metrics(const struct kvfs_node *n, struct kvfs_node_counters *out)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+
+	*out = n->counters;
+	out->snapshot_bytes = 0;
+	/* Looked up when asked (a scrape), not tracked through every way a snapshot appears. */
+	if (n->snapshot_index &&
+	    snapshot_path(n->data_dir, n->snapshot_index, path, sizeof(path)) == 0 &&
+	    stat(path, &sb) == 0)
+		out->snapshot_bytes = (uint64_t)sb.st_size;
 }
 
 static void on_check_closed(uv_handle_t *h)

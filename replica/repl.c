@@ -636,6 +636,11 @@ uint64_t repl_leader_commit(const struct kvfs_repl *r)
 	return r->leader_commit > r->commit ? r->leader_commit : r->commit;
 }
 
+unsigned repl_missed_ticks(const struct kvfs_repl *r)
+{
+	return r->role == KVFS_REPL_FOLLOWER ? 0 : r->missed;
+}
+
 void repl_set_lost_ticks(struct kvfs_repl *r, unsigned ticks)
 {
 	r->lost_ticks = ticks ? ticks : 1;

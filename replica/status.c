@@ -88,6 +88,8 @@ static size_t facts_of(const struct kvfs_status *st, struct fact *f)
 	U64("value_bytes", st->value_bytes);
 	U64("log_bytes", st->log_bytes);
 	U64("snapshot_index", st->snapshot_index);
+	STR("writable", st->writable ? "yes" : "no");
+	STR("writable_reason", st->writable ? "none" : st->writable_reason);
 #undef STR
 #undef U64
 	return n;

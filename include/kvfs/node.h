@@ -174,6 +174,9 @@ int node_busy(const struct kvfs_node *n);
 
 struct kvfs_store *node_store(struct kvfs_node *n);
 void node_status(const struct kvfs_node *n, struct kvfs_status *st);
+/* The node's counters for /.metrics (group-commit fsync latency, snapshot size). */
+struct kvfs_node_counters;
+void node_metrics(const struct kvfs_node *n, struct kvfs_node_counters *out);
 
 /*
  * Stops taking proposals, lets those in flight finish, closes the log and frees the node. Must be

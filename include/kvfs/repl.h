@@ -269,6 +269,8 @@ uint64_t repl_leader_commit(const struct kvfs_repl *r);
 /* On a follower: the highest commit index its leader of the current epoch has sent, 0 if none yet
  * (then, or on a candidate or leader, 0). */
 uint64_t repl_heard_commit(const struct kvfs_repl *r);
+/* Leader or candidate: consecutive ticks without hearing from a majority (0 on a follower). */
+unsigned repl_missed_ticks(const struct kvfs_repl *r);
 /* A leader's view of peer `id`'s durable match index (its own durable index for itself); 0 on
  * a follower or for an unknown id. */
 uint64_t repl_peer_match(const struct kvfs_repl *r, uint32_t id);

@@ -52,6 +52,11 @@ struct kvfs_status {
 	uint64_t value_bytes; /* bytes of all file values */
 	uint64_t log_bytes;
 	uint64_t snapshot_index;
+	/* This node can serve writes now (computed by the node: an established leader hearing a
+	 * majority, or a follower hearing its leader, caught up, with a live ZooKeeper session);
+	 * shown after everything above, so the documented order stays. */
+	bool writable;
+	const char *writable_reason; /* why not ("no majority" ...); NULL when writable */
 	unsigned npeers;
 	struct kvfs_status_peer peers[KVFS_STATUS_MAX_PEERS];
 };

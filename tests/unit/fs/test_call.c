@@ -22,6 +22,11 @@ uint64_t node_now_ms(const struct kvfs_node *n)
 	return clock_ms;
 }
 
+uint64_t fuse_metrics_now_us(void)
+{
+	return clock_ms * 1000;
+}
+
 const struct fuse_ctx *fuse_req_ctx(fuse_req_t req)
 {
 	return &ctx;
