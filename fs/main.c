@@ -23,8 +23,10 @@
 #include <uv.h>
 
 #include "fs.h"
+#include "health.h"
 #include "options.h"
 #include "kvfs/logging.h"
+#include "kvfs/metrics_http.h"
 #include "kvfs/node.h"
 #include "kvfs/peer_sec.h"
 #include "kvfs/secret_file.h"
@@ -60,6 +62,7 @@ struct app {
 	int daemon_pipe; /* background start: tells the waiting parent our exit status; -1 */
 	struct kvfs_sec_keys keys; /* from --secret-file; n == 0: none (standalone, --insecure) */
 	char *zk_auth; /* "user:password" from --zk-auth-file, until the session has it */
+	struct kvfs_metrics_http *metrics; /* --metrics-listen; NULL: none */
 };
 
 static void on_drain_timer(uv_timer_t *t);
@@ -168,6 +171,8 @@ static void finish_stop(struct app *a)
 	if (node_busy(a->fs.node))
 		log_warn("stopping with writes still in flight");
 	uv_timer_stop(&a->drain);
+	metrics_http_close(a->metrics); /* it renders from the node, which goes next */
+	a->metrics = NULL;
 	/* Close the poll handle before the session closes the fd it watches. */
 	uv_close((uv_handle_t *)&a->poll, on_handle_closed);
 	/* No notification may be in the middle of a write to /dev/fuse when the fd closes. */
@@ -574,6 +579,28 @@ static int open_cluster(struct app *a, char *cluster_id, char *err, size_t errle
 	return zk_election_open(&a->zk, &zc, cluster_id, err, errlen);
 }
 
+/* --metrics-listen, before anything else runs on the loop: a port in use is reported like a bad
+ * option, on the terminal, and nothing was started. */
+static int start_metrics(struct app *a)
+{
+	char err[512];
+	int rv;
+
+	if (!a->opts.metrics_listen)
+		return 0;
+	rv = metrics_http_start(&a->metrics, &a->loop, a->opts.metrics_listen, fuse_metrics_render,
+	                        &a->fs, err, sizeof(err));
+	if (rv == 0) {
+		log_info("serving metrics on http://%s/metrics", a->opts.metrics_listen);
+		return 0;
+	}
+	fprintf(stderr, "kvfs: %s\n", err);
+	log_error("%s", err);
+	uv_run(&a->loop, UV_RUN_NOWAIT); /* the listener's close */
+	uv_loop_close(&a->loop);
+	return rv;
+}
+
 static int run_loop(struct app *a)
 {
 	static const int signals[3] = {SIGTERM, SIGINT, SIGHUP};
@@ -582,6 +609,8 @@ static int run_loop(struct app *a)
 	rv = uv_loop_init(&a->loop);
 	if (rv < 0)
 		goto err;
+	if (start_metrics(a) < 0)
+		return EXIT_USAGE;
 	rv = node_start(a->fs.node, &a->loop, fuse_ops_on_apply, on_fatal, &a->fs);
 	if (rv < 0)
 		goto err;
@@ -631,6 +660,8 @@ int main(int argc, char **argv)
 	struct kvfs_node_config cfg;
 	int rv, code = EXIT_RUNTIME;
 
+	if (argc >= 2 && strcmp(argv[1], "health") == 0)
+		return health_main(argc - 1, argv + 1);
 	rv = options_parse(&a.opts, argc, argv, err, sizeof(err));
 	if (rv == KVFS_OPTIONS_HELP) {
 		options_usage(stdout, "kvfs");

@@ -37,6 +37,7 @@ enum {
 	OPT_SECRET_FILE,
 	OPT_INSECURE,
 	OPT_ZK_AUTH_FILE,
+	OPT_METRICS_LISTEN,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -61,6 +62,7 @@ static const struct option long_opts[] = {
     {"secret-file", required_argument, NULL, OPT_SECRET_FILE},
     {"insecure", no_argument, NULL, OPT_INSECURE},
     {"zk-auth-file", required_argument, NULL, OPT_ZK_AUTH_FILE},
+    {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -101,6 +103,8 @@ void options_usage(FILE *f, const char *prog)
 	    "                         networks only; shown in /.status)\n"
 	    "  --zk-auth-file PATH    ZooKeeper digest credentials user:password, mode 600;\n"
 	    "                         every znode kvfs creates gets an ACL for them alone\n"
+	    "  --metrics-listen HOST:PORT  serve GET /metrics (Prometheus text) over HTTP\n"
+	    "                         there (no TLS, no auth: bind it where only scrapers reach)\n"
 	    "  -f                     stay in the foreground, log to stderr\n"
 	    "  -d                     FUSE debug output (implies -f)\n"
 	    "  -v                     verbose log\n"
@@ -391,6 +395,11 @@ int options_parse(struct kvfs_options *o, int argc, char **argv, char *err, size
 			free(o->zk_auth_file);
 			o->zk_auth_file = path;
 			break;
+		case OPT_METRICS_LISTEN:
+			rv = check_addr("--metrics-listen", optarg, err, errlen);
+			if (rv == 0)
+				rv = set_str(&o->metrics_listen, optarg);
+			break;
 		case 'f':
 			o->foreground = true;
 			break;
@@ -444,4 +453,5 @@ void options_free(struct kvfs_options *o)
 	free(o->secret_files[0]);
 	free(o->secret_files[1]);
 	free(o->zk_auth_file);
+	free(o->metrics_listen);
 }

@@ -36,6 +36,7 @@ struct kvfs_options {
 	unsigned n_secret_files;
 	bool insecure;      /* --insecure: peers without authentication or encryption */
 	char *zk_auth_file; /* --zk-auth-file; absolute; NULL if none */
+	char *metrics_listen; /* --metrics-listen HOST:PORT; NULL: no HTTP metrics */
 	char *mountpoint; /* absolute */
 };
 
