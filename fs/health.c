@@ -48,8 +48,8 @@ int health_judge(const char *status, char *line, size_t len)
 	fact(status, "writable_reason", reason, sizeof(reason));
 	if (strcmp(writable, "yes") == 0) {
 		if (strcmp(role, "follower") == 0)
-			snprintf(line, len, "healthy: follower of %s, epoch %s, lag %s", leader, epoch,
-			         lag);
+			snprintf(line, len, "healthy: follower of %s, epoch %s, lag %s", leader,
+			         epoch, lag);
 		else if (strcmp(role, "leader") == 0)
 			snprintf(line, len, "healthy: leader, epoch %s", epoch);
 		else
@@ -57,8 +57,9 @@ int health_judge(const char *status, char *line, size_t len)
 		return KVFS_HEALTH_OK;
 	}
 	if (!writable[0]) {
-		snprintf(line, len, "unhealthy: the status has no writable fact (not a kvfs node, or "
-		                    "an older one)");
+		snprintf(line, len,
+		         "unhealthy: the status has no writable fact (not a kvfs node, or "
+		         "an older one)");
 		return KVFS_HEALTH_UNHEALTHY;
 	}
 	snprintf(line, len, "unhealthy: %s (role %s, leader %s, epoch %s)",
@@ -169,7 +170,8 @@ int health_main(int argc, char **argv)
 		if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
 			errno = 0;
 			timeout_ms = strtoll(argv[++i], &end, 10);
-			if (errno || *end || end == argv[i] || timeout_ms < 1 || timeout_ms > 600000)
+			if (errno || *end || end == argv[i] || timeout_ms < 1 ||
+			    timeout_ms > 600000)
 				return usage("--timeout: expected milliseconds, 1..600000");
 		} else if (argv[i][0] == '-' && argv[i][1]) {
 			return usage("unknown option (only --timeout MS)");

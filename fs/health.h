@@ -10,10 +10,10 @@
 
 #include <stddef.h>
 
-#define KVFS_HEALTH_OK         0
-#define KVFS_HEALTH_UNHEALTHY  1
-#define KVFS_HEALTH_USAGE      2
-#define KVFS_HEALTH_NO_ANSWER  3
+#define KVFS_HEALTH_OK        0
+#define KVFS_HEALTH_UNHEALTHY 1
+#define KVFS_HEALTH_USAGE     2
+#define KVFS_HEALTH_NO_ANSWER 3
 
 /* argv[0] is "health". Returns the exit status. */
 int health_main(int argc, char **argv);

@@ -15,7 +15,7 @@
 #include "kvfs/status.h"
 
 const uint64_t kvfs_hist_bounds_us[KVFS_HIST_BOUNDS] = {
-    100,    250,    500,     1000,    2500,    5000,    10000,   25000,
+    100,   250,    500,    1000,   2500,    5000,    10000,   25000,
     50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
 };
 
@@ -124,7 +124,8 @@ static void histogram(struct out *o, const char *name, const char *help, const s
 /* Milliseconds as seconds, with three decimals. */
 static void out_ms(struct out *o, uint64_t ms)
 {
-	out_printf(o, "%llu.%03llu", (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000));
+	out_printf(o, "%llu.%03llu", (unsigned long long)(ms / 1000),
+	           (unsigned long long)(ms % 1000));
 }
 
 static void render_state(struct out *o, const struct kvfs_status *st)
@@ -168,8 +169,9 @@ static void render_state(struct out *o, const struct kvfs_status *st)
 	gauge_u64(o, "kvfs_catching_up",
 	          "1 while this node has not yet caught up with its leader since its start.",
 	          st->catching_up);
-	gauge_u64(o, "kvfs_writable", "1 when this node can serve writes now (see writable_reason "
-	                              "in /.status when 0).",
+	gauge_u64(o, "kvfs_writable",
+	          "1 when this node can serve writes now (see writable_reason "
+	          "in /.status when 0).",
 	          st->writable);
 }
 

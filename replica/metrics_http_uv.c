@@ -112,9 +112,8 @@ static void respond(struct conn *c, const char *status, const char *headers, con
 	uv_buf_t buf;
 
 	c->answered = true;
-	n = asprintf(&c->resp,
-	             "HTTP/1.1 %s\r\n%sContent-Length: %zu\r\nConnection: close\r\n\r\n", status,
-	             headers, body_len);
+	n = asprintf(&c->resp, "HTTP/1.1 %s\r\n%sContent-Length: %zu\r\nConnection: close\r\n\r\n",
+	             status, headers, body_len);
 	if (n < 0) {
 		c->resp = NULL;
 		conn_close(c);
@@ -138,8 +137,7 @@ static void respond(struct conn *c, const char *status, const char *headers, con
 		conn_close(c);
 }
 
-static void respond_text(struct conn *c, const char *status, const char *headers,
-                         const char *text)
+static void respond_text(struct conn *c, const char *status, const char *headers, const char *text)
 {
 	respond(c, status, headers, text, strlen(text), false);
 }
@@ -186,7 +184,8 @@ static void answer(struct conn *c, size_t line_len)
 		return;
 	}
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-		respond_text(c, "405 Method Not Allowed", "Content-Type: text/plain\r\nAllow: GET, HEAD\r\n",
+		respond_text(c, "405 Method Not Allowed",
+		             "Content-Type: text/plain\r\nAllow: GET, HEAD\r\n",
 		             "only GET /metrics is served\n");
 		return;
 	}
@@ -246,7 +245,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	if (c->len == sizeof(c->head))
-		respond_text(c, "431 Request Header Fields Too Large", "Content-Type: text/plain\r\n",
+		respond_text(c, "431 Request Header Fields Too Large",
+		             "Content-Type: text/plain\r\n",
 		             "the request head is limited to 8192 bytes\n");
 }
 
@@ -293,8 +293,8 @@ static int resolve(uv_loop_t *loop, const char *addr, struct sockaddr_storage *s
 	const char *colon = strrchr(addr, ':'), *h = addr;
 	size_t hlen;
 	uv_getaddrinfo_t req;
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-	                         .ai_flags = AI_PASSIVE};
+	struct addrinfo hints = {
+	    .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
 	int rv;
 
 	if (!colon || colon == addr || !colon[1])

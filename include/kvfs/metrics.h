@@ -32,11 +32,11 @@ void metrics_observe(struct kvfs_hist *h, uint64_t us);
 
 /* What the filesystem counts, as FUSE callers see it (fs/fuse_metrics.c). */
 struct kvfs_fs_counters {
-	uint64_t writes;       /* changes answered: create, mkdir, unlink, rename, setattr ...
-	                          and flush/fsync that carried a commit */
-	uint64_t reads;        /* read() requests on files */
-	uint64_t eio;          /* requests answered EIO (a commit or read barrier not reached in
-	                          time, outcome unknown) */
+	uint64_t writes;        /* changes answered: create, mkdir, unlink, rename, setattr ...
+	                           and flush/fsync that carried a commit */
+	uint64_t reads;         /* read() requests on files */
+	uint64_t eio;           /* requests answered EIO (a commit or read barrier not reached in
+	                           time, outcome unknown) */
 	struct kvfs_hist write; /* request to reply */
 	struct kvfs_hist read;  /* request to reply */
 	struct kvfs_hist read_wait; /* requests held until the node may answer reads (linearizable
@@ -45,8 +45,8 @@ struct kvfs_fs_counters {
 
 /* What the node counts (node_metrics()). */
 struct kvfs_node_counters {
-	struct kvfs_hist fsync; /* one group-commit write + fdatasync of the log */
-	uint64_t fsync_bytes;  /* bytes those wrote */
+	struct kvfs_hist fsync;  /* one group-commit write + fdatasync of the log */
+	uint64_t fsync_bytes;    /* bytes those wrote */
 	uint64_t snapshot_bytes; /* size of the newest snapshot file; 0 if none */
 };
 

@@ -137,6 +137,25 @@ static void test_security_facts(void **state)
 	assert_non_null(strstr(buf, "\"peer_security\": \"encrypted\", \"zk_auth\": \"digest\""));
 }
 
+/* writable and its reason come after every other fact (the documented order stays), before
+ * the peer lines. */
+static void test_writable_facts(void **state)
+{
+	struct kvfs_status st = sample();
+	char buf[4096];
+
+	st.writable_reason = "no majority";
+	status_render_text(&st, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\nsnapshot_index: 0\nwritable: no\nwritable_reason: no "
+	                            "majority\npeer: 1 "));
+	st.writable = true;
+	status_render_text(&st, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\nwritable: yes\nwritable_reason: none\npeer: 1 "));
+	status_render_json(&st, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\"writable\": \"yes\", \"writable_reason\": \"none\", "
+	                            "\"peers\": ["));
+}
+
 static void test_truncation_reports_full_length(void **state)
 {
 	struct kvfs_status st = sample();
@@ -158,6 +177,7 @@ int main(void)
 	    cmocka_unit_test(test_json),
 	    cmocka_unit_test(test_catching_up),
 	    cmocka_unit_test(test_security_facts),
+	    cmocka_unit_test(test_writable_facts),
 	    cmocka_unit_test(test_truncation_reports_full_length),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
