@@ -594,7 +594,8 @@ static int start_metrics(struct app *a)
 		log_info("serving metrics on http://%s/metrics", a->opts.metrics_listen);
 		return 0;
 	}
-	fprintf(stderr, "kvfs: %s\n", err);
+	if (!a->opts.foreground) /* the log goes to a file by now: the terminal hears it too */
+		fprintf(stderr, "kvfs: %s\n", err);
 	log_error("%s", err);
 	uv_run(&a->loop, UV_RUN_NOWAIT); /* the listener's close */
 	uv_loop_close(&a->loop);
