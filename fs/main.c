@@ -22,7 +22,9 @@
 #include <sodium.h>
 #include <uv.h>
 
+#include "daemon.h"
 #include "fs.h"
+#include "fuse_mount_opts.h"
 #include "options.h"
 #include "kvfs/logging.h"
 #include "kvfs/node.h"
@@ -46,7 +48,7 @@ struct app {
 	struct kvfs_fs fs;
 	uv_loop_t loop;
 	uv_poll_t poll;
-	uv_signal_t sig[3];
+	uv_signal_t sig[4];
 	uv_timer_t drain;
 	struct fuse_buf fbuf;
 	uint64_t drain_deadline;
@@ -156,7 +158,7 @@ static void on_node_closed(void *arg)
 	uv_close((uv_handle_t *)&a->drain, on_handle_closed);
 	if (uv_is_active((uv_handle_t *)&a->zk_async))
 		uv_close((uv_handle_t *)&a->zk_async, on_handle_closed);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		uv_close((uv_handle_t *)&a->sig[i], on_handle_closed);
 }
 
@@ -225,6 +227,20 @@ static void begin_stop(struct app *a, int code)
 	a->drain_deadline =
 	    uv_now(&a->loop) + (code ? FAILED_DRAIN_MS : a->opts.write_timeout_ms);
 	uv_timer_start(&a->drain, on_drain_timer, 0, DRAIN_POLL_MS);
+}
+
+/* SIGUSR1, SIGHUP: logrotate has moved the log file away (its postrotate). */
+static void on_reopen_signal(uv_signal_t *h, int signum)
+{
+	int rv = logging_reopen();
+
+	if (rv > 0)
+		log_info("got %s: reopened the log file", strsignal(signum));
+	else if (rv == 0)
+		log_info("got %s: logging to stderr, no log file to reopen", strsignal(signum));
+	else
+		log_warn("got %s: cannot reopen the log file: %s (still writing the old one)",
+		         strsignal(signum), strerror(-rv));
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -313,6 +329,27 @@ static struct fuse_session *new_session(struct app *a)
 	fuse_opt_free_args(&args);
 	free(mopts);
 	return se;
+}
+
+/*
+ * Checks the FUSE options before anything is created (the data directory; with --zk, the
+ * cluster's /config, whose size is fixed for good): libfuse parses them in a session that is
+ * built and dropped at once, then what this user may not mount with. Returns 0, or -1 with a
+ * message in err (libfuse has printed its own line first).
+ */
+static int check_fuse_opts(struct app *a, char *err, size_t errlen)
+{
+	struct fuse_session *se = new_session(a);
+
+	if (!se) {
+		snprintf(err, errlen,
+		         "bad FUSE options '-o %s' (see fuse(8) and mount(8) for the FUSE and mount "
+		         "options; kvfs's own are its long options as key=value)",
+		         a->opts.fuse_opts ? a->opts.fuse_opts : "");
+		return -1;
+	}
+	fuse_session_destroy(se);
+	return daemon_check_fuse_user(&a->opts, "/etc/fuse.conf", err, errlen);
 }
 
 /*
@@ -576,7 +613,7 @@ static int open_cluster(struct app *a, char *cluster_id, char *err, size_t errle
 
 static int run_loop(struct app *a)
 {
-	static const int signals[3] = {SIGTERM, SIGINT, SIGHUP};
+	static const int signals[4] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
 	int fd = fuse_session_fd(a->fs.se), rv;
 
 	rv = uv_loop_init(&a->loop);
@@ -606,10 +643,10 @@ static int run_loop(struct app *a)
 		goto err;
 	a->poll.data = a;
 	uv_poll_start(&a->poll, UV_READABLE, on_fuse_readable);
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		uv_signal_init(&a->loop, &a->sig[i]);
 		a->sig[i].data = a;
-		uv_signal_start(&a->sig[i], on_signal, signals[i]);
+		uv_signal_start(&a->sig[i], i < 2 ? on_signal : on_reopen_signal, signals[i]);
 	}
 	log_info("serving %s (data in %s, %s)", a->opts.mountpoint, a->opts.data_dir,
 	         a->zk ? "cluster member" : "standalone");
@@ -638,8 +675,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (rv == KVFS_OPTIONS_VERSION) {
-		printf("kvfs %s (libfuse %d, libuv %s)\n", KVFS_VERSION, fuse_version(),
-		       uv_version_string());
+		daemon_print_version(stdout);
 		options_free(&a.opts);
 		return 0;
 	}
@@ -651,7 +687,15 @@ int main(int argc, char **argv)
 		options_free(&a.opts);
 		return EXIT_USAGE;
 	}
-	logging_init(a.opts.id, a.opts.verbose ? KVFS_LOG_DEBUG : KVFS_LOG_INFO);
+	if (check_fuse_opts(&a, err, sizeof(err)) < 0 ||
+	    daemon_start_logging(&a.opts, err, sizeof(err)) < 0) {
+		fprintf(stderr, "kvfs: %s\n", err);
+		code = EXIT_USAGE;
+		goto out_opts;
+	}
+	/* Until the loop handles them (on_reopen_signal), a rotation must not kill the start. */
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
 	if (load_secrets(&a) < 0 || load_zk_auth(&a) < 0) {
 		code = EXIT_USAGE;
 		goto out_opts;
@@ -695,6 +739,10 @@ int main(int argc, char **argv)
 		code = rv == -EXDEV ? EXIT_CLUSTER : EXIT_DATA;
 		goto out_opts;
 	}
+	if (daemon_log_to_data_dir(&a.opts, err, sizeof(err)) < 0) {
+		fprintf(stderr, "kvfs: %s; logging nowhere once started\n", err);
+		logging_release();
+	}
 	if (a.zk) {
 		a.cluster = (struct kvfs_node_cluster){
 		    .view = cluster_view,
@@ -728,17 +776,10 @@ int main(int argc, char **argv)
 		goto out_node;
 	}
 	if (fuse_session_mount(a.fs.se, a.opts.mountpoint) != 0) {
-		fprintf(stderr, "kvfs: cannot mount %s (is /dev/fuse there and fuse3 installed?)\n",
-		        a.opts.mountpoint);
+		fuse_mount_opts_hint("/dev/fuse", err, sizeof(err));
+		fprintf(stderr, "kvfs: cannot mount %s: %s\n", a.opts.mountpoint, err);
 		code = EXIT_MOUNTPOINT;
 		goto out_session;
-	}
-	if (!a.opts.foreground) {
-		char path[PATH_MAX];
-
-		snprintf(path, sizeof(path), "%s/kvfs.log", a.opts.data_dir);
-		if (logging_to_file(path) < 0)
-			fprintf(stderr, "kvfs: cannot write %s; logging nowhere\n", path);
 	}
 	signal(SIGPIPE, SIG_IGN);
 	code = run_loop(&a);
@@ -758,6 +799,8 @@ out_node:
 out_opts:
 	if (a.zk)
 		zk_election_close(a.zk);
+	if (code != 0)
+		logging_release(); /* the lines held for a log file that never opened */
 	daemonize_end(&a, code);
 	sec_keys_wipe(&a.keys);
 	wipe_zk_auth(&a);
