@@ -390,7 +390,7 @@ static int key_word(const struct option *lo, const char *value, char **word, cha
 		            lo->name, value, lo->name);
 	}
 	if (!value)
-		return fail(err, errlen, "%s needs a value (%s = VALUE, or -o %s=VALUE)", lo->name,
+		return fail(err, errlen, "'%s' needs a value (%s = VALUE, or -o %s=VALUE)", lo->name,
 		            lo->name, lo->name);
 	return asprintf(word, "--%s=%s", lo->name, value) < 0 ? -ENOMEM : 0;
 }
@@ -627,7 +627,7 @@ static int file_line(void *arg, const char *key, const char *value, char *err, s
 	p->errlen = errlen;
 	if (strcmp(key, "mountpoint") == 0 || strcmp(key, "options") == 0) {
 		if (!value || !*value)
-			rv = fail(err, errlen, "%s needs a value (%s = VALUE)", key, key);
+			rv = fail(err, errlen, "'%s' needs a value (%s = VALUE)", key, key);
 		else if (key[0] == 'o')
 			rv = fuse_mount_opts_split(value, own_opt_in_file, p, &p->file_fuse_opts);
 		else if (p->mountpoint_given)
@@ -637,11 +637,13 @@ static int file_line(void *arg, const char *key, const char *value, char *err, s
 			p->o->mountpoint = absolute(value);
 			rv = p->o->mountpoint ? 0 : -ENOMEM;
 		}
-	} else if (!lo || lo->val == OPT_CONFIG) {
+	} else if (!lo) {
 		rv = fail(err, errlen,
-		          "%s key '%s' (the keys are the long options without --, and mountpoint "
-		          "and options; see kvfs --help)",
-		          lo ? "a config file cannot name another: no" : "unknown", key);
+		          "unknown key '%s' (the keys are the long options without --, and "
+		          "mountpoint and options; see kvfs --help)",
+		          key);
+	} else if (lo->val == OPT_CONFIG) {
+		rv = fail(err, errlen, "'config' in a config file: a config file cannot name another");
 	} else {
 		rv = key_word(lo, value, &word, err, errlen);
 		if (rv == 0 && word) {
