@@ -22,8 +22,8 @@ struct split {
 bool fuse_mount_opts_mount_only(const char *opt)
 {
 	static const char *const words[] = {
-	    "",      "_netdev", "_rnetdev", "nofail", "noauto", "auto",     "user",
-	    "nouser", "users",  "owner",    "group",  "defaults", NULL,
+	    "",       "_netdev", "_rnetdev", "nofail", "noauto",   "auto", "user",
+	    "nouser", "users",   "owner",    "group",  "defaults", NULL,
 	};
 
 	for (int i = 0; words[i]; i++)

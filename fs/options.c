@@ -341,11 +341,11 @@ struct parse {
 	struct kvfs_options *o;
 	char *err;
 	size_t errlen;
-	bool from_file;      /* applying a line of the config file */
-	bool given[OPT_END]; /* what the command line (its -o included) set: the file cannot */
-	bool size_given;     /* --cluster-size, from anywhere */
+	bool from_file;        /* applying a line of the config file */
+	bool given[OPT_END];   /* what the command line (its -o included) set: the file cannot */
+	bool size_given;       /* --cluster-size, from anywhere */
 	bool mountpoint_given; /* on the command line */
-	char **pending;      /* "--key=value" words from -o, applied after the other flags */
+	char **pending;        /* "--key=value" words from -o, applied after the other flags */
 	unsigned n_pending;
 	char *file_fuse_opts; /* the config file's `options` */
 };
@@ -390,8 +390,8 @@ static int key_word(const struct option *lo, const char *value, char **word, cha
 		            lo->name, value, lo->name);
 	}
 	if (!value)
-		return fail(err, errlen, "'%s' needs a value (%s = VALUE, or -o %s=VALUE)", lo->name,
-		            lo->name, lo->name);
+		return fail(err, errlen, "'%s' needs a value (%s = VALUE, or -o %s=VALUE)",
+		            lo->name, lo->name, lo->name);
 	return asprintf(word, "--%s=%s", lo->name, value) < 0 ? -ENOMEM : 0;
 }
 
@@ -529,15 +529,15 @@ static int parse_argv(struct parse *p, int argc, char **argv)
 			break;
 		case OPT_MAX_VALUE:
 			rv = parse_size("--max-value", optarg, 1, KVFS_DATA_MAX, &o->max_value, err,
-			               errlen);
+			                errlen);
 			break;
 		case OPT_SNAPSHOT_BYTES:
 			rv = parse_size("--snapshot-bytes", optarg, 4096, UINT64_C(1) << 40,
-			               &o->snapshot_bytes, err, errlen);
+			                &o->snapshot_bytes, err, errlen);
 			break;
 		case OPT_SEGMENT_BYTES:
 			rv = parse_size("--segment-bytes", optarg, 4096, UINT64_C(1) << 32,
-			               &o->segment_bytes, err, errlen);
+			                &o->segment_bytes, err, errlen);
 			break;
 		case OPT_SECRET_FILE:
 			if (!*optarg)
@@ -643,7 +643,8 @@ static int file_line(void *arg, const char *key, const char *value, char *err, s
 		          "mountpoint and options; see kvfs --help)",
 		          key);
 	} else if (lo->val == OPT_CONFIG) {
-		rv = fail(err, errlen, "'config' in a config file: a config file cannot name another");
+		rv = fail(err, errlen,
+		          "'config' in a config file: a config file cannot name another");
 	} else {
 		rv = key_word(lo, value, &word, err, errlen);
 		if (rv == 0 && word) {

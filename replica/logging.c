@@ -25,10 +25,10 @@ static uint32_t node_id = 1;                          /* protected by lock */
 static enum kvfs_log_level max_level = KVFS_LOG_INFO; /* protected by lock */
 static FILE *sink;                                    /* protected by lock; NULL = stderr */
 static char *sink_path;                               /* protected by lock; sink's path */
-static bool journal; /* protected by lock; stderr is the journal: "<N>" prefixes */
-static bool holding; /* protected by lock; lines wait in held for a file */
-static char *held;   /* protected by lock */
-static size_t held_len;      /* protected by lock */
+static bool journal;          /* protected by lock; stderr is the journal: "<N>" prefixes */
+static bool holding;          /* protected by lock; lines wait in held for a file */
+static char *held;            /* protected by lock */
+static size_t held_len;       /* protected by lock */
 static unsigned held_dropped; /* protected by lock */
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
@@ -41,8 +41,7 @@ bool logging_stderr_is_journal(const char *journal_stream, int fd)
 	struct stat st;
 	int n = -1;
 
-	if (!journal_stream ||
-	    sscanf(journal_stream, "%ju:%ju%n", &dev, &ino, &n) != 2 || n < 0 ||
+	if (!journal_stream || sscanf(journal_stream, "%ju:%ju%n", &dev, &ino, &n) != 2 || n < 0 ||
 	    journal_stream[n] != '\0')
 		return false;
 	if (fstat(fd, &st) < 0)
