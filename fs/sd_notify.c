@@ -56,8 +56,8 @@ int sd_notify_init(char *err, size_t errlen)
 	memcpy(sn.addr.sun_path, s, len);
 	if (s[0] == '@')
 		sn.addr.sun_path[0] = '\0'; /* abstract: the length, not a NUL, ends the name */
-	sn.addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len +
-	                          (s[0] == '/' ? 1 : 0));
+	sn.addr_len =
+	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + (s[0] == '/' ? 1 : 0));
 	sn.enabled = true;
 	return 0;
 }
