@@ -26,6 +26,7 @@
 #include "fs.h"
 #include "fuse_mount_opts.h"
 #include "options.h"
+#include "sd_notify.h"
 #include "kvfs/logging.h"
 #include "kvfs/node.h"
 #include "kvfs/peer_sec.h"
@@ -137,6 +138,7 @@ static void on_fuse_readable(uv_poll_t *h, int status, int events)
 			uv_poll_stop(&a->poll);
 			if (!a->stopping) {
 				a->stopping = true;
+				sd_notify_stopping();
 				a->drain_deadline = uv_now(&a->loop) + a->opts.write_timeout_ms;
 				uv_timer_start(&a->drain, on_drain_timer, 0, DRAIN_POLL_MS);
 			}
@@ -221,6 +223,7 @@ static void begin_stop(struct app *a, int code)
 	if (a->stopping)
 		return;
 	a->stopping = true;
+	sd_notify_stopping();
 	a->release_now = code != 0;
 	/* After a failure, writes in flight fail at the next loop iteration (their callers hear
 	 * EIO, not a torn-down mount): wait for that, briefly, not for the write timeout. */
@@ -374,6 +377,8 @@ static int daemonize_begin(struct app *a)
 		close(p[1]);
 		if (read(p[0], &code, 1) != 1)
 			code = EXIT_RUNTIME; /* the child died before it could say */
+		if (code == 0)
+			sd_notify_mainpid(pid); /* we exit now: systemd follows the child */
 		_exit(code);
 	}
 	close(p[0]);
@@ -615,6 +620,7 @@ static int run_loop(struct app *a)
 {
 	static const int signals[4] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
 	int fd = fuse_session_fd(a->fs.se), rv;
+	bool forked = a->daemon_pipe >= 0; /* then our waiting parent says READY=1 */
 
 	rv = uv_loop_init(&a->loop);
 	if (rv < 0)
@@ -651,6 +657,9 @@ static int run_loop(struct app *a)
 	log_info("serving %s (data in %s, %s)", a->opts.mountpoint, a->opts.data_dir,
 	         a->zk ? "cluster member" : "standalone");
 	daemonize_end(a, 0);
+	rv = sd_notify_ready(&a->loop, a->fs.node, !forked);
+	if (rv < 0)
+		log_warn("cannot watch the node for systemd's STATUS=: %s", uv_strerror(rv));
 	uv_run(&a->loop, UV_RUN_DEFAULT);
 	fuse_inval_free(a->fs.inval);
 	uv_loop_close(&a->loop);
@@ -696,6 +705,10 @@ int main(int argc, char **argv)
 	/* Until the loop handles them (on_reopen_signal), a rotation must not kill the start. */
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGUSR1, SIG_IGN);
+	if (sd_notify_init(err, sizeof(err)) < 0) {
+		log_warn("%s", err);
+		err[0] = '\0';
+	}
 	if (load_secrets(&a) < 0 || load_zk_auth(&a) < 0) {
 		code = EXIT_USAGE;
 		goto out_opts;
