@@ -1,11 +1,12 @@
 /*
  * The peer transport on libuv (see peer.h): the mesh. It owns one listening socket, one peer
  * record per node with its redial timer, and one timer that pings quiet connections and closes
- * silent ones (the liveness rules of peer.h); it dials
- * (the lower id first, then with backoff), accepts, and keeps at most one connection per peer by
+ * silent ones (the liveness rules of peer.h); it starts dials (the lower id first, then with
+ * backoff), accepts, and keeps at most one connection per peer by
  * the duplicate rule of peer.h, reporting each peer up or down. One connection's life (HELLO,
- * reading, the write queue, closing) is in peer_conn_uv.c, addresses and the listening socket in
- * peer_addr_uv.c; the state they share is described in peer_internal.h. The struct kvfs_peers is
+ * reading, the write queue, closing) is in peer_conn_uv.c, a dial attempt (resolving the peer's
+ * name, trying its addresses, the redial timer) in peer_dial_uv.c, addresses and the listening
+ * socket in peer_addr_uv.c; the state they share is described in peer_internal.h. The struct kvfs_peers is
  * freed once every handle it owns has been closed and every connection freed.
  */
 #include "kvfs/peer.h"
