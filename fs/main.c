@@ -742,6 +742,7 @@ int main(int argc, char **argv)
 	    .cluster_id = a.zk ? cluster_id : NULL,
 	    .cluster_size = a.zk ? a.opts.cluster_size : 0,
 	    .listen = a.opts.listen,
+	    .advertise = a.opts.advertise,
 	    .write_timeout_ms = a.opts.write_timeout_ms,
 	    .session_timeout_ms = a.opts.session_timeout_ms,
 	    .peer_keys = a.keys.n ? &a.keys : NULL,

@@ -17,6 +17,7 @@
 
 #include "fuse_mount_opts.h"
 #include "kvfs/election.h"
+#include "kvfs/hostport.h"
 #include "kvfs/op.h"
 #include "options_file.h"
 
@@ -94,8 +95,11 @@ void options_usage(FILE *f, const char *prog)
 	    "  --zk HOSTS             ZooKeeper connect string (host:port,...)\n"
 	    "  --cluster NAME         cluster name (default \"default\")\n"
 	    "  --cluster-size N       voting replicas (default 3 with --zk, 1 without)\n"
-	    "  --listen HOST:PORT     replication address (default 127.0.0.1:(7000+id))\n"
-	    "  --advertise HOST:PORT  address announced to peers (default: --listen)\n"
+	    "  --listen HOST:PORT     replication address (default 127.0.0.1:(7000+id)); HOST is a\n"
+	    "                         name, an IPv4 address or [IPv6], and must be this machine's\n"
+	    "                         (0.0.0.0 or [::]: every address)\n"
+	    "  --advertise HOST:PORT  address announced to peers (default: --listen), a name\n"
+	    "                         resolved again at every connection attempt\n"
 	    "  --election sequential|priority   (default sequential)\n"
 	    "  --priority N           0..1000 (default 1; 0 never leads)\n"
 	    "  --read local|linearizable        (default local)\n"
@@ -216,19 +220,22 @@ bad:
 	            name, s);
 }
 
-/* Checks HOST:PORT: a non-empty host and a port in 1..65535 after the last colon. */
+/*
+ * Checks HOST:PORT as the peers read it (hostport.h: a host name, an IPv4 address or a bracketed
+ * IPv6 one); an address to listen on must also resolve to one of this machine's.
+ */
 static int check_addr(const char *name, const char *s, char *err, size_t errlen)
 {
-	const char *colon = strrchr(s, ':');
-	uint64_t port;
+	struct kvfs_hostport hp;
+	const char *why;
+	char reason[256];
 
-	if (!colon || colon == s)
-		return fail(err, errlen, "%s: '%s' is not HOST:PORT", name, s);
-	if (strlen(s) >= KVFS_ADDR_MAX)
-		return fail(err, errlen, "%s: '%s' is too long (at most %d characters)", name, s,
-		            KVFS_ADDR_MAX - 1);
-	if (parse_u64(name, colon + 1, 1, 65535, &port, err, errlen) < 0)
-		return fail(err, errlen, "%s: '%s' is not HOST:PORT (port 1..65535)", name, s);
+	if (hostport_parse(s, 0, &hp, &why) != 0)
+		return fail(err, errlen, "%s: '%s' is not HOST:PORT: %s (expected %s)", name, s, why,
+		            KVFS_HOSTPORT_ACCEPTED);
+	if (strcmp(name, "--listen") == 0 && hostport_check_listen(s, reason, sizeof(reason)) < 0)
+		return fail(err, errlen, "--listen: '%s' is unusable: %s (give an address of this "
+		            "machine, or 0.0.0.0:PORT for all)", s, reason);
 	return 0;
 }
 
@@ -283,6 +290,7 @@ bool options_has_fuse_opt(const char *opts, const char *name)
 
 static int set_defaults(struct kvfs_options *o, bool size_given, char *err, size_t errlen)
 {
+	struct kvfs_hostport hp;
 	char buf[PATH_MAX];
 
 	if (!size_given)
@@ -308,6 +316,10 @@ static int set_defaults(struct kvfs_options *o, bool size_given, char *err, size
 		            "network where every host is trusted");
 	if (!o->advertise && set_str(&o->advertise, o->listen) < 0)
 		return -ENOMEM;
+	if (o->zk && hostport_parse(o->advertise, 0, &hp, NULL) == 0 && hostport_is_any(&hp))
+		return fail(err, errlen, "--advertise: peers cannot dial '%s'; with --listen on every "
+		            "address, give --advertise HOST:PORT, a name or address they reach",
+		            o->advertise);
 	if (!o->data_dir) {
 		if (options_default_data_dir(geteuid() == 0, getenv("XDG_DATA_HOME"),
 		                             getenv("HOME"), o->cluster, o->id, buf, sizeof(buf),

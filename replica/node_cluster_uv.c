@@ -889,7 +889,10 @@ void ncl_status(const struct kvfs_node *n, struct kvfs_status *st)
 		bool self = id == n->cfg.id;
 
 		p->id = id;
-		snprintf(p->addr, sizeof(p->addr), "%s", self ? n->cfg.listen : c->addrs[id]);
+		snprintf(p->addr, sizeof(p->addr), "%s",
+		         !self                ? c->addrs[id]
+		         : n->cfg.advertise ? n->cfg.advertise
+		                            : n->cfg.listen);
 		if (!p->addr[0])
 			snprintf(p->addr, sizeof(p->addr), "unknown");
 		p->role = id == st->leader                                 ? "leader"

@@ -92,6 +92,8 @@ struct kvfs_zk {
 	char my_name[KVFS_GUID_LEN + 32];
 	bool member_registered;
 	uint64_t better_since_ms;
+	uint64_t bad_addr_warned_ms; /* the last warning about an unusable address in a znode */
+	unsigned bad_addrs;          /* such addresses not warned about since */
 };
 
 /* Milliseconds on CLOCK_BOOTTIME. */
@@ -182,6 +184,9 @@ int zk_session_open(struct kvfs_zk *z, uint64_t deadline, char *err, size_t errl
  * a message in err (as zk_election_open).
  */
 int zk_setup_open(struct kvfs_zk *z, uint64_t deadline, char *cluster_id, char *err, size_t errlen);
+
+/* Unusable addresses in znodes are warned about at most this often. */
+#define BAD_ADDR_WARN_EVERY_MS 10000u
 
 /* ---- one round's requests (zk_znodes.c); election thread only ---- */
 

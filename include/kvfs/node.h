@@ -42,6 +42,7 @@ struct kvfs_node_config {
 	/* cluster members only (cluster_size > 0) */
 	uint32_t cluster_size;       /* voting replicas, ids 1..cluster_size */
 	const char *listen;          /* replication address to listen on, "HOST:PORT" */
+	const char *advertise;       /* the address peers are told (/.status); NULL: listen */
 	uint64_t write_timeout_ms;   /* a proposal not committed within this fails with EIO */
 	uint64_t session_timeout_ms; /* a leader that hears from no majority this long gives up */
 	/* The cluster keys peers must prove (peer_sec.h; borrowed: they must outlive the node, the

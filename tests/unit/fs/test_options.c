@@ -153,6 +153,17 @@ static void test_errors(void **state)
 	BAD("too long", "--advertise",
 	    "a-very-long-host-name.of-a-pod.in-a-namespace.of-a-kubernetes-cluster.local:7001",
 	    "/m");
+	BAD("--listen: 'nosuch.invalid:7001' is unusable: cannot resolve", "--listen",
+	    "nosuch.invalid:7001", "/m");
+	BAD("not an address of this machine", "--listen", "192.0.2.1:7001", "/m");
+	BAD("brackets", "--listen", "::1:7001", "/m");
+	BAD("port out of range", "--listen", "localhost:0", "/m");
+	BAD("--advertise: 'a b:1' is not HOST:PORT: not a valid host name", "--advertise", "a b:1",
+	    "/m");
+	BAD("--advertise: peers cannot dial '0.0.0.0:7001'", "--zk", "h:1", "--insecure",
+	    "--listen", "0.0.0.0:7001", "/m");
+	BAD("--advertise: peers cannot dial '[::]:7001'", "--zk", "h:1", "--insecure",
+	    "--advertise", "[::]:7001", "/m");
 	BAD("--cluster", "--cluster", "a/b", "/m");
 	BAD("unknown option --bogus", "--bogus", "/m");
 	BAD("unknown option -q", "-q", "/m");
@@ -163,6 +174,27 @@ static void test_errors(void **state)
 	BAD("at most two", "--zk", "h:1", "--secret-file", "/a", "--secret-file", "/b",
 	    "--secret-file", "/c", "/m");
 #undef BAD
+}
+
+/* Host names: --listen must resolve to this machine; --advertise need only be well formed (a
+ * container's own name may not resolve until it runs: see README). */
+static void test_host_names(void **state)
+{
+	struct kvfs_options o = {0};
+	char err[256] = "";
+
+	assert_int_equal(PARSE(&o, err, "--zk", "zk1:2181", "--insecure", "--listen",
+	                       "localhost:7001", "--advertise", "kvfs-1.kvfs.svc:7001", "/m"),
+	                 KVFS_OPTIONS_RUN);
+	assert_string_equal(o.listen, "localhost:7001");
+	assert_string_equal(o.advertise, "kvfs-1.kvfs.svc:7001");
+	options_free(&o);
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(PARSE(&o, err, "--zk", "zk1:2181", "--insecure", "--listen",
+	                       "0.0.0.0:7001", "--advertise", "kvfs_node_1:7001", "/m"),
+	                 KVFS_OPTIONS_RUN);
+	assert_string_equal(o.advertise, "kvfs_node_1:7001");
+	options_free(&o);
 }
 
 static void test_help_version(void **state)
@@ -379,6 +411,7 @@ int main(void)
 	    cmocka_unit_test(test_all_options),
 	    cmocka_unit_test(test_zk_defaults_and_relative_paths),
 	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_host_names),
 	    cmocka_unit_test(test_help_version),
 	    cmocka_unit_test(test_sizes),
 	    cmocka_unit_test(test_logging_options),
