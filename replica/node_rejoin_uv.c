@@ -36,8 +36,7 @@ static int write_marker(const struct kvfs_node *n)
 	int fd, len, rv = 0;
 
 	marker_path(n, path, sizeof(path));
-	len = snprintf(buf, sizeof(buf), "kvfs-rejoining 1\nepoch: %" PRIu64 "\n",
-	               n->cfg.zk_epoch);
+	len = snprintf(buf, sizeof(buf), "kvfs-rejoining 1\nepoch: %" PRIu64 "\n", n->cfg.zk_epoch);
 	fd = disk_openat(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC, KVFS_FILE_MODE);
 	if (fd < 0)
 		return fd;
@@ -89,9 +88,10 @@ int nrejoin_prepare(struct kvfs_node *n, char *err, size_t errlen)
 	if (stat(path, &st) == 0) {
 		n->rejoining = true;
 		if (!empty)
-			log_warn("%s is there: this node is still rejoining after its data directory "
-			         "was replaced, and takes no part in elections until it has caught up",
-			         path);
+			log_warn(
+			    "%s is there: this node is still rejoining after its data directory "
+			    "was replaced, and takes no part in elections until it has caught up",
+			    path);
 	} else if (errno != ENOENT) {
 		rv = -errno;
 		snprintf(err, errlen, "cannot read %s: %s", path, strerror(-rv));
@@ -120,8 +120,8 @@ static void unmark_done(uv_work_t *req, int status)
 	c->unmarking = false;
 	/* Kept, the marker only makes the next start rejoin again: safe, so no reason to stop. */
 	if (c->unmark_rv < 0)
-		log_warn("cannot remove %s/rejoining: %s; the next start rejoins again", n->data_dir,
-		         strerror(-c->unmark_rv));
+		log_warn("cannot remove %s/rejoining: %s; the next start rejoins again",
+		         n->data_dir, strerror(-c->unmark_rv));
 	node_maybe_finish_close(n);
 }
 
@@ -150,12 +150,12 @@ void nrejoin_tick(struct node_cluster *c)
 	    c->rejoin_warned_epoch == repl_epoch(c->repl))
 		return;
 	for (uint32_t id = 1; id <= n->cfg.cluster_size; id++) {
-		bool rejoining = id == n->cfg.id ? repl_rejoining(c->repl)
-		                                 : repl_peer_rejoining(c->repl, id);
+		bool rejoining =
+		    id == n->cfg.id ? repl_rejoining(c->repl) : repl_peer_rejoining(c->repl, id);
 
 		if (rejoining && len < sizeof(ids))
-			len += (size_t)snprintf(ids + len, sizeof(ids) - len, "%s%u", len ? ", " : "",
-			                        id);
+			len += (size_t)snprintf(ids + len, sizeof(ids) - len, "%s%u",
+			                        len ? ", " : "", id);
 	}
 	if (!len)
 		return;
