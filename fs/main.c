@@ -747,6 +747,8 @@ int main(int argc, char **argv)
 	    .session_timeout_ms = a.opts.session_timeout_ms,
 	    .peer_keys = a.keys.n ? &a.keys : NULL,
 	};
+	if (a.zk)
+		zk_election_history(a.zk, &cfg.zk_epoch, &cfg.id_held_data);
 	rv = node_open(&a.fs.node, &cfg, err, sizeof(err));
 	if (rv < 0) {
 		fprintf(stderr, "kvfs: %s\n", err[0] ? err : strerror(-rv));

@@ -88,6 +88,7 @@ static size_t facts_of(const struct kvfs_status *st, struct fact *f)
 	U64("value_bytes", st->value_bytes);
 	U64("log_bytes", st->log_bytes);
 	U64("snapshot_index", st->snapshot_index);
+	STR("rejoining", st->rejoining ? "yes" : "no");
 #undef STR
 #undef U64
 	return n;

@@ -103,6 +103,20 @@ bool zk_znodes_register_member(struct kvfs_zk *z)
 	return z->member_registered;
 }
 
+bool zk_znodes_mark_node(struct kvfs_zk *z)
+{
+	char path[256], rel[32];
+	int rc;
+
+	snprintf(rel, sizeof(rel), "nodes/%u", z->cfg.id);
+	path_of(z, path, sizeof(path), rel);
+	rc = zoo_create(z->zh, path, NULL, -1, acl_of(z, false), 0, NULL, 0);
+	z->node_marked = rc == ZOK || rc == ZNODEEXISTS;
+	if (!z->node_marked)
+		log_warn("cannot create %s in ZooKeeper: %s; trying again", path, zerror(rc));
+	return z->node_marked;
+}
+
 /* Creates this node's candidate znode election/<guid>-n_ (ephemeral, sequential). */
 int zk_znodes_create_candidate(struct kvfs_zk *z, int64_t session)
 {

@@ -48,6 +48,11 @@ struct kvfs_node_config {
 	/* The cluster keys peers must prove (peer_sec.h; borrowed: they must outlive the node, the
 	 * transport takes a copy at node_start); NULL: --insecure, bare frames. */
 	const struct kvfs_sec_keys *peer_keys;
+	/* From ZooKeeper at start (zk_election_history()), for an empty data directory: the last
+	 * epoch issued, promised before anything else, and whether this id held data before (then
+	 * the node rejoins: repl.h, "Rejoining"). */
+	uint64_t zk_epoch;
+	bool id_held_data;
 };
 
 /* What the election says now. */
