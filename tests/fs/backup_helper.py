@@ -18,7 +18,8 @@
     backup_helper.py extract TAR DIR        extracts TAR into DIR with Python's tarfile
     backup_helper.py members TAR            the number of members TAR holds
     backup_helper.py chunks FILE            reads FILE through several descriptors, each with
-                                            another read size, then at random offsets (pread)
+                                            another read size (the first 5000 bytes of one
+                                            byte at a time), then at random offsets (pread)
                                             of one descriptor; fails unless every way gives
                                             the same archive (the global header aside)
     backup_helper.py rss-read FILE PID      reads FILE in 128 KiB reads, sampling PID's VmRSS;
@@ -92,15 +93,18 @@ def global_header_len(data):
     return 512 + (size + 511) // 512 * 512
 
 
-def read_all(path, chunk):
+def read_all(path, chunk, limit=None):
     fd = os.open(path, os.O_RDONLY)
     try:
         parts = []
-        while True:
+        n = 0
+        while limit is None or n < limit:
             b = os.read(fd, chunk)
             if not b:
-                return b"".join(parts)
+                break
             parts.append(b)
+            n += len(b)
+        return b"".join(parts)
     finally:
         os.close(fd)
 
@@ -108,6 +112,9 @@ def read_all(path, chunk):
 def chunks(path):
     ref = read_all(path, 65536)
     g = global_header_len(ref)
+    start = read_all(path, 1, 5000)
+    if start[global_header_len(start):] != ref[g:5000]:
+        sys.exit("reads of 1 byte gave another start of the archive")
     for chunk in (511, 4097, 1 << 20):
         data = read_all(path, chunk)
         if data[global_header_len(data):] != ref[g:]:

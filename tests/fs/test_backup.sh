@@ -97,15 +97,20 @@ test_tar_copy() {
 }
 
 test_rsync_copy() {
+	# rsync's quick check takes mtimes in the same second as equal and leaves them (also on a
+	# local disk); --modify-window=-1 makes it compare nanoseconds.
 	check "rsync -a A/ C/ into an empty mount exits 0" rsync -a "$A/" "$C/"
-	assert_eq "rsync: C is A, mtimes to the nanosecond" "$(listing "$A")" "$(listing "$C")"
+	assert_eq "rsync: C is A (mtimes in seconds)" "$(listing "$A" --seconds)" \
+		"$(listing "$C" --seconds)"
+	check "rsync -a --modify-window=-1 A/ C/ exits 0" rsync -a --modify-window=-1 "$A/" "$C/"
+	assert_eq "rsync --modify-window=-1: C is A, mtimes to the nanosecond" "$(listing "$A")" \
+		"$(listing "$C")"
 	echo changed >"$A/a.txt"
 	rm "$A/empty"
 	mkdir "$A/newdir"
 	echo new >"$A/newdir/new file"
 	rmdir "$A/only/dirs/here"
 	check "rsync -a --delete A/ B/ exits 0" rsync -a --delete "$A/" "$B/"
-	# rsync's quick check takes mtimes in the same second as equal and leaves them.
 	assert_eq "rsync --delete: B is A again (mtimes in seconds)" "$(listing "$A" --seconds)" \
 		"$(listing "$B" --seconds)"
 	check "rsync -a --delete --modify-window=-1 A/ B/ exits 0" \
@@ -244,11 +249,8 @@ test_hostile_readers() {
 		head -c $((k * 5000)) "$A/$BK" >/dev/null
 	done
 	check "20 readers that close halfway leave the node serving" test -s "$A/.status"
-	check "reads of 511, 4097 and 1 MiB, and at random offsets, give one archive" \
+	check "reads of 1, 511, 4097 and 1 MiB, and at random offsets, give one archive" \
 		"$PY" "$HELPER" chunks "$A/$BK"
-	check "dd with 1-byte blocks reads the start" \
-		bash -c 'cmp <(dd if="$1" bs=1 count=2000 status=none) <(head -c 2000 "$2")' - \
-		"$A/$BK" "$T/r1.tar"
 }
 
 test_linearizable() {
@@ -273,8 +275,12 @@ test_huge_tree() {
 	read -r base peak bytes <<<"$out"
 	lib_log "huge tree: archive $bytes bytes, node RSS $base KiB before, $peak KiB at most"
 	check "the archive holds all the data" test "$bytes" -gt "$data"
-	check "the node's memory grew by less than a quarter of the data" \
-		test $(((peak - base) * 1024)) -lt $((data / 4))
+	if ldd "$KVFS_BIN" | grep -q libasan; then
+		lib_log "AddressSanitizer build: its quarantine keeps freed memory, RSS not checked"
+	else
+		check "the node's memory grew by less than a quarter of the data" \
+			test $(((peak - base) * 1024)) -lt $((data / 4))
+	fi
 	cp "$G/$BK" "$T/huge.tar"
 	assert_eq "tar -t lists every key, directory and the root" 20141 \
 		"$(tar -tf "$T/huge.tar" | wc -l)"
