@@ -36,7 +36,7 @@ import tarfile
 from concurrent.futures import ThreadPoolExecutor
 
 
-def listing(root, seconds, link_times):
+def listing(root, seconds=False, link_times=True):
     out = []
 
     def walk(path, rel):
@@ -55,7 +55,7 @@ def listing(root, seconds, link_times):
                                              digest))
 
     walk(root, ".")
-    print("\n".join(out))
+    return "\n".join(out)
 
 
 def make(root, ndirs, nfiles, size, nbig=0, bigsize=0):
@@ -171,7 +171,7 @@ def rss_read(path, pid):
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "list":
-        listing(args[0], "--seconds" in args, "--no-link-times" not in args)
+        print(listing(args[0], "--seconds" in args, "--no-link-times" not in args))
     elif cmd == "make":
         make(args[0], *map(int, args[1:]))
     elif cmd == "writer":
