@@ -52,7 +52,7 @@ struct fuse_backup {
 	uint64_t *start; /* nents + 3 offsets */
 	uint8_t *global;
 	size_t global_len;
-	size_t cursor; /* the piece where the next sequential read begins */
+	size_t cursor;    /* the piece where the next sequential read begins */
 	size_t hdr_piece; /* the piece whose header hdr holds; 0: none */
 	uint8_t *hdr;
 	size_t hdr_len, hdr_cap;
@@ -69,7 +69,7 @@ struct walk {
 		const struct kvfs_inode *in;
 		size_t path_len; /* of its path, trailing '/' included */
 		size_t idx;      /* its entry */
-	} *stack;
+	} * stack;
 	size_t depth, stack_cap;
 	char *path;
 	size_t path_cap;
@@ -209,8 +209,9 @@ static size_t encode_global(const struct kvfs_fs *fs, const struct kvfs_store *s
 {
 	char node[16], epoch[24], index[24], keys[24], when[32], comment[200];
 	const char *cluster = fs->cluster ? fs->cluster : "standalone";
-	const char *k[] = {"comment",       "KVFS.cluster",       "KVFS.node", "KVFS.epoch",
-	                   "KVFS.applied_index", "KVFS.keys", "KVFS.taken_at", "KVFS.cluster_id"};
+	const char *k[] = {"comment",       "KVFS.cluster",       "KVFS.node",
+	                   "KVFS.epoch",    "KVFS.applied_index", "KVFS.keys",
+	                   "KVFS.taken_at", "KVFS.cluster_id"};
 	const char *v[] = {comment, cluster, node, epoch, index, keys, when, fs->cluster_id};
 	struct tm tm;
 
@@ -420,7 +421,8 @@ void fuse_backup_attr(struct kvfs_fs *fs, struct stat *st)
 	uint64_t size = 0;
 
 	if (walk_store(fs->store, &w) == 0)
-		size = encode_global(fs, fs->store, time(NULL), NULL, 0) + w.size + KVFS_TAR_TRAILER;
+		size =
+		    encode_global(fs, fs->store, time(NULL), NULL, 0) + w.size + KVFS_TAR_TRAILER;
 	memset(st, 0, sizeof(*st));
 	st->st_ino = KVFS_BACKUP_INO;
 	st->st_mode = S_IFREG | 0400; /* every key's contents: for the mounting user only */

@@ -13,10 +13,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#define NAME_LEN       100u
-#define OCTAL_MAX_7    07777777ull     /* mode, uid, gid: 7 digits */
-#define OCTAL_MAX_11   077777777777ull /* size, mtime: 11 digits */
-#define NS_PER_S       1000000000ll
+#define NAME_LEN        100u
+#define OCTAL_MAX_7     07777777ull     /* mode, uid, gid: 7 digits */
+#define OCTAL_MAX_11    077777777777ull /* size, mtime: 11 digits */
+#define NS_PER_S        1000000000ll
 #define PAX_HEADER_NAME "././@PaxHeader"
 
 /* Writes v as width-1 octal digits and a NUL; v must fit. */
@@ -101,8 +101,11 @@ static bool valid_utf8(const char *s, size_t len)
 
 	while (p < end) {
 		uint32_t c = *p++;
-		int more = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2
-		                        : (c & 0xf8) == 0xf0 ? 3 : -1;
+		int more = c < 0x80             ? 0
+		           : (c & 0xe0) == 0xc0 ? 1
+		           : (c & 0xf0) == 0xe0 ? 2
+		           : (c & 0xf8) == 0xf0 ? 3
+		                                : -1;
 		static const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
 
 		if (more < 0 || end - p < more)
@@ -125,7 +128,8 @@ static size_t format_time(char *buf, size_t len, int64_t ns)
 {
 	uint64_t mag = ns < 0 ? (uint64_t)0 - (uint64_t)ns : (uint64_t)ns;
 	uint64_t frac = mag % (uint64_t)NS_PER_S;
-	int n = snprintf(buf, len, "%s%llu", ns < 0 ? "-" : "", (unsigned long long)(mag / NS_PER_S));
+	int n =
+	    snprintf(buf, len, "%s%llu", ns < 0 ? "-" : "", (unsigned long long)(mag / NS_PER_S));
 	int digits9 = 9;
 
 	if (frac) {
@@ -133,7 +137,8 @@ static size_t format_time(char *buf, size_t len, int64_t ns)
 			frac /= 10;
 			digits9--;
 		}
-		n += snprintf(buf + n, len - (size_t)n, ".%0*llu", digits9, (unsigned long long)frac);
+		n += snprintf(buf + n, len - (size_t)n, ".%0*llu", digits9,
+		              (unsigned long long)frac);
 	}
 	return (size_t)n;
 }
@@ -163,12 +168,14 @@ static size_t pax_records(const struct kvfs_tar_entry *e, uint8_t *dst)
 	if (e->mtime_ns % NS_PER_S != 0 || sec < 0 || (uint64_t)sec > OCTAL_MAX_11)
 		REC("mtime", num, format_time(num, sizeof(num), e->mtime_ns));
 	if (e->size > OCTAL_MAX_11)
-		REC("size", num, (size_t)snprintf(num, sizeof(num), "%llu",
-		                                  (unsigned long long)e->size));
+		REC("size", num,
+		    (size_t)snprintf(num, sizeof(num), "%llu", (unsigned long long)e->size));
 	if (e->uid > OCTAL_MAX_7)
-		REC("uid", num, (size_t)snprintf(num, sizeof(num), "%llu", (unsigned long long)e->uid));
+		REC("uid", num,
+		    (size_t)snprintf(num, sizeof(num), "%llu", (unsigned long long)e->uid));
 	if (e->gid > OCTAL_MAX_7)
-		REC("gid", num, (size_t)snprintf(num, sizeof(num), "%llu", (unsigned long long)e->gid));
+		REC("gid", num,
+		    (size_t)snprintf(num, sizeof(num), "%llu", (unsigned long long)e->gid));
 #undef REC
 	return n;
 }

@@ -40,7 +40,10 @@ static uint64_t octal(const uint8_t *field, size_t width)
 /* Checks what every ustar header must hold: magic, version, a right checksum. */
 static void assert_ustar(const uint8_t *h, char type)
 {
-	assert_memory_equal(h + 257, "ustar\0" "00", 8);
+	assert_memory_equal(h + 257,
+	                    "ustar\0"
+	                    "00",
+	                    8);
 	assert_int_equal(h[156], type);
 	assert_int_equal(h[154], '\0');
 	assert_int_equal(h[155], ' ');
@@ -94,9 +97,14 @@ static size_t pax_len(void)
 
 static void test_plain_file_is_one_ustar_block(void **state)
 {
-	struct kvfs_tar_entry e = {.path = "./dir/f", .path_len = 7, .type = KVFS_TAR_FILE,
-	                           .mode = 0640, .uid = 1000, .gid = 100,
-	                           .mtime_ns = 1700000000ll * 1000000000, .size = 12345};
+	struct kvfs_tar_entry e = {.path = "./dir/f",
+	                           .path_len = 7,
+	                           .type = KVFS_TAR_FILE,
+	                           .mode = 0640,
+	                           .uid = 1000,
+	                           .gid = 100,
+	                           .mtime_ns = 1700000000ll * 1000000000,
+	                           .size = 12345};
 
 	assert_int_equal(encode(&e), 512);
 	assert_ustar(buf, '0');
@@ -111,10 +119,15 @@ static void test_plain_file_is_one_ustar_block(void **state)
 
 static void test_directory_and_symlink(void **state)
 {
-	struct kvfs_tar_entry d = {.path = "./d/", .path_len = 4, .type = KVFS_TAR_DIR,
-	                           .mode = 0755, .size = 4096};
-	struct kvfs_tar_entry l = {.path = "./l", .path_len = 3, .type = KVFS_TAR_SYMLINK,
-	                           .mode = 0777, .link = "../target", .link_len = 9, .size = 9};
+	struct kvfs_tar_entry d = {
+	    .path = "./d/", .path_len = 4, .type = KVFS_TAR_DIR, .mode = 0755, .size = 4096};
+	struct kvfs_tar_entry l = {.path = "./l",
+	                           .path_len = 3,
+	                           .type = KVFS_TAR_SYMLINK,
+	                           .mode = 0777,
+	                           .link = "../target",
+	                           .link_len = 9,
+	                           .size = 9};
 
 	assert_int_equal(encode(&d), 512);
 	assert_ustar(buf, '5');
@@ -182,7 +195,7 @@ static void test_names_that_are_not_utf8_are_marked_binary(void **state)
 	assert_memory_equal(v, "BINARY", vlen);
 	assert_non_null(v = pax_find(buf + 512, pax_len(), "path", &vlen));
 	assert_memory_equal(v, path, sizeof(path)); /* byte for byte */
-	path[60] = '\xc0'; /* an overlong form of '/' */
+	path[60] = '\xc0';                          /* an overlong form of '/' */
 	path[61] = '\xaf';
 	encode(&e);
 	assert_non_null(pax_find(buf + 512, pax_len(), "hdrcharset", &vlen));
@@ -191,8 +204,11 @@ static void test_names_that_are_not_utf8_are_marked_binary(void **state)
 static void test_long_link_target(void **state)
 {
 	char target[4095];
-	struct kvfs_tar_entry e = {.path = "./l", .path_len = 3, .type = KVFS_TAR_SYMLINK,
-	                           .link = target, .link_len = sizeof(target)};
+	struct kvfs_tar_entry e = {.path = "./l",
+	                           .path_len = 3,
+	                           .type = KVFS_TAR_SYMLINK,
+	                           .link = target,
+	                           .link_len = sizeof(target)};
 	const char *v;
 	size_t vlen;
 
@@ -208,8 +224,8 @@ static void test_long_link_target(void **state)
 static const char *mtime_of(int64_t ns, uint64_t *ustar)
 {
 	static char val[64];
-	struct kvfs_tar_entry e = {.path = "./f", .path_len = 3, .type = KVFS_TAR_FILE,
-	                           .mtime_ns = ns};
+	struct kvfs_tar_entry e = {
+	    .path = "./f", .path_len = 3, .type = KVFS_TAR_FILE, .mtime_ns = ns};
 	size_t n = encode(&e), vlen;
 	const char *v;
 
@@ -246,8 +262,12 @@ static void test_exact_and_negative_mtimes(void **state)
 
 static void test_big_size_uid_and_gid(void **state)
 {
-	struct kvfs_tar_entry e = {.path = "./big", .path_len = 5, .type = KVFS_TAR_FILE,
-	                           .size = 077777777777ull, .uid = 07777777, .gid = 07777777};
+	struct kvfs_tar_entry e = {.path = "./big",
+	                           .path_len = 5,
+	                           .type = KVFS_TAR_FILE,
+	                           .size = 077777777777ull,
+	                           .uid = 07777777,
+	                           .gid = 07777777};
 	const char *v;
 	size_t vlen;
 
@@ -279,16 +299,16 @@ static void test_global_header(void **state)
 	assert_ustar(buf, 'g');
 	assert_string_equal((const char *)buf, "pax_global_header");
 	assert_int_equal(octal(buf + 136, 11), 1700000000);
-	assert_non_null(v = pax_find(buf + 512, (size_t)octal(buf + 124, 11), "KVFS.applied_index",
-	                             &vlen));
+	assert_non_null(
+	    v = pax_find(buf + 512, (size_t)octal(buf + 124, 11), "KVFS.applied_index", &vlen));
 	assert_memory_equal(v, "10423", vlen);
 }
 
 /* A buffer too small is left untouched, and the size needed is returned. */
 static void test_short_buffer_is_not_written(void **state)
 {
-	struct kvfs_tar_entry e = {.path = "./f", .path_len = 3, .type = KVFS_TAR_FILE,
-	                           .mtime_ns = 5};
+	struct kvfs_tar_entry e = {
+	    .path = "./f", .path_len = 3, .type = KVFS_TAR_FILE, .mtime_ns = 5};
 	uint8_t small[1535];
 
 	memset(small, 0x5a, sizeof(small));
