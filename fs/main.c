@@ -783,6 +783,8 @@ int main(int argc, char **argv)
 	a.fs.entry_timeout = a.fs.linearizable ? 0.0 : 1.0;
 	a.fs.attr_timeout = a.fs.linearizable ? 0.0 : 1.0;
 	a.fs.write_timeout_ms = a.opts.write_timeout_ms;
+	a.fs.cluster = a.zk ? a.opts.cluster : NULL; /* named in backups (fuse_backup.c) */
+	a.fs.cluster_id = a.zk ? cluster_id : NULL;
 
 	a.fs.se = new_session(&a);
 	if (!a.fs.se) {
