@@ -351,7 +351,8 @@ def hosts_file():
 
 def try_command_line(args, tag):
     """Runs the real kvfs with ARGS in a mount namespace whose /etc/hosts knows the services'
-    names, the secret files under /run/secrets/ by those make-secrets.sh made here, --data by a directory here and
+    names and a network namespace of its own (--listen may be bind-tested: a port taken on this
+    machine must not matter), the secret files under /run/secrets/ by those make-secrets.sh made here, --data by a directory here and
     the mountpoint by one that does not exist: (exit status, stderr)."""
     args = list(args)
     for i, a in enumerate(args):
@@ -361,7 +362,7 @@ def try_command_line(args, tag):
         args[args.index("--data") + 1] = os.path.join(TMP, "data-" + tag)
     args[-1] = os.path.join(TMP, "no-such-mountpoint")
     script = 'mount --bind "$1" /etc/hosts && shift && exec "$@"'
-    r = run(["unshare", "--mount", "sh", "-c", script, "sh", hosts_file(), KVFS] + args)
+    r = run(["unshare", "--mount", "--net", "sh", "-c", script, "sh", hosts_file(), KVFS] + args)
     return r.returncode, r.stderr
 
 
