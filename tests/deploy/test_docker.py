@@ -302,6 +302,7 @@ class Dockerfile(unittest.TestCase):
         self.assertIn("install-deps.sh --build-only", runs)
         self.assertEqual(apt_installs(self.build), [])
         self.assertIn("-Dtests=false", runs)
+        self.assertIn("-Dmount_helper_dir= ", runs)
         self.assertIn("--buildtype=release", runs)
         self.assertIn("meson install -C /tmp/build --destdir /staging", runs)
         self.assertIn("libfuse3-dev", self.build_pkgs)
