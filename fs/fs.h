@@ -100,6 +100,7 @@ struct handle {
 	size_t nents;
 	char *text; /* virtual files: the content rendered at open */
 	size_t text_len;
+	struct fuse_backup *backup; /* /.kvfs-backup.tar: the store captured at open */
 	struct handle *prev, *next; /* all open handles, freed at shutdown */
 };
 
@@ -110,6 +111,8 @@ struct kvfs_fs {
 	struct kvfs_inval *inval;
 	const char *data_dir;
 	uint32_t node_id;
+	const char *cluster;    /* --cluster; NULL for a standalone node */
+	const char *cluster_id; /* the id ZooKeeper's /config holds; NULL for a standalone node */
 	uint64_t max_value;
 	bool stored_owner; /* -o default_permissions: show and check stored uid/gid */
 	uid_t uid;         /* the mounting user, shown as owner otherwise */
@@ -178,6 +181,18 @@ void fuse_status_attr(struct kvfs_fs *fs, fuse_ino_t ino, struct stat *st);
 /* Renders the file's content into a new malloc'ed buffer; NULL on ENOMEM. */
 char *fuse_status_render(struct kvfs_fs *fs, fuse_ino_t ino, size_t *len);
 
+/*
+ * fuse_backup.c: /.kvfs-backup.tar, a tar archive of the whole store as of one applied index.
+ * fuse_backup_open captures the store now (O(keys): metadata and value references, no contents);
+ * -ENOMEM on failure. fuse_backup_read answers a read at any offset of that archive.
+ * fuse_backup_free drops the capture (loop thread: it drops value references). fuse_backup_attr
+ * fills st with the size a backup taken now would have.
+ */
+struct fuse_backup;
+int fuse_backup_open(struct kvfs_fs *fs, struct fuse_backup **out);
+void fuse_backup_read(fuse_req_t req, struct fuse_backup *b, size_t size, off_t off);
+void fuse_backup_free(struct fuse_backup *b);
+void fuse_backup_attr(struct kvfs_fs *fs, struct stat *st);
 /* fuse_metrics.c: counting for /.metrics, on the loop thread. A change (call begun with
  * fuse_call_begin) was answered with err; a read() that began at start_us was answered; a
  * request held by fuse_ops_gate was let through or failed (err). */

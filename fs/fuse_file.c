@@ -524,6 +524,8 @@ void fuse_file_free_handle(struct kvfs_fs *fs, struct handle *h, bool commit)
 	h->in = NULL;
 	value_unref(h->rval);
 	h->rval = NULL;
+	fuse_backup_free(h->backup);
+	h->backup = NULL;
 	h->released = true;
 	handle_destroy(fs, h);
 }
@@ -614,7 +616,7 @@ void fuse_file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	/* --read linearizable: an open for reading first waits for the leader's confirmed commit
 	 * index to be applied here. */
-	if (fuse_status_is_virtual(ino))
+	if (fuse_status_is_virtual(ino) && ino != KVFS_BACKUP_INO)
 		do_open(req, fs_of(req), ino, NULL, fi);
 	else
 		fuse_ops_gate(req, ino, NULL, fi, (fi->flags & O_ACCMODE) != O_WRONLY, do_open);
@@ -632,9 +634,11 @@ static void do_open(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino, const ch
 			return;
 		}
 		h = calloc(1, sizeof(*h));
-		if (h)
+		if (h && ino == KVFS_BACKUP_INO)
+			fuse_backup_open(fs, &h->backup);
+		else if (h)
 			h->text = fuse_status_render(fs, ino, &h->text_len);
-		if (!h || !h->text) {
+		if (!h || (!h->text && !h->backup)) {
 			free(h);
 			fuse_reply_err(req, ENOMEM);
 			return;
@@ -699,7 +703,10 @@ void fuse_file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	const struct wbuf *wb;
 	size_t len;
 
-	if (h->kind == HANDLE_VIRTUAL) {
+	if (h->backup) {
+		fuse_backup_read(req, h->backup, size, off);
+		return;
+	} else if (h->kind == HANDLE_VIRTUAL) {
 		data = (const uint8_t *)h->text;
 		len = h->text_len;
 	} else if ((wb = fuse_file_wbuf(fs, h->in->ino)) != NULL) {

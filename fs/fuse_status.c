@@ -16,7 +16,8 @@
 
 bool fuse_status_is_virtual(fuse_ino_t ino)
 {
-	return ino == KVFS_STATUS_INO || ino == KVFS_STATUS_JSON_INO || ino == KVFS_METRICS_INO;
+	return ino == KVFS_STATUS_INO || ino == KVFS_STATUS_JSON_INO || ino == KVFS_METRICS_INO ||
+	       ino == KVFS_BACKUP_INO;
 }
 
 fuse_ino_t fuse_status_lookup(const char *name)
@@ -25,6 +26,8 @@ fuse_ino_t fuse_status_lookup(const char *name)
 		return KVFS_STATUS_INO;
 	if (strcmp(name, ".status.json") == 0)
 		return KVFS_STATUS_JSON_INO;
+	if (strcmp(name, ".kvfs-backup.tar") == 0)
+		return KVFS_BACKUP_INO;
 	if (strcmp(name, ".metrics") == 0)
 		return KVFS_METRICS_INO;
 	return 0;
@@ -52,8 +55,13 @@ char *fuse_status_render(struct kvfs_fs *fs, fuse_ino_t ino, size_t *len)
 void fuse_status_attr(struct kvfs_fs *fs, fuse_ino_t ino, struct stat *st)
 {
 	size_t len = 0;
-	char *text = fuse_status_render(fs, ino, &len);
+	char *text;
 
+	if (ino == KVFS_BACKUP_INO) {
+		fuse_backup_attr(fs, st);
+		return;
+	}
+	text = fuse_status_render(fs, ino, &len);
 	free(text);
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;

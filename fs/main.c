@@ -22,9 +22,12 @@
 #include <sodium.h>
 #include <uv.h>
 
+#include "daemon.h"
 #include "fs.h"
 #include "health.h"
+#include "fuse_mount_opts.h"
 #include "options.h"
+#include "sd_notify.h"
 #include "kvfs/logging.h"
 #include "kvfs/metrics_http.h"
 #include "kvfs/node.h"
@@ -48,7 +51,7 @@ struct app {
 	struct kvfs_fs fs;
 	uv_loop_t loop;
 	uv_poll_t poll;
-	uv_signal_t sig[3];
+	uv_signal_t sig[4];
 	uv_timer_t drain;
 	struct fuse_buf fbuf;
 	uint64_t drain_deadline;
@@ -138,6 +141,7 @@ static void on_fuse_readable(uv_poll_t *h, int status, int events)
 			uv_poll_stop(&a->poll);
 			if (!a->stopping) {
 				a->stopping = true;
+				sd_notify_stopping();
 				a->drain_deadline = uv_now(&a->loop) + a->opts.write_timeout_ms;
 				uv_timer_start(&a->drain, on_drain_timer, 0, DRAIN_POLL_MS);
 			}
@@ -159,7 +163,7 @@ static void on_node_closed(void *arg)
 	uv_close((uv_handle_t *)&a->drain, on_handle_closed);
 	if (uv_is_active((uv_handle_t *)&a->zk_async))
 		uv_close((uv_handle_t *)&a->zk_async, on_handle_closed);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		uv_close((uv_handle_t *)&a->sig[i], on_handle_closed);
 }
 
@@ -224,12 +228,27 @@ static void begin_stop(struct app *a, int code)
 	if (a->stopping)
 		return;
 	a->stopping = true;
+	sd_notify_stopping();
 	a->release_now = code != 0;
 	/* After a failure, writes in flight fail at the next loop iteration (their callers hear
 	 * EIO, not a torn-down mount): wait for that, briefly, not for the write timeout. */
 	a->drain_deadline =
 	    uv_now(&a->loop) + (code ? FAILED_DRAIN_MS : a->opts.write_timeout_ms);
 	uv_timer_start(&a->drain, on_drain_timer, 0, DRAIN_POLL_MS);
+}
+
+/* SIGUSR1, SIGHUP: logrotate has moved the log file away (its postrotate). */
+static void on_reopen_signal(uv_signal_t *h, int signum)
+{
+	int rv = logging_reopen();
+
+	if (rv > 0)
+		log_info("got %s: reopened the log file", strsignal(signum));
+	else if (rv == 0)
+		log_info("got %s: logging to stderr, no log file to reopen", strsignal(signum));
+	else
+		log_warn("got %s: cannot reopen the log file: %s (still writing the old one)",
+		         strsignal(signum), strerror(-rv));
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -321,6 +340,27 @@ static struct fuse_session *new_session(struct app *a)
 }
 
 /*
+ * Checks the FUSE options before anything is created (the data directory; with --zk, the
+ * cluster's /config, whose size is fixed for good): libfuse parses them in a session that is
+ * built and dropped at once, then what this user may not mount with. Returns 0, or -1 with a
+ * message in err (libfuse has printed its own line first).
+ */
+static int check_fuse_opts(struct app *a, char *err, size_t errlen)
+{
+	struct fuse_session *se = new_session(a);
+
+	if (!se) {
+		snprintf(err, errlen,
+		         "bad FUSE options '-o %s' (see fuse(8) and mount(8) for the FUSE and mount "
+		         "options; kvfs's own are its long options as key=value)",
+		         a->opts.fuse_opts ? a->opts.fuse_opts : "");
+		return -1;
+	}
+	fuse_session_destroy(se);
+	return daemon_check_fuse_user(&a->opts, "/etc/fuse.conf", err, errlen);
+}
+
+/*
  * Background start. libfuse's fuse_daemonize forks after the mount, which would leave
  * ZooKeeper's threads behind in the parent; so we fork first, and the parent waits for one byte,
  * the child's exit status: 0 once it serves the mount, the status of whatever failed otherwise
@@ -342,6 +382,8 @@ static int daemonize_begin(struct app *a)
 		close(p[1]);
 		if (read(p[0], &code, 1) != 1)
 			code = EXIT_RUNTIME; /* the child died before it could say */
+		if (code == 0)
+			sd_notify_mainpid(pid); /* we exit now: systemd follows the child */
 		_exit(code);
 	}
 	close(p[0]);
@@ -604,8 +646,9 @@ static int start_metrics(struct app *a)
 
 static int run_loop(struct app *a)
 {
-	static const int signals[3] = {SIGTERM, SIGINT, SIGHUP};
+	static const int signals[4] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
 	int fd = fuse_session_fd(a->fs.se), rv;
+	bool forked = a->daemon_pipe >= 0; /* then our waiting parent says READY=1 */
 
 	rv = uv_loop_init(&a->loop);
 	if (rv < 0)
@@ -636,14 +679,17 @@ static int run_loop(struct app *a)
 		goto err;
 	a->poll.data = a;
 	uv_poll_start(&a->poll, UV_READABLE, on_fuse_readable);
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		uv_signal_init(&a->loop, &a->sig[i]);
 		a->sig[i].data = a;
-		uv_signal_start(&a->sig[i], on_signal, signals[i]);
+		uv_signal_start(&a->sig[i], i < 2 ? on_signal : on_reopen_signal, signals[i]);
 	}
 	log_info("serving %s (data in %s, %s)", a->opts.mountpoint, a->opts.data_dir,
 	         a->zk ? "cluster member" : "standalone");
 	daemonize_end(a, 0);
+	rv = sd_notify_ready(&a->loop, a->fs.node, !forked);
+	if (rv < 0)
+		log_warn("cannot watch the node for systemd's STATUS=: %s", uv_strerror(rv));
 	uv_run(&a->loop, UV_RUN_DEFAULT);
 	fuse_inval_free(a->fs.inval);
 	uv_loop_close(&a->loop);
@@ -670,8 +716,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (rv == KVFS_OPTIONS_VERSION) {
-		printf("kvfs %s (libfuse %d, libuv %s)\n", KVFS_VERSION, fuse_version(),
-		       uv_version_string());
+		daemon_print_version(stdout);
 		options_free(&a.opts);
 		return 0;
 	}
@@ -683,7 +728,19 @@ int main(int argc, char **argv)
 		options_free(&a.opts);
 		return EXIT_USAGE;
 	}
-	logging_init(a.opts.id, a.opts.verbose ? KVFS_LOG_DEBUG : KVFS_LOG_INFO);
+	if (check_fuse_opts(&a, err, sizeof(err)) < 0 ||
+	    daemon_start_logging(&a.opts, err, sizeof(err)) < 0) {
+		fprintf(stderr, "kvfs: %s\n", err);
+		code = EXIT_USAGE;
+		goto out_opts;
+	}
+	/* Until the loop handles them (on_reopen_signal), a rotation must not kill the start. */
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
+	if (sd_notify_init(err, sizeof(err)) < 0) {
+		log_warn("%s", err);
+		err[0] = '\0';
+	}
 	if (load_secrets(&a) < 0 || load_zk_auth(&a) < 0) {
 		code = EXIT_USAGE;
 		goto out_opts;
@@ -717,15 +774,22 @@ int main(int argc, char **argv)
 	    .cluster_id = a.zk ? cluster_id : NULL,
 	    .cluster_size = a.zk ? a.opts.cluster_size : 0,
 	    .listen = a.opts.listen,
+	    .advertise = a.opts.advertise,
 	    .write_timeout_ms = a.opts.write_timeout_ms,
 	    .session_timeout_ms = a.opts.session_timeout_ms,
 	    .peer_keys = a.keys.n ? &a.keys : NULL,
 	};
+	if (a.zk)
+		zk_election_history(a.zk, &cfg.zk_epoch, &cfg.id_held_data);
 	rv = node_open(&a.fs.node, &cfg, err, sizeof(err));
 	if (rv < 0) {
 		fprintf(stderr, "kvfs: %s\n", err[0] ? err : strerror(-rv));
 		code = rv == -EXDEV ? EXIT_CLUSTER : EXIT_DATA;
 		goto out_opts;
+	}
+	if (daemon_log_to_data_dir(&a.opts, err, sizeof(err)) < 0) {
+		fprintf(stderr, "kvfs: %s; logging nowhere once started\n", err);
+		logging_release();
 	}
 	if (a.zk) {
 		a.cluster = (struct kvfs_node_cluster){
@@ -751,6 +815,8 @@ int main(int argc, char **argv)
 	a.fs.entry_timeout = a.fs.linearizable ? 0.0 : 1.0;
 	a.fs.attr_timeout = a.fs.linearizable ? 0.0 : 1.0;
 	a.fs.write_timeout_ms = a.opts.write_timeout_ms;
+	a.fs.cluster = a.zk ? a.opts.cluster : NULL; /* named in backups (fuse_backup.c) */
+	a.fs.cluster_id = a.zk ? cluster_id : NULL;
 
 	a.fs.se = new_session(&a);
 	if (!a.fs.se) {
@@ -760,17 +826,10 @@ int main(int argc, char **argv)
 		goto out_node;
 	}
 	if (fuse_session_mount(a.fs.se, a.opts.mountpoint) != 0) {
-		fprintf(stderr, "kvfs: cannot mount %s (is /dev/fuse there and fuse3 installed?)\n",
-		        a.opts.mountpoint);
+		fuse_mount_opts_hint("/dev/fuse", err, sizeof(err));
+		fprintf(stderr, "kvfs: cannot mount %s: %s\n", a.opts.mountpoint, err);
 		code = EXIT_MOUNTPOINT;
 		goto out_session;
-	}
-	if (!a.opts.foreground) {
-		char path[PATH_MAX];
-
-		snprintf(path, sizeof(path), "%s/kvfs.log", a.opts.data_dir);
-		if (logging_to_file(path) < 0)
-			fprintf(stderr, "kvfs: cannot write %s; logging nowhere\n", path);
 	}
 	signal(SIGPIPE, SIG_IGN);
 	code = run_loop(&a);
@@ -790,6 +849,8 @@ out_node:
 out_opts:
 	if (a.zk)
 		zk_election_close(a.zk);
+	if (code != 0)
+		logging_release(); /* the lines held for a log file that never opened */
 	daemonize_end(&a, code);
 	sec_keys_wipe(&a.keys);
 	wipe_zk_auth(&a);

@@ -8,14 +8,18 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "fuse_mount_opts.h"
 #include "kvfs/election.h"
+#include "kvfs/hostport.h"
 #include "kvfs/op.h"
+#include "options_file.h"
 
 enum {
 	OPT_ID = 256,
@@ -37,9 +41,13 @@ enum {
 	OPT_SECRET_FILE,
 	OPT_INSECURE,
 	OPT_ZK_AUTH_FILE,
+	OPT_CONFIG,
+	OPT_LOG_LEVEL,
+	OPT_LOG_FILE,
 	OPT_METRICS_LISTEN,
 	OPT_HELP,
 	OPT_VERSION,
+	OPT_END,
 };
 
 static const struct option long_opts[] = {
@@ -62,6 +70,9 @@ static const struct option long_opts[] = {
     {"secret-file", required_argument, NULL, OPT_SECRET_FILE},
     {"insecure", no_argument, NULL, OPT_INSECURE},
     {"zk-auth-file", required_argument, NULL, OPT_ZK_AUTH_FILE},
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"log-file", required_argument, NULL, OPT_LOG_FILE},
     {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -73,18 +84,24 @@ void options_usage(FILE *f, const char *prog)
 	fprintf(
 	    f,
 	    "usage: %s [options] MOUNTPOINT\n"
+	    "       %s [options] SOURCE MOUNTPOINT   (as mount -t fuse.kvfs runs it)\n"
 	    "\n"
 	    "Mounts a kvfs node at MOUNTPOINT: files are keys, their contents are values.\n"
-	    "Without --zk the node runs standalone (a cluster of one).\n"
+	    "Without --zk the node runs standalone (a cluster of one). SOURCE is a name\n"
+	    "without '/': without a config file, %s/SOURCE.conf is read if it exists.\n"
 	    "\n"
 	    "  --id N                 node id, 1..N (default 1)\n"
 	    "  --data DIR             data directory, created if missing\n"
-	    "                         (default /var/lib/kvfs/CLUSTER/ID)\n"
+	    "                         (default /var/lib/kvfs/CLUSTER/ID for root, else\n"
+	    "                         $XDG_DATA_HOME or ~/.local/share, then kvfs/CLUSTER/ID)\n"
 	    "  --zk HOSTS             ZooKeeper connect string (host:port,...)\n"
 	    "  --cluster NAME         cluster name (default \"default\")\n"
 	    "  --cluster-size N       voting replicas (default 3 with --zk, 1 without)\n"
-	    "  --listen HOST:PORT     replication address (default 127.0.0.1:(7000+id))\n"
-	    "  --advertise HOST:PORT  address announced to peers (default: --listen)\n"
+	    "  --listen HOST:PORT     replication address (default 127.0.0.1:(7000+id)); HOST is a\n"
+	    "                         name, an IPv4 address or [IPv6], and must be this machine's\n"
+	    "                         (0.0.0.0 or [::]: every address)\n"
+	    "  --advertise HOST:PORT  address announced to peers (default: --listen), a name\n"
+	    "                         resolved again at every connection attempt\n"
 	    "  --election sequential|priority   (default sequential)\n"
 	    "  --priority N           0..1000 (default 1; 0 never leads)\n"
 	    "  --read local|linearizable        (default local)\n"
@@ -92,10 +109,11 @@ void options_usage(FILE *f, const char *prog)
 	    "  --session-timeout MS   ZooKeeper session timeout (default 6000)\n"
 	    "  --hold-down MS         priority mode: a better newcomer takes over after this\n"
 	    "                         long, once caught up (default 3000)\n"
-	    "  --max-value BYTES      largest value; bigger writes fail with EFBIG\n"
-	    "                         (default 1048576, at most %u)\n"
-	    "  --snapshot-bytes N     snapshot after N bytes of log (default 67108864)\n"
-	    "  --segment-bytes N      log segment size (default 67108864)\n"
+	    "  --max-value SIZE       largest value; bigger writes fail with EFBIG\n"
+	    "                         (default 1M, at most %u bytes)\n"
+	    "  --snapshot-bytes SIZE  snapshot after SIZE of log (default 64M)\n"
+	    "  --segment-bytes SIZE   log segment size (default 64M)\n"
+	    "                         sizes: bytes, or K, M, G, T (KiB... too; 1K = 1024)\n"
 	    "  --secret-file PATH     the cluster's shared peer secret, at least 32 bytes, mode\n"
 	    "                         600 (required with --zk unless --insecure); give it twice\n"
 	    "                         to rotate: dial with the first, accept either\n"
@@ -103,12 +121,20 @@ void options_usage(FILE *f, const char *prog)
 	    "                         networks only; shown in /.status)\n"
 	    "  --zk-auth-file PATH    ZooKeeper digest credentials user:password, mode 600;\n"
 	    "                         every znode kvfs creates gets an ACL for them alone\n"
+	    "  --config FILE          options from FILE: `key = value` lines, the keys being\n"
+	    "                         the long options without --, plus mountpoint and\n"
+	    "                         options (FUSE -o options); flags override it\n"
+	    "  --log-level error|warn|info|debug   (default info)\n"
+	    "  --log-file PATH        append the log to PATH (created 0600); SIGUSR1 and\n"
+	    "                         SIGHUP reopen it (default: stderr with -f, else\n"
+	    "                         DATA/kvfs.log)\n"
 	    "  --metrics-listen HOST:PORT  serve GET /metrics (Prometheus text) over HTTP\n"
 	    "                         there (no TLS, no auth: bind it where only scrapers reach)\n"
-	    "  -f                     stay in the foreground, log to stderr\n"
+	    "  -f                     stay in the foreground\n"
 	    "  -d                     FUSE debug output (implies -f)\n"
-	    "  -v                     verbose log\n"
-	    "  -o OPTIONS             FUSE mount options, e.g. allow_other,default_permissions\n"
+	    "  -v                     --log-level debug\n"
+	    "  -o OPTIONS             FUSE mount options, e.g. allow_other,default_permissions;\n"
+	    "                         also config=FILE and every long option as key=value\n"
 	    "  -h, --help             this text\n"
 	    "  -V, --version          the version\n"
 	    "\n"
@@ -116,7 +142,7 @@ void options_usage(FILE *f, const char *prog)
 	    "4 data directory problem, 5 cluster problem (ZooKeeper unreachable, another\n"
 	    "cluster's data directory, a --cluster-size the cluster was not created with, znodes\n"
 	    "protected by ZooKeeper ACLs for other credentials).\n",
-	    prog, KVFS_DATA_MAX);
+	    prog, prog, KVFS_CONFIG_DIR, KVFS_DATA_MAX);
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -163,19 +189,57 @@ static int parse_u32(const char *name, const char *s, uint32_t min, uint32_t max
 	return rv;
 }
 
-/* Checks HOST:PORT: a non-empty host and a port in 1..65535 after the last colon. */
+/*
+ * Parses all of s as a size in min..max bytes: a decimal number with an optional binary suffix
+ * K, M, G or T (also k, KiB ...: 1K = 1024).
+ */
+static int parse_size(const char *name, const char *s, uint64_t min, uint64_t max, uint64_t *out,
+                      char *err, size_t errlen)
+{
+	static const char units[] = "KMGT";
+	char *end;
+	const char *u;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	if (*s < '0' || *s > '9')
+		goto bad;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*end != '\0') {
+		u = strchr(units, end[0] >= 'a' ? end[0] - 'a' + 'A' : end[0]);
+		if (!u || !*u || (end[1] != '\0' && strcmp(end + 1, "iB") != 0))
+			goto bad;
+		shift = 10 * (unsigned)(u - units + 1);
+	}
+	if (errno == ERANGE || v > (UINT64_MAX >> shift) || (v << shift) < min ||
+	    (v << shift) > max)
+		return fail(err, errlen, "%s: %s is out of range %" PRIu64 "..%" PRIu64 " bytes",
+		            name, s, min, max);
+	*out = (uint64_t)v << shift;
+	return 0;
+bad:
+	return fail(err, errlen,
+	            "%s: '%s' is not a size (bytes, or a number with K, M, G or T: 1K = 1024)",
+	            name, s);
+}
+
+/*
+ * Checks HOST:PORT as the peers read it (hostport.h: a host name, an IPv4 address or a bracketed
+ * IPv6 one); an address to listen on must also resolve to one of this machine's.
+ */
 static int check_addr(const char *name, const char *s, char *err, size_t errlen)
 {
-	const char *colon = strrchr(s, ':');
-	uint64_t port;
+	struct kvfs_hostport hp;
+	const char *why;
+	char reason[256];
 
-	if (!colon || colon == s)
-		return fail(err, errlen, "%s: '%s' is not HOST:PORT", name, s);
-	if (strlen(s) >= KVFS_ADDR_MAX)
-		return fail(err, errlen, "%s: '%s' is too long (at most %d characters)", name, s,
-		            KVFS_ADDR_MAX - 1);
-	if (parse_u64(name, colon + 1, 1, 65535, &port, err, errlen) < 0)
-		return fail(err, errlen, "%s: '%s' is not HOST:PORT (port 1..65535)", name, s);
+	if (hostport_parse(s, 0, &hp, &why) != 0)
+		return fail(err, errlen, "%s: '%s' is not HOST:PORT: %s (expected %s)", name, s, why,
+		            KVFS_HOSTPORT_ACCEPTED);
+	if (strcmp(name, "--listen") == 0 && hostport_check_listen(s, reason, sizeof(reason)) < 0)
+		return fail(err, errlen, "--listen: '%s' is unusable: %s (give an address of this "
+		            "machine, or 0.0.0.0:PORT for all)", s, reason);
 	return 0;
 }
 
@@ -191,6 +255,10 @@ static int set_str(char **dst, const char *src)
 	return 0;
 }
 
+/* The directory relative paths are resolved against while a config file is read; NULL: the
+ * current directory. options_parse is not reentrant anyway (getopt's state is global). */
+static const char *rel_base;
+
 /* An absolute version of path (not resolved through symlinks; the path need not exist). */
 static char *absolute(const char *path)
 {
@@ -199,24 +267,13 @@ static char *absolute(const char *path)
 
 	if (path[0] == '/')
 		return strdup(path);
-	if (!getcwd(cwd, sizeof(cwd)))
+	if (rel_base)
+		snprintf(cwd, sizeof(cwd), "%s", rel_base);
+	else if (!getcwd(cwd, sizeof(cwd)))
 		return NULL;
 	if (asprintf(&out, "%s/%s", cwd, path) < 0)
 		return NULL;
 	return out;
-}
-
-static int append_fuse_opts(struct kvfs_options *o, const char *opts)
-{
-	char *joined;
-
-	if (!o->fuse_opts)
-		return set_str(&o->fuse_opts, opts);
-	if (asprintf(&joined, "%s,%s", o->fuse_opts, opts) < 0)
-		return -ENOMEM;
-	free(o->fuse_opts);
-	o->fuse_opts = joined;
-	return 0;
 }
 
 bool options_has_fuse_opt(const char *opts, const char *name)
@@ -237,6 +294,7 @@ bool options_has_fuse_opt(const char *opts, const char *name)
 
 static int set_defaults(struct kvfs_options *o, bool size_given, char *err, size_t errlen)
 {
+	struct kvfs_hostport hp;
 	char buf[PATH_MAX];
 
 	if (!size_given)
@@ -262,32 +320,158 @@ static int set_defaults(struct kvfs_options *o, bool size_given, char *err, size
 		            "network where every host is trusted");
 	if (!o->advertise && set_str(&o->advertise, o->listen) < 0)
 		return -ENOMEM;
+	if (o->zk && hostport_parse(o->advertise, 0, &hp, NULL) == 0 && hostport_is_any(&hp))
+		return fail(err, errlen, "--advertise: peers cannot dial '%s'; with --listen on every "
+		            "address, give --advertise HOST:PORT, a name or address they reach",
+		            o->advertise);
 	if (!o->data_dir) {
-		snprintf(buf, sizeof(buf), "/var/lib/kvfs/%s/%u", o->cluster, o->id);
+		if (options_default_data_dir(geteuid() == 0, getenv("XDG_DATA_HOME"),
+		                             getenv("HOME"), o->cluster, o->id, buf, sizeof(buf),
+		                             err, errlen) < 0)
+			return -EINVAL;
 		if (set_str(&o->data_dir, buf) < 0)
 			return -ENOMEM;
 	}
 	return 0;
 }
 
-int options_parse(struct kvfs_options *o, int argc, char **argv, char *err, size_t errlen)
+int options_default_data_dir(bool root, const char *xdg_data_home, const char *home,
+                             const char *cluster, uint32_t id, char *buf, size_t len, char *err,
+                             size_t errlen)
 {
-	bool size_given = false;
+	if (root)
+		snprintf(buf, len, "/var/lib/kvfs/%s/%u", cluster, id);
+	else if (xdg_data_home && xdg_data_home[0] == '/')
+		snprintf(buf, len, "%s/kvfs/%s/%u", xdg_data_home, cluster, id);
+	else if (home && home[0] == '/')
+		snprintf(buf, len, "%s/.local/share/kvfs/%s/%u", home, cluster, id);
+	else
+		return fail(err, errlen,
+		            "--data is needed: no default data directory for a user other than "
+		            "root without HOME or XDG_DATA_HOME");
+	return 0;
+}
+
+/* The state of one options_parse. */
+struct parse {
+	struct kvfs_options *o;
+	char *err;
+	size_t errlen;
+	bool from_file;        /* applying a line of the config file */
+	bool given[OPT_END];   /* what the command line (its -o included) set: the file cannot */
+	bool size_given;       /* --cluster-size, from anywhere */
+	bool mountpoint_given; /* on the command line */
+	char **pending;        /* "--key=value" words from -o, applied after the other flags */
+	unsigned n_pending;
+	char *file_fuse_opts; /* the config file's `options` */
+};
+
+static int parse_level(const char *s, enum kvfs_log_level *out, char *err, size_t errlen)
+{
+	static const char *const names[] = {"error", "warn", "info", "debug"};
+
+	for (int i = 0; i < 4; i++) {
+		if (strcmp(s, names[i]) == 0) {
+			*out = (enum kvfs_log_level)i;
+			return 0;
+		}
+	}
+	return fail(err, errlen, "--log-level: '%s' is not error, warn, info or debug", s);
+}
+
+/* The long option named by the len first bytes of key, as a config key or -o key=value. */
+static const struct option *find_key(const char *key, size_t len)
+{
+	for (const struct option *lo = long_opts; lo->name; lo++)
+		if (lo->val != OPT_HELP && lo->val != OPT_VERSION && strlen(lo->name) == len &&
+		    memcmp(lo->name, key, len) == 0)
+			return lo;
+	return NULL;
+}
+
+/*
+ * The command-line word for a key and its value (NULL for a bare key): "--id=2", "--insecure",
+ * or *word NULL for a switch set to false. Returns 0, -ENOMEM, or -EINVAL with a message.
+ */
+static int key_word(const struct option *lo, const char *value, char **word, char *err,
+                    size_t errlen)
+{
+	*word = NULL;
+	if (lo->has_arg == no_argument) {
+		if (!value || strcmp(value, "true") == 0 || strcmp(value, "yes") == 0)
+			return asprintf(word, "--%s", lo->name) < 0 ? -ENOMEM : 0;
+		if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0)
+			return 0;
+		return fail(err, errlen, "%s: '%s' is not true or false (or give %s alone)",
+		            lo->name, value, lo->name);
+	}
+	if (!value)
+		return fail(err, errlen, "'%s' needs a value (%s = VALUE, or -o %s=VALUE)",
+		            lo->name, lo->name, lo->name);
+	return asprintf(word, "--%s=%s", lo->name, value) < 0 ? -ENOMEM : 0;
+}
+
+/* fuse_mount_opts_split's hook for a -o of the command line: takes config=FILE and the long
+ * options as key=value, to be applied after the other flags. */
+static int own_opt(void *arg, const char *opt)
+{
+	struct parse *p = arg;
+	size_t klen = strcspn(opt, "=");
+	const char *value = opt[klen] ? opt + klen + 1 : NULL;
+	const struct option *lo = find_key(opt, klen);
+	char *word, **grown;
+	int rv;
+
+	if (!lo)
+		return 0;
+	rv = key_word(lo, value, &word, p->err, p->errlen);
+	if (rv < 0 || !word)
+		return rv < 0 ? rv : 1;
+	grown = realloc(p->pending, (p->n_pending + 1) * sizeof(*grown));
+	if (!grown) {
+		free(word);
+		return -ENOMEM;
+	}
+	p->pending = grown;
+	p->pending[p->n_pending++] = word;
+	return 1;
+}
+
+/* The same hook for the config file's `options`: kvfs's keys belong on lines of their own. */
+static int own_opt_in_file(void *arg, const char *opt)
+{
+	struct parse *p = arg;
+
+	if (!find_key(opt, strcspn(opt, "=")))
+		return 0;
+	return fail(p->err, p->errlen,
+	            "options: '%s' is a kvfs key, not a FUSE option: give it a line of its own",
+	            opt);
+}
+
+/*
+ * Applies the options of one argument vector: the command line, the "--key=value" words its -o
+ * gave, or one line of the config file (p->from_file: then what the command line set is left
+ * alone). Returns 0 (optind is then at the first operand), KVFS_OPTIONS_HELP or _VERSION, or a
+ * negative errno with a message in p->err.
+ */
+static int parse_argv(struct parse *p, int argc, char **argv)
+{
+	struct kvfs_options *o = p->o;
+	char *err = p->err;
+	size_t errlen = p->errlen;
 	char *path;
 	int c, rv = 0;
 
-	o->id = 1;
-	o->priority = 1;
-	o->write_timeout_ms = 10000;
-	o->session_timeout_ms = 6000;
-	o->hold_down_ms = 3000;
-	o->max_value = 1048576;
-	if (set_str(&o->cluster, "default") < 0 || set_str(&o->election, "sequential") < 0)
-		return -ENOMEM;
-
-	optind = 1;
+	optind = 0; /* glibc: a full reinitialisation, as several vectors are parsed */
 	opterr = 0;
 	while (rv == 0 && (c = getopt_long(argc, argv, ":fdvo:hV", long_opts, NULL)) != -1) {
+		if (c > 0 && c < OPT_END) {
+			if (p->from_file && p->given[c])
+				continue;
+			if (!p->from_file)
+				p->given[c] = true;
+		}
 		switch (c) {
 		case OPT_ID:
 			rv = parse_u32("--id", optarg, 1, 1000000, &o->id, err, errlen);
@@ -316,7 +500,7 @@ int options_parse(struct kvfs_options *o, int argc, char **argv, char *err, size
 		case OPT_CLUSTER_SIZE:
 			rv = parse_u32("--cluster-size", optarg, 1, 15, &o->cluster_size, err,
 			               errlen);
-			size_given = true;
+			p->size_given = true;
 			break;
 		case OPT_LISTEN:
 			rv = check_addr("--listen", optarg, err, errlen);
@@ -360,16 +544,16 @@ int options_parse(struct kvfs_options *o, int argc, char **argv, char *err, size
 			               errlen);
 			break;
 		case OPT_MAX_VALUE:
-			rv = parse_u64("--max-value", optarg, 1, KVFS_DATA_MAX, &o->max_value, err,
-			               errlen);
+			rv = parse_size("--max-value", optarg, 1, KVFS_DATA_MAX, &o->max_value, err,
+			                errlen);
 			break;
 		case OPT_SNAPSHOT_BYTES:
-			rv = parse_u64("--snapshot-bytes", optarg, 4096, UINT64_C(1) << 40,
-			               &o->snapshot_bytes, err, errlen);
+			rv = parse_size("--snapshot-bytes", optarg, 4096, UINT64_C(1) << 40,
+			                &o->snapshot_bytes, err, errlen);
 			break;
 		case OPT_SEGMENT_BYTES:
-			rv = parse_u64("--segment-bytes", optarg, 4096, UINT64_C(1) << 32,
-			               &o->segment_bytes, err, errlen);
+			rv = parse_size("--segment-bytes", optarg, 4096, UINT64_C(1) << 32,
+			                &o->segment_bytes, err, errlen);
 			break;
 		case OPT_SECRET_FILE:
 			if (!*optarg)
@@ -407,11 +591,32 @@ int options_parse(struct kvfs_options *o, int argc, char **argv, char *err, size
 			o->debug = true;
 			o->foreground = true;
 			break;
+		case OPT_CONFIG:
+			if (!*optarg)
+				return fail(err, errlen, "--config: empty path");
+			path = absolute(optarg);
+			if (!path)
+				return -ENOMEM;
+			free(o->config);
+			o->config = path;
+			break;
+		case OPT_LOG_LEVEL:
+			rv = parse_level(optarg, &o->log_level, err, errlen);
+			break;
+		case OPT_LOG_FILE:
+			if (!*optarg)
+				return fail(err, errlen, "--log-file: empty path");
+			path = absolute(optarg);
+			if (!path)
+				return -ENOMEM;
+			free(o->log_file);
+			o->log_file = path;
+			break;
 		case 'v':
-			o->verbose = true;
+			o->log_level = KVFS_LOG_DEBUG;
 			break;
 		case 'o':
-			rv = append_fuse_opts(o, optarg);
+			rv = fuse_mount_opts_split(optarg, own_opt, p, &o->fuse_opts);
 			break;
 		case 'h':
 		case OPT_HELP:
@@ -427,17 +632,166 @@ int options_parse(struct kvfs_options *o, int argc, char **argv, char *err, size
 			return fail(err, errlen, "unknown option %s", argv[optind - 1]);
 		}
 	}
-	if (rv < 0)
-		return rv;
-	if (optind >= argc)
-		return fail(err, errlen, "missing MOUNTPOINT");
-	if (optind + 1 < argc)
-		return fail(err, errlen, "unexpected argument '%s' (one MOUNTPOINT only)",
-		            argv[optind + 1]);
-	o->mountpoint = absolute(argv[optind]);
-	if (!o->mountpoint)
+	return rv;
+}
+
+/* options_file_read's hook: one key of the config file. */
+static int file_line(void *arg, const char *key, const char *value, char *err, size_t errlen)
+{
+	struct parse *p = arg;
+	const struct option *lo = find_key(key, strlen(key));
+	char *saved_err = p->err, *word, *argv[3] = {"kvfs", NULL, NULL};
+	size_t saved_len = p->errlen;
+	int rv;
+
+	p->err = err;
+	p->errlen = errlen;
+	if (strcmp(key, "mountpoint") == 0 || strcmp(key, "options") == 0) {
+		if (!value || !*value)
+			rv = fail(err, errlen, "'%s' needs a value (%s = VALUE)", key, key);
+		else if (key[0] == 'o')
+			rv = fuse_mount_opts_split(value, own_opt_in_file, p, &p->file_fuse_opts);
+		else if (p->mountpoint_given)
+			rv = 0;
+		else {
+			free(p->o->mountpoint);
+			p->o->mountpoint = absolute(value);
+			rv = p->o->mountpoint ? 0 : -ENOMEM;
+		}
+	} else if (!lo) {
+		rv = fail(err, errlen,
+		          "unknown key '%s' (the keys are the long options without --, and "
+		          "mountpoint and options; see kvfs --help)",
+		          key);
+	} else if (lo->val == OPT_CONFIG) {
+		rv = fail(err, errlen,
+		          "'config' in a config file: a config file cannot name another");
+	} else {
+		rv = key_word(lo, value, &word, err, errlen);
+		if (rv == 0 && word) {
+			argv[1] = word;
+			p->from_file = true;
+			rv = parse_argv(p, 2, argv);
+			p->from_file = false;
+			free(word);
+		}
+	}
+	p->err = saved_err;
+	p->errlen = saved_len;
+	return rv;
+}
+
+/* The operands: MOUNTPOINT, or SOURCE MOUNTPOINT (mount.fuse3 passes them so). */
+static int take_operands(struct parse *p, int argc, char **argv, int first)
+{
+	struct kvfs_options *o = p->o;
+	int n = argc - first;
+	bool source_ok = n >= 2 && !strchr(argv[first], '/');
+
+	if (n > 2 || (n == 2 && !source_ok))
+		return fail(p->err, p->errlen,
+		            "unexpected argument '%s' (one MOUNTPOINT, or SOURCE MOUNTPOINT where "
+		            "SOURCE is a name without '/')",
+		            argv[source_ok ? first + 2 : first + 1]);
+	if (n == 2 && argv[first][0] && set_str(&o->source, argv[first]) < 0)
 		return -ENOMEM;
-	return set_defaults(o, size_given, err, errlen);
+	if (n > 0) {
+		o->mountpoint = absolute(argv[argc - 1]);
+		if (!o->mountpoint)
+			return -ENOMEM;
+		p->mountpoint_given = true;
+	}
+	return 0;
+}
+
+/* Reads the config file: --config, -o config=, or KVFS_CONFIG_DIR/SOURCE.conf if there is one. */
+static int read_config(struct parse *p)
+{
+	struct kvfs_options *o = p->o;
+	char *dir, *joined;
+	int rv;
+
+	if (!o->config && o->source) {
+		if (asprintf(&o->config, "%s/%s.conf", KVFS_CONFIG_DIR, o->source) < 0) {
+			o->config = NULL;
+			return -ENOMEM;
+		}
+		if (access(o->config, F_OK) < 0) {
+			free(o->config);
+			o->config = NULL;
+		}
+	}
+	if (!o->config)
+		return 0;
+	dir = strdup(o->config);
+	if (!dir)
+		return -ENOMEM;
+	rel_base = dirname(dir);
+	rv = options_file_read(o->config, file_line, p, p->err, p->errlen);
+	rel_base = NULL;
+	free(dir);
+	if (rv < 0 || !p->file_fuse_opts)
+		return rv;
+	/* The command line's come last: libfuse lets the last of two options win. */
+	if (!o->fuse_opts) {
+		o->fuse_opts = p->file_fuse_opts;
+		p->file_fuse_opts = NULL;
+		return 0;
+	}
+	if (asprintf(&joined, "%s,%s", p->file_fuse_opts, o->fuse_opts) < 0)
+		return -ENOMEM;
+	free(o->fuse_opts);
+	o->fuse_opts = joined;
+	return 0;
+}
+
+static int parse_all(struct parse *p, int argc, char **argv)
+{
+	char **words;
+	int rv;
+
+	rv = parse_argv(p, argc, argv);
+	if (rv == 0)
+		rv = take_operands(p, argc, argv, optind);
+	if (rv == 0 && p->n_pending > 0) {
+		words = calloc(p->n_pending + 2, sizeof(*words));
+		if (!words)
+			return -ENOMEM;
+		words[0] = "kvfs";
+		memcpy(words + 1, p->pending, p->n_pending * sizeof(*words));
+		rv = parse_argv(p, (int)p->n_pending + 1, words);
+		free(words);
+	}
+	if (rv == 0)
+		rv = read_config(p);
+	if (rv == 0 && !p->o->mountpoint)
+		rv = fail(p->err, p->errlen,
+		          "missing MOUNTPOINT (give it last, or as mountpoint in the config file)");
+	if (rv == 0)
+		rv = set_defaults(p->o, p->size_given, p->err, p->errlen);
+	return rv;
+}
+
+int options_parse(struct kvfs_options *o, int argc, char **argv, char *err, size_t errlen)
+{
+	struct parse p = {.o = o, .err = err, .errlen = errlen};
+	int rv;
+
+	o->id = 1;
+	o->priority = 1;
+	o->write_timeout_ms = 10000;
+	o->session_timeout_ms = 6000;
+	o->hold_down_ms = 3000;
+	o->max_value = 1048576;
+	o->log_level = KVFS_LOG_INFO;
+	if (set_str(&o->cluster, "default") < 0 || set_str(&o->election, "sequential") < 0)
+		return -ENOMEM;
+	rv = parse_all(&p, argc, argv);
+	for (unsigned i = 0; i < p.n_pending; i++)
+		free(p.pending[i]);
+	free(p.pending);
+	free(p.file_fuse_opts);
+	return rv;
 }
 
 void options_free(struct kvfs_options *o)
@@ -453,5 +807,8 @@ void options_free(struct kvfs_options *o)
 	free(o->secret_files[0]);
 	free(o->secret_files[1]);
 	free(o->zk_auth_file);
+	free(o->log_file);
+	free(o->config);
+	free(o->source);
 	free(o->metrics_listen);
 }

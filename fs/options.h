@@ -9,6 +9,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "kvfs/logging.h"
+
+/* Where `kvfs SOURCE MOUNTPOINT` (the mount helper's form) looks for SOURCE.conf. */
+#define KVFS_CONFIG_DIR "/etc/kvfs"
+
 enum kvfs_read_mode { KVFS_READ_LOCAL, KVFS_READ_LINEARIZABLE };
 
 struct kvfs_options {
@@ -30,7 +35,10 @@ struct kvfs_options {
 	uint64_t segment_bytes;
 	bool foreground;
 	bool debug;       /* -d: FUSE debug output, implies -f */
-	bool verbose;     /* -v: debug-level log lines */
+	enum kvfs_log_level log_level; /* --log-level; -v: debug */
+	char *log_file;   /* --log-file; absolute; NULL: stderr (-f) or DATA/kvfs.log */
+	char *config;     /* the configuration file read; absolute; NULL if none */
+	char *source;     /* SOURCE of `kvfs SOURCE MOUNTPOINT`; NULL if not given */
 	char *fuse_opts;  /* -o options, comma-joined; NULL if none */
 	char *secret_files[2]; /* --secret-file, given once or twice (rotation); absolute */
 	unsigned n_secret_files;
@@ -47,9 +55,11 @@ struct kvfs_options {
 
 /*
  * Parses argv into o (zeroed by the caller). Returns KVFS_OPTIONS_RUN, _HELP or _VERSION, or
- * -EINVAL with a one-line message in err ("--priority: 2000 is out of range 0..1000"). Relative
- * paths are made absolute against the current directory, since the daemon leaves it. Call
- * options_free() in every case.
+ * -EINVAL with a one-line message in err ("--priority: 2000 is out of range 0..1000", or
+ * "/etc/kvfs/a.conf:7: unknown key 'zk_hosts'"). Reads the configuration file (--config FILE,
+ * -o config=FILE, or KVFS_CONFIG_DIR/SOURCE.conf): what the command line sets wins over it.
+ * Relative paths are made absolute against the current directory (the file's directory for those
+ * in the file), since the daemon leaves it. Call options_free() in every case.
  */
 int options_parse(struct kvfs_options *o, int argc, char **argv, char *err, size_t errlen);
 
@@ -57,6 +67,15 @@ void options_free(struct kvfs_options *o);
 
 /* Writes the usage text to f. */
 void options_usage(FILE *f, const char *prog);
+
+/*
+ * The default data directory for cluster and id: /var/lib/kvfs/CLUSTER/ID for root, else
+ * $XDG_DATA_HOME/kvfs/CLUSTER/ID (xdg_data_home absolute) or $HOME/.local/share/kvfs/CLUSTER/ID.
+ * Returns 0, or -EINVAL with a message in err when a non-root user has neither.
+ */
+int options_default_data_dir(bool root, const char *xdg_data_home, const char *home,
+                             const char *cluster, uint32_t id, char *buf, size_t len, char *err,
+                             size_t errlen);
 
 /* True if the comma-separated FUSE option list opts contains the option name exactly. */
 bool options_has_fuse_opt(const char *opts, const char *name);

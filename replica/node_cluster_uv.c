@@ -49,7 +49,7 @@ static void promise_path(const struct kvfs_node *n, char *buf, size_t len, const
 }
 
 /* Reads DATA/promise: 0 and *epoch (0 when there is no file), or -EBADMSG with a message. */
-static int read_promise(const struct kvfs_node *n, uint64_t *epoch, char *err, size_t errlen)
+int ncl_read_promise(const struct kvfs_node *n, uint64_t *epoch, char *err, size_t errlen)
 {
 	char path[PATH_MAX], buf[128];
 	unsigned long long e;
@@ -77,7 +77,7 @@ static int read_promise(const struct kvfs_node *n, uint64_t *epoch, char *err, s
 	return 0;
 }
 
-static int write_promise(const struct kvfs_node *n, uint64_t epoch)
+int ncl_write_promise(const struct kvfs_node *n, uint64_t epoch)
 {
 	char path[PATH_MAX], tmp[PATH_MAX], buf[64];
 	int fd, len, rv = 0;
@@ -102,7 +102,7 @@ static void promise_work(uv_work_t *req)
 {
 	struct node_cluster *c = req->data;
 
-	c->promise_rv = write_promise(c->n, c->promise_writing);
+	c->promise_rv = ncl_write_promise(c->n, c->promise_writing);
 }
 
 static void start_promise(struct node_cluster *c);
@@ -634,6 +634,7 @@ static void on_tick(uv_timer_t *t)
 	fwd_expire(c->fwd, uv_now(c->n->loop));
 	readidx_tick(c->reads);
 	nsnap_tick(c);
+	nrejoin_tick(c);
 	track_lag(c);
 	if (repl_role(c->repl) == KVFS_REPL_LEADER)
 		send_peer_status(c);
@@ -653,12 +654,13 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 	    .leadership_lost = io_leadership_lost,
 	    .need_snapshot = io_need_snapshot,
 	    .need_snapshot_from = io_need_snapshot_from,
+	    .rejoined = nrejoin_done,
 	};
 	struct node_cluster *c;
 	uint64_t promised, hint;
 	int rv;
 
-	rv = read_promise(n, &promised, err, errlen);
+	rv = ncl_read_promise(n, &promised, err, errlen);
 	if (rv < 0)
 		return rv;
 	c = calloc(1, sizeof(*c));
@@ -715,6 +717,8 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 		repl_set_lost_ticks(c->repl, ticks > KVFS_REPL_LOST_TICKS ? (unsigned)ticks
 		                                                          : KVFS_REPL_LOST_TICKS);
 	}
+	if (n->rejoining)
+		repl_set_rejoining(c->repl);
 	if (!n->cfg.cluster_size) {
 		/* Standalone: its own log is all there is, applied already; it leads a new epoch. */
 		c->solo_epoch = repl_epoch(c->repl) + 1;
@@ -884,6 +888,7 @@ void ncl_status(const struct kvfs_node *n, struct kvfs_status *st)
 	st->lag_entries = commit > st->applied_index ? commit - st->applied_index : 0;
 	st->lag_ms = c->behind_since && st->lag_entries ? now - c->behind_since : 0;
 	st->catching_up = !readidx_caught_up(c->reads);
+	st->rejoining = repl_rejoining(c->repl);
 	/* Numbers are true: only an established leader, or a follower that heard its leader a
 	 * moment ago, knows how far behind it is. One cut off from its leader may be any way
 	 * behind while its last news said 0. */
@@ -896,7 +901,10 @@ void ncl_status(const struct kvfs_node *n, struct kvfs_status *st)
 		bool self = id == n->cfg.id;
 
 		p->id = id;
-		snprintf(p->addr, sizeof(p->addr), "%s", self ? n->cfg.listen : c->addrs[id]);
+		snprintf(p->addr, sizeof(p->addr), "%s",
+		         !self                ? c->addrs[id]
+		         : n->cfg.advertise ? n->cfg.advertise
+		                            : n->cfg.listen);
 		if (!p->addr[0])
 			snprintf(p->addr, sizeof(p->addr), "unknown");
 		p->role = id == st->leader                                 ? "leader"
@@ -968,7 +976,7 @@ bool ncl_closed(const struct kvfs_node *n)
 {
 	const struct node_cluster *c = n->cl;
 
-	return !c->peers_open && !c->tick_open && !c->promising && !nsnap_busy(c);
+	return !c->peers_open && !c->tick_open && !c->promising && !c->unmarking && !nsnap_busy(c);
 }
 
 void ncl_free(struct kvfs_node *n)

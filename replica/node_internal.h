@@ -87,6 +87,7 @@ struct kvfs_node {
 	struct node_cluster *cl;                 /* replication state (a standalone node is a
 	                                            cluster of one: it leads it) */
 
+	bool rejoining; /* DATA/rejoining was there at open (node_rejoin_uv.c) */
 	struct kvfs_node_counters counters; /* for /.metrics (the loop thread's) */
 
 	bool fatal;
@@ -124,6 +125,12 @@ struct node_cluster {
 	uint64_t behind_since;  /* uv_now() when this node fell behind; 0 caught up */
 	uint64_t *peer_behind;  /* on the leader, by id: when that peer fell behind */
 	uint64_t solo_epoch;    /* standalone: the epoch it leads (node_cluster's view) */
+
+	/* rejoining after a lost disk (node_rejoin_uv.c) */
+	uv_work_t unmark_work;         /* removes DATA/rejoining */
+	bool unmarking;
+	int unmark_rv;
+	uint64_t rejoin_warned_epoch; /* a candidate said who does not vote in this epoch */
 };
 
 /* Voting replicas in the replication core: the cluster's, or 1 for a standalone node. */
@@ -150,6 +157,10 @@ int node_apply_entry(struct kvfs_node *n, uint64_t epoch, uint64_t index, const 
                      size_t len, struct kvfs_op *op, struct kvfs_apply_result *res);
 
 /* node_cluster_uv.c: the cluster half of each node_* entry point. */
+/* DATA/promise: read (0 and *epoch, 0 without the file; or -EBADMSG and others, with a message
+ * in err), written durably (0 or a negative errno). */
+int ncl_read_promise(const struct kvfs_node *n, uint64_t *epoch, char *err, size_t errlen);
+int ncl_write_promise(const struct kvfs_node *n, uint64_t epoch);
 int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
              const struct kvfs_repl_entry *log, size_t nlog, char *err, size_t errlen);
 int ncl_start(struct kvfs_node *n);
@@ -194,6 +205,15 @@ void nfwd_on_reply(struct node_cluster *c, uint32_t from, const uint8_t *p, uint
 int nread_open(struct node_cluster *c); /* creates c->reads; -ENOMEM */
 bool nread_message(struct node_cluster *c, uint32_t from, uint8_t type, const uint8_t *p,
                    uint32_t len); /* true if it was a read message */
+
+/* node_rejoin_uv.c: a node whose data directory was lost, started again under its id. */
+/* In node_open, before the metadata file is made: an empty directory of a cluster member
+ * promises ZooKeeper's last epoch and, if its id held data before, gets the durable marker
+ * DATA/rejoining; n->rejoining says whether the marker is there. 0, or a negative errno with a
+ * message in err. */
+int nrejoin_prepare(struct kvfs_node *n, char *err, size_t errlen);
+void nrejoin_done(void *arg); /* the core's io.rejoined: remove the marker (on a worker) */
+void nrejoin_tick(struct node_cluster *c); /* a candidate says who does not vote */
 
 /* node_snap_uv.c: snapxfer.c (sending a snapshot to a follower that needs one, receiving and
  * installing one) on libuv. */

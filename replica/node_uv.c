@@ -332,6 +332,9 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 	rv = disk_reserve_init();
 	if (rv < 0)
 		log_warn("cannot keep a reserve file descriptor: %s", strerror(-rv));
+	rv = nrejoin_prepare(n, err, errlen);
+	if (rv < 0)
+		goto err_free;
 	rv = check_meta(n, err, errlen);
 	if (rv < 0)
 		goto err_free;

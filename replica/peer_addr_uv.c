@@ -1,7 +1,7 @@
 /*
- * Peer addresses (see peer_addr.h): the numeric "HOST:PORT" strings of the membership and of
- * --listen, read and written with libuv's address helpers, and the listening socket, made with
- * plain socket calls so that peer_open() can fail before it owns any libuv handle.
+ * Peer addresses (see peer_addr.h): socket addresses named for logs with libuv's helpers, and the
+ * listening socket, made with plain socket calls (hostport_bind()) so that peer_open() can fail
+ * before it owns any libuv handle.
  */
 #include "peer_addr.h"
 
@@ -14,46 +14,8 @@
 #include <unistd.h>
 #include <uv.h>
 
-/* See peer_addr.h. */
-int peer_addr_parse(const char *s, struct sockaddr_storage *ss)
-{
-	char host[PEER_ADDR_STR];
-	const char *colon, *h = s;
-	size_t hlen;
-	char *end;
-	unsigned long port;
-
-	if (s == NULL)
-		return -EINVAL;
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-
-		if (close == NULL || close[1] != ':')
-			return -EINVAL;
-		h = s + 1;
-		hlen = (size_t)(close - h);
-		colon = close + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (colon == NULL)
-			return -EINVAL;
-		hlen = (size_t)(colon - s);
-	}
-	if (hlen == 0 || hlen >= sizeof(host) || colon[1] < '0' || colon[1] > '9')
-		return -EINVAL;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (errno || *end != '\0' || port > 65535)
-		return -EINVAL;
-	memset(ss, 0, sizeof(*ss));
-	if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0)
-		return 0;
-	if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0)
-		return 0;
-	return -EINVAL;
-}
+#include "kvfs/hostport.h"
+#include "kvfs/logging.h"
 
 void peer_addr_name(const struct sockaddr_storage *ss, char *out, size_t len)
 {
@@ -80,21 +42,20 @@ void peer_addr_name(const struct sockaddr_storage *ss, char *out, size_t len)
 /* See peer_addr.h. */
 int peer_addr_listen(const char *addr, int *fd_out, int *port)
 {
+	struct kvfs_hostport hp;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	int fd, one = 1, rv;
+	char err[160];
+	int fd, rv;
 
-	rv = peer_addr_parse(addr, &ss);
-	if (rv != 0)
+	if (hostport_parse(addr, KVFS_HOSTPORT_ANY_PORT, &hp, NULL) != 0)
+		return -EINVAL;
+	rv = hostport_bind(&hp, false, &fd, err, sizeof(err));
+	if (rv != 0) {
+		log_debug("cannot listen on %s: %s", addr, err);
 		return rv;
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, (struct sockaddr *)&ss,
-	         ss.ss_family == AF_INET ? sizeof(struct sockaddr_in)
-	                                 : sizeof(struct sockaddr_in6)) < 0 ||
-	    listen(fd, SOMAXCONN) < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+	}
+	if (listen(fd, SOMAXCONN) < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
 		rv = -errno;
 		close(fd);
 		return rv;

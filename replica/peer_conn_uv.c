@@ -528,6 +528,7 @@ void peer_conn_start(struct conn *c)
 	int len = sizeof(ss);
 	int rv;
 
+	c->connected = true;
 	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
 		peer_addr_name(&ss, c->remote, sizeof(c->remote));
 	uv_tcp_nodelay(&c->tcp, 1);

@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "kvfs/frame.h"
+#include "kvfs/hostport.h"
 #include "kvfs/peer.h"
 #include "kvfs/peer_msg.h"
 #include "kvfs/peer_sec.h"
@@ -41,10 +42,13 @@
  */
 #define PEER_COALESCE_MAX     (64u << 10)
 #define PEER_PEND_FIRST       4096u /* a pending write's first allocation */
+/* Addresses of a peer's name tried per dial attempt, in the resolver's order. */
+#define PEER_MAX_ADDRS        8u
 /* Repeated warnings about strangers are summed up at most this often. */
 #define PEER_WARN_EVERY_MS    10000u
 
-struct wreq; /* a write request and its bytes (peer_conn_uv.c) */
+struct wreq;   /* a write request and its bytes (peer_conn_uv.c) */
+struct lookup; /* a name lookup in flight (peer_dial_uv.c) */
 
 struct conn {
 	uv_tcp_t tcp;
@@ -57,6 +61,8 @@ struct conn {
 	bool hello_ok; /* the peer's HELLO passed the checks */
 	bool closing;
 	bool counted;  /* inbound and counted in p->unproven */
+	bool connected; /* the TCP connection was made (peer_conn_start() ran) */
+	bool refused;   /* our dial got ECONNREFUSED */
 	/* Without cluster keys: the first bytes the peer sent, to tell a node that speaks the
 	 * handshake (it has --secret-file) from garbage when its first frame is refused. */
 	uint8_t head[8];
@@ -82,8 +88,15 @@ struct peer {
 	struct kvfs_peers *p;
 	uint32_t id;
 	bool has_addr;
-	struct sockaddr_storage addr;
-	char addr_str[PEER_ADDR_STR];
+	struct kvfs_hostport hp;           /* its address as advertised, parsed */
+	char addr_str[KVFS_HOSTPORT_MAX]; /* ... and as a string (a name, in logs) */
+	struct lookup *lookup; /* the dial attempt's lookup in flight, or NULL */
+	/* The dial attempt's addresses (what the lookup found); the next to try is ai[next_ai].
+	 * nai is 0 between attempts. */
+	struct sockaddr_storage ai[PEER_MAX_ADDRS];
+	unsigned nai, next_ai;
+	bool attempt_refused; /* every address of the attempt so far refused the connection */
+	bool resolve_failed;  /* the last lookup failed (warned once) */
 	struct conn *conn;    /* the connection in use (handshake done); NULL: not connected */
 	struct conn *dialing; /* our dial not yet through its handshake */
 	uint32_t backoff_ms;  /* before the next redial */
@@ -104,6 +117,7 @@ struct kvfs_peers {
 	struct conn *conns; /* every connection not yet freed */
 	int port;
 	unsigned open_handles; /* listener, tick, redial timers not yet closed */
+	unsigned lookups;      /* name lookups whose callback has not run yet */
 	bool secure;           /* cluster keys given: every connection starts with a handshake */
 	struct kvfs_sec_keys keys;
 	unsigned unproven;       /* inbound connections before their HELLO */
@@ -178,6 +192,32 @@ void peer_report_down(struct peer *pr);
  */
 void peer_warn_stranger(struct kvfs_peers *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* ---- dialing (peer_dial_uv.c) ---- */
+
+/*
+ * Starts a dial attempt to pr (known, unconnected, not being dialed): resolves its address
+ * (a name off the loop), then dials the addresses found in order (peer_dial_failed() moves on).
+ * A failure arms the redial timer, whose expiry starts the next attempt with a new lookup.
+ */
+void peer_dial(struct peer *pr);
+
+/* Whether an attempt is under way: a lookup in flight or a dial not through its handshake. */
+bool peer_dial_busy(const struct peer *pr);
+
+/*
+ * Our dial c of pr has just started closing (pr->dialing was c): if it never connected and the
+ * attempt has addresses left, dials the next at once and returns true; otherwise ends the
+ * attempt (pr->refused: every address refused) and returns false (the caller arms a redial).
+ */
+bool peer_dial_failed(struct peer *pr, const struct conn *c);
+
+/* Arms the redial timer if pr is known, unconnected and no attempt is under way. */
+void peer_schedule_redial(struct peer *pr);
+
+/* Ends the attempt under way, if any: drops its lookup (cancelled if it has not started) and
+ * closes its dial; stops the redial timer. */
+void peer_dial_stop(struct peer *pr);
 
 /* Some connection has pending frames: flush them before the loop next waits. */
 void peer_mark_pending(struct kvfs_peers *p);

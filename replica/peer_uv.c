@@ -1,11 +1,12 @@
 /*
  * The peer transport on libuv (see peer.h): the mesh. It owns one listening socket, one peer
  * record per node with its redial timer, and one timer that pings quiet connections and closes
- * silent ones (the liveness rules of peer.h); it dials
- * (the lower id first, then with backoff), accepts, and keeps at most one connection per peer by
+ * silent ones (the liveness rules of peer.h); it starts dials (the lower id first, then with
+ * backoff), accepts, and keeps at most one connection per peer by
  * the duplicate rule of peer.h, reporting each peer up or down. One connection's life (HELLO,
- * reading, the write queue, closing) is in peer_conn_uv.c, addresses and the listening socket in
- * peer_addr_uv.c; the state they share is described in peer_internal.h. The struct kvfs_peers is
+ * reading, the write queue, closing) is in peer_conn_uv.c, a dial attempt (resolving the peer's
+ * name, trying its addresses, the redial timer) in peer_dial_uv.c, addresses and the listening
+ * socket in peer_addr_uv.c; the state they share is described in peer_internal.h. The struct kvfs_peers is
  * freed once every handle it owns has been closed and every connection freed.
  */
 #include "kvfs/peer.h"
@@ -22,13 +23,12 @@
 #include <uv.h>
 
 #include "kvfs/frame.h"
+#include "kvfs/hostport.h"
 #include "kvfs/logging.h"
 #include "kvfs/peer_msg.h"
 #include "kvfs/peer_sec.h"
 #include "peer_addr.h"
 #include "peer_internal.h"
-
-static void dial(struct peer *pr);
 
 /* ---- state reports ---- */
 
@@ -58,35 +58,6 @@ void peer_report_down(struct peer *pr)
 		p->cfg.on_state(p->cfg.arg, pr->id, false);
 }
 
-/* ---- redial ---- */
-
-static void redial_cb(uv_timer_t *t)
-{
-	struct peer *pr = t->data;
-
-	if (!pr->p->closing && pr->has_addr && pr->conn == NULL && pr->dialing == NULL)
-		dial(pr);
-}
-
-/* Arms the redial timer if the peer is known, unconnected and not being dialed. */
-static void schedule_redial(struct peer *pr)
-{
-	if (pr->p->closing || !pr->has_addr || pr->conn != NULL || pr->dialing != NULL ||
-	    uv_is_active((uv_handle_t *)&pr->redial))
-		return;
-	/*
-	 * The higher id waits a little longer, so that when both ends redial, the lower id's dial
-	 * (the one the duplicate rule keeps) usually completes first and the other is never made.
-	 */
-	uv_timer_start(&pr->redial, redial_cb,
-	               (pr->auth_failed && pr->backoff_ms < PEER_BACKOFF_AUTH_MS ? PEER_BACKOFF_AUTH_MS
-	                                                                      : pr->backoff_ms) +
-	                   (pr->p->cfg.id > pr->id ? PEER_BACKOFF_FIRST_MS : 0),
-	               0);
-	pr->backoff_ms =
-	    pr->backoff_ms * 2 > PEER_BACKOFF_MAX_MS ? PEER_BACKOFF_MAX_MS : pr->backoff_ms * 2;
-}
-
 /* ---- attaching and detaching connections (the duplicate rule) ---- */
 
 /* See peer_internal.h. */
@@ -97,14 +68,17 @@ void peer_detach(struct conn *c, bool defer_report)
 	if (c->id == 0)
 		return;
 	pr = &c->p->peers[c->id];
-	if (pr->dialing == c)
+	if (pr->dialing == c) {
 		pr->dialing = NULL;
+		if (peer_dial_failed(pr, c))
+			return; /* the attempt goes on with the name's next address */
+	}
 	if (pr->conn == c) {
 		pr->conn = NULL;
 		if (!defer_report)
 			peer_report_down(pr);
 	}
-	schedule_redial(pr);
+	peer_schedule_redial(pr);
 }
 
 /* Whether c was dialed by the lower of the two ids (the connection the duplicate rule keeps). */
@@ -156,6 +130,7 @@ bool peer_attach(struct conn *c)
 	pr->backoff_ms = PEER_BACKOFF_FIRST_MS;
 	pr->refused = false;
 	pr->auth_failed = false;
+	pr->nai = 0; /* a dial attempt, if any, is over */
 	uv_timer_stop(&pr->redial);
 	frame_reader_set_max(&c->reader, KVFS_FRAME_MAX_PAYLOAD);
 	log_info("connected to node %" PRIu32 " (%s, %s)", c->id, c->remote,
@@ -164,51 +139,7 @@ bool peer_attach(struct conn *c)
 	return true;
 }
 
-/* ---- dialing and accepting ---- */
-
-static void connect_cb(uv_connect_t *req, int status)
-{
-	struct conn *c = req->data;
-	struct peer *pr;
-
-	if (status == UV_ECANCELED || c->closing)
-		return;
-	pr = &c->p->peers[c->id];
-	pr->refused = status == UV_ECONNREFUSED;
-	if (status < 0) {
-		log_debug("cannot connect to node %" PRIu32 " at %s: %s", c->id, pr->addr_str,
-		          uv_strerror(status));
-		peer_conn_close(c);
-		return;
-	}
-	peer_conn_start(c);
-}
-
-static void dial(struct peer *pr)
-{
-	struct kvfs_peers *p = pr->p;
-	struct conn *c;
-	int rv;
-
-	assert(pr->conn == NULL && pr->dialing == NULL && pr->has_addr && !p->closing);
-	c = peer_conn_new(p);
-	if (c == NULL) {
-		log_warn("cannot dial node %" PRIu32 ": out of memory", pr->id);
-		schedule_redial(pr);
-		return;
-	}
-	c->outbound = true;
-	c->id = pr->id;
-	snprintf(c->remote, sizeof(c->remote), "%s", pr->addr_str);
-	pr->dialing = c;
-	rv = uv_tcp_connect(&c->connect, &c->tcp, (const struct sockaddr *)&pr->addr, connect_cb);
-	if (rv != 0) {
-		pr->refused = rv == UV_ECONNREFUSED;
-		log_debug("cannot connect to node %" PRIu32 " at %s: %s", pr->id, pr->addr_str,
-		          uv_strerror(rv));
-		peer_conn_close(c);
-	}
-}
+/* ---- accepting ---- */
 
 void peer_warn_stranger(struct kvfs_peers *p, const char *fmt, ...)
 {
@@ -395,7 +326,7 @@ void peer_finish_close(struct kvfs_peers *p)
 	void (*cb)(void *) = p->close_cb;
 	void *arg = p->close_arg;
 
-	if (!p->closing || p->open_handles > 0 || p->conns != NULL)
+	if (!p->closing || p->open_handles > 0 || p->conns != NULL || p->lookups > 0)
 		return;
 	sec_keys_wipe(&p->keys);
 	free(p->peers);
@@ -526,7 +457,8 @@ int peer_port(const struct kvfs_peers *p)
 
 void peer_set_addr(struct kvfs_peers *p, uint32_t id, const char *addr)
 {
-	struct sockaddr_storage ss;
+	struct kvfs_hostport hp;
+	const char *why;
 	struct peer *pr;
 
 	if (p->closing)
@@ -540,31 +472,32 @@ void peer_set_addr(struct kvfs_peers *p, uint32_t id, const char *addr)
 	pr = &p->peers[id];
 	if (addr == NULL) {
 		pr->has_addr = false;
-		uv_timer_stop(&pr->redial);
-		if (pr->dialing)
-			peer_conn_close(pr->dialing);
+		peer_dial_stop(pr);
 		return;
 	}
-	if (peer_addr_parse(addr, &ss) != 0) {
-		log_warn("ignoring address \"%s\" for node %" PRIu32
-		         ": expected a numeric HOST:PORT such as 10.0.0.2:7000 or [::1]:7000",
-		         addr, id);
+	if (hostport_parse(addr, 0, &hp, &why) != 0) {
+		char shown[KVFS_HOSTPORT_MAX];
+
+		hostport_printable(addr, shown, sizeof(shown));
+		peer_warn_stranger(p, "ignoring address \"%s\" for node %" PRIu32 ": %s (expected %s)",
+		                   shown, id, why, KVFS_HOSTPORT_ACCEPTED);
 		return;
 	}
-	if (pr->has_addr && memcmp(&ss, &pr->addr, sizeof(ss)) == 0)
+	/* The same name: nothing to do, since every dial resolves it again anyway. */
+	if (pr->has_addr && strcmp(addr, pr->addr_str) == 0)
 		return;
-	pr->addr = ss;
+	pr->hp = hp;
 	pr->has_addr = true;
-	peer_addr_name(&ss, pr->addr_str, sizeof(pr->addr_str));
+	snprintf(pr->addr_str, sizeof(pr->addr_str), "%s", addr);
 	pr->backoff_ms = PEER_BACKOFF_FIRST_MS;
-	if (pr->dialing)
-		peer_conn_close(pr->dialing);
-	if (pr->conn == NULL && pr->dialing == NULL) {
+	pr->resolve_failed = false;
+	peer_dial_stop(pr);
+	if (pr->conn == NULL && !peer_dial_busy(pr)) {
 		uv_timer_stop(&pr->redial);
 		if (p->cfg.id < id)
-			dial(pr);
+			peer_dial(pr);
 		else
-			schedule_redial(pr); /* give the lower id's dial a head start */
+			peer_schedule_redial(pr); /* give the lower id's dial a head start */
 	}
 }
 
@@ -630,6 +563,8 @@ void peer_close(struct kvfs_peers *p, void (*cb)(void *arg), void *arg)
 	p->close_arg = arg;
 	for (c = p->conns; c != NULL; c = c->next)
 		peer_conn_close(c);
+	for (i = 1; i <= p->cfg.size; i++)
+		peer_dial_stop(&p->peers[i]);
 	uv_close((uv_handle_t *)&p->listener, fixed_close_cb);
 	uv_close((uv_handle_t *)&p->tick, fixed_close_cb);
 	uv_close((uv_handle_t *)&p->flush, fixed_close_cb);

@@ -125,6 +125,8 @@ static void raise_epoch(struct kvfs_repl *r, uint64_t epoch, uint32_t leader)
 	r->leader_commit = 0;
 	r->got_append = false;
 	r->owe_epoch_ack = false;
+	r->rejoin_heard = false;
+	r->rejoin_target = 0;
 	r->io.persist_epoch(r->io.arg, epoch);
 }
 
@@ -145,9 +147,38 @@ static void send_epoch_ack(struct kvfs_repl *r)
 	    r->promised < r->epoch)
 		return;
 	r->owe_epoch_ack = false;
+	if (r->rejoining) {
+		/* Abstain: our log may lack what our lost disk acknowledged (repl.h). */
+		m.ok = 0;
+		repl_send(r, r->leader, &m);
+		return;
+	}
 	m.last_epoch = epoch_at(r, r->stable);
 	m.last_index = r->stable;
 	repl_send(r, r->leader, &m);
+}
+
+/*
+ * A rejoining replica votes again once its durable log reaches the first commit index its leader
+ * sent it in this epoch and an entry of this epoch (repl.h, Rejoining, has the argument). On a
+ * leader: once its own no-op, which follows every entry it adopted, is durable here.
+ */
+void repl_check_rejoined(struct kvfs_repl *r)
+{
+	uint64_t d = repl_durable_commit(r);
+
+	if (!r->rejoining || r->promised < r->epoch)
+		return;
+	if (r->role == KVFS_REPL_FOLLOWER) {
+		if (!r->leader || !r->rejoin_heard || d == 0 || d < r->rejoin_target ||
+		    epoch_at(r, d) != r->epoch)
+			return;
+	} else if (r->role != KVFS_REPL_LEADER || r->stable < r->noop_index) {
+		return;
+	}
+	r->rejoining = false;
+	if (r->io.rejoined)
+		r->io.rejoined(r->io.arg);
 }
 
 /* Acknowledges what is durable and matches the leader (always if force, else if it grew). */
@@ -159,6 +190,7 @@ static void follower_ack(struct kvfs_repl *r, bool force)
 	/* An acknowledgement counts toward a commit: only once the promise is durable. */
 	if (r->role != KVFS_REPL_FOLLOWER || !r->leader || !r->got_append || r->promised < r->epoch)
 		return;
+	repl_check_rejoined(r);
 	if (!force && match <= r->acked_match)
 		return;
 	if (match > r->acked_match)
@@ -211,6 +243,12 @@ static void on_append(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl
 		return;
 	if (m->commit > r->leader_commit)
 		r->leader_commit = m->commit;
+	if (!r->rejoin_heard) {
+		/* Sent after we started (no message outlives its connection): it covers what the
+		 * leader had committed when our disk was lost, if that was in its epoch. */
+		r->rejoin_heard = true;
+		r->rejoin_target = m->commit;
+	}
 	if (prev < r->base) {
 		/* What we compacted was committed, so it is the leader's too: skip it. */
 		uint64_t skip = r->base - prev;
@@ -348,6 +386,11 @@ err_free_peers:
 err_free_repl:
 	free(r);
 	return -ENOMEM;
+}
+
+void repl_set_rejoining(struct kvfs_repl *r)
+{
+	r->rejoining = true;
 }
 
 void repl_close(struct kvfs_repl *r)
@@ -565,6 +608,18 @@ void repl_tick(struct kvfs_repl *r)
 enum kvfs_repl_role repl_role(const struct kvfs_repl *r)
 {
 	return r->role;
+}
+
+bool repl_rejoining(const struct kvfs_repl *r)
+{
+	return r->rejoining;
+}
+
+bool repl_peer_rejoining(const struct kvfs_repl *r, uint32_t id)
+{
+	if (r->role == KVFS_REPL_FOLLOWER || id == 0 || id > r->size || id == r->id)
+		return false;
+	return r->peers[id].rejoining;
 }
 
 uint64_t repl_epoch(const struct kvfs_repl *r)

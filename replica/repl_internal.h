@@ -21,6 +21,7 @@ struct peer {
 	bool acked;                      /* it promised our epoch (EPOCH_ACK ok) */
 	bool wants_snapshot;             /* it needs entries we compacted: need_snapshot asked */
 	bool heard;                      /* it answered in our epoch since the last tick */
+	bool rejoining;                  /* it abstained from our epoch: it is rejoining */
 	uint64_t hw; /* the highest index sent to it in this epoch (entries or a snapshot): what
 	                it can acknowledge at most; 0 while nothing was sent */
 };
@@ -62,6 +63,13 @@ struct kvfs_repl {
 	bool owe_epoch_ack;   /* a NEW_EPOCH awaits its answer */
 	uint64_t leader_commit; /* the highest commit index the leader sent (this epoch) */
 
+	/* rejoining (repl_set_rejoining): this replica's disk was replaced, so it may lack entries
+	 * it once acknowledged; it does not vote until its durable log covers rejoin_target (the
+	 * first commit index its leader of this epoch sent it) and an entry of that epoch. */
+	bool rejoining;
+	bool rejoin_heard; /* rejoin_target was taken in this epoch */
+	uint64_t rejoin_target;
+
 	/* candidate and leader */
 	struct peer *peers;                /* by id, [0] unused */
 	uint64_t adopt_epoch, adopt_index; /* the log being adopted ends here */
@@ -101,6 +109,7 @@ void repl_apply_committed(struct kvfs_repl *r);
 void repl_log_cut(struct kvfs_repl *r, uint64_t after);
 int repl_log_append(struct kvfs_repl *r, const struct kvfs_repl_entry *e, size_t n);
 void repl_step_down(struct kvfs_repl *r);
+void repl_check_rejoined(struct kvfs_repl *r);
 /* How many entries from `first` go in one message: at most KVFS_REPL_BATCH and about
  * KVFS_REPL_BATCH_BYTES of data, and at least one if first <= last. */
 uint32_t repl_batch_count(const struct kvfs_repl *r, uint64_t first);

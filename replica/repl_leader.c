@@ -82,6 +82,7 @@ void repl_leader_advance_commit(struct kvfs_repl *r)
 	repl_apply_committed(r);
 	if (r->role == KVFS_REPL_CANDIDATE && r->noop_index && r->commit >= r->noop_index)
 		r->role = KVFS_REPL_LEADER;
+	repl_check_rejoined(r);
 	/* Tell the followers at once, so that they apply (and answer their writers) now rather
 	 * than at the next heartbeat. */
 	if (r->commit > was)
@@ -122,7 +123,8 @@ static void adopt_done(struct kvfs_repl *r)
 void repl_leader_check_gather(struct kvfs_repl *r)
 {
 	uint64_t best_epoch = epoch_at(r, r->stable), best_index = r->stable;
-	uint32_t best = r->id, count = 1;
+	/* A rejoining candidate's log may be adopted, but it is no vote (repl.h, Rejoining). */
+	uint32_t best = r->id, count = r->rejoining ? 0 : 1;
 
 	if (r->role != KVFS_REPL_CANDIDATE || r->phase != PHASE_GATHER || r->promised < r->epoch)
 		return;
@@ -238,11 +240,14 @@ void repl_leader_on_epoch_ack(struct kvfs_repl *r, uint32_t from, const struct k
 {
 	struct peer *p = &r->peers[from];
 
+	if (!m->ok && m->epoch == r->epoch && !p->acked)
+		p->rejoining = true; /* it abstains (repl.h, Rejoining): no vote */
 	if (!m->ok || m->last_epoch > r->epoch || (m->last_index == 0) != (m->last_epoch == 0))
 		return;
 	if (r->phase != PHASE_GATHER)
 		return;
 	p->acked = true;
+	p->rejoining = false;
 	p->last_epoch = m->last_epoch;
 	p->last_index = m->last_index;
 	repl_leader_check_gather(r);

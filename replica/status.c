@@ -88,6 +88,7 @@ static size_t facts_of(const struct kvfs_status *st, struct fact *f)
 	U64("value_bytes", st->value_bytes);
 	U64("log_bytes", st->log_bytes);
 	U64("snapshot_index", st->snapshot_index);
+	STR("rejoining", st->rejoining ? "yes" : "no");
 	STR("writable", st->writable ? "yes" : "no");
 	STR("writable_reason", st->writable ? "none" : st->writable_reason);
 #undef STR
@@ -95,7 +96,7 @@ static size_t facts_of(const struct kvfs_status *st, struct fact *f)
 	return n;
 }
 
-#define MAX_FACTS 24
+#define MAX_FACTS 32
 
 size_t status_render_text(const struct kvfs_status *st, char *buf, size_t size)
 {

@@ -261,6 +261,8 @@ static uint64_t run_round(struct kvfs_zk *z)
 	/* The id is ours only once /members/<id> is: no candidacy before. */
 	if (!z->member_registered && !zk_znodes_register_member(z))
 		return HOLD_DOWN_TICK_MS;
+	if (!z->node_marked && !zk_znodes_mark_node(z))
+		return HOLD_DOWN_TICK_MS;
 	if (!z->have_znode && start < z->rejoin_after_ms) {
 		struct leader_info held;
 
@@ -451,6 +453,12 @@ static void *election_main(void *arg)
 	}
 	pthread_mutex_unlock(&z->lock);
 	return NULL;
+}
+
+void zk_election_history(const struct kvfs_zk *z, uint64_t *epoch, bool *held_data)
+{
+	*epoch = z->open_epoch;
+	*held_data = z->id_held_data;
 }
 
 int zk_election_start(struct kvfs_zk *z, void (*notify)(void *arg), void *arg)

@@ -84,6 +84,9 @@ struct kvfs_zk {
 	uint32_t evict_id;                  /* a dead leader to remove (fast failover) ... */
 	uint64_t evict_epoch;               /* ... at this epoch */
 	uint64_t addr_asked_ms;             /* the last round asked for by member_addr */
+	/* At open (zk_setup.c): /epoch, and whether /nodes/<id> existed (this id held data). */
+	uint64_t open_epoch;
+	bool id_held_data;
 
 	/* election thread only */
 	uint64_t rejoin_after_ms; /* after resigning, stand again only from then */
@@ -91,7 +94,10 @@ struct kvfs_zk {
 	bool have_znode;
 	char my_name[KVFS_GUID_LEN + 32];
 	bool member_registered;
+	bool node_marked; /* /nodes/<id> exists: this id may hold data from now on */
 	uint64_t better_since_ms;
+	uint64_t bad_addr_warned_ms; /* the last warning about an unusable address in a znode */
+	unsigned bad_addrs;          /* such addresses not warned about since */
 };
 
 /* Milliseconds on CLOCK_BOOTTIME. */
@@ -183,6 +189,9 @@ int zk_session_open(struct kvfs_zk *z, uint64_t deadline, char *err, size_t errl
  */
 int zk_setup_open(struct kvfs_zk *z, uint64_t deadline, char *cluster_id, char *err, size_t errlen);
 
+/* Unusable addresses in znodes are warned about at most this often. */
+#define BAD_ADDR_WARN_EVERY_MS 10000u
+
 /* ---- one round's requests (zk_znodes.c); election thread only ---- */
 
 /*
@@ -190,6 +199,13 @@ int zk_setup_open(struct kvfs_zk *z, uint64_t deadline, char *cluster_id, char *
  * false to try again next round, or after zk_election_set_fatal() when another process holds it.
  */
 bool zk_znodes_register_member(struct kvfs_zk *z);
+
+/*
+ * Creates /nodes/<id> (persistent) if it is missing: from now on this id may hold data, and a
+ * start with an empty data directory rejoins (zk_setup.c). Made before the first round publishes a
+ * leader, so before this node can acknowledge anything. Returns true once it exists.
+ */
+bool zk_znodes_mark_node(struct kvfs_zk *z);
 
 /* Creates this node's candidate znode election/<guid>-n_ (ephemeral, sequential). Returns 0 or a
  * negative errno. */

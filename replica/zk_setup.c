@@ -247,6 +247,57 @@ static int setup_cluster(struct kvfs_zk *z, char *cluster_id, char *err, size_t 
 }
 
 /*
+ * Reads /epoch into z->open_epoch and whether /nodes/<id> exists into z->id_held_data. /nodes is
+ * made here if it is missing; in a cluster that has had a leader already (/epoch > 0) but has no
+ * /nodes/<id> at all (made before /nodes existed), every id 1..N gets its znode at once: any of
+ * them may hold data. Returns 0 or a negative errno with a message in err.
+ */
+static int setup_nodes(struct kvfs_zk *z, char *err, size_t errlen)
+{
+	char path[256], rel[32], data[32];
+	unsigned long long epoch = 0;
+	struct Stat st;
+	int len = sizeof(data) - 1, rc;
+
+	path_of(z, path, sizeof(path), "epoch");
+	rc = zoo_get(z->zh, path, 0, data, &len, &st);
+	if (rc != ZOK)
+		return setup_error(z, path, rc, true, err, errlen);
+	data[len > 0 ? len : 0] = '\0';
+	if (sscanf(data, "%llu", &epoch) != 1) {
+		snprintf(err, errlen, "%s holds '%s', not an epoch number", path, data);
+		return -EXDEV;
+	}
+	z->open_epoch = epoch;
+	path_of(z, path, sizeof(path), "nodes");
+	rc = ensure(z->zh, path, NULL, acl_of(z, false));
+	if (rc == ZOK && epoch > 0) {
+		struct String_vector kids = {0};
+
+		/* Each node makes its /nodes/<id> before it can stand for election, so none at all
+		 * once /epoch moved means a cluster from before /nodes (or another node making
+		 * them right now). */
+		rc = zoo_get_children(z->zh, path, 0, &kids);
+		for (uint32_t id = 1; rc == ZOK && kids.count == 0 && id <= z->cfg.cluster_size;
+		     id++) {
+			snprintf(rel, sizeof(rel), "nodes/%u", id);
+			path_of(z, path, sizeof(path), rel);
+			rc = ensure(z->zh, path, NULL, acl_of(z, false));
+		}
+		deallocate_String_vector(&kids);
+	}
+	if (rc != ZOK)
+		return setup_error(z, path, rc, false, err, errlen);
+	snprintf(rel, sizeof(rel), "nodes/%u", z->cfg.id);
+	path_of(z, path, sizeof(path), rel);
+	rc = zoo_exists(z->zh, path, 0, &st);
+	if (rc != ZOK && rc != ZNONODE)
+		return setup_error(z, path, rc, true, err, errlen);
+	z->id_held_data = rc == ZOK;
+	return 0;
+}
+
+/*
  * setup_cluster() until it succeeds, fails for good, or the deadline passes. Returns its result;
  * its message is in err.
  */
@@ -259,6 +310,8 @@ int zk_setup_open(struct kvfs_zk *z, uint64_t deadline, char *cluster_id, char *
 	 * a server stalls) is tried again, on the next connection, until the deadline. */
 	for (;;) {
 		rv = setup_cluster(z, cluster_id, err, errlen);
+		if (rv == 0)
+			rv = setup_nodes(z, err, errlen);
 		if (rv != -ETIMEDOUT || now_ms() >= deadline)
 			break;
 		pthread_mutex_lock(&z->lock);

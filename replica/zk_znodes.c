@@ -16,7 +16,41 @@
 #include <zookeeper/zookeeper.h>
 
 #include "kvfs/election.h"
+#include "kvfs/hostport.h"
 #include "kvfs/logging.h"
+
+/*
+ * Checks the address a znode announces (anyone with access to ZooKeeper may have written it)
+ * before it reaches the transport, a log line or /.status; an unusable one is cleared ("unknown":
+ * the node's candidacy still counts) with a warning at most every BAD_ADDR_WARN_EVERY_MS.
+ */
+static void check_znode_addr(struct kvfs_zk *z, const char *path, char *addr)
+{
+	struct kvfs_hostport hp;
+	char shown[KVFS_ADDR_MAX];
+	const char *why;
+	uint64_t now;
+
+	if (addr[0] == '\0' || hostport_parse(addr, 0, &hp, &why) == 0)
+		return;
+	hostport_printable(addr, shown, sizeof(shown));
+	addr[0] = '\0';
+	now = now_ms();
+	if (z->bad_addr_warned_ms != 0 && now - z->bad_addr_warned_ms < BAD_ADDR_WARN_EVERY_MS) {
+		z->bad_addrs++;
+		return;
+	}
+	if (z->bad_addrs)
+		log_warn("ignoring the address \"%s\" in %s: %s (expected %s); and %u such "
+		         "addresses in the last %u s",
+		         shown, path, why, KVFS_HOSTPORT_ACCEPTED, z->bad_addrs,
+		         BAD_ADDR_WARN_EVERY_MS / 1000);
+	else
+		log_warn("ignoring the address \"%s\" in %s: %s (expected %s)", shown, path, why,
+		         KVFS_HOSTPORT_ACCEPTED);
+	z->bad_addr_warned_ms = now;
+	z->bad_addrs = 0;
+}
 
 /*
  * A znode (at path, owned by session owner) that names this node's id but is not this attempt's.
@@ -67,6 +101,20 @@ bool zk_znodes_register_member(struct kvfs_zk *z)
 		zk_election_set_fatal(z, msg);
 	}
 	return z->member_registered;
+}
+
+bool zk_znodes_mark_node(struct kvfs_zk *z)
+{
+	char path[256], rel[32];
+	int rc;
+
+	snprintf(rel, sizeof(rel), "nodes/%u", z->cfg.id);
+	path_of(z, path, sizeof(path), rel);
+	rc = zoo_create(z->zh, path, NULL, -1, acl_of(z, false), 0, NULL, 0);
+	z->node_marked = rc == ZOK || rc == ZNODEEXISTS;
+	if (!z->node_marked)
+		log_warn("cannot create %s in ZooKeeper: %s; trying again", path, zerror(rc));
+	return z->node_marked;
 }
 
 /* Creates this node's candidate znode election/<guid>-n_ (ephemeral, sequential). */
@@ -149,6 +197,7 @@ int zk_znodes_read_candidates(struct kvfs_zk *z, bool watch, struct kvfs_candida
 		}
 		if (election_parse_candidate(data, (size_t)(len > 0 ? len : 0), k) < 0)
 			continue;
+		check_znode_addr(z, path, k->addr);
 		if (k->id == z->cfg.id) {
 			remove_leftover(z, k->owner, path);
 			continue; /* not a candidate we count */
@@ -187,6 +236,7 @@ int zk_znodes_read_leader(struct kvfs_zk *z, int64_t session, struct leader_info
 	if (election_parse_leader(data, (size_t)(len > 0 ? len : 0), &l->id, l->addr, &l->epoch) <
 	    0)
 		log_warn("%s holds unreadable data", path);
+	check_znode_addr(z, path, l->addr);
 	if (!l->mine && l->id == z->cfg.id && remove_leftover(z, st.ephemeralOwner, path))
 		l->exists = false;
 	return 0;

@@ -2,12 +2,19 @@
 # Installs every package that building and testing kvfs needs on Debian 12 (bookworm).
 # Idempotent: when dpkg already lists every package as installed, apt is not touched at all,
 # so re-runs take well under a second. Needs root (or sudo) only when something is missing.
+#   --build-only  only what a build without tests (-Dtests=false) needs (docker/Dockerfile)
+#   --list        print the chosen packages, one a line, and install nothing
 set -euo pipefail
 
-PACKAGES=(
-	# build
+# A release build with -Dtests=false: the compiler, meson and the libraries' headers.
+BUILD_PACKAGES=(
 	build-essential pkg-config meson ninja-build
-	libfuse3-dev libuv1-dev libcmocka-dev libzookeeper-mt-dev libsodium-dev
+	libfuse3-dev libuv1-dev libzookeeper-mt-dev libsodium-dev
+)
+PACKAGES=(
+	"${BUILD_PACKAGES[@]}"
+	# the unit tests
+	libcmocka-dev
 	# run: fusermount3; the cluster tests' and start.sh's ZooKeeper server (and the Java it runs
 	# on), and the cluster tests' client: kazoo, for Debian's /usr/bin/python3
 	fuse3 zookeeper default-jre-headless python3 python3-kazoo
@@ -32,6 +39,22 @@ missing_packages() {
 
 main() {
 	local -a missing
+	local list=0
+	while (($# > 0)); do
+		case "$1" in
+		--build-only) PACKAGES=("${BUILD_PACKAGES[@]}") ;;
+		--list) list=1 ;;
+		*)
+			echo "install-deps: unknown argument '$1' (accepted: --build-only, --list)" >&2
+			return 2
+			;;
+		esac
+		shift
+	done
+	if ((list)); then
+		printf '%s\n' "${PACKAGES[@]}"
+		return 0
+	fi
 	mapfile -t missing < <(missing_packages)
 	if ((${#missing[@]} == 0)); then
 		echo "install-deps: all ${#PACKAGES[@]} packages present"

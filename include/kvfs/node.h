@@ -42,11 +42,17 @@ struct kvfs_node_config {
 	/* cluster members only (cluster_size > 0) */
 	uint32_t cluster_size;       /* voting replicas, ids 1..cluster_size */
 	const char *listen;          /* replication address to listen on, "HOST:PORT" */
+	const char *advertise;       /* the address peers are told (/.status); NULL: listen */
 	uint64_t write_timeout_ms;   /* a proposal not committed within this fails with EIO */
 	uint64_t session_timeout_ms; /* a leader that hears from no majority this long gives up */
 	/* The cluster keys peers must prove (peer_sec.h; borrowed: they must outlive the node, the
 	 * transport takes a copy at node_start); NULL: --insecure, bare frames. */
 	const struct kvfs_sec_keys *peer_keys;
+	/* From ZooKeeper at start (zk_election_history()), for an empty data directory: the last
+	 * epoch issued, promised before anything else, and whether this id held data before (then
+	 * the node rejoins: repl.h, "Rejoining"). */
+	uint64_t zk_epoch;
+	bool id_held_data;
 };
 
 /* What the election says now. */

@@ -46,7 +46,13 @@
  * Messages are delivered in order per pair of nodes over one connection; across a reconnection
  * (on_state() false, then true) some may have been lost, never reordered.
  *
- * Addresses are numeric: "127.0.0.1:7000", "[::1]:7000" (no name resolution yet).
+ * Addresses are HOST:PORT as hostport.h reads them: a host name, an IPv4 address or a bracketed
+ * IPv6 one ("kvfs2:7000", "10.0.0.2:7000", "[::1]:7000"). The listening address is resolved once,
+ * in peer_open() (blocking); a peer's address is resolved again at every dial attempt, a name
+ * with uv_getaddrinfo() on libuv's thread pool, and the addresses it yields are dialed one after
+ * the other, in order, until one connects (one that does not answer costs half of
+ * idle_timeout_ms). A peer counts as refused (peer_refused()) when every address of the last
+ * attempt refused. A name that does not resolve is warned about once and retried at each redial.
  * Everything runs on the loop's thread; nothing here is thread-safe.
  */
 #ifndef KVFS_PEER_H
@@ -82,7 +88,7 @@ struct kvfs_peers_config {
 	uint32_t id;              /* this node, 1..size */
 	uint32_t size;            /* voting nodes in the cluster, 1..KVFS_PEERS_MAX_SIZE */
 	const char *cluster_id;   /* hex, as in HELLO; copied */
-	const char *listen;       /* "HOST:PORT"; port 0 takes a free one (see peer_port()) */
+	const char *listen;       /* "HOST:PORT" (a name too); port 0 takes a free one (peer_port()) */
 	uint64_t epoch;           /* sent in HELLO; see peer_set_epoch() */
 	size_t max_queue;         /* unwritten bytes per connection; 0: 64 MiB */
 	uint32_t idle_timeout_ms; /* close a connection silent this long; 0: 1 s (see above) */
@@ -96,7 +102,8 @@ struct kvfs_peers_config {
 
 /*
  * Starts listening on cfg->listen. Returns 0 and sets *out; or -EINVAL (bad configuration or
- * address), -EADDRINUSE, -EACCES, -EADDRNOTAVAIL, -ENOMEM ... and nothing was started and no
+ * address), -ENOENT (the name does not resolve), -EADDRINUSE, -EACCES, -EADDRNOTAVAIL (not an
+ * address of this machine), -ENOMEM ... and nothing was started and no
  * callback will ever be called. Close with peer_close().
  */
 int peer_open(struct kvfs_peers **out, struct uv_loop_s *loop, const struct kvfs_peers_config *cfg);
@@ -106,9 +113,11 @@ int peer_port(const struct kvfs_peers *p);
 
 /*
  * Peer `id` listens at addr ("HOST:PORT", copied); the transport dials it now unless already
- * connected, and keeps reconnecting. A new address closes a dial in progress to the old one (an
- * established connection stays). NULL forgets the address: no more dials (connections stay).
- * An id out of range or our own, or an address that does not parse, is logged and ignored.
+ * connected, and keeps reconnecting, resolving a name again at every attempt. A new address ends
+ * an attempt in progress for the old one (an established connection stays); the same address
+ * again changes nothing. NULL forgets the address: no more dials (connections stay). An id out
+ * of range or our own is logged and ignored; so is an address that hostport_parse() refuses
+ * (port 0 included), at most one line per PEER_WARN_EVERY_MS with the strangers' warnings.
  */
 void peer_set_addr(struct kvfs_peers *p, uint32_t id, const char *addr);
 

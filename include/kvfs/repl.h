@@ -43,6 +43,32 @@
  * applied index (repl_compact()) to bound memory. A follower that needs compacted entries is
  * caught up by the binding: need_snapshot asks it to send one, repl_snapshot_sent() says the
  * follower has installed it, and the follower's binding calls repl_snapshot_installed().
+ *
+ * Rejoining (a replaced disk). The recovery above relies on every answer describing a durable log
+ * that still holds what that replica acknowledged: a majority that answers then includes one
+ * replica of every majority that committed an entry. A replica whose data directory was lost and
+ * started empty breaks that: with 3 replicas, entry E committed on {1, 2}, 2's disk replaced and
+ * 1 down, a leader 3 that counted 2's empty answer would adopt 3's log, without E. So the binding
+ * starts such a replica with repl_set_rejoining() (it keeps a durable marker, so that a crash
+ * while catching up keeps it so, and it has durably promised the highest epoch ZooKeeper had
+ * issued before it started, so that no deposed leader to which its lost disk had promised more
+ * can use it). Rejoining, it answers NEW_EPOCH with EPOCH_ACK ok = 0 at the leader's epoch
+ * (counted by no leader, this version or older), and as a candidate it does not count itself;
+ * its own log may still be the one adopted, as any log a leader built may. It does acknowledge
+ * APPENDs of its leader, and those count toward commits: the leader's log holds every committed
+ * entry (its recovery counted no rejoining replica), an acknowledgement says the entries are
+ * durable here, and an entry committed with it is on a majority that now holds it. It stops
+ * rejoining once its durable log (log or snapshot) reaches both rejoin_target, the first commit
+ * index its leader sent it in the leader's epoch (sent after this replica started, see
+ * readidx.h's transport rule, so it covers every entry that leader's epoch had committed before
+ * the disk was lost), and an entry of the leader's epoch (the leader's no-op committed: the
+ * leader is established, and its log, of which this is a prefix, holds every entry committed in
+ * an earlier epoch). That durable log then holds every entry committed before the disk was lost
+ * and every later one it acknowledged, which is all a voter's answer must vouch for; io.rejoined
+ * tells the binding to remove its marker. A rejoining replica that becomes an established leader
+ * itself stops rejoining the same way, once its no-op is durable. If a majority of replicas are
+ * rejoining at once (their disks were all lost), no leader can establish itself: that is the
+ * safe outcome, and the operator decides (see the README, "Replacing a node").
  */
 #ifndef KVFS_REPL_H
 #define KVFS_REPL_H
@@ -139,6 +165,10 @@ struct kvfs_repl_io {
 	 * lacks: get that peer's snapshot and call repl_snapshot_installed(). Without it, the
 	 * candidate gives up after a few tries (leadership_lost). */
 	void (*need_snapshot_from)(void *arg, uint32_t from);
+	/* Optional. This replica, started with repl_set_rejoining(), has caught up (see Rejoining
+	 * above) and votes again: the binding removes its durable marker. A crash before the
+	 * removal is durable only makes it rejoin once more, which is safe. */
+	void (*rejoined)(void *arg);
 };
 
 enum kvfs_repl_role {
@@ -160,6 +190,10 @@ int repl_init(struct kvfs_repl **out, uint32_t id, uint32_t cluster_size,
               const struct kvfs_repl_io *io, uint64_t promised_epoch, uint64_t base,
               uint64_t base_epoch, const struct kvfs_repl_entry *log, size_t n,
               uint64_t commit_hint);
+
+/* Starts r rejoining (see Rejoining above): call right after repl_init, for a replica whose data
+ * directory was lost since it last held data. */
+void repl_set_rejoining(struct kvfs_repl *r);
 
 /* Frees r. No io function is called. */
 void repl_close(struct kvfs_repl *r);
@@ -252,6 +286,10 @@ int repl_snapshot_installed(struct kvfs_repl *r, uint64_t index, uint64_t epoch)
 void repl_peer_heard(struct kvfs_repl *r, uint32_t id);
 
 /* Getters for /.status and tests. */
+bool repl_rejoining(const struct kvfs_repl *r); /* started rejoining, not caught up yet */
+/* On a candidate or leader: peer `id` answered this epoch's NEW_EPOCH that it is rejoining (and
+ * has not been counted since). */
+bool repl_peer_rejoining(const struct kvfs_repl *r, uint32_t id);
 enum kvfs_repl_role repl_role(const struct kvfs_repl *r);
 uint64_t repl_epoch(const struct kvfs_repl *r);          /* highest epoch heard (promised or
                                                             being promised) */

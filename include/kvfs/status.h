@@ -52,6 +52,9 @@ struct kvfs_status {
 	uint64_t value_bytes; /* bytes of all file values */
 	uint64_t log_bytes;
 	uint64_t snapshot_index;
+	/* This node's data directory was lost and it has not caught up since: it takes no part in
+	 * elections yet (`rejoining: yes`). */
+	bool rejoining;
 	/* This node can serve writes now (computed by the node: an established leader hearing a
 	 * majority, or a follower hearing its leader, caught up, with a live ZooKeeper session);
 	 * shown after everything above, so the documented order stays. */

@@ -74,6 +74,16 @@ int zk_election_open(struct kvfs_zk **out, const struct kvfs_zk_config *cfg, cha
                      char *err, size_t errlen);
 
 /*
+ * What ZooKeeper said at open about this node's past, for a start with an empty data directory
+ * (DESIGN §4, "Replacing a node" in the README): *epoch, the last epoch ZooKeeper issued
+ * (/epoch), which such a node promises before anything else; *held_data, whether this id may have
+ * held data before (/nodes/<id> exists: made by each node before it can acknowledge anything;
+ * for a cluster made before /nodes existed, every id is taken to have held data), in which case
+ * such a node rejoins without a vote until it has caught up.
+ */
+void zk_election_history(const struct kvfs_zk *z, uint64_t *epoch, bool *held_data);
+
+/*
  * Starts the election thread. notify(arg) is called, from any thread, whenever the view may have
  * changed (it should only wake the loop, e.g. uv_async_send). Returns 0 or a negative errno.
  */

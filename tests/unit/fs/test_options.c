@@ -6,7 +6,11 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "options.h"
 
@@ -128,7 +132,18 @@ static void test_errors(void **state)
 	BAD("--priority: 2000 is out of range 0..1000", "--priority", "2000", "/m");
 	BAD("--id: 'x' is not a number", "--id", "x", "/m");
 	BAD("--id: 0 is out of range", "--id", "0", "/m");
-	BAD("--max-value: '12k' is not a number", "--max-value", "12k", "/m");
+	BAD("--max-value: '12x' is not a size", "--max-value", "12x", "/m");
+	BAD("--max-value: '1KB' is not a size", "--max-value", "1KB", "/m");
+	BAD("--max-value: 2G is out of range", "--max-value", "2G", "/m");
+	BAD("--segment-bytes: 1K is out of range 4096..", "--segment-bytes", "1K", "/m");
+	BAD("--snapshot-bytes: 99999999999999999999T is out of range", "--snapshot-bytes",
+	    "99999999999999999999T", "/m");
+	BAD("--log-level: 'loud' is not error, warn, info or debug", "--log-level", "loud", "/m");
+	BAD("unexpected argument '/b'", "src", "/a", "/b");
+	BAD("'id' needs a value", "-o", "id", "/m");
+	BAD("insecure: 'maybe' is not true or false", "-o", "insecure=maybe", "/m");
+	BAD("--id: 'x' is not a number", "-o", "allow_other,id=x", "/m");
+	BAD("--config: cannot read /nonexistent/kvfs.conf", "--config", "/nonexistent/kvfs.conf", "/m");
 	BAD("--max-value", "--max-value", "0", "/m");
 	BAD("--write-timeout", "--write-timeout", "-5", "/m");
 	BAD("--election: 'random'", "--election", "random", "/m");
@@ -138,6 +153,17 @@ static void test_errors(void **state)
 	BAD("too long", "--advertise",
 	    "a-very-long-host-name.of-a-pod.in-a-namespace.of-a-kubernetes-cluster.local:7001",
 	    "/m");
+	BAD("--listen: 'nosuch.invalid:7001' is unusable: cannot resolve", "--listen",
+	    "nosuch.invalid:7001", "/m");
+	BAD("not an address of this machine", "--listen", "192.0.2.1:7001", "/m");
+	BAD("brackets", "--listen", "::1:7001", "/m");
+	BAD("port out of range", "--listen", "localhost:0", "/m");
+	BAD("--advertise: 'a b:1' is not HOST:PORT: not a valid host name", "--advertise", "a b:1",
+	    "/m");
+	BAD("--advertise: peers cannot dial '0.0.0.0:7001'", "--zk", "h:1", "--insecure",
+	    "--listen", "0.0.0.0:7001", "/m");
+	BAD("--advertise: peers cannot dial '[::]:7001'", "--zk", "h:1", "--insecure",
+	    "--advertise", "[::]:7001", "/m");
 	BAD("--cluster", "--cluster", "a/b", "/m");
 	BAD("unknown option --bogus", "--bogus", "/m");
 	BAD("unknown option -q", "-q", "/m");
@@ -148,6 +174,27 @@ static void test_errors(void **state)
 	BAD("at most two", "--zk", "h:1", "--secret-file", "/a", "--secret-file", "/b",
 	    "--secret-file", "/c", "/m");
 #undef BAD
+}
+
+/* Host names: --listen must resolve to this machine; --advertise need only be well formed (a
+ * container's own name may not resolve until it runs: see README). */
+static void test_host_names(void **state)
+{
+	struct kvfs_options o = {0};
+	char err[256] = "";
+
+	assert_int_equal(PARSE(&o, err, "--zk", "zk1:2181", "--insecure", "--listen",
+	                       "localhost:7001", "--advertise", "kvfs-1.kvfs.svc:7001", "/m"),
+	                 KVFS_OPTIONS_RUN);
+	assert_string_equal(o.listen, "localhost:7001");
+	assert_string_equal(o.advertise, "kvfs-1.kvfs.svc:7001");
+	options_free(&o);
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(PARSE(&o, err, "--zk", "zk1:2181", "--insecure", "--listen",
+	                       "0.0.0.0:7001", "--advertise", "kvfs_node_1:7001", "/m"),
+	                 KVFS_OPTIONS_RUN);
+	assert_string_equal(o.advertise, "kvfs_node_1:7001");
+	options_free(&o);
 }
 
 static void test_help_version(void **state)
@@ -162,6 +209,201 @@ static void test_help_version(void **state)
 	options_free(&o);
 }
 
+static void test_sizes(void **state)
+{
+	struct kvfs_options o = {0};
+	char err[256] = "";
+
+	assert_int_equal(PARSE(&o, err, "--max-value", "1k", "--snapshot-bytes", "1G",
+	                       "--segment-bytes", "64MiB", "/m"),
+	                 KVFS_OPTIONS_RUN);
+	assert_int_equal(o.max_value, 1024);
+	assert_int_equal(o.snapshot_bytes, UINT64_C(1) << 30);
+	assert_int_equal(o.segment_bytes, UINT64_C(64) << 20);
+	options_free(&o);
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(PARSE(&o, err, "--max-value", "64K", "--snapshot-bytes", "1T", "/m"),
+	                 KVFS_OPTIONS_RUN);
+	assert_int_equal(o.max_value, 65536);
+	assert_int_equal(o.snapshot_bytes, UINT64_C(1) << 40);
+	options_free(&o);
+}
+
+static void test_logging_options(void **state)
+{
+	struct kvfs_options o = {0};
+	char err[256] = "";
+
+	assert_int_equal(PARSE(&o, err, "/m"), KVFS_OPTIONS_RUN);
+	assert_int_equal(o.log_level, KVFS_LOG_INFO);
+	assert_null(o.log_file);
+	options_free(&o);
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(PARSE(&o, err, "--log-level", "warn", "--log-file", "k.log", "/m"),
+	                 KVFS_OPTIONS_RUN);
+	assert_int_equal(o.log_level, KVFS_LOG_WARN);
+	assert_true(o.log_file[0] == '/');
+	options_free(&o);
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(PARSE(&o, err, "-v", "/m"), KVFS_OPTIONS_RUN);
+	assert_int_equal(o.log_level, KVFS_LOG_DEBUG);
+	options_free(&o);
+}
+
+/* -o as mount.fuse3 passes it: kvfs's keys taken, mount(8)'s dropped, FUSE's kept. */
+static void test_mount_helper_form(void **state)
+{
+	struct kvfs_options o = {0};
+	char err[256] = "";
+
+	assert_int_equal(PARSE(&o, err, "name", "/mnt/kv", "-o",
+	                       "rw,id=1,max-value=4K,_netdev,nofail,defaults,x-systemd.automount,"
+	                       "comment=x,allow_other,insecure,zk=h1:1\\,h2:2,dev,suid",
+	                       "-o", "default_permissions,log-level=debug"),
+	                 KVFS_OPTIONS_RUN);
+	assert_string_equal(o.source, "name");
+	assert_string_equal(o.mountpoint, "/mnt/kv");
+	assert_int_equal(o.max_value, 4096);
+	assert_true(o.insecure);
+	assert_string_equal(o.zk, "h1:1,h2:2");
+	assert_int_equal(o.log_level, KVFS_LOG_DEBUG);
+	assert_string_equal(o.fuse_opts, "rw,allow_other,dev,suid,default_permissions");
+	assert_null(o.config); /* no /etc/kvfs/name.conf here */
+	options_free(&o);
+}
+
+/* Writes text to a new file in dir and returns its path (static buffer). */
+static char *write_conf(const char *dir, const char *name, const char *text, mode_t mode)
+{
+	static char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	assert_int_equal(chmod(path, mode), 0);
+	return path;
+}
+
+static void test_config_file(void **state)
+{
+	char dir[] = "/tmp/kvfs-test-options.XXXXXX";
+	struct kvfs_options o = {0};
+	char err[256] = "", want[600];
+	char *conf;
+
+	assert_non_null(mkdtemp(dir));
+	conf = write_conf(dir, "a.conf",
+	                  "# node two\n"
+	                  "\n"
+	                  "id = 2\n"
+	                  "zk=h:2181,h2:2181\n"
+	                  "  cluster   prod\n"
+	                  "cluster-size = 3\n"
+	                  "secret-file = secret.old\n"
+	                  "secret-file /etc/kvfs/secret.new\n"
+	                  "insecure = false\n"
+	                  "data = d\n"
+	                  "max-value = 64K\n"
+	                  "log-level = debug\n"
+	                  "options = allow_other,ro\n"
+	                  "mountpoint = mnt\n",
+	                  0640);
+	assert_int_equal(PARSE(&o, err, "--config", conf, "--max-value", "1k", "-o", "rw"),
+	                 KVFS_OPTIONS_RUN);
+	assert_int_equal(o.id, 2);
+	assert_string_equal(o.zk, "h:2181,h2:2181");
+	assert_string_equal(o.cluster, "prod");
+	assert_int_equal(o.n_secret_files, 2);
+	snprintf(want, sizeof(want), "%s/secret.old", dir);
+	assert_string_equal(o.secret_files[0], want);
+	assert_string_equal(o.secret_files[1], "/etc/kvfs/secret.new");
+	assert_false(o.insecure);
+	snprintf(want, sizeof(want), "%s/d", dir);
+	assert_string_equal(o.data_dir, want);
+	snprintf(want, sizeof(want), "%s/mnt", dir);
+	assert_string_equal(o.mountpoint, want);
+	assert_int_equal(o.max_value, 1024); /* the flag wins, though it came after --config */
+	assert_int_equal(o.log_level, KVFS_LOG_DEBUG);
+	assert_string_equal(o.fuse_opts, "allow_other,ro,rw"); /* the command line's last */
+	assert_string_equal(o.config, conf);
+	options_free(&o);
+
+	/* Flags win over the file, -o ones too, whatever their order; repeated keys as well. */
+	memset(&o, 0, sizeof(o));
+	conf = write_conf(dir, "a.conf", "id = 2\nzk = h:1\nsecret-file = /s\n", 0600);
+	assert_int_equal(PARSE(&o, err, "--id", "3", "-o", "config=" , "/m"), -EINVAL);
+	options_free(&o);
+	memset(&o, 0, sizeof(o));
+	snprintf(want, sizeof(want), "config=%s,secret-file=/t", conf);
+	assert_int_equal(PARSE(&o, err, "/m", "--id", "3", "-o", want), KVFS_OPTIONS_RUN);
+	assert_int_equal(o.id, 3);
+	assert_int_equal(o.n_secret_files, 1);
+	assert_string_equal(o.secret_files[0], "/t");
+	assert_string_equal(o.mountpoint, "/m");
+	options_free(&o);
+
+	unlink(conf);
+	rmdir(dir);
+}
+
+static void test_config_errors(void **state)
+{
+	char dir[] = "/tmp/kvfs-test-options.XXXXXX";
+	struct kvfs_options o;
+	char err[256], want[600];
+	char *conf;
+
+	assert_non_null(mkdtemp(dir));
+#define BAD_CONF(text, mode, line, msg)                                                            \
+	do {                                                                                       \
+		memset(&o, 0, sizeof(o));                                                          \
+		err[0] = '\0';                                                                     \
+		conf = write_conf(dir, "b.conf", text, mode);                                      \
+		snprintf(want, sizeof(want), "%s%s%s", conf, line, msg);                           \
+		expect_error(want, PARSE(&o, err, "--config", conf, "/m"), err);                   \
+		options_free(&o);                                                                  \
+	} while (0)
+
+	BAD_CONF("id = 2\n\n# c\nzk_hosts = h:1\n", 0600, ":4: ", "unknown key 'zk_hosts'");
+	BAD_CONF("id = x\n", 0600, ":1: ", "--id: 'x' is not a number");
+	BAD_CONF("id\n", 0600, ":1: ", "'id' needs a value");
+	BAD_CONF("insecure = maybe\n", 0600, ":1: ", "insecure: 'maybe' is not true or false");
+	BAD_CONF("config = /x\n", 0600, ":1: ", "'config' in a config file");
+	BAD_CONF("help\n", 0600, ":1: ", "unknown key 'help'");
+	BAD_CONF("options = allow_other,id=2\n", 0600, ":1: ", "options: 'id=2' is a kvfs key");
+	BAD_CONF("mountpoint =\n", 0600, ":1: ", "'mountpoint' needs a value");
+	BAD_CONF("= 2\n", 0600, ":1: ", "a line must start with a key");
+	BAD_CONF("id = 2\n", 0666, ": ", "writable by everyone");
+#undef BAD_CONF
+	unlink(conf);
+	rmdir(dir);
+}
+
+static void test_default_data_dir(void **state)
+{
+	char buf[256], err[256];
+
+	assert_int_equal(options_default_data_dir(true, "/x", "/home/u", "c", 2, buf, sizeof(buf),
+	                                          err, sizeof(err)),
+	                 0);
+	assert_string_equal(buf, "/var/lib/kvfs/c/2");
+	assert_int_equal(options_default_data_dir(false, "/x", "/home/u", "c", 2, buf, sizeof(buf),
+	                                          err, sizeof(err)),
+	                 0);
+	assert_string_equal(buf, "/x/kvfs/c/2");
+	assert_int_equal(options_default_data_dir(false, "rel", "/home/u", "c", 2, buf,
+	                                          sizeof(buf), err, sizeof(err)),
+	                 0);
+	assert_string_equal(buf, "/home/u/.local/share/kvfs/c/2");
+	assert_int_equal(options_default_data_dir(false, NULL, NULL, "c", 2, buf, sizeof(buf), err,
+	                                          sizeof(err)),
+	                 -EINVAL);
+	assert_non_null(strstr(err, "--data is needed"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -169,7 +411,14 @@ int main(void)
 	    cmocka_unit_test(test_all_options),
 	    cmocka_unit_test(test_zk_defaults_and_relative_paths),
 	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_host_names),
 	    cmocka_unit_test(test_help_version),
+	    cmocka_unit_test(test_sizes),
+	    cmocka_unit_test(test_logging_options),
+	    cmocka_unit_test(test_mount_helper_form),
+	    cmocka_unit_test(test_config_file),
+	    cmocka_unit_test(test_config_errors),
+	    cmocka_unit_test(test_default_data_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -65,6 +65,7 @@ struct node {
 	size_t dn, dcap;
 	uint64_t dpromised;
 	uint64_t dcommit; /* DATA/commit: written after the log write that made it durable */
+	bool dmarker;     /* DATA/rejoining: its disk was wiped, it has not caught up since */
 	/* writes asked for, not yet done */
 	struct disk_op *ops;
 	size_t nops, opcap;

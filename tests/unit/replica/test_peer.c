@@ -863,6 +863,47 @@ static void test_refused(void **state)
 	node_close(&a);
 }
 
+/* Host names: resolved at every dial; a name that does not resolve is retried, one that refuses
+ * counts as refused; unusable addresses are ignored; closing waits for a lookup in flight. */
+static void test_names(void **state)
+{
+	struct node n[2], c;
+	char addr[64];
+
+	node_open(&n[0], 1, 2);
+	node_open(&n[1], 2, 2);
+	peer_set_addr(n[0].p, 2, "a b:1");
+	peer_set_addr(n[0].p, 2, "localhost:0");
+	peer_set_addr(n[0].p, 2, "[::1");
+	peer_set_addr(n[0].p, 2, "evil\n:1");
+	run_until(never, NULL, 50);
+	assert_int_equal(n[0].ups + n[1].ups, 0);
+
+	snprintf(addr, sizeof(addr), "nosuch.invalid:%d", peer_port(n[1].p));
+	peer_set_addr(n[0].p, 2, addr);
+	run_until(never, NULL, 200);
+	assert_false(peer_refused(n[0].p, 2));
+	assert_int_equal(n[0].ups + n[1].ups, 0);
+
+	snprintf(addr, sizeof(addr), "localhost:%d", dead_port());
+	peer_set_addr(n[0].p, 2, addr);
+	assert_true(run_until(refused_2, n[0].p, WAIT_MS));
+
+	snprintf(addr, sizeof(addr), "localhost:%d", peer_port(n[1].p));
+	peer_set_addr(n[0].p, 2, addr);
+	snprintf(addr, sizeof(addr), "localhost:%d", peer_port(n[0].p));
+	peer_set_addr(n[1].p, 1, addr);
+	assert_true(run_until(both_up, n, WAIT_MS));
+	assert_false(peer_refused(n[0].p, 2));
+	node_close(&n[0]);
+	node_close(&n[1]);
+
+	/* Closed with a lookup in flight: the close completes once the lookup is back. */
+	node_open(&c, 1, 2);
+	peer_set_addr(c.p, 2, "nosuch.invalid:7001");
+	node_close(&c);
+}
+
 static void test_idle_timeout(void **state)
 {
 	struct node a;
@@ -919,6 +960,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_slow_reader_bounded, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_names, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_quiet_connection_kept, setup, teardown),
 	};

@@ -631,6 +631,81 @@ static void test_follower_commit_bounded(void **state)
 	repl_close(r);
 }
 
+/*
+ * Issue 10: a replica whose disk was replaced (repl_set_rejoining) gives no vote until its
+ * durable log reaches the first commit index its leader sent and an entry of the leader's epoch.
+ */
+static void test_rejoining_follower(void **state)
+{
+	static const uint8_t x[3] = "abc";
+	struct kvfs_repl_entry e[3] = {{.epoch = 5, .index = 1},
+	                               {.epoch = 5, .index = 2, .len = 1, .data = x},
+	                               {.epoch = 5, .index = 3, .len = 1, .data = x + 1}};
+	struct rec rec;
+	struct kvfs_repl *r = make(&rec, 2, 3, 5, NULL, 0);
+	struct kvfs_repl_msg m = {.type = KVFS_REPL_NEW_EPOCH, .epoch = 5};
+
+	repl_set_rejoining(r);
+	repl_become_follower(r, 1, 5);
+	/* It abstains: an answer no leader counts. */
+	repl_receive(r, 1, &m);
+	assert_int_equal(last_msg(&rec)->type, KVFS_REPL_EPOCH_ACK);
+	assert_int_equal(last_msg(&rec)->ok, 0);
+	assert_int_equal(last_msg(&rec)->epoch, 5);
+	/* Its leader committed 3 before it proved entry 1 (its no-op) only: still rejoining. */
+	m = (struct kvfs_repl_msg){.type = KVFS_REPL_APPEND,
+	                           .epoch = 5,
+	                           .commit = 3,
+	                           .entries = e,
+	                           .n_entries = 1};
+	repl_receive(r, 1, &m);
+	repl_persisted(r, 5, 1);
+	assert_int_equal(repl_commit_index(r), 1);
+	assert_true(repl_rejoining(r));
+	/* The entries up to 3, durable: it votes again. */
+	m.prev_epoch = 5;
+	m.prev_index = 1;
+	m.entries = e + 1;
+	m.n_entries = 2;
+	repl_receive(r, 1, &m);
+	assert_true(repl_rejoining(r)); /* not durable yet */
+	repl_persisted(r, 5, 3);
+	assert_false(repl_rejoining(r));
+	m = (struct kvfs_repl_msg){.type = KVFS_REPL_NEW_EPOCH, .epoch = 6};
+	repl_become_follower(r, 3, 6);
+	repl_epoch_persisted(r, 6);
+	repl_receive(r, 3, &m);
+	assert_int_equal(last_msg(&rec)->type, KVFS_REPL_EPOCH_ACK);
+	assert_int_equal(last_msg(&rec)->ok, 1);
+	assert_int_equal(last_msg(&rec)->last_index, 3);
+	repl_close(r);
+}
+
+/* A rejoining candidate does not count itself: it needs a majority of the others. */
+static void test_rejoining_candidate(void **state)
+{
+	struct rec rec;
+	struct kvfs_repl *r = make(&rec, 2, 3, 5, NULL, 0);
+	struct kvfs_repl_msg ack = {.type = KVFS_REPL_EPOCH_ACK, .epoch = 6, .ok = 1};
+
+	repl_set_rejoining(r);
+	repl_become_leader(r, 6);
+	repl_epoch_persisted(r, 6);
+	repl_receive(r, 3, &ack);
+	assert_int_equal(rec.npersist, 0); /* no no-op: 3 alone is no majority */
+	/* 1 abstains (it is rejoining too): still none. */
+	ack.ok = 0;
+	repl_receive(r, 1, &ack);
+	assert_true(repl_peer_rejoining(r, 1));
+	assert_int_equal(rec.npersist, 0);
+	ack.ok = 1;
+	repl_receive(r, 1, &ack);
+	assert_false(repl_peer_rejoining(r, 1));
+	assert_int_equal(rec.npersist, 1); /* the no-op */
+	assert_true(repl_rejoining(r));
+	repl_close(r);
+}
+
 /* Issue 9: the leader counts an APPEND_ACK only up to what it sent that peer in its epoch. */
 static void test_fake_append_ack(void **state)
 {
@@ -705,6 +780,8 @@ int main(void)
 	    cmocka_unit_test(test_zk_hands_promised_epoch),
 	    cmocka_unit_test(test_follower_commit_bounded),
 	    cmocka_unit_test(test_fake_append_ack),
+	    cmocka_unit_test(test_rejoining_follower),
+	    cmocka_unit_test(test_rejoining_candidate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -137,7 +137,7 @@ static void test_security_facts(void **state)
 	assert_non_null(strstr(buf, "\"peer_security\": \"encrypted\", \"zk_auth\": \"digest\""));
 }
 
-/* writable and its reason come after every other fact (the documented order stays), before
+/* writable and its reason come after every other fact (rejoining included) (the documented order stays), before
  * the peer lines. */
 static void test_writable_facts(void **state)
 {
@@ -146,7 +146,7 @@ static void test_writable_facts(void **state)
 
 	st.writable_reason = "no majority";
 	status_render_text(&st, buf, sizeof(buf));
-	assert_non_null(strstr(buf, "\nsnapshot_index: 0\nwritable: no\nwritable_reason: no "
+	assert_non_null(strstr(buf, "\nrejoining: no\nwritable: no\nwritable_reason: no "
 	                            "majority\npeer: 1 "));
 	st.writable = true;
 	status_render_text(&st, buf, sizeof(buf));

@@ -1,0 +1,436 @@
+/*
+ * /.kvfs-backup.tar: a read-only virtual file whose contents are a POSIX tar archive (pax
+ * format, tar.h) of the whole store as of one applied index.
+ *
+ * Opening it captures the store on the loop thread, between two applied operations: one record
+ * per linked inode (its name, parent, mode, owner, mtime) and a reference on its value, which
+ * stays immutable while referenced (value.h). No file contents are copied, so the capture costs
+ * O(keys) time and memory, and writers go on at once; a value they replace meanwhile lives on
+ * until the backup is closed. The capture also computes where each entry starts in the archive,
+ * so a read at any offset finds its entry by binary search (sequential reads, the usual case,
+ * continue from the last one) and encodes only that entry's header. The archive begins with a
+ * pax global header naming the cluster, the node, and the epoch and index of the last applied
+ * operation, then the root ("./") and every entry in store_foreach() order (each directory
+ * before its contents), and ends with two zero blocks.
+ *
+ * stat shows the size a backup taken now would have (computed by the same walk, without the
+ * capture); the file is read with direct I/O, so readers get the archive of their open to its end.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "kvfs/store.h"
+#include "kvfs/value.h"
+#include "tar.h"
+
+/* One captured inode. */
+struct bk_entry {
+	size_t name_off; /* into fuse_backup.names */
+	uint32_t name_len;
+	uint32_t mode, uid, gid;
+	size_t parent; /* index of the parent's entry (the root, entry 0, is its own) */
+	int64_t mtime_ns;
+	struct kvfs_value *value; /* a reference: contents or symlink target; NULL if empty */
+};
+
+/*
+ * The archive is a sequence of pieces: 0 the global header, 1..nents the entries (header, data,
+ * padding), nents + 1 the trailer. Piece p covers [start[p], start[p + 1]).
+ */
+struct fuse_backup {
+	struct bk_entry *ents;
+	size_t nents, cap;
+	char *names;
+	size_t names_len, names_cap;
+	uint64_t *start; /* nents + 3 offsets */
+	uint8_t *global;
+	size_t global_len;
+	size_t cursor;    /* the piece where the next sequential read begins */
+	size_t hdr_piece; /* the piece whose header hdr holds; 0: none */
+	uint8_t *hdr;
+	size_t hdr_len, hdr_cap;
+	char *path; /* scratch: an entry's path in the archive */
+	size_t path_cap;
+};
+
+/* A pre-order walk of the store that builds each entry's archive path ("./a/b", "./d/") and adds
+ * up the archive's size; with `b`, it also records the entries. */
+struct walk {
+	struct fuse_backup *b;
+	uint64_t size;
+	struct walk_dir {
+		const struct kvfs_inode *in;
+		size_t path_len; /* of its path, trailing '/' included */
+		size_t idx;      /* its entry */
+	} * stack;
+	size_t depth, stack_cap;
+	char *path;
+	size_t path_cap;
+};
+
+/* Makes *buf hold at least need bytes (it grows by doubling). 0 or -ENOMEM. */
+static int grow(void **buf, size_t *cap, size_t need, size_t elem)
+{
+	size_t n = *cap ? *cap : 16;
+	void *p;
+
+	if (need <= *cap)
+		return 0;
+	while (n < need)
+		n *= 2;
+	p = realloc(*buf, n * elem);
+	if (!p)
+		return -ENOMEM;
+	*buf = p;
+	*cap = n;
+	return 0;
+}
+
+static char entry_type(uint32_t mode)
+{
+	return S_ISDIR(mode) ? KVFS_TAR_DIR : S_ISLNK(mode) ? KVFS_TAR_SYMLINK : KVFS_TAR_FILE;
+}
+
+/* The tar entry of an inode with this path in the archive. */
+static struct kvfs_tar_entry tar_entry(const char *path, size_t path_len, uint32_t mode,
+                                       uint32_t uid, uint32_t gid, int64_t mtime_ns,
+                                       const struct kvfs_value *v)
+{
+	struct kvfs_tar_entry e = {
+	    .path = path,
+	    .path_len = path_len,
+	    .type = entry_type(mode),
+	    .mode = mode & 07777,
+	    .uid = uid,
+	    .gid = gid,
+	    .mtime_ns = mtime_ns,
+	};
+
+	if (e.type == KVFS_TAR_FILE)
+		e.size = value_size(v);
+	if (e.type == KVFS_TAR_SYMLINK) {
+		e.link = v ? (const char *)v->data : "";
+		e.link_len = value_size(v);
+	}
+	return e;
+}
+
+/* Bytes entry e takes in the archive. */
+static uint64_t entry_bytes(const struct kvfs_tar_entry *e)
+{
+	return tar_header(e, NULL, 0) + tar_padded(e->size);
+}
+
+static int record(struct fuse_backup *b, const struct kvfs_inode *in, size_t parent)
+{
+	struct bk_entry *e;
+
+	if (grow((void **)&b->ents, &b->cap, b->nents + 1, sizeof(*b->ents)) < 0 ||
+	    grow((void **)&b->names, &b->names_cap, b->names_len + in->name_len + 1, 1) < 0)
+		return -ENOMEM;
+	e = &b->ents[b->nents];
+	*e = (struct bk_entry){.name_off = b->names_len,
+	                       .name_len = in->name_len,
+	                       .mode = in->mode,
+	                       .uid = in->uid,
+	                       .gid = in->gid,
+	                       .parent = parent,
+	                       .mtime_ns = in->mtime_ns};
+	memcpy(b->names + b->names_len, in->name, in->name_len);
+	b->names_len += in->name_len;
+	e->value = value_ref(in->value);
+	b->nents++;
+	return 0;
+}
+
+static int walk_visit(void *arg, const struct kvfs_inode *in)
+{
+	struct walk *w = arg;
+	size_t plen = 0, len, idx = w->b ? w->b->nents : 0, parent = 0;
+	struct kvfs_tar_entry e;
+
+	if (in->parent) {
+		while (w->depth > 0 && w->stack[w->depth - 1].in != in->parent)
+			w->depth--;
+		if (w->depth == 0)
+			return -EINVAL; /* not pre-order: cannot happen (store_foreach) */
+		plen = w->stack[w->depth - 1].path_len;
+		parent = w->stack[w->depth - 1].idx;
+	}
+	len = in->parent ? plen + in->name_len + (S_ISDIR(in->mode) ? 1 : 0) : 2;
+	if (grow((void **)&w->path, &w->path_cap, len + 1, 1) < 0)
+		return -ENOMEM;
+	if (in->parent) {
+		memcpy(w->path + plen, in->name, in->name_len);
+		if (S_ISDIR(in->mode))
+			w->path[len - 1] = '/';
+	} else {
+		memcpy(w->path, "./", 2);
+	}
+	e = tar_entry(w->path, len, in->mode, in->uid, in->gid, in->mtime_ns, in->value);
+	if (w->b) {
+		w->b->start[idx + 1] = w->size;
+		if (record(w->b, in, parent) < 0)
+			return -ENOMEM;
+	}
+	w->size += entry_bytes(&e);
+	if (S_ISDIR(in->mode)) {
+		if (grow((void **)&w->stack, &w->stack_cap, w->depth + 1, sizeof(*w->stack)) < 0)
+			return -ENOMEM;
+		w->stack[w->depth++] = (struct walk_dir){.in = in, .path_len = len, .idx = idx};
+	}
+	return 0;
+}
+
+/* Walks s: the archive's entries' size in w->size (and, with w->b, the records). */
+static int walk_store(const struct kvfs_store *s, struct walk *w)
+{
+	int rv = store_foreach(s, walk_visit, w);
+
+	free(w->stack);
+	free(w->path);
+	return rv;
+}
+
+/*
+ * Encodes the pax global header, what the backup holds for an operator: the cluster, the node,
+ * the epoch and index of the last applied operation, the number of keys. Returns its size and
+ * writes it to buf only if it fits in len (buf may be NULL), like tar_global().
+ */
+static size_t encode_global(const struct kvfs_fs *fs, const struct kvfs_store *s, time_t now,
+                            uint8_t *buf, size_t len)
+{
+	char node[16], epoch[24], index[24], keys[24], when[32], comment[200];
+	const char *cluster = fs->cluster ? fs->cluster : "standalone";
+	const char *k[] = {"comment",       "KVFS.cluster",       "KVFS.node",
+	                   "KVFS.epoch",    "KVFS.applied_index", "KVFS.keys",
+	                   "KVFS.taken_at", "KVFS.cluster_id"};
+	const char *v[] = {comment, cluster, node, epoch, index, keys, when, fs->cluster_id};
+	struct tm tm;
+
+	snprintf(node, sizeof(node), "%" PRIu32, fs->node_id);
+	snprintf(epoch, sizeof(epoch), "%" PRIu64, store_applied_epoch(s));
+	snprintf(index, sizeof(index), "%" PRIu64, store_applied_index(s));
+	snprintf(keys, sizeof(keys), "%" PRIu64, store_inode_count(s) - 1); /* root excluded */
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(comment, sizeof(comment),
+	         "kvfs backup of cluster %.40s from node %s at epoch %s, applied index %s", cluster,
+	         node, epoch, index);
+	return tar_global(k, v, fs->cluster_id ? 8 : 7, (int64_t)now, buf, len);
+}
+
+int fuse_backup_open(struct kvfs_fs *fs, struct fuse_backup **out)
+{
+	struct fuse_backup *b = calloc(1, sizeof(*b));
+	struct walk w = {.b = b};
+	size_t n = (size_t)store_inode_count(fs->store);
+	time_t now = time(NULL);
+	int rv = -ENOMEM;
+
+	if (!b)
+		return -ENOMEM;
+	b->start = calloc(n + 3, sizeof(*b->start));
+	if (!b->start || grow((void **)&b->ents, &b->cap, n, sizeof(*b->ents)) < 0)
+		goto err_free;
+	rv = walk_store(fs->store, &w);
+	if (rv == 0 && b->nents != n)
+		rv = -EIO; /* the store's count and its walk disagree: cannot happen */
+	if (rv < 0)
+		goto err_free;
+	b->global_len = encode_global(fs, fs->store, now, NULL, 0);
+	b->global = malloc(b->global_len);
+	if (!b->global) {
+		rv = -ENOMEM;
+		goto err_free;
+	}
+	encode_global(fs, fs->store, now, b->global, b->global_len);
+	for (size_t p = 1; p <= n; p++)
+		b->start[p] += b->global_len;
+	b->start[n + 1] = b->global_len + w.size;
+	b->start[n + 2] = b->start[n + 1] + KVFS_TAR_TRAILER;
+	*out = b;
+	return 0;
+
+err_free:
+	fuse_backup_free(b);
+	return rv;
+}
+
+void fuse_backup_free(struct fuse_backup *b)
+{
+	if (!b)
+		return;
+	for (size_t i = 0; i < b->nents; i++)
+		value_unref(b->ents[i].value);
+	free(b->ents);
+	free(b->names);
+	free(b->start);
+	free(b->global);
+	free(b->hdr);
+	free(b->path);
+	free(b);
+}
+
+/* Puts entry i's archive path into b->path; returns its length, or 0 on ENOMEM. */
+static size_t entry_path(struct fuse_backup *b, size_t i)
+{
+	const struct bk_entry *e = &b->ents[i];
+	size_t len = 2 + (S_ISDIR(e->mode) && i ? 1 : 0), pos;
+
+	for (size_t j = i; j; j = b->ents[j].parent)
+		len += b->ents[j].name_len + 1;
+	len -= i ? 1 : 0;
+	if (grow((void **)&b->path, &b->path_cap, len + 1, 1) < 0)
+		return 0;
+	pos = len;
+	if (S_ISDIR(e->mode) && i)
+		b->path[--pos] = '/';
+	for (size_t j = i; j; j = b->ents[j].parent) {
+		pos -= b->ents[j].name_len;
+		memcpy(b->path + pos, b->names + b->ents[j].name_off, b->ents[j].name_len);
+		b->path[--pos] = '/';
+	}
+	b->path[0] = '.';
+	b->path[1] = '/';
+	return len;
+}
+
+/* Encodes the header of piece p (an entry) into b->hdr. 0 or -ENOMEM. */
+static int load_header(struct fuse_backup *b, size_t p)
+{
+	const struct bk_entry *be = &b->ents[p - 1];
+	struct kvfs_tar_entry e;
+	size_t len;
+
+	if (b->hdr_piece == p)
+		return 0;
+	len = entry_path(b, p - 1);
+	if (!len)
+		return -ENOMEM;
+	e = tar_entry(b->path, len, be->mode, be->uid, be->gid, be->mtime_ns, be->value);
+	b->hdr_len = tar_header(&e, NULL, 0);
+	if (grow((void **)&b->hdr, &b->hdr_cap, b->hdr_len, 1) < 0)
+		return -ENOMEM;
+	tar_header(&e, b->hdr, b->hdr_cap);
+	b->hdr_piece = p;
+	return 0;
+}
+
+/* The piece holding byte off (< the archive's size). */
+static size_t find_piece(const struct fuse_backup *b, uint64_t off)
+{
+	size_t lo = 0, hi = b->nents + 1;
+
+	if (b->cursor <= b->nents + 1 && off >= b->start[b->cursor] &&
+	    off < b->start[b->cursor + 1])
+		return b->cursor;
+	while (lo < hi) { /* the last piece starting at or before off */
+		size_t mid = lo + (hi - lo + 1) / 2;
+
+		if (b->start[mid] <= off)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo;
+}
+
+/* Copies n bytes of piece p from its byte `from` to dst. 0 or -ENOMEM. */
+static int copy_piece(struct fuse_backup *b, size_t p, uint64_t from, uint8_t *dst, size_t n)
+{
+	const struct kvfs_value *v;
+	uint64_t dlen;
+
+	if (p == 0) {
+		memcpy(dst, b->global + from, n);
+		return 0;
+	}
+	if (p == b->nents + 1) {
+		memset(dst, 0, n);
+		return 0;
+	}
+	if (load_header(b, p) < 0)
+		return -ENOMEM;
+	v = b->ents[p - 1].value;
+	dlen = S_ISREG(b->ents[p - 1].mode) ? value_size(v) : 0;
+	while (n > 0) {
+		size_t k;
+
+		if (from < b->hdr_len) {
+			k = b->hdr_len - from < n ? (size_t)(b->hdr_len - from) : n;
+			memcpy(dst, b->hdr + from, k);
+		} else if (from < b->hdr_len + dlen) {
+			k = b->hdr_len + dlen - from < n ? (size_t)(b->hdr_len + dlen - from) : n;
+			memcpy(dst, v->data + (from - b->hdr_len), k);
+		} else {
+			k = n; /* padding to the block */
+			memset(dst, 0, k);
+		}
+		dst += k;
+		from += k;
+		n -= k;
+	}
+	return 0;
+}
+
+void fuse_backup_read(fuse_req_t req, struct fuse_backup *b, size_t size, off_t off)
+{
+	uint64_t total = b->start[b->nents + 2], pos = (uint64_t)off;
+	uint8_t *buf;
+	size_t done = 0, p;
+
+	if (off < 0 || pos >= total || size == 0) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (size > total - pos)
+		size = (size_t)(total - pos);
+	buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (p = find_piece(b, pos); done < size; p++) {
+		uint64_t end = b->start[p + 1];
+		size_t k = end - pos < size - done ? (size_t)(end - pos) : size - done;
+
+		if (copy_piece(b, p, pos - b->start[p], buf + done, k) < 0) {
+			free(buf);
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		done += k;
+		pos += k;
+		b->cursor = pos < end ? p : p + 1; /* where the next sequential read begins */
+	}
+	fuse_reply_buf(req, (const char *)buf, size);
+	free(buf);
+}
+
+void fuse_backup_attr(struct kvfs_fs *fs, struct stat *st)
+{
+	struct walk w = {0};
+	uint64_t size = 0;
+
+	if (walk_store(fs->store, &w) == 0)
+		size =
+		    encode_global(fs, fs->store, time(NULL), NULL, 0) + w.size + KVFS_TAR_TRAILER;
+	memset(st, 0, sizeof(*st));
+	st->st_ino = KVFS_BACKUP_INO;
+	st->st_mode = S_IFREG | 0400; /* every key's contents: for the mounting user only */
+	st->st_nlink = 1;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_size = (off_t)size;
+	st->st_blksize = 4096;
+	clock_gettime(CLOCK_REALTIME, &st->st_mtim);
+	st->st_atim = st->st_ctim = st->st_mtim;
+}
