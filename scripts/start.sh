@@ -404,6 +404,11 @@ Node $l leads. Try, in another terminal:
   kill -9 \$(cat run/$l/kvfs.pid)     # crash: its port refuses, another leads within a second
   $0 restart $l                      # it comes back as a follower and catches up
 
+  # Health, metrics and a consistent backup of the whole store:
+  build/fs/kvfs health mnt/$f && echo "node $f can take writes now"
+  grep '^kvfs_writes_total\|^kvfs_role' mnt/$f/.metrics
+  cp mnt/$f/.kvfs-backup.tar backup.tar && tar -tvf backup.tar
+
 Press Ctrl-C here (or run: $0 stop) to stop the nodes and ZooKeeper.
 EOF
 	wait_foreground cluster
