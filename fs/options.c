@@ -10,7 +10,6 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -145,19 +144,6 @@ void options_usage(FILE *f, const char *prog)
 	    prog, prog, KVFS_CONFIG_DIR, KVFS_DATA_MAX);
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
 /* Parses all of s as a decimal number in min..max. */
 static int parse_u64(const char *name, const char *s, uint64_t min, uint64_t max, uint64_t *out,
                      char *err, size_t errlen)
@@ -166,13 +152,13 @@ static int parse_u64(const char *name, const char *s, uint64_t min, uint64_t max
 	unsigned long long v;
 
 	if (*s < '0' || *s > '9')
-		return fail(err, errlen, "%s: '%s' is not a number", name, s);
+		return options_fail(err, errlen, "%s: '%s' is not a number", name, s);
 	errno = 0;
 	v = strtoull(s, &end, 10);
 	if (*end != '\0')
-		return fail(err, errlen, "%s: '%s' is not a number", name, s);
+		return options_fail(err, errlen, "%s: '%s' is not a number", name, s);
 	if (errno == ERANGE || v < min || v > max)
-		return fail(err, errlen, "%s: %s is out of range %" PRIu64 "..%" PRIu64, name, s,
+		return options_fail(err, errlen, "%s: %s is out of range %" PRIu64 "..%" PRIu64, name, s,
 		            min, max);
 	*out = v;
 	return 0;
@@ -214,12 +200,12 @@ static int parse_size(const char *name, const char *s, uint64_t min, uint64_t ma
 	}
 	if (errno == ERANGE || v > (UINT64_MAX >> shift) || (v << shift) < min ||
 	    (v << shift) > max)
-		return fail(err, errlen, "%s: %s is out of range %" PRIu64 "..%" PRIu64 " bytes",
+		return options_fail(err, errlen, "%s: %s is out of range %" PRIu64 "..%" PRIu64 " bytes",
 		            name, s, min, max);
 	*out = (uint64_t)v << shift;
 	return 0;
 bad:
-	return fail(err, errlen,
+	return options_fail(err, errlen,
 	            "%s: '%s' is not a size (bytes, or a number with K, M, G or T: 1K = 1024)",
 	            name, s);
 }
@@ -235,10 +221,10 @@ static int check_addr(const char *name, const char *s, char *err, size_t errlen)
 	char reason[256];
 
 	if (hostport_parse(s, 0, &hp, &why) != 0)
-		return fail(err, errlen, "%s: '%s' is not HOST:PORT: %s (expected %s)", name, s, why,
+		return options_fail(err, errlen, "%s: '%s' is not HOST:PORT: %s (expected %s)", name, s, why,
 		            KVFS_HOSTPORT_ACCEPTED);
 	if (strcmp(name, "--listen") == 0 && hostport_check_listen(s, reason, sizeof(reason)) < 0)
-		return fail(err, errlen, "--listen: '%s' is unusable: %s (give an address of this "
+		return options_fail(err, errlen, "--listen: '%s' is unusable: %s (give an address of this "
 		            "machine, or 0.0.0.0:PORT for all)", s, reason);
 	return 0;
 }
@@ -300,20 +286,20 @@ static int set_defaults(struct kvfs_options *o, bool size_given, char *err, size
 	if (!size_given)
 		o->cluster_size = o->zk ? 3 : 1;
 	if (o->zk && o->id > o->cluster_size)
-		return fail(err, errlen,
+		return options_fail(err, errlen,
 		            "--id: %u is not a voting replica of a cluster of %u (ids 1..%u)",
 		            o->id, o->cluster_size, o->cluster_size);
 	if (!o->listen) {
 		if (o->id > 65535 - 7000)
-			return fail(err, errlen, "--id %u needs an explicit --listen", o->id);
+			return options_fail(err, errlen, "--id %u needs an explicit --listen", o->id);
 		snprintf(buf, sizeof(buf), "127.0.0.1:%u", 7000 + o->id);
 		if (set_str(&o->listen, buf) < 0)
 			return -ENOMEM;
 	}
 	if (o->zk && o->insecure && o->n_secret_files > 0)
-		return fail(err, errlen, "--insecure and --secret-file: give one or the other");
+		return options_fail(err, errlen, "--insecure and --secret-file: give one or the other");
 	if (o->zk && !o->insecure && o->n_secret_files == 0)
-		return fail(err, errlen,
+		return options_fail(err, errlen,
 		            "--secret-file is required with --zk: the peers' shared secret, the "
 		            "same file on every node (make one with: (umask 077; head -c 32 "
 		            "/dev/urandom | base64 > /etc/kvfs/secret)); or --insecure for a "
@@ -321,7 +307,7 @@ static int set_defaults(struct kvfs_options *o, bool size_given, char *err, size
 	if (!o->advertise && set_str(&o->advertise, o->listen) < 0)
 		return -ENOMEM;
 	if (o->zk && hostport_parse(o->advertise, 0, &hp, NULL) == 0 && hostport_is_any(&hp))
-		return fail(err, errlen, "--advertise: peers cannot dial '%s'; with --listen on every "
+		return options_fail(err, errlen, "--advertise: peers cannot dial '%s'; with --listen on every "
 		            "address, give --advertise HOST:PORT, a name or address they reach",
 		            o->advertise);
 	if (!o->data_dir) {
@@ -346,7 +332,7 @@ int options_default_data_dir(bool root, const char *xdg_data_home, const char *h
 	else if (home && home[0] == '/')
 		snprintf(buf, len, "%s/.local/share/kvfs/%s/%u", home, cluster, id);
 	else
-		return fail(err, errlen,
+		return options_fail(err, errlen,
 		            "--data is needed: no default data directory for a user other than "
 		            "root without HOME or XDG_DATA_HOME");
 	return 0;
@@ -376,7 +362,7 @@ static int parse_level(const char *s, enum kvfs_log_level *out, char *err, size_
 			return 0;
 		}
 	}
-	return fail(err, errlen, "--log-level: '%s' is not error, warn, info or debug", s);
+	return options_fail(err, errlen, "--log-level: '%s' is not error, warn, info or debug", s);
 }
 
 /* The long option named by the len first bytes of key, as a config key or -o key=value. */
@@ -402,11 +388,11 @@ static int key_word(const struct option *lo, const char *value, char **word, cha
 			return asprintf(word, "--%s", lo->name) < 0 ? -ENOMEM : 0;
 		if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0)
 			return 0;
-		return fail(err, errlen, "%s: '%s' is not true or false (or give %s alone)",
+		return options_fail(err, errlen, "%s: '%s' is not true or false (or give %s alone)",
 		            lo->name, value, lo->name);
 	}
 	if (!value)
-		return fail(err, errlen, "'%s' needs a value (%s = VALUE, or -o %s=VALUE)",
+		return options_fail(err, errlen, "'%s' needs a value (%s = VALUE, or -o %s=VALUE)",
 		            lo->name, lo->name, lo->name);
 	return asprintf(word, "--%s=%s", lo->name, value) < 0 ? -ENOMEM : 0;
 }
@@ -444,7 +430,7 @@ static int own_opt_in_file(void *arg, const char *opt)
 
 	if (!find_key(opt, strcspn(opt, "=")))
 		return 0;
-	return fail(p->err, p->errlen,
+	return options_fail(p->err, p->errlen,
 	            "options: '%s' is a kvfs key, not a FUSE option: give it a line of its own",
 	            opt);
 }
@@ -478,7 +464,7 @@ static int parse_argv(struct parse *p, int argc, char **argv)
 			break;
 		case OPT_DATA:
 			if (!*optarg)
-				return fail(err, errlen, "--data: empty path");
+				return options_fail(err, errlen, "--data: empty path");
 			path = absolute(optarg);
 			if (!path)
 				return -ENOMEM;
@@ -487,12 +473,12 @@ static int parse_argv(struct parse *p, int argc, char **argv)
 			break;
 		case OPT_ZK:
 			if (!*optarg)
-				return fail(err, errlen, "--zk: empty connect string");
+				return options_fail(err, errlen, "--zk: empty connect string");
 			rv = set_str(&o->zk, optarg);
 			break;
 		case OPT_CLUSTER:
 			if (!*optarg || strchr(optarg, '/') || strlen(optarg) > 64)
-				return fail(err, errlen,
+				return options_fail(err, errlen,
 				            "--cluster: '%s' must be 1..64 characters without '/'",
 				            optarg);
 			rv = set_str(&o->cluster, optarg);
@@ -514,7 +500,7 @@ static int parse_argv(struct parse *p, int argc, char **argv)
 			break;
 		case OPT_ELECTION:
 			if (strcmp(optarg, "sequential") != 0 && strcmp(optarg, "priority") != 0)
-				return fail(err, errlen,
+				return options_fail(err, errlen,
 				            "--election: '%s' is not sequential or priority",
 				            optarg);
 			rv = set_str(&o->election, optarg);
@@ -528,7 +514,7 @@ static int parse_argv(struct parse *p, int argc, char **argv)
 			else if (strcmp(optarg, "linearizable") == 0)
 				o->read_mode = KVFS_READ_LINEARIZABLE;
 			else
-				return fail(err, errlen,
+				return options_fail(err, errlen,
 				            "--read: '%s' is not local or linearizable", optarg);
 			break;
 		case OPT_WRITE_TIMEOUT:
@@ -557,9 +543,9 @@ static int parse_argv(struct parse *p, int argc, char **argv)
 			break;
 		case OPT_SECRET_FILE:
 			if (!*optarg)
-				return fail(err, errlen, "--secret-file: empty path");
+				return options_fail(err, errlen, "--secret-file: empty path");
 			if (o->n_secret_files == 2)
-				return fail(err, errlen,
+				return options_fail(err, errlen,
 				            "--secret-file: at most two (the current secret and the "
 				            "next, while rotating)");
 			path = absolute(optarg);
@@ -572,7 +558,7 @@ static int parse_argv(struct parse *p, int argc, char **argv)
 			break;
 		case OPT_ZK_AUTH_FILE:
 			if (!*optarg)
-				return fail(err, errlen, "--zk-auth-file: empty path");
+				return options_fail(err, errlen, "--zk-auth-file: empty path");
 			path = absolute(optarg);
 			if (!path)
 				return -ENOMEM;
@@ -593,7 +579,7 @@ static int parse_argv(struct parse *p, int argc, char **argv)
 			break;
 		case OPT_CONFIG:
 			if (!*optarg)
-				return fail(err, errlen, "--config: empty path");
+				return options_fail(err, errlen, "--config: empty path");
 			path = absolute(optarg);
 			if (!path)
 				return -ENOMEM;
@@ -605,7 +591,7 @@ static int parse_argv(struct parse *p, int argc, char **argv)
 			break;
 		case OPT_LOG_FILE:
 			if (!*optarg)
-				return fail(err, errlen, "--log-file: empty path");
+				return options_fail(err, errlen, "--log-file: empty path");
 			path = absolute(optarg);
 			if (!path)
 				return -ENOMEM;
@@ -625,11 +611,11 @@ static int parse_argv(struct parse *p, int argc, char **argv)
 		case OPT_VERSION:
 			return KVFS_OPTIONS_VERSION;
 		case ':':
-			return fail(err, errlen, "%s needs a value", argv[optind - 1]);
+			return options_fail(err, errlen, "%s needs a value", argv[optind - 1]);
 		default:
 			if (optopt)
-				return fail(err, errlen, "unknown option -%c", optopt);
-			return fail(err, errlen, "unknown option %s", argv[optind - 1]);
+				return options_fail(err, errlen, "unknown option -%c", optopt);
+			return options_fail(err, errlen, "unknown option %s", argv[optind - 1]);
 		}
 	}
 	return rv;
@@ -648,7 +634,7 @@ static int file_line(void *arg, const char *key, const char *value, char *err, s
 	p->errlen = errlen;
 	if (strcmp(key, "mountpoint") == 0 || strcmp(key, "options") == 0) {
 		if (!value || !*value)
-			rv = fail(err, errlen, "'%s' needs a value (%s = VALUE)", key, key);
+			rv = options_fail(err, errlen, "'%s' needs a value (%s = VALUE)", key, key);
 		else if (key[0] == 'o')
 			rv = fuse_mount_opts_split(value, own_opt_in_file, p, &p->file_fuse_opts);
 		else if (p->mountpoint_given)
@@ -659,12 +645,12 @@ static int file_line(void *arg, const char *key, const char *value, char *err, s
 			rv = p->o->mountpoint ? 0 : -ENOMEM;
 		}
 	} else if (!lo) {
-		rv = fail(err, errlen,
+		rv = options_fail(err, errlen,
 		          "unknown key '%s' (the keys are the long options without --, and "
 		          "mountpoint and options; see kvfs --help)",
 		          key);
 	} else if (lo->val == OPT_CONFIG) {
-		rv = fail(err, errlen,
+		rv = options_fail(err, errlen,
 		          "'config' in a config file: a config file cannot name another");
 	} else {
 		rv = key_word(lo, value, &word, err, errlen);
@@ -689,7 +675,7 @@ static int take_operands(struct parse *p, int argc, char **argv, int first)
 	bool source_ok = n >= 2 && !strchr(argv[first], '/');
 
 	if (n > 2 || (n == 2 && !source_ok))
-		return fail(p->err, p->errlen,
+		return options_fail(p->err, p->errlen,
 		            "unexpected argument '%s' (one MOUNTPOINT, or SOURCE MOUNTPOINT where "
 		            "SOURCE is a name without '/')",
 		            argv[source_ok ? first + 2 : first + 1]);
@@ -765,7 +751,7 @@ static int parse_all(struct parse *p, int argc, char **argv)
 	if (rv == 0)
 		rv = read_config(p);
 	if (rv == 0 && !p->o->mountpoint)
-		rv = fail(p->err, p->errlen,
+		rv = options_fail(p->err, p->errlen,
 		          "missing MOUNTPOINT (give it last, or as mountpoint in the config file)");
 	if (rv == 0)
 		rv = set_defaults(p->o, p->size_given, p->err, p->errlen);

@@ -15,10 +15,7 @@
 
 #define LINE_MAX_LEN 4096
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+int options_fail(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -63,11 +60,11 @@ static int check_file(FILE *f, const char *path, char *err, size_t errlen)
 	struct stat st;
 
 	if (fstat(fileno(f), &st) < 0)
-		return fail(err, errlen, "%s: %s", path, strerror(errno));
+		return options_fail(err, errlen, "%s: %s", path, strerror(errno));
 	if (!S_ISREG(st.st_mode))
-		return fail(err, errlen, "%s: not a regular file", path);
+		return options_fail(err, errlen, "%s: not a regular file", path);
 	if (st.st_mode & S_IWOTH)
-		return fail(err, errlen,
+		return options_fail(err, errlen,
 		            "%s: writable by everyone (mode %04o); refusing it: chmod o-w %s", path,
 		            (unsigned)(st.st_mode & 07777), path);
 	return 0;
@@ -82,14 +79,14 @@ int options_file_read(const char *path, kvfs_options_line_fn line, void *arg, ch
 	FILE *f = fopen(path, "re");
 
 	if (!f)
-		return fail(err, errlen, "--config: cannot read %s: %s", path, strerror(errno));
+		return options_fail(err, errlen, "--config: cannot read %s: %s", path, strerror(errno));
 	rv = check_file(f, path, err, errlen);
 	while (rv == 0 && fgets(buf, sizeof(buf), f)) {
 		char *s, *key, *value;
 
 		lineno++;
 		if (strlen(buf) > LINE_MAX_LEN) {
-			rv = fail(err, errlen, "%s:%u: line longer than %d bytes", path, lineno,
+			rv = options_fail(err, errlen, "%s:%u: line longer than %d bytes", path, lineno,
 			          LINE_MAX_LEN);
 			break;
 		}
@@ -98,7 +95,7 @@ int options_file_read(const char *path, kvfs_options_line_fn line, void *arg, ch
 			continue;
 		split_line(s, &key, &value);
 		if (*key == '\0') {
-			rv = fail(err, errlen, "%s:%u: a line must start with a key (key = value)",
+			rv = options_fail(err, errlen, "%s:%u: a line must start with a key (key = value)",
 			          path, lineno);
 			break;
 		}
@@ -108,7 +105,7 @@ int options_file_read(const char *path, kvfs_options_line_fn line, void *arg, ch
 			snprintf(err, errlen, "%s:%u: %s", path, lineno, msg);
 	}
 	if (rv == 0 && ferror(f))
-		rv = fail(err, errlen, "%s: read error", path);
+		rv = options_fail(err, errlen, "%s: read error", path);
 	fclose(f);
 	return rv;
 }

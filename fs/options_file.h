@@ -12,6 +12,9 @@
  * Called for each key, value NULL for a bare key. Returns 0, or a negative errno with a message
  * in err (without the file and line: the reader adds them).
  */
+/* Writes the formatted one-line message into err and returns -EINVAL: `return options_fail(...)`. */
+int options_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 typedef int (*kvfs_options_line_fn)(void *arg, const char *key, const char *value, char *err,
                                     size_t errlen);
 

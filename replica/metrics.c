@@ -7,12 +7,12 @@
  */
 #include "kvfs/metrics.h"
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "kvfs/status.h"
+#include "kvfs/textout.h"
 
 const uint64_t kvfs_hist_bounds_us[KVFS_HIST_BOUNDS] = {
     100,   250,    500,    1000,   2500,    5000,    10000,   25000,
@@ -30,60 +30,38 @@ void metrics_observe(struct kvfs_hist *h, uint64_t us)
 	h->sum_us += us;
 }
 
-/* An output cursor that counts what it would have written, like snprintf. */
-struct out {
-	char *buf;
-	size_t size;
-	size_t len;
-};
-
-static void out_printf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void out_printf(struct out *o, const char *fmt, ...)
+static void family(struct kvfs_out *o, const char *name, const char *type, const char *help)
 {
-	va_list ap;
-	size_t room = o->len < o->size ? o->size - o->len : 0;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(room ? o->buf + o->len : NULL, room, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		o->len += (size_t)n;
-}
-
-static void family(struct out *o, const char *name, const char *type, const char *help)
-{
-	out_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	kvfs_out_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* A label value: backslash, double quote and newline escaped, as the format asks. */
-static void out_label(struct out *o, const char *v)
+static void out_label(struct kvfs_out *o, const char *v)
 {
 	for (; *v; v++) {
 		if (*v == '\\' || *v == '"')
-			out_printf(o, "\\%c", *v);
+			kvfs_out_printf(o, "\\%c", *v);
 		else if (*v == '\n')
-			out_printf(o, "\\n");
+			kvfs_out_printf(o, "\\n");
 		else
-			out_printf(o, "%c", *v);
+			kvfs_out_printf(o, "%c", *v);
 	}
 }
 
-static void gauge_u64(struct out *o, const char *name, const char *help, uint64_t v)
+static void gauge_u64(struct kvfs_out *o, const char *name, const char *help, uint64_t v)
 {
 	family(o, name, "gauge", help);
-	out_printf(o, "%s %llu\n", name, (unsigned long long)v);
+	kvfs_out_printf(o, "%s %llu\n", name, (unsigned long long)v);
 }
 
-static void counter(struct out *o, const char *name, const char *help, uint64_t v)
+static void counter(struct kvfs_out *o, const char *name, const char *help, uint64_t v)
 {
 	family(o, name, "counter", help);
-	out_printf(o, "%s %llu\n", name, (unsigned long long)v);
+	kvfs_out_printf(o, "%s %llu\n", name, (unsigned long long)v);
 }
 
 /* name{label="value"} 1 for the current state, 0 for each other one of states[]. */
-static void gauge_state(struct out *o, const char *name, const char *help, const char *label,
+static void gauge_state(struct kvfs_out *o, const char *name, const char *help, const char *label,
                         const char *const *states, const char *cur)
 {
 	bool known = false;
@@ -93,16 +71,16 @@ static void gauge_state(struct out *o, const char *name, const char *help, const
 		bool on = cur && strcmp(states[i], cur) == 0;
 
 		known |= on;
-		out_printf(o, "%s{%s=\"%s\"} %d\n", name, label, states[i], on);
+		kvfs_out_printf(o, "%s{%s=\"%s\"} %d\n", name, label, states[i], on);
 	}
 	if (cur && !known) {
-		out_printf(o, "%s{%s=\"", name, label);
+		kvfs_out_printf(o, "%s{%s=\"", name, label);
 		out_label(o, cur);
-		out_printf(o, "\"} 1\n");
+		kvfs_out_printf(o, "\"} 1\n");
 	}
 }
 
-static void histogram(struct out *o, const char *name, const char *help, const struct kvfs_hist *h)
+static void histogram(struct kvfs_out *o, const char *name, const char *help, const struct kvfs_hist *h)
 {
 	static const struct kvfs_hist empty;
 	uint64_t cum = 0;
@@ -112,23 +90,23 @@ static void histogram(struct out *o, const char *name, const char *help, const s
 	family(o, name, "histogram", help);
 	for (size_t i = 0; i < KVFS_HIST_BOUNDS; i++) {
 		cum += h->buckets[i];
-		out_printf(o, "%s_bucket{le=\"%g\"} %llu\n", name,
+		kvfs_out_printf(o, "%s_bucket{le=\"%g\"} %llu\n", name,
 		           (double)kvfs_hist_bounds_us[i] / 1e6, (unsigned long long)cum);
 	}
-	out_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)h->count);
-	out_printf(o, "%s_sum %llu.%06llu\n", name, (unsigned long long)(h->sum_us / 1000000),
+	kvfs_out_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)h->count);
+	kvfs_out_printf(o, "%s_sum %llu.%06llu\n", name, (unsigned long long)(h->sum_us / 1000000),
 	           (unsigned long long)(h->sum_us % 1000000));
-	out_printf(o, "%s_count %llu\n", name, (unsigned long long)h->count);
+	kvfs_out_printf(o, "%s_count %llu\n", name, (unsigned long long)h->count);
 }
 
 /* Milliseconds as seconds, with three decimals. */
-static void out_ms(struct out *o, uint64_t ms)
+static void out_ms(struct kvfs_out *o, uint64_t ms)
 {
-	out_printf(o, "%llu.%03llu", (unsigned long long)(ms / 1000),
+	kvfs_out_printf(o, "%llu.%03llu", (unsigned long long)(ms / 1000),
 	           (unsigned long long)(ms % 1000));
 }
 
-static void render_state(struct out *o, const struct kvfs_status *st)
+static void render_state(struct kvfs_out *o, const struct kvfs_status *st)
 {
 	static const char *const roles[] = {"leader", "follower", "candidate", "standalone", NULL};
 	static const char *const zks[] = {"connected", "connecting", "expired", "none", NULL};
@@ -154,17 +132,17 @@ static void render_state(struct out *o, const struct kvfs_status *st)
 	family(o, "kvfs_lag_entries", "gauge",
 	       "Leader's commit index minus this node's applied index; NaN while unknown.");
 	if (lag_unknown)
-		out_printf(o, "kvfs_lag_entries NaN\n");
+		kvfs_out_printf(o, "kvfs_lag_entries NaN\n");
 	else
-		out_printf(o, "kvfs_lag_entries %llu\n", (unsigned long long)st->lag_entries);
+		kvfs_out_printf(o, "kvfs_lag_entries %llu\n", (unsigned long long)st->lag_entries);
 	family(o, "kvfs_lag_seconds", "gauge",
 	       "Age of the oldest committed entry not yet applied here; NaN while unknown.");
 	if (lag_unknown) {
-		out_printf(o, "kvfs_lag_seconds NaN\n");
+		kvfs_out_printf(o, "kvfs_lag_seconds NaN\n");
 	} else {
-		out_printf(o, "kvfs_lag_seconds ");
+		kvfs_out_printf(o, "kvfs_lag_seconds ");
 		out_ms(o, st->lag_ms);
-		out_printf(o, "\n");
+		kvfs_out_printf(o, "\n");
 	}
 	gauge_u64(o, "kvfs_catching_up",
 	          "1 while this node has not yet caught up with its leader since its start.",
@@ -175,7 +153,7 @@ static void render_state(struct out *o, const struct kvfs_status *st)
 	          st->writable);
 }
 
-static void render_peers(struct out *o, const struct kvfs_status *st)
+static void render_peers(struct kvfs_out *o, const struct kvfs_status *st)
 {
 	static const struct {
 		const char *name, *help;
@@ -191,24 +169,24 @@ static void render_peers(struct out *o, const struct kvfs_status *st)
 		for (unsigned i = 0; i < st->npeers && i < KVFS_STATUS_MAX_PEERS; i++) {
 			const struct kvfs_status_peer *p = &st->peers[i];
 
-			out_printf(o, "%s{peer=\"%u\"} ", fam[f].name, p->id);
+			kvfs_out_printf(o, "%s{peer=\"%u\"} ", fam[f].name, p->id);
 			if (f == 0)
-				out_printf(o, "%d\n", !p->role || strcmp(p->role, "down") != 0);
+				kvfs_out_printf(o, "%d\n", !p->role || strcmp(p->role, "down") != 0);
 			else if (f == 1)
-				out_printf(o, "%llu\n", (unsigned long long)p->match);
+				kvfs_out_printf(o, "%llu\n", (unsigned long long)p->match);
 			else if (p->lag_unknown)
-				out_printf(o, "NaN\n");
+				kvfs_out_printf(o, "NaN\n");
 			else if (f == 2)
-				out_printf(o, "%llu\n", (unsigned long long)p->lag_entries);
+				kvfs_out_printf(o, "%llu\n", (unsigned long long)p->lag_entries);
 			else {
 				out_ms(o, p->lag_ms);
-				out_printf(o, "\n");
+				kvfs_out_printf(o, "\n");
 			}
 		}
 	}
 }
 
-static void render_data(struct out *o, const struct kvfs_metrics *m)
+static void render_data(struct kvfs_out *o, const struct kvfs_metrics *m)
 {
 	const struct kvfs_status *st = m->st;
 
@@ -221,7 +199,7 @@ static void render_data(struct out *o, const struct kvfs_metrics *m)
 	          st->snapshot_index);
 }
 
-static void render_counters(struct out *o, const struct kvfs_metrics *m)
+static void render_counters(struct kvfs_out *o, const struct kvfs_metrics *m)
 {
 	const struct kvfs_fs_counters *fs = m->fs;
 	const struct kvfs_node_counters *nc = m->node;
@@ -254,7 +232,7 @@ static void render_counters(struct out *o, const struct kvfs_metrics *m)
 
 size_t metrics_render(const struct kvfs_metrics *m, char *buf, size_t size)
 {
-	struct out o = {.buf = buf, .size = size};
+	struct kvfs_out o = {.buf = buf, .size = size};
 
 	if (size)
 		buf[0] = '\0';

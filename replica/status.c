@@ -4,47 +4,25 @@
  * kvfs_status shows up in both or in neither.
  */
 #include "kvfs/status.h"
+#include "kvfs/textout.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 
-/* An output cursor that counts what it would have written, like snprintf. */
-struct out {
-	char *buf;
-	size_t size;
-	size_t len;
-};
-
-static void out_printf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void out_printf(struct out *o, const char *fmt, ...)
-{
-	va_list ap;
-	size_t room = o->len < o->size ? o->size - o->len : 0;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(room ? o->buf + o->len : NULL, room, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		o->len += (size_t)n;
-}
-
 /* Appends s as a JSON string body: quotes, backslashes and control characters escaped. */
-static void out_json_str(struct out *o, const char *s)
+static void out_json_str(struct kvfs_out *o, const char *s)
 {
-	out_printf(o, "\"");
+	kvfs_out_printf(o, "\"");
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 
 		if (c == '"' || c == '\\')
-			out_printf(o, "\\%c", c);
+			kvfs_out_printf(o, "\\%c", c);
 		else if (c < 0x20)
-			out_printf(o, "\\u%04x", c);
+			kvfs_out_printf(o, "\\u%04x", c);
 		else
-			out_printf(o, "%c", c);
+			kvfs_out_printf(o, "%c", c);
 	}
-	out_printf(o, "\"");
+	kvfs_out_printf(o, "\"");
 }
 
 enum fact_kind { FACT_STR, FACT_U64, FACT_LEADER, FACT_LAG };
@@ -100,7 +78,7 @@ static size_t facts_of(const struct kvfs_status *st, struct fact *f)
 
 size_t status_render_text(const struct kvfs_status *st, char *buf, size_t size)
 {
-	struct out o = {.buf = buf, .size = size};
+	struct kvfs_out o = {.buf = buf, .size = size};
 	struct fact f[MAX_FACTS];
 	size_t n = facts_of(st, f);
 
@@ -108,23 +86,23 @@ size_t status_render_text(const struct kvfs_status *st, char *buf, size_t size)
 		buf[0] = '\0';
 	for (size_t i = 0; i < n; i++) {
 		if (f[i].kind == FACT_STR)
-			out_printf(&o, "%s: %s\n", f[i].key, f[i].s);
+			kvfs_out_printf(&o, "%s: %s\n", f[i].key, f[i].s);
 		else if (f[i].kind == FACT_LEADER && f[i].u == 0)
-			out_printf(&o, "%s: none\n", f[i].key);
+			kvfs_out_printf(&o, "%s: none\n", f[i].key);
 		else if (f[i].kind == FACT_LAG && f[i].s)
-			out_printf(&o, "%s: -1\n", f[i].key);
+			kvfs_out_printf(&o, "%s: -1\n", f[i].key);
 		else
-			out_printf(&o, "%s: %llu\n", f[i].key, (unsigned long long)f[i].u);
+			kvfs_out_printf(&o, "%s: %llu\n", f[i].key, (unsigned long long)f[i].u);
 	}
 	for (unsigned i = 0; i < st->npeers && i < KVFS_STATUS_MAX_PEERS; i++) {
 		const struct kvfs_status_peer *p = &st->peers[i];
 
-		out_printf(&o, "peer: %u %s %s match=%llu ", p->id, p->addr[0] ? p->addr : "none",
+		kvfs_out_printf(&o, "peer: %u %s %s match=%llu ", p->id, p->addr[0] ? p->addr : "none",
 		           p->role ? p->role : "unknown", (unsigned long long)p->match);
 		if (p->lag_unknown)
-			out_printf(&o, "lag_entries=-1 lag_ms=-1\n");
+			kvfs_out_printf(&o, "lag_entries=-1 lag_ms=-1\n");
 		else
-			out_printf(&o, "lag_entries=%llu lag_ms=%llu\n",
+			kvfs_out_printf(&o, "lag_entries=%llu lag_ms=%llu\n",
 			           (unsigned long long)p->lag_entries, (unsigned long long)p->lag_ms);
 	}
 	return o.len;
@@ -132,39 +110,39 @@ size_t status_render_text(const struct kvfs_status *st, char *buf, size_t size)
 
 size_t status_render_json(const struct kvfs_status *st, char *buf, size_t size)
 {
-	struct out o = {.buf = buf, .size = size};
+	struct kvfs_out o = {.buf = buf, .size = size};
 	struct fact f[MAX_FACTS];
 	size_t n = facts_of(st, f);
 
 	if (size)
 		buf[0] = '\0';
-	out_printf(&o, "{");
+	kvfs_out_printf(&o, "{");
 	for (size_t i = 0; i < n; i++) {
-		out_printf(&o, "%s\"%s\": ", i ? ", " : "", f[i].key);
+		kvfs_out_printf(&o, "%s\"%s\": ", i ? ", " : "", f[i].key);
 		if (f[i].kind == FACT_STR)
 			out_json_str(&o, f[i].s);
 		else if (f[i].kind == FACT_LEADER && f[i].u == 0)
-			out_printf(&o, "null");
+			kvfs_out_printf(&o, "null");
 		else if (f[i].kind == FACT_LAG && f[i].s)
-			out_printf(&o, "-1");
+			kvfs_out_printf(&o, "-1");
 		else
-			out_printf(&o, "%llu", (unsigned long long)f[i].u);
+			kvfs_out_printf(&o, "%llu", (unsigned long long)f[i].u);
 	}
-	out_printf(&o, ", \"peers\": [");
+	kvfs_out_printf(&o, ", \"peers\": [");
 	for (unsigned i = 0; i < st->npeers && i < KVFS_STATUS_MAX_PEERS; i++) {
 		const struct kvfs_status_peer *p = &st->peers[i];
 
-		out_printf(&o, "%s{\"id\": %u, \"addr\": ", i ? ", " : "", p->id);
+		kvfs_out_printf(&o, "%s{\"id\": %u, \"addr\": ", i ? ", " : "", p->id);
 		out_json_str(&o, p->addr[0] ? p->addr : "none");
-		out_printf(&o, ", \"role\": ");
+		kvfs_out_printf(&o, ", \"role\": ");
 		out_json_str(&o, p->role ? p->role : "unknown");
-		out_printf(&o, ", \"match\": %llu, ", (unsigned long long)p->match);
+		kvfs_out_printf(&o, ", \"match\": %llu, ", (unsigned long long)p->match);
 		if (p->lag_unknown)
-			out_printf(&o, "\"lag_entries\": -1, \"lag_ms\": -1}");
+			kvfs_out_printf(&o, "\"lag_entries\": -1, \"lag_ms\": -1}");
 		else
-			out_printf(&o, "\"lag_entries\": %llu, \"lag_ms\": %llu}",
+			kvfs_out_printf(&o, "\"lag_entries\": %llu, \"lag_ms\": %llu}",
 			           (unsigned long long)p->lag_entries, (unsigned long long)p->lag_ms);
 	}
-	out_printf(&o, "]}\n");
+	kvfs_out_printf(&o, "]}\n");
 	return o.len;
 }
