@@ -178,6 +178,9 @@ bool fuse_status_is_virtual(fuse_ino_t ino);
 /* The virtual file `name` in the root (its ino), or 0. */
 fuse_ino_t fuse_status_lookup(const char *name);
 void fuse_status_attr(struct kvfs_fs *fs, fuse_ino_t ino, struct stat *st);
+/* The attributes of a virtual file: regular, perm, owned by the mounting user, times now. */
+void fuse_status_virtual_attr(const struct kvfs_fs *fs, fuse_ino_t ino, mode_t perm, uint64_t size,
+                              struct stat *st);
 /* Renders the file's content into a new malloc'ed buffer; NULL on ENOMEM. */
 char *fuse_status_render(struct kvfs_fs *fs, fuse_ino_t ino, size_t *len);
 

@@ -423,14 +423,6 @@ void fuse_backup_attr(struct kvfs_fs *fs, struct stat *st)
 	if (walk_store(fs->store, &w) == 0)
 		size =
 		    encode_global(fs, fs->store, time(NULL), NULL, 0) + w.size + KVFS_TAR_TRAILER;
-	memset(st, 0, sizeof(*st));
-	st->st_ino = KVFS_BACKUP_INO;
-	st->st_mode = S_IFREG | 0400; /* every key's contents: for the mounting user only */
-	st->st_nlink = 1;
-	st->st_uid = fs->uid;
-	st->st_gid = fs->gid;
-	st->st_size = (off_t)size;
-	st->st_blksize = 4096;
-	clock_gettime(CLOCK_REALTIME, &st->st_mtim);
-	st->st_atim = st->st_ctim = st->st_mtim;
+	/* 0400: every key's contents, for the mounting user only */
+	fuse_status_virtual_attr(fs, KVFS_BACKUP_INO, 0400, size, st);
 }

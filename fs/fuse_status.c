@@ -63,13 +63,19 @@ void fuse_status_attr(struct kvfs_fs *fs, fuse_ino_t ino, struct stat *st)
 	}
 	text = fuse_status_render(fs, ino, &len);
 	free(text);
+	fuse_status_virtual_attr(fs, ino, 0444, len, st);
+}
+
+void fuse_status_virtual_attr(const struct kvfs_fs *fs, fuse_ino_t ino, mode_t perm, uint64_t size,
+                              struct stat *st)
+{
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
-	st->st_mode = S_IFREG | 0444;
+	st->st_mode = S_IFREG | perm;
 	st->st_nlink = 1;
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
-	st->st_size = (off_t)len;
+	st->st_size = (off_t)size;
 	st->st_blksize = 4096;
 	clock_gettime(CLOCK_REALTIME, &st->st_mtim);
 	st->st_atim = st->st_ctim = st->st_mtim;

@@ -120,6 +120,20 @@ check_fails() {
 	return 0
 }
 
+# expect_exit DESCRIPTION STATUS CMD...: passes when CMD exits with STATUS within 10 s (its output
+# is left in $T/out for further checks).
+expect_exit() {
+	local desc=$1 want=$2 rc=0
+	shift 2
+	timeout -k 2 10 "$@" >"$T/out" 2>&1 || rc=$?
+	if ((rc == want)); then
+		lib_pass "$desc (exit $want)"
+	else
+		lib_fail "$desc" "command: $(printf '%q ' "$@")" "exit status $rc, expected $want" \
+			"output: $(head -c 2000 "$T/out")"
+	fi
+}
+
 # expect_error DESCRIPTION MESSAGE CMD...: passes when CMD fails and its output contains MESSAGE
 # (the strerror text, e.g. "File too large").
 expect_error() {

@@ -8,20 +8,6 @@
 # Usage: test_cli.sh KVFS_BIN
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 
-# expect_exit DESCRIPTION STATUS CMD...: CMD (a kvfs that must not start) exits with STATUS within
-# 10 s. A kvfs that starts anyway is stopped again.
-expect_exit() {
-	local desc=$1 want=$2 rc=0
-	shift 2
-	timeout -k 2 10 "$@" >"$T/out" 2>&1 || rc=$?
-	if ((rc == want)); then
-		lib_pass "$desc (exit $want)"
-	else
-		lib_fail "$desc" "command: $(printf '%q ' "$@")" "exit status $rc, expected $want" \
-			"output: $(head -c 2000 "$T/out")"
-	fi
-}
-
 # The PID of a kvfs serving data directory $1 (for the background mode, whose PID we never see).
 daemon_pid() {
 	pgrep -f -x -- ".*--data $1 .*" | head -n 1

@@ -8,19 +8,6 @@
 # Usage: test_config.sh KVFS_BIN
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 
-# expect_exit DESCRIPTION STATUS CMD...: CMD exits with STATUS within 10 s (output in $T/out).
-expect_exit() {
-	local desc=$1 want=$2 rc=0
-	shift 2
-	timeout -k 2 10 "$@" >"$T/out" 2>&1 || rc=$?
-	if ((rc == want)); then
-		lib_pass "$desc (exit $want)"
-	else
-		lib_fail "$desc" "command: $(printf '%q ' "$@")" "exit status $rc, expected $want" \
-			"output: $(head -c 2000 "$T/out")"
-	fi
-}
-
 # wait_for DESCRIPTION SECONDS CMD...: polls CMD until it succeeds.
 wait_for() {
 	local desc=$1 deadline=$((SECONDS + $2))
