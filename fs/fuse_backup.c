@@ -417,12 +417,21 @@ void fuse_backup_read(fuse_req_t req, struct fuse_backup *b, size_t size, off_t 
 
 void fuse_backup_attr(struct kvfs_fs *fs, struct stat *st)
 {
+	/* The size walks every key: computed once per applied index, so a loop of stat cannot keep
+	 * the loop thread busy (the global header's time stamp may make it differ by a byte or
+	 * two from a backup opened later, like any backup of a changing store). */
+	static const struct kvfs_store *store;
+	static uint64_t index = UINT64_MAX, size;
 	struct walk w = {0};
-	uint64_t size = 0;
 
-	if (walk_store(fs->store, &w) == 0)
-		size =
-		    encode_global(fs, fs->store, time(NULL), NULL, 0) + w.size + KVFS_TAR_TRAILER;
+	if (store != fs->store || index != store_applied_index(fs->store)) {
+		size = 0;
+		if (walk_store(fs->store, &w) == 0)
+			size = encode_global(fs, fs->store, time(NULL), NULL, 0) + w.size +
+			       KVFS_TAR_TRAILER;
+		store = fs->store;
+		index = store_applied_index(fs->store);
+	}
 	/* 0400: every key's contents, for the mounting user only */
 	fuse_status_virtual_attr(fs, KVFS_BACKUP_INO, 0400, size, st);
 }

@@ -109,7 +109,7 @@ bool fuse_mount_opts_user_allow_other(const char *fuse_conf)
 
 void fuse_mount_opts_hint(const char *dev_fuse, char *buf, size_t len)
 {
-	struct stat st;
+	struct stat st = {0};
 
 	if (stat(dev_fuse, &st) < 0 && errno == ENOENT)
 		snprintf(buf, len,

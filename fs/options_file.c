@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,13 +68,23 @@ static int check_file(FILE *f, const char *path, char *err, size_t errlen)
 		return options_fail(err, errlen,
 		            "%s: writable by everyone (mode %04o); refusing it: chmod o-w %s", path,
 		            (unsigned)(st.st_mode & 07777), path);
+	if (st.st_uid != 0 && st.st_uid != geteuid())
+		return options_fail(err, errlen,
+		            "%s: owned by uid %u, neither root nor this user (uid %u); refusing it: "
+		            "chown it", path, (unsigned)st.st_uid, (unsigned)geteuid());
+	if ((st.st_mode & S_IWGRP) && st.st_gid != 0)
+		return options_fail(err, errlen,
+		            "%s: writable by group %u (mode %04o); refusing it: chmod g-w %s", path,
+		            (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777), path);
 	return 0;
 }
 
 int options_file_read(const char *path, kvfs_options_line_fn line, void *arg, char *err,
                       size_t errlen)
 {
-	char buf[LINE_MAX_LEN + 2], msg[512];
+	char *buf = NULL, msg[512];
+	size_t cap = 0;
+	ssize_t n;
 	unsigned lineno = 0;
 	int rv;
 	FILE *f = fopen(path, "re");
@@ -81,13 +92,18 @@ int options_file_read(const char *path, kvfs_options_line_fn line, void *arg, ch
 	if (!f)
 		return options_fail(err, errlen, "--config: cannot read %s: %s", path, strerror(errno));
 	rv = check_file(f, path, err, errlen);
-	while (rv == 0 && fgets(buf, sizeof(buf), f)) {
+	while (rv == 0 && (n = getline(&buf, &cap, f)) >= 0) {
 		char *s, *key, *value;
 
 		lineno++;
-		if (strlen(buf) > LINE_MAX_LEN) {
+		if (n > LINE_MAX_LEN) {
 			rv = options_fail(err, errlen, "%s:%u: line longer than %d bytes", path, lineno,
 			          LINE_MAX_LEN);
+			break;
+		}
+		if (memchr(buf, '\0', (size_t)n)) {
+			rv = options_fail(err, errlen, "%s:%u: a NUL byte (not a text file?)", path,
+			                  lineno);
 			break;
 		}
 		s = trim(buf);
@@ -106,6 +122,7 @@ int options_file_read(const char *path, kvfs_options_line_fn line, void *arg, ch
 	}
 	if (rv == 0 && ferror(f))
 		rv = options_fail(err, errlen, "%s: read error", path);
+	free(buf);
 	fclose(f);
 	return rv;
 }

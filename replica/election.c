@@ -99,10 +99,27 @@ int election_parse_leader(const char *data, size_t len, uint32_t *id, char *addr
 	uint64_t v;
 
 	if (kv_number(data, len, "id", UINT32_MAX, &v) < 0 || v == 0 ||
-	    kv_number(data, len, "epoch", UINT64_MAX, epoch) < 0 ||
+	    kv_number(data, len, "epoch", KVFS_EPOCH_MAX, epoch) < 0 ||
 	    election_kv(data, len, "addr", addr, KVFS_ADDR_MAX) < 0)
 		return -EINVAL;
 	*id = (uint32_t)v;
+	return 0;
+}
+
+int election_parse_epoch(const char *data, size_t len, uint64_t *epoch)
+{
+	uint64_t v = 0;
+
+	if (len == 0 || len > 20)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] < '0' || data[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(data[i] - '0');
+		if (v > KVFS_EPOCH_MAX)
+			return -EINVAL;
+	}
+	*epoch = v;
 	return 0;
 }
 

@@ -89,9 +89,12 @@ static void on_deadline(uv_timer_t *t)
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-	/* Reading goes on (discarding) until the client closes or the deadline. */
-	if (status < 0)
-		conn_close(req->data);
+	struct conn *c = req->data;
+
+	/* Reading goes on (discarding) until the client closes or the deadline. A failed shutdown
+	 * (the client reset the connection) or one cancelled by our own close ends it here. */
+	if (status < 0 && !c->closing)
+		conn_close(c);
 }
 
 static void on_written(uv_write_t *req, int status)
@@ -100,6 +103,7 @@ static void on_written(uv_write_t *req, int status)
 
 	if (c->closing)
 		return;
+	c->sreq.data = c;
 	if (status < 0 || uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) < 0)
 		conn_close(c);
 }

@@ -247,6 +247,30 @@ static int setup_cluster(struct kvfs_zk *z, char *cluster_id, char *err, size_t 
 }
 
 /*
+ * With credentials: /nodes and every /nodes/<id> become the cluster's alone, like the other
+ * persistent znodes (setup_cluster). Anyone who could delete a /nodes/<id> could make a node that
+ * lost its disk vote with an empty log; anyone who could create them could keep a new cluster's
+ * nodes from ever voting. Returns a ZooKeeper code.
+ */
+static int tighten_nodes(struct kvfs_zk *z, const char *dir)
+{
+	struct String_vector kids = {0};
+	char path[512];
+	int rc = tighten(z, dir, false);
+
+	if (rc == ZOK)
+		rc = zoo_get_children(z->zh, dir, 0, &kids);
+	for (int32_t i = 0; rc == ZOK && i < kids.count; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, kids.data[i]);
+		rc = tighten(z, path, false);
+		if (rc == ZNONODE)
+			rc = ZOK;
+	}
+	deallocate_String_vector(&kids);
+	return rc;
+}
+
+/*
  * Reads /epoch into z->open_epoch and whether /nodes/<id> exists into z->id_held_data. /nodes is
  * made here if it is missing; in a cluster that has had a leader already (/epoch > 0) but has no
  * /nodes/<id> at all (made before /nodes existed), every id 1..N gets its znode at once: any of
@@ -255,7 +279,7 @@ static int setup_cluster(struct kvfs_zk *z, char *cluster_id, char *err, size_t 
 static int setup_nodes(struct kvfs_zk *z, char *err, size_t errlen)
 {
 	char path[256], rel[32], data[32];
-	unsigned long long epoch = 0;
+	uint64_t epoch = 0;
 	struct Stat st;
 	int len = sizeof(data) - 1, rc;
 
@@ -264,13 +288,15 @@ static int setup_nodes(struct kvfs_zk *z, char *err, size_t errlen)
 	if (rc != ZOK)
 		return setup_error(z, path, rc, true, err, errlen);
 	data[len > 0 ? len : 0] = '\0';
-	if (sscanf(data, "%llu", &epoch) != 1) {
+	if (election_parse_epoch(data, (size_t)(len > 0 ? len : 0), &epoch) < 0) {
 		snprintf(err, errlen, "%s holds '%s', not an epoch number", path, data);
 		return -EXDEV;
 	}
 	z->open_epoch = epoch;
 	path_of(z, path, sizeof(path), "nodes");
 	rc = ensure(z->zh, path, NULL, acl_of(z, false));
+	if (rc == ZOK && z->auth)
+		rc = tighten_nodes(z, path);
 	if (rc == ZOK && epoch > 0) {
 		struct String_vector kids = {0};
 

@@ -254,7 +254,7 @@ uint64_t zk_znodes_take_leadership(struct kvfs_zk *z, bool retake, int leader_ve
 	zoo_op_result_t res[4];
 	struct Stat st;
 	int len = sizeof(ebuf) - 1, rc, n = 0;
-	unsigned long long epoch;
+	uint64_t epoch;
 
 	path_of(z, epoch_path, sizeof(epoch_path), "epoch");
 	path_of(z, leader_path, sizeof(leader_path), "leader");
@@ -266,9 +266,16 @@ uint64_t zk_znodes_take_leadership(struct kvfs_zk *z, bool retake, int leader_ve
 		return 0;
 	}
 	ebuf[len > 0 ? len : 0] = '\0';
-	epoch = strtoull(ebuf, NULL, 10) + 1;
-	snprintf(data, sizeof(data), "id=%u addr=%s epoch=%llu", z->cfg.id, z->addr, epoch);
-	snprintf(ebuf, sizeof(ebuf), "%llu", epoch);
+	if (election_parse_epoch(ebuf, (size_t)(len > 0 ? len : 0), &epoch) < 0 ||
+	    epoch == KVFS_EPOCH_MAX) {
+		log_warn("%s holds '%.32s', not an epoch kvfs wrote: no leader can take over until "
+		         "it is repaired", epoch_path, ebuf);
+		return 0;
+	}
+	epoch++;
+	snprintf(data, sizeof(data), "id=%u addr=%s epoch=%llu", z->cfg.id, z->addr,
+	         (unsigned long long)epoch);
+	snprintf(ebuf, sizeof(ebuf), "%llu", (unsigned long long)epoch);
 	zoo_check_op_init(&ops[n++], mine, -1);
 	if (retake)
 		zoo_delete_op_init(&ops[n++], leader_path, leader_version);
@@ -277,7 +284,7 @@ uint64_t zk_znodes_take_leadership(struct kvfs_zk *z, bool retake, int leader_ve
 	zoo_set_op_init(&ops[n++], epoch_path, ebuf, (int)strlen(ebuf), st.version, NULL);
 	rc = zoo_multi(z->zh, n, ops, res);
 	if (rc != ZOK) {
-		log_info("taking leadership at epoch %llu failed: %s; trying again", epoch,
+		log_info("taking leadership at epoch %llu failed: %s; trying again", (unsigned long long)epoch,
 		         zerror(rc));
 		return 0;
 	}

@@ -23,6 +23,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The largest epoch kvfs accepts from ZooKeeper (/epoch, /leader): far beyond any real count of
+ * leader changes, far below where arithmetic on it could wrap. */
+#define KVFS_EPOCH_MAX ((uint64_t)1 << 62)
+
 #define KVFS_GUID_LEN 32 /* hex characters of a per-attempt guid */
 #define KVFS_ADDR_MAX 64
 
@@ -50,6 +54,12 @@ int election_parse_candidate(const char *data, size_t len, struct kvfs_candidate
 
 /* Parses /leader's data. 0 or -EINVAL. addr has room for KVFS_ADDR_MAX bytes. */
 int election_parse_leader(const char *data, size_t len, uint32_t *id, char *addr, uint64_t *epoch);
+
+/*
+ * Parses /epoch's data: only decimal digits, at most KVFS_EPOCH_MAX (anything else was not written
+ * by kvfs; an absurd epoch must never become a durable promise). 0 or -EINVAL.
+ */
+int election_parse_epoch(const char *data, size_t len, uint64_t *epoch);
 
 /* Parses /config's data. 0 or -EINVAL. cluster_id has room for 2 * KVFS_GUID_LEN + 1 bytes. */
 int election_parse_config(const char *data, size_t len, char *cluster_id, uint32_t *size);

@@ -80,8 +80,9 @@ def check_acls(h, zk, cluster, what):
     run's digest identity, all rights; /kvfs adds world READ|CREATE and nothing else."""
     base = "/kvfs/%s" % cluster
     user = h.zk_auth.split(":", 1)[0]
-    paths = [base] + ["%s/%s" % (base, r) for r in ("config", "epoch", "election", "members")]
-    for d in ("election", "members"):
+    paths = [base] + ["%s/%s" % (base, r) for r in ("config", "epoch", "election", "members",
+                                                    "nodes")]
+    for d in ("election", "members", "nodes"):
         paths += ["%s/%s/%s" % (base, d, c) for c in zk.get_children("%s/%s" % (base, d))]
     if zk.exists(base + "/leader"):
         paths.append(base + "/leader")
@@ -321,13 +322,16 @@ def test_without_credentials_then_upgrade(h):
             view_str({1: st}))
     out = n1.output()
     tightened = sorted(set(re.findall(r"(/kvfs/\S+) was open to anyone", out)))
+    # /nodes and /nodes/1 too: whoever could delete /nodes/<id> could make a node that lost its
+    # disk vote with an empty log.
     want = sorted([base] + ["%s/%s" % (base, r) for r in ("config", "election", "epoch",
-                                                          "members")])
+                                                          "members", "nodes", "nodes/1")])
     h.check(tightened == want, "the restart tightened the cluster's open znodes, with a log line "
             "each", "tightened: %s\nlog:\n%s" % (tightened, n1.tail(20)))
     check_acls(h, zk, cluster, "after the upgrade")
     refused(h, lambda: outsider.get(base + "/config"), "after the upgrade: read /config")
     refused(h, lambda: outsider.set(base + "/epoch", b"7"), "after the upgrade: set /epoch")
+    refused(h, lambda: outsider.delete(base + "/nodes/1"), "after the upgrade: delete /nodes/1")
     h.check(n1.stop() == 0, "n1 stops cleanly")
 
     # A chroot that does not exist: named, exit 5.

@@ -377,6 +377,34 @@ static void test_config_errors(void **state)
 	BAD_CONF("mountpoint =\n", 0600, ":1: ", "'mountpoint' needs a value");
 	BAD_CONF("= 2\n", 0600, ":1: ", "a line must start with a key");
 	BAD_CONF("id = 2\n", 0666, ": ", "writable by everyone");
+	/* A file someone else may change decides what kvfs (often root) runs with: refused. */
+	if (geteuid() == 0) {
+		conf = write_conf(dir, "b.conf", "id = 2\n", 0660);
+		assert_int_equal(chown(conf, 0, 4321), 0);
+		memset(&o, 0, sizeof(o));
+		expect_error("writable by group 4321", PARSE(&o, err, "--config", conf, "/m"), err);
+		options_free(&o);
+		assert_int_equal(chown(conf, 4321, 0), 0);
+		assert_int_equal(chmod(conf, 0600), 0);
+		memset(&o, 0, sizeof(o));
+		expect_error("owned by uid 4321", PARSE(&o, err, "--config", conf, "/m"), err);
+		options_free(&o);
+	}
+	/* A NUL byte would cut the line short silently: refused with its line number. */
+	{
+		static const char nul[] = "id = 2\nzk = h:1\0cluster = x\n";
+		FILE *f = fopen(conf, "w");
+
+		assert_non_null(f);
+		assert_int_equal(fwrite(nul, 1, sizeof(nul) - 1, f), sizeof(nul) - 1);
+		fclose(f);
+		if (geteuid() == 0)
+			assert_int_equal(chown(conf, 0, 0), 0);
+		memset(&o, 0, sizeof(o));
+		snprintf(want, sizeof(want), "%s:2: a NUL byte", conf);
+		expect_error(want, PARSE(&o, err, "--config", conf, "/m"), err);
+		options_free(&o);
+	}
 #undef BAD_CONF
 	unlink(conf);
 	rmdir(dir);

@@ -82,6 +82,35 @@ static void test_parse_data(void **state)
 	assert_int_equal(election_kv("a=1", 3, "id", addr, sizeof(addr)), -ENOENT);
 }
 
+/* /epoch is ZooKeeper data anyone with access could have written: only plain digits, bounded. */
+static void test_parse_epoch(void **state)
+{
+	static const char *const bad[] = {"", "-1", " 7", "7 ", "+7", "7x", "0x10", "4611686018427387905",
+	                                  "18446744073709551615", "99999999999999999999999"};
+	uint64_t e = 123;
+
+	(void)state;
+	assert_int_equal(election_parse_epoch("0", 1, &e), 0);
+	assert_int_equal(e, 0);
+	assert_int_equal(election_parse_epoch("42", 2, &e), 0);
+	assert_int_equal(e, 42);
+	assert_int_equal(election_parse_epoch("4611686018427387904", 19, &e), 0);
+	assert_true(e == KVFS_EPOCH_MAX);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		e = 123;
+		assert_int_equal(election_parse_epoch(bad[i], strlen(bad[i]), &e), -EINVAL);
+		assert_int_equal(e, 123);
+	}
+	/* The leader's epoch is bounded the same way. */
+	{
+		static const char big[] = "id=1 addr=h:1 epoch=4611686018427387905";
+		uint32_t id;
+		char addr[KVFS_ADDR_MAX];
+
+		assert_int_equal(election_parse_leader(big, sizeof(big) - 1, &id, addr, &e), -EINVAL);
+	}
+}
+
 static void test_rank(void **state)
 {
 	struct kvfs_candidate c[4] = {cand(7, 1, 5), cand(3, 2, 0), cand(9, 3, 10), cand(5, 4, 10)};
@@ -241,6 +270,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse_name),
 	    cmocka_unit_test(test_parse_data),
+	    cmocka_unit_test(test_parse_epoch),
 	    cmocka_unit_test(test_rank),
 	    cmocka_unit_test(test_predecessor),
 	    cmocka_unit_test(test_decide_sequential),
