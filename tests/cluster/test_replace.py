@@ -64,8 +64,9 @@ class Writers:
                     self.acked[rel] = data
                 else:
                     self.errors.append((node.name, rel, errno.errorcode.get(err, str(err))))
-            if err:
-                time.sleep(0.05)
+            # A few hundred writes a second at most: enough to pass --snapshot-bytes many
+            # times over, few enough that reading every tree stays quick.
+            time.sleep(0.05 if err else 0.005)
 
     def count(self):
         with self.lock:
@@ -99,8 +100,12 @@ def wipe(h, node):
 
 def check_all_there(h, nodes, acked, what):
     """Every acknowledged write is on every node, and the trees are identical."""
-    ms = h.wait_for(lambda: all(tree(n.mnt).get(k) == v for n in nodes
-                                for k, v in list(acked.items())[-20:]), 30)
+    last = list(acked.items())[-20:]
+
+    def latest_everywhere():
+        trees = [tree(n.mnt) for n in nodes]  # once per poll: a tree reads every file
+        return all(t.get(k) == v for t in trees for k, v in last)
+    ms = h.wait_for(latest_everywhere, 30, interval=0.2)
     trees = {n.name: tree(n.mnt) for n in nodes}
     missing = ["%s lacks %s" % (name, k) for name, t in trees.items()
                for k, v in acked.items() if t.get(k) != v]
