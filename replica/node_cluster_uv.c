@@ -856,8 +856,15 @@ void ncl_disk_done(struct kvfs_node *n, struct batch *b)
 
 void ncl_snapshot_done(struct kvfs_node *n, uint64_t index)
 {
+	uint64_t keep = nsnap_retain(n->cl);
+
 	/* The core keeps in memory only the log after the newest snapshot (the disk keeps it from
-	 * the older one too): a follower that lacks what comes before gets that snapshot. */
+	 * the older one too): a follower that lacks what comes before gets that snapshot. Not past
+	 * what a peer catching up from a snapshot still needs (nsnap_retain), on disk either. */
+	if (keep && keep < index)
+		index = keep;
+	if (keep && n->compact_upto > keep)
+		n->compact_upto = keep;
 	repl_compact(n->cl->repl, index);
 }
 

@@ -59,6 +59,7 @@ struct node_snaps {
 	struct node_cluster *c;
 	struct kvfs_snapxfer *x;
 	int *fd;      /* by peer id: the snapshot file being sent to it, -1 */
+	uint64_t *retain; /* by peer id: keep the log after this index for it (nsnap_retain), 0 */
 	uint8_t *buf; /* one chunk's message */
 
 	struct pend *q; /* a ring */
@@ -359,6 +360,8 @@ static int open_newest(struct node_snaps *s, uint32_t to, uint64_t *total)
 	*total = (uint64_t)st.st_size;
 	log_info("sending node %u the snapshot at index %" PRIu64 " (%" PRIu64 " bytes)", to,
 	         n->snapshot_index, *total);
+	if (s->retain[to] < n->snapshot_index)
+		s->retain[to] = n->snapshot_index;
 	return 0;
 }
 
@@ -512,11 +515,12 @@ int nsnap_init(struct node_cluster *c)
 	s->c = c;
 	s->rfd = -1;
 	s->fd = malloc((size + 1) * sizeof(*s->fd));
+	s->retain = calloc(size + 1, sizeof(*s->retain));
 	s->qcap = 2 * ((size_t)size + 1) + 2;
 	s->q = calloc(s->qcap, sizeof(*s->q));
 	s->buf = malloc(KVFS_PEER_SNAPSHOT_CHUNK_HEADER_SIZE + KVFS_SNAPXFER_CHUNK);
 	s->data_dir = c->n->data_dir;
-	if (!s->fd || !s->q || !s->buf)
+	if (!s->fd || !s->retain || !s->q || !s->buf)
 		return -ENOMEM;
 	for (uint32_t id = 0; id <= size; id++)
 		s->fd[id] = -1;
@@ -538,6 +542,7 @@ void nsnap_free(struct node_cluster *c)
 		store_close(s->loaded);
 	snapxfer_close(s->x);
 	free(s->fd);
+	free(s->retain);
 	free(s->q);
 	free(s->buf);
 	free(s);
@@ -589,12 +594,50 @@ bool nsnap_message(struct node_cluster *c, uint32_t from, uint8_t type, const ui
 
 void nsnap_peer_down(struct node_cluster *c, uint32_t id)
 {
+	if (id <= c->n->cfg.cluster_size)
+		c->snaps->retain[id] = 0; /* a peer that went away holds nothing back */
 	snapxfer_peer_down(c->snaps->x, id);
 	drain(c->snaps);
 }
 
+/*
+ * A peer sent a snapshot at index S next needs the log from S + 1, and as it catches up, from
+ * its match index on. Compacting past that while it catches up (a snapshot taken meanwhile, under
+ * writers) would make it need a snapshot again, and again: under steady writes a large snapshot
+ * could never be caught up with. So the log is kept for such a peer until it has everything
+ * committed, for as long as it stays connected; a peer that goes away holds nothing back.
+ */
+static void update_retain(struct node_cluster *c)
+{
+	struct node_snaps *s = c->snaps;
+	bool leader = repl_role(c->repl) == KVFS_REPL_LEADER;
+	uint64_t commit = repl_commit_index(c->repl);
+
+	for (uint32_t id = 1; id <= c->n->cfg.cluster_size; id++) {
+		uint64_t m = leader ? repl_peer_match(c->repl, id) : 0;
+
+		if (!s->retain[id])
+			continue;
+		if (!leader || m >= commit)
+			s->retain[id] = 0;
+		else if (m > s->retain[id])
+			s->retain[id] = m;
+	}
+}
+
+uint64_t nsnap_retain(const struct node_cluster *c)
+{
+	uint64_t r = 0;
+
+	for (uint32_t id = 1; c->snaps && id <= c->n->cfg.cluster_size; id++)
+		if (c->snaps->retain[id] && (!r || c->snaps->retain[id] < r))
+			r = c->snaps->retain[id];
+	return r;
+}
+
 void nsnap_tick(struct node_cluster *c)
 {
+	update_retain(c);
 	snapxfer_tick(c->snaps->x);
 	drain(c->snaps);
 }
