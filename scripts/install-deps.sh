@@ -24,7 +24,8 @@ PACKAGES=(
 	iproute2 nftables
 	# the deployment tests: compose files checked with `docker-compose config` (no engine runs
 	# here), /.metrics parsed by the Prometheus client's own parser, the man page linted by groff
-	docker-compose python3-prometheus-client groff-base
+	# and rendered by man, the systemd unit checked by systemd-analyze (from systemd)
+	docker-compose python3-prometheus-client groff-base man-db systemd
 )
 
 missing_packages() {
