@@ -120,6 +120,15 @@ check_fails() {
 	return 0
 }
 
+# wait_gone PID SECONDS: waits until process PID has exited; fails after SECONDS.
+wait_gone() {
+	local deadline=$((SECONDS + $2))
+	while kill -0 "$1" 2>/dev/null; do
+		((SECONDS < deadline)) || return 1
+		sleep 0.05
+	done
+}
+
 # expect_exit DESCRIPTION STATUS CMD...: passes when CMD exits with STATUS within 10 s (its output
 # is left in $T/out for further checks).
 expect_exit() {

@@ -13,15 +13,6 @@ daemon_pid() {
 	pgrep -f -x -- ".*--data $1 .*" | head -n 1
 }
 
-# wait_gone PID SECONDS
-wait_gone() {
-	local deadline=$((SECONDS + $2))
-	while kill -0 "$1" 2>/dev/null; do
-		((SECONDS < deadline)) || return 1
-		sleep 0.05
-	done
-}
-
 # The newest log segment of a data directory (the layout is the daemon's: update if it changes).
 last_segment() {
 	find "$1" -maxdepth 1 -type f -name 'log-*' | sort | tail -n 1

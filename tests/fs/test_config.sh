@@ -37,15 +37,6 @@ track_daemon() {
 	echo "${pid:-}"
 }
 
-# wait_gone PID SECONDS
-wait_gone() {
-	local deadline=$((SECONDS + $2))
-	while kill -0 "$1" 2>/dev/null; do
-		((SECONDS < deadline)) || return 1
-		sleep 0.05
-	done
-}
-
 # start_fg NAME ARGS...: `kvfs -f ARGS` in the background with its output in $T/NAME/out, tracked
 # like kvfs_start's (kvfs_stop NAME stops it); waits for $T/NAME/mnt/.status.
 start_fg() {

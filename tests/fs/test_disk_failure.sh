@@ -20,9 +20,9 @@ PID=${KVFS_PID[a]}
 
 ms_now() { echo $(($(date +%s%N) / 1000000)); }
 
-# waits_gone T0 WHAT: waits until the daemon has unmounted and exited by itself after the failure
+# expect_gone T0 WHAT: waits until the daemon has unmounted and exited by itself after the failure
 # (armed at T0 ms), and checks it did within 5 s, with status 1.
-wait_gone() {
+expect_gone() {
 	local t0=$1 what=$2 gone=""
 	while (($(ms_now) - t0 < 10000)); do
 		if ! lib_is_mounted "$M"; then
@@ -61,7 +61,7 @@ t0=$(ms_now)
 touch "$ARM"
 lib_log "the disk fails now"
 expect_errno "the write that meets the failed disk is not acknowledged" EIO cp "$T/ref" "$M/doomed"
-wait_gone "$t0" "one write"
+expect_gone "$t0" "one write"
 check_grep "the log says the disk failed, naming the data directory" \
 	"$D/data.*(fsync|Input/output)" "$(kvfs_log a)"
 check_grep "the log says the node stops with status 1" "fatal error.*exit status 1" "$(kvfs_log a)"
@@ -86,7 +86,7 @@ sleep 1
 t0=$(ms_now)
 touch "$ARM"
 lib_log "the disk fails now, under $(wc -l <"$T/acked") acknowledged writes"
-wait_gone "$t0" "busy writers"
+expect_gone "$t0" "busy writers"
 writers_done=1
 for pid in "${WRITERS[@]}"; do
 	lib_wait_exit "$pid" 10 || writers_done=0
