@@ -45,6 +45,7 @@ struct wbuf {
 	                            mtime that the next commit makes stale */
 	bool written; /* bytes were written since the last commit (not only an O_TRUNC) */
 	uint64_t gen; /* commits proposed from this buffer so far + 1: writes go into this one */
+	uint64_t last_off, last_end; /* the last write request taken (fuse_file.c: split writes) */
 	struct wbuf *next;
 };
 
@@ -87,6 +88,8 @@ struct handle {
 	uint8_t *abuf;
 	size_t alen, acap;
 	int aerr;                 /* sticky error of the append buffer */
+	/* the last append request taken, at the kernel's offsets (fuse_file.c: split writes) */
+	uint64_t alast_off, alast_end;
 	uint64_t wrote_gen;       /* the buffer generation this handle last wrote into; 0: never */
 	int err;                  /* sticky: reported by every flush/fsync of this handle until a
 	                             later commit carries all it wrote (fuse_file.c) */
@@ -114,6 +117,8 @@ struct kvfs_fs {
 	const char *cluster;    /* --cluster; NULL for a standalone node */
 	const char *cluster_id; /* the id ZooKeeper's /config holds; NULL for a standalone node */
 	uint64_t max_value;
+	/* the largest write request the kernel sends (set at FUSE init) */
+	uint32_t max_write;
 	bool stored_owner; /* -o default_permissions: show and check stored uid/gid */
 	uid_t uid;         /* the mounting user, shown as owner otherwise */
 	gid_t gid;

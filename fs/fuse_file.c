@@ -9,7 +9,9 @@
  * and poisons the buffer: the next flush reports EFBIG, drops the buffer and puts back the value
  * the file had when it was opened, so the file is left as it was rather than cut short. (The
  * put-back matters because shells open "> f" with O_TRUNC and close a duplicate descriptor
- * before the command writes: that close commits the truncation.)
+ * before the command writes: that close commits the truncation.) One exception: when the refused
+ * request may be the rest of one write() the kernel split (may_continue_split), that write()
+ * returns the part we took as a short count, so the part stays and close commits it.
  *
  * A file opened with O_APPEND gathers its writes in the handle and commits them as one APPEND,
  * so appends from several writers (and later several nodes) never overwrite each other.
@@ -23,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "kvfs/logging.h"
 #include "kvfs/node.h"
@@ -726,15 +729,42 @@ void fuse_file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_metrics_read(fs, start_us);
 }
 
-/* Appends to an O_APPEND handle's buffer; EFBIG when the value would pass the limit. */
-static int append_write(struct kvfs_fs *fs, struct handle *h, const char *buf, size_t size)
+/*
+ * Whether a write request refused at off may be the rest of the write() whose earlier part was
+ * the request [prev_off, prev_end) we took. Without writeback cache the kernel sends a buffered
+ * write() as several requests, each after the reply to the one before: the first page alone
+ * when the write starts inside a page that is not in the page cache, then pieces of at most
+ * max_write bytes (max_pages pages). An error after the first piece reaches the caller only as a
+ * short count: the write() reports the pieces we took as written. Such a piece starts inside a
+ * page and ends on a page boundary, or is max_write bytes long. A write() of its own that looks
+ * the same (rare) is treated the same: keeping bytes never loses an acknowledged one.
+ */
+static bool may_continue_split(const struct kvfs_fs *fs, uint64_t prev_off, uint64_t prev_end,
+                               uint64_t off)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+
+	if (prev_end <= prev_off || off != prev_end)
+		return false;
+	return prev_end - prev_off == fs->max_write ||
+	       (prev_off % page != 0 && prev_end % page == 0);
+}
+
+/*
+ * Appends to an O_APPEND handle's buffer (off: where the kernel believes the end is); EFBIG when
+ * the value would pass the limit, taking nothing of it. Unless the request may continue a split
+ * write() (may_continue_split), the handle's appends since its last commit are dropped too.
+ */
+static int append_write(struct kvfs_fs *fs, struct handle *h, const char *buf, size_t size,
+                        off_t off)
 {
 	uint64_t base = value_size(h->in->value);
 
 	if (h->aerr)
 		return h->aerr;
 	if (base + h->alen + size > fs->max_value) {
-		h->aerr = -EFBIG;
+		if (!may_continue_split(fs, h->alast_off, h->alast_end, (uint64_t)off))
+			h->aerr = -EFBIG;
 		return -EFBIG;
 	}
 	if (h->alen + size > h->acap) {
@@ -751,10 +781,16 @@ static int append_write(struct kvfs_fs *fs, struct handle *h, const char *buf, s
 	}
 	memcpy(h->abuf + h->alen, buf, size);
 	h->alen += size;
+	h->alast_off = (uint64_t)off;
+	h->alast_end = (uint64_t)off + size;
 	return 0;
 }
 
-/* Writes into the shared write buffer at off, zero-filling any gap. */
+/*
+ * Writes into the shared write buffer at off, zero-filling any gap. Past the limit: EFBIG, taking
+ * nothing of it, and unless the request may continue a split write() (may_continue_split), the
+ * buffer is poisoned: the next flush drops it and puts back the file as it was.
+ */
 static int buffer_write(struct kvfs_fs *fs, struct wbuf *wb, const char *buf, size_t size,
                         off_t off)
 {
@@ -763,7 +799,8 @@ static int buffer_write(struct kvfs_fs *fs, struct wbuf *wb, const char *buf, si
 	if (wb->err)
 		return wb->err;
 	if (end > fs->max_value) {
-		wb->err = -EFBIG;
+		if (!may_continue_split(fs, wb->last_off, wb->last_end, (uint64_t)off))
+			wb->err = -EFBIG;
 		return -EFBIG;
 	}
 	if (end > wb->cap) {
@@ -788,6 +825,8 @@ static int buffer_write(struct kvfs_fs *fs, struct wbuf *wb, const char *buf, si
 	wb->dirty = true;
 	wb->written = true;
 	wb->attrs_shown = false; /* the kernel drops size and mtime after each write */
+	wb->last_off = (uint64_t)off;
+	wb->last_end = end;
 	return 0;
 }
 
@@ -806,7 +845,8 @@ void fuse_file_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	rv = h->append ? append_write(fs, h, buf, size) : buffer_write(fs, h->wb, buf, size, off);
+	rv = h->append ? append_write(fs, h, buf, size, off)
+	               : buffer_write(fs, h->wb, buf, size, off);
 	if (rv == 0 && h->wb)
 		h->wrote_gen = h->wb->gen;
 	if (rv < 0)

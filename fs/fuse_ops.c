@@ -220,7 +220,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * failed write (EFBIG) leaves the file as it was. */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* No writeback cache: the kernel sends every write() to us before it returns, so a write
+	 * past --max-value can still fail (fuse_file_write). */
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	((struct kvfs_fs *)userdata)->max_write = conn->max_write;
 }
 
 static void do_lookup(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t parent, const char *name)

@@ -56,21 +56,198 @@ assert got == "new\n", "after the EFBIG: %r" % got
 print("ok")
 PY
 
-pycase "EFBIG after an fsync keeps what the fsync acknowledged" <<'PY'
-import errno, os
+pycase "EFBIG after an fsync keeps what the fsync acknowledged (and what write() said it took)" \
+	"$T/f3.want" <<'PY'
+import errno, os, sys
 fd = os.open("f3", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
 os.write(fd, b"synced\n")
 os.fsync(fd)
+# The kernel sends the rest of the first page alone, then the 1 MiB piece that crosses the limit:
+# write() returns the first piece as a short count, and those bytes must stay.
+n = 0
 try:
-    os.write(fd, b"z" * 2000000)
+    n = os.write(fd, b"z" * 2000000)
+    assert 0 < n < 2000000, n
+    os.close(fd)
+except OSError as e:
+    assert e.errno == errno.EFBIG, e
+    try:
+        os.close(fd)
+    except OSError as e:
+        assert e.errno == errno.EFBIG, e
+want = b"synced\n" + b"z" * n
+got = open("f3", "rb").read()
+assert got == want, "after the EFBIG: %d bytes, %r..." % (len(got), got[:16])
+open(sys.argv[1], "wb").write(want)
+print("ok")
+PY
+
+# --- --max-value and the kernel's split writes (issue 11) ---------------------------------------
+# The kernel (no writeback cache) sends one buffered write() as several WRITE requests: the first
+# page alone when the write starts inside a page it has not cached, then pieces of max_write bytes.
+# An error on a later piece becomes a short count for the write(). So a write() past the limit
+# either fails with EFBIG and changes nothing, or returns a short count, and then what it counted
+# is committed by close(), which succeeds; the rest fails with EFBIG, changing nothing more.
+# Each case saves what the file must hold in $T, checked again after a restart.
+
+# crossing(): one write() of data at off that crosses the limit, checked as described above; saves
+# what the file must hold in want_path and prints "ok".
+cat >"$T/efbig.py" <<'PY'
+import errno, os
+
+def crossing(path, fd, old, data, off, want_path, append=False):
+    try:
+        n = os.write(fd, data) if append else os.pwrite(fd, data, off)
+    except OSError as e:
+        assert e.errno == errno.EFBIG, e
+        n = -1
+    if n >= 0:
+        assert 0 < n < len(data) and off + n <= 1048576, "write() returned %d" % n
+        # A program that loops on short writes sends the rest: refused whole, nothing more taken.
+        try:
+            if append:
+                os.write(fd, data[n:])
+            else:
+                os.pwrite(fd, data[n:], off + n)
+            raise SystemExit("the rest past the limit was taken")
+        except OSError as e:
+            assert e.errno == errno.EFBIG, e
+        try:
+            os.close(fd)
+        except OSError as e:
+            raise SystemExit("close() after a short write: %s (the %d bytes write() took are lost)"
+                             % (e, n))
+        want = old + data[:n]
+    else:
+        try:
+            os.close(fd)
+        except OSError as e:
+            assert e.errno == errno.EFBIG, e
+        want = old
+    got = open(path, "rb").read()
+    assert got == want, "%s holds %d bytes, not the %d expected (old %d, write() took %d)" % (
+        path, len(got), len(want), len(old), n)
+    open(want_path, "wb").write(want)
+    open(want_path + ".n", "w").write("EFBIG\n" if n < 0 else "%d\n" % n)
+    print("ok")
+PY
+
+pycase "issue 11: pwrite of 10,890 bytes at 1,042,459 over a 1,042,459-byte file (O_RDWR)" \
+	"$T" <<'PY'
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from efbig import crossing
+old = os.urandom(1042459)
+with open("g1", "wb") as f:
+    f.write(old)
+fd = os.open("g1", os.O_RDWR)
+crossing("g1", fd, old, os.urandom(10890), 1042459, sys.argv[1] + "/g1.want")
+PY
+
+pycase "the same pwrite on O_WRONLY" "$T" <<'PY'
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from efbig import crossing
+old = os.urandom(1042459)
+with open("g2", "wb") as f:
+    f.write(old)
+fd = os.open("g2", os.O_WRONLY)
+crossing("g2", fd, old, os.urandom(10890), 1042459, sys.argv[1] + "/g2.want")
+PY
+
+pycase "a write() longer than max_write that crosses the limit, on a new file" "$T" <<'PY'
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from efbig import crossing
+fd = os.open("g3", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+crossing("g3", fd, b"", os.urandom(1048576 + 8192), 0, sys.argv[1] + "/g3.want")
+PY
+
+pycase "O_APPEND crossing the limit from mid-page" "$T" <<'PY'
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from efbig import crossing
+old = os.urandom(1042459)
+with open("g4", "wb") as f:
+    f.write(old)
+fd = os.open("g4", os.O_WRONLY | os.O_APPEND)
+crossing("g4", fd, old, os.urandom(10890), 1042459, sys.argv[1] + "/g4.want", append=True)
+PY
+
+pycase "the same pwrite once the kernel has that page cached (it then sends the write whole)" \
+	"$T" <<'PY'
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from efbig import crossing
+old = os.urandom(1042459)
+with open("g8", "wb") as f:
+    f.write(old)
+fd = os.open("g8", os.O_RDWR)  # read-write descriptors read through the page cache
+assert os.pread(fd, 8192, 1040384) == old[1040384:]
+crossing("g8", fd, old, os.urandom(10890), 1042459, sys.argv[1] + "/g8.want")
+PY
+
+lib_log "what the crossing write()s returned (g1-g4, g8): $(cat "$T"/g[1-48].want.n | tr '\n' ' ')"
+
+pycase "O_APPEND crossing the limit in one piece: EFBIG, nothing appended" <<'PY'
+import errno, os
+old = os.urandom(1040384)  # ends on a page boundary: the kernel sends the append whole
+with open("g5", "wb") as f:
+    f.write(old)
+fd = os.open("g5", os.O_WRONLY | os.O_APPEND)
+try:
+    os.write(fd, b"a" * 10000)
+    raise SystemExit("an append past --max-value succeeded")
 except OSError as e:
     assert e.errno == errno.EFBIG, e
 try:
     os.close(fd)
 except OSError as e:
     assert e.errno == errno.EFBIG, e
-got = open("f3").read()
-assert got == "synced\n", "after the EFBIG: %r" % got
+assert open("g5", "rb").read() == old, "the append changed the file"
+print("ok")
+PY
+
+pycase "a write() within the limit, then one past it: EFBIG, and the file is as it was" <<'PY'
+import errno, os
+open("g6", "w").write("old\n")
+fd = os.open("g6", os.O_RDWR)
+assert os.pwrite(fd, b"new", 0) == 3
+try:
+    os.pwrite(fd, b"z" * 8192, 1048576 - 4096)
+    raise SystemExit("a write past --max-value succeeded")
+except OSError as e:
+    assert e.errno == errno.EFBIG, e
+# DESIGN 1: nothing of that file is changed; close() reports the EFBIG (the program saw it too).
+try:
+    os.close(fd)
+    raise SystemExit("close() after the EFBIG succeeded")
+except OSError as e:
+    assert e.errno == errno.EFBIG, e
+got = open("g6").read()
+assert got == "old\n", "after the EFBIG: %r" % got
+print("ok")
+PY
+
+pycase "truncate and ftruncate past the limit: EFBIG, unchanged" <<'PY'
+import errno, os
+open("g7", "w").write("small\n")
+for how in ("truncate", "ftruncate"):
+    try:
+        if how == "truncate":
+            os.truncate("g7", 1048577)
+        else:
+            fd = os.open("g7", os.O_RDWR)
+            try:
+                os.ftruncate(fd, 1048577)
+            finally:
+                os.close(fd)
+        raise SystemExit(how + " past --max-value succeeded")
+    except OSError as e:
+        assert e.errno == errno.EFBIG, (how, e)
+    assert open("g7").read() == "small\n", how
+os.truncate("g7", 1048576)
+assert os.stat("g7").st_size == 1048576
 print("ok")
 PY
 
@@ -137,6 +314,10 @@ check "clean stop" kvfs_stop a
 kvfs_start a
 assert_eq "after a restart, the append case kept every byte" "$(printf 'Xld\napp\n')" "$(cat "$M/f1")"
 assert_eq "after a restart, the acknowledged value survived the other EFBIG" "new" "$(cat "$M/f2")"
-assert_eq "after a restart, the fsynced bytes survived the EFBIG" "synced" "$(cat "$M/f3")"
+check "after a restart, the fsynced bytes and what write() took survived the EFBIG" \
+	cmp -s "$T/f3.want" "$M/f3"
+for g in g1 g2 g3 g4 g8; do
+	check "after a restart, $g holds what write() said it took" cmp -s "$T/$g.want" "$M/$g"
+done
 
 lib_finish
