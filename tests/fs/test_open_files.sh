@@ -130,62 +130,49 @@ def crossing(path, fd, old, data, off, want_path, append=False):
     open(want_path, "wb").write(want)
     open(want_path + ".n", "w").write("EFBIG\n" if n < 0 else "%d\n" % n)
     print("ok")
+
+def case(tdir, name, old_len, flags, data_len, off, append=False, cached=False):
+    """File NAME holding OLD_LEN random bytes, opened with FLAGS; crossing() of DATA_LEN random
+    bytes at OFF. CACHED: read the page the write starts in through the descriptor first."""
+    old = os.urandom(old_len)
+    if old_len or not flags & os.O_CREAT:
+        with open(name, "wb") as f:
+            f.write(old)
+    fd = os.open(name, flags)
+    if cached:
+        page = off - off % 4096
+        assert os.pread(fd, 8192, page) == old[page:page + 8192]
+    crossing(name, fd, old, os.urandom(data_len), off, "%s/%s.want" % (tdir, name), append)
 PY
 
-pycase "issue 11: pwrite of 10,890 bytes at 1,042,459 over a 1,042,459-byte file (O_RDWR)" \
-	"$T" <<'PY'
+# efbig CASE-ARGS...: one crossing write (efbig.py case()), as a check named DESCRIPTION.
+efbig() {
+	local desc=$1
+	shift
+	pycase "$desc" "$T" "$@" <<'PY'
 import os, sys
 sys.path.insert(0, sys.argv[1])
-from efbig import crossing
-old = os.urandom(1042459)
-with open("g1", "wb") as f:
-    f.write(old)
-fd = os.open("g1", os.O_RDWR)
-crossing("g1", fd, old, os.urandom(10890), 1042459, sys.argv[1] + "/g1.want")
+from efbig import case
+name, old_len, flags, data_len, off, extra = (sys.argv[2:] + [""])[:6]
+case(sys.argv[1], name, int(old_len), eval(flags, vars(os)), int(data_len), int(off),
+     append="append" in extra, cached="cached" in extra)
 PY
+}
 
-pycase "the same pwrite on O_WRONLY" "$T" <<'PY'
-import os, sys
-sys.path.insert(0, sys.argv[1])
-from efbig import crossing
-old = os.urandom(1042459)
-with open("g2", "wb") as f:
-    f.write(old)
-fd = os.open("g2", os.O_WRONLY)
-crossing("g2", fd, old, os.urandom(10890), 1042459, sys.argv[1] + "/g2.want")
-PY
+efbig "issue 11: pwrite of 10,890 bytes at 1,042,459 over a 1,042,459-byte file (O_RDWR)" \
+	g1 1042459 O_RDWR 10890 1042459
 
-pycase "a write() longer than max_write that crosses the limit, on a new file" "$T" <<'PY'
-import os, sys
-sys.path.insert(0, sys.argv[1])
-from efbig import crossing
-fd = os.open("g3", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-crossing("g3", fd, b"", os.urandom(1048576 + 8192), 0, sys.argv[1] + "/g3.want")
-PY
+efbig "the same pwrite on O_WRONLY" g2 1042459 O_WRONLY 10890 1042459
 
-pycase "O_APPEND crossing the limit from mid-page" "$T" <<'PY'
-import os, sys
-sys.path.insert(0, sys.argv[1])
-from efbig import crossing
-old = os.urandom(1042459)
-with open("g4", "wb") as f:
-    f.write(old)
-fd = os.open("g4", os.O_WRONLY | os.O_APPEND)
-crossing("g4", fd, old, os.urandom(10890), 1042459, sys.argv[1] + "/g4.want", append=True)
-PY
+efbig "a write() longer than max_write that crosses the limit, on a new file" \
+	g3 0 "O_WRONLY|O_CREAT|O_TRUNC" $((1048576 + 8192)) 0
 
-pycase "the same pwrite once the kernel has that page cached (it then sends the write whole)" \
-	"$T" <<'PY'
-import os, sys
-sys.path.insert(0, sys.argv[1])
-from efbig import crossing
-old = os.urandom(1042459)
-with open("g8", "wb") as f:
-    f.write(old)
-fd = os.open("g8", os.O_RDWR)  # read-write descriptors read through the page cache
-assert os.pread(fd, 8192, 1040384) == old[1040384:]
-crossing("g8", fd, old, os.urandom(10890), 1042459, sys.argv[1] + "/g8.want")
-PY
+efbig "O_APPEND crossing the limit from mid-page" \
+	g4 1042459 "O_WRONLY|O_APPEND" 10890 1042459 append
+
+# (read-write descriptors read through the page cache: the kernel then sends the write whole)
+efbig "the same pwrite once the kernel has that page cached (it then sends the write whole)" \
+	g8 1042459 O_RDWR 10890 1042459 cached
 
 lib_log "what the crossing write()s returned (g1-g4, g8): $(cat "$T"/g[1-48].want.n | tr '\n' ' ')"
 
