@@ -1,6 +1,7 @@
 /*
- * The virtual files /.status and /.status.json: read-only, rendered from the node's facts at
- * every open (and at every getattr, for an honest size), served with direct I/O and a zero
+ * The virtual files at the root, reachable by name and never listed: /.status, /.status.json and
+ * /.metrics, rendered from the node's facts at every open (and at every getattr, for an honest
+ * size), and /.kvfs-backup.tar (fuse_backup.c). All are served with direct I/O and a zero
  * attribute timeout so no cache ever shows an old one.
  */
 #include "fs.h"
