@@ -25,6 +25,10 @@ enum kvfs_op_type {
 	KVFS_OP_RMDIR = 7,   /* parent, name (an empty directory) */
 	KVFS_OP_RENAME = 8,  /* parent, name -> newparent, newname; flags: KVFS_RENAME_NOREPLACE */
 	KVFS_OP_SETATTR = 9, /* ino; flags: KVFS_SET_* say which of mode, uid, gid, size, times */
+	KVFS_OP_LINK = 10,   /* ino -> parent, name: another name for a non-directory */
+	KVFS_OP_MKNOD = 11,  /* parent, name, mode (S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK | perms),
+	                        uid, gid, rdev (0 unless a device) */
+	KVFS_OP_FALLOCATE = 12, /* ino, offset, length; flags: KVFS_FALLOC_* */
 	KVFS_OP__COUNT
 };
 
@@ -33,6 +37,21 @@ enum kvfs_op_type {
 
 /* KVFS_OP_RENAME flags */
 #define KVFS_RENAME_NOREPLACE 0x1u /* fail with EEXIST if newname exists */
+#define KVFS_RENAME_EXCHANGE  0x2u /* swap the two names atomically; both must exist */
+
+/* KVFS_OP_FALLOCATE flags (fallocate(2) modes; none = allocate, growing the size) */
+#define KVFS_FALLOC_KEEP_SIZE  0x1u /* never change the size */
+#define KVFS_FALLOC_PUNCH_HOLE 0x2u /* zero the range; only with KEEP_SIZE */
+#define KVFS_FALLOC_ZERO_RANGE 0x4u /* zero the range, growing the size unless KEEP_SIZE */
+
+/*
+ * Any type: the operation applies under the rules of protocol 2 (this release): every SETATTR
+ * changes ctime, a truncate changes mtime even to the same size, new entries in a setgid
+ * directory take its group (and new directories its setgid bit), and no root-relative path
+ * limit applies to new names. An entry without it (written by protocol 1) applies exactly as it
+ * did then, so replicas replaying an old log reach the same state. Every proposer sets it.
+ */
+#define KVFS_OP_RULES2 0x80000000u
 
 /* KVFS_OP_SETATTR flags: which fields to set */
 #define KVFS_SET_MODE      0x01u /* permission bits of mode (the type bits never change) */
@@ -49,6 +68,7 @@ enum kvfs_op_type {
 #define KVFS_NAME_MAX 255u
 #define KVFS_PATH_MAX 4095u
 #define KVFS_DATA_MAX (64u << 20) /* hard cap of one op's data, whatever --max-value says */
+#define KVFS_LINK_MAX 65000u      /* names of one inode (link(2) beyond: EMLINK) */
 
 /*
  * Exactly-once sequence numbers. A node starts its seqs from the wall clock in microseconds
@@ -74,14 +94,16 @@ struct kvfs_op {
 	int64_t time_ns; /* commit time (CLOCK_REALTIME ns), set by the leader */
 	uint64_t
 	    max_value;   /* value size limit for PUT/APPEND/SETATTR size, fixed by the proposer */
-	uint64_t ino;    /* PUT, APPEND, SETATTR */
-	uint64_t parent; /* CREATE, MKDIR, SYMLINK, UNLINK, RMDIR, RENAME */
+	uint64_t ino;    /* PUT, APPEND, SETATTR, LINK, FALLOCATE */
+	uint64_t parent; /* CREATE, MKDIR, SYMLINK, UNLINK, RMDIR, RENAME, LINK, MKNOD */
 	uint64_t newparent;         /* RENAME */
-	uint32_t mode;              /* CREATE, MKDIR (type bits implied), SETATTR */
-	uint32_t uid, gid;          /* CREATE, MKDIR, SYMLINK, SETATTR */
+	uint32_t mode;              /* CREATE, MKDIR (type bits implied), SETATTR; MKNOD (with type) */
+	uint32_t uid, gid;          /* CREATE, MKDIR, SYMLINK, SETATTR, MKNOD */
+	uint32_t rdev;              /* MKNOD: the device number (Linux's new encoding), else 0 */
 	uint64_t size;              /* SETATTR */
+	uint64_t offset, length;    /* FALLOCATE: the range, length > 0 */
 	int64_t atime_ns, mtime_ns; /* SETATTR */
-	const char *name;           /* not NUL-terminated */
+	const char *name;           /* CREATE ... RENAME, LINK (the new name), MKNOD; not NUL-terminated */
 	uint32_t name_len;
 	const char *newname; /* RENAME, not NUL-terminated */
 	uint32_t newname_len;
