@@ -378,7 +378,9 @@ const char *fwd_why_stuck(const struct kvfs_fwd *f)
 
 /*
  * Proposes a follower's op (decoded from the len bytes at buf) under this leader's limits: a
- * max_value above ours (or 0) becomes ours, re-encoded, and then the op must pass op_validate().
+ * max_value above ours (or 0) becomes ours, and an op without KVFS_OP_RULES2 gets it (every
+ * peer speaks protocol 2, whose proposers set it; a new entry never applies under the old
+ * rules), re-encoded; then the op must pass op_validate().
  * Returns 0, op_validate()'s errno (nothing proposed), or the core's error.
  */
 static int propose_forwarded(struct kvfs_fwd *f, struct kvfs_op *op, const uint8_t *buf,
@@ -388,15 +390,18 @@ static int propose_forwarded(struct kvfs_fwd *f, struct kvfs_op *op, const uint8
 	uint8_t *copy;
 	int rv;
 
-	if (op->max_value != 0 && op->max_value <= lim->max_value) {
+	if (op->max_value != 0 && op->max_value <= lim->max_value &&
+	    (op->flags & KVFS_OP_RULES2)) {
 		rv = op_validate(op, lim);
 		return rv < 0 ? rv : f->io.propose(f->io.arg, buf, len);
 	}
-	op->max_value = lim->max_value;
+	if (op->max_value == 0 || op->max_value > lim->max_value)
+		op->max_value = lim->max_value;
+	op->flags |= KVFS_OP_RULES2;
 	rv = op_validate(op, lim);
 	if (rv < 0)
 		return rv;
-	/* Same size: max_value is a fixed-width field of the header. */
+	/* Same size: max_value and flags are fixed-width fields of the header. */
 	copy = malloc(len);
 	if (!copy)
 		return -ENOMEM;

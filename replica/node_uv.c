@@ -512,6 +512,7 @@ int node_propose(struct kvfs_node *n, struct kvfs_op *op, uint64_t deadline, kvf
 	 * again by the leader, with its limits: fwd_on_forward). */
 	if (op->max_value == 0)
 		op->max_value = lim.max_value;
+	op->flags |= KVFS_OP_RULES2; /* every new op applies under this release's rules (op.h) */
 	rv = op_validate(op, &lim);
 	if (rv < 0)
 		return rv;

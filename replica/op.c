@@ -9,9 +9,14 @@
  *     UNLINK, RMDIR:  u64 parent  u32 name_len  name
  *     RENAME:         u64 parent  u64 newparent  u32 name_len  name  u32 newname_len  newname
  *     SETATTR:        u64 ino  u32 mode  u32 uid  u32 gid  u64 size  i64 atime_ns  i64 mtime_ns
+ *     LINK:           u64 ino  u64 parent  u32 name_len  name
+ *     MKNOD:          u64 parent  u32 mode  u32 uid  u32 gid  u32 rdev  u32 name_len  name
+ *     FALLOCATE:      u64 ino  u64 offset  u64 length
  *     NOOP:           nothing more
  *
- * Fields a type does not carry are not encoded and decode as zero. The decoder checks every
+ * Types 0..9 are those of protocol 1, laid out as they were then; 10.. came with protocol 2
+ * (KVFS_OP_RULES2 in the flags marks an op written under its rules, whatever its type). Fields a
+ * type does not carry are not encoded and decode as zero. The decoder checks every
  * length against what is left before it reads, and never allocates: the op it fills borrows its
  * name, newname and data from the decoded buffer.
  */
@@ -45,6 +50,12 @@ size_t op_encoded_size(const struct kvfs_op *op)
 		return n + 8 + 8 + 4 + op->name_len + 4 + op->newname_len;
 	case KVFS_OP_SETATTR:
 		return n + 8 + 4 + 4 + 4 + 8 + 8 + 8;
+	case KVFS_OP_LINK:
+		return n + 8 + 8 + 4 + op->name_len;
+	case KVFS_OP_MKNOD:
+		return n + 8 + 4 + 4 + 4 + 4 + 4 + op->name_len;
+	case KVFS_OP_FALLOCATE:
+		return n + 8 + 8 + 8;
 	default:
 		return n;
 	}
@@ -105,6 +116,24 @@ size_t op_encode(const struct kvfs_op *op, uint8_t *buf)
 		wire_put_u64(&w, op->size);
 		wire_put_u64(&w, (uint64_t)op->atime_ns);
 		wire_put_u64(&w, (uint64_t)op->mtime_ns);
+		break;
+	case KVFS_OP_LINK:
+		wire_put_u64(&w, op->ino);
+		wire_put_u64(&w, op->parent);
+		wire_put_bytes(&w, op->name, op->name_len);
+		break;
+	case KVFS_OP_MKNOD:
+		wire_put_u64(&w, op->parent);
+		wire_put_u32(&w, op->mode);
+		wire_put_u32(&w, op->uid);
+		wire_put_u32(&w, op->gid);
+		wire_put_u32(&w, op->rdev);
+		wire_put_bytes(&w, op->name, op->name_len);
+		break;
+	case KVFS_OP_FALLOCATE:
+		wire_put_u64(&w, op->ino);
+		wire_put_u64(&w, op->offset);
+		wire_put_u64(&w, op->length);
 		break;
 	default:
 		break;
@@ -178,6 +207,26 @@ int op_decode(struct kvfs_op *op, const uint8_t *buf, size_t len)
 		op->atime_ns = (int64_t)wire_get_u64(&r);
 		op->mtime_ns = (int64_t)wire_get_u64(&r);
 		break;
+	case KVFS_OP_LINK:
+		op->ino = wire_get_u64(&r);
+		op->parent = wire_get_u64(&r);
+		wire_get_bytes(&r, &b, &op->name_len, KVFS_NAME_MAX);
+		op->name = (const char *)b;
+		break;
+	case KVFS_OP_MKNOD:
+		op->parent = wire_get_u64(&r);
+		op->mode = wire_get_u32(&r);
+		op->uid = wire_get_u32(&r);
+		op->gid = wire_get_u32(&r);
+		op->rdev = wire_get_u32(&r);
+		wire_get_bytes(&r, &b, &op->name_len, KVFS_NAME_MAX);
+		op->name = (const char *)b;
+		break;
+	case KVFS_OP_FALLOCATE:
+		op->ino = wire_get_u64(&r);
+		op->offset = wire_get_u64(&r);
+		op->length = wire_get_u64(&r);
+		break;
 	default:
 		return -EBADMSG;
 	}
@@ -192,7 +241,8 @@ const char *op_type_name(unsigned type)
 	    [KVFS_OP_NOOP] = "noop",       [KVFS_OP_PUT] = "put",     [KVFS_OP_APPEND] = "append",
 	    [KVFS_OP_CREATE] = "create",   [KVFS_OP_MKDIR] = "mkdir", [KVFS_OP_SYMLINK] = "symlink",
 	    [KVFS_OP_UNLINK] = "unlink",   [KVFS_OP_RMDIR] = "rmdir", [KVFS_OP_RENAME] = "rename",
-	    [KVFS_OP_SETATTR] = "setattr",
+	    [KVFS_OP_SETATTR] = "setattr", [KVFS_OP_LINK] = "link",   [KVFS_OP_MKNOD] = "mknod",
+	    [KVFS_OP_FALLOCATE] = "fallocate",
 	};
 
 	return type < KVFS_OP__COUNT ? names[type] : "unknown";

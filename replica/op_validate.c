@@ -7,22 +7,28 @@
  */
 #include "kvfs/op.h"
 
+#include "kvfs/store.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/stat.h>
 
-/* The flags each type may carry. */
+/* The flags each type may carry; KVFS_OP_RULES2 on any. */
 static uint32_t allowed_flags(unsigned type)
 {
 	switch (type) {
 	case KVFS_OP_CREATE:
-		return KVFS_CREATE_EXCL;
+		return KVFS_OP_RULES2 | KVFS_CREATE_EXCL;
 	case KVFS_OP_RENAME:
-		return KVFS_RENAME_NOREPLACE;
+		return KVFS_OP_RULES2 | KVFS_RENAME_NOREPLACE | KVFS_RENAME_EXCHANGE;
 	case KVFS_OP_SETATTR:
-		return KVFS_SET_ALL;
+		return KVFS_OP_RULES2 | KVFS_SET_ALL;
+	case KVFS_OP_FALLOCATE:
+		return KVFS_OP_RULES2 | KVFS_FALLOC_KEEP_SIZE | KVFS_FALLOC_PUNCH_HOLE |
+		       KVFS_FALLOC_ZERO_RANGE;
 	default:
-		return 0;
+		return KVFS_OP_RULES2;
 	}
 }
 
@@ -46,6 +52,51 @@ static int check_data(const struct kvfs_op *op)
 	if (op->data_len && !op->data)
 		return -EINVAL;
 	return op->data_len > op->max_value ? -EFBIG : 0;
+}
+
+/* MKNOD: a FIFO, socket or device node with permission bits only; rdev only for a device. */
+static int check_mknod(const struct kvfs_op *op)
+{
+	uint32_t type = op->mode & S_IFMT;
+
+	if (op->mode & ~(uint32_t)(S_IFMT | 07777))
+		return -EINVAL;
+	switch (type) {
+	case S_IFIFO:
+	case S_IFSOCK:
+		if (op->rdev != 0)
+			return -EINVAL;
+		break;
+	case S_IFCHR:
+	case S_IFBLK:
+		break;
+	default:
+		return -EINVAL; /* regular files are CREATE, directories MKDIR, symlinks SYMLINK */
+	}
+	return check_name(op->name, op->name_len);
+}
+
+/*
+ * FALLOCATE: the modes fallocate(2) allows together, a non-empty range that ends within a file
+ * offset (INT64_MAX, as Linux's s_maxbytes), and within op->max_value if the file may grow. With
+ * KEEP_SIZE (PUNCH_HOLE carries it) the range may pass the end of the file and the limit: the
+ * size does not change.
+ */
+static int check_fallocate(const struct kvfs_op *op)
+{
+	uint32_t punch_zero = KVFS_FALLOC_PUNCH_HOLE | KVFS_FALLOC_ZERO_RANGE;
+
+	if (op->length == 0)
+		return -EINVAL;
+	if ((op->flags & punch_zero) == punch_zero)
+		return -EINVAL;
+	if ((op->flags & KVFS_FALLOC_PUNCH_HOLE) && !(op->flags & KVFS_FALLOC_KEEP_SIZE))
+		return -EINVAL;
+	if (op->offset > (uint64_t)INT64_MAX || op->length > (uint64_t)INT64_MAX - op->offset)
+		return -EFBIG;
+	if (!(op->flags & KVFS_FALLOC_KEEP_SIZE) && op->offset + op->length > op->max_value)
+		return -EFBIG;
+	return 0;
 }
 
 int op_validate(const struct kvfs_op *op, const struct kvfs_op_limits *lim)
@@ -84,6 +135,8 @@ int op_validate(const struct kvfs_op *op, const struct kvfs_op_limits *lim)
 	case KVFS_OP_RMDIR:
 		return check_name(op->name, op->name_len);
 	case KVFS_OP_RENAME:
+		if ((op->flags & KVFS_RENAME_NOREPLACE) && (op->flags & KVFS_RENAME_EXCHANGE))
+			return -EINVAL;
 		rv = check_name(op->name, op->name_len);
 		return rv ? rv : check_name(op->newname, op->newname_len);
 	case KVFS_OP_SETATTR:
@@ -92,6 +145,15 @@ int op_validate(const struct kvfs_op *op, const struct kvfs_op_limits *lim)
 		if ((op->flags & KVFS_SET_SIZE) && op->size > op->max_value)
 			return -EFBIG;
 		return 0;
+	case KVFS_OP_LINK:
+		/* The root is a directory, inos below KVFS_INO_BASE are virtual files. */
+		if (op->ino < KVFS_INO_BASE)
+			return -EPERM;
+		return check_name(op->name, op->name_len);
+	case KVFS_OP_MKNOD:
+		return check_mknod(op);
+	case KVFS_OP_FALLOCATE:
+		return check_fallocate(op);
 	default:
 		return -EINVAL;
 	}

@@ -161,7 +161,8 @@ void fwd_fail_all(struct kvfs_fwd *f, int err);
  * checks (origin is the sender; seq in 1..KVFS_SEQ_MAX and not more than KVFS_SEQ_AHEAD past
  * both the origin's last applied seq and this leader's clock: -EINVAL; op_validate() with this
  * leader's limits); otherwise the peer hears why (refuse): EROFS and EAGAIN mean "send it again,
- * to whoever leads"; any other errno is the write's outcome.
+ * to whoever leads"; any other errno is the write's outcome. What is proposed carries
+ * KVFS_OP_RULES2 and a max_value within this leader's, set here if the peer's op lacks them.
  */
 void fwd_on_forward(struct kvfs_fwd *f, uint32_t from, uint32_t origin, uint64_t seq,
                     const uint8_t *op, uint32_t len);

@@ -133,16 +133,24 @@ struct kvfs_op_limits {
 /*
  * Whether op may be proposed under lim, checked before it enters the log (the leader checks
  * every operation, its own and those forwarded to it, with its own limits). Looks only at the
- * fields op's type carries (see op.c). Returns 0 or the errno the proposer's caller gets:
+ * fields op's type carries (see op.c). KVFS_OP_RULES2 is allowed on every type and required on
+ * none (the proposers set it: node_propose(), and a leader on what it is forwarded). Returns 0 or
+ * the errno the proposer's caller gets:
  *  -EINVAL       an unknown type, or NOOP (only a leader's recovery writes one), unknown flags,
- *                mode bits beyond 07777, a name that is empty, ".", "..", or holds '/' or NUL,
- *                a symlink target holding NUL, max_value 0 or above lim->max_value, a length
- *                without the bytes it counts (data or name NULL);
+ *                mode bits beyond 07777 (MKNOD: beyond S_IFMT | 07777), a name that is empty,
+ *                ".", "..", or holds '/' or NUL, a symlink target holding NUL, max_value 0 or
+ *                above lim->max_value, a length without the bytes it counts (data or name NULL);
+ *                RENAME with both NOREPLACE and EXCHANGE; MKNOD of a type other than FIFO,
+ *                socket, character or block device, or with rdev for a FIFO or socket;
+ *                FALLOCATE of length 0, PUNCH_HOLE without KEEP_SIZE, PUNCH_HOLE with
+ *                ZERO_RANGE (fallocate(2) says EOPNOTSUPP: the kernel refuses those first);
+ *  -EPERM        LINK of an ino below KVFS_INO_BASE (the root directory, a virtual file);
  *  -ENAMETOOLONG a name over KVFS_NAME_MAX or a symlink target over KVFS_PATH_MAX bytes;
  *  -ENOENT       an empty symlink target (as symlink(2) says);
- *  -EFBIG        data, or a SETATTR size, over op->max_value.
+ *  -EFBIG        data, or a SETATTR size, over op->max_value; a FALLOCATE range ending past
+ *                INT64_MAX, or past op->max_value without KEEP_SIZE (it could grow the file).
  * What depends on the store (the parent exists, the path stays within KVFS_PATH_MAX, reserved
- * names) is decided when the operation applies.
+ * names, an inode's type and size) is decided when the operation applies.
  */
 int op_validate(const struct kvfs_op *op, const struct kvfs_op_limits *lim);
 

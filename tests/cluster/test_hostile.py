@@ -99,9 +99,12 @@ def parse_frames(data):
     return out
 
 
-def hello(cluster_id, node_id, epoch):
+PEER_PROTOCOL = 2  # KVFS_PEER_PROTOCOL_VERSION (peer_msg.h); 1 before issue 11
+
+
+def hello(cluster_id, node_id, epoch, version=PEER_PROTOCOL):
     cid = cluster_id.encode()
-    return struct.pack("<BB", 1, len(cid)) + cid + struct.pack("<IQ", node_id, epoch)
+    return struct.pack("<BB", version, len(cid)) + cid + struct.pack("<IQ", node_id, epoch)
 
 
 def op_header(type_, flags=0, origin=0, seq=0, time_ns=0, max_value=1 << 20):
@@ -905,6 +908,19 @@ def test_insecure_node(h):
             struct.unpack("<Q", frames[types.index(READ_INDEX_REPLY)][1][:8])[0] == 77,
             "it takes our HELLO and answers our READ_INDEX: the frames spoken here are valid",
             "frame types received: %s (%s)" % (types, how))
+    # A node of the previous release (peer protocol 1) would apply this one's new operations
+    # as no-ops: its HELLO is refused, and the log says why.
+    mark3 = len(n3.output())
+    got, how, secs = exchange(n3.port, [frame(HELLO, hello(cid, 1, epoch, version=1)) +
+                                        frame(READ_INDEX, u64(78))], timeout=1.5)
+    types = [t for t, _ in parse_frames(got)]
+    h.check(READ_INDEX_REPLY not in types and how in ("eof", "reset"),
+            "a HELLO of peer protocol 1 is refused: the connection closes, no READ_INDEX answer",
+            "frame types received: %s (%s)" % (types, how))
+    ms = h.wait_for(lambda: "node 1 speaks peer protocol 1, this node 2; refusing it: run the "
+                    "same kvfs version on every node" in n3.output()[mark3:], 5, 0.05)
+    h.check(ms is not None, "n3's log says node 1 speaks peer protocol 1 and is refused",
+            n3.output()[mark3:][-2000:])
     n3.stop()
 
 

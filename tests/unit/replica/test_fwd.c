@@ -25,6 +25,9 @@ struct env {
 	uint32_t sent_to[16];
 	int nsent;
 	int proposed;
+	struct kvfs_op last_op; /* the last op proposed, decoded from last_buf */
+	uint8_t last_buf[256];
+	uint32_t last_len;
 	int refused_err;
 	int done_err[8];
 	int ndone[8];
@@ -49,7 +52,14 @@ static bool io_connected(void *arg, uint32_t id)
 
 static int io_propose(void *arg, const uint8_t *op, uint32_t len)
 {
-	((struct env *)arg)->proposed++;
+	struct env *e = arg;
+
+	e->proposed++;
+	if (len <= sizeof(e->last_buf)) {
+		memcpy(e->last_buf, op, len);
+		e->last_len = len;
+		assert_int_equal(op_decode(&e->last_op, e->last_buf, len), 0);
+	}
 	return 0;
 }
 
@@ -230,6 +240,78 @@ static void test_leader_side(void **state)
 	fwd_close(e.f);
 }
 
+/*
+ * Issue 11: what the leader proposes for a peer carries KVFS_OP_RULES2 (new entries never apply
+ * under protocol 1's rules), set here if the peer's op lacks it; an op that has it and fits our
+ * limits is proposed as sent, byte for byte. Our own writes carry it from node_propose().
+ */
+static void test_leader_sets_rules2(void **state)
+{
+	struct env e;
+	struct kvfs_op op = {.type = KVFS_OP_MKNOD,
+	                     .origin = 3,
+	                     .seq = 7,
+	                     .parent = 1,
+	                     .mode = 010644, /* S_IFIFO | 0644 */
+	                     .name = "fifo",
+	                     .name_len = 4,
+	                     .max_value = 64};
+	uint8_t buf[256];
+	size_t len;
+
+	setup_env(&e, 2);
+	e.view.elected = true;
+	e.view.established = true;
+	len = op_encode(&op, buf);
+	fwd_on_forward(e.f, 3, 3, 7, buf, (uint32_t)len);
+	assert_int_equal(e.proposed, 1);
+	assert_int_equal(e.last_len, len);
+	assert_int_equal(e.last_op.flags, KVFS_OP_RULES2);
+	assert_int_equal(e.last_op.max_value, 64);
+	assert_int_equal(e.last_op.type, KVFS_OP_MKNOD);
+	assert_int_equal(e.last_op.mode, 010644);
+
+	/* With the bit and a smaller max_value: unchanged. */
+	op.flags = KVFS_OP_RULES2;
+	op.max_value = 10;
+	op.seq = 8;
+	len = op_encode(&op, buf);
+	fwd_on_forward(e.f, 3, 3, 8, buf, (uint32_t)len);
+	assert_int_equal(e.proposed, 2);
+	assert_int_equal(e.last_len, len);
+	assert_memory_equal(e.last_buf, buf, len);
+
+	/* Without it and with too large a max_value: both fixed, the other flags kept. */
+	op = (struct kvfs_op){.type = KVFS_OP_FALLOCATE,
+	                      .origin = 3,
+	                      .seq = 9,
+	                      .ino = 17,
+	                      .offset = 1,
+	                      .length = 2,
+	                      .flags = KVFS_FALLOC_KEEP_SIZE,
+	                      .max_value = 1000};
+	len = op_encode(&op, buf);
+	fwd_on_forward(e.f, 3, 3, 9, buf, (uint32_t)len);
+	assert_int_equal(e.proposed, 3);
+	assert_int_equal(e.last_op.flags, KVFS_OP_RULES2 | KVFS_FALLOC_KEEP_SIZE);
+	assert_int_equal(e.last_op.max_value, 64);
+	assert_int_equal(e.last_op.length, 2);
+
+	/* The bit does not make an invalid op valid. */
+	op = (struct kvfs_op){.type = KVFS_OP_FALLOCATE,
+	                      .origin = 3,
+	                      .seq = 10,
+	                      .ino = 17,
+	                      .offset = 1,
+	                      .flags = KVFS_OP_RULES2,
+	                      .max_value = 64};
+	len = op_encode(&op, buf);
+	fwd_on_forward(e.f, 3, 3, 10, buf, (uint32_t)len);
+	assert_int_equal(e.proposed, 3);
+	assert_int_equal(e.refused_err, -EINVAL);
+	fwd_close(e.f);
+}
+
 /* A snapshot: the write of the remembered seq completes, older ones fail with EIO. */
 static void test_after_reset(void **state)
 {
@@ -319,6 +401,7 @@ int main(void)
 	    cmocka_unit_test(test_renumber),    cmocka_unit_test(test_barrier_waits_for_renumbered),
 	    cmocka_unit_test(test_refusal),     cmocka_unit_test(test_leader_side),
 	    cmocka_unit_test(test_after_reset), cmocka_unit_test(test_seq_range),
+	    cmocka_unit_test(test_leader_sets_rules2),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

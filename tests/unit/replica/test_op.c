@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "kvfs/op.h"
+#include "kvfs/store.h"
 
 #define HEADER_SIZE 33 /* u8 type, u32 flags, u32 origin, u64 seq, i64 time_ns, u64 max_value */
 
@@ -53,8 +54,11 @@ static struct kvfs_op sample(unsigned type)
 		op.parent = 18;
 		op.uid = 1000;
 		op.gid = 1001;
-		op.name = "link";
-		op.name_len = 4;
+		/* Not 4 bytes: then u32 len, name, u32 len, data would also read as MKNOD's
+		 * u32 rdev, u32 len, name; not 6: 44 bytes, SETATTR's size, would read as one
+		 * (test_flipped_type_rejected). */
+		op.name = "links";
+		op.name_len = 5;
 		op.data = (const uint8_t *)"../target/path";
 		op.data_len = 14;
 		break;
@@ -80,6 +84,26 @@ static struct kvfs_op sample(unsigned type)
 		op.size = 1ull << 40;
 		op.atime_ns = -5;
 		op.mtime_ns = 1700000000123456789ll;
+		break;
+	case KVFS_OP_LINK:
+		op.ino = 0x0123456789abull;
+		op.parent = 0x7766554433ull;
+		op.name = "second-name";
+		op.name_len = 11;
+		break;
+	case KVFS_OP_MKNOD:
+		op.parent = 0x1122334455ull;
+		op.mode = S_IFCHR | 02640;
+		op.uid = 1002;
+		op.gid = 1003;
+		op.rdev = 0x00c80403u; /* makedev(0x804, 0xc8003) in Linux's encoding, roughly */
+		op.name = "tty9";
+		op.name_len = 4;
+		break;
+	case KVFS_OP_FALLOCATE:
+		op.ino = 0xfeedfacecafeull;
+		op.offset = 0x7000000012345678ull;
+		op.length = 0x0fedcba987654321ull;
 		break;
 	default:
 		break;
@@ -121,6 +145,9 @@ static void assert_op_equal(const struct kvfs_op *a, const struct kvfs_op *b)
 	assert_int_equal(a->uid, b->uid);
 	assert_int_equal(a->gid, b->gid);
 	assert_int_equal(a->size, b->size);
+	assert_int_equal(a->rdev, b->rdev);
+	assert_int_equal(a->offset, b->offset);
+	assert_int_equal(a->length, b->length);
 	assert_int_equal(a->atime_ns, b->atime_ns);
 	assert_int_equal(a->mtime_ns, b->mtime_ns);
 	assert_bytes_equal(a->name, a->name_len, b->name, b->name_len);
@@ -181,6 +208,54 @@ static void test_unused_fields_not_encoded(void **state)
 	assert_null(out.data);
 	assert_int_equal(out.parent, op.parent);
 	free(buf);
+}
+
+/* Appends v's n low bytes, little-endian, at *p. */
+static void put_le(uint8_t **p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		*(*p)++ = (uint8_t)(v >> (8 * i));
+}
+
+/* The types of protocol 2 are laid out as op.c's header says, byte for byte (after the header,
+ * which every type shares and the round trips cover). */
+static void test_new_type_layouts(void **state)
+{
+	static const unsigned types[] = {KVFS_OP_LINK, KVFS_OP_MKNOD, KVFS_OP_FALLOCATE};
+
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		struct kvfs_op op = sample(types[i]);
+		uint8_t want[HEADER_SIZE + 64], *p = want + HEADER_SIZE;
+		size_t len;
+		uint8_t *buf = encode(&op, &len);
+
+		switch (op.type) {
+		case KVFS_OP_LINK:
+			put_le(&p, op.ino, 8);
+			put_le(&p, op.parent, 8);
+			put_le(&p, op.name_len, 4);
+			break;
+		case KVFS_OP_MKNOD:
+			put_le(&p, op.parent, 8);
+			put_le(&p, op.mode, 4);
+			put_le(&p, op.uid, 4);
+			put_le(&p, op.gid, 4);
+			put_le(&p, op.rdev, 4);
+			put_le(&p, op.name_len, 4);
+			break;
+		default:
+			put_le(&p, op.ino, 8);
+			put_le(&p, op.offset, 8);
+			put_le(&p, op.length, 8);
+			break;
+		}
+		memcpy(p, op.name, op.name_len);
+		p += op.name_len;
+		assert_int_equal(len, (size_t)(p - want));
+		assert_int_equal(buf[0], op.type);
+		assert_memory_equal(buf + HEADER_SIZE, want + HEADER_SIZE, len - HEADER_SIZE);
+		free(buf);
+	}
 }
 
 static void test_every_truncation_rejected(void **state)
@@ -271,6 +346,8 @@ static void test_flipped_type_rejected(void **state)
 
 		for (unsigned u = 0; u < KVFS_OP__COUNT; u++) {
 			buf[0] = (uint8_t)u;
+			if (op_decode(&out, buf, len) != (shape(u) == shape(t) ? 0 : -EBADMSG))
+				fail_msg("%s decoded as %s", op_type_name(t), op_type_name(u));
 			assert_int_equal(op_decode(&out, buf, len),
 			                 shape(u) == shape(t) ? 0 : -EBADMSG);
 			if (shape(u) == shape(t))
@@ -306,6 +383,12 @@ static size_t length_offsets(unsigned t, size_t off[2])
 		off[0] = HEADER_SIZE + 16;
 		off[1] = off[0] + 4 + op.name_len;
 		return 2;
+	case KVFS_OP_LINK:
+		off[0] = HEADER_SIZE + 16;
+		return 1;
+	case KVFS_OP_MKNOD:
+		off[0] = HEADER_SIZE + 8 + 16;
+		return 1;
 	default:
 		return 0;
 	}
@@ -442,8 +525,9 @@ static void test_random_bytes(void **state)
 
 static void test_type_names(void **state)
 {
-	static const char *const names[] = {"noop",    "put",    "append", "create", "mkdir",
-	                                    "symlink", "unlink", "rmdir",  "rename", "setattr"};
+	static const char *const names[] = {"noop",   "put",     "append", "create", "mkdir",
+	                                    "symlink", "unlink", "rmdir",  "rename", "setattr",
+	                                    "link",    "mknod",  "fallocate"};
 
 	assert_int_equal(sizeof(names) / sizeof(names[0]), KVFS_OP__COUNT);
 	for (unsigned t = 0; t < KVFS_OP__COUNT; t++)
@@ -487,11 +571,42 @@ static void test_validate_accepts_fuse_ops(void **state)
 	        .flags = KVFS_SET_UID | KVFS_SET_GID | KVFS_SET_ATIME | KVFS_SET_MTIME_NOW,
 	        .atime_ns = -5, .uid = 0xffffffffu),
 	    VOP(.type = KVFS_OP_SETATTR, .ino = 1, .flags = KVFS_SET_ATIME_NOW | KVFS_SET_MTIME),
+	    VOP(.type = KVFS_OP_SETATTR, .ino = 17), /* chown(f, -1, -1): ctime only */
+	    VOP(.type = KVFS_OP_RENAME, .parent = 1, VNAME("a"), .newparent = 30, VNAME2("b"),
+	        .flags = KVFS_RENAME_EXCHANGE),
+	    VOP(.type = KVFS_OP_LINK, .ino = KVFS_INO_BASE, .parent = 1, VNAME("second")),
+	    VOP(.type = KVFS_OP_LINK, .ino = UINT64_MAX, .parent = 40, VNAME("...")),
+	    VOP(.type = KVFS_OP_MKNOD, .parent = 1, VNAME("fifo"), .mode = S_IFIFO | 0644),
+	    VOP(.type = KVFS_OP_MKNOD, .parent = 1, VNAME("sock"), .mode = S_IFSOCK | 0755),
+	    VOP(.type = KVFS_OP_MKNOD, .parent = 1, VNAME("null"), .mode = S_IFCHR | 0666,
+	        .rdev = 0x0103),
+	    VOP(.type = KVFS_OP_MKNOD, .parent = 1, VNAME("sda"), .mode = S_IFBLK | 07777,
+	        .rdev = 0xffffffffu),
+	    VOP(.type = KVFS_OP_MKNOD, .parent = 1, VNAME("zero"), .mode = S_IFCHR), /* rdev 0 */
+	    VOP(.type = KVFS_OP_FALLOCATE, .ino = 17, .offset = 0, .length = 1u << 20),
+	    VOP(.type = KVFS_OP_FALLOCATE, .ino = 17, .offset = (1u << 20) - 1, .length = 1),
+	    VOP(.type = KVFS_OP_FALLOCATE, .ino = 17, .offset = 5, .length = 6,
+	        .flags = KVFS_FALLOC_ZERO_RANGE),
+	    VOP(.type = KVFS_OP_FALLOCATE, .ino = 17, .offset = 5, .length = 6,
+	        .flags = KVFS_FALLOC_ZERO_RANGE | KVFS_FALLOC_KEEP_SIZE),
+	    /* With KEEP_SIZE the range may pass the limit: the size does not change. */
+	    VOP(.type = KVFS_OP_FALLOCATE, .ino = 17, .offset = 1ull << 40, .length = 1ull << 40,
+	        .flags = KVFS_FALLOC_KEEP_SIZE),
+	    VOP(.type = KVFS_OP_FALLOCATE, .ino = 17, .offset = 0, .length = INT64_MAX,
+	        .flags = KVFS_FALLOC_PUNCH_HOLE | KVFS_FALLOC_KEEP_SIZE),
+	    VOP(.type = KVFS_OP_FALLOCATE, .ino = 17, .offset = INT64_MAX - 1, .length = 1,
+	        .flags = KVFS_FALLOC_ZERO_RANGE | KVFS_FALLOC_KEEP_SIZE),
 	};
 	struct kvfs_op op;
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		assert_int_equal(op_validate(&ok[i], &lim), 0);
+		/* Every proposer sets KVFS_OP_RULES2; it changes nothing here. */
+		op = ok[i];
+		op.flags |= KVFS_OP_RULES2;
+		if (op_validate(&op, &lim) != 0)
+			fail_msg("ok op %zu (%s) with RULES2: %d", i, op_type_name(op.type),
+			         op_validate(&op, &lim));
 		/* Also once encoded and decoded, as a leader sees a forwarded op. */
 		{
 			uint8_t *buf = malloc(op_encoded_size(&ok[i]));
@@ -534,7 +649,7 @@ static void test_validate_refuses(void **state)
 	    {VOP(.type = KVFS_OP_MKDIR, .parent = 1, VNAME("f"), .flags = KVFS_CREATE_EXCL),
 	     -EINVAL},
 	    {VOP(.type = KVFS_OP_RENAME, .parent = 1, VNAME("a"), .newparent = 1, VNAME2("b"),
-	         .flags = 2),
+	         .flags = 8),
 	     -EINVAL},
 	    {VOP(.type = KVFS_OP_SETATTR, .ino = 17, .flags = 0x100), -EINVAL},
 	    /* max_value */
@@ -583,6 +698,88 @@ static void test_validate_refuses(void **state)
 	         .data_len = 3),
 	     -EINVAL},
 	    {VOP(.type = KVFS_OP_SYMLINK, .parent = 1, VNAME("l"), .data_len = 3), -EINVAL},
+	    /* RULES2 does not make a NOOP proposable; other high bits stay unknown */
+	    {VOP(.type = KVFS_OP_NOOP, .flags = KVFS_OP_RULES2), -EINVAL},
+	    {VOP(.type = KVFS_OP_PUT, .ino = 17, .flags = KVFS_OP_RULES2 | 0x40000000u), -EINVAL},
+	    /* RENAME_EXCHANGE */
+	    {VOP(.type = KVFS_OP_RENAME, .parent = 1, VNAME("a"), .newparent = 1, VNAME2("b"),
+	         .flags = KVFS_RENAME_EXCHANGE | KVFS_RENAME_NOREPLACE),
+	     -EINVAL},
+	    {VOP(.type = KVFS_OP_RENAME, .parent = 1, VNAME("a"), .newparent = 1, VNAME2("b"),
+	         .flags = 0x4),
+	     -EINVAL},
+	    {VOP(.type = KVFS_OP_RENAME, .parent = 1, VNAME("a"), .newparent = 1, VNAME2(".."),
+	         .flags = KVFS_RENAME_EXCHANGE),
+	     -EINVAL},
+	    /* LINK */
+	    {VOP(.type = KVFS_OP_LINK, .ino = 17, .parent = 1, VNAME("l"), .flags = 1), -EINVAL},
+	    {VOP(.type = KVFS_OP_LINK, .ino = 0, .parent = 1, VNAME("l")), -EPERM},
+	    {VOP(.type = KVFS_OP_LINK, .ino = KVFS_ROOT_INO, .parent = 1, VNAME("l")), -EPERM},
+	    {VOP(.type = KVFS_OP_LINK, .ino = 2, .parent = 1, VNAME("l")), -EPERM},
+	    {VOP(.type = KVFS_OP_LINK, .ino = KVFS_INO_BASE - 1, .parent = 1, VNAME("l")), -EPERM},
+	    {VOP(.type = KVFS_OP_LINK, .ino = 17, .parent = 1, VNAME("")), -EINVAL},
+	    {VOP(.type = KVFS_OP_LINK, .ino = 17, .parent = 1, VNAME("..")), -EINVAL},
+	    {VOP(.type = KVFS_OP_LINK, .ino = 17, .parent = 1, VNAME("a/b")), -EINVAL},
+	    {VOP(.type = KVFS_OP_LINK, .ino = 17, .parent = 1, .name_len = 2), -EINVAL},
+	    {VOP(.type = KVFS_OP_LINK, .ino = 17, .parent = 1, .name = name,
+	         .name_len = KVFS_NAME_MAX + 1),
+	     -ENAMETOOLONG},
+	    /* MKNOD */
+	    {VOP(.type = KVFS_OP_MKNOD, .parent = 1, VNAME("p"), .mode = S_IFIFO, .flags = 1),
+	     -EINVAL},
+	    {VOP(.type = KVFS_OP_MKNOD, .parent = 1, VNAME("p"), .mode = S_IFREG | 0644), -EINVAL},
+	    {VOP(.type = KVFS_OP_MKNOD, .parent = 1, VNAME("p"), .mode = S_IFDIR | 0755), -EINVAL},
+	    {VOP(.type = KVFS_OP_MKNOD, .parent = 1, VNAME("p"), .mode = S_IFLNK | 0777), -EINVAL},
+	    {VOP(.type = KVFS_OP_MKNOD, .parent = 1, VNAME("p"), .mode = 0644), -EINVAL},
+	    {VOP(.type = KVFS_OP_MKNOD, .parent = 1, VNAME("p"), .mode = S_IFMT | 0644), -EINVAL},
+	    {VOP(.type = KVFS_OP_MKNOD, .parent = 1, VNAME("p"), .mode = 0200000 | S_IFIFO),
+	     -EINVAL},
+	    {VOP(.type = KVFS_OP_MKNOD, .parent = 1, VNAME("p"), .mode = S_IFIFO | 0644,
+	         .rdev = 1),
+	     -EINVAL},
+	    {VOP(.type = KVFS_OP_MKNOD, .parent = 1, VNAME("s"), .mode = S_IFSOCK | 0644,
+	         .rdev = 0x0103),
+	     -EINVAL},
+	    {VOP(.type = KVFS_OP_MKNOD, .parent = 1, VNAME("."), .mode = S_IFIFO | 0644), -EINVAL},
+	    {VOP(.type = KVFS_OP_MKNOD, .parent = 1, VNAME("a\0"), .mode = S_IFCHR | 0644),
+	     -EINVAL},
+	    {VOP(.type = KVFS_OP_MKNOD, .parent = 1, .name = name, .name_len = KVFS_NAME_MAX + 1,
+	         .mode = S_IFIFO | 0644),
+	     -ENAMETOOLONG},
+	    /* FALLOCATE */
+	    {VOP(.type = KVFS_OP_FALLOCATE, .ino = 17, .offset = 0, .length = 1, .flags = 0x8),
+	     -EINVAL},
+	    {VOP(.type = KVFS_OP_FALLOCATE, .ino = 17, .offset = 0, .length = 0), -EINVAL},
+	    {VOP(.type = KVFS_OP_FALLOCATE, .ino = 17, .offset = 5, .length = 0,
+	         .flags = KVFS_FALLOC_KEEP_SIZE),
+	     -EINVAL},
+	    {VOP(.type = KVFS_OP_FALLOCATE, .ino = 17, .offset = 0, .length = 1,
+	         .flags = KVFS_FALLOC_PUNCH_HOLE),
+	     -EINVAL},
+	    {VOP(.type = KVFS_OP_FALLOCATE, .ino = 17, .offset = 0, .length = 1,
+	         .flags = KVFS_FALLOC_PUNCH_HOLE | KVFS_FALLOC_ZERO_RANGE),
+	     -EINVAL},
+	    {VOP(.type = KVFS_OP_FALLOCATE, .ino = 17, .offset = 0, .length = 1,
+	         .flags = KVFS_FALLOC_PUNCH_HOLE | KVFS_FALLOC_ZERO_RANGE | KVFS_FALLOC_KEEP_SIZE),
+	     -EINVAL},
+	    {VOP(.type = KVFS_OP_FALLOCATE, .ino = 17, .offset = 0, .length = (1u << 20) + 1),
+	     -EFBIG},
+	    {VOP(.type = KVFS_OP_FALLOCATE, .ino = 17, .offset = 1u << 20, .length = 1), -EFBIG},
+	    {VOP(.type = KVFS_OP_FALLOCATE, .ino = 17, .offset = 1, .length = 1u << 20,
+	         .flags = KVFS_FALLOC_ZERO_RANGE),
+	     -EFBIG},
+	    {VOP(.type = KVFS_OP_FALLOCATE, .ino = 17, .offset = UINT64_MAX, .length = 2,
+	         .flags = KVFS_FALLOC_KEEP_SIZE),
+	     -EFBIG},
+	    {VOP(.type = KVFS_OP_FALLOCATE, .ino = 17, .offset = 2, .length = UINT64_MAX,
+	         .flags = KVFS_FALLOC_PUNCH_HOLE | KVFS_FALLOC_KEEP_SIZE),
+	     -EFBIG},
+	    {VOP(.type = KVFS_OP_FALLOCATE, .ino = 17, .offset = INT64_MAX, .length = 1,
+	         .flags = KVFS_FALLOC_KEEP_SIZE),
+	     -EFBIG},
+	    {VOP(.type = KVFS_OP_FALLOCATE, .ino = 17, .offset = (uint64_t)INT64_MAX + 1,
+	         .length = 1, .flags = KVFS_FALLOC_KEEP_SIZE),
+	     -EFBIG},
 	};
 
 	memset(name, 'n', sizeof(name));
@@ -606,6 +803,7 @@ int main(void)
 	    cmocka_unit_test(test_roundtrip_every_type),
 	    cmocka_unit_test(test_roundtrip_empty_fields),
 	    cmocka_unit_test(test_unused_fields_not_encoded),
+	    cmocka_unit_test(test_new_type_layouts),
 	    cmocka_unit_test(test_every_truncation_rejected),
 	    cmocka_unit_test(test_trailing_bytes_rejected),
 	    cmocka_unit_test(test_unknown_type_rejected),

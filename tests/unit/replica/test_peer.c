@@ -745,6 +745,11 @@ static void test_bad_hello_refused(void **state)
 	assert_true(run_until(raw_eof, &r, WAIT_MS));
 	raw_close(&r);
 
+	raw_connect(&r, peer_port(a.p)); /* the previous release's protocol (1, before issue 11) */
+	raw_hello(&r, CLUSTER, 2, KVFS_PEER_PROTOCOL_VERSION - 1);
+	assert_true(run_until(raw_eof, &r, WAIT_MS));
+	raw_close(&r);
+
 	raw_connect(&r, peer_port(a.p)); /* a message before the hello */
 	raw_append(&r);
 	assert_true(run_until(raw_eof, &r, WAIT_MS));

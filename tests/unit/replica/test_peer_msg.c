@@ -65,7 +65,7 @@ static uint8_t *encode_sample(unsigned type, size_t *len)
 	switch (type) {
 	case KVFS_MSG_HELLO: {
 		struct kvfs_peer_hello m = {
-		    .version = 1, .node_id = 3, .epoch = 0x1122334455667788};
+		    .version = KVFS_PEER_PROTOCOL_VERSION, .node_id = 3, .epoch = 0x1122334455667788};
 
 		strcpy(m.cluster_id, MY_CLUSTER);
 		n = peer_msg_hello_size(&m);
@@ -366,7 +366,7 @@ static void test_roundtrip_fields(void **state)
 
 		buf = encode_sample(KVFS_MSG_HELLO, &len);
 		assert_int_equal(peer_msg_hello_decode(&m, buf, len), 0);
-		assert_int_equal(m.version, 1);
+		assert_int_equal(m.version, KVFS_PEER_PROTOCOL_VERSION);
 		assert_string_equal(m.cluster_id, MY_CLUSTER);
 		assert_int_equal(m.node_id, 3);
 		assert_int_equal(m.epoch, 0x1122334455667788);
@@ -591,10 +591,19 @@ static void test_hello_check(void **state)
 	assert_int_equal(peer_msg_hello_check(&h, MY_CLUSTER, 3, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "1..3"));
 
+	/* Protocol 2 (issue 11: hard links, special files, fallocate) refuses protocol 1, whose
+	 * nodes would apply the new operations as no-ops, and any later one. */
+	assert_int_equal(KVFS_PEER_PROTOCOL_VERSION, 2);
 	h = hello(MY_CLUSTER, 3);
-	h.version = 2;
+	h.version = 1;
 	assert_int_equal(peer_msg_hello_check(&h, MY_CLUSTER, 3, err, sizeof(err)), -EPROTO);
-	assert_non_null(strstr(err, "protocol 2"));
+	assert_non_null(strstr(err, "node 3 speaks peer protocol 1, this node 2"));
+	assert_non_null(strstr(err, "run the same kvfs version on every node"));
+	h.version = 3;
+	assert_int_equal(peer_msg_hello_check(&h, MY_CLUSTER, 3, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "protocol 3"));
+	h.version = 0;
+	assert_int_equal(peer_msg_hello_check(&h, MY_CLUSTER, 3, err, sizeof(err)), -EPROTO);
 
 	h = hello(MY_CLUSTER, 3);
 	err[0] = '\0';
