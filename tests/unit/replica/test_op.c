@@ -249,7 +249,8 @@ static void test_new_type_layouts(void **state)
 			put_le(&p, op.length, 8);
 			break;
 		}
-		memcpy(p, op.name, op.name_len);
+		if (op.name_len)
+			memcpy(p, op.name, op.name_len);
 		p += op.name_len;
 		assert_int_equal(len, (size_t)(p - want));
 		assert_int_equal(buf[0], op.type);
