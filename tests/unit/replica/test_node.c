@@ -4,6 +4,7 @@
  * and operations that fail when they apply (a value over their own max_value, a name the store
  * refuses), opens, at every restart, with each of those outcomes recorded as an errno (in the
  * exactly-once table where the entry has an origin) and the entries around them applied.
+ * And, on a loop, that node_propose() marks what it proposes with KVFS_OP_RULES2.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "kvfs/log.h"
 #include "kvfs/node.h"
@@ -161,10 +163,101 @@ static void test_recovery_is_total(void **state)
 	}
 }
 
+/* What node_propose() puts in the log, as every replica applies it and the disk keeps it. */
+struct proposed {
+	int done, err, applied;
+	uint64_t ino;
+	uint32_t applied_flags[4];
+	uint32_t logged_flags[8];
+	int logged;
+	bool closed;
+};
+
+static void on_done(void *arg, int err, uint64_t ino)
+{
+	struct proposed *p = arg;
+
+	p->done++;
+	p->err = err;
+	p->ino = ino;
+}
+
+static void on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_apply_result *res)
+{
+	struct proposed *p = arg;
+
+	if (p->applied < 4)
+		p->applied_flags[p->applied] = op->flags;
+	p->applied++;
+}
+
+static void on_closed(void *arg)
+{
+	((struct proposed *)arg)->closed = true;
+}
+
+static int on_record(void *arg, const struct kvfs_log_record *rec)
+{
+	struct proposed *p = arg;
+	struct kvfs_op op;
+
+	if (rec->len && op_decode(&op, rec->payload, rec->len) == 0 && op.type != KVFS_OP_NOOP &&
+	    p->logged < 8)
+		p->logged_flags[p->logged++] = op.flags;
+	return 0;
+}
+
+/* Issue 11: every op a node proposes carries KVFS_OP_RULES2, its own flags kept; the ones the
+ * log held before (without it) keep applying as they did. */
+static void test_propose_sets_rules2(void **state)
+{
+	struct fixture *f = *state;
+	struct kvfs_log_options lopts = {0};
+	struct proposed p = {0};
+	struct kvfs_log *log;
+	struct kvfs_node *n;
+	uv_loop_t loop;
+	struct kvfs_op ops[] = {
+	    {.type = KVFS_OP_CREATE,
+	     .parent = KVFS_ROOT_INO,
+	     .name = "f",
+	     .name_len = 1,
+	     .mode = 0644,
+	     .flags = KVFS_CREATE_EXCL},
+	    {.type = KVFS_OP_SETATTR, .flags = KVFS_SET_MODE, .mode = 0600}, /* ino: f's */
+	};
+
+	f->cfg.write_timeout_ms = 10000;
+	assert_int_equal(uv_loop_init(&loop), 0);
+	n = open_node(f);
+	assert_int_equal(node_start(n, &loop, on_apply, NULL, &p), 0);
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		assert_int_equal(node_propose(n, &ops[i], 0, on_done, &p), 0);
+		while (p.done <= (int)i)
+			uv_run(&loop, UV_RUN_ONCE);
+		assert_int_equal(p.err, 0);
+		ops[1].ino = p.ino;
+	}
+	node_close(n, on_closed, &p);
+	while (!p.closed)
+		uv_run(&loop, UV_RUN_ONCE);
+	assert_int_equal(uv_loop_close(&loop), 0);
+
+	assert_int_equal(p.applied, 2);
+	assert_int_equal(p.applied_flags[0], KVFS_OP_RULES2 | KVFS_CREATE_EXCL);
+	assert_int_equal(p.applied_flags[1], KVFS_OP_RULES2 | KVFS_SET_MODE);
+	assert_int_equal(log_open(&log, f->dir, &lopts, on_record, &p, f->err, sizeof(f->err)), 0);
+	log_close(log);
+	assert_int_equal(p.logged, 2);
+	assert_int_equal(p.logged_flags[0], KVFS_OP_RULES2 | KVFS_CREATE_EXCL);
+	assert_int_equal(p.logged_flags[1], KVFS_OP_RULES2 | KVFS_SET_MODE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_recovery_is_total, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_propose_sets_rules2, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
