@@ -390,8 +390,7 @@ static int propose_forwarded(struct kvfs_fwd *f, struct kvfs_op *op, const uint8
 	uint8_t *copy;
 	int rv;
 
-	if (op->max_value != 0 && op->max_value <= lim->max_value &&
-	    (op->flags & KVFS_OP_RULES2)) {
+	if (op->max_value != 0 && op->max_value <= lim->max_value && (op->flags & KVFS_OP_RULES2)) {
 		rv = op_validate(op, lim);
 		return rv < 0 ? rv : f->io.propose(f->io.arg, buf, len);
 	}

@@ -398,9 +398,12 @@ static void test_seq_range(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_renumber),    cmocka_unit_test(test_barrier_waits_for_renumbered),
-	    cmocka_unit_test(test_refusal),     cmocka_unit_test(test_leader_side),
-	    cmocka_unit_test(test_after_reset), cmocka_unit_test(test_seq_range),
+	    cmocka_unit_test(test_renumber),
+	    cmocka_unit_test(test_barrier_waits_for_renumbered),
+	    cmocka_unit_test(test_refusal),
+	    cmocka_unit_test(test_leader_side),
+	    cmocka_unit_test(test_after_reset),
+	    cmocka_unit_test(test_seq_range),
 	    cmocka_unit_test(test_leader_sets_rules2),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

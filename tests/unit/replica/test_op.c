@@ -526,8 +526,8 @@ static void test_random_bytes(void **state)
 
 static void test_type_names(void **state)
 {
-	static const char *const names[] = {"noop",   "put",     "append", "create", "mkdir",
-	                                    "symlink", "unlink", "rmdir",  "rename", "setattr",
+	static const char *const names[] = {"noop",    "put",    "append",   "create", "mkdir",
+	                                    "symlink", "unlink", "rmdir",    "rename", "setattr",
 	                                    "link",    "mknod",  "fallocate"};
 
 	assert_int_equal(sizeof(names) / sizeof(names[0]), KVFS_OP__COUNT);
@@ -735,8 +735,7 @@ static void test_validate_refuses(void **state)
 	    {VOP(.type = KVFS_OP_MKNOD, .parent = 1, VNAME("p"), .mode = S_IFMT | 0644), -EINVAL},
 	    {VOP(.type = KVFS_OP_MKNOD, .parent = 1, VNAME("p"), .mode = 0200000 | S_IFIFO),
 	     -EINVAL},
-	    {VOP(.type = KVFS_OP_MKNOD, .parent = 1, VNAME("p"), .mode = S_IFIFO | 0644,
-	         .rdev = 1),
+	    {VOP(.type = KVFS_OP_MKNOD, .parent = 1, VNAME("p"), .mode = S_IFIFO | 0644, .rdev = 1),
 	     -EINVAL},
 	    {VOP(.type = KVFS_OP_MKNOD, .parent = 1, VNAME("s"), .mode = S_IFSOCK | 0644,
 	         .rdev = 0x0103),

@@ -64,8 +64,9 @@ static uint8_t *encode_sample(unsigned type, size_t *len)
 	assert_non_null(buf);
 	switch (type) {
 	case KVFS_MSG_HELLO: {
-		struct kvfs_peer_hello m = {
-		    .version = KVFS_PEER_PROTOCOL_VERSION, .node_id = 3, .epoch = 0x1122334455667788};
+		struct kvfs_peer_hello m = {.version = KVFS_PEER_PROTOCOL_VERSION,
+		                            .node_id = 3,
+		                            .epoch = 0x1122334455667788};
 
 		strcpy(m.cluster_id, MY_CLUSTER);
 		n = peer_msg_hello_size(&m);
