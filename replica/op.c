@@ -16,9 +16,9 @@
  *
  * Types 0..9 are those of protocol 1, laid out as they were then; 10.. came with protocol 2
  * (KVFS_OP_RULES2 in the flags marks an op written under its rules, whatever its type). Fields a
- * type does not carry are not encoded and decode as zero. The decoder checks every
- * length against what is left before it reads, and never allocates: the op it fills borrows its
- * name, newname and data from the decoded buffer.
+ * type does not carry are not encoded and decode as zero. The decoder checks every length against
+ * what is left before it reads, and never allocates: the op it fills borrows its name, newname
+ * and data from the decoded buffer.
  */
 #include "kvfs/op.h"
 
