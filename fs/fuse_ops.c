@@ -584,7 +584,6 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, ui
 	    .name = name,
 	    .name_len = (uint32_t)strlen(name),
 	};
-
 	int rv;
 
 	if (parent == KVFS_ROOT_INO && fuse_status_lookup(name)) {

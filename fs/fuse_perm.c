@@ -88,7 +88,8 @@ static bool kills_privs(const struct kvfs_inode *in, uint32_t mode)
 {
 	uint32_t old = in->mode & 07777;
 
-	return mode != old && (mode & ~old) == 0 && ((old ^ mode) & ~(uint32_t)(S_ISUID | S_ISGID)) == 0;
+	return mode != old && (mode & ~old) == 0 &&
+	       ((old ^ mode) & ~(uint32_t)(S_ISUID | S_ISGID)) == 0;
 }
 
 /* chown_ok() and chgrp_ok() of the kernel. */
@@ -113,8 +114,9 @@ int fuse_perm_setattr(fuse_req_t req, const struct kvfs_fs *fs, const struct kvf
 {
 	uid_t uid = fuse_req_ctx(req)->uid;
 	bool owner = uid == 0 || uid == shown_uid(fs, in);
-	bool explicit_time = ((to_set & FUSE_SET_ATTR_ATIME) && !(to_set & FUSE_SET_ATTR_ATIME_NOW)) ||
-	                     ((to_set & FUSE_SET_ATTR_MTIME) && !(to_set & FUSE_SET_ATTR_MTIME_NOW));
+	bool explicit_time =
+	    ((to_set & FUSE_SET_ATTR_ATIME) && !(to_set & FUSE_SET_ATTR_ATIME_NOW)) ||
+	    ((to_set & FUSE_SET_ATTR_MTIME) && !(to_set & FUSE_SET_ATTR_MTIME_NOW));
 	gid_t gid;
 	int rv;
 
@@ -191,7 +193,8 @@ int fuse_perm_rename(fuse_req_t req, const struct kvfs_fs *fs, fuse_ino_t parent
 		return 0;
 	rv = may_remove(req, fs, dir, src);
 	if (rv == 0)
-		rv = dst ? may_remove(req, fs, newdir, dst) : fuse_perm_may(req, fs, newdir, W_OK | X_OK);
+		rv = dst ? may_remove(req, fs, newdir, dst)
+		         : fuse_perm_may(req, fs, newdir, W_OK | X_OK);
 	/* A directory moving elsewhere gets a new "..": write permission on it too. */
 	if (rv == 0 && S_ISDIR(src->mode) && newdir != dir)
 		rv = fuse_perm_may(req, fs, src, W_OK);

@@ -735,8 +735,9 @@ int main(int argc, char **argv)
 		goto out_opts;
 	}
 	if (a.opts.default_permissions_implied)
-		log_info("-o allow_other: adding default_permissions, so the kernel checks modes and "
-		         "owners as on a local filesystem (--no-default-permissions opts out, unsafe)");
+		log_info("-o allow_other: adding default_permissions, so the kernel checks modes "
+		         "and owners as on a local filesystem (--no-default-permissions opts out, "
+		         "unsafe)");
 	else if (options_has_fuse_opt(a.opts.fuse_opts, "allow_other") &&
 	         !options_has_fuse_opt(a.opts.fuse_opts, "default_permissions"))
 		log_warn("--no-default-permissions with -o allow_other: kvfs checks permissions "
