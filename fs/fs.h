@@ -119,9 +119,11 @@ struct kvfs_fs {
 	uint64_t max_value;
 	/* the largest write request the kernel sends (set at FUSE init) */
 	uint32_t max_write;
-	bool stored_owner; /* -o default_permissions: show and check stored uid/gid */
+	bool stored_owner; /* show stored uid/gid (default_permissions or check_access) */
 	uid_t uid;         /* the mounting user, shown as owner otherwise */
 	gid_t gid;
+	bool kernel_perms; /* -o default_permissions: the kernel checks permissions */
+	bool check_access; /* allow_other + --no-default-permissions: fuse_perm.c checks them */
 	bool linearizable; /* --read linearizable: lookups and opens for reading wait for
 	                      node_read_barrier() */
 	double entry_timeout;
@@ -150,6 +152,28 @@ extern const struct fuse_lowlevel_ops fuse_ops_table;
 void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_apply_result *res);
 /* Fills st for in, as the kernel is to see it (the write buffer's size while one exists). */
 void fuse_ops_fill_attr(const struct kvfs_fs *fs, const struct kvfs_inode *in, struct stat *st);
+
+/*
+ * fuse_perm.c: the permission rules kvfs applies itself when the kernel does not
+ * (!fs->kernel_perms), against the owner shown (fuse_ops_fill_attr) and the caller of req. Each
+ * returns 0 or a negative errno. fuse_perm_may: generic_permission (mask of R_OK, W_OK, X_OK),
+ * only with fs->check_access (0 otherwise). fuse_perm_setattr: POSIX's chown, chmod and utimes
+ * rules (fi: ftruncate's file handle, or NULL); may clear S_ISGID from *mode as the kernel's
+ * setattr_prepare does. fuse_perm_unlink and fuse_perm_rename: removing or replacing names:
+ * write and search permission on the directories with check_access, and the sticky bit (EPERM).
+ * A name or directory that does not exist passes: the store answers ENOENT.
+ */
+int fuse_perm_may(fuse_req_t req, const struct kvfs_fs *fs, const struct kvfs_inode *in, int mask);
+int fuse_perm_setattr(fuse_req_t req, const struct kvfs_fs *fs, const struct kvfs_inode *in,
+                      const struct stat *attr, int to_set, const struct fuse_file_info *fi,
+                      uint32_t *mode);
+int fuse_perm_unlink(fuse_req_t req, const struct kvfs_fs *fs, fuse_ino_t parent, const char *name);
+int fuse_perm_rename(fuse_req_t req, const struct kvfs_fs *fs, fuse_ino_t parent, const char *name,
+                     fuse_ino_t newparent, const char *newname);
+/* The .access operation: access(2), chdir(2) (only asked without default_permissions). */
+void fuse_perm_access(fuse_req_t req, fuse_ino_t ino, int mask);
+/* The .open operation: fuse_file_open after the read/write permission check (check_access). */
+void fuse_perm_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 
 /* fuse_file.c: open files. */
 void fuse_file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <fuse_opt.h>
 
+#include "options.h" /* options_has_fuse_opt */
+
 struct split {
 	kvfs_mount_opt_fn own;
 	void *arg;
@@ -83,6 +85,20 @@ int fuse_mount_opts_split(const char *list, kvfs_mount_opt_fn own, void *arg, ch
 	}
 	fuse_opt_free_args(&args);
 	return rv;
+}
+
+int fuse_mount_opts_imply_permissions(char **opts, bool opt_out)
+{
+	char *joined;
+
+	if (opt_out || !options_has_fuse_opt(*opts, "allow_other") ||
+	    options_has_fuse_opt(*opts, "default_permissions"))
+		return 0;
+	if (asprintf(&joined, "%s,default_permissions", *opts) < 0)
+		return -ENOMEM;
+	free(*opts);
+	*opts = joined;
+	return 1;
 }
 
 bool fuse_mount_opts_user_allow_other(const char *fuse_conf)

@@ -24,6 +24,13 @@ typedef int (*kvfs_mount_opt_fn)(void *arg, const char *opt);
  */
 int fuse_mount_opts_split(const char *list, kvfs_mount_opt_fn own, void *arg, char **kept);
 
+/*
+ * The permission policy: a list with allow_other but not default_permissions gets
+ * ",default_permissions" appended (a shared mount must check who may do what), unless opt_out
+ * (--no-default-permissions). Returns 1 when it was added, 0 when *opts stays, or -ENOMEM.
+ */
+int fuse_mount_opts_imply_permissions(char **opts, bool opt_out);
+
 /* True for an option that only mount(8) or mount.fuse3 use, never FUSE nor kvfs. */
 bool fuse_mount_opts_mount_only(const char *opt);
 

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h> /* R_OK, W_OK, X_OK */
 
 #include "kvfs/node.h"
 #include "kvfs/op.h"
@@ -223,6 +224,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* No writeback cache: the kernel sends every write() to us before it returns, so a write
 	 * past --max-value can still fail (fuse_file_write). */
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	/* Set-id bits cleared by a write, truncate or chown come as a mode change (the kernel
+	 * turns ATTR_KILL_SUID/SGID into one), in the same SETATTR as the chown: one operation. */
+	conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV;
 	((struct kvfs_fs *)userdata)->max_write = conn->max_write;
 }
 
@@ -237,6 +241,10 @@ static void do_lookup(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t parent, con
 	}
 	if (!S_ISDIR(dir->mode)) {
 		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if (fuse_perm_may(req, fs, dir, X_OK) < 0) {
+		fuse_reply_err(req, EACCES);
 		return;
 	}
 	in = store_lookup(fs->store, dir, name, strlen(name));
@@ -396,6 +404,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct kvfs_op op = {.type = KVFS_OP_SETATTR, .ino = ino};
 	struct kvfs_inode *in;
 	struct wbuf *wb;
+	int rv;
 
 	if (fuse_status_is_virtual(ino)) {
 		fuse_reply_err(req, EACCES);
@@ -442,14 +451,12 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		op.flags |= KVFS_SET_MTIME;
 		op.mtime_ns = (int64_t)attr->st_mtim.tv_sec * 1000000000 + attr->st_mtim.tv_nsec;
 	}
-	if (op.flags == 0) {
-		/* Only ctime or the kill-suid bits: nothing we store changes. */
-		struct stat st;
-
-		fuse_ops_fill_attr(fs, in, &st);
-		fuse_reply_attr(req, &st, fs->attr_timeout);
+	rv = fuse_perm_setattr(req, fs, in, attr, to_set, fi, &op.mode);
+	if (rv < 0) {
+		fuse_reply_err(req, -rv);
 		return;
 	}
+	/* op.flags 0 (chown(f, -1, -1): only the ctime) is proposed too: the store sets ctime. */
 	/* Writes made before this call commit before it. A file open for writing here then keeps
 	 * its buffer in step with the truncation, so a later commit does not bring cut bytes back.
 	 */
@@ -521,7 +528,10 @@ static void make_entry(fuse_req_t req, fuse_ino_t parent, const char *name, uint
 	    .gid = ctx->gid,
 	};
 	int rv = check_new_name(parent, name);
+	struct kvfs_inode *dir = store_get(fs_of(req)->store, parent);
 
+	if (rv == 0 && dir)
+		rv = fuse_perm_may(req, fs_of(req), dir, W_OK | X_OK);
 	if (rv < 0) {
 		fuse_reply_err(req, -rv);
 		return;
@@ -574,9 +584,15 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, ui
 	    .name = name,
 	    .name_len = (uint32_t)strlen(name),
 	};
+	int rv;
 
 	if (parent == KVFS_ROOT_INO && fuse_status_lookup(name)) {
 		fuse_reply_err(req, EACCES);
+		return;
+	}
+	rv = fuse_perm_unlink(req, fs_of(req), parent, name);
+	if (rv < 0) {
+		fuse_reply_err(req, -rv);
 		return;
 	}
 	propose(req, &op, PENDING_ERR, NULL);
@@ -615,8 +631,12 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		return;
 	}
 	rv = check_new_name(newparent, newname);
+	if (rv == -EEXIST)
+		rv = -EACCES;
+	if (rv == 0)
+		rv = fuse_perm_rename(req, fs_of(req), parent, name, newparent, newname);
 	if (rv < 0) {
-		fuse_reply_err(req, rv == -EEXIST ? EACCES : -rv);
+		fuse_reply_err(req, -rv);
 		return;
 	}
 	if (flags & RENAME_NOREPLACE)
@@ -642,6 +662,10 @@ static void gated_opendir(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino, co
 	}
 	if (!S_ISDIR(dir->mode)) {
 		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if (fuse_perm_may(req, fs, dir, R_OK) < 0) {
+		fuse_reply_err(req, EACCES);
 		return;
 	}
 	/* The listing is taken once here, so readdir offsets stay valid whatever changes later. */
@@ -835,7 +859,8 @@ const struct fuse_lowlevel_ops fuse_ops_table = {
     .rename = op_rename,
     .link = op_link,
     .create = op_create,
-    .open = fuse_file_open,
+    .open = fuse_perm_open,
+    .access = fuse_perm_access,
     .read = fuse_file_read,
     .write = fuse_file_write,
     .flush = fuse_file_flush,

@@ -734,6 +734,14 @@ int main(int argc, char **argv)
 		code = EXIT_USAGE;
 		goto out_opts;
 	}
+	if (a.opts.default_permissions_implied)
+		log_info("-o allow_other: adding default_permissions, so the kernel checks modes "
+		         "and owners as on a local filesystem (--no-default-permissions opts out, "
+		         "unsafe)");
+	else if (options_has_fuse_opt(a.opts.fuse_opts, "allow_other") &&
+	         !options_has_fuse_opt(a.opts.fuse_opts, "default_permissions"))
+		log_warn("--no-default-permissions with -o allow_other: kvfs checks permissions "
+		         "itself; the kernel does not (see README, Owners and permissions)");
 	/* Until the loop handles them (on_reopen_signal), a rotation must not kill the start. */
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGUSR1, SIG_IGN);
@@ -809,10 +817,16 @@ int main(int argc, char **argv)
 	a.fs.max_value = a.opts.max_value;
 	a.fs.uid = getuid();
 	a.fs.gid = getgid();
-	a.fs.stored_owner = options_has_fuse_opt(a.opts.fuse_opts, "default_permissions");
+	/* Who checks permissions (README "Owners and permissions"): the kernel with
+	 * default_permissions; kvfs itself (fuse_perm.c) on a shared mount without it. */
+	a.fs.kernel_perms = options_has_fuse_opt(a.opts.fuse_opts, "default_permissions");
+	a.fs.check_access =
+	    !a.fs.kernel_perms && options_has_fuse_opt(a.opts.fuse_opts, "allow_other");
+	a.fs.stored_owner = a.fs.kernel_perms || a.fs.check_access;
 	a.fs.linearizable = a.opts.read_mode == KVFS_READ_LINEARIZABLE;
-	/* Linearizable reads cannot let the kernel answer from its caches. */
-	a.fs.entry_timeout = a.fs.linearizable ? 0.0 : 1.0;
+	/* Linearizable reads cannot let the kernel answer from its caches; nor can kvfs's own
+	 * search permission checks, which need every path walk to ask (lookup). */
+	a.fs.entry_timeout = a.fs.linearizable || a.fs.check_access ? 0.0 : 1.0;
 	a.fs.attr_timeout = a.fs.linearizable ? 0.0 : 1.0;
 	a.fs.write_timeout_ms = a.opts.write_timeout_ms;
 	a.fs.cluster = a.zk ? a.opts.cluster : NULL; /* named in backups (fuse_backup.c) */

@@ -44,6 +44,7 @@ enum {
 	OPT_LOG_LEVEL,
 	OPT_LOG_FILE,
 	OPT_METRICS_LISTEN,
+	OPT_NO_DEFAULT_PERMISSIONS,
 	OPT_HELP,
 	OPT_VERSION,
 	OPT_END,
@@ -73,6 +74,7 @@ static const struct option long_opts[] = {
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"log-file", required_argument, NULL, OPT_LOG_FILE},
     {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
+    {"no-default-permissions", no_argument, NULL, OPT_NO_DEFAULT_PERMISSIONS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -133,7 +135,11 @@ void options_usage(FILE *f, const char *prog)
 	    "  -d                     FUSE debug output (implies -f)\n"
 	    "  -v                     --log-level debug\n"
 	    "  -o OPTIONS             FUSE mount options, e.g. allow_other,default_permissions;\n"
-	    "                         also config=FILE and every long option as key=value\n"
+	    "                         also config=FILE and every long option as key=value;\n"
+	    "                         allow_other implies default_permissions (the kernel\n"
+	    "                         checks modes and owners)\n"
+	    "  --no-default-permissions   UNSAFE: allow_other without default_permissions;\n"
+	    "                         kvfs then checks permissions itself (see README)\n"
 	    "  -h, --help             this text\n"
 	    "  -V, --version          the version\n"
 	    "\n"
@@ -565,6 +571,9 @@ static int parse_argv(struct parse *p, int argc, char **argv)
 			free(o->zk_auth_file);
 			o->zk_auth_file = path;
 			break;
+		case OPT_NO_DEFAULT_PERMISSIONS:
+			o->no_default_permissions = true;
+			break;
 		case OPT_METRICS_LISTEN:
 			rv = check_addr("--metrics-listen", optarg, err, errlen);
 			if (rv == 0)
@@ -734,7 +743,7 @@ static int read_config(struct parse *p)
 static int parse_all(struct parse *p, int argc, char **argv)
 {
 	char **words;
-	int rv;
+	int rv, added;
 
 	rv = parse_argv(p, argc, argv);
 	if (rv == 0)
@@ -755,6 +764,12 @@ static int parse_all(struct parse *p, int argc, char **argv)
 		          "missing MOUNTPOINT (give it last, or as mountpoint in the config file)");
 	if (rv == 0)
 		rv = set_defaults(p->o, p->size_given, p->err, p->errlen);
+	if (rv == 0) {
+		added = fuse_mount_opts_imply_permissions(&p->o->fuse_opts,
+		                                          p->o->no_default_permissions);
+		p->o->default_permissions_implied = added > 0;
+		rv = added < 0 ? added : 0;
+	}
 	return rv;
 }
 

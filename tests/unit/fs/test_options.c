@@ -91,6 +91,40 @@ static void test_all_options(void **state)
 	options_free(&o);
 }
 
+/* allow_other implies default_permissions unless --no-default-permissions (any spelling). */
+static void test_default_permissions(void **state)
+{
+	struct kvfs_options o = {0};
+	char err[256] = "";
+
+	assert_int_equal(PARSE(&o, err, "-o", "allow_other", "/m"), KVFS_OPTIONS_RUN);
+	assert_string_equal(o.fuse_opts, "allow_other,default_permissions");
+	assert_true(o.default_permissions_implied);
+	options_free(&o);
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(PARSE(&o, err, "-o", "default_permissions,allow_other", "/m"),
+	                 KVFS_OPTIONS_RUN);
+	assert_string_equal(o.fuse_opts, "default_permissions,allow_other");
+	assert_false(o.default_permissions_implied);
+	options_free(&o);
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(PARSE(&o, err, "-o", "allow_other", "--no-default-permissions", "/m"),
+	                 KVFS_OPTIONS_RUN);
+	assert_string_equal(o.fuse_opts, "allow_other");
+	assert_true(o.no_default_permissions);
+	options_free(&o);
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(PARSE(&o, err, "-o", "allow_other,no-default-permissions", "/m"),
+	                 KVFS_OPTIONS_RUN);
+	assert_string_equal(o.fuse_opts, "allow_other");
+	options_free(&o);
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(PARSE(&o, err, "-o", "ro", "/m"), KVFS_OPTIONS_RUN);
+	assert_string_equal(o.fuse_opts, "ro"); /* a private mount: nothing added */
+	assert_false(o.default_permissions_implied);
+	options_free(&o);
+}
+
 static void test_zk_defaults_and_relative_paths(void **state)
 {
 	struct kvfs_options o = {0};
@@ -327,7 +361,9 @@ static void test_config_file(void **state)
 	assert_string_equal(o.mountpoint, want);
 	assert_int_equal(o.max_value, 1024); /* the flag wins, though it came after --config */
 	assert_int_equal(o.log_level, KVFS_LOG_DEBUG);
-	assert_string_equal(o.fuse_opts, "allow_other,ro,rw"); /* the command line's last */
+	/* the command line's last; allow_other brings default_permissions */
+	assert_string_equal(o.fuse_opts, "allow_other,ro,rw,default_permissions");
+	assert_true(o.default_permissions_implied);
 	assert_string_equal(o.config, conf);
 	options_free(&o);
 
@@ -437,6 +473,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_defaults_standalone),
 	    cmocka_unit_test(test_all_options),
+	    cmocka_unit_test(test_default_permissions),
 	    cmocka_unit_test(test_zk_defaults_and_relative_paths),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_host_names),
