@@ -420,8 +420,8 @@ static struct kvfs_inode *load_dir(const struct kvfs_store *s, uint64_t parent_i
  * taken name. Path lengths and reserved names are not checked: a renamed directory can
  * legitimately hold paths longer than KVFS_PATH_MAX.
  */
-int store_load_inode(struct kvfs_store *s, uint64_t parent_ino, const char *name,
-                     uint32_t name_len, const struct kvfs_inode *in)
+int store_load_inode(struct kvfs_store *s, uint64_t parent_ino, const char *name, uint32_t name_len,
+                     const struct kvfs_inode *in)
 {
 	uint32_t type = in->mode & S_IFMT;
 	struct kvfs_inode *dir, *n;
@@ -474,8 +474,8 @@ int store_load_inode(struct kvfs_store *s, uint64_t parent_ino, const char *name
 }
 
 /* See store.h: another name for a linked non-directory that has fewer than KVFS_LINK_MAX. */
-int store_load_link(struct kvfs_store *s, uint64_t parent_ino, const char *name,
-                    uint32_t name_len, uint64_t ino)
+int store_load_link(struct kvfs_store *s, uint64_t parent_ino, const char *name, uint32_t name_len,
+                    uint64_t ino)
 {
 	struct kvfs_inode *in = store_get_linked(s, ino), *dir;
 	struct kvfs_dentry *d;

@@ -259,8 +259,7 @@ static int apply_remove(struct kvfs_store *s, const struct kvfs_op *op,
 }
 
 /* LINK: another name for a linked non-directory, in the order of link(2)'s checks. */
-static int apply_link(struct kvfs_store *s, const struct kvfs_op *op,
-                      struct kvfs_apply_result *res)
+static int apply_link(struct kvfs_store *s, const struct kvfs_op *op, struct kvfs_apply_result *res)
 {
 	struct kvfs_inode *in = store_get_linked(s, op->ino);
 	struct kvfs_inode *dir = store_get_linked(s, op->parent);

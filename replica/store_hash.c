@@ -1,9 +1,9 @@
 /*
  * The store's hash tables (see store_hash.h): inodes by number, names by (directory number,
  * name). Numbers go through the murmur3 finalizer so that consecutive ones spread over the
- * buckets; names through FNV-1a seeded with the directory's number. A table doubles when it holds as many
- * entries as buckets (load factor 1); a resize that cannot get memory is simply skipped, which
- * keeps store_apply()'s promise that nothing but the operation itself can fail with -ENOMEM.
+ * buckets; names through FNV-1a seeded with the directory's number. A table doubles when it holds
+ * as many entries as buckets (load factor 1); a resize that cannot get memory is simply skipped,
+ * which keeps store_apply()'s promise that nothing but the operation itself can fail with -ENOMEM.
  */
 #include "store_hash.h"
 
@@ -161,8 +161,7 @@ void store_hash_del_name(struct kvfs_store_hash *h, struct kvfs_dentry *d)
 
 /* len > 0: an empty name is in no directory. */
 struct kvfs_dentry *store_hash_get_name(const struct kvfs_store_hash *h,
-                                        const struct kvfs_inode *dir, const char *name,
-                                        size_t len)
+                                        const struct kvfs_inode *dir, const char *name, size_t len)
 {
 	struct kvfs_dentry *d = h->by_name[name_bucket(h->name_buckets, dir->ino, name, len)];
 

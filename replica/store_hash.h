@@ -41,8 +41,7 @@ struct kvfs_inode *store_hash_get_ino(const struct kvfs_store_hash *h, uint64_t 
 void store_hash_add_name(struct kvfs_store_hash *h, struct kvfs_dentry *d);
 void store_hash_del_name(struct kvfs_store_hash *h, struct kvfs_dentry *d);
 struct kvfs_dentry *store_hash_get_name(const struct kvfs_store_hash *h,
-                                        const struct kvfs_inode *dir, const char *name,
-                                        size_t len);
+                                        const struct kvfs_inode *dir, const char *name, size_t len);
 
 /* Calls fn on every inode of the number table; fn may free the inode it is given. */
 void store_hash_drain(struct kvfs_store_hash *h, void (*fn)(struct kvfs_inode *in));

@@ -75,8 +75,7 @@ int store_check_name(const char *name, size_t len);
  * ".kvfs" in the root belong to virtual files: -EEXIST or -EACCES) and, unless rules2 (see
  * KVFS_OP_RULES2), a path from the root no longer than KVFS_PATH_MAX (-ENAMETOOLONG).
  */
-int store_check_new_name(const struct kvfs_inode *dir, const char *name, size_t len,
-                         bool rules2);
+int store_check_new_name(const struct kvfs_inode *dir, const char *name, size_t len, bool rules2);
 
 /* Exactly-once table. store_session_find: the position of origin in the sorted table, or where
  * it would go, and whether it is there. store_session_reserve: room for one more (-ENOMEM,

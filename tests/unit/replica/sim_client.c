@@ -301,9 +301,9 @@ static struct wrec *submit(struct sim *s, struct node *nd, bool calm)
 		op.uid = (uint32_t)w->token;
 	} else {
 		/* At the token's offset, never growing: zero, punch or only allocate. */
-		static const uint32_t modes[] = {
-		    KVFS_FALLOC_KEEP_SIZE, KVFS_FALLOC_KEEP_SIZE | KVFS_FALLOC_PUNCH_HOLE,
-		    KVFS_FALLOC_KEEP_SIZE | KVFS_FALLOC_ZERO_RANGE};
+		static const uint32_t modes[] = {KVFS_FALLOC_KEEP_SIZE,
+		                                 KVFS_FALLOC_KEEP_SIZE | KVFS_FALLOC_PUNCH_HOLE,
+		                                 KVFS_FALLOC_KEEP_SIZE | KVFS_FALLOC_ZERO_RANGE};
 
 		op.type = KVFS_OP_FALLOCATE;
 		op.ino = in ? in->ino : KVFS_INO_BASE + 1000;

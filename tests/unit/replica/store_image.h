@@ -31,7 +31,7 @@ struct store_image_inode {
 struct store_image {
 	struct store_image_inode *inodes; /* names, in store_foreach() order */
 	size_t n, cap;
-	size_t ninodes; /* records with `first` */
+	size_t ninodes;            /* records with `first` */
 	struct kvfs_session *sess; /* in store_session_foreach() order */
 	size_t nsess, sess_cap;
 	uint64_t index, epoch, inode_count, value_bytes;

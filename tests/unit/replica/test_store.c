@@ -621,7 +621,8 @@ static void test_rename_move(void **state)
 	assert_value(in, "data");
 	assert_int_equal(store_child_first(get(s, a))->in->ino, sub);
 	assert_int_equal(store_child_next(store_child_first(get(s, a)))->in->ino, g);
-	assert_ptr_equal(store_child_next(store_child_next(store_child_first(get(s, a)))), dent(in));
+	assert_ptr_equal(store_child_next(store_child_next(store_child_first(get(s, a)))),
+	                 dent(in));
 
 	/* Across directories: parents' counts and times. */
 	res = apply(s, OP(.type = KVFS_OP_RENAME, .parent = a, NAME("sub"), .newparent = b,
@@ -1175,7 +1176,8 @@ static void assert_consistent(struct kvfs_store *s)
 		for (d = in->aliases; d; d = d->alias_next) {
 			assert_ptr_equal(d->in, in);
 			if (d->dir)
-				assert_ptr_equal(store_lookup_dentry(s, d->dir, d->name, d->name_len), d);
+				assert_ptr_equal(
+				    store_lookup_dentry(s, d->dir, d->name, d->name_len), d);
 			names++;
 		}
 		for (c = store_child_first(in); c; c = store_child_next(c)) {
@@ -1578,7 +1580,7 @@ static int load_sess(void *arg, const struct kvfs_session *sess)
 	return store_session_load(l->dst, sess);
 }
 
-#define LOAD(t, parent, nm, in) store_load_inode(t, parent, nm, (uint32_t)strlen(nm), in)
+#define LOAD(t, parent, nm, in)  store_load_inode(t, parent, nm, (uint32_t)strlen(nm), in)
 #define LINK(t, parent, nm, ino) store_load_link(t, parent, nm, (uint32_t)strlen(nm), ino)
 
 static void test_load(void **state)
@@ -1597,14 +1599,15 @@ static void test_load(void **state)
 	/* Names of one file in three directories, a device and a FIFO. */
 	assert_int_equal(err_of(s, OP(.type = KVFS_OP_LINK, .ino = f, .parent = ROOT, NAME("f1"))),
 	                 0);
-	assert_int_equal(err_of(s, OP(.type = KVFS_OP_LINK, .ino = f, .parent = lookup(s, a, "sub")->ino,
-	                              NAME("f2"))),
+	assert_int_equal(err_of(s, OP(.type = KVFS_OP_LINK, .ino = f,
+	                              .parent = lookup(s, a, "sub")->ino, NAME("f2"))),
 	                 0);
 	assert_int_equal(err_of(s, OP(.type = KVFS_OP_MKNOD, .parent = a, NAME("dev"),
 	                              .mode = S_IFCHR | 0600, .rdev = 0x10203)),
 	                 0);
 	fifo = apply(s, OP(.type = KVFS_OP_MKNOD, .parent = ROOT, NAME("fifo"),
-	                   .mode = S_IFIFO | 0600)).ino;
+	                   .mode = S_IFIFO | 0600))
+	           .ino;
 	assert_int_equal(store_init(&t), 0);
 	ld.dst = t;
 	assert_int_equal(store_foreach(s, load_one, &ld), 0);
@@ -1647,12 +1650,12 @@ static void test_load(void **state)
 	in.ino = 5;
 	assert_int_equal(LOAD(t, a, "y", &in), -EBADMSG); /* reserved number */
 	in.ino = ROOT;
-	assert_int_equal(LOAD(t, a, "y", &in), -EBADMSG); /* root with a parent */
-	assert_int_equal(LINK(t, a, "y", 999), -EBADMSG);       /* link to an unknown inode */
-	assert_int_equal(LINK(t, ROOT, "y", a), -EBADMSG);      /* link to a directory */
-	assert_int_equal(LINK(t, ROOT, "f1", fifo), -EBADMSG);  /* name taken */
-	assert_int_equal(LINK(t, f, "y", fifo), -EBADMSG);      /* not in a directory */
-	assert_int_equal(LINK(t, ROOT, "..", fifo), -EBADMSG);  /* bad name */
+	assert_int_equal(LOAD(t, a, "y", &in), -EBADMSG);      /* root with a parent */
+	assert_int_equal(LINK(t, a, "y", 999), -EBADMSG);      /* link to an unknown inode */
+	assert_int_equal(LINK(t, ROOT, "y", a), -EBADMSG);     /* link to a directory */
+	assert_int_equal(LINK(t, ROOT, "f1", fifo), -EBADMSG); /* name taken */
+	assert_int_equal(LINK(t, f, "y", fifo), -EBADMSG);     /* not in a directory */
+	assert_int_equal(LINK(t, ROOT, "..", fifo), -EBADMSG); /* bad name */
 	assert_int_equal(LINK(t, ROOT, "fifo2", fifo), 0);
 	assert_int_equal(get(t, fifo)->nlink, 2);
 	assert_int_equal(store_session_load(t, &sess), 0);

@@ -106,8 +106,8 @@ static struct kvfs_inode *lookup(struct kvfs_store *s, uint64_t dir, const char 
 
 static int link_(struct kvfs_store *s, uint64_t ino, uint64_t dir, const char *name)
 {
-	return err_of(s, OP(.type = KVFS_OP_LINK, .flags = R2, .ino = ino, .parent = dir,
-	                    NAME(name)));
+	return err_of(s,
+	              OP(.type = KVFS_OP_LINK, .flags = R2, .ino = ino, .parent = dir, NAME(name)));
 }
 
 static void put(struct kvfs_store *s, uint64_t ino, const char *data)
@@ -294,11 +294,11 @@ static void test_rename_names(void **state)
 	assert_int_equal(store_inode_count(s), 3);
 }
 
-static struct kvfs_apply_result xchg(struct kvfs_store *s, uint64_t d1, const char *n1,
-                                     uint64_t d2, const char *n2)
+static struct kvfs_apply_result xchg(struct kvfs_store *s, uint64_t d1, const char *n1, uint64_t d2,
+                                     const char *n2)
 {
-	return apply(s, OP(.type = KVFS_OP_RENAME, .flags = R2 | KVFS_RENAME_EXCHANGE,
-	                   .parent = d1, NAME(n1), .newparent = d2, NEWNAME(n2), .time_ns = 500));
+	return apply(s, OP(.type = KVFS_OP_RENAME, .flags = R2 | KVFS_RENAME_EXCHANGE, .parent = d1,
+	                   NAME(n1), .newparent = d2, NEWNAME(n2), .time_ns = 500));
 }
 
 static void test_exchange(void **state)
@@ -421,12 +421,12 @@ static void test_mknod(void **state)
 	assert_int_equal(err_of(s, OP(.type = KVFS_OP_MKNOD, .parent = d, NAME("x"),
 	                              .mode = S_IFSOCK | 0644, .rdev = 1)),
 	                 -EINVAL);
-	assert_int_equal(err_of(s, OP(.type = KVFS_OP_MKNOD, .parent = d, NAME("n0"),
-	                              .mode = S_IFIFO | 0644)),
-	                 -EEXIST);
-	assert_int_equal(err_of(s, OP(.type = KVFS_OP_MKNOD, .parent = 9999, NAME("x"),
-	                              .mode = S_IFIFO | 0644)),
-	                 -ENOENT);
+	assert_int_equal(
+	    err_of(s, OP(.type = KVFS_OP_MKNOD, .parent = d, NAME("n0"), .mode = S_IFIFO | 0644)),
+	    -EEXIST);
+	assert_int_equal(
+	    err_of(s, OP(.type = KVFS_OP_MKNOD, .parent = 9999, NAME("x"), .mode = S_IFIFO | 0644)),
+	    -ENOENT);
 	assert_int_equal(err_of(s, OP(.type = KVFS_OP_MKNOD, .parent = ROOT, NAME(".status"),
 	                              .mode = S_IFIFO | 0644)),
 	                 -EEXIST);
@@ -438,8 +438,8 @@ static void test_mknod(void **state)
 static int falloc(struct kvfs_store *s, uint64_t f, uint32_t flags, uint64_t off, uint64_t len,
                   uint64_t max)
 {
-	return err_of(s, OP(.type = KVFS_OP_FALLOCATE, .flags = R2 | flags, .ino = f,
-	                    .offset = off, .length = len, .max_value = max, .time_ns = 4242));
+	return err_of(s, OP(.type = KVFS_OP_FALLOCATE, .flags = R2 | flags, .ino = f, .offset = off,
+	                    .length = len, .max_value = max, .time_ns = 4242));
 }
 
 static void test_fallocate(void **state)
@@ -447,8 +447,9 @@ static void test_fallocate(void **state)
 	struct kvfs_store *s = *state;
 	uint64_t f = mk(s, KVFS_OP_CREATE, ROOT, "f"), d = mk(s, KVFS_OP_MKDIR, ROOT, "d");
 	uint64_t l = mk(s, KVFS_OP_SYMLINK, ROOT, "l");
-	uint64_t p = apply(s, OP(.type = KVFS_OP_MKNOD, .parent = ROOT, NAME("p"),
-	                         .mode = S_IFIFO | 0600)).ino;
+	uint64_t p =
+	    apply(s, OP(.type = KVFS_OP_MKNOD, .parent = ROOT, NAME("p"), .mode = S_IFIFO | 0600))
+	        .ino;
 	struct kvfs_inode *in = get(s, f);
 	struct kvfs_value *held;
 
@@ -477,8 +478,7 @@ static void test_fallocate(void **state)
 	put(s, f, "abcdefgh");
 	assert_int_equal(falloc(s, f, KVFS_FALLOC_PUNCH_HOLE | KVFS_FALLOC_KEEP_SIZE, 1, 2, 0), 0);
 	assert_value(in, "a\0\0defgh", 8);
-	assert_int_equal(falloc(s, f, KVFS_FALLOC_PUNCH_HOLE | KVFS_FALLOC_KEEP_SIZE, 50, 2, 0),
-	                 0);
+	assert_int_equal(falloc(s, f, KVFS_FALLOC_PUNCH_HOLE | KVFS_FALLOC_KEEP_SIZE, 50, 2, 0), 0);
 	assert_int_equal(value_size(in->value), 8);
 	/* ZERO_RANGE: zeroes and grows, unless KEEP_SIZE. */
 	put(s, f, "abcdefgh");
@@ -503,11 +503,10 @@ static void test_fallocate(void **state)
 	assert_int_equal(falloc(s, p, 0, 0, 1, 0), -ENODEV);
 	assert_int_equal(falloc(s, f, 0, 0, 0, 0), -EINVAL);
 	assert_int_equal(falloc(s, f, KVFS_FALLOC_PUNCH_HOLE, 0, 1, 0), -EINVAL);
-	assert_int_equal(falloc(s, f,
-	                        KVFS_FALLOC_PUNCH_HOLE | KVFS_FALLOC_ZERO_RANGE |
-	                            KVFS_FALLOC_KEEP_SIZE,
-	                        0, 1, 0),
-	                 -EINVAL);
+	assert_int_equal(
+	    falloc(s, f, KVFS_FALLOC_PUNCH_HOLE | KVFS_FALLOC_ZERO_RANGE | KVFS_FALLOC_KEEP_SIZE, 0,
+	           1, 0),
+	    -EINVAL);
 	assert_int_equal(falloc(s, f, 0x8, 0, 1, 0), -EINVAL);
 	assert_int_equal(falloc(s, f, 0, UINT64_MAX, 2, 0), -EFBIG);
 	assert_int_equal(falloc(s, f, KVFS_FALLOC_KEEP_SIZE, (uint64_t)INT64_MAX, 1, 0), -EFBIG);
@@ -528,8 +527,9 @@ static void test_fallocate(void **state)
 static void test_setgid_dir(void **state)
 {
 	struct kvfs_store *s = *state;
-	uint64_t g = apply(s, OP(.type = KVFS_OP_MKDIR, .parent = ROOT, NAME("g"),
-	                         .mode = 02775, .uid = 1, .gid = 50)).ino;
+	uint64_t g = apply(s, OP(.type = KVFS_OP_MKDIR, .parent = ROOT, NAME("g"), .mode = 02775,
+	                         .uid = 1, .gid = 50))
+	                 .ino;
 	static const uint8_t types[] = {KVFS_OP_CREATE, KVFS_OP_MKDIR, KVFS_OP_SYMLINK,
 	                                KVFS_OP_MKNOD};
 
@@ -586,8 +586,8 @@ static void test_path_limit_rules(void **state)
 	                              NAME("f"), .newparent = dir, NEWNAME("x"))),
 	                 0);
 	assert_int_equal(link_(s, f, dir, "y"), 0);
-	assert_int_equal(err_of(s, OP(.type = KVFS_OP_MKNOD, .flags = R2, .parent = dir,
-	                              NAME("z"), .mode = S_IFSOCK | 0600)),
+	assert_int_equal(err_of(s, OP(.type = KVFS_OP_MKNOD, .flags = R2, .parent = dir, NAME("z"),
+	                              .mode = S_IFSOCK | 0600)),
 	                 0);
 	/* Without the bit, still refused there. */
 	assert_int_equal(err_of(s, OP(.type = KVFS_OP_CREATE, .parent = dir, NAME("w"))),
@@ -608,15 +608,16 @@ static void test_setattr_times(void **state)
 		uint32_t rules = pass ? R2 : 0;
 
 		in->mtime_ns = in->ctime_ns = in->atime_ns = 1;
-		assert_int_equal(err_of(s, OP(.type = KVFS_OP_SETATTR, .flags = rules, .ino = f,
-		                              .time_ns = 70)),
-		                 0);
+		assert_int_equal(
+		    err_of(s, OP(.type = KVFS_OP_SETATTR, .flags = rules, .ino = f, .time_ns = 70)),
+		    0);
 		assert_int_equal(in->ctime_ns, 70);
 		assert_int_equal(in->mtime_ns, 1);
 		assert_int_equal(in->atime_ns, 1);
-		assert_int_equal(err_of(s, OP(.type = KVFS_OP_SETATTR, .flags = rules | KVFS_SET_SIZE,
-		                              .ino = f, .size = 3, .time_ns = 80)),
-		                 0);
+		assert_int_equal(
+		    err_of(s, OP(.type = KVFS_OP_SETATTR, .flags = rules | KVFS_SET_SIZE, .ino = f,
+		                 .size = 3, .time_ns = 80)),
+		    0);
 		assert_int_equal(in->ctime_ns, 80);
 		assert_int_equal(in->mtime_ns, 80);
 		assert_int_equal(value_size(in->value), 3);
@@ -805,10 +806,10 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
-	    T(test_link),          T(test_link_max),         T(test_unlink_names),
-	    T(test_rename_names),  T(test_exchange),         T(test_mknod),
-	    T(test_fallocate),     T(test_setgid_dir),       T(test_path_limit_rules),
-	    T(test_setattr_times), T(test_exactly_once),     T(test_enomem),
+	    T(test_link),          T(test_link_max),      T(test_unlink_names),
+	    T(test_rename_names),  T(test_exchange),      T(test_mknod),
+	    T(test_fallocate),     T(test_setgid_dir),    T(test_path_limit_rules),
+	    T(test_setattr_times), T(test_exactly_once),  T(test_enomem),
 	    T(test_value_zero),    T(test_foreach_names),
 	};
 #undef T
