@@ -3,7 +3,8 @@
  * format, tar.h) of the whole store as of one applied index.
  *
  * Opening it captures the store on the loop thread, between two applied operations: one record
- * per linked inode (its name, parent, mode, owner, mtime) and a reference on its value, which
+ * per name of a linked inode (the name, its directory, the inode's mode, owner, mtime) and a
+ * reference on its value, which
  * stays immutable while referenced (value.h). No file contents are copied, so the capture costs
  * O(keys) time and memory, and writers go on at once; a value they replace meanwhile lives on
  * until the backup is closed. The capture also computes where each entry starts in the archive,
@@ -11,7 +12,8 @@
  * continue from the last one) and encodes only that entry's header. The archive begins with a
  * pax global header naming the cluster, the node, and the epoch and index of the last applied
  * operation, then the root ("./") and every entry in store_foreach() order (each directory
- * before its contents), and ends with two zero blocks.
+ * before its contents), and ends with two zero blocks. A file with several names (hard links)
+ * appears once per name, each time with its contents: extracting gives independent copies.
  *
  * stat shows the size a backup taken now would have (computed by the same walk, without the
  * capture); the file is read with direct I/O, so readers get the archive of their open to its end.
@@ -30,7 +32,7 @@
 #include "kvfs/value.h"
 #include "tar.h"
 
-/* One captured inode. */
+/* One captured name. */
 struct bk_entry {
 	size_t name_off; /* into fuse_backup.names */
 	uint32_t name_len;
@@ -128,47 +130,49 @@ static uint64_t entry_bytes(const struct kvfs_tar_entry *e)
 	return tar_header(e, NULL, 0) + tar_padded(e->size);
 }
 
-static int record(struct fuse_backup *b, const struct kvfs_inode *in, size_t parent)
+static int record(struct fuse_backup *b, const struct kvfs_dentry *d, size_t parent)
 {
+	const struct kvfs_inode *in = d->in;
 	struct bk_entry *e;
 
 	if (grow((void **)&b->ents, &b->cap, b->nents + 1, sizeof(*b->ents)) < 0 ||
-	    grow((void **)&b->names, &b->names_cap, b->names_len + in->name_len + 1, 1) < 0)
+	    grow((void **)&b->names, &b->names_cap, b->names_len + d->name_len + 1, 1) < 0)
 		return -ENOMEM;
 	e = &b->ents[b->nents];
 	*e = (struct bk_entry){.name_off = b->names_len,
-	                       .name_len = in->name_len,
+	                       .name_len = d->name_len,
 	                       .mode = in->mode,
 	                       .uid = in->uid,
 	                       .gid = in->gid,
 	                       .parent = parent,
 	                       .mtime_ns = in->mtime_ns};
-	memcpy(b->names + b->names_len, in->name, in->name_len);
-	b->names_len += in->name_len;
+	memcpy(b->names + b->names_len, d->name, d->name_len);
+	b->names_len += d->name_len;
 	e->value = value_ref(in->value);
 	b->nents++;
 	return 0;
 }
 
-static int walk_visit(void *arg, const struct kvfs_inode *in)
+static int walk_visit(void *arg, const struct kvfs_dentry *d, bool first)
 {
+	const struct kvfs_inode *in = d->in;
 	struct walk *w = arg;
 	size_t plen = 0, len, idx = w->b ? w->b->nents : 0, parent = 0;
 	struct kvfs_tar_entry e;
 
-	if (in->parent) {
-		while (w->depth > 0 && w->stack[w->depth - 1].in != in->parent)
+	if (d->dir) {
+		while (w->depth > 0 && w->stack[w->depth - 1].in != d->dir)
 			w->depth--;
 		if (w->depth == 0)
 			return -EINVAL; /* not pre-order: cannot happen (store_foreach) */
 		plen = w->stack[w->depth - 1].path_len;
 		parent = w->stack[w->depth - 1].idx;
 	}
-	len = in->parent ? plen + in->name_len + (S_ISDIR(in->mode) ? 1 : 0) : 2;
+	len = d->dir ? plen + d->name_len + (S_ISDIR(in->mode) ? 1 : 0) : 2;
 	if (grow((void **)&w->path, &w->path_cap, len + 1, 1) < 0)
 		return -ENOMEM;
-	if (in->parent) {
-		memcpy(w->path + plen, in->name, in->name_len);
+	if (d->dir) {
+		memcpy(w->path + plen, d->name, d->name_len);
 		if (S_ISDIR(in->mode))
 			w->path[len - 1] = '/';
 	} else {
@@ -177,7 +181,7 @@ static int walk_visit(void *arg, const struct kvfs_inode *in)
 	e = tar_entry(w->path, len, in->mode, in->uid, in->gid, in->mtime_ns, in->value);
 	if (w->b) {
 		w->b->start[idx + 1] = w->size;
-		if (record(w->b, in, parent) < 0)
+		if (record(w->b, d, parent) < 0)
 			return -ENOMEM;
 	}
 	w->size += entry_bytes(&e);
@@ -227,22 +231,29 @@ static size_t encode_global(const struct kvfs_fs *fs, const struct kvfs_store *s
 	return tar_global(k, v, fs->cluster_id ? 8 : 7, (int64_t)now, buf, len);
 }
 
+static int count_name(void *arg, const struct kvfs_dentry *d, bool first)
+{
+	(*(size_t *)arg)++;
+	return 0;
+}
+
 int fuse_backup_open(struct kvfs_fs *fs, struct fuse_backup **out)
 {
 	struct fuse_backup *b = calloc(1, sizeof(*b));
 	struct walk w = {.b = b};
-	size_t n = (size_t)store_inode_count(fs->store);
+	size_t n = 0; /* entries: names, the root's included */
 	time_t now = time(NULL);
 	int rv = -ENOMEM;
 
 	if (!b)
 		return -ENOMEM;
+	store_foreach(fs->store, count_name, &n);
 	b->start = calloc(n + 3, sizeof(*b->start));
 	if (!b->start || grow((void **)&b->ents, &b->cap, n, sizeof(*b->ents)) < 0)
 		goto err_free;
 	rv = walk_store(fs->store, &w);
 	if (rv == 0 && b->nents != n)
-		rv = -EIO; /* the store's count and its walk disagree: cannot happen */
+		rv = -EIO; /* two walks of one store disagree: cannot happen */
 	if (rv < 0)
 		goto err_free;
 	b->global_len = encode_global(fs, fs->store, now, NULL, 0);

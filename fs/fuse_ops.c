@@ -652,7 +652,9 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 static void gated_opendir(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino, const char *name,
                           struct fuse_file_info *fi)
 {
-	struct kvfs_inode *dir = store_get(fs->store, ino), *c;
+	struct kvfs_inode *dir = store_get(fs->store, ino);
+	const struct kvfs_dentry *c;
+	struct kvfs_inode *up;
 	struct handle *h;
 	size_t n = 0, cap;
 
@@ -678,14 +680,14 @@ static void gated_opendir(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino, co
 	if (!h->ents)
 		goto err_free;
 	h->ents[n++] = (struct dirent_snap){.name = strdup("."), .ino = dir->ino, .mode = S_IFDIR};
-	h->ents[n++] = (struct dirent_snap){.name = strdup(".."),
-	                                    .ino = dir->parent ? dir->parent->ino : dir->ino,
-	                                    .mode = S_IFDIR};
+	up = store_parent(dir); /* NULL once unlinked */
+	h->ents[n++] = (struct dirent_snap){
+	    .name = strdup(".."), .ino = up ? up->ino : dir->ino, .mode = S_IFDIR};
 	/* The virtual files (/.status ...) are reachable by name but never listed (DESIGN §1, like
 	 * ZFS's snapdir=hidden), so tar, rsync -a --delete, cp -a and find copy only user data. */
 	for (c = store_child_first(dir); c && n < cap; c = store_child_next(c))
 		h->ents[n++] = (struct dirent_snap){
-		    .name = strdup(c->name), .ino = c->ino, .mode = c->mode & S_IFMT};
+		    .name = strdup(c->name), .ino = c->in->ino, .mode = c->in->mode & S_IFMT};
 	h->nents = n;
 	for (size_t i = 0; i < n; i++)
 		if (!h->ents[i].name)
@@ -797,12 +799,12 @@ void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_ap
 	 * change; commits of written files invalidate before they answer (fuse_file.c). */
 }
 
-static int inval_known(void *arg, const struct kvfs_inode *in)
+static int inval_known(void *arg, const struct kvfs_dentry *d, bool first)
 {
 	struct kvfs_fs *fs = arg;
 
-	if (in->pins)
-		fuse_inval_inode(fs->inval, in->ino, true, NULL, 0);
+	if (first && d->in->pins)
+		fuse_inval_inode(fs->inval, d->in->ino, true, NULL, 0);
 	return 0;
 }
 

@@ -378,12 +378,14 @@ static int read_chunk(struct node_snaps *s, uint32_t to, uint64_t offset, uint32
 	return got < 0 ? -errno : -EIO;
 }
 
-static int hand_over_pin(void *arg, const struct kvfs_inode *in)
+static int hand_over_pin(void *arg, const struct kvfs_dentry *d, bool first)
 {
 	struct kvfs_store *to = arg;
+	const struct kvfs_inode *in = d->in;
 	struct kvfs_inode *now;
 
-	if (in->pins && (now = store_get(to, in->ino)) != NULL)
+	/* Once per inode, however many names it has. */
+	if (first && in->pins && (now = store_get(to, in->ino)) != NULL)
 		store_pin(to, now, in->pins);
 	return 0;
 }

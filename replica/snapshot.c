@@ -2,12 +2,14 @@
  * Snapshots (see snapshot.h for the file format): capturing the store, writing it durably and
  * loading it back.
  *
- * A capture is a flat array of inode records in store_foreach() order, one buffer holding all
- * the names, references on the values and a copy of the session table: O(inodes) work on the
+ * A capture is a flat array of name records in store_foreach() order, one buffer holding all
+ * the names, references on the values and a copy of the session table: O(names) work on the
  * loop thread and no copy of file contents. Writing streams it through a 64 KiB buffer into
  * snap-N.tmp, computing the CRC32C on the way, then fsync, rename to snap-N.snap and fsync of the
- * directory. Loading maps the file, checks the trailing CRC32C over the whole file before it
- * trusts any byte, then checks every length as it rebuilds the store through store_load_inode().
+ * directory; it always writes the current format, KVFSSNP2. Loading maps the file, checks the
+ * trailing CRC32C over the whole file before it trusts any byte, then checks every length as it
+ * rebuilds the store through store_load_inode() and store_load_link(); it reads KVFSSNP1 files
+ * (written before hard links: one record per inode, no device numbers) as well.
  */
 #include "kvfs/snapshot.h"
 
@@ -30,14 +32,21 @@
 #include "kvfs/store.h"
 #include "kvfs/value.h"
 
-#define SNAP_MAGIC       "KVFSSNP1"
+#define SNAP_MAGIC_V1    "KVFSSNP1"
+#define SNAP_MAGIC       "KVFSSNP2"
 #define SNAP_HEADER_SIZE (8 + 8 + 8 + 8 + 8)
 #define SNAP_WBUF_SIZE   (64u << 10)
 #define SNAP_NAME_DIGITS 20
 
-struct snap_inode {
+/* Record kinds (KVFSSNP2). */
+#define SNAP_KIND_INODE 0 /* an inode's first name, with the inode */
+#define SNAP_KIND_LINK  1 /* another name of an inode recorded earlier */
+
+/* One name; an inode's attributes and value with its first name only (kind SNAP_KIND_INODE). */
+struct snap_rec {
 	uint64_t ino, parent_ino;
-	uint32_t mode, uid, gid;
+	uint8_t kind;
+	uint32_t mode, uid, gid, rdev;
 	int64_t atime_ns, mtime_ns, ctime_ns;
 	size_t name_off; /* into kvfs_snapshot.names */
 	uint32_t name_len;
@@ -46,8 +55,8 @@ struct snap_inode {
 
 struct kvfs_snapshot {
 	uint64_t index, epoch;
-	struct snap_inode *inodes;
-	size_t ninodes;
+	struct snap_rec *recs;
+	size_t nrecs;
 	char *names;
 	size_t names_len;
 	struct kvfs_session *sessions;
@@ -74,35 +83,41 @@ static const char *errstr(int rv, char *buf, size_t len)
 	return strerror_r(-rv, buf, len);
 }
 
-/* First pass of a capture: how many inodes and name bytes. */
-static int count_inode(void *arg, const struct kvfs_inode *in)
+/* First pass of a capture: how many names and name bytes. */
+static int count_name(void *arg, const struct kvfs_dentry *d, bool first)
 {
 	struct kvfs_snapshot *snap = arg;
 
-	snap->ninodes++;
-	snap->names_len += in->name_len;
+	snap->nrecs++;
+	snap->names_len += d->name_len;
 	return 0;
 }
 
-/* Second pass: copies the metadata and takes a reference on the value. */
-static int copy_inode(void *arg, const struct kvfs_inode *in)
+/* Second pass: copies the name and, at an inode's first name, its metadata and a reference on
+ * its value. */
+static int copy_name(void *arg, const struct kvfs_dentry *d, bool first)
 {
 	struct kvfs_snapshot *snap = arg;
-	struct snap_inode *si = &snap->inodes[snap->ninodes++];
+	struct snap_rec *r = &snap->recs[snap->nrecs++];
+	const struct kvfs_inode *in = d->in;
 
-	si->ino = in->ino;
-	si->parent_ino = in->parent ? in->parent->ino : 0;
-	si->mode = in->mode;
-	si->uid = in->uid;
-	si->gid = in->gid;
-	si->atime_ns = in->atime_ns;
-	si->mtime_ns = in->mtime_ns;
-	si->ctime_ns = in->ctime_ns;
-	si->name_off = snap->names_len;
-	si->name_len = in->name_len;
-	memcpy(snap->names + snap->names_len, in->name, in->name_len);
-	snap->names_len += in->name_len;
-	si->value = value_ref(in->value);
+	r->ino = in->ino;
+	r->parent_ino = d->dir ? d->dir->ino : 0;
+	r->name_off = snap->names_len;
+	r->name_len = d->name_len;
+	memcpy(snap->names + snap->names_len, d->name, d->name_len);
+	snap->names_len += d->name_len;
+	r->kind = first ? SNAP_KIND_INODE : SNAP_KIND_LINK;
+	if (!first)
+		return 0;
+	r->mode = in->mode;
+	r->uid = in->uid;
+	r->gid = in->gid;
+	r->rdev = in->rdev;
+	r->atime_ns = in->atime_ns;
+	r->mtime_ns = in->mtime_ns;
+	r->ctime_ns = in->ctime_ns;
+	r->value = value_ref(in->value);
 	return 0;
 }
 
@@ -125,30 +140,30 @@ static int copy_session(void *arg, const struct kvfs_session *sess)
 int snapshot_capture(const struct kvfs_store *s, struct kvfs_snapshot **out)
 {
 	struct kvfs_snapshot *snap = calloc(1, sizeof(*snap));
-	size_t ninodes, names_len, nsessions;
+	size_t nrecs, names_len, nsessions;
 
 	if (!snap)
 		return -ENOMEM;
 	snap->index = store_applied_index(s);
 	snap->epoch = store_applied_epoch(s);
-	store_foreach(s, count_inode, snap);
+	store_foreach(s, count_name, snap);
 	store_session_foreach(s, count_session, snap);
-	ninodes = snap->ninodes;
+	nrecs = snap->nrecs;
 	names_len = snap->names_len;
 	nsessions = snap->nsessions;
-	snap->inodes = calloc(ninodes, sizeof(*snap->inodes));
+	snap->recs = calloc(nrecs, sizeof(*snap->recs));
 	snap->names = malloc(names_len + 1);
 	snap->sessions = calloc(nsessions + 1, sizeof(*snap->sessions));
-	if (!snap->inodes || !snap->names || !snap->sessions)
+	if (!snap->recs || !snap->names || !snap->sessions)
 		goto err_free_arrays;
-	snap->ninodes = snap->names_len = snap->nsessions = 0;
-	store_foreach(s, copy_inode, snap);
+	snap->nrecs = snap->names_len = snap->nsessions = 0;
+	store_foreach(s, copy_name, snap);
 	store_session_foreach(s, copy_session, snap);
 	*out = snap;
 	return 0;
 
 err_free_arrays:
-	free(snap->inodes);
+	free(snap->recs);
 	free(snap->names);
 	free(snap->sessions);
 	free(snap);
@@ -169,9 +184,9 @@ void snapshot_free(struct kvfs_snapshot *snap)
 {
 	if (!snap)
 		return;
-	for (size_t i = 0; i < snap->ninodes; i++)
-		value_unref(snap->inodes[i].value);
-	free(snap->inodes);
+	for (size_t i = 0; i < snap->nrecs; i++)
+		value_unref(snap->recs[i].value);
+	free(snap->recs);
 	free(snap->names);
 	free(snap->sessions);
 	free(snap);
@@ -246,25 +261,29 @@ static int snapshot_write_body(const struct kvfs_snapshot *snap, struct wbuf *w)
 	wb_put(w, SNAP_MAGIC, 8);
 	wb_le(w, snap->index, 8);
 	wb_le(w, snap->epoch, 8);
-	wb_le(w, snap->ninodes, 8);
+	wb_le(w, snap->nrecs, 8);
 	wb_le(w, snap->nsessions, 8);
-	for (size_t i = 0; i < snap->ninodes; i++) {
-		const struct snap_inode *si = &snap->inodes[i];
-		uint64_t vlen = value_size(si->value);
+	for (size_t i = 0; i < snap->nrecs; i++) {
+		const struct snap_rec *r = &snap->recs[i];
+		uint64_t vlen = value_size(r->value);
 
-		wb_le(w, si->ino, 8);
-		wb_le(w, si->parent_ino, 8);
-		wb_le(w, si->mode, 4);
-		wb_le(w, si->uid, 4);
-		wb_le(w, si->gid, 4);
-		wb_le(w, (uint64_t)si->atime_ns, 8);
-		wb_le(w, (uint64_t)si->mtime_ns, 8);
-		wb_le(w, (uint64_t)si->ctime_ns, 8);
-		wb_le(w, si->name_len, 4);
-		wb_put(w, snap->names + si->name_off, si->name_len);
+		wb_le(w, r->parent_ino, 8);
+		wb_le(w, r->name_len, 4);
+		wb_put(w, snap->names + r->name_off, r->name_len);
+		wb_le(w, r->ino, 8);
+		wb_le(w, r->kind, 1);
+		if (r->kind != SNAP_KIND_INODE)
+			continue;
+		wb_le(w, r->mode, 4);
+		wb_le(w, r->uid, 4);
+		wb_le(w, r->gid, 4);
+		wb_le(w, r->rdev, 4);
+		wb_le(w, (uint64_t)r->atime_ns, 8);
+		wb_le(w, (uint64_t)r->mtime_ns, 8);
+		wb_le(w, (uint64_t)r->ctime_ns, 8);
 		wb_le(w, vlen, 8);
 		if (vlen)
-			wb_put(w, si->value->data, (size_t)vlen);
+			wb_put(w, r->value->data, (size_t)vlen);
 	}
 	for (size_t i = 0; i < snap->nsessions; i++) {
 		const struct kvfs_session *sess = &snap->sessions[i];
@@ -475,66 +494,132 @@ static uint64_t get_le(struct rcur *r, unsigned bytes)
 	return v;
 }
 
+/* A record read from the file: a name, and with kind SNAP_KIND_INODE the inode (value borrowed
+ * from the mapping). */
+struct rec {
+	uint64_t parent;
+	const char *name;
+	uint32_t name_len;
+	uint8_t kind;
+	struct kvfs_inode in;
+	const uint8_t *vdata;
+	uint64_t vlen;
+};
+
+static void get_name(struct rcur *r, struct rec *rec)
+{
+	rec->name_len = (uint32_t)get_le(r, 4);
+	if (rec->name_len > KVFS_NAME_MAX)
+		r->ok = false;
+	rec->name = (const char *)get_bytes(r, rec->name_len);
+}
+
+static void get_times(struct rcur *r, struct rec *rec)
+{
+	rec->in.atime_ns = (int64_t)get_le(r, 8);
+	rec->in.mtime_ns = (int64_t)get_le(r, 8);
+	rec->in.ctime_ns = (int64_t)get_le(r, 8);
+}
+
+/* Reads one record of a KVFSSNP1 file (an inode, always with its one name). */
+static void get_rec_v1(struct rcur *r, struct rec *rec)
+{
+	rec->in.ino = get_le(r, 8);
+	rec->parent = get_le(r, 8);
+	rec->in.mode = (uint32_t)get_le(r, 4);
+	rec->in.uid = (uint32_t)get_le(r, 4);
+	rec->in.gid = (uint32_t)get_le(r, 4);
+	get_times(r, rec);
+	get_name(r, rec);
+	rec->kind = SNAP_KIND_INODE;
+	rec->vlen = get_le(r, 8);
+	rec->vdata = get_bytes(r, rec->vlen);
+}
+
+/* Reads one record of a KVFSSNP2 file. */
+static void get_rec_v2(struct rcur *r, struct rec *rec)
+{
+	rec->parent = get_le(r, 8);
+	get_name(r, rec);
+	rec->in.ino = get_le(r, 8);
+	rec->kind = (uint8_t)get_le(r, 1);
+	if (rec->kind == SNAP_KIND_LINK)
+		return;
+	if (rec->kind != SNAP_KIND_INODE)
+		r->ok = false;
+	rec->in.mode = (uint32_t)get_le(r, 4);
+	rec->in.uid = (uint32_t)get_le(r, 4);
+	rec->in.gid = (uint32_t)get_le(r, 4);
+	rec->in.rdev = (uint32_t)get_le(r, 4);
+	get_times(r, rec);
+	rec->vlen = get_le(r, 8);
+	rec->vdata = get_bytes(r, rec->vlen);
+}
+
 /*
- * Rebuilds a store from the checksummed body of snapshot file_index (len bytes, CRC excluded).
- * 0 with *out set, -ENOMEM, or -EBADMSG with *what saying which part does not fit.
+ * Adds record i of a snapshot at `index` to s: 0, -ENOMEM or -EBADMSG. The root comes first, and
+ * no inode has a number that a later create could hand out again.
+ */
+static int load_rec(struct kvfs_store *s, const struct rec *rec, uint64_t i, uint64_t index)
+{
+	struct kvfs_value *v = NULL;
+	uint64_t ino = rec->in.ino;
+	struct kvfs_inode in = rec->in;
+	int rv;
+
+	if ((i == 0) != (ino == KVFS_ROOT_INO && rec->kind == SNAP_KIND_INODE) ||
+	    (ino != KVFS_ROOT_INO && ino > KVFS_INO_BASE + index))
+		return -EBADMSG;
+	if (rec->kind == SNAP_KIND_LINK)
+		return store_load_link(s, rec->parent, rec->name, rec->name_len, ino);
+	if (rec->vlen) {
+		v = value_new(rec->vdata, rec->vlen);
+		if (!v)
+			return -ENOMEM;
+	}
+	in.value = v;
+	rv = store_load_inode(s, rec->parent, rec->name, rec->name_len, &in);
+	value_unref(v);
+	return rv;
+}
+
+/*
+ * Rebuilds a store from the checksummed body of snapshot file_index (len bytes, CRC excluded),
+ * in either format. 0 with *out set, -ENOMEM, or -EBADMSG with *what saying which part does
+ * not fit.
  */
 static int snapshot_parse(const uint8_t *buf, size_t len, uint64_t file_index,
                           struct kvfs_store **out, const char **what)
 {
 	struct rcur r = {buf, len, true};
-	uint64_t index, epoch, ninodes, nsessions;
+	uint64_t index, epoch, nrecs, nsessions;
 	const uint8_t *magic = get_bytes(&r, 8);
 	struct kvfs_store *s;
+	bool v1;
 	int rv;
 
 	index = get_le(&r, 8);
 	epoch = get_le(&r, 8);
-	ninodes = get_le(&r, 8);
+	nrecs = get_le(&r, 8);
 	nsessions = get_le(&r, 8);
 	*what = "header";
-	if (!r.ok || memcmp(magic, SNAP_MAGIC, 8) != 0 || index != file_index || ninodes == 0)
+	if (!r.ok || index != file_index || nrecs == 0)
+		return -EBADMSG;
+	v1 = memcmp(magic, SNAP_MAGIC_V1, 8) == 0;
+	if (!v1 && memcmp(magic, SNAP_MAGIC, 8) != 0)
 		return -EBADMSG;
 	rv = store_init(&s);
 	if (rv)
 		return rv;
-	for (uint64_t i = 0; i < ninodes; i++) {
-		struct kvfs_inode in = {0};
-		uint64_t parent, vlen;
-		const uint8_t *vdata;
-		struct kvfs_value *v = NULL;
+	for (uint64_t i = 0; i < nrecs; i++) {
+		struct rec rec = {0};
 
-		*what = "inode";
-		in.ino = get_le(&r, 8);
-		parent = get_le(&r, 8);
-		in.mode = (uint32_t)get_le(&r, 4);
-		in.uid = (uint32_t)get_le(&r, 4);
-		in.gid = (uint32_t)get_le(&r, 4);
-		in.atime_ns = (int64_t)get_le(&r, 8);
-		in.mtime_ns = (int64_t)get_le(&r, 8);
-		in.ctime_ns = (int64_t)get_le(&r, 8);
-		in.name_len = (uint32_t)get_le(&r, 4);
-		if (in.name_len > KVFS_NAME_MAX)
-			r.ok = false;
-		in.name = (char *)get_bytes(&r, in.name_len);
-		vlen = get_le(&r, 8);
-		vdata = get_bytes(&r, vlen);
-		/* The root first; no number that a later create could hand out again. */
-		if (!r.ok || (i == 0) != (in.ino == KVFS_ROOT_INO) ||
-		    (in.ino != KVFS_ROOT_INO && in.ino > KVFS_INO_BASE + index)) {
-			rv = -EBADMSG;
-			goto err_close_store;
-		}
-		if (vlen) {
-			v = value_new(vdata, vlen);
-			if (!v) {
-				rv = -ENOMEM;
-				goto err_close_store;
-			}
-		}
-		in.value = v;
-		rv = store_load_inode(s, parent, &in);
-		value_unref(v);
+		*what = v1 ? "inode" : "name record";
+		if (v1)
+			get_rec_v1(&r, &rec);
+		else
+			get_rec_v2(&r, &rec);
+		rv = r.ok ? load_rec(s, &rec, i, index) : -EBADMSG;
 		if (rv)
 			goto err_close_store;
 	}

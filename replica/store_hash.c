@@ -1,9 +1,9 @@
 /*
- * The store's hash tables (see store_hash.h): inodes by number and by (parent number, name).
- * Numbers go through the murmur3 finalizer so that consecutive ones spread over the buckets;
- * names through FNV-1a seeded with the parent's number. A table doubles when it holds as many
- * entries as buckets (load factor 1); a resize that cannot get memory is simply skipped, which
- * keeps store_apply()'s promise that nothing but the operation itself can fail with -ENOMEM.
+ * The store's hash tables (see store_hash.h): inodes by number, names by (directory number,
+ * name). Numbers go through the murmur3 finalizer so that consecutive ones spread over the
+ * buckets; names through FNV-1a seeded with the directory's number. A table doubles when it holds
+ * as many entries as buckets (load factor 1); a resize that cannot get memory is simply skipped,
+ * which keeps store_apply()'s promise that nothing but the operation itself can fail with -ENOMEM.
  */
 #include "store_hash.h"
 
@@ -62,17 +62,19 @@ void store_hash_free(struct kvfs_store_hash *h)
 	free(h->by_name);
 }
 
-/* A table of twice as many buckets, or NULL if that does not fit or out of memory. */
-static struct kvfs_inode **table_double(size_t buckets)
+/* A table of twice as many buckets (of pointers), or NULL if that does not fit or out of
+ * memory. */
+static void *table_double(size_t buckets)
 {
-	if (buckets > SIZE_MAX / 2 / sizeof(struct kvfs_inode *))
+	if (buckets > SIZE_MAX / 2 / sizeof(void *))
 		return NULL;
-	return calloc(buckets * 2, sizeof(struct kvfs_inode *));
+	return calloc(buckets * 2, sizeof(void *));
 }
 
 void store_hash_grow(struct kvfs_store_hash *h)
 {
 	struct kvfs_inode **t, *in, *next;
+	struct kvfs_dentry **dt, *d, *dnext;
 	size_t n;
 
 	if (h->ino_entries >= h->ino_buckets && (t = table_double(h->ino_buckets))) {
@@ -90,19 +92,19 @@ void store_hash_grow(struct kvfs_store_hash *h)
 		h->by_ino = t;
 		h->ino_buckets = n;
 	}
-	if (h->name_entries >= h->name_buckets && (t = table_double(h->name_buckets))) {
+	if (h->name_entries >= h->name_buckets && (dt = table_double(h->name_buckets))) {
 		n = h->name_buckets * 2;
 		for (size_t b = 0; b < h->name_buckets; b++) {
-			for (in = h->by_name[b]; in; in = next) {
-				size_t nb = name_bucket(n, in->parent->ino, in->name, in->name_len);
+			for (d = h->by_name[b]; d; d = dnext) {
+				size_t nb = name_bucket(n, d->dir->ino, d->name, d->name_len);
 
-				next = in->name_next;
-				in->name_next = t[nb];
-				t[nb] = in;
+				dnext = d->name_next;
+				d->name_next = dt[nb];
+				dt[nb] = d;
 			}
 		}
 		free(h->by_name);
-		h->by_name = t;
+		h->by_name = dt;
 		h->name_buckets = n;
 	}
 }
@@ -136,36 +138,36 @@ struct kvfs_inode *store_hash_get_ino(const struct kvfs_store_hash *h, uint64_t 
 	return in;
 }
 
-void store_hash_add_name(struct kvfs_store_hash *h, struct kvfs_inode *in)
+void store_hash_add_name(struct kvfs_store_hash *h, struct kvfs_dentry *d)
 {
-	size_t b = name_bucket(h->name_buckets, in->parent->ino, in->name, in->name_len);
+	size_t b = name_bucket(h->name_buckets, d->dir->ino, d->name, d->name_len);
 
-	in->name_next = h->by_name[b];
-	h->by_name[b] = in;
+	d->name_next = h->by_name[b];
+	h->by_name[b] = d;
 	h->name_entries++;
 }
 
-void store_hash_del_name(struct kvfs_store_hash *h, struct kvfs_inode *in)
+void store_hash_del_name(struct kvfs_store_hash *h, struct kvfs_dentry *d)
 {
-	size_t b = name_bucket(h->name_buckets, in->parent->ino, in->name, in->name_len);
-	struct kvfs_inode **pp = &h->by_name[b];
+	size_t b = name_bucket(h->name_buckets, d->dir->ino, d->name, d->name_len);
+	struct kvfs_dentry **pp = &h->by_name[b];
 
-	while (*pp != in)
+	while (*pp != d)
 		pp = &(*pp)->name_next;
-	*pp = in->name_next;
-	in->name_next = NULL;
+	*pp = d->name_next;
+	d->name_next = NULL;
 	h->name_entries--;
 }
 
 /* len > 0: an empty name is in no directory. */
-struct kvfs_inode *store_hash_get_name(const struct kvfs_store_hash *h,
-                                       const struct kvfs_inode *dir, const char *name, size_t len)
+struct kvfs_dentry *store_hash_get_name(const struct kvfs_store_hash *h,
+                                        const struct kvfs_inode *dir, const char *name, size_t len)
 {
-	struct kvfs_inode *in = h->by_name[name_bucket(h->name_buckets, dir->ino, name, len)];
+	struct kvfs_dentry *d = h->by_name[name_bucket(h->name_buckets, dir->ino, name, len)];
 
-	for (; in; in = in->name_next) {
-		if (in->parent == dir && in->name_len == len && memcmp(in->name, name, len) == 0)
-			return in;
+	for (; d; d = d->name_next) {
+		if (d->dir == dir && d->name_len == len && memcmp(d->name, name, len) == 0)
+			return d;
 	}
 	return NULL;
 }

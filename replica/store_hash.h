@@ -1,7 +1,8 @@
 /*
- * The store's two hash tables over its inodes, private to replica/store.c: by number, and by
- * (parent number, name). Both are intrusive (chained through the inodes' ino_next and name_next
- * fields, so adding an entry never allocates) and have a power-of-two number of buckets.
+ * The store's two hash tables, private to the store (store.c, store_apply.c): inodes by number,
+ * and names (dentries) by (directory number, name). Both are intrusive (chained through the
+ * inodes' ino_next and the dentries' name_next fields, so adding an entry never allocates) and
+ * have a power-of-two number of buckets.
  */
 #ifndef KVFS_REPLICA_STORE_HASH_H
 #define KVFS_REPLICA_STORE_HASH_H
@@ -9,13 +10,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct kvfs_dentry;
 struct kvfs_inode;
 
 struct kvfs_store_hash {
 	struct kvfs_inode **by_ino; /* chained through ino_next */
 	size_t ino_buckets;
 	size_t ino_entries;
-	struct kvfs_inode **by_name; /* chained through name_next */
+	struct kvfs_dentry **by_name; /* chained through name_next */
 	size_t name_buckets;
 	size_t name_entries;
 };
@@ -35,11 +37,11 @@ void store_hash_add_ino(struct kvfs_store_hash *h, struct kvfs_inode *in);
 void store_hash_del_ino(struct kvfs_store_hash *h, struct kvfs_inode *in);
 struct kvfs_inode *store_hash_get_ino(const struct kvfs_store_hash *h, uint64_t ino);
 
-/* By name: in->parent, in->name and in->name_len are set and do not change while it is in. */
-void store_hash_add_name(struct kvfs_store_hash *h, struct kvfs_inode *in);
-void store_hash_del_name(struct kvfs_store_hash *h, struct kvfs_inode *in);
-struct kvfs_inode *store_hash_get_name(const struct kvfs_store_hash *h,
-                                       const struct kvfs_inode *dir, const char *name, size_t len);
+/* By name: d->dir, d->name and d->name_len are set and do not change while it is in. */
+void store_hash_add_name(struct kvfs_store_hash *h, struct kvfs_dentry *d);
+void store_hash_del_name(struct kvfs_store_hash *h, struct kvfs_dentry *d);
+struct kvfs_dentry *store_hash_get_name(const struct kvfs_store_hash *h,
+                                        const struct kvfs_inode *dir, const char *name, size_t len);
 
 /* Calls fn on every inode of the number table; fn may free the inode it is given. */
 void store_hash_drain(struct kvfs_store_hash *h, void (*fn)(struct kvfs_inode *in));

@@ -177,3 +177,22 @@ int value_resize(struct kvfs_value **v, uint64_t len)
 	*v = nv;
 	return 0;
 }
+
+int value_zero(struct kvfs_value **v, uint64_t off, uint64_t len)
+{
+	struct kvfs_value *old = *v, *nv = old;
+	uint64_t size = value_size(old), end;
+
+	if (off >= size || len == 0)
+		return 0;
+	end = len > size - off ? size : off + len;
+	if (old->refs > 1) {
+		nv = value_copy(old, size, size);
+		if (!nv)
+			return -ENOMEM;
+		value_unref(old);
+	}
+	fill(nv->data + off, NULL, end - off);
+	*v = nv;
+	return 0;
+}

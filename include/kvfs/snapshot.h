@@ -3,14 +3,19 @@
  *
  * File snap-<index, 20 digits>.snap in the data directory:
  *
- *     "KVFSSNP1"  u64 index  u64 epoch  u64 inode_count  u64 session_count
- *     inode_count times:  u64 ino  u64 parent_ino  u32 mode  u32 uid  u32 gid
- *                         i64 atime_ns  i64 mtime_ns  i64 ctime_ns
- *                         u32 name_len  name  u64 value_len  value
+ *     "KVFSSNP2"  u64 index  u64 epoch  u64 record_count  u64 session_count
+ *     record_count times:  u64 parent_ino  u32 name_len  name  u64 ino  u8 kind
+ *         kind 0 (the inode's first name), then:  u32 mode  u32 uid  u32 gid  u32 rdev
+ *                         i64 atime_ns  i64 mtime_ns  i64 ctime_ns  u64 value_len  value
+ *         kind 1 (another name of an inode recorded earlier): nothing more
  *     session_count times: u32 origin  u64 seq  i32 err  u64 ino
  *     u32 crc32c of everything before it
  *
- * little-endian, inodes in store_foreach() order (root first, parents before children).
+ * little-endian, one record per name in store_foreach() order (the root's first, a directory's
+ * before its entries). Files of the previous format, "KVFSSNP1" (one record per inode:
+ * u64 ino  u64 parent_ino  u32 mode  u32 uid  u32 gid  i64 atime_ns  i64 mtime_ns  i64 ctime_ns
+ * u32 name_len  name  u64 value_len  value), still load; snapshots are always written as
+ * KVFSSNP2, which a release before it refuses to load.
  *
  * Taking one does not stop service: snapshot_capture() runs on the loop thread and only copies
  * metadata and takes references on the (immutable while shared) values; snapshot_write() does

@@ -1,5 +1,6 @@
 /*
- * The store: the replica's state, an in-memory tree of directories, regular files and symlinks.
+ * The store: the replica's state, an in-memory tree of directories, regular files, symlinks,
+ * FIFOs, sockets and device nodes; a non-directory may have several names (hard links).
  *
  * The store changes only through store_apply(), which applies one committed operation at a given
  * log index and decides its outcome (ENOENT, EEXIST, ENOTEMPTY ...) deterministically from the
@@ -29,25 +30,42 @@ struct kvfs_value;
 #define KVFS_ROOT_INO 1u
 #define KVFS_INO_BASE 16u /* inos 2..15 are left for virtual files (/.status ...) */
 
+/*
+ * Names and inodes. A directory entry (struct kvfs_dentry) is one name in one directory; an inode
+ * has as many names as links (hard links: several for a non-directory; exactly one for a linked
+ * directory; none once unlinked). The root's one name is "" in no directory.
+ */
+struct kvfs_inode;
+
+struct kvfs_dentry {
+	struct kvfs_inode *dir; /* the directory holding the name; NULL for the root's */
+	struct kvfs_inode *in;  /* the inode the name gives */
+	char *name;             /* NUL-terminated; "" for the root; owned */
+	uint32_t name_len;
+
+	/* Private to the store. */
+	struct kvfs_dentry *name_next;          /* (dir, name) hash chain */
+	struct kvfs_dentry *sib_prev, *sib_next; /* the directory's entries, in creation order */
+	struct kvfs_dentry *alias_next;         /* the inode's other names */
+};
+
 struct kvfs_inode {
 	uint64_t ino;
-	uint32_t mode; /* S_IFREG, S_IFDIR or S_IFLNK | permission bits */
+	uint32_t mode; /* S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK | 07777 */
 	uint32_t uid, gid;
-	uint32_t nlink; /* directories: 2 + subdirectories; others: 1; 0 once unlinked */
+	uint32_t rdev;  /* S_IFCHR, S_IFBLK: the device number (Linux's new encoding); else 0 */
+	uint32_t nlink; /* directories: 2 + subdirectories; others: number of names; 0 unlinked */
 	int64_t atime_ns, mtime_ns, ctime_ns;
-	struct kvfs_value *value; /* regular file: contents (NULL = empty); symlink: target */
-	char *name;               /* NUL-terminated; "" for the root; owned */
-	uint32_t name_len;
-	struct kvfs_inode *parent; /* NULL for the root and for unlinked inodes */
-	uint64_t pins;             /* outside references, see store_pin() */
-	uint64_t nchildren;        /* directories: number of entries */
+	struct kvfs_value *value;     /* regular file: contents (NULL = empty); symlink: target */
+	struct kvfs_dentry *aliases;  /* its names, most recent first; NULL once unlinked */
+	uint64_t pins;                /* outside references, see store_pin() */
+	uint64_t nchildren;           /* directories: number of entries */
 
-	/* Private to store.c. */
-	struct kvfs_inode *ino_next;   /* ino hash chain */
-	struct kvfs_inode *name_next;  /* (parent, name) hash chain */
-	struct kvfs_inode *child_head; /* directories: first child, in creation order */
-	struct kvfs_inode *child_tail;
-	struct kvfs_inode *sib_prev, *sib_next; /* siblings in the parent's list */
+	/* Private to the store. */
+	struct kvfs_inode *ino_next;    /* ino hash chain */
+	struct kvfs_dentry *child_head; /* directories: first entry, in creation order */
+	struct kvfs_dentry *child_tail;
+	uint64_t visit_mark;            /* store_foreach(): the walk that last reached it */
 };
 
 /* What an applied operation did, for replies and for kernel cache invalidation. */
@@ -55,6 +73,9 @@ struct kvfs_apply_result {
 	int err;               /* 0 or a negative errno: the operation's outcome */
 	uint64_t ino;          /* the inode created, changed, removed or renamed; 0 if none */
 	uint64_t replaced_ino; /* RENAME: the inode that was replaced at the target; 0 if none */
+	uint32_t nlink_after;  /* UNLINK, RENAME, LINK: ino's nlink once applied (0: no name left) */
+	uint32_t replaced_nlink_after; /* RENAME: replaced_ino's nlink once applied */
+	uint64_t ino2;         /* RENAME with KVFS_RENAME_EXCHANGE: the inode at the target */
 	bool duplicate;        /* (origin, seq) was already applied: nothing changed; err and ino
 	                          are those of the first application */
 };
@@ -104,6 +125,13 @@ struct kvfs_inode *store_get(const struct kvfs_store *s, uint64_t ino);
 /* The entry `name` (len bytes) in directory `dir`; NULL if none or dir is not a directory. */
 struct kvfs_inode *store_lookup(const struct kvfs_store *s, const struct kvfs_inode *dir,
                                 const char *name, size_t len);
+const struct kvfs_dentry *store_lookup_dentry(const struct kvfs_store *s,
+                                              const struct kvfs_inode *dir, const char *name,
+                                              size_t len);
+
+/* The directory holding directory dir ("..": the root for the root); NULL if dir is unlinked
+ * or not a directory. */
+struct kvfs_inode *store_parent(const struct kvfs_inode *dir);
 
 /* Adds n outside references to in. */
 void store_pin(struct kvfs_store *s, struct kvfs_inode *in, uint64_t n);
@@ -111,25 +139,33 @@ void store_pin(struct kvfs_store *s, struct kvfs_inode *in, uint64_t n);
 /* Drops n outside references; an unlinked inode is freed with its last one. */
 void store_unpin(struct kvfs_store *s, struct kvfs_inode *in, uint64_t n);
 
-/* Children of a directory in creation order: first child, then next sibling; NULL at the end. */
-struct kvfs_inode *store_child_first(const struct kvfs_inode *dir);
-struct kvfs_inode *store_child_next(const struct kvfs_inode *child);
+/* Entries of a directory in creation order: first, then next; NULL at the end. */
+const struct kvfs_dentry *store_child_first(const struct kvfs_inode *dir);
+const struct kvfs_dentry *store_child_next(const struct kvfs_dentry *d);
 
 /* Number of linked inodes (root included) and total bytes of file values. */
 uint64_t store_inode_count(const struct kvfs_store *s);
 uint64_t store_value_bytes(const struct kvfs_store *s);
 
 /*
- * Snapshots. store_foreach() visits every linked inode, each directory before its children
- * (pre-order, children in creation order), the root first. store_load_inode() rebuilds a store
- * from such a sequence: call it on a new store for each visited inode in visit order (the root's
- * call updates the existing root), then store_load_done() with the snapshot's index and epoch.
- * store_load_inode takes a new reference on `value`. Returns 0, -ENOMEM, or -EBADMSG if the
- * inode does not fit (parent unknown or not a directory, duplicate name or ino).
+ * Snapshots. store_foreach() visits every name of every linked inode, each directory's name
+ * before its entries (pre-order, entries in creation order), the root's first; `first` is true
+ * the first time the walk reaches d->in (an inode with several names is visited once per name).
+ * store_load_inode() and store_load_link() rebuild a store from such a walk: call, on a new
+ * store, store_load_inode() for each first visit (the root's call updates the existing root)
+ * and store_load_link() for each later one, in visit order, then store_load_done() with the
+ * snapshot's index and epoch. store_load_inode takes in's mode, uid, gid, rdev, times and value
+ * (a new reference) and ignores its other fields; nlink is counted, never trusted. They return
+ * 0, -ENOMEM, or -EBADMSG if the entry does not fit (parent unknown or not a directory, name
+ * invalid or taken, ino taken or (link) unknown or a directory, a type or rdev store_apply()
+ * could not have made).
  */
-typedef int (*kvfs_store_visit_fn)(void *arg, const struct kvfs_inode *in);
+typedef int (*kvfs_store_visit_fn)(void *arg, const struct kvfs_dentry *d, bool first);
 int store_foreach(const struct kvfs_store *s, kvfs_store_visit_fn fn, void *arg);
-int store_load_inode(struct kvfs_store *s, uint64_t parent_ino, const struct kvfs_inode *in);
+int store_load_inode(struct kvfs_store *s, uint64_t parent_ino, const char *name,
+                     uint32_t name_len, const struct kvfs_inode *in);
+int store_load_link(struct kvfs_store *s, uint64_t parent_ino, const char *name,
+                    uint32_t name_len, uint64_t ino);
 void store_load_done(struct kvfs_store *s, uint64_t index, uint64_t epoch);
 
 /* Exactly-once table: the last (seq, err, ino) applied per origin. */
@@ -145,7 +181,7 @@ int store_session_foreach(const struct kvfs_store *s, kvfs_store_session_fn fn, 
 bool store_session_get(const struct kvfs_store *s, uint32_t origin, struct kvfs_session *out);
 int store_session_load(struct kvfs_store *s, const struct kvfs_session *sess);
 
-/* Length of the path of in from the root ("a/b/c" = 5), 0 for the root. */
-size_t store_path_len(const struct kvfs_inode *in);
+/* Length of the path of name d from the root ("a/b/c" = 5), 0 for the root. */
+size_t store_path_len(const struct kvfs_dentry *d);
 
 #endif /* KVFS_STORE_H */

@@ -39,6 +39,14 @@ int value_append(struct kvfs_value **v, const void *data, uint64_t len);
 /* Like value_append but sets the size to len, cutting or zero-filling. Same ownership rules. */
 int value_resize(struct kvfs_value **v, uint64_t len);
 
+/*
+ * Zeroes the bytes of [off, off + len) that lie within the value's size (the size never
+ * changes): in place when *v is the only reference, otherwise in a copy (and *v's reference is
+ * dropped). A range that misses the value changes nothing. On success *v is replaced and 0
+ * returned; on -ENOMEM *v is unchanged.
+ */
+int value_zero(struct kvfs_value **v, uint64_t off, uint64_t len);
+
 static inline uint64_t value_size(const struct kvfs_value *v)
 {
 	return v ? v->size : 0;

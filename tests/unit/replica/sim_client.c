@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "kvfs/fwd.h"
 #include "kvfs/op.h"
@@ -45,7 +46,8 @@ static struct {
 
 /* ---- the store ---- */
 
-/* The client token an op carries: data's first 8 bytes, or a create's uid. 0 for none. */
+/* The client token an op carries: data's first 8 bytes, a create's or mknod's uid, a link's
+ * name ("L<token>"), a fallocate's offset. 0 for none. */
 static uint64_t token_of(const struct kvfs_op *op)
 {
 	uint64_t t = 0;
@@ -54,8 +56,13 @@ static uint64_t token_of(const struct kvfs_op *op)
 		return 0;
 	if ((op->type == KVFS_OP_PUT || op->type == KVFS_OP_APPEND) && op->data_len >= 8)
 		memcpy(&t, op->data, 8);
-	else if (op->type == KVFS_OP_CREATE)
+	else if (op->type == KVFS_OP_CREATE || op->type == KVFS_OP_MKNOD)
 		t = op->uid;
+	else if (op->type == KVFS_OP_FALLOCATE)
+		t = op->offset;
+	else if (op->type == KVFS_OP_LINK && op->name_len > 1 && op->name[0] == 'L')
+		for (uint32_t i = 1; i < op->name_len; i++)
+			t = t * 10 + (uint64_t)(op->name[i] - '0');
 	return t;
 }
 
@@ -234,10 +241,11 @@ static struct wrec *submit(struct sim *s, struct node *nd, bool calm)
 	struct kvfs_op_limits lim = {.max_value = fw->max_value[nd->id]};
 	struct kvfs_op op = {0};
 	uint8_t data[64];
-	char name[8];
+	char name[8], lname[24];
 	struct wrec *w;
 	uint64_t deadline = 0;
-	unsigned kind = calm ? 0 : sim_below(s, 10);
+	unsigned kind = calm ? 0 : sim_below(s, 13);
+	const struct kvfs_inode *in;
 	int rv;
 
 	if (!nd->up || !nd->fwd || fw->nw >= MAX_WRITES)
@@ -259,17 +267,15 @@ static struct wrec *submit(struct sim *s, struct node *nd, bool calm)
 	snprintf(name, sizeof(name), "k%u", sim_below(s, KEYS));
 	op.max_value = lim.max_value;
 	op.time_ns = (int64_t)s->now_ms;
+	in = store_lookup(nd->store, store_get(nd->store, KVFS_ROOT_INO), name, strlen(name));
 	if (kind < 6) {
-		const struct kvfs_inode *in = store_lookup(
-		    nd->store, store_get(nd->store, KVFS_ROOT_INO), name, strlen(name));
-
 		op.type = kind < 4 ? KVFS_OP_APPEND : KVFS_OP_PUT;
 		op.ino = in ? in->ino : KVFS_INO_BASE + 1000; /* ENOENT */
 		op.data = data;
 		op.data_len = calm ? 8 : 8 + sim_below(s, (uint32_t)(lim.max_value - 8 + 1));
 		memset(data, 'x', sizeof(data));
 		memcpy(data, &w->token, 8);
-	} else {
+	} else if (kind < 9) {
 		op.type = KVFS_OP_CREATE;
 		op.parent = KVFS_ROOT_INO;
 		op.name = name;
@@ -277,6 +283,33 @@ static struct wrec *submit(struct sim *s, struct node *nd, bool calm)
 		op.mode = 0644;
 		op.uid = (uint32_t)w->token;
 		op.flags = kind == 8 ? KVFS_CREATE_EXCL : 0;
+	} else if (kind == 10) {
+		/* Another name for a key (ENOENT if it has none yet): "L<token>" in the root. */
+		op.type = KVFS_OP_LINK;
+		op.ino = in ? in->ino : KVFS_INO_BASE + 1000;
+		op.parent = KVFS_ROOT_INO;
+		snprintf(lname, sizeof(lname), "L%" PRIu64, w->token);
+		op.name = lname;
+		op.name_len = (uint32_t)strlen(lname);
+	} else if (kind == 11) {
+		/* A FIFO or socket named like a key: EEXIST when the key is there. */
+		op.type = KVFS_OP_MKNOD;
+		op.parent = KVFS_ROOT_INO;
+		op.name = name;
+		op.name_len = (uint32_t)strlen(name);
+		op.mode = (sim_below(s, 2) ? S_IFIFO : S_IFSOCK) | 0600;
+		op.uid = (uint32_t)w->token;
+	} else {
+		/* At the token's offset, never growing: zero, punch or only allocate. */
+		static const uint32_t modes[] = {KVFS_FALLOC_KEEP_SIZE,
+		                                 KVFS_FALLOC_KEEP_SIZE | KVFS_FALLOC_PUNCH_HOLE,
+		                                 KVFS_FALLOC_KEEP_SIZE | KVFS_FALLOC_ZERO_RANGE};
+
+		op.type = KVFS_OP_FALLOCATE;
+		op.ino = in ? in->ino : KVFS_INO_BASE + 1000;
+		op.flags = modes[sim_below(s, 3)];
+		op.offset = w->token;
+		op.length = 1 + sim_below(s, 16);
 	}
 	/* node_propose's own check */
 	CHECK(s, op_validate(&op, &lim) == 0, "a client's op does not validate");

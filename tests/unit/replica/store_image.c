@@ -16,8 +16,9 @@
 #include "kvfs/store.h"
 #include "kvfs/value.h"
 
-static int image_inode(void *arg, const struct kvfs_inode *in)
+static int image_inode(void *arg, const struct kvfs_dentry *d, bool first)
 {
+	const struct kvfs_inode *in = d->in;
 	struct store_image *im = arg;
 	struct store_image_inode *r;
 
@@ -28,7 +29,10 @@ static int image_inode(void *arg, const struct kvfs_inode *in)
 	}
 	r = &im->inodes[im->n++];
 	r->ino = in->ino;
-	r->parent = in->parent ? in->parent->ino : 0;
+	r->parent = d->dir ? d->dir->ino : 0;
+	r->first = first;
+	im->ninodes += first;
+	r->rdev = in->rdev;
 	r->nchildren = in->nchildren;
 	r->nlink = in->nlink;
 	r->mode = in->mode;
@@ -37,9 +41,9 @@ static int image_inode(void *arg, const struct kvfs_inode *in)
 	r->atime_ns = in->atime_ns;
 	r->mtime_ns = in->mtime_ns;
 	r->ctime_ns = in->ctime_ns;
-	r->name = strdup(in->name);
+	r->name = strdup(d->name);
 	assert_non_null(r->name);
-	assert_int_equal(strlen(r->name), in->name_len);
+	assert_int_equal(strlen(r->name), d->name_len);
 	r->value_len = value_size(in->value);
 	/* One more byte so that an empty value still has a buffer to compare. */
 	r->value = malloc(r->value_len + 1);
@@ -92,12 +96,15 @@ void store_image_free(struct store_image *im)
 void assert_store_images_equal(const struct store_image *x, const struct store_image *y)
 {
 	assert_int_equal(x->n, y->n);
-	assert_int_equal(x->n, x->inode_count);
+	assert_int_equal(x->ninodes, x->inode_count);
+	assert_int_equal(x->ninodes, y->ninodes);
 	for (size_t i = 0; i < x->n; i++) {
 		const struct store_image_inode *a = &x->inodes[i], *b = &y->inodes[i];
 
 		assert_int_equal(a->ino, b->ino);
 		assert_int_equal(a->parent, b->parent);
+		assert_int_equal(a->first, b->first);
+		assert_int_equal(a->rdev, b->rdev);
 		assert_int_equal(a->nchildren, b->nchildren);
 		assert_int_equal(a->nlink, b->nlink);
 		assert_int_equal(a->mode, b->mode);

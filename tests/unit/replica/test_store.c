@@ -79,6 +79,23 @@ static struct kvfs_inode *get(struct kvfs_store *s, uint64_t ino)
 	return in;
 }
 
+/* The (first) name of a linked inode, its directory and the name's text. */
+static const struct kvfs_dentry *dent(const struct kvfs_inode *in)
+{
+	assert_non_null(in->aliases);
+	return in->aliases;
+}
+
+static struct kvfs_inode *parent_of(const struct kvfs_inode *in)
+{
+	return in->aliases ? in->aliases->dir : NULL;
+}
+
+static const char *name_of(const struct kvfs_inode *in)
+{
+	return dent(in)->name;
+}
+
 static struct kvfs_inode *lookup(struct kvfs_store *s, uint64_t dir, const char *name)
 {
 	return store_lookup(s, store_get(s, dir), name, strlen(name));
@@ -124,10 +141,10 @@ static void test_init_root(void **state)
 	assert_int_equal(root->atime_ns, 0);
 	assert_int_equal(root->mtime_ns, 0);
 	assert_int_equal(root->ctime_ns, 0);
-	assert_string_equal(root->name, "");
-	assert_null(root->parent);
+	assert_string_equal(name_of(root), "");
+	assert_null(parent_of(root));
 	assert_null(store_child_first(root));
-	assert_int_equal(store_path_len(root), 0);
+	assert_int_equal(store_path_len(dent(root)), 0);
 	assert_int_equal(store_inode_count(s), 1);
 	assert_int_equal(store_value_bytes(s), 0);
 	assert_int_equal(store_applied_index(s), 0);
@@ -199,8 +216,8 @@ static void test_create(void **state)
 	assert_int_equal(in->mtime_ns, 777);
 	assert_int_equal(in->ctime_ns, 777);
 	assert_int_equal(value_size(in->value), 0);
-	assert_string_equal(in->name, "f");
-	assert_ptr_equal(in->parent, root);
+	assert_string_equal(name_of(in), "f");
+	assert_ptr_equal(parent_of(in), root);
 	assert_int_equal(root->mtime_ns, 777);
 	assert_int_equal(root->ctime_ns, 777);
 	assert_int_equal(root->nlink, 2);
@@ -267,8 +284,8 @@ static void test_mkdir(void **state)
 	assert_int_equal(lookup(s, ROOT, "m")->mode, S_IFDIR | 0700);
 	assert_int_equal(root->nlink, 4);
 	assert_int_equal(get(s, f)->nlink, 1);
-	assert_int_equal(store_path_len(get(s, f)), 3);
-	assert_int_equal(store_path_len(b), 3);
+	assert_int_equal(store_path_len(dent(get(s, f))), 3);
+	assert_int_equal(store_path_len(dent(b)), 3);
 }
 
 static void test_symlink(void **state)
@@ -417,10 +434,10 @@ static void test_path_limit(void **state)
 	/* 15 levels of 255-byte names: 15 * 255 + 14 slashes. */
 	for (int i = 0; i < 15; i++)
 		dir = mkdir_(s, dir, n255);
-	assert_int_equal(store_path_len(get(s, dir)), 15 * 255 + 14);
+	assert_int_equal(store_path_len(dent(get(s, dir))), 15 * 255 + 14);
 	/* A 16th: exactly KVFS_PATH_MAX. */
 	deep = mkdir_(s, dir, n255);
-	assert_int_equal(store_path_len(get(s, deep)), KVFS_PATH_MAX);
+	assert_int_equal(store_path_len(dent(get(s, deep))), KVFS_PATH_MAX);
 	assert_int_equal(err_of(s, OP(.type = KVFS_OP_CREATE, .parent = deep, NAME("x"))),
 	                 -ENAMETOOLONG);
 	assert_int_equal(err_of(s, OP(.type = KVFS_OP_MKDIR, .parent = deep, NAME("x"))),
@@ -430,7 +447,7 @@ static void test_path_limit(void **state)
 	    -ENAMETOOLONG);
 	/* One byte short of the limit leaves no room for "/x". */
 	dir = mkdir_(s, dir, n254);
-	assert_int_equal(store_path_len(get(s, dir)), KVFS_PATH_MAX - 1);
+	assert_int_equal(store_path_len(dent(get(s, dir))), KVFS_PATH_MAX - 1);
 	assert_int_equal(err_of(s, OP(.type = KVFS_OP_CREATE, .parent = dir, NAME("x"))),
 	                 -ENAMETOOLONG);
 	f = mkfile(s, ROOT, "x");
@@ -440,7 +457,7 @@ static void test_path_limit(void **state)
 	assert_int_equal(err_of(s, OP(.type = KVFS_OP_RENAME, .parent = ROOT, NAME("x"),
 	                              .newparent = deep, NEWNAME("y"))),
 	                 -ENAMETOOLONG);
-	assert_int_equal(get(s, f)->parent->ino, ROOT);
+	assert_int_equal(parent_of(get(s, f))->ino, ROOT);
 }
 
 static void test_put_append(void **state)
@@ -595,16 +612,17 @@ static void test_rename_move(void **state)
 	assert_int_equal(res.ino, f);
 	assert_int_equal(res.replaced_ino, 0);
 	in = get(s, f);
-	assert_string_equal(in->name, "f2");
-	assert_int_equal(in->name_len, 2);
+	assert_string_equal(name_of(in), "f2");
+	assert_int_equal(dent(in)->name_len, 2);
 	assert_null(lookup(s, a, "f"));
 	assert_ptr_equal(lookup(s, a, "f2"), in);
 	assert_int_equal(in->ctime_ns, 10);
 	assert_int_equal(get(s, a)->mtime_ns, 10);
 	assert_value(in, "data");
-	assert_int_equal(store_child_first(get(s, a))->ino, sub);
-	assert_int_equal(store_child_next(store_child_first(get(s, a)))->ino, g);
-	assert_ptr_equal(store_child_next(store_child_next(store_child_first(get(s, a)))), in);
+	assert_int_equal(store_child_first(get(s, a))->in->ino, sub);
+	assert_int_equal(store_child_next(store_child_first(get(s, a)))->in->ino, g);
+	assert_ptr_equal(store_child_next(store_child_next(store_child_first(get(s, a)))),
+	                 dent(in));
 
 	/* Across directories: parents' counts and times. */
 	res = apply(s, OP(.type = KVFS_OP_RENAME, .parent = a, NAME("sub"), .newparent = b,
@@ -618,7 +636,7 @@ static void test_rename_move(void **state)
 	assert_int_equal(get(s, a)->mtime_ns, 11);
 	assert_int_equal(get(s, b)->ctime_ns, 11);
 	assert_int_equal(get(s, sub)->ctime_ns, 11);
-	assert_int_equal(get(s, sub)->parent->ino, b);
+	assert_int_equal(parent_of(get(s, sub))->ino, b);
 	assert_int_equal(get(s, ROOT)->nlink, 4);
 
 	/* A directory's children go with it. */
@@ -627,7 +645,7 @@ static void test_rename_move(void **state)
 	                              .newparent = a, NEWNAME("bb"))),
 	                 0);
 	assert_non_null(lookup(s, sub, "deep"));
-	assert_int_equal(store_path_len(lookup(s, sub, "deep")), strlen("a/bb/sub/deep"));
+	assert_int_equal(store_path_len(dent(lookup(s, sub, "deep"))), strlen("a/bb/sub/deep"));
 	assert_int_equal(get(s, ROOT)->nlink, 3);
 	assert_int_equal(get(s, a)->nlink, 3);
 	assert_int_equal(store_inode_count(s), 7);
@@ -679,9 +697,9 @@ static void test_rename_errors(void **state)
 	assert_int_equal(RN(b, "c", ROOT, "a", 0), -ENOTEMPTY);
 
 	/* Nothing moved. */
-	assert_int_equal(get(s, b)->parent->ino, a);
-	assert_int_equal(get(s, c)->parent->ino, b);
-	assert_int_equal(get(s, f)->parent->ino, ROOT);
+	assert_int_equal(parent_of(get(s, b))->ino, a);
+	assert_int_equal(parent_of(get(s, c))->ino, b);
+	assert_int_equal(parent_of(get(s, f))->ino, ROOT);
 	assert_int_equal(get(s, ROOT)->nchildren, 5);
 	assert_int_equal(store_inode_count(s), 9);
 	/* A file may move next to itself under another name, a directory to a sibling. */
@@ -941,7 +959,7 @@ static void test_pins(void **state)
 	assert_int_equal(err_of(s, OP(.type = KVFS_OP_UNLINK, .parent = d, NAME("f"))), 0);
 	assert_ptr_equal(store_get(s, f), in);
 	assert_int_equal(in->nlink, 0);
-	assert_null(in->parent);
+	assert_null(parent_of(in));
 	assert_null(lookup(s, d, "f"));
 	assert_value(in, "still readable");
 	assert_int_equal(store_inode_count(s), 5);
@@ -1124,37 +1142,55 @@ static void test_seq_and_size_out_of_range(void **state)
 }
 
 /* Counts the inodes visited and stops the walk with 42 at the third. */
-static int stop_at_third(void *arg, const struct kvfs_inode *in)
+static int stop_at_third(void *arg, const struct kvfs_dentry *d, bool first)
 {
 	size_t *n = arg;
 
-	(void)in;
+	(void)d;
 	return ++*n == 3 ? 42 : 0;
 }
 
-/* Checks the counters and links of a store against a full walk. */
+/* Checks the counters and links of a store against a full walk: every name is found by lookup,
+ * every inode's names are its aliases and count in its nlink, a directory has one name. */
 static void assert_consistent(struct kvfs_store *s)
 {
 	struct store_image *im = store_image_of(s);
 	uint64_t bytes = 0;
 
-	assert_int_equal(im->n, store_inode_count(s));
+	assert_int_equal(im->ninodes, store_inode_count(s));
 	for (size_t i = 0; i < im->n; i++) {
-		struct kvfs_inode *in = get(s, im->inodes[i].ino), *c;
-		uint64_t n = 0, subdirs = 0;
+		struct kvfs_inode *in = get(s, im->inodes[i].ino);
+		const struct kvfs_dentry *c, *d;
+		uint64_t n = 0, subdirs = 0, names = 0;
 
+		if (im->inodes[i].parent) {
+			d = store_lookup_dentry(s, get(s, im->inodes[i].parent), im->inodes[i].name,
+			                        strlen(im->inodes[i].name));
+			assert_non_null(d);
+			assert_ptr_equal(d->in, in);
+		}
+		if (!im->inodes[i].first)
+			continue;
 		if (S_ISREG(in->mode))
 			bytes += value_size(in->value);
-		if (in->parent)
-			assert_ptr_equal(store_lookup(s, in->parent, in->name, in->name_len), in);
+		for (d = in->aliases; d; d = d->alias_next) {
+			assert_ptr_equal(d->in, in);
+			if (d->dir)
+				assert_ptr_equal(
+				    store_lookup_dentry(s, d->dir, d->name, d->name_len), d);
+			names++;
+		}
 		for (c = store_child_first(in); c; c = store_child_next(c)) {
-			assert_ptr_equal(c->parent, in);
+			assert_ptr_equal(c->dir, in);
 			n++;
-			subdirs += S_ISDIR(c->mode);
+			subdirs += S_ISDIR(c->in->mode);
 		}
 		assert_int_equal(n, in->nchildren);
-		assert_int_equal(in->nlink, S_ISDIR(in->mode) ? 2 + subdirs : 1);
-		assert_true(store_path_len(in) <= KVFS_PATH_MAX);
+		assert_int_equal(in->nlink, S_ISDIR(in->mode) ? 2 + subdirs : names);
+		if (S_ISDIR(in->mode))
+			assert_int_equal(names, 1);
+		if (!S_ISCHR(in->mode) && !S_ISBLK(in->mode))
+			assert_int_equal(in->rdev, 0);
 	}
 	assert_int_equal(bytes, store_value_bytes(s));
 	store_image_free(im);
@@ -1522,16 +1558,19 @@ static void test_many_inodes(void **state)
 	assert_consistent(s);
 }
 
-/* Rebuilding a store from store_foreach() with store_load_inode(). */
+/* Rebuilding a store from store_foreach() with store_load_inode() and store_load_link(). */
 struct loader {
 	struct kvfs_store *dst;
 };
 
-static int load_one(void *arg, const struct kvfs_inode *in)
+static int load_one(void *arg, const struct kvfs_dentry *d, bool first)
 {
 	struct loader *l = arg;
+	uint64_t dir = d->dir ? d->dir->ino : 0;
 
-	return store_load_inode(l->dst, in->parent ? in->parent->ino : 0, in);
+	if (!first)
+		return store_load_link(l->dst, dir, d->name, d->name_len, d->in->ino);
+	return store_load_inode(l->dst, dir, d->name, d->name_len, d->in);
 }
 
 static int load_sess(void *arg, const struct kvfs_session *sess)
@@ -1541,10 +1580,13 @@ static int load_sess(void *arg, const struct kvfs_session *sess)
 	return store_session_load(l->dst, sess);
 }
 
+#define LOAD(t, parent, nm, in)  store_load_inode(t, parent, nm, (uint32_t)strlen(nm), in)
+#define LINK(t, parent, nm, ino) store_load_link(t, parent, nm, (uint32_t)strlen(nm), ino)
+
 static void test_load(void **state)
 {
 	struct kvfs_store *s = *state, *t;
-	uint64_t a = mkdir_(s, ROOT, "a"), f = mkfile(s, a, "f"), l;
+	uint64_t a = mkdir_(s, ROOT, "a"), f = mkfile(s, a, "f"), l, fifo;
 	struct loader ld;
 	struct kvfs_inode in;
 	struct kvfs_session sess = {.origin = 3, .seq = 4, .err = -EEXIST, .ino = 0};
@@ -1554,6 +1596,18 @@ static void test_load(void **state)
 	apply(s, OP(.type = KVFS_OP_SETATTR, .ino = ROOT, .flags = KVFS_SET_MODE | KVFS_SET_UID,
 	            .mode = 0711, .uid = 5, .origin = 1, .seq = 7));
 	mkdir_(s, a, "sub");
+	/* Names of one file in three directories, a device and a FIFO. */
+	assert_int_equal(err_of(s, OP(.type = KVFS_OP_LINK, .ino = f, .parent = ROOT, NAME("f1"))),
+	                 0);
+	assert_int_equal(err_of(s, OP(.type = KVFS_OP_LINK, .ino = f,
+	                              .parent = lookup(s, a, "sub")->ino, NAME("f2"))),
+	                 0);
+	assert_int_equal(err_of(s, OP(.type = KVFS_OP_MKNOD, .parent = a, NAME("dev"),
+	                              .mode = S_IFCHR | 0600, .rdev = 0x10203)),
+	                 0);
+	fifo = apply(s, OP(.type = KVFS_OP_MKNOD, .parent = ROOT, NAME("fifo"),
+	                   .mode = S_IFIFO | 0600))
+	           .ino;
 	assert_int_equal(store_init(&t), 0);
 	ld.dst = t;
 	assert_int_equal(store_foreach(s, load_one, &ld), 0);
@@ -1561,6 +1615,8 @@ static void test_load(void **state)
 	store_load_done(t, store_applied_index(s), store_applied_epoch(s));
 	assert_stores_equal(s, t);
 	assert_consistent(t);
+	assert_int_equal(get(t, f)->nlink, 3);
+	assert_int_equal(lookup(t, a, "dev")->rdev, 0x10203);
 	/* The value is shared, not copied. */
 	assert_ptr_equal(get(t, f)->value, get(s, f)->value);
 	assert_int_equal(get(s, f)->value->refs, 2);
@@ -1569,35 +1625,45 @@ static void test_load(void **state)
 	memset(&in, 0, sizeof(in));
 	in.ino = 1000;
 	in.mode = S_IFREG | 0644;
-	in.name = "x";
-	in.name_len = 1;
-	assert_int_equal(store_load_inode(t, 999, &in), -EBADMSG); /* unknown parent */
-	assert_int_equal(store_load_inode(t, f, &in), -EBADMSG);   /* parent not a directory */
+	assert_int_equal(LOAD(t, 999, "x", &in), -EBADMSG); /* unknown parent */
+	assert_int_equal(LOAD(t, f, "x", &in), -EBADMSG);   /* parent not a directory */
 	in.ino = l;
-	assert_int_equal(store_load_inode(t, ROOT, &in), -EBADMSG); /* known ino */
+	assert_int_equal(LOAD(t, ROOT, "x", &in), -EBADMSG); /* known ino */
 	in.ino = 1000;
-	in.name = "f";
-	assert_int_equal(store_load_inode(t, a, &in), -EBADMSG); /* known name */
-	in.name = "a/b";
-	in.name_len = 3;
-	assert_int_equal(store_load_inode(t, a, &in), -EBADMSG); /* bad name */
-	in.name = "y";
-	in.name_len = 1;
-	in.mode = S_IFIFO | 0644;
-	assert_int_equal(store_load_inode(t, a, &in), -EBADMSG); /* bad type */
+	assert_int_equal(LOAD(t, a, "f", &in), -EBADMSG);   /* known name */
+	assert_int_equal(LOAD(t, a, "a/b", &in), -EBADMSG); /* bad name */
+	in.mode = 0170000 | 0644;
+	assert_int_equal(LOAD(t, a, "y", &in), -EBADMSG); /* bad type */
 	in.mode = S_IFLNK | 0777;
-	assert_int_equal(store_load_inode(t, a, &in), -EBADMSG); /* symlink without target */
+	assert_int_equal(LOAD(t, a, "y", &in), -EBADMSG); /* symlink without target */
+	in.mode = S_IFIFO | 0644;
+	in.rdev = 5;
+	assert_int_equal(LOAD(t, a, "y", &in), -EBADMSG); /* a device number on a FIFO */
+	in.mode = S_IFREG | 0644;
+	assert_int_equal(LOAD(t, a, "y", &in), -EBADMSG); /* ... on a file */
+	in.rdev = 0;
+	in.mode = S_IFSOCK | 0644;
+	in.value = get(s, f)->value;
+	assert_int_equal(LOAD(t, a, "y", &in), -EBADMSG); /* a socket with a value */
+	in.value = NULL;
 	in.mode = S_IFREG | 0644;
 	in.ino = 5;
-	assert_int_equal(store_load_inode(t, a, &in), -EBADMSG); /* reserved number */
+	assert_int_equal(LOAD(t, a, "y", &in), -EBADMSG); /* reserved number */
 	in.ino = ROOT;
-	assert_int_equal(store_load_inode(t, a, &in), -EBADMSG); /* root with a parent */
+	assert_int_equal(LOAD(t, a, "y", &in), -EBADMSG);      /* root with a parent */
+	assert_int_equal(LINK(t, a, "y", 999), -EBADMSG);      /* link to an unknown inode */
+	assert_int_equal(LINK(t, ROOT, "y", a), -EBADMSG);     /* link to a directory */
+	assert_int_equal(LINK(t, ROOT, "f1", fifo), -EBADMSG); /* name taken */
+	assert_int_equal(LINK(t, f, "y", fifo), -EBADMSG);     /* not in a directory */
+	assert_int_equal(LINK(t, ROOT, "..", fifo), -EBADMSG); /* bad name */
+	assert_int_equal(LINK(t, ROOT, "fifo2", fifo), 0);
+	assert_int_equal(get(t, fifo)->nlink, 2);
 	assert_int_equal(store_session_load(t, &sess), 0);
 	assert_int_equal(store_session_load(t, &sess), -EBADMSG);
 	sess.origin = 0;
 	assert_int_equal(store_session_load(t, &sess), -EBADMSG);
 	in.ino = 1000;
-	assert_int_equal(store_load_inode(t, a, &in), 0);
+	assert_int_equal(LOAD(t, a, "y", &in), 0);
 	assert_consistent(t);
 
 	/* The loaded store goes on from the next index; its new inodes do not collide. */
