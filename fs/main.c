@@ -810,6 +810,9 @@ int main(int argc, char **argv)
 	a.fs.uid = getuid();
 	a.fs.gid = getgid();
 	a.fs.stored_owner = options_has_fuse_opt(a.opts.fuse_opts, "default_permissions");
+	/* Device nodes as on a tmpfs mounted by root: only a root daemon makes them (a mount by an
+	 * ordinary user through fusermount is nodev anyway). */
+	a.fs.may_mknod_dev = geteuid() == 0;
 	a.fs.linearizable = a.opts.read_mode == KVFS_READ_LINEARIZABLE;
 	/* Linearizable reads cannot let the kernel answer from its caches. */
 	a.fs.entry_timeout = a.fs.linearizable ? 0.0 : 1.0;
