@@ -88,7 +88,8 @@ def make_objects(m):
 def test_objects_replicate_and_snapshot(h):
     cluster = h.cluster_name("posix")
     zk = h.zk_client()
-    nodes = h.nodes(cluster, 3, extra=SMALL)
+    # default_permissions: stat shows the stored owners (chown is checked below).
+    nodes = h.nodes(cluster, 3, extra=SMALL + ["-o", "default_permissions"])
     start_in_order(h, nodes, zk)
     leader, _ = settle(h, nodes, what="one leader, established")
     followers = [n for n in nodes if n is not leader]
