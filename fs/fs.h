@@ -120,6 +120,7 @@ struct kvfs_fs {
 	/* the largest write request the kernel sends (set at FUSE init) */
 	uint32_t max_write;
 	bool stored_owner; /* show stored uid/gid (default_permissions or check_access) */
+	bool may_mknod_dev; /* the daemon runs as root: device nodes may be made (mknod) */
 	uid_t uid;         /* the mounting user, shown as owner otherwise */
 	gid_t gid;
 	bool kernel_perms; /* -o default_permissions: the kernel checks permissions */
@@ -150,6 +151,8 @@ void fuse_ops_gate(fuse_req_t req, fuse_ino_t ino, const char *name, struct fuse
 /* fuse_ops.c: the operation table, and the hook the node calls after applying an operation. */
 extern const struct fuse_lowlevel_ops fuse_ops_table;
 void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_apply_result *res);
+/* Proposes op for req, answered with its outcome alone (0 or an errno) once applied. */
+void fuse_ops_propose(fuse_req_t req, struct kvfs_op *op);
 /* Fills st for in, as the kernel is to see it (the write buffer's size while one exists). */
 void fuse_ops_fill_attr(const struct kvfs_fs *fs, const struct kvfs_inode *in, struct stat *st);
 
@@ -201,6 +204,12 @@ struct wbuf *fuse_file_wbuf(const struct kvfs_fs *fs, uint64_t ino);
 /* Frees a handle, unpinning its inode; with `commit`, a dirty write buffer is proposed first. */
 void fuse_file_free_handle(struct kvfs_fs *fs, struct handle *h, bool commit);
 void fuse_file_link_handle(struct kvfs_fs *fs, struct handle *h);
+
+/* fuse_alloc.c: fallocate(2) (modes 0, KEEP_SIZE, PUNCH_HOLE, ZERO_RANGE), one operation. */
+void fuse_alloc_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                          struct fuse_file_info *fi);
+/* Resizes a write buffer to size bytes, zero-filling growth; -ENOMEM leaves it as it was. */
+int fuse_alloc_wbuf_resize(struct wbuf *wb, size_t size);
 
 /* fuse_status.c: /.status and /.status.json. */
 bool fuse_status_is_virtual(fuse_ino_t ino);

@@ -47,6 +47,7 @@ void fuse_ops_fill_attr(const struct kvfs_fs *fs, const struct kvfs_inode *in, s
 	st->st_ino = in->ino;
 	st->st_mode = in->mode;
 	st->st_nlink = in->nlink;
+	st->st_rdev = in->rdev;
 	st->st_uid = fs->stored_owner ? in->uid : fs->uid;
 	st->st_gid = fs->stored_owner ? in->gid : fs->gid;
 	if (S_ISDIR(in->mode))
@@ -162,6 +163,8 @@ static bool locks_dir(const struct kvfs_op *op)
 	case KVFS_OP_UNLINK:
 	case KVFS_OP_RMDIR:
 	case KVFS_OP_RENAME:
+	case KVFS_OP_LINK:
+	case KVFS_OP_MKNOD:
 		return true;
 	default:
 		return false;
@@ -462,20 +465,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	 */
 	fuse_file_commit_pending(fs, ino);
 	wb = (op.flags & KVFS_SET_SIZE) ? fuse_file_wbuf(fs, ino) : NULL;
-	if (wb && op.size <= wb->cap) {
-		if (op.size > wb->size)
-			memset(wb->data + wb->size, 0, op.size - wb->size);
-		wb->size = op.size;
-	} else if (wb) {
-		uint8_t *d = realloc(wb->data, op.size);
-
-		if (!d) {
-			fuse_reply_err(req, ENOMEM);
-			return;
-		}
-		memset(d + wb->size, 0, op.size - wb->size);
-		wb->data = d;
-		wb->size = wb->cap = op.size;
+	if (wb && fuse_alloc_wbuf_resize(wb, op.size) < 0) {
+		fuse_reply_err(req, ENOMEM);
+		return;
 	}
 	propose(req, &op, PENDING_ATTR, NULL);
 }
@@ -514,8 +506,9 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
  * (create()), the reply is an open file and O_EXCL decides whether an existing file is an error;
  * without it (mknod, mkdir, symlink), the reply is an entry and an existing name is EEXIST.
  */
-static void make_entry(fuse_req_t req, fuse_ino_t parent, const char *name, uint8_t type,
-                       mode_t mode, const char *target, struct fuse_file_info *fi)
+static void make_entry_op(fuse_req_t req, fuse_ino_t parent, const char *name, uint8_t type,
+                          mode_t mode, uint32_t rdev, const char *target,
+                          struct fuse_file_info *fi)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct kvfs_op op = {
@@ -523,9 +516,10 @@ static void make_entry(fuse_req_t req, fuse_ino_t parent, const char *name, uint
 	    .parent = parent,
 	    .name = name,
 	    .name_len = (uint32_t)strlen(name),
-	    .mode = mode & 07777,
+	    .mode = mode & (type == KVFS_OP_MKNOD ? S_IFMT | 07777 : 07777),
 	    .uid = ctx->uid,
 	    .gid = ctx->gid,
+	    .rdev = rdev,
 	};
 	int rv = check_new_name(parent, name);
 	struct kvfs_inode *dir = store_get(fs_of(req)->store, parent);
@@ -551,6 +545,18 @@ static void make_entry(fuse_req_t req, fuse_ino_t parent, const char *name, uint
 	propose(req, &op, fi ? PENDING_CREATE : PENDING_ENTRY, fi);
 }
 
+static void make_entry(fuse_req_t req, fuse_ino_t parent, const char *name, uint8_t type,
+                       mode_t mode, const char *target, struct fuse_file_info *fi)
+{
+	make_entry_op(req, parent, name, type, mode, 0, target, fi);
+}
+
+static void make_entry_rdev(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                            uint32_t rdev)
+{
+	make_entry_op(req, parent, name, KVFS_OP_MKNOD, mode, rdev, NULL, NULL);
+}
+
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	make_entry(req, parent, name, KVFS_OP_MKDIR, mode, NULL, NULL);
@@ -561,13 +567,40 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	make_entry(req, parent, name, KVFS_OP_SYMLINK, 0777, link, NULL);
 }
 
+/*
+ * mknod(2): a regular file is a create; a FIFO or socket is stored with its type (the kernel gives
+ * it its behaviour); a device node only when the daemon runs as root, as a tmpfs mounted by root
+ * allows it (the kernel has checked CAP_MKNOD of the caller already). rdev arrives in the kernel's
+ * 32-bit encoding, which is how it is stored and shown again.
+ */
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
-	if (!S_ISREG(mode)) {
-		fuse_reply_err(req, EPERM); /* no device nodes, FIFOs or sockets */
+	struct kvfs_fs *fs = fs_of(req);
+
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+		make_entry(req, parent, name, KVFS_OP_CREATE, mode, NULL, NULL);
+		return;
+	case S_IFIFO:
+	case S_IFSOCK:
+		rdev = 0;
+		break;
+	case S_IFCHR:
+	case S_IFBLK:
+		if (!fs->may_mknod_dev) {
+			fuse_reply_err(req, EPERM);
+			return;
+		}
+		if (rdev > UINT32_MAX) {
+			fuse_reply_err(req, EINVAL);
+			return;
+		}
+		break;
+	default:
+		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	make_entry(req, parent, name, KVFS_OP_CREATE, mode, NULL, NULL);
+	make_entry_rdev(req, parent, name, mode, (uint32_t)rdev);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -622,11 +655,12 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	};
 	int rv;
 
-	if (flags & ~(unsigned)RENAME_NOREPLACE) {
-		fuse_reply_err(req, EINVAL); /* RENAME_EXCHANGE, RENAME_WHITEOUT */
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+		fuse_reply_err(req, EINVAL); /* RENAME_WHITEOUT */
 		return;
 	}
-	if (parent == KVFS_ROOT_INO && fuse_status_lookup(name)) {
+	if ((parent == KVFS_ROOT_INO && fuse_status_lookup(name)) ||
+	    (newparent == KVFS_ROOT_INO && fuse_status_lookup(newname))) {
 		fuse_reply_err(req, EACCES);
 		return;
 	}
@@ -640,13 +674,44 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		return;
 	}
 	if (flags & RENAME_NOREPLACE)
-		op.flags = KVFS_RENAME_NOREPLACE;
+		op.flags |= KVFS_RENAME_NOREPLACE;
+	if (flags & RENAME_EXCHANGE)
+		op.flags |= KVFS_RENAME_EXCHANGE;
 	propose(req, &op, PENDING_ERR, NULL);
 }
 
+/* link(2): another name for a file (never a directory: the kernel refuses that first). */
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	fuse_reply_err(req, EPERM); /* a key has one name */
+	struct kvfs_op op = {
+	    .type = KVFS_OP_LINK,
+	    .ino = ino,
+	    .parent = newparent,
+	    .name = newname,
+	    .name_len = (uint32_t)strlen(newname),
+	};
+	struct kvfs_fs *fs = fs_of(req);
+	struct kvfs_inode *dir = store_get(fs->store, newparent);
+	int rv;
+
+	if (fuse_status_is_virtual(ino)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+
+	rv = check_new_name(newparent, newname);
+	if (rv == 0 && dir)
+		rv = fuse_perm_may(req, fs, dir, W_OK | X_OK);
+	if (rv < 0) {
+		fuse_reply_err(req, -rv);
+		return;
+	}
+	propose(req, &op, PENDING_ENTRY, NULL);
+}
+
+void fuse_ops_propose(fuse_req_t req, struct kvfs_op *op)
+{
+	propose(req, op, PENDING_ERR, NULL);
 }
 
 static void gated_opendir(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino, const char *name,
@@ -760,13 +825,27 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
+/*
+ * Another node changed the name `name` in dir, which gave inode ino (0: none). The kernel's
+ * delete notice would also zero the inode's link count: it is given only when the inode lost its
+ * last name (nlink_after 0); otherwise the name is forgotten and the inode's attributes reread.
+ */
+static void inval_name(struct kvfs_fs *fs, uint64_t dir, const char *name, uint32_t len,
+                       uint64_t ino, uint32_t nlink_after)
+{
+	fuse_inval_entry(fs->inval, dir, name, len, nlink_after == 0 ? ino : 0);
+	if (ino && nlink_after > 0)
+		fuse_inval_inode(fs->inval, ino, false, NULL, 0);
+}
+
 void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_apply_result *res)
 {
 	struct kvfs_fs *fs = arg;
 
 	if (res->err < 0 || res->duplicate)
 		return;
-	if (op->type == KVFS_OP_PUT || op->type == KVFS_OP_APPEND || op->type == KVFS_OP_SETATTR)
+	if (op->type == KVFS_OP_PUT || op->type == KVFS_OP_APPEND || op->type == KVFS_OP_SETATTR ||
+	    op->type == KVFS_OP_FALLOCATE)
 		fuse_file_value_changed(fs, op);
 	if (op->origin != fs->node_id) {
 		/* Another node's change: nothing the kernel cached about these names or inodes
@@ -775,16 +854,22 @@ void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_ap
 		case KVFS_OP_PUT:
 		case KVFS_OP_APPEND:
 		case KVFS_OP_SETATTR:
+		case KVFS_OP_FALLOCATE:
 			fuse_inval_inode(fs->inval, op->ino, true, NULL, 0);
 			break;
+		case KVFS_OP_LINK:
+			fuse_inval_inode(fs->inval, op->ino, false, NULL, 0);
+			fuse_inval_inode(fs->inval, op->parent, false, NULL, 0);
+			break;
 		case KVFS_OP_RENAME:
-			fuse_inval_entry(fs->inval, op->newparent, op->newname, op->newname_len,
-			                 res->replaced_ino);
-			fuse_inval_entry(fs->inval, op->parent, op->name, op->name_len, 0);
+			inval_name(fs, op->newparent, op->newname, op->newname_len,
+			           (op->flags & KVFS_RENAME_EXCHANGE) ? res->ino2 : res->replaced_ino,
+			           (op->flags & KVFS_RENAME_EXCHANGE) ? 1 : res->replaced_nlink_after);
+			inval_name(fs, op->parent, op->name, op->name_len, res->ino, 1);
 			break;
 		case KVFS_OP_UNLINK:
 		case KVFS_OP_RMDIR:
-			fuse_inval_entry(fs->inval, op->parent, op->name, op->name_len, res->ino);
+			inval_name(fs, op->parent, op->name, op->name_len, res->ino, res->nlink_after);
 			break;
 		default:
 			/* A new name: the kernel caches no negative entries (lookup answers ENOENT),
@@ -860,6 +945,7 @@ const struct fuse_lowlevel_ops fuse_ops_table = {
     .rmdir = op_rmdir,
     .rename = op_rename,
     .link = op_link,
+    .fallocate = fuse_alloc_fallocate,
     .create = op_create,
     .open = fuse_perm_open,
     .access = fuse_perm_access,

@@ -823,6 +823,9 @@ int main(int argc, char **argv)
 	a.fs.check_access =
 	    !a.fs.kernel_perms && options_has_fuse_opt(a.opts.fuse_opts, "allow_other");
 	a.fs.stored_owner = a.fs.kernel_perms || a.fs.check_access;
+	/* Device nodes as on a tmpfs mounted by root: only a root daemon makes them (a mount by an
+	 * ordinary user through fusermount is nodev anyway). */
+	a.fs.may_mknod_dev = geteuid() == 0;
 	a.fs.linearizable = a.opts.read_mode == KVFS_READ_LINEARIZABLE;
 	/* Linearizable reads cannot let the kernel answer from its caches; nor can kvfs's own
 	 * search permission checks, which need every path walk to ask (lookup). */
