@@ -7,8 +7,8 @@
 #
 # Usage: test_pjdfstest.sh KVFS_BIN PJDFSTEST_BIN
 # Environment:
-#   KVFS_PJDFSTEST_OPTS      mount options (default allow_other,default_permissions: pjdfstest
-#                            acts as other users, who need allow_other)
+#   KVFS_PJDFSTEST_OPTS      mount options (unset: allow_other,default_permissions, as pjdfstest
+#                            acts as other users, who need allow_other; empty: no -o at all)
 #   KVFS_PJDFSTEST_EXPECTED  the list of expected failures (default pjdfstest/expected_failures.txt)
 #   KVFS_PJDFSTEST_GROUPS    run only these groups, e.g. "chmod link" (default: all of tests/)
 #   KVFS_PJDFSTEST_LOG_DIR   keep prove's output there as pjdfstest-standalone.tap (meson sets it
@@ -23,7 +23,7 @@ if (($# < 2)); then
 fi
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PJD_BIN=$(realpath "$2")
-OPTS=${KVFS_PJDFSTEST_OPTS:-allow_other,default_permissions}
+OPTS=${KVFS_PJDFSTEST_OPTS-allow_other,default_permissions}
 EXPECTED=${KVFS_PJDFSTEST_EXPECTED:-$HERE/pjdfstest/expected_failures.txt}
 for tool in prove perl openssl; do
 	command -v "$tool" >/dev/null || {
@@ -50,10 +50,10 @@ for g in ${KVFS_PJDFSTEST_GROUPS:-}; do
 done
 ((${#ROOTS[@]})) || ROOTS=("$T/pjdfstest/tests")
 
-kvfs_start a -o "$OPTS"
+kvfs_start a ${OPTS:+-o "$OPTS"}
 M=$(kvfs_mnt a)
 mkdir "$M/pjd"
-lib_log "prove -rv over ${ROOTS[*]#"$T/pjdfstest/"} from $M/pjd (mount options $OPTS)"
+lib_log "prove -rv over ${ROOTS[*]#"$T/pjdfstest/"} from $M/pjd (mount options ${OPTS:-none})"
 t0=$SECONDS
 rc=0
 (cd "$M/pjd" && exec prove -rv "${ROOTS[@]}") >"$T/prove.out" 2>"$T/prove.err" </dev/null || rc=$?
@@ -64,7 +64,7 @@ if [[ -n "${KVFS_PJDFSTEST_LOG_DIR:-}" ]]; then
 fi
 
 crc=0
-python3 "$HERE/pjdfstest/check.py" --expected "$EXPECTED" --title "standalone, -o $OPTS" \
+python3 "$HERE/pjdfstest/check.py" --expected "$EXPECTED" --title "standalone, -o ${OPTS:-(none)}" \
 	$(printf -- '--tests-dir %s ' "${ROOTS[@]}") "$T/prove.out" || crc=$?
 if ((crc == 0)); then
 	lib_pass "pjdfstest's failures are exactly the expected ones ($(basename "$EXPECTED"))"

@@ -31,7 +31,7 @@ import os
 import re
 import sys
 
-HEADER_RE = re.compile(r"^(\S.*\.t) \.\.(?: (.*))?$")
+HEADER_RE = re.compile(r"^(\S.*\.t) \.{2,}(?: (.*))?$")  # prove pads the dots
 PLAN_RE = re.compile(r"^1\.\.(\d+)")
 RESULT_RE = re.compile(r"^(not )?ok (\d+)\b ?(.*)$")
 END_RE = re.compile(r"^(Test Summary Report|All tests successful|Files=\d+)")
@@ -302,7 +302,10 @@ def main():
     if not files:
         sys.exit("check.py: %s holds no test file section ('<file>.t .. '): not prove -rv "
                  "output?" % a.output)
-    entries, blocks = read_expected(a.expected) if a.expected else ({}, [])
+    try:
+        entries, blocks = read_expected(a.expected) if a.expected else ({}, [])
+    except OSError as e:
+        sys.exit("check.py: cannot read the list %s: %s" % (a.expected, e.strerror))
     if a.write_expected:
         write_expected(files, blocks, sys.stdout)
         return 0
