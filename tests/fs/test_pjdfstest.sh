@@ -56,16 +56,24 @@ mkdir "$M/pjd"
 lib_log "prove -rv over ${ROOTS[*]#"$T/pjdfstest/"} from $M/pjd (mount options ${OPTS:-none})"
 t0=$SECONDS
 rc=0
-(cd "$M/pjd" && exec prove -rv "${ROOTS[@]}") >"$T/prove.out" 2>"$T/prove.err" </dev/null || rc=$?
+# In the background and waited for by PID, so that a signal or the watchdog ends the test at once
+# (the cleanup kills prove; the .t running then fails fast on the detached mount).
+(cd "$M/pjd" && exec prove -rv "${ROOTS[@]}") >"$T/prove.out" 2>"$T/prove.err" </dev/null &
+PROVE_PID=$!
+lib_track_pid "$PROVE_PID"
+wait "$PROVE_PID" || rc=$?
 lib_log "prove exited with status $rc after $((SECONDS - t0)) s"
 if [[ -n "${KVFS_PJDFSTEST_LOG_DIR:-}" ]]; then
 	cp "$T/prove.out" "$KVFS_PJDFSTEST_LOG_DIR/pjdfstest-standalone.tap"
 	lib_log "prove's output kept in $KVFS_PJDFSTEST_LOG_DIR/pjdfstest-standalone.tap"
 fi
 
+CHECK_ARGS=(--expected "$EXPECTED" --title "standalone, -o ${OPTS:-(none)}")
+for r in "${ROOTS[@]}"; do
+	CHECK_ARGS+=(--tests-dir "$r")
+done
 crc=0
-python3 "$HERE/pjdfstest/check.py" --expected "$EXPECTED" --title "standalone, -o ${OPTS:-(none)}" \
-	$(printf -- '--tests-dir %s ' "${ROOTS[@]}") "$T/prove.out" || crc=$?
+python3 "$HERE/pjdfstest/check.py" "${CHECK_ARGS[@]}" "$T/prove.out" || crc=$?
 if ((crc == 0)); then
 	lib_pass "pjdfstest's failures are exactly the expected ones ($(basename "$EXPECTED"))"
 else
