@@ -47,7 +47,7 @@ def extract_suite(h, pjd_bin):
     return [os.path.join(root, "tests", g) for g in groups] or [os.path.join(root, "tests")]
 
 
-def run_prove(h, cwd, roots, out_path, err_path):
+def run_prove(cwd, roots, out_path, err_path):
     """prove -rv over ROOTS from CWD, in its own process group (killed whole if we are
     interrupted); returns its exit status."""
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
@@ -80,7 +80,7 @@ def test_pjdfstest_on_a_follower(h):
 
     out = os.path.join(h.tmp, "prove.out")
     t0 = time.monotonic()
-    rc = run_prove(h, work, roots, out, os.path.join(h.tmp, "prove.err"))
+    rc = run_prove(work, roots, out, os.path.join(h.tmp, "prove.err"))
     h.log("prove exited with status %d after %.0f s" % (rc, time.monotonic() - t0))
     logdir = os.environ.get("KVFS_CLUSTER_LOG_DIR") or "/tmp/kvfs-cluster-logs"
     try:
