@@ -13,7 +13,10 @@
  * pax global header naming the cluster, the node, and the epoch and index of the last applied
  * operation, then the root ("./") and every entry in store_foreach() order (each directory
  * before its contents), and ends with two zero blocks. A file with several names (hard links)
- * appears once per name, each time with its contents: extracting gives independent copies.
+ * has its contents at its first name; each later name is a hard link entry naming that path, so
+ * extracting gives one file with all its names (as `tar --hard-dereference` would not). FIFOs
+ * and device nodes are archived with their type and numbers; sockets are left out, as GNU tar
+ * leaves them out (a socket belongs to the process that listens on it).
  *
  * stat shows the size a backup taken now would have (computed by the same walk, without the
  * capture); the file is read with direct I/O, so readers get the archive of their open to its end.
@@ -38,6 +41,8 @@ struct bk_entry {
 	uint32_t name_len;
 	uint32_t mode, uid, gid;
 	size_t parent; /* index of the parent's entry (the root, entry 0, is its own) */
+	size_t link_to; /* another name of a file archived earlier: 1 + that entry's index; else 0 */
+	uint32_t rdev;
 	int64_t mtime_ns;
 	struct kvfs_value *value; /* a reference: contents or symlink target; NULL if empty */
 };
@@ -60,6 +65,16 @@ struct fuse_backup {
 	size_t hdr_len, hdr_cap;
 	char *path; /* scratch: an entry's path in the archive */
 	size_t path_cap;
+	char *link_path; /* scratch: the path a hard link entry names */
+	size_t link_path_cap;
+};
+
+/* A file with several names: where the walk archived its first one. */
+struct first_name {
+	uint64_t ino; /* 0: a free slot */
+	size_t idx;
+	char *path;
+	size_t path_len;
 };
 
 /* A pre-order walk of the store that builds each entry's archive path ("./a/b", "./d/") and adds
@@ -75,6 +90,8 @@ struct walk {
 	size_t depth, stack_cap;
 	char *path;
 	size_t path_cap;
+	struct first_name *firsts; /* open addressing by ino; a power of two, at most half full */
+	size_t nfirsts, firsts_cap;
 };
 
 /* Makes *buf hold at least need bytes (it grows by doubling). 0 or -ENOMEM. */
@@ -97,24 +114,47 @@ static int grow(void **buf, size_t *cap, size_t need, size_t elem)
 
 static char entry_type(uint32_t mode)
 {
-	return S_ISDIR(mode) ? KVFS_TAR_DIR : S_ISLNK(mode) ? KVFS_TAR_SYMLINK : KVFS_TAR_FILE;
+	switch (mode & S_IFMT) {
+	case S_IFDIR:
+		return KVFS_TAR_DIR;
+	case S_IFLNK:
+		return KVFS_TAR_SYMLINK;
+	case S_IFCHR:
+		return KVFS_TAR_CHR;
+	case S_IFBLK:
+		return KVFS_TAR_BLK;
+	case S_IFIFO:
+		return KVFS_TAR_FIFO;
+	default:
+		return KVFS_TAR_FILE;
+	}
 }
 
-/* The tar entry of an inode with this path in the archive. */
+/*
+ * The tar entry of an inode with this path in the archive; with `first` (the path of its first
+ * name, already archived), a hard link to it. rdev is in Linux's 32-bit encoding.
+ */
 static struct kvfs_tar_entry tar_entry(const char *path, size_t path_len, uint32_t mode,
-                                       uint32_t uid, uint32_t gid, int64_t mtime_ns,
-                                       const struct kvfs_value *v)
+                                       uint32_t uid, uint32_t gid, uint32_t rdev,
+                                       int64_t mtime_ns, const struct kvfs_value *v,
+                                       const char *first, size_t first_len)
 {
 	struct kvfs_tar_entry e = {
 	    .path = path,
 	    .path_len = path_len,
-	    .type = entry_type(mode),
+	    .type = first ? KVFS_TAR_HARDLINK : entry_type(mode),
 	    .mode = mode & 07777,
 	    .uid = uid,
 	    .gid = gid,
 	    .mtime_ns = mtime_ns,
+	    .link = first,
+	    .link_len = first_len,
 	};
 
+	if (e.type == KVFS_TAR_CHR || e.type == KVFS_TAR_BLK) {
+		e.devmajor = (rdev & 0xfff00u) >> 8;
+		e.devminor = (rdev & 0xffu) | ((rdev >> 12) & 0xfff00u);
+	}
 	if (e.type == KVFS_TAR_FILE)
 		e.size = value_size(v);
 	if (e.type == KVFS_TAR_SYMLINK) {
@@ -130,7 +170,8 @@ static uint64_t entry_bytes(const struct kvfs_tar_entry *e)
 	return tar_header(e, NULL, 0) + tar_padded(e->size);
 }
 
-static int record(struct fuse_backup *b, const struct kvfs_dentry *d, size_t parent)
+static int record(struct fuse_backup *b, const struct kvfs_dentry *d, size_t parent,
+                  size_t link_to)
 {
 	const struct kvfs_inode *in = d->in;
 	struct bk_entry *e;
@@ -145,11 +186,54 @@ static int record(struct fuse_backup *b, const struct kvfs_dentry *d, size_t par
 	                       .uid = in->uid,
 	                       .gid = in->gid,
 	                       .parent = parent,
+	                       .link_to = link_to,
+	                       .rdev = in->rdev,
 	                       .mtime_ns = in->mtime_ns};
 	memcpy(b->names + b->names_len, d->name, d->name_len);
 	b->names_len += d->name_len;
-	e->value = value_ref(in->value);
+	e->value = link_to ? NULL : value_ref(in->value);
 	b->nents++;
+	return 0;
+}
+
+/* The slot of ino in w's table of first names: its entry or the free slot for it. */
+static struct first_name *first_slot(const struct walk *w, uint64_t ino)
+{
+	size_t mask = w->firsts_cap - 1, i = (size_t)(ino * UINT64_C(0x9e3779b97f4a7c15)) & mask;
+
+	while (w->firsts[i].ino && w->firsts[i].ino != ino)
+		i = (i + 1) & mask;
+	return &w->firsts[i];
+}
+
+/* Remembers that entry idx, at path, is the first name of ino. 0 or -ENOMEM. */
+static int remember_first(struct walk *w, uint64_t ino, size_t idx, const char *path,
+                          size_t len)
+{
+	struct first_name *f;
+
+	if (2 * (w->nfirsts + 1) > w->firsts_cap) {
+		struct walk bigger = {.firsts_cap = w->firsts_cap ? 2 * w->firsts_cap : 64};
+
+		bigger.firsts = calloc(bigger.firsts_cap, sizeof(*bigger.firsts));
+		if (!bigger.firsts)
+			return -ENOMEM;
+		for (size_t i = 0; i < w->firsts_cap; i++)
+			if (w->firsts[i].ino)
+				*first_slot(&bigger, w->firsts[i].ino) = w->firsts[i];
+		free(w->firsts);
+		w->firsts = bigger.firsts;
+		w->firsts_cap = bigger.firsts_cap;
+	}
+	f = first_slot(w, ino);
+	f->path = malloc(len);
+	if (!f->path)
+		return -ENOMEM;
+	memcpy(f->path, path, len);
+	f->ino = ino;
+	f->idx = idx;
+	f->path_len = len;
+	w->nfirsts++;
 	return 0;
 }
 
@@ -158,8 +242,16 @@ static int walk_visit(void *arg, const struct kvfs_dentry *d, bool first)
 	const struct kvfs_inode *in = d->in;
 	struct walk *w = arg;
 	size_t plen = 0, len, idx = w->b ? w->b->nents : 0, parent = 0;
+	const struct first_name *f = NULL;
 	struct kvfs_tar_entry e;
 
+	if (S_ISSOCK(in->mode))
+		return 0; /* as GNU tar: a socket is a live process's, not data */
+	if (!first) {
+		f = first_slot(w, in->ino);
+		if (!f->ino)
+			return -EIO; /* a later name of an inode never seen: cannot happen */
+	}
 	if (d->dir) {
 		while (w->depth > 0 && w->stack[w->depth - 1].in != d->dir)
 			w->depth--;
@@ -178,12 +270,16 @@ static int walk_visit(void *arg, const struct kvfs_dentry *d, bool first)
 	} else {
 		memcpy(w->path, "./", 2);
 	}
-	e = tar_entry(w->path, len, in->mode, in->uid, in->gid, in->mtime_ns, in->value);
+	e = tar_entry(w->path, len, in->mode, in->uid, in->gid, in->rdev, in->mtime_ns, in->value,
+	              f ? f->path : NULL, f ? f->path_len : 0);
 	if (w->b) {
 		w->b->start[idx + 1] = w->size;
-		if (record(w->b, d, parent) < 0)
+		if (record(w->b, d, parent, f ? f->idx + 1 : 0) < 0)
 			return -ENOMEM;
 	}
+	if (first && !S_ISDIR(in->mode) && in->nlink > 1 &&
+	    remember_first(w, in->ino, idx, w->path, len) < 0)
+		return -ENOMEM;
 	w->size += entry_bytes(&e);
 	if (S_ISDIR(in->mode)) {
 		if (grow((void **)&w->stack, &w->stack_cap, w->depth + 1, sizeof(*w->stack)) < 0)
@@ -198,6 +294,9 @@ static int walk_store(const struct kvfs_store *s, struct walk *w)
 {
 	int rv = store_foreach(s, walk_visit, w);
 
+	for (size_t i = 0; i < w->firsts_cap; i++)
+		free(w->firsts[i].path);
+	free(w->firsts);
 	free(w->stack);
 	free(w->path);
 	return rv;
@@ -233,7 +332,8 @@ static size_t encode_global(const struct kvfs_fs *fs, const struct kvfs_store *s
 
 static int count_name(void *arg, const struct kvfs_dentry *d, bool first)
 {
-	(*(size_t *)arg)++;
+	if (!S_ISSOCK(d->in->mode))
+		(*(size_t *)arg)++;
 	return 0;
 }
 
@@ -287,30 +387,33 @@ void fuse_backup_free(struct fuse_backup *b)
 	free(b->global);
 	free(b->hdr);
 	free(b->path);
+	free(b->link_path);
 	free(b);
 }
 
-/* Puts entry i's archive path into b->path; returns its length, or 0 on ENOMEM. */
-static size_t entry_path(struct fuse_backup *b, size_t i)
+/* Puts entry i's archive path into *buf; returns its length, or 0 on ENOMEM. */
+static size_t entry_path(struct fuse_backup *b, size_t i, char **buf, size_t *cap)
 {
 	const struct bk_entry *e = &b->ents[i];
 	size_t len = 2 + (S_ISDIR(e->mode) && i ? 1 : 0), pos;
+	char *path;
 
 	for (size_t j = i; j; j = b->ents[j].parent)
 		len += b->ents[j].name_len + 1;
 	len -= i ? 1 : 0;
-	if (grow((void **)&b->path, &b->path_cap, len + 1, 1) < 0)
+	if (grow((void **)buf, cap, len + 1, 1) < 0)
 		return 0;
+	path = *buf;
 	pos = len;
 	if (S_ISDIR(e->mode) && i)
-		b->path[--pos] = '/';
+		path[--pos] = '/';
 	for (size_t j = i; j; j = b->ents[j].parent) {
 		pos -= b->ents[j].name_len;
-		memcpy(b->path + pos, b->names + b->ents[j].name_off, b->ents[j].name_len);
-		b->path[--pos] = '/';
+		memcpy(path + pos, b->names + b->ents[j].name_off, b->ents[j].name_len);
+		path[--pos] = '/';
 	}
-	b->path[0] = '.';
-	b->path[1] = '/';
+	path[0] = '.';
+	path[1] = '/';
 	return len;
 }
 
@@ -319,14 +422,17 @@ static int load_header(struct fuse_backup *b, size_t p)
 {
 	const struct bk_entry *be = &b->ents[p - 1];
 	struct kvfs_tar_entry e;
-	size_t len;
+	size_t len, link_len = 0;
 
 	if (b->hdr_piece == p)
 		return 0;
-	len = entry_path(b, p - 1);
-	if (!len)
+	len = entry_path(b, p - 1, &b->path, &b->path_cap);
+	if (be->link_to)
+		link_len = entry_path(b, be->link_to - 1, &b->link_path, &b->link_path_cap);
+	if (!len || (be->link_to && !link_len))
 		return -ENOMEM;
-	e = tar_entry(b->path, len, be->mode, be->uid, be->gid, be->mtime_ns, be->value);
+	e = tar_entry(b->path, len, be->mode, be->uid, be->gid, be->rdev, be->mtime_ns, be->value,
+	              be->link_to ? b->link_path : NULL, link_len);
 	b->hdr_len = tar_header(&e, NULL, 0);
 	if (grow((void **)&b->hdr, &b->hdr_cap, b->hdr_len, 1) < 0)
 		return -ENOMEM;
@@ -371,7 +477,8 @@ static int copy_piece(struct fuse_backup *b, size_t p, uint64_t from, uint8_t *d
 	if (load_header(b, p) < 0)
 		return -ENOMEM;
 	v = b->ents[p - 1].value;
-	dlen = S_ISREG(b->ents[p - 1].mode) ? value_size(v) : 0;
+	/* A hard link entry carries no data: its first name's entry did. */
+	dlen = S_ISREG(b->ents[p - 1].mode) && !b->ents[p - 1].link_to ? value_size(v) : 0;
 	while (n > 0) {
 		size_t k;
 

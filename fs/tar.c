@@ -47,7 +47,7 @@ static void put_checksum(uint8_t *h)
  * carries them. */
 static void put_ustar(uint8_t *h, const char *name, size_t name_len, char type, uint32_t mode,
                       uint64_t uid, uint64_t gid, int64_t mtime, uint64_t size, const char *link,
-                      size_t link_len)
+                      size_t link_len, uint32_t devmajor, uint32_t devminor)
 {
 	put_bytes(h, NAME_LEN, name, name_len);
 	put_octal(h + 100, 8, mode & 07777);
@@ -60,8 +60,8 @@ static void put_ustar(uint8_t *h, const char *name, size_t name_len, char type, 
 		put_bytes(h + 157, NAME_LEN, link, link_len);
 	memcpy(h + 257, "ustar", 6);
 	memcpy(h + 263, "00", 2);
-	put_octal(h + 329, 8, 0);
-	put_octal(h + 337, 8, 0);
+	put_octal(h + 329, 8, devmajor); /* at most 12 bits in Linux's encoding: always fits */
+	put_octal(h + 337, 8, devminor); /* at most 20 bits: fits in 7 octal digits */
 	put_checksum(h);
 }
 
@@ -192,12 +192,13 @@ size_t tar_header(const struct kvfs_tar_entry *e, uint8_t *buf, size_t len)
 	memset(buf, 0, total);
 	if (rlen) {
 		put_ustar(h, PAX_HEADER_NAME, strlen(PAX_HEADER_NAME), 'x', 0644, 0, 0, sec, rlen,
-		          NULL, 0);
+		          NULL, 0, 0, 0);
 		pax_records(e, h + KVFS_TAR_BLOCK);
 		h += KVFS_TAR_BLOCK + tar_padded(rlen);
 	}
 	put_ustar(h, e->path, e->path_len, e->type, e->mode, e->uid, e->gid, sec,
-	          e->type == KVFS_TAR_FILE ? e->size : 0, e->link, e->link_len);
+	          e->type == KVFS_TAR_FILE ? e->size : 0, e->link, e->link_len, e->devmajor,
+	          e->devminor);
 	return total;
 }
 
@@ -213,7 +214,7 @@ size_t tar_global(const char *const *keys, const char *const *values, size_t n, 
 	if (!buf || total > len)
 		return total;
 	memset(buf, 0, total);
-	put_ustar(buf, name, sizeof(name) - 1, 'g', 0644, 0, 0, mtime, rlen, NULL, 0);
+	put_ustar(buf, name, sizeof(name) - 1, 'g', 0644, 0, 0, mtime, rlen, NULL, 0, 0, 0);
 	for (size_t i = 0; i < n; i++)
 		off += put_record(buf + off, keys[i], values[i], strlen(values[i]));
 	return total;

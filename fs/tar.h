@@ -21,20 +21,25 @@
 #define KVFS_TAR_BLOCK   512u
 #define KVFS_TAR_TRAILER (2 * KVFS_TAR_BLOCK) /* two zero blocks end an archive */
 
-#define KVFS_TAR_FILE    '0'
-#define KVFS_TAR_SYMLINK '2'
-#define KVFS_TAR_DIR     '5'
+#define KVFS_TAR_FILE     '0'
+#define KVFS_TAR_HARDLINK '1' /* another name of a file archived earlier: link = its path */
+#define KVFS_TAR_SYMLINK  '2'
+#define KVFS_TAR_CHR      '3'
+#define KVFS_TAR_BLK      '4'
+#define KVFS_TAR_DIR      '5'
+#define KVFS_TAR_FIFO     '6'
 
 struct kvfs_tar_entry {
 	const char *path; /* as stored in the archive ("./a/b", directories end with '/') */
 	size_t path_len;
-	char type;     /* KVFS_TAR_FILE, KVFS_TAR_SYMLINK or KVFS_TAR_DIR */
+	char type;     /* KVFS_TAR_FILE, _HARDLINK, _SYMLINK, _CHR, _BLK, _DIR or _FIFO */
 	uint32_t mode; /* permission bits (07777) */
 	uint64_t uid, gid;
 	int64_t mtime_ns; /* since the epoch; may be negative */
 	uint64_t size;    /* bytes of data that follow (regular files; 0 otherwise) */
-	const char *link; /* symlinks: the target */
+	const char *link; /* symlinks: the target; hard links: the first name's path */
 	size_t link_len;
+	uint32_t devmajor, devminor; /* KVFS_TAR_CHR, KVFS_TAR_BLK */
 };
 
 /* Bytes n takes once padded to whole blocks. */

@@ -150,6 +150,25 @@ PYEOF
 assert_eq "the buffered writes and the hole combine as on a local fs" "1000 True True True True" \
 	"$(cat "$T/fb.check")"
 
+# --- 4b. /.kvfs-backup.tar keeps link groups, FIFOs and devices; a restore gets them back -------
+check "copy the backup" cp "$M/.kvfs-backup.tar" "$T/bk.tar"
+tar -tvf "$T/bk.tar" >"$T/bk.list" 2>&1
+check_grep "the second name of a file is a hard link entry" '^hrw.* \./e/c link to \./d/b$' \
+	"$T/bk.list"
+check_grep "the FIFO is a FIFO" '^prw-r----- .* \./fifo$' "$T/bk.list"
+check_grep "the character device keeps its numbers" '^crw------- .* 1,3 .*\./null$' "$T/bk.list"
+check_grep "the block device keeps its numbers" '^brw-r--r-- .* 7,300 .*\./blk$' "$T/bk.list"
+check_fails "the socket is left out" grep -q '\./sock$' "$T/bk.list"
+kvfs_start r --max-value "$MAX"
+R=$(kvfs_mnt r)
+check "restore with tar -xpf" tar -C "$R" -xpf "$T/bk.tar"
+assert_eq "restored: d/b and e/c are one file with two names" "$(ino "$R/e/c") 2" \
+	"$(ino "$R/d/b") $(nlink "$R/d/b")"
+assert_eq "restored: the same contents" "$(cat "$M/d/b")" "$(cat "$R/d/b")"
+assert_eq "restored: FIFO and devices" "fifo|character special file 1 3|block special file 7 300" \
+	"$(stat -c %F "$R/fifo")|$(stat -c '%F %Hr %Lr' "$R/null")|$(stat -c '%F %Hr %Lr' "$R/blk")"
+check "stop the restored node" kvfs_stop r
+
 # --- 5. after restarts -------------------------------------------------------------------------------
 listing() {
 	(cd "$M" && find . -path ./tree3 -prune -o -printf '%p %y %n %m %s\n' | LC_ALL=C sort)
