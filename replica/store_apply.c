@@ -58,6 +58,16 @@ static bool is_within(const struct kvfs_inode *p, const struct kvfs_inode *a)
 	return false;
 }
 
+/* Books a change of in's contents from `old` bytes made by op: the store's byte count, mtime and
+ * ctime, the result. */
+static void contents_changed(struct kvfs_store *s, struct kvfs_inode *in, uint64_t old,
+                             const struct kvfs_op *op, struct kvfs_apply_result *res)
+{
+	s->value_bytes = s->value_bytes - old + value_size(in->value);
+	in->mtime_ns = in->ctime_ns = op->time_ns;
+	res->ino = in->ino;
+}
+
 /* PUT and APPEND. */
 static int apply_write(struct kvfs_store *s, const struct kvfs_op *op,
                        struct kvfs_apply_result *res)
@@ -91,9 +101,7 @@ static int apply_write(struct kvfs_store *s, const struct kvfs_op *op,
 		if (rv)
 			return rv;
 	}
-	s->value_bytes = s->value_bytes - old + value_size(in->value);
-	in->mtime_ns = in->ctime_ns = op->time_ns;
-	res->ino = in->ino;
+	contents_changed(s, in, old, op, res);
 	return 0;
 }
 
@@ -499,9 +507,7 @@ static int apply_fallocate(struct kvfs_store *s, const struct kvfs_op *op,
 		if (rv)
 			return rv;
 	}
-	s->value_bytes = s->value_bytes - old + value_size(in->value);
-	in->mtime_ns = in->ctime_ns = op->time_ns;
-	res->ino = in->ino;
+	contents_changed(s, in, old, op, res);
 	return 0;
 }
 
