@@ -14,6 +14,8 @@
 # 4. fallocate(2): mode 0 grows with zeros, KEEP_SIZE leaves the size, PUNCH_HOLE and ZERO_RANGE
 #    zero a range, past --max-value EFBIG, COLLAPSE_RANGE EOPNOTSUPP; on a descriptor with
 #    unsaved writes the result is what a local filesystem gives.
+# 4b. /.kvfs-backup.tar holds hard links, FIFOs and devices, and a restore gets them back.
+# 4c. Paths are limited per system call (the kernel's PATH_MAX), not from the mount point.
 # 5. All of it again after a restart and after a restart from a snapshot.
 #
 # Usage: test_links.sh KVFS_BIN
@@ -169,9 +171,28 @@ assert_eq "restored: FIFO and devices" "fifo|character special file 1 3|block sp
 	"$(stat -c %F "$R/fifo")|$(stat -c '%F %Hr %Lr' "$R/null")|$(stat -c '%F %Hr %Lr' "$R/blk")"
 check "stop the restored node" kvfs_stop r
 
+# --- 4c. path limits are the kernel's: per system call, relative to the working directory ------
+"$PY" - "$M" >"$T/deep.out" 2>&1 <<'PYEOF' || true
+import os, sys
+os.chdir(sys.argv[1])
+name = "D" * 250
+for _ in range(20):          # 20 x 251 bytes: a directory 5,020 bytes below the mount point
+    os.mkdir(name)
+    os.chdir(name)
+with open("leaf", "w") as f:
+    f.write("deep\n")
+rel = "/".join([name] * 16) + "/leaf"  # 4,020 bytes, from 4 levels down
+os.chdir("/".join([".."] * 16))
+print(open(rel).read().strip(), len(rel))
+PYEOF
+assert_eq "a file 5,020 bytes below the mount point, opened by a 4,020-byte relative path" \
+	"deep 4020" "$(cat "$T/deep.out")"
+
 # --- 5. after restarts -------------------------------------------------------------------------------
 listing() {
-	(cd "$M" && find . -path ./tree3 -prune -o -printf '%p %y %n %m %s\n' | LC_ALL=C sort)
+	(cd "$M" && find . -path ./tree3 -prune -o -path ./DDD* -prune -o -printf '%p %y %n %m %s\n' |
+		LC_ALL=C sort)
+	(cd "$M" && find . -name leaf -printf '%d %s\n')
 	stat -c '%Hr %Lr' "$M/null" "$M/blk"
 	cat "$M/d/b" "$M/fp" | md5sum
 }
