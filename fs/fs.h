@@ -171,8 +171,13 @@ int fuse_perm_setattr(fuse_req_t req, const struct kvfs_fs *fs, const struct kvf
                       const struct stat *attr, int to_set, const struct fuse_file_info *fi,
                       uint32_t *mode);
 int fuse_perm_unlink(fuse_req_t req, const struct kvfs_fs *fs, fuse_ino_t parent, const char *name);
+/* An open(O_CREAT) that found the file made by someone else meanwhile: the kernel, which thought
+ * it was creating the file, checked nothing; read/write permission as the flags ask, against
+ * the stored owner (both permission modes). 0 or -EACCES. */
+int fuse_perm_open_existing(fuse_req_t req, const struct kvfs_fs *fs, const struct kvfs_inode *in,
+                            int flags);
 int fuse_perm_rename(fuse_req_t req, const struct kvfs_fs *fs, fuse_ino_t parent, const char *name,
-                     fuse_ino_t newparent, const char *newname);
+                     fuse_ino_t newparent, const char *newname, bool exchange);
 /* The .access operation: access(2), chdir(2) (only asked without default_permissions). */
 void fuse_perm_access(fuse_req_t req, fuse_ino_t ino, int mask);
 /* The .open operation: fuse_file_open after the read/write permission check (check_access). */

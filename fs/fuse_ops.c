@@ -88,7 +88,27 @@ struct pending {
 	bool holds_dir;           /* counted in fuse_inval_hold() */
 	struct fuse_file_info fi; /* PENDING_CREATE */
 	struct fuse_call call;
+	uint64_t parent; /* PENDING_CREATE: where the file is made, under name */
+	char name[];
 };
+
+/*
+ * A create() without O_EXCL proposes an exclusive create: the kernel sent it because it found no
+ * such name, and checks no permission on what create() opens (it believes it made the file). If
+ * someone else made the name meanwhile, the existing file is opened here instead, with the read
+ * and write permission its open flags need. Returns 0 with *in, or a negative errno.
+ */
+static int open_existing(struct pending *p, struct kvfs_inode **in)
+{
+	struct kvfs_inode *dir = store_get(p->fs->store, p->parent);
+
+	*in = dir ? store_lookup(p->fs->store, dir, p->name, strlen(p->name)) : NULL;
+	if (!*in)
+		return -ENOENT; /* removed again already */
+	if (!S_ISREG((*in)->mode))
+		return 0; /* EISDIR or EEXIST below */
+	return fuse_perm_open_existing(p->req, p->fs, *in, p->fi.flags);
+}
 
 static void on_done(void *arg, int err, uint64_t ino)
 {
@@ -99,12 +119,11 @@ static void on_done(void *arg, int err, uint64_t ino)
 	struct stat st;
 
 	fuse_call_end(fs, &p->call);
+	if (err == -EEXIST && p->kind == PENDING_CREATE && !(p->fi.flags & O_EXCL))
+		err = open_existing(p, &in);
+	else if (err == 0 && p->kind != PENDING_ERR && !(in = store_get(fs->store, ino)))
+		err = -ENOENT; /* already gone again: a later operation removed it */
 	fuse_metrics_write(fs, &p->call, err);
-	if (err == 0 && p->kind != PENDING_ERR) {
-		in = store_get(fs->store, ino);
-		if (!in)
-			err = -ENOENT; /* already gone again: a later operation removed it */
-	}
 	if (err < 0 || p->kind == PENDING_ERR) {
 		fuse_reply_err(p->req, err == -ESHUTDOWN ? EIO : -err);
 		goto out;
@@ -176,7 +195,8 @@ static void propose(fuse_req_t req, struct kvfs_op *op, enum pending_kind kind,
                     const struct fuse_file_info *fi)
 {
 	struct kvfs_fs *fs = fs_of(req);
-	struct pending *p = malloc(sizeof(*p));
+	size_t name_len = kind == PENDING_CREATE ? op->name_len : 0;
+	struct pending *p = malloc(sizeof(*p) + name_len + 1);
 	int rv;
 
 	if (!p) {
@@ -186,6 +206,9 @@ static void propose(fuse_req_t req, struct kvfs_op *op, enum pending_kind kind,
 	*p = (struct pending){.req = req, .fs = fs, .kind = kind, .holds_dir = locks_dir(op)};
 	if (fi)
 		p->fi = *fi;
+	p->parent = op->parent;
+	memcpy(p->name, op->name ? op->name : "", name_len);
+	p->name[name_len] = '\0';
 	if (p->holds_dir)
 		fuse_inval_hold(fs->inval, 1);
 	fuse_call_begin(fs, req, &p->call);
@@ -540,8 +563,8 @@ static void make_entry_op(fuse_req_t req, fuse_ino_t parent, const char *name, u
 		op.data = (const uint8_t *)target;
 		op.data_len = (uint32_t)len;
 	}
-	if (type == KVFS_OP_CREATE && (!fi || (fi->flags & O_EXCL)))
-		op.flags = KVFS_CREATE_EXCL;
+	if (type == KVFS_OP_CREATE)
+		op.flags = KVFS_CREATE_EXCL; /* without O_EXCL too: see open_existing() */
 	propose(req, &op, fi ? PENDING_CREATE : PENDING_ENTRY, fi);
 }
 
@@ -577,6 +600,12 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 {
 	struct kvfs_fs *fs = fs_of(req);
 
+	/* The kernel opens FIFOs, sockets and devices without asking us: where only kvfs checks
+	 * permissions (--no-default-permissions), nothing would guard them. */
+	if (fs->check_access && !S_ISREG(mode)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
 	switch (mode & S_IFMT) {
 	case S_IFREG:
 		make_entry(req, parent, name, KVFS_OP_CREATE, mode, NULL, NULL);
@@ -668,7 +697,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	if (rv == -EEXIST)
 		rv = -EACCES;
 	if (rv == 0)
-		rv = fuse_perm_rename(req, fs_of(req), parent, name, newparent, newname);
+		rv = fuse_perm_rename(req, fs_of(req), parent, name, newparent, newname,
+		                      flags & RENAME_EXCHANGE);
 	if (rv < 0) {
 		fuse_reply_err(req, -rv);
 		return;

@@ -40,18 +40,21 @@ static gid_t shown_gid(const struct kvfs_fs *fs, const struct kvfs_inode *in)
 static bool in_group(fuse_req_t req, gid_t gid)
 {
 	gid_t few[FEW_GROUPS], *list = few;
-	int n, i;
+	int n, i, cap = FEW_GROUPS;
 	bool found = false;
 
 	if (fuse_req_ctx(req)->gid == gid)
 		return true;
 	n = fuse_req_getgroups(req, FEW_GROUPS, few);
 	if (n > FEW_GROUPS) {
+		cap = n;
 		list = malloc((size_t)n * sizeof(*list));
 		if (!list)
 			return false;
 		n = fuse_req_getgroups(req, n, list);
 	}
+	if (n > cap)
+		n = cap; /* the groups changed between the two calls: read only what we hold */
 	for (i = 0; i < n && !found; i++)
 		found = list[i] == gid;
 	if (list != few)
@@ -180,7 +183,7 @@ int fuse_perm_unlink(fuse_req_t req, const struct kvfs_fs *fs, fuse_ino_t parent
 }
 
 int fuse_perm_rename(fuse_req_t req, const struct kvfs_fs *fs, fuse_ino_t parent, const char *name,
-                     fuse_ino_t newparent, const char *newname)
+                     fuse_ino_t newparent, const char *newname, bool exchange)
 {
 	struct kvfs_inode *dir, *newdir, *src, *dst;
 	int rv;
@@ -198,7 +201,33 @@ int fuse_perm_rename(fuse_req_t req, const struct kvfs_fs *fs, fuse_ino_t parent
 	/* A directory moving elsewhere gets a new "..": write permission on it too. */
 	if (rv == 0 && S_ISDIR(src->mode) && newdir != dir)
 		rv = fuse_perm_may(req, fs, src, W_OK);
+	/* RENAME_EXCHANGE moves the target the other way. */
+	if (rv == 0 && exchange && dst && S_ISDIR(dst->mode) && newdir != dir)
+		rv = fuse_perm_may(req, fs, dst, W_OK);
 	return rv;
+}
+
+/* What opening with these flags asks: R_OK, W_OK (O_TRUNC too), or X_OK for execve(). */
+static int open_mask(int flags)
+{
+	int acc = flags & O_ACCMODE, mask = 0;
+
+	if (acc == O_RDONLY || acc == O_RDWR)
+		mask |= R_OK;
+	if (acc == O_WRONLY || acc == O_RDWR || (flags & O_TRUNC))
+		mask |= W_OK;
+	if (flags & KVFS_FMODE_EXEC)
+		mask = X_OK; /* execve() needs execute permission, not read permission */
+	return mask;
+}
+
+int fuse_perm_open_existing(fuse_req_t req, const struct kvfs_fs *fs, const struct kvfs_inode *in,
+                            int flags)
+{
+	/* A private mount's only user is every file's owner (shown), as before. */
+	if (!fs->kernel_perms && !fs->check_access)
+		return 0;
+	return may(req, fs, in, open_mask(flags));
 }
 
 /* The open operation: read or write permission, as the open flags ask, with check_access. */
@@ -206,15 +235,8 @@ void fuse_perm_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct kvfs_fs *fs = fuse_req_userdata(req);
 	struct kvfs_inode *in = fs->check_access ? store_get(fs->store, ino) : NULL;
-	int acc = fi->flags & O_ACCMODE, mask = 0;
 
-	if (acc == O_RDONLY || acc == O_RDWR)
-		mask |= R_OK;
-	if (acc == O_WRONLY || acc == O_RDWR || (fi->flags & O_TRUNC))
-		mask |= W_OK;
-	if (fi->flags & KVFS_FMODE_EXEC)
-		mask = X_OK; /* execve() needs execute permission, not read permission */
-	if (in && may(req, fs, in, mask) < 0) {
+	if (in && may(req, fs, in, open_mask(fi->flags)) < 0) {
 		fuse_reply_err(req, EACCES);
 		return;
 	}

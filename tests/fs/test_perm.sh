@@ -63,6 +63,10 @@ try:
         os.stat(path)
     elif op == "truncate":
         os.truncate(path, int(a[0]))
+    elif op == "mkfifo":
+        os.mkfifo(path)
+    elif op == "open_creat_rw":
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o644))
     elif op == "access_w":
         if not os.access(path, os.W_OK):
             raise OSError(errno.EACCES, "")
@@ -95,6 +99,12 @@ shared_rules() {
 	check "$n: chown -h of a symlink" chown -h 77:88 "$M/l"
 	assert_eq "$n: the symlink's owner changed" "77:88" "$(stat -c %u:%g "$M/l")"
 	assert_eq "$n: not its target's" "1234:5678" "$(stat -c %u:%g "$M/f")"
+	expect "$n: O_CREAT|O_RDWR of another user's 0644 file" EACCES nobody open_creat_rw "$M/f"
+	expect "$n: O_CREAT|O_RDWR of a new file in a 1777 directory" ok nobody open_creat_rw \
+		"$M/new-by-nobody"
+	assert_eq "$n: the new file is nobody's" "$NOBODY" "$(stat -c %u "$M/new-by-nobody")"
+	check "$n: O_CREAT without O_EXCL of an existing file as its owner (shell >>)" \
+		as_nobody sh -c 'echo more >>"$1"' - "$M/new-by-nobody"
 
 	echo s >"$M/suid"
 	chmod 04777 "$M/suid"
@@ -211,6 +221,8 @@ else
 	lib_pass "--no-default-permissions: the mount has no default_permissions"
 fi
 shared_rules d
+# The kernel opens FIFOs, sockets and devices without asking kvfs: in this mode none are made.
+expect "--no-default-permissions: mkfifo is refused" EPERM root mkfifo "$(kvfs_mnt d)/fifo"
 check "d stops" kvfs_stop d
 
 # --- a private mount of an unprivileged user ---------------------------------------------------------
