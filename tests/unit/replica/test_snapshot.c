@@ -1,5 +1,5 @@
 /*
- * Unit tests of snapshots (replica/snapshot.c): capture, write, load back and compare every
+ * Unit tests of snapshots (replica/snapshot.c, snapshot_load.c): capture, write, load back and compare every
  * name, inode (hard links, FIFOs and devices included), session and the applied index; a
  * KVFSSNP1 file written by the previous release still loads; a capture is not disturbed by later
  * changes; a corrupt newest snapshot (any byte flipped, any truncation) falls back to the older
