@@ -1,11 +1,11 @@
 /*
- * Unit tests of snapshots (replica/snapshot.c, snapshot_load.c): capture, write, load back and compare every
- * name, inode (hard links, FIFOs and devices included), session and the applied index; a
- * KVFSSNP1 file written by the previous release still loads; a capture is not disturbed by later
- * changes; a corrupt newest snapshot (any byte flipped, any truncation) falls back to the older
- * one; a snapshot that passes its checksum but is not a valid tree is refused; leftover .tmp files
- * go; prune and oldest_index; and a loaded store goes on applying exactly like the original. Every
- * test works in its own mkdtemp directory.
+ * Unit tests of snapshots (replica/snapshot.c, snapshot_load.c): capture, write, load back and
+ * compare every name, inode (hard links, FIFOs and devices included), session and the applied
+ * index; a KVFSSNP1 file written by the previous release still loads; a capture is not disturbed
+ * by later changes; a corrupt newest snapshot (any byte flipped, any truncation) falls back to
+ * the older one; a snapshot that passes its checksum but is not a valid tree is refused; leftover
+ * .tmp files go; prune and oldest_index; and a loaded store goes on applying exactly like the
+ * original. Every test works in its own mkdtemp directory.
  */
 #include <stdarg.h>
 #include <stddef.h>
