@@ -151,10 +151,21 @@ void fuse_ops_gate(fuse_req_t req, fuse_ino_t ino, const char *name, struct fuse
 /* fuse_ops.c: the operation table, and the hook the node calls after applying an operation. */
 extern const struct fuse_lowlevel_ops fuse_ops_table;
 void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_apply_result *res);
-/* Proposes op for req, answered with its outcome alone (0 or an errno) once applied. */
-void fuse_ops_propose(fuse_req_t req, struct kvfs_op *op);
 /* Fills st for in, as the kernel is to see it (the write buffer's size while one exists). */
 void fuse_ops_fill_attr(const struct kvfs_fs *fs, const struct kvfs_inode *in, struct stat *st);
+/* Answers req with the entry for in, counting one kernel lookup (a pin). */
+void fuse_ops_reply_entry(fuse_req_t req, struct kvfs_fs *fs, struct kvfs_inode *in);
+
+/*
+ * fuse_propose.c: proposes op for req and answers req once op is applied: PENDING_ERR with the
+ * outcome alone (0 or an errno), PENDING_ENTRY with the entry op made or named, PENDING_ATTR with
+ * the inode's attributes, PENDING_CREATE with an open file (fi: create()'s flags; without O_EXCL,
+ * a file someone else made meanwhile is opened instead). If the node refuses op, req is answered
+ * with the error at once. op is copied; it need not outlive the call.
+ */
+enum pending_kind { PENDING_ERR, PENDING_ENTRY, PENDING_ATTR, PENDING_CREATE };
+void fuse_propose(fuse_req_t req, struct kvfs_op *op, enum pending_kind kind,
+                  const struct fuse_file_info *fi);
 
 /*
  * fuse_perm.c: the permission rules kvfs applies itself when the kernel does not
@@ -209,6 +220,13 @@ struct wbuf *fuse_file_wbuf(const struct kvfs_fs *fs, uint64_t ino);
 /* Frees a handle, unpinning its inode; with `commit`, a dirty write buffer is proposed first. */
 void fuse_file_free_handle(struct kvfs_fs *fs, struct handle *h, bool commit);
 void fuse_file_link_handle(struct kvfs_fs *fs, struct handle *h);
+
+/* fuse_dir.c: directory listings (the listing is taken at opendir; see there). */
+void fuse_dir_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fuse_dir_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                      struct fuse_file_info *fi);
+void fuse_dir_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fuse_dir_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 
 /* fuse_alloc.c: fallocate(2) (modes 0, KEEP_SIZE, PUNCH_HOLE, ZERO_RANGE), one operation. */
 void fuse_alloc_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,

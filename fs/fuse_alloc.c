@@ -101,5 +101,5 @@ void fuse_alloc_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	fuse_ops_propose(req, &op);
+	fuse_propose(req, &op, PENDING_ERR, NULL);
 }

@@ -1,13 +1,14 @@
 /*
- * The FUSE low-level operations on names, attributes and directories, and the operation table.
+ * The FUSE low-level operations on names and attributes, and the operation table.
  *
- * Each request gets exactly one reply. Lookups, getattr and readdir answer at once from the
- * store. Every change (mkdir, unlink, rename, setattr ...) becomes one operation proposed to the
- * node; its reply is sent from the node's callback once the operation is durable and applied, with
- * the outcome the store decided (EEXIST for the loser of a mkdir race, and so on). The kernel's
- * lookup count of an inode is kept as pins on the store's inode, dropped at forget.
+ * Each request gets exactly one reply. Lookups and getattr answer at once from the store. Every
+ * change (mkdir, unlink, rename, setattr ...) is checked here and becomes one operation handed to
+ * fuse_propose() (fuse_propose.c), which answers the request with the outcome the store decided
+ * once the operation is durable and applied. The kernel's lookup count of an inode is kept as
+ * pins on the store's inode, dropped at forget.
  *
- * Open files (read, write, flush ...) are in fuse_file.c; /.status in fuse_status.c.
+ * Open files (read, write, flush ...) are in fuse_file.c; directory listings in fuse_dir.c;
+ * /.status in fuse_status.c.
  */
 #include "fs.h"
 
@@ -17,7 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <unistd.h> /* R_OK, W_OK, X_OK */
+#include <unistd.h> /* W_OK, X_OK */
 
 #include "kvfs/node.h"
 #include "kvfs/op.h"
@@ -63,8 +64,8 @@ void fuse_ops_fill_attr(const struct kvfs_fs *fs, const struct kvfs_inode *in, s
 	set_time(&st->st_ctim, in->ctime_ns);
 }
 
-/* Answers req with the entry for in, counting one kernel lookup (a pin). */
-static void reply_entry(fuse_req_t req, struct kvfs_fs *fs, struct kvfs_inode *in)
+/* See fs.h. */
+void fuse_ops_reply_entry(fuse_req_t req, struct kvfs_fs *fs, struct kvfs_inode *in)
 {
 	struct fuse_entry_param e = {
 	    .ino = in->ino,
@@ -76,150 +77,6 @@ static void reply_entry(fuse_req_t req, struct kvfs_fs *fs, struct kvfs_inode *i
 	store_pin(fs->store, in, 1);
 	if (fuse_reply_entry(req, &e) != 0)
 		store_unpin(fs->store, in, 1); /* interrupted: the kernel did not take it */
-}
-
-/* A request waiting for its operation to be applied. */
-enum pending_kind { PENDING_ERR, PENDING_ENTRY, PENDING_ATTR, PENDING_CREATE };
-
-struct pending {
-	fuse_req_t req;
-	struct kvfs_fs *fs;
-	enum pending_kind kind;
-	bool holds_dir;           /* counted in fuse_inval_hold() */
-	struct fuse_file_info fi; /* PENDING_CREATE */
-	struct fuse_call call;
-	uint64_t parent; /* PENDING_CREATE: where the file is made, under name */
-	char name[];
-};
-
-/*
- * A create() without O_EXCL proposes an exclusive create: the kernel sent it because it found no
- * such name, and checks no permission on what create() opens (it believes it made the file). If
- * someone else made the name meanwhile, the existing file is opened here instead, with the read
- * and write permission its open flags need. Returns 0 with *in, or a negative errno.
- */
-static int open_existing(struct pending *p, struct kvfs_inode **in)
-{
-	struct kvfs_inode *dir = store_get(p->fs->store, p->parent);
-
-	*in = dir ? store_lookup(p->fs->store, dir, p->name, strlen(p->name)) : NULL;
-	if (!*in)
-		return -ENOENT; /* removed again already */
-	if (!S_ISREG((*in)->mode))
-		return 0; /* EISDIR or EEXIST below */
-	return fuse_perm_open_existing(p->req, p->fs, *in, p->fi.flags);
-}
-
-static void on_done(void *arg, int err, uint64_t ino)
-{
-	struct pending *p = arg;
-	struct kvfs_fs *fs = p->fs;
-	struct kvfs_inode *in = NULL;
-	struct handle *h;
-	struct stat st;
-
-	fuse_call_end(fs, &p->call);
-	if (err == -EEXIST && p->kind == PENDING_CREATE && !(p->fi.flags & O_EXCL))
-		err = open_existing(p, &in);
-	else if (err == 0 && p->kind != PENDING_ERR && !(in = store_get(fs->store, ino)))
-		err = -ENOENT; /* already gone again: a later operation removed it */
-	fuse_metrics_write(fs, &p->call, err);
-	if (err < 0 || p->kind == PENDING_ERR) {
-		fuse_reply_err(p->req, err == -ESHUTDOWN ? EIO : -err);
-		goto out;
-	}
-	switch (p->kind) {
-	case PENDING_ENTRY:
-		reply_entry(p->req, fs, in);
-		break;
-	case PENDING_ATTR:
-		fuse_ops_fill_attr(fs, in, &st);
-		fuse_reply_attr(p->req, &st, fs->attr_timeout);
-		break;
-	case PENDING_CREATE: {
-		struct fuse_entry_param e = {
-		    .ino = in->ino,
-		    .attr_timeout = fs->attr_timeout,
-		    .entry_timeout = fs->entry_timeout,
-		};
-
-		if (!S_ISREG(in->mode)) {
-			fuse_reply_err(p->req, S_ISDIR(in->mode) ? EISDIR : EEXIST);
-			break;
-		}
-		store_pin(fs->store, in, 1); /* the kernel's lookup */
-		h = fuse_file_new_handle(fs, in, p->fi.flags);
-		if (!h) {
-			store_unpin(fs->store, in, 1);
-			fuse_reply_err(p->req, ENOMEM);
-			break;
-		}
-		p->fi.fh = (uint64_t)(uintptr_t)h;
-		p->fi.keep_cache = !fs->linearizable; /* as in fuse_file_open() */
-		fuse_ops_fill_attr(fs, in, &e.attr);
-		if (fuse_reply_create(p->req, &e, &p->fi) != 0) {
-			fuse_file_free_handle(fs, h, false);
-			store_unpin(fs->store, in, 1);
-		}
-		break;
-	}
-	case PENDING_ERR:
-		break;
-	}
-out:
-	if (p->holds_dir)
-		fuse_inval_hold(fs->inval, -1);
-	free(p);
-}
-
-/* Whether the kernel holds a directory's lock while it waits for our answer to op. */
-static bool locks_dir(const struct kvfs_op *op)
-{
-	switch (op->type) {
-	case KVFS_OP_CREATE:
-	case KVFS_OP_MKDIR:
-	case KVFS_OP_SYMLINK:
-	case KVFS_OP_UNLINK:
-	case KVFS_OP_RMDIR:
-	case KVFS_OP_RENAME:
-	case KVFS_OP_LINK:
-	case KVFS_OP_MKNOD:
-		return true;
-	default:
-		return false;
-	}
-}
-
-/* Proposes op and arranges for req to be answered as `kind` once it is applied. */
-static void propose(fuse_req_t req, struct kvfs_op *op, enum pending_kind kind,
-                    const struct fuse_file_info *fi)
-{
-	struct kvfs_fs *fs = fs_of(req);
-	size_t name_len = kind == PENDING_CREATE ? op->name_len : 0;
-	struct pending *p = malloc(sizeof(*p) + name_len + 1);
-	int rv;
-
-	if (!p) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	*p = (struct pending){.req = req, .fs = fs, .kind = kind, .holds_dir = locks_dir(op)};
-	if (fi)
-		p->fi = *fi;
-	p->parent = op->parent;
-	memcpy(p->name, op->name ? op->name : "", name_len);
-	p->name[name_len] = '\0';
-	if (p->holds_dir)
-		fuse_inval_hold(fs->inval, 1);
-	fuse_call_begin(fs, req, &p->call);
-	rv = node_propose(fs->node, op, p->call.deadline, on_done, p);
-	if (rv < 0) {
-		if (p->holds_dir)
-			fuse_inval_hold(fs->inval, -1);
-		fuse_metrics_write(fs, &p->call, rv);
-		free(p);
-		fuse_reply_err(req, rv == -ESHUTDOWN ? EIO : -rv);
-	}
 }
 
 /*
@@ -278,7 +135,7 @@ static void do_lookup(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t parent, con
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	reply_entry(req, fs, in);
+	fuse_ops_reply_entry(req, fs, in);
 }
 
 /* A request that reads the store, held by fuse_ops_gate() until the node may answer it. */
@@ -492,7 +349,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	propose(req, &op, PENDING_ATTR, NULL);
+	fuse_propose(req, &op, PENDING_ATTR, NULL);
 }
 
 static void gated_readlink(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino, const char *name,
@@ -564,8 +421,8 @@ static void make_entry_op(fuse_req_t req, fuse_ino_t parent, const char *name, u
 		op.data_len = (uint32_t)len;
 	}
 	if (type == KVFS_OP_CREATE)
-		op.flags = KVFS_CREATE_EXCL; /* without O_EXCL too: see open_existing() */
-	propose(req, &op, fi ? PENDING_CREATE : PENDING_ENTRY, fi);
+		op.flags = KVFS_CREATE_EXCL; /* without O_EXCL too: see fuse_propose.c */
+	fuse_propose(req, &op, fi ? PENDING_CREATE : PENDING_ENTRY, fi);
 }
 
 static void make_entry(fuse_req_t req, fuse_ino_t parent, const char *name, uint8_t type,
@@ -657,7 +514,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, ui
 		fuse_reply_err(req, -rv);
 		return;
 	}
-	propose(req, &op, PENDING_ERR, NULL);
+	fuse_propose(req, &op, PENDING_ERR, NULL);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -707,7 +564,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		op.flags |= KVFS_RENAME_NOREPLACE;
 	if (flags & RENAME_EXCHANGE)
 		op.flags |= KVFS_RENAME_EXCHANGE;
-	propose(req, &op, PENDING_ERR, NULL);
+	fuse_propose(req, &op, PENDING_ERR, NULL);
 }
 
 /* link(2): another name for a file (never a directory: the kernel refuses that first). */
@@ -736,111 +593,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 		fuse_reply_err(req, -rv);
 		return;
 	}
-	propose(req, &op, PENDING_ENTRY, NULL);
-}
-
-void fuse_ops_propose(fuse_req_t req, struct kvfs_op *op)
-{
-	propose(req, op, PENDING_ERR, NULL);
-}
-
-static void gated_opendir(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino, const char *name,
-                          struct fuse_file_info *fi)
-{
-	struct kvfs_inode *dir = store_get(fs->store, ino);
-	const struct kvfs_dentry *c;
-	struct kvfs_inode *up;
-	struct handle *h;
-	size_t n = 0, cap;
-
-	if (!dir) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	if (!S_ISDIR(dir->mode)) {
-		fuse_reply_err(req, ENOTDIR);
-		return;
-	}
-	if (fuse_perm_may(req, fs, dir, R_OK) < 0) {
-		fuse_reply_err(req, EACCES);
-		return;
-	}
-	/* The listing is taken once here, so readdir offsets stay valid whatever changes later. */
-	cap = dir->nchildren + 2;
-	h = calloc(1, sizeof(*h));
-	if (!h)
-		goto err_nomem;
-	h->kind = HANDLE_DIR;
-	h->ents = calloc(cap, sizeof(*h->ents));
-	if (!h->ents)
-		goto err_free;
-	h->ents[n++] = (struct dirent_snap){.name = strdup("."), .ino = dir->ino, .mode = S_IFDIR};
-	up = store_parent(dir); /* NULL once unlinked */
-	h->ents[n++] = (struct dirent_snap){
-	    .name = strdup(".."), .ino = up ? up->ino : dir->ino, .mode = S_IFDIR};
-	/* The virtual files (/.status ...) are reachable by name but never listed (DESIGN §1, like
-	 * ZFS's snapdir=hidden), so tar, rsync -a --delete, cp -a and find copy only user data. */
-	for (c = store_child_first(dir); c && n < cap; c = store_child_next(c))
-		h->ents[n++] = (struct dirent_snap){
-		    .name = strdup(c->name), .ino = c->in->ino, .mode = c->in->mode & S_IFMT};
-	h->nents = n;
-	for (size_t i = 0; i < n; i++)
-		if (!h->ents[i].name)
-			goto err_free;
-	fuse_file_link_handle(fs, h);
-	fi->fh = (uint64_t)(uintptr_t)h;
-	if (fuse_reply_open(req, fi) != 0)
-		fuse_file_free_handle(fs, h, false);
-	return;
-
-err_free:
-	for (size_t i = 0; h->ents && i < n; i++)
-		free(h->ents[i].name);
-	free(h->ents);
-	free(h);
-err_nomem:
-	fuse_reply_err(req, ENOMEM);
-}
-
-static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	/* --read linearizable: a listing shows every name committed before it began. */
-	fuse_ops_gate(req, ino, NULL, fi, true, gated_opendir);
-}
-
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                       struct fuse_file_info *fi)
-{
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	char *buf = malloc(size);
-	size_t used = 0;
-
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	for (size_t i = (size_t)off; i < h->nents; i++) {
-		struct stat st = {.st_ino = h->ents[i].ino, .st_mode = h->ents[i].mode};
-		size_t need = fuse_add_direntry(req, buf + used, size - used, h->ents[i].name, &st,
-		                                (off_t)(i + 1));
-
-		if (need > size - used)
-			break;
-		used += need;
-	}
-	fuse_reply_buf(req, buf, used);
-	free(buf);
-}
-
-static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	fuse_file_free_handle(fs_of(req), (struct handle *)(uintptr_t)fi->fh, false);
-	fuse_reply_err(req, 0);
-}
-
-static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, 0); /* directory changes are durable when their call returns */
+	fuse_propose(req, &op, PENDING_ENTRY, NULL);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -984,9 +737,9 @@ const struct fuse_lowlevel_ops fuse_ops_table = {
     .flush = fuse_file_flush,
     .fsync = fuse_file_fsync,
     .release = fuse_file_release,
-    .opendir = op_opendir,
-    .readdir = op_readdir,
-    .releasedir = op_releasedir,
-    .fsyncdir = op_fsyncdir,
+    .opendir = fuse_dir_opendir,
+    .readdir = fuse_dir_readdir,
+    .releasedir = fuse_dir_releasedir,
+    .fsyncdir = fuse_dir_fsyncdir,
     .statfs = op_statfs,
 };
