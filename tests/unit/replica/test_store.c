@@ -23,33 +23,8 @@
 #include "kvfs/value.h"
 
 #include "store_image.h"
+#include "store_ops.h"
 #include "../../xorshift.h"
-
-#define ROOT       KVFS_ROOT_INO
-#define OP(...)    ((struct kvfs_op){__VA_ARGS__})
-#define NAME(x)    .name = (x), .name_len = (uint32_t)strlen(x)
-#define NEWNAME(x) .newname = (x), .newname_len = (uint32_t)strlen(x)
-#define DATA(x)    .data = (const uint8_t *)(x), .data_len = (uint32_t)strlen(x)
-
-static int64_t now_ns = 1000000;
-
-/* Applies op at the next index (with a fresh commit time unless op has one); asserts success. */
-static struct kvfs_apply_result apply(struct kvfs_store *s, struct kvfs_op op)
-{
-	struct kvfs_apply_result res;
-	uint64_t index = store_applied_index(s) + 1;
-
-	if (!op.time_ns)
-		op.time_ns = (now_ns += 1000);
-	assert_int_equal(store_apply(s, 3, index, &op, &res), 0);
-	assert_int_equal(store_applied_index(s), index);
-	return res;
-}
-
-static int err_of(struct kvfs_store *s, struct kvfs_op op)
-{
-	return apply(s, op).err;
-}
 
 static uint64_t mk(struct kvfs_store *s, unsigned type, uint64_t parent, const char *name)
 {
@@ -71,14 +46,6 @@ static uint64_t mkdir_(struct kvfs_store *s, uint64_t parent, const char *name)
 	return mk(s, KVFS_OP_MKDIR, parent, name);
 }
 
-static struct kvfs_inode *get(struct kvfs_store *s, uint64_t ino)
-{
-	struct kvfs_inode *in = store_get(s, ino);
-
-	assert_non_null(in);
-	return in;
-}
-
 /* The (first) name of a linked inode, its directory and the name's text. */
 static const struct kvfs_dentry *dent(const struct kvfs_inode *in)
 {
@@ -94,40 +61,6 @@ static struct kvfs_inode *parent_of(const struct kvfs_inode *in)
 static const char *name_of(const struct kvfs_inode *in)
 {
 	return dent(in)->name;
-}
-
-static struct kvfs_inode *lookup(struct kvfs_store *s, uint64_t dir, const char *name)
-{
-	return store_lookup(s, store_get(s, dir), name, strlen(name));
-}
-
-static void put(struct kvfs_store *s, uint64_t ino, const char *data)
-{
-	assert_int_equal(err_of(s, OP(.type = KVFS_OP_PUT, .ino = ino, DATA(data))), 0);
-}
-
-static void assert_value(const struct kvfs_inode *in, const char *bytes)
-{
-	size_t n = strlen(bytes);
-
-	assert_int_equal(value_size(in->value), n);
-	if (n)
-		assert_memory_equal(in->value->data, bytes, n);
-}
-
-static int setup(void **state)
-{
-	struct kvfs_store *s;
-
-	assert_int_equal(store_init(&s), 0);
-	*state = s;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	store_close(*state);
-	return 0;
 }
 
 static void test_init_root(void **state)
@@ -234,7 +167,7 @@ static void test_create(void **state)
 	assert_int_equal(in->mode, S_IFREG | 07777);
 	assert_int_equal(in->mtime_ns, t);
 	assert_int_equal(root->mtime_ns, 777);
-	assert_value(in, "abc");
+	assert_value(in, "abc", 3);
 	assert_int_equal(store_inode_count(s), 2);
 
 	assert_int_equal(err_of(s, OP(.type = KVFS_OP_CREATE, .parent = ROOT, NAME("f"),
@@ -303,7 +236,7 @@ static void test_symlink(void **state)
 	assert_int_equal(l->nlink, 1);
 	assert_int_equal(l->uid, 3);
 	assert_int_equal(l->gid, 4);
-	assert_value(l, "../x/y");
+	assert_value(l, "../x/y", 6);
 	assert_int_equal(get(s, ROOT)->nlink, 2);
 	/* Symlink targets are not file values. */
 	assert_int_equal(store_value_bytes(s), 0);
@@ -473,14 +406,14 @@ static void test_put_append(void **state)
 	res = apply(s, OP(.type = KVFS_OP_PUT, .ino = f, DATA("hello"), .time_ns = 42));
 	assert_int_equal(res.err, 0);
 	assert_int_equal(res.ino, f);
-	assert_value(in, "hello");
+	assert_value(in, "hello", 5);
 	assert_int_equal(in->mtime_ns, 42);
 	assert_int_equal(in->ctime_ns, 42);
 	assert_int_equal(store_value_bytes(s), 5);
 
 	res = apply(s, OP(.type = KVFS_OP_APPEND, .ino = f, DATA(" world"), .time_ns = 43));
 	assert_int_equal(res.err, 0);
-	assert_value(in, "hello world");
+	assert_value(in, "hello world", 11);
 	assert_int_equal(in->mtime_ns, 43);
 	assert_int_equal(store_value_bytes(s), 11);
 
@@ -494,15 +427,15 @@ static void test_put_append(void **state)
 	assert_int_equal(
 	    err_of(s, OP(.type = KVFS_OP_APPEND, .ino = f, DATA("0123456789abc"), .max_value = 12)),
 	    -EFBIG);
-	assert_value(in, "hello world");
+	assert_value(in, "hello world", 11);
 	assert_int_equal(in->mtime_ns, t);
 	assert_int_equal(store_value_bytes(s), 11);
 	assert_int_equal(
 	    err_of(s, OP(.type = KVFS_OP_APPEND, .ino = f, DATA("!"), .max_value = 12)), 0);
-	assert_value(in, "hello world!");
+	assert_value(in, "hello world!", 12);
 	assert_int_equal(
 	    err_of(s, OP(.type = KVFS_OP_PUT, .ino = f, DATA("0123456789"), .max_value = 10)), 0);
-	assert_value(in, "0123456789");
+	assert_value(in, "0123456789", 10);
 	assert_int_equal(store_value_bytes(s), 10);
 
 	/* A shared value (a snapshot holds it) is never changed: appends copy. */
@@ -511,7 +444,7 @@ static void test_put_append(void **state)
 	assert_ptr_not_equal(in->value, held);
 	assert_int_equal(held->size, 10);
 	assert_memory_equal(held->data, "0123456789", 10);
-	assert_value(in, "0123456789AB");
+	assert_value(in, "0123456789AB", 12);
 	value_unref(held);
 
 	/* Empty PUT: empty file. */
@@ -527,7 +460,7 @@ static void test_put_append(void **state)
 		assert_int_equal(err_of(s, OP(.type = type, .ino = ROOT, DATA("x"))), -EISDIR);
 		assert_int_equal(err_of(s, OP(.type = type, .ino = l, DATA("x"))), -EINVAL);
 	}
-	assert_value(get(s, l), "target");
+	assert_value(get(s, l), "target", 6);
 }
 
 static void test_unlink(void **state)
@@ -618,7 +551,7 @@ static void test_rename_move(void **state)
 	assert_ptr_equal(lookup(s, a, "f2"), in);
 	assert_int_equal(in->ctime_ns, 10);
 	assert_int_equal(get(s, a)->mtime_ns, 10);
-	assert_value(in, "data");
+	assert_value(in, "data", 4);
 	assert_int_equal(store_child_first(get(s, a))->in->ino, sub);
 	assert_int_equal(store_child_next(store_child_first(get(s, a)))->in->ino, g);
 	assert_ptr_equal(store_child_next(store_child_next(store_child_first(get(s, a)))),
@@ -726,7 +659,7 @@ static void test_rename_replace(void **state)
 	assert_int_equal(res.replaced_ino, g);
 	assert_null(store_get(s, g));
 	assert_ptr_equal(lookup(s, b, "g"), get(s, f));
-	assert_value(get(s, f), "new");
+	assert_value(get(s, f), "new", 3);
 	assert_int_equal(store_value_bytes(s), 3);
 	assert_int_equal(store_inode_count(s), 6);
 
@@ -788,7 +721,7 @@ static void test_setattr(void **state)
 	res = apply(s, OP(.type = KVFS_OP_SETATTR, .ino = f, .time_ns = 60, .flags = KVFS_SET_SIZE,
 	                  .size = 2));
 	assert_int_equal(res.err, 0);
-	assert_value(in, "he");
+	assert_value(in, "he", 2);
 	assert_int_equal(in->mtime_ns, 60);
 	assert_int_equal(in->ctime_ns, 60);
 	assert_int_equal(store_value_bytes(s), 2);
@@ -924,7 +857,7 @@ static void test_enomem_changes_nothing(void **state)
 		assert_int_equal(store_applied_index(s), index - 1);
 		assert_int_equal(get(s, f)->mode, S_IFREG | 0644);
 		assert_int_not_equal(get(s, f)->ctime_ns, 5);
-		assert_value(get(s, f), "abc");
+		assert_value(get(s, f), "abc", 3);
 		assert_int_equal(store_value_bytes(s), 3);
 		store_session_foreach(s, collect_session, &list);
 		assert_int_equal(list.n, 1);
@@ -934,7 +867,7 @@ static void test_enomem_changes_nothing(void **state)
 	op.size = 1;
 	assert_int_equal(store_apply(s, 1, index, &op, &res), 0);
 	assert_int_equal(res.err, 0);
-	assert_value(get(s, f), "a");
+	assert_value(get(s, f), "a", 1);
 	assert_int_equal(get(s, f)->mode, S_IFREG);
 
 	/* A size no allocation could hold is an outcome, not an error: it must not stop every
@@ -943,7 +876,7 @@ static void test_enomem_changes_nothing(void **state)
 	assert_int_equal(err_of(s, op), -EFBIG);
 	op.size = KVFS_DATA_MAX + 1ull;
 	assert_int_equal(err_of(s, op), -EFBIG);
-	assert_value(get(s, f), "a");
+	assert_value(get(s, f), "a", 1);
 }
 
 static void test_pins(void **state)
@@ -961,7 +894,7 @@ static void test_pins(void **state)
 	assert_int_equal(in->nlink, 0);
 	assert_null(parent_of(in));
 	assert_null(lookup(s, d, "f"));
-	assert_value(in, "still readable");
+	assert_value(in, "still readable", 14);
 	assert_int_equal(store_inode_count(s), 5);
 	assert_int_equal(store_value_bytes(s), 2);
 	/* To every operation an unlinked inode is missing, pinned or not. */
@@ -969,7 +902,7 @@ static void test_pins(void **state)
 	assert_int_equal(err_of(s, OP(.type = KVFS_OP_APPEND, .ino = f, DATA("x"))), -ENOENT);
 	assert_int_equal(err_of(s, OP(.type = KVFS_OP_SETATTR, .ino = f, .flags = KVFS_SET_MODE)),
 	                 -ENOENT);
-	assert_value(in, "still readable");
+	assert_value(in, "still readable", 14);
 	store_unpin(s, in, 1);
 	assert_ptr_equal(store_get(s, f), in);
 	store_unpin(s, in, 1);
@@ -998,7 +931,7 @@ static void test_pins(void **state)
 	                 0);
 	assert_ptr_equal(store_get(s, g), in);
 	assert_int_equal(in->nlink, 0);
-	assert_value(in, "gg");
+	assert_value(in, "gg", 2);
 	assert_int_equal(lookup(s, d, "g")->ino, h);
 	assert_int_equal(store_value_bytes(s), 0);
 	store_unpin(s, in, 3);
@@ -1041,7 +974,7 @@ static void test_exactly_once(void **state)
 	assert_true(res.duplicate);
 	assert_int_equal(res.err, 0);
 	assert_int_equal(res.ino, 0);
-	assert_value(get(s, f), "one");
+	assert_value(get(s, f), "one", 3);
 
 	/* A failed operation's outcome is remembered too. */
 	res = apply(s, OP(.type = KVFS_OP_MKDIR, .parent = ROOT, NAME("f"), .origin = 5, .seq = 3));
@@ -1067,11 +1000,11 @@ static void test_exactly_once(void **state)
 		            OP(.type = KVFS_OP_APPEND, .ino = f, DATA("s"), .origin = 2, .seq = 0));
 		assert_false(res.duplicate);
 	}
-	assert_value(get(s, f), "one++0s0s");
+	assert_value(get(s, f), "one++0s0s", 9);
 	res = apply(s, OP(.type = KVFS_OP_APPEND, .ino = f, DATA("+"), .origin = 2, .seq = 1));
 	assert_true(res.duplicate);
 	assert_int_equal(res.ino, f);
-	assert_value(get(s, f), "one++0s0s");
+	assert_value(get(s, f), "one++0s0s", 9);
 	/* A gap in the sequence is fine. */
 	res = apply(s, OP(.type = KVFS_OP_APPEND, .ino = f, DATA("!"), .origin = 2, .seq = 10));
 	assert_false(res.duplicate);
@@ -1108,12 +1041,12 @@ static void test_seq_and_size_out_of_range(void **state)
 	res = apply(s, OP(.type = KVFS_OP_PUT, .ino = f, DATA("evil"), .origin = 5,
 	                  .seq = KVFS_SEQ_MAX + 1));
 	assert_int_equal(res.err, -EINVAL);
-	assert_value(get(s, f), "one");
+	assert_value(get(s, f), "one", 3);
 	assert_true(store_session_get(s, 5, &sess));
 	assert_int_equal(sess.seq, 7);
 	res = apply(s, OP(.type = KVFS_OP_PUT, .ino = f, DATA("two"), .origin = 5, .seq = 8));
 	assert_int_equal(res.err, 0);
-	assert_value(get(s, f), "two");
+	assert_value(get(s, f), "two", 3);
 	/* The highest seq in range is taken. */
 	res = apply(
 	    s, OP(.type = KVFS_OP_PUT, .ino = f, DATA("max"), .origin = 6, .seq = KVFS_SEQ_MAX));
@@ -1126,7 +1059,7 @@ static void test_seq_and_size_out_of_range(void **state)
 	res = apply(s, OP(.type = KVFS_OP_SETATTR, .ino = f, .flags = KVFS_SET_SIZE,
 	                  .size = 1ull << 50, .max_value = 1ull << 60));
 	assert_int_equal(res.err, -EFBIG);
-	assert_value(get(s, f), "max");
+	assert_value(get(s, f), "max", 3);
 
 	/* A snapshot's session table may not carry such a seq either. */
 	{

@@ -23,13 +23,9 @@
 #include "kvfs/value.h"
 
 #include "store_image.h"
+#include "store_ops.h"
 
-#define ROOT       KVFS_ROOT_INO
-#define R2         KVFS_OP_RULES2
-#define OP(...)    ((struct kvfs_op){__VA_ARGS__})
-#define NAME(x)    .name = (x), .name_len = (uint32_t)strlen(x)
-#define NEWNAME(x) .newname = (x), .newname_len = (uint32_t)strlen(x)
-#define DATA(x)    .data = (const uint8_t *)(x), .data_len = (uint32_t)strlen(x)
+#define R2 KVFS_OP_RULES2
 
 /*
  * Allocation failures on demand (linked with --wrap=malloc,realloc,calloc): the fail_at-th
@@ -63,24 +59,6 @@ void *__wrap_calloc(size_t n, size_t size)
 	return fail_now() ? NULL : __real_calloc(n, size);
 }
 
-static int64_t now_ns = 1000000;
-
-static struct kvfs_apply_result apply(struct kvfs_store *s, struct kvfs_op op)
-{
-	struct kvfs_apply_result res;
-	uint64_t index = store_applied_index(s) + 1;
-
-	if (!op.time_ns)
-		op.time_ns = (now_ns += 1000);
-	assert_int_equal(store_apply(s, 3, index, &op, &res), 0);
-	return res;
-}
-
-static int err_of(struct kvfs_store *s, struct kvfs_op op)
-{
-	return apply(s, op).err;
-}
-
 static uint64_t mk(struct kvfs_store *s, unsigned type, uint64_t parent, const char *name)
 {
 	struct kvfs_apply_result res =
@@ -91,51 +69,17 @@ static uint64_t mk(struct kvfs_store *s, unsigned type, uint64_t parent, const c
 	return res.ino;
 }
 
-static struct kvfs_inode *get(struct kvfs_store *s, uint64_t ino)
-{
-	struct kvfs_inode *in = store_get(s, ino);
-
-	assert_non_null(in);
-	return in;
-}
-
-static struct kvfs_inode *lookup(struct kvfs_store *s, uint64_t dir, const char *name)
-{
-	return store_lookup(s, store_get(s, dir), name, strlen(name));
-}
-
 static int link_(struct kvfs_store *s, uint64_t ino, uint64_t dir, const char *name)
 {
 	return err_of(s,
 	              OP(.type = KVFS_OP_LINK, .flags = R2, .ino = ino, .parent = dir, NAME(name)));
 }
 
-static void put(struct kvfs_store *s, uint64_t ino, const char *data)
-{
-	assert_int_equal(err_of(s, OP(.type = KVFS_OP_PUT, .ino = ino, DATA(data))), 0);
-}
-
-static void assert_value(const struct kvfs_inode *in, const void *bytes, size_t n)
-{
-	assert_int_equal(value_size(in->value), n);
-	if (n)
-		assert_memory_equal(in->value->data, bytes, n);
-}
-
-static int setup(void **state)
-{
-	struct kvfs_store *s;
-
-	assert_int_equal(store_init(&s), 0);
-	*state = s;
-	return 0;
-}
-
-static int teardown(void **state)
+/* teardown(), and no more failing allocations even when a test stopped halfway. */
+static int teardown_alloc(void **state)
 {
 	fail_at = 0;
-	store_close(*state);
-	return 0;
+	return teardown(state);
 }
 
 static void test_link(void **state)
@@ -804,7 +748,7 @@ static void test_foreach_names(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown_alloc)
 	const struct CMUnitTest tests[] = {
 	    T(test_link),          T(test_link_max),      T(test_unlink_names),
 	    T(test_rename_names),  T(test_exchange),      T(test_mknod),
