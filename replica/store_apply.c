@@ -119,6 +119,17 @@ static int mknod_mode(const struct kvfs_op *op, uint32_t *mode)
 	return 0;
 }
 
+/* Whether op's name may be made in dir (a linked inode, or NULL): -ENOENT, -ENOTDIR, what
+ * store_check_new_name() refuses, or 0. */
+static int check_new_entry(const struct kvfs_inode *dir, const struct kvfs_op *op)
+{
+	if (!dir)
+		return -ENOENT;
+	if (!S_ISDIR(dir->mode))
+		return -ENOTDIR;
+	return store_check_new_name(dir, op->name, op->name_len, rules2(op));
+}
+
 /* What a new name's lookup in apply_create() decides: the mode of the inode to make, or the
  * outcome when none is made (*mode 0). */
 static int create_mode(const struct kvfs_op *op, const struct kvfs_inode *old, uint32_t *mode,
@@ -174,11 +185,7 @@ static int apply_create(struct kvfs_store *s, uint64_t index, const struct kvfs_
 		if (rv)
 			return rv;
 	}
-	if (!dir)
-		return -ENOENT;
-	if (!S_ISDIR(dir->mode))
-		return -ENOTDIR;
-	rv = store_check_new_name(dir, op->name, op->name_len, rules2(op));
+	rv = check_new_entry(dir, op);
 	if (rv)
 		return rv;
 	rv = create_mode(op, store_lookup(s, dir, op->name, op->name_len), &mode, res);
@@ -274,11 +281,9 @@ static int apply_link(struct kvfs_store *s, const struct kvfs_op *op, struct kvf
 	struct kvfs_dentry *d;
 	int rv;
 
-	if (!in || !dir)
+	if (!in)
 		return -ENOENT;
-	if (!S_ISDIR(dir->mode))
-		return -ENOTDIR;
-	rv = store_check_new_name(dir, op->name, op->name_len, rules2(op));
+	rv = check_new_entry(dir, op);
 	if (rv)
 		return rv;
 	if (store_find_name(s, dir, op->name, op->name_len))
