@@ -155,6 +155,10 @@ void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_ap
 void fuse_ops_fill_attr(const struct kvfs_fs *fs, const struct kvfs_inode *in, struct stat *st);
 /* Answers req with the entry for in, counting one kernel lookup (a pin). */
 void fuse_ops_reply_entry(fuse_req_t req, struct kvfs_fs *fs, struct kvfs_inode *in);
+/* The directory ino in *dir, if req may use it as mask asks (fuse_perm_may: X_OK to look a name
+ * up, R_OK to list it): 0, or -ENOENT, -ENOTDIR or -EACCES. */
+int fuse_ops_dir(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino, int mask,
+                 struct kvfs_inode **dir);
 
 /*
  * fuse_propose.c: proposes op for req and answers req once op is applied: PENDING_ERR with the

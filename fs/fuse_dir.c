@@ -18,22 +18,14 @@
 static void gated_opendir(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino, const char *name,
                           struct fuse_file_info *fi)
 {
-	struct kvfs_inode *dir = store_get(fs->store, ino);
 	const struct kvfs_dentry *c;
-	struct kvfs_inode *up;
+	struct kvfs_inode *dir, *up;
 	struct handle *h;
 	size_t n = 0, cap;
+	int rv = fuse_ops_dir(req, fs, ino, R_OK, &dir);
 
-	if (!dir) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	if (!S_ISDIR(dir->mode)) {
-		fuse_reply_err(req, ENOTDIR);
-		return;
-	}
-	if (fuse_perm_may(req, fs, dir, R_OK) < 0) {
-		fuse_reply_err(req, EACCES);
+	if (rv < 0) {
+		fuse_reply_err(req, -rv);
 		return;
 	}
 	/* The listing is taken once here, so readdir offsets stay valid whatever changes later. */

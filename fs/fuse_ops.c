@@ -113,21 +113,27 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	((struct kvfs_fs *)userdata)->max_write = conn->max_write;
 }
 
+/* See fs.h. */
+int fuse_ops_dir(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino, int mask,
+                 struct kvfs_inode **dir)
+{
+	*dir = store_get(fs->store, ino);
+	if (!*dir)
+		return -ENOENT;
+	if (!S_ISDIR((*dir)->mode))
+		return -ENOTDIR;
+	if (fuse_perm_may(req, fs, *dir, mask) < 0)
+		return -EACCES;
+	return 0;
+}
+
 static void do_lookup(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t parent, const char *name)
 {
 	struct kvfs_inode *dir, *in;
+	int rv = fuse_ops_dir(req, fs, parent, X_OK, &dir);
 
-	dir = store_get(fs->store, parent);
-	if (!dir) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	if (!S_ISDIR(dir->mode)) {
-		fuse_reply_err(req, ENOTDIR);
-		return;
-	}
-	if (fuse_perm_may(req, fs, dir, X_OK) < 0) {
-		fuse_reply_err(req, EACCES);
+	if (rv < 0) {
+		fuse_reply_err(req, -rv);
 		return;
 	}
 	in = store_lookup(fs->store, dir, name, strlen(name));
