@@ -10,7 +10,7 @@
                                             creates NFILES files of SIZE bytes spread over NDIRS
                                             directories, and NBIG files of BIGSIZE, with 32
                                             threads (so the node commits them in groups)
-    backup_helper.py writer DIR             forever: writes DIR/a, then DIR/b, then appends a
+    backup_helper.py writer DIR [STOP]      until file STOP exists: writes DIR/a, then DIR/b, then appends a
                                             line to DIR/log, each with one write and a close
                                             (so each is one committed change), the round's
                                             number in each
@@ -77,9 +77,9 @@ def make(root, ndirs, nfiles, size, nbig=0, bigsize=0):
         list(ex.map(one, range(nfiles + nbig)))
 
 
-def writer(root):
+def writer(root, stop=None):
     i = 0
-    while True:
+    while stop is None or not os.path.exists(stop):
         i += 1
         for name, mode in (("a", "wb"), ("b", "wb"), ("log", "ab")):
             with open(os.path.join(root, name), mode) as f:
@@ -175,7 +175,7 @@ def main():
     elif cmd == "make":
         make(args[0], *map(int, args[1:]))
     elif cmd == "writer":
-        writer(args[0])
+        writer(args[0], args[1] if len(args) > 1 else None)
     elif cmd == "globals":
         with tarfile.open(args[0]) as t:
             t.getmembers()
