@@ -437,12 +437,6 @@ static void make_entry(fuse_req_t req, fuse_ino_t parent, const char *name, uint
 	make_entry_op(req, parent, name, type, mode, 0, target, fi);
 }
 
-static void make_entry_rdev(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-                            uint32_t rdev)
-{
-	make_entry_op(req, parent, name, KVFS_OP_MKNOD, mode, rdev, NULL, NULL);
-}
-
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	make_entry(req, parent, name, KVFS_OP_MKDIR, mode, NULL, NULL);
@@ -492,7 +486,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	make_entry_rdev(req, parent, name, mode, (uint32_t)rdev);
+	make_entry_op(req, parent, name, KVFS_OP_MKNOD, mode, (uint32_t)rdev, NULL, NULL);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
