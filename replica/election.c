@@ -215,3 +215,22 @@ const char *election_role(bool leading, bool leader_known)
 		return "leader";
 	return leader_known ? "follower" : "candidate";
 }
+
+size_t election_format_candidate(char *buf, size_t size, uint32_t id, const char *addr,
+                                 uint32_t priority, const struct kvfs_score_facts *f)
+{
+	/* STUB: helper B adds the facts. */
+	(void)f;
+	return (size_t)snprintf(buf, size, "id=%u addr=%s priority=%u", id, addr, priority);
+}
+
+bool election_challenged(const struct kvfs_election_view *v, int top, char *why, size_t len)
+{
+	/* STUB: helper B replaces this with score_beats. */
+	if (top < 0 || v->mine < 0 || top == v->mine)
+		return false;
+	if (why)
+		snprintf(why, len, "priority %u > %u", v->cands[top].priority,
+		         v->cands[v->mine].priority);
+	return v->cands[top].priority > v->cands[v->mine].priority;
+}

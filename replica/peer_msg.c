@@ -45,6 +45,8 @@ const char *peer_msg_type_name(unsigned type)
 	    [KVFS_MSG_FETCH_REPLY] = "fetch_reply",
 	    [KVFS_MSG_PEER_STATUS] = "peer_status",
 	    [KVFS_MSG_SNAPSHOT_PULL] = "snapshot_pull",
+	    [KVFS_MSG_RTT_PING] = "rtt_ping",
+	    [KVFS_MSG_RTT_PONG] = "rtt_pong",
 	};
 
 	if (type == KVFS_MSG_PING)
@@ -615,5 +617,25 @@ int peer_msg_snapshot_pull_decode(struct kvfs_peer_snapshot_pull *m, const uint8
 	struct kvfs_rcur r = {buf, len, true};
 
 	m->epoch = wire_get_u64(&r);
+	return rcur_end(&r);
+}
+
+/* ---- RTT_PING, RTT_PONG ---- */
+
+size_t peer_msg_rtt_encode(const struct kvfs_peer_rtt *m, uint8_t *buf)
+{
+	struct kvfs_wcur w = {buf};
+
+	wire_put_u64(&w, m->nonce);
+	wire_put_u64(&w, m->sent_us);
+	return wire_done(&w, buf);
+}
+
+int peer_msg_rtt_decode(struct kvfs_peer_rtt *m, const uint8_t *buf, size_t len)
+{
+	struct kvfs_rcur r = {buf, len, true};
+
+	m->nonce = wire_get_u64(&r);
+	m->sent_us = wire_get_u64(&r);
 	return rcur_end(&r);
 }

@@ -5,14 +5,17 @@
  * state) and asks election_decide() for one action; it never decides anything itself.
  *
  * Names and data (DESIGN §3):
- *   /election/<guid>-n_<10 digits>   data "id=N addr=HOST:PORT priority=P"
+ *   /election/<guid>-n_<10 digits>   data "id=N addr=HOST:PORT priority=P" and, from nodes
+ *                                    that measure them, the score's facts (struct
+ *                                    kvfs_score_facts; election_format_candidate)
  *   /leader                          data "id=N addr=HOST:PORT epoch=E"
  *   /config                          data "cluster_id=HEX size=N"
  *   /members/<id>                    data "addr=HOST:PORT priority=P"
  *
- * Ranking. Sequential mode: the lowest sequence number leads. Priority mode: the highest
- * priority leads, ties broken by the lowest sequence number. In both modes a candidate with
- * priority 0 never leads (it still votes and replicates).
+ * Ranking. Sequential mode: the lowest sequence number leads. Priority mode: the score decides
+ * (score.h): eligible candidates first, then priority, preferred zone, quorum RTT bucket, lag
+ * bucket, and the lowest sequence number last. In both modes a candidate with priority 0, or an
+ * observer, never leads (it still replicates).
  *
  * Pure: no ZooKeeper header, no clock, no I/O. Times are given in milliseconds by the caller.
  */
@@ -29,6 +32,28 @@
 
 #define KVFS_GUID_LEN 32 /* hex characters of a per-attempt guid */
 #define KVFS_ADDR_MAX 64
+#define KVFS_ZONE_MAX 32 /* a --zone label: 1..31 of [A-Za-z0-9._-], NUL-terminated */
+
+/*
+ * What a candidate publishes about itself for the score (priority mode), in its election znode's
+ * data as "role=voter zone=a zpref=0 rtt_us=412 rtt_b=7 contact=1 caught_up=1 stable=1 lag_b=0".
+ * Every key is optional when parsed: a candidate that published none (a node from before these
+ * facts) has known == false and ranks as the worst eligible one would, behind every candidate
+ * that published them, but it is still a candidate (priority and sequence still order it).
+ */
+struct kvfs_score_facts {
+	bool known;     /* the candidate published facts at all */
+	bool observer;  /* role=observer: never leads (always false until observers exist) */
+	int8_t zpref;   /* +1: its zone is preferred (--prefer-zone), -1: avoided, 0: neither */
+	char zone[KVFS_ZONE_MAX]; /* "" if none */
+	uint64_t rtt_us; /* quorum RTT, smoothed (rtt.h), UINT64_MAX if unknown */
+	uint32_t rtt_b;  /* its bucket (score_bucket), UINT32_MAX if unknown */
+	bool contact;    /* heard a majority of the voters (itself included) within KVFS_CONTACT_MS */
+	bool caught_up;  /* within KVFS_CAUGHT_UP_ENTRIES of the commit index it last heard, which
+	                    it heard within KVFS_CAUGHT_UP_MS (the leader always is) */
+	bool stable;     /* contact and caught_up have held continuously for the hold-down */
+	uint32_t lag_b;  /* entries behind the commit index / KVFS_LAG_BUCKET, at most 255 */
+};
 
 enum kvfs_election_mode { KVFS_ELECTION_SEQUENTIAL, KVFS_ELECTION_PRIORITY };
 
@@ -40,6 +65,7 @@ struct kvfs_candidate {
 	uint32_t priority;
 	char addr[KVFS_ADDR_MAX];
 	int64_t owner; /* the ZooKeeper session that owns the znode (ephemeralOwner) */
+	struct kvfs_score_facts f;
 };
 
 /*
@@ -49,8 +75,20 @@ struct kvfs_candidate {
  */
 int election_parse_name(const char *name, struct kvfs_candidate *c);
 
-/* Parses a candidate's data into c->id, c->addr, c->priority. 0 or -EINVAL. */
+/*
+ * Parses a candidate's data into c->id, c->addr, c->priority and c->f (the facts; each key
+ * optional, but a key that is present must be valid, or the whole candidate is refused: it was
+ * not written by kvfs). 0 or -EINVAL.
+ */
 int election_parse_candidate(const char *data, size_t len, struct kvfs_candidate *c);
+
+/*
+ * Writes a candidate's data, "id=N addr=A priority=P" followed by the facts if f->known, into buf
+ * (size bytes, NUL-terminated). Returns the length, like snprintf; election_parse_candidate reads
+ * back exactly what it wrote.
+ */
+size_t election_format_candidate(char *buf, size_t size, uint32_t id, const char *addr,
+                                 uint32_t priority, const struct kvfs_score_facts *f);
 
 /* Parses /leader's data. 0 or -EINVAL. addr has room for KVFS_ADDR_MAX bytes. */
 int election_parse_leader(const char *data, size_t len, uint32_t *id, char *addr, uint64_t *epoch);
@@ -70,7 +108,10 @@ int election_parse_config(const char *data, size_t len, char *cluster_id, uint32
  */
 int election_kv(const char *data, size_t len, const char *key, char *out, size_t size);
 
-/* Index of the candidate that should lead, or -1 if none may (none, or all priority 0). */
+/*
+ * Index of the candidate that should lead, or -1 if none may (none, or all priority 0 or
+ * observers). Priority mode ranks by score_cmp (score.h).
+ */
 int election_rank(enum kvfs_election_mode mode, const struct kvfs_candidate *c, size_t n);
 
 /* Sequential mode: the candidate just before seq (the highest sequence below it), or -1. */
@@ -89,8 +130,13 @@ struct kvfs_election_view {
 	bool reconnected_late; /* the session survived an outage longer than its timeout (the
 	                          whole ensemble was down): peers may have given up on us */
 	bool successor_ready;  /* priority mode: the better candidate has caught up */
-	uint64_t better_waited_ms; /* priority mode: how long a better candidate has waited */
+	/* Priority mode, on the leader: how long the top candidate has beaten this one
+	 * continuously (election_challenged held at every round since), 0 if it does not now. */
+	uint64_t better_waited_ms;
 	uint64_t hold_down_ms;
+	uint64_t led_ms;        /* how long this node has led in this term, 0 if it does not */
+	uint64_t min_tenure_ms; /* a leader is not asked to hand over before this */
+	uint32_t rtt_margin_pct; /* score_beats: an RTT challenger must be this much better */
 };
 
 enum kvfs_election_action {
@@ -112,7 +158,21 @@ struct kvfs_election_decision {
 	int watch; /* sequential mode: index of the candidate to watch for deletion, -1 if none */
 };
 
-/* Decides what this node does next. Pure and total: every view has an answer. */
+/*
+ * Priority mode, on the leader: whether candidate `top` (the one that ranks first) beats this
+ * node (v->mine) by the score's margin now (score_beats). The binding counts how long this held
+ * continuously and gives it as better_waited_ms. why (len bytes, may be NULL) gets a one-line
+ * reason for the log: "priority 2 > 1", "quorum RTT 0.4 ms beats 41.2 ms by more than 20 %",
+ * "node 1 is not eligible (no contact with a majority)".
+ */
+bool election_challenged(const struct kvfs_election_view *v, int top, char *why, size_t len);
+
+/*
+ * Decides what this node does next. Pure and total: every view has an answer. A leader hands
+ * over at once for a hard reason (its priority is 0, it is an observer, it holds /leader but does
+ * not act on it); for a better score only when the challenger has beaten it continuously for the
+ * hold-down, it has led at least min_tenure_ms, and the challenger has caught up.
+ */
 void election_decide(const struct kvfs_election_view *v, struct kvfs_election_decision *d);
 
 /* "leader", "follower" or "candidate", from the node's state. */

@@ -28,6 +28,7 @@ struct kvfs_store;
 struct kvfs_node;
 
 struct kvfs_sec_keys;
+struct kvfs_score_measured;
 
 struct kvfs_node_config {
 	uint32_t id;
@@ -78,6 +79,9 @@ struct kvfs_node_cluster {
 	void (*evict)(void *arg, uint32_t id, uint64_t epoch);
 	/* Priority handover: member `id` has (not) caught up with this leader. */
 	void (*set_ready)(void *arg, uint32_t id, bool ready);
+	/* Priority mode: what this node measures about itself for the leader score (score.h), every
+	 * tick (100 ms); the election decides what to publish. May be NULL. */
+	void (*set_facts)(void *arg, const struct kvfs_score_measured *m);
 	void *arg;
 };
 

@@ -39,6 +39,8 @@ enum kvfs_peer_msg_type {
 	KVFS_MSG_FETCH_REPLY = 13, /* -> new leader: these entries (or not) */
 	KVFS_MSG_PEER_STATUS = 14, /* leader -> followers: every replica's match and lag */
 	KVFS_MSG_SNAPSHOT_PULL = 15, /* candidate -> a peer: send me your newest snapshot */
+	KVFS_MSG_RTT_PING = 16,      /* any -> any: measure the round trip (answered at once) */
+	KVFS_MSG_RTT_PONG = 17,      /* the answer, echoing the ping */
 	KVFS_MSG__COUNT
 };
 
@@ -305,5 +307,19 @@ struct kvfs_peer_snapshot_pull {
 size_t peer_msg_snapshot_pull_encode(const struct kvfs_peer_snapshot_pull *m, uint8_t *buf);
 int peer_msg_snapshot_pull_decode(struct kvfs_peer_snapshot_pull *m, const uint8_t *buf,
                                   size_t len);
+
+/*
+ * RTT_PING and RTT_PONG: u64 nonce  u64 sent_us. The pong echoes the ping's body unchanged; the
+ * pinger matches the nonce to one it sent and takes now - sent_us as the round trip (rtt.h). A
+ * node that predates them ignores both (an unknown type), so its RTT stays unknown.
+ */
+#define KVFS_PEER_RTT_SIZE 16u
+struct kvfs_peer_rtt {
+	uint64_t nonce;
+	uint64_t sent_us;
+};
+
+size_t peer_msg_rtt_encode(const struct kvfs_peer_rtt *m, uint8_t *buf);
+int peer_msg_rtt_decode(struct kvfs_peer_rtt *m, const uint8_t *buf, size_t len);
 
 #endif /* KVFS_PEER_MSG_H */

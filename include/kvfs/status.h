@@ -23,6 +23,28 @@ struct kvfs_status_peer {
 	bool lag_unknown; /* shown as -1: this node cannot know its lag yet */
 };
 
+struct kvfs_status_member {
+	uint32_t id;
+	bool measured;      /* false: no round trip yet */
+	uint64_t srtt_us;
+	uint64_t rttvar_us;
+	uint64_t heard_ms_ago; /* UINT64_MAX never */
+};
+
+struct kvfs_status_score {
+	uint32_t id;
+	unsigned rank; /* 1 = should lead */
+	bool eligible;
+	char why[48];  /* why not eligible */
+	uint32_t priority;
+	uint64_t quorum_rtt_us; /* UINT64_MAX unknown */
+	uint32_t rtt_b;
+	uint32_t lag_b;
+	char zone[32];
+	bool leader;
+	uint64_t beats_leader_ms; /* a challenger, on the leader: beaten it this long; 0 not */
+};
+
 struct kvfs_status {
 	uint32_t node;
 	const char *role; /* "leader" | "follower" | "candidate" | "standalone" */
@@ -62,6 +84,15 @@ struct kvfs_status {
 	const char *writable_reason; /* why not ("no majority" ...); NULL when writable */
 	unsigned npeers;
 	struct kvfs_status_peer peers[KVFS_STATUS_MAX_PEERS];
+	/* The leader score (priority mode, score.h), shown after the peer lines: this node's quorum
+	 * RTT, its own RTT to each member ("member:" lines), and each candidate's score as the last
+	 * election round saw it ("score:" lines). Absent when nmembers / nscores are 0. */
+	bool has_quorum_rtt;
+	uint64_t quorum_rtt_us; /* UINT64_MAX: unknown */
+	unsigned nmembers;
+	struct kvfs_status_member members[KVFS_STATUS_MAX_PEERS];
+	unsigned nscores;
+	struct kvfs_status_score scores[KVFS_STATUS_MAX_PEERS];
 };
 
 /*

@@ -35,6 +35,10 @@ struct kvfs_zk_config {
 	enum kvfs_election_mode mode;
 	uint64_t session_timeout_ms;
 	uint64_t hold_down_ms;       /* priority mode: how long a better newcomer waits */
+	uint64_t min_tenure_ms;      /* priority mode: a leader is not asked to give way sooner */
+	uint32_t rtt_margin_pct;     /* priority mode: score_beats' RTT margin (score.h) */
+	const char *zone;            /* --zone, "" or NULL if none (copied) */
+	int zpref;                   /* +1 this node's zone is preferred, -1 avoided, 0 neither */
 	uint64_t connect_timeout_ms; /* zk_election_open gives up after this long */
 	/* Where this node keeps the id of its ZooKeeper session (in its data directory), so that
 	 * after a restart it can tell its own leftover znodes, which it removes, from those of
@@ -103,6 +107,25 @@ void zk_election_member_addr(struct kvfs_zk *z, uint32_t id, char *buf, size_t l
 
 /* Priority mode, on the leader: whether member `id` has caught up enough to take over. */
 void zk_election_set_ready(struct kvfs_zk *z, uint32_t id, bool ready);
+
+struct kvfs_score_measured;
+
+/* Priority mode: this node's latest measurement (score.h); the election thread folds it into the
+ * facts it publishes in its candidate znode (score_publish). Any thread. */
+void zk_election_set_facts(struct kvfs_zk *z, const struct kvfs_score_measured *m);
+
+/* One candidate as the last election round saw it, for /.status. */
+struct kvfs_zk_score {
+	struct kvfs_candidate c;
+	unsigned rank;       /* 1 = should lead */
+	bool eligible;
+	char why[48];        /* why not eligible ("" if eligible) */
+	bool leader;         /* holds /leader */
+	uint64_t beats_ms;   /* on the leader: how long this challenger has beaten it, 0 if not */
+};
+
+/* Copies up to max candidates of the last round (ranked order) into out; returns how many. */
+size_t zk_election_scores(struct kvfs_zk *z, struct kvfs_zk_score *out, size_t max);
 
 /*
  * Gives the lead up at once (the replication core lost its majority): /leader and this node's

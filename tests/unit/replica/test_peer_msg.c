@@ -168,6 +168,14 @@ static uint8_t *encode_sample(unsigned type, size_t *len)
 		assert_int_equal(n, KVFS_PEER_SNAPSHOT_PULL_SIZE);
 		break;
 	}
+	case KVFS_MSG_RTT_PING:
+	case KVFS_MSG_RTT_PONG: {
+		struct kvfs_peer_rtt m = {.nonce = 0x1122334455667788ull, .sent_us = 123456789};
+
+		n = peer_msg_rtt_encode(&m, buf);
+		assert_int_equal(n, KVFS_PEER_RTT_SIZE);
+		break;
+	}
 	case KVFS_MSG_PEER_STATUS: {
 		struct kvfs_peer_status m = {.epoch = 8, .commit_index = 120, .count = 3};
 
@@ -304,6 +312,14 @@ static int decode_reencode(unsigned type, const uint8_t *buf, size_t len, uint8_
 
 		if ((rv = peer_msg_snapshot_pull_decode(&m, buf, len)) == 0)
 			*out_len = peer_msg_snapshot_pull_encode(&m, out);
+		break;
+	}
+	case KVFS_MSG_RTT_PING:
+	case KVFS_MSG_RTT_PONG: {
+		struct kvfs_peer_rtt m;
+
+		if ((rv = peer_msg_rtt_decode(&m, buf, len)) == 0)
+			*out_len = peer_msg_rtt_encode(&m, out);
 		break;
 	}
 	case KVFS_MSG_PEER_STATUS: {
@@ -1055,7 +1071,7 @@ static void test_type_names(void **state)
 	    "unknown",        "hello",        "new_epoch",     "epoch_ack",   "append",
 	    "append_ack",     "forward",      "forward_reply", "read_index",  "read_index_reply",
 	    "snapshot_chunk", "snapshot_ack", "fetch",         "fetch_reply", "peer_status",
-	    "snapshot_pull",
+	    "snapshot_pull",  "rtt_ping",     "rtt_pong",
 	};
 
 	assert_int_equal(sizeof(names) / sizeof(names[0]), KVFS_MSG__COUNT);
