@@ -3,10 +3,13 @@
  * clock, no I/O; the callers give times in milliseconds.
  *
  * Gates. A candidate is eligible when its priority is above 0, it is a voter (not an observer),
- * its zone is not avoided, it is in contact with a majority of the voters, it has caught up, and
- * all of that has held continuously for the hold-down (struct kvfs_score_facts). When nobody is
- * eligible (a cluster that just started), the same order ranks the others, so a cluster always
- * gets a leader; priority 0 and observers never lead.
+ * its zone is not avoided, it is in contact with a majority of the voters and it has caught up
+ * (struct kvfs_score_facts). "Stable for the hold-down" is enforced by the leader: it gives way
+ * only to a challenger that passed every gate and beat it at every round for the hold-down
+ * (election_decide); the published `stable` fact (the gates held for the hold-down by the
+ * candidate's own clock) is shown in /.status and does not enter the order. When nobody is
+ * eligible (a cluster that just started, a leader just lost), the same order ranks the others, so
+ * a cluster always gets a leader; priority 0 and observers never lead.
  *
  * Order, compared in turn, never summed (score_cmp): eligible first; higher priority; preferred
  * zone (zpref +1 before 0); lower quorum-RTT bucket; lower lag bucket; facts known before
@@ -14,10 +17,11 @@
  * jitter: a bucket spans a factor (1 + margin) of RTT, and a publisher moves to a new bucket only
  * when the RTT is a quarter of a bucket past the boundary (score_bucket_update).
  *
- * Hysteresis. A leader gives way only to a challenger that beats it (score_beats): the leader is
- * no longer eligible and the challenger is; or a higher priority; or, at equal priority, a quorum
- * RTT better by more than the margin (challenger * (1 + margin) < incumbent). election_decide
- * adds the rest: continuously for the hold-down, after a minimum tenure, once caught up.
+ * Hysteresis. A leader gives way only to an eligible challenger that beats it (score_beats): the
+ * leader is no longer eligible; or a higher priority; or, at equal priority, a quorum RTT better
+ * by more than the margin (challenger * (1 + margin) < incumbent) and in a lower bucket (so RTTs
+ * below 1 ms never move leadership). election_decide adds the rest: continuously for the
+ * hold-down, after a minimum tenure, once caught up (the leader's own measure).
  */
 #ifndef KVFS_SCORE_H
 #define KVFS_SCORE_H
@@ -33,7 +37,7 @@
 #define KVFS_CAUGHT_UP_MS      1000u /* ... of a commit index heard this recently */
 #define KVFS_LAG_BUCKET        16u   /* entries per lag bucket */
 #define KVFS_RTT_MARGIN_DEFAULT 20u  /* percent */
-#define KVFS_RTT_BUCKET_BASE_US 100u /* bucket 0: below this RTT */
+#define KVFS_RTT_BUCKET_BASE_US 1000u /* bucket 0: below 1 ms, all RTTs count as equal */
 
 /* The bucket of an RTT for a margin in percent (1..1000): 0 below KVFS_RTT_BUCKET_BASE_US, then
  * floor(log(rtt / base) / log(1 + margin)) + 1. UINT64_MAX (unknown) gives UINT32_MAX. */
@@ -77,9 +81,9 @@ struct kvfs_score_pub {
  * Folds a measurement taken at now_ms into p->f (bucket hysteresis, lag bucket, stable after
  * hold_down_ms of contact and caught_up). zone and zpref are the node's own settings. Returns
  * true if the facts changed in a way others rank by (rtt_b, contact, caught_up, stable, lag_b,
- * zpref, observer) and at least min_interval_ms passed since the last publication (or never
- * published): the caller should write them to its candidate znode now and set published_ms.
- * rtt_us alone changing does not ask for a publication.
+ * zpref, observer; or rtt_us moved by more than a quarter of the margin from the published one)
+ * and at least min_interval_ms passed since the last publication (or never published): the
+ * caller should write them to its candidate znode now and set published_ms.
  */
 bool score_publish(struct kvfs_score_pub *p, const struct kvfs_score_measured *m,
                    const char *zone, int zpref, uint64_t now_ms, uint64_t hold_down_ms,
