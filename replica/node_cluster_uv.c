@@ -434,6 +434,15 @@ static void on_peer_status(struct node_cluster *c, uint32_t from, uint8_t type,
 		c->leader_view_ms = uv_now(c->n->loop);
 }
 
+static void on_rtt(struct node_cluster *c, uint32_t from, uint8_t type, const uint8_t *p,
+                   uint32_t len)
+{
+	if (type == KVFS_MSG_RTT_PING)
+		nscore_on_ping(c, from, p, len);
+	else
+		nscore_on_pong(c, from, p, len);
+}
+
 static const msg_handler handlers[] = {
     [KVFS_MSG_NEW_EPOCH] = on_repl,
     [KVFS_MSG_EPOCH_ACK] = on_repl,
@@ -449,6 +458,8 @@ static const msg_handler handlers[] = {
     [KVFS_MSG_SNAPSHOT_ACK] = on_snapshot,
     [KVFS_MSG_SNAPSHOT_PULL] = on_snapshot,
     [KVFS_MSG_PEER_STATUS] = on_peer_status,
+    [KVFS_MSG_RTT_PING] = on_rtt,
+    [KVFS_MSG_RTT_PONG] = on_rtt,
 };
 
 /* The transport's on_message: a type this node does not know (a newer peer's) is ignored. */
@@ -457,8 +468,10 @@ static void on_message(void *arg, uint32_t from, uint8_t type, const uint8_t *pa
 {
 	struct node_cluster *c = arg;
 
-	if (c->closing || c->n->fatal || type >= sizeof(handlers) / sizeof(handlers[0]) ||
-	    !handlers[type])
+	if (c->closing || c->n->fatal)
+		return;
+	nscore_heard(c, from); /* a newer peer's message too: it is alive */
+	if (type >= sizeof(handlers) / sizeof(handlers[0]) || !handlers[type])
 		return;
 	handlers[type](c, from, type, payload, len);
 }
@@ -472,6 +485,7 @@ static void on_state(void *arg, uint32_t id, bool connected)
 	if (!connected) {
 		fwd_peer_down(c->fwd, id);
 		nsnap_peer_down(c, id);
+		nscore_peer_down(c, id);
 	} else
 		nfwd_dispatch(c);
 }
@@ -638,6 +652,7 @@ static void on_tick(uv_timer_t *t)
 	track_lag(c);
 	if (repl_role(c->repl) == KVFS_REPL_LEADER)
 		send_peer_status(c);
+	nscore_tick(c);
 }
 
 /* ---- the node's entry points ---- */
@@ -674,7 +689,7 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 		return -ENOMEM;
 	c->promise_want = promised;
 	c->leader_view = calloc(1, sizeof(*c->leader_view));
-	if (!c->leader_view || nread_open(c) < 0 || nsnap_init(c) < 0)
+	if (!c->leader_view || nread_open(c) < 0 || nsnap_init(c) < 0 || nscore_open(c) < 0)
 		return -ENOMEM;
 	io.arg = c;
 	/* Our sequence numbers must grow past any of ours the store or the log holds, whatever
@@ -944,6 +959,7 @@ void ncl_status(const struct kvfs_node *n, struct kvfs_status *st)
 		if (self)
 			p->lag_unknown = st->catching_up || st->lag_unknown;
 	}
+	nscore_status(n, st);
 }
 
 static void on_tick_closed(uv_handle_t *h)
@@ -996,6 +1012,7 @@ void ncl_free(struct kvfs_node *n)
 	readidx_fail_all(c->reads, -ESHUTDOWN);
 	readidx_close(c->reads);
 	nsnap_free(c);
+	nscore_free(c);
 	repl_close(c->repl);
 	free(c->sendbuf);
 	free(c->addrs);

@@ -23,6 +23,7 @@ struct kvfs_repl;
 struct kvfs_repl_entry;
 struct kvfs_readidx;
 struct node_snaps;
+struct node_score;
 
 struct batch {
 	uv_work_t work;
@@ -125,6 +126,7 @@ struct node_cluster {
 	uint64_t behind_since;  /* uv_now() when this node fell behind; 0 caught up */
 	uint64_t *peer_behind;  /* on the leader, by id: when that peer fell behind */
 	uint64_t solo_epoch;    /* standalone: the epoch it leads (node_cluster's view) */
+	struct node_score *score; /* RTTs and the score's measurement (node_score_uv.c) */
 
 	/* rejoining after a lost disk (node_rejoin_uv.c) */
 	uv_work_t unmark_work;         /* removes DATA/rejoining */
@@ -229,5 +231,19 @@ bool nsnap_busy(const struct node_cluster *c); /* a seal or load on a worker: cl
 /* The lowest index after which the log must be kept for a peer catching up from a snapshot this
  * node sent it; 0: none. Compaction (ncl_snapshot_done) stops there. */
 uint64_t nsnap_retain(const struct node_cluster *c);
+
+/* node_score_uv.c: RTT_PING / RTT_PONG, the RTTs to the peers (rtt.h) and this node's
+ * measurement for the leader score (score.h), handed to the election every tick. */
+/* The voters (ids, at most max) into out; their number. The one place that says who votes. */
+size_t ncl_voters(const struct kvfs_node *n, uint32_t *out, size_t max);
+int nscore_open(struct node_cluster *c); /* creates c->score; -ENOMEM */
+void nscore_free(struct node_cluster *c);
+void nscore_heard(struct node_cluster *c, uint32_t from);     /* any message from a peer */
+void nscore_peer_down(struct node_cluster *c, uint32_t id);   /* its connection dropped */
+void nscore_on_ping(struct node_cluster *c, uint32_t from, const uint8_t *p, uint32_t len);
+void nscore_on_pong(struct node_cluster *c, uint32_t from, const uint8_t *p, uint32_t len);
+void nscore_tick(struct node_cluster *c); /* pings every peer, hands the measurement over */
+/* /.status: this node's quorum RTT and its RTT to each other member. */
+void nscore_status(const struct kvfs_node *n, struct kvfs_status *st);
 
 #endif /* KVFS_REPLICA_NODE_INTERNAL_H */
