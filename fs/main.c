@@ -578,6 +578,40 @@ static void cluster_set_ready(void *arg, uint32_t id, bool ready)
 		zk_election_set_ready(a->zk, id, ready);
 }
 
+static void cluster_set_facts(void *arg, const struct kvfs_score_measured *m)
+{
+	struct app *a = arg;
+
+	if (a->zk)
+		zk_election_set_facts(a->zk, m);
+}
+
+/* Priority mode: each candidate's score as the election's last round saw it. */
+static void status_scores(struct kvfs_zk *zk, struct kvfs_status *st)
+{
+	struct kvfs_zk_score s[KVFS_STATUS_MAX_PEERS];
+	size_t n = zk_election_scores(zk, s, KVFS_STATUS_MAX_PEERS);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct kvfs_score_facts *f = &s[i].c.f;
+
+		st->scores[i] = (struct kvfs_status_score){
+		    .id = s[i].c.id,
+		    .rank = s[i].rank,
+		    .eligible = s[i].eligible,
+		    .priority = s[i].c.priority,
+		    .quorum_rtt_us = f->known ? f->rtt_us : UINT64_MAX,
+		    .rtt_b = f->known ? f->rtt_b : UINT32_MAX,
+		    .lag_b = f->known ? f->lag_b : UINT32_MAX,
+		    .leader = s[i].leader,
+		    .beats_leader_ms = s[i].beats_ms,
+		};
+		snprintf(st->scores[i].why, sizeof(st->scores[i].why), "%s", s[i].why);
+		snprintf(st->scores[i].zone, sizeof(st->scores[i].zone), "%s", f->zone);
+	}
+	st->nscores = (unsigned)n;
+}
+
 static void cluster_status(void *arg, struct kvfs_status *st)
 {
 	struct kvfs_zk_view v;
@@ -585,6 +619,8 @@ static void cluster_status(void *arg, struct kvfs_status *st)
 	if (!((struct app *)arg)->zk)
 		return;
 	zk_election_view(((struct app *)arg)->zk, &v);
+	if (strcmp(((struct app *)arg)->opts.election, "priority") == 0)
+		status_scores(((struct app *)arg)->zk, st);
 	st->role = election_role(v.leading, v.leader != 0);
 	st->leader = v.leader;
 	snprintf(st->leader_addr, sizeof(st->leader_addr), "%s", v.leader_addr);
@@ -610,6 +646,10 @@ static int open_cluster(struct app *a, char *cluster_id, char *err, size_t errle
 	                                                      : KVFS_ELECTION_SEQUENTIAL,
 	    .session_timeout_ms = a->opts.session_timeout_ms,
 	    .hold_down_ms = a->opts.hold_down_ms,
+	    .min_tenure_ms = a->opts.min_tenure_ms,
+	    .rtt_margin_pct = a->opts.rtt_margin_pct,
+	    .zone = a->opts.zone,
+	    .zpref = a->opts.zpref,
 	    .connect_timeout_ms = a->opts.write_timeout_ms,
 	    .session_file = session_file,
 	    .auth = a->zk_auth,
@@ -807,6 +847,7 @@ int main(int argc, char **argv)
 		    .resign = cluster_resign,
 		    .evict = cluster_evict,
 		    .set_ready = cluster_set_ready,
+		    .set_facts = cluster_set_facts,
 		    .arg = &a,
 		};
 		node_set_cluster(a.fs.node, &a.cluster);

@@ -18,6 +18,7 @@
 #include "kvfs/election.h"
 #include "kvfs/hostport.h"
 #include "kvfs/op.h"
+#include "kvfs/score.h"
 #include "options_file.h"
 
 enum {
@@ -34,6 +35,11 @@ enum {
 	OPT_WRITE_TIMEOUT,
 	OPT_SESSION_TIMEOUT,
 	OPT_HOLD_DOWN,
+	OPT_MIN_TENURE,
+	OPT_RTT_MARGIN,
+	OPT_ZONE,
+	OPT_PREFER_ZONE,
+	OPT_AVOID_ZONE,
 	OPT_MAX_VALUE,
 	OPT_SNAPSHOT_BYTES,
 	OPT_SEGMENT_BYTES,
@@ -64,6 +70,11 @@ static const struct option long_opts[] = {
     {"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
     {"session-timeout", required_argument, NULL, OPT_SESSION_TIMEOUT},
     {"hold-down", required_argument, NULL, OPT_HOLD_DOWN},
+    {"min-tenure", required_argument, NULL, OPT_MIN_TENURE},
+    {"rtt-margin", required_argument, NULL, OPT_RTT_MARGIN},
+    {"zone", required_argument, NULL, OPT_ZONE},
+    {"prefer-zone", required_argument, NULL, OPT_PREFER_ZONE},
+    {"avoid-zone", required_argument, NULL, OPT_AVOID_ZONE},
     {"max-value", required_argument, NULL, OPT_MAX_VALUE},
     {"snapshot-bytes", required_argument, NULL, OPT_SNAPSHOT_BYTES},
     {"segment-bytes", required_argument, NULL, OPT_SEGMENT_BYTES},
@@ -109,7 +120,19 @@ void options_usage(FILE *f, const char *prog)
 	    "  --write-timeout MS     fail a write with EIO after this long (default 10000)\n"
 	    "  --session-timeout MS   ZooKeeper session timeout (default 6000)\n"
 	    "  --hold-down MS         priority mode: a better newcomer takes over after this\n"
-	    "                         long, once caught up (default 3000)\n"
+	    "                         long, once caught up (default 3000); the leader score\n"
+	    "                         (README) must beat the leader's that long without a break\n"
+	    "  --min-tenure MS        priority mode: a new leader is not asked to give way\n"
+	    "                         sooner (0..3600000, default: --hold-down)\n"
+	    "  --rtt-margin PCT       priority mode: a challenger's quorum RTT must be this much\n"
+	    "                         better than the leader's (1..1000, default 20)\n"
+	    "  --zone NAME            this node's zone, 1..31 of A-Z a-z 0-9 . _ -\n"
+	    "  --prefer-zone Z[,Z...] priority mode: nodes in these zones lead first\n"
+	    "  --avoid-zone Z[,Z...]  priority mode: nodes in these zones do not lead while\n"
+	    "                         another is eligible\n",
+	    prog, prog, KVFS_CONFIG_DIR);
+	fprintf(
+	    f,
 	    "  --max-value SIZE       largest value; bigger writes fail with EFBIG\n"
 	    "                         (default 1M, at most %u bytes)\n"
 	    "  --snapshot-bytes SIZE  snapshot after SIZE of log (default 64M)\n"
@@ -147,7 +170,7 @@ void options_usage(FILE *f, const char *prog)
 	    "4 data directory problem, 5 cluster problem (ZooKeeper unreachable, another\n"
 	    "cluster's data directory, a --cluster-size the cluster was not created with, znodes\n"
 	    "protected by ZooKeeper ACLs for other credentials).\n",
-	    prog, prog, KVFS_CONFIG_DIR, KVFS_DATA_MAX);
+	    KVFS_DATA_MAX);
 }
 
 /* Parses all of s as a decimal number in min..max. */
@@ -232,6 +255,61 @@ static int check_addr(const char *name, const char *s, char *err, size_t errlen)
 	if (strcmp(name, "--listen") == 0 && hostport_check_listen(s, reason, sizeof(reason)) < 0)
 		return options_fail(err, errlen, "--listen: '%s' is unusable: %s (give an address of this "
 		            "machine, or 0.0.0.0:PORT for all)", s, reason);
+	return 0;
+}
+
+/* Checks a zone name, or with `list` a comma-separated list of them (KVFS_ZONE_MAX). */
+static int check_zones(const char *name, const char *s, bool list, char *err, size_t errlen)
+{
+	static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+
+	for (const char *z = s;; z++) {
+		size_t len = strspn(z, ok);
+
+		if (len == 0 || len >= KVFS_ZONE_MAX || (z[len] && (z[len] != ',' || !list)))
+			return options_fail(err, errlen,
+			            "%s: '%s' is not %s 1..%u characters of A-Z a-z 0-9 . _ -",
+			            name, s, list ? "a comma-separated list of zones of" : "a zone of",
+			            KVFS_ZONE_MAX - 1);
+		z += len;
+		if (!*z)
+			return 0;
+	}
+}
+
+/* Whether the comma-separated list has the zone. */
+static bool zone_in(const char *list, const char *zone)
+{
+	size_t n = strlen(zone);
+
+	for (const char *z = list; z && *z; z += strcspn(z, ",") + (z[strcspn(z, ",")] == ',')) {
+		if (strcspn(z, ",") == n && memcmp(z, zone, n) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* This node's zone preference from --zone, --prefer-zone and --avoid-zone. */
+static int zone_preference(struct kvfs_options *o, char *err, size_t errlen)
+{
+	const char *z = o->prefer_zones;
+
+	for (; z && *z; z += strcspn(z, ",") + (z[strcspn(z, ",")] == ',')) {
+		char zone[KVFS_ZONE_MAX];
+
+		snprintf(zone, sizeof(zone), "%.*s", (int)strcspn(z, ","), z);
+		if (zone_in(o->avoid_zones, zone))
+			return options_fail(err, errlen,
+			            "--prefer-zone and --avoid-zone both name zone '%s': give it "
+			            "in one of them",
+			            zone);
+	}
+	o->zpref = !o->zone                           ? 0
+	           : zone_in(o->prefer_zones, o->zone) ? 1
+	           : zone_in(o->avoid_zones, o->zone)  ? -1
+	                                               : 0;
+	if (!o->min_tenure_given)
+		o->min_tenure_ms = o->hold_down_ms;
 	return 0;
 }
 
@@ -535,6 +613,28 @@ static int parse_argv(struct parse *p, int argc, char **argv)
 			rv = parse_u64("--hold-down", optarg, 0, 3600000, &o->hold_down_ms, err,
 			               errlen);
 			break;
+		case OPT_MIN_TENURE:
+			rv = parse_u64("--min-tenure", optarg, 0, 3600000, &o->min_tenure_ms, err,
+			               errlen);
+			o->min_tenure_given = true;
+			break;
+		case OPT_RTT_MARGIN:
+			rv = parse_u32("--rtt-margin", optarg, 1, 1000, &o->rtt_margin_pct, err,
+			               errlen);
+			break;
+		case OPT_ZONE:
+			rv = check_zones("--zone", optarg, false, err, errlen);
+			if (rv == 0)
+				rv = set_str(&o->zone, optarg);
+			break;
+		case OPT_PREFER_ZONE:
+		case OPT_AVOID_ZONE:
+			rv = check_zones(c == OPT_PREFER_ZONE ? "--prefer-zone" : "--avoid-zone",
+			                 optarg, true, err, errlen);
+			if (rv == 0)
+				rv = set_str(c == OPT_PREFER_ZONE ? &o->prefer_zones : &o->avoid_zones,
+				             optarg);
+			break;
 		case OPT_MAX_VALUE:
 			rv = parse_size("--max-value", optarg, 1, KVFS_DATA_MAX, &o->max_value, err,
 			                errlen);
@@ -764,6 +864,8 @@ static int parse_all(struct parse *p, int argc, char **argv)
 		          "missing MOUNTPOINT (give it last, or as mountpoint in the config file)");
 	if (rv == 0)
 		rv = set_defaults(p->o, p->size_given, p->err, p->errlen);
+	if (rv == 0)
+		rv = zone_preference(p->o, p->err, p->errlen);
 	if (rv == 0) {
 		added = fuse_mount_opts_imply_permissions(&p->o->fuse_opts,
 		                                          p->o->no_default_permissions);
@@ -783,6 +885,7 @@ int options_parse(struct kvfs_options *o, int argc, char **argv, char *err, size
 	o->write_timeout_ms = 10000;
 	o->session_timeout_ms = 6000;
 	o->hold_down_ms = 3000;
+	o->rtt_margin_pct = KVFS_RTT_MARGIN_DEFAULT;
 	o->max_value = 1048576;
 	o->log_level = KVFS_LOG_INFO;
 	if (set_str(&o->cluster, "default") < 0 || set_str(&o->election, "sequential") < 0)
@@ -812,4 +915,7 @@ void options_free(struct kvfs_options *o)
 	free(o->config);
 	free(o->source);
 	free(o->metrics_listen);
+	free(o->zone);
+	free(o->prefer_zones);
+	free(o->avoid_zones);
 }

@@ -30,6 +30,13 @@ struct kvfs_options {
 	uint64_t write_timeout_ms;
 	uint64_t session_timeout_ms;
 	uint64_t hold_down_ms; /* priority mode: a better newcomer waits this long */
+	uint64_t min_tenure_ms;  /* priority mode: a leader is not asked to give way sooner */
+	bool min_tenure_given;   /* --min-tenure was set (else it follows --hold-down) */
+	uint32_t rtt_margin_pct; /* priority mode: an RTT challenger must be this much better */
+	char *zone;              /* --zone NAME; NULL if none */
+	char *prefer_zones;      /* --prefer-zone Z[,Z...]; NULL if none */
+	char *avoid_zones;       /* --avoid-zone Z[,Z...]; NULL if none */
+	int zpref;               /* +1 this node's zone is preferred, -1 avoided, 0 neither */
 	uint64_t max_value;
 	uint64_t snapshot_bytes;
 	uint64_t segment_bytes;

@@ -28,6 +28,7 @@
 #define ADDR_RETRY_MS     300
 #define IDLE_TICK_MS      1000
 #define HOLD_DOWN_TICK_MS 200
+#define SCORE_TICK_MS     500
 
 void zk_election_new_guid(char *out)
 {
@@ -119,8 +120,7 @@ int zk_election_open(struct kvfs_zk **out, const struct kvfs_zk_config *cfg, cha
 	snprintf(z->base, sizeof(z->base), "/kvfs/%s", z->cluster);
 	z->session_ms = cfg->session_timeout_ms;
 	z->prev_session = zk_session_file_read(cfg->session_file);
-	snprintf(z->cand_data, sizeof(z->cand_data), "id=%u addr=%s priority=%u", cfg->id,
-	         cfg->addr, cfg->priority);
+	zk_score_init(z);
 	deadline = now_ms() + cfg->connect_timeout_ms;
 	rv = zk_session_open(z, deadline, err, errlen);
 	if (rv == 0)
@@ -245,7 +245,7 @@ static uint64_t run_round(struct kvfs_zk *z)
 	struct kvfs_election_view v;
 	struct leader_info l;
 	size_t n;
-	int mine, rv;
+	int mine, rv, top;
 	int64_t session = zoo_client_id(z->zh)->client_id;
 	uint64_t start = now_ms(), epoch;
 	uint64_t session_ms;
@@ -275,8 +275,12 @@ static uint64_t run_round(struct kvfs_zk *z)
 			publish(z, false, 0, 0, 0, NULL);
 		return z->rejoin_after_ms - start;
 	}
-	if (!z->have_znode && zk_znodes_create_candidate(z, session) < 0)
-		return IDLE_TICK_MS;
+	zk_score_publish(z, start);
+	if (!z->have_znode) {
+		if (zk_znodes_create_candidate(z, session) < 0)
+			return IDLE_TICK_MS;
+		zk_score_created(z);
+	}
 	rv = zk_znodes_read_candidates(z, z->cfg.mode == KVFS_ELECTION_PRIORITY, c, &n, &mine);
 	if (rv == 0)
 		rv = zk_znodes_read_leader(z, session, &l);
@@ -304,21 +308,29 @@ static uint64_t run_round(struct kvfs_zk *z)
 	    .reconnected_late = late,
 	    .successor_ready = false, /* set below, for the candidate that would lead */
 	    .hold_down_ms = z->cfg.hold_down_ms,
+	    .min_tenure_ms = z->cfg.min_tenure_ms,
+	    .rtt_margin_pct = z->cfg.rtt_margin_pct,
 	};
-	if (v.leading && mine >= 0 && election_rank(v.mode, c, n) != mine) {
+	if (!l.exists || !l.mine)
+		z->led_since_ms = 0;
+	v.led_ms = v.leading && z->led_since_ms ? start - z->led_since_ms : 0;
+	top = n > 0 ? election_rank(v.mode, c, n) : -1;
+	if (v.mode == KVFS_ELECTION_PRIORITY) {
+		zk_score_challenge(z, &v, top, start);
+	} else if (v.leading && mine >= 0 && top != mine) {
+		/* Sequential mode: as before (the count only shortens the next tick). */
 		if (!z->better_since_ms)
 			z->better_since_ms = start;
 		v.better_waited_ms = start - z->better_since_ms;
 	} else {
 		z->better_since_ms = 0;
 	}
-	if (n > 0) {
-		int top = election_rank(v.mode, c, n);
-
+	if (top >= 0) {
 		pthread_mutex_lock(&z->lock);
-		v.successor_ready = top >= 0 && c[top].id < MAX_IDS && z->ready[c[top].id];
+		v.successor_ready = c[top].id < MAX_IDS && z->ready[c[top].id];
 		pthread_mutex_unlock(&z->lock);
 	}
+	zk_score_keep(z, &v, top, &l);
 	election_decide(&v, &d);
 
 	switch (d.action) {
@@ -329,6 +341,7 @@ static uint64_t run_round(struct kvfs_zk *z)
 			return HOLD_DOWN_TICK_MS;
 		log_info("leading at epoch %" PRIu64 "%s", epoch,
 		         d.action == KVFS_ELECT_RETAKE ? " (a new term after a long outage)" : "");
+		z->led_since_ms = start;
 		clear_late(z);
 		publish(z, true, start, epoch, z->cfg.id, z->addr);
 		return session_ms / 4;
@@ -337,6 +350,8 @@ static uint64_t run_round(struct kvfs_zk *z)
 			return HOLD_DOWN_TICK_MS;
 		log_info("reconnected with the same session; leading again at epoch %" PRIu64,
 		         l.epoch);
+		if (!z->led_since_ms)
+			z->led_since_ms = start; /* the same term, but its start is not known here */
 		clear_late(z);
 		publish(z, true, start, l.epoch, z->cfg.id, z->addr);
 		return session_ms / 4;
@@ -347,9 +362,8 @@ static uint64_t run_round(struct kvfs_zk *z)
 		publish(z, false, 0, l.epoch, 0, NULL);
 		path_of(z, path, sizeof(path), "leader");
 		rv = zk_session_errno(zoo_delete(z->zh, path, l.version));
-		log_info("handing over leadership (epoch %" PRIu64 ") to node %u: %s", l.epoch,
-		         d.top >= 0 ? c[d.top].id : 0, rv < 0 ? strerror(-rv) : "done");
-		z->better_since_ms = 0;
+		zk_score_log_handover(z, &v, &d, l.epoch, start, rv);
+		z->led_since_ms = 0;
 		return 0;
 	}
 	case KVFS_ELECT_REJOIN:
@@ -432,6 +446,10 @@ static void *election_main(void *arg)
 			z->changed = false;
 			pthread_mutex_unlock(&z->lock);
 			tick = run_round(z);
+			/* Priority mode: the facts are published, and the others' read, this
+			 * often at least. */
+			if (z->cfg.mode == KVFS_ELECTION_PRIORITY && tick > SCORE_TICK_MS)
+				tick = SCORE_TICK_MS;
 			pthread_mutex_lock(&z->lock);
 		} else {
 			/* Not connected: nothing to do but wait for the next session event. */

@@ -33,6 +33,7 @@
 #include <zookeeper/zookeeper.h>
 
 #include "kvfs/election.h"
+#include "kvfs/score.h"
 #include "kvfs/zk_election.h"
 
 #define MAX_CANDIDATES 64
@@ -87,6 +88,12 @@ struct kvfs_zk {
 	/* At open (zk_setup.c): /epoch, and whether /nodes/<id> existed (this id held data). */
 	uint64_t open_epoch;
 	bool id_held_data;
+	/* Priority mode: the loop's latest measurement (zk_election_set_facts) and the last
+	 * round's candidates, ranked, for /.status (zk_election_scores). */
+	struct kvfs_score_measured measured;
+	bool have_measured;
+	struct kvfs_zk_score scores[MAX_CANDIDATES];
+	size_t nscores;
 
 	/* election thread only */
 	uint64_t rejoin_after_ms; /* after resigning, stand again only from then */
@@ -95,7 +102,15 @@ struct kvfs_zk {
 	char my_name[KVFS_GUID_LEN + 32];
 	bool member_registered;
 	bool node_marked; /* /nodes/<id> exists: this id may hold data from now on */
-	uint64_t better_since_ms;
+	uint64_t better_since_ms; /* the top candidate has beaten this leader since; 0 not now */
+	uint32_t challenger;      /* ... that candidate's id */
+	char challenge_why[96];   /* ... and how (election_challenged) */
+	uint64_t led_since_ms;    /* this node took /leader in this term then; 0 not leading */
+	char zone[KVFS_ZONE_MAX]; /* cfg.zone points here */
+	struct kvfs_score_pub pub; /* the facts as published (score_publish) */
+	bool pub_dirty;            /* ... not yet written to the candidate znode */
+	char facts_logged[96];     /* the facts last logged (zk_score.c) */
+	struct kvfs_zk_score ranked[MAX_CANDIDATES]; /* zk_score_keep's scratch */
 	uint64_t bad_addr_warned_ms; /* the last warning about an unusable address in a znode */
 	unsigned bad_addrs;          /* such addresses not warned about since */
 };
@@ -226,6 +241,34 @@ uint64_t zk_znodes_take_leadership(struct kvfs_zk *z, bool retake, int leader_ve
 
 /* Confirms, through the ZooKeeper leader, that this session is alive. */
 bool zk_znodes_confirm_session(struct kvfs_zk *z);
+
+/* ---- the score, priority mode (zk_score.c); election thread only unless said ---- */
+
+/* At open: copies cfg.zone, clears the facts, formats cand_data. */
+void zk_score_init(struct kvfs_zk *z);
+
+/* cand_data from the id, address, priority and the published facts (election_format_candidate). */
+void zk_score_format(struct kvfs_zk *z);
+
+/* Folds the loop's latest measurement into the facts (score_publish) and writes them to this
+ * node's candidate znode when they changed (or an earlier write failed). */
+void zk_score_publish(struct kvfs_zk *z, uint64_t now);
+
+/* This node's candidate znode was just made from cand_data: nothing left to write. */
+void zk_score_created(struct kvfs_zk *z);
+
+/* On the leader: whether candidate `top` beats it now (election_challenged), counting how long
+ * this has held into v->better_waited_ms and logging when a challenge starts or ends early. */
+void zk_score_challenge(struct kvfs_zk *z, struct kvfs_election_view *v, int top, uint64_t now);
+
+/* The log line of a handover (rv: what deleting /leader gave); ends the challenge. */
+void zk_score_log_handover(struct kvfs_zk *z, const struct kvfs_election_view *v,
+                           const struct kvfs_election_decision *d, uint64_t epoch, uint64_t now,
+                           int rv);
+
+/* Keeps the round's candidates, ranked (score_cmp), for zk_election_scores. */
+void zk_score_keep(struct kvfs_zk *z, const struct kvfs_election_view *v, int top,
+                   const struct leader_info *l);
 
 /* ---- the election (zk_election.c) ---- */
 
