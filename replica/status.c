@@ -25,7 +25,26 @@ static void out_json_str(struct kvfs_out *o, const char *s)
 	kvfs_out_printf(o, "\"");
 }
 
-enum fact_kind { FACT_STR, FACT_U64, FACT_LEADER, FACT_LAG };
+enum fact_kind { FACT_STR, FACT_U64, FACT_LEADER, FACT_LAG, FACT_MS };
+
+/* Microseconds as milliseconds with two decimals ("0.41"); -1 for UINT64_MAX (unknown). */
+static void out_ms(struct kvfs_out *o, uint64_t us, const char *unknown)
+{
+	if (us == UINT64_MAX)
+		kvfs_out_printf(o, "%s", unknown);
+	else
+		kvfs_out_printf(o, "%llu.%02llu", (unsigned long long)(us / 1000),
+		                (unsigned long long)(us % 1000 / 10));
+}
+
+/* A count, or `unknown` for the value that means it is not known. */
+static void out_known(struct kvfs_out *o, uint64_t v, uint64_t none, const char *unknown)
+{
+	if (v == none)
+		kvfs_out_printf(o, "%s", unknown);
+	else
+		kvfs_out_printf(o, "%llu", (unsigned long long)v);
+}
 
 struct fact {
 	const char *key;
@@ -69,12 +88,104 @@ static size_t facts_of(const struct kvfs_status *st, struct fact *f)
 	STR("rejoining", st->rejoining ? "yes" : "no");
 	STR("writable", st->writable ? "yes" : "no");
 	STR("writable_reason", st->writable ? "none" : st->writable_reason);
+	if (st->has_quorum_rtt)
+		f[n++] = (struct fact){.key = "quorum_rtt_ms", .kind = FACT_MS, .u = st->quorum_rtt_us};
 #undef STR
 #undef U64
 	return n;
 }
 
 #define MAX_FACTS 32
+
+/* "member: 2 rtt_ms=0.42 rttvar_ms=0.05 heard_ms=30", one per other member. */
+static void render_members_text(struct kvfs_out *o, const struct kvfs_status *st)
+{
+	for (unsigned i = 0; i < st->nmembers && i < KVFS_STATUS_MAX_PEERS; i++) {
+		const struct kvfs_status_member *m = &st->members[i];
+
+		kvfs_out_printf(o, "member: %u rtt_ms=", m->id);
+		out_ms(o, m->measured ? m->srtt_us : UINT64_MAX, "-1");
+		kvfs_out_printf(o, " rttvar_ms=");
+		out_ms(o, m->measured ? m->rttvar_us : UINT64_MAX, "-1");
+		kvfs_out_printf(o, " heard_ms=");
+		out_known(o, m->heard_ms_ago, UINT64_MAX, "-1");
+		kvfs_out_printf(o, "\n");
+	}
+}
+
+/* "score: 2 rank=1 eligible=yes priority=1 quorum_rtt_ms=0.40 rtt_b=0 lag_b=0 zone=a
+ * leader=yes beats_leader_ms=0 why=-", one per candidate, the why last (it has spaces). */
+static void render_scores_text(struct kvfs_out *o, const struct kvfs_status *st)
+{
+	for (unsigned i = 0; i < st->nscores && i < KVFS_STATUS_MAX_PEERS; i++) {
+		const struct kvfs_status_score *s = &st->scores[i];
+
+		kvfs_out_printf(o, "score: %u rank=%u eligible=%s priority=%u quorum_rtt_ms=", s->id,
+		                s->rank, s->eligible ? "yes" : "no", s->priority);
+		out_ms(o, s->quorum_rtt_us, "-1");
+		kvfs_out_printf(o, " rtt_b=");
+		out_known(o, s->rtt_b, UINT32_MAX, "-1");
+		kvfs_out_printf(o, " lag_b=");
+		out_known(o, s->lag_b, UINT32_MAX, "-1");
+		kvfs_out_printf(o, " zone=%s leader=%s beats_leader_ms=%llu why=%s\n",
+		                s->zone[0] ? s->zone : "-", s->leader ? "yes" : "no",
+		                (unsigned long long)s->beats_leader_ms,
+		                s->eligible || !s->why[0] ? "-" : s->why);
+	}
+}
+
+static void render_members_json(struct kvfs_out *o, const struct kvfs_status *st)
+{
+	if (!st->nmembers)
+		return;
+	kvfs_out_printf(o, ", \"members\": [");
+	for (unsigned i = 0; i < st->nmembers && i < KVFS_STATUS_MAX_PEERS; i++) {
+		const struct kvfs_status_member *m = &st->members[i];
+
+		kvfs_out_printf(o, "%s{\"id\": %u, \"rtt_ms\": ", i ? ", " : "", m->id);
+		out_ms(o, m->measured ? m->srtt_us : UINT64_MAX, "null");
+		kvfs_out_printf(o, ", \"rttvar_ms\": ");
+		out_ms(o, m->measured ? m->rttvar_us : UINT64_MAX, "null");
+		kvfs_out_printf(o, ", \"heard_ms\": ");
+		out_known(o, m->heard_ms_ago, UINT64_MAX, "null");
+		kvfs_out_printf(o, "}");
+	}
+	kvfs_out_printf(o, "]");
+}
+
+static void render_scores_json(struct kvfs_out *o, const struct kvfs_status *st)
+{
+	if (!st->nscores)
+		return;
+	kvfs_out_printf(o, ", \"scores\": [");
+	for (unsigned i = 0; i < st->nscores && i < KVFS_STATUS_MAX_PEERS; i++) {
+		const struct kvfs_status_score *s = &st->scores[i];
+
+		kvfs_out_printf(o,
+		                "%s{\"id\": %u, \"rank\": %u, \"eligible\": \"%s\", "
+		                "\"priority\": %u, \"quorum_rtt_ms\": ",
+		                i ? ", " : "", s->id, s->rank, s->eligible ? "yes" : "no",
+		                s->priority);
+		out_ms(o, s->quorum_rtt_us, "null");
+		kvfs_out_printf(o, ", \"rtt_b\": ");
+		out_known(o, s->rtt_b, UINT32_MAX, "null");
+		kvfs_out_printf(o, ", \"lag_b\": ");
+		out_known(o, s->lag_b, UINT32_MAX, "null");
+		kvfs_out_printf(o, ", \"zone\": ");
+		if (s->zone[0])
+			out_json_str(o, s->zone);
+		else
+			kvfs_out_printf(o, "null");
+		kvfs_out_printf(o, ", \"leader\": \"%s\", \"beats_leader_ms\": %llu, \"why\": ",
+		                s->leader ? "yes" : "no", (unsigned long long)s->beats_leader_ms);
+		if (s->eligible || !s->why[0])
+			kvfs_out_printf(o, "null");
+		else
+			out_json_str(o, s->why);
+		kvfs_out_printf(o, "}");
+	}
+	kvfs_out_printf(o, "]");
+}
 
 size_t status_render_text(const struct kvfs_status *st, char *buf, size_t size)
 {
@@ -91,7 +202,11 @@ size_t status_render_text(const struct kvfs_status *st, char *buf, size_t size)
 			kvfs_out_printf(&o, "%s: none\n", f[i].key);
 		else if (f[i].kind == FACT_LAG && f[i].s)
 			kvfs_out_printf(&o, "%s: -1\n", f[i].key);
-		else
+		else if (f[i].kind == FACT_MS) {
+			kvfs_out_printf(&o, "%s: ", f[i].key);
+			out_ms(&o, f[i].u, "-1");
+			kvfs_out_printf(&o, "\n");
+		} else
 			kvfs_out_printf(&o, "%s: %llu\n", f[i].key, (unsigned long long)f[i].u);
 	}
 	for (unsigned i = 0; i < st->npeers && i < KVFS_STATUS_MAX_PEERS; i++) {
@@ -105,6 +220,8 @@ size_t status_render_text(const struct kvfs_status *st, char *buf, size_t size)
 			kvfs_out_printf(&o, "lag_entries=%llu lag_ms=%llu\n",
 			           (unsigned long long)p->lag_entries, (unsigned long long)p->lag_ms);
 	}
+	render_members_text(&o, st);
+	render_scores_text(&o, st);
 	return o.len;
 }
 
@@ -125,6 +242,8 @@ size_t status_render_json(const struct kvfs_status *st, char *buf, size_t size)
 			kvfs_out_printf(&o, "null");
 		else if (f[i].kind == FACT_LAG && f[i].s)
 			kvfs_out_printf(&o, "-1");
+		else if (f[i].kind == FACT_MS)
+			out_ms(&o, f[i].u, "null");
 		else
 			kvfs_out_printf(&o, "%llu", (unsigned long long)f[i].u);
 	}
@@ -143,6 +262,9 @@ size_t status_render_json(const struct kvfs_status *st, char *buf, size_t size)
 			kvfs_out_printf(&o, "\"lag_entries\": %llu, \"lag_ms\": %llu}",
 			           (unsigned long long)p->lag_entries, (unsigned long long)p->lag_ms);
 	}
-	kvfs_out_printf(&o, "]}\n");
+	kvfs_out_printf(&o, "]");
+	render_members_json(&o, st);
+	render_scores_json(&o, st);
+	kvfs_out_printf(&o, "}\n");
 	return o.len;
 }

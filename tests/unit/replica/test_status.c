@@ -156,6 +156,95 @@ static void test_writable_facts(void **state)
 	                            "\"peers\": ["));
 }
 
+/* The leader score: sample() with this node's quorum RTT, its RTT to members 1 and 3, and the
+ * two candidates' scores. */
+static struct kvfs_status with_score(void)
+{
+	struct kvfs_status st = sample();
+
+	st.has_quorum_rtt = true;
+	st.quorum_rtt_us = 412;
+	st.nmembers = 2;
+	st.members[0] = (struct kvfs_status_member){
+	    .id = 1, .measured = true, .srtt_us = 41250, .rttvar_us = 50, .heard_ms_ago = 30};
+	st.members[1] = (struct kvfs_status_member){.id = 3, .heard_ms_ago = UINT64_MAX};
+	st.nscores = 2;
+	st.scores[0] = (struct kvfs_status_score){.id = 1,
+	                                          .rank = 1,
+	                                          .eligible = true,
+	                                          .priority = 1,
+	                                          .quorum_rtt_us = 400,
+	                                          .zone = "a",
+	                                          .leader = true};
+	st.scores[1] = (struct kvfs_status_score){.id = 3,
+	                                          .rank = 2,
+	                                          .why = "no contact with a majority",
+	                                          .priority = 1,
+	                                          .quorum_rtt_us = UINT64_MAX,
+	                                          .rtt_b = UINT32_MAX,
+	                                          .lag_b = 2,
+	                                          .beats_leader_ms = 0};
+	return st;
+}
+
+/* quorum_rtt_ms after writable_reason; member and score lines after the peer lines, which stay
+ * byte for byte what they were. */
+static void test_score_text(void **state)
+{
+	struct kvfs_status plain = sample(), st = with_score();
+	char before[4096], buf[4096], *peers;
+
+	status_render_text(&plain, before, sizeof(before));
+	status_render_text(&st, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\nwritable_reason: none\nquorum_rtt_ms: 0.41\npeer: 1 "));
+	peers = strstr(before, "peer: 1 ");
+	assert_non_null(peers);
+	assert_non_null(strstr(buf, peers)); /* every peer line, unchanged and together */
+	assert_non_null(strstr(buf, "lag_ms=15\n"
+	                            "member: 1 rtt_ms=41.25 rttvar_ms=0.05 heard_ms=30\n"
+	                            "member: 3 rtt_ms=-1 rttvar_ms=-1 heard_ms=-1\n"
+	                            "score: 1 rank=1 eligible=yes priority=1 quorum_rtt_ms=0.40 "
+	                            "rtt_b=0 lag_b=0 zone=a leader=yes beats_leader_ms=0 why=-\n"
+	                            "score: 3 rank=2 eligible=no priority=1 quorum_rtt_ms=-1 "
+	                            "rtt_b=-1 lag_b=2 zone=- leader=no beats_leader_ms=0 "
+	                            "why=no contact with a majority\n"));
+	assert_int_equal(buf[strlen(buf) - 1], '\n');
+	st.quorum_rtt_us = UINT64_MAX;
+	status_render_text(&st, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\nquorum_rtt_ms: -1\npeer: 1 "));
+	/* Without the score (a standalone node): none of its lines. */
+	assert_null(strstr(before, "quorum_rtt_ms"));
+	assert_null(strstr(before, "member:"));
+	assert_null(strstr(before, "score:"));
+}
+
+static void test_score_json(void **state)
+{
+	struct kvfs_status plain = sample(), st = with_score();
+	char buf[4096];
+
+	status_render_json(&st, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\"writable_reason\": \"none\", \"quorum_rtt_ms\": 0.41, "
+	                            "\"peers\": ["));
+	assert_non_null(strstr(buf, "\"members\": [{\"id\": 1, \"rtt_ms\": 41.25, "
+	                            "\"rttvar_ms\": 0.05, \"heard_ms\": 30}, {\"id\": 3, "
+	                            "\"rtt_ms\": null, \"rttvar_ms\": null, \"heard_ms\": null}]"));
+	assert_non_null(strstr(buf, "\"scores\": [{\"id\": 1, \"rank\": 1, \"eligible\": "
+	                            "\"yes\", \"priority\": 1, \"quorum_rtt_ms\": 0.40, "
+	                            "\"rtt_b\": 0, \"lag_b\": 0, \"zone\": \"a\", \"leader\": "
+	                            "\"yes\", \"beats_leader_ms\": 0, \"why\": null}, "));
+	assert_non_null(strstr(buf, "\"quorum_rtt_ms\": null, \"rtt_b\": null, \"lag_b\": 2, "
+	                            "\"zone\": null, \"leader\": \"no\", \"beats_leader_ms\": 0, "
+	                            "\"why\": \"no contact with a majority\"}]}\n"));
+	st.quorum_rtt_us = UINT64_MAX;
+	status_render_json(&st, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\"quorum_rtt_ms\": null, \"peers\""));
+	status_render_json(&plain, buf, sizeof(buf));
+	assert_null(strstr(buf, "quorum_rtt_ms"));
+	assert_null(strstr(buf, "\"members\""));
+	assert_null(strstr(buf, "\"scores\""));
+}
+
 static void test_truncation_reports_full_length(void **state)
 {
 	struct kvfs_status st = sample();
@@ -179,6 +268,8 @@ int main(void)
 	    cmocka_unit_test(test_security_facts),
 	    cmocka_unit_test(test_writable_facts),
 	    cmocka_unit_test(test_truncation_reports_full_length),
+	    cmocka_unit_test(test_score_text),
+	    cmocka_unit_test(test_score_json),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
