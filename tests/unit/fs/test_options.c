@@ -263,6 +263,65 @@ static void test_sizes(void **state)
 	options_free(&o);
 }
 
+/* The leader score's options: defaults, this node's zone preference, every bad value. */
+static void test_score_options(void **state)
+{
+	struct kvfs_options o = {0};
+	char err[256] = "";
+
+	assert_int_equal(PARSE(&o, err, "--hold-down", "1500", "/m"), KVFS_OPTIONS_RUN);
+	assert_int_equal(o.rtt_margin_pct, 20);
+	assert_int_equal(o.min_tenure_ms, 1500); /* follows --hold-down */
+	assert_null(o.zone);
+	assert_int_equal(o.zpref, 0);
+	options_free(&o);
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(PARSE(&o, err, "--zone", "eu-1.b_2", "--prefer-zone", "us,eu-1.b_2",
+	                       "--avoid-zone", "ap", "--rtt-margin", "35", "--min-tenure", "0",
+	                       "/m"),
+	                 KVFS_OPTIONS_RUN);
+	assert_string_equal(o.zone, "eu-1.b_2");
+	assert_int_equal(o.zpref, 1);
+	assert_int_equal(o.rtt_margin_pct, 35);
+	assert_int_equal(o.min_tenure_ms, 0);
+	options_free(&o);
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(PARSE(&o, err, "--zone", "ap", "--prefer-zone", "us", "--avoid-zone",
+	                       "eu,ap", "/m"),
+	                 KVFS_OPTIONS_RUN);
+	assert_int_equal(o.zpref, -1);
+	options_free(&o);
+	memset(&o, 0, sizeof(o));
+	/* Prefix of a listed zone is not that zone. */
+	assert_int_equal(PARSE(&o, err, "--zone", "a", "--prefer-zone", "ab", "/m"),
+	                 KVFS_OPTIONS_RUN);
+	assert_int_equal(o.zpref, 0);
+	options_free(&o);
+
+#define BAD(want, ...)                                                                             \
+	do {                                                                                       \
+		memset(&o, 0, sizeof(o));                                                          \
+		err[0] = '\0';                                                                     \
+		expect_error(want, PARSE(&o, err, __VA_ARGS__), err);                              \
+		options_free(&o);                                                                  \
+	} while (0)
+
+	BAD("--rtt-margin: 0 is out of range 1..1000", "--rtt-margin", "0", "/m");
+	BAD("--rtt-margin: 1001 is out of range 1..1000", "--rtt-margin", "1001", "/m");
+	BAD("--rtt-margin: '20%' is not a number", "--rtt-margin", "20%", "/m");
+	BAD("--min-tenure: 3600001 is out of range 0..3600000", "--min-tenure", "3600001", "/m");
+	BAD("--zone: '' is not a zone of 1..31 characters", "--zone", "", "/m");
+	BAD("--zone: 'a b' is not a zone", "--zone", "a b", "/m");
+	BAD("--zone: 'a,b' is not a zone", "--zone", "a,b", "/m");
+	BAD("--zone: 'abcdefghijabcdefghijabcdefghijab' is not", "--zone",
+	    "abcdefghijabcdefghijabcdefghijab", "/m");
+	BAD("--prefer-zone: 'a,' is not a comma-separated list", "--prefer-zone", "a,", "/m");
+	BAD("--avoid-zone: 'a,,b' is not a comma-separated list", "--avoid-zone", "a,,b", "/m");
+	BAD("--prefer-zone and --avoid-zone both name zone 'b'", "--zone", "a", "--prefer-zone",
+	    "a,b", "--avoid-zone", "b", "/m");
+#undef BAD
+}
+
 static void test_logging_options(void **state)
 {
 	struct kvfs_options o = {0};
@@ -479,6 +538,7 @@ int main(void)
 	    cmocka_unit_test(test_host_names),
 	    cmocka_unit_test(test_help_version),
 	    cmocka_unit_test(test_sizes),
+	    cmocka_unit_test(test_score_options),
 	    cmocka_unit_test(test_logging_options),
 	    cmocka_unit_test(test_mount_helper_form),
 	    cmocka_unit_test(test_config_file),
