@@ -174,8 +174,8 @@ static void measure(const struct node_cluster *c, struct kvfs_score_measured *m)
 		uint64_t heard = c->score->rtt.p[leader].last_heard_ms;
 
 		m->lag = commit > applied ? commit - applied : 0;
-		m->caught_up = m->lag <= KVFS_CAUGHT_UP_ENTRIES && heard &&
-		               now - heard <= KVFS_CAUGHT_UP_MS;
+		m->caught_up =
+		    m->lag <= KVFS_CAUGHT_UP_ENTRIES && heard && now - heard <= KVFS_CAUGHT_UP_MS;
 	} else {
 		/* No leader heard in this epoch: how far behind it is, nobody knows. */
 		m->caught_up = false;

@@ -109,9 +109,8 @@ void zk_score_created(struct kvfs_zk *z)
 void zk_score_challenge(struct kvfs_zk *z, struct kvfs_election_view *v, int top, uint64_t now)
 {
 	char why[sizeof(z->challenge_why)];
-	bool beaten = v->mode == KVFS_ELECTION_PRIORITY && v->leading && v->mine >= 0 &&
-	              top >= 0 && top != v->mine &&
-	              election_challenged(v, top, why, sizeof(why));
+	bool beaten = v->mode == KVFS_ELECTION_PRIORITY && v->leading && v->mine >= 0 && top >= 0 &&
+	              top != v->mine && election_challenged(v, top, why, sizeof(why));
 
 	if (!beaten) {
 		if (z->better_since_ms)
