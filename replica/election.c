@@ -321,7 +321,7 @@ size_t election_format_candidate(char *buf, size_t size, uint32_t id, const char
                                  uint32_t priority, const struct kvfs_score_facts *f)
 {
 	char zone[KVFS_ZONE_MAX + 8] = "", rtt[64] = "";
-	int n;
+	int zpref = f && f->zpref < 0 ? -1 : f && f->zpref > 0 ? 1 : 0, n;
 
 	if (!f || !f->known)
 		return (size_t)snprintf(buf, size, "id=%u addr=%s priority=%u", id, addr, priority);
@@ -335,9 +335,8 @@ size_t election_format_candidate(char *buf, size_t size, uint32_t id, const char
 	n = snprintf(buf, size,
 	             "id=%u addr=%s priority=%u role=%s%s zpref=%d%s contact=%d caught_up=%d "
 	             "stable=%d lag_b=%u",
-	             id, addr, priority, f->observer ? "observer" : "voter", zone,
-	             f->zpref < 0 ? -1 : f->zpref > 0 ? 1 : 0, rtt, f->contact, f->caught_up,
-	             f->stable, f->lag_b > 255 ? 255 : f->lag_b);
+	             id, addr, priority, f->observer ? "observer" : "voter", zone, zpref, rtt,
+	             f->contact, f->caught_up, f->stable, f->lag_b > 255 ? 255 : f->lag_b);
 	return n < 0 ? 0 : (size_t)n;
 }
 

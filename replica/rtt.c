@@ -67,7 +67,7 @@ static bool heard_recently(const struct kvfs_rtt_peer *p, uint64_t now_ms)
 struct voter_walk {
 	bool self_voter;
 	size_t distinct;
-	size_t others;               /* others heard recently (and, if need_sample, sampled) */
+	size_t others; /* others heard recently (and, if need_sample, sampled) */
 	uint64_t srtt[KVFS_RTT_MAX_ID + 1];
 };
 

@@ -188,7 +188,8 @@ bool score_beats(const struct kvfs_candidate *challenger, const struct kvfs_cand
 	/* A preferred zone is a step like priority's (the order puts it next). */
 	if (zc != zi) {
 		if (zc > zi && why && len > 0)
-			snprintf(why, len, "zone %s preferred", ch->f.zone[0] ? ch->f.zone : "(none)");
+			snprintf(why, len, "zone %s preferred",
+			         ch->f.zone[0] ? ch->f.zone : "(none)");
 		return zc > zi;
 	}
 	/* Both eligible, so both are in contact: an unknown RTT here is one not measured yet (a
@@ -223,9 +224,9 @@ static bool ranked_change(const struct kvfs_score_facts *a, const struct kvfs_sc
 	       a->zpref != b->zpref || a->observer != b->observer || strcmp(a->zone, b->zone) != 0;
 }
 
-bool score_publish(struct kvfs_score_pub *p, const struct kvfs_score_measured *m,
-                   const char *zone, int zpref, uint64_t now_ms, uint64_t hold_down_ms,
-                   uint32_t margin_pct, uint64_t min_interval_ms)
+bool score_publish(struct kvfs_score_pub *p, const struct kvfs_score_measured *m, const char *zone,
+                   int zpref, uint64_t now_ms, uint64_t hold_down_ms, uint32_t margin_pct,
+                   uint64_t min_interval_ms)
 {
 	struct kvfs_score_facts nf = p->f;
 	uint64_t lag_b = m->lag / KVFS_LAG_BUCKET;
