@@ -6,6 +6,8 @@
  */
 #include "kvfs/election.h"
 
+#include "kvfs/score.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,16 +83,103 @@ static int kv_number(const char *data, size_t len, const char *key, uint64_t max
 	return 0;
 }
 
+static bool zone_valid(const char *z)
+{
+	size_t n = strlen(z);
+
+	if (n == 0 || n >= KVFS_ZONE_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((z[i] >= 'a' && z[i] <= 'z') || (z[i] >= 'A' && z[i] <= 'Z') ||
+		      (z[i] >= '0' && z[i] <= '9') || z[i] == '.' || z[i] == '_' || z[i] == '-'))
+			return false;
+	return true;
+}
+
+/* An optional key: 0 if absent (*present false), or its value as a number no larger than max,
+ * or -EINVAL. */
+static int opt_number(const char *data, size_t len, const char *key, uint64_t max, bool *present,
+                      uint64_t *out)
+{
+	char buf[2];
+
+	*present = election_kv(data, len, key, buf, 1) != -ENOENT;
+	return *present ? kv_number(data, len, key, max, out) : 0;
+}
+
+/* An optional 0/1 flag. */
+static int opt_flag(const char *data, size_t len, const char *key, bool *known, bool *out)
+{
+	uint64_t v = 0;
+	bool present;
+
+	if (opt_number(data, len, key, 1, &present, &v) < 0)
+		return -EINVAL;
+	*known |= present;
+	*out = v == 1;
+	return 0;
+}
+
+/* The optional keys of the score's facts (election.h); absent ones get "unknown" values. */
+static int parse_facts(const char *data, size_t len, struct kvfs_score_facts *f)
+{
+	char word[16];
+	uint64_t rtt = UINT64_MAX, rtt_b = UINT32_MAX, lag_b = 255;
+	bool has_rtt, has_rtt_b, has_lag, known = false;
+	int rv;
+
+	memset(f, 0, sizeof(*f));
+	rv = election_kv(data, len, "role", word, sizeof(word));
+	if (rv == 0) {
+		if (strcmp(word, "observer") != 0 && strcmp(word, "voter") != 0)
+			return -EINVAL;
+		f->observer = strcmp(word, "observer") == 0;
+		known = true;
+	} else if (rv != -ENOENT) {
+		return -EINVAL;
+	}
+	rv = election_kv(data, len, "zone", f->zone, sizeof(f->zone));
+	if (rv == 0 && !zone_valid(f->zone))
+		return -EINVAL;
+	if (rv != 0 && rv != -ENOENT)
+		return -EINVAL;
+	known |= rv == 0;
+	rv = election_kv(data, len, "zpref", word, sizeof(word));
+	if (rv == 0) {
+		if (strcmp(word, "-1") != 0 && strcmp(word, "0") != 0 && strcmp(word, "1") != 0)
+			return -EINVAL;
+		f->zpref = (int8_t)(word[0] == '-' ? -1 : word[0] - '0');
+		known = true;
+	} else if (rv != -ENOENT) {
+		return -EINVAL;
+	}
+	if (opt_number(data, len, "rtt_us", UINT64_MAX - 1, &has_rtt, &rtt) < 0 ||
+	    opt_number(data, len, "rtt_b", UINT32_MAX - 1, &has_rtt_b, &rtt_b) < 0 ||
+	    has_rtt != has_rtt_b || opt_number(data, len, "lag_b", 255, &has_lag, &lag_b) < 0 ||
+	    opt_flag(data, len, "contact", &known, &f->contact) < 0 ||
+	    opt_flag(data, len, "caught_up", &known, &f->caught_up) < 0 ||
+	    opt_flag(data, len, "stable", &known, &f->stable) < 0)
+		return -EINVAL;
+	f->known = known || has_rtt || has_lag;
+	f->rtt_us = rtt;
+	f->rtt_b = (uint32_t)rtt_b;
+	f->lag_b = (uint32_t)lag_b;
+	return 0;
+}
+
 int election_parse_candidate(const char *data, size_t len, struct kvfs_candidate *c)
 {
+	struct kvfs_score_facts f;
 	uint64_t id, prio;
 
 	if (kv_number(data, len, "id", UINT32_MAX, &id) < 0 || id == 0 ||
 	    kv_number(data, len, "priority", 1000, &prio) < 0 ||
-	    election_kv(data, len, "addr", c->addr, sizeof(c->addr)) < 0)
+	    election_kv(data, len, "addr", c->addr, sizeof(c->addr)) < 0 ||
+	    parse_facts(data, len, &f) < 0)
 		return -EINVAL;
 	c->id = (uint32_t)id;
 	c->priority = (uint32_t)prio;
+	c->f = f;
 	return 0;
 }
 
@@ -138,8 +227,8 @@ int election_parse_config(const char *data, size_t len, char *cluster_id, uint32
 static bool ranks_before(enum kvfs_election_mode mode, const struct kvfs_candidate *a,
                          const struct kvfs_candidate *b)
 {
-	if (mode == KVFS_ELECTION_PRIORITY && a->priority != b->priority)
-		return a->priority > b->priority;
+	if (mode == KVFS_ELECTION_PRIORITY)
+		return score_cmp(a, b) < 0;
 	return a->seq < b->seq;
 }
 
@@ -148,7 +237,7 @@ int election_rank(enum kvfs_election_mode mode, const struct kvfs_candidate *c, 
 	int best = -1;
 
 	for (size_t i = 0; i < n; i++) {
-		if (c[i].priority == 0)
+		if (c[i].priority == 0 || c[i].f.observer)
 			continue;
 		if (best < 0 || ranks_before(mode, &c[i], &c[best]))
 			best = (int)i;
@@ -164,6 +253,23 @@ int election_predecessor(const struct kvfs_candidate *c, size_t n, uint64_t seq)
 		if (c[i].seq < seq && (pred < 0 || c[i].seq > c[pred].seq))
 			pred = (int)i;
 	return pred;
+}
+
+/*
+ * This node leads and `top` (not this node) should. Hard reasons hand over at once: this node
+ * may no longer lead at all (priority 0, an observer, nobody may lead), or sequential mode (the
+ * order there is the znodes' and does not change under a running leader except for these). A
+ * better score waits for the hysteresis: beaten continuously for the hold-down, after the
+ * minimum tenure, with a successor that has caught up.
+ */
+static bool leader_gives_way(const struct kvfs_election_view *v, int top)
+{
+	const struct kvfs_candidate *me = &v->cands[v->mine];
+
+	if (top < 0 || me->priority == 0 || me->f.observer || v->mode == KVFS_ELECTION_SEQUENTIAL)
+		return true;
+	return election_challenged(v, top, NULL, 0) && v->better_waited_ms >= v->hold_down_ms &&
+	       v->led_ms >= v->min_tenure_ms && v->successor_ready;
 }
 
 void election_decide(const struct kvfs_election_view *v, struct kvfs_election_decision *d)
@@ -200,12 +306,7 @@ void election_decide(const struct kvfs_election_view *v, struct kvfs_election_de
 		 * nothing to hold down, let the one that should lead take over now. */
 		d->action = KVFS_ELECT_HAND_OVER;
 	} else if (v->leading) {
-		bool newcomer = d->top >= 0 && v->mode == KVFS_ELECTION_PRIORITY &&
-		                v->cands[d->top].priority > v->cands[v->mine].priority &&
-		                v->cands[v->mine].priority > 0;
-
-		if (!newcomer || (v->successor_ready && v->better_waited_ms >= v->hold_down_ms))
-			d->action = KVFS_ELECT_HAND_OVER;
+		d->action = leader_gives_way(v, d->top) ? KVFS_ELECT_HAND_OVER : KVFS_ELECT_NONE;
 	}
 }
 
@@ -219,18 +320,32 @@ const char *election_role(bool leading, bool leader_known)
 size_t election_format_candidate(char *buf, size_t size, uint32_t id, const char *addr,
                                  uint32_t priority, const struct kvfs_score_facts *f)
 {
-	/* STUB: helper B adds the facts. */
-	(void)f;
-	return (size_t)snprintf(buf, size, "id=%u addr=%s priority=%u", id, addr, priority);
+	char zone[KVFS_ZONE_MAX + 8] = "", rtt[64] = "";
+	int zpref = f && f->zpref < 0 ? -1 : f && f->zpref > 0 ? 1 : 0, n;
+
+	if (!f || !f->known)
+		return (size_t)snprintf(buf, size, "id=%u addr=%s priority=%u", id, addr, priority);
+	/* Only what election_parse_candidate accepts is written: an invalid zone is left out, the
+	 * RTT only when both its figures are known, the lag bucket at most 255. */
+	if (zone_valid(f->zone))
+		snprintf(zone, sizeof(zone), " zone=%s", f->zone);
+	if (f->rtt_us != UINT64_MAX && f->rtt_b != UINT32_MAX)
+		snprintf(rtt, sizeof(rtt), " rtt_us=%llu rtt_b=%u", (unsigned long long)f->rtt_us,
+		         f->rtt_b);
+	n = snprintf(buf, size,
+	             "id=%u addr=%s priority=%u role=%s%s zpref=%d%s contact=%d caught_up=%d "
+	             "stable=%d lag_b=%u",
+	             id, addr, priority, f->observer ? "observer" : "voter", zone, zpref, rtt,
+	             f->contact, f->caught_up, f->stable, f->lag_b > 255 ? 255 : f->lag_b);
+	return n < 0 ? 0 : (size_t)n;
 }
 
 bool election_challenged(const struct kvfs_election_view *v, int top, char *why, size_t len)
 {
-	/* STUB: helper B replaces this with score_beats. */
-	if (top < 0 || v->mine < 0 || top == v->mine)
+	if (why && len > 0)
+		why[0] = '\0';
+	if (v->mode != KVFS_ELECTION_PRIORITY || top < 0 || v->mine < 0 || top == v->mine ||
+	    (size_t)top >= v->n || (size_t)v->mine >= v->n)
 		return false;
-	if (why)
-		snprintf(why, len, "priority %u > %u", v->cands[top].priority,
-		         v->cands[v->mine].priority);
-	return v->cands[top].priority > v->cands[v->mine].priority;
+	return score_beats(&v->cands[top], &v->cands[v->mine], v->rtt_margin_pct, why, len);
 }

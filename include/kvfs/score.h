@@ -18,7 +18,8 @@
  * when the RTT is a quarter of a bucket past the boundary (score_bucket_update).
  *
  * Hysteresis. A leader gives way only to an eligible challenger that beats it (score_beats): the
- * leader is no longer eligible; or a higher priority; or, at equal priority, a quorum RTT better
+ * leader is no longer eligible; or a higher priority; or, at equal priority, a preferred zone
+ * (higher zpref; a lower one never beats); or, at equal priority and zpref, a quorum RTT better
  * by more than the margin (challenger * (1 + margin) < incumbent) and in a lower bucket (so RTTs
  * below 1 ms never move leadership). election_decide adds the rest: continuously for the
  * hold-down, after a minimum tenure, once caught up (the leader's own measure).

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kvfs/election.h"
+#include "kvfs/score.h"
 
 static struct kvfs_candidate cand(uint64_t seq, uint32_t id, uint32_t prio)
 {
@@ -22,6 +23,13 @@ static struct kvfs_candidate cand(uint64_t seq, uint32_t id, uint32_t prio)
 	c.id = id;
 	c.priority = prio;
 	snprintf(c.addr, sizeof(c.addr), "127.0.0.1:%u", 7000 + id);
+	/* Facts of a healthy, well-connected node: eligible, all in RTT bucket 0. */
+	c.f.known = true;
+	c.f.contact = true;
+	c.f.caught_up = true;
+	c.f.stable = true;
+	c.f.rtt_us = 300;
+	c.f.rtt_b = 0;
 	return c;
 }
 
@@ -109,6 +117,114 @@ static void test_parse_epoch(void **state)
 
 		assert_int_equal(election_parse_leader(big, sizeof(big) - 1, &id, addr, &e), -EINVAL);
 	}
+}
+
+/* The score's facts in a candidate's data: every key optional, a present one must be valid. */
+static void test_parse_facts(void **state)
+{
+	static const char full[] = "id=2 addr=h:1 priority=1 role=voter zone=eu-1.a zpref=1 "
+	                           "rtt_us=412 rtt_b=7 contact=1 caught_up=1 stable=0 lag_b=3";
+	static const char *const bad[] = {
+	    "role=leader", "role=", "zone=", "zone=a/b", "zone=a:b", "zpref=2", "zpref=+1",
+	    "zpref=-0", "rtt_us=-1", "rtt_us=12x", "rtt_us=18446744073709551615", "rtt_us=5",
+	    "rtt_b=5", "rtt_us=5 rtt_b=4294967295", "contact=2", "contact=yes", "caught_up=",
+	    "stable=01x", "lag_b=256", "lag_b=-1", "zone=0123456789012345678901234567890123"};
+	struct kvfs_candidate c;
+	char buf[256];
+
+	(void)state;
+	assert_int_equal(election_parse_candidate(full, sizeof(full) - 1, &c), 0);
+	assert_true(c.f.known);
+	assert_false(c.f.observer);
+	assert_string_equal(c.f.zone, "eu-1.a");
+	assert_int_equal(c.f.zpref, 1);
+	assert_int_equal(c.f.rtt_us, 412);
+	assert_int_equal(c.f.rtt_b, 7);
+	assert_true(c.f.contact && c.f.caught_up && !c.f.stable);
+	assert_int_equal(c.f.lag_b, 3);
+	/* No facts at all: a node from before them, still a candidate. */
+	assert_int_equal(election_parse_candidate("id=2 addr=h:1 priority=1", 24, &c), 0);
+	assert_false(c.f.known);
+	assert_true(c.f.rtt_us == UINT64_MAX);
+	assert_true(c.f.rtt_b == UINT32_MAX);
+	/* One fact is enough to be known; the RTT left out is unknown, not 0. */
+	assert_int_equal(election_parse_candidate("id=2 addr=h:1 priority=1 contact=1", 34, &c), 0);
+	assert_true(c.f.known && c.f.contact);
+	assert_true(c.f.rtt_us == UINT64_MAX && c.f.rtt_b == UINT32_MAX);
+	assert_int_equal(election_parse_candidate("id=2 addr=h:1 priority=1 role=observer", 38, &c),
+	                 0);
+	assert_true(c.f.known && c.f.observer);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(buf, sizeof(buf), "id=2 addr=h:1 priority=1 %s", bad[i]);
+		if (election_parse_candidate(buf, strlen(buf), &c) != -EINVAL)
+			fail_msg("accepted: %s", buf);
+	}
+}
+
+static void round_trip(const struct kvfs_score_facts *f, const char *expect)
+{
+	struct kvfs_candidate c;
+	char buf[256];
+	size_t n = election_format_candidate(buf, sizeof(buf), 3, "10.0.0.3:7003", 2, f);
+
+	assert_int_equal(n, strlen(buf));
+	if (expect)
+		assert_string_equal(buf, expect);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(election_parse_candidate(buf, n, &c), 0);
+	assert_int_equal(c.id, 3);
+	assert_int_equal(c.priority, 2);
+	assert_string_equal(c.addr, "10.0.0.3:7003");
+	assert_int_equal(c.f.known, f->known);
+	if (!f->known)
+		return;
+	assert_int_equal(c.f.observer, f->observer);
+	assert_int_equal(c.f.zpref, f->zpref);
+	assert_string_equal(c.f.zone, f->zone);
+	assert_true(c.f.rtt_us == f->rtt_us);
+	assert_int_equal(c.f.rtt_b, f->rtt_b);
+	assert_int_equal(c.f.contact, f->contact);
+	assert_int_equal(c.f.caught_up, f->caught_up);
+	assert_int_equal(c.f.stable, f->stable);
+	assert_int_equal(c.f.lag_b, f->lag_b);
+}
+
+static void test_format_candidate(void **state)
+{
+	struct kvfs_score_facts f;
+	char small[8];
+
+	(void)state;
+	/* Without facts, exactly what nodes wrote before them. */
+	memset(&f, 0, sizeof(f));
+	round_trip(&f, "id=3 addr=10.0.0.3:7003 priority=2");
+	f.known = true;
+	f.zpref = -1;
+	snprintf(f.zone, sizeof(f.zone), "b");
+	f.rtt_us = 41234;
+	f.rtt_b = 21;
+	f.contact = true;
+	f.lag_b = 255;
+	round_trip(&f, "id=3 addr=10.0.0.3:7003 priority=2 role=voter zone=b zpref=-1 rtt_us=41234 "
+	               "rtt_b=21 contact=1 caught_up=0 stable=0 lag_b=255");
+	/* Unknown RTT and no zone: left out, and read back as unknown. */
+	f.rtt_us = UINT64_MAX;
+	f.rtt_b = UINT32_MAX;
+	f.zone[0] = '\0';
+	f.zpref = 0;
+	f.observer = true;
+	f.caught_up = f.stable = true;
+	f.lag_b = 0;
+	round_trip(&f, "id=3 addr=10.0.0.3:7003 priority=2 role=observer zpref=0 contact=1 "
+	               "caught_up=1 stable=1 lag_b=0");
+	f.observer = false;
+	f.rtt_us = 0;
+	f.rtt_b = 0;
+	snprintf(f.zone, sizeof(f.zone), "%s", "0123456789012345678901234567890");
+	round_trip(&f, NULL);
+	/* Like snprintf: the length it would have written. */
+	assert_int_equal(election_format_candidate(small, sizeof(small), 3, "h:1", 2, NULL), 24);
+	assert_string_equal(small, "id=3 ad");
 }
 
 static void test_rank(void **state)
@@ -258,6 +374,139 @@ static void test_decide_priority(void **state)
 	assert_int_equal(d.action, KVFS_ELECT_NONE);
 }
 
+/* Observers never lead, in either mode; in priority mode the score ranks the rest. */
+static void test_rank_score(void **state)
+{
+	struct kvfs_candidate c[4] = {cand(1, 1, 1), cand(2, 2, 1), cand(3, 3, 1), cand(4, 4, 2)};
+
+	(void)state;
+	c[0].f.observer = true;
+	c[3].f.observer = true;
+	assert_int_equal(election_rank(KVFS_ELECTION_SEQUENTIAL, c, 4), 1);
+	assert_int_equal(election_rank(KVFS_ELECTION_PRIORITY, c, 4), 1);
+	assert_int_equal(election_rank(KVFS_ELECTION_PRIORITY, c, 1), -1);
+	/* A lower RTT bucket ranks first at equal priority ... */
+	c[1].f.rtt_b = 5;
+	c[2].f.rtt_b = 3;
+	assert_int_equal(election_rank(KVFS_ELECTION_PRIORITY, c, 4), 2);
+	/* ... but not before an eligible one: no contact, and it ranks behind. */
+	c[2].f.contact = false;
+	assert_int_equal(election_rank(KVFS_ELECTION_PRIORITY, c, 4), 1);
+	/* Sequential mode ignores the score. */
+	assert_int_equal(election_rank(KVFS_ELECTION_SEQUENTIAL, c + 1, 2), 0);
+}
+
+static void test_challenged(void **state)
+{
+	struct kvfs_candidate c[3] = {cand(1, 1, 1), cand(2, 2, 1), cand(3, 3, 2)};
+	struct kvfs_election_view v = {.mode = KVFS_ELECTION_PRIORITY,
+	                               .cands = c,
+	                               .n = 3,
+	                               .mine = 0,
+	                               .leading = true,
+	                               .rtt_margin_pct = 20};
+	char why[128];
+
+	(void)state;
+	assert_true(election_challenged(&v, 2, why, sizeof(why)));
+	assert_string_equal(why, "priority 2 > 1");
+	/* Not against itself, not with nobody on top, not in sequential mode. */
+	assert_false(election_challenged(&v, 0, why, sizeof(why)));
+	assert_false(election_challenged(&v, -1, why, sizeof(why)));
+	v.mode = KVFS_ELECTION_SEQUENTIAL;
+	assert_false(election_challenged(&v, 2, why, sizeof(why)));
+	v.mode = KVFS_ELECTION_PRIORITY;
+	/* Equal priority: only a quorum RTT better by the margin and in a lower bucket. */
+	c[0].f.rtt_us = 41200;
+	c[0].f.rtt_b = score_bucket(41200, 20);
+	c[1].f.rtt_us = 400;
+	assert_true(election_challenged(&v, 1, why, sizeof(why)));
+	assert_string_equal(why, "quorum RTT 0.4 ms beats 41.2 ms by more than 20 %");
+	c[0].f.rtt_us = 450;
+	c[0].f.rtt_b = 0;
+	assert_false(election_challenged(&v, 1, why, sizeof(why)));
+	assert_string_equal(why, "");
+	/* A leader that lost contact is beaten by any eligible one. */
+	c[0].f.contact = false;
+	assert_true(election_challenged(&v, 1, why, sizeof(why)));
+	assert_string_equal(why, "node 1 is not eligible (no contact with a majority)");
+	assert_true(election_challenged(&v, 1, NULL, 0));
+}
+
+/* Priority mode, equal priorities, the leader's quorum RTT far worse: it hands over only after
+ * the hold-down, the minimum tenure and the successor's catch-up, all three. */
+static void test_decide_hysteresis(void **state)
+{
+	struct kvfs_candidate c[3] = {cand(1, 1, 1), cand(2, 2, 1), cand(3, 3, 1)};
+	struct kvfs_election_view v = {.mode = KVFS_ELECTION_PRIORITY,
+	                               .cands = c,
+	                               .n = 3,
+	                               .mine = 0,
+	                               .leader_exists = true,
+	                               .leader_mine = true,
+	                               .leading = true,
+	                               .successor_ready = true,
+	                               .better_waited_ms = 3000,
+	                               .hold_down_ms = 3000,
+	                               .led_ms = 10000,
+	                               .min_tenure_ms = 10000,
+	                               .rtt_margin_pct = 20};
+	struct kvfs_election_decision d;
+
+	(void)state;
+	c[0].f.rtt_us = 40000;
+	c[0].f.rtt_b = score_bucket(40000, 20);
+	election_decide(&v, &d);
+	assert_int_equal(d.top, 1);
+	assert_int_equal(d.action, KVFS_ELECT_HAND_OVER);
+	v.led_ms = 9999; /* tenure not served */
+	election_decide(&v, &d);
+	assert_int_equal(d.action, KVFS_ELECT_NONE);
+	v.led_ms = 10000;
+	v.better_waited_ms = 2999; /* hold-down not waited out */
+	election_decide(&v, &d);
+	assert_int_equal(d.action, KVFS_ELECT_NONE);
+	v.better_waited_ms = 3000;
+	v.successor_ready = false; /* successor behind */
+	election_decide(&v, &d);
+	assert_int_equal(d.action, KVFS_ELECT_NONE);
+	v.successor_ready = true;
+	/* Within the margin: a worse leader by less than 20 % keeps leading, however long. */
+	c[0].f.rtt_us = 1500;
+	c[0].f.rtt_b = score_bucket(1500, 20);
+	c[1].f.rtt_us = c[2].f.rtt_us = 1300;
+	c[1].f.rtt_b = c[2].f.rtt_b = score_bucket(1300, 20);
+	assert_true(c[1].f.rtt_b < c[0].f.rtt_b);
+	v.better_waited_ms = 600000;
+	election_decide(&v, &d);
+	assert_int_equal(d.top, 1);
+	assert_int_equal(d.action, KVFS_ELECT_NONE);
+	/* Hard reasons skip hold-down and tenure: its priority became 0, or it is an observer. */
+	v.better_waited_ms = 0;
+	v.led_ms = 0;
+	v.successor_ready = false;
+	c[0].priority = 0;
+	election_decide(&v, &d);
+	assert_int_equal(d.action, KVFS_ELECT_HAND_OVER);
+	c[0].priority = 1;
+	c[0].f.observer = true;
+	election_decide(&v, &d);
+	assert_int_equal(d.action, KVFS_ELECT_HAND_OVER);
+	/* Nobody may lead (all observers or priority 0): the leader steps down too. */
+	c[1].priority = c[2].priority = 0;
+	election_decide(&v, &d);
+	assert_int_equal(d.top, -1);
+	assert_int_equal(d.action, KVFS_ELECT_HAND_OVER);
+	/* Sequential mode: someone else first means hand over, as before. */
+	c[0].f.observer = false;
+	c[1].priority = c[2].priority = 1;
+	v.mode = KVFS_ELECTION_SEQUENTIAL;
+	v.mine = 1;
+	election_decide(&v, &d);
+	assert_int_equal(d.top, 0);
+	assert_int_equal(d.action, KVFS_ELECT_HAND_OVER);
+}
+
 static void test_role(void **state)
 {
 	assert_string_equal(election_role(true, true), "leader");
@@ -271,7 +520,12 @@ int main(void)
 	    cmocka_unit_test(test_parse_name),
 	    cmocka_unit_test(test_parse_data),
 	    cmocka_unit_test(test_parse_epoch),
+	    cmocka_unit_test(test_parse_facts),
+	    cmocka_unit_test(test_format_candidate),
 	    cmocka_unit_test(test_rank),
+	    cmocka_unit_test(test_rank_score),
+	    cmocka_unit_test(test_challenged),
+	    cmocka_unit_test(test_decide_hysteresis),
 	    cmocka_unit_test(test_predecessor),
 	    cmocka_unit_test(test_decide_sequential),
 	    cmocka_unit_test(test_decide_priority),
