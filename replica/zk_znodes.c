@@ -191,6 +191,8 @@ int zk_znodes_read_candidates(struct kvfs_zk *z, bool watch, struct kvfs_candida
 			k->id = z->cfg.id;
 			k->priority = z->cfg.priority;
 			snprintf(k->addr, sizeof(k->addr), "%s", z->addr);
+			/* The facts as this node publishes them: what the others rank it by. */
+			k->f = z->pub.f;
 			*mine = (int)*n;
 			(*n)++;
 			continue;
