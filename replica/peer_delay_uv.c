@@ -3,11 +3,13 @@
  * kvfs_peers_config.test_delay_file set, every message this node sends to a peer (peer_send(),
  * not the handshake, HELLO or the transport's own PINGs) is held for DELAY_MS ± a uniform
  * JITTER_MS, read from that file, in a FIFO per peer, then sent as usual. A frame is due at
- * max(the previous frame's due time, now + delay ± jitter), so order is kept; one timer drains
- * the FIFOs. Frames are held before they are framed and sealed, so sealing and its nonces happen
- * in sending order as without the delay. A connection that goes down drops its peer's held
- * frames (the transport may lose messages across a reconnection, never reorder them), and so
- * does closing the mesh.
+ * max(the previous frame's due time, now + delay ± jitter), so order is kept; frames sent in the
+ * same turn of the loop share one draw (a burst travels together, so a busy link is not slowed
+ * more than a quiet one by taking the latest of several draws). One timer drains the FIFOs.
+ * Frames are held before they are framed and sealed, so sealing and its nonces happen in sending
+ * order as without the delay. A connection that goes down drops its peer's held frames (the
+ * transport may lose messages across a reconnection, never reorder them), and so does closing
+ * the mesh.
  *
  * The file holds "DELAY_MS JITTER_MS" (integers 0..10000); a missing or empty file means no
  * delay; anything else is warned about once and means no delay. It is looked at again, at most
@@ -42,6 +44,7 @@ struct held {
 struct held_queue {
 	struct held *head, *tail;
 	uint64_t last_due;
+	uint64_t last_at; /* uv_now() when the last frame was held */
 	size_t bytes; /* payloads held */
 };
 
@@ -205,6 +208,7 @@ void peer_delay_drop(struct kvfs_peers *p, uint32_t id)
 	q->tail = NULL;
 	q->bytes = 0;
 	q->last_due = 0;
+	q->last_at = 0;
 }
 
 size_t peer_delay_queued(const struct kvfs_peers *p, uint32_t id)
@@ -286,10 +290,13 @@ int peer_delay_send(struct kvfs_peers *p, struct conn *c, uint8_t type, const ui
 	h = malloc(sizeof(*h) + len);
 	if (h == NULL)
 		return -ENOMEM;
-	due = now + draw_delay(d);
+	/* Frames sent in one turn of the loop travel together, as a burst on a real link does:
+	 * one draw for the burst, not the latest of several (which would slow busy links more). */
+	due = q->head != NULL && q->last_at == now ? q->last_due : now + draw_delay(d);
 	if (due < q->last_due)
 		due = q->last_due;
 	q->last_due = due;
+	q->last_at = now;
 	h->next = NULL;
 	h->due = due;
 	h->type = type;
