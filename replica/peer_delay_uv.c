@@ -45,11 +45,11 @@ struct held_queue {
 	struct held *head, *tail;
 	uint64_t last_due;
 	uint64_t last_at; /* uv_now() when the last frame was held */
-	size_t bytes; /* payloads held */
+	size_t bytes;     /* payloads held */
 };
 
 struct peer_delay {
-	uv_timer_t timer; /* data: the mesh */
+	uv_timer_t timer;   /* data: the mesh */
 	uint64_t armed_due; /* when the timer fires, while it is active */
 	char *file;
 	uint32_t delay_ms, jitter_ms;
@@ -252,9 +252,10 @@ static void timer_cb(uv_timer_t *t)
 			if (q->head == NULL)
 				q->tail = NULL;
 			q->bytes -= h->len;
-			/* A failed send closes c, whose detach drops what is left (peer_delay_drop). */
+			/* A failed send closes c, whose detach drops what is left
+			 * (peer_delay_drop). */
 			if (c != NULL)
-				peer_send_conn(c, h->type, h->len ? h->payload : NULL, h->len);
+				peer_conn_send(c, h->type, h->len ? h->payload : NULL, h->len);
 			free(h);
 		}
 	}
@@ -283,10 +284,10 @@ int peer_delay_send(struct kvfs_peers *p, struct conn *c, uint8_t type, const ui
 
 	check_file(d, now);
 	if (q->head == NULL && d->delay_ms == 0 && d->jitter_ms == 0)
-		return peer_send_conn(c, type, payload, len);
+		return peer_conn_send(c, type, payload, len);
 	queued = peer_conn_queued(c) + q->bytes;
 	if (queued > 0 && queued + len > p->cfg.max_queue)
-		return peer_send_overflow(c);
+		return peer_conn_overflow(c);
 	h = malloc(sizeof(*h) + len);
 	if (h == NULL)
 		return -ENOMEM;

@@ -151,6 +151,16 @@ void peer_conn_start(struct conn *c);
  */
 int peer_conn_write(struct conn *c, uint8_t type, const uint8_t *payload, uint32_t len);
 
+/*
+ * Queues a message on c (attached to its peer) as peer_send() does once it has checked its
+ * arguments: on -ENOBUFS or a write error c is closed (the report deferred). Returns as
+ * peer_send().
+ */
+int peer_conn_send(struct conn *c, uint8_t type, const uint8_t *payload, uint32_t len);
+
+/* c's queue would pass max_queue: warns, closes c (the report deferred), returns -ENOBUFS. */
+int peer_conn_overflow(struct conn *c);
+
 /* Hands c's pending frames to libuv, sealed in one record if c is sealed. 0 or an error (the
  * frames are dropped: close c). */
 int peer_conn_flush(struct conn *c);
@@ -226,16 +236,6 @@ void peer_mark_pending(struct kvfs_peers *p);
 
 /* Frees p and calls peer_close()'s callback if p is closing and nothing it owns is left. */
 void peer_finish_close(struct kvfs_peers *p);
-
-/*
- * Queues a message on c (attached to its peer) as peer_send() does once it has checked its
- * arguments: on -ENOBUFS or a write error c is closed (the report deferred). Returns as
- * peer_send().
- */
-int peer_send_conn(struct conn *c, uint8_t type, const uint8_t *payload, uint32_t len);
-
-/* c's queue would pass max_queue: warns, closes c (the report deferred), returns -ENOBUFS. */
-int peer_send_overflow(struct conn *c);
 
 /* ---- the test-only link delay (peer_delay_uv.c; peer.h, "Testing") ---- */
 

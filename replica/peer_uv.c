@@ -121,6 +121,8 @@ bool peer_attach(struct conn *c)
 		log_debug("node %" PRIu32 ": new connection %s replaces %s", c->id, c->remote,
 		          old->remote);
 		pr->conn = NULL;
+		if (c->p->delay != NULL) /* held for the old connection: lost with it */
+			peer_delay_drop(c->p, c->id);
 		peer_report_down(pr);
 		pr->conn = c;
 		peer_conn_close(old);
@@ -555,34 +557,7 @@ int peer_send(struct kvfs_peers *p, uint32_t to, uint8_t type, const uint8_t *pa
 		return -ENOTCONN;
 	if (p->delay != NULL)
 		return peer_delay_send(p, c, type, payload, len);
-	return peer_send_conn(c, type, payload, len);
-}
-
-/* See peer_internal.h. */
-int peer_send_overflow(struct conn *c)
-{
-	log_warn("closing connection with node %" PRIu32
-	         " (%s): more than %zu bytes queued "
-	         "for it; it reads too slowly or not at all",
-	         c->id, c->remote, c->p->cfg.max_queue);
-	peer_conn_close_ex(c, true);
-	return -ENOBUFS;
-}
-
-/* See peer_internal.h. */
-int peer_send_conn(struct conn *c, uint8_t type, const uint8_t *payload, uint32_t len)
-{
-	int rv = peer_conn_write(c, type, payload, len);
-
-	if (rv == -ENOBUFS)
-		return peer_send_overflow(c);
-	if (rv != 0 && rv != -ENOMEM) {
-		log_warn("closing connection with node %" PRIu32 " (%s): %s", c->id, c->remote,
-		         uv_strerror(rv));
-		peer_conn_close_ex(c, true);
-		rv = -ENOTCONN;
-	}
-	return rv;
+	return peer_conn_send(c, type, payload, len);
 }
 
 void peer_close(struct kvfs_peers *p, void (*cb)(void *arg), void *arg)

@@ -226,8 +226,8 @@ static void exchange(struct node *n, uint64_t min_ms, uint64_t fast_ms)
 	assert_true(run_until(received, &w0, WAIT_MS));
 	assert_true(run_until(received, &w1, WAIT_MS));
 	assert_false(n[0].out_of_order || n[1].out_of_order);
-	assert_true(n[1].first_at >= t0 + min_ms);   /* delayed */
-	assert_true(n[0].last_at <= t0 + fast_ms);   /* not delayed */
+	assert_true(n[1].first_at >= t0 + min_ms); /* delayed */
+	assert_true(n[0].last_at <= t0 + fast_ms); /* not delayed */
 }
 
 /* ---- tests ---- */
