@@ -826,6 +826,7 @@ int main(int argc, char **argv)
 	    .write_timeout_ms = a.opts.write_timeout_ms,
 	    .session_timeout_ms = a.opts.session_timeout_ms,
 	    .peer_keys = a.keys.n ? &a.keys : NULL,
+	    .test_peer_delay = a.opts.test_peer_delay,
 	};
 	if (a.zk)
 		zk_election_history(a.zk, &cfg.zk_epoch, &cfg.id_held_data);

@@ -51,6 +51,7 @@ enum {
 	OPT_LOG_FILE,
 	OPT_METRICS_LISTEN,
 	OPT_NO_DEFAULT_PERMISSIONS,
+	OPT_TEST_PEER_DELAY,
 	OPT_HELP,
 	OPT_VERSION,
 	OPT_END,
@@ -86,6 +87,7 @@ static const struct option long_opts[] = {
     {"log-file", required_argument, NULL, OPT_LOG_FILE},
     {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
     {"no-default-permissions", no_argument, NULL, OPT_NO_DEFAULT_PERMISSIONS},
+    {"test-peer-delay", required_argument, NULL, OPT_TEST_PEER_DELAY},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -171,6 +173,10 @@ void options_usage(FILE *f, const char *prog)
 	    "cluster's data directory, a --cluster-size the cluster was not created with, znodes\n"
 	    "protected by ZooKeeper ACLs for other credentials).\n",
 	    KVFS_DATA_MAX);
+	fputs("\nTesting only, with KVFS_TEST_HOOKS=1 in the environment (refused otherwise):\n"
+	      "  --test-peer-delay FILE delay every message to a peer by FILE's \"DELAY_MS\n"
+	      "                         JITTER_MS\" (0..10000 each), re-read when it changes\n",
+	      f);
 }
 
 /* Parses all of s as a decimal number in min..max. */
@@ -344,6 +350,26 @@ static char *absolute(const char *path)
 	if (asprintf(&out, "%s/%s", cwd, path) < 0)
 		return NULL;
 	return out;
+}
+
+/*
+ * A test hook's file (--test-peer-delay): refused unless KVFS_TEST_HOOKS=1 is in the
+ * environment, so that no production configuration can slow its links by accident.
+ */
+static int test_hook_path(const char *name, const char *s, char **dst, char *err, size_t errlen)
+{
+	const char *env = getenv("KVFS_TEST_HOOKS");
+
+	if (!env || strcmp(env, "1") != 0)
+		return options_fail(err, errlen,
+		            "%s is a test hook: it is accepted only with KVFS_TEST_HOOKS=1 in the "
+		            "environment (never in production)",
+		            name);
+	if (!*s)
+		return options_fail(err, errlen, "%s: empty path", name);
+	free(*dst);
+	*dst = absolute(s);
+	return *dst ? 0 : -ENOMEM;
 }
 
 bool options_has_fuse_opt(const char *opts, const char *name)
@@ -679,6 +705,10 @@ static int parse_argv(struct parse *p, int argc, char **argv)
 			if (rv == 0)
 				rv = set_str(&o->metrics_listen, optarg);
 			break;
+		case OPT_TEST_PEER_DELAY:
+			rv = test_hook_path("--test-peer-delay", optarg, &o->test_peer_delay, err,
+			                    errlen);
+			break;
 		case 'f':
 			o->foreground = true;
 			break;
@@ -911,6 +941,7 @@ void options_free(struct kvfs_options *o)
 	free(o->secret_files[0]);
 	free(o->secret_files[1]);
 	free(o->zk_auth_file);
+	free(o->test_peer_delay);
 	free(o->log_file);
 	free(o->config);
 	free(o->source);

@@ -52,6 +52,7 @@ struct kvfs_options {
 	bool insecure;      /* --insecure: peers without authentication or encryption */
 	char *zk_auth_file; /* --zk-auth-file; absolute; NULL if none */
 	char *metrics_listen; /* --metrics-listen HOST:PORT; NULL: no HTTP metrics */
+	char *test_peer_delay; /* --test-peer-delay FILE (KVFS_TEST_HOOKS=1 only); absolute */
 	bool no_default_permissions;      /* allow_other does not imply default_permissions */
 	bool default_permissions_implied; /* default_permissions was added for allow_other */
 	char *mountpoint; /* absolute */

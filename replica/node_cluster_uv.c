@@ -787,6 +787,7 @@ int ncl_start(struct kvfs_node *n)
 	    .listen = n->cfg.listen,
 	    .epoch = repl_epoch(c->repl),
 	    .keys = n->cfg.peer_keys,
+	    .test_delay_file = n->cfg.test_peer_delay,
 	    .on_message = on_message,
 	    .on_state = on_state,
 	    .arg = c,

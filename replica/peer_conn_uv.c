@@ -140,6 +140,32 @@ int peer_conn_write(struct conn *c, uint8_t type, const uint8_t *payload, uint32
 	return 0;
 }
 
+/* See peer_internal.h. */
+int peer_conn_overflow(struct conn *c)
+{
+	log_warn("closing connection with node %" PRIu32 " (%s): more than %zu bytes queued "
+	         "for it; it reads too slowly or not at all",
+	         c->id, c->remote, c->p->cfg.max_queue);
+	peer_conn_close_ex(c, true);
+	return -ENOBUFS;
+}
+
+/* See peer_internal.h. */
+int peer_conn_send(struct conn *c, uint8_t type, const uint8_t *payload, uint32_t len)
+{
+	int rv = peer_conn_write(c, type, payload, len);
+
+	if (rv == -ENOBUFS)
+		return peer_conn_overflow(c);
+	if (rv != 0 && rv != -ENOMEM) {
+		log_warn("closing connection with node %" PRIu32 " (%s): %s", c->id, c->remote,
+		         uv_strerror(rv));
+		peer_conn_close_ex(c, true);
+		rv = -ENOTCONN;
+	}
+	return rv;
+}
+
 /* Sends what the handshake has to say now, bare (it is not framed). */
 static int send_hs_output(struct conn *c)
 {

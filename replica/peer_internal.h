@@ -49,6 +49,7 @@
 
 struct wreq;   /* a write request and its bytes (peer_conn_uv.c) */
 struct lookup; /* a name lookup in flight (peer_dial_uv.c) */
+struct peer_delay; /* the test-only link delay (peer_delay_uv.c) */
 
 struct conn {
 	uv_tcp_t tcp;
@@ -126,6 +127,7 @@ struct kvfs_peers {
 	bool closing;
 	void (*close_cb)(void *arg);
 	void *close_arg;
+	struct peer_delay *delay; /* test_delay_file given; NULL: none (the usual case) */
 	char rbuf[PEER_READ_BUF]; /* every read lands here and is fed to a reader at once */
 };
 
@@ -148,6 +150,16 @@ void peer_conn_start(struct conn *c);
  * was pending to make room.
  */
 int peer_conn_write(struct conn *c, uint8_t type, const uint8_t *payload, uint32_t len);
+
+/*
+ * Queues a message on c (attached to its peer) as peer_send() does once it has checked its
+ * arguments: on -ENOBUFS or a write error c is closed (the report deferred). Returns as
+ * peer_send().
+ */
+int peer_conn_send(struct conn *c, uint8_t type, const uint8_t *payload, uint32_t len);
+
+/* c's queue would pass max_queue: warns, closes c (the report deferred), returns -ENOBUFS. */
+int peer_conn_overflow(struct conn *c);
 
 /* Hands c's pending frames to libuv, sealed in one record if c is sealed. 0 or an error (the
  * frames are dropped: close c). */
@@ -224,5 +236,34 @@ void peer_mark_pending(struct kvfs_peers *p);
 
 /* Frees p and calls peer_close()'s callback if p is closing and nothing it owns is left. */
 void peer_finish_close(struct kvfs_peers *p);
+
+/* ---- the test-only link delay (peer_delay_uv.c; peer.h, "Testing") ---- */
+
+/* Allocates the delay's state for a mesh of size nodes reading file (copied); NULL: no memory. */
+struct peer_delay *peer_delay_new(const char *file, uint32_t size);
+
+/* Initialises its timer on p's loop (p->delay set, one more of p->open_handles) and reads the
+ * file a first time. */
+void peer_delay_start(struct kvfs_peers *p);
+
+/*
+ * peer_send() with p->delay set, c being peer `c->id`'s connection: holds the message for the
+ * file's delay (or sends it at once when there is none and nothing is held for that peer).
+ * Returns as peer_send().
+ */
+int peer_delay_send(struct kvfs_peers *p, struct conn *c, uint8_t type, const uint8_t *payload,
+                    uint32_t len);
+
+/* Bytes held for peer id. */
+size_t peer_delay_queued(const struct kvfs_peers *p, uint32_t id);
+
+/* Drops what is held for peer id (its connection went down). */
+void peer_delay_drop(struct kvfs_peers *p, uint32_t id);
+
+/* Drops everything held and closes the timer (peer_close()); cb is its close callback. */
+void peer_delay_close(struct kvfs_peers *p, uv_close_cb cb);
+
+/* Frees the state (NULL: nothing), after peer_delay_close()'s callback or if never started. */
+void peer_delay_free(struct peer_delay *d);
 
 #endif

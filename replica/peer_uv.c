@@ -75,6 +75,8 @@ void peer_detach(struct conn *c, bool defer_report)
 	}
 	if (pr->conn == c) {
 		pr->conn = NULL;
+		if (c->p->delay != NULL)
+			peer_delay_drop(c->p, c->id);
 		if (!defer_report)
 			peer_report_down(pr);
 	}
@@ -119,6 +121,8 @@ bool peer_attach(struct conn *c)
 		log_debug("node %" PRIu32 ": new connection %s replaces %s", c->id, c->remote,
 		          old->remote);
 		pr->conn = NULL;
+		if (c->p->delay != NULL) /* held for the old connection: lost with it */
+			peer_delay_drop(c->p, c->id);
 		peer_report_down(pr);
 		pr->conn = c;
 		peer_conn_close(old);
@@ -329,6 +333,7 @@ void peer_finish_close(struct kvfs_peers *p)
 	if (!p->closing || p->open_handles > 0 || p->conns != NULL || p->lookups > 0)
 		return;
 	sec_keys_wipe(&p->keys);
+	peer_delay_free(p->delay);
 	free(p->peers);
 	free(p);
 	if (cb)
@@ -398,6 +403,14 @@ int peer_open(struct kvfs_peers **out, uv_loop_t *loop, const struct kvfs_peers_
 		p->secure = true;
 	}
 	p->cfg.keys = NULL; /* not kept: p->keys is the copy */
+	if (cfg->test_delay_file != NULL) {
+		p->delay = peer_delay_new(cfg->test_delay_file, cfg->size);
+		if (p->delay == NULL) {
+			rv = -ENOMEM;
+			goto err_free;
+		}
+	}
+	p->cfg.test_delay_file = NULL; /* not kept: the caller's string */
 
 	rv = peer_addr_listen(cfg->listen, &fd, &p->port);
 	if (rv != 0)
@@ -429,6 +442,10 @@ int peer_open(struct kvfs_peers **out, uv_loop_t *loop, const struct kvfs_peers_
 	p->open_handles++;
 	p->last_tick = uv_now(loop);
 	uv_timer_start(&p->tick, tick_cb, tick_ms(p), tick_ms(p));
+	if (p->delay != NULL) {
+		peer_delay_start(p);
+		p->open_handles++;
+	}
 	for (i = 1; i <= cfg->size; i++) {
 		struct peer *pr = &p->peers[i];
 
@@ -445,6 +462,7 @@ int peer_open(struct kvfs_peers **out, uv_loop_t *loop, const struct kvfs_peers_
 err_free:
 	assert(rv != 0);
 	sec_keys_wipe(&p->keys);
+	peer_delay_free(p->delay);
 	free(p->peers);
 	free(p);
 	return rv;
@@ -515,6 +533,8 @@ size_t peer_queued(const struct kvfs_peers *p, uint32_t id)
 {
 	if (!peer_connected(p, id))
 		return 0;
+	if (p->delay != NULL)
+		return peer_conn_queued(p->peers[id].conn) + peer_delay_queued(p, id);
 	return peer_conn_queued(p->peers[id].conn);
 }
 
@@ -526,7 +546,6 @@ void peer_set_epoch(struct kvfs_peers *p, uint64_t epoch)
 int peer_send(struct kvfs_peers *p, uint32_t to, uint8_t type, const uint8_t *payload, uint32_t len)
 {
 	struct conn *c;
-	int rv;
 
 	if (to == 0 || to > p->cfg.size || to == p->cfg.id || type == KVFS_MSG_HELLO ||
 	    (payload == NULL && len > 0))
@@ -536,20 +555,9 @@ int peer_send(struct kvfs_peers *p, uint32_t to, uint8_t type, const uint8_t *pa
 	c = p->peers[to].conn;
 	if (c == NULL || p->closing)
 		return -ENOTCONN;
-	rv = peer_conn_write(c, type, payload, len);
-	if (rv == -ENOBUFS) {
-		log_warn("closing connection with node %" PRIu32
-		         " (%s): more than %zu bytes queued "
-		         "for it; it reads too slowly or not at all",
-		         to, c->remote, p->cfg.max_queue);
-		peer_conn_close_ex(c, true);
-	} else if (rv != 0 && rv != -ENOMEM) {
-		log_warn("closing connection with node %" PRIu32 " (%s): %s", to, c->remote,
-		         uv_strerror(rv));
-		peer_conn_close_ex(c, true);
-		rv = -ENOTCONN;
-	}
-	return rv;
+	if (p->delay != NULL)
+		return peer_delay_send(p, c, type, payload, len);
+	return peer_conn_send(c, type, payload, len);
 }
 
 void peer_close(struct kvfs_peers *p, void (*cb)(void *arg), void *arg)
@@ -568,6 +576,8 @@ void peer_close(struct kvfs_peers *p, void (*cb)(void *arg), void *arg)
 	uv_close((uv_handle_t *)&p->listener, fixed_close_cb);
 	uv_close((uv_handle_t *)&p->tick, fixed_close_cb);
 	uv_close((uv_handle_t *)&p->flush, fixed_close_cb);
+	if (p->delay != NULL)
+		peer_delay_close(p, fixed_close_cb);
 	for (i = 1; i <= p->cfg.size; i++)
 		uv_close((uv_handle_t *)&p->peers[i].redial, redial_close_cb);
 }

@@ -54,6 +54,8 @@ struct kvfs_node_config {
 	 * the node rejoins: repl.h, "Rejoining"). */
 	uint64_t zk_epoch;
 	bool id_held_data;
+	/* Testing only: the transport's link delay file (peer.h, "Testing"); NULL: none. */
+	const char *test_peer_delay;
 };
 
 /* What the election says now. */

@@ -54,6 +54,14 @@
  * idle_timeout_ms). A peer counts as refused (peer_refused()) when every address of the last
  * attempt refused. A name that does not resolve is warned about once and retried at each redial.
  * Everything runs on the loop's thread; nothing here is thread-safe.
+ *
+ * Testing. test_delay_file (kvfs --test-peer-delay, only with KVFS_TEST_HOOKS=1) makes a slow
+ * link without root or tc: every message sent with peer_send() is held DELAY_MS ± a uniform
+ * JITTER_MS, read from the file ("DELAY_MS JITTER_MS", 0..10000 each; missing or empty: no
+ * delay), in order per peer, then sent; the file is re-read when it changes (looked at every
+ * 100 ms at most). Only what this node sends is delayed, so a delay on one node slows every round
+ * trip through it. Held messages count in peer_queued() and max_queue; a connection lost drops
+ * those held for its peer (peer_delay_uv.c).
  */
 #ifndef KVFS_PEER_H
 #define KVFS_PEER_H
@@ -95,6 +103,8 @@ struct kvfs_peers_config {
 	/* The cluster keys (copied): every connection starts with the handshake of peer_sec.h and
 	 * then carries sealed records. NULL: bare frames, no authentication (--insecure). */
 	const struct kvfs_sec_keys *keys;
+	/* Testing only (see above): the link delay's file; NULL: no delay, no cost. Copied. */
+	const char *test_delay_file;
 	kvfs_peers_message_fn on_message;
 	kvfs_peers_state_fn on_state; /* may be NULL */
 	void *arg;                    /* passed to both callbacks */

@@ -125,7 +125,9 @@ def parse_kv(text):
 
 def parse_status(text):
     """/.status text -> dict of its `key: value` lines (first one wins); `peer` lines are
-    collected in a list under 'peers'."""
+    collected in a list under 'peers'. The leader score's lines (priority mode), when present:
+    `member: ID k=v ...` under 'members' and `score: ID k=v ... why=TEXT` under 'scores', each a
+    dict by node id (int) of dicts (see parse_score_line)."""
     st = {"peers": []}
     for line in text.splitlines():
         key, sep, value = line.partition(":")
@@ -134,9 +136,37 @@ def parse_status(text):
         key, value = key.strip(), value.strip()
         if key == "peer":
             st["peers"].append(value)
+        elif key in ("member", "score"):
+            d = parse_score_line(value)
+            if d is not None:
+                st.setdefault(key + "s", {})[d["id"]] = d
         elif key not in st:
             st[key] = value
     return st
+
+
+def parse_score_line(value):
+    """'2 rank=1 eligible=yes ... why=no contact with a majority' -> {'id': 2, 'rank': '1',
+    'eligible': 'yes', ..., 'why': 'no contact with a majority'} (values are strings but for
+    the id; `why`, last, keeps its spaces). None if it does not start with a node id."""
+    head, _, why = value.partition(" why=")
+    words = head.split()
+    if not words or not words[0].isdigit():
+        return None
+    d = parse_kv(" ".join(words[1:]))
+    d["id"] = int(words[0])
+    if _:
+        d["why"] = why
+    return d
+
+
+def st_ms(value):
+    """A status figure in ms ('0.41', '-1') as a float, None when unknown or absent."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if v < 0 else v
 
 
 def st_int(st, key):
@@ -670,7 +700,7 @@ class Node:
 
     def __init__(self, h, node_id, cluster, zk_hosts, election="sequential", priority=None,
                  session_timeout=None, hold_down=None, cluster_size=3, data=None, extra=(),
-                 env=None, netns=False):
+                 env=None, netns=False, link_delay=None):
         self.h = h
         self.id = node_id
         self.cluster = cluster
@@ -687,6 +717,10 @@ class Node:
         self.zk_auth_file = h.zk_auth_file
         self.env = dict(env or {})  # added to the daemon's environment (e.g. LD_PRELOAD)
         self.dir = os.path.join(h.tmp, cluster, "n%d" % node_id)
+        # LINK_DELAY (ms, jitter_ms) or None: started with the test hook --test-peer-delay on
+        # self.delay_file (KVFS_TEST_HOOKS=1), which set_link_delay() rewrites while it runs.
+        self.delay_file = os.path.join(self.dir, "link-delay")
+        self.link_delay = None
         self.data = data or os.path.join(self.dir, "data")
         self.mnt = os.path.join(self.dir, "mnt")
         self.log_path = os.path.join(self.dir, "kvfs.log")
@@ -704,6 +738,18 @@ class Node:
         self._inflight = 0
         self._lock = threading.Lock()
         os.makedirs(self.mnt, exist_ok=True)
+        if link_delay is not None:
+            self.set_link_delay(*link_delay)
+
+    def set_link_delay(self, ms, jitter=0):
+        """Delays every message this node sends to its peers by MS +- JITTER ms (uniform) from
+        now on (within 100 ms when it runs), or from its next start: the file is replaced
+        atomically and the node started with the test hook. (0, 0): no delay."""
+        tmp = self.delay_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d %d\n" % (ms, jitter))
+        os.rename(tmp, self.delay_file)
+        self.link_delay = (ms, jitter)
 
     @property
     def name(self):
@@ -730,6 +776,8 @@ class Node:
                 a += ["--secret-file", f]
         if self.zk_auth_file is not None:
             a += ["--zk-auth-file", self.zk_auth_file]
+        if self.link_delay is not None:
+            a += ["--test-peer-delay", self.delay_file]
         a += self.extra + [self.mnt]
         # nsenter --net, not `ip netns exec`: that also makes a private mount namespace, which
         # would hide the FUSE mount from the test.
@@ -754,9 +802,12 @@ class Node:
             log.write(("=== %s test: %s\n" % (time.strftime("%T"), " ".join(args))).encode())
             log.flush()
             self.started_at = time.monotonic()
+            env = dict(self.env)
+            if self.link_delay is not None:
+                env["KVFS_TEST_HOOKS"] = "1"
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT,
-                                         env=dict(os.environ, **self.env) if self.env else None)
+                                         env=dict(os.environ, **env) if env else None)
         self.stopped = False
         self.checked = False
         self.h.log("%s: started (pid %d, cluster %s, %s, priority %s, session timeout %s)" %

@@ -52,6 +52,9 @@ test_usage() {
 	expect_exit "--id 0" 2 "$KVFS_BIN" --id 0 --data "$T/d0" "$T/m"
 	expect_exit "no mount point" 2 "$KVFS_BIN" --data "$T/d0"
 	expect_exit "two mount points" 2 "$KVFS_BIN" --data "$T/d0" "$T/m" "$T/m2"
+	expect_exit "the test hook --test-peer-delay without KVFS_TEST_HOOKS=1" 2 \
+		env -u KVFS_TEST_HOOKS "$KVFS_BIN" --test-peer-delay "$T/delay" --data "$T/d0" "$T/m"
+	check_grep "the refusal names KVFS_TEST_HOOKS=1" 'test hook.*KVFS_TEST_HOOKS=1' "$T/out"
 	check "bad usage mounted nothing" bash -c "! awk '\$2 == \"$T/m\"' /proc/mounts | grep -q ."
 }
 
