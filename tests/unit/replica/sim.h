@@ -142,6 +142,9 @@ void *sim_grow(void *p, size_t *cap, size_t need, size_t size);
  * (all, if tell_all). */
 void sim_elect(struct sim *s, uint32_t id, bool tell_all);
 uint32_t sim_random_up(struct sim *s); /* a random live replica, 0 if none */
+/* The committed configuration at index (<= max_committed), and the index that set it. */
+struct kvfs_config;
+void sim_config_at(struct sim *s, uint64_t index, struct kvfs_config *c, uint64_t *set_at);
 /* Delivers every message and completes every write until all is quiet. */
 void sim_settle(struct sim *s);
 

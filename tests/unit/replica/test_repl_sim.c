@@ -55,6 +55,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "kvfs/config.h"
 #include "kvfs/fwd.h"
 #include "kvfs/repl.h"
 #include "../../xorshift.h"
@@ -99,6 +100,23 @@ void sim_fail(struct sim *s, int line, const char *cond, const char *fmt, ...)
 	fprintf(stderr, "\n  replay with a trace: KVFS_SIM_SEED=%" PRIu64 " KVFS_SIM_SIZE=%u %s\n",
 	        s->seed, s->n, "./test_repl_sim");
 	fail();
+}
+
+void sim_config_at(struct sim *s, uint64_t index, struct kvfs_config *c, uint64_t *set_at)
+{
+	struct kvfs_config e;
+
+	CHECK(s, config_bootstrap(c, s->n) == 0, "bootstrap of %u", s->n);
+	if (set_at)
+		*set_at = 0;
+	CHECK(s, index <= s->max_committed, "config at %" PRIu64 ", past the committed %" PRIu64,
+	      index, s->max_committed);
+	for (uint64_t i = 1; i <= index; i++)
+		if (config_entry_decode(s->map[i].e.data, s->map[i].e.len, &e, NULL) == 0) {
+			*c = e;
+			if (set_at)
+				*set_at = i;
+		}
 }
 
 static const char *mtype(enum kvfs_repl_msg_type t)
@@ -335,6 +353,7 @@ static void node_start_up(struct sim *s, struct node *nd)
 	struct kvfs_repl_io io = io_template;
 	struct kvfs_repl_entry *log = calloc(nd->dn + 1, sizeof(*log));
 	uint64_t hint = nd->dsnap, skip;
+	struct kvfs_config cfg;
 	size_t n = 0;
 	int rv;
 
@@ -368,7 +387,8 @@ static void node_start_up(struct sim *s, struct node *nd)
 		      ", which its log holds otherwise",
 		      nd->id, nd->dcommit, k);
 	io.arg = nd;
-	rv = repl_init(&nd->r, nd->id, s->n, &io, nd->dpromised, nd->dsnap,
+	sim_config_at(s, nd->dsnap, &cfg, NULL);
+	rv = repl_init(&nd->r, nd->id, &cfg, &io, nd->dpromised, nd->dsnap,
 	               nd->dsnap ? s->map[nd->dsnap].e.epoch : 0, log, n, hint);
 	free(log);
 	CHECK(s, rv == 0, "repl_init: %d", rv);
@@ -751,7 +771,8 @@ static void deliver_snapshot(struct sim *s, size_t i)
 {
 	struct snapreq q = s->snapreqs[i];
 	struct node *from = &s->nodes[q.from], *to = &s->nodes[q.to];
-	uint64_t index;
+	struct kvfs_config cfg;
+	uint64_t index, cfg_index;
 
 	s->snapreqs[i] = s->snapreqs[--s->nsnapreqs];
 	if (!from->up || !to->up || s->group[q.from] != s->group[q.to])
@@ -778,7 +799,8 @@ static void deliver_snapshot(struct sim *s, size_t i)
 		sim_fwd_reset_store(to);
 		if (index > to->applied_max)
 			to->applied_max = index;
-		CHECK(s, repl_snapshot_installed(to->r, index, epoch) == 0,
+		sim_config_at(s, index, &cfg, &cfg_index);
+		CHECK(s, repl_snapshot_installed(to->r, index, epoch, &cfg, cfg_index) == 0,
 		      "replica %u refused the snapshot at %" PRIu64, to->id, index);
 		CHECK(s, repl_applied_index(to->r) >= index, "replica %u did not install %" PRIu64,
 		      to->id, index);
