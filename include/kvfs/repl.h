@@ -69,6 +69,55 @@
  * itself stops rejoining the same way, once its no-op is durable. If a majority of replicas are
  * rejoining at once (their disks were all lost), no leader can establish itself: that is the
  * safe outcome, and the operator decides (see the README, "Replacing a node").
+ *
+ * Membership (config.h). Which ids are members, and which of them vote, is itself in the log: a
+ * CONFIG entry sets the configuration from its index on, starting from the configuration at the
+ * log's base (repl_init's base_cfg: the bootstrap one, voters 1..cluster size, or a snapshot's).
+ * Every majority the core counts is of voters, through config_quorum(): a leader commits on a
+ * majority of the voters of its latest configuration (observers' acknowledgements update their
+ * match index and count for nothing), a leader or candidate that does not hear a majority of
+ * them for KVFS_REPL_LOST_TICKS ticks gives up, and recovery counts as said below. Messages go to
+ * the members of the latest configuration (NEW_EPOCH, during recovery, also to every member of
+ * any configuration an answer names). Rules, as in Raft's single-server changes (Ongaro's
+ * dissertation, 4.1):
+ *  1. A configuration is in force on every replica as soon as its entry is appended, committed
+ *     or not; cutting the entry off reverts to the one before (repl_log_cut), compaction folds
+ *     it into the base, a snapshot brings its own (repl_snapshot_installed).
+ *  2. Only an established leader proposes one (its no-op committed: a leader elected in a new
+ *     epoch may hold an uncommitted configuration of an older one, and must not add a second
+ *     on top of it, which is the bug Ongaro reported in 2015), only when no configuration in its
+ *     log is uncommitted (-EBUSY), and only one step from the latest: one member's role changes,
+ *     voters change by at most one (add or remove an observer or a voter, promote, demote). It
+ *     never removes or demotes itself (a leader hands over first) and keeps a voter.
+ *  3. Recovery counts a majority of the configuration of the log it adopts, not of its own:
+ *     EPOCH_ACK carries the configuration at the answerer's durable end (cfg, cfg_index), the
+ *     candidate picks the most up-to-date log among the answers as before, and goes on only
+ *     once the answers (itself included if it votes there and is not rejoining) are a majority
+ *     of that log's configuration. If it does not vote in that configuration it gives up.
+ *  4. An observer or a non-member handed the lead (ZooKeeper can, in a race with a demotion)
+ *     gives it up at once (leadership_lost), promising nothing.
+ * Why that is safe. Let entry E be committed, and C_k the latest committed configuration. (a)
+ * Any majority of a configuration C and any majority of C' = C with one voter more or less
+ * intersect: with n voters in C, a majority of C' has at least floor((n + 1) / 2) + 1 voters,
+ * at most one of them outside C, so at least floor((n + 1) / 2) in C, and a majority of C has
+ * floor(n / 2) + 1; the two sum to more than n. (b) By rule 2, at most one configuration beyond
+ * C_k exists in any log (C_{k+1}, one step from C_k), and whatever any leader counted with was
+ * C_k, C_{k+1} or an earlier committed one. (c) Let G be the answers a candidate counted and B
+ * the most up-to-date log among them, and suppose config(B) is older than C_k, some C_j with
+ * j < k. The entry installing C_{j+1} was committed by a majority of C_{j+1} (rule 2: C_{j+2}
+ * is appended only once C_{j+1} is committed, so whoever committed it counted with C_{j+1}),
+ * which by (a) meets G's majority of C_j: some answer in G holds it durably, and B, at least as up to
+ * date, holds it too (the highest (last epoch, last index) holds every committed entry any
+ * answer holds, by DESIGN 4's induction): a contradiction. So config(B) is C_k or C_{k+1}, and
+ * G's majority of it meets, by (a), every majority that committed anything since C_k (under C_k
+ * or C_{k+1}); as in the recovery argument without changes, B holds every committed entry. With
+ * the candidate's own configuration instead, a lagging candidate could count a majority of C_j
+ * that misses every holder of E: with voters 1..3, then 4 added (committed on 2, 3, 4), then 5
+ * (committed on 3, 4, 5) and E on 3, 4, 5, candidate 1 that lags at the bootstrap would adopt 2's
+ * log from {1, 2}, without E (test_repl_member.c). Joint consensus would allow any change in one
+ * step, at the price of two majorities for every test; one step at a time is enough here.
+ * A wiped replica rejoining (above) abstains whatever configuration its empty log believes in, so
+ * that stale belief is never counted.
  */
 #ifndef KVFS_REPL_H
 #define KVFS_REPL_H
