@@ -112,7 +112,8 @@ int config_set_role(struct kvfs_config *c, uint32_t id, enum kvfs_config_role ro
 {
 	uint32_t i = 0;
 
-	if (id == 0 || id > KVFS_CONFIG_ID_MAX || role > KVFS_ROLE_OBSERVER || c->n > KVFS_CONFIG_MAX)
+	if (id == 0 || id > KVFS_CONFIG_ID_MAX || role > KVFS_ROLE_OBSERVER ||
+	    c->n > KVFS_CONFIG_MAX)
 		return -EINVAL;
 	while (i < c->n && c->m[i].id < id)
 		i++;
@@ -262,8 +263,7 @@ bad:
 
 /* ---- text ---- */
 
-static int format_role(const struct kvfs_config *c, uint8_t role, char *buf, size_t len,
-                       size_t *at)
+static int format_role(const struct kvfs_config *c, uint8_t role, char *buf, size_t len, size_t *at)
 {
 	bool first = true;
 
@@ -316,8 +316,7 @@ static int parse_err(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /* "1,2,3" up to the end or a space, each id with `role`; *s moves past it. */
-static int parse_ids(const char **s, struct kvfs_config *c, uint8_t role, char *err,
-                     size_t errlen)
+static int parse_ids(const char **s, struct kvfs_config *c, uint8_t role, char *err, size_t errlen)
 {
 	const char *p = *s;
 
@@ -330,7 +329,8 @@ static int parse_ids(const char **s, struct kvfs_config *c, uint8_t role, char *
 			digits++;
 		}
 		if (digits == 0 || id == 0 || id > KVFS_CONFIG_ID_MAX)
-			return parse_err(err, errlen, "config: expected a node id 1..%u at \"%.16s\"",
+			return parse_err(err, errlen,
+			                 "config: expected a node id 1..%u at \"%.16s\"",
 			                 KVFS_CONFIG_ID_MAX, *s);
 		if (config_is_member(c, id))
 			return parse_err(err, errlen, "config: node id %u listed twice", id);

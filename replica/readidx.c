@@ -48,7 +48,7 @@ struct kvfs_readidx {
 	uint64_t round;         /* the round in flight (0: none) */
 	uint64_t round_epoch;   /* the epoch it confirms */
 	uint64_t round_started; /* now_ms() */
-	bool *acked;            /* by id (1..KVFS_CONFIG_ID_MAX): answered the round with our epoch */
+	bool *acked; /* by id (1..KVFS_CONFIG_ID_MAX): answered the round with our epoch */
 	struct kvfs_config members; /* whose majority a round needs (readidx_set_config()) */
 	bool caught_up;
 };

@@ -334,10 +334,9 @@ int repl_init(struct kvfs_repl **out, uint32_t id, const struct kvfs_config *bas
 	uint64_t e = base_epoch;
 
 	if (!out || !io || !base_cfg || config_check(base_cfg) < 0 || id == 0 ||
-	    id > KVFS_CONFIG_ID_MAX ||
-	    commit_hint < base || commit_hint > base + n || (base == 0) != (base_epoch == 0) ||
-	    (n && !log) || !io->send || !io->persist || !io->truncate || !io->persist_epoch ||
-	    !io->apply || !io->leadership_lost)
+	    id > KVFS_CONFIG_ID_MAX || commit_hint < base || commit_hint > base + n ||
+	    (base == 0) != (base_epoch == 0) || (n && !log) || !io->send || !io->persist ||
+	    !io->truncate || !io->persist_epoch || !io->apply || !io->leadership_lost)
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++) {
 		if (log[i].index != base + i + 1 || log[i].epoch < e || log[i].epoch == 0 ||
@@ -781,8 +780,8 @@ int repl_snapshot_installed(struct kvfs_repl *r, uint64_t index, uint64_t epoch,
 	} else {
 		/* The configuration at index is the snapshot's; without one (a snapshot format
 		 * that carries none), what our history says at index stands in. */
-		const struct kvfs_config *at = repl_cfg_at(r, index < r->last ? index : r->last,
-		                                           &r->base_cfg_index);
+		const struct kvfs_config *at =
+		    repl_cfg_at(r, index < r->last ? index : r->last, &r->base_cfg_index);
 
 		r->base_cfg = cfg ? *cfg : *at;
 		if (cfg)

@@ -13,8 +13,7 @@
 #include "kvfs/repl.h"
 #include "repl_internal.h"
 
-const struct kvfs_config *repl_cfg_at(const struct kvfs_repl *r, uint64_t index,
-                                      uint64_t *set_at)
+const struct kvfs_config *repl_cfg_at(const struct kvfs_repl *r, uint64_t index, uint64_t *set_at)
 {
 	size_t k = r->ncfg;
 

@@ -68,7 +68,8 @@ void repl_leader_advance_commit(struct kvfs_repl *r)
 	if (r->role == KVFS_REPL_FOLLOWER || r->phase != PHASE_REPLICATE)
 		return;
 	/* Only an entry of our own epoch is committed by counting (DESIGN §4), by a majority of
-	 * the voters of the latest configuration (observers' acknowledgements count for nothing). */
+	 * the voters of the latest configuration (observers' acknowledgements count for nothing).
+	 */
 	for (uint64_t n = r->last; n > r->commit && epoch_at(r, n) == r->epoch; n--) {
 		bool have[REPL_IDS] = {false};
 
@@ -333,8 +334,9 @@ int repl_persist_failed(struct kvfs_repl *r, uint64_t first)
 
 	const struct kvfs_config *c = latest_cfg(r);
 
-	if (c->n != 1 || c->m[0].id != r->id || r->role == KVFS_REPL_FOLLOWER || r->phase != PHASE_REPLICATE ||
-	    first <= r->stable || first <= r->commit || first > r->last)
+	if (c->n != 1 || c->m[0].id != r->id || r->role == KVFS_REPL_FOLLOWER ||
+	    r->phase != PHASE_REPLICATE || first <= r->stable || first <= r->commit ||
+	    first > r->last)
 		return -EINVAL;
 	for (uint64_t i = first; i <= r->last; i++)
 		free((void *)entry_at(r, i)->data);
@@ -375,10 +377,10 @@ void repl_leader_tick(struct kvfs_repl *r)
 		struct peer *p = &r->peers[id];
 
 		/* Recovery asks every member it knows of; then the latest configuration's. */
-		if (id == r->id ||
-		    !(r->phase == PHASE_REPLICATE ? config_is_member(c, id)
-		                                  : bit_is_set(r->targets.members, id) ||
-		                                        (r->phase == PHASE_FETCH && id == r->fetch_from)))
+		if (id == r->id || !(r->phase == PHASE_REPLICATE
+		                         ? config_is_member(c, id)
+		                         : bit_is_set(r->targets.members, id) ||
+		                               (r->phase == PHASE_FETCH && id == r->fetch_from)))
 			continue;
 		if (r->phase == PHASE_REPLICATE) {
 			p->sent = p->next - 1;

@@ -99,8 +99,8 @@ struct kvfs_peer_epoch_ack {
 	uint64_t last_epoch; /* the sender's last log entry */
 	uint64_t last_index;
 	bool ok;
-	uint64_t cfg_index;  /* the entry that set the configuration below (0: before the log) */
-	uint8_t voters[32];  /* the configuration at last_index */
+	uint64_t cfg_index; /* the entry that set the configuration below (0: before the log) */
+	uint8_t voters[32]; /* the configuration at last_index */
 	uint8_t members[32];
 };
 

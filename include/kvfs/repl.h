@@ -106,8 +106,8 @@
  * the most up-to-date log among them, and suppose config(B) is older than C_k, some C_j with
  * j < k. The entry installing C_{j+1} was committed by a majority of C_{j+1} (rule 2: C_{j+2}
  * is appended only once C_{j+1} is committed, so whoever committed it counted with C_{j+1}),
- * which by (a) meets G's majority of C_j: some answer in G holds it durably, and B, at least as up to
- * date, holds it too (the highest (last epoch, last index) holds every committed entry any
+ * which by (a) meets G's majority of C_j: some answer in G holds it durably, and B, at least as up
+ * to date, holds it too (the highest (last epoch, last index) holds every committed entry any
  * answer holds, by DESIGN 4's induction): a contradiction. So config(B) is C_k or C_{k+1}, and
  * G's majority of it meets, by (a), every majority that committed anything since C_k (under C_k
  * or C_{k+1}); as in the recovery argument without changes, B holds every committed entry. With
@@ -179,8 +179,8 @@ struct kvfs_repl_msg {
 	uint64_t prev_epoch, prev_index, commit;
 	uint64_t match_index, hint;
 	uint64_t from_index;
-	uint64_t cfg_index;           /* the entry that set cfg (0: at or before a snapshot) */
-	struct kvfs_config_bits cfg;  /* EPOCH_ACK: the configuration at last_index */
+	uint64_t cfg_index;          /* the entry that set cfg (0: at or before a snapshot) */
+	struct kvfs_config_bits cfg; /* EPOCH_ACK: the configuration at last_index */
 	const struct kvfs_repl_entry *entries; /* owned by the sender; see struct kvfs_repl_entry */
 	uint32_t n_entries;
 };
@@ -320,11 +320,11 @@ void repl_persisted(struct kvfs_repl *r, uint64_t epoch, uint64_t index);
 /*
  * A persist action whose entries begin at `first` failed cleanly: the disk refused it (a full
  * disk) and the log holds nothing of it nor of any persist asked after it. Only the leader of a
- * cluster of one (its latest configuration has no other member) may go on from this, since no other replica holds those entries: they are
- * dropped as if never proposed (no truncate action: the disk lacks them already), and should the
- * leader's no-op be among them, it is appended again at the next tick. Returns 0, or -EINVAL
- * (not the leader of a cluster of one, or `first` not after every durable entry): the caller
- * must then stop, as for any failed persist.
+ * cluster of one (its latest configuration has no other member) may go on from this, since no other
+ * replica holds those entries: they are dropped as if never proposed (no truncate action: the disk
+ * lacks them already), and should the leader's no-op be among them, it is appended again at the
+ * next tick. Returns 0, or -EINVAL (not the leader of a cluster of one, or `first` not after every
+ * durable entry): the caller must then stop, as for any failed persist.
  */
 int repl_persist_failed(struct kvfs_repl *r, uint64_t first);
 

@@ -68,7 +68,7 @@ void sim_member_reconfig(struct sim *s)
 	from = config_role(cur, target);
 	to = (enum kvfs_config_role)((from + 1 + sim_below(s, 2)) % 3); /* another role */
 	CHECK(s, config_set_role(&next, target, to) == 0, "set_role");
-	want = repl_config_pending(s->nodes[id].r) ? -EBUSY
+	want = repl_config_pending(s->nodes[id].r)     ? -EBUSY
 	       : target == id && to != KVFS_ROLE_VOTER ? -EINVAL
 	                                               : 0;
 	rv = repl_propose_config(s->nodes[id].r, &next, "sim", &index);
@@ -98,8 +98,8 @@ static void check_held(struct sim *s, const struct kvfs_config *c, const bool *h
 	 * when C has an even number; every majority of C still meets its holders, which is what
 	 * recovery needs (repl.h, Membership). */
 	CHECK(s, 2 * lacking <= voters,
-	      "committed %" PRIu64 " is missing from %u of the %u voters of %s", k, lacking,
-	      voters, text);
+	      "committed %" PRIu64 " is missing from %u of the %u voters of %s", k, lacking, voters,
+	      text);
 }
 
 /* M1: holders of entry k, as check_full counts them (a rejoining replica holds everything). */
@@ -150,7 +150,8 @@ void sim_member_check(struct sim *s)
 		 * fetches the log it adopts passes through that snapshot's configuration) */
 		if (role == KVFS_REPL_LEADER) {
 			CHECK(s, config_is_voter(repl_config(nd->r, NULL), id),
-			      "replica %u leads epoch %" PRIu64 " but is no voter of its configuration",
+			      "replica %u leads epoch %" PRIu64
+			      " but is no voter of its configuration",
 			      id, repl_epoch(nd->r));
 			check_leader_log(s, nd);
 		}
@@ -231,7 +232,7 @@ void sim_member_summary(unsigned long seeds)
 	       "or demoting the leader\n",
 	       (double)totals.events / (double)seeds, (double)totals.with_leader / (double)seeds,
 	       (double)totals.proposed / (double)seeds,
-	       (double)totals.committed_changes / (double)seeds, (double)totals.busy / (double)seeds,
-	       (double)totals.refused_self / (double)seeds);
+	       (double)totals.committed_changes / (double)seeds,
+	       (double)totals.busy / (double)seeds, (double)totals.refused_self / (double)seeds);
 	memset(&totals, 0, sizeof(totals));
 }

@@ -50,10 +50,20 @@ static void test_text(void **state)
 {
 	struct kvfs_config c = parse("voters=3,1,2 observers=6,255");
 	char text[KVFS_CONFIG_TEXT_MAX], err[160];
-	static const char *const bad[] = {
-	    "",           "voters=",         "voters=0",      "voters=256",      "voters=1,",
-	    "voters=1,1", "voters=1 observers=1", "observers=2", "voters=1 observers=",
-	    "voters=1x",  "voters=1  observers=2", "voters=12345", "Voters=1", "voters=1 "};
+	static const char *const bad[] = {"",
+	                                  "voters=",
+	                                  "voters=0",
+	                                  "voters=256",
+	                                  "voters=1,",
+	                                  "voters=1,1",
+	                                  "voters=1 observers=1",
+	                                  "observers=2",
+	                                  "voters=1 observers=",
+	                                  "voters=1x",
+	                                  "voters=1  observers=2",
+	                                  "voters=12345",
+	                                  "Voters=1",
+	                                  "voters=1 "};
 
 	(void)state;
 	assert_int_equal(c.n, 5);
@@ -114,21 +124,21 @@ static void test_one_step(void **state)
 		const char *cur, *next;
 		int want;
 	} t[] = {
-	    {"voters=1,2,3", "voters=1,2,3,4", 0},                          /* add a voter */
-	    {"voters=1,2,3", "voters=1,2", 0},                              /* remove a voter */
-	    {"voters=1,2,3", "voters=1,2,3 observers=6", 0},                /* add an observer */
-	    {"voters=1,2,3 observers=6", "voters=1,2,3", 0},                /* remove it */
-	    {"voters=1,2,3 observers=6", "voters=1,2,3,6", 0},              /* promote */
-	    {"voters=1,2,3", "voters=1,2 observers=3", 0},                  /* demote */
-	    {"voters=1", "voters=1,2", 0},                                  /* 1 -> 2 */
-	    {"voters=1,2", "voters=1", 0},                                  /* 2 -> 1 */
-	    {"voters=1,2,3", "voters=1,2,3", -EINVAL},                      /* no change */
-	    {"voters=1,2,3", "voters=1,2,3,4,5", -EINVAL},                  /* two voters */
-	    {"voters=1,2,3", "voters=1,2,4", -EINVAL},                      /* a swap */
-	    {"voters=1,2,3", "voters=1,2,3 observers=6,7", -EINVAL},        /* two observers */
-	    {"voters=1,2,3 observers=6", "voters=1,2,3,6,7", -EINVAL},      /* two members */
-	    {"voters=1,2,3", "voters=1 observers=2", -EINVAL},              /* two members */
-	    {"voters=1 observers=2", "observers=2", -EINVAL},               /* unparseable */
+	    {"voters=1,2,3", "voters=1,2,3,4", 0},                     /* add a voter */
+	    {"voters=1,2,3", "voters=1,2", 0},                         /* remove a voter */
+	    {"voters=1,2,3", "voters=1,2,3 observers=6", 0},           /* add an observer */
+	    {"voters=1,2,3 observers=6", "voters=1,2,3", 0},           /* remove it */
+	    {"voters=1,2,3 observers=6", "voters=1,2,3,6", 0},         /* promote */
+	    {"voters=1,2,3", "voters=1,2 observers=3", 0},             /* demote */
+	    {"voters=1", "voters=1,2", 0},                             /* 1 -> 2 */
+	    {"voters=1,2", "voters=1", 0},                             /* 2 -> 1 */
+	    {"voters=1,2,3", "voters=1,2,3", -EINVAL},                 /* no change */
+	    {"voters=1,2,3", "voters=1,2,3,4,5", -EINVAL},             /* two voters */
+	    {"voters=1,2,3", "voters=1,2,4", -EINVAL},                 /* a swap */
+	    {"voters=1,2,3", "voters=1,2,3 observers=6,7", -EINVAL},   /* two observers */
+	    {"voters=1,2,3 observers=6", "voters=1,2,3,6,7", -EINVAL}, /* two members */
+	    {"voters=1,2,3", "voters=1 observers=2", -EINVAL},         /* two members */
+	    {"voters=1 observers=2", "observers=2", -EINVAL},          /* unparseable */
 	};
 
 	(void)state;
@@ -308,7 +318,8 @@ static void test_entry_bit_flips(void **state)
 
 				assert_int_equal(k, (int)n);
 				assert_memory_equal(again + KVFS_OP_HEADER_SIZE,
-				                    buf + KVFS_OP_HEADER_SIZE, n - KVFS_OP_HEADER_SIZE);
+				                    buf + KVFS_OP_HEADER_SIZE,
+				                    n - KVFS_OP_HEADER_SIZE);
 			}
 			accepted++;
 		} else {

@@ -103,7 +103,8 @@ void sim_fail(struct sim *s, int line, const char *cond, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\n  replay with a trace: KVFS_SIM_SEED=%" PRIu64 " KVFS_SIM_SIZE=%u%s %s\n",
+	fprintf(stderr,
+	        "\n  replay with a trace: KVFS_SIM_SEED=%" PRIu64 " KVFS_SIM_SIZE=%u%s %s\n",
 	        s->seed, s->boot, s->member ? " KVFS_SIM_MEMBER=1" : "", "./test_repl_sim");
 	fail();
 }

@@ -874,17 +874,39 @@ static void test_out_of_range(void **state)
 	     .last_epoch = 2,
 	     .last_index = KVFS_REPL_INDEX_MAX + 1},
 	    /* Protocol 3's configuration (voters 1..3 added below where it is not the point) */
-	    {.type = KVFS_REPL_EPOCH_ACK, .epoch = 3, .ok = 1, .last_epoch = 2, .last_index = 4,
+	    {.type = KVFS_REPL_EPOCH_ACK,
+	     .epoch = 3,
+	     .ok = 1,
+	     .last_epoch = 2,
+	     .last_index = 4,
 	     .cfg_index = 5}, /* set after the log's end */
-	    {.type = KVFS_REPL_EPOCH_ACK, .epoch = 3, .ok = 1, .last_epoch = 2, .last_index = 4,
+	    {.type = KVFS_REPL_EPOCH_ACK,
+	     .epoch = 3,
+	     .ok = 1,
+	     .last_epoch = 2,
+	     .last_index = 4,
 	     .cfg = {.voters = {0x01}, .members = {0x03}}}, /* id 0 */
-	    {.type = KVFS_REPL_EPOCH_ACK, .epoch = 3, .ok = 1, .last_epoch = 2, .last_index = 4,
+	    {.type = KVFS_REPL_EPOCH_ACK,
+	     .epoch = 3,
+	     .ok = 1,
+	     .last_epoch = 2,
+	     .last_index = 4,
 	     .cfg = {.voters = {0x04}, .members = {0x02}}}, /* a voter that is no member */
-	    {.type = KVFS_REPL_EPOCH_ACK, .epoch = 3, .ok = 1, .last_epoch = 2, .last_index = 4,
+	    {.type = KVFS_REPL_EPOCH_ACK,
+	     .epoch = 3,
+	     .ok = 1,
+	     .last_epoch = 2,
+	     .last_index = 4,
 	     .cfg = {.members = {0x02}}}, /* no voter */
-	    {.type = KVFS_REPL_EPOCH_ACK, .epoch = 3, .ok = 0, .cfg = {.voters = {0x02},
-	     .members = {0x02}}}, /* a refusal names none */
-	    {.type = KVFS_REPL_EPOCH_ACK, .epoch = 3, .ok = 1, .last_epoch = 2, .last_index = 4,
+	    {.type = KVFS_REPL_EPOCH_ACK,
+	     .epoch = 3,
+	     .ok = 0,
+	     .cfg = {.voters = {0x02}, .members = {0x02}}}, /* a refusal names none */
+	    {.type = KVFS_REPL_EPOCH_ACK,
+	     .epoch = 3,
+	     .ok = 1,
+	     .last_epoch = 2,
+	     .last_index = 4,
 	     .cfg = {.voters = {0xfe}, .members = {0xfe}}}, /* valid, but ... */
 	};
 	uint8_t buf[256], type = 0;
