@@ -673,6 +673,7 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 	};
 	struct node_cluster *c;
 	uint64_t promised, hint;
+	struct kvfs_config bootstrap;
 	int rv;
 
 	rv = ncl_read_promise(n, &promised, err, errlen);
@@ -719,8 +720,11 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 	if (rv < 0)
 		return rv;
 	n->commit_written = hint;
-	rv = repl_init(&c->repl, n->cfg.id, ncl_size(n), &io, promised, base, base_epoch, log, nlog,
-	               hint);
+	/* The bootstrap configuration (voters 1..size); repl.h, Membership. */
+	rv = config_bootstrap(&bootstrap, ncl_size(n));
+	if (rv == 0)
+		rv = repl_init(&c->repl, n->cfg.id, &bootstrap, &io, promised, base, base_epoch, log,
+		               nlog, hint);
 	if (rv < 0) {
 		snprintf(err, errlen, "cannot start replication from the log in %s: %s",
 		         n->data_dir, strerror(-rv));

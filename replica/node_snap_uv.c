@@ -429,7 +429,7 @@ static int install(struct node_snaps *s, uint64_t index, uint64_t epoch)
 		b->trunc = false;
 		b->reset_next = index + 1;
 	}
-	if (repl_snapshot_installed(c->repl, index, epoch) < 0) {
+	if (repl_snapshot_installed(c->repl, index, epoch, NULL, 0) < 0) {
 		log_error("the replication core refused the snapshot at index %" PRIu64
 		          "; stopping",
 		          index);

@@ -12,6 +12,8 @@
  *     LINK:           u64 ino  u64 parent  u32 name_len  name
  *     MKNOD:          u64 parent  u32 mode  u32 uid  u32 gid  u32 rdev  u32 name_len  name
  *     FALLOCATE:      u64 ino  u64 offset  u64 length
+ *     CONFIG:         u8 version  u32 count  count x (u32 id, u8 role)  u32 req_len  req
+ *                     (data is version .. the last member; config.c checks what they say)
  *     NOOP:           nothing more
  *
  * Types 0..9 are those of protocol 1, laid out as they were then; 10.. came with protocol 2
@@ -22,13 +24,14 @@
  */
 #include "kvfs/op.h"
 
+#include "kvfs/config.h"
 #include "kvfs/wire.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
 
-#define OP_HEADER_SIZE (1 + 4 + 4 + 8 + 8 + 8)
+#define OP_HEADER_SIZE KVFS_OP_HEADER_SIZE
 
 size_t op_encoded_size(const struct kvfs_op *op)
 {
@@ -56,6 +59,8 @@ size_t op_encoded_size(const struct kvfs_op *op)
 		return n + 8 + 4 + 4 + 4 + 4 + 4 + op->name_len;
 	case KVFS_OP_FALLOCATE:
 		return n + 8 + 8 + 8;
+	case KVFS_OP_CONFIG:
+		return n + op->data_len + 4 + op->name_len;
 	default:
 		return n;
 	}
@@ -135,10 +140,37 @@ size_t op_encode(const struct kvfs_op *op, uint8_t *buf)
 		wire_put_u64(&w, op->offset);
 		wire_put_u64(&w, op->length);
 		break;
+	case KVFS_OP_CONFIG:
+		if (op->data_len)
+			memcpy(w.p, op->data, op->data_len);
+		w.p += op->data_len;
+		wire_put_bytes(&w, op->name, op->name_len);
+		break;
 	default:
 		break;
 	}
 	return (size_t)(w.p - buf);
+}
+
+/* A CONFIG body's layout (config.c checks what it says): version, count, members, request. */
+static void decode_config(struct kvfs_rcur *r, struct kvfs_op *op)
+{
+	const uint8_t *start = r->p, *b;
+	uint32_t count;
+
+	(void)wire_get_u8(r);
+	count = wire_get_u32(r);
+	if (!r->ok || count > KVFS_CONFIG_MAX) {
+		r->ok = false;
+		return;
+	}
+	wire_get_raw(r, &b, 5 * (size_t)count);
+	if (!r->ok)
+		return;
+	op->data = start;
+	op->data_len = (uint32_t)(r->p - start);
+	wire_get_bytes(r, &b, &op->name_len, KVFS_CONFIG_REQ_MAX);
+	op->name = (const char *)b;
 }
 
 /* Decodes exactly one operation, see op.h. -EBADMSG on any malformation; never allocates. */
@@ -227,6 +259,9 @@ int op_decode(struct kvfs_op *op, const uint8_t *buf, size_t len)
 		op->offset = wire_get_u64(&r);
 		op->length = wire_get_u64(&r);
 		break;
+	case KVFS_OP_CONFIG:
+		decode_config(&r, op);
+		break;
 	default:
 		return -EBADMSG;
 	}
@@ -244,7 +279,7 @@ const char *op_type_name(unsigned type)
 	    [KVFS_OP_UNLINK] = "unlink",       [KVFS_OP_RMDIR] = "rmdir",
 	    [KVFS_OP_RENAME] = "rename",       [KVFS_OP_SETATTR] = "setattr",
 	    [KVFS_OP_LINK] = "link",           [KVFS_OP_MKNOD] = "mknod",
-	    [KVFS_OP_FALLOCATE] = "fallocate",
+	    [KVFS_OP_FALLOCATE] = "fallocate", [KVFS_OP_CONFIG] = "config",
 	};
 
 	return type < KVFS_OP__COUNT ? names[type] : "unknown";

@@ -104,7 +104,7 @@ int op_validate(const struct kvfs_op *op, const struct kvfs_op_limits *lim)
 	uint64_t max = lim->max_value < KVFS_DATA_MAX ? lim->max_value : KVFS_DATA_MAX;
 	int rv;
 
-	if (op->type == KVFS_OP_NOOP || op->type >= KVFS_OP__COUNT)
+	if (op->type == KVFS_OP_NOOP || op->type == KVFS_OP_CONFIG || op->type >= KVFS_OP__COUNT)
 		return -EINVAL;
 	if (op->flags & ~allowed_flags(op->type))
 		return -EINVAL;

@@ -179,17 +179,31 @@ size_t peer_msg_epoch_ack_encode(const struct kvfs_peer_epoch_ack *m, uint8_t *b
 	wire_put_u64(&w, m->last_epoch);
 	wire_put_u64(&w, m->last_index);
 	wire_put_u8(&w, m->ok);
+	wire_put_u64(&w, m->cfg_index);
+	memcpy(w.p, m->voters, sizeof(m->voters));
+	w.p += sizeof(m->voters);
+	memcpy(w.p, m->members, sizeof(m->members));
+	w.p += sizeof(m->members);
 	return wire_done(&w, buf);
 }
 
 int peer_msg_epoch_ack_decode(struct kvfs_peer_epoch_ack *m, const uint8_t *buf, size_t len)
 {
 	struct kvfs_rcur r = {buf, len, true};
+	const uint8_t *b;
 
+	memset(m, 0, sizeof(*m));
 	m->epoch = wire_get_u64(&r);
 	m->last_epoch = wire_get_u64(&r);
 	m->last_index = wire_get_u64(&r);
 	m->ok = wire_get_flag(&r);
+	m->cfg_index = wire_get_u64(&r);
+	wire_get_raw(&r, &b, sizeof(m->voters));
+	if (b)
+		memcpy(m->voters, b, sizeof(m->voters));
+	wire_get_raw(&r, &b, sizeof(m->members));
+	if (b)
+		memcpy(m->members, b, sizeof(m->members));
 	return rcur_end(&r);
 }
 

@@ -6,6 +6,8 @@
  */
 #include "kvfs/readidx.h"
 
+#include "kvfs/config.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +48,8 @@ struct kvfs_readidx {
 	uint64_t round;         /* the round in flight (0: none) */
 	uint64_t round_epoch;   /* the epoch it confirms */
 	uint64_t round_started; /* now_ms() */
-	bool *acked;            /* by id: answered the round with our epoch */
+	bool *acked; /* by id (1..KVFS_CONFIG_ID_MAX): answered the round with our epoch */
+	struct kvfs_config members; /* whose majority a round needs (readidx_set_config()) */
 	bool caught_up;
 };
 
@@ -55,13 +58,17 @@ int readidx_init(struct kvfs_readidx **out, const struct kvfs_readidx_config *cf
 {
 	struct kvfs_readidx *ri;
 
-	if (!cfg->id || cfg->id > cfg->cluster_size || !cfg->first_id ||
+	if (!cfg->id || cfg->id > KVFS_CONFIG_ID_MAX || !cfg->first_id ||
 	    (cfg->first_id & ROUND_BIT))
 		return -EINVAL;
 	ri = calloc(1, sizeof(*ri));
 	if (!ri)
 		return -ENOMEM;
-	ri->acked = calloc(cfg->cluster_size + 1, sizeof(bool));
+	if (config_bootstrap(&ri->members, cfg->cluster_size) < 0) {
+		free(ri);
+		return -EINVAL;
+	}
+	ri->acked = calloc(KVFS_CONFIG_ID_MAX + 1, sizeof(bool));
 	if (!ri->acked) {
 		free(ri);
 		return -ENOMEM;
@@ -164,12 +171,8 @@ static void round_done(struct kvfs_readidx *ri)
 
 static void check_round(struct kvfs_readidx *ri)
 {
-	uint32_t count = 1;
-
-	for (uint32_t id = 1; id <= ri->cfg.cluster_size; id++)
-		if (id != ri->cfg.id && ri->acked[id])
-			count++;
-	if (2 * count > ri->cfg.cluster_size)
+	ri->acked[ri->cfg.id] = true;
+	if (config_quorum(&ri->members, ri->acked))
 		round_done(ri);
 }
 
@@ -195,10 +198,10 @@ static void start_round(struct kvfs_readidx *ri, const struct kvfs_readidx_view 
 	ri->round = ri->next_id++ | ROUND_BIT;
 	ri->round_epoch = v->epoch;
 	ri->round_started = now_ms(ri);
-	memset(ri->acked, 0, (ri->cfg.cluster_size + 1) * sizeof(bool));
-	for (uint32_t id = 1; id <= ri->cfg.cluster_size; id++)
-		if (id != ri->cfg.id)
-			ri->io.send_index(ri->io.arg, id, ri->round);
+	memset(ri->acked, 0, (KVFS_CONFIG_ID_MAX + 1) * sizeof(bool));
+	for (uint32_t i = 0; i < ri->members.n; i++)
+		if (ri->members.m[i].role == KVFS_ROLE_VOTER && ri->members.m[i].id != ri->cfg.id)
+			ri->io.send_index(ri->io.arg, ri->members.m[i].id, ri->round);
 	check_round(ri); /* a cluster of one */
 }
 
@@ -335,7 +338,7 @@ void readidx_on_reply(struct kvfs_readidx *ri, uint32_t from, uint64_t id, uint6
 	view(ri, &v);
 	if (id & ROUND_BIT) {
 		if (!v.leads || !ri->round || id != ri->round || !ok || epoch != ri->round_epoch ||
-		    ri->round_epoch != v.epoch || from == ri->cfg.id || from > ri->cfg.cluster_size)
+		    ri->round_epoch != v.epoch || from == ri->cfg.id || from > KVFS_CONFIG_ID_MAX)
 			return;
 		ri->acked[from] = true;
 		check_round(ri);
@@ -423,4 +426,14 @@ void readidx_fail_all(struct kvfs_readidx *ri, int err)
 			r->cb(r->arg, err, 0);
 		free(r);
 	}
+}
+
+int readidx_set_config(struct kvfs_readidx *ri, const struct kvfs_config *c)
+{
+	if (config_check(c) < 0)
+		return -EINVAL;
+	ri->members = *c;
+	if (ri->round)
+		check_round(ri); /* a smaller majority may be there already */
+	return 0;
 }

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kvfs/config.h"
+#include "kvfs/op.h"
 #include "repl_internal.h"
 
 void repl_send(struct kvfs_repl *r, uint32_t to, struct kvfs_repl_msg *m)
@@ -43,6 +45,7 @@ void repl_log_cut(struct kvfs_repl *r, uint64_t after)
 	for (uint64_t i = after + 1; i <= r->last; i++)
 		free((void *)entry_at(r, i)->data);
 	r->last = after;
+	repl_cfg_cut(r, after);
 	r->io.truncate(r->io.arg, after);
 	if (r->stable > after)
 		r->stable = after;
@@ -86,6 +89,8 @@ int repl_log_append(struct kvfs_repl *r, const struct kvfs_repl_entry *e, size_t
 		r->pend = pend;
 		r->pcap = cap;
 	}
+	if (repl_cfg_reserve(r, e, n) < 0)
+		return -ENOMEM;
 	for (i = 0; i < n; i++) {
 		struct kvfs_repl_entry *d = entry_at(r, r->last + 1 + i);
 		uint8_t *data = NULL;
@@ -105,6 +110,7 @@ int repl_log_append(struct kvfs_repl *r, const struct kvfs_repl_entry *e, size_t
 	    (struct pending){.epoch = e[n - 1].epoch, .index = r->last + n, .floor = r->last + n};
 	r->io.persist(r->io.arg, entry_at(r, r->last + 1), n);
 	r->last += n;
+	repl_cfg_appended(r, r->last - n + 1); /* in force from now on (repl.h, Membership) */
 	return 0;
 
 err_free_copies:
@@ -155,6 +161,8 @@ static void send_epoch_ack(struct kvfs_repl *r)
 	}
 	m.last_epoch = epoch_at(r, r->stable);
 	m.last_index = r->stable;
+	/* The config of the log we vouch for: recovery counts a majority of that one. */
+	config_to_bits(repl_cfg_at(r, r->stable, &m.cfg_index), &m.cfg);
 	repl_send(r, r->leader, &m);
 }
 
@@ -317,7 +325,7 @@ static void on_fetch(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_
 
 /* ---- the interface ---- */
 
-int repl_init(struct kvfs_repl **out, uint32_t id, uint32_t cluster_size,
+int repl_init(struct kvfs_repl **out, uint32_t id, const struct kvfs_config *base_cfg,
               const struct kvfs_repl_io *io, uint64_t promised_epoch, uint64_t base,
               uint64_t base_epoch, const struct kvfs_repl_entry *log, size_t n,
               uint64_t commit_hint)
@@ -325,10 +333,10 @@ int repl_init(struct kvfs_repl **out, uint32_t id, uint32_t cluster_size,
 	struct kvfs_repl *r;
 	uint64_t e = base_epoch;
 
-	if (!out || !io || cluster_size == 0 || id == 0 || id > cluster_size ||
-	    commit_hint < base || commit_hint > base + n || (base == 0) != (base_epoch == 0) ||
-	    (n && !log) || !io->send || !io->persist || !io->truncate || !io->persist_epoch ||
-	    !io->apply || !io->leadership_lost)
+	if (!out || !io || !base_cfg || config_check(base_cfg) < 0 || id == 0 ||
+	    id > KVFS_CONFIG_ID_MAX || commit_hint < base || commit_hint > base + n ||
+	    (base == 0) != (base_epoch == 0) || (n && !log) || !io->send || !io->persist ||
+	    !io->truncate || !io->persist_epoch || !io->apply || !io->leadership_lost)
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++) {
 		if (log[i].index != base + i + 1 || log[i].epoch < e || log[i].epoch == 0 ||
@@ -339,11 +347,11 @@ int repl_init(struct kvfs_repl **out, uint32_t id, uint32_t cluster_size,
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	r->peers = calloc(cluster_size + 1, sizeof(*r->peers));
+	r->peers = calloc(REPL_IDS, sizeof(*r->peers));
 	if (!r->peers)
 		goto err_free_repl;
 	r->id = id;
-	r->size = cluster_size;
+	r->base_cfg = *base_cfg;
 	r->lost_ticks = KVFS_REPL_LOST_TICKS;
 	r->io = *io;
 	/* An entry of epoch e was accepted only after e was promised. */
@@ -374,6 +382,8 @@ int repl_init(struct kvfs_repl **out, uint32_t id, uint32_t cluster_size,
 	r->stable = r->last;
 	r->commit = commit_hint;
 	r->applied = commit_hint;
+	if (repl_cfg_init(r) < 0)
+		goto err_free_log;
 	*out = r;
 	return 0;
 
@@ -401,15 +411,23 @@ void repl_close(struct kvfs_repl *r)
 		free((void *)entry_at(r, i)->data);
 	free(r->log);
 	free(r->pend);
+	free(r->cfgs);
 	free(r->peers);
 	free(r);
 }
 
 void repl_become_leader(struct kvfs_repl *r, uint64_t epoch)
 {
+	const struct kvfs_config *c = latest_cfg(r);
+
 	if (epoch <= r->epoch) {
 		if (!(epoch == r->epoch && r->role != KVFS_REPL_FOLLOWER))
 			r->io.leadership_lost(r->io.arg);
+		return;
+	}
+	if (!config_is_voter(c, r->id)) {
+		/* An observer or a non-member never leads (repl.h, Membership). */
+		r->io.leadership_lost(r->io.arg);
 		return;
 	}
 	raise_epoch(r, epoch, 0);
@@ -419,10 +437,11 @@ void repl_become_leader(struct kvfs_repl *r, uint64_t epoch)
 	r->missed = 0;
 	r->fetch_failures = 0;
 	r->fetch_snapshot = false;
-	memset(r->peers, 0, (r->size + 1) * sizeof(*r->peers));
-	for (uint32_t id = 1; id <= r->size; id++)
-		if (id != r->id)
-			repl_leader_send_new_epoch(r, id);
+	memset(r->peers, 0, REPL_IDS * sizeof(*r->peers));
+	config_to_bits(c, &r->targets);
+	for (uint32_t i = 0; i < c->n; i++)
+		if (c->m[i].id != r->id)
+			repl_leader_send_new_epoch(r, c->m[i].id);
 }
 
 /* A NEW_EPOCH held for ZooKeeper's view (see repl.h) is answered once the view names its
@@ -440,7 +459,7 @@ static void answer_held(struct kvfs_repl *r)
 
 void repl_become_follower(struct kvfs_repl *r, uint32_t leader, uint64_t epoch)
 {
-	if (leader == 0 || leader > r->size || epoch < r->epoch)
+	if (leader == 0 || leader > KVFS_CONFIG_ID_MAX || epoch < r->epoch)
 		return;
 	if (epoch > r->epoch)
 		raise_epoch(r, epoch, leader);
@@ -465,21 +484,20 @@ void repl_zk_view(struct kvfs_repl *r, bool leading, uint32_t leader, uint64_t e
 		repl_become_follower(r, leader, epoch);
 }
 
-int repl_propose(struct kvfs_repl *r, const uint8_t *op, uint32_t len, uint64_t *index)
+int repl_propose_entry(struct kvfs_repl *r, const uint8_t *op, uint32_t len, uint64_t *index)
 {
 	struct kvfs_repl_entry e = {.epoch = r->epoch, .len = len, .data = op};
+	const struct kvfs_config *c;
 	int rv;
 
-	if (r->role != KVFS_REPL_LEADER)
-		return -EROFS;
-	if (len && !op)
-		return -EINVAL;
 	rv = repl_log_append(r, &e, 1);
 	if (rv < 0)
 		return rv;
 	if (index)
 		*index = r->last;
-	for (uint32_t id = 1; id <= r->size; id++) {
+	c = latest_cfg(r); /* the new one, if op is a CONFIG entry */
+	for (uint32_t i = 0; i < c->n; i++) {
+		uint32_t id = c->m[i].id;
 		struct peer *p = &r->peers[id];
 
 		if (id != r->id && p->sent < r->last)
@@ -488,11 +506,23 @@ int repl_propose(struct kvfs_repl *r, const uint8_t *op, uint32_t len, uint64_t 
 	return 0;
 }
 
+int repl_propose(struct kvfs_repl *r, const uint8_t *op, uint32_t len, uint64_t *index)
+{
+	if (r->role != KVFS_REPL_LEADER)
+		return -EROFS;
+	if (len && !op)
+		return -EINVAL;
+	/* A configuration enters the log only through repl_propose_config()'s checks. */
+	if (len >= KVFS_OP_HEADER_SIZE && op[0] == KVFS_OP_CONFIG)
+		return -EINVAL;
+	return repl_propose_entry(r, op, len, index);
+}
+
 void repl_receive(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg *m)
 {
 	bool from_leader;
 
-	if (from == 0 || from > r->size || from == r->id || !m)
+	if (from == 0 || from > KVFS_CONFIG_ID_MAX || from == r->id || !m)
 		return;
 	from_leader = m->type == KVFS_REPL_NEW_EPOCH || m->type == KVFS_REPL_APPEND ||
 	              m->type == KVFS_REPL_FETCH;
@@ -617,7 +647,7 @@ bool repl_rejoining(const struct kvfs_repl *r)
 
 bool repl_peer_rejoining(const struct kvfs_repl *r, uint32_t id)
 {
-	if (r->role == KVFS_REPL_FOLLOWER || id == 0 || id > r->size || id == r->id)
+	if (r->role == KVFS_REPL_FOLLOWER || id == 0 || id > KVFS_CONFIG_ID_MAX || id == r->id)
 		return false;
 	return r->peers[id].rejoining;
 }
@@ -654,7 +684,7 @@ uint64_t repl_last_index(const struct kvfs_repl *r)
 
 uint64_t repl_peer_match(const struct kvfs_repl *r, uint32_t id)
 {
-	if (r->role == KVFS_REPL_FOLLOWER || id == 0 || id > r->size)
+	if (r->role == KVFS_REPL_FOLLOWER || id == 0 || id > KVFS_CONFIG_ID_MAX)
 		return 0;
 	return id == r->id ? r->stable : r->peers[id].match;
 }
@@ -715,6 +745,7 @@ void repl_compact(struct kvfs_repl *r, uint64_t upto)
 		free((void *)r->log[i].data);
 	memmove(r->log, r->log + drop, (r->last - upto) * sizeof(*r->log));
 	r->base = upto;
+	repl_cfg_compact(r, upto);
 }
 
 bool repl_snapshot_wanted(const struct kvfs_repl *r, uint64_t index)
@@ -734,16 +765,30 @@ uint32_t repl_snapshot_source(const struct kvfs_repl *r)
 	return r->phase == PHASE_FETCH && r->fetch_snapshot ? r->fetch_from : 0;
 }
 
-int repl_snapshot_installed(struct kvfs_repl *r, uint64_t index, uint64_t epoch)
+int repl_snapshot_installed(struct kvfs_repl *r, uint64_t index, uint64_t epoch,
+                            const struct kvfs_config *cfg, uint64_t cfg_index)
 {
-	if (index == 0 || epoch == 0 || !repl_snapshot_wanted(r, index))
+	if (index == 0 || epoch == 0 || !repl_snapshot_wanted(r, index) ||
+	    (cfg && (config_check(cfg) < 0 || cfg_index > index)))
 		return -EINVAL;
 	if (index <= r->last && epoch_at(r, index) == epoch) {
-		/* Our log goes on past the snapshot, the same: keep that suffix. */
+		/* Our log goes on past the snapshot, the same: keep that suffix (and the configs
+		 * in it; the one at index is ours, which is the snapshot's). */
 		r->commit = index;
 		r->applied = index;
 		repl_compact(r, index);
 	} else {
+		/* The configuration at index is the snapshot's; without one (a snapshot format
+		 * that carries none), what our history says at index stands in. */
+		const struct kvfs_config *at =
+		    repl_cfg_at(r, index < r->last ? index : r->last, &r->base_cfg_index);
+
+		r->base_cfg = cfg ? *cfg : *at;
+		if (cfg)
+			r->base_cfg_index = cfg_index;
+		r->ncfg = 0;
+		if (r->io.config_changed)
+			r->io.config_changed(r->io.arg, &r->base_cfg, r->base_cfg_index);
 		/* The binding has replaced its log with the snapshot: ours goes the same way. */
 		for (uint64_t i = r->base + 1; i <= r->last; i++)
 			free((void *)entry_at(r, i)->data);
@@ -772,6 +817,6 @@ int repl_snapshot_installed(struct kvfs_repl *r, uint64_t index, uint64_t epoch)
 
 void repl_peer_heard(struct kvfs_repl *r, uint32_t id)
 {
-	if (r->role != KVFS_REPL_FOLLOWER && id > 0 && id <= r->size)
+	if (r->role != KVFS_REPL_FOLLOWER && id > 0 && id <= KVFS_CONFIG_ID_MAX)
 		r->peers[id].heard = true;
 }

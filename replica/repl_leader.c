@@ -67,14 +67,15 @@ void repl_leader_advance_commit(struct kvfs_repl *r)
 
 	if (r->role == KVFS_REPL_FOLLOWER || r->phase != PHASE_REPLICATE)
 		return;
-	/* Only an entry of our own epoch is committed by counting (DESIGN §4). */
+	/* Only an entry of our own epoch is committed by counting (DESIGN §4), by a majority of
+	 * the voters of the latest configuration (observers' acknowledgements count for nothing).
+	 */
 	for (uint64_t n = r->last; n > r->commit && epoch_at(r, n) == r->epoch; n--) {
-		uint32_t count = r->stable >= n;
+		bool have[REPL_IDS] = {false};
 
-		for (uint32_t id = 1; id <= r->size; id++)
-			if (id != r->id && r->peers[id].match >= n)
-				count++;
-		if (quorum(r, count)) {
+		for (uint32_t id = 1; id < REPL_IDS; id++)
+			have[id] = id == r->id ? r->stable >= n : r->peers[id].match >= n;
+		if (quorum(r, have)) {
 			r->commit = n;
 			break;
 		}
@@ -85,10 +86,16 @@ void repl_leader_advance_commit(struct kvfs_repl *r)
 	repl_check_rejoined(r);
 	/* Tell the followers at once, so that they apply (and answer their writers) now rather
 	 * than at the next heartbeat. */
-	if (r->commit > was)
-		for (uint32_t id = 1; id <= r->size; id++)
+	if (r->commit > was) {
+		const struct kvfs_config *c = latest_cfg(r);
+
+		for (uint32_t i = 0; i < c->n; i++) {
+			uint32_t id = c->m[i].id;
+
 			if (id != r->id && !r->peers[id].wants_snapshot)
 				repl_leader_send_append(r, id, r->peers[id].sent + 1);
+		}
+	}
 }
 
 /* The log to adopt is in place: cut what it does not have, append the no-op, replicate. */
@@ -107,33 +114,47 @@ static void adopt_done(struct kvfs_repl *r)
 	}
 	r->noop_index = r->last;
 	r->phase = PHASE_REPLICATE;
-	for (uint32_t id = 1; id <= r->size; id++) {
+	for (uint32_t id = 1; id < REPL_IDS; id++) {
 		struct peer *p = &r->peers[id];
 
-		if (id == r->id)
-			continue;
 		p->next = r->noop_index;
 		p->sent = p->next - 1;
 		p->match = 0;
-		repl_leader_send_append(r, id, p->next);
+		if (id != r->id && config_is_member(latest_cfg(r), id))
+			repl_leader_send_append(r, id, p->next);
 	}
 	repl_leader_advance_commit(r); /* a cluster of one */
+}
+
+/* The configuration of the log the candidate would adopt: its own (what it holds durably, and
+ * the entries it knows committed) or the one peer `best` answered with. */
+static void best_config(const struct kvfs_repl *r, uint32_t best, struct kvfs_config *c)
+{
+	if (best == r->id) {
+		*c = *repl_cfg_at(r, r->stable > r->commit ? r->stable : r->commit, NULL);
+		return;
+	}
+	if (config_from_bits(&r->peers[best].cfg, c) < 0)
+		c->n = 0; /* checked when it arrived: no majority of nothing */
 }
 
 void repl_leader_check_gather(struct kvfs_repl *r)
 {
 	uint64_t best_epoch = epoch_at(r, r->stable), best_index = r->stable;
 	/* A rejoining candidate's log may be adopted, but it is no vote (repl.h, Rejoining). */
-	uint32_t best = r->id, count = r->rejoining ? 0 : 1;
+	bool have[REPL_IDS] = {false};
+	uint32_t best = r->id;
+	struct kvfs_config bc;
 
 	if (r->role != KVFS_REPL_CANDIDATE || r->phase != PHASE_GATHER || r->promised < r->epoch)
 		return;
-	for (uint32_t id = 1; id <= r->size; id++) {
+	have[r->id] = !r->rejoining;
+	for (uint32_t id = 1; id < REPL_IDS; id++) {
 		struct peer *p = &r->peers[id];
 
 		if (id == r->id || !p->acked)
 			continue;
-		count++;
+		have[id] = true;
 		if (p->last_epoch > best_epoch ||
 		    (p->last_epoch == best_epoch && p->last_index > best_index)) {
 			best_epoch = p->last_epoch;
@@ -141,8 +162,16 @@ void repl_leader_check_gather(struct kvfs_repl *r)
 			best = id;
 		}
 	}
-	if (!quorum(r, count))
+	/* A majority of the configuration of the log we adopt, not of ours (repl.h, Membership:
+	 * ours may be stale, and a majority of it could miss every holder of a committed entry). */
+	best_config(r, best, &bc);
+	if (!config_quorum(&bc, have))
 		return;
+	if (!config_is_voter(&bc, r->id)) {
+		/* That log no longer has us vote: we cannot lead it. */
+		repl_step_down(r);
+		return;
+	}
 	r->adopt_epoch = best_epoch;
 	r->adopt_index = best_index;
 	if (best == r->id || (best_index <= r->last && epoch_at(r, best_index) == best_epoch)) {
@@ -239,17 +268,29 @@ void repl_leader_on_fetch_reply(struct kvfs_repl *r, uint32_t from, const struct
 void repl_leader_on_epoch_ack(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg *m)
 {
 	struct peer *p = &r->peers[from];
+	struct kvfs_config c;
 
 	if (!m->ok && m->epoch == r->epoch && !p->acked)
 		p->rejoining = true; /* it abstains (repl.h, Rejoining): no vote */
 	if (!m->ok || m->last_epoch > r->epoch || (m->last_index == 0) != (m->last_epoch == 0))
 		return;
-	if (r->phase != PHASE_GATHER)
+	if (r->phase != PHASE_GATHER || config_from_bits(&m->cfg, &c) < 0)
 		return;
 	p->acked = true;
 	p->rejoining = false;
 	p->last_epoch = m->last_epoch;
 	p->last_index = m->last_index;
+	p->cfg = m->cfg;
+	/* Members of its configuration that ours lacks must be asked too: their answers may be
+	 * what a majority of that configuration needs. */
+	for (uint32_t i = 0; i < c.n; i++) {
+		uint32_t id = c.m[i].id;
+
+		if (id != r->id && !bit_is_set(r->targets.members, id)) {
+			r->targets.members[id / 8] |= (uint8_t)(1u << (id % 8));
+			repl_leader_send_new_epoch(r, id);
+		}
+	}
 	repl_leader_check_gather(r);
 }
 
@@ -291,8 +332,11 @@ int repl_persist_failed(struct kvfs_repl *r, uint64_t first)
 {
 	size_t k = 0;
 
-	if (r->size != 1 || r->role == KVFS_REPL_FOLLOWER || r->phase != PHASE_REPLICATE ||
-	    first <= r->stable || first <= r->commit || first > r->last)
+	const struct kvfs_config *c = latest_cfg(r);
+
+	if (c->n != 1 || c->m[0].id != r->id || r->role == KVFS_REPL_FOLLOWER ||
+	    r->phase != PHASE_REPLICATE || first <= r->stable || first <= r->commit ||
+	    first > r->last)
 		return -EINVAL;
 	for (uint64_t i = first; i <= r->last; i++)
 		free((void *)entry_at(r, i)->data);
@@ -309,7 +353,8 @@ int repl_persist_failed(struct kvfs_repl *r, uint64_t first)
 void repl_leader_tick(struct kvfs_repl *r)
 {
 	struct kvfs_repl_entry noop = {.epoch = r->epoch};
-	uint32_t count = 1;
+	bool have[REPL_IDS] = {false};
+	const struct kvfs_config *c;
 
 	/* The no-op was lost with a failed persist (repl_persist_failed): try again. */
 	if (r->phase == PHASE_REPLICATE && r->noop_index == 0) {
@@ -317,21 +362,25 @@ void repl_leader_tick(struct kvfs_repl *r)
 			r->noop_index = r->last;
 	}
 
-	for (uint32_t id = 1; id <= r->size; id++) {
-		if (id != r->id && r->peers[id].heard)
-			count++;
+	for (uint32_t id = 1; id < REPL_IDS; id++) {
+		have[id] = id == r->id || r->peers[id].heard;
 		r->peers[id].heard = false;
 	}
-	if (quorum(r, count)) {
+	if (quorum(r, have)) {
 		r->missed = 0;
 	} else if (++r->missed >= r->lost_ticks) {
 		repl_step_down(r);
 		return;
 	}
-	for (uint32_t id = 1; id <= r->size; id++) {
+	c = latest_cfg(r);
+	for (uint32_t id = 1; id < REPL_IDS; id++) {
 		struct peer *p = &r->peers[id];
 
-		if (id == r->id)
+		/* Recovery asks every member it knows of; then the latest configuration's. */
+		if (id == r->id || !(r->phase == PHASE_REPLICATE
+		                         ? config_is_member(c, id)
+		                         : bit_is_set(r->targets.members, id) ||
+		                               (r->phase == PHASE_FETCH && id == r->fetch_from)))
 			continue;
 		if (r->phase == PHASE_REPLICATE) {
 			p->sent = p->next - 1;
@@ -352,7 +401,7 @@ void repl_snapshot_sent(struct kvfs_repl *r, uint32_t to, uint64_t index)
 	struct peer *p;
 
 	if (r->role == KVFS_REPL_FOLLOWER || r->phase != PHASE_REPLICATE || to == 0 ||
-	    to > r->size || to == r->id || index > r->last)
+	    to > KVFS_CONFIG_ID_MAX || to == r->id || index > r->last)
 		return;
 	p = &r->peers[to];
 	p->wants_snapshot = false;

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "kvfs/config.h"
 #include "kvfs/frame.h"
 #include "kvfs/peer_msg.h"
 #include "kvfs/repl.h"
@@ -80,6 +81,18 @@ static int entries_out(const struct kvfs_repl_msg *m, uint64_t after, uint64_t m
  * an EPOCH_ACK whose log ends in a later epoch than its own or names an index without an epoch
  * (or the reverse).
  */
+static bool cfg_in_range(const struct kvfs_repl_msg *m)
+{
+	static const struct kvfs_config_bits none;
+	struct kvfs_config c;
+
+	/* A promise names the configuration of its log (a well-formed one, set at or before its
+	 * end); a refusal carries none. */
+	if (!m->ok)
+		return m->cfg_index == 0 && memcmp(&m->cfg, &none, sizeof(none)) == 0;
+	return m->cfg_index <= m->last_index && config_from_bits(&m->cfg, &c) == 0;
+}
+
 static bool in_range(const struct kvfs_repl_msg *m)
 {
 	const uint64_t max = KVFS_REPL_INDEX_MAX;
@@ -93,6 +106,8 @@ static bool in_range(const struct kvfs_repl_msg *m)
 		return false;
 	if (m->type == KVFS_REPL_EPOCH_ACK && m->ok &&
 	    (m->last_epoch > m->epoch || (m->last_index == 0) != (m->last_epoch == 0)))
+		return false;
+	if (m->type == KVFS_REPL_EPOCH_ACK && !cfg_in_range(m))
 		return false;
 	for (uint32_t i = 0; m->entries && i < m->n_entries; i++)
 		if (m->entries[i].epoch == 0 || m->entries[i].index > max)
@@ -139,8 +154,11 @@ int repl_wire_encode(const struct kvfs_repl_msg *m, uint8_t *buf, size_t len, ui
 		struct kvfs_peer_epoch_ack p = {.epoch = m->epoch,
 		                                .last_epoch = m->last_epoch,
 		                                .last_index = m->last_index,
-		                                .ok = m->ok != 0};
+		                                .ok = m->ok != 0,
+		                                .cfg_index = m->cfg_index};
 
+		memcpy(p.voters, m->cfg.voters, sizeof(p.voters));
+		memcpy(p.members, m->cfg.members, sizeof(p.members));
 		*type = KVFS_MSG_EPOCH_ACK;
 		n = peer_msg_epoch_ack_encode(&p, buf);
 		break;
@@ -276,6 +294,9 @@ static int decode_fields(uint8_t type, const uint8_t *payload, uint32_t len,
 		m->ok = p.ok;
 		m->last_epoch = p.last_epoch;
 		m->last_index = p.last_index;
+		m->cfg_index = p.cfg_index;
+		memcpy(m->cfg.voters, p.voters, sizeof(p.voters));
+		memcpy(m->cfg.members, p.members, sizeof(p.members));
 		return 0;
 	}
 	case KVFS_MSG_APPEND: {

@@ -216,6 +216,13 @@ uint64_t store_applied_index(const struct kvfs_store *s)
 	return s->applied_index;
 }
 
+const struct kvfs_config *store_config(const struct kvfs_store *s, uint64_t *index)
+{
+	if (index)
+		*index = s->config_index;
+	return s->config_index ? &s->config : NULL;
+}
+
 uint64_t store_applied_epoch(const struct kvfs_store *s)
 {
 	return s->applied_epoch;

@@ -516,12 +516,26 @@ static int apply_fallocate(struct kvfs_store *s, const struct kvfs_op *op,
 	return 0;
 }
 
+/* The cluster's configuration from here on: recorded, nothing else changes (config.h). */
+static int apply_config(struct kvfs_store *s, uint64_t index, const struct kvfs_op *op)
+{
+	struct kvfs_config c;
+
+	if (config_from_op(op, &c) < 0)
+		return -EINVAL;
+	s->config = c;
+	s->config_index = index;
+	return 0;
+}
+
 static int apply_op(struct kvfs_store *s, uint64_t index, const struct kvfs_op *op,
                     struct kvfs_apply_result *res)
 {
 	switch (op->type) {
 	case KVFS_OP_NOOP:
 		return 0;
+	case KVFS_OP_CONFIG:
+		return apply_config(s, index, op);
 	case KVFS_OP_PUT:
 	case KVFS_OP_APPEND:
 		return apply_write(s, op, res);

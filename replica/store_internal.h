@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kvfs/config.h"
 #include "kvfs/store.h"
 #include "store_hash.h"
 
@@ -18,6 +19,8 @@ struct kvfs_store {
 	struct kvfs_inode *root;
 	struct kvfs_store_hash hash; /* linked inodes and unlinked pinned ones; linked names */
 	uint64_t applied_index, applied_epoch;
+	struct kvfs_config config; /* the last CONFIG entry applied (config_index 0: none) */
+	uint64_t config_index;
 	uint64_t inode_count;          /* linked inodes, root included */
 	uint64_t value_bytes;          /* bytes of linked regular files' values */
 	struct kvfs_session *sessions; /* sorted by origin */

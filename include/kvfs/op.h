@@ -29,6 +29,10 @@ enum kvfs_op_type {
 	KVFS_OP_MKNOD = 11,  /* parent, name, mode (S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK | perms),
 	                        uid, gid, rdev (0 unless a device) */
 	KVFS_OP_FALLOCATE = 12, /* ino, offset, length; flags: KVFS_FALLOC_* */
+	KVFS_OP_CONFIG = 13,    /* the cluster configuration from here on (config.h): data, data_len
+	                           = the body from its version byte to the last member; name,
+	                           name_len = the request name. Only repl_propose_config() writes
+	                           one; the store records it and changes nothing else */
 	KVFS_OP__COUNT
 };
 
@@ -111,6 +115,9 @@ struct kvfs_op {
 	uint32_t data_len;
 };
 
+/* Bytes of the header every operation starts with (op.c). */
+#define KVFS_OP_HEADER_SIZE (1 + 4 + 4 + 8 + 8 + 8)
+
 /* Bytes that op_encode() will write for op. */
 size_t op_encoded_size(const struct kvfs_op *op);
 
@@ -136,7 +143,8 @@ struct kvfs_op_limits {
  * fields op's type carries (see op.c). KVFS_OP_RULES2 is allowed on every type and required on
  * none (the proposers set it: node_propose(), and a leader on what it is forwarded). Returns 0 or
  * the errno the proposer's caller gets:
- *  -EINVAL       an unknown type, or NOOP (only a leader's recovery writes one), unknown flags,
+ *  -EINVAL       an unknown type, or NOOP (only a leader's recovery writes one) or CONFIG (only
+ *                repl_propose_config() writes one), unknown flags,
  *                mode bits beyond 07777 (MKNOD: beyond S_IFMT | 07777), a name that is empty,
  *                ".", "..", or holds '/' or NUL, a symlink target holding NUL, max_value 0 or
  *                above lim->max_value, a length without the bytes it counts (data or name NULL);

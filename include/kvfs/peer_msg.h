@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KVFS_PEER_PROTOCOL_VERSION 2u
+#define KVFS_PEER_PROTOCOL_VERSION 3u
 #define KVFS_PEER_CLUSTER_ID_MAX   64u /* hex characters */
 
 /* Frame types. Values are on the wire: never renumber, only add. */
@@ -90,13 +90,18 @@ struct kvfs_peer_new_epoch {
 size_t peer_msg_new_epoch_encode(const struct kvfs_peer_new_epoch *m, uint8_t *buf);
 int peer_msg_new_epoch_decode(struct kvfs_peer_new_epoch *m, const uint8_t *buf, size_t len);
 
-/* EPOCH_ACK: u64 epoch  u64 last_epoch  u64 last_index  u8 ok. */
-#define KVFS_PEER_EPOCH_ACK_SIZE 25u
+/* EPOCH_ACK: u64 epoch  u64 last_epoch  u64 last_index  u8 ok  u64 cfg_index
+ * 32 bytes voters  32 bytes members (protocol 3: the configuration at last_index, as id bitmaps,
+ * bit id of byte id / 8; repl_wire.c checks what they say). */
+#define KVFS_PEER_EPOCH_ACK_SIZE 97u
 struct kvfs_peer_epoch_ack {
 	uint64_t epoch;      /* ok: the epoch promised; otherwise the higher one already promised */
 	uint64_t last_epoch; /* the sender's last log entry */
 	uint64_t last_index;
 	bool ok;
+	uint64_t cfg_index; /* the entry that set the configuration below (0: before the log) */
+	uint8_t voters[32]; /* the configuration at last_index */
+	uint8_t members[32];
 };
 
 size_t peer_msg_epoch_ack_encode(const struct kvfs_peer_epoch_ack *m, uint8_t *buf);

@@ -93,7 +93,7 @@ struct kvfs_readidx_io {
 
 struct kvfs_readidx_config {
 	uint32_t id;               /* this node */
-	uint32_t cluster_size;     /* voters 1..cluster_size */
+	uint32_t cluster_size;     /* voters 1..cluster_size until readidx_set_config() */
 	uint64_t write_timeout_ms; /* a read's deadline when its caller gives none */
 	uint64_t first_id;         /* the first request id (> 0, below 2^63): past any that an
 	                              earlier incarnation of this node used, which a leader may
@@ -102,10 +102,16 @@ struct kvfs_readidx_config {
 	                              there is and was applied at start */
 };
 
-/* Creates the module: 0 and *out, -EINVAL (id outside 1..cluster_size, first_id 0 or from
- * 2^63), -ENOMEM. io is copied. It starts catching up, unless cfg->caught_up. */
+/* Creates the module: 0 and *out, -EINVAL (id outside 1..KVFS_CONFIG_ID_MAX, cluster_size
+ * outside 1..KVFS_CONFIG_MAX, first_id 0 or from 2^63), -ENOMEM. io is copied. It starts
+ * catching up, unless cfg->caught_up. */
 int readidx_init(struct kvfs_readidx **out, const struct kvfs_readidx_config *cfg,
                  const struct kvfs_readidx_io *io);
+
+/* The configuration whose voters' majority confirms a round from now on: the latest one of the
+ * replication core (repl_config(), io config_changed). Only voters are asked. 0 or -EINVAL. */
+struct kvfs_config;
+int readidx_set_config(struct kvfs_readidx *ri, const struct kvfs_config *c);
 
 /* Frees ri. Callbacks still pending are not called (readidx_fail_all() first, if they must be). */
 void readidx_close(struct kvfs_readidx *ri);

@@ -69,6 +69,55 @@
  * itself stops rejoining the same way, once its no-op is durable. If a majority of replicas are
  * rejoining at once (their disks were all lost), no leader can establish itself: that is the
  * safe outcome, and the operator decides (see the README, "Replacing a node").
+ *
+ * Membership (config.h). Which ids are members, and which of them vote, is itself in the log: a
+ * CONFIG entry sets the configuration from its index on, starting from the configuration at the
+ * log's base (repl_init's base_cfg: the bootstrap one, voters 1..cluster size, or a snapshot's).
+ * Every majority the core counts is of voters, through config_quorum(): a leader commits on a
+ * majority of the voters of its latest configuration (observers' acknowledgements update their
+ * match index and count for nothing), a leader or candidate that does not hear a majority of
+ * them for KVFS_REPL_LOST_TICKS ticks gives up, and recovery counts as said below. Messages go to
+ * the members of the latest configuration (NEW_EPOCH, during recovery, also to every member of
+ * any configuration an answer names). Rules, as in Raft's single-server changes (Ongaro's
+ * dissertation, 4.1):
+ *  1. A configuration is in force on every replica as soon as its entry is appended, committed
+ *     or not; cutting the entry off reverts to the one before (repl_log_cut), compaction folds
+ *     it into the base, a snapshot brings its own (repl_snapshot_installed).
+ *  2. Only an established leader proposes one (its no-op committed: a leader elected in a new
+ *     epoch may hold an uncommitted configuration of an older one, and must not add a second
+ *     on top of it, which is the bug Ongaro reported in 2015), only when no configuration in its
+ *     log is uncommitted (-EBUSY), and only one step from the latest: one member's role changes,
+ *     voters change by at most one (add or remove an observer or a voter, promote, demote). It
+ *     never removes or demotes itself (a leader hands over first) and keeps a voter.
+ *  3. Recovery counts a majority of the configuration of the log it adopts, not of its own:
+ *     EPOCH_ACK carries the configuration at the answerer's durable end (cfg, cfg_index), the
+ *     candidate picks the most up-to-date log among the answers as before, and goes on only
+ *     once the answers (itself included if it votes there and is not rejoining) are a majority
+ *     of that log's configuration. If it does not vote in that configuration it gives up.
+ *  4. An observer or a non-member handed the lead (ZooKeeper can, in a race with a demotion)
+ *     gives it up at once (leadership_lost), promising nothing.
+ * Why that is safe. Let entry E be committed, and C_k the latest committed configuration. (a)
+ * Any majority of a configuration C and any majority of C' = C with one voter more or less
+ * intersect: with n voters in C, a majority of C' has at least floor((n + 1) / 2) + 1 voters,
+ * at most one of them outside C, so at least floor((n + 1) / 2) in C, and a majority of C has
+ * floor(n / 2) + 1; the two sum to more than n. (b) By rule 2, at most one configuration beyond
+ * C_k exists in any log (C_{k+1}, one step from C_k), and whatever any leader counted with was
+ * C_k, C_{k+1} or an earlier committed one. (c) Let G be the answers a candidate counted and B
+ * the most up-to-date log among them, and suppose config(B) is older than C_k, some C_j with
+ * j < k. The entry installing C_{j+1} was committed by a majority of C_{j+1} (rule 2: C_{j+2}
+ * is appended only once C_{j+1} is committed, so whoever committed it counted with C_{j+1}),
+ * which by (a) meets G's majority of C_j: some answer in G holds it durably, and B, at least as up
+ * to date, holds it too (the highest (last epoch, last index) holds every committed entry any
+ * answer holds, by DESIGN 4's induction): a contradiction. So config(B) is C_k or C_{k+1}, and
+ * G's majority of it meets, by (a), every majority that committed anything since C_k (under C_k
+ * or C_{k+1}); as in the recovery argument without changes, B holds every committed entry. With
+ * the candidate's own configuration instead, a lagging candidate could count a majority of C_j
+ * that misses every holder of E: with voters 1..3, then 4 added (committed on 2, 3, 4), then 5
+ * (committed on 3, 4, 5) and E on 3, 4, 5, candidate 1 that lags at the bootstrap would adopt 2's
+ * log from {1, 2}, without E (test_repl_member.c). Joint consensus would allow any change in one
+ * step, at the price of two majorities for every test; one step at a time is enough here.
+ * A wiped replica rejoining (above) abstains whatever configuration its empty log believes in, so
+ * that stale belief is never counted.
  */
 #ifndef KVFS_REPL_H
 #define KVFS_REPL_H
@@ -76,6 +125,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "kvfs/config.h"
 
 struct kvfs_repl;
 
@@ -106,7 +157,8 @@ struct kvfs_repl_entry {
 
 enum kvfs_repl_msg_type {
 	KVFS_REPL_NEW_EPOCH = 1, /* epoch */
-	KVFS_REPL_EPOCH_ACK,     /* epoch, ok, last_epoch, last_index (the durable log's end) */
+	KVFS_REPL_EPOCH_ACK,     /* epoch, ok, last_epoch, last_index (the durable log's end),
+	                            cfg_index, cfg (the configuration there; set when ok) */
 	KVFS_REPL_APPEND,        /* epoch, prev_epoch, prev_index, commit, entries[n_entries] */
 	KVFS_REPL_APPEND_ACK,  /* epoch, ok, match_index, hint (the follower's last index, or where
 	                          the leader should back off to when prev did not match) */
@@ -127,6 +179,8 @@ struct kvfs_repl_msg {
 	uint64_t prev_epoch, prev_index, commit;
 	uint64_t match_index, hint;
 	uint64_t from_index;
+	uint64_t cfg_index;          /* the entry that set cfg (0: at or before a snapshot) */
+	struct kvfs_config_bits cfg; /* EPOCH_ACK: the configuration at last_index */
 	const struct kvfs_repl_entry *entries; /* owned by the sender; see struct kvfs_repl_entry */
 	uint32_t n_entries;
 };
@@ -169,6 +223,11 @@ struct kvfs_repl_io {
 	 * above) and votes again: the binding removes its durable marker. A crash before the
 	 * removal is durable only makes it rejoin once more, which is safe. */
 	void (*rejoined)(void *arg);
+	/* Optional. The latest configuration changed (a CONFIG entry was appended, or cut away
+	 * and an earlier one is back, or a snapshot brought one): cfg (valid until the core is
+	 * next called) holds from entry `index` on (0: at or before the log's base). Whether it
+	 * is committed is for repl_committed_config() to say. */
+	void (*config_changed)(void *arg, const struct kvfs_config *cfg, uint64_t index);
 };
 
 enum kvfs_repl_role {
@@ -180,13 +239,16 @@ enum kvfs_repl_role {
 /*
  * Creates a replica from what its disk holds: the promised epoch, a snapshot that ends at entry
  * base of epoch base_epoch (0, 0 for none), and the log after it, log[0..n) (indices base + 1 ..
- * base + n in order, epochs not decreasing; copied). Entries up to commit_hint (base at least)
+ * base + n in order, epochs not decreasing; copied). base_cfg is the configuration at base: the
+ * snapshot's, or the bootstrap one (voters 1..cluster size, config_bootstrap()); the CONFIG
+ * entries of the log change it from there. id (1..KVFS_CONFIG_ID_MAX) need not be a member.
+ * Entries up to commit_hint (base at least)
  * are known committed and the caller's state already reflects them (it recovered its store from
  * them); the core applies from commit_hint + 1 on. The replica starts as a follower with no known
  * leader. Returns 0 and sets *out, or -EINVAL (bad arguments or log, commit_hint outside
- * base .. base + n), -ENOMEM. io is copied; io->arg must outlive the replica.
+ * base .. base + n, base_cfg malformed), -ENOMEM. io is copied; io->arg must outlive the replica.
  */
-int repl_init(struct kvfs_repl **out, uint32_t id, uint32_t cluster_size,
+int repl_init(struct kvfs_repl **out, uint32_t id, const struct kvfs_config *base_cfg,
               const struct kvfs_repl_io *io, uint64_t promised_epoch, uint64_t base,
               uint64_t base_epoch, const struct kvfs_repl_entry *log, size_t n,
               uint64_t commit_hint);
@@ -225,7 +287,30 @@ void repl_zk_view(struct kvfs_repl *r, bool leading, uint32_t leader, uint64_t e
  */
 int repl_propose(struct kvfs_repl *r, const uint8_t *op, uint32_t len, uint64_t *index);
 
-/* A message from replica `from` (1..cluster_size). Malformed messages, and those that the
+/*
+ * Appends a CONFIG entry for `next` (req: the request's name, NULL or up to KVFS_CONFIG_REQ_MAX
+ * bytes) and replicates it; it is in force from now on, here and on each replica that appends
+ * it (see Membership above). Returns 0 and *index, -EROFS unless r is an established leader,
+ * -EBUSY while the latest configuration is not committed, -EINVAL if next is not one step from
+ * the latest configuration (config_one_step()), would remove or demote this leader, or req is
+ * too long; -ENOMEM. repl_propose() refuses CONFIG entries (-EINVAL).
+ */
+int repl_propose_config(struct kvfs_repl *r, const struct kvfs_config *next, const char *req,
+                        uint64_t *index);
+
+/* The latest configuration (in force) and the index of its entry (*index, 0 if at or before
+ * the log's base); valid until the core is next called. */
+const struct kvfs_config *repl_config(const struct kvfs_repl *r, uint64_t *index);
+/* The configuration at `index` (repl_base_index() .. repl_last_index(); NULL outside), and the
+ * index of its entry. */
+const struct kvfs_config *repl_config_at(const struct kvfs_repl *r, uint64_t index,
+                                         uint64_t *set_at);
+/* The configuration at the commit index (what ZooKeeper's /config may show). */
+const struct kvfs_config *repl_committed_config(const struct kvfs_repl *r, uint64_t *index);
+/* Whether the latest configuration is not committed yet (a change is under way). */
+bool repl_config_pending(const struct kvfs_repl *r);
+
+/* A message from replica `from` (1..KVFS_CONFIG_ID_MAX). Malformed messages, and those that the
  * rules of trust above refuse, are ignored. */
 void repl_receive(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg *m);
 
@@ -235,11 +320,11 @@ void repl_persisted(struct kvfs_repl *r, uint64_t epoch, uint64_t index);
 /*
  * A persist action whose entries begin at `first` failed cleanly: the disk refused it (a full
  * disk) and the log holds nothing of it nor of any persist asked after it. Only the leader of a
- * cluster of one may go on from this, since no other replica holds those entries: they are
- * dropped as if never proposed (no truncate action: the disk lacks them already), and should the
- * leader's no-op be among them, it is appended again at the next tick. Returns 0, or -EINVAL
- * (not the leader of a cluster of one, or `first` not after every durable entry): the caller
- * must then stop, as for any failed persist.
+ * cluster of one (its latest configuration has no other member) may go on from this, since no other
+ * replica holds those entries: they are dropped as if never proposed (no truncate action: the disk
+ * lacks them already), and should the leader's no-op be among them, it is appended again at the
+ * next tick. Returns 0, or -EINVAL (not the leader of a cluster of one, or `first` not after every
+ * durable entry): the caller must then stop, as for any failed persist.
  */
 int repl_persist_failed(struct kvfs_repl *r, uint64_t first);
 
@@ -277,9 +362,14 @@ uint32_t repl_snapshot_source(const struct kvfs_repl *r);
  * which repl_snapshot_wanted() accepted just before: the core's log goes the same way
  * (keeping what follows if it has entry index of that epoch; otherwise repl_last_index() is index
  * afterwards and the binding empties its log too) and index counts as committed and applied.
- * Returns 0, or -EINVAL (not wanted: nothing changed).
+ * cfg is the configuration the snapshot holds at index, set by the entry at cfg_index; NULL for
+ * a snapshot that carries none (KVFSSNP2): then the configuration this replica's history gives
+ * at index stands in, which is right only if no change it lacks happened before index (true
+ * until snapshots carry the configuration: KVFSSNP3, not written yet).
+ * Returns 0, or -EINVAL (not wanted, or cfg malformed or cfg_index past index: nothing changed).
  */
-int repl_snapshot_installed(struct kvfs_repl *r, uint64_t index, uint64_t epoch);
+int repl_snapshot_installed(struct kvfs_repl *r, uint64_t index, uint64_t epoch,
+                            const struct kvfs_config *cfg, uint64_t cfg_index);
 
 /* Leader: peer `id` showed a sign of life outside the core's messages (a snapshot chunk's
  * acknowledgement), which counts toward the majority a leader must keep hearing. */

@@ -119,6 +119,11 @@ void store_exchange(struct kvfs_store *a, struct kvfs_store *b);
 uint64_t store_applied_index(const struct kvfs_store *s);
 uint64_t store_applied_epoch(const struct kvfs_store *s);
 
+/* The configuration of the last CONFIG entry applied and its index (*index), or NULL (and
+ * *index 0) if none was applied since the store was created or loaded. */
+struct kvfs_config;
+const struct kvfs_config *store_config(const struct kvfs_store *s, uint64_t *index);
+
 /* The inode with number ino, linked or unlinked-but-pinned; NULL if none. */
 struct kvfs_inode *store_get(const struct kvfs_store *s, uint64_t ino);
 

@@ -99,7 +99,7 @@ def parse_frames(data):
     return out
 
 
-PEER_PROTOCOL = 2  # KVFS_PEER_PROTOCOL_VERSION (peer_msg.h); 1 before issue 11
+PEER_PROTOCOL = 3  # KVFS_PEER_PROTOCOL_VERSION (peer_msg.h); 2 before issue 12, 1 before 11
 
 
 def hello(cluster_id, node_id, epoch, version=PEER_PROTOCOL):
@@ -917,7 +917,7 @@ def test_insecure_node(h):
     h.check(READ_INDEX_REPLY not in types and how in ("eof", "reset"),
             "a HELLO of peer protocol 1 is refused: the connection closes, no READ_INDEX answer",
             "frame types received: %s (%s)" % (types, how))
-    ms = h.wait_for(lambda: "node 1 speaks peer protocol 1, this node 2; refusing it: run the "
+    ms = h.wait_for(lambda: "node 1 speaks peer protocol 1, this node 3; refusing it: run the "
                     "same kvfs version on every node" in n3.output()[mark3:], 5, 0.05)
     h.check(ms is not None, "n3's log says node 1 speaks peer protocol 1 and is refused",
             n3.output()[mark3:][-2000:])

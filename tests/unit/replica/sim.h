@@ -16,7 +16,7 @@ struct kvfs_fwd;
 struct kvfs_readidx;
 struct kvfs_store;
 
-#define MAXN      5
+#define MAXN      7 /* member runs: 5 voters and 2 more nodes */
 #define PAYLOAD   8   /* bytes of the core's own proposals: a unique number */
 #define ENTRY_MAX 160 /* bytes of an entry at most: an encoded client op */
 
@@ -105,7 +105,9 @@ struct notice {
 
 struct sim {
 	uint64_t seed, rng;
-	uint32_t n;
+	uint32_t n;    /* nodes 1..n */
+	uint32_t boot; /* the bootstrap configuration: voters 1..boot (n, or n - 2 in member runs) */
+	bool member;   /* member runs: reconfigurations (sim_member.c) */
 	bool trace;
 	int step;
 	struct node nodes[MAXN + 1];
@@ -142,8 +144,22 @@ void *sim_grow(void *p, size_t *cap, size_t need, size_t size);
  * (all, if tell_all). */
 void sim_elect(struct sim *s, uint32_t id, bool tell_all);
 uint32_t sim_random_up(struct sim *s); /* a random live replica, 0 if none */
+/* The committed configuration at index (<= max_committed), and the index that set it. */
+struct kvfs_config;
+void sim_config_at(struct sim *s, uint64_t index, struct kvfs_config *c, uint64_t *set_at);
+
+/* sim_member.c */
+void sim_member_reconfig(struct sim *s);
+void sim_member_check_entry(struct sim *s, uint64_t k, const bool *held);
+void sim_member_check(struct sim *s);
+bool sim_member_calm(struct sim *s, uint32_t leader);
+uint32_t sim_member_calm_pick(struct sim *s, uint32_t after);
+void sim_member_run_done(struct sim *s);
+void sim_member_summary(unsigned long seeds);
 /* Delivers every message and completes every write until all is quiet. */
 void sim_settle(struct sim *s);
+/* A stretch of calm inside the chaos: `steps` deliveries and disk completions, no faults. */
+void sim_progress(struct sim *s, int steps);
 
 #define CHECK(s, cond, ...)                                                                        \
 	do {                                                                                       \

@@ -274,13 +274,16 @@ void sim_read_start(struct node *nd)
 	struct kvfs_readidx_io io = io_template;
 	struct kvfs_readidx_config cfg = {
 	    .id = nd->id,
-	    .cluster_size = s->n,
+	    .cluster_size = s->boot,
 	    .write_timeout_ms = s->fw->timeout_ms,
 	    .first_id = s->now_ms * 1000000 + 1, /* as node_read_uv.c: from the clock */
 	};
 
 	io.arg = nd;
 	CHECK(s, readidx_init(&nd->ri, &cfg, &io) == 0, "readidx_init");
+	if (nd->r)
+		CHECK(s, readidx_set_config(nd->ri, repl_config(nd->r, NULL)) == 0,
+		      "readidx_set_config");
 	if (nd->acked > nd->acked_before)
 		nd->acked_before = nd->acked;
 	nd->acked = 0;

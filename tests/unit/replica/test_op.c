@@ -103,6 +103,13 @@ static struct kvfs_op sample(unsigned type)
 		op.offset = 0x7000000012345678ull;
 		op.length = 0x0fedcba987654321ull;
 		break;
+	case KVFS_OP_CONFIG:
+		/* version 1, 2 members: 1 voter, 6 observer (config.c checks what they say) */
+		op.data = (const uint8_t *)"\x01\x02\0\0\0\x01\0\0\0\x01\x06\0\0\0\x02";
+		op.data_len = 15;
+		op.name = "member-req-0000000007";
+		op.name_len = 21;
+		break;
 	default:
 		break;
 	}
@@ -526,7 +533,7 @@ static void test_type_names(void **state)
 {
 	static const char *const names[] = {"noop",    "put",    "append",   "create", "mkdir",
 	                                    "symlink", "unlink", "rmdir",    "rename", "setattr",
-	                                    "link",    "mknod",  "fallocate"};
+	                                    "link",    "mknod",  "fallocate", "config"};
 
 	assert_int_equal(sizeof(names) / sizeof(names[0]), KVFS_OP__COUNT);
 	for (unsigned t = 0; t < KVFS_OP__COUNT; t++)

@@ -81,8 +81,13 @@ static uint8_t *encode_sample(unsigned type, size_t *len)
 		break;
 	}
 	case KVFS_MSG_EPOCH_ACK: {
-		struct kvfs_peer_epoch_ack m = {
-		    .epoch = 42, .last_epoch = 41, .last_index = 1ull << 40, .ok = true};
+		struct kvfs_peer_epoch_ack m = {.epoch = 42,
+		                                .last_epoch = 41,
+		                                .last_index = 1ull << 40,
+		                                .ok = true,
+		                                .cfg_index = 1ull << 39,
+		                                .voters = {0x0e},
+		                                .members = {0x0e, [31] = 0x80}};
 
 		n = peer_msg_epoch_ack_encode(&m, buf);
 		assert_int_equal(n, KVFS_PEER_EPOCH_ACK_SIZE);
@@ -406,6 +411,11 @@ static void test_roundtrip_fields(void **state)
 		assert_int_equal(m.last_epoch, 41);
 		assert_int_equal(m.last_index, 1ull << 40);
 		assert_true(m.ok);
+		/* protocol 3: the configuration at the log's end (voters 1-3, observer 255) */
+		assert_int_equal(m.cfg_index, 1ull << 39);
+		assert_int_equal(m.voters[0], 0x0e);
+		assert_int_equal(m.members[0], 0x0e);
+		assert_int_equal(m.members[31], 0x80);
 		free(buf);
 	}
 	{
@@ -608,17 +618,20 @@ static void test_hello_check(void **state)
 	assert_int_equal(peer_msg_hello_check(&h, MY_CLUSTER, 3, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "1..3"));
 
-	/* Protocol 2 (issue 11: hard links, special files, fallocate) refuses protocol 1, whose
-	 * nodes would apply the new operations as no-ops, and any later one. */
-	assert_int_equal(KVFS_PEER_PROTOCOL_VERSION, 2);
+	/* Protocol 3 (issue 12: the configuration in the log, EPOCH_ACK carries it) refuses
+	 * protocols 1 and 2, whose nodes would count other majorities, and any later one. */
+	assert_int_equal(KVFS_PEER_PROTOCOL_VERSION, 3);
 	h = hello(MY_CLUSTER, 3);
 	h.version = 1;
 	assert_int_equal(peer_msg_hello_check(&h, MY_CLUSTER, 3, err, sizeof(err)), -EPROTO);
-	assert_non_null(strstr(err, "node 3 speaks peer protocol 1, this node 2"));
+	assert_non_null(strstr(err, "node 3 speaks peer protocol 1, this node 3"));
 	assert_non_null(strstr(err, "run the same kvfs version on every node"));
-	h.version = 3;
+	h.version = 2;
 	assert_int_equal(peer_msg_hello_check(&h, MY_CLUSTER, 3, err, sizeof(err)), -EPROTO);
-	assert_non_null(strstr(err, "protocol 3"));
+	assert_non_null(strstr(err, "node 3 speaks peer protocol 2, this node 3"));
+	h.version = 4;
+	assert_int_equal(peer_msg_hello_check(&h, MY_CLUSTER, 3, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "protocol 4"));
 	h.version = 0;
 	assert_int_equal(peer_msg_hello_check(&h, MY_CLUSTER, 3, err, sizeof(err)), -EPROTO);
 
@@ -934,17 +947,20 @@ static void test_fetch_reply_count_lie_and_flag(void **state)
 /* Flags are 0 or 1; an error is 0 or a negative errno; a chunk lies within its snapshot. */
 static void test_values_checked(void **state)
 {
-	/* the last byte of EPOCH_ACK, READ_INDEX_REPLY and SNAPSHOT_ACK is their ok flag */
+	/* the last byte of READ_INDEX_REPLY and SNAPSHOT_ACK is their ok flag, EPOCH_ACK's 25th */
 	static const unsigned flagged[] = {KVFS_MSG_EPOCH_ACK, KVFS_MSG_READ_INDEX_REPLY,
 	                                   KVFS_MSG_SNAPSHOT_ACK};
 	size_t len, out_len;
 	uint8_t out[512], *buf;
 
 	for (size_t i = 0; i < 3; i++) {
+		size_t at;
+
 		buf = encode_sample(flagged[i], &len);
-		buf[len - 1] = 2;
+		at = flagged[i] == KVFS_MSG_EPOCH_ACK ? 24 : len - 1;
+		buf[at] = 2;
 		assert_int_equal(decode_reencode(flagged[i], buf, len, out, &out_len), -EBADMSG);
-		buf[len - 1] = 0;
+		buf[at] = 0;
 		assert_int_equal(decode_reencode(flagged[i], buf, len, out, &out_len), 0);
 		free(buf);
 	}

@@ -120,9 +120,13 @@ static void test_bad_config(void **state)
 {
 	struct kvfs_readidx *ri;
 	struct kvfs_readidx_io io = {0};
-	struct kvfs_readidx_config cfg = {.id = 4, .cluster_size = 3, .first_id = 1};
+	struct kvfs_readidx_config cfg = {.id = 256, .cluster_size = 3, .first_id = 1};
 
 	assert_int_equal(readidx_init(&ri, &cfg, &io), -EINVAL);
+	cfg.id = 1;
+	cfg.cluster_size = 0;
+	assert_int_equal(readidx_init(&ri, &cfg, &io), -EINVAL);
+	cfg.cluster_size = 3;
 	cfg.id = 0;
 	assert_int_equal(readidx_init(&ri, &cfg, &io), -EINVAL);
 	cfg.id = 1;

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "kvfs/config.h"
 #include "kvfs/repl.h"
 
 #define MAXREC 64
@@ -85,6 +86,21 @@ static void rec_lost(void *arg)
 	r->lost++;
 }
 
+/* The bootstrap configuration of a cluster of n (valid until the next call). */
+static const struct kvfs_config *boot(uint32_t n)
+{
+	static struct kvfs_config c;
+
+	assert_int_equal(config_bootstrap(&c, n), 0);
+	return &c;
+}
+
+/* An EPOCH_ACK's configuration: that of a cluster of n. */
+static void boot_bits(struct kvfs_repl_msg *m, uint32_t n)
+{
+	config_to_bits(boot(n), &m->cfg);
+}
+
 static struct kvfs_repl *make(struct rec *rec, uint32_t id, uint32_t size, uint64_t promised,
                               const uint64_t *epochs, size_t n)
 {
@@ -104,7 +120,7 @@ static struct kvfs_repl *make(struct rec *rec, uint32_t id, uint32_t size, uint6
 	assert_true(n <= 16);
 	for (size_t i = 0; i < n; i++)
 		log[i] = (struct kvfs_repl_entry){.epoch = epochs[i], .index = i + 1};
-	assert_int_equal(repl_init(&r, id, size, &io, promised, 0, 0, log, n, 0), 0);
+	assert_int_equal(repl_init(&r, id, boot(size), &io, promised, 0, 0, log, n, 0), 0);
 	return r;
 }
 
@@ -127,14 +143,21 @@ static void test_init_rejects(void **state)
 	struct kvfs_repl_entry bad[2] = {{.epoch = 2, .index = 1}, {.epoch = 1, .index = 2}};
 	struct kvfs_repl *r;
 
-	assert_int_equal(repl_init(&r, 0, 3, &io, 0, 0, 0, NULL, 0, 0), -EINVAL);
-	assert_int_equal(repl_init(&r, 4, 3, &io, 0, 0, 0, NULL, 0, 0), -EINVAL);
-	assert_int_equal(repl_init(&r, 1, 3, &io, 0, 0, 0, NULL, 0, 1), -EINVAL);
-	assert_int_equal(repl_init(&r, 1, 3, &io, 2, 0, 0, bad, 2, 0),
+	struct kvfs_config none = {0};
+
+	assert_int_equal(repl_init(&r, 0, boot(3), &io, 0, 0, 0, NULL, 0, 0), -EINVAL);
+	assert_int_equal(repl_init(&r, 256, boot(3), &io, 0, 0, 0, NULL, 0, 0), -EINVAL);
+	assert_int_equal(repl_init(&r, 1, NULL, &io, 0, 0, 0, NULL, 0, 0), -EINVAL);
+	assert_int_equal(repl_init(&r, 1, &none, &io, 0, 0, 0, NULL, 0, 0), -EINVAL); /* no voter */
+	assert_int_equal(repl_init(&r, 1, boot(3), &io, 0, 0, 0, NULL, 0, 1), -EINVAL);
+	assert_int_equal(repl_init(&r, 1, boot(3), &io, 2, 0, 0, bad, 2, 0),
 	                 -EINVAL); /* epochs go down */
 	bad[1].epoch = 2;
 	bad[1].index = 3;
-	assert_int_equal(repl_init(&r, 1, 3, &io, 2, 0, 0, bad, 2, 0), -EINVAL); /* a gap */
+	assert_int_equal(repl_init(&r, 1, boot(3), &io, 2, 0, 0, bad, 2, 0), -EINVAL); /* a gap */
+	/* A node that is no member yet may start (it waits to be added). */
+	assert_int_equal(repl_init(&r, 4, boot(3), &io, 0, 0, 0, NULL, 0, 0), 0);
+	repl_close(r);
 }
 
 static void test_fencing(void **state)
@@ -279,6 +302,7 @@ static struct kvfs_repl *candidate(struct rec *rec, const uint64_t *epochs, size
 	                            .last_epoch = peer_epoch,
 	                            .last_index = peer_index};
 
+	boot_bits(&ack, 3);
 	repl_become_leader(r, 2);
 	repl_receive(r, 2, &ack);
 	assert_int_equal(repl_last_index(r), n); /* nothing before our own promise is durable */
@@ -688,6 +712,7 @@ static void test_rejoining_candidate(void **state)
 	struct kvfs_repl *r = make(&rec, 2, 3, 5, NULL, 0);
 	struct kvfs_repl_msg ack = {.type = KVFS_REPL_EPOCH_ACK, .epoch = 6, .ok = 1};
 
+	boot_bits(&ack, 3);
 	repl_set_rejoining(r);
 	repl_become_leader(r, 6);
 	repl_epoch_persisted(r, 6);
@@ -723,7 +748,7 @@ static void test_fake_append_ack(void **state)
 
 	memset(&rec, 0, sizeof(rec));
 	/* A snapshot up to 10 of epoch 1, nothing after it. */
-	assert_int_equal(repl_init(&r, 1, 3, &io, 1, 10, 1, NULL, 0, 10), 0);
+	assert_int_equal(repl_init(&r, 1, boot(3), &io, 1, 10, 1, NULL, 0, 10), 0);
 	/* Before it leads, an acknowledgement counts for nothing. */
 	repl_become_leader(r, 2);
 	m = (struct kvfs_repl_msg){
@@ -731,6 +756,7 @@ static void test_fake_append_ack(void **state)
 	repl_receive(r, 3, &m);
 	m = (struct kvfs_repl_msg){
 	    .type = KVFS_REPL_EPOCH_ACK, .epoch = 2, .ok = 1, .last_epoch = 1, .last_index = 10};
+	boot_bits(&m, 3);
 	repl_receive(r, 2, &m);
 	repl_epoch_persisted(r, 2);
 	assert_int_equal(repl_last_index(r), 11); /* the no-op */

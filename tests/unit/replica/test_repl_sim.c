@@ -6,8 +6,9 @@
  * loses, duplicates, reorders and partitions, crashes and restarts (restart = repl_init from the
  * simulated disk), and an election oracle that makes a random live replica leader at the next
  * epoch and tells the others late or never. One seeded xorshift drives everything, so one seed is
- * one replayable run: KVFS_SIM_SEED=N runs only seed N with a trace, KVFS_SIM_SEEDS=N sets how
- * many seeds each cluster size runs.
+ * one replayable run: KVFS_SIM_SEED=N runs only seed N with a trace (KVFS_SIM_SIZE=3 or 5 picks
+ * the cluster, KVFS_SIM_MEMBER=1 the member runs), KVFS_SIM_SEEDS=N sets how many seeds each
+ * cluster size runs (default 2500, 300 for the member runs).
  *
  * Checked after every step (the heavier ones every few steps and at the end):
  *  1. an index applied anywhere always holds the same (epoch, data): committed entries never
@@ -37,6 +38,10 @@
  * outcome reported, on a node that applied it; a refused one never does; barriers wait) are
  * checked as things happen, and liveness after healing (every write completes; new ones succeed).
  *
+ * Membership (sim_member.c): member runs add two nodes that are no members at first, random
+ * one-step configuration changes by established leaders and elections of observers and
+ * non-members (which refuse), with their own invariants (M1-M4 there).
+ *
  * Reads (sim_read.c): every replica also runs readidx.c, clients issue linearizable and local
  * reads, a restart recovers up to a simulated DATA/commit (possibly stale), and what reads
  * observe is checked against what was acknowledged before (R1-R3 there).
@@ -55,7 +60,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "kvfs/config.h"
 #include "kvfs/fwd.h"
+#include "kvfs/readidx.h"
 #include "kvfs/repl.h"
 #include "../../xorshift.h"
 #include "sim.h"
@@ -96,9 +103,27 @@ void sim_fail(struct sim *s, int line, const char *cond, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\n  replay with a trace: KVFS_SIM_SEED=%" PRIu64 " KVFS_SIM_SIZE=%u %s\n",
-	        s->seed, s->n, "./test_repl_sim");
+	fprintf(stderr,
+	        "\n  replay with a trace: KVFS_SIM_SEED=%" PRIu64 " KVFS_SIM_SIZE=%u%s %s\n",
+	        s->seed, s->boot, s->member ? " KVFS_SIM_MEMBER=1" : "", "./test_repl_sim");
 	fail();
+}
+
+void sim_config_at(struct sim *s, uint64_t index, struct kvfs_config *c, uint64_t *set_at)
+{
+	struct kvfs_config e;
+
+	CHECK(s, config_bootstrap(c, s->boot) == 0, "bootstrap of %u", s->boot);
+	if (set_at)
+		*set_at = 0;
+	CHECK(s, index <= s->max_committed, "config at %" PRIu64 ", past the committed %" PRIu64,
+	      index, s->max_committed);
+	for (uint64_t i = 1; i <= index; i++)
+		if (config_entry_decode(s->map[i].e.data, s->map[i].e.len, &e, NULL) == 0) {
+			*c = e;
+			if (set_at)
+				*set_at = i;
+		}
 }
 
 static const char *mtype(enum kvfs_repl_msg_type t)
@@ -272,6 +297,18 @@ static void io_apply(void *arg, const struct kvfs_repl_entry *e)
 	sim_fwd_apply(nd, e);
 }
 
+static void io_config_changed(void *arg, const struct kvfs_config *c, uint64_t index)
+{
+	struct node *nd = arg;
+	char text[KVFS_CONFIG_TEXT_MAX];
+
+	config_format(c, text, sizeof(text));
+	sim_trace(nd->s, "%u: config %s from %" PRIu64, nd->id, text, index);
+	/* As the node binding must: read-index rounds count the latest configuration. */
+	if (nd->ri)
+		CHECK(nd->s, readidx_set_config(nd->ri, c) == 0, "readidx_set_config");
+}
+
 static void io_leadership_lost(void *arg)
 {
 	struct node *nd = arg;
@@ -319,6 +356,7 @@ static const struct kvfs_repl_io io_template = {
     .need_snapshot = io_need_snapshot,
     .need_snapshot_from = io_need_snapshot_from,
     .rejoined = io_rejoined,
+    .config_changed = io_config_changed,
 };
 
 /* ---- nodes ---- */
@@ -335,6 +373,7 @@ static void node_start_up(struct sim *s, struct node *nd)
 	struct kvfs_repl_io io = io_template;
 	struct kvfs_repl_entry *log = calloc(nd->dn + 1, sizeof(*log));
 	uint64_t hint = nd->dsnap, skip;
+	struct kvfs_config cfg;
 	size_t n = 0;
 	int rv;
 
@@ -368,7 +407,8 @@ static void node_start_up(struct sim *s, struct node *nd)
 		      ", which its log holds otherwise",
 		      nd->id, nd->dcommit, k);
 	io.arg = nd;
-	rv = repl_init(&nd->r, nd->id, s->n, &io, nd->dpromised, nd->dsnap,
+	sim_config_at(s, nd->dsnap, &cfg, NULL);
+	rv = repl_init(&nd->r, nd->id, &cfg, &io, nd->dpromised, nd->dsnap,
 	               nd->dsnap ? s->map[nd->dsnap].e.epoch : 0, log, n, hint);
 	free(log);
 	CHECK(s, rv == 0, "repl_init: %d", rv);
@@ -610,17 +650,17 @@ static void check_full(struct sim *s)
 {
 	for (uint64_t k = 1; k <= s->max_committed; k++) {
 		const struct sent *c = &s->map[k].e;
-		uint32_t lacking = 0; /* voters whose disk lacks it */
+		bool held[KVFS_CONFIG_ID_MAX + 1] = {false}; /* by the disk, or no vote */
 
 		for (uint32_t id = 1; id <= s->n; id++) {
 			struct node *nd = &s->nodes[id];
 
 			/* A rejoining replica is no voter (repl.h); the core may stop rejoining
 			 * before the binding removed the marker. */
-			if (!(k <= nd->dsnap || (k > nd->dbase && k <= nd->dbase + nd->dn &&
-			                         same(&nd->dlog[k - nd->dbase - 1], c))) &&
-			    !(nd->up ? repl_rejoining(nd->r) : nd->dmarker))
-				lacking++;
+			if ((k <= nd->dsnap || (k > nd->dbase && k <= nd->dbase + nd->dn &&
+			                        same(&nd->dlog[k - nd->dbase - 1], c))) ||
+			    (nd->up ? repl_rejoining(nd->r) : nd->dmarker))
+				held[id] = true;
 			if (!nd->up || k <= repl_base_index(nd->r))
 				continue;
 			/* 3: logs agree with what is committed up to their commit index */
@@ -635,11 +675,11 @@ static void check_full(struct sim *s)
 				      id, repl_epoch(nd->r), k, c->epoch);
 		}
 		/* 1, 3: a committed entry is durable on a majority, so it can never disappear: no
-		 * majority of voters lacks it (wiped disks are no voters until caught up) */
-		CHECK(s, 2 * lacking < s->n,
-		      "committed %" PRIu64 " (e%" PRIu64 ") is missing from %u voters' disks", k,
-		      c->epoch, lacking);
+		 * majority of voters lacks it (wiped disks are no voters until caught up; the
+		 * voters of the latest committed configuration: M1 in sim_member.c) */
+		sim_member_check_entry(s, k, held);
 	}
+	sim_member_check(s);
 	check_cheap(s);
 }
 
@@ -725,6 +765,7 @@ enum event {
 	EV_READ_DUPLICATE,
 	EV_BOGUS,
 	EV_WIPE,
+	EV_RECONFIG, /* member runs only */
 	EV_COUNT
 };
 
@@ -751,7 +792,8 @@ static void deliver_snapshot(struct sim *s, size_t i)
 {
 	struct snapreq q = s->snapreqs[i];
 	struct node *from = &s->nodes[q.from], *to = &s->nodes[q.to];
-	uint64_t index;
+	struct kvfs_config cfg;
+	uint64_t index, cfg_index;
 
 	s->snapreqs[i] = s->snapreqs[--s->nsnapreqs];
 	if (!from->up || !to->up || s->group[q.from] != s->group[q.to])
@@ -778,7 +820,8 @@ static void deliver_snapshot(struct sim *s, size_t i)
 		sim_fwd_reset_store(to);
 		if (index > to->applied_max)
 			to->applied_max = index;
-		CHECK(s, repl_snapshot_installed(to->r, index, epoch) == 0,
+		sim_config_at(s, index, &cfg, &cfg_index);
+		CHECK(s, repl_snapshot_installed(to->r, index, epoch, &cfg, cfg_index) == 0,
 		      "replica %u refused the snapshot at %" PRIu64, to->id, index);
 		CHECK(s, repl_applied_index(to->r) >= index, "replica %u did not install %" PRIu64,
 		      to->id, index);
@@ -799,9 +842,16 @@ static void draw_weights(struct sim *s)
 	                                      40,  10,  150, 300, 20, 20, 20, 120, 200, 15, 20, 6};
 
 	s->wsum = 0;
-	for (int i = 0; i < EV_COUNT; i++) {
+	for (int i = 0; i < EV_RECONFIG; i++) {
 		s->w[i] = lo[i] + sim_below(s, hi[i] - lo[i] + 1);
 		s->wsum += s->w[i];
+	}
+	if (s->member) {
+		/* Wiped disks with changing voters are left out for now (see sim_member.c). */
+		s->wsum -= s->w[EV_WIPE];
+		s->w[EV_WIPE] = 0;
+		s->w[EV_RECONFIG] = 20 + sim_below(s, 100);
+		s->wsum += s->w[EV_RECONFIG];
 	}
 }
 
@@ -961,6 +1011,9 @@ static void chaos_step(struct sim *s)
 			node_wipe(s, &s->nodes[id]);
 		break;
 	}
+	case EV_RECONFIG:
+		sim_member_reconfig(s);
+		break;
 	case EV_NOTICE:
 		if (s->nnotices)
 			deliver_notice(s, sim_below(s, (uint32_t)s->nnotices));
@@ -993,6 +1046,23 @@ static void chaos_step(struct sim *s)
 			}
 		}
 		break;
+	}
+}
+
+/* A stretch of calm inside the chaos: `steps` deliveries and disk completions, no faults. */
+void sim_progress(struct sim *s, int steps)
+{
+	for (int i = 0; i < steps; i++) {
+		uint32_t id = sim_random_up(s);
+
+		if (s->nnotices && sim_below(s, 4) == 0)
+			deliver_notice(s, sim_below(s, (uint32_t)s->nnotices));
+		else if (s->nmsgs && sim_below(s, 3))
+			deliver(s, sim_below(s, (uint32_t)s->nmsgs));
+		else if (id && s->nodes[id].nops)
+			disk_complete(s, &s->nodes[id], sim_below(s, 100) < s->promise_pct);
+		else if (id && sim_below(s, 4) == 0)
+			repl_tick(s->nodes[id].r);
 	}
 }
 
@@ -1033,7 +1103,7 @@ void sim_settle(struct sim *s)
 
 static uint64_t total_commits, total_epochs, total_proposals;
 
-static void run(uint64_t seed, uint32_t n, bool tr)
+static void run(uint64_t seed, uint32_t n, bool member, bool tr)
 {
 	struct sim *s = calloc(1, sizeof(*s));
 	uint32_t leader;
@@ -1042,6 +1112,10 @@ static void run(uint64_t seed, uint32_t n, bool tr)
 	assert_non_null(s);
 	s->seed = seed;
 	s->rng = seed * 0x9E3779B97F4A7C15ULL + 1;
+	s->boot = n;
+	s->member = member;
+	if (member)
+		n += 2; /* two nodes that are no members at first */
 	s->n = n;
 	s->trace = tr;
 	s->loss = sim_below(s, 15);
@@ -1082,8 +1156,9 @@ static void run(uint64_t seed, uint32_t n, bool tr)
 		/* A leader that gave up (it cannot fetch a log that was compacted: it would need a
 		 * snapshot) makes room for the next; one that holds the newest log always can. */
 		if (!want && repl_role(s->nodes[leader].r) == KVFS_REPL_FOLLOWER &&
-		    repl_epoch(s->nodes[leader].r) == s->epoch) {
-			leader = leader % n + 1;
+		    (repl_epoch(s->nodes[leader].r) == s->epoch || s->member)) {
+			/* (or, member runs, one that is no voter refused the lead) */
+			leader = s->member ? sim_member_calm_pick(s, leader) : leader % n + 1;
 			sim_elect(s, leader, true);
 			sim_settle(s);
 		}
@@ -1091,6 +1166,9 @@ static void run(uint64_t seed, uint32_t n, bool tr)
 			repl_tick(s->nodes[id].r);
 			sim_fwd_tick(&s->nodes[id]);
 		}
+		/* Member runs: every node becomes a member first, so that every node applies. */
+		if (!want && s->member && !sim_member_calm(s, leader))
+			continue;
 		if (!want && repl_role(s->nodes[leader].r) == KVFS_REPL_LEADER) {
 			CHECK(s,
 			      repl_propose(s->nodes[leader].r, (const uint8_t *)"calm....", PAYLOAD,
@@ -1119,6 +1197,8 @@ static void run(uint64_t seed, uint32_t n, bool tr)
 	sim_fwd_calm(s);
 	sim_read_calm(s);
 	check_full(s);
+	if (s->member)
+		sim_member_run_done(s);
 	total_commits += s->max_committed;
 	total_epochs += s->epoch;
 	total_proposals += s->proposals;
@@ -1161,6 +1241,7 @@ static void test_wiped_disk(void **state)
 	s->seed = 0;
 	s->rng = 0x9E3779B97F4A7C15ULL;
 	s->n = 3;
+	s->boot = 3;
 	s->trace = getenv("KVFS_SIM_TRACE") != NULL;
 	s->promise_pct = 50;
 	sim_fwd_init(s);
@@ -1219,38 +1300,53 @@ static unsigned long env_number(const char *name, unsigned long dflt)
 	return v && *v ? strtoul(v, NULL, 10) : dflt;
 }
 
-static void run_many(uint32_t n)
+static void run_many(uint32_t n, bool member)
 {
-	unsigned long seeds = env_number("KVFS_SIM_SEEDS", 2500);
+	/* Member runs are about ten times as long (many more commits): fewer by default, so
+	 * that the suite stays well within its timeout under ASan (campaigns: KVFS_SIM_SEEDS). */
+	unsigned long seeds = env_number("KVFS_SIM_SEEDS", member ? 300 : 2500);
 	unsigned long first = env_number("KVFS_SIM_FIRST", 1); /* campaigns: where to start */
 	struct timespec t0, t1;
 
 	if (getenv("KVFS_SIM_SEED")) {
-		if (env_number("KVFS_SIM_SIZE", n) == n)
-			run(env_number("KVFS_SIM_SEED", 1), n, true);
+		if (env_number("KVFS_SIM_SIZE", n) == n && (env_number("KVFS_SIM_MEMBER", 0) != 0) == member)
+			run(env_number("KVFS_SIM_SEED", 1), n, member, true);
 		return;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (unsigned long seed = first; seed < first + seeds; seed++)
-		run(seed, n, false);
+		run(seed, n, member, false);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	printf("n=%u: %lu seeds in %.2f s; per run: %.1f epochs, %.1f proposals, %.1f committed\n",
-	       n, seeds, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+	printf("n=%u%s: %lu seeds in %.2f s; per run: %.1f epochs, %.1f proposals, %.1f committed\n",
+	       n, member ? " (+2, changing membership)" : "", seeds, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
 	       (double)total_epochs / (double)seeds, (double)total_proposals / (double)seeds,
 	       (double)total_commits / (double)seeds);
 	total_commits = total_epochs = total_proposals = 0;
 	sim_fwd_summary(seeds);
 	sim_read_summary(seeds);
+	if (member)
+		sim_member_summary(seeds);
 }
 
 static void test_sim_3(void **state)
 {
-	run_many(3);
+	run_many(3, false);
 }
 
 static void test_sim_5(void **state)
 {
-	run_many(5);
+	run_many(5, false);
+}
+
+/* Voters 1..3 and nodes 4, 5; voters 1..5 and nodes 6, 7 (sim_member.c). */
+static void test_sim_member_3(void **state)
+{
+	run_many(3, true);
+}
+
+static void test_sim_member_5(void **state)
+{
+	run_many(5, true);
 }
 
 int main(void)
@@ -1258,6 +1354,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_sim_3),
 	    cmocka_unit_test(test_sim_5),
+	    cmocka_unit_test(test_sim_member_3),
+	    cmocka_unit_test(test_sim_member_5),
 	    cmocka_unit_test(test_wiped_disk),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

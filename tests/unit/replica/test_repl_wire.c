@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kvfs/config.h"
 #include "kvfs/frame.h"
 #include "kvfs/peer_msg.h"
 #include "kvfs/repl.h"
@@ -152,11 +153,25 @@ static void test_roundtrip_every_type(void **state)
 
 	m = (struct kvfs_repl_msg){.type = KVFS_REPL_NEW_EPOCH, .epoch = 0x0102030405060708};
 	assert_roundtrip(&m);
-	m = (struct kvfs_repl_msg){
-	    .type = KVFS_REPL_EPOCH_ACK, .epoch = 9, .ok = 1, .last_epoch = 8, .last_index = 77};
-	assert_roundtrip(&m);
+	m = (struct kvfs_repl_msg){.type = KVFS_REPL_EPOCH_ACK,
+	                           .epoch = 9,
+	                           .ok = 1,
+	                           .last_epoch = 8,
+	                           .last_index = 77,
+	                           .cfg_index = 77};
+	{
+		/* Protocol 3: the configuration at its end travels, ids up to 255. */
+		struct kvfs_config c, back;
+
+		assert_int_equal(config_parse("voters=1,2,3,200 observers=6,255", &c, NULL, 0), 0);
+		config_to_bits(&c, &m.cfg);
+		assert_roundtrip(&m);
+		assert_int_equal(config_from_bits(&m.cfg, &back), 0);
+		assert_true(config_equal(&c, &back));
+	}
 	m.ok = 0;
-	m.last_epoch = m.last_index = 0;
+	m.last_epoch = m.last_index = m.cfg_index = 0;
+	memset(&m.cfg, 0, sizeof(m.cfg));
 	assert_roundtrip(&m);
 	m = (struct kvfs_repl_msg){.type = KVFS_REPL_APPEND_ACK,
 	                           .epoch = 9,
@@ -232,7 +247,7 @@ static void test_frame_types(void **state)
 	    {KVFS_REPL_FETCH, KVFS_MSG_FETCH},
 	    {KVFS_REPL_FETCH_REPLY, KVFS_MSG_FETCH_REPLY},
 	};
-	uint8_t buf[64];
+	uint8_t buf[128];
 
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
 		struct kvfs_repl_msg m = {.type = map[i].repl, .epoch = 1};
@@ -347,6 +362,7 @@ static void sample(unsigned which, uint8_t *buf, size_t *len, uint8_t *type)
 		                           .ok = 1,
 		                           .last_epoch = 4,
 		                           .last_index = 9};
+		m.cfg.members[0] = m.cfg.voters[0] = 0x0e; /* voters 1, 2, 3 */
 		break;
 	case 2:
 		make_entries(e, 3, 10);
@@ -425,13 +441,13 @@ static void test_malformed_refused(void **state)
 		    repl_wire_decode(type, buf, (uint32_t)len, &m, ents, KVFS_REPL_BATCH), 0);
 	}
 	{
-		/* a flag that is neither 0 nor 1: EPOCH_ACK's last byte, APPEND_ACK's 9th,
+		/* a flag that is neither 0 nor 1: EPOCH_ACK's 25th byte, APPEND_ACK's 9th,
 		 * FETCH_REPLY's 9th */
 		uint8_t buf[512], type;
 		size_t len;
 
 		sample(1, buf, &len, &type);
-		buf[len - 1] = 2;
+		buf[24] = 2;
 		assert_int_equal(repl_wire_decode(type, buf, (uint32_t)len, &m, ents, 8), -EBADMSG);
 		sample(3, buf, &len, &type);
 		buf[8] = 0x80;
@@ -694,7 +710,10 @@ static void start(struct cluster *c, uint32_t id, uint64_t promised,
 
 	nd->c = c;
 	nd->id = id;
-	assert_int_equal(repl_init(&nd->r, id, NODES, &io, promised, 0, 0, log, n, 0), 0);
+	struct kvfs_config boot;
+
+	assert_int_equal(config_bootstrap(&boot, NODES), 0);
+	assert_int_equal(repl_init(&nd->r, id, &boot, &io, promised, 0, 0, log, n, 0), 0);
 }
 
 /* Completes what each replica asked of its disk (never from inside an io call). */
@@ -854,6 +873,41 @@ static void test_out_of_range(void **state)
 	     .ok = 1,
 	     .last_epoch = 2,
 	     .last_index = KVFS_REPL_INDEX_MAX + 1},
+	    /* Protocol 3's configuration (voters 1..3 added below where it is not the point) */
+	    {.type = KVFS_REPL_EPOCH_ACK,
+	     .epoch = 3,
+	     .ok = 1,
+	     .last_epoch = 2,
+	     .last_index = 4,
+	     .cfg_index = 5}, /* set after the log's end */
+	    {.type = KVFS_REPL_EPOCH_ACK,
+	     .epoch = 3,
+	     .ok = 1,
+	     .last_epoch = 2,
+	     .last_index = 4,
+	     .cfg = {.voters = {0x01}, .members = {0x03}}}, /* id 0 */
+	    {.type = KVFS_REPL_EPOCH_ACK,
+	     .epoch = 3,
+	     .ok = 1,
+	     .last_epoch = 2,
+	     .last_index = 4,
+	     .cfg = {.voters = {0x04}, .members = {0x02}}}, /* a voter that is no member */
+	    {.type = KVFS_REPL_EPOCH_ACK,
+	     .epoch = 3,
+	     .ok = 1,
+	     .last_epoch = 2,
+	     .last_index = 4,
+	     .cfg = {.members = {0x02}}}, /* no voter */
+	    {.type = KVFS_REPL_EPOCH_ACK,
+	     .epoch = 3,
+	     .ok = 0,
+	     .cfg = {.voters = {0x02}, .members = {0x02}}}, /* a refusal names none */
+	    {.type = KVFS_REPL_EPOCH_ACK,
+	     .epoch = 3,
+	     .ok = 1,
+	     .last_epoch = 2,
+	     .last_index = 4,
+	     .cfg = {.voters = {0xfe}, .members = {0xfe}}}, /* valid, but ... */
 	};
 	uint8_t buf[256], type = 0;
 	struct kvfs_repl_entry out[4];
@@ -862,9 +916,17 @@ static void test_out_of_range(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct kvfs_peer_entry pe = {
 		    .epoch = 0, .index = 1, .len = 1, .data = (const uint8_t *)"x"};
+		struct kvfs_repl_msg b = bad[i];
 		size_t n = 0;
 
-		assert_int_equal(repl_wire_encode(&bad[i], buf, sizeof(buf), &type), -EINVAL);
+		if (i == sizeof(bad) / sizeof(bad[0]) - 1) {
+			/* ... the last one is fine until 70 members make it too many */
+			assert_true(repl_wire_encode(&b, buf, sizeof(buf), &type) > 0);
+			memset(b.cfg.members + 1, 0xff, 8);
+		} else if (b.type == KVFS_REPL_EPOCH_ACK && b.ok && !b.cfg.members[0]) {
+			b.cfg.members[0] = b.cfg.voters[0] = 0x0e;
+		}
+		assert_int_equal(repl_wire_encode(&b, buf, sizeof(buf), &type), -EINVAL);
 		/* The same bytes, written by hand, are refused by the decoder. */
 		switch (bad[i].type) {
 		case KVFS_REPL_NEW_EPOCH:
@@ -909,12 +971,17 @@ static void test_out_of_range(void **state)
 			break;
 		default:
 			type = KVFS_MSG_EPOCH_ACK;
-			n = peer_msg_epoch_ack_encode(
-			    &(struct kvfs_peer_epoch_ack){.epoch = bad[i].epoch,
-			                                  .ok = bad[i].ok,
-			                                  .last_epoch = bad[i].last_epoch,
-			                                  .last_index = bad[i].last_index},
-			    buf);
+			{
+				struct kvfs_peer_epoch_ack pa = {.epoch = b.epoch,
+				                                 .ok = b.ok,
+				                                 .last_epoch = b.last_epoch,
+				                                 .last_index = b.last_index,
+				                                 .cfg_index = b.cfg_index};
+
+				memcpy(pa.voters, b.cfg.voters, sizeof(pa.voters));
+				memcpy(pa.members, b.cfg.members, sizeof(pa.members));
+				n = peer_msg_epoch_ack_encode(&pa, buf);
+			}
 			break;
 		}
 		assert_int_equal(repl_wire_decode(type, buf, (uint32_t)n, &m, out, 4), -EBADMSG);

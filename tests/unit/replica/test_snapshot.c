@@ -625,7 +625,7 @@ static int apply_random_to_both(struct kvfs_store *a, struct kvfs_store *b, uint
 		uint64_t index = store_applied_index(a) + 1;
 		uint64_t dir = rnd(x) % 4 == 0 ? ROOT : pick(a, x, true);
 		struct kvfs_op op = {
-		    .type = (uint8_t)(1 + rnd(x) % (KVFS_OP__COUNT - 1)),
+		    .type = (uint8_t)(1 + rnd(x) % KVFS_OP_FALLOCATE), /* the filesystem ops */
 		    .time_ns = (int64_t)index * 10,
 		    .ino = pick(a, x, false),
 		    .parent = dir,
