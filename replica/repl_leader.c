@@ -138,30 +138,52 @@ static void best_config(const struct kvfs_repl *r, uint32_t best, struct kvfs_co
 		c->n = 0; /* checked when it arrived: no majority of nothing */
 }
 
-void repl_leader_check_gather(struct kvfs_repl *r)
+/* The most up-to-date log among this candidate's and the answers so far: its holder, and that
+ * log's last (epoch, index). Fills have[] with the answers (and this node unless rejoining). */
+static uint32_t best_answer(const struct kvfs_repl *r, bool *have, uint64_t *best_epoch,
+                            uint64_t *best_index)
 {
-	uint64_t best_epoch = epoch_at(r, r->stable), best_index = r->stable;
-	/* A rejoining candidate's log may be adopted, but it is no vote (repl.h, Rejoining). */
-	bool have[REPL_IDS] = {false};
 	uint32_t best = r->id;
-	struct kvfs_config bc;
 
-	if (r->role != KVFS_REPL_CANDIDATE || r->phase != PHASE_GATHER || r->promised < r->epoch)
-		return;
+	*best_epoch = epoch_at(r, r->stable);
+	*best_index = r->stable;
+	/* A rejoining candidate's log may be adopted, but it is no vote (repl.h, Rejoining). */
 	have[r->id] = !r->rejoining;
 	for (uint32_t id = 1; id < REPL_IDS; id++) {
-		struct peer *p = &r->peers[id];
+		const struct peer *p = &r->peers[id];
 
 		if (id == r->id || !p->acked)
 			continue;
 		have[id] = true;
-		if (p->last_epoch > best_epoch ||
-		    (p->last_epoch == best_epoch && p->last_index > best_index)) {
-			best_epoch = p->last_epoch;
-			best_index = p->last_index;
+		if (p->last_epoch > *best_epoch ||
+		    (p->last_epoch == *best_epoch && p->last_index > *best_index)) {
+			*best_epoch = p->last_epoch;
+			*best_index = p->last_index;
 			best = id;
 		}
 	}
+	return best;
+}
+
+/* During recovery: the configuration of the best log answered so far (best_config). */
+static void gather_config(const struct kvfs_repl *r, struct kvfs_config *bc)
+{
+	bool have[REPL_IDS] = {false};
+	uint64_t e, i;
+
+	best_config(r, best_answer(r, have, &e, &i), bc);
+}
+
+void repl_leader_check_gather(struct kvfs_repl *r)
+{
+	uint64_t best_epoch, best_index;
+	bool have[REPL_IDS] = {false};
+	uint32_t best;
+	struct kvfs_config bc;
+
+	if (r->role != KVFS_REPL_CANDIDATE || r->phase != PHASE_GATHER || r->promised < r->epoch)
+		return;
+	best = best_answer(r, have, &best_epoch, &best_index);
 	/* A majority of the configuration of the log we adopt, not of ours (repl.h, Membership:
 	 * ours may be stale, and a majority of it could miss every holder of a committed entry). */
 	best_config(r, best, &bc);
@@ -265,6 +287,28 @@ void repl_leader_on_fetch_reply(struct kvfs_repl *r, uint32_t from, const struct
 	fetch_next_or_adopt(r);
 }
 
+/*
+ * Whether an answer's configuration can be true. An answer whose log is at least as up to date as
+ * ours holds every entry we know committed (its last entry's leader held them, or wrote ours in
+ * the same epoch), so a configuration it says was set by such an entry must be ours at that
+ * index. Anything else is a lie or a bug, and counting it could let a single answer that names a
+ * configuration whose only voter is itself make a "majority" on its own. (An answer behind ours
+ * may hold another, uncommitted entry at that index: nothing to compare, and it is not adopted.)
+ */
+static bool cfg_plausible(const struct kvfs_repl *r, const struct kvfs_repl_msg *m,
+                          const struct kvfs_config *c)
+{
+	uint64_t set_at, idx = m->cfg_index, my_epoch = epoch_at(r, r->stable);
+	const struct kvfs_config *mine;
+
+	if (m->last_epoch < my_epoch || (m->last_epoch == my_epoch && m->last_index < r->stable))
+		return true;
+	if (idx <= r->base || idx > r->commit || idx > r->last)
+		return true; /* not an entry of our log we know committed: nothing to compare */
+	mine = repl_cfg_at(r, idx, &set_at);
+	return set_at == idx && config_equal(mine, c);
+}
+
 void repl_leader_on_epoch_ack(struct kvfs_repl *r, uint32_t from, const struct kvfs_repl_msg *m)
 {
 	struct peer *p = &r->peers[from];
@@ -274,7 +318,8 @@ void repl_leader_on_epoch_ack(struct kvfs_repl *r, uint32_t from, const struct k
 		p->rejoining = true; /* it abstains (repl.h, Rejoining): no vote */
 	if (!m->ok || m->last_epoch > r->epoch || (m->last_index == 0) != (m->last_epoch == 0))
 		return;
-	if (r->phase != PHASE_GATHER || config_from_bits(&m->cfg, &c) < 0)
+	if (r->phase != PHASE_GATHER || config_from_bits(&m->cfg, &c) < 0 ||
+	    !cfg_plausible(r, m, &c))
 		return;
 	p->acked = true;
 	p->rejoining = false;
@@ -333,14 +378,23 @@ int repl_persist_failed(struct kvfs_repl *r, uint64_t first)
 	size_t k = 0;
 
 	const struct kvfs_config *c = latest_cfg(r);
+	uint64_t set_at = 0;
 
 	if (c->n != 1 || c->m[0].id != r->id || r->role == KVFS_REPL_FOLLOWER ||
 	    r->phase != PHASE_REPLICATE || first <= r->stable || first <= r->commit ||
 	    first > r->last)
 		return -EINVAL;
+	/* Only entries no other replica can hold may go: this node must have been the only
+	 * member since before `first` (no configuration set at or after it, none before it with
+	 * other members), or another replica may have made one durable, and a different entry
+	 * at its index could later be committed over it. */
+	c = repl_cfg_at(r, first - 1, &set_at);
+	if (c->n != 1 || c->m[0].id != r->id || latest_cfg_index(r) >= first)
+		return -EINVAL;
 	for (uint64_t i = first; i <= r->last; i++)
 		free((void *)entry_at(r, i)->data);
 	r->last = first - 1;
+	repl_cfg_cut(r, first - 1);
 	for (size_t i = 0; i < r->npend; i++)
 		if (r->pend[i].index < first)
 			r->pend[k++] = r->pend[i];
@@ -348,6 +402,20 @@ int repl_persist_failed(struct kvfs_repl *r, uint64_t first)
 	if (r->noop_index >= first)
 		r->noop_index = 0; /* appended again at the next tick */
 	return 0;
+}
+
+/* A candidate still gathering also needs to hear a majority of the configuration of the best log
+ * answered so far: a candidate whose own configuration is stale (a node removed, partitioned with
+ * others removed) could hear a majority of that forever and never finish, holding the lead that
+ * ZooKeeper gave it while the real configuration waits. */
+static bool gather_hears(const struct kvfs_repl *r, const bool *have)
+{
+	struct kvfs_config bc;
+
+	if (r->role != KVFS_REPL_CANDIDATE || r->phase != PHASE_GATHER)
+		return true;
+	gather_config(r, &bc);
+	return bc.n == 0 || config_quorum(&bc, have);
 }
 
 void repl_leader_tick(struct kvfs_repl *r)
@@ -366,7 +434,7 @@ void repl_leader_tick(struct kvfs_repl *r)
 		have[id] = id == r->id || r->peers[id].heard;
 		r->peers[id].heard = false;
 	}
-	if (quorum(r, have)) {
+	if (quorum(r, have) && gather_hears(r, have)) {
 		r->missed = 0;
 	} else if (++r->missed >= r->lost_ticks) {
 		repl_step_down(r);

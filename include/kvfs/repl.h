@@ -226,7 +226,8 @@ struct kvfs_repl_io {
 	/* Optional. The latest configuration changed (a CONFIG entry was appended, or cut away
 	 * and an earlier one is back, or a snapshot brought one): cfg (valid until the core is
 	 * next called) holds from entry `index` on (0: at or before the log's base). Whether it
-	 * is committed is for repl_committed_config() to say. */
+	 * is committed is for repl_committed_config() to say. Called in the middle of an append or
+	 * a truncation: it must not call back into the core (record, act at the next tick). */
 	void (*config_changed)(void *arg, const struct kvfs_config *cfg, uint64_t index);
 };
 

@@ -430,6 +430,76 @@ static void test_config_compact_and_snapshot(void **state)
 	repl_close(r);
 }
 
+/* One authenticated liar cannot finish recovery alone by naming a configuration in which it is
+ * the only voter, set by an entry this candidate knows is committed and holds otherwise. */
+static void test_gather_refuses_implausible_config(void **state)
+{
+	struct rec rec;
+	struct kvfs_repl_entry log[2] = {{.epoch = 1, .index = 1}, {.epoch = 1, .index = 2}};
+	struct kvfs_repl *r;
+
+	memset(&rec, 0, sizeof(rec));
+	{
+		struct kvfs_repl_io io = {.arg = &rec, .send = rec_send, .persist = rec_persist,
+		                          .truncate = rec_truncate, .persist_epoch = rec_persist_epoch,
+		                          .apply = rec_apply, .leadership_lost = rec_lost,
+		                          .config_changed = rec_changed};
+		struct kvfs_config c = cfg("voters=1,2,3");
+
+		assert_int_equal(repl_init(&r, 1, &c, &io, 1, 0, 0, log, 2, 2), 0);
+	}
+	repl_become_leader(r, 2);
+	repl_epoch_persisted(r, 2);
+	/* 2 claims entry 2 (committed, an ordinary entry here) set "voters=2", and a longer log. */
+	epoch_ack(r, 2, 2, 1, 9, "voters=2", 2);
+	assert_false(sent_to(&rec, 0, 2, KVFS_REPL_FETCH));
+	assert_int_equal(rec.npersist, 0);
+	/* An honest answer with the configuration we know completes the majority. */
+	epoch_ack(r, 3, 2, 1, 2, "voters=1,2,3", 0);
+	assert_true(rec.npersist > 0); /* its own log adopted: the no-op is appended */
+	assert_false(sent_to(&rec, 0, 2, KVFS_REPL_FETCH));
+	repl_close(r);
+}
+
+/* A candidate whose own configuration is stale and that hears only a majority of it, not of the
+ * configuration of the best log answered, gives the lead up after the lost ticks. */
+static void test_gather_stale_config_gives_up(void **state)
+{
+	struct rec rec;
+	struct kvfs_repl *r = make(&rec, 3, "voters=1,2,3", 1, NULL, 0);
+
+	repl_become_leader(r, 2);
+	repl_epoch_persisted(r, 2);
+	/* 2 holds a later configuration without 3: {1, 2}. 1 is away. */
+	epoch_ack(r, 2, 2, 1, 4, "voters=1,2", 4);
+	assert_int_equal(rec.lost, 0);
+	for (int i = 0; i < 200 && rec.lost == 0; i++) {
+		epoch_ack(r, 2, 2, 1, 4, "voters=1,2", 4); /* 2 keeps answering: heard */
+		repl_tick(r);
+	}
+	assert_int_equal(rec.lost, 1);
+	repl_close(r);
+}
+
+/* After shrinking to itself, a leader may not drop a failed write that it appended while
+ * another member was still in the configuration: that member may hold it. */
+static void test_persist_failed_after_shrink(void **state)
+{
+	struct rec rec;
+	struct kvfs_repl *r = leader(&rec, "voters=1,2");
+	struct kvfs_config solo = cfg("voters=1");
+	uint8_t op[1] = {0xEE};
+	uint64_t ie, ic;
+
+	assert_int_equal(repl_propose(r, op, 1, &ie), 0); /* sent to 2 under {1, 2} */
+	assert_int_equal(repl_propose_config(r, &solo, NULL, &ic), 0);
+	assert_true(ic > ie);
+	assert_true(is_cfg(repl_config(r, NULL), "voters=1"));
+	assert_int_equal(repl_persist_failed(r, ie), -EINVAL);
+	assert_int_equal(repl_persist_failed(r, ic), -EINVAL); /* it set the configuration */
+	repl_close(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -439,6 +509,9 @@ int main(void)
 	    cmocka_unit_test(test_config_reverts_on_cut),
 	    cmocka_unit_test(test_gather_counts_adopted_config),
 	    cmocka_unit_test(test_gather_adopted_config_without_us),
+	    cmocka_unit_test(test_gather_refuses_implausible_config),
+	    cmocka_unit_test(test_gather_stale_config_gives_up),
+	    cmocka_unit_test(test_persist_failed_after_shrink),
 	    cmocka_unit_test(test_config_compact_and_snapshot),
 	};
 
