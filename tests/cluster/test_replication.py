@@ -472,12 +472,19 @@ def test_snapshot_install_with_open_files(h):
     try:
         follower.sigstop()
         blob = os.urandom(3000)
-        for k in range(300):
+        # A first batch, then past the peer transport's idle timeout, so that the leader has
+        # closed its connection with the stopped follower: a snapshot it began to send then
+        # holds no log back. The second batch is then compacted away for good, and the
+        # follower, when it wakes up, needs a snapshot. (Writing everything at once let the
+        # leader keep the log from the snapshot it was sending when the writes ended, and the
+        # follower sometimes caught up from that log instead.)
+        for k in range(20):
+            write_file(os.path.join(leader.mnt, "o%03d" % k), b"%d:" % k + blob)
+        time.sleep(11)
+        for k in range(20, 300):
             write_file(os.path.join(leader.mnt, "o%03d" % k), b"%d:" % k + blob)
         os.unlink(os.path.join(leader.mnt, "doomed"))
-        # Past the peer transport's idle timeout (10 s), so that what was queued for the
-        # stopped follower is dropped and the leader, having compacted, must send a snapshot.
-        time.sleep(11)
+        time.sleep(1)
         follower.sigcont()
         index = wait_caught_up(h, nodes, 40)
         out = follower.output()
