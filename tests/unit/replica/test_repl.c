@@ -17,74 +17,7 @@
 #include "kvfs/config.h"
 #include "kvfs/repl.h"
 
-#define MAXREC 64
-
-struct rec {
-	struct kvfs_repl_msg msg[MAXREC];
-	uint32_t to[MAXREC];
-	int nmsg;
-	int npersist;
-	uint64_t persist_first, persist_last, persist_epoch;
-	int ntrunc;
-	uint64_t trunc_after;
-	int nepoch;
-	uint64_t epoch;
-	uint64_t applied[MAXREC];
-	int napplied;
-	int lost;
-};
-
-static void rec_send(void *arg, uint32_t to, const struct kvfs_repl_msg *m)
-{
-	struct rec *r = arg;
-
-	assert_true(r->nmsg < MAXREC);
-	r->to[r->nmsg] = to;
-	r->msg[r->nmsg] = *m;
-	r->msg[r->nmsg].entries = NULL;
-	r->nmsg++;
-}
-
-static void rec_persist(void *arg, const struct kvfs_repl_entry *e, size_t n)
-{
-	struct rec *r = arg;
-
-	r->npersist++;
-	r->persist_first = e[0].index;
-	r->persist_last = e[n - 1].index;
-	r->persist_epoch = e[n - 1].epoch;
-}
-
-static void rec_truncate(void *arg, uint64_t after)
-{
-	struct rec *r = arg;
-
-	r->ntrunc++;
-	r->trunc_after = after;
-}
-
-static void rec_persist_epoch(void *arg, uint64_t epoch)
-{
-	struct rec *r = arg;
-
-	r->nepoch++;
-	r->epoch = epoch;
-}
-
-static void rec_apply(void *arg, const struct kvfs_repl_entry *e)
-{
-	struct rec *r = arg;
-
-	assert_true(r->napplied < MAXREC);
-	r->applied[r->napplied++] = e->index;
-}
-
-static void rec_lost(void *arg)
-{
-	struct rec *r = arg;
-
-	r->lost++;
-}
+#include "repl_rec.h"
 
 /* The bootstrap configuration of a cluster of n (valid until the next call). */
 static const struct kvfs_config *boot(uint32_t n)

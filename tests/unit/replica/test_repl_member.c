@@ -20,72 +20,7 @@
 #include "kvfs/op.h"
 #include "kvfs/repl.h"
 
-#define MAXREC 64
-
-struct rec {
-	struct kvfs_repl_msg msg[MAXREC];
-	uint32_t to[MAXREC];
-	int nmsg;
-	int npersist;
-	uint64_t persist_last;
-	int ntrunc;
-	uint64_t applied[MAXREC];
-	int napplied;
-	int lost;
-	int nchanged;
-	struct kvfs_config changed; /* the last config_changed */
-	uint64_t changed_index;
-};
-
-static void rec_send(void *arg, uint32_t to, const struct kvfs_repl_msg *m)
-{
-	struct rec *r = arg;
-
-	assert_true(r->nmsg < MAXREC);
-	r->to[r->nmsg] = to;
-	r->msg[r->nmsg] = *m;
-	r->msg[r->nmsg].entries = NULL;
-	r->nmsg++;
-}
-
-static void rec_persist(void *arg, const struct kvfs_repl_entry *e, size_t n)
-{
-	struct rec *r = arg;
-
-	r->npersist++;
-	r->persist_last = e[n - 1].index;
-}
-
-static void rec_truncate(void *arg, uint64_t after)
-{
-	((struct rec *)arg)->ntrunc++;
-}
-
-static void rec_persist_epoch(void *arg, uint64_t epoch)
-{
-}
-
-static void rec_apply(void *arg, const struct kvfs_repl_entry *e)
-{
-	struct rec *r = arg;
-
-	assert_true(r->napplied < MAXREC);
-	r->applied[r->napplied++] = e->index;
-}
-
-static void rec_lost(void *arg)
-{
-	((struct rec *)arg)->lost++;
-}
-
-static void rec_changed(void *arg, const struct kvfs_config *c, uint64_t index)
-{
-	struct rec *r = arg;
-
-	r->nchanged++;
-	r->changed = *c;
-	r->changed_index = index;
-}
+#include "repl_rec.h"
 
 static struct kvfs_config cfg(const char *text)
 {
@@ -105,16 +40,7 @@ static bool is_cfg(const struct kvfs_config *c, const char *text)
 static struct kvfs_repl *make(struct rec *rec, uint32_t id, const char *base, uint64_t promised,
                               const struct kvfs_repl_entry *log, size_t n)
 {
-	struct kvfs_repl_io io = {
-	    .arg = rec,
-	    .send = rec_send,
-	    .persist = rec_persist,
-	    .truncate = rec_truncate,
-	    .persist_epoch = rec_persist_epoch,
-	    .apply = rec_apply,
-	    .leadership_lost = rec_lost,
-	    .config_changed = rec_changed,
-	};
+	struct kvfs_repl_io io = rec_io(rec);
 	struct kvfs_config c = cfg(base);
 	struct kvfs_repl *r;
 
@@ -438,16 +364,11 @@ static void test_gather_refuses_implausible_config(void **state)
 	struct kvfs_repl_entry log[2] = {{.epoch = 1, .index = 1}, {.epoch = 1, .index = 2}};
 	struct kvfs_repl *r;
 
-	memset(&rec, 0, sizeof(rec));
-	{
-		struct kvfs_repl_io io = {.arg = &rec, .send = rec_send, .persist = rec_persist,
-		                          .truncate = rec_truncate, .persist_epoch = rec_persist_epoch,
-		                          .apply = rec_apply, .leadership_lost = rec_lost,
-		                          .config_changed = rec_changed};
-		struct kvfs_config c = cfg("voters=1,2,3");
+	struct kvfs_repl_io io = rec_io(&rec);
+	struct kvfs_config c = cfg("voters=1,2,3");
 
-		assert_int_equal(repl_init(&r, 1, &c, &io, 1, 0, 0, log, 2, 2), 0);
-	}
+	memset(&rec, 0, sizeof(rec));
+	assert_int_equal(repl_init(&r, 1, &c, &io, 1, 0, 0, log, 2, 2), 0);
 	repl_become_leader(r, 2);
 	repl_epoch_persisted(r, 2);
 	/* 2 claims entry 2 (committed, an ordinary entry here) set "voters=2", and a longer log. */
