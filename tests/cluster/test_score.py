@@ -22,6 +22,7 @@ Usage: test_score.py KVFS_BIN        (run by `meson test --suite cluster`)
 
 import errno
 import os
+import re
 import sys
 import threading
 import time
@@ -211,7 +212,26 @@ def test_score(h):
         _scenario(h, clock, nodes, old, epoch)
     finally:
         writer.stop()
+        _daemon_lines(h, nodes)
     _read_back(h, nodes, writer)
+
+
+DAEMON_LINES = re.compile(r"beats this leader|no longer beats|handing over|leading at epoch|"
+                          r"info: score: ")
+
+
+def _daemon_lines(h, nodes):
+    """The daemons' own account of the election (the challenge, the hand-over, each published
+    change of facts), for the execution log."""
+    for n in nodes:
+        try:
+            with open(n.log_path, "rb") as f:  # every start's lines, not only the last
+                text = f.read().decode(errors="replace")
+        except OSError:
+            text = ""
+        for line in text.splitlines():
+            if DAEMON_LINES.search(line):
+                h.log("DAEMON %s %s" % (n.name, line.strip()))
 
 
 def _scenario(h, clock, nodes, old, epoch):
