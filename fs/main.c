@@ -34,6 +34,7 @@
 #include "kvfs/peer_sec.h"
 #include "kvfs/secret_file.h"
 #include "kvfs/status.h"
+#include "kvfs/member_req.h"
 #include "kvfs/zk_election.h"
 
 #define EXIT_RUNTIME    1
@@ -586,6 +587,31 @@ static void cluster_set_facts(void *arg, const struct kvfs_score_measured *m)
 		zk_election_set_facts(a->zk, m);
 }
 
+static void cluster_set_config(void *arg, const struct kvfs_config *cfg, uint64_t index,
+                               bool committed)
+{
+	struct app *a = arg;
+
+	if (a->zk)
+		zk_election_set_config(a->zk, cfg, index, committed);
+}
+
+static int cluster_next_request(void *arg, struct kvfs_member_req *req)
+{
+	struct app *a = arg;
+
+	return a->zk ? zk_election_next_request(a->zk, req) : -ENOENT;
+}
+
+static void cluster_request_result(void *arg, const struct kvfs_member_req *req,
+                                   const struct kvfs_member_result *res)
+{
+	struct app *a = arg;
+
+	if (a->zk)
+		zk_election_request_result(a->zk, req, res);
+}
+
 /* Priority mode: each candidate's score as the election's last round saw it. */
 static void status_scores(struct kvfs_zk *zk, struct kvfs_status *st)
 {
@@ -849,6 +875,9 @@ int main(int argc, char **argv)
 		    .evict = cluster_evict,
 		    .set_ready = cluster_set_ready,
 		    .set_facts = cluster_set_facts,
+		    .set_config = cluster_set_config,
+		    .next_request = cluster_next_request,
+		    .request_result = cluster_request_result,
 		    .arg = &a,
 		};
 		node_set_cluster(a.fs.node, &a.cluster);

@@ -649,6 +649,7 @@ static void on_tick(uv_timer_t *t)
 	readidx_tick(c->reads);
 	nsnap_tick(c);
 	nrejoin_tick(c);
+	nmember_tick(c);
 	track_lag(c);
 	if (repl_role(c->repl) == KVFS_REPL_LEADER)
 		send_peer_status(c);

@@ -141,6 +141,13 @@ static inline uint32_t ncl_size(const struct kvfs_node *n)
 	return n->cfg.cluster_size ? n->cfg.cluster_size : 1;
 }
 
+/* node_member_uv.c: `kvfs member` requests on the leader (member_req.h). nmember_tick runs on
+ * every cluster tick; nmember_config_changed on every change of the configuration in force. */
+struct kvfs_config;
+void nmember_tick(struct node_cluster *c);
+void nmember_config_changed(struct node_cluster *c, const struct kvfs_config *cfg,
+                            uint64_t index);
+
 /* node_uv.c */
 struct batch *node_pending_batch(struct kvfs_node *n);
 int node_batch_reserve(struct batch *b, size_t bytes);

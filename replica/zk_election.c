@@ -578,6 +578,17 @@ void zk_election_set_ready(struct kvfs_zk *z, uint32_t id, bool ready)
 	pthread_mutex_unlock(&z->lock);
 }
 
+void zk_election_set_config(struct kvfs_zk *z, const struct kvfs_config *cfg, uint64_t index,
+                            bool committed)
+{
+	pthread_mutex_lock(&z->lock);
+	z->config = *cfg;
+	z->config_index = index;
+	z->config_committed = committed;
+	z->have_config = true;
+	pthread_mutex_unlock(&z->lock);
+}
+
 void zk_election_resign(struct kvfs_zk *z)
 {
 	pthread_mutex_lock(&z->lock);

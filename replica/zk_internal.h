@@ -34,6 +34,7 @@
 
 #include "kvfs/election.h"
 #include "kvfs/score.h"
+#include "kvfs/config.h"
 #include "kvfs/zk_election.h"
 
 #define MAX_CANDIDATES 64
@@ -81,6 +82,11 @@ struct kvfs_zk {
 	char leader_addr[KVFS_ADDR_MAX];
 	char addrs[MAX_IDS][KVFS_ADDR_MAX]; /* members' replication addresses, "" if unknown */
 	bool ready[MAX_IDS];                /* caught up enough to be handed the lead */
+	/* membership (zk_election_set_config): the configuration in force */
+	bool have_config;
+	struct kvfs_config config;
+	uint64_t config_index;
+	bool config_committed;
 	bool resign;                        /* the replication core gave the lead up */
 	uint32_t evict_id;                  /* a dead leader to remove (fast failover) ... */
 	uint64_t evict_epoch;               /* ... at this epoch */

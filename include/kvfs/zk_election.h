@@ -114,6 +114,22 @@ struct kvfs_score_measured;
  * facts it publishes in its candidate znode (score_publish). Any thread. */
 void zk_election_set_facts(struct kvfs_zk *z, const struct kvfs_score_measured *m);
 
+struct kvfs_config;
+struct kvfs_member_req;
+struct kvfs_member_result;
+
+/* Membership (node.h set_config): the configuration in force. Observers and non-members never
+ * stand; the established leader rewrites /config after a committed change. Any thread. */
+void zk_election_set_config(struct kvfs_zk *z, const struct kvfs_config *cfg, uint64_t index,
+                            bool committed);
+
+/* Membership, on the leader (node.h next_request / request_result): the oldest pending request
+ * under /requests (0, or -ENOENT), and writing a request's result into its znode (done by the
+ * election thread; non-blocking here). Any thread. */
+int zk_election_next_request(struct kvfs_zk *z, struct kvfs_member_req *req);
+void zk_election_request_result(struct kvfs_zk *z, const struct kvfs_member_req *req,
+                                const struct kvfs_member_result *res);
+
 /* One candidate as the last election round saw it, for /.status. */
 struct kvfs_zk_score {
 	struct kvfs_candidate c;
