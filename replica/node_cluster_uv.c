@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "kvfs/config.h"
 #include "kvfs/crc32c.h"
 #include "kvfs/disk.h"
 #include "kvfs/election.h"
@@ -658,6 +659,16 @@ static void on_tick(uv_timer_t *t)
 
 /* ---- the node's entry points ---- */
 
+int ncl_store_config(const struct kvfs_node *n, struct kvfs_config *out, uint64_t *index)
+{
+	const struct kvfs_config *cfg = store_config(n->store, index);
+
+	if (!cfg)
+		return config_bootstrap(out, ncl_size(n));
+	*out = *cfg;
+	return 0;
+}
+
 int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
              const struct kvfs_repl_entry *log, size_t nlog, char *err, size_t errlen)
 {
@@ -674,7 +685,8 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 	};
 	struct node_cluster *c;
 	uint64_t promised, hint;
-	struct kvfs_config bootstrap;
+	struct kvfs_config base_cfg;
+	uint64_t cfg_index;
 	int rv;
 
 	rv = ncl_read_promise(n, &promised, err, errlen);
@@ -717,15 +729,19 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 		hint = base;
 	if (hint > base + nlog)
 		hint = base + nlog;
+	/* The configuration at base (repl.h, Membership): the snapshot's, or the bootstrap one;
+	 * taken before the log's committed entries apply to the store. */
+	rv = ncl_store_config(n, &base_cfg, &cfg_index);
+	if (rv < 0) {
+		snprintf(err, errlen, "cannot start replication: bad cluster size %u", ncl_size(n));
+		return rv;
+	}
 	rv = apply_recovered(n, log, (size_t)(hint - base), err, errlen);
 	if (rv < 0)
 		return rv;
 	n->commit_written = hint;
-	/* The bootstrap configuration (voters 1..size); repl.h, Membership. */
-	rv = config_bootstrap(&bootstrap, ncl_size(n));
-	if (rv == 0)
-		rv = repl_init(&c->repl, n->cfg.id, &bootstrap, &io, promised, base, base_epoch, log,
-		               nlog, hint);
+	rv = repl_init(&c->repl, n->cfg.id, &base_cfg, &io, promised, base, base_epoch, log, nlog,
+	               hint);
 	if (rv < 0) {
 		snprintf(err, errlen, "cannot start replication from the log in %s: %s",
 		         n->data_dir, strerror(-rv));

@@ -141,6 +141,12 @@ static inline uint32_t ncl_size(const struct kvfs_node *n)
 	return n->cfg.cluster_size ? n->cfg.cluster_size : 1;
 }
 
+/* The configuration a freshly loaded store (a snapshot) holds, into *out with its entry's index
+ * (*index, 0 for none): the snapshot's (store_config()), else the bootstrap one, voters
+ * 1..ncl_size(). 0 or -EINVAL. (node_cluster_uv.c) */
+struct kvfs_config;
+int ncl_store_config(const struct kvfs_node *n, struct kvfs_config *out, uint64_t *index);
+
 /* node_member_uv.c: `kvfs member` requests on the leader (member_req.h). nmember_tick runs on
  * every cluster tick; nmember_config_changed on every change of the configuration in force. */
 struct kvfs_config;

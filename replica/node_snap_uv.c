@@ -33,6 +33,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "kvfs/config.h"
 #include "kvfs/disk.h"
 #include "kvfs/logging.h"
 #include "kvfs/peer.h"
@@ -398,6 +399,8 @@ static int install(struct node_snaps *s, uint64_t index, uint64_t epoch)
 	struct kvfs_node *n = c->n;
 	struct kvfs_store *loaded = s->loaded;
 	struct kvfs_repl_entry e;
+	struct kvfs_config cfg;
+	uint64_t cfg_index;
 	struct batch *b;
 
 	if (!repl_snapshot_wanted(c->repl, index))
@@ -429,7 +432,8 @@ static int install(struct node_snaps *s, uint64_t index, uint64_t epoch)
 		b->trunc = false;
 		b->reset_next = index + 1;
 	}
-	if (repl_snapshot_installed(c->repl, index, epoch, NULL, 0) < 0) {
+	if (ncl_store_config(n, &cfg, &cfg_index) < 0 ||
+	    repl_snapshot_installed(c->repl, index, epoch, &cfg, cfg_index) < 0) {
 		log_error("the replication core refused the snapshot at index %" PRIu64
 		          "; stopping",
 		          index);
