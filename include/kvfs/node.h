@@ -145,6 +145,11 @@ struct kvfs_node_reset {
 
 void node_set_reset(struct kvfs_node *n, const struct kvfs_node_reset *reset);
 
+/* Membership: called once, on the loop thread with node_start's arg, when a committed
+ * configuration no longer holds this node, which was a member (it was removed; the node has
+ * logged it): the caller stops cleanly, as on SIGTERM, with exit status 0. NULL: nothing. */
+void node_set_removed(struct kvfs_node *n, void (*removed)(void *arg));
+
 /* Connects the node (opened with cfg.cluster_size > 0) to the election. Call before node_start;
  * cluster must outlive the node. */
 void node_set_cluster(struct kvfs_node *n, const struct kvfs_node_cluster *cluster);

@@ -285,7 +285,7 @@ int peer_msg_snapshot_ack_decode(struct kvfs_peer_snapshot_ack *m, const uint8_t
  * u64 lag_ms). The leader's view of its replicas, for the followers' /.status. The decoder
  * refuses a count above KVFS_PEER_STATUS_MAX or one the length does not hold.
  */
-#define KVFS_PEER_STATUS_MAX 16u
+#define KVFS_PEER_STATUS_MAX 64u /* KVFS_CONFIG_MAX */
 struct kvfs_peer_status_entry {
 	uint32_t id;
 	uint64_t match;
