@@ -261,6 +261,16 @@ static void on_signal(uv_signal_t *h, int signum)
 	begin_stop(a, 0);
 }
 
+/* Membership: a committed configuration left this node out (the node logged it): stop as on
+ * SIGTERM, exit status 0. */
+static void on_removed(void *arg)
+{
+	struct app *a = (struct app *)((char *)arg - offsetof(struct app, fs));
+
+	log_info("unmounting %s, exit status 0", a->opts.mountpoint);
+	begin_stop(a, 0);
+}
+
 /*
  * Raises the soft limit on open files to the hard one: every peer connection, open segment and
  * snapshot being sent takes a descriptor, and the usual soft limit (1024) is soon reached by
@@ -882,6 +892,7 @@ int main(int argc, char **argv)
 		};
 		node_set_cluster(a.fs.node, &a.cluster);
 		node_set_reset(a.fs.node, &reset_hooks);
+		node_set_removed(a.fs.node, on_removed);
 	}
 	a.fs.store = node_store(a.fs.node);
 	a.fs.data_dir = a.opts.data_dir;

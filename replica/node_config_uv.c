@@ -91,7 +91,7 @@ void ncl_config_changed(void *arg, const struct kvfs_config *cfg, uint64_t index
 	ncl_update_addrs(c);
 	publish(c, cfg, index);
 	nmember_config_changed(c, cfg, index);
-	check_removed(c);
+	/* check_removed waits for the tick: not from inside a call into the core. */
 }
 
 void nconfig_start(struct node_cluster *c)
