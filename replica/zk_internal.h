@@ -87,6 +87,7 @@ struct kvfs_zk {
 	struct kvfs_config config;
 	uint64_t config_index;
 	bool config_committed;
+	bool standing_off; /* the election thread: not a voter, candidacy withdrawn (logged) */
 	bool resign;                        /* the replication core gave the lead up */
 	uint32_t evict_id;                  /* a dead leader to remove (fast failover) ... */
 	uint64_t evict_epoch;               /* ... at this epoch */
