@@ -45,8 +45,9 @@ static void publish(struct node_cluster *c, const struct kvfs_config *cfg, uint6
 	bool committed = index <= repl_commit_index(c->repl);
 	char text[KVFS_CONFIG_TEXT_MAX];
 
-	if (c->cfg_published && index == c->cfg_index && committed == c->cfg_committed)
-		return;
+	if (!n->cfg.cluster_size ||
+	    (c->cfg_published && index == c->cfg_index && committed == c->cfg_committed))
+		return; /* standalone: a configuration of one, always */
 	c->cfg_published = true;
 	c->cfg_index = index;
 	c->cfg_committed = committed;

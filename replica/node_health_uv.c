@@ -64,7 +64,7 @@ static const char *not_writable(const struct kvfs_node *n, const struct kvfs_sta
 		                                      : "zookeeper disconnected";
 	if (strcmp(st->role, "leader") == 0)
 		return repl_missed_ticks(c->repl) < MISSED_TICKS ? NULL : "no majority";
-	if (strcmp(st->role, "follower") != 0)
+	if (strcmp(st->role, "follower") != 0 && strcmp(st->role, "observer") != 0)
 		return candidate_reason(n);
 	if (now - c->leader_view_ms > HEARD_MS)
 		return "leader not heard recently";
