@@ -685,6 +685,12 @@ int ncl_store_config(const struct kvfs_node *n, struct kvfs_config *out, uint64_
 {
 	const struct kvfs_config *cfg = store_config(n->store, index);
 
+	if (!n->cfg.cluster_size) {
+		/* Standalone: a configuration of one, this node, whatever its --id. */
+		*index = 0;
+		*out = (struct kvfs_config){.n = 1, .m = {{.id = n->cfg.id, .role = KVFS_ROLE_VOTER}}};
+		return config_check(out);
+	}
 	if (!cfg)
 		return config_bootstrap(out, ncl_size(n));
 	*out = *cfg;

@@ -152,7 +152,7 @@ static inline uint32_t ncl_size(const struct kvfs_node *n)
 
 /* The configuration a freshly loaded store (a snapshot) holds, into *out with its entry's index
  * (*index, 0 for none): the snapshot's (store_config()), else the bootstrap one, voters
- * 1..ncl_size(). 0 or -EINVAL. (node_cluster_uv.c) */
+ * 1..cluster size; standalone, this node alone. 0 or -EINVAL. (node_cluster_uv.c) */
 struct kvfs_config;
 int ncl_store_config(const struct kvfs_node *n, struct kvfs_config *out, uint64_t *index);
 
