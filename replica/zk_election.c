@@ -284,6 +284,8 @@ static uint64_t follow_only(struct kvfs_zk *z, int64_t session)
 		pthread_mutex_unlock(&z->lock);
 		held.exists = false;
 	}
+	publish_addrs(z, NULL, 0, &held);
+	zk_znodes_read_member_addrs(z, NULL, 0, now_ms());
 	if (held.exists)
 		publish(z, false, 0, held.epoch, held.id, held.addr);
 	else
@@ -345,6 +347,7 @@ static uint64_t run_round(struct kvfs_zk *z)
 	if (mine < 0)
 		z->have_znode = false;
 	publish_addrs(z, c, n, &l);
+	zk_znodes_read_member_addrs(z, c, n, start);
 	if (do_resign_evict(z, c, n, &l))
 		return 0;
 

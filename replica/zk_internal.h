@@ -88,6 +88,7 @@ struct kvfs_zk {
 	uint64_t config_index;
 	bool config_committed;
 	bool standing_off; /* the election thread: not a voter, candidacy withdrawn (logged) */
+	uint64_t member_addrs_ms; /* the election thread: when it last read every /members addr */
 	bool resign;                        /* the replication core gave the lead up */
 	uint32_t evict_id;                  /* a dead leader to remove (fast failover) ... */
 	uint64_t evict_epoch;               /* ... at this epoch */
@@ -248,6 +249,12 @@ uint64_t zk_znodes_take_leadership(struct kvfs_zk *z, bool retake, int leader_ve
 
 /* Confirms, through the ZooKeeper leader, that this session is alive. */
 bool zk_znodes_confirm_session(struct kvfs_zk *z);
+
+/* Election thread: the replication addresses of the configuration's members without a
+ * candidacy among c[0..n) (observers), from /members/<id> ("addr=HOST:PORT ..."), into
+ * z->addrs: those not known yet at every call, all of them every few seconds. */
+void zk_znodes_read_member_addrs(struct kvfs_zk *z, const struct kvfs_candidate *c, size_t n,
+                                 uint64_t now);
 
 /* ---- the score, priority mode (zk_score.c); election thread only unless said ---- */
 
