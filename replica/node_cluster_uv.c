@@ -431,8 +431,10 @@ static void on_peer_status(struct node_cluster *c, uint32_t from, uint8_t type,
                            const uint8_t *p, uint32_t len)
 {
 	if (from == repl_leader(c->repl) && peer_msg_status_decode(c->leader_view, p, len) == 0 &&
-	    c->leader_view->epoch == repl_epoch(c->repl))
+	    c->leader_view->epoch == repl_epoch(c->repl)) {
 		c->leader_view_ms = uv_now(c->n->loop);
+		nconfig_leader_view(c, from, c->leader_view);
+	}
 }
 
 static void on_rtt(struct node_cluster *c, uint32_t from, uint8_t type, const uint8_t *p,
@@ -610,12 +612,12 @@ static void send_peer_status(struct node_cluster *c)
 		                  : 0};
 	}
 	len = peer_msg_status_encode(&m, buf);
-	for (uint32_t i = 0; i < cfg->n; i++) {
-		uint32_t id = cfg->m[i].id;
-
-		if (id != n->cfg.id && peer_connected(c->peers, id))
+	/* To the members; once the configuration is committed, to connected non-members too: a
+	 * removed node learns so from it (nconfig_leader_view). */
+	for (uint32_t id = 1; id <= KVFS_CONFIG_ID_MAX; id++)
+		if (id != n->cfg.id && peer_connected(c->peers, id) &&
+		    (config_is_member(cfg, id) || !repl_config_pending(c->repl)))
 			peer_send(c->peers, id, KVFS_MSG_PEER_STATUS, buf, (uint32_t)len);
-	}
 }
 
 /* Lag bookkeeping for /.status, and who may be handed the lead. */

@@ -16,6 +16,7 @@
 #include "kvfs/config.h"
 #include "kvfs/logging.h"
 #include "kvfs/peer.h"
+#include "kvfs/peer_msg.h"
 #include "kvfs/readidx.h"
 #include "kvfs/repl.h"
 #include "kvfs/status.h"
@@ -58,8 +59,20 @@ static void publish(struct node_cluster *c, const struct kvfs_config *cfg, uint6
 		n->cluster->set_config(n->cluster->arg, cfg, index, committed);
 }
 
-/* A committed configuration without this node, which was a member: it was removed, and stops
- * (once: node_set_removed's hook ends the process cleanly). */
+/* Stops this node, removed from the cluster (once: node_set_removed's hook ends the process
+ * cleanly). */
+static void removed(struct node_cluster *c, const char *how, uint64_t index)
+{
+	struct kvfs_node *n = c->n;
+
+	c->removed = true;
+	log_info("node %" PRIu32 " was removed from cluster %s %s %" PRIu64 "; stopping",
+	         n->cfg.id, n->cfg.cluster_id ? n->cfg.cluster_id : "?", how, index);
+	if (n->removed_fn)
+		n->removed_fn(n->cb_arg);
+}
+
+/* A committed configuration without this node, which was a member: it was removed. */
 static void check_removed(struct node_cluster *c)
 {
 	struct kvfs_node *n = c->n;
@@ -72,13 +85,24 @@ static void check_removed(struct node_cluster *c)
 		c->was_member = true;
 		return;
 	}
-	if (!c->was_member)
-		return; /* not added yet (a new observer or voter waiting to be added) */
-	c->removed = true;
-	log_info("node %" PRIu32 " was removed from cluster %s at index %" PRIu64 "; stopping",
-	         n->cfg.id, n->cfg.cluster_id ? n->cfg.cluster_id : "?", index);
-	if (n->removed_fn)
-		n->removed_fn(n->cb_arg);
+	if (c->was_member) /* else not added yet (a new node waiting to be added) */
+		removed(c, "at index", index);
+}
+
+/* The leader replicates to the members of its latest configuration only, so a removed node may
+ * never see the entry that removed it; its leader's PEER_STATUS, which goes to non-members only
+ * once the configuration is committed, tells it. */
+void nconfig_leader_view(struct node_cluster *c, uint32_t leader, const struct kvfs_peer_status *m)
+{
+	struct kvfs_node *n = c->n;
+
+	(void)leader;
+	if (!n->cfg.cluster_size || !c->was_member || c->removed || m->count == 0)
+		return;
+	for (uint32_t i = 0; i < m->count; i++)
+		if (m->peers[i].id == n->cfg.id)
+			return;
+	removed(c, "by its leader's committed configuration at commit index", m->commit_index);
 }
 
 void ncl_config_changed(void *arg, const struct kvfs_config *cfg, uint64_t index)

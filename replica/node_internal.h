@@ -163,6 +163,11 @@ const struct kvfs_config *ncl_config(const struct node_cluster *c);
 void ncl_config_changed(void *arg, const struct kvfs_config *cfg, uint64_t index);
 void nconfig_start(struct node_cluster *c);
 void nconfig_tick(struct node_cluster *c);
+/* A follower heard its leader's PEER_STATUS (at its epoch): if this node, a member before, is not
+ * listed, the leader's committed configuration left it out (the leader sends it to non-members
+ * only then). */
+struct kvfs_peer_status;
+void nconfig_leader_view(struct node_cluster *c, uint32_t leader, const struct kvfs_peer_status *m);
 /* /.status: role observer, member_role, config_index, voters, observers. */
 struct kvfs_status;
 void nconfig_status(const struct node_cluster *c, struct kvfs_status *st);
