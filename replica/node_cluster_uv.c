@@ -600,6 +600,8 @@ static void send_peer_status(struct node_cluster *c)
 	const struct kvfs_config *cfg = ncl_config(c);
 	size_t len;
 
+	if (!c->peers)
+		return; /* standalone: no one to tell */
 	for (uint32_t i = 0; i < cfg->n && m.count < KVFS_PEER_STATUS_MAX; i++) {
 		uint32_t id = cfg->m[i].id;
 		uint64_t match = repl_peer_match(c->repl, id);
