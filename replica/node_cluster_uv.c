@@ -510,37 +510,6 @@ void ncl_view(const struct node_cluster *c, struct kvfs_node_view *v)
 	}
 }
 
-/* Whether the transport should dial `id`: a member of the latest configuration, or the leader
- * (a node not added yet still follows it). */
-static bool want_addr(struct node_cluster *c, uint32_t id, uint32_t leader)
-{
-	return id != c->n->cfg.id && (id == leader || config_is_member(ncl_config(c), id));
-}
-
-void ncl_update_addrs(struct node_cluster *c)
-{
-	struct kvfs_node *n = c->n;
-	char addr[KVFS_ADDR_MAX];
-	struct kvfs_node_view v;
-
-	if (!n->cluster || !c->peers)
-		return;
-	ncl_view(c, &v);
-	for (uint32_t id = 1; id <= KVFS_CONFIG_ID_MAX; id++) {
-		if (!want_addr(c, id, v.leader)) {
-			if (c->addrs[id][0])
-				peer_set_addr(c->peers, id, NULL); /* removed: no more dials */
-			c->addrs[id][0] = '\0';
-			continue;
-		}
-		n->cluster->member_addr(n->cluster->arg, id, addr, sizeof(addr));
-		if (!addr[0] || strcmp(addr, c->addrs[id]) == 0)
-			continue;
-		snprintf(c->addrs[id], KVFS_ADDR_MAX, "%s", addr);
-		peer_set_addr(c->peers, id, addr);
-	}
-}
-
 /* Follows what ZooKeeper says: lead the epoch we were given, or follow its leader. The rules
  * (which epoch may be led, when to give the lead up) are the core's: repl_zk_view(). */
 static void follow_view(struct node_cluster *c)
@@ -684,22 +653,6 @@ static void on_tick(uv_timer_t *t)
 }
 
 /* ---- the node's entry points ---- */
-
-int ncl_store_config(const struct kvfs_node *n, struct kvfs_config *out, uint64_t *index)
-{
-	const struct kvfs_config *cfg = store_config(n->store, index);
-
-	if (!n->cfg.cluster_size) {
-		/* Standalone: a configuration of one, this node, whatever its --id. */
-		*index = 0;
-		*out = (struct kvfs_config){.n = 1, .m = {{.id = n->cfg.id, .role = KVFS_ROLE_VOTER}}};
-		return config_check(out);
-	}
-	if (!cfg)
-		return config_bootstrap(out, ncl_size(n));
-	*out = *cfg;
-	return 0;
-}
 
 int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
              const struct kvfs_repl_entry *log, size_t nlog, char *err, size_t errlen)

@@ -6,7 +6,8 @@
  * rewrites ZooKeeper's /config once a change commits), and to the membership requests
  * (node_member_uv.c). Every tick it notices the commit index passing the latest configuration's
  * entry (then set_config again, committed), and a committed configuration that no longer holds
- * this node, which then stops (node.h node_set_removed).
+ * this node, which then stops (node.h node_set_removed). Also: the configuration a loaded store
+ * starts the core with (ncl_store_config), and which peers the transport dials.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -20,11 +21,59 @@
 #include "kvfs/readidx.h"
 #include "kvfs/repl.h"
 #include "kvfs/status.h"
+#include "kvfs/store.h"
 #include "node_internal.h"
 
 const struct kvfs_config *ncl_config(const struct node_cluster *c)
 {
 	return repl_config(c->repl, NULL);
+}
+
+int ncl_store_config(const struct kvfs_node *n, struct kvfs_config *out, uint64_t *index)
+{
+	const struct kvfs_config *cfg = store_config(n->store, index);
+
+	if (!n->cfg.cluster_size) {
+		/* Standalone: a configuration of one, this node, whatever its --id. */
+		*index = 0;
+		*out = (struct kvfs_config){.n = 1, .m = {{.id = n->cfg.id, .role = KVFS_ROLE_VOTER}}};
+		return config_check(out);
+	}
+	if (!cfg)
+		return config_bootstrap(out, ncl_size(n));
+	*out = *cfg;
+	return 0;
+}
+
+/* Whether the transport should dial `id`: a member of the latest configuration, or the leader
+ * (a node not added yet still follows it). */
+static bool want_addr(struct node_cluster *c, uint32_t id, uint32_t leader)
+{
+	return id != c->n->cfg.id && (id == leader || config_is_member(ncl_config(c), id));
+}
+
+void ncl_update_addrs(struct node_cluster *c)
+{
+	struct kvfs_node *n = c->n;
+	char addr[KVFS_ADDR_MAX];
+	struct kvfs_node_view v;
+
+	if (!n->cluster || !c->peers)
+		return;
+	ncl_view(c, &v);
+	for (uint32_t id = 1; id <= KVFS_CONFIG_ID_MAX; id++) {
+		if (!want_addr(c, id, v.leader)) {
+			if (c->addrs[id][0])
+				peer_set_addr(c->peers, id, NULL); /* removed: no more dials */
+			c->addrs[id][0] = '\0';
+			continue;
+		}
+		n->cluster->member_addr(n->cluster->arg, id, addr, sizeof(addr));
+		if (!addr[0] || strcmp(addr, c->addrs[id]) == 0)
+			continue;
+		snprintf(c->addrs[id], KVFS_ADDR_MAX, "%s", addr);
+		peer_set_addr(c->peers, id, addr);
+	}
 }
 
 /* "voters 1,2,3 observers 6": config_format()'s text without its '='. */

@@ -152,7 +152,7 @@ static inline uint32_t ncl_size(const struct kvfs_node *n)
 
 /* The configuration a freshly loaded store (a snapshot) holds, into *out with its entry's index
  * (*index, 0 for none): the snapshot's (store_config()), else the bootstrap one, voters
- * 1..cluster size; standalone, this node alone. 0 or -EINVAL. (node_cluster_uv.c) */
+ * 1..cluster size; standalone, this node alone. 0 or -EINVAL. (node_config_uv.c) */
 struct kvfs_config;
 int ncl_store_config(const struct kvfs_node *n, struct kvfs_config *out, uint64_t *index);
 
@@ -171,7 +171,7 @@ void nconfig_leader_view(struct node_cluster *c, uint32_t leader, const struct k
 /* /.status: role observer, member_role, config_index, voters, observers. */
 struct kvfs_status;
 void nconfig_status(const struct node_cluster *c, struct kvfs_status *st);
-/* node_cluster_uv.c: gives the transport the address of every member of the latest
+/* Gives the transport the address of every member of the latest
  * configuration and of the leader (from ZooKeeper's /members), forgets the others'. */
 void ncl_update_addrs(struct node_cluster *c);
 
