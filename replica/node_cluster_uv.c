@@ -619,7 +619,8 @@ static void track_lag(struct node_cluster *c)
 		if (id != n->cfg.id && n->cluster)
 			n->cluster->set_ready(n->cluster->arg, id,
 			                      leader && cfg->m[i].role == KVFS_ROLE_VOTER &&
-			                          match + READY_LAG_ENTRIES >= repl_commit_index(c->repl));
+			                          match + READY_LAG_ENTRIES >=
+			                              repl_commit_index(c->repl));
 	}
 }
 
@@ -941,7 +942,7 @@ void ncl_status(const struct kvfs_node *n, struct kvfs_status *st)
 		                            : n->cfg.listen);
 		if (!p->addr[0])
 			snprintf(p->addr, sizeof(p->addr), "unknown");
-		p->role = id == st->leader                                      ? "leader"
+		p->role = id == st->leader                                       ? "leader"
 		          : !self && !(c->peers && peer_connected(c->peers, id)) ? "down"
 		          : cfg->m[i].role == KVFS_ROLE_OBSERVER                 ? "observer"
 		                                                                 : "follower";

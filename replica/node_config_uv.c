@@ -36,7 +36,8 @@ int ncl_store_config(const struct kvfs_node *n, struct kvfs_config *out, uint64_
 	if (!n->cfg.cluster_size) {
 		/* Standalone: a configuration of one, this node, whatever its --id. */
 		*index = 0;
-		*out = (struct kvfs_config){.n = 1, .m = {{.id = n->cfg.id, .role = KVFS_ROLE_VOTER}}};
+		*out =
+		    (struct kvfs_config){.n = 1, .m = {{.id = n->cfg.id, .role = KVFS_ROLE_VOTER}}};
 		return config_check(out);
 	}
 	if (!cfg)
@@ -115,8 +116,8 @@ static void removed(struct node_cluster *c, const char *how, uint64_t index)
 	struct kvfs_node *n = c->n;
 
 	c->removed = true;
-	log_info("node %" PRIu32 " was removed from cluster %s %s %" PRIu64 "; stopping",
-	         n->cfg.id, n->cfg.cluster_id ? n->cfg.cluster_id : "?", how, index);
+	log_info("node %" PRIu32 " was removed from cluster %s %s %" PRIu64 "; stopping", n->cfg.id,
+	         n->cfg.cluster_id ? n->cfg.cluster_id : "?", how, index);
 	if (n->removed_fn)
 		n->removed_fn(n->cb_arg);
 }

@@ -85,7 +85,7 @@ struct kvfs_node {
 
 	const struct kvfs_node_cluster *cluster; /* the election; NULL: standalone */
 	const struct kvfs_node_reset *reset;     /* the filesystem's say on store resets */
-	void (*removed_fn)(void *arg);            /* node_set_removed() */
+	void (*removed_fn)(void *arg);           /* node_set_removed() */
 	struct node_cluster *cl;                 /* replication state (a standalone node is a
 	                                            cluster of one: it leads it) */
 
@@ -136,12 +136,12 @@ struct node_cluster {
 	uint64_t rejoin_warned_epoch; /* a candidate said who does not vote in this epoch */
 
 	/* the configuration in force (node_config_uv.c) */
-	bool started;        /* ncl_start ran: config_changed passes it on */
-	bool cfg_published;  /* set_config was called ... */
-	uint64_t cfg_index;  /* ... with this index */
-	bool cfg_committed;  /* ... and this committed flag */
-	bool was_member;     /* a committed configuration held this node */
-	bool removed;        /* ... and a later one does not: stopping */
+	bool started;       /* ncl_start ran: config_changed passes it on */
+	bool cfg_published; /* set_config was called ... */
+	uint64_t cfg_index; /* ... with this index */
+	bool cfg_committed; /* ... and this committed flag */
+	bool was_member;    /* a committed configuration held this node */
+	bool removed;       /* ... and a later one does not: stopping */
 };
 
 /* Voting replicas in the replication core: the cluster's, or 1 for a standalone node. */

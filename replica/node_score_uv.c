@@ -119,8 +119,8 @@ void nscore_on_pong(struct node_cluster *c, uint32_t from, const uint8_t *p, uin
 	struct kvfs_peer_rtt m;
 	uint64_t now = now_us();
 
-	if (!s || from == 0 || from > KVFS_CONFIG_ID_MAX ||
-	    peer_msg_rtt_decode(&m, p, len) < 0 || m.nonce == 0)
+	if (!s || from == 0 || from > KVFS_CONFIG_ID_MAX || peer_msg_rtt_decode(&m, p, len) < 0 ||
+	    m.nonce == 0)
 		return;
 	for (unsigned i = 0; i < PINGS_KEPT; i++) {
 		struct ping_sent *ps = &s->sent[from][i];

@@ -51,7 +51,8 @@ struct kvfs_snapshot {
 	size_t names_len;
 	struct kvfs_session *sessions;
 	size_t nsessions;
-	struct kvfs_config cfg; /* the store's configuration (cfg_index 0: none, the bootstrap one) */
+	struct kvfs_config
+	    cfg; /* the store's configuration (cfg_index 0: none, the bootstrap one) */
 	uint64_t cfg_index;
 };
 

@@ -76,8 +76,9 @@ int peer_msg_hello_decode(struct kvfs_peer_hello *m, const uint8_t *buf, size_t 
  * 1..cluster_size: the transport passes KVFS_PEERS_MAX_SIZE, since membership changes at runtime
  * and the replication core ignores non-members). Returns 0; -EPERM for a node of another cluster
  * ("node 4 belongs to cluster ab12..., not cd34... (this node's); refusing it: do two clusters
- * share ..."); -EINVAL for a node id outside 1..cluster_size; -EPROTO for another protocol version. On error writes a
- * one-line explanation naming the node and both values to err (errlen bytes; may be NULL).
+ * share ..."); -EINVAL for a node id outside 1..cluster_size; -EPROTO for another protocol version.
+ * On error writes a one-line explanation naming the node and both values to err (errlen bytes; may
+ * be NULL).
  */
 int peer_msg_hello_check(const struct kvfs_peer_hello *h, const char *my_cluster,
                          uint32_t cluster_size, char *err, size_t errlen);

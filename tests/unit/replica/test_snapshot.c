@@ -922,12 +922,18 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
-	    T(test_roundtrip),           T(test_empty_store),
-	    T(test_capture_isolated),    T(test_corrupt_newest_falls_back),
-	    T(test_all_corrupt_refused), T(test_bad_tree_refused),
-	    T(test_tmp_removed),         T(test_prune_and_oldest),
-	    T(test_write_failure),       T(test_continue_after_load),
-	    T(test_v1_fixture),          T(test_v3_config),
+	    T(test_roundtrip),
+	    T(test_empty_store),
+	    T(test_capture_isolated),
+	    T(test_corrupt_newest_falls_back),
+	    T(test_all_corrupt_refused),
+	    T(test_bad_tree_refused),
+	    T(test_tmp_removed),
+	    T(test_prune_and_oldest),
+	    T(test_write_failure),
+	    T(test_continue_after_load),
+	    T(test_v1_fixture),
+	    T(test_v3_config),
 	    T(test_v2_loads),
 	};
 #undef T
