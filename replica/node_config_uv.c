@@ -132,7 +132,11 @@ static void check_removed(struct node_cluster *c)
 	if (!cfg || !n->cfg.cluster_size || c->removed)
 		return;
 	if (config_is_member(cfg, n->cfg.id)) {
-		c->was_member = true;
+		/* Only once it holds committed entries: a node started empty (a new one, or one
+		 * coming back to be added again) starts from the bootstrap configuration, which
+		 * may list it, while the cluster's has long left it out. */
+		if (repl_commit_index(c->repl) > 0)
+			c->was_member = true;
 		return;
 	}
 	if (c->was_member) /* else not added yet (a new node waiting to be added) */
