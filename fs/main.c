@@ -671,11 +671,13 @@ static const struct kvfs_node_reset reset_hooks = {.done = fuse_ops_on_reset};
 static int open_cluster(struct app *a, char *cluster_id, char *err, size_t errlen)
 {
 	char session_file[PATH_MAX];
+	int rv;
 	struct kvfs_zk_config zc = {
 	    .hosts = a->opts.zk,
 	    .cluster = a->opts.cluster,
 	    .id = a->opts.id,
 	    .cluster_size = a->opts.cluster_size,
+	    .cluster_size_given = a->opts.cluster_size_given,
 	    .addr = a->opts.advertise,
 	    .priority = a->opts.priority,
 	    .mode = strcmp(a->opts.election, "priority") == 0 ? KVFS_ELECTION_PRIORITY
@@ -694,7 +696,10 @@ static int open_cluster(struct app *a, char *cluster_id, char *err, size_t errle
 	/* The data directory may not exist yet (node_open makes it later): then there is no file
 	 * from an earlier run either, and the election thread writes it once it is there. */
 	snprintf(session_file, sizeof(session_file), "%s/zk-session", a->opts.data_dir);
-	return zk_election_open(&a->zk, &zc, cluster_id, err, errlen);
+	rv = zk_election_open(&a->zk, &zc, cluster_id, err, errlen);
+	if (rv == 0) /* the bootstrap configuration is the cluster's: voters 1..its size */
+		a->opts.cluster_size = zk_election_cluster_size(a->zk);
+	return rv;
 }
 
 /* --metrics-listen, before anything else runs on the loop: a port in use is reported like a bad

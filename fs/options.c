@@ -397,6 +397,7 @@ static int set_defaults(struct kvfs_options *o, bool size_given, char *err, size
 
 	if (!size_given)
 		o->cluster_size = o->zk ? 3 : 1;
+	o->cluster_size_given = size_given;
 	/* Any id may be a member (membership changes at runtime, `kvfs member`); --cluster-size
 	 * is the size the cluster is created with: voters 1..N. */
 	if (o->zk && o->id > KVFS_CONFIG_ID_MAX)

@@ -29,7 +29,8 @@ struct kvfs_zk_config {
 	const char *hosts;   /* connect string "host:port,..." */
 	const char *cluster; /* name: znodes live under /kvfs/<cluster> */
 	uint32_t id;
-	uint32_t cluster_size;
+	uint32_t cluster_size;   /* the size a new cluster is created with (voters 1..N) */
+	bool cluster_size_given; /* false: an existing cluster's size is taken, not checked */
 	const char *addr; /* this node's replication address, announced to the others */
 	uint32_t priority;
 	enum kvfs_election_mode mode;
@@ -76,6 +77,10 @@ struct kvfs_zk_view {
  */
 int zk_election_open(struct kvfs_zk **out, const struct kvfs_zk_config *cfg, char *cluster_id,
                      char *err, size_t errlen);
+
+/* After zk_election_open: the size the cluster was created with (/config's; cfg->cluster_size
+ * when this node created it or was given it). */
+uint32_t zk_election_cluster_size(const struct kvfs_zk *z);
 
 /*
  * What ZooKeeper said at open about this node's past, for a start with an empty data directory

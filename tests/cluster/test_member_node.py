@@ -3,7 +3,8 @@
 new cluster shows the bootstrap configuration in /.status (member_role, config_index, voters,
 observers) and logs it; a node started with an id that is not in the configuration (--id 4 on a
 cluster created with 3) starts, never stands for leader (no election znode), shows
-member_role: none, and the three voters go on taking writes. Changes themselves (kvfs member)
+member_role: none, and the three voters go on taking writes. A node started without
+--cluster-size takes the size the cluster was created with. Changes themselves (kvfs member)
 are test_membership.py's. Against a real three-server ZooKeeper ensemble (see harness.py).
 
 Usage: test_member_node.py KVFS_BIN        (run by `meson test --suite cluster`)
@@ -65,5 +66,41 @@ def test_bootstrap_and_non_member(h):
         n.stop()
 
 
+def without_cluster_size(node):
+    """Makes NODE start without --cluster-size (the harness always passes one)."""
+    orig = node.args
+
+    def args():
+        a = orig()
+        i = a.index("--cluster-size")
+        return a[:i] + a[i + 2:]
+    node.args = args
+
+
+def test_size_taken_from_cluster(h):
+    """Without --cluster-size, a node takes the cluster's creation size (5 here, not 3)."""
+    cluster = h.cluster_name("size")
+    nodes = h.nodes(cluster, 3, cluster_size=5)
+    for n in nodes:
+        n.start()
+    settle(h, nodes)
+    six = h.node(6, cluster)
+    without_cluster_size(six)
+    six.start()
+    st = six.status() or {}
+    h.check(st.get("voters") == "1,2,3,4,5" and st.get("member_role") == "none",
+            "n6 without --cluster-size: voters 1,2,3,4,5 (the cluster's), member_role none",
+            view_str({6: st}))
+    seven = h.node(7, cluster)  # --cluster-size 3, given: still refused (exit 5)
+    seven.start(wait=False)
+    rc = seven.wait_exit(20)
+    h.check(rc == 5, "n7 with --cluster-size 3 on a cluster created with 5 exits 5",
+            "exit status %s; %s" % (rc, seven.output()[-500:]))
+    if rc is None:
+        seven.stop()
+    for n in [six] + nodes:
+        n.stop()
+
+
 if __name__ == "__main__":
-    harness.main([test_bootstrap_and_non_member])
+    harness.main([test_bootstrap_and_non_member, test_size_taken_from_cluster])

@@ -208,6 +208,12 @@ static void test_errors(void **state)
 	assert_int_equal(PARSE(&o, err, "--zk", "h:1", "--insecure", "--id", "4", "/m"), 0);
 	assert_int_equal(o.id, 4);
 	assert_int_equal(o.cluster_size, 3);
+	assert_false(o.cluster_size_given); /* an existing cluster's size is taken */
+	options_free(&o);
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(PARSE(&o, err, "--zk", "h:1", "--insecure", "--cluster-size", "5", "/m"), 0);
+	assert_int_equal(o.cluster_size, 5);
+	assert_true(o.cluster_size_given); /* checked against the cluster's */
 	options_free(&o);
 	BAD("--secret-file is required with --zk", "--zk", "h:1", "/m");
 	BAD("one or the other", "--zk", "h:1", "--insecure", "--secret-file", "/s", "/m");
