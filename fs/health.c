@@ -47,8 +47,8 @@ int health_judge(const char *status, char *line, size_t len)
 	fact(status, "writable", writable, sizeof(writable));
 	fact(status, "writable_reason", reason, sizeof(reason));
 	if (strcmp(writable, "yes") == 0) {
-		if (strcmp(role, "follower") == 0)
-			snprintf(line, len, "healthy: follower of %s, epoch %s, lag %s", leader,
+		if (strcmp(role, "follower") == 0 || strcmp(role, "observer") == 0)
+			snprintf(line, len, "healthy: %s of %s, epoch %s, lag %s", role, leader,
 			         epoch, lag);
 		else if (strcmp(role, "leader") == 0)
 			snprintf(line, len, "healthy: leader, epoch %s", epoch);

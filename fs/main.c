@@ -34,6 +34,7 @@
 #include "kvfs/peer_sec.h"
 #include "kvfs/secret_file.h"
 #include "kvfs/status.h"
+#include "kvfs/member_req.h"
 #include "kvfs/zk_election.h"
 
 #define EXIT_RUNTIME    1
@@ -257,6 +258,16 @@ static void on_signal(uv_signal_t *h, int signum)
 
 	log_info("got %s; finishing writes in flight and unmounting %s", strsignal(signum),
 	         a->opts.mountpoint);
+	begin_stop(a, 0);
+}
+
+/* Membership: a committed configuration left this node out (the node logged it): stop as on
+ * SIGTERM, exit status 0. */
+static void on_removed(void *arg)
+{
+	struct app *a = (struct app *)((char *)arg - offsetof(struct app, fs));
+
+	log_info("unmounting %s, exit status 0", a->opts.mountpoint);
 	begin_stop(a, 0);
 }
 
@@ -586,6 +597,31 @@ static void cluster_set_facts(void *arg, const struct kvfs_score_measured *m)
 		zk_election_set_facts(a->zk, m);
 }
 
+static void cluster_set_config(void *arg, const struct kvfs_config *cfg, uint64_t index,
+                               bool committed)
+{
+	struct app *a = arg;
+
+	if (a->zk)
+		zk_election_set_config(a->zk, cfg, index, committed);
+}
+
+static int cluster_next_request(void *arg, struct kvfs_member_req *req)
+{
+	struct app *a = arg;
+
+	return a->zk ? zk_election_next_request(a->zk, req) : -ENOENT;
+}
+
+static void cluster_request_result(void *arg, const struct kvfs_member_req *req,
+                                   const struct kvfs_member_result *res)
+{
+	struct app *a = arg;
+
+	if (a->zk)
+		zk_election_request_result(a->zk, req, res);
+}
+
 /* Priority mode: each candidate's score as the election's last round saw it. */
 static void status_scores(struct kvfs_zk *zk, struct kvfs_status *st)
 {
@@ -635,11 +671,13 @@ static const struct kvfs_node_reset reset_hooks = {.done = fuse_ops_on_reset};
 static int open_cluster(struct app *a, char *cluster_id, char *err, size_t errlen)
 {
 	char session_file[PATH_MAX];
+	int rv;
 	struct kvfs_zk_config zc = {
 	    .hosts = a->opts.zk,
 	    .cluster = a->opts.cluster,
 	    .id = a->opts.id,
 	    .cluster_size = a->opts.cluster_size,
+	    .cluster_size_given = a->opts.cluster_size_given,
 	    .addr = a->opts.advertise,
 	    .priority = a->opts.priority,
 	    .mode = strcmp(a->opts.election, "priority") == 0 ? KVFS_ELECTION_PRIORITY
@@ -658,7 +696,10 @@ static int open_cluster(struct app *a, char *cluster_id, char *err, size_t errle
 	/* The data directory may not exist yet (node_open makes it later): then there is no file
 	 * from an earlier run either, and the election thread writes it once it is there. */
 	snprintf(session_file, sizeof(session_file), "%s/zk-session", a->opts.data_dir);
-	return zk_election_open(&a->zk, &zc, cluster_id, err, errlen);
+	rv = zk_election_open(&a->zk, &zc, cluster_id, err, errlen);
+	if (rv == 0) /* the bootstrap configuration is the cluster's: voters 1..its size */
+		a->opts.cluster_size = zk_election_cluster_size(a->zk);
+	return rv;
 }
 
 /* --metrics-listen, before anything else runs on the loop: a port in use is reported like a bad
@@ -849,10 +890,14 @@ int main(int argc, char **argv)
 		    .evict = cluster_evict,
 		    .set_ready = cluster_set_ready,
 		    .set_facts = cluster_set_facts,
+		    .set_config = cluster_set_config,
+		    .next_request = cluster_next_request,
+		    .request_result = cluster_request_result,
 		    .arg = &a,
 		};
 		node_set_cluster(a.fs.node, &a.cluster);
 		node_set_reset(a.fs.node, &reset_hooks);
+		node_set_removed(a.fs.node, on_removed);
 	}
 	a.fs.store = node_store(a.fs.node);
 	a.fs.data_dir = a.opts.data_dir;

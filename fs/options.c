@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "fuse_mount_opts.h"
+#include "kvfs/config.h"
 #include "kvfs/election.h"
 #include "kvfs/hostport.h"
 #include "kvfs/op.h"
@@ -104,13 +105,15 @@ void options_usage(FILE *f, const char *prog)
 	    "Without --zk the node runs standalone (a cluster of one). SOURCE is a name\n"
 	    "without '/': without a config file, %s/SOURCE.conf is read if it exists.\n"
 	    "\n"
-	    "  --id N                 node id, 1..N (default 1)\n"
+	    "  --id N                 node id, 1..255 (default 1)\n"
 	    "  --data DIR             data directory, created if missing\n"
 	    "                         (default /var/lib/kvfs/CLUSTER/ID for root, else\n"
 	    "                         $XDG_DATA_HOME or ~/.local/share, then kvfs/CLUSTER/ID)\n"
 	    "  --zk HOSTS             ZooKeeper connect string (host:port,...)\n"
 	    "  --cluster NAME         cluster name (default \"default\")\n"
-	    "  --cluster-size N       voting replicas (default 3 with --zk, 1 without)\n"
+	    "  --cluster-size N       voting replicas the cluster is created with, ids 1..N\n"
+	    "                         (default 3 with --zk, 1 without; an existing cluster's\n"
+	    "                         own when not given; then kvfs member)\n"
 	    "  --listen HOST:PORT     replication address (default 127.0.0.1:(7000+id)); HOST is a\n"
 	    "                         name, an IPv4 address or [IPv6], and must be this machine's\n"
 	    "                         (0.0.0.0 or [::]: every address)\n"
@@ -395,10 +398,12 @@ static int set_defaults(struct kvfs_options *o, bool size_given, char *err, size
 
 	if (!size_given)
 		o->cluster_size = o->zk ? 3 : 1;
-	if (o->zk && o->id > o->cluster_size)
-		return options_fail(err, errlen,
-		            "--id: %u is not a voting replica of a cluster of %u (ids 1..%u)",
-		            o->id, o->cluster_size, o->cluster_size);
+	o->cluster_size_given = size_given;
+	/* Any id may be a member (membership changes at runtime, `kvfs member`); --cluster-size
+	 * is the size the cluster is created with: voters 1..N. */
+	if (o->zk && o->id > KVFS_CONFIG_ID_MAX)
+		return options_fail(err, errlen, "--id: %u is not a node id (1..%u in a cluster)",
+		                    o->id, KVFS_CONFIG_ID_MAX);
 	if (!o->listen) {
 		if (o->id > 65535 - 7000)
 			return options_fail(err, errlen, "--id %u needs an explicit --listen", o->id);

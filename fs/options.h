@@ -22,6 +22,7 @@ struct kvfs_options {
 	char *zk;       /* NULL: standalone */
 	char *cluster;
 	uint32_t cluster_size;
+	bool cluster_size_given; /* else the default, and an existing cluster's /config says */
 	char *listen;    /* HOST:PORT */
 	char *advertise; /* HOST:PORT */
 	char *election;  /* "sequential" | "priority" */

@@ -108,7 +108,8 @@ static void out_ms(struct kvfs_out *o, uint64_t ms)
 
 static void render_state(struct kvfs_out *o, const struct kvfs_status *st)
 {
-	static const char *const roles[] = {"leader", "follower", "candidate", "standalone", NULL};
+	static const char *const roles[] = {"leader",     "follower", "candidate",
+	                                    "standalone", "observer", NULL};
 	static const char *const zks[] = {"connected", "connecting", "expired", "none", NULL};
 	static const char *const secs[] = {"encrypted", "insecure", "none", NULL};
 	bool lag_unknown = st->catching_up || st->lag_unknown;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "kvfs/config.h"
 #include "kvfs/crc32c.h"
 #include "kvfs/disk.h"
 #include "kvfs/election.h"
@@ -430,8 +431,10 @@ static void on_peer_status(struct node_cluster *c, uint32_t from, uint8_t type,
                            const uint8_t *p, uint32_t len)
 {
 	if (from == repl_leader(c->repl) && peer_msg_status_decode(c->leader_view, p, len) == 0 &&
-	    c->leader_view->epoch == repl_epoch(c->repl))
+	    c->leader_view->epoch == repl_epoch(c->repl)) {
 		c->leader_view_ms = uv_now(c->n->loop);
+		nconfig_leader_view(c, from, c->leader_view);
+	}
 }
 
 static void on_rtt(struct node_cluster *c, uint32_t from, uint8_t type, const uint8_t *p,
@@ -507,24 +510,6 @@ void ncl_view(const struct node_cluster *c, struct kvfs_node_view *v)
 	}
 }
 
-static void update_addrs(struct node_cluster *c)
-{
-	struct kvfs_node *n = c->n;
-	char addr[KVFS_ADDR_MAX];
-
-	if (!n->cluster)
-		return;
-	for (uint32_t id = 1; id <= n->cfg.cluster_size; id++) {
-		if (id == n->cfg.id)
-			continue;
-		n->cluster->member_addr(n->cluster->arg, id, addr, sizeof(addr));
-		if (!addr[0] || strcmp(addr, c->addrs[id]) == 0)
-			continue;
-		snprintf(c->addrs[id], KVFS_ADDR_MAX, "%s", addr);
-		peer_set_addr(c->peers, id, addr);
-	}
-}
-
 /* Follows what ZooKeeper says: lead the epoch we were given, or follow its leader. The rules
  * (which epoch may be led, when to give the lead up) are the core's: repl_zk_view(). */
 static void follow_view(struct node_cluster *c)
@@ -551,7 +536,7 @@ void node_cluster_changed(struct kvfs_node *n)
 
 	if (!c || c->closing || n->fatal || !c->peers)
 		return;
-	update_addrs(c);
+	ncl_update_addrs(c);
 	follow_view(c);
 	nfwd_dispatch(c);
 }
@@ -581,9 +566,13 @@ static void send_peer_status(struct node_cluster *c)
 	                             .commit_index = repl_commit_index(c->repl)};
 	uint64_t now = uv_now(n->loop);
 	uint8_t buf[64 + KVFS_PEER_STATUS_MAX * 20];
+	const struct kvfs_config *cfg = ncl_config(c);
 	size_t len;
 
-	for (uint32_t id = 1; id <= n->cfg.cluster_size && m.count < KVFS_PEER_STATUS_MAX; id++) {
+	if (!c->peers)
+		return; /* standalone: no one to tell */
+	for (uint32_t i = 0; i < cfg->n && m.count < KVFS_PEER_STATUS_MAX; i++) {
+		uint32_t id = cfg->m[i].id;
 		uint64_t match = repl_peer_match(c->repl, id);
 
 		m.peers[m.count++] = (struct kvfs_peer_status_entry){
@@ -594,8 +583,11 @@ static void send_peer_status(struct node_cluster *c)
 		                  : 0};
 	}
 	len = peer_msg_status_encode(&m, buf);
-	for (uint32_t id = 1; id <= n->cfg.cluster_size; id++)
-		if (id != n->cfg.id && peer_connected(c->peers, id))
+	/* To the members; once the configuration is committed, to connected non-members too: a
+	 * removed node learns so from it (nconfig_leader_view). */
+	for (uint32_t id = 1; id <= KVFS_CONFIG_ID_MAX; id++)
+		if (id != n->cfg.id && peer_connected(c->peers, id) &&
+		    (config_is_member(cfg, id) || !repl_config_pending(c->repl)))
 			peer_send(c->peers, id, KVFS_MSG_PEER_STATUS, buf, (uint32_t)len);
 }
 
@@ -605,6 +597,7 @@ static void track_lag(struct node_cluster *c)
 	struct kvfs_node *n = c->n;
 	uint64_t now = uv_now(n->loop), commit = repl_leader_commit(c->repl);
 	bool leader = repl_role(c->repl) != KVFS_REPL_FOLLOWER;
+	const struct kvfs_config *cfg = ncl_config(c);
 
 	if (store_applied_index(n->store) < commit) {
 		if (!c->behind_since)
@@ -612,7 +605,8 @@ static void track_lag(struct node_cluster *c)
 	} else {
 		c->behind_since = 0;
 	}
-	for (uint32_t id = 1; id <= n->cfg.cluster_size; id++) {
+	for (uint32_t i = 0; i < cfg->n; i++) {
+		uint32_t id = cfg->m[i].id;
 		uint64_t match = repl_peer_match(c->repl, id);
 
 		if (leader && match < repl_commit_index(c->repl)) {
@@ -621,10 +615,12 @@ static void track_lag(struct node_cluster *c)
 		} else {
 			c->peer_behind[id] = 0;
 		}
+		/* The lead is handed to a voter only (an observer never leads). */
 		if (id != n->cfg.id && n->cluster)
 			n->cluster->set_ready(n->cluster->arg, id,
-			                      leader && match + READY_LAG_ENTRIES >=
-			                                    repl_commit_index(c->repl));
+			                      leader && cfg->m[i].role == KVFS_ROLE_VOTER &&
+			                          match + READY_LAG_ENTRIES >=
+			                              repl_commit_index(c->repl));
 	}
 }
 
@@ -640,7 +636,7 @@ static void on_tick(uv_timer_t *t)
 		c->promise_retry = false;
 		start_promise(c);
 	}
-	update_addrs(c);
+	ncl_update_addrs(c);
 	follow_view(c);
 	repl_tick(c->repl);
 	check_dead_leader(c);
@@ -649,6 +645,8 @@ static void on_tick(uv_timer_t *t)
 	readidx_tick(c->reads);
 	nsnap_tick(c);
 	nrejoin_tick(c);
+	nmember_tick(c);
+	nconfig_tick(c);
 	track_lag(c);
 	if (repl_role(c->repl) == KVFS_REPL_LEADER)
 		send_peer_status(c);
@@ -670,10 +668,12 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 	    .need_snapshot = io_need_snapshot,
 	    .need_snapshot_from = io_need_snapshot_from,
 	    .rejoined = nrejoin_done,
+	    .config_changed = ncl_config_changed,
 	};
 	struct node_cluster *c;
 	uint64_t promised, hint;
-	struct kvfs_config bootstrap;
+	struct kvfs_config base_cfg;
+	uint64_t cfg_index;
 	int rv;
 
 	rv = ncl_read_promise(n, &promised, err, errlen);
@@ -684,8 +684,8 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 		return -ENOMEM;
 	n->cl = c;
 	c->n = n;
-	c->addrs = calloc(n->cfg.cluster_size + 1, sizeof(*c->addrs));
-	c->peer_behind = calloc(n->cfg.cluster_size + 1, sizeof(*c->peer_behind));
+	c->addrs = calloc(KVFS_CONFIG_ID_MAX + 1, sizeof(*c->addrs));
+	c->peer_behind = calloc(KVFS_CONFIG_ID_MAX + 1, sizeof(*c->peer_behind));
 	if (!c->addrs || !c->peer_behind)
 		return -ENOMEM;
 	c->promise_want = promised;
@@ -716,15 +716,19 @@ int ncl_open(struct kvfs_node *n, uint64_t base, uint64_t base_epoch,
 		hint = base;
 	if (hint > base + nlog)
 		hint = base + nlog;
+	/* The configuration at base (repl.h, Membership): the snapshot's, or the bootstrap one;
+	 * taken before the log's committed entries apply to the store. */
+	rv = ncl_store_config(n, &base_cfg, &cfg_index);
+	if (rv < 0) {
+		snprintf(err, errlen, "cannot start replication: bad cluster size %u", ncl_size(n));
+		return rv;
+	}
 	rv = apply_recovered(n, log, (size_t)(hint - base), err, errlen);
 	if (rv < 0)
 		return rv;
 	n->commit_written = hint;
-	/* The bootstrap configuration (voters 1..size); repl.h, Membership. */
-	rv = config_bootstrap(&bootstrap, ncl_size(n));
-	if (rv == 0)
-		rv = repl_init(&c->repl, n->cfg.id, &bootstrap, &io, promised, base, base_epoch, log,
-		               nlog, hint);
+	rv = repl_init(&c->repl, n->cfg.id, &base_cfg, &io, promised, base, base_epoch, log, nlog,
+	               hint);
 	if (rv < 0) {
 		snprintf(err, errlen, "cannot start replication from the log in %s: %s",
 		         n->data_dir, strerror(-rv));
@@ -786,7 +790,7 @@ int ncl_start(struct kvfs_node *n)
 	struct node_cluster *c = n->cl;
 	struct kvfs_peers_config pc = {
 	    .id = n->cfg.id,
-	    .size = n->cfg.cluster_size,
+	    .size = KVFS_PEERS_MAX_SIZE, /* any id; members: ncl_update_addrs(), the core */
 	    .cluster_id = n->cfg.cluster_id,
 	    .listen = n->cfg.listen,
 	    .epoch = repl_epoch(c->repl),
@@ -812,6 +816,7 @@ int ncl_start(struct kvfs_node *n)
 	c->tick.data = c;
 	c->tick_open = true;
 	uv_timer_start(&c->tick, on_tick, TICK_MS, TICK_MS);
+	nconfig_start(c);
 	if (!n->cluster)
 		follow_view(c); /* a cluster of one leads at once */
 	return 0;
@@ -893,6 +898,7 @@ void ncl_status(const struct kvfs_node *n, struct kvfs_status *st)
 	const struct node_cluster *c = n->cl;
 	uint64_t now = n->loop ? uv_now(n->loop) : 0, commit = repl_leader_commit(c->repl);
 	bool leader = repl_role(c->repl) != KVFS_REPL_FOLLOWER;
+	const struct kvfs_config *cfg = ncl_config(c);
 	const struct kvfs_peer_status *view =
 	    !leader && c->leader_view_ms && now - c->leader_view_ms < VIEW_FRESH_MS &&
 	            c->leader_view->epoch == repl_epoch(c->repl)
@@ -908,6 +914,7 @@ void ncl_status(const struct kvfs_node *n, struct kvfs_status *st)
 		st->leader = 0;
 		st->leader_addr[0] = '\0';
 	}
+	nconfig_status(c, st);
 	if (!n->cluster)
 		st->epoch = repl_epoch(c->repl);
 	st->commit_index = repl_commit_index(c->repl);
@@ -923,7 +930,8 @@ void ncl_status(const struct kvfs_node *n, struct kvfs_status *st)
 	                  !(c->leader_view_ms && now - c->leader_view_ms < LAG_KNOWN_MS &&
 	                    c->leader_view->epoch == repl_epoch(c->repl));
 	st->npeers = 0;
-	for (uint32_t id = 1; id <= n->cfg.cluster_size && id <= KVFS_STATUS_MAX_PEERS; id++) {
+	for (uint32_t i = 0; i < cfg->n && st->npeers < KVFS_STATUS_MAX_PEERS; i++) {
+		uint32_t id = cfg->m[i].id;
 		struct kvfs_status_peer *p = &st->peers[st->npeers++];
 		bool self = id == n->cfg.id;
 
@@ -934,9 +942,10 @@ void ncl_status(const struct kvfs_node *n, struct kvfs_status *st)
 		                            : n->cfg.listen);
 		if (!p->addr[0])
 			snprintf(p->addr, sizeof(p->addr), "unknown");
-		p->role = id == st->leader                                 ? "leader"
-		          : self || (c->peers && peer_connected(c->peers, id)) ? "follower"
-		                                                            : "down";
+		p->role = id == st->leader                                       ? "leader"
+		          : !self && !(c->peers && peer_connected(c->peers, id)) ? "down"
+		          : cfg->m[i].role == KVFS_ROLE_OBSERVER                 ? "observer"
+		                                                                 : "follower";
 		if (leader) {
 			p->match = repl_peer_match(c->repl, id);
 			p->lag_entries = commit > p->match ? commit - p->match : 0;

@@ -13,6 +13,7 @@
  */
 #include <string.h>
 
+#include "kvfs/config.h"
 #include "kvfs/peer.h"
 #include "kvfs/peer_msg.h"
 #include "kvfs/readidx.h"
@@ -34,14 +35,17 @@ bool nhealth_leader_heard(const struct node_cluster *c, uint32_t leader)
 static const char *candidate_reason(const struct kvfs_node *n)
 {
 	const struct node_cluster *c = n->cl;
-	uint32_t reach = 1;
+	const struct kvfs_config *cfg = ncl_config(c);
+	bool reach[KVFS_CONFIG_ID_MAX + 1] = {false};
 
 	if (repl_role(c->repl) != KVFS_REPL_CANDIDATE)
 		return "no leader";
-	for (uint32_t id = 1; id <= n->cfg.cluster_size; id++)
-		if (id != n->cfg.id && c->peers && peer_connected(c->peers, id))
-			reach++;
-	return reach * 2 > ncl_size(n) ? "new epoch not established" : "no majority";
+	for (uint32_t i = 0; i < cfg->n; i++) {
+		uint32_t id = cfg->m[i].id;
+
+		reach[id] = id == n->cfg.id || (c->peers && peer_connected(c->peers, id));
+	}
+	return config_quorum(cfg, reach) ? "new epoch not established" : "no majority";
 }
 
 static const char *not_writable(const struct kvfs_node *n, const struct kvfs_status *st)
@@ -60,7 +64,7 @@ static const char *not_writable(const struct kvfs_node *n, const struct kvfs_sta
 		                                      : "zookeeper disconnected";
 	if (strcmp(st->role, "leader") == 0)
 		return repl_missed_ticks(c->repl) < MISSED_TICKS ? NULL : "no majority";
-	if (strcmp(st->role, "follower") != 0)
+	if (strcmp(st->role, "follower") != 0 && strcmp(st->role, "observer") != 0)
 		return candidate_reason(n);
 	if (now - c->leader_view_ms > HEARD_MS)
 		return "leader not heard recently";

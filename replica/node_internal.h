@@ -85,6 +85,7 @@ struct kvfs_node {
 
 	const struct kvfs_node_cluster *cluster; /* the election; NULL: standalone */
 	const struct kvfs_node_reset *reset;     /* the filesystem's say on store resets */
+	void (*removed_fn)(void *arg);           /* node_set_removed() */
 	struct node_cluster *cl;                 /* replication state (a standalone node is a
 	                                            cluster of one: it leads it) */
 
@@ -133,6 +134,14 @@ struct node_cluster {
 	bool unmarking;
 	int unmark_rv;
 	uint64_t rejoin_warned_epoch; /* a candidate said who does not vote in this epoch */
+
+	/* the configuration in force (node_config_uv.c) */
+	bool started;       /* ncl_start ran: config_changed passes it on */
+	bool cfg_published; /* set_config was called ... */
+	uint64_t cfg_index; /* ... with this index */
+	bool cfg_committed; /* ... and this committed flag */
+	bool was_member;    /* a committed configuration held this node */
+	bool removed;       /* ... and a later one does not: stopping */
 };
 
 /* Voting replicas in the replication core: the cluster's, or 1 for a standalone node. */
@@ -140,6 +149,38 @@ static inline uint32_t ncl_size(const struct kvfs_node *n)
 {
 	return n->cfg.cluster_size ? n->cfg.cluster_size : 1;
 }
+
+/* The configuration a freshly loaded store (a snapshot) holds, into *out with its entry's index
+ * (*index, 0 for none): the snapshot's (store_config()), else the bootstrap one, voters
+ * 1..cluster size; standalone, this node alone. 0 or -EINVAL. (node_config_uv.c) */
+struct kvfs_config;
+int ncl_store_config(const struct kvfs_node *n, struct kvfs_config *out, uint64_t *index);
+
+/* node_config_uv.c: the configuration in force. ncl_config: the latest (repl_config());
+ * ncl_config_changed is the core's io config_changed; nconfig_start at ncl_start, once the
+ * transport is open; nconfig_tick on every cluster tick. */
+const struct kvfs_config *ncl_config(const struct node_cluster *c);
+void ncl_config_changed(void *arg, const struct kvfs_config *cfg, uint64_t index);
+void nconfig_start(struct node_cluster *c);
+void nconfig_tick(struct node_cluster *c);
+/* A follower heard its leader's PEER_STATUS (at its epoch): if this node, a member before, is not
+ * listed, the leader's committed configuration left it out (the leader sends it to non-members
+ * only then). */
+struct kvfs_peer_status;
+void nconfig_leader_view(struct node_cluster *c, uint32_t leader, const struct kvfs_peer_status *m);
+/* /.status: role observer, member_role, config_index, voters, observers. */
+struct kvfs_status;
+void nconfig_status(const struct node_cluster *c, struct kvfs_status *st);
+/* Gives the transport the address of every member of the latest
+ * configuration and of the leader (from ZooKeeper's /members), forgets the others'. */
+void ncl_update_addrs(struct node_cluster *c);
+
+/* node_member_uv.c: `kvfs member` requests on the leader (member_req.h). nmember_tick runs on
+ * every cluster tick; nmember_config_changed on every change of the configuration in force. */
+struct kvfs_config;
+void nmember_tick(struct node_cluster *c);
+void nmember_config_changed(struct node_cluster *c, const struct kvfs_config *cfg,
+                            uint64_t index);
 
 /* node_uv.c */
 struct batch *node_pending_batch(struct kvfs_node *n);

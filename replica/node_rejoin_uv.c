@@ -143,13 +143,15 @@ void nrejoin_done(void *arg)
 void nrejoin_tick(struct node_cluster *c)
 {
 	struct kvfs_node *n = c->n;
+	const struct kvfs_config *cfg = ncl_config(c);
 	char ids[128] = "";
 	size_t len = 0;
 
 	if (repl_role(c->repl) != KVFS_REPL_CANDIDATE ||
 	    c->rejoin_warned_epoch == repl_epoch(c->repl))
 		return;
-	for (uint32_t id = 1; id <= n->cfg.cluster_size; id++) {
+	for (uint32_t i = 0; i < cfg->n; i++) {
+		uint32_t id = cfg->m[i].id;
 		bool rejoining =
 		    id == n->cfg.id ? repl_rejoining(c->repl) : repl_peer_rejoining(c->repl, id);
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "kvfs/config.h"
 #include "kvfs/logging.h"
 #include "kvfs/peer.h"
 #include "kvfs/peer_msg.h"
@@ -35,7 +36,7 @@ struct ping_sent {
 struct node_score {
 	struct kvfs_rtt rtt;
 	uint64_t next_nonce;
-	struct ping_sent (*sent)[PINGS_KEPT]; /* by peer id, 1..cluster_size */
+	struct ping_sent (*sent)[PINGS_KEPT]; /* by peer id, 1..KVFS_CONFIG_ID_MAX */
 	unsigned *next_slot;                  /* by peer id: the ring's next slot */
 };
 
@@ -46,18 +47,20 @@ static uint64_t now_us(void)
 
 size_t ncl_voters(const struct kvfs_node *n, uint32_t *out, size_t max)
 {
+	const struct kvfs_config *cfg = ncl_config(n->cl);
 	size_t k = 0;
 
-	/* Every member votes until membership changes exist: ids 1..--cluster-size. */
-	for (uint32_t id = 1; id <= n->cfg.cluster_size && k < max; id++)
-		out[k++] = id;
+	/* The voters of the latest configuration (config.h). */
+	for (uint32_t i = 0; i < cfg->n && k < max; i++)
+		if (cfg->m[i].role == KVFS_ROLE_VOTER)
+			out[k++] = cfg->m[i].id;
 	return k;
 }
 
 int nscore_open(struct node_cluster *c)
 {
 	struct node_score *s = calloc(1, sizeof(*s));
-	uint32_t size = c->n->cfg.cluster_size;
+	uint32_t size = KVFS_CONFIG_ID_MAX; /* by id: any member, now or later */
 
 	if (!s)
 		return -ENOMEM;
@@ -84,7 +87,7 @@ void nscore_free(struct node_cluster *c)
 
 void nscore_heard(struct node_cluster *c, uint32_t from)
 {
-	if (c->score && from <= c->n->cfg.cluster_size)
+	if (c->score && from <= KVFS_CONFIG_ID_MAX)
 		rtt_heard(&c->score->rtt, from, uv_now(c->n->loop));
 }
 
@@ -92,7 +95,7 @@ void nscore_peer_down(struct node_cluster *c, uint32_t id)
 {
 	struct node_score *s = c->score;
 
-	if (!s || id == 0 || id > c->n->cfg.cluster_size)
+	if (!s || id == 0 || id > KVFS_CONFIG_ID_MAX)
 		return;
 	rtt_forget(&s->rtt, id);
 	memset(s->sent[id], 0, sizeof(s->sent[id]));
@@ -116,8 +119,8 @@ void nscore_on_pong(struct node_cluster *c, uint32_t from, const uint8_t *p, uin
 	struct kvfs_peer_rtt m;
 	uint64_t now = now_us();
 
-	if (!s || from == 0 || from > c->n->cfg.cluster_size ||
-	    peer_msg_rtt_decode(&m, p, len) < 0 || m.nonce == 0)
+	if (!s || from == 0 || from > KVFS_CONFIG_ID_MAX || peer_msg_rtt_decode(&m, p, len) < 0 ||
+	    m.nonce == 0)
 		return;
 	for (unsigned i = 0; i < PINGS_KEPT; i++) {
 		struct ping_sent *ps = &s->sent[from][i];
@@ -136,8 +139,10 @@ static void send_pings(struct node_cluster *c)
 	struct node_score *s = c->score;
 	const struct kvfs_node *n = c->n;
 	uint8_t buf[KVFS_PEER_RTT_SIZE];
+	const struct kvfs_config *cfg = ncl_config(c);
 
-	for (uint32_t id = 1; id <= n->cfg.cluster_size; id++) {
+	for (uint32_t i = 0; i < cfg->n; i++) {
+		uint32_t id = cfg->m[i].id;
 		struct kvfs_peer_rtt m = {.nonce = s->next_nonce, .sent_us = now_us()};
 		struct ping_sent *ps;
 
@@ -169,7 +174,7 @@ static void measure(const struct node_cluster *c, struct kvfs_score_measured *m)
 		/* The leader (or one establishing its epoch): the commit index is its own. */
 		m->caught_up = true;
 		m->lag = 0;
-	} else if (leader && leader <= n->cfg.cluster_size && repl_heard_commit(c->repl)) {
+	} else if (leader && leader <= KVFS_CONFIG_ID_MAX && repl_heard_commit(c->repl)) {
 		uint64_t commit = repl_leader_commit(c->repl);
 		uint64_t heard = c->score->rtt.p[leader].last_heard_ms;
 
@@ -213,8 +218,8 @@ void nscore_status(const struct kvfs_node *n, struct kvfs_status *st)
 	st->has_quorum_rtt = true;
 	st->quorum_rtt_us = rtt_quorum(r, voters, nv, n->cfg.id, now);
 	st->nmembers = 0;
-	for (uint32_t id = 1; id <= n->cfg.cluster_size && st->nmembers < KVFS_STATUS_MAX_PEERS;
-	     id++) {
+	for (uint32_t i = 0; i < ncl_config(c)->n && st->nmembers < KVFS_STATUS_MAX_PEERS; i++) {
+		uint32_t id = ncl_config(c)->m[i].id;
 		const struct kvfs_rtt_peer *p = &r->p[id];
 
 		if (id == n->cfg.id)

@@ -33,6 +33,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "kvfs/config.h"
 #include "kvfs/disk.h"
 #include "kvfs/logging.h"
 #include "kvfs/peer.h"
@@ -398,6 +399,8 @@ static int install(struct node_snaps *s, uint64_t index, uint64_t epoch)
 	struct kvfs_node *n = c->n;
 	struct kvfs_store *loaded = s->loaded;
 	struct kvfs_repl_entry e;
+	struct kvfs_config cfg;
+	uint64_t cfg_index;
 	struct batch *b;
 
 	if (!repl_snapshot_wanted(c->repl, index))
@@ -429,7 +432,8 @@ static int install(struct node_snaps *s, uint64_t index, uint64_t epoch)
 		b->trunc = false;
 		b->reset_next = index + 1;
 	}
-	if (repl_snapshot_installed(c->repl, index, epoch, NULL, 0) < 0) {
+	if (ncl_store_config(n, &cfg, &cfg_index) < 0 ||
+	    repl_snapshot_installed(c->repl, index, epoch, &cfg, cfg_index) < 0) {
 		log_error("the replication core refused the snapshot at index %" PRIu64
 		          "; stopping",
 		          index);
@@ -489,7 +493,7 @@ static void drain(struct node_snaps *s)
 
 int nsnap_init(struct node_cluster *c)
 {
-	uint32_t size = ncl_size(c->n);
+	uint32_t size = KVFS_CONFIG_ID_MAX; /* by id: any member, now or later */
 	struct kvfs_snapxfer_io io = {
 	    .now_ms = io_now_ms,
 	    .view = io_view,
@@ -537,7 +541,7 @@ void nsnap_free(struct node_cluster *c)
 	if (!s)
 		return;
 	assert(!s->working);
-	for (uint32_t id = 0; s->fd && id <= c->n->cfg.cluster_size; id++)
+	for (uint32_t id = 0; s->fd && id <= KVFS_CONFIG_ID_MAX; id++)
 		io_close(s, id);
 	close_recv(s);
 	if (s->loaded)
@@ -553,7 +557,7 @@ void nsnap_free(struct node_cluster *c)
 
 void nsnap_need(struct node_cluster *c, uint32_t to)
 {
-	if (to == 0 || to > c->n->cfg.cluster_size)
+	if (to == 0 || to > KVFS_CONFIG_ID_MAX)
 		return;
 	log_info("node %u needs entries this node compacted: sending it a snapshot", to);
 	snapxfer_need(c->snaps->x, to);
@@ -596,7 +600,7 @@ bool nsnap_message(struct node_cluster *c, uint32_t from, uint8_t type, const ui
 
 void nsnap_peer_down(struct node_cluster *c, uint32_t id)
 {
-	if (id <= c->n->cfg.cluster_size)
+	if (id <= KVFS_CONFIG_ID_MAX)
 		c->snaps->retain[id] = 0; /* a peer that went away holds nothing back */
 	snapxfer_peer_down(c->snaps->x, id);
 	drain(c->snaps);
@@ -615,7 +619,7 @@ static void update_retain(struct node_cluster *c)
 	bool leader = repl_role(c->repl) == KVFS_REPL_LEADER;
 	uint64_t commit = repl_commit_index(c->repl);
 
-	for (uint32_t id = 1; id <= c->n->cfg.cluster_size; id++) {
+	for (uint32_t id = 1; id <= KVFS_CONFIG_ID_MAX; id++) {
 		uint64_t m = leader ? repl_peer_match(c->repl, id) : 0;
 
 		if (!s->retain[id])
@@ -631,7 +635,7 @@ uint64_t nsnap_retain(const struct node_cluster *c)
 {
 	uint64_t r = 0;
 
-	for (uint32_t id = 1; c->snaps && id <= c->n->cfg.cluster_size; id++)
+	for (uint32_t id = 1; c->snaps && id <= KVFS_CONFIG_ID_MAX; id++)
 		if (c->snaps->retain[id] && (!r || c->snaps->retain[id] < r))
 			r = c->snaps->retain[id];
 	return r;

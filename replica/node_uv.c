@@ -822,6 +822,11 @@ void node_set_reset(struct kvfs_node *n, const struct kvfs_node_reset *reset)
 	n->reset = reset;
 }
 
+void node_set_removed(struct kvfs_node *n, void (*removed)(void *arg))
+{
+	n->removed_fn = removed;
+}
+
 void node_set_cluster(struct kvfs_node *n, const struct kvfs_node_cluster *cluster)
 {
 	n->cluster = cluster;

@@ -138,9 +138,9 @@ int peer_msg_hello_check(const struct kvfs_peer_hello *h, const char *my_cluster
 	}
 	if (h->node_id == 0 || h->node_id > cluster_size) {
 		snprintf(err, errlen,
-		         "node %" PRIu32 " is not a member of cluster %s, whose %" PRIu32
-		         " nodes are 1..%" PRIu32 "; refusing it: check its --id",
-		         h->node_id, my_cluster, cluster_size, cluster_size);
+		         "node %" PRIu32 " cannot be a member of cluster %s, whose node ids are "
+		         "1..%" PRIu32 "; refusing it: check its --id",
+		         h->node_id, my_cluster, cluster_size);
 		return -EINVAL;
 	}
 	if (h->version != KVFS_PEER_PROTOCOL_VERSION) {

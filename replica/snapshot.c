@@ -6,7 +6,7 @@
  * the names, references on the values and a copy of the session table: O(names) work on the
  * loop thread and no copy of file contents. Writing streams it through a 64 KiB buffer into
  * snap-N.tmp, computing the CRC32C on the way, then fsync, rename to snap-N.snap and fsync of the
- * directory; it always writes the current format, KVFSSNP2.
+ * directory; it always writes the current format, KVFSSNP3.
  */
 #include "kvfs/snapshot.h"
 
@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kvfs/config.h"
 #include "kvfs/crc32c.h"
 #include "kvfs/disk.h"
 #include "kvfs/store.h"
@@ -50,6 +51,9 @@ struct kvfs_snapshot {
 	size_t names_len;
 	struct kvfs_session *sessions;
 	size_t nsessions;
+	struct kvfs_config
+	    cfg; /* the store's configuration (cfg_index 0: none, the bootstrap one) */
+	uint64_t cfg_index;
 };
 
 /* See snapshot_internal.h. */
@@ -133,6 +137,12 @@ int snapshot_capture(const struct kvfs_store *s, struct kvfs_snapshot **out)
 		return -ENOMEM;
 	snap->index = store_applied_index(s);
 	snap->epoch = store_applied_epoch(s);
+	{
+		const struct kvfs_config *cfg = store_config(s, &snap->cfg_index);
+
+		if (cfg)
+			snap->cfg = *cfg;
+	}
 	store_foreach(s, count_name, snap);
 	store_session_foreach(s, count_session, snap);
 	nrecs = snap->nrecs;
@@ -240,6 +250,27 @@ static void wb_le(struct wbuf *w, uint64_t v, unsigned bytes)
 	wb_put(w, b, bytes);
 }
 
+/* KVFSSNP3's configuration: u64 index, u32 len and config.h's body (no request name), or
+ * index 0 and len 0 when the store applied no CONFIG entry (the bootstrap one). */
+static void snapshot_write_config(const struct kvfs_snapshot *snap, struct wbuf *w)
+{
+	const struct kvfs_config *c = &snap->cfg;
+
+	wb_le(w, snap->cfg_index, 8);
+	if (!snap->cfg_index) {
+		wb_le(w, 0, 4);
+		return;
+	}
+	wb_le(w, 1 + 4 + 5 * (uint64_t)c->n + 4, 4);
+	wb_le(w, KVFS_CONFIG_VERSION, 1);
+	wb_le(w, c->n, 4);
+	for (uint32_t i = 0; i < c->n; i++) {
+		wb_le(w, c->m[i].id, 4);
+		wb_le(w, c->m[i].role, 1);
+	}
+	wb_le(w, 0, 4); /* no request name */
+}
+
 /* Streams the whole file, checksum last, to w->fd. 0 or a negative errno. */
 static int snapshot_write_body(const struct kvfs_snapshot *snap, struct wbuf *w)
 {
@@ -280,6 +311,7 @@ static int snapshot_write_body(const struct kvfs_snapshot *snap, struct wbuf *w)
 		wb_le(w, (uint32_t)sess->err, 4);
 		wb_le(w, sess->ino, 8);
 	}
+	snapshot_write_config(snap, w);
 	crc = w->crc;
 	wb_le(w, crc, 4);
 	wb_flush(w);

@@ -2,8 +2,9 @@
  * Loading a snapshot (see snapshot.h for the file format) back into a store: maps the file,
  * checks the trailing CRC32C over the whole file before it trusts any byte, then checks every
  * length as it rebuilds the store through store_load_inode() and store_load_link(). It reads
- * KVFSSNP1 files (written before hard links: one record per inode, no device numbers) as well as
- * the current KVFSSNP2. Capturing and writing are in snapshot.c.
+ * KVFSSNP1 files (written before hard links: one record per inode, no device numbers) and
+ * KVFSSNP2 files (no configuration: the bootstrap one) as well as the current KVFSSNP3.
+ * Capturing and writing are in snapshot.c.
  */
 #include "kvfs/snapshot.h"
 
@@ -18,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kvfs/config.h"
 #include "kvfs/crc32c.h"
 #include "kvfs/disk.h"
 #include "kvfs/op.h"
@@ -144,6 +146,25 @@ static int load_rec(struct kvfs_store *s, const struct rec *rec, uint64_t i, uin
 	return rv;
 }
 
+/* KVFSSNP3's configuration (snapshot.c writes it): index 0 and no body, or an index up to the
+ * snapshot's and a well-formed body. 0 or -EBADMSG. */
+static int get_config(struct rcur *r, struct kvfs_store *s, uint64_t index)
+{
+	uint64_t cfg_index = get_le(r, 8);
+	uint32_t len = (uint32_t)get_le(r, 4);
+	const uint8_t *body = get_bytes(r, len);
+	struct kvfs_config c;
+
+	if (!r->ok || (cfg_index == 0) != (len == 0) || cfg_index > index)
+		return -EBADMSG;
+	if (cfg_index == 0)
+		return 0;
+	if (config_body_decode(body, len, &c, NULL) < 0)
+		return -EBADMSG;
+	store_load_config(s, &c, cfg_index);
+	return 0;
+}
+
 /*
  * Rebuilds a store from the checksummed body of snapshot file_index (len bytes, CRC excluded),
  * in either format. 0 with *out set, -ENOMEM, or -EBADMSG with *what saying which part does
@@ -156,7 +177,7 @@ static int snapshot_parse(const uint8_t *buf, size_t len, uint64_t file_index,
 	uint64_t index, epoch, nrecs, nsessions;
 	const uint8_t *magic = get_bytes(&r, 8);
 	struct kvfs_store *s;
-	bool v1;
+	bool v1, v3;
 	int rv;
 
 	index = get_le(&r, 8);
@@ -167,7 +188,8 @@ static int snapshot_parse(const uint8_t *buf, size_t len, uint64_t file_index,
 	if (!r.ok || index != file_index || nrecs == 0)
 		return -EBADMSG;
 	v1 = memcmp(magic, SNAP_MAGIC_V1, 8) == 0;
-	if (!v1 && memcmp(magic, SNAP_MAGIC, 8) != 0)
+	v3 = memcmp(magic, SNAP_MAGIC, 8) == 0;
+	if (!v1 && !v3 && memcmp(magic, SNAP_MAGIC_V2, 8) != 0)
 		return -EBADMSG;
 	rv = store_init(&s);
 	if (rv)
@@ -199,6 +221,11 @@ static int snapshot_parse(const uint8_t *buf, size_t len, uint64_t file_index,
 		rv = store_session_load(s, &sess);
 		if (rv)
 			goto err_close_store;
+	}
+	*what = "configuration";
+	if (v3 && get_config(&r, s, index) < 0) {
+		rv = -EBADMSG;
+		goto err_close_store;
 	}
 	*what = "trailing bytes";
 	if (r.left != 0) {

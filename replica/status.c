@@ -90,6 +90,12 @@ static size_t facts_of(const struct kvfs_status *st, struct fact *f)
 	STR("writable_reason", st->writable ? "none" : st->writable_reason);
 	if (st->has_quorum_rtt)
 		f[n++] = (struct fact){.key = "quorum_rtt_ms", .kind = FACT_MS, .u = st->quorum_rtt_us};
+	if (st->member_role) {
+		STR("member_role", st->member_role);
+		U64("config_index", st->config_index);
+		STR("voters", st->voters[0] ? st->voters : "none");
+		STR("observers", st->observers[0] ? st->observers : "none");
+	}
 #undef STR
 #undef U64
 	return n;

@@ -506,6 +506,12 @@ void store_load_done(struct kvfs_store *s, uint64_t index, uint64_t epoch)
 	s->applied_epoch = epoch;
 }
 
+void store_load_config(struct kvfs_store *s, const struct kvfs_config *c, uint64_t index)
+{
+	s->config = *c;
+	s->config_index = index;
+}
+
 size_t store_session_find(const struct kvfs_store *s, uint32_t origin, bool *found)
 {
 	size_t lo = 0, hi = s->nsessions;

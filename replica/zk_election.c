@@ -237,6 +237,62 @@ static bool do_resign_evict(struct kvfs_zk *z, const struct kvfs_candidate *c, s
 	return acted;
 }
 
+/* Membership: whether this node may stand (config.h: an observer or a non-member of the
+ * configuration in force never does; before the node says, as before). */
+static bool may_stand(struct kvfs_zk *z)
+{
+	bool stand;
+
+	pthread_mutex_lock(&z->lock);
+	stand = !z->have_config || config_is_voter(&z->config, z->cfg.id);
+	pthread_mutex_unlock(&z->lock);
+	if (stand && z->standing_off)
+		log_info("node %u votes in cluster %s now: standing for leader", z->cfg.id,
+		         z->cfg.cluster);
+	if (stand)
+		z->standing_off = false;
+	return stand;
+}
+
+/* Not a voter: no candidacy (its own is withdrawn), but still a replica that follows /leader
+ * (as in the hold-down of run_round), since the core answers a leader's NEW_EPOCH only once
+ * this view names it. Returns the next tick in ms. */
+static uint64_t follow_only(struct kvfs_zk *z, int64_t session)
+{
+	struct leader_info held = {0};
+	char path[512];
+
+	if (!z->standing_off) {
+		log_info("node %u is not a voter of cluster %s: it follows the leader and never "
+		         "stands",
+		         z->cfg.id, z->cfg.cluster);
+		z->standing_off = true;
+	}
+	if (z->have_znode) {
+		snprintf(path, sizeof(path), "%s/election/%s", z->base, z->my_name);
+		if (zoo_delete(z->zh, path, -1) == ZOK)
+			z->have_znode = false;
+	}
+	if (zk_znodes_read_leader(z, session, &held) < 0)
+		held.exists = false;
+	if (held.exists && held.mine) {
+		/* Handed the lead in a race with a demotion: give it up (repl.h rule 4). */
+		path_of(z, path, sizeof(path), "leader");
+		zoo_delete(z->zh, path, held.version);
+		pthread_mutex_lock(&z->lock);
+		z->leading = false;
+		pthread_mutex_unlock(&z->lock);
+		held.exists = false;
+	}
+	publish_addrs(z, NULL, 0, &held);
+	zk_znodes_read_member_addrs(z, NULL, 0, now_ms());
+	if (held.exists)
+		publish(z, false, 0, held.epoch, held.id, held.addr);
+	else
+		publish(z, false, 0, 0, 0, NULL);
+	return IDLE_TICK_MS;
+}
+
 /* One round: see the election, decide, act, watch. Returns the next tick in ms. */
 static uint64_t run_round(struct kvfs_zk *z)
 {
@@ -263,6 +319,8 @@ static uint64_t run_round(struct kvfs_zk *z)
 		return HOLD_DOWN_TICK_MS;
 	if (!z->node_marked && !zk_znodes_mark_node(z))
 		return HOLD_DOWN_TICK_MS;
+	if (!may_stand(z))
+		return follow_only(z, session);
 	if (!z->have_znode && start < z->rejoin_after_ms) {
 		struct leader_info held;
 
@@ -289,6 +347,7 @@ static uint64_t run_round(struct kvfs_zk *z)
 	if (mine < 0)
 		z->have_znode = false;
 	publish_addrs(z, c, n, &l);
+	zk_znodes_read_member_addrs(z, c, n, start);
 	if (do_resign_evict(z, c, n, &l))
 		return 0;
 
@@ -575,6 +634,19 @@ void zk_election_set_ready(struct kvfs_zk *z, uint32_t id, bool ready)
 		return;
 	pthread_mutex_lock(&z->lock);
 	z->ready[id] = ready;
+	pthread_mutex_unlock(&z->lock);
+}
+
+void zk_election_set_config(struct kvfs_zk *z, const struct kvfs_config *cfg, uint64_t index,
+                            bool committed)
+{
+	pthread_mutex_lock(&z->lock);
+	z->config = *cfg;
+	z->config_index = index;
+	z->config_committed = committed;
+	z->have_config = true;
+	z->changed = true; /* a promotion or demotion: the next round stands or withdraws */
+	pthread_cond_broadcast(&z->cond);
 	pthread_mutex_unlock(&z->lock);
 }
 

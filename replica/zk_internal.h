@@ -34,6 +34,7 @@
 
 #include "kvfs/election.h"
 #include "kvfs/score.h"
+#include "kvfs/config.h"
 #include "kvfs/zk_election.h"
 
 #define MAX_CANDIDATES 64
@@ -81,6 +82,13 @@ struct kvfs_zk {
 	char leader_addr[KVFS_ADDR_MAX];
 	char addrs[MAX_IDS][KVFS_ADDR_MAX]; /* members' replication addresses, "" if unknown */
 	bool ready[MAX_IDS];                /* caught up enough to be handed the lead */
+	/* membership (zk_election_set_config): the configuration in force */
+	bool have_config;
+	struct kvfs_config config;
+	uint64_t config_index;
+	bool config_committed;
+	bool standing_off; /* the election thread: not a voter, candidacy withdrawn (logged) */
+	uint64_t member_addrs_ms; /* the election thread: when it last read every /members addr */
 	bool resign;                        /* the replication core gave the lead up */
 	uint32_t evict_id;                  /* a dead leader to remove (fast failover) ... */
 	uint64_t evict_epoch;               /* ... at this epoch */
@@ -241,6 +249,12 @@ uint64_t zk_znodes_take_leadership(struct kvfs_zk *z, bool retake, int leader_ve
 
 /* Confirms, through the ZooKeeper leader, that this session is alive. */
 bool zk_znodes_confirm_session(struct kvfs_zk *z);
+
+/* Election thread: the replication addresses of the configuration's members without a
+ * candidacy among c[0..n) (observers), from /members/<id> ("addr=HOST:PORT ..."), into
+ * z->addrs: those not known yet at every call, all of them every few seconds. */
+void zk_znodes_read_member_addrs(struct kvfs_zk *z, const struct kvfs_candidate *c, size_t n,
+                                 uint64_t now);
 
 /* ---- the score, priority mode (zk_score.c); election thread only unless said ---- */
 

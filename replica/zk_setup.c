@@ -235,7 +235,9 @@ static int setup_cluster(struct kvfs_zk *z, char *cluster_id, char *err, size_t 
 		         data);
 		return -EXDEV;
 	}
-	if (size != z->cfg.cluster_size) {
+	if (size != z->cfg.cluster_size && !z->cfg.cluster_size_given) {
+		z->cfg.cluster_size = size; /* not given: the cluster's own */
+	} else if (size != z->cfg.cluster_size) {
 		snprintf(
 		    err, errlen,
 		    "cluster '%s' was created with %u voting replicas but this node was started "
@@ -347,4 +349,9 @@ int zk_setup_open(struct kvfs_zk *z, uint64_t deadline, char *cluster_id, char *
 			break;
 	}
 	return rv;
+}
+
+uint32_t zk_election_cluster_size(const struct kvfs_zk *z)
+{
+	return z->cfg.cluster_size;
 }

@@ -308,3 +308,61 @@ bool zk_znodes_confirm_session(struct kvfs_zk *z)
 	zoo_check_op_init(&op, mine, -1);
 	return zoo_multi(z->zh, 1, &op, &res) == ZOK;
 }
+
+#define MEMBER_ADDRS_EVERY_MS 5000
+
+/* /members/<id>'s "addr=" word into z->addrs[id]; nothing if absent or too long (the transport
+ * checks the address itself). */
+static void read_member_addr(struct kvfs_zk *z, uint32_t id)
+{
+	char path[256], rel[32], data[ZDATA_MAX];
+	int len = sizeof(data) - 1;
+	const char *a;
+	struct Stat st;
+	size_t l;
+
+	snprintf(rel, sizeof(rel), "members/%u", id);
+	path_of(z, path, sizeof(path), rel);
+	if (zoo_get(z->zh, path, 0, data, &len, &st) != ZOK || len <= 0)
+		return;
+	data[len] = '\0';
+	for (a = strstr(data, "addr="); a && a != data && a[-1] != ' '; a = strstr(a + 1, "addr="))
+		;
+	if (!a)
+		return;
+	a += 5;
+	l = strcspn(a, " \t\n");
+	if (l == 0 || l >= KVFS_ADDR_MAX)
+		return;
+	pthread_mutex_lock(&z->lock);
+	memcpy(z->addrs[id], a, l);
+	z->addrs[id][l] = '\0';
+	pthread_mutex_unlock(&z->lock);
+}
+
+void zk_znodes_read_member_addrs(struct kvfs_zk *z, const struct kvfs_candidate *c, size_t n,
+                                 uint64_t now)
+{
+	bool all = now - z->member_addrs_ms >= MEMBER_ADDRS_EVERY_MS, have;
+	struct kvfs_config cfg;
+
+	pthread_mutex_lock(&z->lock);
+	have = z->have_config;
+	cfg = z->config;
+	pthread_mutex_unlock(&z->lock);
+	if (!have)
+		return;
+	if (all)
+		z->member_addrs_ms = now;
+	for (uint32_t i = 0; i < cfg.n; i++) {
+		uint32_t id = cfg.m[i].id;
+		bool cand = false;
+
+		for (size_t k = 0; k < n && !cand; k++)
+			cand = c[k].id == id;
+		/* z->addrs is written by this thread only: read without the lock. */
+		if (id == z->cfg.id || id >= MAX_IDS || cand || (!all && z->addrs[id][0]))
+			continue;
+		read_member_addr(z, id);
+	}
+}

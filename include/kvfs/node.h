@@ -29,6 +29,9 @@ struct kvfs_node;
 
 struct kvfs_sec_keys;
 struct kvfs_score_measured;
+struct kvfs_config;
+struct kvfs_member_req;
+struct kvfs_member_result;
 
 struct kvfs_node_config {
 	uint32_t id;
@@ -84,6 +87,18 @@ struct kvfs_node_cluster {
 	/* Priority mode: what this node measures about itself for the leader score (score.h), every
 	 * tick (100 ms); the election decides what to publish. May be NULL. */
 	void (*set_facts)(void *arg, const struct kvfs_score_measured *m);
+	/* Membership: the configuration in force changed (repl io config_changed, and once at
+	 * start). index: its CONFIG entry (0: the bootstrap or snapshot one); committed: whether that
+	 * index is committed. The election uses it: observers never stand, the leader rewrites
+	 * ZooKeeper's /config after a committed change. May be NULL. */
+	void (*set_config)(void *arg, const struct kvfs_config *cfg, uint64_t index, bool committed);
+	/* Membership, on the leader: the oldest pending `kvfs member` request, 0 and *req, or
+	 * -ENOENT. Non-blocking (the election thread fetched it). May be NULL. */
+	int (*next_request)(void *arg, struct kvfs_member_req *req);
+	/* Membership, on the leader: the outcome of request `req` (written to its znode by the
+	 * election thread). May be NULL. */
+	void (*request_result)(void *arg, const struct kvfs_member_req *req,
+	                       const struct kvfs_member_result *res);
 	void *arg;
 };
 
@@ -129,6 +144,11 @@ struct kvfs_node_reset {
 };
 
 void node_set_reset(struct kvfs_node *n, const struct kvfs_node_reset *reset);
+
+/* Membership: called once, on the loop thread with node_start's arg, when a committed
+ * configuration no longer holds this node, which was a member (it was removed; the node has
+ * logged it): the caller stops cleanly, as on SIGTERM, with exit status 0. NULL: nothing. */
+void node_set_removed(struct kvfs_node *n, void (*removed)(void *arg));
 
 /* Connects the node (opened with cfg.cluster_size > 0) to the election. Call before node_start;
  * cluster must outlive the node. */

@@ -94,7 +94,10 @@ typedef void (*kvfs_peers_state_fn)(void *arg, uint32_t id, bool connected);
 
 struct kvfs_peers_config {
 	uint32_t id;              /* this node, 1..size */
-	uint32_t size;            /* voting nodes in the cluster, 1..KVFS_PEERS_MAX_SIZE */
+	/* The highest node id accepted, 1..KVFS_PEERS_MAX_SIZE (the node passes the maximum: which
+	 * ids are members changes at runtime, and the replication core ignores non-members; the
+	 * transport dials the peers it is given an address for, peer_set_addr()). */
+	uint32_t size;
 	const char *cluster_id;   /* hex, as in HELLO; copied */
 	const char *listen;       /* "HOST:PORT" (a name too); port 0 takes a free one (peer_port()) */
 	uint64_t epoch;           /* sent in HELLO; see peer_set_epoch() */

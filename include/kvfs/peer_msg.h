@@ -72,11 +72,13 @@ size_t peer_msg_hello_encode(const struct kvfs_peer_hello *m, uint8_t *buf);
 int peer_msg_hello_decode(struct kvfs_peer_hello *m, const uint8_t *buf, size_t len);
 
 /*
- * Whether the peer that sent h may join this node's cluster (my_cluster, of cluster_size
- * voting replicas). Returns 0; -EPERM for a node of another cluster ("node 4 belongs to cluster
- * ab12..., not cd34... (this node's); refusing it: do two clusters share ..."); -EINVAL for a
- * node id outside 1..cluster_size; -EPROTO for another protocol version. On error writes a
- * one-line explanation naming the node and both values to err (errlen bytes; may be NULL).
+ * Whether the peer that sent h may join this node's cluster (my_cluster, node ids
+ * 1..cluster_size: the transport passes KVFS_PEERS_MAX_SIZE, since membership changes at runtime
+ * and the replication core ignores non-members). Returns 0; -EPERM for a node of another cluster
+ * ("node 4 belongs to cluster ab12..., not cd34... (this node's); refusing it: do two clusters
+ * share ..."); -EINVAL for a node id outside 1..cluster_size; -EPROTO for another protocol version.
+ * On error writes a one-line explanation naming the node and both values to err (errlen bytes; may
+ * be NULL).
  */
 int peer_msg_hello_check(const struct kvfs_peer_hello *h, const char *my_cluster,
                          uint32_t cluster_size, char *err, size_t errlen);
@@ -285,7 +287,7 @@ int peer_msg_snapshot_ack_decode(struct kvfs_peer_snapshot_ack *m, const uint8_t
  * u64 lag_ms). The leader's view of its replicas, for the followers' /.status. The decoder
  * refuses a count above KVFS_PEER_STATUS_MAX or one the length does not hold.
  */
-#define KVFS_PEER_STATUS_MAX 16u
+#define KVFS_PEER_STATUS_MAX 64u /* KVFS_CONFIG_MAX */
 struct kvfs_peer_status_entry {
 	uint32_t id;
 	uint64_t match;

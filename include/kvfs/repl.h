@@ -365,8 +365,8 @@ uint32_t repl_snapshot_source(const struct kvfs_repl *r);
  * afterwards and the binding empties its log too) and index counts as committed and applied.
  * cfg is the configuration the snapshot holds at index, set by the entry at cfg_index; NULL for
  * a snapshot that carries none (KVFSSNP2): then the configuration this replica's history gives
- * at index stands in, which is right only if no change it lacks happened before index (true
- * until snapshots carry the configuration: KVFSSNP3, not written yet).
+ * at index stands in, which is right only if no change it lacks happened before index (the
+ * node passes the snapshot's, KVFSSNP3, or the bootstrap one: never NULL).
  * Returns 0, or -EINVAL (not wanted, or cfg malformed or cfg_index past index: nothing changed).
  */
 int repl_snapshot_installed(struct kvfs_repl *r, uint64_t index, uint64_t epoch,

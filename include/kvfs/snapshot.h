@@ -3,19 +3,24 @@
  *
  * File snap-<index, 20 digits>.snap in the data directory:
  *
- *     "KVFSSNP2"  u64 index  u64 epoch  u64 record_count  u64 session_count
+ *     "KVFSSNP3"  u64 index  u64 epoch  u64 record_count  u64 session_count
  *     record_count times:  u64 parent_ino  u32 name_len  name  u64 ino  u8 kind
  *         kind 0 (the inode's first name), then:  u32 mode  u32 uid  u32 gid  u32 rdev
  *                         i64 atime_ns  i64 mtime_ns  i64 ctime_ns  u64 value_len  value
  *         kind 1 (another name of an inode recorded earlier): nothing more
  *     session_count times: u32 origin  u64 seq  i32 err  u64 ino
+ *     u64 config_index  u32 config_len  config_len bytes: the body of the CONFIG entry (config.h)
+ *         of the configuration in force at index, request name empty; 0 and 0 when the store
+ *         applied no CONFIG entry (the bootstrap configuration, voters 1..cluster size)
  *     u32 crc32c of everything before it
  *
  * little-endian, one record per name in store_foreach() order (the root's first, a directory's
  * before its entries). Files of the previous format, "KVFSSNP1" (one record per inode:
  * u64 ino  u64 parent_ino  u32 mode  u32 uid  u32 gid  i64 atime_ns  i64 mtime_ns  i64 ctime_ns
- * u32 name_len  name  u64 value_len  value), still load; snapshots are always written as
- * KVFSSNP2, which a release before it refuses to load.
+ * u32 name_len  name  u64 value_len  value), and of "KVFSSNP2" (KVFSSNP3 without the
+ * configuration: the bootstrap one) still load; snapshots are always written as KVFSSNP3, which
+ * a release before it refuses to load. store_config() of a loaded store is the snapshot's
+ * configuration (NULL: the bootstrap one).
  *
  * Taking one does not stop service: snapshot_capture() runs on the loop thread and only copies
  * metadata and takes references on the (immutable while shared) values; snapshot_write() does

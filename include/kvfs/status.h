@@ -11,12 +11,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KVFS_STATUS_MAX_PEERS 16
+#define KVFS_STATUS_MAX_PEERS 64 /* KVFS_CONFIG_MAX */
 
 struct kvfs_status_peer {
 	uint32_t id;
 	char addr[64];
-	const char *role; /* "leader", "follower", "down" ... */
+	const char *role; /* "leader", "follower", "observer", "down" */
 	uint64_t match;
 	uint64_t lag_entries;
 	uint64_t lag_ms;
@@ -47,7 +47,7 @@ struct kvfs_status_score {
 
 struct kvfs_status {
 	uint32_t node;
-	const char *role; /* "leader" | "follower" | "candidate" | "standalone" */
+	const char *role; /* "leader" | "follower" | "candidate" | "observer" | "standalone" */
 	uint32_t leader;  /* 0 = none */
 	char leader_addr[64];
 	uint64_t epoch;
@@ -89,6 +89,14 @@ struct kvfs_status {
 	 * election round saw it ("score:" lines). Absent when nmembers / nscores are 0. */
 	bool has_quorum_rtt;
 	uint64_t quorum_rtt_us; /* UINT64_MAX: unknown */
+	/* Membership (config.h), after quorum_rtt_ms: this node's role in the configuration in
+	 * force ("voter" | "observer" | "none"; NULL: no line, standalone), the index of its CONFIG
+	 * entry (0: the bootstrap or a snapshot's), its voters and observers ("1,2,3"; "" shows
+	 * as none). */
+	const char *member_role;
+	uint64_t config_index;
+	char voters[256 * 4];
+	char observers[256 * 4];
 	unsigned nmembers;
 	struct kvfs_status_member members[KVFS_STATUS_MAX_PEERS];
 	unsigned nscores;

@@ -172,6 +172,8 @@ int store_load_inode(struct kvfs_store *s, uint64_t parent_ino, const char *name
 int store_load_link(struct kvfs_store *s, uint64_t parent_ino, const char *name,
                     uint32_t name_len, uint64_t ino);
 void store_load_done(struct kvfs_store *s, uint64_t index, uint64_t epoch);
+/* A snapshot's configuration (what store_config() then returns), set while loading it. */
+void store_load_config(struct kvfs_store *s, const struct kvfs_config *c, uint64_t index);
 
 /* Exactly-once table: the last (seq, err, ino) applied per origin. */
 struct kvfs_session {

@@ -29,7 +29,8 @@ struct kvfs_zk_config {
 	const char *hosts;   /* connect string "host:port,..." */
 	const char *cluster; /* name: znodes live under /kvfs/<cluster> */
 	uint32_t id;
-	uint32_t cluster_size;
+	uint32_t cluster_size;   /* the size a new cluster is created with (voters 1..N) */
+	bool cluster_size_given; /* false: an existing cluster's size is taken, not checked */
 	const char *addr; /* this node's replication address, announced to the others */
 	uint32_t priority;
 	enum kvfs_election_mode mode;
@@ -77,6 +78,10 @@ struct kvfs_zk_view {
 int zk_election_open(struct kvfs_zk **out, const struct kvfs_zk_config *cfg, char *cluster_id,
                      char *err, size_t errlen);
 
+/* After zk_election_open: the size the cluster was created with (/config's; cfg->cluster_size
+ * when this node created it or was given it). */
+uint32_t zk_election_cluster_size(const struct kvfs_zk *z);
+
 /*
  * What ZooKeeper said at open about this node's past, for a start with an empty data directory
  * (DESIGN §4, "Replacing a node" in the README): *epoch, the last epoch ZooKeeper issued
@@ -113,6 +118,22 @@ struct kvfs_score_measured;
 /* Priority mode: this node's latest measurement (score.h); the election thread folds it into the
  * facts it publishes in its candidate znode (score_publish). Any thread. */
 void zk_election_set_facts(struct kvfs_zk *z, const struct kvfs_score_measured *m);
+
+struct kvfs_config;
+struct kvfs_member_req;
+struct kvfs_member_result;
+
+/* Membership (node.h set_config): the configuration in force. Observers and non-members never
+ * stand; the established leader rewrites /config after a committed change. Any thread. */
+void zk_election_set_config(struct kvfs_zk *z, const struct kvfs_config *cfg, uint64_t index,
+                            bool committed);
+
+/* Membership, on the leader (node.h next_request / request_result): the oldest pending request
+ * under /requests (0, or -ENOENT), and writing a request's result into its znode (done by the
+ * election thread; non-blocking here). Any thread. */
+int zk_election_next_request(struct kvfs_zk *z, struct kvfs_member_req *req);
+void zk_election_request_result(struct kvfs_zk *z, const struct kvfs_member_req *req,
+                                const struct kvfs_member_result *res);
 
 /* One candidate as the last election round saw it, for /.status. */
 struct kvfs_zk_score {

@@ -202,7 +202,19 @@ static void test_errors(void **state)
 	BAD("unknown option --bogus", "--bogus", "/m");
 	BAD("unknown option -q", "-q", "/m");
 	BAD("needs a value", "/m", "--id");
-	BAD("not a voting replica", "--zk", "h:1", "--insecure", "--id", "4", "/m");
+	BAD("is not a node id (1..255", "--zk", "h:1", "--insecure", "--id", "256", "/m");
+	/* Any id 1..255 may join a cluster created with 3 voters (kvfs member add). */
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(PARSE(&o, err, "--zk", "h:1", "--insecure", "--id", "4", "/m"), 0);
+	assert_int_equal(o.id, 4);
+	assert_int_equal(o.cluster_size, 3);
+	assert_false(o.cluster_size_given); /* an existing cluster's size is taken */
+	options_free(&o);
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(PARSE(&o, err, "--zk", "h:1", "--insecure", "--cluster-size", "5", "/m"), 0);
+	assert_int_equal(o.cluster_size, 5);
+	assert_true(o.cluster_size_given); /* checked against the cluster's */
+	options_free(&o);
 	BAD("--secret-file is required with --zk", "--zk", "h:1", "/m");
 	BAD("one or the other", "--zk", "h:1", "--insecure", "--secret-file", "/s", "/m");
 	BAD("at most two", "--zk", "h:1", "--secret-file", "/a", "--secret-file", "/b",

@@ -22,6 +22,7 @@
 #include "kvfs/log.h"
 #include "kvfs/node.h"
 #include "kvfs/op.h"
+#include "kvfs/status.h"
 #include "kvfs/store.h"
 #include "kvfs/value.h"
 
@@ -253,11 +254,47 @@ static void test_propose_sets_rules2(void **state)
 	assert_int_equal(p.logged_flags[1], KVFS_OP_RULES2 | KVFS_SET_MODE);
 }
 
+/* Issue 12: a standalone node is a configuration of one, itself, whatever its id: it leads and
+ * commits; its status shows no membership facts. */
+static void test_standalone_any_id(void **state)
+{
+	struct fixture *f = *state;
+	struct proposed p = {0};
+	struct kvfs_status st;
+	struct kvfs_node *n;
+	uv_loop_t loop;
+	struct kvfs_op op = {.type = KVFS_OP_CREATE,
+	                     .parent = KVFS_ROOT_INO,
+	                     .name = "f",
+	                     .name_len = 1,
+	                     .mode = 0644};
+
+	f->cfg.id = 7;
+	f->cfg.write_timeout_ms = 10000;
+	assert_int_equal(uv_loop_init(&loop), 0);
+	n = open_node(f);
+	assert_int_equal(node_start(n, &loop, on_apply, NULL, &p), 0);
+	assert_int_equal(node_propose(n, &op, 0, on_done, &p), 0);
+	while (p.done < 1)
+		uv_run(&loop, UV_RUN_ONCE);
+	assert_int_equal(p.err, 0);
+	memset(&st, 0, sizeof(st));
+	st.role = "standalone";
+	node_status(n, &st);
+	assert_null(st.member_role);
+	node_close(n, on_closed, &p);
+	while (!p.closed)
+		uv_run(&loop, UV_RUN_ONCE);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	assert_int_equal(p.applied, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_recovery_is_total, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_propose_sets_rules2, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_standalone_any_id, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

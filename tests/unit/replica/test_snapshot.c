@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kvfs/config.h"
 #include "kvfs/crc32c.h"
 #include "kvfs/op.h"
 #include "kvfs/snapshot.h"
@@ -247,7 +248,7 @@ static void test_roundtrip(void **state)
 
 	/* The documented layout: magic, index, epoch, counts; root first; CRC of all before it. */
 	buf = read_file(path, &len);
-	assert_memory_equal(buf, "KVFSSNP2", 8);
+	assert_memory_equal(buf, "KVFSSNP3", 8);
 	assert_int_equal(buf[8], store_applied_index(f->s));
 	assert_int_equal(buf[16], 2);
 	assert_int_equal(buf[24], count_names(f->s));
@@ -452,7 +453,7 @@ static void test_bad_tree_refused(void **state)
 	assert_int_equal(good[lrec + 12], 'g');
 	assert_int_equal(good[lrec + 13], fino);
 	assert_int_equal(good[lrec + 21], 1);
-	assert_int_equal(len, lrec + 22 + 4);
+	assert_int_equal(len, lrec + 22 + 12 + 4); /* no configuration: index 0, len 0 */
 	buf = malloc(len);
 	assert_non_null(buf);
 
@@ -481,7 +482,9 @@ static void test_bad_tree_refused(void **state)
 	    {child + 12, '/'},                   /* a slash in the name */
 	    {8, 0x7f},                           /* index does not match the file name */
 	    {0, 'X'},                            /* magic */
-	    {7, '3'},                            /* a format from the future */
+	    {7, '4'},                            /* a format from the future */
+	    {lrec + 22, 0x01},                   /* a configuration index, no configuration */
+	    {lrec + 22 + 8, 0x01},               /* a configuration length, no index */
 	    {24, 0x09},                          /* more records than the file holds */
 	    {32, 0x01},                          /* a session the file does not hold */
 	};
@@ -760,7 +763,7 @@ static void assert_value_of(struct kvfs_store *s, uint64_t ino, const char *want
 
 /*
  * The KVFSSNP1 file above (written by the release before hard links) loads into the store that
- * the same operations build now; taken again, it is written as KVFSSNP2 and loads the same.
+ * the same operations build now; taken again, it is written as KVFSSNP3 and loads the same.
  */
 static void test_v1_fixture(void **state)
 {
@@ -817,10 +820,101 @@ static void test_v1_fixture(void **state)
 	store_close(t);
 	take(f);
 	buf = read_file(path, &len);
-	assert_memory_equal(buf, "KVFSSNP2", 8);
+	assert_memory_equal(buf, "KVFSSNP3", 8);
 	free(buf);
 	assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)), 0);
 	assert_stores_equal(s, t);
+	store_close(t);
+}
+
+/* Applies a CONFIG entry for "voters=<v> observers=<o>" text as the next entry of s. */
+static void apply_config_text(struct kvfs_store *s, const char *text)
+{
+	struct kvfs_config c;
+	uint8_t buf[512];
+	struct kvfs_op op;
+	int len;
+
+	assert_int_equal(config_parse(text, &c, NULL, 0), 0);
+	len = config_entry_encode(&c, "req-0000000001", buf, sizeof(buf));
+	assert_true(len > 0);
+	assert_int_equal(op_decode(&op, buf, (size_t)len), 0);
+	apply_at(s, 2, op);
+}
+
+/* KVFSSNP3 carries the store's configuration and its index; one without (a store that applied
+ * no CONFIG entry) loads with none, the bootstrap one. */
+static void test_v3_config(void **state)
+{
+	struct fixture *f = *state;
+	struct kvfs_store *t = NULL;
+	const struct kvfs_config *c;
+	char text[KVFS_CONFIG_TEXT_MAX];
+	uint64_t index, cfg_index = 99;
+	char path[256];
+	uint8_t *buf;
+	size_t len;
+
+	populate(f->s);
+	take(f);
+	assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)), 0);
+	assert_null(store_config(t, &cfg_index));
+	assert_int_equal(cfg_index, 0);
+	store_close(t);
+
+	apply_config_text(f->s, "voters=1,2,3,4 observers=6");
+	assert_int_equal(store_config(f->s, &cfg_index) != NULL, 1);
+	assert_int_equal(cfg_index, store_applied_index(f->s));
+	apply(f->s, OP(.type = KVFS_OP_MKDIR, .parent = ROOT, .mode = 0755, NAME("after")));
+	take(f);
+	snap_path(f, store_applied_index(f->s), "snap", path, sizeof(path));
+	buf = read_file(path, &len);
+	assert_memory_equal(buf, "KVFSSNP3", 8);
+	assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)), 0);
+	assert_int_equal(index, store_applied_index(f->s));
+	assert_stores_equal(f->s, t);
+	c = store_config(t, &index);
+	assert_non_null(c);
+	assert_int_equal(index, cfg_index);
+	assert_true(config_format(c, text, sizeof(text)) > 0);
+	assert_string_equal(text, "voters=1,2,3,4 observers=6");
+	store_close(t);
+
+	/* A configuration index past the snapshot's is refused (checksum made right). */
+	buf[len - 4 - 34 - 4 - 8] = 0xff; /* config_index, low byte: a 34-byte body (5 members) */
+	write_resealed(path, buf, len);
+	assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)),
+	                 -EBADMSG);
+	assert_non_null(strstr(f->err, "configuration"));
+	free(buf);
+}
+
+/* A KVFSSNP2 file (KVFSSNP3 without the configuration) still loads, with no configuration. */
+static void test_v2_loads(void **state)
+{
+	struct fixture *f = *state;
+	struct kvfs_store *t = NULL;
+	uint64_t index, cfg_index = 7;
+	char path[256];
+	uint8_t *buf;
+	size_t len;
+
+	populate(f->s);
+	take(f);
+	snap_path(f, store_applied_index(f->s), "snap", path, sizeof(path));
+	buf = read_file(path, &len);
+	/* Drop u64 config_index 0 and u32 len 0 before the CRC; call it KVFSSNP2. */
+	memmove(buf + len - 16, buf + len - 4, 4);
+	len -= 12;
+	memcpy(buf, "KVFSSNP2", 8);
+	write_resealed(path, buf, len);
+	free(buf);
+	assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)), 0);
+	assert_string_equal(f->err, "");
+	assert_int_equal(index, store_applied_index(f->s));
+	assert_stores_equal(f->s, t);
+	assert_null(store_config(t, &cfg_index));
+	assert_int_equal(cfg_index, 0);
 	store_close(t);
 }
 
@@ -828,12 +922,19 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
-	    T(test_roundtrip),           T(test_empty_store),
-	    T(test_capture_isolated),    T(test_corrupt_newest_falls_back),
-	    T(test_all_corrupt_refused), T(test_bad_tree_refused),
-	    T(test_tmp_removed),         T(test_prune_and_oldest),
-	    T(test_write_failure),       T(test_continue_after_load),
+	    T(test_roundtrip),
+	    T(test_empty_store),
+	    T(test_capture_isolated),
+	    T(test_corrupt_newest_falls_back),
+	    T(test_all_corrupt_refused),
+	    T(test_bad_tree_refused),
+	    T(test_tmp_removed),
+	    T(test_prune_and_oldest),
+	    T(test_write_failure),
+	    T(test_continue_after_load),
 	    T(test_v1_fixture),
+	    T(test_v3_config),
+	    T(test_v2_loads),
 	};
 #undef T
 

@@ -245,6 +245,48 @@ static void test_score_json(void **state)
 	assert_null(strstr(buf, "\"scores\""));
 }
 
+/* An observer: role observer, its peer line's role too (six fields as ever), and the membership
+ * facts after the other extras, in text and JSON. */
+static void test_membership(void **state)
+{
+	struct kvfs_status plain = sample(), st = sample();
+	char buf[4096];
+
+	st.role = "observer";
+	st.node = 6;
+	st.peers[1] = (struct kvfs_status_peer){.id = 6,
+	                                        .addr = "127.0.0.1:7006",
+	                                        .role = "observer",
+	                                        .match = 10419,
+	                                        .lag_entries = 4,
+	                                        .lag_ms = 15};
+	st.member_role = "observer";
+	st.config_index = 5120;
+	snprintf(st.voters, sizeof(st.voters), "1,2,3,4");
+	snprintf(st.observers, sizeof(st.observers), "6");
+	status_render_text(&st, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "node: 6\nrole: observer\nleader: 1\n"));
+	assert_non_null(strstr(buf, "\nwritable_reason: none\nmember_role: observer\n"
+	                            "config_index: 5120\nvoters: 1,2,3,4\nobservers: 6\npeer: 1 "));
+	assert_non_null(
+	    strstr(buf, "peer: 6 127.0.0.1:7006 observer match=10419 lag_entries=4 lag_ms=15\n"));
+	status_render_json(&st, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\"role\": \"observer\", \"leader\": 1, "));
+	assert_non_null(strstr(buf, "\"member_role\": \"observer\", \"config_index\": 5120, "
+	                            "\"voters\": \"1,2,3,4\", \"observers\": \"6\", \"peers\""));
+	assert_non_null(strstr(buf, "{\"id\": 6, \"addr\": \"127.0.0.1:7006\", \"role\": "
+	                            "\"observer\", "));
+	/* A voter with no observer; standalone (no member_role): no membership lines. */
+	st.member_role = "voter";
+	st.observers[0] = '\0';
+	status_render_text(&st, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\nmember_role: voter\nconfig_index: 5120\nvoters: 1,2,3,4\n"
+	                            "observers: none\n"));
+	status_render_text(&plain, buf, sizeof(buf));
+	assert_null(strstr(buf, "member_role"));
+	assert_null(strstr(buf, "voters:"));
+}
+
 static void test_truncation_reports_full_length(void **state)
 {
 	struct kvfs_status st = sample();
@@ -270,6 +312,7 @@ int main(void)
 	    cmocka_unit_test(test_truncation_reports_full_length),
 	    cmocka_unit_test(test_score_text),
 	    cmocka_unit_test(test_score_json),
+	    cmocka_unit_test(test_membership),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
