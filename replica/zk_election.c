@@ -332,6 +332,7 @@ static uint64_t run_round(struct kvfs_zk *z)
 	}
 	zk_score_keep(z, &v, top, &l);
 	election_decide(&v, &d);
+	zk_requests_round(z, v.leading);
 
 	switch (d.action) {
 	case KVFS_ELECT_TAKE:

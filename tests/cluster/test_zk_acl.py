@@ -81,7 +81,7 @@ def check_acls(h, zk, cluster, what):
     base = "/kvfs/%s" % cluster
     user = h.zk_auth.split(":", 1)[0]
     paths = [base] + ["%s/%s" % (base, r) for r in ("config", "epoch", "election", "members",
-                                                    "nodes")]
+                                                    "nodes", "requests")]
     for d in ("election", "members", "nodes"):
         paths += ["%s/%s/%s" % (base, d, c) for c in zk.get_children("%s/%s" % (base, d))]
     if zk.exists(base + "/leader"):
