@@ -25,6 +25,7 @@
 #include "daemon.h"
 #include "fs.h"
 #include "health.h"
+#include "member.h"
 #include "fuse_mount_opts.h"
 #include "options.h"
 #include "sd_notify.h"
@@ -775,6 +776,8 @@ int main(int argc, char **argv)
 
 	if (argc >= 2 && strcmp(argv[1], "health") == 0)
 		return health_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "member") == 0)
+		return member_main(argc - 1, argv + 1);
 	rv = options_parse(&a.opts, argc, argv, err, sizeof(err));
 	if (rv == KVFS_OPTIONS_HELP) {
 		options_usage(stdout, "kvfs");
