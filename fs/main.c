@@ -680,6 +680,7 @@ static int open_cluster(struct app *a, char *cluster_id, char *err, size_t errle
 	    .connect_timeout_ms = a->opts.write_timeout_ms,
 	    .session_file = session_file,
 	    .auth = a->zk_auth,
+	    .role = a->opts.role_observer ? KVFS_ROLE_OBSERVER : KVFS_ROLE_VOTER,
 	};
 
 	/* The data directory may not exist yet (node_open makes it later): then there is no file
