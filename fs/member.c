@@ -373,6 +373,7 @@ static int change(zhandle_t *zh, const struct member_args *a, const char *base, 
 		zk_problem(a, path, rc);
 		return KVFS_MEMBER_EXIT_ZK;
 	}
+	fprintf(stderr, "request %s: %s\n", strrchr(made, '/') + 1, data);
 	code = await(zh, a, made, deadline);
 	zoo_delete(zh, made, -1);
 	return code;
