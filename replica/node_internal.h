@@ -109,7 +109,8 @@ struct node_member {
 	uint64_t proposed_ms;        /* ... and when it proposed index */
 	uint64_t next_try_ms;        /* waiting: look again from then */
 	uint64_t handed_over_epoch;  /* resigned in this epoch for req (remove/demote of itself) */
-	enum kvfs_member_state said; /* the last result reported, and why */
+	enum kvfs_member_state said; /* the last result reported, when, and why */
+	uint64_t said_ms;
 	char said_why[KVFS_MEMBER_WHY_MAX];
 };
 

@@ -22,7 +22,8 @@
 #include "kvfs/score.h"
 #include "node_internal.h"
 
-#define WAIT_RETRY_MS 200u /* a request that waits is looked at again this often */
+#define WAIT_RETRY_MS  200u  /* a request that waits is looked at again this often */
+#define WAIT_REPORT_MS 1000u /* ... and its new reason written at most this often */
 
 /* Reports state (and why, or index and cfg for done) for the request, once per change. */
 static void report(struct node_cluster *c, enum kvfs_member_state state, const char *why,
@@ -31,11 +32,14 @@ static void report(struct node_cluster *c, enum kvfs_member_state state, const c
 	struct kvfs_node *n = c->n;
 	struct node_member *m = &c->member;
 	struct kvfs_member_result res = {.state = state, .index = index};
+	uint64_t now = uv_now(n->loop);
 
-	if (state == m->said && strcmp(why ? why : "", m->said_why) == 0 &&
-	    state != KVFS_MEMBER_DONE)
-		return;
+	if (state == m->said && state != KVFS_MEMBER_DONE &&
+	    (strcmp(why ? why : "", m->said_why) == 0 ||
+	     (state == KVFS_MEMBER_WAITING && now - m->said_ms < WAIT_REPORT_MS)))
+		return; /* nothing new, or a catch-up figure written less than a second ago */
 	m->said = state;
+	m->said_ms = now;
 	snprintf(m->said_why, sizeof(m->said_why), "%s", why ? why : "");
 	snprintf(res.why, sizeof(res.why), "%s", why ? why : "");
 	if (cfg)
