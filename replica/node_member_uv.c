@@ -93,7 +93,10 @@ static void step(struct node_cluster *c, uint64_t now)
 	uint64_t cur_at, idx, commit = repl_commit_index(c->repl);
 	uint64_t match = repl_peer_match(c->repl, m->req.id);
 	const struct kvfs_config *cur = repl_config(c->repl, &cur_at);
-	bool caught_up = match + KVFS_CAUGHT_UP_ENTRIES >= commit;
+	/* Caught up: within KVFS_CAUGHT_UP_ENTRIES of the commit index, and holding the entry that
+	 * made the configuration in force (so it was heard from since it joined: in a young log,
+	 * being "within 16 entries" says nothing). */
+	bool caught_up = match + KVFS_CAUGHT_UP_ENTRIES >= commit && match >= cur_at;
 	int rv;
 
 	if (repl_config_pending(c->repl))

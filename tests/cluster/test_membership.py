@@ -155,6 +155,7 @@ def test_membership(h):
     ms, lid, epoch = h.wait_agreement(nodes, 20)
     h.require(ms is not None, "the three nodes agree on a leader", h.last_view)
     w_node = next(n for n in nodes if n.id != lid)
+    os.makedirs(os.path.join(w_node.mnt, "m"), exist_ok=True)
     writer = Writer(w_node)
     writer.start()
     h.log("writer through %s; leader n%d at epoch %d" % (w_node.name, lid, epoch))
