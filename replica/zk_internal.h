@@ -132,6 +132,7 @@ struct kvfs_zk {
 	unsigned bad_addrs;          /* such addresses not warned about since */
 	uint64_t config_written;     /* the highest configuration index /config holds */
 	bool not_member_said;        /* "node 4 is not a member ..." was logged */
+	bool was_member;             /* the configuration held this node at some point */
 };
 
 /* Milliseconds on CLOCK_BOOTTIME. */

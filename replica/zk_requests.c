@@ -283,7 +283,7 @@ static void member_addrs(struct kvfs_zk *z)
 	}
 }
 
-/* On a node that is not a member: say once what it waits for. */
+/* On a node that is not a member (and never was, in this run): say once what it waits for. */
 static void say_not_member(struct kvfs_zk *z)
 {
 	struct kvfs_config cfg;
@@ -293,12 +293,14 @@ static void say_not_member(struct kvfs_zk *z)
 	have = z->have_config;
 	cfg = z->config;
 	pthread_mutex_unlock(&z->lock);
-	if (!have || config_is_member(&cfg, z->cfg.id)) {
-		z->not_member_said = false;
+	if (!have)
+		return;
+	if (config_is_member(&cfg, z->cfg.id)) {
+		z->was_member = true;
 		return;
 	}
-	if (z->not_member_said)
-		return;
+	if (z->not_member_said || z->was_member)
+		return; /* said, or removed: the node says that itself */
 	z->not_member_said = true;
 	if (z->cfg.role == KVFS_ROLE_OBSERVER)
 		log_info(

@@ -136,7 +136,7 @@ def wait_voters(h, nodes, want, timeout=20):
                       for n in nodes))
 
 
-def wait_exit0(h, node, timeout=20):
+def wait_exit0(h, node, timeout=10):
     t0 = time.monotonic()
     while node.alive() and time.monotonic() - t0 < timeout:
         time.sleep(0.1)
@@ -235,6 +235,7 @@ def test_membership(h):
             read_file(os.path.join(survivors[0].mnt, "m/through-observer")) == b"via n6\n",
             "a write through the observer n6 succeeds and reads back on %s" %
             survivors[0].name)
+    time.sleep(3)  # a few more samples of who leads
     stop.set()
     th.join(5)
     h.check(6 not in leaders, "n6 never leads (%d samples)" % len(leaders))
