@@ -7,15 +7,13 @@
  * results the loop reports (zk_election_request_result) into the request znodes; and, after a
  * committed change, rewrites /config with the configuration (version-conditional, and only a
  * higher index replaces what is there). On every node, it says once when this node is not a
- * member and how to make it one, and learns the addresses of members that do not stand for
- * election (observers) from /members.
+ * member and how to make it one.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "kvfs/hostport.h"
 #include "kvfs/logging.h"
 #include "kvfs/member_req.h"
 #include "zk_internal.h"
@@ -239,50 +237,6 @@ static void rewrite_config(struct kvfs_zk *z)
 	}
 }
 
-/*
- * The replication addresses of the configuration's members that do not stand for election
- * (observers, and voters without a candidacy now), from the /members/<id> each running node
- * registers: the election round learns only the candidates' (and the leader's). Without them
- * no node would dial an observer. An address that does not parse is ignored.
- */
-static void member_addrs(struct kvfs_zk *z)
-{
-	char dir[256], data[ZDATA_MAX], rel[16], addr[KVFS_ADDR_MAX];
-	struct kvfs_config cfg;
-	bool have;
-
-	pthread_mutex_lock(&z->lock);
-	have = z->have_config;
-	cfg = z->config;
-	pthread_mutex_unlock(&z->lock);
-	if (!have)
-		return;
-	path_of(z, dir, sizeof(dir), "members");
-	for (uint32_t i = 0; i < cfg.n && i < KVFS_CONFIG_MAX; i++) {
-		uint32_t id = cfg.m[i].id;
-		struct kvfs_hostport hp;
-		const char *why;
-		bool known;
-		int len;
-
-		if (id == z->cfg.id || id >= MAX_IDS)
-			continue;
-		pthread_mutex_lock(&z->lock);
-		known = z->addrs[id][0] != '\0';
-		pthread_mutex_unlock(&z->lock);
-		if (known && cfg.m[i].role == KVFS_ROLE_VOTER)
-			continue; /* a candidate: the round keeps it current */
-		snprintf(rel, sizeof(rel), "%u", id);
-		len = get_data(z, dir, rel, data, sizeof(data));
-		if (len < 0 || election_kv(data, (size_t)len, "addr", addr, sizeof(addr)) < 0 ||
-		    hostport_parse(addr, 0, &hp, &why) < 0)
-			continue;
-		pthread_mutex_lock(&z->lock);
-		snprintf(z->addrs[id], KVFS_ADDR_MAX, "%s", addr);
-		pthread_mutex_unlock(&z->lock);
-	}
-}
-
 /* On a node that is not a member (and never was, in this run): say once what it waits for. */
 static void say_not_member(struct kvfs_zk *z)
 {
@@ -318,7 +272,6 @@ void zk_requests_round(struct kvfs_zk *z, bool leading)
 	bool found = false, have;
 
 	say_not_member(z);
-	member_addrs(z);
 	write_results(z);
 	if (leading) {
 		pthread_mutex_lock(&z->lock);
