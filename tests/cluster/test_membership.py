@@ -154,7 +154,9 @@ def test_membership(h):
     start_in_order(h, nodes, zk)
     ms, lid, epoch = h.wait_agreement(nodes, 20)
     h.require(ms is not None, "the three nodes agree on a leader", h.last_view)
-    w_node = next(n for n in nodes if n.id != lid)
+    # the writer's node: the last one in line that does not lead, so that it still stands
+    # when the leader is removed and the next one in line (then leading) is killed
+    w_node = next(n for n in reversed(nodes) if n.id != lid)
     os.makedirs(os.path.join(w_node.mnt, "m"), exist_ok=True)
     writer = Writer(w_node)
     writer.start()
@@ -188,9 +190,15 @@ def test_membership(h):
     wait_exit0(h, other)
     three = [n for n in rest if n is not other]
     wait_voters(h, three, sorted(n.id for n in three))
-    victim = next(n for n in three if n is not w_node)
+    rc, out, _, _ = member(h, w_node, "list")
+    want = ",".join(str(n.id) for n in three)
+    h.check(rc == 0 and "voters %s, observers none" % want in out,
+            "kvfs member list shows voters %s (from /config)" % want, out)
+    ms, lid, epoch = h.wait_agreement(three, 20)
+    victim = next((n for n in three if n.id == lid and n is not w_node), None) or \
+        next(n for n in three if n is not w_node)
     victim.kill9()
-    h.log("kill -9 %s" % victim.name)
+    h.log("kill -9 %s (%s)" % (victim.name, "the leader" if victim.id == lid else "a follower"))
     survivors = [n for n in three if n is not victim]
     ms, lid, epoch = h.wait_agreement(survivors, 20)
     h.check(ms is not None, "the two survivors of three voters agree on a leader",
