@@ -4,7 +4,9 @@ ZooKeeper ensemble started here (see harness.py), with `kvfs member` as a user r
 writer acknowledging writes through one mount all along.
 
 (1) 3 -> 5: nodes 4 and 5 start (--id 4/5, not members yet); `kvfs member add 4`, `add 5`
-    (each: observer, catch-up, promotion); every /.status then shows voters 1,2,3,4,5.
+    (each: observer, catch-up, promotion); every /.status then shows voters 1,2,3,4,5; `add 4`
+    again is done at once, `promote 9` is refused (exit 1), a cluster that does not exist
+    exits 5.
 (2) 5 -> 3: `kvfs member remove L` of the current leader (it hands the lead over first), then
     of another node; both removed nodes exit 0; every remaining /.status shows the three voters
     left; the three survive a kill -9 of one of them (a write still goes through).
@@ -88,8 +90,8 @@ class Writer:
 def member(h, node, *args):
     """Runs `kvfs member ARGS --zk ... --cluster ...`; returns (exit status, stdout, stderr,
     ms)."""
-    cmd = [h.kvfs, "member"] + list(args) + ["--zk", node.zk_hosts, "--cluster", node.cluster,
-                                             "--timeout", str(MEMBER_TIMEOUT_MS)]
+    cmd = [h.kvfs, "member", "--zk", node.zk_hosts, "--cluster", node.cluster,
+           "--timeout", str(MEMBER_TIMEOUT_MS)] + list(args)
     if node.zk_auth_file:
         cmd += ["--zk-auth-file", node.zk_auth_file]
     t0 = time.monotonic()
@@ -174,6 +176,15 @@ def test_membership(h):
     change(h, writer, nodes[0], "add 5 (voter)", "add", "5")
     five = nodes + [n4, n5]
     wait_voters(h, five, [1, 2, 3, 4, 5])
+    rc, out, _, _ = member(h, nodes[0], "add", "4")
+    h.check(rc == 0 and "voters 1,2,3,4,5" in out,
+            "kvfs member add 4 again is done at once (a request already satisfied)", out)
+    rc, out, _, _ = member(h, nodes[0], "promote", "9")
+    h.check(rc == 1 and out.startswith("refused: node 9 is not a member"),
+            "kvfs member promote 9 (not a member) is refused: exit 1 and why", out)
+    rc, out, err, _ = member(h, nodes[0], "list", "--cluster", "no-such-cluster")
+    h.check(rc == 5 and "no cluster 'no-such-cluster'" in err,
+            "kvfs member list of a cluster that does not exist exits 5", out + err)
     rc, out, _, _ = member(h, nodes[0], "list")
     h.check(rc == 0 and "voters 1,2,3,4,5" in out,
             "kvfs member list shows voters 1,2,3,4,5 (from /config)", out)
