@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kvfs/logging.h"
 #include "kvfs/member_req.h"
@@ -20,7 +21,8 @@
 
 #define REQ_PREFIX      "req-"
 #define REQ_DIGITS      10
-#define READS_PER_ROUND 32 /* request znodes read at most per round */
+#define READS_PER_ROUND 32     /* request znodes read at most per round */
+#define STALE_MS        600000 /* a finished request is deleted this long after its answer */
 #define AUTO_PREFIX     "auto-"
 
 static int by_name(const void *a, const void *b)
@@ -85,8 +87,10 @@ static void write_results(struct kvfs_zk *z)
 	}
 }
 
-/* Data of one child of dir into buf (NUL-terminated); its length, or -1. */
-static int get_data(struct kvfs_zk *z, const char *dir, const char *name, char *buf, size_t size)
+/* Data of one child of dir into buf (NUL-terminated); its length, or -1. *mtime (if not NULL):
+ * when it was last written, ms since the epoch. */
+static int get_data(struct kvfs_zk *z, const char *dir, const char *name, char *buf, size_t size,
+                    int64_t *mtime)
 {
 	char path[400];
 	struct Stat st;
@@ -98,7 +102,24 @@ static int get_data(struct kvfs_zk *z, const char *dir, const char *name, char *
 	if (len < 0)
 		len = 0;
 	buf[len] = '\0';
+	if (mtime)
+		*mtime = st.mtime;
 	return len;
+}
+
+/* A finished request whose command is long gone (it deletes its znode as soon as it has the
+ * answer; killed, it cannot): deleted after STALE_MS, so finished requests do not pile up. */
+static void forget_stale(struct kvfs_zk *z, const char *dir, const char *name, int64_t mtime)
+{
+	char path[400];
+
+	if ((int64_t)time(NULL) * 1000 - mtime < STALE_MS)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (zoo_delete(z->zh, path, -1) == ZOK)
+		log_info("deleted the finished membership request %s, left by a command that did "
+		         "not wait for its answer",
+		         name);
 }
 
 /*
@@ -118,17 +139,20 @@ static bool oldest_request(struct kvfs_zk *z, struct kvfs_member_req *req)
 	qsort(kids.data, (size_t)kids.count, sizeof(kids.data[0]), by_name);
 	for (int32_t i = 0; i < kids.count && !found && reads < READS_PER_ROUND; i++) {
 		struct kvfs_member_result res;
+		int64_t mtime;
 		int len;
 
 		if (!request_name(kids.data[i]))
 			continue;
 		reads++;
-		len = get_data(z, dir, kids.data[i], data, sizeof(data));
+		len = get_data(z, dir, kids.data[i], data, sizeof(data), &mtime);
 		if (len < 0)
 			continue;
 		if (member_result_parse(data, (size_t)len, &res) == 0 &&
-		    (res.state == KVFS_MEMBER_DONE || res.state == KVFS_MEMBER_REFUSED))
+		    (res.state == KVFS_MEMBER_DONE || res.state == KVFS_MEMBER_REFUSED)) {
+			forget_stale(z, dir, kids.data[i], mtime);
 			continue;
+		}
 		if (member_req_parse(data, (size_t)len, req) < 0) {
 			char path[400];
 			static const char refused[] = "state=refused why=not a membership request: "
@@ -166,7 +190,7 @@ static bool auto_join(struct kvfs_zk *z, const struct kvfs_config *cfg, struct k
 		if (*end || id == 0 || id > KVFS_CONFIG_ID_MAX ||
 		    config_is_member(cfg, (uint32_t)id))
 			continue;
-		len = get_data(z, dir, kids.data[i], data, sizeof(data));
+		len = get_data(z, dir, kids.data[i], data, sizeof(data), NULL);
 		if (len < 0 || election_kv(data, (size_t)len, "role", role, sizeof(role)) < 0 ||
 		    strcmp(role, "observer") != 0)
 			continue;
