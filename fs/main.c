@@ -25,6 +25,7 @@
 #include "daemon.h"
 #include "fs.h"
 #include "health.h"
+#include "member.h"
 #include "fuse_mount_opts.h"
 #include "options.h"
 #include "sd_notify.h"
@@ -691,6 +692,7 @@ static int open_cluster(struct app *a, char *cluster_id, char *err, size_t errle
 	    .connect_timeout_ms = a->opts.write_timeout_ms,
 	    .session_file = session_file,
 	    .auth = a->zk_auth,
+	    .role = a->opts.role_observer ? KVFS_ROLE_OBSERVER : KVFS_ROLE_VOTER,
 	};
 
 	/* The data directory may not exist yet (node_open makes it later): then there is no file
@@ -790,6 +792,8 @@ int main(int argc, char **argv)
 
 	if (argc >= 2 && strcmp(argv[1], "health") == 0)
 		return health_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "member") == 0)
+		return member_main(argc - 1, argv + 1);
 	rv = options_parse(&a.opts, argc, argv, err, sizeof(err));
 	if (rv == KVFS_OPTIONS_HELP) {
 		options_usage(stdout, "kvfs");

@@ -39,6 +39,7 @@ enum {
 	OPT_MIN_TENURE,
 	OPT_RTT_MARGIN,
 	OPT_ZONE,
+	OPT_ROLE,
 	OPT_PREFER_ZONE,
 	OPT_AVOID_ZONE,
 	OPT_MAX_VALUE,
@@ -75,6 +76,7 @@ static const struct option long_opts[] = {
     {"min-tenure", required_argument, NULL, OPT_MIN_TENURE},
     {"rtt-margin", required_argument, NULL, OPT_RTT_MARGIN},
     {"zone", required_argument, NULL, OPT_ZONE},
+    {"role", required_argument, NULL, OPT_ROLE},
     {"prefer-zone", required_argument, NULL, OPT_PREFER_ZONE},
     {"avoid-zone", required_argument, NULL, OPT_AVOID_ZONE},
     {"max-value", required_argument, NULL, OPT_MAX_VALUE},
@@ -131,6 +133,9 @@ void options_usage(FILE *f, const char *prog)
 	    "                         sooner (0..3600000, default: --hold-down)\n"
 	    "  --rtt-margin PCT       priority mode: a challenger's quorum RTT must be this much\n"
 	    "                         better than the leader's (1..1000, default 20)\n"
+	    "  --role voter|observer  what this node joins as while it is not a member: an\n"
+	    "                         observer is added by the leader at once; a voter waits\n"
+	    "                         for `kvfs member add ID` (default voter)\n"
 	    "  --zone NAME            this node's zone, 1..31 of A-Z a-z 0-9 . _ -\n"
 	    "  --prefer-zone Z[,Z...] priority mode: nodes in these zones lead first\n"
 	    "  --avoid-zone Z[,Z...]  priority mode: nodes in these zones do not lead while\n"
@@ -652,6 +657,15 @@ static int parse_argv(struct parse *p, int argc, char **argv)
 		case OPT_RTT_MARGIN:
 			rv = parse_u32("--rtt-margin", optarg, 1, 1000, &o->rtt_margin_pct, err,
 			               errlen);
+			break;
+		case OPT_ROLE:
+			if (strcmp(optarg, "voter") == 0)
+				o->role_observer = false;
+			else if (strcmp(optarg, "observer") == 0)
+				o->role_observer = true;
+			else
+				return options_fail(err, errlen,
+				            "--role: '%s' must be voter or observer", optarg);
 			break;
 		case OPT_ZONE:
 			rv = check_zones("--zone", optarg, false, err, errlen);

@@ -34,6 +34,7 @@ struct kvfs_options {
 	uint64_t min_tenure_ms;  /* priority mode: a leader is not asked to give way sooner */
 	bool min_tenure_given;   /* --min-tenure was set (else it follows --hold-down) */
 	uint32_t rtt_margin_pct; /* priority mode: an RTT challenger must be this much better */
+	bool role_observer;      /* --role observer (default voter): joins as an observer */
 	char *zone;              /* --zone NAME; NULL if none */
 	char *prefer_zones;      /* --prefer-zone Z[,Z...]; NULL if none */
 	char *avoid_zones;       /* --avoid-zone Z[,Z...]; NULL if none */

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "kvfs/election.h"
+#include "kvfs/member_req.h"
 #include "kvfs/metrics.h"
 #include "kvfs/node.h"
 #include "kvfs/op.h"
@@ -98,6 +99,22 @@ struct kvfs_node {
 	void *close_arg;
 };
 
+/* node_member_uv.c: the `kvfs member` request the leader is carrying out. */
+struct node_member {
+	bool active;                 /* req is being carried out */
+	bool finished;               /* ... and its final result was reported */
+	struct kvfs_member_req req;
+	uint64_t index;              /* the CONFIG entry proposed for it, 0 if none in flight */
+	struct kvfs_config proposed; /* ... and its configuration */
+	uint64_t started_ms;         /* uv_now() when this leader took req */
+	uint64_t proposed_ms;        /* ... and when it proposed index */
+	uint64_t next_try_ms;        /* waiting: look again from then */
+	uint64_t handed_over_epoch;  /* resigned in this epoch for req (remove/demote of itself) */
+	enum kvfs_member_state said; /* the last result reported, when, and why */
+	uint64_t said_ms;
+	char said_why[KVFS_MEMBER_WHY_MAX];
+};
+
 struct node_cluster {
 	struct kvfs_node *n;
 	struct kvfs_repl *repl;
@@ -135,6 +152,7 @@ struct node_cluster {
 	int unmark_rv;
 	uint64_t rejoin_warned_epoch; /* a candidate said who does not vote in this epoch */
 
+	struct node_member member; /* `kvfs member` requests on the leader (node_member_uv.c) */
 	/* the configuration in force (node_config_uv.c) */
 	bool started;       /* ncl_start ran: config_changed passes it on */
 	bool cfg_published; /* set_config was called ... */

@@ -319,8 +319,10 @@ static uint64_t run_round(struct kvfs_zk *z)
 		return HOLD_DOWN_TICK_MS;
 	if (!z->node_marked && !zk_znodes_mark_node(z))
 		return HOLD_DOWN_TICK_MS;
-	if (!may_stand(z))
+	if (!may_stand(z)) {
+		zk_requests_round(z, false);
 		return follow_only(z, session);
+	}
 	if (!z->have_znode && start < z->rejoin_after_ms) {
 		struct leader_info held;
 
@@ -391,6 +393,7 @@ static uint64_t run_round(struct kvfs_zk *z)
 	}
 	zk_score_keep(z, &v, top, &l);
 	election_decide(&v, &d);
+	zk_requests_round(z, v.leading);
 
 	switch (d.action) {
 	case KVFS_ELECT_TAKE:

@@ -35,11 +35,13 @@
 #include "kvfs/election.h"
 #include "kvfs/score.h"
 #include "kvfs/config.h"
+#include "kvfs/member_req.h"
 #include "kvfs/zk_election.h"
 
 #define MAX_CANDIDATES 64
 #define MAX_IDS        256 /* ids 1..255 */
 #define ZDATA_MAX      512
+#define ZK_REQ_RESULTS 8   /* membership results waiting to be written (zk_requests.c) */
 #define AUTH_PENDING   1 /* auth_rc while zoo_add_auth has not completed (Z* codes are <= 0) */
 
 struct kvfs_zk {
@@ -87,6 +89,15 @@ struct kvfs_zk {
 	struct kvfs_config config;
 	uint64_t config_index;
 	bool config_committed;
+	/* membership requests (zk_requests.c): the oldest pending one, for the loop, and the
+	 * results the loop reported, not yet written to their znodes */
+	bool have_request;
+	struct kvfs_member_req request;
+	unsigned req_nres;
+	struct {
+		char name[KVFS_CONFIG_REQ_MAX];
+		char data[ZDATA_MAX];
+	} req_res[ZK_REQ_RESULTS];
 	bool standing_off; /* the election thread: not a voter, candidacy withdrawn (logged) */
 	uint64_t member_addrs_ms; /* the election thread: when it last read every /members addr */
 	bool resign;                        /* the replication core gave the lead up */
@@ -121,6 +132,9 @@ struct kvfs_zk {
 	struct kvfs_zk_score ranked[MAX_CANDIDATES]; /* zk_score_keep's scratch */
 	uint64_t bad_addr_warned_ms; /* the last warning about an unusable address in a znode */
 	unsigned bad_addrs;          /* such addresses not warned about since */
+	uint64_t config_written;     /* the highest configuration index /config holds */
+	bool not_member_said;        /* "node 4 is not a member ..." was logged */
+	bool was_member;             /* the configuration held this node at some point */
 };
 
 /* Milliseconds on CLOCK_BOOTTIME. */
@@ -283,6 +297,16 @@ void zk_score_log_handover(struct kvfs_zk *z, const struct kvfs_election_view *v
 /* Keeps the round's candidates, ranked (score_cmp), for zk_election_scores. */
 void zk_score_keep(struct kvfs_zk *z, const struct kvfs_election_view *v, int top,
                    const struct leader_info *l);
+
+/* ---- membership requests (zk_requests.c); election thread only ---- */
+
+/*
+ * One round's membership work: writes the results the loop reported; on the leader (leading),
+ * finds the oldest pending request (or an auto-join of an observer) for
+ * zk_election_next_request and rewrites /config after a committed change; on a node that is not
+ * a member, says so once.
+ */
+void zk_requests_round(struct kvfs_zk *z, bool leading);
 
 /* ---- the election (zk_election.c) ---- */
 

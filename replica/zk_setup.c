@@ -1,6 +1,6 @@
 /*
  * The cluster's znodes at open (see zk_internal.h for the access rules): /kvfs and
- * /kvfs/<cluster> with its election, members, epoch and config made if missing, with acl_of();
+ * /kvfs/<cluster> with its election, members, epoch, requests and config made if missing, with acl_of();
  * /config read, or written by the first node to start (the cluster id and size), and checked
  * against this node's --cluster-size. With credentials, znodes left open by starts without them
  * are tightened, unless a member without credentials still runs. Every failure becomes a message
@@ -169,7 +169,7 @@ static int open_members(struct kvfs_zk *z, char *list, size_t len)
 static int setup_cluster(struct kvfs_zk *z, char *cluster_id, char *err, size_t errlen)
 {
 	char path[256], data[ZDATA_MAX], id[2 * KVFS_GUID_LEN + 1];
-	static const char *const rels[] = {"election", "members", "epoch", "config"};
+	static const char *const rels[] = {"election", "members", "epoch", "requests", "config"};
 	struct Stat st;
 	uint32_t size;
 	int len = sizeof(data) - 1, rc;
@@ -180,7 +180,7 @@ static int setup_cluster(struct kvfs_zk *z, char *cluster_id, char *err, size_t 
 	rc = ensure(z->zh, z->base, NULL, acl_of(z, false));
 	if (rc != ZOK)
 		return setup_error(z, z->base, rc, false, err, errlen);
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < 4; i++) { /* all but config, made below */
 		path_of(z, path, sizeof(path), rels[i]);
 		rc = ensure(z->zh, path, strcmp(rels[i], "epoch") == 0 ? "0" : NULL,
 		            acl_of(z, false));

@@ -81,7 +81,8 @@ bool zk_znodes_register_member(struct kvfs_zk *z)
 
 	snprintf(rel, sizeof(rel), "members/%u", z->cfg.id);
 	path_of(z, path, sizeof(path), rel);
-	snprintf(data, sizeof(data), "addr=%s priority=%u", z->addr, z->cfg.priority);
+	snprintf(data, sizeof(data), "addr=%s priority=%u role=%s", z->addr, z->cfg.priority,
+	         z->cfg.role == KVFS_ROLE_OBSERVER ? "observer" : "voter");
 	rc = zoo_create(z->zh, path, data, (int)strlen(data), acl_of(z, false), ZOO_EPHEMERAL, NULL,
 	                0);
 	if (rc == ZOK) {

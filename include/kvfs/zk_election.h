@@ -54,6 +54,10 @@ struct kvfs_zk_config {
 	 * runs without credentials now: then zk_election_open refuses (-EACCES) rather than lock it
 	 * out. Without credentials every znode is open to anyone (world:anyone, all rights). */
 	const char *auth;
+	/* --role: what this node asks to be while it is not in the configuration: KVFS_ROLE_VOTER
+	 * (config.h; 0 means voter too), registered as role=voter in /members/<id>, waits for
+	 * `kvfs member add`; KVFS_ROLE_OBSERVER is added as an observer by the leader (auto-join). */
+	uint8_t role;
 };
 
 /* What the loop may show and act on; a copy taken under the lock. */

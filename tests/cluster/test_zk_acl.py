@@ -81,7 +81,7 @@ def check_acls(h, zk, cluster, what):
     base = "/kvfs/%s" % cluster
     user = h.zk_auth.split(":", 1)[0]
     paths = [base] + ["%s/%s" % (base, r) for r in ("config", "epoch", "election", "members",
-                                                    "nodes")]
+                                                    "nodes", "requests")]
     for d in ("election", "members", "nodes"):
         paths += ["%s/%s/%s" % (base, d, c) for c in zk.get_children("%s/%s" % (base, d))]
     if zk.exists(base + "/leader"):
@@ -325,7 +325,8 @@ def test_without_credentials_then_upgrade(h):
     # /nodes and /nodes/1 too: whoever could delete /nodes/<id> could make a node that lost its
     # disk vote with an empty log.
     want = sorted([base] + ["%s/%s" % (base, r) for r in ("config", "election", "epoch",
-                                                          "members", "nodes", "nodes/1")])
+                                                          "members", "nodes", "nodes/1",
+                                                          "requests")])
     h.check(tightened == want, "the restart tightened the cluster's open znodes, with a log line "
             "each", "tightened: %s\nlog:\n%s" % (tightened, n1.tail(20)))
     check_acls(h, zk, cluster, "after the upgrade")

@@ -334,6 +334,31 @@ static void test_score_options(void **state)
 #undef BAD
 }
 
+/* --role: what a node that is not a member joins as. */
+static void test_role_option(void **state)
+{
+	struct kvfs_options o = {0};
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(PARSE(&o, err, "/m"), KVFS_OPTIONS_RUN);
+	assert_false(o.role_observer);
+	options_free(&o);
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(PARSE(&o, err, "--role", "observer", "/m"), KVFS_OPTIONS_RUN);
+	assert_true(o.role_observer);
+	options_free(&o);
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(PARSE(&o, err, "--role", "observer", "--role", "voter", "/m"),
+	                 KVFS_OPTIONS_RUN);
+	assert_false(o.role_observer);
+	options_free(&o);
+	memset(&o, 0, sizeof(o));
+	expect_error("--role: 'leader' must be voter or observer",
+	             PARSE(&o, err, "--role", "leader", "/m"), err);
+	options_free(&o);
+}
+
 static void test_logging_options(void **state)
 {
 	struct kvfs_options o = {0};
@@ -551,6 +576,7 @@ int main(void)
 	    cmocka_unit_test(test_help_version),
 	    cmocka_unit_test(test_sizes),
 	    cmocka_unit_test(test_score_options),
+	    cmocka_unit_test(test_role_option),
 	    cmocka_unit_test(test_logging_options),
 	    cmocka_unit_test(test_mount_helper_form),
 	    cmocka_unit_test(test_config_file),
