@@ -302,6 +302,8 @@ void nscore_peer_down(struct node_cluster *c, uint32_t id);   /* its connection 
 void nscore_on_ping(struct node_cluster *c, uint32_t from, const uint8_t *p, uint32_t len);
 void nscore_on_pong(struct node_cluster *c, uint32_t from, const uint8_t *p, uint32_t len);
 void nscore_tick(struct node_cluster *c); /* pings every peer, hands the measurement over */
+/* Whether peer id was heard from within KVFS_CONTACT_MS (always true for this node). */
+bool nscore_in_contact(const struct node_cluster *c, uint32_t id);
 /* /.status: this node's quorum RTT and its RTT to each other member. */
 void nscore_status(const struct kvfs_node *n, struct kvfs_status *st);
 

@@ -83,6 +83,41 @@ static void report_done(struct node_cluster *c, const struct kvfs_config *cfg, u
 		n->cluster->set_config(n->cluster->arg, cfg, index, true);
 }
 
+/*
+ * Whether the new configuration could commit now: a majority of its voters (this leader
+ * included) in contact and caught up. Otherwise the change would be in force as soon as it is
+ * appended and could never commit (removing a voter while another is down leaves two of which
+ * one is dead): every write would stall until the dead node came back. why says who is missing.
+ */
+static bool next_can_commit(struct node_cluster *c, const struct kvfs_config *next, char *why,
+                            size_t len)
+{
+	bool have[KVFS_CONFIG_ID_MAX + 1] = {false};
+	uint64_t commit = repl_commit_index(c->repl);
+	size_t off = (size_t)snprintf(why, len, "node");
+	unsigned missing = 0;
+
+	for (uint32_t i = 0; i < next->n; i++) {
+		uint32_t id = next->m[i].id;
+
+		if (next->m[i].role != KVFS_ROLE_VOTER)
+			continue;
+		have[id] = id == c->n->cfg.id ||
+		           (nscore_in_contact(c, id) &&
+		            repl_peer_match(c->repl, id) + KVFS_CAUGHT_UP_ENTRIES >= commit);
+		if (!have[id] && off < len)
+			off += (size_t)snprintf(why + off, len - off, "%s %u", missing++ ? "," : "",
+			                        id);
+	}
+	if (config_quorum(next, have))
+		return true;
+	if (off < len)
+		snprintf(why + off, len - off,
+		         " down or behind: the new voters would not make a majority (--force to "
+		         "change anyway)");
+	return false;
+}
+
 /* Takes one step for the request: propose, wait, hand over, or finish. */
 static void step(struct node_cluster *c, uint64_t now)
 {
@@ -104,6 +139,11 @@ static void step(struct node_cluster *c, uint64_t now)
 	rv = member_req_next(cur, &m->req, n->cfg.id, caught_up, &next, why, sizeof(why));
 	switch (rv) {
 	case 0:
+		if (!m->req.force && !next_can_commit(c, &next, why, sizeof(why))) {
+			report(c, KVFS_MEMBER_WAITING, why, 0, NULL);
+			m->next_try_ms = now + WAIT_RETRY_MS;
+			return;
+		}
 		rv = repl_propose_config(c->repl, &next, m->req.name, &idx);
 		if (rv == 0) {
 			config_format(&next, why, sizeof(why));

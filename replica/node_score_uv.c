@@ -91,6 +91,18 @@ void nscore_heard(struct node_cluster *c, uint32_t from)
 		rtt_heard(&c->score->rtt, from, uv_now(c->n->loop));
 }
 
+bool nscore_in_contact(const struct node_cluster *c, uint32_t id)
+{
+	uint64_t heard;
+
+	if (id == c->n->cfg.id)
+		return true;
+	if (id == 0 || id > KVFS_RTT_MAX_ID)
+		return false;
+	heard = c->score->rtt.p[id].last_heard_ms;
+	return heard && uv_now(c->n->loop) - heard <= KVFS_CONTACT_MS;
+}
+
 void nscore_peer_down(struct node_cluster *c, uint32_t id)
 {
 	struct node_score *s = c->score;

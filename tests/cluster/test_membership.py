@@ -218,6 +218,16 @@ def test_membership(h):
     h.check(h.wait_for(lambda: write_file(probe, b"two of three\n") == 0, 15, 0.2) is not None,
             "a write goes through with two of the three voters")
 
+    # A change that could not commit now is not made: removing the other live voter would
+    # leave the writer's node and the dead one.
+    other_live = next(n for n in survivors if n is not w_node)
+    rc, out, err, ms = member(h, w_node, "remove", str(other_live.id), "--timeout", "3000")
+    h.check(rc == 3 and "would not make a majority" in err,
+            "kvfs member remove %d with node %d down waits (the new voters would not make a "
+            "majority) and times out: exit 3" % (other_live.id, victim.id), out + err)
+    h.check(h.wait_for(lambda: write_file(probe, b"still\n") == 0, 10, 0.2) is not None,
+            "writes go on after the refused change")
+
     # (3) an observer joins by itself
     n6 = h.node(6, cluster, session_timeout=SESSION_MS,
                 extra=["--role", "observer", "--read", "linearizable", "--write-timeout",
@@ -260,6 +270,16 @@ def test_membership(h):
     h.check(6 not in leaders, "n6 never leads (%d samples)" % len(leaders))
     h.log("OBSERVER n6: 20 reads after writes on %s, %d stale; never leader (%d samples)" %
           (survivors[0].name, stale, len(leaders)))
+
+    # (4) the observer promoted to a voter (4 voters, one of them dead: 3 of 4 make a
+    # majority), then demoted again
+    change(h, writer, w_node, "promote 6", "promote", "6")
+    wait_voters(h, survivors + [n6], sorted([n.id for n in three] + [6]))
+    change(h, writer, w_node, "demote 6", "demote", "6")
+    wait_voters(h, survivors + [n6], sorted(n.id for n in three))
+    st = statuses([n6]).get(6) or {}
+    h.check(st.get("role") == "observer", "n6 is an observer again after the demotion",
+            view_str({6: st}))
 
     # history: every acknowledged write, on every live node
     writer.stop()
