@@ -211,8 +211,8 @@ static bool do_resign_evict(struct kvfs_zk *z, const struct kvfs_candidate *c, s
 			z->have_znode = false;
 		}
 		z->rejoin_after_ms = now_ms() + (z->cfg.hold_down_ms ? z->cfg.hold_down_ms : 1000);
-		log_warn("gave up the lead (no majority of replicas answered); standing again in "
-		         "%" PRIu64 " ms",
+		log_warn("gave up the lead (no majority of replicas answered, or a membership "
+		         "change removes or demotes this node); standing again in %" PRIu64 " ms",
 		         z->cfg.hold_down_ms ? z->cfg.hold_down_ms : 1000);
 		acted = true;
 	}
