@@ -128,7 +128,8 @@ struct kvfs_zk {
 	char zone[KVFS_ZONE_MAX]; /* cfg.zone points here */
 	struct kvfs_score_pub pub; /* the facts as published (score_publish) */
 	bool pub_dirty;            /* ... not yet written to the candidate znode */
-	char facts_logged[96];     /* the facts last logged (zk_score.c) */
+	char facts_logged[96];     /* the gates last logged at info (zk_score.c) ... */
+	uint32_t facts_logged_b;   /* ... and the RTT bucket */
 	struct kvfs_zk_score ranked[MAX_CANDIDATES]; /* zk_score_keep's scratch */
 	uint64_t bad_addr_warned_ms; /* the last warning about an unusable address in a znode */
 	unsigned bad_addrs;          /* such addresses not warned about since */

@@ -26,6 +26,7 @@ void zk_score_init(struct kvfs_zk *z)
 	memset(&z->pub, 0, sizeof(z->pub));
 	z->pub.f.rtt_us = UINT64_MAX;
 	z->pub.f.rtt_b = UINT32_MAX;
+	z->facts_logged_b = UINT32_MAX;
 	zk_score_format(z);
 }
 
@@ -53,18 +54,33 @@ static void rtt_text(char *buf, size_t len, uint64_t rtt_us, uint32_t bucket)
 		         rtt_us / 1000, rtt_us % 1000 / 100, bucket);
 }
 
-/* One info line when the facts others rank by change (not for every RTT wobble). */
+/*
+ * One line when the facts others rank by change: at info when a gate changes or the RTT bucket
+ * moved by LOG_BUCKETS or more since the last info line (a link that got much slower or faster),
+ * at debug for the smaller moves jitter makes, so a busy link does not fill the log.
+ */
+#define LOG_BUCKETS 3u
+
 static void log_facts(struct kvfs_zk *z)
 {
 	const struct kvfs_score_facts *f = &z->pub.f;
 	char key[96], rtt[64];
+	uint32_t was = z->facts_logged_b;
+	bool big;
 
-	snprintf(key, sizeof(key), "%u %d %d %d %u %d %d", f->rtt_b, f->contact, f->caught_up,
-	         f->stable, f->lag_b, f->zpref, f->observer);
-	if (strcmp(key, z->facts_logged) == 0)
-		return;
-	snprintf(z->facts_logged, sizeof(z->facts_logged), "%s", key);
+	snprintf(key, sizeof(key), "%d %d %d %d %d %d", f->contact, f->caught_up, f->stable,
+	         f->lag_b > 0, f->zpref, f->observer);
+	big = strcmp(key, z->facts_logged) != 0 || (was == UINT32_MAX) != (f->rtt_b == UINT32_MAX) ||
+	      (f->rtt_b > was ? f->rtt_b - was : was - f->rtt_b) >= LOG_BUCKETS;
 	rtt_text(rtt, sizeof(rtt), f->rtt_us, f->rtt_b);
+	if (!big) {
+		log_debug("score: %s, contact %s, caught up %s, stable %s", rtt,
+		          f->contact ? "yes" : "no", f->caught_up ? "yes" : "no",
+		          f->stable ? "yes" : "no");
+		return;
+	}
+	snprintf(z->facts_logged, sizeof(z->facts_logged), "%s", key);
+	z->facts_logged_b = f->rtt_b;
 	log_info("score: %s, contact %s, caught up %s, stable %s", rtt, f->contact ? "yes" : "no",
 	         f->caught_up ? "yes" : "no", f->stable ? "yes" : "no");
 }

@@ -31,60 +31,12 @@ import time
 os.environ.setdefault("KVFS_TEST_TIMEOUT", "150")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import agreement, st_int, start_in_order, statuses, view_str  # noqa: E402
+from harness import st_int, start_in_order, statuses, view_str  # noqa: E402
+from writer import Writer  # noqa: E402
 from test_replication import read_file, write_file  # noqa: E402
 
 SESSION_MS = 3000
 MEMBER_TIMEOUT_MS = 30000
-
-
-class Writer:
-    """One thread writing m/w-<seq> through a node's mount back to back (a short pause between
-    writes); records when each write was acknowledged (close() returned) and every error."""
-
-    def __init__(self, node):
-        self.node = node
-        self.acked = {}  # rel -> bytes
-        self.times = []  # monotonic time of each acknowledgement, in order
-        self.errors = []
-        self.stop_ev = threading.Event()
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self):
-        self.thread.start()
-
-    def _run(self):
-        seq = 0
-        while not self.stop_ev.is_set():
-            seq += 1
-            rel = "m/w-%06d" % seq
-            data = ("%s through %s\n" % (rel, self.node.name)).encode()
-            err = write_file(os.path.join(self.node.mnt, rel), data)
-            with self.lock:
-                if err == 0:
-                    self.acked[rel] = data
-                    self.times.append(time.monotonic())
-                else:
-                    self.errors.append((rel, err))
-            self.stop_ev.wait(0.02)
-
-    def max_gap_ms(self, t0, t1):
-        """The largest interval between consecutive acknowledgements from the last one before
-        T0 to the first one after T1 (the whole change window), in ms."""
-        with self.lock:
-            ts = list(self.times)
-        before = [t for t in ts if t < t0][-1:]
-        inside = [t for t in ts if t0 <= t <= t1]
-        after = [t for t in ts if t > t1][:1]
-        seq = before + inside + after
-        if len(seq) < 2:
-            return None
-        return max(b - a for a, b in zip(seq, seq[1:])) * 1000
-
-    def stop(self):
-        self.stop_ev.set()
-        self.thread.join(20)
 
 
 def member(h, node, *args):
@@ -160,7 +112,7 @@ def test_membership(h):
     # when the leader is removed and the next one in line (then leading) is killed
     w_node = next(n for n in reversed(nodes) if n.id != lid)
     os.makedirs(os.path.join(w_node.mnt, "m"), exist_ok=True)
-    writer = Writer(w_node)
+    writer = Writer(w_node, "m", 0.02)
     writer.start()
     h.log("writer through %s; leader n%d at epoch %d" % (w_node.name, lid, epoch))
 

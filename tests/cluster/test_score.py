@@ -20,18 +20,17 @@ and the scores the leader shows), HANDOVER, STABLE, NO-MOVE-BACK, PRIORITY.
 Usage: test_score.py KVFS_BIN        (run by `meson test --suite cluster`)
 """
 
-import errno
 import os
 import re
 import sys
-import threading
 import time
 
 os.environ.setdefault("KVFS_TEST_TIMEOUT", "150")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import agreement, st_int, st_ms, start_in_order, statuses, view_str  # noqa: E402
-from test_replication import read_file, write_file  # noqa: E402
+from writer import Writer  # noqa: E402
+from test_replication import read_file  # noqa: E402
 
 HOLD_DOWN_MS = 3000
 SESSION_MS = 3000
@@ -41,40 +40,6 @@ JITTER = (2, 2)
 SAMPLE_S = 0.2
 STABLE_S = 30
 NO_MOVE_BACK_S = 10
-
-
-class Writer:
-    """One thread writing s/w-<seq> through a node's mount, a few writes a second; records what
-    close() acknowledged and every error."""
-
-    def __init__(self, node):
-        self.node = node
-        self.acked = {}
-        self.errors = []
-        self.stop_ev = threading.Event()
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self):
-        self.thread.start()
-
-    def _run(self):
-        seq = 0
-        while not self.stop_ev.is_set():
-            seq += 1
-            rel = "s/w-%05d" % seq
-            data = ("%s written through %s\n" % (rel, self.node.name)).encode()
-            err = write_file(os.path.join(self.node.mnt, rel), data)
-            with self.lock:
-                if err == 0:
-                    self.acked[rel] = data
-                else:
-                    self.errors.append((rel, errno.errorcode.get(err, str(err))))
-            self.stop_ev.wait(0.2)
-
-    def stop(self):
-        self.stop_ev.set()
-        self.thread.join(20)
 
 
 class Clock:
@@ -205,7 +170,7 @@ def test_score(h):
             "\n".join("n%d: %s" % (i, (st or {}).get("members")) for i, st in sts.items()))
 
     os.mkdir(os.path.join(next(n for n in nodes if n is not old).mnt, "s"))
-    writer = Writer(next(n for n in nodes if n is not old))
+    writer = Writer(next(n for n in nodes if n is not old), "s", 0.2)
     writer.start()
     h.log("writer: a write every 200 ms through %s" % writer.node.name)
     try:
