@@ -124,6 +124,11 @@ def test_membership(h):
     rc, out, _, _ = member(h, nodes[0], "list")
     h.check(rc == 0 and "bootstrap: voters 1..3" in out,
             "kvfs member list shows the bootstrap configuration", out)
+    t0 = time.monotonic()
+    time.sleep(1)
+    gap = writer.max_gap_ms(t0, time.monotonic())
+    h.log("BASELINE max write gap %s ms over 1 s without a change" %
+          ("%d" % gap if gap is not None else "?"))
     change(h, writer, nodes[0], "add 4 (voter)", "add", "4")
     change(h, writer, nodes[0], "add 5 (voter)", "add", "5")
     five = nodes + [n4, n5]
