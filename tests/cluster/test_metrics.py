@@ -155,6 +155,10 @@ def test_metrics_parse_and_move(h):
     nodes, leader, epoch = cluster_with_metrics(h, "parse")
     h.check(wait_writable(h, nodes) is not None, "every node says writable: yes",
             view_str(statuses(nodes)))
+    # Followers connect to each other lazily (the lower id dials when it learns the other's
+    # address; the higher id waits a moment to give it a head start): let that mesh form.
+    h.wait_for(lambda: all(all(value(metrics_of(n) or {}, "kvfs_peer_up", peer=i) == 1
+                               for i in (1, 2, 3)) for n in nodes), 5, 0.1)
     sts = statuses(nodes)
     before = {}
     for n in nodes:
