@@ -107,6 +107,9 @@ main() {
 	export ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1:print_summary=1:disable_coredump=1
 	export UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1:print_summary=1
 	export LSAN_OPTIONS="print_suppressions=0:suppressions=$ROOT/tests/lsan.supp"
+	# The chaos runs look for memory errors here, not for rare schedules (the werror build runs
+	# them at full length): half the fault time keeps the whole suite under 30 minutes.
+	export KVFS_CHAOS_SECONDS=${KVFS_CHAOS_SECONDS:-35}
 	run build-asan --werror --buildtype=debugoptimized -Db_sanitize=address,undefined \
 		-Dc_args=-fno-sanitize-recover=all
 
