@@ -12,12 +12,15 @@
  *     LINK:           u64 ino  u64 parent  u32 name_len  name
  *     MKNOD:          u64 parent  u32 mode  u32 uid  u32 gid  u32 rdev  u32 name_len  name
  *     FALLOCATE:      u64 ino  u64 offset  u64 length
+ *     SETXATTR:       u64 ino  u32 name_len  name  u32 data_len  data
+ *     REMOVEXATTR:    u64 ino  u32 name_len  name
  *     CONFIG:         u8 version  u32 count  count x (u32 id, u8 role)  u32 req_len  req
  *                     (data is version .. the last member; config.c checks what they say)
  *     NOOP:           nothing more
  *
  * Types 0..9 are those of protocol 1, laid out as they were then; 10.. came with protocol 2
- * (KVFS_OP_RULES2 in the flags marks an op written under its rules, whatever its type). Fields a
+ * (KVFS_OP_RULES2 in the flags marks an op written under its rules, whatever its type); 14 and 15
+ * (extended attributes) with protocol 4. Fields a
  * type does not carry are not encoded and decode as zero. The decoder checks every length against
  * what is left before it reads, and never allocates: the op it fills borrows its name, newname
  * and data from the decoded buffer.
@@ -25,6 +28,7 @@
 #include "kvfs/op.h"
 
 #include "kvfs/config.h"
+#include "kvfs/store_xattr.h"
 #include "kvfs/wire.h"
 
 #include <errno.h>
@@ -61,6 +65,10 @@ size_t op_encoded_size(const struct kvfs_op *op)
 		return n + 8 + 8 + 8;
 	case KVFS_OP_CONFIG:
 		return n + op->data_len + 4 + op->name_len;
+	case KVFS_OP_SETXATTR:
+		return n + 8 + 4 + op->name_len + 4 + op->data_len;
+	case KVFS_OP_REMOVEXATTR:
+		return n + 8 + 4 + op->name_len;
 	default:
 		return n;
 	}
@@ -144,6 +152,15 @@ size_t op_encode(const struct kvfs_op *op, uint8_t *buf)
 		if (op->data_len)
 			memcpy(w.p, op->data, op->data_len);
 		w.p += op->data_len;
+		wire_put_bytes(&w, op->name, op->name_len);
+		break;
+	case KVFS_OP_SETXATTR:
+		wire_put_u64(&w, op->ino);
+		wire_put_bytes(&w, op->name, op->name_len);
+		wire_put_bytes(&w, op->data, op->data_len);
+		break;
+	case KVFS_OP_REMOVEXATTR:
+		wire_put_u64(&w, op->ino);
 		wire_put_bytes(&w, op->name, op->name_len);
 		break;
 	default:
@@ -262,6 +279,18 @@ int op_decode(struct kvfs_op *op, const uint8_t *buf, size_t len)
 	case KVFS_OP_CONFIG:
 		decode_config(&r, op);
 		break;
+	case KVFS_OP_SETXATTR:
+		op->ino = wire_get_u64(&r);
+		wire_get_bytes(&r, &b, &op->name_len, KVFS_XATTR_NAME_MAX);
+		op->name = (const char *)b;
+		wire_get_bytes(&r, &b, &op->data_len, KVFS_XATTR_VALUE_MAX);
+		op->data = b;
+		break;
+	case KVFS_OP_REMOVEXATTR:
+		op->ino = wire_get_u64(&r);
+		wire_get_bytes(&r, &b, &op->name_len, KVFS_XATTR_NAME_MAX);
+		op->name = (const char *)b;
+		break;
 	default:
 		return -EBADMSG;
 	}
@@ -280,6 +309,7 @@ const char *op_type_name(unsigned type)
 	    [KVFS_OP_RENAME] = "rename",       [KVFS_OP_SETATTR] = "setattr",
 	    [KVFS_OP_LINK] = "link",           [KVFS_OP_MKNOD] = "mknod",
 	    [KVFS_OP_FALLOCATE] = "fallocate", [KVFS_OP_CONFIG] = "config",
+	    [KVFS_OP_SETXATTR] = "setxattr",   [KVFS_OP_REMOVEXATTR] = "removexattr",
 	};
 
 	return type < KVFS_OP__COUNT ? names[type] : "unknown";

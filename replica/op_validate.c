@@ -8,6 +8,7 @@
 #include "kvfs/op.h"
 
 #include "kvfs/store.h"
+#include "kvfs/store_xattr.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -27,6 +28,8 @@ static uint32_t allowed_flags(unsigned type)
 	case KVFS_OP_FALLOCATE:
 		return KVFS_OP_RULES2 | KVFS_FALLOC_KEEP_SIZE | KVFS_FALLOC_PUNCH_HOLE |
 		       KVFS_FALLOC_ZERO_RANGE;
+	case KVFS_OP_SETXATTR:
+		return KVFS_OP_RULES2 | KVFS_XATTR_CREATE | KVFS_XATTR_REPLACE;
 	default:
 		return KVFS_OP_RULES2;
 	}
@@ -154,6 +157,20 @@ int op_validate(const struct kvfs_op *op, const struct kvfs_op_limits *lim)
 		return check_mknod(op);
 	case KVFS_OP_FALLOCATE:
 		return check_fallocate(op);
+	case KVFS_OP_SETXATTR:
+		if ((op->flags & KVFS_XATTR_CREATE) && (op->flags & KVFS_XATTR_REPLACE))
+			return -EINVAL;
+		rv = op->name_len && !op->name ? -EINVAL
+		                               : store_xattr_check_name(op->name, op->name_len);
+		if (rv)
+			return rv;
+		if (op->data_len && !op->data)
+			return -EINVAL;
+		return op->data_len > KVFS_XATTR_VALUE_MAX ? -E2BIG : 0;
+	case KVFS_OP_REMOVEXATTR:
+		if (op->name_len && !op->name)
+			return -EINVAL;
+		return store_xattr_check_name(op->name, op->name_len);
 	default:
 		return -EINVAL;
 	}

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "kvfs/op.h"
+#include "kvfs/store_xattr.h"
 #include "kvfs/value.h"
 #include "store_hash.h"
 #include "store_internal.h"
@@ -71,6 +72,7 @@ static void inode_free(struct kvfs_inode *in)
 		store_dentry_free(d);
 	}
 	value_unref(in->value);
+	store_xattr_unref(in->xattrs);
 	free(in);
 }
 
@@ -163,6 +165,9 @@ void store_drop_inode(struct kvfs_store *s, struct kvfs_inode *in, int64_t time_
 	s->inode_count--;
 	if (S_ISREG(in->mode))
 		s->value_bytes -= value_size(in->value);
+	/* An unlinked file open somewhere keeps its attributes (fgetxattr) until it is freed. */
+	if (in->xattrs)
+		s->xattr_bytes -= in->xattrs->bytes;
 	in->nlink = 0;
 	in->ctime_ns = time_ns;
 	if (in->pins == 0) {

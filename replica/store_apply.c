@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "kvfs/op.h"
+#include "kvfs/store_xattr.h"
 #include "kvfs/value.h"
 #include "store_hash.h"
 #include "store_internal.h"
@@ -555,6 +556,9 @@ static int apply_op(struct kvfs_store *s, uint64_t index, const struct kvfs_op *
 		return apply_link(s, op, res);
 	case KVFS_OP_FALLOCATE:
 		return apply_fallocate(s, op, res);
+	case KVFS_OP_SETXATTR:
+	case KVFS_OP_REMOVEXATTR:
+		return store_xattr_apply(s, op, &res->ino);
 	default:
 		/* op_decode() lets none through; an op built by hand fails deterministically. */
 		return -EINVAL;

@@ -23,6 +23,7 @@ struct kvfs_store {
 	uint64_t config_index;
 	uint64_t inode_count;          /* linked inodes, root included */
 	uint64_t value_bytes;          /* bytes of linked regular files' values */
+	uint64_t xattr_bytes;          /* names + values of linked inodes' attributes */
 	struct kvfs_session *sessions; /* sorted by origin */
 	size_t nsessions, sessions_cap;
 	uint64_t walks; /* store_foreach() calls so far: the mark of the current walk */

@@ -33,6 +33,9 @@ enum kvfs_op_type {
 	                           = the body from its version byte to the last member; name,
 	                           name_len = the request name. Only repl_propose_config() writes
 	                           one; the store records it and changes nothing else */
+	KVFS_OP_SETXATTR = 14,    /* ino, name = attribute name, data = value; flags:
+	                             KVFS_XATTR_CREATE or KVFS_XATTR_REPLACE (limits: store_xattr.h) */
+	KVFS_OP_REMOVEXATTR = 15, /* ino, name = attribute name */
 	KVFS_OP__COUNT
 };
 
@@ -47,6 +50,10 @@ enum kvfs_op_type {
 #define KVFS_FALLOC_KEEP_SIZE  0x1u /* never change the size */
 #define KVFS_FALLOC_PUNCH_HOLE 0x2u /* zero the range; only with KEEP_SIZE */
 #define KVFS_FALLOC_ZERO_RANGE 0x4u /* zero the range, growing the size unless KEEP_SIZE */
+
+/* KVFS_OP_SETXATTR flags (setxattr(2)'s XATTR_CREATE and XATTR_REPLACE; both: EINVAL) */
+#define KVFS_XATTR_CREATE  0x1u /* fail with EEXIST if the attribute exists */
+#define KVFS_XATTR_REPLACE 0x2u /* fail with ENODATA if it does not */
 
 /*
  * Any type: the operation applies under the rules of protocol 2 (this release): every SETATTR
@@ -98,7 +105,7 @@ struct kvfs_op {
 	int64_t time_ns; /* commit time (CLOCK_REALTIME ns), set by the leader */
 	uint64_t
 	    max_value;   /* value size limit for PUT/APPEND/SETATTR size, fixed by the proposer */
-	uint64_t ino;    /* PUT, APPEND, SETATTR, LINK, FALLOCATE */
+	uint64_t ino;    /* PUT, APPEND, SETATTR, LINK, FALLOCATE, SETXATTR, REMOVEXATTR */
 	uint64_t parent; /* CREATE, MKDIR, SYMLINK, UNLINK, RMDIR, RENAME, LINK, MKNOD */
 	uint64_t newparent;         /* RENAME */
 	uint32_t mode;              /* CREATE, MKDIR (type bits implied), SETATTR; MKNOD (with type) */
@@ -107,11 +114,12 @@ struct kvfs_op {
 	uint64_t size;              /* SETATTR */
 	uint64_t offset, length;    /* FALLOCATE: the range, length > 0 */
 	int64_t atime_ns, mtime_ns; /* SETATTR */
-	const char *name;           /* CREATE ... RENAME, LINK (the new name), MKNOD; not NUL-terminated */
+	const char *name; /* CREATE ... RENAME, LINK (the new name), MKNOD, SETXATTR and REMOVEXATTR
+	                     (the attribute's name); not NUL-terminated */
 	uint32_t name_len;
 	const char *newname; /* RENAME, not NUL-terminated */
 	uint32_t newname_len;
-	const uint8_t *data; /* PUT, APPEND: bytes; SYMLINK: target */
+	const uint8_t *data; /* PUT, APPEND: bytes; SYMLINK: target; SETXATTR: the value */
 	uint32_t data_len;
 };
 
@@ -152,6 +160,13 @@ struct kvfs_op_limits {
  *                socket, character or block device, or with rdev for a FIFO or socket;
  *                FALLOCATE of length 0, PUNCH_HOLE without KEEP_SIZE, PUNCH_HOLE with
  *                ZERO_RANGE (fallocate(2) says EOPNOTSUPP: the kernel refuses those first);
+ *                SETXATTR with both KVFS_XATTR_CREATE and KVFS_XATTR_REPLACE; an attribute
+ *                name that is "user." alone or holds NUL;
+ *  -EOPNOTSUPP   SETXATTR, REMOVEXATTR of a name outside the "user." namespace;
+ *  -EPERM        SETXATTR, REMOVEXATTR of a reserved "user.kvfs." name;
+ *  -ERANGE       an attribute name that is empty or over KVFS_XATTR_NAME_MAX bytes (as
+ *                setxattr(2));
+ *  -E2BIG        an attribute value over KVFS_XATTR_VALUE_MAX bytes (as setxattr(2));
  *  -EPERM        LINK of an ino below KVFS_INO_BASE (the root directory, a virtual file);
  *  -ENAMETOOLONG a name over KVFS_NAME_MAX or a symlink target over KVFS_PATH_MAX bytes;
  *  -ENOENT       an empty symlink target (as symlink(2) says);

@@ -26,6 +26,7 @@
 
 struct kvfs_op;
 struct kvfs_value;
+struct kvfs_xattrs;
 
 #define KVFS_ROOT_INO 1u
 #define KVFS_INO_BASE 16u /* inos 2..15 are left for virtual files (/.status ...) */
@@ -60,6 +61,7 @@ struct kvfs_inode {
 	struct kvfs_dentry *aliases;  /* its names, most recent first; NULL once unlinked */
 	uint64_t pins;                /* outside references, see store_pin() */
 	uint64_t nchildren;           /* directories: number of entries */
+	struct kvfs_xattrs *xattrs;   /* user.* extended attributes (store_xattr.h); NULL: none */
 
 	/* Private to the store. */
 	struct kvfs_inode *ino_next;    /* ino hash chain */

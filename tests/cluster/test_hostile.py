@@ -99,7 +99,7 @@ def parse_frames(data):
     return out
 
 
-PEER_PROTOCOL = 3  # KVFS_PEER_PROTOCOL_VERSION (peer_msg.h); 2 before issue 12, 1 before 11
+PEER_PROTOCOL = 4  # KVFS_PEER_PROTOCOL_VERSION (peer_msg.h); 3 before issue 13, 2 before 12, 1 before 11
 
 
 def hello(cluster_id, node_id, epoch, version=PEER_PROTOCOL):

@@ -110,6 +110,18 @@ static struct kvfs_op sample(unsigned type)
 		op.name = "member-req-0000000007";
 		op.name_len = 21;
 		break;
+	case KVFS_OP_SETXATTR:
+		op.ino = 0x5e7a77c0ffeeull;
+		op.name = "user.mime_type";
+		op.name_len = 14;
+		op.data = (const uint8_t *)"text/plain\0;x";
+		op.data_len = 13;
+		break;
+	case KVFS_OP_REMOVEXATTR:
+		op.ino = 0x5e7a77c0ffefull;
+		op.name = "user.checksum";
+		op.name_len = 13;
+		break;
 	default:
 		break;
 	}
@@ -226,7 +238,8 @@ static void put_le(uint8_t **p, uint64_t v, int n)
  * which every type shares and the round trips cover). */
 static void test_new_type_layouts(void **state)
 {
-	static const unsigned types[] = {KVFS_OP_LINK, KVFS_OP_MKNOD, KVFS_OP_FALLOCATE};
+	static const unsigned types[] = {KVFS_OP_LINK, KVFS_OP_MKNOD, KVFS_OP_FALLOCATE,
+	                                 KVFS_OP_SETXATTR, KVFS_OP_REMOVEXATTR};
 
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
 		struct kvfs_op op = sample(types[i]);
@@ -248,6 +261,11 @@ static void test_new_type_layouts(void **state)
 			put_le(&p, op.rdev, 4);
 			put_le(&p, op.name_len, 4);
 			break;
+		case KVFS_OP_SETXATTR:
+		case KVFS_OP_REMOVEXATTR:
+			put_le(&p, op.ino, 8);
+			put_le(&p, op.name_len, 4);
+			break;
 		default:
 			put_le(&p, op.ino, 8);
 			put_le(&p, op.offset, 8);
@@ -257,6 +275,11 @@ static void test_new_type_layouts(void **state)
 		if (op.name_len)
 			memcpy(p, op.name, op.name_len);
 		p += op.name_len;
+		if (op.type == KVFS_OP_SETXATTR) {
+			put_le(&p, op.data_len, 4);
+			memcpy(p, op.data, op.data_len);
+			p += op.data_len;
+		}
 		assert_int_equal(len, (size_t)(p - want));
 		assert_int_equal(buf[0], op.type);
 		assert_memory_equal(buf + HEADER_SIZE, want + HEADER_SIZE, len - HEADER_SIZE);
@@ -330,6 +353,7 @@ static int shape(unsigned t)
 	case KVFS_OP_APPEND:
 	case KVFS_OP_UNLINK:
 	case KVFS_OP_RMDIR:
+	case KVFS_OP_REMOVEXATTR:
 		return 1;
 	case KVFS_OP_CREATE:
 	case KVFS_OP_MKDIR:
@@ -383,8 +407,13 @@ static size_t length_offsets(unsigned t, size_t off[2])
 		return 2;
 	case KVFS_OP_UNLINK:
 	case KVFS_OP_RMDIR:
+	case KVFS_OP_REMOVEXATTR:
 		off[0] = HEADER_SIZE + 8;
 		return 1;
+	case KVFS_OP_SETXATTR:
+		off[0] = HEADER_SIZE + 8;
+		off[1] = off[0] + 4 + op.name_len;
+		return 2;
 	case KVFS_OP_RENAME:
 		off[0] = HEADER_SIZE + 16;
 		off[1] = off[0] + 4 + op.name_len;
@@ -491,6 +520,39 @@ static void test_data_limit(void **state)
 	free(data);
 }
 
+/* An attribute's name is at most KVFS_XATTR_NAME_MAX bytes and its value KVFS_XATTR_VALUE_MAX
+ * (the decoder refuses more: no committed op can carry what no replica would store). */
+static void test_xattr_limits(void **state)
+{
+	static uint8_t value[(64u << 10) + 1];
+	char name[256 + 1];
+	struct kvfs_op op = sample(KVFS_OP_SETXATTR), out;
+	uint8_t *buf;
+	size_t len;
+
+	memset(name, 'n', sizeof(name));
+	memcpy(name, "user.", 5);
+	op.name = name;
+	op.data = value;
+	op.name_len = 255;
+	op.data_len = 64u << 10;
+	buf = encode(&op, &len);
+	assert_int_equal(op_decode(&out, buf, len), 0);
+	assert_op_equal(&op, &out);
+	free(buf);
+
+	op.name_len = 256;
+	buf = encode(&op, &len);
+	assert_int_equal(op_decode(&out, buf, len), -EBADMSG);
+	free(buf);
+
+	op.name_len = 255;
+	op.data_len = (64u << 10) + 1;
+	buf = encode(&op, &len);
+	assert_int_equal(op_decode(&out, buf, len), -EBADMSG);
+	free(buf);
+}
+
 /* Random bytes: the decoder never reads out of bounds, and what it accepts re-encodes the same. */
 static void test_random_bytes(void **state)
 {
@@ -533,7 +595,8 @@ static void test_type_names(void **state)
 {
 	static const char *const names[] = {"noop",    "put",    "append",   "create", "mkdir",
 	                                    "symlink", "unlink", "rmdir",    "rename", "setattr",
-	                                    "link",    "mknod",  "fallocate", "config"};
+	                                    "link",    "mknod",  "fallocate", "config",
+	                                    "setxattr", "removexattr"};
 
 	assert_int_equal(sizeof(names) / sizeof(names[0]), KVFS_OP__COUNT);
 	for (unsigned t = 0; t < KVFS_OP__COUNT; t++)
@@ -556,6 +619,7 @@ int main(void)
 	    cmocka_unit_test(test_flipped_lengths_rejected),
 	    cmocka_unit_test(test_name_limit),
 	    cmocka_unit_test(test_data_limit),
+	    cmocka_unit_test(test_xattr_limits),
 	    cmocka_unit_test(test_random_bytes),
 	    cmocka_unit_test(test_type_names),
 	};
