@@ -6,7 +6,8 @@
  * the names, references on the values and a copy of the session table: O(names) work on the
  * loop thread and no copy of file contents. Writing streams it through a 64 KiB buffer into
  * snap-N.tmp, computing the CRC32C on the way, then fsync, rename to snap-N.snap and fsync of the
- * directory; it always writes the current format, KVFSSNP3.
+ * directory; it always writes the current format, KVFSSNP4. An inode's extended attributes are
+ * captured as a reference on its (immutable) attribute set.
  */
 #include "kvfs/snapshot.h"
 
@@ -26,6 +27,7 @@
 #include "kvfs/crc32c.h"
 #include "kvfs/disk.h"
 #include "kvfs/store.h"
+#include "kvfs/store_xattr.h"
 #include "kvfs/value.h"
 #include "snapshot_internal.h"
 
@@ -41,6 +43,7 @@ struct snap_rec {
 	size_t name_off; /* into kvfs_snapshot.names */
 	uint32_t name_len;
 	struct kvfs_value *value; /* a reference, or NULL */
+	struct kvfs_xattrs *xattrs; /* a reference, or NULL */
 };
 
 struct kvfs_snapshot {
@@ -54,6 +57,7 @@ struct kvfs_snapshot {
 	struct kvfs_config
 	    cfg; /* the store's configuration (cfg_index 0: none, the bootstrap one) */
 	uint64_t cfg_index;
+	uint64_t nxattr_inodes; /* records with attributes */
 };
 
 /* See snapshot_internal.h. */
@@ -109,6 +113,9 @@ static int copy_name(void *arg, const struct kvfs_dentry *d, bool first)
 	r->mtime_ns = in->mtime_ns;
 	r->ctime_ns = in->ctime_ns;
 	r->value = value_ref(in->value);
+	r->xattrs = store_xattr_ref(in->xattrs);
+	if (r->xattrs)
+		snap->nxattr_inodes++;
 	return 0;
 }
 
@@ -181,8 +188,10 @@ void snapshot_free(struct kvfs_snapshot *snap)
 {
 	if (!snap)
 		return;
-	for (size_t i = 0; i < snap->nrecs; i++)
+	for (size_t i = 0; i < snap->nrecs; i++) {
 		value_unref(snap->recs[i].value);
+		store_xattr_unref(snap->recs[i].xattrs);
+	}
 	free(snap->recs);
 	free(snap->names);
 	free(snap->sessions);
@@ -271,6 +280,34 @@ static void snapshot_write_config(const struct kvfs_snapshot *snap, struct wbuf 
 	wb_le(w, 0, 4); /* no request name */
 }
 
+/*
+ * KVFSSNP4's extended attributes: u32 count of inodes that have any, then for each (in record
+ * order) u64 ino  u32 n  n x (u32 name_len  name  u32 value_len  value), names ascending; and
+ * the lock section, u32 count 0 (no cluster-wide locks are recorded yet).
+ */
+static void snapshot_write_xattrs(const struct kvfs_snapshot *snap, struct wbuf *w)
+{
+	wb_le(w, snap->nxattr_inodes, 4);
+	for (size_t i = 0; i < snap->nrecs; i++) {
+		const struct kvfs_xattrs *x = snap->recs[i].xattrs;
+
+		if (!x)
+			continue;
+		wb_le(w, snap->recs[i].ino, 8);
+		wb_le(w, x->n, 4);
+		for (uint32_t j = 0; j < x->n; j++) {
+			uint64_t vlen = value_size(x->a[j].value);
+
+			wb_le(w, x->a[j].name->size, 4);
+			wb_put(w, x->a[j].name->data, (size_t)x->a[j].name->size);
+			wb_le(w, vlen, 4);
+			if (vlen)
+				wb_put(w, x->a[j].value->data, (size_t)vlen);
+		}
+	}
+	wb_le(w, 0, 4); /* locks */
+}
+
 /* Streams the whole file, checksum last, to w->fd. 0 or a negative errno. */
 static int snapshot_write_body(const struct kvfs_snapshot *snap, struct wbuf *w)
 {
@@ -312,6 +349,7 @@ static int snapshot_write_body(const struct kvfs_snapshot *snap, struct wbuf *w)
 		wb_le(w, sess->ino, 8);
 	}
 	snapshot_write_config(snap, w);
+	snapshot_write_xattrs(snap, w);
 	crc = w->crc;
 	wb_le(w, crc, 4);
 	wb_flush(w);

@@ -12,10 +12,11 @@
 
 #define SNAP_MAGIC_V1    "KVFSSNP1"
 #define SNAP_MAGIC_V2    "KVFSSNP2"
-#define SNAP_MAGIC       "KVFSSNP3"
+#define SNAP_MAGIC_V3    "KVFSSNP3"
+#define SNAP_MAGIC       "KVFSSNP4"
 #define SNAP_HEADER_SIZE (8 + 8 + 8 + 8 + 8)
 
-/* Record kinds (KVFSSNP2 and 3). */
+/* Record kinds (KVFSSNP2 to 4). */
 #define SNAP_KIND_INODE 0 /* an inode's first name, with the inode */
 #define SNAP_KIND_LINK  1 /* another name of an inode recorded earlier */
 

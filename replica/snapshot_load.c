@@ -3,7 +3,8 @@
  * checks the trailing CRC32C over the whole file before it trusts any byte, then checks every
  * length as it rebuilds the store through store_load_inode() and store_load_link(). It reads
  * KVFSSNP1 files (written before hard links: one record per inode, no device numbers) and
- * KVFSSNP2 files (no configuration: the bootstrap one) as well as the current KVFSSNP3.
+ * KVFSSNP2 files (no configuration: the bootstrap one) and KVFSSNP3 files (no extended
+ * attributes) as well as the current KVFSSNP4.
  * Capturing and writing are in snapshot.c.
  */
 #include "kvfs/snapshot.h"
@@ -24,6 +25,7 @@
 #include "kvfs/disk.h"
 #include "kvfs/op.h"
 #include "kvfs/store.h"
+#include "kvfs/store_xattr.h"
 #include "kvfs/value.h"
 #include "snapshot_internal.h"
 
@@ -166,6 +168,41 @@ static int get_config(struct rcur *r, struct kvfs_store *s, uint64_t index)
 }
 
 /*
+ * KVFSSNP4's extended attributes (snapshot.c writes them) and its lock section, which must be
+ * empty: this release records no locks. Every name, value, order and limit is checked by
+ * store_xattr_load(). 0, -ENOMEM or -EBADMSG.
+ */
+static int get_xattrs(struct rcur *r, struct kvfs_store *s)
+{
+	uint32_t count = (uint32_t)get_le(r, 4);
+	int rv;
+
+	for (uint32_t i = 0; i < count && r->ok; i++) {
+		uint64_t ino = get_le(r, 8);
+		uint32_t n = (uint32_t)get_le(r, 4);
+
+		if (!r->ok || n == 0 || n > KVFS_XATTR_COUNT_MAX)
+			return -EBADMSG;
+		for (uint32_t j = 0; j < n; j++) {
+			uint32_t name_len = (uint32_t)get_le(r, 4);
+			const uint8_t *name = get_bytes(r, name_len);
+			uint32_t value_len = (uint32_t)get_le(r, 4);
+			const uint8_t *value = get_bytes(r, value_len);
+
+			if (!r->ok)
+				return -EBADMSG;
+			rv = store_xattr_load(s, ino, j == 0, (const char *)name, name_len, value,
+			                      value_len);
+			if (rv)
+				return rv;
+		}
+	}
+	if (get_le(r, 4) != 0 || !r->ok)
+		return -EBADMSG; /* locks: a later release's snapshot, or damage */
+	return 0;
+}
+
+/*
  * Rebuilds a store from the checksummed body of snapshot file_index (len bytes, CRC excluded),
  * in either format. 0 with *out set, -ENOMEM, or -EBADMSG with *what saying which part does
  * not fit.
@@ -177,7 +214,7 @@ static int snapshot_parse(const uint8_t *buf, size_t len, uint64_t file_index,
 	uint64_t index, epoch, nrecs, nsessions;
 	const uint8_t *magic = get_bytes(&r, 8);
 	struct kvfs_store *s;
-	bool v1, v3;
+	bool v1, v3, v4;
 	int rv;
 
 	index = get_le(&r, 8);
@@ -188,7 +225,8 @@ static int snapshot_parse(const uint8_t *buf, size_t len, uint64_t file_index,
 	if (!r.ok || index != file_index || nrecs == 0)
 		return -EBADMSG;
 	v1 = memcmp(magic, SNAP_MAGIC_V1, 8) == 0;
-	v3 = memcmp(magic, SNAP_MAGIC, 8) == 0;
+	v4 = memcmp(magic, SNAP_MAGIC, 8) == 0;
+	v3 = v4 || memcmp(magic, SNAP_MAGIC_V3, 8) == 0;
 	if (!v1 && !v3 && memcmp(magic, SNAP_MAGIC_V2, 8) != 0)
 		return -EBADMSG;
 	rv = store_init(&s);
@@ -226,6 +264,12 @@ static int snapshot_parse(const uint8_t *buf, size_t len, uint64_t file_index,
 	if (v3 && get_config(&r, s, index) < 0) {
 		rv = -EBADMSG;
 		goto err_close_store;
+	}
+	*what = "extended attributes";
+	if (v4) {
+		rv = get_xattrs(&r, s);
+		if (rv)
+			goto err_close_store;
 	}
 	*what = "trailing bytes";
 	if (r.left != 0) {

@@ -14,7 +14,21 @@
 #include <string.h>
 
 #include "kvfs/store.h"
+#include "kvfs/store_xattr.h"
 #include "kvfs/value.h"
+
+/* Appends u32 len and len bytes to the growing buffer *buf of *len bytes. */
+static void put_blob(uint8_t **buf, size_t *len, const struct kvfs_value *v)
+{
+	uint32_t n = (uint32_t)value_size(v);
+
+	*buf = realloc(*buf, *len + 4 + n + 1);
+	assert_non_null(*buf);
+	memcpy(*buf + *len, &n, 4);
+	if (n)
+		memcpy(*buf + *len + 4, v->data, n);
+	*len += 4 + n;
+}
 
 static int image_inode(void *arg, const struct kvfs_dentry *d, bool first)
 {
@@ -50,6 +64,13 @@ static int image_inode(void *arg, const struct kvfs_dentry *d, bool first)
 	assert_non_null(r->value);
 	if (r->value_len)
 		memcpy(r->value, in->value->data, r->value_len);
+	r->xattrs = malloc(1);
+	assert_non_null(r->xattrs);
+	r->xattrs_len = 0;
+	for (uint32_t i = 0; in->xattrs && i < in->xattrs->n; i++) {
+		put_blob(&r->xattrs, &r->xattrs_len, in->xattrs->a[i].name);
+		put_blob(&r->xattrs, &r->xattrs_len, in->xattrs->a[i].value);
+	}
 	return 0;
 }
 
@@ -77,6 +98,7 @@ struct store_image *store_image_of(const struct kvfs_store *s)
 	im->epoch = store_applied_epoch(s);
 	im->inode_count = store_inode_count(s);
 	im->value_bytes = store_value_bytes(s);
+	im->xattr_bytes = store_xattr_bytes(s);
 	return im;
 }
 
@@ -87,6 +109,7 @@ void store_image_free(struct store_image *im)
 	for (size_t i = 0; i < im->n; i++) {
 		free(im->inodes[i].name);
 		free(im->inodes[i].value);
+		free(im->inodes[i].xattrs);
 	}
 	free(im->inodes);
 	free(im->sess);
@@ -116,6 +139,8 @@ void assert_store_images_equal(const struct store_image *x, const struct store_i
 		assert_string_equal(a->name, b->name);
 		assert_int_equal(a->value_len, b->value_len);
 		assert_memory_equal(a->value, b->value, a->value_len);
+		assert_int_equal(a->xattrs_len, b->xattrs_len);
+		assert_memory_equal(a->xattrs, b->xattrs, a->xattrs_len);
 	}
 	assert_int_equal(x->nsess, y->nsess);
 	for (size_t i = 0; i < x->nsess; i++) {
@@ -128,6 +153,7 @@ void assert_store_images_equal(const struct store_image *x, const struct store_i
 	assert_int_equal(x->epoch, y->epoch);
 	assert_int_equal(x->inode_count, y->inode_count);
 	assert_int_equal(x->value_bytes, y->value_bytes);
+	assert_int_equal(x->xattr_bytes, y->xattr_bytes);
 }
 
 void assert_stores_equal(const struct kvfs_store *a, const struct kvfs_store *b)

@@ -1,7 +1,7 @@
 /*
  * A store image for unit tests: everything visible of a kvfs store (every name of every linked
  * inode in store_foreach() order with the inode's attributes and a copy of its value, the
- * exactly-once sessions,
+ * extended attributes, the exactly-once sessions,
  * the applied index and epoch, the inode count and value bytes), copied, so that two stores, or
  * one store at two moments, can be compared field by field. Shared by test_store.c and
  * test_snapshot.c; failures are cmocka assertions, so it is for use inside a cmocka test only.
@@ -26,6 +26,9 @@ struct store_image_inode {
 	char *name;     /* NUL-terminated copy; owned */
 	uint8_t *value; /* copy of value_len bytes; owned, never NULL */
 	uint64_t value_len;
+	uint8_t *xattrs; /* its extended attributes, as (u32 len, name, u32 len, value) in order;
+	                    owned, never NULL */
+	size_t xattrs_len;
 };
 
 struct store_image {
@@ -34,7 +37,7 @@ struct store_image {
 	size_t ninodes;            /* records with `first` */
 	struct kvfs_session *sess; /* in store_session_foreach() order */
 	size_t nsess, sess_cap;
-	uint64_t index, epoch, inode_count, value_bytes;
+	uint64_t index, epoch, inode_count, value_bytes, xattr_bytes;
 };
 
 /* Copies everything visible of s into a new image; fails the test if an allocation or a walk

@@ -28,6 +28,7 @@
 #include "kvfs/op.h"
 #include "kvfs/snapshot.h"
 #include "kvfs/store.h"
+#include "kvfs/store_xattr.h"
 #include "kvfs/value.h"
 
 #include "store_image.h"
@@ -248,7 +249,7 @@ static void test_roundtrip(void **state)
 
 	/* The documented layout: magic, index, epoch, counts; root first; CRC of all before it. */
 	buf = read_file(path, &len);
-	assert_memory_equal(buf, "KVFSSNP3", 8);
+	assert_memory_equal(buf, "KVFSSNP4", 8);
 	assert_int_equal(buf[8], store_applied_index(f->s));
 	assert_int_equal(buf[16], 2);
 	assert_int_equal(buf[24], count_names(f->s));
@@ -453,7 +454,8 @@ static void test_bad_tree_refused(void **state)
 	assert_int_equal(good[lrec + 12], 'g');
 	assert_int_equal(good[lrec + 13], fino);
 	assert_int_equal(good[lrec + 21], 1);
-	assert_int_equal(len, lrec + 22 + 12 + 4); /* no configuration: index 0, len 0 */
+	/* no configuration: index 0, len 0; no attributes, no locks: two u32 counts 0 */
+	assert_int_equal(len, lrec + 22 + 12 + 8 + 4);
 	buf = malloc(len);
 	assert_non_null(buf);
 
@@ -482,7 +484,9 @@ static void test_bad_tree_refused(void **state)
 	    {child + 12, '/'},                   /* a slash in the name */
 	    {8, 0x7f},                           /* index does not match the file name */
 	    {0, 'X'},                            /* magic */
-	    {7, '4'},                            /* a format from the future */
+	    {7, '5'},                            /* a format from the future */
+	    {lrec + 34, 0x01},                   /* an attribute section that is not there */
+	    {lrec + 38, 0x01},                   /* a lock (not recorded by this release) */
 	    {lrec + 22, 0x01},                   /* a configuration index, no configuration */
 	    {lrec + 22 + 8, 0x01},               /* a configuration length, no index */
 	    {24, 0x09},                          /* more records than the file holds */
@@ -820,7 +824,7 @@ static void test_v1_fixture(void **state)
 	store_close(t);
 	take(f);
 	buf = read_file(path, &len);
-	assert_memory_equal(buf, "KVFSSNP3", 8);
+	assert_memory_equal(buf, "KVFSSNP4", 8);
 	free(buf);
 	assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)), 0);
 	assert_stores_equal(s, t);
@@ -869,7 +873,7 @@ static void test_v3_config(void **state)
 	take(f);
 	snap_path(f, store_applied_index(f->s), "snap", path, sizeof(path));
 	buf = read_file(path, &len);
-	assert_memory_equal(buf, "KVFSSNP3", 8);
+	assert_memory_equal(buf, "KVFSSNP4", 8);
 	assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)), 0);
 	assert_int_equal(index, store_applied_index(f->s));
 	assert_stores_equal(f->s, t);
@@ -881,7 +885,8 @@ static void test_v3_config(void **state)
 	store_close(t);
 
 	/* A configuration index past the snapshot's is refused (checksum made right). */
-	buf[len - 4 - 34 - 4 - 8] = 0xff; /* config_index, low byte: a 34-byte body (5 members) */
+	/* config_index, low byte: before a 34-byte body (5 members) and the two u32 counts */
+	buf[len - 4 - 8 - 34 - 4 - 8] = 0xff;
 	write_resealed(path, buf, len);
 	assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)),
 	                 -EBADMSG);
@@ -903,9 +908,10 @@ static void test_v2_loads(void **state)
 	take(f);
 	snap_path(f, store_applied_index(f->s), "snap", path, sizeof(path));
 	buf = read_file(path, &len);
-	/* Drop u64 config_index 0 and u32 len 0 before the CRC; call it KVFSSNP2. */
-	memmove(buf + len - 16, buf + len - 4, 4);
-	len -= 12;
+	/* Drop u64 config_index 0, u32 len 0 and the two u32 counts of KVFSSNP4 before the CRC;
+	 * call it KVFSSNP2. */
+	memmove(buf + len - 24, buf + len - 4, 4);
+	len -= 20;
 	memcpy(buf, "KVFSSNP2", 8);
 	write_resealed(path, buf, len);
 	free(buf);
@@ -916,6 +922,110 @@ static void test_v2_loads(void **state)
 	assert_null(store_config(t, &cfg_index));
 	assert_int_equal(cfg_index, 0);
 	store_close(t);
+}
+
+#define SETX(ino_, name_, val_) OP(.type = KVFS_OP_SETXATTR, .ino = (ino_), NAME(name_), DATA(val_))
+
+/*
+ * KVFSSNP4 carries extended attributes: they round-trip, a capture keeps the attributes it
+ * took while the store changes them, every corruption of the section is refused (checksum made
+ * right), and a KVFSSNP3 file (no sections) still loads, without attributes.
+ */
+static void test_xattrs(void **state)
+{
+	struct fixture *f = *state;
+	struct kvfs_store *t = NULL;
+	struct kvfs_snapshot *snap;
+	uint64_t index, d, file, l;
+	char path[256];
+	uint8_t *good, *buf;
+	size_t len, xs, fe;
+	bool found;
+
+	d = mk(f->s, KVFS_OP_MKDIR, ROOT, "d");
+	file = mk(f->s, KVFS_OP_CREATE, ROOT, "f");
+	l = mk(f->s, KVFS_OP_SYMLINK, ROOT, "l");
+	assert_int_equal(apply(f->s, SETX(file, "user.b", "2")).err, 0);
+	assert_int_equal(apply(f->s, SETX(file, "user.a", "1")).err, 0);
+	assert_int_equal(apply(f->s, SETX(d, "user.d", "dir")).err, 0);
+
+	/* A capture keeps what it took. */
+	assert_int_equal(snapshot_capture(f->s, &snap), 0);
+	assert_int_equal(apply(f->s, SETX(file, "user.a", "changed later")).err, 0);
+	assert_int_equal(snapshot_write(snap, f->dir, f->err, sizeof(f->err)), 0);
+	snapshot_free(snap);
+	assert_int_equal(snapshot_load(f->dir, store_applied_index(f->s) - 1, &t, f->err,
+	                               sizeof(f->err)),
+	                 0);
+	assert_memory_equal(store_xattr_get(store_get(t, file), "user.a", 6, &found)->data, "1", 1);
+	store_close(t);
+
+	take(f);
+	assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)), 0);
+	assert_stores_equal(f->s, t);
+	assert_int_equal(store_xattr_bytes(t), 6 + 3 + 6 + 13 + 6 + 1);
+	store_close(t);
+
+	snap_path(f, store_applied_index(f->s), "snap", path, sizeof(path));
+	good = read_file(path, &len);
+	/* Record order: d (29 bytes: ino, n, one name and value), then f (8 + 4 + 2 x 15 + 13
+	 * for "changed later" = 54), after the u32 count; then the lock count and the CRC. */
+	xs = len - 8 - (4 + 29 + 54);
+	fe = xs + 4 + 29;
+	assert_int_equal(good[xs], 2);
+	assert_int_equal(good[xs + 4], d);
+	assert_int_equal(good[fe], file);
+	assert_memory_equal(good + fe + 16, "user.a", 6);
+	assert_memory_equal(good + fe + 16 + 6 + 4 + 13 + 4, "user.b", 6);
+	buf = malloc(len);
+	assert_non_null(buf);
+	const struct {
+		size_t off;
+		uint8_t val;
+	} cases[] = {
+	    {xs, 3},                       /* one more inode than there is */
+	    {xs, 1},                       /* one fewer: bytes left over */
+	    {fe, (uint8_t)l},              /* attributes on a symlink */
+	    {fe, (uint8_t)d},              /* d twice */
+	    {fe, 0x7f},                    /* an unknown inode */
+	    {fe + 8, 0},                   /* an empty set */
+	    {fe + 8, 3},                   /* more names than there are */
+	    {fe + 16, 's'},                /* not "user." */
+	    {fe + 16 + 5, 'c'},            /* user.c before user.b: not sorted */
+	    {fe + 16 + 5, 'b'},            /* user.b twice */
+	    {fe + 16 + 5, '\0'},           /* a NUL in a name */
+	    {fe + 16 + 4, 'k'},            /* "userka": not user. */
+	    {fe + 12, 0},                  /* an empty name */
+	    {fe + 12, 0xff},               /* a name running past the end */
+	    {fe + 22 + 2, 0x01},           /* a value over 64 KiB */
+	    {len - 8, 1},                  /* a lock */
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memcpy(buf, good, len);
+		buf[cases[i].off] = cases[i].val;
+		write_resealed(path, buf, len);
+		if (snapshot_load(f->dir, store_applied_index(f->s), &t, f->err, sizeof(f->err)) !=
+		    -EBADMSG)
+			fail_msg("case %zu (offset %zu) loaded", i, cases[i].off);
+	}
+	free(buf);
+
+	/* KVFSSNP3: the same file without the two sections loads, with no attributes. */
+	buf = malloc(len);
+	assert_non_null(buf);
+	memcpy(buf, good, xs);
+	memcpy(buf, "KVFSSNP3", 8);
+	memcpy(buf + xs, good + len - 4, 4);
+	write_resealed(path, buf, xs + 4);
+	assert_int_equal(snapshot_load(f->dir, store_applied_index(f->s), &t, f->err,
+	                               sizeof(f->err)),
+	                 0);
+	assert_null(store_get(t, file)->xattrs);
+	assert_int_equal(store_xattr_bytes(t), 0);
+	store_close(t);
+	free(buf);
+	free(good);
 }
 
 int main(void)
@@ -935,6 +1045,7 @@ int main(void)
 	    T(test_v1_fixture),
 	    T(test_v3_config),
 	    T(test_v2_loads),
+	    T(test_xattrs),
 	};
 #undef T
 
