@@ -198,6 +198,31 @@ void fuse_perm_access(fuse_req_t req, fuse_ino_t ino, int mask);
 /* The .open operation: fuse_file_open after the read/write permission check (check_access). */
 void fuse_perm_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 
+/* fuse_perm.c: whether the caller of req may change (write) or read the extended attributes of
+ * in: write or read permission, only with fs->check_access (the kernel checks them otherwise).
+ * 0 or -EACCES. */
+int fuse_perm_xattr(fuse_req_t req, const struct kvfs_fs *fs, const struct kvfs_inode *in,
+                    bool write);
+
+/* fuse_xattr.c: the .setxattr, .getxattr, .listxattr and .removexattr operations. */
+void fuse_xattr_set(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                    size_t size, int flags);
+void fuse_xattr_get(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void fuse_xattr_list(fuse_req_t req, fuse_ino_t ino, size_t size);
+void fuse_xattr_remove(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/*
+ * fuse_xattr_reserved.c: kvfs's own "user.kvfs." attributes, computed when asked. The value of
+ * `name` for inode ino: its length, copied into buf when len > 0 (len 0: the length only);
+ * -ENODATA when the name has no value now, -ERANGE when len is too small. The names it may
+ * answer are listed (NULL-terminated) in fuse_xattr_reserved_names, taking at most
+ * fuse_xattr_reserved_list_max bytes of a list with their NULs.
+ */
+int fuse_xattr_reserved_get(struct kvfs_fs *fs, fuse_ino_t ino, const char *name, char *buf,
+                            size_t len);
+extern const char *const fuse_xattr_reserved_names[];
+extern const size_t fuse_xattr_reserved_list_max;
+
 /* fuse_file.c: open files. */
 void fuse_file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fuse_file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

@@ -644,6 +644,11 @@ void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_ap
 			fuse_inval_inode(fs->inval, op->ino, false, NULL, 0);
 			fuse_inval_inode(fs->inval, op->parent, false, NULL, 0);
 			break;
+		case KVFS_OP_SETXATTR:
+		case KVFS_OP_REMOVEXATTR:
+			/* Its ctime; the kernel caches no attribute values. */
+			fuse_inval_inode(fs->inval, op->ino, false, NULL, 0);
+			break;
 		case KVFS_OP_RENAME:
 			inval_name(fs, op->newparent, op->newname, op->newname_len,
 			           (op->flags & KVFS_RENAME_EXCHANGE) ? res->ino2 : res->replaced_ino,
@@ -742,4 +747,8 @@ const struct fuse_lowlevel_ops fuse_ops_table = {
     .releasedir = fuse_dir_releasedir,
     .fsyncdir = fuse_dir_fsyncdir,
     .statfs = op_statfs,
+    .setxattr = fuse_xattr_set,
+    .getxattr = fuse_xattr_get,
+    .listxattr = fuse_xattr_list,
+    .removexattr = fuse_xattr_remove,
 };

@@ -85,6 +85,14 @@ int fuse_perm_may(fuse_req_t req, const struct kvfs_fs *fs, const struct kvfs_in
 	return fs->check_access ? may(req, fs, in, mask) : 0;
 }
 
+/* xattr_permission() for user.*: the kernel has checked the type and the sticky directory
+ * whatever the mount options; what is left is inode_permission(). */
+int fuse_perm_xattr(fuse_req_t req, const struct kvfs_fs *fs, const struct kvfs_inode *in,
+                    bool write)
+{
+	return fuse_perm_may(req, fs, in, write ? W_OK : R_OK);
+}
+
 /* A mode change that only clears S_ISUID and/or S_ISGID: what the kernel sends for a write,
  * truncate or chown of a set-id file (ATTR_KILL_SUID/SGID without FUSE_CAP_HANDLE_KILLPRIV). */
 static bool kills_privs(const struct kvfs_inode *in, uint32_t mode)
