@@ -1,11 +1,13 @@
 #!/usr/bin/python3
 """Hard links, FIFOs, sockets, device nodes, owners, RENAME_EXCHANGE and fallocate in a cluster
-(issue 11), against a real ZooKeeper ensemble and three kvfs nodes on real FUSE mounts.
+(issue 11), and user.* extended attributes (issue 13), against a real ZooKeeper ensemble and three kvfs nodes on real FUSE mounts.
 
 Made on a follower's mount, each of them reaches every replica with the same inode numbers, link
 counts, types, modes, owners and device numbers; a follower that was down while the others
 compacted their logs gets them in the snapshot it installs. Another node's unlink of one of
 several names leaves this node's kernel with the right link count (no stale count, no zero).
+Extended attributes set on one node read the same on the others, snapshot included, and another
+node's setxattr moves the ctime this node's stat shows.
 
 Usage: test_posix.py KVFS_BIN        (run by `meson test --suite cluster`)
 """
@@ -27,8 +29,14 @@ SMALL = ["--snapshot-bytes", "65536", "--segment-bytes", "32768"]
 libc = ctypes.CDLL(None, use_errno=True)
 
 
+def xattrs(p):
+    """Sorted (name, value) of the extended attributes of p."""
+    return tuple(sorted((n, os.getxattr(p, n)) for n in os.listxattr(p)))
+
+
 def listing(mnt):
-    """{path: (type, ino, nlink, mode, uid, gid, rdev, size, sha256 of a regular file)}."""
+    """{path: (type, ino, nlink, mode, uid, gid, rdev, size, sha256 of a regular file,
+    extended attributes of a regular file or directory)}."""
     out = {}
     for root, dirs, files in os.walk(mnt):
         for name in dirs + files:
@@ -43,7 +51,9 @@ def listing(mnt):
                     digest = hashlib.sha256(f.read()).hexdigest()[:16]
             out[rel] = (stat.S_IFMT(st.st_mode), st.st_ino, st.st_nlink, st.st_mode & 0o7777,
                         st.st_uid, st.st_gid, st.st_rdev, st.st_size if not
-                        stat.S_ISDIR(st.st_mode) else 0, digest)
+                        stat.S_ISDIR(st.st_mode) else 0, digest,
+                        xattrs(p) if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)
+                        else ())
     return out
 
 
@@ -80,6 +90,11 @@ def make_objects(m):
     os.close(fd)
     with open(os.path.join(m, "y"), "wb") as f:
         f.write(b"y\n")
+    os.setxattr(os.path.join(m, "a"), "user.color", b"blue")
+    os.setxattr(os.path.join(m, "a"), "user.bin", bytes(range(256)) * 40)
+    os.setxattr(os.path.join(m, "d"), "user.empty", b"")
+    os.setxattr(os.path.join(m, "y"), "user.gone", b"x")
+    os.removexattr(os.path.join(m, "y"), "user.gone")
     if libc.renameat2(-100, os.path.join(m, "x").encode(), -100,
                       os.path.join(m, "y").encode(), 2) != 0:
         raise OSError(ctypes.get_errno(), "renameat2 exchange")
@@ -97,8 +112,8 @@ def test_objects_replicate_and_snapshot(h):
     f2.stop()
     try:
         make_objects(f1.mnt)
-        h.check(True, "links, FIFO, devices, socket, chown, setgid, fallocate, exchange on "
-                "follower %s" % f1.name)
+        h.check(True, "links, FIFO, devices, socket, chown, setgid, fallocate, exchange, "
+                "xattrs on follower %s" % f1.name)
     except OSError as e:
         h.check(False, "making the objects on follower %s" % f1.name, repr(e))
     blob = os.urandom(3000)
@@ -115,8 +130,22 @@ def test_objects_replicate_and_snapshot(h):
     ref = views[f1.name]
     diff = ["%s: %s" % (name, sorted(k for k in set(v) | set(ref) if v.get(k) != ref.get(k))[:8])
             for name, v in views.items() if v != ref]
-    h.check(not diff, "identical names, inodes, link counts, types, modes, owners, devices on "
-            "all three (%d entries)" % len(ref), "\n".join(diff))
+    h.check(not diff, "identical names, inodes, link counts, types, modes, owners, devices, "
+            "xattrs on all three (%d entries)" % len(ref), "\n".join(diff))
+    h.check(ref.get("a", ())[9:10] == ((("user.bin", bytes(range(256)) * 40),
+                                        ("user.color", b"blue")),) and
+            ref.get("d", ())[9:10] == ((("user.empty", b""),),) and
+            ref.get("y", ())[9:10] == ((),),
+            "xattrs kept, through the snapshot on %s" % f2.name,
+            repr((ref.get("a", ())[9:], ref.get("d", ())[9:])))
+    # Another node's setxattr: the value and the new ctime are seen here at once.
+    before = os.stat(os.path.join(f2.mnt, "y")).st_ctime_ns
+    os.setxattr(os.path.join(f1.mnt, "y"), "user.late", b"now")
+    h.check(caught_up(h, nodes), "the setxattr reached every node")
+    after = os.stat(os.path.join(f2.mnt, "y")).st_ctime_ns
+    h.check(os.getxattr(os.path.join(f2.mnt, "y"), "user.late") == b"now" and after > before,
+            "%s reads %s's new xattr and its new ctime" % (f2.name, f1.name),
+            repr((before, after)))
     a = ref.get("a")
     h.check(a is not None and a[2] == 3 and ref.get("c", (0, 0))[1] == a[1] and
             ref.get("d/b", (0, 0))[1] == a[1], "a, c and d/b are one inode with 3 links",
