@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "kvfs/store.h"
+#include "kvfs/store_xattr.h"
 #include "kvfs/value.h"
 #include "tar.h"
 
@@ -45,6 +46,7 @@ struct bk_entry {
 	uint32_t rdev;
 	int64_t mtime_ns;
 	struct kvfs_value *value; /* a reference: contents or symlink target; NULL if empty */
+	struct kvfs_xattrs *xattrs; /* a reference: extended attributes (first names); or NULL */
 };
 
 /*
@@ -192,6 +194,7 @@ static int record(struct fuse_backup *b, const struct kvfs_dentry *d, size_t par
 	memcpy(b->names + b->names_len, d->name, d->name_len);
 	b->names_len += d->name_len;
 	e->value = link_to ? NULL : value_ref(in->value);
+	e->xattrs = link_to ? NULL : store_xattr_ref(in->xattrs);
 	b->nents++;
 	return 0;
 }
@@ -272,6 +275,8 @@ static int walk_visit(void *arg, const struct kvfs_dentry *d, bool first)
 	}
 	e = tar_entry(w->path, len, in->mode, in->uid, in->gid, in->rdev, in->mtime_ns, in->value,
 	              f ? f->path : NULL, f ? f->path_len : 0);
+	if (!f)
+		e.xattrs = in->xattrs;
 	if (w->b) {
 		w->b->start[idx + 1] = w->size;
 		if (record(w->b, d, parent, f ? f->idx + 1 : 0) < 0)
@@ -379,8 +384,10 @@ void fuse_backup_free(struct fuse_backup *b)
 {
 	if (!b)
 		return;
-	for (size_t i = 0; i < b->nents; i++)
+	for (size_t i = 0; i < b->nents; i++) {
 		value_unref(b->ents[i].value);
+		store_xattr_unref(b->ents[i].xattrs);
+	}
 	free(b->ents);
 	free(b->names);
 	free(b->start);
@@ -433,6 +440,7 @@ static int load_header(struct fuse_backup *b, size_t p)
 		return -ENOMEM;
 	e = tar_entry(b->path, len, be->mode, be->uid, be->gid, be->rdev, be->mtime_ns, be->value,
 	              be->link_to ? b->link_path : NULL, link_len);
+	e.xattrs = be->xattrs;
 	b->hdr_len = tar_header(&e, NULL, 0);
 	if (grow((void **)&b->hdr, &b->hdr_cap, b->hdr_len, 1) < 0)
 		return -ENOMEM;

@@ -13,10 +13,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kvfs/store_xattr.h"
+#include "kvfs/value.h"
+
 #define NAME_LEN        100u
 #define OCTAL_MAX_7     07777777ull     /* mode, uid, gid: 7 digits */
 #define OCTAL_MAX_11    077777777777ull /* size, mtime: 11 digits */
 #define NS_PER_S        1000000000ll
+#define XATTR_KEY       "SCHILY.xattr." 
 #define PAX_HEADER_NAME "././@PaxHeader"
 
 /* Writes v as width-1 octal digits and a NUL; v must fit. */
@@ -176,6 +180,17 @@ static size_t pax_records(const struct kvfs_tar_entry *e, uint8_t *dst)
 	if (e->gid > OCTAL_MAX_7)
 		REC("gid", num,
 		    (size_t)snprintf(num, sizeof(num), "%llu", (unsigned long long)e->gid));
+	for (uint32_t i = 0; e->xattrs && i < e->xattrs->n; i++) {
+		const struct kvfs_xattr *x = &e->xattrs->a[i];
+		char key[sizeof(XATTR_KEY) + KVFS_XATTR_NAME_MAX];
+		size_t klen = (size_t)x->name->size;
+
+		/* Names are at most KVFS_XATTR_NAME_MAX bytes without NUL (store_xattr.h). */
+		memcpy(key, XATTR_KEY, sizeof(XATTR_KEY) - 1);
+		memcpy(key + sizeof(XATTR_KEY) - 1, x->name->data, klen);
+		key[sizeof(XATTR_KEY) - 1 + klen] = '\0';
+		REC(key, x->value ? (const char *)x->value->data : "", (size_t)value_size(x->value));
+	}
 #undef REC
 	return n;
 }

@@ -6,7 +6,9 @@
  * say exactly what the entry is: a path or link target over 100 bytes, an mtime that is not a
  * whole number of seconds or does not fit the octal field, a size, uid or gid too large for it.
  * Paths and targets in pax records that are not valid UTF-8 are marked `hdrcharset=BINARY`, so
- * every name a Linux filesystem accepts comes back byte for byte. The file's data follows the
+ * every name a Linux filesystem accepts comes back byte for byte. Extended attributes go into
+ * "SCHILY.xattr.NAME=VALUE" pax records (the value's bytes as they are), GNU tar's and star's
+ * convention, which `tar --xattrs` and Python's tarfile read. The file's data follows the
  * header, padded with zeros to a multiple of 512 bytes; the archive ends with two zero blocks.
  *
  * Pure: no I/O. Functions return the number of bytes the encoding takes, like snprintf, and
@@ -17,6 +19,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+struct kvfs_xattrs;
 
 #define KVFS_TAR_BLOCK   512u
 #define KVFS_TAR_TRAILER (2 * KVFS_TAR_BLOCK) /* two zero blocks end an archive */
@@ -40,6 +44,9 @@ struct kvfs_tar_entry {
 	const char *link; /* symlinks: the target; hard links: the first name's path */
 	size_t link_len;
 	uint32_t devmajor, devminor; /* KVFS_TAR_CHR, KVFS_TAR_BLK */
+	const struct kvfs_xattrs *xattrs; /* extended attributes (store_xattr.h), or NULL: a
+	                                     "SCHILY.xattr.NAME" pax record each, as GNU tar
+	                                     --xattrs writes and reads them */
 };
 
 /* Bytes n takes once padded to whole blocks. */

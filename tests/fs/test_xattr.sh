@@ -8,7 +8,8 @@
 #    ENODATA to get); user.kvfs.* (EPERM); symlinks and virtual files (EPERM); a value over
 #    64 KiB (E2BIG, from the kernel); more than 256 KiB on one file (ENOSPC); an unlinked open
 #    file still answers fgetxattr; a new file of a removed one's name starts with none.
-# 3. cp --preserve=xattr, rsync -X (onto and off the mount) and tar --xattrs keep them.
+# 3. cp --preserve=xattr, rsync -X (onto and off the mount) and tar --xattrs keep them, and so
+#    does /.kvfs-backup.tar restored with tar --xattrs.
 # 4. allow_other with --no-default-permissions (kvfs checks permissions): another user may read
 #    attributes of a file it may read, may not set them on a file it may not write (EACCES).
 # 5. All of it is still there after a restart (log replay) and after a restart from a snapshot.
@@ -115,6 +116,13 @@ check "tar --xattrs off the mount" tar --xattrs --xattrs-include='user.*' -cf "$
 mkdir "$M/tx"
 check "tar --xattrs onto the mount" tar --xattrs --xattrs-include='user.*' -xf "$T/x.tar" -C "$M/tx"
 assert_eq "tar kept them all" "$(dump "$S")" "$(dump "$M/tx")"
+check "copy /.kvfs-backup.tar" cp "$M/.kvfs-backup.tar" "$T/backup.tar"
+mkdir "$M/restored"
+check "restore it with tar --xattrs onto the mount" \
+	tar --xattrs --xattrs-include='user.*' -xf "$T/backup.tar" -C "$M/restored"
+assert_eq "the backup kept them (SCHILY.xattr records)" "$(dump "$M/cp")" "$(dump "$M/restored/cp")"
+assert_eq "... binary values and 64 KiB ones too" "$(getfattr -d -e hex "$M/big" 2>/dev/null | tail -n +2)" \
+	"$(getfattr -d -e hex "$M/restored/big" 2>/dev/null | tail -n +2)"
 
 # --- 4. permissions checked by kvfs (allow_other --no-default-permissions) ---------------------------
 NOBODY=$(id -u nobody)

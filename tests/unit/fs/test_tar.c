@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kvfs/store_xattr.h"
+#include "kvfs/value.h"
 #include "tar.h"
 
 static uint8_t buf[16384];
@@ -305,6 +307,54 @@ static void test_global_header(void **state)
 }
 
 /* A buffer too small is left untouched, and the size needed is returned. */
+/* A value of n bytes, as value.c makes them (this test links tar.c only). */
+static struct kvfs_value *mkvalue(const void *data, size_t n)
+{
+	struct kvfs_value *v = malloc(sizeof(*v) + n + 1);
+
+	assert_non_null(v);
+	v->refs = 1;
+	v->size = v->cap = n;
+	memcpy(v->data, data, n);
+	return v;
+}
+
+/* Extended attributes become "SCHILY.xattr.NAME" records holding the value's bytes as they are
+ * (NUL, newline and '=' included), as GNU tar --xattrs writes them; an empty value is a record
+ * with nothing after '='. */
+static void test_xattrs_go_to_schily_records(void **state)
+{
+	struct kvfs_xattrs *x = malloc(sizeof(*x) + 2 * sizeof(x->a[0]));
+	struct kvfs_tar_entry e = {
+	    .path = "./f", .path_len = 3, .type = KVFS_TAR_FILE, .mode = 0644, .size = 3};
+	const char *v;
+	size_t vlen, rlen;
+
+	assert_non_null(x);
+	x->refs = 1;
+	x->n = 2;
+	x->a[0].name = mkvalue("user.bin", 8);
+	x->a[0].value = mkvalue("a\0\n=b", 5);
+	x->a[1].name = mkvalue("user.empty", 10);
+	x->a[1].value = NULL;
+	e.xattrs = x;
+	assert_int_equal(encode(&e), 3 * 512);
+	rlen = pax_len();
+	v = pax_find(buf + 512, rlen, "SCHILY.xattr.user.bin", &vlen);
+	assert_non_null(v);
+	assert_int_equal(vlen, 5);
+	assert_memory_equal(v, "a\0\n=b", 5);
+	v = pax_find(buf + 512, rlen, "SCHILY.xattr.user.empty", &vlen);
+	assert_non_null(v);
+	assert_int_equal(vlen, 0);
+	assert_ustar(buf + 1024, '0');
+	for (uint32_t i = 0; i < x->n; i++) {
+		free(x->a[i].name);
+		free(x->a[i].value);
+	}
+	free(x);
+}
+
 static void test_short_buffer_is_not_written(void **state)
 {
 	struct kvfs_tar_entry e = {
@@ -334,6 +384,7 @@ int main(void)
 	    cmocka_unit_test(test_big_size_uid_and_gid),
 	    cmocka_unit_test(test_global_header),
 	    cmocka_unit_test(test_short_buffer_is_not_written),
+	    cmocka_unit_test(test_xattrs_go_to_schily_records),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
