@@ -917,8 +917,9 @@ def test_insecure_node(h):
     h.check(READ_INDEX_REPLY not in types and how in ("eof", "reset"),
             "a HELLO of peer protocol 1 is refused: the connection closes, no READ_INDEX answer",
             "frame types received: %s (%s)" % (types, how))
-    ms = h.wait_for(lambda: "node 1 speaks peer protocol 1, this node 3; refusing it: run the "
-                    "same kvfs version on every node" in n3.output()[mark3:], 5, 0.05)
+    ms = h.wait_for(lambda: "node 1 speaks peer protocol 1, this node %d; refusing it: run the "
+                    "same kvfs version on every node" % PEER_PROTOCOL in n3.output()[mark3:],
+                    5, 0.05)
     h.check(ms is not None, "n3's log says node 1 speaks peer protocol 1 and is refused",
             n3.output()[mark3:][-2000:])
     n3.stop()
