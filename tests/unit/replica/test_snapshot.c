@@ -665,6 +665,15 @@ static int apply_random_to_both(struct kvfs_store *a, struct kvfs_store *b, uint
 		if (op.type == KVFS_OP_RENAME)
 			op.flags =
 			    KVFS_OP_RULES2 | (uint32_t)(rnd(x) % 3 == 0 ? KVFS_RENAME_EXCHANGE : 0);
+		if (rnd(x) % 5 == 0) {
+			/* Extended attributes, one op in five: a few names, replaced and removed. */
+			static const char *const xnames[] = {"user.a", "user.b", "user.c"};
+
+			op.type = rnd(x) % 3 ? KVFS_OP_SETXATTR : KVFS_OP_REMOVEXATTR;
+			op.name = xnames[rnd(x) % 3];
+			op.name_len = 6;
+			op.flags = KVFS_OP_RULES2 | (uint32_t)(rnd(x) % 4 == 0 ? KVFS_XATTR_CREATE : 0);
+		}
 		memset(data, 'a' + (int)(index % 26), sizeof(data));
 		assert_int_equal(store_apply(a, 3, index, &op, &ra), 0);
 		assert_int_equal(store_apply(b, 3, index, &op, &rb), 0);
@@ -710,6 +719,7 @@ static void test_continue_after_load(void **state)
 	print_message("continue: %d of 3000 applied\n", ok);
 	assert_true(ok > 500); /* one op in six: the random targets are often wrong */
 	assert_stores_equal(f->s, t);
+	assert_true(store_xattr_bytes(f->s) > 0); /* attributes are part of what is compared */
 	/* And a snapshot of the result, taken again, loads to the same. */
 	store_close(t);
 	take(f);
