@@ -20,7 +20,7 @@
 #define OCTAL_MAX_7     07777777ull     /* mode, uid, gid: 7 digits */
 #define OCTAL_MAX_11    077777777777ull /* size, mtime: 11 digits */
 #define NS_PER_S        1000000000ll
-#define XATTR_KEY       "SCHILY.xattr." 
+#define XATTR_KEY       "SCHILY.xattr."
 #define PAX_HEADER_NAME "././@PaxHeader"
 
 /* Writes v as width-1 octal digits and a NUL; v must fit. */
@@ -189,7 +189,8 @@ static size_t pax_records(const struct kvfs_tar_entry *e, uint8_t *dst)
 		memcpy(key, XATTR_KEY, sizeof(XATTR_KEY) - 1);
 		memcpy(key + sizeof(XATTR_KEY) - 1, x->name->data, klen);
 		key[sizeof(XATTR_KEY) - 1 + klen] = '\0';
-		REC(key, x->value ? (const char *)x->value->data : "", (size_t)value_size(x->value));
+		REC(key, x->value ? (const char *)x->value->data : "",
+		    (size_t)value_size(x->value));
 	}
 #undef REC
 	return n;

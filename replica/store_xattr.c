@@ -52,8 +52,8 @@ static uint32_t find(const struct kvfs_xattrs *x, const char *name, size_t len, 
 	return lo;
 }
 
-const struct kvfs_value *store_xattr_get(const struct kvfs_inode *in, const char *name,
-                                         size_t len, bool *found)
+const struct kvfs_value *store_xattr_get(const struct kvfs_inode *in, const char *name, size_t len,
+                                         bool *found)
 {
 	uint32_t i = find(in->xattrs, name, len, found);
 
@@ -117,8 +117,8 @@ static bool set_fits(uint64_t n, uint64_t bytes, uint64_t list_len)
  * and name), or removed (found and !name), in *out (NULL: nothing left). Takes the references on
  * name and value. 0 or -ENOMEM (references not taken).
  */
-static int set_edit(const struct kvfs_xattrs *old, uint32_t i, bool found,
-                    struct kvfs_value *name, struct kvfs_value *value, struct kvfs_xattrs **out)
+static int set_edit(const struct kvfs_xattrs *old, uint32_t i, bool found, struct kvfs_value *name,
+                    struct kvfs_value *value, struct kvfs_xattrs **out)
 {
 	uint32_t n = old ? old->n : 0, m = n + (found ? 0 : 1) - (name ? 0 : 1);
 	struct kvfs_xattrs *x;

@@ -33,8 +33,8 @@ enum kvfs_op_type {
 	                           = the body from its version byte to the last member; name,
 	                           name_len = the request name. Only repl_propose_config() writes
 	                           one; the store records it and changes nothing else */
-	KVFS_OP_SETXATTR = 14,    /* ino, name = attribute name, data = value; flags:
-	                             KVFS_XATTR_CREATE or KVFS_XATTR_REPLACE (limits: store_xattr.h) */
+	KVFS_OP_SETXATTR = 14,  /* ino, name = attribute name, data = value; flags:
+	                           KVFS_XATTR_CREATE or KVFS_XATTR_REPLACE (limits: store_xattr.h) */
 	KVFS_OP_REMOVEXATTR = 15, /* ino, name = attribute name */
 	KVFS_OP__COUNT
 };

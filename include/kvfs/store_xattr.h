@@ -31,11 +31,11 @@ struct kvfs_inode;
 struct kvfs_value;
 struct kvfs_op;
 
-#define KVFS_XATTR_NAME_MAX  255u          /* XATTR_NAME_MAX */
-#define KVFS_XATTR_VALUE_MAX (64u << 10)   /* XATTR_SIZE_MAX */
-#define KVFS_XATTR_SIZE_MAX  (256u << 10)  /* names + values of one inode */
-#define KVFS_XATTR_COUNT_MAX 1024u         /* names of one inode */
-#define KVFS_XATTR_LIST_MAX  (64u << 10)   /* XATTR_LIST_MAX: listxattr's largest answer */
+#define KVFS_XATTR_NAME_MAX  255u         /* XATTR_NAME_MAX */
+#define KVFS_XATTR_VALUE_MAX (64u << 10)  /* XATTR_SIZE_MAX */
+#define KVFS_XATTR_SIZE_MAX  (256u << 10) /* names + values of one inode */
+#define KVFS_XATTR_COUNT_MAX 1024u        /* names of one inode */
+#define KVFS_XATTR_LIST_MAX  (64u << 10)  /* XATTR_LIST_MAX: listxattr's largest answer */
 #define KVFS_XATTR_USER      "user."
 #define KVFS_XATTR_RESERVED  "user.kvfs."
 
@@ -76,8 +76,8 @@ static inline int store_xattr_check_name(const char *name, size_t len)
 
 /* The value of attribute `name` (len bytes) of in, or NULL (none; the value may be NULL: empty,
  * see *found). */
-const struct kvfs_value *store_xattr_get(const struct kvfs_inode *in, const char *name,
-                                         size_t len, bool *found);
+const struct kvfs_value *store_xattr_get(const struct kvfs_inode *in, const char *name, size_t len,
+                                         bool *found);
 
 /* Bytes of names and values of every linked inode's attributes. */
 uint64_t store_xattr_bytes(const struct kvfs_store *s);

@@ -666,13 +666,15 @@ static int apply_random_to_both(struct kvfs_store *a, struct kvfs_store *b, uint
 			op.flags =
 			    KVFS_OP_RULES2 | (uint32_t)(rnd(x) % 3 == 0 ? KVFS_RENAME_EXCHANGE : 0);
 		if (rnd(x) % 5 == 0) {
-			/* Extended attributes, one op in five: a few names, replaced and removed. */
+			/* Extended attributes, one op in five: a few names, replaced and removed.
+			 */
 			static const char *const xnames[] = {"user.a", "user.b", "user.c"};
 
 			op.type = rnd(x) % 3 ? KVFS_OP_SETXATTR : KVFS_OP_REMOVEXATTR;
 			op.name = xnames[rnd(x) % 3];
 			op.name_len = 6;
-			op.flags = KVFS_OP_RULES2 | (uint32_t)(rnd(x) % 4 == 0 ? KVFS_XATTR_CREATE : 0);
+			op.flags =
+			    KVFS_OP_RULES2 | (uint32_t)(rnd(x) % 4 == 0 ? KVFS_XATTR_CREATE : 0);
 		}
 		memset(data, 'a' + (int)(index % 26), sizeof(data));
 		assert_int_equal(store_apply(a, 3, index, &op, &ra), 0);
@@ -964,9 +966,8 @@ static void test_xattrs(void **state)
 	assert_int_equal(apply(f->s, SETX(file, "user.a", "changed later")).err, 0);
 	assert_int_equal(snapshot_write(snap, f->dir, f->err, sizeof(f->err)), 0);
 	snapshot_free(snap);
-	assert_int_equal(snapshot_load(f->dir, store_applied_index(f->s) - 1, &t, f->err,
-	                               sizeof(f->err)),
-	                 0);
+	assert_int_equal(
+	    snapshot_load(f->dir, store_applied_index(f->s) - 1, &t, f->err, sizeof(f->err)), 0);
 	assert_memory_equal(store_xattr_get(store_get(t, file), "user.a", 6, &found)->data, "1", 1);
 	store_close(t);
 
@@ -993,22 +994,22 @@ static void test_xattrs(void **state)
 		size_t off;
 		uint8_t val;
 	} cases[] = {
-	    {xs, 3},                       /* one more inode than there is */
-	    {xs, 1},                       /* one fewer: bytes left over */
-	    {fe, (uint8_t)l},              /* attributes on a symlink */
-	    {fe, (uint8_t)d},              /* d twice */
-	    {fe, 0x7f},                    /* an unknown inode */
-	    {fe + 8, 0},                   /* an empty set */
-	    {fe + 8, 3},                   /* more names than there are */
-	    {fe + 16, 's'},                /* not "user." */
-	    {fe + 16 + 5, 'c'},            /* user.c before user.b: not sorted */
-	    {fe + 16 + 5, 'b'},            /* user.b twice */
-	    {fe + 16 + 5, '\0'},           /* a NUL in a name */
-	    {fe + 16 + 4, 'k'},            /* "userka": not user. */
-	    {fe + 12, 0},                  /* an empty name */
-	    {fe + 12, 0xff},               /* a name running past the end */
-	    {fe + 22 + 2, 0x01},           /* a value over 64 KiB */
-	    {len - 8, 1},                  /* a lock */
+	    {xs, 3},             /* one more inode than there is */
+	    {xs, 1},             /* one fewer: bytes left over */
+	    {fe, (uint8_t)l},    /* attributes on a symlink */
+	    {fe, (uint8_t)d},    /* d twice */
+	    {fe, 0x7f},          /* an unknown inode */
+	    {fe + 8, 0},         /* an empty set */
+	    {fe + 8, 3},         /* more names than there are */
+	    {fe + 16, 's'},      /* not "user." */
+	    {fe + 16 + 5, 'c'},  /* user.c before user.b: not sorted */
+	    {fe + 16 + 5, 'b'},  /* user.b twice */
+	    {fe + 16 + 5, '\0'}, /* a NUL in a name */
+	    {fe + 16 + 4, 'k'},  /* "userka": not user. */
+	    {fe + 12, 0},        /* an empty name */
+	    {fe + 12, 0xff},     /* a name running past the end */
+	    {fe + 22 + 2, 0x01}, /* a value over 64 KiB */
+	    {len - 8, 1},        /* a lock */
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -1028,9 +1029,8 @@ static void test_xattrs(void **state)
 	memcpy(buf, "KVFSSNP3", 8);
 	memcpy(buf + xs, good + len - 4, 4);
 	write_resealed(path, buf, xs + 4);
-	assert_int_equal(snapshot_load(f->dir, store_applied_index(f->s), &t, f->err,
-	                               sizeof(f->err)),
-	                 0);
+	assert_int_equal(
+	    snapshot_load(f->dir, store_applied_index(f->s), &t, f->err, sizeof(f->err)), 0);
 	assert_null(store_get(t, file)->xattrs);
 	assert_int_equal(store_xattr_bytes(t), 0);
 	store_close(t);

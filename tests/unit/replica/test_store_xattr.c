@@ -41,7 +41,7 @@ void *__wrap_realloc(void *p, size_t n)
 	return __real_realloc(p, n);
 }
 
-#define SETX(ino_, name_, val_, fl)                                                               \
+#define SETX(ino_, name_, val_, fl)                                                                \
 	OP(.type = KVFS_OP_SETXATTR, .ino = (ino_), .flags = (fl), NAME(name_), DATA(val_))
 #define RMX(ino_, name_) OP(.type = KVFS_OP_REMOVEXATTR, .ino = (ino_), NAME(name_))
 
@@ -126,9 +126,9 @@ static void test_refused(void **state)
 	static uint8_t big[(64u << 10) + 1];
 	uint64_t fifo;
 
-	fifo = apply(s, OP(.type = KVFS_OP_MKNOD, .parent = ROOT, .mode = S_IFIFO | 0644,
-	                   NAME("p")))
-	           .ino;
+	fifo =
+	    apply(s, OP(.type = KVFS_OP_MKNOD, .parent = ROOT, .mode = S_IFIFO | 0644, NAME("p")))
+	        .ino;
 	assert_int_equal(err_of(s, SETX(999, "user.a", "1", 0)), -ENOENT);
 	assert_int_equal(err_of(s, RMX(999, "user.a")), -ENOENT);
 	/* Linux keeps user.* off symlinks and special files. */
@@ -142,26 +142,26 @@ static void test_refused(void **state)
 	assert_int_equal(err_of(s, RMX(f, "user.kvfs.x")), -EPERM);
 	assert_int_equal(err_of(s, SETX(f, "user.", "1", 0)), -EINVAL);
 	assert_int_equal(err_of(s, SETX(f, "", "1", 0)), -ERANGE);
-	assert_int_equal(err_of(s, OP(.type = KVFS_OP_SETXATTR, .ino = f, .name = "user.a\0b",
-	                              .name_len = 8)),
-	                 -EINVAL);
+	assert_int_equal(
+	    err_of(s, OP(.type = KVFS_OP_SETXATTR, .ino = f, .name = "user.a\0b", .name_len = 8)),
+	    -EINVAL);
 	memset(long_name, 'x', sizeof(long_name));
 	memcpy(long_name, "user.", 5);
-	assert_int_equal(err_of(s, OP(.type = KVFS_OP_SETXATTR, .ino = f, .name = long_name,
-	                              .name_len = 256)),
-	                 -ERANGE);
-	assert_int_equal(err_of(s, OP(.type = KVFS_OP_SETXATTR, .ino = f, .name = long_name,
-	                              .name_len = 255)),
-	                 0);
+	assert_int_equal(
+	    err_of(s, OP(.type = KVFS_OP_SETXATTR, .ino = f, .name = long_name, .name_len = 256)),
+	    -ERANGE);
+	assert_int_equal(
+	    err_of(s, OP(.type = KVFS_OP_SETXATTR, .ino = f, .name = long_name, .name_len = 255)),
+	    0);
 	assert_int_equal(err_of(s, OP(.type = KVFS_OP_SETXATTR, .ino = f, NAME("user.big"),
 	                              .data = big, .data_len = sizeof(big))),
 	                 -E2BIG);
 	assert_int_equal(err_of(s, OP(.type = KVFS_OP_SETXATTR, .ino = f, NAME("user.big"),
 	                              .data = big, .data_len = sizeof(big) - 1)),
 	                 0);
-	assert_int_equal(err_of(s, OP(.type = KVFS_OP_SETXATTR, .ino = f, .flags = 0x4,
-	                              NAME("user.a"))),
-	                 -EINVAL);
+	assert_int_equal(
+	    err_of(s, OP(.type = KVFS_OP_SETXATTR, .ino = f, .flags = 0x4, NAME("user.a"))),
+	    -EINVAL);
 	assert_int_equal(get(s, f)->xattrs->n, 2);
 }
 
@@ -369,8 +369,8 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
-	    T(test_set_get_remove), T(test_refused),       T(test_limits), T(test_shared_and_freed),
-	    T(test_deterministic),  T(test_nomem),         T(test_validate),
+	    T(test_set_get_remove), T(test_refused), T(test_limits),   T(test_shared_and_freed),
+	    T(test_deterministic),  T(test_nomem),   T(test_validate),
 	};
 #undef T
 
