@@ -99,6 +99,23 @@ static int check_fallocate(const struct kvfs_op *op)
 	return 0;
 }
 
+/* LOCK, UNLOCK_OWNER, RELEASE_NODE: a real node, a file's ino, a known kind, type and range. */
+static int check_lock(const struct kvfs_op *op)
+{
+	if (op->lk_node == 0)
+		return -EINVAL;
+	if (op->type == KVFS_OP_RELEASE_NODE)
+		return 0;
+	if (op->ino < KVFS_INO_BASE || op->lk_kind > KVFS_LOCK_POSIX)
+		return -EINVAL;
+	if (op->type == KVFS_OP_UNLOCK_OWNER)
+		return 0;
+	if (op->lk_type > KVFS_LOCK_UN || op->lk_start > op->lk_end ||
+	    op->lk_end > KVFS_LOCK_END_MAX)
+		return -EINVAL;
+	return 0;
+}
+
 int op_validate(const struct kvfs_op *op, const struct kvfs_op_limits *lim)
 {
 	uint64_t max = lim->max_value < KVFS_DATA_MAX ? lim->max_value : KVFS_DATA_MAX;
@@ -154,6 +171,10 @@ int op_validate(const struct kvfs_op *op, const struct kvfs_op_limits *lim)
 		return check_mknod(op);
 	case KVFS_OP_FALLOCATE:
 		return check_fallocate(op);
+	case KVFS_OP_LOCK:
+	case KVFS_OP_UNLOCK_OWNER:
+	case KVFS_OP_RELEASE_NODE:
+		return check_lock(op);
 	default:
 		return -EINVAL;
 	}

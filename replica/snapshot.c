@@ -6,7 +6,7 @@
  * the names, references on the values and a copy of the session table: O(names) work on the
  * loop thread and no copy of file contents. Writing streams it through a 64 KiB buffer into
  * snap-N.tmp, computing the CRC32C on the way, then fsync, rename to snap-N.snap and fsync of the
- * directory; it always writes the current format, KVFSSNP3.
+ * directory; it always writes the current format, KVFSSNP4.
  */
 #include "kvfs/snapshot.h"
 
@@ -54,6 +54,8 @@ struct kvfs_snapshot {
 	struct kvfs_config
 	    cfg; /* the store's configuration (cfg_index 0: none, the bootstrap one) */
 	uint64_t cfg_index;
+	struct kvfs_lock *locks; /* a copy of the lock table */
+	size_t nlocks;
 };
 
 /* See snapshot_internal.h. */
@@ -151,8 +153,12 @@ int snapshot_capture(const struct kvfs_store *s, struct kvfs_snapshot **out)
 	snap->recs = calloc(nrecs, sizeof(*snap->recs));
 	snap->names = malloc(names_len + 1);
 	snap->sessions = calloc(nsessions + 1, sizeof(*snap->sessions));
-	if (!snap->recs || !snap->names || !snap->sessions)
+	snap->nlocks = store_lock_count(s);
+	snap->locks = calloc(snap->nlocks + 1, sizeof(*snap->locks));
+	if (!snap->recs || !snap->names || !snap->sessions || !snap->locks)
 		goto err_free_arrays;
+	for (size_t i = 0; i < snap->nlocks; i++)
+		snap->locks[i] = *store_lock_at(s, i);
 	snap->nrecs = snap->names_len = snap->nsessions = 0;
 	store_foreach(s, copy_name, snap);
 	store_session_foreach(s, copy_session, snap);
@@ -160,6 +166,7 @@ int snapshot_capture(const struct kvfs_store *s, struct kvfs_snapshot **out)
 	return 0;
 
 err_free_arrays:
+	free(snap->locks);
 	free(snap->recs);
 	free(snap->names);
 	free(snap->sessions);
@@ -186,6 +193,7 @@ void snapshot_free(struct kvfs_snapshot *snap)
 	free(snap->recs);
 	free(snap->names);
 	free(snap->sessions);
+	free(snap->locks);
 	free(snap);
 }
 
@@ -312,6 +320,22 @@ static int snapshot_write_body(const struct kvfs_snapshot *snap, struct wbuf *w)
 		wb_le(w, sess->ino, 8);
 	}
 	snapshot_write_config(snap, w);
+	wb_le(w, 0, 4); /* KVFSSNP4's extended attributes: none in this branch */
+	wb_le(w, snap->nlocks, 4);
+	for (size_t i = 0; i < snap->nlocks; i++) {
+		const struct kvfs_lock *l = &snap->locks[i];
+
+		wb_le(w, l->ino, 8);
+		wb_le(w, l->node, 4);
+		wb_le(w, l->inc, 8);
+		wb_le(w, l->owner, 8);
+		wb_le(w, l->kind, 1);
+		wb_le(w, l->type, 1);
+		wb_le(w, l->start, 8);
+		wb_le(w, l->end, 8);
+		wb_le(w, l->pid, 4);
+		wb_le(w, l->token, 8);
+	}
 	crc = w->crc;
 	wb_le(w, crc, 4);
 	wb_flush(w);

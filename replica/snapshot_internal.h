@@ -12,7 +12,10 @@
 
 #define SNAP_MAGIC_V1    "KVFSSNP1"
 #define SNAP_MAGIC_V2    "KVFSSNP2"
-#define SNAP_MAGIC       "KVFSSNP3"
+#define SNAP_MAGIC_V3    "KVFSSNP3"
+#define SNAP_MAGIC       "KVFSSNP4"
+/* One lock of KVFSSNP4's lock section (snapshot.h). */
+#define SNAP_LOCK_SIZE (8 + 4 + 8 + 8 + 1 + 1 + 8 + 8 + 4 + 8)
 #define SNAP_HEADER_SIZE (8 + 8 + 8 + 8 + 8)
 
 /* Record kinds (KVFSSNP2 and 3). */

@@ -3,7 +3,8 @@
  * checks the trailing CRC32C over the whole file before it trusts any byte, then checks every
  * length as it rebuilds the store through store_load_inode() and store_load_link(). It reads
  * KVFSSNP1 files (written before hard links: one record per inode, no device numbers) and
- * KVFSSNP2 files (no configuration: the bootstrap one) as well as the current KVFSSNP3.
+ * KVFSSNP2 files (no configuration: the bootstrap one) and KVFSSNP3 files (no extended
+ * attributes, no locks) as well as the current KVFSSNP4.
  * Capturing and writing are in snapshot.c.
  */
 #include "kvfs/snapshot.h"
@@ -165,6 +166,42 @@ static int get_config(struct rcur *r, struct kvfs_store *s, uint64_t index)
 	return 0;
 }
 
+/* KVFSSNP4's extended attributes (none in this branch: a count other than 0 is refused) and
+ * locks, each checked by store_lock_load(). 0, -ENOMEM or -EBADMSG. */
+static int get_v4(struct rcur *r, struct kvfs_store *s, uint64_t index, const char **what)
+{
+	uint32_t nlocks;
+	int rv;
+
+	*what = "extended attributes";
+	if (get_le(r, 4) != 0 || !r->ok)
+		return -EBADMSG;
+	*what = "locks";
+	nlocks = (uint32_t)get_le(r, 4);
+	if (!r->ok || nlocks > r->left / SNAP_LOCK_SIZE)
+		return -EBADMSG;
+	for (uint32_t i = 0; i < nlocks; i++) {
+		struct kvfs_lock l;
+
+		l.ino = get_le(r, 8);
+		l.node = (uint32_t)get_le(r, 4);
+		l.inc = get_le(r, 8);
+		l.owner = get_le(r, 8);
+		l.kind = (uint8_t)get_le(r, 1);
+		l.type = (uint8_t)get_le(r, 1);
+		l.start = get_le(r, 8);
+		l.end = get_le(r, 8);
+		l.pid = (uint32_t)get_le(r, 4);
+		l.token = get_le(r, 8);
+		if (!r->ok)
+			return -EBADMSG;
+		rv = store_lock_load(s, &l, index);
+		if (rv)
+			return rv;
+	}
+	return 0;
+}
+
 /*
  * Rebuilds a store from the checksummed body of snapshot file_index (len bytes, CRC excluded),
  * in either format. 0 with *out set, -ENOMEM, or -EBADMSG with *what saying which part does
@@ -177,7 +214,7 @@ static int snapshot_parse(const uint8_t *buf, size_t len, uint64_t file_index,
 	uint64_t index, epoch, nrecs, nsessions;
 	const uint8_t *magic = get_bytes(&r, 8);
 	struct kvfs_store *s;
-	bool v1, v3;
+	bool v1, v3, v4;
 	int rv;
 
 	index = get_le(&r, 8);
@@ -188,7 +225,8 @@ static int snapshot_parse(const uint8_t *buf, size_t len, uint64_t file_index,
 	if (!r.ok || index != file_index || nrecs == 0)
 		return -EBADMSG;
 	v1 = memcmp(magic, SNAP_MAGIC_V1, 8) == 0;
-	v3 = memcmp(magic, SNAP_MAGIC, 8) == 0;
+	v4 = memcmp(magic, SNAP_MAGIC, 8) == 0;
+	v3 = v4 || memcmp(magic, SNAP_MAGIC_V3, 8) == 0;
 	if (!v1 && !v3 && memcmp(magic, SNAP_MAGIC_V2, 8) != 0)
 		return -EBADMSG;
 	rv = store_init(&s);
@@ -226,6 +264,11 @@ static int snapshot_parse(const uint8_t *buf, size_t len, uint64_t file_index,
 	if (v3 && get_config(&r, s, index) < 0) {
 		rv = -EBADMSG;
 		goto err_close_store;
+	}
+	if (v4) {
+		rv = get_v4(&r, s, index, what);
+		if (rv)
+			goto err_close_store;
 	}
 	*what = "trailing bytes";
 	if (r.left != 0) {

@@ -555,6 +555,10 @@ static int apply_op(struct kvfs_store *s, uint64_t index, const struct kvfs_op *
 		return apply_link(s, op, res);
 	case KVFS_OP_FALLOCATE:
 		return apply_fallocate(s, op, res);
+	case KVFS_OP_LOCK:
+	case KVFS_OP_UNLOCK_OWNER:
+	case KVFS_OP_RELEASE_NODE:
+		return store_lock_apply(s, index, op, res);
 	default:
 		/* op_decode() lets none through; an op built by hand fails deterministically. */
 		return -EINVAL;

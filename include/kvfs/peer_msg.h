@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KVFS_PEER_PROTOCOL_VERSION 3u
+#define KVFS_PEER_PROTOCOL_VERSION 4u
 #define KVFS_PEER_CLUSTER_ID_MAX   64u /* hex characters */
 
 /* Frame types. Values are on the wire: never renumber, only add. */

@@ -3,7 +3,7 @@
  *
  * File snap-<index, 20 digits>.snap in the data directory:
  *
- *     "KVFSSNP3"  u64 index  u64 epoch  u64 record_count  u64 session_count
+ *     "KVFSSNP4"  u64 index  u64 epoch  u64 record_count  u64 session_count
  *     record_count times:  u64 parent_ino  u32 name_len  name  u64 ino  u8 kind
  *         kind 0 (the inode's first name), then:  u32 mode  u32 uid  u32 gid  u32 rdev
  *                         i64 atime_ns  i64 mtime_ns  i64 ctime_ns  u64 value_len  value
@@ -12,13 +12,17 @@
  *     u64 config_index  u32 config_len  config_len bytes: the body of the CONFIG entry (config.h)
  *         of the configuration in force at index, request name empty; 0 and 0 when the store
  *         applied no CONFIG entry (the bootstrap configuration, voters 1..cluster size)
+ *     u32 xattr_count  (extended attributes; 0 in the locks branch of issue 13)
+ *     u32 lock_count, lock_count times: u64 ino  u32 node  u64 incarnation  u64 owner  u8 kind
+ *         u8 type  u64 start  u64 end  u32 pid  u64 token   (the lock table, store.h)
  *     u32 crc32c of everything before it
  *
  * little-endian, one record per name in store_foreach() order (the root's first, a directory's
  * before its entries). Files of the previous format, "KVFSSNP1" (one record per inode:
  * u64 ino  u64 parent_ino  u32 mode  u32 uid  u32 gid  i64 atime_ns  i64 mtime_ns  i64 ctime_ns
- * u32 name_len  name  u64 value_len  value), and of "KVFSSNP2" (KVFSSNP3 without the
- * configuration: the bootstrap one) still load; snapshots are always written as KVFSSNP3, which
+ * u32 name_len  name  u64 value_len  value), of "KVFSSNP2" (KVFSSNP3 without the
+ * configuration: the bootstrap one) and of "KVFSSNP3" (KVFSSNP4 without the xattr and lock
+ * sections) still load; snapshots are always written as KVFSSNP4, which
  * a release before it refuses to load. store_config() of a loaded store is the snapshot's
  * configuration (NULL: the bootstrap one).
  *

@@ -618,20 +618,24 @@ static void test_hello_check(void **state)
 	assert_int_equal(peer_msg_hello_check(&h, MY_CLUSTER, 3, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "1..3"));
 
-	/* Protocol 3 (issue 12: the configuration in the log, EPOCH_ACK carries it) refuses
-	 * protocols 1 and 2, whose nodes would count other majorities, and any later one. */
-	assert_int_equal(KVFS_PEER_PROTOCOL_VERSION, 3);
+	/* Protocol 4 (issue 13: new operation types) refuses protocols 1 and 2, whose nodes
+	 * would count other majorities, 3, whose nodes could not decode the new operations, and
+	 * any later one. */
+	assert_int_equal(KVFS_PEER_PROTOCOL_VERSION, 4);
 	h = hello(MY_CLUSTER, 3);
 	h.version = 1;
 	assert_int_equal(peer_msg_hello_check(&h, MY_CLUSTER, 3, err, sizeof(err)), -EPROTO);
-	assert_non_null(strstr(err, "node 3 speaks peer protocol 1, this node 3"));
+	assert_non_null(strstr(err, "node 3 speaks peer protocol 1, this node 4"));
 	assert_non_null(strstr(err, "run the same kvfs version on every node"));
 	h.version = 2;
 	assert_int_equal(peer_msg_hello_check(&h, MY_CLUSTER, 3, err, sizeof(err)), -EPROTO);
-	assert_non_null(strstr(err, "node 3 speaks peer protocol 2, this node 3"));
-	h.version = 4;
+	assert_non_null(strstr(err, "node 3 speaks peer protocol 2, this node 4"));
+	h.version = 3;
 	assert_int_equal(peer_msg_hello_check(&h, MY_CLUSTER, 3, err, sizeof(err)), -EPROTO);
-	assert_non_null(strstr(err, "protocol 4"));
+	assert_non_null(strstr(err, "protocol 3"));
+	h.version = 5;
+	assert_int_equal(peer_msg_hello_check(&h, MY_CLUSTER, 3, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "protocol 5"));
 	h.version = 0;
 	assert_int_equal(peer_msg_hello_check(&h, MY_CLUSTER, 3, err, sizeof(err)), -EPROTO);
 

@@ -248,7 +248,7 @@ static void test_roundtrip(void **state)
 
 	/* The documented layout: magic, index, epoch, counts; root first; CRC of all before it. */
 	buf = read_file(path, &len);
-	assert_memory_equal(buf, "KVFSSNP3", 8);
+	assert_memory_equal(buf, "KVFSSNP4", 8);
 	assert_int_equal(buf[8], store_applied_index(f->s));
 	assert_int_equal(buf[16], 2);
 	assert_int_equal(buf[24], count_names(f->s));
@@ -453,7 +453,8 @@ static void test_bad_tree_refused(void **state)
 	assert_int_equal(good[lrec + 12], 'g');
 	assert_int_equal(good[lrec + 13], fino);
 	assert_int_equal(good[lrec + 21], 1);
-	assert_int_equal(len, lrec + 22 + 12 + 4); /* no configuration: index 0, len 0 */
+	/* no configuration (index 0, len 0), no xattrs, no locks */
+	assert_int_equal(len, lrec + 22 + 12 + 8 + 4);
 	buf = malloc(len);
 	assert_non_null(buf);
 
@@ -482,7 +483,9 @@ static void test_bad_tree_refused(void **state)
 	    {child + 12, '/'},                   /* a slash in the name */
 	    {8, 0x7f},                           /* index does not match the file name */
 	    {0, 'X'},                            /* magic */
-	    {7, '4'},                            /* a format from the future */
+	    {7, '5'},                            /* a format from the future */
+	    {lrec + 22 + 12, 0x01},              /* an extended attribute (none here) */
+	    {lrec + 22 + 16, 0x01},              /* a lock the file does not hold */
 	    {lrec + 22, 0x01},                   /* a configuration index, no configuration */
 	    {lrec + 22 + 8, 0x01},               /* a configuration length, no index */
 	    {24, 0x09},                          /* more records than the file holds */
@@ -763,7 +766,7 @@ static void assert_value_of(struct kvfs_store *s, uint64_t ino, const char *want
 
 /*
  * The KVFSSNP1 file above (written by the release before hard links) loads into the store that
- * the same operations build now; taken again, it is written as KVFSSNP3 and loads the same.
+ * the same operations build now; taken again, it is written as KVFSSNP4 and loads the same.
  */
 static void test_v1_fixture(void **state)
 {
@@ -820,7 +823,7 @@ static void test_v1_fixture(void **state)
 	store_close(t);
 	take(f);
 	buf = read_file(path, &len);
-	assert_memory_equal(buf, "KVFSSNP3", 8);
+	assert_memory_equal(buf, "KVFSSNP4", 8);
 	free(buf);
 	assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)), 0);
 	assert_stores_equal(s, t);
@@ -869,7 +872,7 @@ static void test_v3_config(void **state)
 	take(f);
 	snap_path(f, store_applied_index(f->s), "snap", path, sizeof(path));
 	buf = read_file(path, &len);
-	assert_memory_equal(buf, "KVFSSNP3", 8);
+	assert_memory_equal(buf, "KVFSSNP4", 8);
 	assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)), 0);
 	assert_int_equal(index, store_applied_index(f->s));
 	assert_stores_equal(f->s, t);
@@ -881,7 +884,8 @@ static void test_v3_config(void **state)
 	store_close(t);
 
 	/* A configuration index past the snapshot's is refused (checksum made right). */
-	buf[len - 4 - 34 - 4 - 8] = 0xff; /* config_index, low byte: a 34-byte body (5 members) */
+	/* config_index, low byte: a 34-byte body (5 members), then no xattrs, no locks */
+	buf[len - 4 - 8 - 34 - 4 - 8] = 0xff;
 	write_resealed(path, buf, len);
 	assert_int_equal(snapshot_load_latest(f->dir, &t, &index, f->err, sizeof(f->err)),
 	                 -EBADMSG);
@@ -903,9 +907,10 @@ static void test_v2_loads(void **state)
 	take(f);
 	snap_path(f, store_applied_index(f->s), "snap", path, sizeof(path));
 	buf = read_file(path, &len);
-	/* Drop u64 config_index 0 and u32 len 0 before the CRC; call it KVFSSNP2. */
-	memmove(buf + len - 16, buf + len - 4, 4);
-	len -= 12;
+	/* Drop u64 config_index 0, u32 len 0 and KVFSSNP4's two counts before the CRC; call it
+	 * KVFSSNP2. */
+	memmove(buf + len - 24, buf + len - 4, 4);
+	len -= 20;
 	memcpy(buf, "KVFSSNP2", 8);
 	write_resealed(path, buf, len);
 	free(buf);
