@@ -625,6 +625,7 @@ void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_ap
 {
 	struct kvfs_fs *fs = arg;
 
+	fuse_lock_on_apply(fs, op, res);
 	if (res->err < 0 || res->duplicate)
 		return;
 	if (op->type == KVFS_OP_PUT || op->type == KVFS_OP_APPEND || op->type == KVFS_OP_SETATTR ||
@@ -687,6 +688,7 @@ void fuse_ops_on_reset(void *arg, struct kvfs_store *old)
 	 * entry timeout; attributes and data go now. */
 	store_foreach(old, inval_known, fs);
 	fuse_inval_inode(fs->inval, KVFS_ROOT_INO, true, NULL, 0);
+	fuse_lock_on_reset(fs);
 	/* Open files move to the same inode in the new contents (their pins moved already). One
 	 * whose file the snapshot no longer has keeps reading what it had open, from the old
 	 * contents, which stay until the last such file is closed; its writes fail (ENOENT). */
@@ -713,6 +715,30 @@ void fuse_ops_on_reset(void *arg, struct kvfs_store *old)
 	store_close(old);
 }
 
+/*
+ * TEMPORARY: replaced by fuse_xattr.c at merge. Answers only user.kvfs.lock, the fencing token
+ * of the file's locks (fuse_lock_token_text); every other name is ENOTSUP, as before.
+ */
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	char buf[32];
+	int n;
+
+	if (strcmp(name, "user.kvfs.lock") != 0) {
+		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
+	n = fuse_lock_token_text(fs_of(req), ino, buf, sizeof(buf));
+	if (n < 0)
+		fuse_reply_err(req, -n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else if (size < (size_t)n)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+}
+
 const struct fuse_lowlevel_ops fuse_ops_table = {
     .init = op_init,
     .lookup = op_lookup,
@@ -734,12 +760,16 @@ const struct fuse_lowlevel_ops fuse_ops_table = {
     .access = fuse_perm_access,
     .read = fuse_file_read,
     .write = fuse_file_write,
-    .flush = fuse_file_flush,
+    .flush = fuse_lock_flush,
     .fsync = fuse_file_fsync,
-    .release = fuse_file_release,
+    .release = fuse_lock_release,
     .opendir = fuse_dir_opendir,
     .readdir = fuse_dir_readdir,
     .releasedir = fuse_dir_releasedir,
     .fsyncdir = fuse_dir_fsyncdir,
     .statfs = op_statfs,
+    .getlk = fuse_lock_getlk,
+    .setlk = fuse_lock_setlk,
+    .flock = fuse_lock_flock,
+    .getxattr = op_getxattr, /* TEMPORARY: replaced by fuse_xattr.c at merge */
 };

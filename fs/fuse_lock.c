@@ -1,0 +1,675 @@
+/*
+ * Cluster-wide locks through FUSE (issue 13): flock(2) and fcntl record locks (F_SETLK,
+ * F_SETLKW, F_GETLK, and OFD locks, which the kernel passes as record locks owned by the open
+ * file) become LOCK operations that the leader orders in the log; every replica applies them to
+ * the same lock table (replica/store_lock.c), and a request is answered from the outcome its
+ * LOCK had when this node applied it. Nothing is decided locally: a lock is held once the log
+ * says so, so two nodes can never both hold a conflicting lock.
+ *
+ * Waiting (F_SETLKW, flock without LOCK_NB) never polls: a refused request is parked on this
+ * node, and every unlock, UNLOCK_OWNER or RELEASE_NODE that this node applies (every node applies
+ * every operation) proposes the parked requests on its inode again. A signal interrupts the wait
+ * (FUSE_INTERRUPT: EINTR). Locks go when their owner unlocks; at flush (close(2) of any
+ * descriptor, for the closing process's record locks); at release (the last close of an open
+ * file: its flock lock, and the record and OFD locks taken through it, which also covers opens
+ * that skip flush); and when the holding node's ZooKeeper session is gone: the leader proposes
+ * RELEASE_NODE (fuse_lock_members). A restarted node releases what its earlier incarnation held.
+ *
+ * The owner of a lock is (node id, incarnation, FUSE lock owner); the incarnation is the
+ * process's start time in microseconds, so a restart never inherits locks. Everything here runs
+ * on the loop thread.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+
+#include "kvfs/logging.h"
+#include "kvfs/node.h"
+#include "kvfs/op.h"
+#include "kvfs/store.h"
+
+#define LIVE_BYTES 32 /* node ids 1..255 */
+
+/* A lock request: in flight (a LOCK proposed) or parked until an unlock on its inode. */
+struct lock_wait {
+	fuse_req_t req;
+	struct kvfs_fs *fs;
+	struct kvfs_op op;
+	uint64_t fh;     /* the open file it came through (release drops record locks too) */
+	bool sleep;      /* wait on EAGAIN (F_SETLKW, blocking flock) */
+	bool in_flight;  /* its LOCK is proposed */
+	bool answered;   /* req was answered (EINTR, shutdown): undo a late grant, then free */
+	bool setup;      /* lock_request is still setting it up: on_interrupt must not free it */
+	uint64_t gen;    /* fuse_locks.gen when its LOCK was proposed */
+	struct lock_wait *prev, *next;
+};
+
+/* An open file through which a record (or OFD) lock was taken: released with it. */
+struct lock_fh {
+	uint64_t fh, ino, owner;
+	struct lock_fh *next;
+};
+
+struct fuse_locks {
+	uint64_t inc;          /* this process's incarnation */
+	bool old_released;     /* RELEASE_NODE of earlier incarnations has committed */
+	bool releasing_old;    /* ... is in flight */
+	uint64_t gen;          /* unlocks applied so far: a parked request refused before one
+	                          applied is proposed again at once */
+	struct lock_wait *waits;
+	struct lock_fh *fhs;
+	bool stopping;
+	/* On the leader: the live members (fuse_lock_members), the applied index when that list
+	 * arrived, and the nodes whose RELEASE_NODE is in flight. */
+	bool live_known;
+	uint8_t live[LIVE_BYTES];
+	uint64_t live_index;
+	uint8_t releasing[LIVE_BYTES];
+};
+
+static bool bit(const uint8_t *bits, uint32_t id)
+{
+	return id < 8 * LIVE_BYTES && (bits[id / 8] & (1u << (id % 8)));
+}
+
+static void set_bit(uint8_t *bits, uint32_t id, bool on)
+{
+	if (id >= 8 * LIVE_BYTES)
+		return;
+	if (on)
+		bits[id / 8] |= (uint8_t)(1u << (id % 8));
+	else
+		bits[id / 8] &= (uint8_t)~(1u << (id % 8));
+}
+
+static void ignore_done(void *arg, int err, uint64_t ino)
+{
+	(void)arg;
+	(void)ino;
+	if (err < 0 && err != -ESHUTDOWN)
+		log_warn("releasing a lock failed (%s); it goes when this node's session does",
+		         strerror(-err));
+}
+
+static void on_old_released(void *arg, int err, uint64_t ino)
+{
+	struct kvfs_fs *fs = arg;
+
+	(void)ino;
+	if (!fs->locks)
+		return;
+	fs->locks->releasing_old = false;
+	if (err == 0)
+		fs->locks->old_released = true;
+}
+
+/* RELEASE_NODE of this node's earlier incarnations: at start, and again before a lock request
+ * until it has committed once. */
+static void release_old(struct kvfs_fs *fs)
+{
+	struct fuse_locks *L = fs->locks;
+	struct kvfs_op op = {.type = KVFS_OP_RELEASE_NODE, .lk_node = fs->node_id, .lk_inc = L->inc};
+
+	if (L->old_released || L->releasing_old || !fs->node)
+		return;
+	if (node_propose(fs->node, &op, 0, on_old_released, fs) == 0)
+		L->releasing_old = true;
+}
+
+/* See fs.h. */
+int fuse_lock_start(struct kvfs_fs *fs)
+{
+	struct fuse_locks *L = calloc(1, sizeof(*L));
+	struct timespec ts;
+
+	if (!L)
+		return -ENOMEM;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	L->inc = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	fs->locks = L;
+	release_old(fs);
+	return 0;
+}
+
+static void unlink_wait(struct fuse_locks *L, struct lock_wait *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		L->waits = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+}
+
+static void remember_fh(struct fuse_locks *L, const struct lock_wait *w)
+{
+	struct lock_fh *f;
+
+	for (f = L->fhs; f; f = f->next) {
+		if (f->fh == w->fh && f->ino == w->op.ino && f->owner == w->op.lk_owner)
+			return;
+	}
+	f = malloc(sizeof(*f));
+	if (!f)
+		return; /* the lock still goes at flush, or with the session */
+	*f = (struct lock_fh){w->fh, w->op.ino, w->op.lk_owner, L->fhs};
+	L->fhs = f;
+}
+
+/* The errno a lock request answers for its LOCK's outcome: the cluster could not decide it in
+ * time (no leader, no majority: this node may be cut off) is ENOLCK, never a success. */
+static int answer_err(int err)
+{
+	if (err == -EIO || err == -ESHUTDOWN || err == -ETIMEDOUT || err == -ENOMEM)
+		return ENOLCK;
+	return -err;
+}
+
+static void propose_wait(struct lock_wait *w);
+
+static void on_lock_done(void *arg, int err, uint64_t ino)
+{
+	struct lock_wait *w = arg;
+	struct kvfs_fs *fs = w->fs;
+	struct fuse_locks *L = fs->locks;
+
+	(void)ino;
+	w->in_flight = false;
+	if (w->answered || !L) {
+		if (err == 0 && w->op.lk_type != KVFS_LOCK_UN && L && fs->node) {
+			/* Granted after the caller gave up (a signal): give it back. */
+			struct kvfs_op un = w->op;
+
+			un.lk_type = KVFS_LOCK_UN;
+			node_propose(fs->node, &un, 0, ignore_done, NULL);
+		}
+		if (L)
+			unlink_wait(L, w);
+		free(w);
+		return;
+	}
+	if (err == -EAGAIN && w->sleep && !L->stopping) {
+		if (L->gen != w->gen)
+			propose_wait(w); /* an unlock applied meanwhile: try again now */
+		return;                  /* parked: fuse_lock_on_apply wakes it */
+	}
+	if (err == 0 && w->op.lk_kind == KVFS_LOCK_POSIX && w->op.lk_type != KVFS_LOCK_UN)
+		remember_fh(L, w);
+	fuse_reply_err(w->req, answer_err(err));
+	unlink_wait(L, w);
+	free(w);
+}
+
+static void propose_wait(struct lock_wait *w)
+{
+	struct kvfs_fs *fs = w->fs;
+	struct kvfs_op op = w->op;
+	int rv;
+
+	w->gen = fs->locks->gen;
+	rv = node_propose(fs->node, &op, 0, on_lock_done, w);
+	if (rv == 0) {
+		w->in_flight = true;
+		return;
+	}
+	if (!w->answered)
+		fuse_reply_err(w->req, answer_err(rv));
+	unlink_wait(fs->locks, w);
+	free(w);
+}
+
+/* FUSE_INTERRUPT for a waiting request: it answers EINTR now; a LOCK still in flight is given
+ * back if it is granted after all (on_lock_done). */
+static void on_interrupt(fuse_req_t req, void *data)
+{
+	struct lock_wait *w = data;
+
+	if (w->answered)
+		return;
+	w->answered = true;
+	fuse_reply_err(req, EINTR);
+	if (!w->in_flight && !w->setup) {
+		unlink_wait(w->fs->locks, w);
+		free(w);
+	}
+}
+
+/* Proposes a lock request for req (answered when its LOCK applies, or parked). */
+static void lock_request(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino,
+                         struct fuse_file_info *fi, const struct kvfs_op *op, bool sleep)
+{
+	struct fuse_locks *L = fs->locks;
+	struct lock_wait *w;
+
+	if (!L || L->stopping || ino < KVFS_INO_BASE) {
+		fuse_reply_err(req, ENOLCK);
+		return;
+	}
+	release_old(fs);
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		fuse_reply_err(req, ENOLCK);
+		return;
+	}
+	w->req = req;
+	w->fs = fs;
+	w->op = *op;
+	w->op.ino = ino;
+	w->op.lk_node = fs->node_id;
+	w->op.lk_inc = L->inc;
+	w->op.lk_owner = fi->lock_owner;
+	w->fh = fi->fh;
+	w->sleep = sleep && op->lk_type != KVFS_LOCK_UN;
+	w->next = L->waits;
+	if (L->waits)
+		L->waits->prev = w;
+	L->waits = w;
+	if (w->sleep) {
+		/* Called at once if the interrupt came first. */
+		w->setup = true;
+		fuse_req_interrupt_func(req, on_interrupt, w);
+		w->setup = false;
+		if (w->answered) {
+			unlink_wait(L, w);
+			free(w);
+			return;
+		}
+	}
+	propose_wait(w);
+}
+
+/* The .setlk operation: F_SETLK (sleep 0), F_SETLKW (sleep 1), and OFD locks alike. */
+void fuse_lock_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                     struct flock *lock, int sleep)
+{
+	struct kvfs_op op = {.type = KVFS_OP_LOCK, .lk_kind = KVFS_LOCK_POSIX};
+
+	switch (lock->l_type) {
+	case F_RDLCK:
+		op.lk_type = KVFS_LOCK_RD;
+		break;
+	case F_WRLCK:
+		op.lk_type = KVFS_LOCK_WR;
+		break;
+	case F_UNLCK:
+		op.lk_type = KVFS_LOCK_UN;
+		break;
+	default:
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	/* libfuse gives l_whence SEEK_SET, and l_len 0 for "to the end" (the kernel's OFFSET_MAX). */
+	if (lock->l_start < 0 || lock->l_len < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	op.lk_start = (uint64_t)lock->l_start;
+	op.lk_end = lock->l_len == 0 ? KVFS_LOCK_END_MAX
+	                             : (uint64_t)lock->l_start + (uint64_t)lock->l_len - 1;
+	if (op.lk_end > KVFS_LOCK_END_MAX || op.lk_end < op.lk_start) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	op.lk_pid = lock->l_pid > 0 ? (uint32_t)lock->l_pid : 0;
+	lock_request(req, fuse_req_userdata(req), ino, fi, &op, sleep != 0);
+}
+
+/* The .flock operation: LOCK_SH, LOCK_EX or LOCK_UN, with LOCK_NB or waiting. */
+void fuse_lock_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op_)
+{
+	struct kvfs_op op = {.type = KVFS_OP_LOCK, .lk_kind = KVFS_LOCK_FLOCK,
+	                     .lk_end = KVFS_LOCK_END_MAX};
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	switch (op_ & ~LOCK_NB) {
+	case LOCK_SH:
+		op.lk_type = KVFS_LOCK_RD;
+		break;
+	case LOCK_EX:
+		op.lk_type = KVFS_LOCK_WR;
+		break;
+	case LOCK_UN:
+		op.lk_type = KVFS_LOCK_UN;
+		break;
+	default:
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	op.lk_pid = ctx && ctx->pid > 0 ? (uint32_t)ctx->pid : 0;
+	lock_request(req, fuse_req_userdata(req), ino, fi, &op, !(op_ & LOCK_NB));
+}
+
+/* The .getlk operation, answered from this node's table (what it has applied). A holder on
+ * another node shows l_pid 0. */
+void fuse_lock_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                     struct flock *lock)
+{
+	struct kvfs_fs *fs = fuse_req_userdata(req);
+	struct kvfs_lock want = {.ino = ino, .node = fs->node_id, .owner = fi->lock_owner,
+	                         .kind = KVFS_LOCK_POSIX},
+	                 c;
+
+	if (!fs->locks || (lock->l_type != F_RDLCK && lock->l_type != F_WRLCK) ||
+	    lock->l_start < 0 || lock->l_len < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	want.inc = fs->locks->inc;
+	want.type = lock->l_type == F_WRLCK ? KVFS_LOCK_WR : KVFS_LOCK_RD;
+	want.start = (uint64_t)lock->l_start;
+	want.end = lock->l_len == 0 ? KVFS_LOCK_END_MAX
+	                            : (uint64_t)lock->l_start + (uint64_t)lock->l_len - 1;
+	if (!store_lock_conflict(fs->store, &want, &c)) {
+		lock->l_type = F_UNLCK;
+		fuse_reply_lock(req, lock);
+		return;
+	}
+	lock->l_type = c.type == KVFS_LOCK_WR ? F_WRLCK : F_RDLCK;
+	lock->l_whence = SEEK_SET;
+	lock->l_start = (off_t)c.start;
+	lock->l_len = c.end == KVFS_LOCK_END_MAX ? 0 : (off_t)(c.end - c.start + 1);
+	lock->l_pid = c.node == fs->node_id && c.inc == fs->locks->inc ? (pid_t)c.pid : 0;
+	fuse_reply_lock(req, lock);
+}
+
+/* Whether this incarnation holds a lock of kind for owner on ino (this node's table). */
+static bool holds(const struct kvfs_fs *fs, uint64_t ino, uint64_t owner, uint8_t kind)
+{
+	for (size_t i = 0; i < store_lock_count(fs->store); i++) {
+		const struct kvfs_lock *l = store_lock_at(fs->store, i);
+
+		if (l->ino == ino && l->kind == kind && l->owner == owner &&
+		    l->node == fs->node_id && l->inc == fs->locks->inc)
+			return true;
+	}
+	return false;
+}
+
+/* See fs.h. */
+bool fuse_lock_held_here(const struct kvfs_fs *fs, uint64_t ino)
+{
+	if (!fs->locks)
+		return false;
+	for (size_t i = 0; i < store_lock_count(fs->store); i++) {
+		const struct kvfs_lock *l = store_lock_at(fs->store, i);
+
+		if (l->ino == ino && l->kind == KVFS_LOCK_POSIX && l->node == fs->node_id &&
+		    l->inc == fs->locks->inc)
+			return true;
+	}
+	return false;
+}
+
+/* A flush or release waiting for the UNLOCK_OWNERs it proposed, then handed on. */
+struct close_wait {
+	fuse_req_t req;
+	fuse_ino_t ino;
+	struct fuse_file_info fi;
+	bool release;
+	unsigned pending;
+};
+
+static void on_close_unlocked(void *arg, int err, uint64_t ino)
+{
+	struct close_wait *c = arg;
+
+	(void)ino;
+	if (err < 0 && err != -ESHUTDOWN)
+		log_warn("releasing the locks of a closed file failed (%s); they go when this "
+		         "node's session does",
+		         strerror(-err));
+	if (--c->pending)
+		return;
+	if (c->release)
+		fuse_file_release(c->req, c->ino, &c->fi);
+	else
+		fuse_file_flush(c->req, c->ino, &c->fi);
+	free(c);
+}
+
+static void propose_unlock_owner(struct kvfs_fs *fs, struct close_wait *c, uint64_t ino,
+                                 uint64_t owner, uint8_t kind)
+{
+	struct kvfs_op op = {.type = KVFS_OP_UNLOCK_OWNER, .ino = ino, .lk_node = fs->node_id,
+	                     .lk_inc = fs->locks->inc, .lk_owner = owner, .lk_kind = kind};
+
+	if (node_propose(fs->node, &op, 0, on_close_unlocked, c) == 0)
+		c->pending++;
+}
+
+/*
+ * Proposes the UNLOCK_OWNERs a flush or release needs and hands req on to fn once they have
+ * applied, so that close(2) returns with the locks gone cluster-wide; at once if none is held.
+ */
+static void unlock_then(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, bool release)
+{
+	struct kvfs_fs *fs = fuse_req_userdata(req);
+	struct fuse_locks *L = fs->locks;
+	struct close_wait *c = NULL;
+
+	if (L && ino >= KVFS_INO_BASE)
+		c = calloc(1, sizeof(*c));
+	if (c) {
+		*c = (struct close_wait){req, ino, *fi, release, 1};
+		if (!release && holds(fs, ino, fi->lock_owner, KVFS_LOCK_POSIX))
+			propose_unlock_owner(fs, c, ino, fi->lock_owner, KVFS_LOCK_POSIX);
+		if (release && fi->flock_release && holds(fs, ino, fi->lock_owner, KVFS_LOCK_FLOCK))
+			propose_unlock_owner(fs, c, ino, fi->lock_owner, KVFS_LOCK_FLOCK);
+		for (struct lock_fh **p = &L->fhs; release && *p;) {
+			struct lock_fh *f = *p;
+
+			if (f->fh != fi->fh) {
+				p = &f->next;
+				continue;
+			}
+			if (holds(fs, f->ino, f->owner, KVFS_LOCK_POSIX))
+				propose_unlock_owner(fs, c, f->ino, f->owner, KVFS_LOCK_POSIX);
+			*p = f->next;
+			free(f);
+		}
+		on_close_unlocked(c, 0, 0); /* the initial count of one */
+		return;
+	}
+	if (release)
+		fuse_file_release(req, ino, fi);
+	else
+		fuse_file_flush(req, ino, fi);
+}
+
+/* The .flush operation: close(2) of a descriptor drops the closing process's record locks. */
+void fuse_lock_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	unlock_then(req, ino, fi, false);
+}
+
+/* The .release operation: the last close of an open file drops its flock lock and the record
+ * and OFD locks taken through it. */
+void fuse_lock_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	unlock_then(req, ino, fi, true);
+}
+
+/* A RELEASE_NODE the leader proposed. */
+struct node_release {
+	struct kvfs_fs *fs;
+	uint32_t node;
+};
+
+static void on_node_released(void *arg, int err, uint64_t ino);
+
+/* The leader: RELEASE_NODE for every node that holds locks granted before the last listing of
+ * /members and is not in it. */
+static void release_dead(struct kvfs_fs *fs)
+{
+	struct fuse_locks *L = fs->locks;
+
+	if (!L || !L->live_known || L->stopping || !fs->node)
+		return;
+	for (size_t i = 0; i < store_lock_count(fs->store); i++) {
+		const struct kvfs_lock *l = store_lock_at(fs->store, i);
+		struct kvfs_op op = {.type = KVFS_OP_RELEASE_NODE, .lk_node = l->node,
+		                     .lk_inc = UINT64_MAX};
+		struct node_release *r;
+
+		/* A lock granted after the listing may be a newcomer's: the next listing says. */
+		if (bit(L->live, l->node) || bit(L->releasing, l->node) || l->token > L->live_index)
+			continue;
+		log_info("node %" PRIu32 " holds locks and its ZooKeeper session is gone: releasing "
+		         "them",
+		         l->node);
+		r = malloc(sizeof(*r));
+		if (!r)
+			return;
+		*r = (struct node_release){fs, l->node};
+		if (node_propose(fs->node, &op, 0, on_node_released, r) < 0) {
+			free(r);
+			return;
+		}
+		set_bit(L->releasing, l->node, true);
+	}
+}
+
+static void on_node_released(void *arg, int err, uint64_t ino)
+{
+	struct node_release *r = arg;
+	struct kvfs_fs *fs = r->fs;
+
+	(void)ino;
+	set_bit(fs->locks->releasing, r->node, false);
+	if (err < 0 && err != -ESHUTDOWN)
+		log_warn("releasing the locks of node %" PRIu32 " failed: %s; trying again",
+		         r->node, strerror(-err));
+	free(r);
+	if (err != -ESHUTDOWN)
+		release_dead(fs);
+}
+
+/* See fs.h. */
+void fuse_lock_members(struct kvfs_fs *fs, bool known, const uint8_t *live, size_t len)
+{
+	struct fuse_locks *L = fs->locks;
+
+	if (!L)
+		return;
+	L->live_known = known;
+	memset(L->live, 0, sizeof(L->live));
+	if (known) {
+		memcpy(L->live, live, len < sizeof(L->live) ? len : sizeof(L->live));
+		L->live_index = store_applied_index(fs->store);
+	}
+	release_dead(fs);
+}
+
+/* Proposes again the parked requests on ino (every parked one when ino is 0). */
+static void wake(struct kvfs_fs *fs, uint64_t ino)
+{
+	struct fuse_locks *L = fs->locks;
+	struct lock_wait *w, *next;
+
+	L->gen++;
+	for (w = L->waits; w; w = next) {
+		next = w->next;
+		if (!w->in_flight && !w->answered && (ino == 0 || w->op.ino == ino))
+			propose_wait(w);
+	}
+}
+
+/* See fs.h. */
+void fuse_lock_on_apply(struct kvfs_fs *fs, const struct kvfs_op *op,
+                        const struct kvfs_apply_result *res)
+{
+	if (!fs->locks || res->err < 0 || res->duplicate)
+		return;
+	switch (op->type) {
+	case KVFS_OP_LOCK:
+		/* An unlock or a downgrade may let parked requests in. */
+		if (op->lk_type != KVFS_LOCK_WR)
+			wake(fs, op->ino);
+		release_dead(fs);
+		break;
+	case KVFS_OP_UNLOCK_OWNER:
+		wake(fs, op->ino);
+		break;
+	case KVFS_OP_RELEASE_NODE:
+		wake(fs, 0);
+		break;
+	case KVFS_OP_UNLINK:
+	case KVFS_OP_RENAME:
+		/* A file's last name went, and its locks with it. */
+		if (res->nlink_after == 0 || res->replaced_ino)
+			wake(fs, 0);
+		break;
+	default:
+		break;
+	}
+}
+
+/* See fs.h. */
+void fuse_lock_on_reset(struct kvfs_fs *fs)
+{
+	if (fs->locks)
+		wake(fs, 0);
+}
+
+/* See fs.h. */
+int fuse_lock_token_text(struct kvfs_fs *fs, fuse_ino_t ino, char *buf, size_t len)
+{
+	uint64_t token;
+	int n;
+
+	if (!store_lock_token(fs->store, ino, &token))
+		return -ENODATA;
+	n = snprintf(buf, len, "%" PRIu64, token);
+	return n < 0 || (size_t)n >= len ? -ERANGE : n;
+}
+
+/* See fs.h. */
+void fuse_lock_stop(struct kvfs_fs *fs)
+{
+	struct fuse_locks *L = fs->locks;
+	struct lock_wait *w, *next;
+
+	if (!L)
+		return;
+	L->stopping = true;
+	for (w = L->waits; w; w = next) {
+		next = w->next;
+		if (!w->answered)
+			fuse_reply_err(w->req, ENOLCK);
+		w->answered = true;
+		if (!w->in_flight) {
+			unlink_wait(L, w);
+			free(w);
+		}
+	}
+}
+
+/* See fs.h. */
+void fuse_lock_free(struct kvfs_fs *fs)
+{
+	struct fuse_locks *L = fs->locks;
+
+	if (!L)
+		return;
+	fuse_lock_stop(fs);
+	while (L->waits) {
+		struct lock_wait *w = L->waits;
+
+		L->waits = w->next;
+		free(w);
+	}
+	while (L->fhs) {
+		struct lock_fh *f = L->fhs;
+
+		L->fhs = f->next;
+		free(f);
+	}
+	free(L);
+	fs->locks = NULL;
+}
