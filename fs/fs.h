@@ -284,7 +284,8 @@ void fuse_ops_on_reset(void *arg, struct kvfs_store *old);
  * closing owner's locks before fuse_file_flush / fuse_file_release run. fuse_lock_on_apply: from
  * fuse_ops_on_apply, wakes parked requests. fuse_lock_on_reset: the table was replaced by a
  * snapshot. fuse_lock_members: on the leader, the members whose ZooKeeper znode exists (known
- * false: not leading, or not listed yet); the locks of the others are released.
+ * false: not leading, or not listed yet) as of listing number seq; the locks of the others,
+ * granted before this node first saw that listing, are released.
  * fuse_lock_token_text: the fencing token shown as user.kvfs.lock (the highest token of the
  * locks held on ino, in decimal): its length, -ENODATA without a lock, -ERANGE if len is too
  * small. fuse_lock_held_here: whether this process holds record locks on ino (an open for
@@ -302,7 +303,8 @@ void fuse_lock_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 void fuse_lock_on_apply(struct kvfs_fs *fs, const struct kvfs_op *op,
                         const struct kvfs_apply_result *res);
 void fuse_lock_on_reset(struct kvfs_fs *fs);
-void fuse_lock_members(struct kvfs_fs *fs, bool known, const uint8_t *live, size_t len);
+void fuse_lock_members(struct kvfs_fs *fs, bool known, const uint8_t *live, size_t len,
+                       uint64_t seq);
 int fuse_lock_token_text(struct kvfs_fs *fs, fuse_ino_t ino, char *buf, size_t len);
 bool fuse_lock_held_here(const struct kvfs_fs *fs, uint64_t ino);
 void fuse_lock_stop(struct kvfs_fs *fs);

@@ -70,6 +70,7 @@ struct fuse_locks {
 	bool live_known;
 	uint8_t live[LIVE_BYTES];
 	uint64_t live_index;
+	uint64_t live_seq; /* the listing they came from (zk_election_live_members) */
 	uint8_t releasing[LIVE_BYTES];
 };
 
@@ -408,6 +409,7 @@ bool fuse_lock_held_here(const struct kvfs_fs *fs, uint64_t ino)
 
 /* A flush or release waiting for the UNLOCK_OWNERs it proposed, then handed on. */
 struct close_wait {
+	struct kvfs_fs *fs;
 	fuse_req_t req;
 	fuse_ino_t ino;
 	struct fuse_file_info fi;
@@ -426,6 +428,13 @@ static void on_close_unlocked(void *arg, int err, uint64_t ino)
 		         strerror(-err));
 	if (--c->pending)
 		return;
+	if (c->fs->locks->stopping) {
+		/* The daemon stopped taking requests and frees every handle (finish_stop): the
+		 * file layer must not see this one again. */
+		fuse_reply_err(c->req, 0);
+		free(c);
+		return;
+	}
 	if (c->release)
 		fuse_file_release(c->req, c->ino, &c->fi);
 	else
@@ -456,7 +465,7 @@ static void unlock_then(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	if (L && ino >= KVFS_INO_BASE)
 		c = calloc(1, sizeof(*c));
 	if (c) {
-		*c = (struct close_wait){req, ino, *fi, release, 1};
+		*c = (struct close_wait){fs, req, ino, *fi, release, 1};
 		if (!release && holds(fs, ino, fi->lock_owner, KVFS_LOCK_POSIX))
 			propose_unlock_owner(fs, c, ino, fi->lock_owner, KVFS_LOCK_POSIX);
 		if (release && fi->flock_release && holds(fs, ino, fi->lock_owner, KVFS_LOCK_FLOCK))
@@ -551,18 +560,25 @@ static void on_node_released(void *arg, int err, uint64_t ino)
 }
 
 /* See fs.h. */
-void fuse_lock_members(struct kvfs_fs *fs, bool known, const uint8_t *live, size_t len)
+void fuse_lock_members(struct kvfs_fs *fs, bool known, const uint8_t *live, size_t len,
+                       uint64_t seq)
 {
 	struct fuse_locks *L = fs->locks;
 
 	if (!L)
 		return;
-	L->live_known = known;
-	memset(L->live, 0, sizeof(L->live));
-	if (known) {
-		memcpy(L->live, live, len < sizeof(L->live) ? len : sizeof(L->live));
-		L->live_index = store_applied_index(fs->store);
+	if (!known) {
+		L->live_known = false;
+		return;
 	}
+	if (L->live_known && seq == L->live_seq)
+		return; /* the listing we acted on already: its index stays where it was */
+	L->live_known = true;
+	L->live_seq = seq;
+	memset(L->live, 0, sizeof(L->live));
+	memcpy(L->live, live, len < sizeof(L->live) ? len : sizeof(L->live));
+	/* Locks granted from here on may be newcomers' that this listing predates. */
+	L->live_index = store_applied_index(fs->store);
 	release_dead(fs);
 }
 

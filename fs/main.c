@@ -541,10 +541,11 @@ static void on_zk_change(uv_async_t *h)
 		begin_stop(a, EXIT_CLUSTER);
 	else if (a->zk && a->fs.node) {
 		uint8_t live[32];
-		bool known = zk_election_live_members(a->zk, live, sizeof(live));
+		uint64_t seq;
+		bool known = zk_election_live_members(a->zk, live, sizeof(live), &seq);
 
 		node_cluster_changed(a->fs.node);
-		fuse_lock_members(&a->fs, known, live, sizeof(live));
+		fuse_lock_members(&a->fs, known, live, sizeof(live), seq);
 	}
 }
 

@@ -138,6 +138,7 @@ struct kvfs_zk {
 	/* zk_locks.c: the ids whose /members znode exists, listed while this node leads */
 	bool live_known;             /* protected by lock */
 	uint8_t live[MAX_IDS / 8];   /* protected by lock */
+	uint64_t live_seq;           /* listings so far; protected by lock */
 	bool was_member;             /* the configuration held this node at some point */
 };
 

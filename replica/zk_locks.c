@@ -1,7 +1,8 @@
 /*
  * Dead lock holders (issue 13): while this node leads, the election thread lists the members'
  * ephemeral znodes (/members/<id>) with a watch, every round and whenever one comes or goes, and
- * publishes the ids present. The loop compares them with the lock table (fs/fuse_lock.c) and
+ * publishes the ids present (and counts the listings, so that the loop knows a new one from one
+ * it has seen). The loop compares them with the lock table (fs/fuse_lock.c) and
  * proposes RELEASE_NODE for a node that holds locks and whose znode is gone: its ZooKeeper
  * session expired (a crash, a partition from ZooKeeper) or it stopped or was removed.
  */
@@ -60,17 +61,19 @@ void zk_locks_round(struct kvfs_zk *z, bool leading)
 	changed = !z->live_known || memcmp(z->live, live, sizeof(live)) != 0;
 	memcpy(z->live, live, sizeof(live));
 	z->live_known = true;
+	z->live_seq++;
 	pthread_mutex_unlock(&z->lock);
 	if (changed)
 		zk_session_wake(z);
 }
 
-bool zk_election_live_members(struct kvfs_zk *z, uint8_t *bits, size_t len)
+bool zk_election_live_members(struct kvfs_zk *z, uint8_t *bits, size_t len, uint64_t *seq)
 {
 	bool known;
 
 	pthread_mutex_lock(&z->lock);
 	known = z->live_known && z->leading;
+	*seq = z->live_seq;
 	memset(bits, 0, len);
 	memcpy(bits, z->live, len < sizeof(z->live) ? len : sizeof(z->live));
 	pthread_mutex_unlock(&z->lock);
