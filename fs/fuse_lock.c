@@ -41,12 +41,12 @@ struct lock_wait {
 	fuse_req_t req;
 	struct kvfs_fs *fs;
 	struct kvfs_op op;
-	uint64_t fh;     /* the open file it came through (release drops record locks too) */
-	bool sleep;      /* wait on EAGAIN (F_SETLKW, blocking flock) */
-	bool in_flight;  /* its LOCK is proposed */
-	bool answered;   /* req was answered (EINTR, shutdown): undo a late grant, then free */
-	bool setup;      /* lock_request is still setting it up: on_interrupt must not free it */
-	uint64_t gen;    /* fuse_locks.gen when its LOCK was proposed */
+	uint64_t fh;    /* the open file it came through (release drops record locks too) */
+	bool sleep;     /* wait on EAGAIN (F_SETLKW, blocking flock) */
+	bool in_flight; /* its LOCK is proposed */
+	bool answered;  /* req was answered (EINTR, shutdown): undo a late grant, then free */
+	bool setup;     /* lock_request is still setting it up: on_interrupt must not free it */
+	uint64_t gen;   /* fuse_locks.gen when its LOCK was proposed */
 	struct lock_wait *prev, *next;
 };
 
@@ -57,11 +57,11 @@ struct lock_fh {
 };
 
 struct fuse_locks {
-	uint64_t inc;          /* this process's incarnation */
-	bool old_released;     /* RELEASE_NODE of earlier incarnations has committed */
-	bool releasing_old;    /* ... is in flight */
-	uint64_t gen;          /* unlocks applied so far: a parked request refused before one
-	                          applied is proposed again at once */
+	uint64_t inc;       /* this process's incarnation */
+	bool old_released;  /* RELEASE_NODE of earlier incarnations has committed */
+	bool releasing_old; /* ... is in flight */
+	uint64_t gen;       /* unlocks applied so far: a parked request refused before one
+	                       applied is proposed again at once */
 	struct lock_wait *waits;
 	struct lock_fh *fhs;
 	bool stopping;
@@ -86,7 +86,7 @@ static void set_bit(uint8_t *bits, uint32_t id, bool on)
 	if (on)
 		bits[id / 8] |= (uint8_t)(1u << (id % 8));
 	else
-		bits[id / 8] &= (uint8_t)~(1u << (id % 8));
+		bits[id / 8] &= (uint8_t) ~(1u << (id % 8));
 }
 
 static void ignore_done(void *arg, int err, uint64_t ino)
@@ -115,7 +115,8 @@ static void on_old_released(void *arg, int err, uint64_t ino)
 static void release_old(struct kvfs_fs *fs)
 {
 	struct fuse_locks *L = fs->locks;
-	struct kvfs_op op = {.type = KVFS_OP_RELEASE_NODE, .lk_node = fs->node_id, .lk_inc = L->inc};
+	struct kvfs_op op = {
+	    .type = KVFS_OP_RELEASE_NODE, .lk_node = fs->node_id, .lk_inc = L->inc};
 
 	if (L->old_released || L->releasing_old || !fs->node)
 		return;
@@ -286,8 +287,8 @@ static void lock_request(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino,
 }
 
 /* The .setlk operation: F_SETLK (sleep 0), F_SETLKW (sleep 1), and OFD locks alike. */
-void fuse_lock_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
-                     struct flock *lock, int sleep)
+void fuse_lock_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock,
+                     int sleep)
 {
 	struct kvfs_op op = {.type = KVFS_OP_LOCK, .lk_kind = KVFS_LOCK_POSIX};
 
@@ -305,7 +306,8 @@ void fuse_lock_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	/* libfuse gives l_whence SEEK_SET, and l_len 0 for "to the end" (the kernel's OFFSET_MAX). */
+	/* libfuse gives l_whence SEEK_SET, and l_len 0 for "to the end" (the kernel's OFFSET_MAX).
+	 */
 	if (lock->l_start < 0 || lock->l_len < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
@@ -324,8 +326,8 @@ void fuse_lock_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 /* The .flock operation: LOCK_SH, LOCK_EX or LOCK_UN, with LOCK_NB or waiting. */
 void fuse_lock_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op_)
 {
-	struct kvfs_op op = {.type = KVFS_OP_LOCK, .lk_kind = KVFS_LOCK_FLOCK,
-	                     .lk_end = KVFS_LOCK_END_MAX};
+	struct kvfs_op op = {
+	    .type = KVFS_OP_LOCK, .lk_kind = KVFS_LOCK_FLOCK, .lk_end = KVFS_LOCK_END_MAX};
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 
 	switch (op_ & ~LOCK_NB) {
@@ -348,11 +350,12 @@ void fuse_lock_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, 
 
 /* The .getlk operation, answered from this node's table (what it has applied). A holder on
  * another node shows l_pid 0. */
-void fuse_lock_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
-                     struct flock *lock)
+void fuse_lock_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock)
 {
 	struct kvfs_fs *fs = fuse_req_userdata(req);
-	struct kvfs_lock want = {.ino = ino, .node = fs->node_id, .owner = fi->lock_owner,
+	struct kvfs_lock want = {.ino = ino,
+	                         .node = fs->node_id,
+	                         .owner = fi->lock_owner,
 	                         .kind = KVFS_LOCK_POSIX},
 	                 c;
 
@@ -445,8 +448,12 @@ static void on_close_unlocked(void *arg, int err, uint64_t ino)
 static void propose_unlock_owner(struct kvfs_fs *fs, struct close_wait *c, uint64_t ino,
                                  uint64_t owner, uint8_t kind)
 {
-	struct kvfs_op op = {.type = KVFS_OP_UNLOCK_OWNER, .ino = ino, .lk_node = fs->node_id,
-	                     .lk_inc = fs->locks->inc, .lk_owner = owner, .lk_kind = kind};
+	struct kvfs_op op = {.type = KVFS_OP_UNLOCK_OWNER,
+	                     .ino = ino,
+	                     .lk_node = fs->node_id,
+	                     .lk_inc = fs->locks->inc,
+	                     .lk_owner = owner,
+	                     .lk_kind = kind};
 
 	if (node_propose(fs->node, &op, 0, on_close_unlocked, c) == 0)
 		c->pending++;
@@ -522,14 +529,15 @@ static void release_dead(struct kvfs_fs *fs)
 		return;
 	for (size_t i = 0; i < store_lock_count(fs->store); i++) {
 		const struct kvfs_lock *l = store_lock_at(fs->store, i);
-		struct kvfs_op op = {.type = KVFS_OP_RELEASE_NODE, .lk_node = l->node,
-		                     .lk_inc = UINT64_MAX};
+		struct kvfs_op op = {
+		    .type = KVFS_OP_RELEASE_NODE, .lk_node = l->node, .lk_inc = UINT64_MAX};
 		struct node_release *r;
 
 		/* A lock granted after the listing may be a newcomer's: the next listing says. */
 		if (bit(L->live, l->node) || bit(L->releasing, l->node) || l->token > L->live_index)
 			continue;
-		log_info("node %" PRIu32 " holds locks and its ZooKeeper session is gone: releasing "
+		log_info("node %" PRIu32
+		         " holds locks and its ZooKeeper session is gone: releasing "
 		         "them",
 		         l->node);
 		r = malloc(sizeof(*r));

@@ -319,14 +319,22 @@ int op_decode(struct kvfs_op *op, const uint8_t *buf, size_t len)
 const char *op_type_name(unsigned type)
 {
 	static const char *const names[KVFS_OP__COUNT] = {
-	    [KVFS_OP_NOOP] = "noop",           [KVFS_OP_PUT] = "put",
-	    [KVFS_OP_APPEND] = "append",       [KVFS_OP_CREATE] = "create",
-	    [KVFS_OP_MKDIR] = "mkdir",         [KVFS_OP_SYMLINK] = "symlink",
-	    [KVFS_OP_UNLINK] = "unlink",       [KVFS_OP_RMDIR] = "rmdir",
-	    [KVFS_OP_RENAME] = "rename",       [KVFS_OP_SETATTR] = "setattr",
-	    [KVFS_OP_LINK] = "link",           [KVFS_OP_MKNOD] = "mknod",
-	    [KVFS_OP_FALLOCATE] = "fallocate", [KVFS_OP_CONFIG] = "config",
-	    [KVFS_OP_LOCK] = "lock",           [KVFS_OP_UNLOCK_OWNER] = "unlock_owner",
+	    [KVFS_OP_NOOP] = "noop",
+	    [KVFS_OP_PUT] = "put",
+	    [KVFS_OP_APPEND] = "append",
+	    [KVFS_OP_CREATE] = "create",
+	    [KVFS_OP_MKDIR] = "mkdir",
+	    [KVFS_OP_SYMLINK] = "symlink",
+	    [KVFS_OP_UNLINK] = "unlink",
+	    [KVFS_OP_RMDIR] = "rmdir",
+	    [KVFS_OP_RENAME] = "rename",
+	    [KVFS_OP_SETATTR] = "setattr",
+	    [KVFS_OP_LINK] = "link",
+	    [KVFS_OP_MKNOD] = "mknod",
+	    [KVFS_OP_FALLOCATE] = "fallocate",
+	    [KVFS_OP_CONFIG] = "config",
+	    [KVFS_OP_LOCK] = "lock",
+	    [KVFS_OP_UNLOCK_OWNER] = "unlock_owner",
 	    [KVFS_OP_RELEASE_NODE] = "release_node",
 	};
 

@@ -181,8 +181,8 @@ static int lock_posix(struct kvfs_store *s, const struct kvfs_lock *want)
 }
 
 /* Drops the locks for which drop() says true; the number dropped. */
-static size_t drop_if(struct kvfs_store *s, bool (*drop)(const struct kvfs_lock *l,
-                                                         const struct kvfs_op *op),
+static size_t drop_if(struct kvfs_store *s,
+                      bool (*drop)(const struct kvfs_lock *l, const struct kvfs_op *op),
                       const struct kvfs_op *op)
 {
 	size_t kept = 0, n = s->nlocks;
@@ -298,8 +298,7 @@ int store_lock_load(struct kvfs_store *s, const struct kvfs_lock *l, uint64_t in
 	struct kvfs_inode *in = store_get_linked(s, l->ino);
 
 	if (!in || l->node == 0 || l->kind > KVFS_LOCK_POSIX || l->type > KVFS_LOCK_WR ||
-	    l->start > l->end || l->end > KVFS_LOCK_END_MAX || l->token == 0 ||
-	    l->token > index)
+	    l->start > l->end || l->end > KVFS_LOCK_END_MAX || l->token == 0 || l->token > index)
 		return -EBADMSG;
 	if (l->kind == KVFS_LOCK_FLOCK && (l->start != 0 || l->end != KVFS_LOCK_END_MAX))
 		return -EBADMSG;

@@ -573,9 +573,9 @@ static void test_random_bytes(void **state)
 static void test_type_names(void **state)
 {
 	static const char *const names[] = {
-	    "noop", "put",   "append", "create",    "mkdir",   "symlink", "unlink",
-	    "rmdir", "rename", "setattr", "link",    "mknod",   "fallocate", "config",
-	    "unknown", "unknown", "lock", "unlock_owner", "release_node"};
+	    "noop",    "put",     "append",  "create",       "mkdir",       "symlink",   "unlink",
+	    "rmdir",   "rename",  "setattr", "link",         "mknod",       "fallocate", "config",
+	    "unknown", "unknown", "lock",    "unlock_owner", "release_node"};
 
 	assert_int_equal(sizeof(names) / sizeof(names[0]), KVFS_OP__COUNT);
 	for (unsigned t = 0; t < KVFS_OP__COUNT; t++)

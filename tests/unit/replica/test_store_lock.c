@@ -38,9 +38,9 @@ static struct kvfs_apply_result apply(struct kvfs_store *s, struct kvfs_op op)
 
 static uint64_t create(struct kvfs_store *s, const char *name)
 {
-	struct kvfs_apply_result r = apply(s, OP(.type = KVFS_OP_CREATE, .parent = ROOT,
-	                                         .name = name, .name_len = (uint32_t)strlen(name),
-	                                         .mode = 0644));
+	struct kvfs_apply_result r =
+	    apply(s, OP(.type = KVFS_OP_CREATE, .parent = ROOT, .name = name,
+	                .name_len = (uint32_t)strlen(name), .mode = 0644));
 
 	assert_int_equal(r.err, 0);
 	return r.ino;
@@ -56,7 +56,7 @@ static int lk(struct kvfs_store *s, uint64_t ino, uint32_t node, uint64_t owner,
 	    .err;
 }
 
-#define FL(s, ino, node, owner, type) lk(s, ino, node, owner, KVFS_LOCK_FLOCK, type, 0, 0)
+#define FL(s, ino, node, owner, type)       lk(s, ino, node, owner, KVFS_LOCK_FLOCK, type, 0, 0)
 #define PX(s, ino, node, owner, type, a, b) lk(s, ino, node, owner, KVFS_LOCK_POSIX, type, a, b)
 
 /* The record locks of (node, owner) on ino as "t:a-b " pieces in table order, sorted by start. */
@@ -82,14 +82,15 @@ static const char *ranges(struct kvfs_store *s, uint64_t ino, uint32_t node, uin
 		}
 	buf[0] = '\0';
 	for (size_t i = 0; i < n; i++)
-		off += got[i]->end == END
-		           ? (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%c:%llu-",
-		                              i ? " " : "", got[i]->type == KVFS_LOCK_WR ? 'w' : 'r',
-		                              (unsigned long long)got[i]->start)
-		           : (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%c:%llu-%llu",
-		                              i ? " " : "", got[i]->type == KVFS_LOCK_WR ? 'w' : 'r',
-		                              (unsigned long long)got[i]->start,
-		                              (unsigned long long)got[i]->end);
+		off +=
+		    got[i]->end == END
+		        ? (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%c:%llu-", i ? " " : "",
+		                           got[i]->type == KVFS_LOCK_WR ? 'w' : 'r',
+		                           (unsigned long long)got[i]->start)
+		        : (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%c:%llu-%llu",
+		                           i ? " " : "", got[i]->type == KVFS_LOCK_WR ? 'w' : 'r',
+		                           (unsigned long long)got[i]->start,
+		                           (unsigned long long)got[i]->end);
 	return buf;
 }
 
@@ -114,7 +115,8 @@ static void test_flock(void **state)
 	uint64_t f = create(s, "f"), g = create(s, "g"), token;
 
 	assert_int_equal(FL(s, f, 1, 10, KVFS_LOCK_RD), 0);
-	assert_int_equal(FL(s, f, 2, 10, KVFS_LOCK_RD), 0); /* shared: same owner number, other node */
+	assert_int_equal(FL(s, f, 2, 10, KVFS_LOCK_RD),
+	                 0); /* shared: same owner number, other node */
 	assert_int_equal(FL(s, f, 2, 11, KVFS_LOCK_WR), -EAGAIN);
 	/* Upgrading while another shares it fails and keeps the shared lock (atomic). */
 	assert_int_equal(FL(s, f, 1, 10, KVFS_LOCK_WR), -EAGAIN);
@@ -168,9 +170,14 @@ static void test_posix_ranges(void **state)
 	assert_string_equal(ranges(s, f, 2, 7), "r:0-5 w:6-9");
 	/* F_GETLK's view. */
 	{
-		struct kvfs_lock want = {.ino = f, .node = 3, .inc = 1, .owner = 1,
-		                         .kind = KVFS_LOCK_POSIX, .type = KVFS_LOCK_RD,
-		                         .start = 8, .end = 8},
+		struct kvfs_lock want = {.ino = f,
+		                         .node = 3,
+		                         .inc = 1,
+		                         .owner = 1,
+		                         .kind = KVFS_LOCK_POSIX,
+		                         .type = KVFS_LOCK_RD,
+		                         .start = 8,
+		                         .end = 8},
 		                 c;
 
 		assert_true(store_lock_conflict(s, &want, &c));
@@ -182,11 +189,11 @@ static void test_posix_ranges(void **state)
 	}
 	/* UNLOCK_OWNER drops one owner's locks of one kind on one file. */
 	assert_int_equal(FL(s, f, 2, 7, KVFS_LOCK_WR), 0);
-	assert_int_equal(apply(s, OP(.type = KVFS_OP_UNLOCK_OWNER, .origin = 2, .ino = f,
-	                             .lk_node = 2, .lk_inc = 1, .lk_owner = 7,
-	                             .lk_kind = KVFS_LOCK_POSIX))
-	                     .err,
-	                 0);
+	assert_int_equal(
+	    apply(s, OP(.type = KVFS_OP_UNLOCK_OWNER, .origin = 2, .ino = f, .lk_node = 2,
+	                .lk_inc = 1, .lk_owner = 7, .lk_kind = KVFS_LOCK_POSIX))
+	        .err,
+	    0);
 	assert_string_equal(ranges(s, f, 2, 7), "");
 	assert_string_equal(ranges(s, f, 1, 7), "w:10-");
 	assert_int_equal(FL(s, f, 3, 3, KVFS_LOCK_RD), -EAGAIN); /* the flock lock stayed */
@@ -206,10 +213,9 @@ static void test_release_node_and_unlink(void **state)
 	assert_int_equal(PX(s, g, 1, 1, KVFS_LOCK_WR, 0, 9), 0);
 	assert_int_equal(PX(s, g, 2, 1, KVFS_LOCK_WR, 10, 19), 0);
 	/* A later incarnation's release spares locks of that incarnation and later. */
-	assert_int_equal(apply(s, OP(.type = KVFS_OP_RELEASE_NODE, .origin = 3, .lk_node = 1,
-	                             .lk_inc = 1))
-	                     .err,
-	                 0);
+	assert_int_equal(
+	    apply(s, OP(.type = KVFS_OP_RELEASE_NODE, .origin = 3, .lk_node = 1, .lk_inc = 1)).err,
+	    0);
 	assert_int_equal(store_lock_count(s), 3);
 	assert_int_equal(apply(s, OP(.type = KVFS_OP_RELEASE_NODE, .origin = 3, .lk_node = 1,
 	                             .lk_inc = UINT64_MAX))
@@ -219,10 +225,9 @@ static void test_release_node_and_unlink(void **state)
 	assert_false(store_lock_token(s, f, &token));
 	assert_int_equal(FL(s, f, 2, 5, KVFS_LOCK_WR), 0);
 	/* The file's last name goes: its locks go with it, on every replica alike. */
-	assert_int_equal(apply(s, OP(.type = KVFS_OP_UNLINK, .parent = ROOT, .name = "g",
-	                             .name_len = 1))
-	                     .err,
-	                 0);
+	assert_int_equal(
+	    apply(s, OP(.type = KVFS_OP_UNLINK, .parent = ROOT, .name = "g", .name_len = 1)).err,
+	    0);
 	assert_int_equal(store_lock_count(s), 1);
 	assert_int_equal(store_lock_at(s, 0)->ino, f);
 }
