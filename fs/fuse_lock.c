@@ -134,6 +134,14 @@ int fuse_lock_start(struct kvfs_fs *fs)
 		return -ENOMEM;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	L->inc = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	/* Above every earlier incarnation's, even if the clock went back: the store recovered
+	 * what this node applied before it stopped, its own grants included. */
+	for (size_t i = 0; i < store_lock_count(fs->store); i++) {
+		const struct kvfs_lock *l = store_lock_at(fs->store, i);
+
+		if (l->node == fs->node_id && l->inc >= L->inc)
+			L->inc = l->inc + 1;
+	}
 	fs->locks = L;
 	release_old(fs);
 	return 0;
@@ -529,16 +537,22 @@ static void release_dead(struct kvfs_fs *fs)
 		return;
 	for (size_t i = 0; i < store_lock_count(fs->store); i++) {
 		const struct kvfs_lock *l = store_lock_at(fs->store, i);
-		struct kvfs_op op = {
-		    .type = KVFS_OP_RELEASE_NODE, .lk_node = l->node, .lk_inc = UINT64_MAX};
+		struct kvfs_op op = {.type = KVFS_OP_RELEASE_NODE, .lk_node = l->node};
 		struct node_release *r;
 
 		/* A lock granted after the listing may be a newcomer's: the next listing says. */
 		if (bit(L->live, l->node) || bit(L->releasing, l->node) || l->token > L->live_index)
 			continue;
-		log_info("node %" PRIu32
-		         " holds locks and its ZooKeeper session is gone: releasing "
-		         "them",
+		/* Only the incarnations seen before the listing: a restarted node's next one,
+		 * whose locks came later, keeps them. */
+		for (size_t k = 0; k < store_lock_count(fs->store); k++) {
+			const struct kvfs_lock *o = store_lock_at(fs->store, k);
+
+			if (o->node == l->node && o->token <= L->live_index && o->inc >= op.lk_inc)
+				op.lk_inc = o->inc == UINT64_MAX ? UINT64_MAX : o->inc + 1;
+		}
+		log_info("node %" PRIu32 " holds locks and its ZooKeeper session is gone: "
+		         "releasing them",
 		         l->node);
 		r = malloc(sizeof(*r));
 		if (!r)

@@ -655,6 +655,10 @@ void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_ap
 		case KVFS_OP_RMDIR:
 			inval_name(fs, op->parent, op->name, op->name_len, res->ino, res->nlink_after);
 			break;
+		case KVFS_OP_LOCK:
+		case KVFS_OP_UNLOCK_OWNER:
+		case KVFS_OP_RELEASE_NODE:
+			break; /* the kernel caches nothing of locks (fuse_lock.c) */
 		default:
 			/* A new name: the kernel caches no negative entries (lookup answers ENOENT),
 			 * so only the directory's attributes are stale. */
