@@ -99,14 +99,16 @@ static int check_fallocate(const struct kvfs_op *op)
 	return 0;
 }
 
-/* LOCK, UNLOCK_OWNER, RELEASE_NODE: a real node, a file's ino, a known kind, type and range. */
+/* LOCK, UNLOCK_OWNER, RELEASE_NODE: a real node, an inode of the tree, a known kind, type and
+ * range. */
 static int check_lock(const struct kvfs_op *op)
 {
 	if (op->lk_node == 0)
 		return -EINVAL;
 	if (op->type == KVFS_OP_RELEASE_NODE)
 		return 0;
-	if (op->ino < KVFS_INO_BASE || op->lk_kind > KVFS_LOCK_POSIX)
+	/* A file or directory; the root too (`flock /mnt cmd`), not a virtual file. */
+	if ((op->ino < KVFS_INO_BASE && op->ino != KVFS_ROOT_INO) || op->lk_kind > KVFS_LOCK_POSIX)
 		return -EINVAL;
 	if (op->type == KVFS_OP_UNLOCK_OWNER)
 		return 0;

@@ -182,7 +182,8 @@ struct kvfs_op_limits {
  *  -ENAMETOOLONG a name over KVFS_NAME_MAX or a symlink target over KVFS_PATH_MAX bytes;
  *  -ENOENT       an empty symlink target (as symlink(2) says);
  *  -EINVAL       (locks) LOCK of an unknown kind or type, a range with lk_start > lk_end or
- *                lk_end past KVFS_LOCK_END_MAX, an ino below KVFS_INO_BASE, lk_node 0;
+ *                lk_end past KVFS_LOCK_END_MAX, an ino below KVFS_INO_BASE other than the
+ *                root's (a virtual file), lk_node 0;
  *  -EFBIG        data, or a SETATTR size, over op->max_value; a FALLOCATE range ending past
  *                INT64_MAX, or past op->max_value without KEEP_SIZE (it could grow the file).
  * What depends on the store (the parent exists, the path stays within KVFS_PATH_MAX, reserved

@@ -273,7 +273,15 @@ def main(mnt):
             ok(False, "closing the OFD holder's file releases its lock", str(e))
         os.close(b)
 
-    # 7. No lock is left behind.
+    # 7. The mount's root directory can be flocked (`flock /mnt cmd`).
+    root = os.open(mnt, os.O_RDONLY)
+    fcntl.flock(root, fcntl.LOCK_EX)
+    pid, r = child(lambda w: say(w, str(try_flock(mnt, fcntl.LOCK_EX))) or True)
+    ok(wait_line(r) == str(errno.EWOULDBLOCK), "flock on the mount's root excludes")
+    reap(pid)
+    os.close(root)
+
+    # 8. No lock is left behind.
     tok = token_after_release(f)
     ok(tok == errno.ENODATA, "no lock is left behind", str(tok))
     return 1 if FAILED else 0

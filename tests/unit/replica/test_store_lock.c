@@ -135,6 +135,10 @@ static void test_flock(void **state)
 	assert_int_equal(FL(s, f, 3, 1, KVFS_LOCK_RD), 0);
 	/* Unlocking what is not held is fine. */
 	assert_int_equal(FL(s, f, 4, 1, KVFS_LOCK_UN), 0);
+	/* The root directory can be flocked (`flock /mnt cmd`). */
+	assert_int_equal(FL(s, ROOT, 1, 10, KVFS_LOCK_WR), 0);
+	assert_int_equal(FL(s, ROOT, 2, 10, KVFS_LOCK_WR), -EAGAIN);
+	assert_int_equal(FL(s, ROOT, 1, 10, KVFS_LOCK_UN), 0);
 	/* A file that does not exist, a node speaking for another. */
 	assert_int_equal(FL(s, 999, 1, 10, KVFS_LOCK_RD), -ENOENT);
 	assert_int_equal(apply(s, OP(.type = KVFS_OP_LOCK, .origin = 2, .ino = f, .lk_node = 1,
