@@ -183,6 +183,57 @@ static int answer_err(int err)
 
 static void propose_wait(struct lock_wait *w);
 
+/* The lock of the table that keeps want (a record lock request of this node) waiting. */
+static bool blocker_of(const struct kvfs_fs *fs, const struct kvfs_op *want, struct kvfs_lock *c)
+{
+	struct kvfs_lock l = {
+	    .ino = want->ino,
+	    .node = want->lk_node,
+	    .inc = want->lk_inc,
+	    .owner = want->lk_owner,
+	    .kind = want->lk_kind,
+	    .type = want->lk_type,
+	    .start = want->lk_start,
+	    .end = want->lk_end,
+	};
+
+	return store_lock_conflict(fs->store, &l, c);
+}
+
+/*
+ * Whether parking w (a record lock request refused with EAGAIN) would close a cycle of waiters
+ * on this node: the holder of what w waits for waits itself, through at most DEADLOCK_STEPS
+ * owners, for a lock of w's owner. Linux answers F_SETLKW with EDEADLK then; kvfs does too for
+ * waiters on one node. Waiters on other nodes are not known here (README: not detected).
+ */
+#define DEADLOCK_STEPS 10
+
+static bool would_deadlock(const struct kvfs_fs *fs, const struct lock_wait *w)
+{
+	struct kvfs_lock c;
+	const struct kvfs_op *want = &w->op;
+
+	if (w->op.lk_kind != KVFS_LOCK_POSIX)
+		return false; /* as Linux: flock waits are not checked */
+	for (int step = 0; step < DEADLOCK_STEPS && blocker_of(fs, want, &c); step++) {
+		const struct lock_wait *next = NULL;
+
+		if (c.node != w->op.lk_node || c.inc != w->op.lk_inc)
+			return false; /* held elsewhere: its waits are not known here */
+		if (c.owner == w->op.lk_owner)
+			return true;
+		for (const struct lock_wait *o = fs->locks->waits; o && !next; o = o->next) {
+			if (o != w && !o->answered && o->sleep && o->op.lk_owner == c.owner &&
+			    o->op.lk_kind == KVFS_LOCK_POSIX)
+				next = o;
+		}
+		if (!next)
+			return false;
+		want = &next->op;
+	}
+	return false;
+}
+
 static void on_lock_done(void *arg, int err, uint64_t ino)
 {
 	struct lock_wait *w = arg;
@@ -205,9 +256,13 @@ static void on_lock_done(void *arg, int err, uint64_t ino)
 		return;
 	}
 	if (err == -EAGAIN && w->sleep && !L->stopping) {
-		if (L->gen != w->gen)
+		if (L->gen != w->gen) {
 			propose_wait(w); /* an unlock applied meanwhile: try again now */
-		return;                  /* parked: fuse_lock_on_apply wakes it */
+			return;
+		}
+		if (!would_deadlock(fs, w))
+			return; /* parked: fuse_lock_on_apply wakes it */
+		err = -EDEADLK;
 	}
 	if (err == 0 && w->op.lk_kind == KVFS_LOCK_POSIX && w->op.lk_type != KVFS_LOCK_UN)
 		remember_fh(L, w);

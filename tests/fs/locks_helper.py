@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Lock checks on one kvfs mount (tests/fs/test_locks.sh): flock and fcntl locks between
-processes, waiting and waking, EINTR, release on close and on kill -9, F_GETLK, OFD locks and the
-fencing token (user.kvfs.lock). Prints "ok ..." or "FAIL ..." per check; exits 1 if any failed.
+processes, waiting and waking, EINTR, EDEADLK between waiters of one node, release on close and on
+kill -9, F_GETLK, OFD locks, the root directory and the fencing token (user.kvfs.lock). Prints "ok ..." or "FAIL ..." per check; exits 1 if any failed.
 
 Usage: locks_helper.py MOUNTPOINT
 """
@@ -205,6 +205,31 @@ def main(mnt):
     ok(wait_line(r) == "free", "an interrupted waiter holds nothing afterwards")
     reap(pid)
     os.close(fd)
+
+    # 4b. Two processes of one node that would wait for each other: EDEADLK, as on Linux.
+    fd = os.open(f, os.O_RDWR)
+    fcntl.lockf(fd, fcntl.LOCK_EX, 1, 0)
+
+    def crosser(w):
+        g = os.open(f, os.O_RDWR)
+        fcntl.lockf(g, fcntl.LOCK_EX, 1, 1)
+        say(w, "holding")
+        fcntl.lockf(g, fcntl.LOCK_EX, 1, 0)  # waits for the parent
+        say(w, "granted")
+        return True
+
+    pid, r = child(crosser)
+    ok(wait_line(r) == "holding", "a child holds byte 1")
+    time.sleep(0.2)  # the child is parked on byte 0
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX, 1, 1)
+        ok(False, "a lock that would wait for a waiter on this one: EDEADLK")
+    except OSError as e:
+        ok(e.errno == errno.EDEADLK, "a lock that would wait for a waiter on this one: EDEADLK",
+           str(e))
+    os.close(fd)  # the parent's locks go: the child is granted byte 0
+    ok(wait_line(r) == "granted", "the waiting child gets the lock once the parent closes")
+    reap(pid)
 
     # 5. Release on close (fcntl: any close by the owning process) and on kill -9.
     def close_release(w):
