@@ -278,7 +278,7 @@ char *fuse_metrics_render(void *arg, size_t *len);
 void fuse_ops_on_reset(void *arg, struct kvfs_store *old);
 
 /*
- * fuse_lock.c: cluster-wide flock and fcntl locks (issue 13). fuse_lock_start: after node_start
+ * fuse_lock.c, fuse_lock_close.c: cluster-wide flock and fcntl locks (issue 13). fuse_lock_start: after node_start
  * (fs->node_id set): this process's incarnation, and the release of earlier incarnations' locks;
  * -ENOMEM. The operations .setlk, .getlk, .flock, and .flush and .release, which drop the
  * closing owner's locks before fuse_file_flush / fuse_file_release run. fuse_lock_on_apply: from

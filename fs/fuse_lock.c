@@ -9,17 +9,16 @@
  * Waiting (F_SETLKW, flock without LOCK_NB) never polls: a refused request is parked on this
  * node, and every unlock, UNLOCK_OWNER or RELEASE_NODE that this node applies (every node applies
  * every operation) proposes the parked requests on its inode again. A signal interrupts the wait
- * (FUSE_INTERRUPT: EINTR). Locks go when their owner unlocks; at flush (close(2) of any
- * descriptor, for the closing process's record locks); at release (the last close of an open
- * file: its flock lock, and the record and OFD locks taken through it, which also covers opens
- * that skip flush); and when the holding node's ZooKeeper session is gone: the leader proposes
- * RELEASE_NODE (fuse_lock_members). A restarted node releases what its earlier incarnation held.
+ * (FUSE_INTERRUPT: EINTR); one that would close a cycle of waiters on this node fails with
+ * EDEADLK. Locks go when their owner unlocks, and without an unlock at close, process death, a
+ * restart or the loss of the holding node's ZooKeeper session (fuse_lock_close.c).
  *
  * The owner of a lock is (node id, incarnation, FUSE lock owner); the incarnation is the
  * process's start time in microseconds, so a restart never inherits locks. Everything here runs
  * on the loop thread.
  */
 #include "fs.h"
+#include "fuse_lock_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -34,61 +33,6 @@
 #include "kvfs/op.h"
 #include "kvfs/store.h"
 
-#define LIVE_BYTES 32 /* node ids 1..255 */
-
-/* A lock request: in flight (a LOCK proposed) or parked until an unlock on its inode. */
-struct lock_wait {
-	fuse_req_t req;
-	struct kvfs_fs *fs;
-	struct kvfs_op op;
-	uint64_t fh;    /* the open file it came through (release drops record locks too) */
-	bool sleep;     /* wait on EAGAIN (F_SETLKW, blocking flock) */
-	bool in_flight; /* its LOCK is proposed */
-	bool answered;  /* req was answered (EINTR, shutdown): undo a late grant, then free */
-	bool setup;     /* lock_request is still setting it up: on_interrupt must not free it */
-	uint64_t gen;   /* fuse_locks.gen when its LOCK was proposed */
-	struct lock_wait *prev, *next;
-};
-
-/* An open file through which a record (or OFD) lock was taken: released with it. */
-struct lock_fh {
-	uint64_t fh, ino, owner;
-	struct lock_fh *next;
-};
-
-struct fuse_locks {
-	uint64_t inc;       /* this process's incarnation */
-	bool old_released;  /* RELEASE_NODE of earlier incarnations has committed */
-	bool releasing_old; /* ... is in flight */
-	uint64_t gen;       /* unlocks applied so far: a parked request refused before one
-	                       applied is proposed again at once */
-	struct lock_wait *waits;
-	struct lock_fh *fhs;
-	bool stopping;
-	/* On the leader: the live members (fuse_lock_members), the applied index when that list
-	 * arrived, and the nodes whose RELEASE_NODE is in flight. */
-	bool live_known;
-	uint8_t live[LIVE_BYTES];
-	uint64_t live_index;
-	uint64_t live_seq; /* the listing they came from (zk_election_live_members) */
-	uint8_t releasing[LIVE_BYTES];
-};
-
-static bool bit(const uint8_t *bits, uint32_t id)
-{
-	return id < 8 * LIVE_BYTES && (bits[id / 8] & (1u << (id % 8)));
-}
-
-static void set_bit(uint8_t *bits, uint32_t id, bool on)
-{
-	if (id >= 8 * LIVE_BYTES)
-		return;
-	if (on)
-		bits[id / 8] |= (uint8_t)(1u << (id % 8));
-	else
-		bits[id / 8] &= (uint8_t) ~(1u << (id % 8));
-}
-
 static void ignore_done(void *arg, int err, uint64_t ino)
 {
 	(void)arg;
@@ -96,32 +40,6 @@ static void ignore_done(void *arg, int err, uint64_t ino)
 	if (err < 0 && err != -ESHUTDOWN)
 		log_warn("releasing a lock failed (%s); it goes when this node's session does",
 		         strerror(-err));
-}
-
-static void on_old_released(void *arg, int err, uint64_t ino)
-{
-	struct kvfs_fs *fs = arg;
-
-	(void)ino;
-	if (!fs->locks)
-		return;
-	fs->locks->releasing_old = false;
-	if (err == 0)
-		fs->locks->old_released = true;
-}
-
-/* RELEASE_NODE of this node's earlier incarnations: at start, and again before a lock request
- * until it has committed once. */
-static void release_old(struct kvfs_fs *fs)
-{
-	struct fuse_locks *L = fs->locks;
-	struct kvfs_op op = {
-	    .type = KVFS_OP_RELEASE_NODE, .lk_node = fs->node_id, .lk_inc = L->inc};
-
-	if (L->old_released || L->releasing_old || !fs->node)
-		return;
-	if (node_propose(fs->node, &op, 0, on_old_released, fs) == 0)
-		L->releasing_old = true;
 }
 
 /* See fs.h. */
@@ -143,7 +61,7 @@ int fuse_lock_start(struct kvfs_fs *fs)
 			L->inc = l->inc + 1;
 	}
 	fs->locks = L;
-	release_old(fs);
+	fuse_lock_close_old(fs);
 	return 0;
 }
 
@@ -155,21 +73,6 @@ static void unlink_wait(struct fuse_locks *L, struct lock_wait *w)
 		L->waits = w->next;
 	if (w->next)
 		w->next->prev = w->prev;
-}
-
-static void remember_fh(struct fuse_locks *L, const struct lock_wait *w)
-{
-	struct lock_fh *f;
-
-	for (f = L->fhs; f; f = f->next) {
-		if (f->fh == w->fh && f->ino == w->op.ino && f->owner == w->op.lk_owner)
-			return;
-	}
-	f = malloc(sizeof(*f));
-	if (!f)
-		return; /* the lock still goes at flush, or with the session */
-	*f = (struct lock_fh){w->fh, w->op.ino, w->op.lk_owner, L->fhs};
-	L->fhs = f;
 }
 
 /* The errno a lock request answers for its LOCK's outcome: the cluster could not decide it in
@@ -265,7 +168,7 @@ static void on_lock_done(void *arg, int err, uint64_t ino)
 		err = -EDEADLK;
 	}
 	if (err == 0 && w->op.lk_kind == KVFS_LOCK_POSIX && w->op.lk_type != KVFS_LOCK_UN)
-		remember_fh(L, w);
+		fuse_lock_close_track(L, w);
 	fuse_reply_err(w->req, answer_err(err));
 	unlink_wait(L, w);
 	free(w);
@@ -316,7 +219,7 @@ static void lock_request(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino,
 		fuse_reply_err(req, ENOLCK);
 		return;
 	}
-	release_old(fs);
+	fuse_lock_close_old(fs);
 	w = calloc(1, sizeof(*w));
 	if (!w) {
 		fuse_reply_err(req, ENOLCK);
@@ -445,220 +348,6 @@ void fuse_lock_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, 
 	fuse_reply_lock(req, lock);
 }
 
-/* Whether this incarnation holds a lock of kind for owner on ino (this node's table). */
-static bool holds(const struct kvfs_fs *fs, uint64_t ino, uint64_t owner, uint8_t kind)
-{
-	for (size_t i = 0; i < store_lock_count(fs->store); i++) {
-		const struct kvfs_lock *l = store_lock_at(fs->store, i);
-
-		if (l->ino == ino && l->kind == kind && l->owner == owner &&
-		    l->node == fs->node_id && l->inc == fs->locks->inc)
-			return true;
-	}
-	return false;
-}
-
-/* See fs.h. */
-bool fuse_lock_held_here(const struct kvfs_fs *fs, uint64_t ino)
-{
-	if (!fs->locks)
-		return false;
-	for (size_t i = 0; i < store_lock_count(fs->store); i++) {
-		const struct kvfs_lock *l = store_lock_at(fs->store, i);
-
-		if (l->ino == ino && l->kind == KVFS_LOCK_POSIX && l->node == fs->node_id &&
-		    l->inc == fs->locks->inc)
-			return true;
-	}
-	return false;
-}
-
-/* A flush or release waiting for the UNLOCK_OWNERs it proposed, then handed on. */
-struct close_wait {
-	struct kvfs_fs *fs;
-	fuse_req_t req;
-	fuse_ino_t ino;
-	struct fuse_file_info fi;
-	bool release;
-	unsigned pending;
-};
-
-static void on_close_unlocked(void *arg, int err, uint64_t ino)
-{
-	struct close_wait *c = arg;
-
-	(void)ino;
-	if (err < 0 && err != -ESHUTDOWN)
-		log_warn("releasing the locks of a closed file failed (%s); they go when this "
-		         "node's session does",
-		         strerror(-err));
-	if (--c->pending)
-		return;
-	if (c->fs->locks->stopping) {
-		/* The daemon stopped taking requests and frees every handle (finish_stop): the
-		 * file layer must not see this one again. */
-		fuse_reply_err(c->req, 0);
-		free(c);
-		return;
-	}
-	if (c->release)
-		fuse_file_release(c->req, c->ino, &c->fi);
-	else
-		fuse_file_flush(c->req, c->ino, &c->fi);
-	free(c);
-}
-
-static void propose_unlock_owner(struct kvfs_fs *fs, struct close_wait *c, uint64_t ino,
-                                 uint64_t owner, uint8_t kind)
-{
-	struct kvfs_op op = {.type = KVFS_OP_UNLOCK_OWNER,
-	                     .ino = ino,
-	                     .lk_node = fs->node_id,
-	                     .lk_inc = fs->locks->inc,
-	                     .lk_owner = owner,
-	                     .lk_kind = kind};
-
-	if (node_propose(fs->node, &op, 0, on_close_unlocked, c) == 0)
-		c->pending++;
-}
-
-/*
- * Proposes the UNLOCK_OWNERs a flush or release needs and hands req on to fn once they have
- * applied, so that close(2) returns with the locks gone cluster-wide; at once if none is held.
- */
-static void unlock_then(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, bool release)
-{
-	struct kvfs_fs *fs = fuse_req_userdata(req);
-	struct fuse_locks *L = fs->locks;
-	struct close_wait *c = NULL;
-
-	if (L && ino >= KVFS_INO_BASE)
-		c = calloc(1, sizeof(*c));
-	if (c) {
-		*c = (struct close_wait){fs, req, ino, *fi, release, 1};
-		if (!release && holds(fs, ino, fi->lock_owner, KVFS_LOCK_POSIX))
-			propose_unlock_owner(fs, c, ino, fi->lock_owner, KVFS_LOCK_POSIX);
-		if (release && fi->flock_release && holds(fs, ino, fi->lock_owner, KVFS_LOCK_FLOCK))
-			propose_unlock_owner(fs, c, ino, fi->lock_owner, KVFS_LOCK_FLOCK);
-		for (struct lock_fh **p = &L->fhs; release && *p;) {
-			struct lock_fh *f = *p;
-
-			if (f->fh != fi->fh) {
-				p = &f->next;
-				continue;
-			}
-			if (holds(fs, f->ino, f->owner, KVFS_LOCK_POSIX))
-				propose_unlock_owner(fs, c, f->ino, f->owner, KVFS_LOCK_POSIX);
-			*p = f->next;
-			free(f);
-		}
-		on_close_unlocked(c, 0, 0); /* the initial count of one */
-		return;
-	}
-	if (release)
-		fuse_file_release(req, ino, fi);
-	else
-		fuse_file_flush(req, ino, fi);
-}
-
-/* The .flush operation: close(2) of a descriptor drops the closing process's record locks. */
-void fuse_lock_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	unlock_then(req, ino, fi, false);
-}
-
-/* The .release operation: the last close of an open file drops its flock lock and the record
- * and OFD locks taken through it. */
-void fuse_lock_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	unlock_then(req, ino, fi, true);
-}
-
-/* A RELEASE_NODE the leader proposed. */
-struct node_release {
-	struct kvfs_fs *fs;
-	uint32_t node;
-};
-
-static void on_node_released(void *arg, int err, uint64_t ino);
-
-/* The leader: RELEASE_NODE for every node that holds locks granted before the last listing of
- * /members and is not in it. */
-static void release_dead(struct kvfs_fs *fs)
-{
-	struct fuse_locks *L = fs->locks;
-
-	if (!L || !L->live_known || L->stopping || !fs->node)
-		return;
-	for (size_t i = 0; i < store_lock_count(fs->store); i++) {
-		const struct kvfs_lock *l = store_lock_at(fs->store, i);
-		struct kvfs_op op = {.type = KVFS_OP_RELEASE_NODE, .lk_node = l->node};
-		struct node_release *r;
-
-		/* A lock granted after the listing may be a newcomer's: the next listing says. */
-		if (bit(L->live, l->node) || bit(L->releasing, l->node) || l->token > L->live_index)
-			continue;
-		/* Only the incarnations seen before the listing: a restarted node's next one,
-		 * whose locks came later, keeps them. */
-		for (size_t k = 0; k < store_lock_count(fs->store); k++) {
-			const struct kvfs_lock *o = store_lock_at(fs->store, k);
-
-			if (o->node == l->node && o->token <= L->live_index && o->inc >= op.lk_inc)
-				op.lk_inc = o->inc == UINT64_MAX ? UINT64_MAX : o->inc + 1;
-		}
-		log_info("node %" PRIu32 " holds locks and its ZooKeeper session is gone: "
-		         "releasing them",
-		         l->node);
-		r = malloc(sizeof(*r));
-		if (!r)
-			return;
-		*r = (struct node_release){fs, l->node};
-		if (node_propose(fs->node, &op, 0, on_node_released, r) < 0) {
-			free(r);
-			return;
-		}
-		set_bit(L->releasing, l->node, true);
-	}
-}
-
-static void on_node_released(void *arg, int err, uint64_t ino)
-{
-	struct node_release *r = arg;
-	struct kvfs_fs *fs = r->fs;
-
-	(void)ino;
-	set_bit(fs->locks->releasing, r->node, false);
-	if (err < 0 && err != -ESHUTDOWN)
-		log_warn("releasing the locks of node %" PRIu32 " failed: %s; trying again",
-		         r->node, strerror(-err));
-	free(r);
-	if (err != -ESHUTDOWN)
-		release_dead(fs);
-}
-
-/* See fs.h. */
-void fuse_lock_members(struct kvfs_fs *fs, bool known, const uint8_t *live, size_t len,
-                       uint64_t seq)
-{
-	struct fuse_locks *L = fs->locks;
-
-	if (!L)
-		return;
-	if (!known) {
-		L->live_known = false;
-		return;
-	}
-	if (L->live_known && seq == L->live_seq)
-		return; /* the listing we acted on already: its index stays where it was */
-	L->live_known = true;
-	L->live_seq = seq;
-	memset(L->live, 0, sizeof(L->live));
-	memcpy(L->live, live, len < sizeof(L->live) ? len : sizeof(L->live));
-	/* Locks granted from here on may be newcomers' that this listing predates. */
-	L->live_index = store_applied_index(fs->store);
-	release_dead(fs);
-}
-
 /* Proposes again the parked requests on ino (every parked one when ino is 0). */
 static void wake(struct kvfs_fs *fs, uint64_t ino)
 {
@@ -684,7 +373,7 @@ void fuse_lock_on_apply(struct kvfs_fs *fs, const struct kvfs_op *op,
 		/* An unlock or a downgrade may let parked requests in. */
 		if (op->lk_type != KVFS_LOCK_WR)
 			wake(fs, op->ino);
-		release_dead(fs);
+		fuse_lock_close_dead(fs);
 		break;
 	case KVFS_OP_UNLOCK_OWNER:
 		wake(fs, op->ino);
