@@ -131,7 +131,7 @@ struct kvfs_op {
 	const uint8_t *data; /* PUT, APPEND: bytes; SYMLINK: target */
 	uint32_t data_len;
 	/* LOCK, UNLOCK_OWNER, RELEASE_NODE: the lock owner is (lk_node, lk_inc, lk_owner): a node
-	 * id, that node's incarnation (node_incarnation: new at every start) and FUSE's 64-bit
+	 * id, that node's incarnation (fs/fuse_lock.c: new at every start) and FUSE's 64-bit
 	 * lock owner. LOCK: lk_kind, lk_type, the range lk_start..lk_end (inclusive, POSIX only;
 	 * flock locks cover the whole file), lk_pid (shown by F_GETLK on the holder's node). */
 	uint32_t lk_node;
