@@ -107,6 +107,8 @@ struct handle {
 	struct handle *prev, *next; /* all open handles, freed at shutdown */
 };
 
+struct fuse_locks;
+
 struct kvfs_fs {
 	struct fuse_session *se;
 	struct kvfs_node *node;
@@ -134,6 +136,7 @@ struct kvfs_fs {
 	struct wbuf *wbufs;     /* all write buffers (few: one per file open for writing) */
 	struct handle *handles; /* all open handles */
 	struct kvfs_fs_counters counters; /* /.metrics (fuse_metrics.c) */
+	struct fuse_locks *locks;         /* cluster-wide locks (fuse_lock.c) */
 };
 
 /*
@@ -298,6 +301,39 @@ char *fuse_metrics_render(void *arg, size_t *len);
 
 /* fuse_ops.c: the filesystem's side of a store reset (struct kvfs_node_reset). */
 void fuse_ops_on_reset(void *arg, struct kvfs_store *old);
+
+/*
+ * fuse_lock.c, fuse_lock_close.c: cluster-wide flock and fcntl locks (issue 13). fuse_lock_start: after node_start
+ * (fs->node_id set): this process's incarnation, and the release of earlier incarnations' locks;
+ * -ENOMEM. The operations .setlk, .getlk, .flock, and .flush and .release, which drop the
+ * closing owner's locks before fuse_file_flush / fuse_file_release run. fuse_lock_on_apply: from
+ * fuse_ops_on_apply, wakes parked requests. fuse_lock_on_reset: the table was replaced by a
+ * snapshot. fuse_lock_members: on the leader, the members whose ZooKeeper znode exists (known
+ * false: not leading, or not listed yet) as of listing number seq; the locks of the others,
+ * granted before this node first saw that listing, are released.
+ * fuse_lock_token_text: the fencing token shown as user.kvfs.lock (the highest token of the
+ * locks held on ino, in decimal): its length, -ENODATA without a lock, -ERANGE if len is too
+ * small. fuse_lock_held_here: whether this process holds record locks on ino (an open for
+ * reading then keeps its FLUSH at close). fuse_lock_stop: before unmounting, answers waiting requests (ENOLCK). fuse_lock_free:
+ * after node_close has completed.
+ */
+int fuse_lock_start(struct kvfs_fs *fs);
+void fuse_lock_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                     struct flock *lock, int sleep);
+void fuse_lock_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                     struct flock *lock);
+void fuse_lock_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op);
+void fuse_lock_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fuse_lock_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fuse_lock_on_apply(struct kvfs_fs *fs, const struct kvfs_op *op,
+                        const struct kvfs_apply_result *res);
+void fuse_lock_on_reset(struct kvfs_fs *fs);
+void fuse_lock_members(struct kvfs_fs *fs, bool known, const uint8_t *live, size_t len,
+                       uint64_t seq);
+int fuse_lock_token_text(struct kvfs_fs *fs, fuse_ino_t ino, char *buf, size_t len);
+bool fuse_lock_held_here(const struct kvfs_fs *fs, uint64_t ino);
+void fuse_lock_stop(struct kvfs_fs *fs);
+void fuse_lock_free(struct kvfs_fs *fs);
 
 /* fuse_call.c: a request that may wait for the cluster begins a call share (its deadline: the
  * write timeout from now, or that of the slow call its process is in the middle of) and ends it

@@ -551,7 +551,9 @@ static void finish_open(fuse_req_t req, struct kvfs_fs *fs, struct kvfs_inode *i
 	 * have reached the kernel yet. */
 	fi->keep_cache = !fs->linearizable;
 	if ((fi->flags & O_ACCMODE) == O_RDONLY) {
-		fi->noflush = 1;
+		/* ... unless this node holds record locks on it: closing any descriptor of the
+		 * file drops the closing process's (fuse_lock_flush). */
+		fi->noflush = !fuse_lock_held_here(fs, in->ino);
 		/* A read must return one committed value whole. Through the page cache the kernel
 		 * cuts or pads what we return to the size it cached, which another node's change
 		 * (invalidated asynchronously) may have made stale: readers bypass it, and each of

@@ -625,6 +625,7 @@ void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_ap
 {
 	struct kvfs_fs *fs = arg;
 
+	fuse_lock_on_apply(fs, op, res);
 	if (res->err < 0 || res->duplicate)
 		return;
 	if (op->type == KVFS_OP_PUT || op->type == KVFS_OP_APPEND || op->type == KVFS_OP_SETATTR ||
@@ -659,6 +660,10 @@ void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_ap
 		case KVFS_OP_RMDIR:
 			inval_name(fs, op->parent, op->name, op->name_len, res->ino, res->nlink_after);
 			break;
+		case KVFS_OP_LOCK:
+		case KVFS_OP_UNLOCK_OWNER:
+		case KVFS_OP_RELEASE_NODE:
+			break; /* the kernel caches nothing of locks (fuse_lock.c) */
 		default:
 			/* A new name: the kernel caches no negative entries (lookup answers ENOENT),
 			 * so only the directory's attributes are stale. */
@@ -692,6 +697,7 @@ void fuse_ops_on_reset(void *arg, struct kvfs_store *old)
 	 * entry timeout; attributes and data go now. */
 	store_foreach(old, inval_known, fs);
 	fuse_inval_inode(fs->inval, KVFS_ROOT_INO, true, NULL, 0);
+	fuse_lock_on_reset(fs);
 	/* Open files move to the same inode in the new contents (their pins moved already). One
 	 * whose file the snapshot no longer has keeps reading what it had open, from the old
 	 * contents, which stay until the last such file is closed; its writes fail (ENOENT). */
@@ -739,9 +745,9 @@ const struct fuse_lowlevel_ops fuse_ops_table = {
     .access = fuse_perm_access,
     .read = fuse_file_read,
     .write = fuse_file_write,
-    .flush = fuse_file_flush,
+    .flush = fuse_lock_flush,
     .fsync = fuse_file_fsync,
-    .release = fuse_file_release,
+    .release = fuse_lock_release,
     .opendir = fuse_dir_opendir,
     .readdir = fuse_dir_readdir,
     .releasedir = fuse_dir_releasedir,
@@ -751,4 +757,7 @@ const struct fuse_lowlevel_ops fuse_ops_table = {
     .getxattr = fuse_xattr_get,
     .listxattr = fuse_xattr_list,
     .removexattr = fuse_xattr_remove,
+    .getlk = fuse_lock_getlk,
+    .setlk = fuse_lock_setlk,
+    .flock = fuse_lock_flock,
 };

@@ -181,6 +181,8 @@ static void finish_stop(struct app *a)
 	a->metrics = NULL;
 	/* Close the poll handle before the session closes the fd it watches. */
 	uv_close((uv_handle_t *)&a->poll, on_handle_closed);
+	/* Lock requests still waiting hear ENOLCK while the session can still carry it. */
+	fuse_lock_stop(&a->fs);
 	/* No notification may be in the middle of a write to /dev/fuse when the fd closes. */
 	fuse_inval_stop(a->fs.inval);
 	/* Also after an outside unmount: libfuse then sees the dead connection, skips the
@@ -537,8 +539,14 @@ static void on_zk_change(uv_async_t *h)
 
 	if (a->zk && zk_election_fatal(a->zk, msg, sizeof(msg)) < 0)
 		begin_stop(a, EXIT_CLUSTER);
-	else if (a->zk && a->fs.node)
+	else if (a->zk && a->fs.node) {
+		uint8_t live[32];
+		uint64_t seq;
+		bool known = zk_election_live_members(a->zk, live, sizeof(live), &seq);
+
 		node_cluster_changed(a->fs.node);
+		fuse_lock_members(&a->fs, known, live, sizeof(live), seq);
+	}
 }
 
 /* The node's hooks into the election (struct kvfs_node_cluster). After zk_election_close (a
@@ -742,6 +750,9 @@ static int run_loop(struct app *a)
 	if (rv < 0)
 		goto err;
 	a->fs.node_id = a->opts.id;
+	rv = fuse_lock_start(&a->fs);
+	if (rv < 0)
+		goto err;
 	if (a->zk) {
 		rv = uv_async_init(&a->loop, &a->zk_async, on_zk_change);
 		if (rv < 0)
@@ -774,6 +785,7 @@ static int run_loop(struct app *a)
 	if (rv < 0)
 		log_warn("cannot watch the node for systemd's STATUS=: %s", uv_strerror(rv));
 	uv_run(&a->loop, UV_RUN_DEFAULT);
+	fuse_lock_free(&a->fs); /* the node is closed: no proposal calls back any more */
 	fuse_inval_free(a->fs.inval);
 	uv_loop_close(&a->loop);
 	return a->exit_code;

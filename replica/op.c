@@ -16,6 +16,10 @@
  *     REMOVEXATTR:    u64 ino  u32 name_len  name
  *     CONFIG:         u8 version  u32 count  count x (u32 id, u8 role)  u32 req_len  req
  *                     (data is version .. the last member; config.c checks what they say)
+ *     LOCK:           u64 ino  u32 lk_node  u64 lk_inc  u64 lk_owner  u8 lk_kind  u8 lk_type
+ *                     u64 lk_start  u64 lk_end  u32 lk_pid
+ *     UNLOCK_OWNER:   u64 ino  u32 lk_node  u64 lk_inc  u64 lk_owner  u8 lk_kind
+ *     RELEASE_NODE:   u32 lk_node  u64 lk_inc
  *     NOOP:           nothing more
  *
  * Types 0..9 are those of protocol 1, laid out as they were then; 10.. came with protocol 2
@@ -69,6 +73,12 @@ size_t op_encoded_size(const struct kvfs_op *op)
 		return n + 8 + 4 + op->name_len + 4 + op->data_len;
 	case KVFS_OP_REMOVEXATTR:
 		return n + 8 + 4 + op->name_len;
+	case KVFS_OP_LOCK:
+		return n + 8 + 4 + 8 + 8 + 1 + 1 + 8 + 8 + 4;
+	case KVFS_OP_UNLOCK_OWNER:
+		return n + 8 + 4 + 8 + 8 + 1;
+	case KVFS_OP_RELEASE_NODE:
+		return n + 4 + 8;
 	default:
 		return n;
 	}
@@ -162,6 +172,23 @@ size_t op_encode(const struct kvfs_op *op, uint8_t *buf)
 	case KVFS_OP_REMOVEXATTR:
 		wire_put_u64(&w, op->ino);
 		wire_put_bytes(&w, op->name, op->name_len);
+	case KVFS_OP_LOCK:
+	case KVFS_OP_UNLOCK_OWNER:
+		wire_put_u64(&w, op->ino);
+		wire_put_u32(&w, op->lk_node);
+		wire_put_u64(&w, op->lk_inc);
+		wire_put_u64(&w, op->lk_owner);
+		wire_put_u8(&w, op->lk_kind);
+		if (op->type == KVFS_OP_UNLOCK_OWNER)
+			break;
+		wire_put_u8(&w, op->lk_type);
+		wire_put_u64(&w, op->lk_start);
+		wire_put_u64(&w, op->lk_end);
+		wire_put_u32(&w, op->lk_pid);
+		break;
+	case KVFS_OP_RELEASE_NODE:
+		wire_put_u32(&w, op->lk_node);
+		wire_put_u64(&w, op->lk_inc);
 		break;
 	default:
 		break;
@@ -290,6 +317,23 @@ int op_decode(struct kvfs_op *op, const uint8_t *buf, size_t len)
 		op->ino = wire_get_u64(&r);
 		wire_get_bytes(&r, &b, &op->name_len, KVFS_XATTR_NAME_MAX);
 		op->name = (const char *)b;
+	case KVFS_OP_LOCK:
+	case KVFS_OP_UNLOCK_OWNER:
+		op->ino = wire_get_u64(&r);
+		op->lk_node = wire_get_u32(&r);
+		op->lk_inc = wire_get_u64(&r);
+		op->lk_owner = wire_get_u64(&r);
+		op->lk_kind = wire_get_u8(&r);
+		if (op->type == KVFS_OP_UNLOCK_OWNER)
+			break;
+		op->lk_type = wire_get_u8(&r);
+		op->lk_start = wire_get_u64(&r);
+		op->lk_end = wire_get_u64(&r);
+		op->lk_pid = wire_get_u32(&r);
+		break;
+	case KVFS_OP_RELEASE_NODE:
+		op->lk_node = wire_get_u32(&r);
+		op->lk_inc = wire_get_u64(&r);
 		break;
 	default:
 		return -EBADMSG;
@@ -310,7 +354,9 @@ const char *op_type_name(unsigned type)
 	    [KVFS_OP_LINK] = "link",           [KVFS_OP_MKNOD] = "mknod",
 	    [KVFS_OP_FALLOCATE] = "fallocate", [KVFS_OP_CONFIG] = "config",
 	    [KVFS_OP_SETXATTR] = "setxattr",   [KVFS_OP_REMOVEXATTR] = "removexattr",
+	    [KVFS_OP_LOCK] = "lock",           [KVFS_OP_UNLOCK_OWNER] = "unlock_owner",
+	    [KVFS_OP_RELEASE_NODE] = "release_node",
 	};
 
-	return type < KVFS_OP__COUNT ? names[type] : "unknown";
+	return type < KVFS_OP__COUNT && names[type] ? names[type] : "unknown";
 }

@@ -102,6 +102,25 @@ static int check_fallocate(const struct kvfs_op *op)
 	return 0;
 }
 
+/* LOCK, UNLOCK_OWNER, RELEASE_NODE: a real node, an inode of the tree, a known kind, type and
+ * range. */
+static int check_lock(const struct kvfs_op *op)
+{
+	if (op->lk_node == 0)
+		return -EINVAL;
+	if (op->type == KVFS_OP_RELEASE_NODE)
+		return 0;
+	/* A file or directory; the root too (`flock /mnt cmd`), not a virtual file. */
+	if ((op->ino < KVFS_INO_BASE && op->ino != KVFS_ROOT_INO) || op->lk_kind > KVFS_LOCK_POSIX)
+		return -EINVAL;
+	if (op->type == KVFS_OP_UNLOCK_OWNER)
+		return 0;
+	if (op->lk_type > KVFS_LOCK_UN || op->lk_start > op->lk_end ||
+	    op->lk_end > KVFS_LOCK_END_MAX)
+		return -EINVAL;
+	return 0;
+}
+
 int op_validate(const struct kvfs_op *op, const struct kvfs_op_limits *lim)
 {
 	uint64_t max = lim->max_value < KVFS_DATA_MAX ? lim->max_value : KVFS_DATA_MAX;
@@ -171,6 +190,10 @@ int op_validate(const struct kvfs_op *op, const struct kvfs_op_limits *lim)
 		if (op->name_len && !op->name)
 			return -EINVAL;
 		return store_xattr_check_name(op->name, op->name_len);
+	case KVFS_OP_LOCK:
+	case KVFS_OP_UNLOCK_OWNER:
+	case KVFS_OP_RELEASE_NODE:
+		return check_lock(op);
 	default:
 		return -EINVAL;
 	}

@@ -58,6 +58,8 @@ struct kvfs_snapshot {
 	    cfg; /* the store's configuration (cfg_index 0: none, the bootstrap one) */
 	uint64_t cfg_index;
 	uint64_t nxattr_inodes; /* records with attributes */
+	struct kvfs_lock *locks; /* a copy of the lock table */
+	size_t nlocks;
 };
 
 /* See snapshot_internal.h. */
@@ -158,8 +160,12 @@ int snapshot_capture(const struct kvfs_store *s, struct kvfs_snapshot **out)
 	snap->recs = calloc(nrecs, sizeof(*snap->recs));
 	snap->names = malloc(names_len + 1);
 	snap->sessions = calloc(nsessions + 1, sizeof(*snap->sessions));
-	if (!snap->recs || !snap->names || !snap->sessions)
+	snap->nlocks = store_lock_count(s);
+	snap->locks = calloc(snap->nlocks + 1, sizeof(*snap->locks));
+	if (!snap->recs || !snap->names || !snap->sessions || !snap->locks)
 		goto err_free_arrays;
+	for (size_t i = 0; i < snap->nlocks; i++)
+		snap->locks[i] = *store_lock_at(s, i);
 	snap->nrecs = snap->names_len = snap->nsessions = 0;
 	store_foreach(s, copy_name, snap);
 	store_session_foreach(s, copy_session, snap);
@@ -167,6 +173,7 @@ int snapshot_capture(const struct kvfs_store *s, struct kvfs_snapshot **out)
 	return 0;
 
 err_free_arrays:
+	free(snap->locks);
 	free(snap->recs);
 	free(snap->names);
 	free(snap->sessions);
@@ -195,6 +202,7 @@ void snapshot_free(struct kvfs_snapshot *snap)
 	free(snap->recs);
 	free(snap->names);
 	free(snap->sessions);
+	free(snap->locks);
 	free(snap);
 }
 
@@ -283,7 +291,7 @@ static void snapshot_write_config(const struct kvfs_snapshot *snap, struct wbuf 
 /*
  * KVFSSNP4's extended attributes: u32 count of inodes that have any, then for each (in record
  * order) u64 ino  u32 n  n x (u32 name_len  name  u32 value_len  value), names ascending; and
- * the lock section, u32 count 0 (no cluster-wide locks are recorded yet).
+ * then the lock section (snapshot.h), from the copy of the lock table.
  */
 static void snapshot_write_xattrs(const struct kvfs_snapshot *snap, struct wbuf *w)
 {
@@ -305,7 +313,6 @@ static void snapshot_write_xattrs(const struct kvfs_snapshot *snap, struct wbuf 
 				wb_put(w, x->a[j].value->data, (size_t)vlen);
 		}
 	}
-	wb_le(w, 0, 4); /* locks */
 }
 
 /* Streams the whole file, checksum last, to w->fd. 0 or a negative errno. */
@@ -350,6 +357,21 @@ static int snapshot_write_body(const struct kvfs_snapshot *snap, struct wbuf *w)
 	}
 	snapshot_write_config(snap, w);
 	snapshot_write_xattrs(snap, w);
+	wb_le(w, snap->nlocks, 4);
+	for (size_t i = 0; i < snap->nlocks; i++) {
+		const struct kvfs_lock *l = &snap->locks[i];
+
+		wb_le(w, l->ino, 8);
+		wb_le(w, l->node, 4);
+		wb_le(w, l->inc, 8);
+		wb_le(w, l->owner, 8);
+		wb_le(w, l->kind, 1);
+		wb_le(w, l->type, 1);
+		wb_le(w, l->start, 8);
+		wb_le(w, l->end, 8);
+		wb_le(w, l->pid, 4);
+		wb_le(w, l->token, 8);
+	}
 	crc = w->crc;
 	wb_le(w, crc, 4);
 	wb_flush(w);

@@ -14,6 +14,8 @@
 #define SNAP_MAGIC_V2    "KVFSSNP2"
 #define SNAP_MAGIC_V3    "KVFSSNP3"
 #define SNAP_MAGIC       "KVFSSNP4"
+/* One lock of KVFSSNP4's lock section (snapshot.h). */
+#define SNAP_LOCK_SIZE (8 + 4 + 8 + 8 + 1 + 1 + 8 + 8 + 4 + 8)
 #define SNAP_HEADER_SIZE (8 + 8 + 8 + 8 + 8)
 
 /* Record kinds (KVFSSNP2 to 4). */

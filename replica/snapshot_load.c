@@ -4,7 +4,7 @@
  * length as it rebuilds the store through store_load_inode() and store_load_link(). It reads
  * KVFSSNP1 files (written before hard links: one record per inode, no device numbers) and
  * KVFSSNP2 files (no configuration: the bootstrap one) and KVFSSNP3 files (no extended
- * attributes) as well as the current KVFSSNP4.
+ * attributes, no locks) as well as the current KVFSSNP4.
  * Capturing and writing are in snapshot.c.
  */
 #include "kvfs/snapshot.h"
@@ -167,10 +167,40 @@ static int get_config(struct rcur *r, struct kvfs_store *s, uint64_t index)
 	return 0;
 }
 
+/* KVFSSNP4's locks, each checked by store_lock_load(). 0, -ENOMEM or -EBADMSG. */
+static int get_locks(struct rcur *r, struct kvfs_store *s, uint64_t index)
+{
+	uint32_t nlocks;
+	int rv;
+
+	nlocks = (uint32_t)get_le(r, 4);
+	if (!r->ok || nlocks > r->left / SNAP_LOCK_SIZE)
+		return -EBADMSG;
+	for (uint32_t i = 0; i < nlocks; i++) {
+		struct kvfs_lock l;
+
+		l.ino = get_le(r, 8);
+		l.node = (uint32_t)get_le(r, 4);
+		l.inc = get_le(r, 8);
+		l.owner = get_le(r, 8);
+		l.kind = (uint8_t)get_le(r, 1);
+		l.type = (uint8_t)get_le(r, 1);
+		l.start = get_le(r, 8);
+		l.end = get_le(r, 8);
+		l.pid = (uint32_t)get_le(r, 4);
+		l.token = get_le(r, 8);
+		if (!r->ok)
+			return -EBADMSG;
+		rv = store_lock_load(s, &l, index);
+		if (rv)
+			return rv;
+	}
+	return 0;
+}
+
 /*
- * KVFSSNP4's extended attributes (snapshot.c writes them) and its lock section, which must be
- * empty: this release records no locks. Every name, value, order and limit is checked by
- * store_xattr_load(). 0, -ENOMEM or -EBADMSG.
+ * KVFSSNP4's extended attributes (snapshot.c writes them). Every name, value, order and limit
+ * is checked by store_xattr_load(). 0, -ENOMEM or -EBADMSG.
  */
 static int get_xattrs(struct rcur *r, struct kvfs_store *s)
 {
@@ -197,9 +227,7 @@ static int get_xattrs(struct rcur *r, struct kvfs_store *s)
 				return rv;
 		}
 	}
-	if (get_le(r, 4) != 0 || !r->ok)
-		return -EBADMSG; /* locks: a later release's snapshot, or damage */
-	return 0;
+	return r->ok ? 0 : -EBADMSG;
 }
 
 /*
@@ -268,6 +296,10 @@ static int snapshot_parse(const uint8_t *buf, size_t len, uint64_t file_index,
 	*what = "extended attributes";
 	if (v4) {
 		rv = get_xattrs(&r, s);
+		if (rv)
+			goto err_close_store;
+		*what = "locks";
+		rv = get_locks(&r, s, index);
 		if (rv)
 			goto err_close_store;
 	}

@@ -170,6 +170,8 @@ void store_drop_inode(struct kvfs_store *s, struct kvfs_inode *in, int64_t time_
 		s->xattr_bytes -= in->xattrs->bytes;
 	in->nlink = 0;
 	in->ctime_ns = time_ns;
+	/* Here, not when the last pin goes: pins differ between replicas, the table must not. */
+	store_lock_drop_ino(s, in->ino);
 	if (in->pins == 0) {
 		store_hash_del_ino(&s->hash, in);
 		inode_free(in);
@@ -213,6 +215,7 @@ void store_close(struct kvfs_store *s)
 	store_hash_drain(&s->hash, inode_free);
 	store_hash_free(&s->hash);
 	free(s->sessions);
+	free(s->locks);
 	free(s);
 }
 

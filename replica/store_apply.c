@@ -559,6 +559,10 @@ static int apply_op(struct kvfs_store *s, uint64_t index, const struct kvfs_op *
 	case KVFS_OP_SETXATTR:
 	case KVFS_OP_REMOVEXATTR:
 		return store_xattr_apply(s, op, &res->ino);
+	case KVFS_OP_LOCK:
+	case KVFS_OP_UNLOCK_OWNER:
+	case KVFS_OP_RELEASE_NODE:
+		return store_lock_apply(s, index, op, res);
 	default:
 		/* op_decode() lets none through; an op built by hand fails deterministically. */
 		return -EINVAL;

@@ -27,7 +27,15 @@ struct kvfs_store {
 	struct kvfs_session *sessions; /* sorted by origin */
 	size_t nsessions, sessions_cap;
 	uint64_t walks; /* store_foreach() calls so far: the mark of the current walk */
+	struct kvfs_lock *locks; /* the lock table (store_lock.c), in the order ops left it */
+	size_t nlocks, locks_cap;
 };
+
+/* store_lock.c: applies LOCK, UNLOCK_OWNER or RELEASE_NODE at log index `index` (the outcome,
+ * or -ENOMEM: nothing changed); drops every lock of ino (it lost its last name). */
+int store_lock_apply(struct kvfs_store *s, uint64_t index, const struct kvfs_op *op,
+                     struct kvfs_apply_result *res);
+void store_lock_drop_ino(struct kvfs_store *s, uint64_t ino);
 
 /* A new inode with no name (nlink 2 for a directory, else 0), or NULL if out of memory. */
 struct kvfs_inode *store_inode_new(uint64_t ino, uint32_t mode);

@@ -146,6 +146,8 @@ static void publish(struct kvfs_zk *z, bool leading, uint64_t lease_from, uint64
 	if (leading && z->state != ZOO_CONNECTED_STATE)
 		leading = false;
 	z->leading = leading;
+	if (!leading)
+		z->live_known = false; /* a later term lists /members again first (zk_locks.c) */
 	if (leading)
 		z->lease_until_ms = lease_from + z->session_ms * 2 / 3;
 	z->epoch = epoch;
@@ -442,6 +444,7 @@ static uint64_t run_round(struct kvfs_zk *z)
 		if (zoo_wexists(z->zh, path, zk_session_watcher, z, &st) == ZNONODE)
 			return 0; /* gone already: look again now */
 	}
+	zk_locks_round(z, v.leading);
 	if (v.leading) {
 		/* Renew the lease, counted from before the confirming round trip. */
 		if (zk_znodes_confirm_session(z))

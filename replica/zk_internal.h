@@ -135,6 +135,10 @@ struct kvfs_zk {
 	unsigned bad_addrs;          /* such addresses not warned about since */
 	uint64_t config_written;     /* the highest configuration index /config holds */
 	bool not_member_said;        /* "node 4 is not a member ..." was logged */
+	/* zk_locks.c: the ids whose /members znode exists, listed while this node leads */
+	bool live_known;             /* protected by lock */
+	uint8_t live[MAX_IDS / 8];   /* protected by lock */
+	uint64_t live_seq;           /* listings so far; protected by lock */
 	bool was_member;             /* the configuration held this node at some point */
 };
 
@@ -186,6 +190,10 @@ void zk_session_file_write(const char *path, int64_t id);
 
 /* Calls the loop's notify hook (zk_election_start), if it is set: the view may have changed. */
 void zk_session_wake(struct kvfs_zk *z);
+
+/* zk_locks.c: one election round's listing of /members (with a watch) while leading; when not
+ * leading, forgets the last one. */
+void zk_locks_round(struct kvfs_zk *z, bool leading);
 
 /*
  * The one watcher, for session events and every watch set. It runs on the client's thread: it

@@ -36,6 +36,11 @@ enum kvfs_op_type {
 	KVFS_OP_SETXATTR = 14,  /* ino, name = attribute name, data = value; flags:
 	                           KVFS_XATTR_CREATE or KVFS_XATTR_REPLACE (limits: store_xattr.h) */
 	KVFS_OP_REMOVEXATTR = 15, /* ino, name = attribute name */
+	KVFS_OP_LOCK = 16,         /* ino, lk_*: take, convert or drop a lock (store_lock.c) */
+	KVFS_OP_UNLOCK_OWNER = 17, /* ino, lk_node, lk_inc, lk_owner, lk_kind: drop every lock of
+	                              that owner on ino (close, process death) */
+	KVFS_OP_RELEASE_NODE = 18, /* lk_node, lk_inc: drop every lock of node lk_node taken by an
+	                              incarnation below lk_inc (session gone, node restarted) */
 	KVFS_OP__COUNT
 };
 
@@ -54,6 +59,16 @@ enum kvfs_op_type {
 /* KVFS_OP_SETXATTR flags (setxattr(2)'s XATTR_CREATE and XATTR_REPLACE; both: EINVAL) */
 #define KVFS_XATTR_CREATE  0x1u /* fail with EEXIST if the attribute exists */
 #define KVFS_XATTR_REPLACE 0x2u /* fail with ENODATA if it does not */
+/* Lock kinds (KVFS_OP_LOCK, KVFS_OP_UNLOCK_OWNER): flock(2) locks and POSIX record locks
+ * (fcntl F_SETLK, and OFD locks, which FUSE passes as record locks) live in separate spaces. */
+#define KVFS_LOCK_FLOCK 0u /* whole file, shared or exclusive */
+#define KVFS_LOCK_POSIX 1u /* byte ranges, per owner */
+/* Lock types: Linux's F_RDLCK, F_WRLCK, F_UNLCK values. */
+#define KVFS_LOCK_RD 0u
+#define KVFS_LOCK_WR 1u
+#define KVFS_LOCK_UN 2u
+/* The last byte a record lock may reach (Linux's OFFSET_MAX): "to the end of the file". */
+#define KVFS_LOCK_END_MAX ((uint64_t)INT64_MAX)
 
 /*
  * Any type: the operation applies under the rules of protocol 2 (this release): every SETATTR
@@ -121,6 +136,15 @@ struct kvfs_op {
 	uint32_t newname_len;
 	const uint8_t *data; /* PUT, APPEND: bytes; SYMLINK: target; SETXATTR: the value */
 	uint32_t data_len;
+	/* LOCK, UNLOCK_OWNER, RELEASE_NODE: the lock owner is (lk_node, lk_inc, lk_owner): a node
+	 * id, that node's incarnation (fs/fuse_lock.c: new at every start) and FUSE's 64-bit
+	 * lock owner. LOCK: lk_kind, lk_type, the range lk_start..lk_end (inclusive, POSIX only;
+	 * flock locks cover the whole file), lk_pid (shown by F_GETLK on the holder's node). */
+	uint32_t lk_node;
+	uint64_t lk_inc, lk_owner;
+	uint8_t lk_kind, lk_type;
+	uint64_t lk_start, lk_end;
+	uint32_t lk_pid;
 };
 
 /* Bytes of the header every operation starts with (op.c). */
@@ -170,6 +194,9 @@ struct kvfs_op_limits {
  *  -EPERM        LINK of an ino below KVFS_INO_BASE (the root directory, a virtual file);
  *  -ENAMETOOLONG a name over KVFS_NAME_MAX or a symlink target over KVFS_PATH_MAX bytes;
  *  -ENOENT       an empty symlink target (as symlink(2) says);
+ *  -EINVAL       (locks) LOCK of an unknown kind or type, a range with lk_start > lk_end or
+ *                lk_end past KVFS_LOCK_END_MAX, an ino below KVFS_INO_BASE other than the
+ *                root's (a virtual file), lk_node 0;
  *  -EFBIG        data, or a SETATTR size, over op->max_value; a FALLOCATE range ending past
  *                INT64_MAX, or past op->max_value without KEEP_SIZE (it could grow the file).
  * What depends on the store (the parent exists, the path stays within KVFS_PATH_MAX, reserved

@@ -14,7 +14,8 @@
  *         applied no CONFIG entry (the bootstrap configuration, voters 1..cluster size)
  *     u32 xattr_count  xattr_count times (inodes with extended attributes, record order):
  *         u64 ino  u32 n  n times: u32 name_len  name  u32 value_len  value  (names ascending)
- *     u32 lock_count (0: locks are not recorded yet; a file with more is refused)
+ *     u32 lock_count, lock_count times: u64 ino  u32 node  u64 incarnation  u64 owner  u8 kind
+ *         u8 type  u64 start  u64 end  u32 pid  u64 token   (the lock table, store.h)
  *     u32 crc32c of everything before it
  *
  * little-endian, one record per name in store_foreach() order (the root's first, a directory's
@@ -22,7 +23,7 @@
  * u64 ino  u64 parent_ino  u32 mode  u32 uid  u32 gid  i64 atime_ns  i64 mtime_ns  i64 ctime_ns
  * u32 name_len  name  u64 value_len  value), of "KVFSSNP2" (KVFSSNP3 without the
  * configuration: the bootstrap one) and of "KVFSSNP3" (KVFSSNP4 without the attribute and lock
- * sections: no attributes) still load; snapshots are always written as KVFSSNP4, which a
+ * sections: no attributes, no locks) still load; snapshots are always written as KVFSSNP4, which a
  * release before it refuses to load. store_config() of a loaded store is the snapshot's
  * configuration (NULL: the bootstrap one).
  *

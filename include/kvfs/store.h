@@ -190,6 +190,37 @@ int store_session_foreach(const struct kvfs_store *s, kvfs_store_session_fn fn, 
 bool store_session_get(const struct kvfs_store *s, uint32_t origin, struct kvfs_session *out);
 int store_session_load(struct kvfs_store *s, const struct kvfs_session *sess);
 
+/*
+ * The lock table (store_lock.c): flock and record locks, changed by the LOCK, UNLOCK_OWNER and
+ * RELEASE_NODE operations (op.h). A lock's range is start..end inclusive (flock locks: 0 ..
+ * KVFS_LOCK_END_MAX); token is the log index that granted it (the fencing token).
+ */
+struct kvfs_lock {
+	uint64_t ino;
+	uint32_t node;  /* the owner: node id ... */
+	uint64_t inc;   /* ... its incarnation ... */
+	uint64_t owner; /* ... and FUSE's lock owner */
+	uint8_t kind;   /* KVFS_LOCK_FLOCK or KVFS_LOCK_POSIX */
+	uint8_t type;   /* KVFS_LOCK_RD or KVFS_LOCK_WR */
+	uint64_t start, end;
+	uint32_t pid;   /* the process that asked, on node `node` */
+	uint64_t token;
+};
+
+/* Whether want (type RD or WR) conflicts with another owner's lock: true and the first such lock
+ * in *conflict (may be NULL); false if it could be granted now. For F_GETLK. */
+bool store_lock_conflict(const struct kvfs_store *s, const struct kvfs_lock *want,
+                         struct kvfs_lock *conflict);
+/* The locks held, in the table's order (for snapshots): count, and lock i (NULL past the end). */
+size_t store_lock_count(const struct kvfs_store *s);
+const struct kvfs_lock *store_lock_at(const struct kvfs_store *s, size_t i);
+/* The highest fencing token among the locks held on ino: true and *token, or false (none). */
+bool store_lock_token(const struct kvfs_store *s, uint64_t ino, uint64_t *token);
+/* Adds a lock from a snapshot of index `index`, after its inodes were loaded: 0, -ENOMEM, or
+ * -EBADMSG if it is one no sequence of operations could have left (unknown ino, bad kind, type
+ * or range, a token past index, a conflict or overlap with a lock loaded before). */
+int store_lock_load(struct kvfs_store *s, const struct kvfs_lock *l, uint64_t index);
+
 /* Length of the path of name d from the root ("a/b/c" = 5), 0 for the root. */
 size_t store_path_len(const struct kvfs_dentry *d);
 

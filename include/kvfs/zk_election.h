@@ -171,4 +171,12 @@ void zk_election_evict(struct kvfs_zk *z, uint32_t id, uint64_t epoch);
  */
 void zk_election_close(struct kvfs_zk *z);
 
+/*
+ * Lock holders (zk_locks.c): while this node leads, the ids whose /members/<id> znode exists, as
+ * a bitmap (bit id % 8 of byte id / 8) in bits (len bytes; ids past them are left out): true.
+ * False (and bits zeroed) when this node does not lead or has not listed them in this term.
+ * *seq counts the listings: a new value means a listing taken since the last call.
+ */
+bool zk_election_live_members(struct kvfs_zk *z, uint8_t *bits, size_t len, uint64_t *seq);
+
 #endif /* KVFS_ZK_ELECTION_H */

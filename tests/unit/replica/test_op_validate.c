@@ -78,6 +78,13 @@ static void test_validate_accepts_fuse_ops(void **state)
 	        .flags = KVFS_FALLOC_PUNCH_HOLE | KVFS_FALLOC_KEEP_SIZE),
 	    VOP(.type = KVFS_OP_FALLOCATE, .ino = 17, .offset = INT64_MAX - 1, .length = 1,
 	        .flags = KVFS_FALLOC_ZERO_RANGE | KVFS_FALLOC_KEEP_SIZE),
+	    /* Locks (issue 13): record locks up to the end, flock, unlock, release. */
+	    VOP(.type = KVFS_OP_LOCK, .ino = 17, .lk_node = 2, .lk_kind = KVFS_LOCK_POSIX,
+	        .lk_type = KVFS_LOCK_WR, .lk_start = 5, .lk_end = KVFS_LOCK_END_MAX),
+	    VOP(.type = KVFS_OP_LOCK, .ino = 17, .lk_node = 2, .lk_kind = KVFS_LOCK_FLOCK,
+	        .lk_type = KVFS_LOCK_UN),
+	    VOP(.type = KVFS_OP_UNLOCK_OWNER, .ino = 17, .lk_node = 2, .lk_owner = UINT64_MAX),
+	    VOP(.type = KVFS_OP_RELEASE_NODE, .lk_node = 255, .lk_inc = UINT64_MAX),
 	};
 	struct kvfs_op op;
 
@@ -261,6 +268,17 @@ static void test_validate_refuses(void **state)
 	    {VOP(.type = KVFS_OP_FALLOCATE, .ino = 17, .offset = (uint64_t)INT64_MAX + 1,
 	         .length = 1, .flags = KVFS_FALLOC_KEEP_SIZE),
 	     -EFBIG},
+	    /* locks: no node, a virtual file, unknown kind or type, a bad range */
+	    {VOP(.type = KVFS_OP_LOCK, .ino = 17, .lk_type = KVFS_LOCK_RD), -EINVAL},
+	    {VOP(.type = KVFS_OP_RELEASE_NODE), -EINVAL},
+	    {VOP(.type = KVFS_OP_LOCK, .ino = 2, .lk_node = 1), -EINVAL},
+	    {VOP(.type = KVFS_OP_UNLOCK_OWNER, .ino = 17, .lk_node = 1, .lk_kind = 2), -EINVAL},
+	    {VOP(.type = KVFS_OP_LOCK, .ino = 17, .lk_node = 1, .lk_type = 3), -EINVAL},
+	    {VOP(.type = KVFS_OP_LOCK, .ino = 17, .lk_node = 1, .lk_start = 2, .lk_end = 1),
+	     -EINVAL},
+	    {VOP(.type = KVFS_OP_LOCK, .ino = 17, .lk_node = 1, .lk_end = KVFS_LOCK_END_MAX + 1),
+	     -EINVAL},
+	    {VOP(.type = KVFS_OP_LOCK, .ino = 17, .lk_node = 1, .flags = 1), -EINVAL},
 	};
 
 	memset(name, 'n', sizeof(name));

@@ -779,7 +779,7 @@ static void assert_value_of(struct kvfs_store *s, uint64_t ino, const char *want
 
 /*
  * The KVFSSNP1 file above (written by the release before hard links) loads into the store that
- * the same operations build now; taken again, it is written as KVFSSNP3 and loads the same.
+ * the same operations build now; taken again, it is written as KVFSSNP4 and loads the same.
  */
 static void test_v1_fixture(void **state)
 {
