@@ -862,6 +862,7 @@ int main(int argc, char **argv)
 	    .max_value = a.opts.max_value,
 	    .segment_bytes = a.opts.segment_bytes,
 	    .snapshot_bytes = a.opts.snapshot_bytes,
+	    .changes_history = a.opts.changes_history,
 	    .election = a.opts.election,
 	    .priority = a.opts.priority,
 	    .cluster_id = a.zk ? cluster_id : NULL,
