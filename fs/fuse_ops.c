@@ -92,7 +92,8 @@ static int check_new_name(fuse_ino_t parent, const char *name)
 	if (parent == KVFS_ROOT_INO && fuse_status_lookup(name))
 		return -EEXIST;
 	if (parent == KVFS_ROOT_INO &&
-	    (strncmp(name, ".status", 7) == 0 || strncmp(name, ".kvfs", 5) == 0))
+	    (strncmp(name, ".status", 7) == 0 || strncmp(name, ".kvfs", 5) == 0 ||
+	     fuse_changes_reserved(parent, name)))
 		return -EACCES;
 	return 0;
 }
@@ -214,6 +215,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct kvfs_fs *fs = fs_of(req);
 	fuse_ino_t vino;
 
+	if (parent == KVFS_ROOT_INO && fuse_changes_lookup(req, fs, name))
+		return;
 	if (parent == KVFS_ROOT_INO && (vino = fuse_status_lookup(name)) != 0) {
 		struct fuse_entry_param e = {.ino = vino};
 
@@ -233,7 +236,8 @@ static void forget_one(struct kvfs_fs *fs, fuse_ino_t ino, uint64_t nlookup)
 {
 	struct kvfs_inode *in;
 
-	if (fuse_status_is_virtual(ino) || ino == KVFS_ROOT_INO)
+	if (fuse_changes_forget(fs, ino, nlookup) || fuse_status_is_virtual(ino) ||
+	    ino == KVFS_ROOT_INO)
 		return;
 	in = store_get(fs->store, ino);
 	/* After a snapshot replaced the store (fuse_ops_on_reset), the kernel may forget more
@@ -505,7 +509,8 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, ui
 	};
 	int rv;
 
-	if (parent == KVFS_ROOT_INO && fuse_status_lookup(name)) {
+	if (parent == KVFS_ROOT_INO &&
+	    (fuse_status_lookup(name) || fuse_changes_reserved(parent, name))) {
 		fuse_reply_err(req, EACCES);
 		return;
 	}
@@ -627,6 +632,7 @@ void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_ap
 
 	if (res->err < 0 || res->duplicate)
 		return;
+	fuse_changes_wake(fs); /* the node recorded op (if it changed something) before this */
 	if (op->type == KVFS_OP_PUT || op->type == KVFS_OP_APPEND || op->type == KVFS_OP_SETATTR ||
 	    op->type == KVFS_OP_FALLOCATE)
 		fuse_file_value_changed(fs, op);
@@ -686,6 +692,7 @@ void fuse_ops_on_reset(void *arg, struct kvfs_store *old)
 	/* Whatever the kernel knows came from the old contents. Names it caches expire with the
 	 * entry timeout; attributes and data go now. */
 	store_foreach(old, inval_known, fs);
+	fuse_changes_wake(fs); /* readers waiting for entries the snapshot stands for: ERANGE */
 	fuse_inval_inode(fs->inval, KVFS_ROOT_INO, true, NULL, 0);
 	/* Open files move to the same inode in the new contents (their pins moved already). One
 	 * whose file the snapshot no longer has keeps reading what it had open, from the old
@@ -742,4 +749,5 @@ const struct fuse_lowlevel_ops fuse_ops_table = {
     .releasedir = fuse_dir_releasedir,
     .fsyncdir = fuse_dir_fsyncdir,
     .statfs = op_statfs,
+    .poll = fuse_changes_poll,
 };

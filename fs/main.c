@@ -189,6 +189,7 @@ static void finish_stop(struct app *a)
 	a->unmounted = true;
 	while (a->fs.handles)
 		fuse_file_free_handle(&a->fs, a->fs.handles, false);
+	fuse_changes_shutdown(&a->fs);
 	/* Step down and close the session now (if a failure has not already): the others elect
 	 * at once. */
 	release_cluster(a);
