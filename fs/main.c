@@ -25,6 +25,7 @@
 #include "daemon.h"
 #include "fs.h"
 #include "health.h"
+#include "watch.h"
 #include "member.h"
 #include "fuse_mount_opts.h"
 #include "options.h"
@@ -795,6 +796,8 @@ int main(int argc, char **argv)
 		return health_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "member") == 0)
 		return member_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "watch") == 0)
+		return watch_main(argc - 1, argv + 1);
 	rv = options_parse(&a.opts, argc, argv, err, sizeof(err));
 	if (rv == KVFS_OPTIONS_HELP) {
 		options_usage(stdout, "kvfs");
