@@ -53,10 +53,19 @@ static void run_item(struct kvfs_inval *iv, const struct inval_item *it)
 {
 	int rv;
 
-	if (it->kind == INVAL_INODE)
+	if (it->kind == INVAL_INODE) {
 		rv = fuse_lowlevel_notify_inval_inode(iv->se, it->ino, it->data ? 0 : -1, 0);
-	else
+	} else if (it->child) {
+		/* The inode lost its last name: a delete notice, which also gives inotify watchers
+		 * of the directory IN_DELETE (the kernel's d_delete_notify) when the name was in
+		 * the dentry cache. Not cached (ENOENT) or no longer that inode: a plain
+		 * invalidation does all there is to do. */
+		rv = fuse_lowlevel_notify_delete(iv->se, it->ino, it->child, it->name, it->len);
+		if (rv < 0)
+			rv = fuse_lowlevel_notify_inval_entry(iv->se, it->ino, it->name, it->len);
+	} else {
 		rv = fuse_lowlevel_notify_inval_entry(iv->se, it->ino, it->name, it->len);
+	}
 	/* ENOENT: the kernel did not have it cached, which is fine. */
 	if (rv < 0 && rv != -ENOENT && rv != -ENOTDIR && rv != -EBADF && rv != -ENODEV)
 		log_debug("cache invalidation of inode %llu: %s", (unsigned long long)it->ino,

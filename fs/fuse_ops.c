@@ -613,15 +613,28 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
+/* Whether a file open on this node has inode ino. */
+static bool open_here(const struct kvfs_fs *fs, uint64_t ino)
+{
+	for (const struct handle *h = fs->handles; h; h = h->next)
+		if (h->in && h->in->ino == ino)
+			return true;
+	return false;
+}
+
 /*
  * Another node changed the name `name` in dir, which gave inode ino (0: none). The kernel's
- * delete notice would also zero the inode's link count: it is given only when the inode lost its
- * last name (nlink_after 0); otherwise the name is forgotten and the inode's attributes reread.
+ * delete notice (which gives inotify watchers IN_DELETE) would also zero the inode's link count:
+ * it is given only when the inode lost its last name (nlink_after 0); otherwise the name is
+ * forgotten and the inode's attributes reread. It also takes the inode's lock in the kernel,
+ * which a local fsync holds until its reply, and that reply may wait behind the notice in the
+ * invalidation thread's queue: for an inode open on this node, the plain invalidation is used.
  */
 static void inval_name(struct kvfs_fs *fs, uint64_t dir, const char *name, uint32_t len,
                        uint64_t ino, uint32_t nlink_after)
 {
-	fuse_inval_entry(fs->inval, dir, name, len, nlink_after == 0 ? ino : 0);
+	fuse_inval_entry(fs->inval, dir, name, len,
+	                 nlink_after == 0 && !open_here(fs, ino) ? ino : 0);
 	if (ino && nlink_after > 0)
 		fuse_inval_inode(fs->inval, ino, false, NULL, 0);
 }
