@@ -624,11 +624,12 @@ static bool open_here(const struct kvfs_fs *fs, uint64_t ino)
 
 /*
  * Another node changed the name `name` in dir, which gave inode ino (0: none). The kernel's
- * delete notice (which gives inotify watchers IN_DELETE) would also zero the inode's link count:
- * it is given only when the inode lost its last name (nlink_after 0); otherwise the name is
- * forgotten and the inode's attributes reread. It also takes the inode's lock in the kernel,
- * which a local fsync holds until its reply, and that reply may wait behind the notice in the
- * invalidation thread's queue: for an inode open on this node, the plain invalidation is used.
+ * delete notice (which gives inotify watches of the removed entry IN_DELETE_SELF) would also
+ * zero the inode's link count: it is given only when the inode lost its last name (nlink_after
+ * 0); otherwise the name is forgotten and the inode's attributes reread. It also takes the
+ * inode's lock in the kernel, which a local fsync holds until its reply: for an inode open on
+ * this node the plain invalidation is used (and notices run on a thread of their own, so a
+ * reply never waits behind one: fuse_inval.c).
  */
 static void inval_name(struct kvfs_fs *fs, uint64_t dir, const char *name, uint32_t len,
                        uint64_t ino, uint32_t nlink_after)
