@@ -251,7 +251,8 @@ static int fill(struct kvfs_fs *fs, struct fuse_feed *f, size_t want)
 		}
 		need = f->json ? changes_fmt_json(ch, NULL, 0) : changes_fmt_text(ch, NULL, 0);
 		if (f->len + need + 1 > f->cap) {
-			size_t cap = f->len + need + 1 > 2 * f->cap ? f->len + need + 1 : 2 * f->cap;
+			size_t cap =
+			    f->len + need + 1 > 2 * f->cap ? f->len + need + 1 : 2 * f->cap;
 			char *out;
 
 			if (f->off) { /* slide what is left to the front first */

@@ -2,9 +2,9 @@
  * `kvfs watch [--json] [--from INDEX] PATH...` (see watch.h): follows the change feed of the
  * kvfs mount that holds the PATHs and prints the changes under any of them as they commit.
  *
- * It reads the mount's text feed (/.changes, or /.changes@INDEX), parses each line back into a record (changes.h's text format), keeps
- * those under a PATH (changes_match) and prints them as they came, or as JSON lines with --json
- * (changes_fmt_json, the same lines /.changes.json gives).
+ * It reads the mount's text feed (/.changes, or /.changes@INDEX), parses each line back into a
+ * record (changes.h's text format), keeps those under a PATH (changes_match) and prints them as
+ * they came, or as JSON lines with --json (changes_fmt_json, the same lines /.changes.json gives).
  */
 #include "watch.h"
 
@@ -22,7 +22,7 @@
 #include "kvfs/changes.h"
 #include "kvfs/op.h"
 
-#define MAX_PATHS 64
+#define MAX_PATHS      64
 #define LINE_MAX_BYTES (4 * 2 * (KVFS_PATH_MAX + 1) + 256) /* two fully escaped paths */
 
 static int usage(const char *msg)
@@ -55,7 +55,8 @@ static int locate(const char *path, char *mnt, char *rel)
 
 		if (errno != ENOENT)
 			return -errno;
-		if (snprintf(t, sizeof(t), "/%s%s", slash ? slash + 1 : abs, tail) >= (int)sizeof(t) ||
+		if (snprintf(t, sizeof(t), "/%s%s", slash ? slash + 1 : abs, tail) >=
+		        (int)sizeof(t) ||
 		    snprintf(tail, sizeof(tail), "%s", t) >= (int)sizeof(tail))
 			return -ENAMETOOLONG;
 		if (!slash)
@@ -65,7 +66,8 @@ static int locate(const char *path, char *mnt, char *rel)
 		else
 			*slash = '\0';
 	}
-	if (snprintf(abs, sizeof(abs), "%s%s", strcmp(mnt, "/") ? mnt : "", tail) >= (int)sizeof(abs))
+	if (snprintf(abs, sizeof(abs), "%s%s", strcmp(mnt, "/") ? mnt : "", tail) >=
+	    (int)sizeof(abs))
 		return -ENAMETOOLONG;
 	/* Up from there to the directory whose .changes is a feed. */
 	if (snprintf(mnt, PATH_MAX, "%s", abs) >= PATH_MAX)
@@ -129,8 +131,10 @@ static int parse_line(char *line, struct kvfs_change *ch, char *buf, size_t bufl
 	if (n < 7 || tok)
 		return -EBADMSG;
 	memset(ch, 0, sizeof(*ch));
-	if (sscanf(f[0], "%" SCNu64, &ch->index) != 1 || sscanf(f[1], "%" SCNu64, &ch->epoch) != 1 ||
-	    sscanf(f[2], "%llu.%llu", &sec, &nsec) != 2 || sscanf(f[4], "%" SCNu32, &ch->origin) != 1)
+	if (sscanf(f[0], "%" SCNu64, &ch->index) != 1 ||
+	    sscanf(f[1], "%" SCNu64, &ch->epoch) != 1 ||
+	    sscanf(f[2], "%llu.%llu", &sec, &nsec) != 2 ||
+	    sscanf(f[4], "%" SCNu32, &ch->origin) != 1)
 		return -EBADMSG;
 	ch->time_ns = (int64_t)(sec * 1000000000ull + nsec);
 	ch->type = KVFS_OP__COUNT;
@@ -177,7 +181,8 @@ static int one_line(char *line, size_t len, char *const *prefixes, int nprefixes
 	memcpy(copy, line, len);
 	copy[len] = '\0';
 	if (parse_line(copy, &ch, paths, sizeof(paths)) < 0) {
-		fprintf(stderr, "kvfs watch: cannot parse a line of the feed: %.*s\n", (int)len, line);
+		fprintf(stderr, "kvfs watch: cannot parse a line of the feed: %.*s\n", (int)len,
+		        line);
 		return 0;
 	}
 	for (int i = 0; i < nprefixes && !match; i++)
@@ -243,8 +248,8 @@ int watch_main(int argc, char **argv)
 			goto out;
 		}
 		if (first_mnt[0] && strcmp(first_mnt, mnt) != 0) {
-			fprintf(stderr, "kvfs watch: %s and %s are in different mounts\n", argv[optind],
-			        argv[i]);
+			fprintf(stderr, "kvfs watch: %s and %s are in different mounts\n",
+			        argv[optind], argv[i]);
 			goto out;
 		}
 		snprintf(first_mnt, sizeof(first_mnt), "%s", mnt);
@@ -275,15 +280,17 @@ int watch_main(int argc, char **argv)
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got <= 0) {
-			code = got == 0                       ? KVFS_WATCH_ENDED
+			code = got == 0          ? KVFS_WATCH_ENDED
 			       : errno == ERANGE ? KVFS_WATCH_GONE
 			                         : KVFS_WATCH_FAILED;
 			if (got < 0)
-				fprintf(stderr, "kvfs watch: reading %s: %s\n", feed, strerror(errno));
+				fprintf(stderr, "kvfs watch: reading %s: %s\n", feed,
+				        strerror(errno));
 			break;
 		}
 		have += (size_t)got;
-		for (p = buf; (nl = memchr(p, '\n', have - (size_t)(p - buf))) != NULL; p = nl + 1) {
+		for (p = buf; (nl = memchr(p, '\n', have - (size_t)(p - buf))) != NULL;
+		     p = nl + 1) {
 			if (one_line(p, (size_t)(nl - p), prefixes, n, json) < 0) {
 				code = KVFS_WATCH_FAILED;
 				close(fd);

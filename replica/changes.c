@@ -16,8 +16,8 @@
 struct kvfs_changes {
 	struct kvfs_change *slots;
 	size_t cap;
-	size_t head;  /* slot of the oldest record */
-	size_t count; /* records held */
+	size_t head;          /* slot of the oldest record */
+	size_t count;         /* records held */
 	uint64_t first, next; /* the covered index range [first, next) */
 	size_t path_bytes;    /* bytes of the records' path allocations */
 };
@@ -150,7 +150,8 @@ static int describe(struct kvfs_change *ch, const struct kvfs_store *s, const st
 	case KVFS_OP_RENAME:
 		rv = resolve(s, op->parent, op->name, op->name_len, &path, &plen);
 		if (rv == 0)
-			rv = resolve(s, op->newparent, op->newname, op->newname_len, &newpath, &nlen);
+			rv = resolve(s, op->newparent, op->newname, op->newname_len, &newpath,
+			             &nlen);
 		in = store_get(s, res->ino);
 		break;
 	case KVFS_OP_CONFIG:

@@ -39,13 +39,13 @@ struct kvfs_store;
 struct kvfs_change {
 	uint64_t index;
 	uint64_t epoch;
-	int64_t time_ns; /* the commit time the leader put into the op */
-	int64_t size;    /* bytes of the file (or symlink target) named, after the op; 0 for other
-	                    types; -1 when the op left no inode at the path (unlink, rmdir, config) */
-	uint32_t origin; /* the node that proposed it (0: internal) */
-	uint8_t type;    /* enum kvfs_op_type */
-	bool exchange;   /* RENAME with KVFS_RENAME_EXCHANGE */
-	uint32_t path_len;    /* bytes of path, without its NUL */
+	int64_t time_ns;   /* the commit time the leader put into the op */
+	int64_t size;      /* bytes of the file (or symlink target) named, after the op; 0 for other
+	                      types; -1 when the op left no inode at the path (unlink, rmdir, config) */
+	uint32_t origin;   /* the node that proposed it (0: internal) */
+	uint8_t type;      /* enum kvfs_op_type */
+	bool exchange;     /* RENAME with KVFS_RENAME_EXCHANGE */
+	uint32_t path_len; /* bytes of path, without its NUL */
 	uint32_t newpath_len; /* RENAME: bytes of newpath; 0 otherwise */
 	char *paths; /* path "\0" newpath "\0" (one allocation, owned); path "" when none. Paths
 	                start with "/" and may hold any byte but NUL */

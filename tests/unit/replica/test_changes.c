@@ -65,8 +65,9 @@ static void test_paths(void **state)
 	int d, f;
 
 	assert_int_equal(changes_init(&c, 100), 0);
-	d = feed(s, c, OP(.type = KVFS_OP_MKDIR, .parent = ROOT, NAME("dir"), .mode = 0755,
-	                  .time_ns = 1000000005));
+	d = feed(s, c,
+	         OP(.type = KVFS_OP_MKDIR, .parent = ROOT, NAME("dir"), .mode = 0755,
+	            .time_ns = 1000000005));
 	f = feed(s, c, OP(.type = KVFS_OP_CREATE, .parent = (uint64_t)d, NAME("f"), .mode = 0644));
 	feed(s, c, OP(.type = KVFS_OP_PUT, .ino = (uint64_t)f, DATA("hello"), .max_value = 100));
 	feed(s, c, OP(.type = KVFS_OP_APPEND, .ino = (uint64_t)f, DATA("!"), .max_value = 100));
@@ -77,15 +78,18 @@ static void test_paths(void **state)
 	/* The time: seconds.nanoseconds. */
 	assert_string_equal(text_of(c, 1), "1 7 1.000000005 mkdir 2 0 /dir\n");
 	/* A failed op (EEXIST) changes nothing: no record, the index is still covered. */
-	assert_int_equal(feed(s, c, OP(.type = KVFS_OP_MKDIR, .parent = ROOT, NAME("dir"))), -EEXIST);
+	assert_int_equal(feed(s, c, OP(.type = KVFS_OP_MKDIR, .parent = ROOT, NAME("dir"))),
+	                 -EEXIST);
 	assert_int_equal(changes_next(c), 6);
 	/* Rename: both paths; the size of what was renamed. */
-	feed(s, c, OP(.type = KVFS_OP_RENAME, .parent = (uint64_t)d, NAME("f"), .newparent = ROOT,
-	              NEWNAME("g")));
+	feed(s, c,
+	     OP(.type = KVFS_OP_RENAME, .parent = (uint64_t)d, NAME("f"), .newparent = ROOT,
+	        NEWNAME("g")));
 	assert_string_equal(tail_of(c, 6), "rename 2 6 /dir/f /g\n");
 	/* Hard link: the file's newest name; unlink: no size. */
-	feed(s, c, OP(.type = KVFS_OP_LINK, .flags = KVFS_OP_RULES2, .ino = (uint64_t)f,
-	              .parent = (uint64_t)d, NAME("h")));
+	feed(s, c,
+	     OP(.type = KVFS_OP_LINK, .flags = KVFS_OP_RULES2, .ino = (uint64_t)f,
+	        .parent = (uint64_t)d, NAME("h")));
 	assert_string_equal(tail_of(c, 7), "link 2 6 /dir/h\n");
 	feed(s, c, OP(.type = KVFS_OP_PUT, .ino = (uint64_t)f, DATA("x"), .max_value = 100));
 	assert_string_equal(tail_of(c, 8), "put 2 1 /dir/h\n");
@@ -95,9 +99,9 @@ static void test_paths(void **state)
 	 * (ENOENT) on every replica and makes no record. */
 	store_pin(s, get(s, (uint64_t)f), 1);
 	feed(s, c, OP(.type = KVFS_OP_UNLINK, .parent = ROOT, NAME("g")));
-	assert_int_equal(feed(s, c, OP(.type = KVFS_OP_PUT, .ino = (uint64_t)f, DATA("yz"),
-	                               .max_value = 100)),
-	                 -ENOENT);
+	assert_int_equal(
+	    feed(s, c, OP(.type = KVFS_OP_PUT, .ino = (uint64_t)f, DATA("yz"), .max_value = 100)),
+	    -ENOENT);
 	assert_string_equal(tail_of(c, 10), "unlink 2 - /g\n");
 	store_unpin(s, get(s, (uint64_t)f), 1);
 	feed(s, c, OP(.type = KVFS_OP_RMDIR, .parent = ROOT, NAME("dir")));
@@ -115,20 +119,24 @@ static void test_escapes_and_json(void **state)
 	char line[1024];
 
 	assert_int_equal(changes_init(&c, 10), 0);
-	feed(s, c, OP(.type = KVFS_OP_CREATE, .parent = ROOT, NAME("a b\nc\\d\"\xff"), .mode = 0644,
-	              .time_ns = 1001000));
+	feed(s, c,
+	     OP(.type = KVFS_OP_CREATE, .parent = ROOT, NAME("a b\nc\\d\"\xff"), .mode = 0644,
+	        .time_ns = 1001000));
 	assert_string_equal(tail_of(c, 1), "create 2 0 /a\\040b\\012c\\134d\"\\377\n");
 	assert_int_equal(changes_find(c, 1, &ch), 0);
 	changes_fmt_json(ch, line, sizeof(line));
-	assert_string_equal(line, "{\"index\":1,\"epoch\":7,\"time_ns\":1001000,\"op\":\"create\","
-	                          "\"origin\":2,\"size\":0,\"path\":\"/a\\\\040b\\\\012c\\\\134d\\\""
-	                          "\\\\377\",\"path_escaped\":true}\n");
-	feed(s, c, OP(.type = KVFS_OP_CREATE, .parent = ROOT, NAME("\xc3\xa9t\xc3\xa9\t\""),
-	              .mode = 0644, .time_ns = 1002000));
+	assert_string_equal(line,
+	                    "{\"index\":1,\"epoch\":7,\"time_ns\":1001000,\"op\":\"create\","
+	                    "\"origin\":2,\"size\":0,\"path\":\"/a\\\\040b\\\\012c\\\\134d\\\""
+	                    "\\\\377\",\"path_escaped\":true}\n");
+	feed(s, c,
+	     OP(.type = KVFS_OP_CREATE, .parent = ROOT, NAME("\xc3\xa9t\xc3\xa9\t\""), .mode = 0644,
+	        .time_ns = 1002000));
 	assert_int_equal(changes_find(c, 2, &ch), 0);
 	changes_fmt_json(ch, line, sizeof(line));
-	assert_string_equal(line, "{\"index\":2,\"epoch\":7,\"time_ns\":1002000,\"op\":\"create\","
-	                          "\"origin\":2,\"size\":0,\"path\":\"/\xc3\xa9t\xc3\xa9\\u0009\\\"\"}\n");
+	assert_string_equal(
+	    line, "{\"index\":2,\"epoch\":7,\"time_ns\":1002000,\"op\":\"create\","
+	          "\"origin\":2,\"size\":0,\"path\":\"/\xc3\xa9t\xc3\xa9\\u0009\\\"\"}\n");
 	feed(s, c, OP(.type = KVFS_OP_UNLINK, .parent = ROOT, NAME("\xc3\xa9t\xc3\xa9\t\"")));
 	assert_int_equal(changes_find(c, 3, &ch), 0);
 	changes_fmt_json(ch, line, sizeof(line));
@@ -168,7 +176,8 @@ static void test_bound_and_gaps(void **state)
 	assert_int_equal(ch->index, 8);
 	/* A gap (a snapshot installed): everything before is gone. */
 	{
-		struct kvfs_op op = OP(.type = KVFS_OP_MKDIR, .parent = ROOT, NAME("z"), .mode = 0755);
+		struct kvfs_op op =
+		    OP(.type = KVFS_OP_MKDIR, .parent = ROOT, NAME("z"), .mode = 0755);
 		struct kvfs_apply_result res = {.ino = 0};
 
 		changes_record(c, s, 8, 20, &op, &res);
@@ -195,8 +204,9 @@ static void test_match(void **state)
 	d = feed(s, c, OP(.type = KVFS_OP_MKDIR, .parent = ROOT, NAME("a"), .mode = 0755));
 	feed(s, c, OP(.type = KVFS_OP_CREATE, .parent = (uint64_t)d, NAME("x"), .mode = 0644));
 	feed(s, c, OP(.type = KVFS_OP_CREATE, .parent = ROOT, NAME("ab"), .mode = 0644));
-	feed(s, c, OP(.type = KVFS_OP_RENAME, .parent = ROOT, NAME("ab"), .newparent = (uint64_t)d,
-	              NEWNAME("y")));
+	feed(s, c,
+	     OP(.type = KVFS_OP_RENAME, .parent = ROOT, NAME("ab"), .newparent = (uint64_t)d,
+	        NEWNAME("y")));
 	assert_int_equal(changes_find(c, 1, &ch), 0);
 	assert_true(changes_match(ch, "/a", 2));
 	assert_true(changes_match(ch, "/a/", 3));
@@ -208,7 +218,7 @@ static void test_match(void **state)
 	assert_int_equal(changes_find(c, 3, &ch), 0);
 	assert_false(changes_match(ch, "/a", 2)); /* "/ab" is not under "/a" */
 	assert_int_equal(changes_find(c, 4, &ch), 0);
-	assert_true(changes_match(ch, "/a", 2)); /* renamed into it */
+	assert_true(changes_match(ch, "/a", 2));  /* renamed into it */
 	assert_true(changes_match(ch, "/ab", 3)); /* ... and away from there */
 	changes_close(c);
 }
