@@ -23,6 +23,8 @@ import harness  # noqa: E402
 from harness import settle, st_int, start_in_order, statuses  # noqa: E402
 
 INOTIFYWAIT = shutil.which("inotifywait")
+# Snapshots (and log compaction) after 64 KiB of log: the last part makes node 3 install one.
+SMALL = ["--snapshot-bytes", "65536", "--segment-bytes", "32768"]
 
 
 class Feed:
@@ -177,7 +179,7 @@ def pct(values, p):
 def test_changes(h):
     cluster = h.cluster_name("changes")
     zk = h.zk_client()
-    nodes = h.nodes(cluster, 3, session_timeout=4000)
+    nodes = h.nodes(cluster, 3, session_timeout=4000, extra=SMALL)
     start_in_order(h, nodes, zk)
     leader, epoch = settle(h, nodes)
     n1, n2, n3 = nodes
@@ -258,7 +260,31 @@ def test_changes(h):
               "p99 %.2f ms, max %.2f ms" % (len(lat), pct(lat, 50), pct(lat, 99), max(lat)))
         print("feed latency: p50 %.2f ms p99 %.2f ms (n=%d)" % (pct(lat, 50), pct(lat, 99),
                                                                len(lat)))
-    # An index the ring no longer has... is not the case here (65536 kept): index 0 never is.
+    # Node 3, down while the others write enough to snapshot and compact their logs, installs a
+    # snapshot when it comes back: its history starts after it (ERANGE for the indices it
+    # stands for, never a silent gap), while node 2 still has those changes in memory.
+    resume = idx[-1] + 1
+    n3.stop()
+    for k in range(100):
+        write_file(h, n2, "fill%03d" % k, "s" * 3000)
+    target = applied(n2)
+    h.check(h.wait_for(lambda: st_int(n2.status(), "snapshot_index") > resume, 20),
+            "node 2 took a snapshot past index %d" % resume)
+    n3.start()
+    h.check(h.wait_for(lambda: applied(n3) >= target, 20), "node 3 caught up")
+    h.check("installed the snapshot" in n3.output(), "node 3 installed a snapshot")
+    first3 = st_int(n3.status(), "changes_first")
+    h.check(first3 > resume, "node 3's history starts after the snapshot (changes_first %d)"
+            % first3)
+    try:
+        os.close(os.open(os.path.join(n3.mnt, ".changes@%d" % resume), os.O_RDONLY))
+        h.check(False, "node 3: /.changes@%d fails with ERANGE" % resume)
+    except OSError as e:
+        h.check(e.errno == errno.ERANGE, "node 3: /.changes@%d fails with ERANGE" % resume,
+                str(e))
+    fills = [l for l in feed_now(n2, resume) if b" put " in l and b" /fill" in l]
+    h.check(len(fills) == 100, "node 2's feed still gives them (%d puts)" % len(fills))
+    # Index 0 never is in any history.
     try:
         os.close(os.open(os.path.join(n3.mnt, ".changes@0"), os.O_RDONLY))
         h.check(False, "/.changes@0 fails with ERANGE")
