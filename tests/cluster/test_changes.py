@@ -2,10 +2,13 @@
 """The change feed across a cluster (issue 13): a watcher reading node 3's /.changes sees every
 change made on nodes 1 and 2, in commit order, none missed and none twice, across a kill -9 of
 the leader and a restart of node 3 (resuming with /.changes@INDEX after the last index it saw);
-its lines are exactly the lines every other node's feed gives for the same indices. Also which
+its lines are exactly the lines every other node's feed gives for the same indices. Node 3, down
+while the others snapshot and compact their logs, installs a snapshot when it comes back: its
+history then starts after it (ERANGE below, never a silent gap) while node 2's still has those
+changes. Also which
 inotify events a watcher on one node's mount gets for changes made on another node (the table
 the README gives), and the feed's latency, commit time (the leader's time stamp) to the line
-read on node 3, p50/p99. One cluster for everything (about 15 s).
+read on node 3, p50/p99. One cluster for everything (about 7 s once ZooKeeper is up).
 
 Usage: test_changes.py KVFS_BIN        (run by `meson test --suite cluster`)
 """
