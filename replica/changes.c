@@ -154,12 +154,25 @@ static int describe(struct kvfs_change *ch, const struct kvfs_store *s, const st
 			             &nlen);
 		in = store_get(s, res->ino);
 		break;
-	case KVFS_OP_CONFIG:
-		break;
-	default: /* CREATE, MKDIR, SYMLINK, UNLINK, RMDIR, LINK, MKNOD */
+	case KVFS_OP_CREATE:
+	case KVFS_OP_MKDIR:
+	case KVFS_OP_SYMLINK:
+	case KVFS_OP_UNLINK:
+	case KVFS_OP_RMDIR:
+	case KVFS_OP_LINK:
+	case KVFS_OP_MKNOD:
 		rv = resolve(s, op->parent, op->name, op->name_len, &path, &plen);
 		if (op->type != KVFS_OP_UNLINK && op->type != KVFS_OP_RMDIR)
 			in = store_get(s, res->ino);
+		break;
+	case KVFS_OP_CONFIG:
+		break;
+	default:
+		/* A type added later: the inode it names, if any (its name is not known here). */
+		if (op->ino) {
+			rv = resolve(s, op->ino, NULL, 0, &path, &plen);
+			in = store_get(s, op->ino);
+		}
 		break;
 	}
 	if (rv == 0) {
