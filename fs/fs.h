@@ -30,6 +30,11 @@ struct kvfs_apply_result;
 #define KVFS_STATUS_JSON_INO 3u
 #define KVFS_METRICS_INO     4u /* /.metrics (issue 10) */
 #define KVFS_BACKUP_INO      5u /* /.kvfs-backup.tar (issue 10) */
+#define KVFS_CHANGES_INO      6u /* /.changes (issue 13) */
+#define KVFS_CHANGES_JSON_INO 7u /* /.changes.json */
+/* Feeds named with a start index or a prefix (/.changes@12?prefix=...) get an inode each from
+ * here up: real inode numbers (KVFS_INO_BASE + a log index) never come near. */
+#define KVFS_FEED_INO_BASE ((uint64_t)1 << 62)
 
 /* A write buffer: the uncommitted contents of a file open for writing on this node, shared by
  * all its write handles, committed as one PUT on flush/fsync/close. */
@@ -52,6 +57,8 @@ struct wbuf {
 enum handle_kind { HANDLE_FILE, HANDLE_DIR, HANDLE_VIRTUAL };
 
 struct flush_wait;
+struct fuse_feed;
+struct fuse_changes;
 
 /* One request's share of a call (fuse_call.c): who made it, when, and by when it must be
  * answered. */
@@ -104,6 +111,7 @@ struct handle {
 	char *text; /* virtual files: the content rendered at open */
 	size_t text_len;
 	struct fuse_backup *backup; /* /.kvfs-backup.tar: the store captured at open */
+	struct fuse_feed *feed;     /* /.changes ...: where this reader is in the change feed */
 	struct handle *prev, *next; /* all open handles, freed at shutdown */
 };
 
@@ -137,6 +145,7 @@ struct kvfs_fs {
 	struct handle *handles; /* all open handles */
 	struct kvfs_fs_counters counters; /* /.metrics (fuse_metrics.c) */
 	struct fuse_locks *locks;         /* cluster-wide locks (fuse_lock.c) */
+	struct fuse_changes *changes;     /* the change feed's names and readers (fuse_changes.c) */
 };
 
 /*
@@ -289,6 +298,31 @@ int fuse_backup_open(struct kvfs_fs *fs, struct fuse_backup **out);
 void fuse_backup_read(fuse_req_t req, struct fuse_backup *b, size_t size, off_t off);
 void fuse_backup_free(struct fuse_backup *b);
 void fuse_backup_attr(struct kvfs_fs *fs, struct stat *st);
+/*
+ * fuse_changes.c: /.changes, /.changes.json and the names .changes[.json][@INDEX][?prefix=P].
+ * fuse_changes_is_feed: ino is one of them. fuse_changes_reserved: the name is taken by them
+ * (at the root, starting with ".changes"). fuse_changes_lookup answers the lookup of such a name
+ * (true) or leaves it (false). fuse_changes_forget: a feed ino's lookup count drops (true), or
+ * ino is no feed's (false). fuse_changes_open: a new reader of ino in *out: 0, -ERANGE (the
+ * start index is no longer kept), -ENOENT, -ENOMEM. fuse_changes_read answers (or keeps, until
+ * a change is applied) a read of it; fuse_changes_poll is the .poll operation (every file);
+ * fuse_changes_wake: changes were applied or the store was replaced, answer who waits.
+ * fuse_changes_close: the reader's handle goes. fuse_changes_shutdown frees the rest, after the
+ * handles.
+ */
+bool fuse_changes_is_feed(fuse_ino_t ino);
+bool fuse_changes_reserved(fuse_ino_t parent, const char *name);
+bool fuse_changes_lookup(fuse_req_t req, struct kvfs_fs *fs, const char *name);
+bool fuse_changes_forget(struct kvfs_fs *fs, fuse_ino_t ino, uint64_t nlookup);
+int fuse_changes_open(struct kvfs_fs *fs, fuse_ino_t ino, struct fuse_feed **out);
+void fuse_changes_read(fuse_req_t req, struct kvfs_fs *fs, struct fuse_feed *f, size_t size,
+                       const struct fuse_file_info *fi);
+void fuse_changes_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                       struct fuse_pollhandle *ph);
+void fuse_changes_wake(struct kvfs_fs *fs);
+void fuse_changes_close(struct fuse_feed *f);
+void fuse_changes_shutdown(struct kvfs_fs *fs);
+
 /* fuse_metrics.c: counting for /.metrics, on the loop thread. A change (call begun with
  * fuse_call_begin) was answered with err; a read() that began at start_us was answered; a
  * request held by fuse_ops_gate was let through or failed (err). */

@@ -529,6 +529,8 @@ void fuse_file_free_handle(struct kvfs_fs *fs, struct handle *h, bool commit)
 	h->rval = NULL;
 	fuse_backup_free(h->backup);
 	h->backup = NULL;
+	fuse_changes_close(h->feed);
+	h->feed = NULL;
 	h->released = true;
 	handle_destroy(fs, h);
 }
@@ -634,16 +636,27 @@ static void do_open(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino, const ch
 	struct handle *h;
 
 	if (fuse_status_is_virtual(ino)) {
+		int rv = 0;
+
 		if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 			fuse_reply_err(req, EACCES);
 			return;
 		}
 		h = calloc(1, sizeof(*h));
-		if (h && ino == KVFS_BACKUP_INO)
+		if (h && fuse_changes_is_feed(ino)) {
+			rv = fuse_changes_open(fs, ino, &h->feed);
+			if (rv < 0) {
+				free(h);
+				fuse_reply_err(req, -rv);
+				return;
+			}
+			/* A stream: offsets mean nothing, so no seeking back over lines. */
+			fi->nonseekable = 1;
+		} else if (h && ino == KVFS_BACKUP_INO)
 			fuse_backup_open(fs, &h->backup);
 		else if (h)
 			h->text = fuse_status_render(fs, ino, &h->text_len);
-		if (!h || (!h->text && !h->backup)) {
+		if (!h || (!h->text && !h->backup && !h->feed)) {
 			free(h);
 			fuse_reply_err(req, ENOMEM);
 			return;
@@ -710,6 +723,9 @@ void fuse_file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	if (h->backup) {
 		fuse_backup_read(req, h->backup, size, off);
+		return;
+	} else if (h->feed) {
+		fuse_changes_read(req, fs, h->feed, size, fi);
 		return;
 	} else if (h->kind == HANDLE_VIRTUAL) {
 		data = (const uint8_t *)h->text;

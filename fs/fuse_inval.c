@@ -4,7 +4,8 @@
  * fuse_lowlevel_notify_inval_inode/_inval_entry/_delete write to /dev/fuse and the kernel may make
  * them wait for a lock held by a request in flight (a read holding a page, a mkdir holding its
  * directory). Only the loop thread answers requests, so it must never make these calls itself:
- * it queues them here, and this thread, which answers no request, makes them in order.
+ * it queues them here, and this thread, which answers no request, makes them in order. Delete
+ * notices for names another node removed go to a second such thread (see struct kvfs_inval).
  *
  * An invalidation may carry a reply: a close() whose commit changed what the kernel believes
  * (the commit time, a failed O_TRUNC write) is answered only after the kernel has forgotten
@@ -47,16 +48,29 @@ struct kvfs_inval {
 	bool stop;                      /* protected by lock */
 	int holds;                      /* protected by lock: see fuse_inval_hold() */
 	bool stopped;                   /* the thread is gone: replies are sent at once */
+	/* Delete notices (fuse_inval_entry with a child) go to a second thread of their own: the
+	 * kernel makes one wait for the removed inode's lock, which a local fsync holds until its
+	 * reply, and that reply comes through this thread's queue. NULL in that second one. */
+	struct kvfs_inval *del;
 };
 
 static void run_item(struct kvfs_inval *iv, const struct inval_item *it)
 {
 	int rv;
 
-	if (it->kind == INVAL_INODE)
+	if (it->kind == INVAL_INODE) {
 		rv = fuse_lowlevel_notify_inval_inode(iv->se, it->ino, it->data ? 0 : -1, 0);
-	else
+	} else if (it->child) {
+		/* The inode lost its last name: a delete notice, which also gives inotify watchers
+		 * of the directory IN_DELETE (the kernel's d_delete_notify) when the name was in
+		 * the dentry cache. Not cached (ENOENT) or no longer that inode: a plain
+		 * invalidation does all there is to do. */
+		rv = fuse_lowlevel_notify_delete(iv->se, it->ino, it->child, it->name, it->len);
+		if (rv < 0)
+			rv = fuse_lowlevel_notify_inval_entry(iv->se, it->ino, it->name, it->len);
+	} else {
 		rv = fuse_lowlevel_notify_inval_entry(iv->se, it->ino, it->name, it->len);
+	}
 	/* ENOENT: the kernel did not have it cached, which is fine. */
 	if (rv < 0 && rv != -ENOENT && rv != -ENOTDIR && rv != -EBADF && rv != -ENODEV)
 		log_debug("cache invalidation of inode %llu: %s", (unsigned long long)it->ino,
@@ -153,7 +167,7 @@ static void *inval_main(void *arg)
 	return NULL;
 }
 
-int fuse_inval_start(struct kvfs_inval **out, struct fuse_session *se)
+static int start_one(struct kvfs_inval **out, struct fuse_session *se)
 {
 	struct kvfs_inval *iv = calloc(1, sizeof(*iv));
 	int rv;
@@ -193,6 +207,23 @@ static void push(struct kvfs_inval *iv, struct inval_item *it)
 	pthread_mutex_unlock(&iv->lock);
 }
 
+int fuse_inval_start(struct kvfs_inval **out, struct fuse_session *se)
+{
+	struct kvfs_inval *iv, *del;
+	int rv = start_one(&iv, se);
+
+	if (rv < 0)
+		return rv;
+	rv = start_one(&del, se);
+	if (rv < 0) {
+		fuse_inval_free(iv);
+		return rv;
+	}
+	iv->del = del;
+	*out = iv;
+	return 0;
+}
+
 void fuse_inval_inode(struct kvfs_inval *iv, uint64_t ino, bool data, fuse_req_t req, int err)
 {
 	struct inval_item *it = calloc(1, sizeof(*it));
@@ -227,7 +258,7 @@ void fuse_inval_entry(struct kvfs_inval *iv, uint64_t parent, const char *name, 
 	it->child = child;
 	it->len = len;
 	memcpy(it->name, name, len);
-	push(iv, it);
+	push(child && iv->del ? iv->del : iv, it);
 }
 
 void fuse_inval_hold(struct kvfs_inval *iv, int delta)
@@ -237,6 +268,8 @@ void fuse_inval_hold(struct kvfs_inval *iv, int delta)
 	if (iv->holds == 0)
 		pthread_cond_broadcast(&iv->cond);
 	pthread_mutex_unlock(&iv->lock);
+	if (iv->del)
+		fuse_inval_hold(iv->del, delta);
 }
 
 void fuse_inval_stop(struct kvfs_inval *iv)
@@ -247,6 +280,8 @@ void fuse_inval_stop(struct kvfs_inval *iv)
 	pthread_mutex_unlock(&iv->lock);
 	pthread_join(iv->thread, NULL);
 	iv->stopped = true;
+	if (iv->del)
+		fuse_inval_stop(iv->del);
 }
 
 void fuse_inval_free(struct kvfs_inval *iv)
@@ -255,6 +290,7 @@ void fuse_inval_free(struct kvfs_inval *iv)
 		return;
 	if (!iv->stopped)
 		fuse_inval_stop(iv);
+	fuse_inval_free(iv->del);
 	pthread_cond_destroy(&iv->cond);
 	pthread_mutex_destroy(&iv->lock);
 	free(iv);

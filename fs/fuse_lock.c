@@ -215,7 +215,8 @@ static void lock_request(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino,
 	struct fuse_locks *L = fs->locks;
 	struct lock_wait *w;
 
-	if (!L || L->stopping || (ino < KVFS_INO_BASE && ino != KVFS_ROOT_INO)) {
+	if (!L || L->stopping || fuse_status_is_virtual(ino) ||
+	    (ino < KVFS_INO_BASE && ino != KVFS_ROOT_INO)) {
 		fuse_reply_err(req, ENOLCK);
 		return;
 	}

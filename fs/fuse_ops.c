@@ -92,7 +92,8 @@ static int check_new_name(fuse_ino_t parent, const char *name)
 	if (parent == KVFS_ROOT_INO && fuse_status_lookup(name))
 		return -EEXIST;
 	if (parent == KVFS_ROOT_INO &&
-	    (strncmp(name, ".status", 7) == 0 || strncmp(name, ".kvfs", 5) == 0))
+	    (strncmp(name, ".status", 7) == 0 || strncmp(name, ".kvfs", 5) == 0 ||
+	     fuse_changes_reserved(parent, name)))
 		return -EACCES;
 	return 0;
 }
@@ -214,6 +215,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct kvfs_fs *fs = fs_of(req);
 	fuse_ino_t vino;
 
+	if (parent == KVFS_ROOT_INO && fuse_changes_lookup(req, fs, name))
+		return;
 	if (parent == KVFS_ROOT_INO && (vino = fuse_status_lookup(name)) != 0) {
 		struct fuse_entry_param e = {.ino = vino};
 
@@ -233,7 +236,8 @@ static void forget_one(struct kvfs_fs *fs, fuse_ino_t ino, uint64_t nlookup)
 {
 	struct kvfs_inode *in;
 
-	if (fuse_status_is_virtual(ino) || ino == KVFS_ROOT_INO)
+	if (fuse_changes_forget(fs, ino, nlookup) || fuse_status_is_virtual(ino) ||
+	    ino == KVFS_ROOT_INO)
 		return;
 	in = store_get(fs->store, ino);
 	/* After a snapshot replaced the store (fuse_ops_on_reset), the kernel may forget more
@@ -505,7 +509,8 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, ui
 	};
 	int rv;
 
-	if (parent == KVFS_ROOT_INO && fuse_status_lookup(name)) {
+	if (parent == KVFS_ROOT_INO &&
+	    (fuse_status_lookup(name) || fuse_changes_reserved(parent, name))) {
 		fuse_reply_err(req, EACCES);
 		return;
 	}
@@ -608,15 +613,29 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
+/* Whether a file open on this node has inode ino. */
+static bool open_here(const struct kvfs_fs *fs, uint64_t ino)
+{
+	for (const struct handle *h = fs->handles; h; h = h->next)
+		if (h->in && h->in->ino == ino)
+			return true;
+	return false;
+}
+
 /*
  * Another node changed the name `name` in dir, which gave inode ino (0: none). The kernel's
- * delete notice would also zero the inode's link count: it is given only when the inode lost its
- * last name (nlink_after 0); otherwise the name is forgotten and the inode's attributes reread.
+ * delete notice (which gives inotify watches of the removed entry IN_DELETE_SELF) would also
+ * zero the inode's link count: it is given only when the inode lost its last name (nlink_after
+ * 0); otherwise the name is forgotten and the inode's attributes reread. It also takes the
+ * inode's lock in the kernel, which a local fsync holds until its reply: for an inode open on
+ * this node the plain invalidation is used (and notices run on a thread of their own, so a
+ * reply never waits behind one: fuse_inval.c).
  */
 static void inval_name(struct kvfs_fs *fs, uint64_t dir, const char *name, uint32_t len,
                        uint64_t ino, uint32_t nlink_after)
 {
-	fuse_inval_entry(fs->inval, dir, name, len, nlink_after == 0 ? ino : 0);
+	fuse_inval_entry(fs->inval, dir, name, len,
+	                 nlink_after == 0 && !open_here(fs, ino) ? ino : 0);
 	if (ino && nlink_after > 0)
 		fuse_inval_inode(fs->inval, ino, false, NULL, 0);
 }
@@ -628,6 +647,7 @@ void fuse_ops_on_apply(void *arg, const struct kvfs_op *op, const struct kvfs_ap
 	fuse_lock_on_apply(fs, op, res);
 	if (res->err < 0 || res->duplicate)
 		return;
+	fuse_changes_wake(fs); /* the node recorded op (if it changed something) before this */
 	if (op->type == KVFS_OP_PUT || op->type == KVFS_OP_APPEND || op->type == KVFS_OP_SETATTR ||
 	    op->type == KVFS_OP_FALLOCATE)
 		fuse_file_value_changed(fs, op);
@@ -696,6 +716,7 @@ void fuse_ops_on_reset(void *arg, struct kvfs_store *old)
 	/* Whatever the kernel knows came from the old contents. Names it caches expire with the
 	 * entry timeout; attributes and data go now. */
 	store_foreach(old, inval_known, fs);
+	fuse_changes_wake(fs); /* readers waiting for entries the snapshot stands for: ERANGE */
 	fuse_inval_inode(fs->inval, KVFS_ROOT_INO, true, NULL, 0);
 	fuse_lock_on_reset(fs);
 	/* Open files move to the same inode in the new contents (their pins moved already). One
@@ -760,4 +781,5 @@ const struct fuse_lowlevel_ops fuse_ops_table = {
     .getlk = fuse_lock_getlk,
     .setlk = fuse_lock_setlk,
     .flock = fuse_lock_flock,
+    .poll = fuse_changes_poll,
 };

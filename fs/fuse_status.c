@@ -18,7 +18,7 @@
 bool fuse_status_is_virtual(fuse_ino_t ino)
 {
 	return ino == KVFS_STATUS_INO || ino == KVFS_STATUS_JSON_INO || ino == KVFS_METRICS_INO ||
-	       ino == KVFS_BACKUP_INO;
+	       ino == KVFS_BACKUP_INO || fuse_changes_is_feed(ino);
 }
 
 fuse_ino_t fuse_status_lookup(const char *name)
@@ -31,6 +31,10 @@ fuse_ino_t fuse_status_lookup(const char *name)
 		return KVFS_BACKUP_INO;
 	if (strcmp(name, ".metrics") == 0)
 		return KVFS_METRICS_INO;
+	if (strcmp(name, ".changes") == 0)
+		return KVFS_CHANGES_INO;
+	if (strcmp(name, ".changes.json") == 0)
+		return KVFS_CHANGES_JSON_INO;
 	return 0;
 }
 
@@ -60,6 +64,10 @@ void fuse_status_attr(struct kvfs_fs *fs, fuse_ino_t ino, struct stat *st)
 
 	if (ino == KVFS_BACKUP_INO) {
 		fuse_backup_attr(fs, st);
+		return;
+	}
+	if (fuse_changes_is_feed(ino)) {
+		fuse_status_virtual_attr(fs, ino, 0444, 0, st); /* a stream: no size */
 		return;
 	}
 	text = fuse_status_render(fs, ino, &len);

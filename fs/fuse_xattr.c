@@ -34,10 +34,10 @@ static struct kvfs_fs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-/* A virtual file: kvfs's own, below the store's first inode number (the root is the store's). */
+/* A virtual file: kvfs's own (/.status ..., the change feeds), not in the store. */
 static bool is_virtual(fuse_ino_t ino)
 {
-	return ino != KVFS_ROOT_INO && ino < KVFS_INO_BASE;
+	return fuse_status_is_virtual(ino) || (ino != KVFS_ROOT_INO && ino < KVFS_INO_BASE);
 }
 
 static bool is_user(const char *name)

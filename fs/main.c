@@ -25,6 +25,7 @@
 #include "daemon.h"
 #include "fs.h"
 #include "health.h"
+#include "watch.h"
 #include "member.h"
 #include "fuse_mount_opts.h"
 #include "options.h"
@@ -191,6 +192,7 @@ static void finish_stop(struct app *a)
 	a->unmounted = true;
 	while (a->fs.handles)
 		fuse_file_free_handle(&a->fs, a->fs.handles, false);
+	fuse_changes_shutdown(&a->fs);
 	/* Step down and close the session now (if a failure has not already): the others elect
 	 * at once. */
 	release_cluster(a);
@@ -806,6 +808,8 @@ int main(int argc, char **argv)
 		return health_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "member") == 0)
 		return member_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "watch") == 0)
+		return watch_main(argc - 1, argv + 1);
 	rv = options_parse(&a.opts, argc, argv, err, sizeof(err));
 	if (rv == KVFS_OPTIONS_HELP) {
 		options_usage(stdout, "kvfs");
@@ -874,6 +878,7 @@ int main(int argc, char **argv)
 	    .max_value = a.opts.max_value,
 	    .segment_bytes = a.opts.segment_bytes,
 	    .snapshot_bytes = a.opts.snapshot_bytes,
+	    .changes_history = a.opts.changes_history,
 	    .election = a.opts.election,
 	    .priority = a.opts.priority,
 	    .cluster_id = a.zk ? cluster_id : NULL,

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "fuse_mount_opts.h"
+#include "kvfs/changes.h"
 #include "kvfs/config.h"
 #include "kvfs/election.h"
 #include "kvfs/hostport.h"
@@ -45,6 +46,7 @@ enum {
 	OPT_MAX_VALUE,
 	OPT_SNAPSHOT_BYTES,
 	OPT_SEGMENT_BYTES,
+	OPT_CHANGES_HISTORY,
 	OPT_SECRET_FILE,
 	OPT_INSECURE,
 	OPT_ZK_AUTH_FILE,
@@ -82,6 +84,7 @@ static const struct option long_opts[] = {
     {"max-value", required_argument, NULL, OPT_MAX_VALUE},
     {"snapshot-bytes", required_argument, NULL, OPT_SNAPSHOT_BYTES},
     {"segment-bytes", required_argument, NULL, OPT_SEGMENT_BYTES},
+    {"changes-history", required_argument, NULL, OPT_CHANGES_HISTORY},
     {"secret-file", required_argument, NULL, OPT_SECRET_FILE},
     {"insecure", no_argument, NULL, OPT_INSECURE},
     {"zk-auth-file", required_argument, NULL, OPT_ZK_AUTH_FILE},
@@ -148,6 +151,8 @@ void options_usage(FILE *f, const char *prog)
 	    "  --snapshot-bytes SIZE  snapshot after SIZE of log (default 64M)\n"
 	    "  --segment-bytes SIZE   log segment size (default 64M)\n"
 	    "                         sizes: bytes, or K, M, G, T (KiB... too; 1K = 1024)\n"
+	    "  --changes-history N    committed changes /.changes keeps for readers to resume\n"
+	    "                         from (default 65536, 1..67108864)\n"
 	    "  --secret-file PATH     the cluster's shared peer secret, at least 32 bytes, mode\n"
 	    "                         600 (required with --zk unless --insecure); give it twice\n"
 	    "                         to rotate: dial with the first, accept either\n"
@@ -687,6 +692,10 @@ static int parse_argv(struct parse *p, int argc, char **argv)
 		case OPT_SNAPSHOT_BYTES:
 			rv = parse_size("--snapshot-bytes", optarg, 4096, UINT64_C(1) << 40,
 			                &o->snapshot_bytes, err, errlen);
+			break;
+		case OPT_CHANGES_HISTORY:
+			rv = parse_u32("--changes-history", optarg, 1, KVFS_CHANGES_MAX,
+			               &o->changes_history, err, errlen);
 			break;
 		case OPT_SEGMENT_BYTES:
 			rv = parse_size("--segment-bytes", optarg, 4096, UINT64_C(1) << 32,

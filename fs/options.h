@@ -41,6 +41,7 @@ struct kvfs_options {
 	int zpref;               /* +1 this node's zone is preferred, -1 avoided, 0 neither */
 	uint64_t max_value;
 	uint64_t snapshot_bytes;
+	uint32_t changes_history; /* --changes-history: records the change feed keeps */
 	uint64_t segment_bytes;
 	bool foreground;
 	bool debug;       /* -d: FUSE debug output, implies -f */

@@ -51,6 +51,7 @@ struct kvfs_node {
 	struct kvfs_node_config cfg;
 	char *data_dir;
 	struct kvfs_store *store;
+	struct kvfs_changes *changes; /* the change feed's ring (changes.h) */
 	struct kvfs_log *log;
 	int lock_fd;
 

@@ -33,6 +33,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "kvfs/changes.h"
 #include "kvfs/config.h"
 #include "kvfs/disk.h"
 #include "kvfs/logging.h"
@@ -410,6 +411,9 @@ static int install(struct node_snaps *s, uint64_t index, uint64_t epoch)
 	 * contents. */
 	store_foreach(n->store, hand_over_pin, loaded);
 	store_exchange(n->store, loaded);
+	/* The entries the snapshot stands for were never applied here one by one: the change
+	 * feed has no record of them, and readers waiting for them learn it (-ERANGE). */
+	changes_reset(n->changes, index + 1);
 	if (index > n->snapshot_index) {
 		n->snapshot_index = index;
 		n->snapshot_epoch = epoch;

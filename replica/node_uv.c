@@ -36,6 +36,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "kvfs/changes.h"
 #include "kvfs/disk.h"
 #include "kvfs/log.h"
 #include "kvfs/logging.h"
@@ -190,6 +191,9 @@ int node_apply_entry(struct kvfs_node *n, uint64_t epoch, uint64_t index, const 
 {
 	int rv = store_entry_apply(n->store, epoch, index, data, len, op, res);
 
+	if (rv == 0)
+		changes_record(n->changes, n->store, epoch, index, op, res);
+
 	if (rv == 0 && res->err == -EBADMSG && op->type == KVFS_OP_NOOP)
 		log_warn("log entry %" PRIu64 " is not an operation this kvfs understands; applied "
 		         "as a no-op that failed (EBADMSG), as on every replica",
@@ -276,6 +280,7 @@ static void node_free(struct kvfs_node *n)
 		log_close(n->log);
 	if (n->store)
 		store_close(n->store);
+	changes_close(n->changes);
 	if (n->lock_fd >= 0)
 		close(n->lock_fd);
 	if (n->commit_fd >= 0)
@@ -356,6 +361,16 @@ int node_open(struct kvfs_node **out, const struct kvfs_node_config *cfg, char *
 	}
 	if (note[0])
 		log_warn("%s", note);
+	rv = changes_init(&n->changes,
+	                  cfg->changes_history ? cfg->changes_history : KVFS_CHANGES_DEFAULT);
+	if (rv < 0) {
+		snprintf(err, errlen, "cannot keep %u change feed records: %s",
+		         cfg->changes_history ? cfg->changes_history : KVFS_CHANGES_DEFAULT,
+		         strerror(-rv));
+		goto err_free;
+	}
+	/* What the snapshot holds came in whole: the feed starts after it. */
+	changes_reset(n->changes, store_applied_index(n->store) + 1);
 	r = (struct replay){.node = n,
 	                    .snapshot_index = snap_index,
 	                    .err = err,
@@ -837,6 +852,11 @@ struct kvfs_store *node_store(struct kvfs_node *n)
 	return n->store;
 }
 
+const struct kvfs_changes *node_changes(const struct kvfs_node *n)
+{
+	return n->changes;
+}
+
 void node_status(const struct kvfs_node *n, struct kvfs_status *st)
 {
 	uint64_t applied = store_applied_index(n->store);
@@ -860,6 +880,9 @@ void node_status(const struct kvfs_node *n, struct kvfs_status *st)
 		n->cluster->status(n->cluster->arg, st);
 	ncl_status(n, st);
 	nhealth_status(n, st);
+	st->has_changes = true;
+	st->changes_first = changes_first(n->changes);
+	st->changes_last = changes_next(n->changes) - 1;
 }
 
 void node_metrics(const struct kvfs_node *n, struct kvfs_node_counters *out)

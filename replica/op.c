@@ -172,6 +172,7 @@ size_t op_encode(const struct kvfs_op *op, uint8_t *buf)
 	case KVFS_OP_REMOVEXATTR:
 		wire_put_u64(&w, op->ino);
 		wire_put_bytes(&w, op->name, op->name_len);
+		break;
 	case KVFS_OP_LOCK:
 	case KVFS_OP_UNLOCK_OWNER:
 		wire_put_u64(&w, op->ino);
@@ -317,6 +318,7 @@ int op_decode(struct kvfs_op *op, const uint8_t *buf, size_t len)
 		op->ino = wire_get_u64(&r);
 		wire_get_bytes(&r, &b, &op->name_len, KVFS_XATTR_NAME_MAX);
 		op->name = (const char *)b;
+		break;
 	case KVFS_OP_LOCK:
 	case KVFS_OP_UNLOCK_OWNER:
 		op->ino = wire_get_u64(&r);

@@ -228,6 +228,10 @@ size_t status_render_text(const struct kvfs_status *st, char *buf, size_t size)
 	}
 	render_members_text(&o, st);
 	render_scores_text(&o, st);
+	if (st->has_changes)
+		kvfs_out_printf(&o, "changes_first: %llu\nchanges_last: %llu\n",
+		                (unsigned long long)st->changes_first,
+		                (unsigned long long)st->changes_last);
 	return o.len;
 }
 
@@ -271,6 +275,10 @@ size_t status_render_json(const struct kvfs_status *st, char *buf, size_t size)
 	kvfs_out_printf(&o, "]");
 	render_members_json(&o, st);
 	render_scores_json(&o, st);
+	if (st->has_changes)
+		kvfs_out_printf(&o, ", \"changes_first\": %llu, \"changes_last\": %llu",
+		                (unsigned long long)st->changes_first,
+		                (unsigned long long)st->changes_last);
 	kvfs_out_printf(&o, "}\n");
 	return o.len;
 }

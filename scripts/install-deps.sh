@@ -20,6 +20,8 @@ PACKAGES=(
 	fuse3 zookeeper default-jre-headless python3 python3-kazoo
 	# the filesystem tests' tools
 	rsync tar attr psmisc util-linux procps coreutils diffutils findutils sed
+	# the change feed test: which inotify events remote changes give (inotifywait)
+	inotify-tools
 	# pjdfstest (tests/fs/pjdfstest): prove is perl's; its .t files make names with openssl md5
 	perl openssl
 	# the partition tests: network namespaces, veths, a bridge (ip) and the drop rules (nft)

@@ -57,6 +57,8 @@ struct kvfs_node_config {
 	 * the node rejoins: repl.h, "Rejoining"). */
 	uint64_t zk_epoch;
 	bool id_held_data;
+	/* Records the change feed keeps (changes.h, --changes-history); 0: the default. */
+	uint32_t changes_history;
 	/* Testing only: the transport's link delay file (peer.h, "Testing"); NULL: none. */
 	const char *test_peer_delay;
 };
@@ -205,6 +207,9 @@ int node_read_wait(struct kvfs_node *n, uint64_t deadline, kvfs_node_done_fn cb,
 int node_busy(const struct kvfs_node *n);
 
 struct kvfs_store *node_store(struct kvfs_node *n);
+/* The change feed's ring (changes.h): every applied entry is recorded there before on_apply. */
+struct kvfs_changes;
+const struct kvfs_changes *node_changes(const struct kvfs_node *n);
 void node_status(const struct kvfs_node *n, struct kvfs_status *st);
 /* The node's counters for /.metrics (group-commit fsync latency, snapshot size). */
 struct kvfs_node_counters;

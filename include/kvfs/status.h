@@ -101,6 +101,11 @@ struct kvfs_status {
 	struct kvfs_status_member members[KVFS_STATUS_MAX_PEERS];
 	unsigned nscores;
 	struct kvfs_status_score scores[KVFS_STATUS_MAX_PEERS];
+	/* The change feed (changes.h), shown last: the oldest index a reader may start from and
+	 * the last index applied here. Absent when has_changes is false. */
+	bool has_changes;
+	uint64_t changes_first;
+	uint64_t changes_last;
 };
 
 /*

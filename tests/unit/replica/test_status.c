@@ -287,6 +287,28 @@ static void test_membership(void **state)
 	assert_null(strstr(buf, "voters:"));
 }
 
+/* The change feed's range comes last, after the peer and score lines (append only). */
+static void test_changes_range(void **state)
+{
+	struct kvfs_status st = sample();
+	char buf[4096];
+	size_t len;
+
+	status_render_text(&st, buf, sizeof(buf));
+	assert_null(strstr(buf, "changes_"));
+	st.has_changes = true;
+	st.changes_first = 17;
+	st.changes_last = 10420;
+	len = status_render_text(&st, buf, sizeof(buf));
+	assert_true(len > 40);
+	assert_string_equal(buf + len - strlen("changes_first: 17\nchanges_last: 10420\n"),
+	                    "changes_first: 17\nchanges_last: 10420\n");
+	assert_non_null(strstr(buf, "lag_ms=15\nchanges_first"));
+	len = status_render_json(&st, buf, sizeof(buf));
+	assert_string_equal(buf + len - strlen(", \"changes_first\": 17, \"changes_last\": 10420}\n"),
+	                    ", \"changes_first\": 17, \"changes_last\": 10420}\n");
+}
+
 static void test_truncation_reports_full_length(void **state)
 {
 	struct kvfs_status st = sample();
@@ -313,6 +335,7 @@ int main(void)
 	    cmocka_unit_test(test_score_text),
 	    cmocka_unit_test(test_score_json),
 	    cmocka_unit_test(test_membership),
+	    cmocka_unit_test(test_changes_range),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
