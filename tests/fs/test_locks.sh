@@ -30,6 +30,9 @@ HOLDER=$!
 lib_track_pid "$HOLDER"
 for _ in $(seq 100); do [[ -e "$M/held.ready" ]] && break; sleep 0.05; done
 check "the holder's token is readable" getfattr --only-values -n user.kvfs.lock "$M/held"
+check "getfattr -d lists it while the lock is held" \
+	bash -c "getfattr -d -m - '$M/held' | grep -q '^user.kvfs.lock=\"[0-9]*\"\$'"
+expect_errno "user.kvfs.lock cannot be set" EPERM setfattr -n user.kvfs.lock -v 1 "$M/held"
 check "kill -9 the daemon while the lock is held" kvfs_kill9 a
 kill -9 "$HOLDER" 2>/dev/null || true
 wait "$HOLDER" 2>/dev/null || true
