@@ -213,11 +213,13 @@ static void gated_list(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino, const
 		len += (size_t)x->a[i].name->size;
 		buf[len++] = '\0';
 	}
-	/* kvfs's own names, only those that have a value now. */
+	/* kvfs's own names, only those that have a value now, and only within listxattr's limit:
+	 * a file whose own names fill it still lists them (getxattr of the name still works). */
 	for (const char *const *r = fuse_xattr_reserved_names; *r; r++) {
 		size_t n = strlen(*r) + 1;
 
-		if (fuse_xattr_reserved_get(fs, ino, *r, NULL, 0) >= 0 && len + n <= cap) {
+		if (len + n <= cap && len + n <= KVFS_XATTR_LIST_MAX &&
+		    fuse_xattr_reserved_get(fs, ino, *r, NULL, 0) >= 0) {
 			memcpy(buf + len, *r, n);
 			len += n;
 		}

@@ -185,6 +185,10 @@ static size_t pax_records(const struct kvfs_tar_entry *e, uint8_t *dst)
 		char key[sizeof(XATTR_KEY) + KVFS_XATTR_NAME_MAX];
 		size_t klen = (size_t)x->name->size;
 
+		/* A pax keyword ends at the first '=': a name holding one cannot be written so that
+		 * a reader gets it back, and is left out (README, "Copies, backup and restore"). */
+		if (memchr(x->name->data, '=', klen))
+			continue;
 		/* Names are at most KVFS_XATTR_NAME_MAX bytes without NUL (store_xattr.h). */
 		memcpy(key, XATTR_KEY, sizeof(XATTR_KEY) - 1);
 		memcpy(key + sizeof(XATTR_KEY) - 1, x->name->data, klen);

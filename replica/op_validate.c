@@ -7,6 +7,7 @@
  */
 #include "kvfs/op.h"
 
+#include "kvfs/config.h"
 #include "kvfs/store.h"
 #include "kvfs/store_xattr.h"
 
@@ -106,10 +107,14 @@ static int check_fallocate(const struct kvfs_op *op)
  * range. */
 static int check_lock(const struct kvfs_op *op)
 {
-	if (op->lk_node == 0)
+	/* A node id of the cluster's range. A lock's incarnation stays below the largest, so that
+	 * a RELEASE_NODE up to UINT64_MAX (every incarnation) can always drop it (store_lock.c). */
+	if (op->lk_node == 0 || op->lk_node > KVFS_CONFIG_ID_MAX)
 		return -EINVAL;
 	if (op->type == KVFS_OP_RELEASE_NODE)
 		return 0;
+	if (op->lk_inc == UINT64_MAX)
+		return -EINVAL;
 	/* A file or directory; the root too (`flock /mnt cmd`), not a virtual file. */
 	if ((op->ino < KVFS_INO_BASE && op->ino != KVFS_ROOT_INO) || op->lk_kind > KVFS_LOCK_POSIX)
 		return -EINVAL;

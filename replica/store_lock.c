@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "kvfs/config.h"
 #include "kvfs/op.h"
 #include "store_internal.h"
 
@@ -221,7 +222,8 @@ int store_lock_apply(struct kvfs_store *s, uint64_t index, const struct kvfs_op 
 		return 0;
 	}
 	/* A node takes and drops only its own locks; only a RELEASE_NODE drops another's. */
-	if (op->lk_node == 0 || op->lk_node != op->origin || op->lk_kind > KVFS_LOCK_POSIX)
+	if (op->lk_node == 0 || op->lk_node > KVFS_CONFIG_ID_MAX || op->lk_inc == UINT64_MAX ||
+	    op->lk_node != op->origin || op->lk_kind > KVFS_LOCK_POSIX)
 		return -EINVAL;
 	in = store_get_linked(s, op->ino);
 	if (!in)
@@ -297,7 +299,8 @@ int store_lock_load(struct kvfs_store *s, const struct kvfs_lock *l, uint64_t in
 {
 	struct kvfs_inode *in = store_get_linked(s, l->ino);
 
-	if (!in || l->node == 0 || l->kind > KVFS_LOCK_POSIX || l->type > KVFS_LOCK_WR ||
+	if (!in || l->node == 0 || l->node > KVFS_CONFIG_ID_MAX || l->inc == UINT64_MAX ||
+	    l->kind > KVFS_LOCK_POSIX || l->type > KVFS_LOCK_WR ||
 	    l->start > l->end || l->end > KVFS_LOCK_END_MAX || l->token == 0 || l->token > index)
 		return -EBADMSG;
 	if (l->kind == KVFS_LOCK_FLOCK && (l->start != 0 || l->end != KVFS_LOCK_END_MAX))

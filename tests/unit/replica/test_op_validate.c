@@ -271,6 +271,12 @@ static void test_validate_refuses(void **state)
 	    /* locks: no node, a virtual file, unknown kind or type, a bad range */
 	    {VOP(.type = KVFS_OP_LOCK, .ino = 17, .lk_type = KVFS_LOCK_RD), -EINVAL},
 	    {VOP(.type = KVFS_OP_RELEASE_NODE), -EINVAL},
+	    /* a node id no cluster has; the largest incarnation (no later one could release it) */
+	    {VOP(.type = KVFS_OP_RELEASE_NODE, .lk_node = 256), -EINVAL},
+	    {VOP(.type = KVFS_OP_LOCK, .ino = 17, .lk_node = 256), -EINVAL},
+	    {VOP(.type = KVFS_OP_LOCK, .ino = 17, .lk_node = 1, .lk_inc = UINT64_MAX), -EINVAL},
+	    {VOP(.type = KVFS_OP_UNLOCK_OWNER, .ino = 17, .lk_node = 1, .lk_inc = UINT64_MAX),
+	     -EINVAL},
 	    {VOP(.type = KVFS_OP_LOCK, .ino = 2, .lk_node = 1), -EINVAL},
 	    {VOP(.type = KVFS_OP_UNLOCK_OWNER, .ino = 17, .lk_node = 1, .lk_kind = 2), -EINVAL},
 	    {VOP(.type = KVFS_OP_LOCK, .ino = 17, .lk_node = 1, .lk_type = 3), -EINVAL},

@@ -297,6 +297,7 @@ static void test_snapshot(void **state)
 		} cases[] = {
 		    {0, 0x77},      /* an unknown ino */
 		    {8, 0x00},      /* node 0 (node is 2) */
+		    {9, 0x01},      /* node 258: beyond KVFS_CONFIG_ID_MAX */
 		    {28, 0x05},     /* an unknown kind */
 		    {29, 0x02},     /* type F_UNLCK: never held */
 		    {30, 0x20},     /* start past end */
