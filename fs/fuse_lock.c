@@ -9,7 +9,8 @@
  * Waiting (F_SETLKW, flock without LOCK_NB) never polls: a refused request is parked on this
  * node, and every unlock, UNLOCK_OWNER or RELEASE_NODE that this node applies (every node applies
  * every operation) proposes the parked requests on its inode again. A signal interrupts the wait
- * (FUSE_INTERRUPT: EINTR); one that would close a cycle of waiters on this node fails with
+ * (FUSE_INTERRUPT: EINTR at once when parked; when its LOCK is in flight, the outcome answers, a
+ * grant as success and a refusal as EINTR); one that would close a cycle of waiters on this node fails with
  * EDEADLK. Locks go when their owner unlocks, and without an unlock at close, process death, a
  * restart or the loss of the holding node's ZooKeeper session (fuse_lock_close.c).
  *
@@ -32,15 +33,6 @@
 #include "kvfs/node.h"
 #include "kvfs/op.h"
 #include "kvfs/store.h"
-
-static void ignore_done(void *arg, int err, uint64_t ino)
-{
-	(void)arg;
-	(void)ino;
-	if (err < 0 && err != -ESHUTDOWN)
-		log_warn("releasing a lock failed (%s); it goes when this node's session does",
-		         strerror(-err));
-}
 
 /* See fs.h. */
 int fuse_lock_start(struct kvfs_fs *fs)
@@ -146,19 +138,21 @@ static void on_lock_done(void *arg, int err, uint64_t ino)
 	(void)ino;
 	w->in_flight = false;
 	if (w->answered || !L) {
-		if (err == 0 && w->op.lk_type != KVFS_LOCK_UN && L && fs->node) {
-			/* Granted after the caller gave up (a signal): give it back. */
-			struct kvfs_op un = w->op;
-
-			un.lk_type = KVFS_LOCK_UN;
-			node_propose(fs->node, &un, 0, ignore_done, NULL);
-		}
+		/* Answered at shutdown: a late grant goes with this incarnation (RELEASE_NODE at
+		 * the next start, or the session). Never an unlock here: the owner may hold the
+		 * lock by another request by now. */
 		if (L)
 			unlink_wait(L, w);
 		free(w);
 		return;
 	}
-	if (err == -EAGAIN && w->sleep && !L->stopping) {
+	if (err == -EAGAIN && w->interrupted) {
+		/* A signal came while the LOCK was in flight: not parked again. A grant is
+		 * answered as one (the process holds it, which it can undo), never undone
+		 * behind its back: a retried request of the same owner would have succeeded as
+		 * a no-op, and an unlock proposed here would then drop the lock it holds. */
+		err = -EINTR;
+	} else if (err == -EAGAIN && w->sleep && !L->stopping) {
 		if (L->gen != w->gen) {
 			propose_wait(w); /* an unlock applied meanwhile: try again now */
 			return;
@@ -192,20 +186,23 @@ static void propose_wait(struct lock_wait *w)
 	free(w);
 }
 
-/* FUSE_INTERRUPT for a waiting request: it answers EINTR now; a LOCK still in flight is given
- * back if it is granted after all (on_lock_done). */
+/* FUSE_INTERRUPT for a waiting request. A parked one answers EINTR now. One whose LOCK is in
+ * flight (or that is still being set up) is only flagged: its outcome answers it, a grant as 0
+ * and a refusal as EINTR (on_lock_done), so that what the caller is told is what the log says. */
 static void on_interrupt(fuse_req_t req, void *data)
 {
 	struct lock_wait *w = data;
 
 	if (w->answered)
 		return;
+	if (w->in_flight || w->setup) {
+		w->interrupted = true;
+		return;
+	}
 	w->answered = true;
 	fuse_reply_err(req, EINTR);
-	if (!w->in_flight && !w->setup) {
-		unlink_wait(w->fs->locks, w);
-		free(w);
-	}
+	unlink_wait(w->fs->locks, w);
+	free(w);
 }
 
 /* Proposes a lock request for req (answered when its LOCK applies, or parked). */
@@ -244,7 +241,9 @@ static void lock_request(fuse_req_t req, struct kvfs_fs *fs, fuse_ino_t ino,
 		w->setup = true;
 		fuse_req_interrupt_func(req, on_interrupt, w);
 		w->setup = false;
-		if (w->answered) {
+		if (w->interrupted) {
+			/* Replied here, not from inside fuse_req_interrupt_func. */
+			fuse_reply_err(req, EINTR);
 			unlink_wait(L, w);
 			free(w);
 			return;

@@ -22,8 +22,10 @@ struct lock_wait {
 	uint64_t fh;    /* the open file it came through (release drops record locks too) */
 	bool sleep;     /* wait on EAGAIN (F_SETLKW, blocking flock) */
 	bool in_flight; /* its LOCK is proposed */
-	bool answered;  /* req was answered (EINTR, shutdown): undo a late grant, then free */
-	bool setup;     /* lock_request is still setting it up: on_interrupt must not free it */
+	bool answered;  /* req was answered (shutdown): free once its LOCK is done */
+	bool interrupted; /* FUSE_INTERRUPT came while in flight or being set up: the outcome
+	                     answers (0 if granted), but it is not parked again (EINTR) */
+	bool setup;     /* lock_request is still setting it up: on_interrupt must not reply */
 	uint64_t gen;   /* fuse_locks.gen when its LOCK was proposed */
 	struct lock_wait *prev, *next;
 };
