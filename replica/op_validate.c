@@ -115,7 +115,8 @@ static int check_lock(const struct kvfs_op *op)
 		return 0;
 	if (op->lk_inc == UINT64_MAX)
 		return -EINVAL;
-	/* A file or directory; the root too (`flock /mnt cmd`), not a virtual file. */
+	/* An inode of the tree, not a virtual file. Directories (the root included) are accepted
+	 * but never come from FUSE: the kernel keeps a directory's locks itself (node-local). */
 	if ((op->ino < KVFS_INO_BASE && op->ino != KVFS_ROOT_INO) || op->lk_kind > KVFS_LOCK_POSIX)
 		return -EINVAL;
 	if (op->type == KVFS_OP_UNLOCK_OWNER)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Lock checks on one kvfs mount (tests/fs/test_locks.sh): flock and fcntl locks between
 processes, waiting and waking, EINTR, EDEADLK between waiters of one node, release on close and on
-kill -9, F_GETLK, OFD locks, the root directory and the fencing token (user.kvfs.lock). Prints "ok ..." or "FAIL ..." per check; exits 1 if any failed.
+kill -9, F_GETLK, OFD locks, the root directory (a node-local lock) and the fencing token (user.kvfs.lock). Prints "ok ..." or "FAIL ..." per check; exits 1 if any failed.
 
 Usage: locks_helper.py MOUNTPOINT
 """
@@ -298,12 +298,19 @@ def main(mnt):
             ok(False, "closing the OFD holder's file releases its lock", str(e))
         os.close(b)
 
-    # 7. The mount's root directory can be flocked (`flock /mnt cmd`).
+    # 7. The mount's root directory can be flocked (`flock /mnt cmd`), but only node-local: FUSE
+    #    never passes a directory's locks to kvfs (the kernel keeps them), so no token either.
     root = os.open(mnt, os.O_RDONLY)
     fcntl.flock(root, fcntl.LOCK_EX)
     pid, r = child(lambda w: say(w, str(try_flock(mnt, fcntl.LOCK_EX))) or True)
-    ok(wait_line(r) == str(errno.EWOULDBLOCK), "flock on the mount's root excludes")
+    ok(wait_line(r) == str(errno.EWOULDBLOCK),
+       "flock on the mount's root excludes on this node (a node-local kernel lock)")
     reap(pid)
+    try:
+        tok = os.getxattr(mnt, "user.kvfs.lock")
+    except OSError as e:
+        tok = e.errno
+    ok(tok == errno.ENODATA, "... which kvfs never sees: the root has no lock token", str(tok))
     os.close(root)
 
     # 8. No lock is left behind.

@@ -3,7 +3,7 @@
 # (locks_helper.py): flock exclusion, shared readers and downgrade; a blocking flock woken when
 # the holder closes; fcntl byte ranges, F_GETLK, F_SETLKW woken by F_UNLCK and interrupted by a
 # signal (EINTR); EDEADLK between two waiting processes; release on close(2) of any descriptor
-# and on kill -9; OFD locks; flock on the mount's root; the fencing
+# and on kill -9; OFD locks; flock on the mount's root (node-local); the fencing
 # token user.kvfs.lock. Then a node killed while a process holds a lock: the lock is in the log,
 # but the node's next start is a new incarnation, which releases what the earlier one held.
 #
