@@ -349,9 +349,12 @@ void fuse_ops_on_reset(void *arg, struct kvfs_store *old);
  * locks held on ino, in decimal): its length, -ENODATA without a lock, -ERANGE if len is too
  * small. fuse_lock_held_here: whether this process holds record locks on ino (an open for
  * reading then keeps its FLUSH at close). fuse_lock_stop: before unmounting, answers waiting requests (ENOLCK). fuse_lock_free:
- * after node_close has completed.
+ * after node_close has completed. fuse_lock_set_session: in a cluster, after fuse_lock_start:
+ * connected(arg) says whether this node's ZooKeeper session is connected; while it is not, new
+ * lock requests (not unlocks) fail with ENOLCK (the leader would release them with the session).
  */
 int fuse_lock_start(struct kvfs_fs *fs);
+void fuse_lock_set_session(struct kvfs_fs *fs, bool (*connected)(void *arg), void *arg);
 void fuse_lock_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                      struct flock *lock, int sleep);
 void fuse_lock_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,

@@ -57,6 +57,26 @@ int fuse_lock_start(struct kvfs_fs *fs)
 	return 0;
 }
 
+/* See fs.h. */
+void fuse_lock_set_session(struct kvfs_fs *fs, bool (*connected)(void *arg), void *arg)
+{
+	if (!fs->locks)
+		return;
+	fs->locks->session_connected = connected;
+	fs->locks->session_arg = arg;
+}
+
+/*
+ * Whether this node may ask for a new lock: its own ZooKeeper session is connected. A node cut
+ * off from ZooKeeper but not from its peers could still have LOCKs committed, and the leader
+ * releases them (RELEASE_NODE) once the session expires: a lock taken then would be revoked
+ * unseen. Unlocks are always proposed.
+ */
+static bool may_lock(const struct fuse_locks *L)
+{
+	return !L->session_connected || L->session_connected(L->session_arg);
+}
+
 static void unlink_wait(struct fuse_locks *L, struct lock_wait *w)
 {
 	if (w->prev)
@@ -175,7 +195,10 @@ static void propose_wait(struct lock_wait *w)
 	int rv;
 
 	w->gen = fs->locks->gen;
-	rv = node_propose(fs->node, &op, 0, on_lock_done, w);
+	if (op.lk_type != KVFS_LOCK_UN && !may_lock(fs->locks))
+		rv = -ENOLCK; /* a parked request woken then too */
+	else
+		rv = node_propose(fs->node, &op, 0, on_lock_done, w);
 	if (rv == 0) {
 		w->in_flight = true;
 		return;

@@ -45,6 +45,9 @@ struct fuse_locks {
 	struct lock_wait *waits;
 	struct lock_fh *fhs;
 	bool stopping;
+	/* In a cluster: whether this node's ZooKeeper session is connected (NULL: standalone). */
+	bool (*session_connected)(void *arg);
+	void *session_arg;
 	/* On the leader: the live members (fuse_lock_members), the applied index when that list
 	 * arrived, and the nodes whose RELEASE_NODE is in flight. */
 	bool live_known;

@@ -551,6 +551,15 @@ static void on_zk_change(uv_async_t *h)
 	}
 }
 
+/* Locks: new lock requests need this node's ZooKeeper session (fuse_lock_set_session). Stopping
+ * (the election closed): not connected. */
+static bool lock_session_connected(void *arg)
+{
+	struct app *a = arg;
+
+	return a->zk && zk_election_session_connected(a->zk);
+}
+
 /* The node's hooks into the election (struct kvfs_node_cluster). After zk_election_close (a
  * stop in progress) they see no leader and do nothing. */
 static void cluster_view(void *arg, struct kvfs_node_view *nv)
@@ -755,6 +764,8 @@ static int run_loop(struct app *a)
 	rv = fuse_lock_start(&a->fs);
 	if (rv < 0)
 		goto err;
+	if (a->zk)
+		fuse_lock_set_session(&a->fs, lock_session_connected, a);
 	if (a->zk) {
 		rv = uv_async_init(&a->loop, &a->zk_async, on_zk_change);
 		if (rv < 0)

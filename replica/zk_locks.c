@@ -4,7 +4,8 @@
  * publishes the ids present (and counts the listings, so that the loop knows a new one from one
  * it has seen). The loop compares them with the lock table (fs/fuse_lock.c) and
  * proposes RELEASE_NODE for a node that holds locks and whose znode is gone: its ZooKeeper
- * session expired (a crash, a partition from ZooKeeper) or it stopped or was removed.
+ * session expired (a crash, a partition from ZooKeeper) or it stopped or was removed. And, on
+ * every node, whether its own session is connected: new lock requests wait for it (ENOLCK).
  */
 #include "zk_internal.h"
 
@@ -78,4 +79,14 @@ bool zk_election_live_members(struct kvfs_zk *z, uint8_t *bits, size_t len, uint
 	memcpy(bits, z->live, len < sizeof(z->live) ? len : sizeof(z->live));
 	pthread_mutex_unlock(&z->lock);
 	return known;
+}
+
+bool zk_election_session_connected(struct kvfs_zk *z)
+{
+	bool connected;
+
+	pthread_mutex_lock(&z->lock);
+	connected = z->state == ZOO_CONNECTED_STATE && !z->expired;
+	pthread_mutex_unlock(&z->lock);
+	return connected;
 }

@@ -179,4 +179,11 @@ void zk_election_close(struct kvfs_zk *z);
  */
 bool zk_election_live_members(struct kvfs_zk *z, uint8_t *bits, size_t len, uint64_t *seq);
 
+/*
+ * Locks (zk_locks.c): whether this node's own ZooKeeper session is connected now (not
+ * connecting, not expired). A node that is not may not take new locks: the leader releases the
+ * locks of a member whose session expires, so a lock granted to it now could be revoked unseen.
+ */
+bool zk_election_session_connected(struct kvfs_zk *z);
+
 #endif /* KVFS_ZK_ELECTION_H */

@@ -13,6 +13,8 @@ server in its own network namespace, all on one cluster run with --session-timeo
  4. a holder cut off from the other nodes and from ZooKeeper: its lock calls fail (ENOLCK after
     the write timeout), never succeed; once its session expired, another node takes the lock
     with a higher token.
+ 5. a follower cut off from ZooKeeper only: new lock requests there fail with ENOLCK (its
+    session may expire, and the leader would release them), unlocks still commit.
 
 Usage: test_locks.py KVFS_BIN        (run by `meson test --suite cluster`)
 """
@@ -234,6 +236,37 @@ def run(h):
     h.check(r is not None and r[0] is False, "the cut-off node cannot take it again", repr(r))
     h.heal()
     q.call("flock un")
+
+    # 5. A follower cut off from ZooKeeper but not from its peers: its LOCKs could still
+    #    commit, but the leader releases them once its session expires, so it refuses new lock
+    #    requests (ENOLCK) as soon as it sees its session disconnected; unlocks still go through.
+    h.require(caught_up(h, nodes, 20), "the cut-off node is back")
+    leader, _ = settle(h, nodes)
+    f = [n for n in nodes if n is not leader][0]
+    with open(os.path.join(f.mnt, "zkcut"), "w"):
+        pass
+    u = Locker(h, f, "zkcut")
+    h.check(u.call("lockf ex 0 10")[0], "a process on %s holds a record lock" % f.name)
+    h.cut_zk(f)
+    t_cut = time.time()
+    gone = h.wait_for(lambda: (f.status() or {}).get("zk") not in (None, "connected"),
+                      SESSION_MS / 1000 + 5)
+    h.check(gone is not None, "%s sees its ZooKeeper session disconnected (%.0f ms after the "
+            "cut)" % (f.name, (time.time() - t_cut) * 1000))
+    r = u.call("flock ex nb")
+    h.check(r is not None and r[0] is False and r[2] == errno.ENOLCK,
+            "a new flock on the node cut off from ZooKeeper: ENOLCK", repr(r))
+    r = u.call("lockf ex 20 10")
+    h.check(r is not None and r[0] is False and r[2] == errno.ENOLCK,
+            "a new F_SETLKW there: ENOLCK", repr(r))
+    r = u.call("lockf un 0 10")
+    h.check(r is not None and r[0], "its unlock still commits through its peers", repr(r))
+    h.heal()
+    back = h.wait_for(lambda: (f.status() or {}).get("zk") == "connected", 20)
+    h.check(back is not None, "%s reconnects to ZooKeeper" % f.name)
+    r = u.call("flock ex nb")
+    h.check(r is not None and r[0], "... and takes locks again", repr(r))
+    u.call("flock un")
 
 
 if __name__ == "__main__":
