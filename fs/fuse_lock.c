@@ -91,7 +91,7 @@ static void unlink_wait(struct fuse_locks *L, struct lock_wait *w)
  * time (no leader, no majority: this node may be cut off) is ENOLCK, never a success. */
 static int answer_err(int err)
 {
-	if (err == -EIO || err == -ESHUTDOWN || err == -ETIMEDOUT || err == -ENOMEM)
+	if (lock_outcome_unknown(err))
 		return ENOLCK;
 	return -err;
 }
@@ -157,6 +157,8 @@ static void on_lock_done(void *arg, int err, uint64_t ino)
 
 	(void)ino;
 	w->in_flight = false;
+	if (L && w->op.lk_type != KVFS_LOCK_UN)
+		fuse_lock_close_outcome(L, w, err);
 	if (w->answered || !L) {
 		/* Answered at shutdown: a late grant goes with this incarnation (RELEASE_NODE at
 		 * the next start, or the session). Never an unlock here: the owner may hold the
@@ -181,8 +183,6 @@ static void on_lock_done(void *arg, int err, uint64_t ino)
 			return; /* parked: fuse_lock_on_apply wakes it */
 		err = -EDEADLK;
 	}
-	if (err == 0 && w->op.lk_kind == KVFS_LOCK_POSIX && w->op.lk_type != KVFS_LOCK_UN)
-		fuse_lock_close_track(L, w);
 	fuse_reply_err(w->req, answer_err(err));
 	unlink_wait(L, w);
 	free(w);
@@ -201,6 +201,10 @@ static void propose_wait(struct lock_wait *w)
 		rv = node_propose(fs->node, &op, 0, on_lock_done, w);
 	if (rv == 0) {
 		w->in_flight = true;
+		/* Recorded now, not when granted: a LOCK whose outcome is unknown, or still in
+		 * flight at close, may commit later; the close must release it anyway. */
+		if (op.lk_type != KVFS_LOCK_UN)
+			fuse_lock_close_track(fs->locks, w);
 		return;
 	}
 	if (!w->answered)

@@ -47,19 +47,59 @@ void fuse_lock_close_old(struct kvfs_fs *fs)
 		L->releasing_old = true;
 }
 
+static struct lock_fh *find_fh(struct fuse_locks *L, const struct lock_wait *w)
+{
+	for (struct lock_fh *f = L->fhs; f; f = f->next) {
+		if (f->fh == w->fh && f->ino == w->op.ino && f->owner == w->op.lk_owner &&
+		    f->kind == w->op.lk_kind)
+			return f;
+	}
+	return NULL;
+}
+
 void fuse_lock_close_track(struct fuse_locks *L, const struct lock_wait *w)
 {
-	struct lock_fh *f;
+	struct lock_fh *f = find_fh(L, w);
 
-	for (f = L->fhs; f; f = f->next) {
-		if (f->fh == w->fh && f->ino == w->op.ino && f->owner == w->op.lk_owner)
-			return;
+	if (!f) {
+		f = malloc(sizeof(*f));
+		if (!f)
+			return; /* a granted lock still goes at flush and release (holds()) */
+		*f = (struct lock_fh){w->fh, w->op.ino, w->op.lk_owner, w->op.lk_kind, 0, L->fhs};
+		L->fhs = f;
 	}
-	f = malloc(sizeof(*f));
-	if (!f)
-		return; /* the lock still goes at flush, or with the session */
-	*f = (struct lock_fh){w->fh, w->op.ino, w->op.lk_owner, L->fhs};
-	L->fhs = f;
+	f->in_doubt++;
+}
+
+void fuse_lock_close_outcome(struct fuse_locks *L, const struct lock_wait *w, int err)
+{
+	struct lock_fh *f = find_fh(L, w);
+
+	/* Granted: holds() sees it. Refused: nothing to release. Unknown: it stays in doubt
+	 * until the open file is released. Gone: released already (its UNLOCK_OWNER proposed). */
+	if (f && f->in_doubt && !lock_outcome_unknown(err))
+		f->in_doubt--;
+}
+
+/* Whether a LOCK for a record lock of owner on ino may still commit (in flight or unknown). */
+static bool in_doubt(const struct fuse_locks *L, uint64_t ino, uint64_t owner)
+{
+	for (const struct lock_fh *f = L->fhs; f; f = f->next) {
+		if (f->ino == ino && f->owner == owner && f->kind == KVFS_LOCK_POSIX && f->in_doubt)
+			return true;
+	}
+	return false;
+}
+
+/* Whether release of fh proposes the UNLOCK_OWNER of a flock lock of owner on ino anyway. */
+static bool tracked(const struct fuse_locks *L, uint64_t fh, uint64_t ino, uint64_t owner,
+                    uint8_t kind)
+{
+	for (const struct lock_fh *f = L->fhs; f; f = f->next) {
+		if (f->fh == fh && f->ino == ino && f->owner == owner && f->kind == kind)
+			return true;
+	}
+	return false;
 }
 
 /* Whether this incarnation holds a lock of kind for owner on ino (this node's table). */
@@ -153,10 +193,15 @@ static void unlock_then(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		c = calloc(1, sizeof(*c));
 	if (c) {
 		*c = (struct close_wait){fs, req, ino, *fi, release, 1};
-		if (!release && holds(fs, ino, fi->lock_owner, KVFS_LOCK_POSIX))
+		if (!release && (holds(fs, ino, fi->lock_owner, KVFS_LOCK_POSIX) ||
+		                 in_doubt(L, ino, fi->lock_owner)))
 			propose_unlock_owner(fs, c, ino, fi->lock_owner, KVFS_LOCK_POSIX);
-		if (release && fi->flock_release && holds(fs, ino, fi->lock_owner, KVFS_LOCK_FLOCK))
+		if (release && fi->flock_release && holds(fs, ino, fi->lock_owner, KVFS_LOCK_FLOCK) &&
+		    !tracked(L, fi->fh, ino, fi->lock_owner, KVFS_LOCK_FLOCK))
 			propose_unlock_owner(fs, c, ino, fi->lock_owner, KVFS_LOCK_FLOCK);
+		/* Every LOCK proposed through this open file, whatever holds() says: one still in
+		 * flight or of unknown outcome may commit later (an UNLOCK_OWNER of nothing is
+		 * harmless). */
 		for (struct lock_fh **p = &L->fhs; release && *p;) {
 			struct lock_fh *f = *p;
 
@@ -164,8 +209,7 @@ static void unlock_then(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 				p = &f->next;
 				continue;
 			}
-			if (holds(fs, f->ino, f->owner, KVFS_LOCK_POSIX))
-				propose_unlock_owner(fs, c, f->ino, f->owner, KVFS_LOCK_POSIX);
+			propose_unlock_owner(fs, c, f->ino, f->owner, f->kind);
 			*p = f->next;
 			free(f);
 		}

@@ -6,6 +6,7 @@
 #ifndef KVFS_FS_FUSE_LOCK_INTERNAL_H
 #define KVFS_FS_FUSE_LOCK_INTERNAL_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -30,9 +31,15 @@ struct lock_wait {
 	struct lock_wait *prev, *next;
 };
 
-/* An open file through which a record (or OFD) lock was taken: released with it. */
+/*
+ * An open file through which a LOCK (record, OFD or flock) was proposed, whatever its outcome:
+ * its release proposes UNLOCK_OWNER for it, and a flush for a record lock's owner while one of
+ * its LOCKs is in flight or its outcome unknown (in_doubt: it may still commit after the close).
+ */
 struct lock_fh {
 	uint64_t fh, ino, owner;
+	uint8_t kind;      /* KVFS_LOCK_FLOCK or KVFS_LOCK_POSIX */
+	unsigned in_doubt; /* LOCKs proposed whose outcome is not known (in flight, or -EIO...) */
 	struct lock_fh *next;
 };
 
@@ -74,9 +81,19 @@ static inline void lock_set_bit(uint8_t *bits, uint32_t id, bool on)
 
 /* fuse_lock_close.c: RELEASE_NODE of this node's earlier incarnations, at start and before a
  * lock request until it has committed once; the leader's RELEASE_NODE for members whose
- * ZooKeeper znode is gone; an open file w's record lock went through, to drop at its release. */
+ * ZooKeeper znode is gone. fuse_lock_close_track: w's LOCK was proposed (record the open file
+ * it went through, for flush and release); fuse_lock_close_outcome: ... and is done with err,
+ * which leaves it in doubt if lock_outcome_unknown(err). */
 void fuse_lock_close_old(struct kvfs_fs *fs);
 void fuse_lock_close_dead(struct kvfs_fs *fs);
 void fuse_lock_close_track(struct fuse_locks *L, const struct lock_wait *w);
+void fuse_lock_close_outcome(struct fuse_locks *L, const struct lock_wait *w, int err);
+
+/* Whether a LOCK that failed with err may still commit later (nothing committed by the
+ * deadline, for want of a leader or a majority; the node stopping): answered ENOLCK. */
+static inline bool lock_outcome_unknown(int err)
+{
+	return err == -EIO || err == -ESHUTDOWN || err == -ETIMEDOUT || err == -ENOMEM;
+}
 
 #endif /* KVFS_FS_FUSE_LOCK_INTERNAL_H */
