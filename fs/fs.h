@@ -352,9 +352,12 @@ void fuse_ops_on_reset(void *arg, struct kvfs_store *old);
  * after node_close has completed. fuse_lock_set_session: in a cluster, after fuse_lock_start:
  * connected(arg) says whether this node's ZooKeeper session is connected; while it is not, new
  * lock requests (not unlocks) fail with ENOLCK (the leader would release them with the session).
+ * fuse_lock_retry: every second (and when the election changes): proposes again the releases
+ * that failed (UNLOCK_OWNER at close, RELEASE_NODE of earlier incarnations) until they commit.
  */
 int fuse_lock_start(struct kvfs_fs *fs);
 void fuse_lock_set_session(struct kvfs_fs *fs, bool (*connected)(void *arg), void *arg);
+void fuse_lock_retry(struct kvfs_fs *fs);
 void fuse_lock_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                      struct flock *lock, int sleep);
 void fuse_lock_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,

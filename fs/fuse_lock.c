@@ -10,9 +10,9 @@
  * node, and every unlock, UNLOCK_OWNER or RELEASE_NODE that this node applies (every node applies
  * every operation) proposes the parked requests on its inode again. A signal interrupts the wait
  * (FUSE_INTERRUPT: EINTR at once when parked; when its LOCK is in flight, the outcome answers, a
- * grant as success and a refusal as EINTR); one that would close a cycle of waiters on this node fails with
- * EDEADLK. Locks go when their owner unlocks, and without an unlock at close, process death, a
- * restart or the loss of the holding node's ZooKeeper session (fuse_lock_close.c).
+ * grant as success and a refusal as EINTR); one that would close a cycle of waiters on this node
+ * fails with EDEADLK. Locks go when their owner unlocks, and without an unlock at close, process
+ * death, a restart or the loss of the holding node's ZooKeeper session (fuse_lock_close.c).
  *
  * The owner of a lock is (node id, incarnation, FUSE lock owner); the incarnation is the
  * process's start time in microseconds, so a restart never inherits locks. Everything here runs
@@ -195,7 +195,8 @@ static void propose_wait(struct lock_wait *w)
 	int rv;
 
 	w->gen = fs->locks->gen;
-	if (op.lk_type != KVFS_LOCK_UN && !may_lock(fs->locks))
+	if (op.lk_type != KVFS_LOCK_UN &&
+	    (!may_lock(fs->locks) || fuse_lock_close_pending(fs->locks, &op)))
 		rv = -ENOLCK; /* a parked request woken then too */
 	else
 		rv = node_propose(fs->node, &op, 0, on_lock_done, w);
@@ -478,6 +479,12 @@ void fuse_lock_free(struct kvfs_fs *fs)
 
 		L->fhs = f->next;
 		free(f);
+	}
+	while (L->retries) {
+		struct lock_retry *r = L->retries;
+
+		L->retries = r->next;
+		free(r);
 	}
 	free(L);
 	fs->locks = NULL;

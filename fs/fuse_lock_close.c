@@ -6,7 +6,8 @@
  * an earlier incarnation of this node (RELEASE_NODE at start); and, on the leader, a member whose
  * ZooKeeper znode is gone (crashed, cut off from ZooKeeper past its session, removed): the leader
  * proposes RELEASE_NODE for it. Each of these is a log entry like any unlock, so every replica
- * drops the same locks. Loop thread only.
+ * drops the same locks. A release that fails (no leader or majority in time) is kept and
+ * proposed again every second (fuse_lock_retry) until it commits. Loop thread only.
  */
 #include "fs.h"
 #include "fuse_lock_internal.h"
@@ -31,10 +32,14 @@ static void on_old_released(void *arg, int err, uint64_t ino)
 	fs->locks->releasing_old = false;
 	if (err == 0)
 		fs->locks->old_released = true;
+	else if (err != -ESHUTDOWN)
+		log_warn("releasing the locks of this node's earlier incarnations failed (%s); "
+		         "trying again every second until it commits",
+		         strerror(-err));
 }
 
-/* RELEASE_NODE of this node's earlier incarnations: at start, and again before a lock request
- * until it has committed once. */
+/* RELEASE_NODE of this node's earlier incarnations: at start, then again before a lock request
+ * and every second (fuse_lock_retry) until it has committed once. */
 void fuse_lock_close_old(struct kvfs_fs *fs)
 {
 	struct fuse_locks *L = fs->locks;
@@ -140,15 +145,65 @@ struct close_wait {
 	unsigned pending;
 };
 
+/* An UNLOCK_OWNER of a close in flight. */
+struct close_unlock {
+	struct close_wait *c;
+	struct kvfs_op op;
+};
+
+bool fuse_lock_close_pending(const struct fuse_locks *L, const struct kvfs_op *want)
+{
+	for (const struct lock_retry *r = L->retries; r; r = r->next) {
+		if (r->op.type == KVFS_OP_UNLOCK_OWNER && r->op.ino == want->ino &&
+		    r->op.lk_owner == want->lk_owner && r->op.lk_kind == want->lk_kind)
+			return true;
+	}
+	return false;
+}
+
+/* Keeps op (a release that failed) for fuse_lock_retry. */
+static void pend_release(struct kvfs_fs *fs, const struct kvfs_op *op, int err)
+{
+	struct fuse_locks *L = fs->locks;
+	struct lock_retry *r;
+
+	if (fuse_lock_close_pending(L, op))
+		return;
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		log_warn("releasing the locks of a closed file failed (%s) and cannot be retried "
+		         "(out of memory): they stay until this node restarts or its ZooKeeper "
+		         "session ends",
+		         strerror(-err));
+		return;
+	}
+	log_warn("releasing the locks of a closed file failed (%s); trying again every second "
+	         "until it commits (new locks of that owner on that file fail with ENOLCK "
+	         "meanwhile)",
+	         strerror(-err));
+	*r = (struct lock_retry){.fs = fs, .op = *op, .next = L->retries};
+	L->retries = r;
+}
+
+static void close_step(struct close_wait *c);
+
 static void on_close_unlocked(void *arg, int err, uint64_t ino)
 {
-	struct close_wait *c = arg;
+	struct close_unlock *u = arg;
+	struct close_wait *c = u->c;
 
 	(void)ino;
-	if (err < 0 && err != -ESHUTDOWN)
-		log_warn("releasing the locks of a closed file failed (%s); they go when this "
-		         "node's session does",
-		         strerror(-err));
+	/* Unknown outcome (no leader, no majority by the deadline): keep it. An apply error
+	 * (the file is gone, and its locks with it) needs no retry. */
+	if (lock_outcome_unknown(err) && err != -ESHUTDOWN && c->fs->locks)
+		pend_release(c->fs, &u->op, err);
+	free(u);
+	close_step(c);
+}
+
+/* One proposal of c has completed (or the initial count of one): hand req on after the last. */
+static void close_step(struct close_wait *c)
+{
 	if (--c->pending)
 		return;
 	if (c->fs->locks->stopping) {
@@ -174,9 +229,20 @@ static void propose_unlock_owner(struct kvfs_fs *fs, struct close_wait *c, uint6
 	                     .lk_inc = fs->locks->inc,
 	                     .lk_owner = owner,
 	                     .lk_kind = kind};
+	struct close_unlock *u = malloc(sizeof(*u));
+	int rv = -ENOMEM;
 
-	if (node_propose(fs->node, &op, 0, on_close_unlocked, c) == 0)
+	if (u) {
+		*u = (struct close_unlock){c, op};
+		rv = node_propose(fs->node, &op, 0, on_close_unlocked, u);
+	}
+	if (rv == 0) {
 		c->pending++;
+		return;
+	}
+	free(u);
+	if (rv != -ESHUTDOWN)
+		pend_release(fs, &op, rv);
 }
 
 /*
@@ -196,7 +262,8 @@ static void unlock_then(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		if (!release && (holds(fs, ino, fi->lock_owner, KVFS_LOCK_POSIX) ||
 		                 in_doubt(L, ino, fi->lock_owner)))
 			propose_unlock_owner(fs, c, ino, fi->lock_owner, KVFS_LOCK_POSIX);
-		if (release && fi->flock_release && holds(fs, ino, fi->lock_owner, KVFS_LOCK_FLOCK) &&
+		if (release && fi->flock_release &&
+		    holds(fs, ino, fi->lock_owner, KVFS_LOCK_FLOCK) &&
 		    !tracked(L, fi->fh, ino, fi->lock_owner, KVFS_LOCK_FLOCK))
 			propose_unlock_owner(fs, c, ino, fi->lock_owner, KVFS_LOCK_FLOCK);
 		/* Every LOCK proposed through this open file, whatever holds() says: one still in
@@ -213,7 +280,7 @@ static void unlock_then(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 			*p = f->next;
 			free(f);
 		}
-		on_close_unlocked(c, 0, 0); /* the initial count of one */
+		close_step(c); /* the initial count of one */
 		return;
 	}
 	if (release)
@@ -319,4 +386,39 @@ void fuse_lock_members(struct kvfs_fs *fs, bool known, const uint8_t *live, size
 	/* Locks granted from here on may be newcomers' that this listing predates. */
 	L->live_index = store_applied_index(fs->store);
 	fuse_lock_close_dead(fs);
+}
+
+static void on_retried(void *arg, int err, uint64_t ino)
+{
+	struct lock_retry *r = arg;
+	struct fuse_locks *L = r->fs->locks;
+
+	(void)ino;
+	r->in_flight = false;
+	if (!L || lock_outcome_unknown(err))
+		return; /* the next second tries again (-ESHUTDOWN: fuse_lock_free frees it) */
+	for (struct lock_retry **p = &L->retries; *p; p = &(*p)->next) {
+		if (*p == r) {
+			*p = r->next;
+			break;
+		}
+	}
+	log_info("a lock release that had failed has committed");
+	free(r);
+}
+
+/* See fs.h. */
+void fuse_lock_retry(struct kvfs_fs *fs)
+{
+	struct fuse_locks *L = fs->locks;
+
+	if (!L || L->stopping || !fs->node)
+		return;
+	fuse_lock_close_old(fs);
+	for (struct lock_retry *r = L->retries; r; r = r->next) {
+		struct kvfs_op op = r->op;
+
+		if (!r->in_flight && node_propose(fs->node, &op, 0, on_retried, r) == 0)
+			r->in_flight = true;
+	}
 }

@@ -20,14 +20,14 @@ struct lock_wait {
 	fuse_req_t req;
 	struct kvfs_fs *fs;
 	struct kvfs_op op;
-	uint64_t fh;    /* the open file it came through (release drops record locks too) */
-	bool sleep;     /* wait on EAGAIN (F_SETLKW, blocking flock) */
-	bool in_flight; /* its LOCK is proposed */
-	bool answered;  /* req was answered (shutdown): free once its LOCK is done */
+	uint64_t fh;      /* the open file it came through (release drops record locks too) */
+	bool sleep;       /* wait on EAGAIN (F_SETLKW, blocking flock) */
+	bool in_flight;   /* its LOCK is proposed */
+	bool answered;    /* req was answered (shutdown): free once its LOCK is done */
 	bool interrupted; /* FUSE_INTERRUPT came while in flight or being set up: the outcome
 	                     answers (0 if granted), but it is not parked again (EINTR) */
-	bool setup;     /* lock_request is still setting it up: on_interrupt must not reply */
-	uint64_t gen;   /* fuse_locks.gen when its LOCK was proposed */
+	bool setup;       /* lock_request is still setting it up: on_interrupt must not reply */
+	uint64_t gen;     /* fuse_locks.gen when its LOCK was proposed */
 	struct lock_wait *prev, *next;
 };
 
@@ -43,6 +43,15 @@ struct lock_fh {
 	struct lock_fh *next;
 };
 
+/* A release (UNLOCK_OWNER at close, RELEASE_NODE of an earlier incarnation) that failed: it is
+ * proposed again every second (fuse_lock_retry) until it commits. */
+struct lock_retry {
+	struct kvfs_fs *fs;
+	struct kvfs_op op;
+	bool in_flight;
+	struct lock_retry *next;
+};
+
 struct fuse_locks {
 	uint64_t inc;       /* this process's incarnation */
 	bool old_released;  /* RELEASE_NODE of earlier incarnations has committed */
@@ -51,6 +60,7 @@ struct fuse_locks {
 	                       applied is proposed again at once */
 	struct lock_wait *waits;
 	struct lock_fh *fhs;
+	struct lock_retry *retries;
 	bool stopping;
 	/* In a cluster: whether this node's ZooKeeper session is connected (NULL: standalone). */
 	bool (*session_connected)(void *arg);
@@ -88,6 +98,10 @@ void fuse_lock_close_old(struct kvfs_fs *fs);
 void fuse_lock_close_dead(struct kvfs_fs *fs);
 void fuse_lock_close_track(struct fuse_locks *L, const struct lock_wait *w);
 void fuse_lock_close_outcome(struct fuse_locks *L, const struct lock_wait *w, int err);
+
+/* fuse_lock_close.c: whether an UNLOCK_OWNER of w's owner, kind and inode is waiting to be
+ * retried: a new LOCK of that owner must not be ordered before it (it would be dropped). */
+bool fuse_lock_close_pending(const struct fuse_locks *L, const struct kvfs_op *want);
 
 /* Whether a LOCK that failed with err may still commit later (nothing committed by the
  * deadline, for want of a leader or a majority; the node stopping): answered ENOLCK. */

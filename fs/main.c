@@ -48,6 +48,7 @@
 #define DRAIN_POLL_MS            20
 #define FAILED_DRAIN_MS          1000
 #define FUSE_REQUESTS_PER_WAKEUP 64
+#define LOCK_RETRY_MS            1000
 
 struct app {
 	struct kvfs_options opts;
@@ -56,6 +57,7 @@ struct app {
 	uv_poll_t poll;
 	uv_signal_t sig[4];
 	uv_timer_t drain;
+	uv_timer_t lock_retry; /* failed lock releases, again every second (fuse_lock_retry) */
 	struct fuse_buf fbuf;
 	uint64_t drain_deadline;
 	bool stopping;
@@ -164,6 +166,7 @@ static void on_node_closed(void *arg)
 
 	a->fs.node = NULL;
 	uv_close((uv_handle_t *)&a->drain, on_handle_closed);
+	uv_close((uv_handle_t *)&a->lock_retry, on_handle_closed);
 	if (uv_is_active((uv_handle_t *)&a->zk_async))
 		uv_close((uv_handle_t *)&a->zk_async, on_handle_closed);
 	for (int i = 0; i < 4; i++)
@@ -548,7 +551,16 @@ static void on_zk_change(uv_async_t *h)
 
 		node_cluster_changed(a->fs.node);
 		fuse_lock_members(&a->fs, known, live, sizeof(live), seq);
+		fuse_lock_retry(&a->fs); /* a leader may be known again */
 	}
+}
+
+static void on_lock_retry(uv_timer_t *t)
+{
+	struct app *a = t->data;
+
+	if (a->fs.node)
+		fuse_lock_retry(&a->fs);
 }
 
 /* Locks: new lock requests need this node's ZooKeeper session (fuse_lock_set_session). Stopping
@@ -766,6 +778,9 @@ static int run_loop(struct app *a)
 		goto err;
 	if (a->zk)
 		fuse_lock_set_session(&a->fs, lock_session_connected, a);
+	uv_timer_init(&a->loop, &a->lock_retry);
+	a->lock_retry.data = a;
+	uv_timer_start(&a->lock_retry, on_lock_retry, LOCK_RETRY_MS, LOCK_RETRY_MS);
 	if (a->zk) {
 		rv = uv_async_init(&a->loop, &a->zk_async, on_zk_change);
 		if (rv < 0)

@@ -15,6 +15,8 @@ server in its own network namespace, all on one cluster run with --session-timeo
     with a higher token.
  5. a follower cut off from ZooKeeper only: new lock requests there fail with ENOLCK (its
     session may expire, and the leader would release them), unlocks still commit.
+ 6. a release at close that fails (cut from the peers, not from ZooKeeper) is retried until it
+    commits: another node then gets the lock.
 
 Usage: test_locks.py KVFS_BIN        (run by `meson test --suite cluster`)
 """
@@ -267,6 +269,29 @@ def run(h):
     r = u.call("flock ex nb")
     h.check(r is not None and r[0], "... and takes locks again", repr(r))
     u.call("flock un")
+
+    # 6. A release at close that fails (the node cut from its peers but not from ZooKeeper: its
+    #    session, and so its locks, stay) is retried until it commits: the lock does not stay.
+    h.require(caught_up(h, nodes, 20), "every node caught up")
+    others = [n for n in nodes if n is not f]
+    g = Locker(h, f, "zkcut")
+    h.check(g.call("flock ex")[0], "a process on %s holds a flock" % f.name)
+    h.isolate(f, from_=others)
+    mark = os.path.getsize(f.log_path)
+
+    def release_failed():
+        with open(f.log_path, "rb") as fp:
+            fp.seek(mark)
+            return b"releasing the locks of a closed file failed" in fp.read()
+    g.call("close")  # the last close: FUSE's release comes after it, asynchronously
+    h.check(h.wait_for(release_failed, 15) is not None,
+            "the release at close fails while %s is cut from its peers" % f.name)
+    h.heal()
+    o = Locker(h, others[0], "zkcut")
+    got = h.wait_for(lambda: (o.call("flock ex nb") or (False,))[0], 15, interval=0.05)
+    h.check(got is not None, "the release is retried after the heal: %s gets the lock (%.0f ms "
+            "after the heal)" % (others[0].name, got or -1))
+    o.call("flock un")
 
 
 if __name__ == "__main__":
