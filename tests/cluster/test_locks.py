@@ -17,6 +17,8 @@ server in its own network namespace, all on one cluster run with --session-timeo
     session may expire, and the leader would release them), unlocks still commit.
  6. a release at close that fails (cut from the peers, not from ZooKeeper) is retried until it
     commits: another node then gets the lock.
+ 7. a blocking flock interrupted by a signal while its LOCK is in flight (the node's links
+    delayed): it returns granted, and the lock stays held (never given back behind the holder).
 
 Usage: test_locks.py KVFS_BIN        (run by `meson test --suite cluster`)
 """
@@ -34,7 +36,24 @@ from harness import settle, st_int, statuses  # noqa: E402
 
 LOCKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "locker.py")
 SESSION_MS = 2000
-OPTS = dict(netns=True, session_timeout=SESSION_MS, extra=["--write-timeout", "2000"])
+# link_delay (0, 0): started with the link-delay test hook, which case 7 turns on.
+OPTS = dict(netns=True, session_timeout=SESSION_MS, extra=["--write-timeout", "2000"],
+            link_delay=(0, 0))
+DELAY_MS = 300
+
+# A process that takes a blocking flock and is interrupted by a signal 100 ms in, while its
+# LOCK is still in flight (its node's messages are delayed by DELAY_MS); Python retries EINTR
+# (PEP 475), as most C loops do. Prints the time it took, then holds the lock until stdin closes.
+INTERRUPTED = r"""
+import fcntl, os, signal, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+signal.signal(signal.SIGALRM, lambda sig, frame: None)
+signal.setitimer(signal.ITIMER_REAL, 0.1)
+t = time.time()
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("granted %.3f" % (time.time() - t), flush=True)
+sys.stdin.read()
+"""
 
 
 class Locker:
@@ -292,6 +311,44 @@ def run(h):
     h.check(got is not None, "the release is retried after the heal: %s gets the lock (%.0f ms "
             "after the heal)" % (others[0].name, got or -1))
     o.call("flock un")
+
+    # 7. A signal while the LOCK is in flight: the call returns its outcome (granted), and the
+    #    lock stays held; the retry after an EINTR must not end with the lock given back behind
+    #    the holder's back (two holders).
+    with open(os.path.join(f.mnt, "intr"), "w"):
+        pass
+    h.require(caught_up(h, nodes, 20), "every node caught up")
+    o2 = Locker(h, others[0], "intr")
+    f.set_link_delay(DELAY_MS)
+    time.sleep(0.2)  # the hook rereads its file within 100 ms
+    sig = subprocess.Popen(["/usr/bin/python3", "-c", INTERRUPTED, os.path.join(f.mnt, "intr")],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        ready = select.select([sig.stdout], [], [], 10)[0]
+        line = (sig.stdout.readline().decode() if ready else "").split()
+        h.check(line[:1] == ["granted"] and float(line[1]) > DELAY_MS / 1000 * 0.8,
+                "a flock interrupted by a signal while its LOCK is in flight returns once "
+                "granted (%s s)" % (line[1:] or ["?"])[0], repr(line))
+        f.set_link_delay(0)
+        # An unlock proposed after the grant (the old behaviour) would commit within about
+        # 2 * DELAY_MS: the lock must still exclude after that.
+        t_end = time.time() + 3 * DELAY_MS / 1000
+        held = True
+        while held and time.time() < t_end:
+            r = o2.call("flock ex nb")
+            held = r is not None and r[0] is False and r[2] == errno.EWOULDBLOCK
+        h.check(held, "... and stays held: another node cannot take it", repr(r))
+    finally:
+        f.set_link_delay(0)
+        sig.stdin.close()
+        try:
+            sig.wait(5)
+        except subprocess.TimeoutExpired:
+            sig.kill()
+            sig.wait()
+    got = h.wait_for(lambda: (o2.call("flock ex nb") or (False,))[0], 10, interval=0.05)
+    h.check(got is not None, "once its holder exits, another node gets it")
+    o2.call("flock un")
 
 
 if __name__ == "__main__":
