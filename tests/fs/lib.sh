@@ -54,6 +54,19 @@ lib_show_logs() {
 	done
 }
 
+# lib_helper_errno DESCRIPTION ERRNO-NAME ARGS...: the test's Python helper ("$PY" "$HELPER"
+# ARGS...) exits with status 1 and prints exactly ERRNO-NAME (e.g. ENOENT).
+lib_helper_errno() {
+	local desc=$1 want=$2 out rc=0
+	shift 2
+	out=$("$PY" "$HELPER" "$@" 2>&1) || rc=$?
+	if ((rc == 1)) && [[ "$out" == "$want" ]]; then
+		lib_pass "$desc ($want)"
+	else
+		lib_fail "$desc" "${HELPER##*/} $*" "expected $want, got exit $rc: $out"
+	fi
+}
+
 lib_pass() {
 	LIB_PASS=$((LIB_PASS + 1))
 	printf 'ok   %s\n' "$1"

@@ -26,18 +26,6 @@ PY=/usr/bin/python3
 [[ -x "$PY" ]] || PY=python3
 MAX=1048576
 
-# helper_errno DESCRIPTION ERRNO-NAME ARGS...: the helper fails with that errno.
-helper_errno() {
-	local desc=$1 want=$2 out rc=0
-	shift 2
-	out=$("$PY" "$HELPER" "$@" 2>&1) || rc=$?
-	if ((rc == 1)) && [[ "$out" == "$want" ]]; then
-		lib_pass "$desc ($want)"
-	else
-		lib_fail "$desc" "links_helper.py $*" "expected $want, got exit $rc: $out"
-	fi
-}
-
 nlink() { stat -c %h -- "$1"; }
 ino() { stat -c %i -- "$1"; }
 
@@ -54,11 +42,11 @@ assert_eq "st_nlink of d/b" 3 "$(nlink "$M/d/b")"
 assert_eq "one inode for all names" "$(ino "$M/a")" "$(ino "$M/e/c")"
 printf 'two\n' >>"$M/d/b"
 assert_eq "a write through d/b is read through a" "$(printf 'one\ntwo')" "$(cat "$M/a")"
-helper_errno "link of a directory" EPERM link "$M/d" "$M/dlink"
-helper_errno "link onto an existing name" EEXIST link "$M/a" "$M/d/b"
-helper_errno "link into a missing directory" ENOENT link "$M/a" "$M/nodir/x"
-helper_errno "link of a missing file" ENOENT link "$M/nofile" "$M/x"
-helper_errno "link named .status at the root" EEXIST link "$M/a" "$M/.status"
+lib_helper_errno "link of a directory" EPERM link "$M/d" "$M/dlink"
+lib_helper_errno "link onto an existing name" EEXIST link "$M/a" "$M/d/b"
+lib_helper_errno "link into a missing directory" ENOENT link "$M/a" "$M/nodir/x"
+lib_helper_errno "link of a missing file" ENOENT link "$M/nofile" "$M/x"
+lib_helper_errno "link named .status at the root" EEXIST link "$M/a" "$M/.status"
 before_ctime=$(stat -c %Z.%z "$M/a")
 before_dir=$(stat -c %Y.%y "$M/e")
 sleep 0.01
@@ -122,9 +110,9 @@ printf 'p\n' >"$M/p"
 printf 'q\n' >"$M/d/q"
 check "exchange two files in two directories" "$PY" "$HELPER" exchange "$M/p" "$M/d/q"
 assert_eq "contents swapped" "q p" "$(cat "$M/p") $(cat "$M/d/q")"
-helper_errno "exchange with a missing name" ENOENT exchange "$M/p" "$M/missing"
-helper_errno "exchange with NOREPLACE" EINVAL noreplace-exchange "$M/p" "$M/d/q"
-helper_errno "exchange a directory into its own subdirectory" EINVAL exchange "$M/l" "$M/l/f"
+lib_helper_errno "exchange with a missing name" ENOENT exchange "$M/p" "$M/missing"
+lib_helper_errno "exchange with NOREPLACE" EINVAL noreplace-exchange "$M/p" "$M/d/q"
+lib_helper_errno "exchange a directory into its own subdirectory" EINVAL exchange "$M/l" "$M/l/f"
 
 # --- 4. fallocate ------------------------------------------------------------------------------------
 check "fallocate -l 10000" fallocate -l 10000 "$M/fa"
@@ -140,8 +128,8 @@ assert_eq "PUNCH_HOLE keeps the size" 3000 "$(stat -c %s "$M/fp")"
 check "fallocate -z -o 2500 -l 1000 (ZERO_RANGE)" fallocate -z -o 2500 -l 1000 "$M/fp"
 assert_eq "ZERO_RANGE zeroes and grows" "3500 2000" \
 	"$(stat -c %s "$M/fp") $(tr -d '\0' <"$M/fp" | wc -c)"
-helper_errno "fallocate past --max-value" EFBIG falloc "$M/fp" 0 0 $((MAX + 1))
-helper_errno "COLLAPSE_RANGE" ENOTSUP falloc "$M/fp" collapse 0 4096
+lib_helper_errno "fallocate past --max-value" EFBIG falloc "$M/fp" 0 0 $((MAX + 1))
+lib_helper_errno "COLLAPSE_RANGE" ENOTSUP falloc "$M/fp" collapse 0 4096
 check "write, punch, write on one descriptor" "$PY" "$HELPER" falloc-buffered "$M/fb"
 "$PY" - "$M/fb" >"$T/fb.check" <<'PYEOF'
 import sys

@@ -21,17 +21,6 @@ HELPER="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/xattr_helper.py"
 PY=/usr/bin/python3
 [[ -x "$PY" ]] || PY=python3
 
-# helper_errno DESCRIPTION ERRNO-NAME ARGS...: the helper fails with that errno.
-helper_errno() {
-	local desc=$1 want=$2 out rc=0
-	shift 2
-	out=$("$PY" "$HELPER" "$@" 2>&1) || rc=$?
-	if ((rc == 1)) && [[ "$out" == "$want" ]]; then
-		lib_pass "$desc ($want)"
-	else
-		lib_fail "$desc" "xattr_helper.py $*" "expected $want, got exit $rc: $out"
-	fi
-}
 hx() { "$PY" "$HELPER" "$@"; }
 dump() { (cd "$1" && getfattr -R -d -e hex . 2>/dev/null); }
 
@@ -56,46 +45,46 @@ assert_eq "listxattr: names and nothing kvfs-reserved" "$(printf 'user.bin\nuser
 assert_eq "a directory's" yes "$(getfattr --only-values -n user.dir "$M/d")"
 assert_match "the ctime moved" . "$([[ "$(stat -c %Z.%z "$M/f")" != "$ctime0" ]] && echo moved)"
 check "setfattr -x removes" setfattr -x user.empty "$M/f"
-helper_errno "the removed name" ENODATA get "$M/f" user.empty
-helper_errno "removing it again" ENODATA remove "$M/f" user.empty
+lib_helper_errno "the removed name" ENODATA get "$M/f" user.empty
+lib_helper_errno "removing it again" ENODATA remove "$M/f" user.empty
 check "overwrite a value" setfattr -n user.color -v green "$M/f"
 assert_eq "the new value" green "$(hx get "$M/f" user.color)"
 
 # --- 2. flags, errors, limits ----------------------------------------------------------------------
-helper_errno "XATTR_CREATE of an existing name" EEXIST set "$M/f" user.color red create
+lib_helper_errno "XATTR_CREATE of an existing name" EEXIST set "$M/f" user.color red create
 check "XATTR_CREATE of a new name" hx set "$M/f" user.new one create
-helper_errno "XATTR_REPLACE of a missing name" ENODATA set "$M/f" user.missing x replace
+lib_helper_errno "XATTR_REPLACE of a missing name" ENODATA set "$M/f" user.missing x replace
 check "XATTR_REPLACE of an existing name" hx set "$M/f" user.new two replace
 assert_eq "replaced" two "$(hx get "$M/f" user.new)"
-helper_errno "a name never set" ENODATA get "$M/f" user.nope
+lib_helper_errno "a name never set" ENODATA get "$M/f" user.nope
 assert_eq "a size query (getxattr with size 0)" 5 "$(hx size "$M/f" user.color)"
-helper_errno "a buffer one byte too small" ERANGE get "$M/f" user.color 4
+lib_helper_errno "a buffer one byte too small" ERANGE get "$M/f" user.color 4
 assert_eq "a buffer just big enough" green "$(hx get "$M/f" user.color 5)"
-helper_errno "a list buffer too small" ERANGE list "$M/f" 3
-helper_errno "trusted.* cannot be set" ENOTSUP set "$M/f" trusted.x 1
-helper_errno "security.* cannot be set" ENOTSUP set "$M/f" security.x 1
-helper_errno "security.capability is never there" ENODATA get "$M/f" security.capability
-helper_errno "user.kvfs.* is kvfs's own" EPERM set "$M/f" user.kvfs.lock 1
-helper_errno "... and cannot be removed" EPERM remove "$M/f" user.kvfs.lock
-helper_errno "... and has no value without a lock" ENODATA get "$M/f" user.kvfs.lock
+lib_helper_errno "a list buffer too small" ERANGE list "$M/f" 3
+lib_helper_errno "trusted.* cannot be set" ENOTSUP set "$M/f" trusted.x 1
+lib_helper_errno "security.* cannot be set" ENOTSUP set "$M/f" security.x 1
+lib_helper_errno "security.capability is never there" ENODATA get "$M/f" security.capability
+lib_helper_errno "user.kvfs.* is kvfs's own" EPERM set "$M/f" user.kvfs.lock 1
+lib_helper_errno "... and cannot be removed" EPERM remove "$M/f" user.kvfs.lock
+lib_helper_errno "... and has no value without a lock" ENODATA get "$M/f" user.kvfs.lock
 ln -s f "$M/l"
-helper_errno "user.* on a symlink" EPERM set "$M/l" user.x 1
-helper_errno "user.* on /.status" EPERM set "$M/.status" user.x 1
-helper_errno "get on /.status" ENODATA get "$M/.status" user.x
+lib_helper_errno "user.* on a symlink" EPERM set "$M/l" user.x 1
+lib_helper_errno "user.* on /.status" EPERM set "$M/.status" user.x 1
+lib_helper_errno "get on /.status" ENODATA get "$M/.status" user.x
 assert_eq "/.status lists none" "" "$(hx list "$M/.status")"
-helper_errno "get on a missing file" ENOENT get "$M/nofile" user.x
+lib_helper_errno "get on a missing file" ENOENT get "$M/nofile" user.x
 touch "$M/big"
 check "a 64 KiB value" hx setsize "$M/big" user.v0 65536
-helper_errno "a value over 64 KiB" E2BIG setsize "$M/big" user.v1 65537
+lib_helper_errno "a value over 64 KiB" E2BIG setsize "$M/big" user.v1 65537
 check "a second 64 KiB value" hx setsize "$M/big" user.v1 65536
 check "a third" hx setsize "$M/big" user.v2 65536
-helper_errno "over 256 KiB of one file's attributes" ENOSPC setsize "$M/big" user.v3 65536
+lib_helper_errno "over 256 KiB of one file's attributes" ENOSPC setsize "$M/big" user.v3 65536
 assert_eq "the value survived whole" 65536 "$(hx get "$M/big" user.v0 | wc -c)"
 printf 'x' >"$M/gone"
 setfattr -n user.keep -v kept "$M/gone"
 assert_eq "an unlinked open file answers fgetxattr" kept "$(hx unlinked "$M/gone" user.keep)"
 printf 'y' >"$M/gone"
-helper_errno "a new file of the same name has none" ENODATA get "$M/gone" user.keep
+lib_helper_errno "a new file of the same name has none" ENODATA get "$M/gone" user.keep
 
 # --- 3. the tools ------------------------------------------------------------------------------------
 S="$T/src"
