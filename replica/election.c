@@ -124,8 +124,8 @@ static int opt_flag(const char *data, size_t len, const char *key, bool *known, 
 static int parse_facts(const char *data, size_t len, struct kvfs_score_facts *f)
 {
 	char word[16];
-	uint64_t rtt = UINT64_MAX, rtt_b = UINT32_MAX, lag_b = 255;
-	bool has_rtt, has_rtt_b, has_lag, known = false;
+	uint64_t rtt = UINT64_MAX, rtt_b = UINT32_MAX, lag_b = 255, rttvar = 0;
+	bool has_rtt, has_rtt_b, has_rttvar, has_lag, known = false;
 	int rv;
 
 	memset(f, 0, sizeof(*f));
@@ -155,7 +155,9 @@ static int parse_facts(const char *data, size_t len, struct kvfs_score_facts *f)
 	}
 	if (opt_number(data, len, "rtt_us", UINT64_MAX - 1, &has_rtt, &rtt) < 0 ||
 	    opt_number(data, len, "rtt_b", UINT32_MAX - 1, &has_rtt_b, &rtt_b) < 0 ||
-	    has_rtt != has_rtt_b || opt_number(data, len, "lag_b", 255, &has_lag, &lag_b) < 0 ||
+	    has_rtt != has_rtt_b ||
+	    opt_number(data, len, "rttvar_us", KVFS_RTTVAR_MAX_US, &has_rttvar, &rttvar) < 0 ||
+	    (has_rttvar && !has_rtt) || opt_number(data, len, "lag_b", 255, &has_lag, &lag_b) < 0 ||
 	    opt_flag(data, len, "contact", &known, &f->contact) < 0 ||
 	    opt_flag(data, len, "caught_up", &known, &f->caught_up) < 0 ||
 	    opt_flag(data, len, "stable", &known, &f->stable) < 0)
@@ -163,6 +165,7 @@ static int parse_facts(const char *data, size_t len, struct kvfs_score_facts *f)
 	f->known = known || has_rtt || has_lag;
 	f->rtt_us = rtt;
 	f->rtt_b = (uint32_t)rtt_b;
+	f->rttvar_us = rttvar;
 	f->lag_b = (uint32_t)lag_b;
 	return 0;
 }
@@ -320,7 +323,7 @@ const char *election_role(bool leading, bool leader_known)
 size_t election_format_candidate(char *buf, size_t size, uint32_t id, const char *addr,
                                  uint32_t priority, const struct kvfs_score_facts *f)
 {
-	char zone[KVFS_ZONE_MAX + 8] = "", rtt[64] = "";
+	char zone[KVFS_ZONE_MAX + 8] = "", rtt[96] = "";
 	int zpref = f && f->zpref < 0 ? -1 : f && f->zpref > 0 ? 1 : 0, n;
 
 	if (!f || !f->known)
@@ -330,8 +333,10 @@ size_t election_format_candidate(char *buf, size_t size, uint32_t id, const char
 	if (zone_valid(f->zone))
 		snprintf(zone, sizeof(zone), " zone=%s", f->zone);
 	if (f->rtt_us != UINT64_MAX && f->rtt_b != UINT32_MAX)
-		snprintf(rtt, sizeof(rtt), " rtt_us=%llu rtt_b=%u", (unsigned long long)f->rtt_us,
-		         f->rtt_b);
+		snprintf(rtt, sizeof(rtt), " rtt_us=%llu rtt_b=%u rttvar_us=%llu",
+		         (unsigned long long)f->rtt_us, f->rtt_b,
+		         (unsigned long long)(f->rttvar_us > KVFS_RTTVAR_MAX_US ? KVFS_RTTVAR_MAX_US
+		                                                                : f->rttvar_us));
 	n = snprintf(buf, size,
 	             "id=%u addr=%s priority=%u role=%s%s zpref=%d%s contact=%d caught_up=%d "
 	             "stable=%d lag_b=%u",

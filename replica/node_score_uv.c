@@ -180,7 +180,7 @@ static void measure(const struct node_cluster *c, struct kvfs_score_measured *m)
 	uint64_t now = uv_now(n->loop), applied = store_applied_index(n->store);
 	uint32_t leader = repl_leader(c->repl);
 
-	m->rtt_us = rtt_quorum(&c->score->rtt, voters, nv, n->cfg.id, now);
+	m->rtt_us = rtt_quorum_var(&c->score->rtt, voters, nv, n->cfg.id, now, &m->rttvar_us);
 	m->contact = rtt_contact(&c->score->rtt, voters, nv, n->cfg.id, now);
 	if (repl_role(c->repl) != KVFS_REPL_FOLLOWER) {
 		/* The leader (or one establishing its epoch): the commit index is its own. */

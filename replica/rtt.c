@@ -69,6 +69,7 @@ struct voter_walk {
 	size_t distinct;
 	size_t others; /* others heard recently (and, if need_sample, sampled) */
 	uint64_t srtt[KVFS_RTT_MAX_ID + 1];
+	uint64_t rttvar[KVFS_RTT_MAX_ID + 1];
 };
 
 /* Counts the distinct valid voters (duplicates and ids out of 1..255 are skipped), notes whether
@@ -96,6 +97,7 @@ static void walk_voters(const struct kvfs_rtt *r, const uint32_t *voters, size_t
 		p = &r->p[id];
 		if (!heard_recently(p, now_ms) || (need_sample && p->samples == 0))
 			continue;
+		w->rttvar[w->others] = p->rttvar_us;
 		w->srtt[w->others++] = p->srtt_us;
 	}
 }
@@ -103,15 +105,26 @@ static void walk_voters(const struct kvfs_rtt *r, const uint32_t *voters, size_t
 uint64_t rtt_quorum(const struct kvfs_rtt *r, const uint32_t *voters, size_t n, uint32_t self,
                     uint64_t now_ms)
 {
+	return rtt_quorum_var(r, voters, n, self, now_ms, NULL);
+}
+
+uint64_t rtt_quorum_var(const struct kvfs_rtt *r, const uint32_t *voters, size_t n, uint32_t self,
+                        uint64_t now_ms, uint64_t *rttvar_us)
+{
 	struct voter_walk w;
 	size_t need;
 
+	if (rttvar_us)
+		*rttvar_us = 0;
 	walk_voters(r, voters, n, self, now_ms, true, &w);
 	need = w.distinct / 2 + 1 - (w.self_voter ? 1 : 0);
 	if (need == 0)
 		return 0;
-	if (w.others < need)
+	if (w.others < need) {
+		if (rttvar_us)
+			*rttvar_us = UINT64_MAX;
 		return UINT64_MAX;
+	}
 	/* The need-th smallest: a partial selection sort, n is small. */
 	for (size_t i = 0; i < need; i++) {
 		size_t min = i;
@@ -119,10 +132,14 @@ uint64_t rtt_quorum(const struct kvfs_rtt *r, const uint32_t *voters, size_t n, 
 		for (size_t j = i + 1; j < w.others; j++)
 			if (w.srtt[j] < w.srtt[min])
 				min = j;
-		uint64_t t = w.srtt[i];
+		uint64_t t = w.srtt[i], v = w.rttvar[i];
 		w.srtt[i] = w.srtt[min];
 		w.srtt[min] = t;
+		w.rttvar[i] = w.rttvar[min];
+		w.rttvar[min] = v;
 	}
+	if (rttvar_us)
+		*rttvar_us = w.rttvar[need - 1];
 	return w.srtt[need - 1];
 }
 

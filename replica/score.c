@@ -163,6 +163,20 @@ static bool better_by_margin(uint64_t c, uint64_t i, uint32_t m)
 	return (double)c * (100 + m) < (double)i * 100;
 }
 
+/* Whether the challenger's lead exceeds how much both RTTs vary (the sum of their RTTVARs): two
+ * nodes whose quorum RTTs are the same up to jitter never beat each other, however the smoothed
+ * figures happen to fall. Called with ch->f.rtt_us < in->f.rtt_us. */
+static bool beyond_noise(const struct kvfs_candidate *ch, const struct kvfs_candidate *in)
+{
+	uint64_t vc = ch->f.rttvar_us, vi = in->f.rttvar_us;
+
+	if (vc > KVFS_RTTVAR_MAX_US)
+		vc = KVFS_RTTVAR_MAX_US;
+	if (vi > KVFS_RTTVAR_MAX_US)
+		vi = KVFS_RTTVAR_MAX_US;
+	return in->f.rtt_us - ch->f.rtt_us > vc + vi;
+}
+
 bool score_beats(const struct kvfs_candidate *challenger, const struct kvfs_candidate *incumbent,
                  uint32_t margin_pct, char *why, size_t len)
 {
@@ -196,7 +210,8 @@ bool score_beats(const struct kvfs_candidate *challenger, const struct kvfs_cand
 	 * quorum of voters without samples); it is not beaten until it is known. */
 	if (!rtt_known(ch) || !rtt_known(in))
 		return false;
-	if (ch->f.rtt_b >= in->f.rtt_b || !better_by_margin(ch->f.rtt_us, in->f.rtt_us, m))
+	if (ch->f.rtt_b >= in->f.rtt_b || !better_by_margin(ch->f.rtt_us, in->f.rtt_us, m) ||
+	    !beyond_noise(ch, in))
 		return false;
 	if (why && len > 0)
 		snprintf(why, len, "quorum RTT %.1f ms beats %.1f ms by more than %u %%",
@@ -241,6 +256,7 @@ bool score_publish(struct kvfs_score_pub *p, const struct kvfs_score_measured *m
 	nf.zpref = (int8_t)(zpref < 0 ? -1 : zpref > 0 ? 1 : 0);
 	snprintf(nf.zone, sizeof(nf.zone), "%s", zone ? zone : "");
 	nf.rtt_us = m->rtt_us;
+	nf.rttvar_us = m->rttvar_us == UINT64_MAX || m->rtt_us == UINT64_MAX ? 0 : m->rttvar_us;
 	nf.rtt_b = score_bucket_update(p->f.known ? p->f.rtt_b : UINT32_MAX, m->rtt_us, margin_pct);
 	nf.contact = m->contact;
 	nf.caught_up = m->caught_up;

@@ -32,6 +32,8 @@
 
 #define KVFS_GUID_LEN 32 /* hex characters of a per-attempt guid */
 #define KVFS_ADDR_MAX 64
+#define KVFS_RTTVAR_MAX_US 60000000u /* a published rttvar_us above this is refused (rtt.h clamps
+                                        samples to 60 s, so its RTTVAR stays below) */
 #define KVFS_ZONE_MAX 32 /* a --zone label: 1..31 of [A-Za-z0-9._-], NUL-terminated */
 
 /*
@@ -48,6 +50,7 @@ struct kvfs_score_facts {
 	char zone[KVFS_ZONE_MAX]; /* "" if none */
 	uint64_t rtt_us; /* quorum RTT, smoothed (rtt.h), UINT64_MAX if unknown */
 	uint32_t rtt_b;  /* its bucket (score_bucket), UINT32_MAX if unknown */
+	uint64_t rttvar_us; /* the RTTVAR beside rtt_us (how much it varies), 0 if not published */
 	bool contact;    /* heard a majority of the voters (itself included) within KVFS_CONTACT_MS */
 	bool caught_up;  /* within KVFS_CAUGHT_UP_ENTRIES of the commit index it last heard, which
 	                    it heard within KVFS_CAUGHT_UP_MS (the leader always is) */

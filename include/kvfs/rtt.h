@@ -49,6 +49,11 @@ void rtt_forget(struct kvfs_rtt *r, uint32_t id);
 uint64_t rtt_quorum(const struct kvfs_rtt *r, const uint32_t *voters, size_t n, uint32_t self,
                     uint64_t now_ms);
 
+/* rtt_quorum, and in *rttvar_us (if not NULL) the RTTVAR of the same peer: 0 when the quorum RTT
+ * is 0, UINT64_MAX when it is unknown. */
+uint64_t rtt_quorum_var(const struct kvfs_rtt *r, const uint32_t *voters, size_t n, uint32_t self,
+                        uint64_t now_ms, uint64_t *rttvar_us);
+
 /* Whether self (counted if among voters) and the voters heard within KVFS_CONTACT_MS make a
  * majority of voters. */
 bool rtt_contact(const struct kvfs_rtt *r, const uint32_t *voters, size_t n, uint32_t self,

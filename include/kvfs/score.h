@@ -66,6 +66,7 @@ bool score_beats(const struct kvfs_candidate *challenger, const struct kvfs_cand
  */
 struct kvfs_score_measured {
 	uint64_t rtt_us;  /* quorum RTT now (rtt_quorum), UINT64_MAX if unknown */
+	uint64_t rttvar_us; /* that peer's RTTVAR (rtt_quorum_var), UINT64_MAX if unknown */
 	bool contact;     /* rtt_contact */
 	bool caught_up;
 	uint64_t lag;     /* entries behind the commit index it knows */

@@ -123,12 +123,14 @@ static void test_parse_epoch(void **state)
 static void test_parse_facts(void **state)
 {
 	static const char full[] = "id=2 addr=h:1 priority=1 role=voter zone=eu-1.a zpref=1 "
-	                           "rtt_us=412 rtt_b=7 contact=1 caught_up=1 stable=0 lag_b=3";
+	                           "rtt_us=412 rtt_b=7 rttvar_us=95 contact=1 caught_up=1 stable=0 "
+	                           "lag_b=3";
 	static const char *const bad[] = {
 	    "role=leader", "role=", "zone=", "zone=a/b", "zone=a:b", "zpref=2", "zpref=+1",
 	    "zpref=-0", "rtt_us=-1", "rtt_us=12x", "rtt_us=18446744073709551615", "rtt_us=5",
 	    "rtt_b=5", "rtt_us=5 rtt_b=4294967295", "contact=2", "contact=yes", "caught_up=",
-	    "stable=01x", "lag_b=256", "lag_b=-1", "zone=0123456789012345678901234567890123"};
+	    "stable=01x", "lag_b=256", "lag_b=-1", "zone=0123456789012345678901234567890123",
+	    "rttvar_us=5", "rtt_us=5 rtt_b=4 rttvar_us=60000001", "rtt_us=5 rtt_b=4 rttvar_us=x"};
 	struct kvfs_candidate c;
 	char buf[256];
 
@@ -140,6 +142,7 @@ static void test_parse_facts(void **state)
 	assert_int_equal(c.f.zpref, 1);
 	assert_int_equal(c.f.rtt_us, 412);
 	assert_int_equal(c.f.rtt_b, 7);
+	assert_int_equal(c.f.rttvar_us, 95);
 	assert_true(c.f.contact && c.f.caught_up && !c.f.stable);
 	assert_int_equal(c.f.lag_b, 3);
 	/* No facts at all: a node from before them, still a candidate. */
@@ -151,6 +154,11 @@ static void test_parse_facts(void **state)
 	assert_int_equal(election_parse_candidate("id=2 addr=h:1 priority=1 contact=1", 34, &c), 0);
 	assert_true(c.f.known && c.f.contact);
 	assert_true(c.f.rtt_us == UINT64_MAX && c.f.rtt_b == UINT32_MAX);
+	assert_int_equal(c.f.rttvar_us, 0);
+	/* An RTT from a node before rttvar_us: its variation counts as 0. */
+	assert_int_equal(
+	    election_parse_candidate("id=2 addr=h:1 priority=1 rtt_us=5 rtt_b=4", 42, &c), 0);
+	assert_true(c.f.rtt_us == 5 && c.f.rttvar_us == 0);
 	assert_int_equal(election_parse_candidate("id=2 addr=h:1 priority=1 role=observer", 38, &c),
 	                 0);
 	assert_true(c.f.known && c.f.observer);
@@ -183,6 +191,8 @@ static void round_trip(const struct kvfs_score_facts *f, const char *expect)
 	assert_string_equal(c.f.zone, f->zone);
 	assert_true(c.f.rtt_us == f->rtt_us);
 	assert_int_equal(c.f.rtt_b, f->rtt_b);
+	if (f->rtt_us != UINT64_MAX)
+		assert_true(c.f.rttvar_us == f->rttvar_us);
 	assert_int_equal(c.f.contact, f->contact);
 	assert_int_equal(c.f.caught_up, f->caught_up);
 	assert_int_equal(c.f.stable, f->stable);
@@ -203,10 +213,11 @@ static void test_format_candidate(void **state)
 	snprintf(f.zone, sizeof(f.zone), "b");
 	f.rtt_us = 41234;
 	f.rtt_b = 21;
+	f.rttvar_us = 5120;
 	f.contact = true;
 	f.lag_b = 255;
 	round_trip(&f, "id=3 addr=10.0.0.3:7003 priority=2 role=voter zone=b zpref=-1 rtt_us=41234 "
-	               "rtt_b=21 contact=1 caught_up=0 stable=0 lag_b=255");
+	               "rtt_b=21 rttvar_us=5120 contact=1 caught_up=0 stable=0 lag_b=255");
 	/* Unknown RTT and no zone: left out, and read back as unknown. */
 	f.rtt_us = UINT64_MAX;
 	f.rtt_b = UINT32_MAX;
@@ -220,6 +231,7 @@ static void test_format_candidate(void **state)
 	f.observer = false;
 	f.rtt_us = 0;
 	f.rtt_b = 0;
+	f.rttvar_us = 0;
 	snprintf(f.zone, sizeof(f.zone), "%s", "0123456789012345678901234567890");
 	round_trip(&f, NULL);
 	/* Like snprintf: the length it would have written. */

@@ -93,6 +93,17 @@ static void test_quorum(void **state)
 	/* Three voters, one slow: self needs one ack, the fastest. */
 	setup(v3, slow3, 3, 1, 1000);
 	assert_true(rtt_quorum(&r, v3, 3, 1, 1000) == 400);
+	{
+		uint64_t var = 1;
+
+		/* The RTTVAR beside it is that same peer's (one sample: half of it). */
+		assert_true(rtt_quorum_var(&r, v3, 3, 1, 1000, &var) == 400);
+		assert_true(var == 200);
+		assert_true(rtt_quorum_var(&r, v1, 1, 1, 1000, &var) == 0 && var == 0);
+		assert_true(rtt_quorum_var(&r, v3, 3, 1, 1001 + KVFS_CONTACT_MS, &var) ==
+		                UINT64_MAX &&
+		            var == UINT64_MAX);
+	}
 	/* From the slow node's own view every link is slow. */
 	setup(v3, (const uint64_t[]){40000, 0, 40000}, 3, 2, 1000);
 	assert_true(rtt_quorum(&r, v3, 3, 2, 1000) == 40000);

@@ -232,6 +232,24 @@ static void test_beats(void **state)
 	assert_true(score_beats(&ch, &in, 100, NULL, 0));
 	ch.f.rtt_us = 5000;
 	assert_false(score_beats(&ch, &in, 100, NULL, 0));
+	/* Better by the margin and a bucket, but not by more than the two RTTs vary (the sum of
+	 * their RTTVARs): no. */
+	in = cand(1, 1, 1, 4500);
+	ch = cand(2, 2, 1, 3200);
+	assert_true(beats(&ch, &in, why));
+	in.f.rttvar_us = 700;
+	ch.f.rttvar_us = 600;
+	assert_false(beats(&ch, &in, why));
+	ch.f.rttvar_us = 599;
+	assert_true(beats(&ch, &in, why));
+	/* A slow leader's links vary a lot, but a fast challenger is far beyond that. */
+	in = cand(1, 1, 1, 41000);
+	in.f.rttvar_us = 5000;
+	ch = cand(2, 2, 1, 300);
+	ch.f.rttvar_us = 100;
+	assert_true(beats(&ch, &in, why));
+	ch.f.rttvar_us = KVFS_RTTVAR_MAX_US * 2; /* capped, never an overflow */
+	assert_false(beats(&ch, &in, why));
 }
 
 static void test_publish(void **state)
@@ -319,6 +337,9 @@ struct sim {
 	struct kvfs_score_pub pub[SIM_MAX];
 	struct kvfs_candidate c[SIM_MAX];
 	uint64_t hold_down, tenure;
+	uint64_t jitter_us; /* 0, or each direction of each sample is further held 0..jitter_us */
+	uint32_t stall_pct; /* a sample is also held 20 ms (a stalled process) with this chance */
+	uint64_t leader_tax_us; /* the leader's own samples are this much longer (a busier loop) */
 	int leader, challenger;
 	uint64_t led_since, challenged_since;
 	size_t handovers;
@@ -370,10 +391,18 @@ static void sim_measure(struct sim *s)
 			uint64_t b = s->base[self][j];
 			uint64_t jitter = sim_rand(s) % (b / 2 + 1); /* 0 .. b/2 */
 
-			if (j != self)
-				rtt_sample(&s->rtt[i], j, b - b / 4 + jitter, s->now);
+			if (j == self)
+				continue;
+			if (s->jitter_us)
+				jitter += sim_rand(s) % (s->jitter_us + 1) +
+				          sim_rand(s) % (s->jitter_us + 1);
+			if (s->stall_pct && sim_rand(s) % 100 < s->stall_pct)
+				jitter += 20000;
+			if ((int)i == s->leader)
+				jitter += s->leader_tax_us;
+			rtt_sample(&s->rtt[i], j, b - b / 4 + jitter, s->now);
 		}
-		m.rtt_us = rtt_quorum(&s->rtt[i], s->voters, s->n, self, s->now);
+		m.rtt_us = rtt_quorum_var(&s->rtt[i], s->voters, s->n, self, s->now, &m.rttvar_us);
 		m.contact = rtt_contact(&s->rtt[i], s->voters, s->n, self, s->now);
 		m.caught_up = true;
 		m.lag = sim_rand(s) % KVFS_LAG_BUCKET;
@@ -459,6 +488,31 @@ static void test_sim_steady(void **state)
 			}
 }
 
+/* Jitter as large as the RTT itself on every link (each direction held 0..4 ms, as
+ * tests/cluster/test_score.py does), now and then a sample held 20 ms more by a stalled process,
+ * and the leader's own samples 1.5 ms longer (its loop is the busier one): the leader's quorum
+ * RTT is worse than the others' by more than the margin, but not by more than the RTTs vary, so
+ * no hand-over in 10 minutes (without the RTTVAR rule, leadership moves on every tenure). */
+static void test_sim_heavy_jitter(void **state)
+{
+	struct sim s;
+
+	(void)state;
+	for (size_t n = 3; n <= 5; n += 2)
+		for (uint64_t seed = 1; seed <= 6; seed++) {
+			sim_init(&s, n, 200, seed * 65537 + n);
+			s.jitter_us = 4000;
+			s.stall_pct = seed % 3;
+			s.leader_tax_us = 1500;
+			sim_run(&s, SIM_END_MS);
+			assert_true(s.leader >= 0);
+			if (s.handovers != 0)
+				fail_msg("n %zu seed %llu: %zu hand-overs, first at %llu ms", n,
+				         (unsigned long long)seed, s.handovers,
+				         (unsigned long long)s.ho_at[0]);
+		}
+}
+
 /* The leader's links turn 10x slower (and, from 0.3 ms, to 40 ms) at 60 s: exactly one
  * hand-over, to a node with fast links, between the hold-down and the hold-down + 2 s later;
  * restoring the links at 300 s does not bring leadership back. */
@@ -542,7 +596,8 @@ int main(void)
 	    cmocka_unit_test(test_bucket),     cmocka_unit_test(test_bucket_hysteresis),
 	    cmocka_unit_test(test_gates),      cmocka_unit_test(test_order),
 	    cmocka_unit_test(test_beats),      cmocka_unit_test(test_publish),
-	    cmocka_unit_test(test_sim_steady), cmocka_unit_test(test_sim_slow_leader),
+	    cmocka_unit_test(test_sim_steady), cmocka_unit_test(test_sim_heavy_jitter),
+	    cmocka_unit_test(test_sim_slow_leader),
 	    cmocka_unit_test(test_sim_tenure), cmocka_unit_test(test_sim_priority),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
