@@ -61,25 +61,55 @@ static void send_fetch(struct kvfs_repl *r)
 	repl_send(r, r->fetch_from, &m);
 }
 
+/* The highest index that a majority of the latest configuration's voters hold on disk (this
+ * node's stable index, the peers' match indexes): the (V/2 + 1)-th largest of the V voters'
+ * indexes, as config_quorum counts them (an id out of range holds nothing); 0 without voters.
+ * One pass over the voters per acknowledgement, however many entries are in flight. */
+static uint64_t quorum_index(const struct kvfs_repl *r)
+{
+	const struct kvfs_config *c = latest_cfg(r);
+	uint64_t v[KVFS_CONFIG_MAX];
+	uint32_t n = 0, need;
+
+	for (uint32_t i = 0; i < c->n && i < KVFS_CONFIG_MAX; i++) {
+		uint32_t id = c->m[i].id;
+
+		if (c->m[i].role != KVFS_ROLE_VOTER)
+			continue;
+		v[n++] = id > KVFS_CONFIG_ID_MAX ? 0 : id == r->id ? r->stable : r->peers[id].match;
+	}
+	if (n == 0)
+		return 0;
+	need = n / 2 + 1;
+	/* A partial selection sort, descending: n is a handful. */
+	for (uint32_t i = 0; i < need; i++) {
+		uint32_t max = i;
+
+		for (uint32_t j = i + 1; j < n; j++)
+			if (v[j] > v[max])
+				max = j;
+		uint64_t t = v[i];
+		v[i] = v[max];
+		v[max] = t;
+	}
+	return v[need - 1];
+}
+
 void repl_leader_advance_commit(struct kvfs_repl *r)
 {
-	uint64_t was = r->commit;
+	uint64_t was = r->commit, n;
 
 	if (r->role == KVFS_REPL_FOLLOWER || r->phase != PHASE_REPLICATE)
 		return;
 	/* Only an entry of our own epoch is committed by counting (DESIGN §4), by a majority of
 	 * the voters of the latest configuration (observers' acknowledgements count for nothing).
-	 */
-	for (uint64_t n = r->last; n > r->commit && epoch_at(r, n) == r->epoch; n--) {
-		bool have[REPL_IDS] = {false};
-
-		for (uint32_t id = 1; id < REPL_IDS; id++)
-			have[id] = id == r->id ? r->stable >= n : r->peers[id].match >= n;
-		if (quorum(r, have)) {
-			r->commit = n;
-			break;
-		}
-	}
+	 * Epochs never decrease along the log and ours is the highest, so if the highest index a
+	 * majority holds is of our epoch, so is every entry after it. */
+	n = quorum_index(r);
+	if (n > r->last)
+		n = r->last;
+	if (n > r->commit && epoch_at(r, n) == r->epoch)
+		r->commit = n;
 	repl_apply_committed(r);
 	if (r->role == KVFS_REPL_CANDIDATE && r->noop_index && r->commit >= r->noop_index)
 		r->role = KVFS_REPL_LEADER;
