@@ -206,11 +206,12 @@ static void start_round(struct kvfs_readidx *ri, const struct kvfs_readidx_view 
 }
 
 /* A read joins: on the leader, the next round; on a follower, a request to the leader. */
-static void place(struct kvfs_readidx *ri, struct rd *r, const struct kvfs_readidx_view *v)
+static void place(struct kvfs_readidx *ri, struct rd *r, const struct kvfs_readidx_view *v,
+                  bool start)
 {
 	if (v->leads) {
 		r->state = R_NEXT;
-		if (!ri->round)
+		if (start && !ri->round)
 			start_round(ri, v);
 		return;
 	}
@@ -233,7 +234,7 @@ int readidx_barrier(struct kvfs_readidx *ri, uint64_t deadline, kvfs_readidx_don
 	if (!r)
 		return -ENOMEM;
 	view(ri, &v);
-	place(ri, r, &v);
+	place(ri, r, &v, true);
 	return 0;
 }
 
@@ -290,8 +291,12 @@ static void progress(struct kvfs_readidx *ri, const struct kvfs_readidx_view *v)
 	for (r = ri->head; r; r = next) {
 		next = r->next;
 		if ((r->state == R_APPLY && r->index <= v->applied) ||
-		    (r->state == R_CATCHUP && ri->caught_up))
+		    (r->state == R_CATCHUP && ri->caught_up)) {
 			finish(ri, r, 0);
+			/* The callback may have added a read, or (a cluster of one confirming
+			 * a round at once) freed others, `next` among them: walk again. */
+			next = ri->head;
+		}
 	}
 }
 
@@ -327,7 +332,7 @@ void readidx_on_index(struct kvfs_readidx *ri, uint32_t from, uint64_t id)
 	}
 	r->from = from;
 	r->id = id;
-	place(ri, r, &v);
+	place(ri, r, &v, true);
 }
 
 void readidx_on_reply(struct kvfs_readidx *ri, uint32_t from, uint64_t id, uint64_t epoch,
@@ -380,10 +385,12 @@ static void expire(struct kvfs_readidx *ri, uint64_t now)
 		next = r->next;
 		if (r->deadline > now)
 			continue;
-		if (r->from)
+		if (r->from) {
 			unlink_rd(ri, r);
-		else
+		} else {
 			finish(ri, r, -EIO);
+			next = ri->head; /* the callback may have changed the list */
+		}
 	}
 }
 
@@ -407,7 +414,10 @@ void readidx_tick(struct kvfs_readidx *ri)
 				unlink_rd(ri, r);
 				continue;
 			}
-			place(ri, r, &v);
+			/* No round from inside this walk: a cluster of one confirms it at once,
+			 * and round_done frees the remote reads, `next` among them. The round
+			 * starts below. */
+			place(ri, r, &v, false);
 		}
 	}
 	if (v.leads && (!ri->round || ri->round_epoch != v.epoch ||
