@@ -124,7 +124,7 @@ ratio_row() {
 		row "$1" "not measured" "$op $5" -
 		return
 	fi
-	r=$(awk -v a="$2" -v b="$3" 'BEGIN { printf "%.2f", b > 0 ? a / b : 0 }')
+	r=$(awk -v a="$2" -v b="$3" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
 	verdict=$(awk -v r="$r" -v t="$5" -v op="$4" \
 		'BEGIN { print ((op == ">=" ? r >= t : r <= t) ? "met" : "missed") }')
 	row "$1" "$2 / $3" "$op $5" "$r ($verdict)"
@@ -403,7 +403,7 @@ ratios() {
 		"${F[$l.p50_leader]}" "$anchor" "<=" 1.3
 	row "$k puts 16 writers / etcd 64 clients (for information)" \
 		"${F[$l.puts16]} / ${F[etcd64]}" - \
-		"$(awk -v a="${F[$l.puts16]}" -v b="${F[etcd64]}" 'BEGIN { printf "%.2f", a / b }')"
+		"$(awk -v a="${F[$l.puts16]}" -v b="${F[etcd64]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
 }
 
 # bench_scale: the rows of scripts/bench_scale.sh (another part of issue 14), verbatim, less
