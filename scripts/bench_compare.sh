@@ -36,8 +36,10 @@ W=
 PIDS=()      # ZooKeeper servers, etcd members, bench_nullfs: stopped by PID
 START_PID=   # a running scripts/start.sh
 KVFS_DIR=    # its run and mount directories
-ROWS=()
-declare -A F # figures by name, for the ratios
+declare -A ROWS # table rows by section (SECTIONS), one a line: measured in another order
+SECTIONS=(anchors nullfs zk etcd kvfs ratios scale)
+SECTION=anchors # the section that row() adds to
+declare -A F  # figures by name, for the ratios
 
 say() { echo "bench_compare: $*" >&2; }
 
@@ -114,7 +116,7 @@ commas() {
 # ms MICROSECONDS: in milliseconds, two decimals
 ms() { awk -v u="$1" 'BEGIN { printf "%.2f ms", u / 1000 }'; }
 
-row() { ROWS+=("| $1 | $2 | $3 | $4 |"); }
+row() { ROWS[$SECTION]+="| $1 | $2 | $3 | $4 |"$'\n'; }
 
 # ratio_row WORKLOAD NUM DEN OP TARGET: a ratio NUM/DEN against "OP TARGET" (OP is >= or <=).
 ratio_row() {
@@ -162,10 +164,13 @@ time_ls() {
 bench_anchors() {
 	local line
 	say "disk and loopback"
+	SECTION=anchors
 	line=$("$BIN/bench_smallfile" --append-fsync "$W/fsync-probe" --seconds "$SECONDS_PER_RUN")
 	rm -f "$W/fsync-probe"
 	F[fsync]=$(field append_fsync_per_s "$line")
-	row "disk, one 128-byte append+fdatasync at a time" "$(commas "${F[fsync]}")/s" - -
+	F[fsync_us]=$(field fsync_p50_us "$line")
+	row "disk, one 128-byte append+fdatasync at a time" \
+		"$(commas "${F[fsync]}")/s (p50 ${F[fsync_us]} µs)" - -
 	line=$("$BIN/bench_rtt")
 	F[rtt_us]=$(field rtt_p50_us "$line")
 	row "loopback TCP round trip, 128 bytes (median)" "${F[rtt_us]} µs" - -
@@ -176,6 +181,7 @@ bench_anchors() {
 bench_nullfs() {
 	local line i t
 	say "thinnest FUSE filesystem"
+	SECTION=nullfs
 	mkdir -p "$W/nullfs"
 	"$BIN/bench_nullfs" "$W/nullfs" 2>"$W/nullfs.log" &
 	PIDS+=($!)
@@ -251,6 +257,7 @@ EOF
 bench_zk() {
 	local line n hosts
 	say "ZooKeeper, 3 servers"
+	SECTION=zk
 	zk_start
 	hosts="127.0.0.1:$((ZK_PORT + 1)),127.0.0.1:$((ZK_PORT + 2)),127.0.0.1:$((ZK_PORT + 3))"
 	# The first run warms the servers' JIT up for longer.
@@ -302,6 +309,7 @@ etcd_start() {
 bench_etcd() {
 	local line
 	say "etcd, 3 members"
+	SECTION=etcd
 	etcd_start
 	line=$(timeout $((SECONDS_PER_RUN + 120)) "$BIN/bench_etcd" "127.0.0.1:$((ETCD_PORT + 1))" \
 		"127.0.0.1:$((ETCD_PORT + 2))" "127.0.0.1:$((ETCD_PORT + 3))" --clients 64 \
@@ -340,6 +348,7 @@ kvfs_start() {
 bench_kvfs() {
 	local label=$1 k="kvfs${1:+ $1}" m line t n cold warm
 	say "$k: 3 nodes ($2)"
+	SECTION=kvfs
 	KVFS_DIR="$W/kvfs${label:+-$label}"
 	kvfs_start "$2"
 	m="$KVFS_DIR/mnt"
@@ -375,6 +384,7 @@ bench_kvfs() {
 
 bench_tmpfs_ls() {
 	say "tmpfs ls -l"
+	SECTION=kvfs
 	mkdir -p "$W/tmpfs"
 	mount -t tmpfs -o size=256m tmpfs "$W/tmpfs"
 	make_entries "$W/tmpfs" "$LS_ENTRIES"
@@ -388,7 +398,8 @@ bench_tmpfs_ls() {
 # ratios LABEL: the issue's targets for the kvfs figures of LABEL.
 ratios() {
 	local l=$1 k="kvfs${1:+ $1}" anchor
-	anchor=$(awk -v f="${F[fsync]}" -v r="${F[rtt_us]}" 'BEGIN { printf "%.0f", 1e6 / f + r }')
+	SECTION=ratios
+	anchor=$(awk -v f="${F[fsync_us]}" -v r="${F[rtt_us]}" 'BEGIN { printf "%.0f", f + r }')
 	ratio_row "$k puts 16 writers / thinnest-FUSE puts 16 threads" "${F[$l.puts16]}" \
 		"${F[null_puts16]}" ">=" 0.5
 	ratio_row "$k puts 16 writers / ZooKeeper 256 outstanding" "${F[$l.puts16]}" "${F[zk256]}" \
@@ -399,7 +410,7 @@ ratios() {
 		"${F[null_gets16]}" ">=" 1.0
 	ratio_row "$k \`ls -l\` cold / tmpfs cold (µs)" "${F[$l.ls_cold]}" "${F[tmpfs_ls_cold]}" "<=" 2
 	ratio_row "$k \`ls -l\` warm / tmpfs warm (µs)" "${F[$l.ls_warm]}" "${F[tmpfs_ls_warm]}" "<=" 2
-	ratio_row "$k single-writer put p50 on the leader / (one fdatasync + one loopback RTT) (µs)" \
+	ratio_row "$k single-writer put p50 on the leader / (fdatasync p50 + loopback RTT p50) (µs)" \
 		"${F[$l.p50_leader]}" "$anchor" "<=" 1.3
 	row "$k puts 16 writers / etcd 64 clients (for information)" \
 		"${F[$l.puts16]} / ${F[etcd64]}" - \
@@ -410,6 +421,7 @@ ratios() {
 # its own header.
 bench_scale() {
 	local out line
+	SECTION=scale
 	if [[ ! -x scripts/bench_scale.sh ]]; then
 		row "scale (scripts/bench_scale.sh)" "not run: the script is not there" - -
 		return
@@ -421,7 +433,7 @@ bench_scale() {
 	fi
 	while IFS= read -r line; do
 		[[ "$line" == "|"* && "$line" != "| workload |"* && "$line" != "| ---"* ]] &&
-			ROWS+=("$line")
+			ROWS[scale]+="$line"$'\n'
 	done <<<"$out"
 }
 
@@ -467,10 +479,11 @@ main() {
 	trap cleanup EXIT
 	trap 'exit 1' INT TERM
 
-	bench_anchors
 	bench_nullfs
 	bench_zk
 	bench_etcd
+	# The disk's speed drifts: its anchor is taken next to the kvfs runs it anchors.
+	bench_anchors
 	if [[ -n "${KVFS_BUILD_BEFORE:-}" ]]; then
 		bench_kvfs before "$(realpath "$KVFS_BUILD_BEFORE")/fs/kvfs"
 		bench_kvfs after "$KVFS_BUILD/fs/kvfs"
@@ -492,7 +505,9 @@ main() {
 	echo
 	echo "| workload | figure | target | ratio |"
 	echo "| --- | --- | --- | --- |"
-	printf '%s\n' "${ROWS[@]}"
+	for b in "${SECTIONS[@]}"; do
+		printf '%s' "${ROWS[$b]:-}"
+	done
 }
 
 main "$@"
