@@ -12,7 +12,7 @@
 # 100 bytes; a put is open(O_CREAT|O_TRUNC) + write + close. Each system runs alone: started,
 # measured, stopped. Progress goes to stderr, the table to stdout. Stops and removes everything it
 # started (by PID), also when interrupted. Needs root (FUSE and tmpfs mounts, apt-get of
-# etcd-server when it is missing). About 5 minutes at the default 5 s per run.
+# etcd-server when it is missing). About 3 to 4 minutes at the default 5 s per run.
 #
 # Usage: scripts/bench_compare.sh [--scale] [SECONDS-PER-RUN (default 5)]
 #   --scale                 also the rows of scripts/bench_scale.sh (minutes), verbatim
