@@ -443,6 +443,10 @@ main() {
 		case "$1" in
 		--scale) SCALE=1 ;;
 		[0-9]*) SECONDS_PER_RUN=$1 ;;
+		-h | --help)
+			sed -n '17,21p' "$0" | sed 's/^# \{0,1\}//'
+			exit 0
+			;;
 		*)
 			sed -n '17,21p' "$0" | sed 's/^# \{0,1\}//' >&2
 			exit 2
