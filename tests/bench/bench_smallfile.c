@@ -12,7 +12,8 @@
  *
  *   bench_smallfile --append-fsync FILE [--seconds S] [--size B]
  *     Appends B bytes (default 128) and fdatasyncs, in a loop for S seconds: the rate at which the
- *     disk under FILE makes small writes durable, which bounds kvfs's unbatched commit rate.
+ *     disk under FILE makes small writes durable, which bounds kvfs's unbatched commit rate, and
+ *     the median time of one append+fdatasync (the anchor of a single writer's put latency).
  *
  * Every failed call is reported and ends the program with status 1.
  */
@@ -240,7 +241,8 @@ static int smallfile(char **dirs, int ndirs, int threads, double seconds, unsign
 static int append_fsync(const char *file, double seconds, size_t size)
 {
 	char buf[65536];
-	uint64_t start, end, t, ops = 0;
+	uint64_t start, end, t, t1, ops = 0;
+	struct lat lat = {0};
 	int fd = open(file, O_CREAT | O_WRONLY | O_APPEND | O_CLOEXEC, 0644);
 
 	if (fd < 0) {
@@ -250,18 +252,29 @@ static int append_fsync(const char *file, double seconds, size_t size)
 	memset(buf, 'x', sizeof(buf));
 	start = now_ns();
 	end = start + (uint64_t)(seconds * 1e9);
-	for (t = start; t < end; t = now_ns()) {
+	for (t = start; t < end; t = t1) {
 		if (write(fd, buf, size) != (ssize_t)size || fdatasync(fd) != 0) {
 			fprintf(stderr, "bench_smallfile: append+fdatasync %s: %s\n", file,
 			        strerror(errno));
 			close(fd);
+			free(lat.ns);
+			return 1;
+		}
+		t1 = now_ns();
+		if (lat_add(&lat, t1 - t) != 0) {
+			fprintf(stderr, "bench_smallfile: out of memory\n");
+			close(fd);
+			free(lat.ns);
 			return 1;
 		}
 		ops++;
 	}
 	close(fd);
-	printf("append_fsync_per_s=%.0f bytes=%zu\n", (double)ops / ((double)(t - start) / 1e9),
-	       size);
+	qsort(lat.ns, lat.n, sizeof(*lat.ns), cmp_u64);
+	printf("append_fsync_per_s=%.0f bytes=%zu fsync_p50_us=%.0f\n",
+	       (double)ops / ((double)(t - start) / 1e9), size,
+	       lat.n ? (double)lat.ns[lat.n / 2] / 1e3 : 0);
+	free(lat.ns);
 	return 0;
 }
 
