@@ -84,11 +84,15 @@ wait_applied() {
 	exit 1
 }
 
-# time_ms CMD...: runs CMD (output discarded) and prints its wall time in milliseconds.
+# time_ms CMD...: runs CMD (output discarded) and prints its wall time in milliseconds; fails
+# (with a message) when CMD fails, so that no failed listing passes for a fast one.
 time_ms() {
 	local t0 t1
 	t0=$(date +%s%N)
-	"$@" >/dev/null
+	if ! "$@" >/dev/null; then
+		log "failed: $*"
+		return 1
+	fi
 	t1=$(date +%s%N)
 	awk -v ns=$((t1 - t0)) 'BEGIN { printf "%.1f\n", ns / 1e6 }'
 }
@@ -97,7 +101,7 @@ time_ms() {
 warm_ms() {
 	local i
 	for ((i = 0; i < WARM_RUNS; i++)); do
-		time_ms "$@"
+		time_ms "$@" || exit 1
 	done | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 
