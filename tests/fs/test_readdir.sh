@@ -27,6 +27,7 @@ mkdir "$REF" "$M/d"
 
 # listing DIR: `ls -l` of DIR without owner and times; directory sizes are the filesystem's own.
 listing() {
+	# shellcheck disable=SC2012 # ls -l is what is tested
 	ls -l --time-style=+ "$1" | awk 'NR > 1 { if ($1 ~ /^d/) $5 = "-"; $3 = $4 = ""; print }'
 }
 
@@ -106,6 +107,7 @@ assert st.st_nlink == 0, st
 assert_eq "the daemon is alive" "" "$(ls -A "$M/p")"
 
 # --- 4. virtual files stay hidden ------------------------------------------------------------------
+# shellcheck disable=SC2010 # the listing is what is tested
 assert_eq "ls -la of the root lists no virtual file" "" \
 	"$(ls -la "$M" | grep -E ' \.(status|metrics|changes|kvfs)' || true)"
 
