@@ -266,6 +266,10 @@ void fuse_file_link_handle(struct kvfs_fs *fs, struct handle *h);
 void fuse_dir_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fuse_dir_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                       struct fuse_file_info *fi);
+/* readdirplus: entries with their attributes; each entry given with an inode is pinned once
+ * (the kernel counts it as a lookup, dropped at forget). */
+void fuse_dir_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                          struct fuse_file_info *fi);
 void fuse_dir_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fuse_dir_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 

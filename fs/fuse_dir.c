@@ -1,9 +1,16 @@
 /*
  * Directory listings through FUSE: opendir takes the whole listing of a directory at once into its
  * handle (".", "..", then its entries in the store's order), so the offsets readdir hands out stay
- * valid whatever changes later; readdir answers from that copy; releasedir frees it. Under --read
- * linearizable, opendir waits for the node's read barrier first (fuse_ops_gate), so a listing
- * shows every name committed before it began.
+ * valid whatever changes later; readdir and readdirplus answer from that copy; releasedir frees
+ * it. Under --read linearizable, opendir waits for the node's read barrier first (fuse_ops_gate),
+ * so a listing shows every name committed before it began.
+ *
+ * readdirplus gives each entry's attributes with its name, so `ls -l` costs no LOOKUP per name.
+ * The kernel then counts a lookup for every entry given with an inode, as for a LOOKUP reply:
+ * each is pinned here (fuse_ops_reply_entry's rule), and the FORGET that the kernel sends when it
+ * lets the inode go drops it. The kernel caches what it is given for the usual entry and
+ * attribute timeouts, and the invalidations of fuse_ops_on_apply keep it correct as they keep the
+ * LOOKUP replies correct.
  */
 #include "fs.h"
 
@@ -11,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h> /* R_OK */
+#include <unistd.h> /* R_OK, X_OK */
 
 #include "kvfs/store.h"
 
@@ -92,6 +99,69 @@ void fuse_dir_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		used += need;
 	}
 	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+/*
+ * Whether the kernel may cache the entry d of directory dir as it is now: the name must still
+ * lead to the inode the listing took. A name removed, renamed or replaced since opendir is given
+ * alone, as readdir gives it: the kernel would otherwise cache a name that no longer exists, or
+ * a second name for an inode that moved.
+ */
+static struct kvfs_inode *entry_now(const struct kvfs_fs *fs, const struct kvfs_inode *dir,
+                                    const struct dirent_snap *d)
+{
+	struct kvfs_inode *in = dir ? store_lookup(fs->store, dir, d->name, strlen(d->name)) : NULL;
+
+	return in && in->ino == d->ino ? in : NULL;
+}
+
+void fuse_dir_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                          struct fuse_file_info *fi)
+{
+	struct kvfs_fs *fs = fuse_req_userdata(req);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct kvfs_inode *dir = store_get(fs->store, ino), *in;
+	char *buf = malloc(size);
+	size_t used = 0, i;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	/* With --no-default-permissions kvfs checks permissions itself: a caller who may not look
+	 * names up in dir (no search permission) gets the names alone, as from readdir, and a
+	 * LOOKUP refuses it the rest. */
+	if (dir && (!S_ISDIR(dir->mode) || fuse_perm_may(req, fs, dir, X_OK) < 0))
+		dir = NULL;
+	for (i = (size_t)off; i < h->nents; i++) {
+		const struct dirent_snap *d = &h->ents[i];
+		/* "." and ".." (the first two) count no lookup: the kernel skips them. */
+		struct fuse_entry_param e = {.attr = {.st_ino = d->ino, .st_mode = d->mode}};
+		size_t need;
+
+		in = i >= 2 ? entry_now(fs, dir, d) : NULL;
+		if (in) {
+			e.ino = in->ino;
+			e.attr_timeout = fs->attr_timeout;
+			e.entry_timeout = fs->entry_timeout;
+			fuse_ops_fill_attr(fs, in, &e.attr);
+		}
+		need = fuse_add_direntry_plus(req, buf + used, size - used, d->name, &e,
+		                              (off_t)(i + 1));
+		if (need > size - used)
+			break;
+		used += need;
+		if (in)
+			store_pin(fs->store, in, 1);
+	}
+	if (fuse_reply_buf(req, buf, used) != 0) {
+		/* Interrupted: the kernel took none of them. Nothing changed the store meanwhile
+		 * (one thread), so the same entries are found again. */
+		for (size_t j = (size_t)off; j < i; j++)
+			if (j >= 2 && (in = entry_now(fs, dir, &h->ents[j])) != NULL)
+				store_unpin(fs->store, in, 1);
+	}
 	free(buf);
 }
 

@@ -108,6 +108,14 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* No writeback cache: the kernel sends every write() to us before it returns, so a write
 	 * past --max-value can still fail (fuse_file_write). */
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	/* READDIRPLUS: a listing carries every entry's attributes (fuse_dir.c), so `ls -l` costs
+	 * no LOOKUP per name. AUTO: the kernel asks for them in a listing's first request, then
+	 * only while the reader looks at the entries (stat): a plain `ls` or `find` does not make
+	 * the kernel build an inode for every name. */
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO)
+		conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
 	/* Set-id bits cleared by a write, truncate or chown come as a mode change (the kernel
 	 * turns ATTR_KILL_SUID/SGID into one), in the same SETATTR as the chown: one operation. */
 	conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV;
@@ -771,6 +779,7 @@ const struct fuse_lowlevel_ops fuse_ops_table = {
     .release = fuse_lock_release,
     .opendir = fuse_dir_opendir,
     .readdir = fuse_dir_readdir,
+    .readdirplus = fuse_dir_readdirplus,
     .releasedir = fuse_dir_releasedir,
     .fsyncdir = fuse_dir_fsyncdir,
     .statfs = op_statfs,

@@ -4,9 +4,9 @@
  * Only the "user." namespace is stored (store_xattr.h). A change becomes one SETXATTR or
  * REMOVEXATTR operation, proposed like a chmod and answered once applied (fuse_propose.c); a
  * read answers from the local store, with getattr's consistency (fuse_ops_gate). Other
- * namespaces: setting or removing is ENOTSUP, reading is ENODATA, answered at once without
- * looking at the store, because the kernel asks getxattr("security.capability") before every
- * write() to a file (to know whether the write must drop file capabilities). kvfs's own
+ * namespaces are not supported: setting, removing and reading are ENOTSUP, answered at once
+ * without looking at the store, because the kernel asks getxattr("security.capability") before
+ * every write() to a file (to know whether the write must drop file capabilities). kvfs's own
  * "user.kvfs." names are computed, never stored (fuse_xattr_reserved.c): EPERM to change, and
  * listed only when they have a value. Virtual files (/.status ...) carry no attributes: EPERM
  * to change (as Linux says for user.* on special files), ENODATA to read, an empty list.
@@ -179,8 +179,15 @@ void fuse_xattr_get(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 {
 	struct fuse_file_info fi = {.fh = size};
 
-	/* security.capability before every write, and any other namespace: nothing stored. */
-	if (is_virtual(ino) || !is_user(name) || strlen(name) > KVFS_XATTR_NAME_MAX) {
+	/* Any other namespace (security.capability, asked before every write; ACLs; security
+	 * labels): not supported, as setting them is not. ENOTSUP rather than ENODATA also lets
+	 * `ls -l` stop asking: it remembers per filesystem that labels and ACLs are unsupported,
+	 * where ENODATA costs two round trips per entry listed. */
+	if (!is_user(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if (is_virtual(ino) || strlen(name) > KVFS_XATTR_NAME_MAX) {
 		fuse_reply_err(req, ENODATA);
 		return;
 	}

@@ -7,7 +7,8 @@ counts, types, modes, owners and device numbers; a follower that was down while 
 compacted their logs gets them in the snapshot it installs. Another node's unlink of one of
 several names leaves this node's kernel with the right link count (no stale count, no zero).
 Extended attributes set on one node read the same on the others, snapshot included, and another
-node's setxattr moves the ctime this node's stat shows.
+node's setxattr moves the ctime this node's stat shows. A listing (`ls -l`, READDIRPLUS) right
+after another node changed its entries shows the changes, not what an earlier listing cached.
 
 Usage: test_posix.py KVFS_BIN        (run by `meson test --suite cluster`)
 """
@@ -167,6 +168,61 @@ def test_objects_replicate_and_snapshot(h):
             repr(counts))
     with open(os.path.join(f2.mnt, "d", "b"), "rb") as f:
         h.check(f.read() == b"shared value\n", "d/b still reads the value on %s" % f2.name)
+    listings_follow_remote_changes(h, nodes, f1, f2)
+
+
+def ls_l(d):
+    """{name: (mode, nlink, size)} as `ls -l` sees it: a listing (READDIRPLUS) and lstat."""
+    out = {}
+    for e in os.scandir(d):
+        st = e.stat(follow_symlinks=False)
+        out[e.name] = (st.st_mode, st.st_nlink, st.st_size)
+    return out
+
+
+def listings_follow_remote_changes(h, nodes, f1, f2):
+    """A listing on f2 caches the entries and their attributes (READDIRPLUS, for a second); f1
+    changes them; within that second f2's stat of each name, and its next listing, show the
+    changes: the invalidations of another node's changes hold for what a listing cached."""
+    d1, d2 = os.path.join(f1.mnt, "ls"), os.path.join(f2.mnt, "ls")
+    os.mkdir(d1)
+    for name in ("grow", "mode", "old", "gone"):
+        with open(os.path.join(d1, name), "wb") as f:
+            f.write(b"12345")
+    h.check(caught_up(h, nodes), "the listing's files reached every node")
+    before = ls_l(d2)
+    with open(os.path.join(d1, "grow"), "ab") as f:
+        f.write(b"678")
+    os.chmod(os.path.join(d1, "mode"), 0o600)
+    os.rename(os.path.join(d1, "old"), os.path.join(d1, "new"))
+    os.unlink(os.path.join(d1, "gone"))
+    h.check(caught_up(h, nodes), "the changes reached every node")
+    want = ls_l(d1)
+
+    def lstat_all(names):
+        out = {}
+        for name in names:
+            try:
+                st = os.lstat(os.path.join(d2, name))
+                out[name] = (st.st_mode, st.st_nlink, st.st_size)
+            except FileNotFoundError:
+                pass
+        return out
+
+    # Through the entries and attributes the listing cached: only invalidations refresh them.
+    # They reach the kernel from a thread of their own, a moment after the apply: a short
+    # retry, well inside the second the cache would otherwise hold.
+    deadline = time.monotonic() + 0.3
+    while True:
+        cached = lstat_all(["grow", "mode", "old", "gone", "new"])
+        if cached == want or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    h.check(cached == want and before != want,
+            "%s's cached entries show %s's changes at once" % (f2.name, f1.name),
+            repr((before, cached, want)))
+    after = ls_l(d2)
+    h.check(after == want, "%s's next listing shows them" % f2.name, repr((after, want)))
 
 
 if __name__ == "__main__":

@@ -63,7 +63,10 @@ assert_eq "a buffer just big enough" green "$(hx get "$M/f" user.color 5)"
 lib_helper_errno "a list buffer too small" ERANGE list "$M/f" 3
 lib_helper_errno "trusted.* cannot be set" ENOTSUP set "$M/f" trusted.x 1
 lib_helper_errno "security.* cannot be set" ENOTSUP set "$M/f" security.x 1
-lib_helper_errno "security.capability is never there" ENODATA get "$M/f" security.capability
+lib_helper_errno "security.capability is not supported" ENOTSUP get "$M/f" security.capability
+# ... nor ACLs or security labels, so `ls -l` asks for them once, not for every entry
+lib_helper_errno "ACLs are not supported" ENOTSUP get "$M/f" system.posix_acl_access
+lib_helper_errno "security labels are not supported" ENOTSUP get "$M" security.selinux
 lib_helper_errno "user.kvfs.* is kvfs's own" EPERM set "$M/f" user.kvfs.lock 1
 lib_helper_errno "... and cannot be removed" EPERM remove "$M/f" user.kvfs.lock
 lib_helper_errno "... and has no value without a lock" ENODATA get "$M/f" user.kvfs.lock
