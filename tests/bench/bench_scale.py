@@ -1,0 +1,284 @@
+#!/usr/bin/python3
+"""Scale benchmark (prints figures; not a test): memory per key, start-up, catch-up and snapshot
+transfer of kvfs at a million keys. Run through scripts/bench_scale.sh, which prints the rows.
+
+A real three-server ZooKeeper ensemble and three kvfs nodes on real mounts (tests/cluster/
+harness.py), data directories on the disk under /tmp. In order:
+  load       N keys (default 1,000,000) of 100 bytes with 8-byte names, in 1000 directories,
+             written by 48 threads spread over the three mounts (kvfs has no bulk load: a
+             restore is tar through a mount, the same puts). Every node runs with
+             --snapshot-bytes 1G, so the whole load stays in the log.
+  memory     VmRSS growth of each node over the load, per key.
+  start-up   follower F stopped (SIGTERM) and started again: from exec to its /.status
+             answering with every key there (kvfs recovers before it mounts, so the mount
+             answering is serving). Its data: the log of N entries, no snapshot.
+  catch-up   F stopped, CATCHUP (100,000) puts through the other two, F started: from exec to
+             its /.status saying applied_index = the leader's commit_index (the leader sends
+             the log).
+  snapshot   the other two restarted one at a time with --snapshot-bytes 8M --segment-bytes
+             4M (they compact their logs), F stopped, puts until the leader has compacted
+             past F, F started: it installs the leader's snapshot; bytes / (time from its
+             "receiving a snapshot" to its "installed the snapshot" log line).
+  start-up   F restarted again: from its snapshot of N keys and a short log tail.
+  disk       dd of 1 GiB with conv=fdatasync beside the data directories.
+
+Usage: tests/bench/bench_scale.py KVFS_BIN [N [CATCHUP]]; the rows (markdown, `| workload |
+figure | target | ratio |`) go to the file named by KVFS_SCALE_ROWS (default: stdout at the
+end).
+"""
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cluster"))
+import harness  # noqa: E402
+from harness import settle, st_int, start_in_order  # noqa: E402
+
+N = int(sys.argv[2]) if len(sys.argv) > 2 else 1000000
+CATCHUP = int(sys.argv[3]) if len(sys.argv) > 3 else 100000
+THREADS = 48
+DIRS = 1000
+NAME_LEN, VALUE_LEN = 8, 100
+BOUND = 2 * (NAME_LEN + VALUE_LEN) + 128  # the issue's memory target per key
+
+rows = []
+
+
+def row(workload, figure, target, ratio):
+    rows.append("| %s | %s | %s | %s |" % (workload, figure, target, ratio))
+
+
+def key_path(mnt, i):
+    return os.path.join(mnt, "d%03d" % (i % DIRS), "k%07d" % i)
+
+
+def value(i, gen):
+    return (b"%07d-%d-" % (i, gen)).ljust(VALUE_LEN, b"v")
+
+
+def put(path, data):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def load(h, mounts, keys, gen, threads=THREADS):
+    """Writes keys 0..KEYS-1 (value generation GEN) with THREADS threads over MOUNTS; returns
+    the seconds it took. A failed put ends the benchmark."""
+    errors = []
+
+    def writer(k):
+        mnt = mounts[k % len(mounts)]
+        try:
+            for i in range(k, keys, threads):
+                put(key_path(mnt, i), value(i, gen))
+        except OSError as e:
+            errors.append("%s: %s" % (mnt, e))
+
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=writer, args=(k,)) for k in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    took = time.monotonic() - t0
+    h.require(not errors, "%d puts over %d mounts" % (keys, len(mounts)), "; ".join(errors[:3]))
+    h.log("%d puts (generation %d) over %d mounts with %d threads in %.1f s (%.0f/s)" %
+          (keys, gen, len(mounts), threads, took, keys / took))
+    return took
+
+
+def rss_kib(node):
+    with open("/proc/%d/status" % node.pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def log_time(line):
+    """The timestamp of a kvfs log line (2026-12-04T13:04:57.123Z ...), in seconds."""
+    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z", line)
+    return datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f").timestamp() if m else None
+
+
+def restart_timed(h, f, leader, want_keys, last, want, caught=False, timeout=120):
+    """Stops F (SIGTERM) unless it is down and starts it. Returns (mounted, done): seconds from
+    exec until its /.status answers, and until it serves what it should: WANT_KEYS keys and LAST
+    reading WANT, and with CAUGHT, applied_index at the leader's commit index of before the
+    start too. done is None if that never came."""
+    if f.alive():
+        f.stop()
+    commit = st_int(leader.status(), "commit_index") if caught else 0
+    f.start(wait=False)
+    t0 = f.started_at
+    deadline = t0 + timeout
+    mounted = None
+    while time.monotonic() < deadline:
+        st = f.status(timeout=1)
+        if st is not None and mounted is None:
+            mounted = time.monotonic() - t0
+        if st is not None and st_int(st, "keys") >= want_keys and \
+                (not caught or st_int(st, "applied_index") >= commit):
+            data, _ = harness.read_file_timeout(last, 5)
+            if data == want:
+                return mounted, time.monotonic() - t0
+        if not f.alive():
+            break
+        time.sleep(0.005)
+    h.check(False, "%s serves its data again" % f.name, f.output()[-2000:])
+    return mounted, None
+
+
+def disk_rate(h, where):
+    """MB/s of a 1 GiB sequential write made durable (dd conv=fdatasync) in WHERE."""
+    path = os.path.join(where, "dd-probe")
+    t0 = time.monotonic()
+    subprocess.run(["dd", "if=/dev/zero", "of=" + path, "bs=1M", "count=1024",
+                    "conv=fdatasync"], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    took = time.monotonic() - t0
+    os.unlink(path)
+    return 1024 * 1048576 / took / 1e6
+
+
+def fmt_ratio(x):
+    return "%.2f×" % x
+
+
+def bench_scale(h):
+    """N keys: memory, start-up, catch-up, snapshot transfer."""
+    cluster = h.cluster_name("scale")
+    zk = h.zk_client()
+    big = ["--snapshot-bytes", "1G", "--segment-bytes", "4M"]
+    small = ["--snapshot-bytes", "8M", "--segment-bytes", "4M"]
+    nodes = h.nodes(cluster, 3, extra=big)
+    start_in_order(h, nodes, zk)
+    leader, _ = settle(h, nodes)
+    mounts = [n.mnt for n in nodes]
+    for d in range(DIRS):
+        os.mkdir(os.path.join(leader.mnt, "d%03d" % d))
+    time.sleep(1)  # the directories reach the followers
+    r0 = {n.name: rss_kib(n) for n in nodes}
+    took = load(h, mounts, N, 0)
+    time.sleep(1)
+    per_key = {n.name: (rss_kib(n) - r0[n.name]) * 1024 / N for n in nodes}
+    h.log("RSS growth per key: %s" % per_key)
+    row("load: %d puts of %d B, %d writers over 3 mounts" % (N, VALUE_LEN, THREADS),
+        "%.0f s (%.0f puts/s)" % (took, N / took), "-", "-")
+    lrole = leader.name
+    row("memory: RSS growth per key, %d keys, leader (%s B name + value)" %
+        (N, NAME_LEN + VALUE_LEN), "%.0f B" % per_key[lrole], "≤ %d B" % BOUND,
+        fmt_ratio(per_key[lrole] / BOUND))
+    worst = max(per_key.values())
+    row("memory: RSS growth per key, worst of 3 nodes", "%.0f B" % worst, "≤ %d B" % BOUND,
+        fmt_ratio(worst / BOUND))
+
+    f = [n for n in nodes if n is not leader][0]
+    g = [n for n in nodes if n is not leader and n is not f][0]
+    last = key_path(f.mnt, N - 1)
+    want = value(N - 1, 0)
+    lst = leader.status()
+    h.log("leader log_bytes %s for %d keys" % (lst.get("log_bytes"), N))
+
+    # Start-up from the log alone.
+    _, served = restart_timed(h, f, leader, N + DIRS, last, want)
+    st = f.status()
+    rss_after = rss_kib(f) * 1024 / N if f.alive() else 0
+    row("start-up to serving, %d keys in the log (%s B), no snapshot" %
+        (N, st.get("log_bytes", "?") if st else "?"),
+        "%.2f s" % served if served else "-", "≤ 3 s", fmt_ratio(served / 3) if served else "-")
+    row("memory: RSS per key after that start-up (whole process / keys)", "%.0f B" % rss_after,
+        "≤ %d B" % BOUND, fmt_ratio(rss_after / BOUND))
+
+    # Catch-up of CATCHUP entries, sent from the leader's log.
+    f.stop()
+    load(h, [leader.mnt, g.mnt], CATCHUP, 1, threads=32)
+    want = value(CATCHUP - 1, 1)
+    served, total = restart_timed(h, f, leader, N + DIRS, key_path(f.mnt, CATCHUP - 1), want,
+                                  caught=True)
+    row("catch-up of a replica %d entries behind (from exec; mounted after %s)" %
+        (CATCHUP, "%.2f s" % served if served else "-"),
+        "%.2f s" % total if total else "-", "≤ 2 s", fmt_ratio(total / 2) if total else "-")
+    if total and served:
+        row("catch-up of %d entries, from the mount answering" % CATCHUP, "%.2f s" % (total - served),
+            "≤ 2 s", fmt_ratio((total - served) / 2))
+
+    # Snapshot transfer: the other two compact their logs; F, down, falls behind the leader's.
+    for n in (g, leader):
+        n.extra = list(small)
+        n.stop()
+        n.start()
+        settle(h, nodes, what="one leader after restarting %s" % n.name)
+    leader, _ = settle(h, nodes)
+    f.stop()
+    live = [n for n in nodes if n is not f]
+    leader, _ = settle(h, live)
+    snaps = set()
+    gen = 2
+    t_end = time.monotonic() + 300
+    while time.monotonic() < t_end:
+        load(h, [n.mnt for n in live], CATCHUP, gen, threads=32)  # ~16 MB of log
+        time.sleep(2)  # a snapshot is written in the background
+        for n in live:
+            st = n.status()
+            if st:
+                snaps.add((n.name, st.get("snapshot_index")))
+        if len([s for s in snaps if s[0] == leader.name]) >= 3:
+            break
+        gen += 1
+    h.log("snapshots of the live nodes while F was down: %s" % sorted(snaps))
+    want = value(CATCHUP - 1, gen)
+    served, total = restart_timed(h, f, leader, N + DIRS, key_path(f.mnt, CATCHUP - 1), want,
+                                  caught=True)
+    out = f.output()
+    m0 = re.search(r"^(.*)receiving a snapshot at index (\d+) \((\d+) bytes\)", out, re.M)
+    m1 = re.search(r"^(.*)installed the snapshot at index (\d+)", out, re.M)
+    h.check(m0 is not None and m1 is not None, "%s installs a snapshot" % f.name, out[-2000:])
+    rate = None
+    if m0 and m1:
+        size = int(m0.group(3))
+        secs = max(log_time(m1.group(1)) - log_time(m0.group(1)), 0.001)
+        rate = size / secs / 1e6
+        h.log("snapshot: %d bytes in %.3f s (%.1f MB/s)" % (size, secs, rate))
+        row("snapshot install: %d MB (%d keys) received, written, fsynced, loaded" %
+            (size / 1e6, N), "%.2f s" % secs, "-", "-")
+    disk = disk_rate(h, h.tmp)
+    row("disk: sequential write, dd 1 GiB conv=fdatasync", "%.0f MB/s" % disk, "-", "-")
+    row("snapshot transfer rate (bytes / install time)",
+        "%.0f MB/s" % rate if rate else "-", "≥ %.0f MB/s (0.5× disk)" % (disk / 2),
+        fmt_ratio(rate / disk) if rate else "-")
+    if total:
+        row("catch-up by snapshot (from exec; mounted after %s)" %
+            ("%.2f s" % served if served else "-"), "%.2f s" % total, "-", "-")
+
+    # Start-up from the snapshot F installed and a short tail.
+    _, served = restart_timed(h, f, leader, N + DIRS, key_path(f.mnt, CATCHUP - 1), want)
+    st = f.status()
+    row("start-up to serving, %d keys: snapshot + log tail (%s B)" %
+        (N, st.get("log_bytes", "?") if st else "?"),
+        "%.2f s" % served if served else "-", "≤ 3 s", fmt_ratio(served / 3) if served else "-")
+
+
+def main():
+    try:
+        harness.main([bench_scale])
+    finally:
+        text = "\n".join(rows) + "\n"
+        out = os.environ.get("KVFS_SCALE_ROWS")
+        if out:
+            with open(out, "w") as fp:
+                fp.write(text)
+        else:
+            print(text)
+
+
+if __name__ == "__main__":
+    main()
