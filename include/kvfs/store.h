@@ -43,9 +43,9 @@ struct kvfs_dentry {
 	struct kvfs_inode *in;  /* the inode the name gives */
 
 	/* Private to the store. */
-	struct kvfs_dentry *name_next;          /* (dir, name) hash chain */
+	struct kvfs_dentry *name_next;           /* (dir, name) hash chain */
 	struct kvfs_dentry *sib_prev, *sib_next; /* the directory's entries, in creation order */
-	struct kvfs_dentry *alias_next;         /* the inode's other names */
+	struct kvfs_dentry *alias_next;          /* the inode's other names */
 
 	uint32_t name_len;
 	/* NUL-terminated; "" for the root. In the dentry's own allocation (one malloc per name, not
