@@ -27,6 +27,7 @@ figure | target | ratio |`) go to the file named by KVFS_SCALE_ROWS (default: st
 end).
 """
 
+import errno
 import os
 import re
 import subprocess
@@ -42,6 +43,7 @@ from harness import settle, st_int, start_in_order  # noqa: E402
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 1000000
 CATCHUP = int(sys.argv[3]) if len(sys.argv) > 3 else 100000
 THREADS = 48
+RETRIES = 20
 DIRS = 1000
 NAME_LEN, VALUE_LEN = 8, 100
 BOUND = 2 * (NAME_LEN + VALUE_LEN) + 128  # the issue's memory target per key
@@ -71,14 +73,25 @@ def put(path, data):
 
 def load(h, mounts, keys, gen, threads=THREADS):
     """Writes keys 0..KEYS-1 (value generation GEN) with THREADS threads over MOUNTS; returns
-    the seconds it took. A failed put ends the benchmark."""
+    the seconds it took. A put that fails with EIO (no majority answered in time: a leader
+    change, on a loaded machine) is written again, the same bytes, up to RETRIES times; any
+    other failure ends the benchmark."""
     errors = []
+    retried = [0]
 
     def writer(k):
         mnt = mounts[k % len(mounts)]
         try:
             for i in range(k, keys, threads):
-                put(key_path(mnt, i), value(i, gen))
+                for attempt in range(RETRIES + 1):
+                    try:
+                        put(key_path(mnt, i), value(i, gen))
+                        break
+                    except OSError as e:
+                        if e.errno != errno.EIO or attempt == RETRIES:
+                            raise
+                        retried[0] += 1
+                        time.sleep(0.5)
         except OSError as e:
             errors.append("%s: %s" % (mnt, e))
 
@@ -90,8 +103,9 @@ def load(h, mounts, keys, gen, threads=THREADS):
         t.join()
     took = time.monotonic() - t0
     h.require(not errors, "%d puts over %d mounts" % (keys, len(mounts)), "; ".join(errors[:3]))
-    h.log("%d puts (generation %d) over %d mounts with %d threads in %.1f s (%.0f/s)" %
-          (keys, gen, len(mounts), threads, took, keys / took))
+    h.log("%d puts (generation %d) over %d mounts with %d threads in %.1f s (%.0f/s), %d "
+          "written again after EIO" % (keys, gen, len(mounts), threads, took, keys / took,
+                                       retried[0]))
     return took
 
 
@@ -235,7 +249,8 @@ def bench_scale(h):
         (CATCHUP, "%.2f s" % served if served else "-"),
         "%.2f s" % total if total else "-", "≤ 2 s", fmt_ratio(total / 2) if total else "-")
     if total and served:
-        row("catch-up of %d entries, from the mount answering" % CATCHUP, "%.2f s" % (total - served),
+        row("catch-up of %d entries, from the mount answering" % CATCHUP,
+            "%.2f s" % (total - served),
             "≤ 2 s", fmt_ratio((total - served) / 2))
 
     # Snapshot transfer: the other two compact their logs; F, down, falls behind the leader's.
