@@ -15,6 +15,8 @@
 #
 # Usage: scripts/bench_scale.sh [KEYS (default 1000000) [CATCHUP (default 100000)]]
 # KVFS_BUILD=DIR uses the build in DIR instead of ./build of this checkout (built if missing).
+# KVFS_SCALE_PERF=DIR records `perf record -a -g` of the start-ups and of the snapshot install
+# into DIR/*.data (perf report --pid PID: the restarted node's PID is in the harness log).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
