@@ -38,15 +38,15 @@ struct kvfs_inode *store_inode_new(uint64_t ino, uint32_t mode)
 
 struct kvfs_dentry *store_dentry_new(const char *name, size_t len)
 {
-	struct kvfs_dentry *d = calloc(1, sizeof(*d));
+	size_t size = offsetof(struct kvfs_dentry, name) + len + 1;
+	struct kvfs_dentry *d;
 
+	if (len > UINT32_MAX - 1u)
+		return NULL;
+	/* At least the whole struct: a short name ends inside its padding. */
+	d = calloc(1, size > sizeof(*d) ? size : sizeof(*d));
 	if (!d)
 		return NULL;
-	d->name = malloc(len + 1);
-	if (!d->name) {
-		free(d);
-		return NULL;
-	}
 	if (len)
 		memcpy(d->name, name, len);
 	d->name[len] = '\0';
@@ -56,9 +56,6 @@ struct kvfs_dentry *store_dentry_new(const char *name, size_t len)
 
 void store_dentry_free(struct kvfs_dentry *d)
 {
-	if (!d)
-		return;
-	free(d->name);
 	free(d);
 }
 
@@ -134,6 +131,18 @@ static void alias_del(struct kvfs_dentry *d)
 	d->alias_next = NULL;
 	if (!S_ISDIR(in->mode))
 		in->nlink--;
+}
+
+void store_replace_alias(struct kvfs_dentry *old, struct kvfs_dentry *nd)
+{
+	struct kvfs_dentry **pp = &old->in->aliases;
+
+	while (*pp != old)
+		pp = &(*pp)->alias_next;
+	nd->in = old->in;
+	nd->alias_next = old->alias_next;
+	*pp = nd;
+	old->alias_next = NULL;
 }
 
 void store_link_name(struct kvfs_store *s, struct kvfs_inode *dir, struct kvfs_dentry *d,
@@ -382,10 +391,23 @@ int store_check_new_name(const struct kvfs_inode *dir, const char *name, size_t 
  * changes under a const pointer: stores are only ever allocated by store_init(), never defined
  * const, and a walk is not reentrant on one store.
  */
+/* The mark of a new walk. When the 32-bit counter wraps, every inode's mark goes back to 0 (no
+ * walk's) first, so that no mark left from 2^32 walks ago passes for the new walk's. */
+static uint32_t next_walk(struct kvfs_store *s)
+{
+	if (++s->walks == 0) {
+		for (size_t b = 0; b < s->hash.ino_buckets; b++)
+			for (struct kvfs_inode *in = s->hash.by_ino[b]; in; in = in->ino_next)
+				in->visit_mark = 0;
+		s->walks = 1;
+	}
+	return s->walks;
+}
+
 int store_foreach(const struct kvfs_store *s, kvfs_store_visit_fn fn, void *arg)
 {
 	const struct kvfs_dentry *top = s->root->aliases, *d = top;
-	uint64_t mark = ++((struct kvfs_store *)s)->walks;
+	uint32_t mark = next_walk((struct kvfs_store *)s);
 	int rv;
 
 	while (d) {

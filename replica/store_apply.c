@@ -322,28 +322,26 @@ static void exchange_names(struct kvfs_dentry *sd, struct kvfs_dentry *dd, int64
 	res->nlink_after = a->nlink;
 }
 
-/* RENAME once the checks passed: moves name sd to (ndir, newname), replacing dd if any. */
+/* RENAME once the checks passed: moves name sd to (ndir, newname), replacing dd if any. The
+ * name is a new dentry in sd's place among its inode's names (a dentry's name lives in it). */
 static int move_name(struct kvfs_store *s, struct kvfs_dentry *sd, struct kvfs_inode *ndir,
                      struct kvfs_dentry *dd, const struct kvfs_op *op,
                      struct kvfs_apply_result *res)
 {
 	struct kvfs_inode *dir = sd->dir, *in = sd->in;
-	char *name = malloc(op->newname_len + 1u);
+	struct kvfs_dentry *nd = store_dentry_new(op->newname, op->newname_len);
 
-	if (!name)
+	if (!nd)
 		return -ENOMEM;
-	memcpy(name, op->newname, op->newname_len);
-	name[op->newname_len] = '\0';
 	if (dd) {
 		/* A replaced file with other names loses this one only. */
 		res->replaced_ino = dd->in->ino;
 		res->replaced_nlink_after = remove_name(s, dd, op->time_ns);
 	}
 	store_detach(s, sd);
-	free(sd->name);
-	sd->name = name;
-	sd->name_len = op->newname_len;
-	store_attach(s, ndir, sd);
+	store_replace_alias(sd, nd);
+	store_dentry_free(sd);
+	store_attach(s, ndir, nd);
 	touch_dir(dir, op->time_ns);
 	touch_dir(ndir, op->time_ns);
 	in->ctime_ns = op->time_ns;

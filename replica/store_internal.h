@@ -26,7 +26,7 @@ struct kvfs_store {
 	uint64_t xattr_bytes;          /* names + values of linked inodes' attributes */
 	struct kvfs_session *sessions; /* sorted by origin */
 	size_t nsessions, sessions_cap;
-	uint64_t walks; /* store_foreach() calls so far: the mark of the current walk */
+	uint32_t walks; /* store_foreach() calls so far: the mark of the current walk (never 0) */
 	struct kvfs_lock *locks; /* the lock table (store_lock.c), in the order ops left it */
 	size_t nlocks, locks_cap;
 };
@@ -60,6 +60,10 @@ void store_unlink_name(struct kvfs_store *s, struct kvfs_dentry *d);
  * keeping its inode; store_attach() puts it back, at the end of dir's entries. For a rename. */
 void store_detach(struct kvfs_store *s, struct kvfs_dentry *d);
 void store_attach(struct kvfs_store *s, struct kvfs_inode *dir, struct kvfs_dentry *d);
+
+/* Puts nd (in no directory, on no inode) in the place of old (detached from its directory) among
+ * the names of old's inode, keeping their order; old is left on no inode, to be freed. */
+void store_replace_alias(struct kvfs_dentry *old, struct kvfs_dentry *nd);
 
 /* Makes d a name of `to` instead of its present inode, in place (RENAME_EXCHANGE): alias lists,
  * nlink of non-directories and of d's directory when a directory comes or goes. */

@@ -15,19 +15,19 @@
 /* Capacity above which a value cut to under a quarter of it gives the rest back. */
 #define VALUE_SHRINK_MIN 4096u
 
-/* NULL if the header plus cap bytes does not fit in a size_t or malloc fails. */
+/* NULL if cap is over the 32 bits of kvfs_value.cap or malloc fails. */
 static struct kvfs_value *value_alloc(uint64_t cap)
 {
 	struct kvfs_value *v;
 
-	if (cap > SIZE_MAX - sizeof(*v))
+	if (cap > UINT32_MAX)
 		return NULL;
 	v = malloc(sizeof(*v) + (size_t)cap);
 	if (!v)
 		return NULL;
 	v->refs = 1;
 	v->size = 0;
-	v->cap = cap;
+	v->cap = (uint32_t)cap;
 	return v;
 }
 
@@ -36,22 +36,25 @@ static struct kvfs_value *value_realloc(struct kvfs_value *v, uint64_t cap)
 {
 	struct kvfs_value *nv;
 
-	if (cap > SIZE_MAX - sizeof(*v))
+	if (cap > UINT32_MAX)
 		return NULL;
 	nv = realloc(v, sizeof(*v) + (size_t)cap);
 	if (!nv)
 		return NULL;
-	nv->cap = cap;
+	nv->cap = (uint32_t)cap;
 	return nv;
 }
 
-/* The capacity to grow to from cap to hold need bytes: at least double. */
+/* The capacity to grow to from cap to hold need bytes: at least double, within 32 bits when need
+ * is (a bigger need fails in value_realloc). */
 static uint64_t value_grow_cap(uint64_t cap, uint64_t need)
 {
-	uint64_t c = cap > UINT64_MAX / 2 ? UINT64_MAX : cap * 2;
+	uint64_t c = cap * 2;
 
 	if (c < 64)
 		c = 64;
+	if (c > UINT32_MAX)
+		c = UINT32_MAX;
 	return c > need ? c : need;
 }
 

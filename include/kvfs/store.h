@@ -41,13 +41,17 @@ struct kvfs_inode;
 struct kvfs_dentry {
 	struct kvfs_inode *dir; /* the directory holding the name; NULL for the root's */
 	struct kvfs_inode *in;  /* the inode the name gives */
-	char *name;             /* NUL-terminated; "" for the root; owned */
-	uint32_t name_len;
 
 	/* Private to the store. */
-	struct kvfs_dentry *name_next;          /* (dir, name) hash chain */
+	struct kvfs_dentry *name_next;           /* (dir, name) hash chain */
 	struct kvfs_dentry *sib_prev, *sib_next; /* the directory's entries, in creation order */
-	struct kvfs_dentry *alias_next;         /* the inode's other names */
+	struct kvfs_dentry *alias_next;          /* the inode's other names */
+
+	uint32_t name_len;
+	/* NUL-terminated; "" for the root. In the dentry's own allocation (one malloc per name, not
+	 * two: a million keys spend 32 MB less), so a name never changes: a rename makes a new
+	 * dentry in its place. */
+	char name[];
 };
 
 struct kvfs_inode {
@@ -56,6 +60,9 @@ struct kvfs_inode {
 	uint32_t uid, gid;
 	uint32_t rdev;  /* S_IFCHR, S_IFBLK: the device number (Linux's new encoding); else 0 */
 	uint32_t nlink; /* directories: 2 + subdirectories; others: number of names; 0 unlinked */
+	uint32_t visit_mark; /* private to the store: the store_foreach() walk that last reached it
+	                        (here, in what was padding: an inode is 128 bytes with malloc's
+	                        header, not 144) */
 	int64_t atime_ns, mtime_ns, ctime_ns;
 	struct kvfs_value *value;     /* regular file: contents (NULL = empty); symlink: target */
 	struct kvfs_dentry *aliases;  /* its names, most recent first; NULL once unlinked */
@@ -67,7 +74,6 @@ struct kvfs_inode {
 	struct kvfs_inode *ino_next;    /* ino hash chain */
 	struct kvfs_dentry *child_head; /* directories: first entry, in creation order */
 	struct kvfs_dentry *child_tail;
-	uint64_t visit_mark;            /* store_foreach(): the walk that last reached it */
 };
 
 /* What an applied operation did, for replies and for kernel cache invalidation. */

@@ -12,10 +12,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A 16-byte header: a 100-byte value is one 128-byte malloc chunk, not 144. A value never
+ * exceeds KVFS_DATA_MAX, far below the 4 GiB a 32-bit capacity allows; a bigger one is out of
+ * memory (-ENOMEM, NULL). */
 struct kvfs_value {
 	uint32_t refs;
+	uint32_t cap;  /* bytes allocated for data */
 	uint64_t size; /* bytes in data */
-	uint64_t cap;  /* bytes allocated for data */
 	uint8_t data[];
 };
 

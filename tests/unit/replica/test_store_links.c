@@ -184,6 +184,48 @@ static void test_unlink_names(void **state)
 	assert_null(store_get(s, f));
 }
 
+/* A rename gives a name a new dentry (a name lives in its dentry): in the old one's place among
+ * its inode's names, whatever the lengths, the other names untouched. */
+static void test_rename_alias_order(void **state)
+{
+	struct kvfs_store *s = *state;
+	uint64_t a = mk(s, KVFS_OP_MKDIR, ROOT, "a"), f = mk(s, KVFS_OP_CREATE, ROOT, "f");
+	char longname[256];
+	const struct kvfs_dentry *d;
+	struct kvfs_inode *in;
+
+	memset(longname, 'n', 255);
+	longname[255] = '\0';
+	assert_int_equal(link_(s, f, a, "g"), 0);
+	assert_int_equal(link_(s, f, ROOT, "h"), 0);
+	assert_int_equal(apply(s, OP(.type = KVFS_OP_RENAME, .flags = R2, .parent = a, NAME("g"),
+	                             .newparent = a, NEWNAME(longname)))
+	                     .err,
+	                 0);
+	in = get(s, f);
+	assert_int_equal(in->nlink, 3);
+	d = in->aliases; /* most recent first: h, then g (renamed), then f */
+	assert_string_equal(d->name, "h");
+	d = d->alias_next;
+	assert_string_equal(d->name, longname);
+	assert_int_equal(d->name_len, 255);
+	assert_ptr_equal(d->dir, get(s, a));
+	assert_ptr_equal(lookup(s, a, longname), in);
+	assert_null(lookup(s, a, "g"));
+	d = d->alias_next;
+	assert_string_equal(d->name, "f");
+	assert_null(d->alias_next);
+	/* And back to a short name, in another directory. */
+	assert_int_equal(apply(s, OP(.type = KVFS_OP_RENAME, .flags = R2, .parent = a,
+	                             NAME(longname), .newparent = ROOT, NEWNAME("g")))
+	                     .err,
+	                 0);
+	assert_string_equal(in->aliases->alias_next->name, "g");
+	assert_ptr_equal(in->aliases->alias_next->dir, get(s, ROOT));
+	assert_int_equal(get(s, a)->nchildren, 0);
+	assert_ptr_equal(lookup(s, ROOT, "g"), in);
+}
+
 static void test_rename_names(void **state)
 {
 	struct kvfs_store *s = *state;
@@ -754,7 +796,7 @@ int main(void)
 	    T(test_rename_names),  T(test_exchange),      T(test_mknod),
 	    T(test_fallocate),     T(test_setgid_dir),    T(test_path_limit_rules),
 	    T(test_setattr_times), T(test_exactly_once),  T(test_enomem),
-	    T(test_value_zero),    T(test_foreach_names),
+	    T(test_value_zero),    T(test_foreach_names), T(test_rename_alias_order),
 	};
 #undef T
 
