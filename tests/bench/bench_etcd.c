@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 #define MAX_CLIENTS 1024
 
 struct client {
@@ -41,14 +43,6 @@ struct client {
 
 static int nkeys = 8, value_len = 100;
 static uint64_t t_count, t_end;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void b64(const unsigned char *in, size_t n, char *out)
 {
@@ -68,13 +62,6 @@ static void b64(const unsigned char *in, size_t n, char *out)
 		*out++ = '=';
 	}
 	*out = '\0';
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 /* Reads one HTTP/1.1 answer with a Content-Length from FD; 0 if it is a 200, else -1 with

@@ -23,17 +23,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 #define WARMUP 1000
 
 static size_t size = 128;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Reads exactly N bytes; 0, or -1 at an error or end of stream. */
 static int read_full(int fd, char *buf, size_t n)
@@ -63,13 +57,6 @@ static void *echo_main(void *arg)
 		;
 	close(fd);
 	return NULL;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv)

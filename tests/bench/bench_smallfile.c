@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 #define MAX_THREADS 64
 
 struct lat {
@@ -53,14 +55,6 @@ struct worker {
 	char what[8192];
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static int lat_add(struct lat *l, uint64_t ns)
 {
 	if (l->n == l->cap) {
@@ -74,13 +68,6 @@ static int lat_add(struct lat *l, uint64_t ns)
 	}
 	l->ns[l->n++] = ns;
 	return 0;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 /* Records the first failure of w and returns -errno. */

@@ -22,6 +22,8 @@
 #include <time.h>
 #include <zookeeper/zookeeper.h>
 
+#include "bench_util.h"
+
 #define MAX_OUTSTANDING 4096
 #define MAX_ZNODES 1024
 
@@ -41,14 +43,6 @@ static uint64_t t_count, t_end; /* counting window; set before the first request
 static zhandle_t *zh;
 static char value[65536];
 static int value_len = 100, znodes = 8;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void watcher(zhandle_t *h, int type, int state, const char *path, void *ctx)
 {
@@ -116,13 +110,6 @@ static void set_done(int rc, const struct Stat *stat, const void *data)
 	pthread_mutex_unlock(&mu);
 	if (again)
 		issue(s);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 /* Connects within 30 s and makes the znodes; 0 or -1 after saying why. */
