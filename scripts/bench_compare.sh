@@ -53,6 +53,21 @@ listening() {
 	timeout 1 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null
 }
 
+# wait_serving WHAT LOG CHECK ARGS...: waits until CHECK ARGS succeeds, 60 s at most; then ends
+# the run with the end of LOG.
+wait_serving() {
+	local what=$1 log=$2 deadline=$((SECONDS + 60))
+	shift 2
+	until "$@"; do
+		if ((SECONDS >= deadline)); then
+			say "$what is not serving after 60 s; the end of its log:"
+			tail -n 20 "$log" >&2
+			exit 1
+		fi
+		sleep 0.2
+	done
+}
+
 # ask PORT TEXT: sends TEXT to 127.0.0.1:PORT and prints the answer (2 s at most).
 # shellcheck disable=SC2016 # $1 and $2 are the inner shell's
 ask() {
@@ -208,7 +223,7 @@ bench_nullfs() {
 # zk_start: three servers from Debian's package on loopback, data in $W/zk/N (fsync on, as
 # shipped), full JIT (unlike the tests' quick-start flags); waits until all three serve.
 zk_start() {
-	local i j d cp=$ZK_JAR deadline
+	local i j d cp=$ZK_JAR
 	for j in /usr/share/java/slf4j-log4j12.jar /usr/share/java/log4j-1.2.jar; do
 		[[ -f "$j" ]] && cp+=":$j"
 	done
@@ -241,18 +256,12 @@ EOF
 			>"$d/server.log" 2>&1 </dev/null &
 		PIDS+=($!)
 	done
-	deadline=$((SECONDS + 60))
 	for i in 1 2 3; do
-		until ask $((ZK_PORT + i)) srvr | grep -q '^Mode:'; do
-			if ((SECONDS >= deadline)); then
-				say "ZooKeeper server $i is not serving after 60 s; the end of its log:"
-				tail -n 20 "$W/zk/$i/server.log" >&2
-				exit 1
-			fi
-			sleep 0.2
-		done
+		wait_serving "ZooKeeper server $i" "$W/zk/$i/server.log" zk_serving $((ZK_PORT + i))
 	done
 }
+
+zk_serving() { ask "$1" srvr | grep -q '^Mode:'; }
 
 bench_zk() {
 	local line n hosts
@@ -277,7 +286,7 @@ bench_zk() {
 # --- etcd ----------------------------------------------------------------------------------------
 
 etcd_start() {
-	local i cluster='' deadline
+	local i cluster=''
 	for i in 1 2 3; do
 		cluster+="${cluster:+,}m$i=http://127.0.0.1:$((ETCD_PORT + 10 + i))"
 	done
@@ -293,18 +302,12 @@ etcd_start() {
 			>"$W/etcd/$i/etcd.log" 2>&1 </dev/null &
 		PIDS+=($!)
 	done
-	deadline=$((SECONDS + 60))
 	for i in 1 2 3; do
-		until ask $((ETCD_PORT + i)) 'GET /health HTTP/1.0\r\n\r\n' | grep -q '"health":"true"'; do
-			if ((SECONDS >= deadline)); then
-				say "etcd member $i is not healthy after 60 s; the end of its log:"
-				tail -n 20 "$W/etcd/$i/etcd.log" >&2
-				exit 1
-			fi
-			sleep 0.2
-		done
+		wait_serving "etcd member $i" "$W/etcd/$i/etcd.log" etcd_healthy $((ETCD_PORT + i))
 	done
 }
+
+etcd_healthy() { ask "$1" 'GET /health HTTP/1.0\r\n\r\n' | grep -q '"health":"true"'; }
 
 bench_etcd() {
 	local line
