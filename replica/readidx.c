@@ -124,14 +124,35 @@ static void unlink_rd(struct kvfs_readidx *ri, struct rd *r)
 	free(r);
 }
 
-static void finish(struct kvfs_readidx *ri, struct rd *r, int err)
+/* Takes the reads for which done(r) holds out of the list, in order, then answers each with err
+ * (remote ones just go: the follower asks again). The callbacks run after the walk, on reads no
+ * longer in the list: one may add reads, or free others (a cluster of one confirms a round at
+ * once), without breaking the walk. */
+static void finish_where(struct kvfs_readidx *ri, bool (*done)(const struct kvfs_readidx *ri,
+                                                               const struct rd *r, uint64_t x),
+                         uint64_t x, int err)
 {
-	kvfs_readidx_done_fn cb = r->cb;
-	void *arg = r->arg;
+	struct rd *out = NULL, **tail = &out, **pp = &ri->head, *r;
 
-	unlink_rd(ri, r);
-	if (cb)
-		cb(arg, err, 0);
+	while ((r = *pp) != NULL) {
+		if (!done(ri, r, x)) {
+			pp = &r->next;
+			continue;
+		}
+		*pp = r->next;
+		r->next = NULL;
+		*tail = r;
+		tail = &r->next;
+	}
+	while ((r = out) != NULL) {
+		kvfs_readidx_done_fn cb = r->from ? NULL : r->cb;
+		void *arg = r->arg;
+
+		out = r->next;
+		free(r);
+		if (cb)
+			cb(arg, err, 0);
+	}
 }
 
 static struct rd *rd_new(struct kvfs_readidx *ri, uint64_t deadline, kvfs_readidx_done_fn cb,
@@ -283,21 +304,17 @@ int readidx_wait_caught_up(struct kvfs_readidx *ri, uint64_t deadline, kvfs_read
 	return 0;
 }
 
+/* A read whose index is applied, or that waited for this node to catch up, which it has. */
+static bool readable(const struct kvfs_readidx *ri, const struct rd *r, uint64_t applied)
+{
+	return (r->state == R_APPLY && r->index <= applied) ||
+	       (r->state == R_CATCHUP && ri->caught_up);
+}
+
 static void progress(struct kvfs_readidx *ri, const struct kvfs_readidx_view *v)
 {
-	struct rd *r, *next;
-
 	check_caught_up(ri, v);
-	for (r = ri->head; r; r = next) {
-		next = r->next;
-		if ((r->state == R_APPLY && r->index <= v->applied) ||
-		    (r->state == R_CATCHUP && ri->caught_up)) {
-			finish(ri, r, 0);
-			/* The callback may have added a read, or (a cluster of one confirming
-			 * a round at once) freed others, `next` among them: walk again. */
-			next = ri->head;
-		}
-	}
+	finish_where(ri, readable, v->applied, 0);
 }
 
 void readidx_progress(struct kvfs_readidx *ri)
@@ -367,10 +384,15 @@ void readidx_on_reply(struct kvfs_readidx *ri, uint32_t from, uint64_t id, uint6
 
 /* Fails with EIO what waits past its deadline, the report first, so that its log line is there
  * by the time the callers see EIO. Followers' requests just go (the follower asks again). */
+static bool expired(const struct kvfs_readidx *ri, const struct rd *r, uint64_t now)
+{
+	return r->deadline <= now;
+}
+
 static void expire(struct kvfs_readidx *ri, uint64_t now)
 {
 	unsigned failed = 0, waited = 0;
-	struct rd *r, *next;
+	struct rd *r;
 
 	for (r = ri->head; r; r = r->next)
 		if (r->deadline <= now && !r->from)
@@ -381,17 +403,7 @@ static void expire(struct kvfs_readidx *ri, uint64_t now)
 	if (waited)
 		report(ri, &(struct kvfs_readidx_report){.event = KVFS_READIDX_CATCHUP_EXPIRED,
 		                                         .count = waited});
-	for (r = ri->head; r; r = next) {
-		next = r->next;
-		if (r->deadline > now)
-			continue;
-		if (r->from) {
-			unlink_rd(ri, r);
-		} else {
-			finish(ri, r, -EIO);
-			next = ri->head; /* the callback may have changed the list */
-		}
-	}
+	finish_where(ri, expired, now, -EIO);
 }
 
 void readidx_tick(struct kvfs_readidx *ri)
