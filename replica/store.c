@@ -75,15 +75,19 @@ static void inode_free(struct kvfs_inode *in)
 
 void store_attach(struct kvfs_store *s, struct kvfs_inode *dir, struct kvfs_dentry *d)
 {
+	struct kvfs_dentry *head = dir->child_head;
+
 	d->dir = dir;
 	store_hash_add_name(&s->hash, d);
 	d->sib_next = NULL;
-	d->sib_prev = dir->child_tail;
-	if (dir->child_tail)
-		dir->child_tail->sib_next = d;
-	else
+	if (head) {
+		d->sib_prev = head->sib_prev;
+		head->sib_prev->sib_next = d;
+		head->sib_prev = d;
+	} else {
+		d->sib_prev = d;
 		dir->child_head = d;
-	dir->child_tail = d;
+	}
 	dir->nchildren++;
 	if (S_ISDIR(d->in->mode))
 		dir->nlink++;
@@ -92,16 +96,18 @@ void store_attach(struct kvfs_store *s, struct kvfs_inode *dir, struct kvfs_dent
 void store_detach(struct kvfs_store *s, struct kvfs_dentry *d)
 {
 	struct kvfs_inode *dir = d->dir;
+	struct kvfs_dentry *head = dir->child_head;
 
 	store_hash_del_name(&s->hash, d);
-	if (d->sib_prev)
-		d->sib_prev->sib_next = d->sib_next;
-	else
+	if (d == head) {
 		dir->child_head = d->sib_next;
-	if (d->sib_next)
-		d->sib_next->sib_prev = d->sib_prev;
-	else
-		dir->child_tail = d->sib_prev;
+		if (d->sib_next)
+			d->sib_next->sib_prev = d->sib_prev;
+	} else {
+		d->sib_prev->sib_next = d->sib_next;
+		/* The last entry's successor is the first entry's sib_prev. */
+		(d->sib_next ? d->sib_next : head)->sib_prev = d->sib_prev;
+	}
 	d->sib_prev = d->sib_next = NULL;
 	dir->nchildren--;
 	if (S_ISDIR(d->in->mode))
@@ -305,14 +311,16 @@ struct kvfs_inode *store_parent(const struct kvfs_inode *dir)
 
 void store_pin(struct kvfs_store *s, struct kvfs_inode *in, uint64_t n)
 {
-	assert(in->pins + n >= in->pins);
-	in->pins += n;
+	/* Stuck for good rather than wrapped: a count too low would free an inode still known. */
+	in->pins = n >= (uint64_t)KVFS_PINS_STUCK - in->pins ? KVFS_PINS_STUCK : in->pins + (uint32_t)n;
 }
 
 void store_unpin(struct kvfs_store *s, struct kvfs_inode *in, uint64_t n)
 {
+	if (in->pins == KVFS_PINS_STUCK)
+		return;
 	assert(in->pins >= n);
-	in->pins -= n;
+	in->pins -= (uint32_t)n;
 	if (in->pins == 0 && in->nlink == 0) {
 		store_hash_del_ino(&s->hash, in);
 		inode_free(in);
@@ -372,6 +380,8 @@ int store_check_new_name(const struct kvfs_inode *dir, const char *name, size_t 
 
 	if (rv)
 		return rv;
+	if (dir->nchildren == UINT32_MAX)
+		return -ENOSPC;
 	if (dir->ino != KVFS_ROOT_INO) {
 		if (rules2)
 			return 0;

@@ -944,6 +944,85 @@ static void test_pins(void **state)
 	assert_int_equal(err_of(s, OP(.type = KVFS_OP_UNLINK, .parent = d, NAME("g"))), 0);
 	assert_non_null(store_get(s, h));
 	assert_int_equal(store_inode_count(s), 2);
+
+	/* A count that would wrap sticks at its top instead: such an inode (h, unlinked above and
+	 * pinned once) outlives every unpin and goes with the store (close, under ASan: no leak,
+	 * no double free). */
+	in = store_get(s, h);
+	assert_int_equal(in->nlink, 0);
+	store_pin(s, in, KVFS_PINS_STUCK - 2);
+	assert_int_equal(in->pins, KVFS_PINS_STUCK - 1);
+	store_pin(s, in, 1);
+	assert_int_equal(in->pins, KVFS_PINS_STUCK);
+	store_pin(s, in, UINT64_MAX);
+	assert_int_equal(in->pins, KVFS_PINS_STUCK);
+	store_unpin(s, in, 5);
+	assert_int_equal(in->pins, KVFS_PINS_STUCK);
+	store_unpin(s, in, KVFS_PINS_STUCK);
+	assert_ptr_equal(store_get(s, h), in);
+}
+
+/* The names of dir, in listing order, space-separated, checked both ways round: forwards along
+ * sib_next and backwards from the first entry's sib_prev (the last entry). */
+static void assert_children(struct kvfs_store *s, uint64_t dir, const char *want)
+{
+	const struct kvfs_dentry *first = store_child_first(get(s, dir)), *c;
+	char fwd[256] = "", back[256] = "", tmp[256];
+	uint32_t n = 0;
+
+	for (c = first; c; c = store_child_next(c), n++) {
+		strcat(fwd, *fwd ? " " : "");
+		strcat(fwd, c->name);
+	}
+	assert_string_equal(fwd, want);
+	assert_int_equal(n, get(s, dir)->nchildren);
+	if (!first)
+		return;
+	c = first->sib_prev;
+	for (uint32_t i = 0; i < n; i++, c = c->sib_prev) {
+		snprintf(tmp, sizeof(tmp), "%s%s%s", c->name, *back ? " " : "", back);
+		strcpy(back, tmp);
+		assert_true(i + 1 == n ? c == first : c != first);
+	}
+	assert_string_equal(back, want);
+	assert_null(first->sib_prev->sib_next);
+}
+
+/* A directory's entries: a list with no tail pointer (the first entry's sib_prev is the last),
+ * through removals at the head, the tail and the middle, and renames within and across. */
+static void test_child_order(void **state)
+{
+	struct kvfs_store *s = *state;
+	uint64_t d = mkdir_(s, ROOT, "d"), e = mkdir_(s, ROOT, "e");
+	const char *names[] = {"a", "b", "c", "f", "g"};
+
+	assert_children(s, d, "");
+	for (size_t i = 0; i < 5; i++)
+		mkfile(s, d, names[i]);
+	assert_children(s, d, "a b c f g");
+	assert_int_equal(err_of(s, OP(.type = KVFS_OP_UNLINK, .parent = d, NAME("c"))), 0);
+	assert_children(s, d, "a b f g");
+	assert_int_equal(err_of(s, OP(.type = KVFS_OP_UNLINK, .parent = d, NAME("g"))), 0);
+	assert_children(s, d, "a b f");
+	assert_int_equal(err_of(s, OP(.type = KVFS_OP_UNLINK, .parent = d, NAME("a"))), 0);
+	assert_children(s, d, "b f");
+	mkfile(s, d, "h");
+	assert_children(s, d, "b f h");
+	/* A rename makes a new name at the end; one to another directory leaves this one. */
+	assert_int_equal(err_of(s, OP(.type = KVFS_OP_RENAME, .parent = d, NAME("b"), .newparent = d,
+	                              NEWNAME("i"))),
+	                 0);
+	assert_children(s, d, "f h i");
+	assert_int_equal(err_of(s, OP(.type = KVFS_OP_RENAME, .parent = d, NAME("i"), .newparent = e,
+	                              NEWNAME("i"))),
+	                 0);
+	assert_children(s, d, "f h");
+	assert_children(s, e, "i");
+	assert_int_equal(err_of(s, OP(.type = KVFS_OP_UNLINK, .parent = d, NAME("h"))), 0);
+	assert_int_equal(err_of(s, OP(.type = KVFS_OP_UNLINK, .parent = d, NAME("f"))), 0);
+	assert_children(s, d, "");
+	mkfile(s, d, "j");
+	assert_children(s, d, "j");
 }
 
 static void test_exactly_once(void **state)
@@ -1690,6 +1769,7 @@ int main(void)
 	    T(test_setattr),
 	    T(test_enomem_changes_nothing),
 	    T(test_pins),
+	    T(test_child_order),
 	    T(test_exactly_once),
 	    T(test_seq_and_size_out_of_range),
 	    T(test_foreach_order),
