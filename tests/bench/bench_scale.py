@@ -20,6 +20,9 @@ harness.py), data directories on the disk under /tmp. In order:
              past F, F started: it installs the leader's snapshot; bytes / (time from its
              "receiving a snapshot" to its "installed the snapshot" log line).
   start-up   F restarted again: from its snapshot of N keys and a short log tail.
+  catch-up   every node restarted with the default --snapshot-bytes, F stopped, CATCHUP puts
+             through the other two, F started: from exec (its snapshot and short log) to
+             applied_index = the leader's commit_index.
   disk       dd of 1 GiB with conv=fdatasync beside the data directories.
 
 Usage: tests/bench/bench_scale.py KVFS_BIN [N [CATCHUP]]; the rows (markdown, `| workload |
@@ -339,6 +342,29 @@ def bench_scale(h):
     row("memory: RSS per key, %d keys of %d B name + value (a node started from its snapshot, "
         "less an empty node's RSS)" % (N, NAME_LEN + VALUE_LEN), "%.0f B" % rss,
         "≤ %d B" % BOUND, fmt_ratio(rss / BOUND))
+
+    # Catch-up as it runs with the defaults: every node with the default --snapshot-bytes, F
+    # starting from its snapshot and short log tail and then taking CATCHUP entries from the
+    # leader's log (64 MB of log since a snapshot covers them, so no snapshot is sent).
+    for n in (g, leader):
+        n.extra = []
+        n.stop()
+        n.start()
+        settle(h, nodes, what="one leader after restarting %s" % n.name)
+    f.extra = []
+    f.stop()
+    live = [n for n in nodes if n is not f]
+    leader, _ = settle(h, live)
+    gen += 1
+    load(h, [n.mnt for n in live], CATCHUP, gen, threads=32)
+    want = value(CATCHUP - 1, gen)
+    served, total = restart_timed(h, f, leader, N + DIRS, key_path(f.mnt, CATCHUP - 1), want,
+                                  caught=True)
+    how = "by snapshot" if "receiving a snapshot" in f.output() else "from the log"
+    row("catch-up of a replica %d entries behind, default settings (%s; from exec, starting "
+        "from its snapshot of %d keys; mounted after %s)" %
+        (CATCHUP, how, N, "%.2f s" % served if served else "-"),
+        "%.2f s" % total if total else "-", "≤ 2 s", fmt_ratio(total / 2) if total else "-")
 
 
 def main():
