@@ -3,7 +3,8 @@
  * what to whom and when (see snapxfer.h), to this node's files, peers, clock and store.
  *
  * Sending: the newest snapshot file is opened per peer and read a chunk at a time with pread on
- * the loop thread, straight into its place in the one message buffer, and sent at once.
+ * the loop thread, straight into its place in the one message buffer, and sent at once (the peer
+ * layer copies it into its queue, which holds the window of chunks in flight).
  * Receiving: chunks are written to DATA/snap-recv.tmp with pwrite on the loop thread (small,
  * sequential writes); the slow steps run on a libuv worker, one at a time: the seal (fsync the
  * file, rename it to its snapshot name, fsync the directory, so a crash from then on restarts
@@ -541,7 +542,8 @@ int nsnap_init(struct node_cluster *c)
 	for (uint32_t id = 0; id <= size; id++)
 		s->fd[id] = -1;
 	io.arg = s;
-	return snapxfer_init(&s->x, c->n->cfg.id, size, KVFS_SNAPXFER_CHUNK, &io);
+	return snapxfer_init(&s->x, c->n->cfg.id, size, KVFS_SNAPXFER_CHUNK, KVFS_SNAPXFER_WINDOW,
+	                     &io);
 }
 
 void nsnap_free(struct node_cluster *c)
