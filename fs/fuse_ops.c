@@ -714,6 +714,19 @@ static int inval_known(void *arg, const struct kvfs_dentry *d, bool first)
 	return 0;
 }
 
+/* Whether an open file, a write buffer or a backup holds a reference to a value (of the old
+ * contents, after a snapshot replaced them): those change their counts on the loop thread. */
+static bool values_held(const struct kvfs_fs *fs)
+{
+	for (const struct handle *h = fs->handles; h; h = h->next)
+		if (h->rval || h->backup)
+			return true;
+	for (const struct wbuf *wb = fs->wbufs; wb; wb = wb->next)
+		if (wb->orig)
+			return true;
+	return false;
+}
+
 void fuse_ops_on_reset(void *arg, struct kvfs_store *old)
 {
 	static struct grave kept_forever; /* out of memory: the old contents are never freed */
@@ -750,7 +763,11 @@ void fuse_ops_on_reset(void *arg, struct kvfs_store *old)
 		return;
 	}
 	free(g);
-	store_close(old);
+	/* A million keys take seconds to free: on a worker, when nothing here refers to them. */
+	if (values_held(fs))
+		store_close(old);
+	else
+		node_store_close_later(fs->node, old);
 }
 
 const struct fuse_lowlevel_ops fuse_ops_table = {

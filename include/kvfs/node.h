@@ -147,6 +147,16 @@ struct kvfs_node_reset {
 
 void node_set_reset(struct kvfs_node *n, const struct kvfs_node_reset *reset);
 
+/*
+ * Frees old contents that done() was given (store_close) on a libuv worker instead of the loop
+ * thread: a million keys take seconds to free. The caller promises that nothing refers to `old`
+ * any more, nor to a value or attribute set in it (their reference counts change on the loop
+ * thread only): no open file reads or writes through one, no backup holds one. The node frees
+ * it on the loop, at once, when it cannot promise the same (a snapshot of those contents is
+ * being written), when closing, or when out of memory. Call on the loop thread.
+ */
+void node_store_close_later(struct kvfs_node *n, struct kvfs_store *old);
+
 /* Membership: called once, on the loop thread with node_start's arg, when a committed
  * configuration no longer holds this node, which was a member (it was removed; the node has
  * logged it): the caller stops cleanly, as on SIGTERM, with exit status 0. NULL: nothing. */
