@@ -78,7 +78,8 @@ struct node_snaps {
 	uint32_t rfrom; /* who sent the file being received, for the log */
 	int rfd;        /* DATA/snap-recv.tmp */
 	uint64_t rgen;  /* files received so far: which file a write belongs to */
-	unsigned writes; /* chunks being written on workers (write-behind) */
+	unsigned writes; /* chunks being written on a worker or waiting to be (write-behind) */
+	struct write_job *wq_head, *wq_tail; /* ... in order, the head on the worker */
 	int wfail;       /* the first of this file's that failed, not yet reported */
 	bool seal_due;   /* the seal waits for those writes */
 	uint64_t seal_index;
@@ -103,6 +104,7 @@ struct node_snaps {
 struct write_job {
 	uv_work_t work;
 	struct node_snaps *s;
+	struct write_job *next;
 	uint64_t gen, offset;
 	uint32_t len;
 	int fd, rv;
@@ -245,6 +247,18 @@ static void write_work(uv_work_t *req)
 	close(j->fd);
 }
 
+static void write_done(uv_work_t *req, int status);
+
+/* The queue's head goes to a worker: one at a time, as writers of one file only take turns at
+ * its lock (in the kernel, spinning). */
+static void write_next(struct node_snaps *s)
+{
+	int rv = uv_queue_work(s->c->n->loop, &s->wq_head->work, write_work, write_done);
+
+	assert(rv == 0); /* it fails only on a NULL work_cb */
+	(void)rv;
+}
+
 static void write_done(uv_work_t *req, int status)
 {
 	struct write_job *j = req->data;
@@ -252,6 +266,12 @@ static void write_done(uv_work_t *req, int status)
 	struct kvfs_node *n = s->c->n;
 
 	(void)status;
+	assert(j == s->wq_head);
+	s->wq_head = j->next;
+	if (!s->wq_head)
+		s->wq_tail = NULL;
+	if (s->wq_head)
+		write_next(s);
 	s->writes--;
 	if (j->rv < 0 && j->gen == s->rgen && !s->wfail) {
 		log_warn("cannot write the snapshot being received: %s", strerror(-j->rv));
@@ -273,8 +293,8 @@ static void write_done(uv_work_t *req, int status)
  * Writes a chunk of the file being received behind the loop's back: the page cache copy of a
  * MiB costs the loop as much as receiving and decrypting it. The chunk counts as written at
  * once (a failure is reported at the next write or at the seal, which waits for them all); at
- * most a window of chunks is copied and in flight, beyond it (or out of memory) the loop writes
- * itself. 0 or a negative errno.
+ * most a window of chunks is copied and queued, written in order one at a time; beyond it (or
+ * out of memory) the loop writes itself. 0 or a negative errno.
  */
 static int write_behind(struct node_snaps *s, uint64_t offset, const uint8_t *data, uint32_t len)
 {
@@ -289,14 +309,17 @@ static int write_behind(struct node_snaps *s, uint64_t offset, const uint8_t *da
 	}
 	j->work.data = j;
 	j->s = s;
+	j->next = NULL;
 	j->gen = s->rgen;
 	j->offset = offset;
 	j->len = len;
 	memcpy(j->data, data, len);
-	if (uv_queue_work(s->c->n->loop, &j->work, write_work, write_done) != 0) {
-		close(j->fd);
-		free(j);
-		return write_all(s->rfd, data, len, offset);
+	if (s->wq_tail) {
+		s->wq_tail->next = j;
+		s->wq_tail = j;
+	} else {
+		s->wq_head = s->wq_tail = j;
+		write_next(s);
 	}
 	s->writes++;
 	return 0;
