@@ -733,10 +733,19 @@ void fuse_ops_on_reset(void *arg, struct kvfs_store *old)
 	struct kvfs_fs *fs = arg;
 	struct grave *g = calloc(1, sizeof(*g));
 	bool oom = !g;
+	const uint64_t *pinned;
+	size_t npinned = 0;
 
 	/* Whatever the kernel knows came from the old contents. Names it caches expire with the
-	 * entry timeout; attributes and data go now. */
-	store_foreach(old, inval_known, fs);
+	 * entry timeout; attributes and data go now: of the inodes it holds (pinned), which the
+	 * node found as it moved their pins, or else a walk finds. */
+	pinned = node_reset_pinned(fs->node, &npinned);
+	if (pinned) {
+		for (size_t i = 0; i < npinned; i++)
+			fuse_inval_inode(fs->inval, pinned[i], true, NULL, 0);
+	} else {
+		store_foreach(old, inval_known, fs);
+	}
 	fuse_changes_wake(fs); /* readers waiting for entries the snapshot stands for: ERANGE */
 	fuse_inval_inode(fs->inval, KVFS_ROOT_INO, true, NULL, 0);
 	fuse_lock_on_reset(fs);

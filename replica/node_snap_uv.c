@@ -97,6 +97,10 @@ struct node_snaps {
 	struct kvfs_store *loaded; /* what the load made; the loop's once the work is done */
 
 	unsigned freeing; /* replaced contents being freed on workers (node_store_close_later) */
+	/* during an install's done(): the inodes pinned in the old contents (node_reset_pinned) */
+	const uint64_t *pinned;
+	size_t npinned;
+	bool pinned_known;
 };
 
 /* A chunk written on a worker: its own descriptor (a dup, so that closing rfd meanwhile is safe)
@@ -588,16 +592,50 @@ static int read_chunk(struct node_snaps *s, uint32_t to, uint64_t offset, uint32
 	return got < 0 ? -errno : -EIO;
 }
 
+/* The walk of the old contents at an install: the store the pins go to, and the pinned inodes
+ * found (for node_reset_pinned()). */
+struct pin_walk {
+	struct kvfs_store *to;
+	uint64_t *inos;
+	size_t n, cap;
+	bool lost; /* out of memory: the list is incomplete */
+};
+
 static int hand_over_pin(void *arg, const struct kvfs_dentry *d, bool first)
 {
-	struct kvfs_store *to = arg;
+	struct pin_walk *w = arg;
 	const struct kvfs_inode *in = d->in;
 	struct kvfs_inode *now;
+	uint64_t *grown;
 
 	/* Once per inode, however many names it has. */
-	if (first && in->pins && (now = store_get(to, in->ino)) != NULL)
-		store_pin(to, now, in->pins);
+	if (!first || !in->pins)
+		return 0;
+	if ((now = store_get(w->to, in->ino)) != NULL)
+		store_pin(w->to, now, in->pins);
+	if (w->n == w->cap && !w->lost) {
+		grown = realloc(w->inos, (w->cap ? 2 * w->cap : 64) * sizeof(*w->inos));
+		if (grown) {
+			w->inos = grown;
+			w->cap = w->cap ? 2 * w->cap : 64;
+		} else {
+			w->lost = true;
+		}
+	}
+	if (!w->lost)
+		w->inos[w->n++] = in->ino;
 	return 0;
+}
+
+const uint64_t *node_reset_pinned(const struct kvfs_node *n, size_t *count)
+{
+	static const uint64_t none[1]; /* an empty list, not an unknown one */
+	const struct node_snaps *s = n->cl ? n->cl->snaps : NULL;
+
+	if (!s || !s->pinned_known)
+		return NULL;
+	*count = s->npinned;
+	return s->pinned ? s->pinned : none;
 }
 
 /* Replaces this node's state with the loaded snapshot: 0, -EAGAIN (the core does not take it
@@ -607,6 +645,7 @@ static int install(struct node_snaps *s, uint64_t index, uint64_t epoch)
 	struct node_cluster *c = s->c;
 	struct kvfs_node *n = c->n;
 	struct kvfs_store *loaded = s->loaded;
+	struct pin_walk walk = {.to = loaded};
 	struct kvfs_repl_entry e;
 	struct kvfs_config cfg;
 	uint64_t cfg_index;
@@ -617,7 +656,7 @@ static int install(struct node_snaps *s, uint64_t index, uint64_t epoch)
 	s->loaded = NULL;
 	/* The kernel's and the open files' references (pins) move to the same inodes in the new
 	 * contents. */
-	store_foreach(n->store, hand_over_pin, loaded);
+	store_foreach(n->store, hand_over_pin, &walk);
 	store_exchange(n->store, loaded);
 	/* The entries the snapshot stands for were never applied here one by one: the change
 	 * feed has no record of them, and readers waiting for them learn it (-ERANGE). */
@@ -627,10 +666,16 @@ static int install(struct node_snaps *s, uint64_t index, uint64_t epoch)
 		n->snapshot_epoch = epoch;
 	}
 	n->bytes_since_snapshot = 0;
+	s->pinned = walk.inos;
+	s->npinned = walk.n;
+	s->pinned_known = !walk.lost;
 	if (n->reset && n->reset->done)
 		n->reset->done(n->cb_arg, loaded); /* the filesystem owns the old contents now */
 	else
 		node_store_close_later(n, loaded);
+	s->pinned_known = false;
+	s->pinned = NULL;
+	free(walk.inos);
 	/* The log goes too, unless it goes on from the snapshot's last entry; before the core
 	 * hears of it, since a candidate may append its no-op at once. */
 	if (repl_entry(c->repl, index, &e) < 0 || e.epoch != epoch) {

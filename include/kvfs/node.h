@@ -148,6 +148,14 @@ struct kvfs_node_reset {
 void node_set_reset(struct kvfs_node *n, const struct kvfs_node_reset *reset);
 
 /*
+ * From inside done(): the numbers of the inodes pinned in the old contents, each once (the walk
+ * that moved their pins found them), so that the filesystem need not walk a million inodes to
+ * find the few the kernel knows. NULL when not known (out of memory: walk them). Valid until
+ * done() returns.
+ */
+const uint64_t *node_reset_pinned(const struct kvfs_node *n, size_t *count);
+
+/*
  * Frees old contents that done() was given (store_close) on a libuv worker instead of the loop
  * thread: a million keys take seconds to free. The caller promises that nothing refers to `old`
  * any more, nor to a value or attribute set in it (their reference counts change on the loop
