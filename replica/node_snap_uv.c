@@ -64,9 +64,9 @@ enum work_kind { W_SEAL, W_LOAD };
 struct node_snaps {
 	struct node_cluster *c;
 	struct kvfs_snapxfer *x;
-	int *fd;      /* by peer id: the snapshot file being sent to it, -1 */
+	int *fd;          /* by peer id: the snapshot file being sent to it, -1 */
 	uint64_t *retain; /* by peer id: keep the log after this index for it (nsnap_retain), 0 */
-	uint8_t *buf; /* one chunk's message */
+	uint8_t *buf;     /* one chunk's message */
 
 	struct pend *q; /* a ring */
 	size_t qhead, qlen, qcap;
@@ -75,15 +75,15 @@ struct node_snaps {
 	/* receiving */
 	const struct kvfs_peer_snapshot_chunk *chunk; /* being handled, for the log */
 	uint32_t chunk_from;
-	uint32_t rfrom; /* who sent the file being received, for the log */
-	int rfd;        /* DATA/snap-recv.tmp */
-	uint64_t rgen;  /* files received so far: which file a write belongs to */
+	uint32_t rfrom;  /* who sent the file being received, for the log */
+	int rfd;         /* DATA/snap-recv.tmp */
+	uint64_t rgen;   /* files received so far: which file a write belongs to */
 	unsigned writes; /* chunks being written on a worker or waiting to be (write-behind) */
 	struct write_job *wq_head, *wq_tail; /* ... in order, the head on the worker */
-	int wfail;       /* the first of this file's that failed, not yet reported */
-	bool seal_due;   /* the seal waits for those writes */
+	int wfail;     /* the first of this file's that failed, not yet reported */
+	bool seal_due; /* the seal waits for those writes */
 	uint64_t seal_index;
-	int wfailed;     /* the seal is to fail with this (a chunk was not written) */
+	int wfailed; /* the seal is to fail with this (a chunk was not written) */
 
 	/* the worker: one seal or load at a time */
 	uv_work_t work;
@@ -419,8 +419,7 @@ static void work_done(uv_work_t *req, int status)
 
 	(void)status;
 	s->working = false;
-	if (s->wrv < 0 && (disk_transient(s->wrv) || s->wfailed) && !n->fatal &&
-	    !s->c->closing) {
+	if (s->wrv < 0 && (disk_transient(s->wrv) || s->wfailed) && !n->fatal && !s->c->closing) {
 		/* Out of descriptors, not a failed disk, or a write that failed (and was not
 		 * acknowledged as failed, having been written behind): this transfer ends
 		 * (snapxfer.c starts another) and the node goes on, as after a refused write. */

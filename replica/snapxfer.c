@@ -12,15 +12,18 @@
  * one was lost (the receiver answers a chunk that does not follow on with what it has): the
  * window is sent again from there, once until it is acknowledged; an ok one below it only shows
  * the receiver is alive; a refusal ends the transfer until retry_at, and the next one resumes
- * from what the receiver acknowledged (or from where its refusal says). Ending a transfer while an open or read is in flight is deferred to
- * its completion, so that completions always find the state that asked.
+ * from what the receiver acknowledged (or from where its refusal says). Ending a transfer while
+ * an open or read is in flight is deferred to its completion, so that completions always find
+ * the state that asked.
  *
  * Receiving: IDLE -> RECEIVING (one write in flight at most; each acknowledged, cumulatively,
- * when done) -> SEALING -> LOADING -> LOADED -> INSTALLING -> IDLE. A file is identified by (sender, its epoch, index, snapshot epoch, size): a
- * chunk of the file in hand is written if it is the next one and acknowledged again if it is an
- * old one; a chunk at offset 0 of another file starts that file, replacing a partial one, but
- * never one that is being sealed, loaded or installed (those refuse other files, and tell their
- * own sender every KVFS_SNAPXFER_ALIVE_MS that they are still at it).
+ * when done) -> SEALING -> LOADING -> LOADED -> INSTALLING -> IDLE. A file is identified by
+ * (sender, its epoch, index, snapshot epoch, size): a chunk of the file in hand is written if it
+ * is the next one and answered with what we have otherwise (an old one: go on from there; one
+ * past a gap: send again from there); a chunk at offset 0 of another file starts that file,
+ * replacing a partial one, but never one that is being sealed, loaded or installed (those refuse
+ * other files, and tell their own sender every KVFS_SNAPXFER_ALIVE_MS that they are still at
+ * it).
  */
 #include "kvfs/snapxfer.h"
 
@@ -39,13 +42,13 @@ struct sender {
 	bool stop;      /* end the transfer when the open or read in flight completes */
 	uint64_t epoch; /* ours when the transfer started */
 	uint64_t index, snap_epoch, total;
-	bool reading;      /* SENDING: a read is in flight ... */
-	uint64_t roff;     /* ... at this offset ... */
-	uint32_t rlen;     /* ... of this many bytes */
-	uint64_t next;     /* the next chunk to read starts here: all before it went */
-	bool all_sent;     /* the last chunk went */
-	bool done;         /* the receiver has installed it (said when a read was in flight) */
-	uint64_t acked;    /* the receiver has the file up to here (cumulative) ... */
+	bool reading;         /* SENDING: a read is in flight ... */
+	uint64_t roff;        /* ... at this offset ... */
+	uint32_t rlen;        /* ... of this many bytes */
+	uint64_t next;        /* the next chunk to read starts here: all before it went */
+	bool all_sent;        /* the last chunk went */
+	bool done;            /* the receiver has installed it (said when a read was in flight) */
+	uint64_t acked;       /* the receiver has the file up to here (cumulative) ... */
 	uint64_t acked_epoch; /* ... said at this epoch of ours */
 	uint64_t recover;  /* sent up to here when chunks were last sent again: not again before */
 	uint64_t moved_ms; /* the window last moved on, or was sent again */
@@ -73,7 +76,7 @@ struct receiver {
 struct kvfs_snapxfer {
 	struct kvfs_snapxfer_io io;
 	uint32_t id, size, chunk;
-	uint64_t window; /* bytes sent and not acknowledged, at most (a whole number of chunks) */
+	uint64_t window;   /* bytes sent and not acknowledged, at most (a whole number of chunks) */
 	struct sender *to; /* by peer id, 0..size */
 	struct receiver r;
 };
@@ -222,8 +225,8 @@ void snapxfer_opened(struct kvfs_snapxfer *x, uint32_t to, int rv, uint64_t inde
 	/* The same file again (a transfer that ended on silence, a refusal or a dropped
 	 * connection): on from what the receiver acknowledged; it refuses that if it no longer has
 	 * it, and says from where it takes it. */
-	if (index != t->index || epoch != t->snap_epoch || total != t->total ||
-	    t->acked >= total || t->acked_epoch != t->epoch)
+	if (index != t->index || epoch != t->snap_epoch || total != t->total || t->acked >= total ||
+	    t->acked_epoch != t->epoch)
 		t->acked = 0;
 	t->index = index;
 	t->snap_epoch = epoch;

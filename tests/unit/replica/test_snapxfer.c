@@ -51,7 +51,7 @@
 #define TICK_MS             100
 #define MAX_EVENTS          4096
 #define MAX_MSGS_PER_SEC    1200 /* per replica: a window per round trip (>= 10 ms) and peer */
-#define MAX_REFUSED_PER_SEC 40  /* refusals and pulls sent, per replica */
+#define MAX_REFUSED_PER_SEC 40   /* refusals and pulls sent, per replica */
 
 enum ev_kind {
 	EV_TICK,
@@ -85,12 +85,12 @@ struct rnode {
 	uint32_t id;
 	struct kvfs_snapxfer *x;
 	struct kvfs_snapxfer_view v;
-	uint64_t newest;      /* index of its newest snapshot file (0: none) */
-	uint64_t open[N + 1]; /* by peer: index of the file open for it, 0 none */
-	bool fileop[N + 1];   /* an open or read in flight for that peer */
+	uint64_t newest;       /* index of its newest snapshot file (0: none) */
+	uint64_t open[N + 1];  /* by peer: index of the file open for it, 0 none */
+	bool fileop[N + 1];    /* an open or read in flight for that peer */
 	uint64_t acked[N + 1]; /* by peer: the most it acknowledged (ok) of file acked_index, */
 	uint64_t acked_index[N + 1]; /* the last one sent to it */
-	uint64_t max_ahead;    /* the most bytes sent past what the receiver acknowledged */
+	uint64_t max_ahead;          /* the most bytes sent past what the receiver acknowledged */
 	/* receiving */
 	uint8_t rbuf[MAX_FILE];
 	uint64_t rlen;
