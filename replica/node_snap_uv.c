@@ -6,13 +6,13 @@
  * the loop thread, straight into its place in the one message buffer, and sent at once (the peer
  * layer copies it into its queue, which holds the window of chunks in flight).
  * Receiving: chunks are written to DATA/snap-recv.tmp with pwrite on libuv workers, behind the
- * loop's back (write_behind(): a window of chunks at most); the slow steps run on a libuv worker,
- * one at a time, once those writes are done: the seal (fsync the file, rename it to its snapshot
- * name, fsync the directory, so a crash from then on restarts from it) and the load of that file
- * into a new store. Only the swap runs on the loop thread, after the load: the pins the kernel
- * and open files hold move to the same inodes in the new contents (the filesystem then rebinds
- * its open files, and owns the old contents), the store's contents are exchanged, the log is
- * reset so that the next entry is the one after the snapshot (unless the core kept a matching
+ * loop's back (write_behind(): NSNAP_WRITE_BEHIND_MAX bytes at most); the slow steps run on a libuv
+ * worker, one at a time, once those writes are done: the seal (fsync the file, rename it to its
+ * snapshot name, fsync the directory, so a crash from then on restarts from it) and the load of
+ * that file into a new store. Only the swap runs on the loop thread, after the load: the pins the
+ * kernel and open files hold move to the same inodes in the new contents (the filesystem then
+ * rebinds its open files, and owns the old contents), the store's contents are exchanged, the log
+ * is reset so that the next entry is the one after the snapshot (unless the core kept a matching
  * suffix), and the core is told (repl_snapshot_installed()). The old contents are freed on a
  * worker too once nothing refers to them (node_store_close_later(); the filesystem decides, as
  * it owns them after the swap). A failure to seal or load stops the node (node_go_fatal), as a
@@ -61,6 +61,15 @@ struct pend {
 
 enum work_kind { W_SEAL, W_LOAD };
 
+/*
+ * Bytes of received chunks copied and waiting for the worker that writes them, at most. The
+ * worker copies into the page cache at the rate the machine gives fresh pages (on the virtual
+ * machines of the benchmarks, ~380 MB/s: the host backs guest pages at first touch), which is
+ * slower than chunks arrive and are decrypted: the loop, writing itself beyond this, would
+ * contend with the worker for the file's lock. 64 MiB, against a store of hundreds.
+ */
+#define NSNAP_WRITE_BEHIND_MAX (64u << 20)
+
 struct node_snaps {
 	struct node_cluster *c;
 	struct kvfs_snapxfer *x;
@@ -79,6 +88,7 @@ struct node_snaps {
 	int rfd;         /* DATA/snap-recv.tmp */
 	uint64_t rgen;   /* files received so far: which file a write belongs to */
 	unsigned writes; /* chunks being written on a worker or waiting to be (write-behind) */
+	size_t wbytes;   /* ... their bytes */
 	struct write_job *wq_head, *wq_tail; /* ... in order, the head on the worker */
 	int wfail;     /* the first of this file's that failed, not yet reported */
 	bool seal_due; /* the seal waits for those writes */
@@ -277,6 +287,7 @@ static void write_done(uv_work_t *req, int status)
 	if (s->wq_head)
 		write_next(s);
 	s->writes--;
+	s->wbytes -= j->len;
 	if (j->rv < 0 && j->gen == s->rgen && !s->wfail) {
 		log_warn("cannot write the snapshot being received: %s", strerror(-j->rv));
 		s->wfail = j->rv;
@@ -297,14 +308,14 @@ static void write_done(uv_work_t *req, int status)
  * Writes a chunk of the file being received behind the loop's back: the page cache copy of a
  * MiB costs the loop as much as receiving and decrypting it. The chunk counts as written at
  * once (a failure is reported at the next write or at the seal, which waits for them all); at
- * most a window of chunks is copied and queued, written in order one at a time; beyond it (or
- * out of memory) the loop writes itself. 0 or a negative errno.
+ * most NSNAP_WRITE_BEHIND_MAX bytes are copied and queued, written in order one at a time;
+ * beyond that (or out of memory) the loop writes itself. 0 or a negative errno.
  */
 static int write_behind(struct node_snaps *s, uint64_t offset, const uint8_t *data, uint32_t len)
 {
 	struct write_job *j;
 
-	if (s->writes >= KVFS_SNAPXFER_WINDOW || !(j = malloc(sizeof(*j) + len)))
+	if (s->wbytes + len > NSNAP_WRITE_BEHIND_MAX || !(j = malloc(sizeof(*j) + len)))
 		return write_all(s->rfd, data, len, offset);
 	j->fd = dup(s->rfd);
 	if (j->fd < 0) {
@@ -326,6 +337,7 @@ static int write_behind(struct node_snaps *s, uint64_t offset, const uint8_t *da
 		write_next(s);
 	}
 	s->writes++;
+	s->wbytes += len;
 	return 0;
 }
 
