@@ -69,6 +69,9 @@ enum work_kind { W_SEAL, W_LOAD };
  * contend with the worker for the file's lock. 64 MiB, against a store of hundreds.
  */
 #define NSNAP_WRITE_BEHIND_MAX (64u << 20)
+/* Writers at a time: one copies while the other's completion waits for the loop (the kernel lets
+ * one write a file at a time anyway). */
+#define NSNAP_WRITERS 2u
 
 struct node_snaps {
 	struct node_cluster *c;
@@ -89,7 +92,8 @@ struct node_snaps {
 	uint64_t rgen;   /* files received so far: which file a write belongs to */
 	unsigned writes; /* chunks being written on a worker or waiting to be (write-behind) */
 	size_t wbytes;   /* ... their bytes */
-	struct write_job *wq_head, *wq_tail; /* ... in order, the head on the worker */
+	struct write_job *wq_head, *wq_tail; /* ... those waiting, in order */
+	unsigned wrunning;                   /* ... those on workers (NSNAP_WRITERS at most) */
 	int wfail;     /* the first of this file's that failed, not yet reported */
 	bool seal_due; /* the seal waits for those writes */
 	uint64_t seal_index;
@@ -263,14 +267,22 @@ static void write_work(uv_work_t *req)
 
 static void write_done(uv_work_t *req, int status);
 
-/* The queue's head goes to a worker: one at a time, as writers of one file only take turns at
- * its lock (in the kernel, spinning). */
+/* Waiting chunks go to workers, in order, NSNAP_WRITERS at a time: more would only take turns
+ * at the file's lock in the kernel, spinning. */
 static void write_next(struct node_snaps *s)
 {
-	int rv = uv_queue_work(s->c->n->loop, &s->wq_head->work, write_work, write_done);
+	while (s->wq_head && s->wrunning < NSNAP_WRITERS) {
+		struct write_job *j = s->wq_head;
+		int rv;
 
-	assert(rv == 0); /* it fails only on a NULL work_cb */
-	(void)rv;
+		s->wq_head = j->next;
+		if (!s->wq_head)
+			s->wq_tail = NULL;
+		rv = uv_queue_work(s->c->n->loop, &j->work, write_work, write_done);
+		assert(rv == 0); /* it fails only on a NULL work_cb */
+		(void)rv;
+		s->wrunning++;
+	}
 }
 
 static void write_done(uv_work_t *req, int status)
@@ -280,12 +292,8 @@ static void write_done(uv_work_t *req, int status)
 	struct kvfs_node *n = s->c->n;
 
 	(void)status;
-	assert(j == s->wq_head);
-	s->wq_head = j->next;
-	if (!s->wq_head)
-		s->wq_tail = NULL;
-	if (s->wq_head)
-		write_next(s);
+	s->wrunning--;
+	write_next(s);
 	s->writes--;
 	s->wbytes -= j->len;
 	if (j->rv < 0 && j->gen == s->rgen && !s->wfail) {
@@ -308,8 +316,9 @@ static void write_done(uv_work_t *req, int status)
  * Writes a chunk of the file being received behind the loop's back: the page cache copy of a
  * MiB costs the loop as much as receiving and decrypting it. The chunk counts as written at
  * once (a failure is reported at the next write or at the seal, which waits for them all); at
- * most NSNAP_WRITE_BEHIND_MAX bytes are copied and queued, written in order one at a time;
- * beyond that (or out of memory) the loop writes itself. 0 or a negative errno.
+ * most NSNAP_WRITE_BEHIND_MAX bytes are copied and queued, handed to workers in order,
+ * NSNAP_WRITERS at a time; beyond that (or out of memory) the loop writes itself. 0 or a negative
+ * errno.
  */
 static int write_behind(struct node_snaps *s, uint64_t offset, const uint8_t *data, uint32_t len)
 {
@@ -329,13 +338,12 @@ static int write_behind(struct node_snaps *s, uint64_t offset, const uint8_t *da
 	j->offset = offset;
 	j->len = len;
 	memcpy(j->data, data, len);
-	if (s->wq_tail) {
+	if (s->wq_tail)
 		s->wq_tail->next = j;
-		s->wq_tail = j;
-	} else {
-		s->wq_head = s->wq_tail = j;
-		write_next(s);
-	}
+	else
+		s->wq_head = j;
+	s->wq_tail = j;
+	write_next(s);
 	s->writes++;
 	s->wbytes += len;
 	return 0;
