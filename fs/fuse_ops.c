@@ -714,16 +714,38 @@ static int inval_known(void *arg, const struct kvfs_dentry *d, bool first)
 	return 0;
 }
 
+/* Whether an open file, a write buffer or a backup holds a reference to a value (of the old
+ * contents, after a snapshot replaced them): those change their counts on the loop thread. */
+static bool values_held(const struct kvfs_fs *fs)
+{
+	for (const struct handle *h = fs->handles; h; h = h->next)
+		if (h->rval || h->backup)
+			return true;
+	for (const struct wbuf *wb = fs->wbufs; wb; wb = wb->next)
+		if (wb->orig)
+			return true;
+	return false;
+}
+
 void fuse_ops_on_reset(void *arg, struct kvfs_store *old)
 {
 	static struct grave kept_forever; /* out of memory: the old contents are never freed */
 	struct kvfs_fs *fs = arg;
 	struct grave *g = calloc(1, sizeof(*g));
 	bool oom = !g;
+	const uint64_t *pinned;
+	size_t npinned = 0;
 
 	/* Whatever the kernel knows came from the old contents. Names it caches expire with the
-	 * entry timeout; attributes and data go now. */
-	store_foreach(old, inval_known, fs);
+	 * entry timeout; attributes and data go now: of the inodes it holds (pinned), which the
+	 * node found as it moved their pins, or else a walk finds. */
+	pinned = node_reset_pinned(fs->node, &npinned);
+	if (pinned) {
+		for (size_t i = 0; i < npinned; i++)
+			fuse_inval_inode(fs->inval, pinned[i], true, NULL, 0);
+	} else {
+		store_foreach(old, inval_known, fs);
+	}
 	fuse_changes_wake(fs); /* readers waiting for entries the snapshot stands for: ERANGE */
 	fuse_inval_inode(fs->inval, KVFS_ROOT_INO, true, NULL, 0);
 	fuse_lock_on_reset(fs);
@@ -750,7 +772,11 @@ void fuse_ops_on_reset(void *arg, struct kvfs_store *old)
 		return;
 	}
 	free(g);
-	store_close(old);
+	/* A million keys take seconds to free: on a worker, when nothing here refers to them. */
+	if (values_held(fs))
+		store_close(old);
+	else
+		node_store_close_later(fs->node, old);
 }
 
 const struct fuse_lowlevel_ops fuse_ops_table = {

@@ -287,7 +287,8 @@ bool nsnap_message(struct node_cluster *c, uint32_t from, uint8_t type, const ui
                    uint32_t len); /* true if it was a snapshot message */
 void nsnap_peer_down(struct node_cluster *c, uint32_t id);
 void nsnap_tick(struct node_cluster *c);
-bool nsnap_busy(const struct node_cluster *c); /* a seal or load on a worker: closing waits */
+bool nsnap_busy(const struct node_cluster *c); /* a seal, load or free on a worker: closing
+                                                waits */
 /* The lowest index after which the log must be kept for a peer catching up from a snapshot this
  * node sent it; 0: none. Compaction (ncl_snapshot_done) stops there. */
 uint64_t nsnap_retain(const struct node_cluster *c);

@@ -3,18 +3,22 @@
  * what to whom and when (see snapxfer.h), to this node's files, peers, clock and store.
  *
  * Sending: the newest snapshot file is opened per peer and read a chunk at a time with pread on
- * the loop thread, straight into its place in the one message buffer, and sent at once.
- * Receiving: chunks are written to DATA/snap-recv.tmp with pwrite on the loop thread (small,
- * sequential writes); the slow steps run on a libuv worker, one at a time: the seal (fsync the
- * file, rename it to its snapshot name, fsync the directory, so a crash from then on restarts
- * from it) and the load of that file into a new store. Only the swap runs on the loop thread,
- * after the load: the pins the kernel and open files hold move to the same inodes in the new
- * contents (the filesystem then rebinds its open files, and owns the old contents), the store's
- * contents are exchanged, the log is reset so that the next entry is the one after the snapshot
- * (unless the core kept a matching suffix), and the core is told (repl_snapshot_installed()).
- * A failure to seal or load stops the node (node_go_fatal), as a failed log write does, unless
- * it was for lack of file descriptors (disk.h): that transfer ends, and the leader sends again. Closing
- * waits for the worker (nsnap_busy()).
+ * the loop thread, straight into its place in the one message buffer, and sent at once (the peer
+ * layer copies it into its queue, which holds the window of chunks in flight).
+ * Receiving: chunks are written to DATA/snap-recv.tmp with pwrite on libuv workers, behind the
+ * loop's back (write_behind(): NSNAP_WRITE_BEHIND_MAX bytes at most); the slow steps run on a libuv
+ * worker, one at a time, once those writes are done: the seal (fsync the file, rename it to its
+ * snapshot name, fsync the directory, so a crash from then on restarts from it) and the load of
+ * that file into a new store. Only the swap runs on the loop thread, after the load: the pins the
+ * kernel and open files hold move to the same inodes in the new contents (the filesystem then
+ * rebinds its open files, and owns the old contents), the store's contents are exchanged, the log
+ * is reset so that the next entry is the one after the snapshot (unless the core kept a matching
+ * suffix), and the core is told (repl_snapshot_installed()). The old contents are freed on a
+ * worker too once nothing refers to them (node_store_close_later(); the filesystem decides, as
+ * it owns them after the swap). A failure to seal or load stops the node (node_go_fatal), as a
+ * failed log write does, unless it was for lack of file descriptors (disk.h) or a chunk written
+ * behind failed: that transfer ends, and the leader sends again. Closing waits for the workers
+ * (nsnap_busy()).
  *
  * snapxfer.c's completions must not come from inside the io call that asked: the binding does
  * the quick file actions at once (a write) or when it drains its queue (open, read, install) and
@@ -57,12 +61,24 @@ struct pend {
 
 enum work_kind { W_SEAL, W_LOAD };
 
+/*
+ * Bytes of received chunks copied and waiting for the worker that writes them, at most. The
+ * worker copies into the page cache at the rate the machine gives fresh pages (on the virtual
+ * machines of the benchmarks, ~380 MB/s: the host backs guest pages at first touch), which is
+ * slower than chunks arrive and are decrypted: the loop, writing itself beyond this, would
+ * contend with the worker for the file's lock. 64 MiB, against a store of hundreds.
+ */
+#define NSNAP_WRITE_BEHIND_MAX (64u << 20)
+/* Writers at a time: one copies while the other's completion waits for the loop (the kernel lets
+ * one write a file at a time anyway). */
+#define NSNAP_WRITERS 2u
+
 struct node_snaps {
 	struct node_cluster *c;
 	struct kvfs_snapxfer *x;
-	int *fd;      /* by peer id: the snapshot file being sent to it, -1 */
+	int *fd;          /* by peer id: the snapshot file being sent to it, -1 */
 	uint64_t *retain; /* by peer id: keep the log after this index for it (nsnap_retain), 0 */
-	uint8_t *buf; /* one chunk's message */
+	uint8_t *buf;     /* one chunk's message */
 
 	struct pend *q; /* a ring */
 	size_t qhead, qlen, qcap;
@@ -71,8 +87,17 @@ struct node_snaps {
 	/* receiving */
 	const struct kvfs_peer_snapshot_chunk *chunk; /* being handled, for the log */
 	uint32_t chunk_from;
-	uint32_t rfrom; /* who sent the file being received, for the log */
-	int rfd;        /* DATA/snap-recv.tmp */
+	uint32_t rfrom;  /* who sent the file being received, for the log */
+	int rfd;         /* DATA/snap-recv.tmp */
+	uint64_t rgen;   /* files received so far: which file a write belongs to */
+	unsigned writes; /* chunks being written on a worker or waiting to be (write-behind) */
+	size_t wbytes;   /* ... their bytes */
+	struct write_job *wq_head, *wq_tail; /* ... those waiting, in order */
+	unsigned wrunning;                   /* ... those on workers (NSNAP_WRITERS at most) */
+	int wfail;     /* the first of this file's that failed, not yet reported */
+	bool seal_due; /* the seal waits for those writes */
+	uint64_t seal_index;
+	int wfailed; /* the seal is to fail with this (a chunk was not written) */
 
 	/* the worker: one seal or load at a time */
 	uv_work_t work;
@@ -84,6 +109,31 @@ struct node_snaps {
 	int wrv;
 	char werr[PATH_MAX + 256];
 	struct kvfs_store *loaded; /* what the load made; the loop's once the work is done */
+
+	unsigned freeing; /* replaced contents being freed on workers (node_store_close_later) */
+	/* during an install's done(): the inodes pinned in the old contents (node_reset_pinned) */
+	const uint64_t *pinned;
+	size_t npinned;
+	bool pinned_known;
+};
+
+/* A chunk written on a worker: its own descriptor (a dup, so that closing rfd meanwhile is safe)
+ * and copy of the bytes. */
+struct write_job {
+	uv_work_t work;
+	struct node_snaps *s;
+	struct write_job *next;
+	uint64_t gen, offset;
+	uint32_t len;
+	int fd, rv;
+	uint8_t data[];
+};
+
+/* Replaced contents freed on a worker. */
+struct free_job {
+	uv_work_t work;
+	struct node_snaps *s;
+	struct kvfs_store *store;
 };
 
 static void recv_path(const char *dir, char *buf, size_t len)
@@ -197,6 +247,108 @@ static void close_recv(struct node_snaps *s)
 	s->rfd = -1;
 }
 
+static void start_seal(struct node_snaps *s);
+
+static int write_all(int fd, const uint8_t *data, uint32_t len, uint64_t offset)
+{
+	errno = 0;
+	if (pwrite(fd, data, len, (off_t)offset) != (ssize_t)len)
+		return errno ? -errno : -ENOSPC; /* a short write: the disk is full */
+	return 0;
+}
+
+static void write_work(uv_work_t *req)
+{
+	struct write_job *j = req->data;
+
+	j->rv = write_all(j->fd, j->data, j->len, j->offset);
+	close(j->fd);
+}
+
+static void write_done(uv_work_t *req, int status);
+
+/* Waiting chunks go to workers, in order, NSNAP_WRITERS at a time: more would only take turns
+ * at the file's lock in the kernel, spinning. */
+static void write_next(struct node_snaps *s)
+{
+	while (s->wq_head && s->wrunning < NSNAP_WRITERS) {
+		struct write_job *j = s->wq_head;
+		int rv;
+
+		s->wq_head = j->next;
+		if (!s->wq_head)
+			s->wq_tail = NULL;
+		rv = uv_queue_work(s->c->n->loop, &j->work, write_work, write_done);
+		assert(rv == 0); /* it fails only on a NULL work_cb */
+		(void)rv;
+		s->wrunning++;
+	}
+}
+
+static void write_done(uv_work_t *req, int status)
+{
+	struct write_job *j = req->data;
+	struct node_snaps *s = j->s;
+	struct kvfs_node *n = s->c->n;
+
+	(void)status;
+	s->wrunning--;
+	write_next(s);
+	s->writes--;
+	s->wbytes -= j->len;
+	if (j->rv < 0 && j->gen == s->rgen && !s->wfail) {
+		log_warn("cannot write the snapshot being received: %s", strerror(-j->rv));
+		s->wfail = j->rv;
+	}
+	free(j);
+	if (s->writes)
+		return;
+	if (s->seal_due && (n->fatal || s->c->closing)) {
+		close(s->wfd);
+		s->seal_due = false;
+	}
+	if (s->seal_due)
+		start_seal(s);
+	node_maybe_finish_close(n);
+}
+
+/*
+ * Writes a chunk of the file being received behind the loop's back: the page cache copy of a
+ * MiB costs the loop as much as receiving and decrypting it. The chunk counts as written at
+ * once (a failure is reported at the next write or at the seal, which waits for them all); at
+ * most NSNAP_WRITE_BEHIND_MAX bytes are copied and queued, handed to workers in order,
+ * NSNAP_WRITERS at a time; beyond that (or out of memory) the loop writes itself. 0 or a negative
+ * errno.
+ */
+static int write_behind(struct node_snaps *s, uint64_t offset, const uint8_t *data, uint32_t len)
+{
+	struct write_job *j;
+
+	if (s->wbytes + len > NSNAP_WRITE_BEHIND_MAX || !(j = malloc(sizeof(*j) + len)))
+		return write_all(s->rfd, data, len, offset);
+	j->fd = dup(s->rfd);
+	if (j->fd < 0) {
+		free(j);
+		return write_all(s->rfd, data, len, offset);
+	}
+	j->work.data = j;
+	j->s = s;
+	j->next = NULL;
+	j->gen = s->rgen;
+	j->offset = offset;
+	j->len = len;
+	memcpy(j->data, data, len);
+	if (s->wq_tail)
+		s->wq_tail->next = j;
+	else
+		s->wq_head = j;
+	s->wq_tail = j;
+	write_next(s);
+	s->writes++;
+	s->wbytes += len;
+	return 0;
+}
+
 static void io_write(void *arg, uint64_t offset, const uint8_t *data, uint32_t len)
 {
 	struct node_snaps *s = arg;
@@ -207,6 +359,10 @@ static void io_write(void *arg, uint64_t offset, const uint8_t *data, uint32_t l
 	if (offset == 0) {
 		close_recv(s);
 		recv_path(n->data_dir, path, sizeof(path));
+		/* Writes of another file still in flight go to that one, unlinked: not here. */
+		unlink(path);
+		s->rgen++;
+		s->wfail = 0;
 		s->rfd = disk_openat(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC, KVFS_FILE_MODE);
 		if (s->rfd < 0) {
 			rv = s->rfd;
@@ -218,10 +374,13 @@ static void io_write(void *arg, uint64_t offset, const uint8_t *data, uint32_t l
 			         s->chunk->snap_index, s->chunk->total, s->chunk_from);
 		}
 	}
-	errno = 0;
-	if (rv == 0 && len && pwrite(s->rfd, data, len, (off_t)offset) != (ssize_t)len) {
-		rv = errno ? -errno : -ENOSPC; /* a short write: the disk is full */
-		log_warn("cannot write the snapshot being received: %s", strerror(-rv));
+	if (rv == 0 && s->wfail) {
+		rv = s->wfail; /* an earlier chunk of it (already logged) */
+		s->wfail = 0;
+	} else if (rv == 0 && len) {
+		rv = write_behind(s, offset, data, len);
+		if (rv < 0)
+			log_warn("cannot write the snapshot being received: %s", strerror(-rv));
 	}
 	push(s, (struct pend){.kind = P_WRITTEN, .rv = rv});
 }
@@ -232,6 +391,7 @@ static void io_discard(void *arg)
 	char path[PATH_MAX];
 
 	close_recv(s);
+	s->rgen++; /* its writes still in flight fail unheard */
 	recv_path(s->c->n->data_dir, path, sizeof(path));
 	unlink(path);
 }
@@ -248,6 +408,14 @@ static void work(uv_work_t *req)
 		return;
 	}
 	recv_path(s->data_dir, tmp, sizeof(tmp));
+	if (s->wfailed) {
+		s->wrv = s->wfailed;
+		snprintf(s->werr, sizeof(s->werr), "a chunk was not written: %s",
+		         strerror(-s->wrv));
+		close(s->wfd);
+		unlink(tmp);
+		return;
+	}
 	s->wrv = snapshot_path(s->data_dir, s->windex, path, sizeof(path));
 	if (s->wrv == 0 && fsync(s->wfd) < 0)
 		s->wrv = -errno;
@@ -271,9 +439,10 @@ static void work_done(uv_work_t *req, int status)
 
 	(void)status;
 	s->working = false;
-	if (s->wrv < 0 && disk_transient(s->wrv) && !n->fatal && !s->c->closing) {
-		/* Out of descriptors, not a failed disk: this transfer ends (snapxfer.c starts
-		 * another) and the node goes on. */
+	if (s->wrv < 0 && (disk_transient(s->wrv) || s->wfailed) && !n->fatal && !s->c->closing) {
+		/* Out of descriptors, not a failed disk, or a write that failed (and was not
+		 * acknowledged as failed, having been written behind): this transfer ends
+		 * (snapxfer.c starts another) and the node goes on, as after a refused write. */
 		log_warn("cannot %s the snapshot at index %" PRIu64 " received: %s; trying again "
 		         "later",
 		         kind == W_SEAL ? "seal" : "load", s->windex, s->werr);
@@ -311,9 +480,22 @@ static void start_work(struct node_snaps *s, enum work_kind kind, uint64_t index
 	s->windex = index;
 	s->wrv = 0;
 	s->werr[0] = '\0';
+	if (kind != W_SEAL)
+		s->wfailed = 0;
 	s->work.data = s;
 	rv = uv_queue_work(s->c->n->loop, &s->work, work, work_done);
 	assert(rv == 0);
+}
+
+/* Every chunk is written (or failed): the seal goes to the worker. */
+static void start_seal(struct node_snaps *s)
+{
+	s->seal_due = false;
+	s->wfailed = s->wfail;
+	s->wfail = 0;
+	if (!s->wfailed)
+		log_info("received the snapshot at index %" PRIu64, s->seal_index);
+	start_work(s, W_SEAL, s->seal_index);
 }
 
 static void io_seal(void *arg, uint64_t index)
@@ -322,8 +504,11 @@ static void io_seal(void *arg, uint64_t index)
 
 	s->wfd = s->rfd; /* the worker's now */
 	s->rfd = -1;
-	log_info("received the snapshot at index %" PRIu64, index);
-	start_work(s, W_SEAL, index);
+	s->seal_index = index;
+	if (s->writes)
+		s->seal_due = true; /* when they are done (write_done) */
+	else
+		start_seal(s);
 }
 
 static void io_load(void *arg, uint64_t index)
@@ -337,6 +522,46 @@ static void io_unload(void *arg)
 
 	store_close(s->loaded);
 	s->loaded = NULL;
+}
+
+static void free_work(uv_work_t *req)
+{
+	struct free_job *j = req->data;
+
+	store_close(j->store);
+}
+
+static void free_done(uv_work_t *req, int status)
+{
+	struct free_job *j = req->data;
+	struct node_snaps *s = j->s;
+
+	(void)status;
+	free(j);
+	s->freeing--;
+	node_maybe_finish_close(s->c->n);
+}
+
+void node_store_close_later(struct kvfs_node *n, struct kvfs_store *old)
+{
+	struct node_snaps *s = n->cl ? n->cl->snaps : NULL;
+	struct free_job *j;
+
+	/* A snapshot being written holds references to values of these contents (they were the
+	 * node's when it was captured), and drops them on the loop: not now, then. */
+	if (!old || !s || n->closing || n->snapshotting || !(j = malloc(sizeof(*j)))) {
+		store_close(old);
+		return;
+	}
+	j->work.data = j;
+	j->s = s;
+	j->store = old;
+	if (uv_queue_work(n->loop, &j->work, free_work, free_done) != 0) {
+		free(j);
+		store_close(old);
+		return;
+	}
+	s->freeing++;
 }
 
 static void io_install(void *arg, uint64_t index, uint64_t epoch)
@@ -386,16 +611,50 @@ static int read_chunk(struct node_snaps *s, uint32_t to, uint64_t offset, uint32
 	return got < 0 ? -errno : -EIO;
 }
 
+/* The walk of the old contents at an install: the store the pins go to, and the pinned inodes
+ * found (for node_reset_pinned()). */
+struct pin_walk {
+	struct kvfs_store *to;
+	uint64_t *inos;
+	size_t n, cap;
+	bool lost; /* out of memory: the list is incomplete */
+};
+
 static int hand_over_pin(void *arg, const struct kvfs_dentry *d, bool first)
 {
-	struct kvfs_store *to = arg;
+	struct pin_walk *w = arg;
 	const struct kvfs_inode *in = d->in;
 	struct kvfs_inode *now;
+	uint64_t *grown;
 
 	/* Once per inode, however many names it has. */
-	if (first && in->pins && (now = store_get(to, in->ino)) != NULL)
-		store_pin(to, now, in->pins);
+	if (!first || !in->pins)
+		return 0;
+	if ((now = store_get(w->to, in->ino)) != NULL)
+		store_pin(w->to, now, in->pins);
+	if (w->n == w->cap && !w->lost) {
+		grown = realloc(w->inos, (w->cap ? 2 * w->cap : 64) * sizeof(*w->inos));
+		if (grown) {
+			w->inos = grown;
+			w->cap = w->cap ? 2 * w->cap : 64;
+		} else {
+			w->lost = true;
+		}
+	}
+	if (!w->lost)
+		w->inos[w->n++] = in->ino;
 	return 0;
+}
+
+const uint64_t *node_reset_pinned(const struct kvfs_node *n, size_t *count)
+{
+	static const uint64_t none[1]; /* an empty list, not an unknown one */
+	const struct node_snaps *s = n->cl ? n->cl->snaps : NULL;
+
+	if (!s || !s->pinned_known)
+		return NULL;
+	*count = s->npinned;
+	return s->pinned ? s->pinned : none;
 }
 
 /* Replaces this node's state with the loaded snapshot: 0, -EAGAIN (the core does not take it
@@ -405,6 +664,7 @@ static int install(struct node_snaps *s, uint64_t index, uint64_t epoch)
 	struct node_cluster *c = s->c;
 	struct kvfs_node *n = c->n;
 	struct kvfs_store *loaded = s->loaded;
+	struct pin_walk walk = {.to = loaded};
 	struct kvfs_repl_entry e;
 	struct kvfs_config cfg;
 	uint64_t cfg_index;
@@ -415,7 +675,7 @@ static int install(struct node_snaps *s, uint64_t index, uint64_t epoch)
 	s->loaded = NULL;
 	/* The kernel's and the open files' references (pins) move to the same inodes in the new
 	 * contents. */
-	store_foreach(n->store, hand_over_pin, loaded);
+	store_foreach(n->store, hand_over_pin, &walk);
 	store_exchange(n->store, loaded);
 	/* The entries the snapshot stands for were never applied here one by one: the change
 	 * feed has no record of them, and readers waiting for them learn it (-ERANGE). */
@@ -425,10 +685,16 @@ static int install(struct node_snaps *s, uint64_t index, uint64_t epoch)
 		n->snapshot_epoch = epoch;
 	}
 	n->bytes_since_snapshot = 0;
+	s->pinned = walk.inos;
+	s->npinned = walk.n;
+	s->pinned_known = !walk.lost;
 	if (n->reset && n->reset->done)
 		n->reset->done(n->cb_arg, loaded); /* the filesystem owns the old contents now */
 	else
-		store_close(loaded);
+		node_store_close_later(n, loaded);
+	s->pinned_known = false;
+	s->pinned = NULL;
+	free(walk.inos);
 	/* The log goes too, unless it goes on from the snapshot's last entry; before the core
 	 * hears of it, since a candidate may append its no-op at once. */
 	if (repl_entry(c->repl, index, &e) < 0 || e.epoch != epoch) {
@@ -541,7 +807,8 @@ int nsnap_init(struct node_cluster *c)
 	for (uint32_t id = 0; id <= size; id++)
 		s->fd[id] = -1;
 	io.arg = s;
-	return snapxfer_init(&s->x, c->n->cfg.id, size, KVFS_SNAPXFER_CHUNK, &io);
+	return snapxfer_init(&s->x, c->n->cfg.id, size, KVFS_SNAPXFER_CHUNK, KVFS_SNAPXFER_WINDOW,
+	                     &io);
 }
 
 void nsnap_free(struct node_cluster *c)
@@ -550,7 +817,7 @@ void nsnap_free(struct node_cluster *c)
 
 	if (!s)
 		return;
-	assert(!s->working);
+	assert(!s->working && !s->freeing && !s->writes);
 	for (uint32_t id = 0; s->fd && id <= KVFS_CONFIG_ID_MAX; id++)
 		io_close(s, id);
 	close_recv(s);
@@ -660,5 +927,5 @@ void nsnap_tick(struct node_cluster *c)
 
 bool nsnap_busy(const struct node_cluster *c)
 {
-	return c->snaps && c->snaps->working;
+	return c->snaps && (c->snaps->working || c->snaps->freeing || c->snaps->writes);
 }

@@ -28,6 +28,10 @@
 #include "kvfs/store_xattr.h"
 #include "kvfs/value.h"
 #include "snapshot_internal.h"
+#include "store_internal.h"
+
+/* The fewest bytes of a record: parent, name length, ino and kind of a link with an empty name. */
+#define SNAP_MIN_REC 21u
 
 /* A read cursor over a mapped snapshot that fails (ok = false) instead of reading past the end. */
 struct rcur {
@@ -260,6 +264,11 @@ static int snapshot_parse(const uint8_t *buf, size_t len, uint64_t file_index,
 	rv = store_init(&s);
 	if (rv)
 		return rv;
+	/* The tables sized for the records at once rather than doubled as they come; a count
+	 * beyond what the file can hold (a name record is at least SNAP_MIN_REC bytes) is cut to
+	 * that, and a wrong one only costs memory or doublings. */
+	store_hash_reserve(&s->hash, (size_t)(nrecs < len / SNAP_MIN_REC ? nrecs
+	                                                                     : len / SNAP_MIN_REC));
 	for (uint64_t i = 0; i < nrecs; i++) {
 		struct rec rec = {0};
 

@@ -3,18 +3,27 @@
  * receiving side one file at a time. All decisions are here; the file, the network, the clock
  * and the core's state are behind struct kvfs_snapxfer_io.
  *
- * Sending, per peer: IDLE -> OPENING -> (READING -> WAITING)* -> IDLE. WAITING has one chunk in
- * flight; an ok SNAPSHOT_ACK beyond it moves on to the offset acknowledged (so a receiver that
- * has more, after a restart, is resumed), an ok one at or below it only shows the receiver is
- * alive, a refusal ends the transfer until retry_at. Ending a transfer while an open or read is
- * in flight is deferred to its completion, so that completions always find the state that asked.
+ * Sending, per peer: IDLE -> OPENING -> SENDING -> IDLE. SENDING streams a window: chunks are read
+ * one at a time and sent as each read completes, while the bytes sent but not acknowledged stay
+ * under `window` chunks, so reading, the wire and the receiver's writes overlap instead of taking
+ * turns. Acknowledgements are cumulative: an ok SNAPSHOT_ACK beyond what was acknowledged moves
+ * the window on (past what was sent, too: a receiver that has more, after a restart, is resumed;
+ * a chunk read meanwhile below it is not sent); an ok one at it while chunks beyond it went says
+ * one was lost (the receiver answers a chunk that does not follow on with what it has): the
+ * window is sent again from there, once until it is acknowledged; an ok one below it only shows
+ * the receiver is alive; a refusal ends the transfer until retry_at, and the next one resumes
+ * from what the receiver acknowledged (or from where its refusal says). Ending a transfer while
+ * an open or read is in flight is deferred to its completion, so that completions always find
+ * the state that asked.
  *
- * Receiving: IDLE -> RECEIVING (one write in flight at most) -> SEALING -> LOADING -> LOADED ->
- * INSTALLING -> IDLE. A file is identified by (sender, its epoch, index, snapshot epoch, size): a
- * chunk of the file in hand is written if it is the next one and acknowledged again if it is an
- * old one; a chunk at offset 0 of another file starts that file, replacing a partial one, but
- * never one that is being sealed, loaded or installed (those refuse other files, and tell their
- * own sender every KVFS_SNAPXFER_ALIVE_MS that they are still at it).
+ * Receiving: IDLE -> RECEIVING (one write in flight at most; each acknowledged, cumulatively,
+ * when done) -> SEALING -> LOADING -> LOADED -> INSTALLING -> IDLE. A file is identified by
+ * (sender, its epoch, index, snapshot epoch, size): a chunk of the file in hand is written if it
+ * is the next one and answered with what we have otherwise (an old one: go on from there; one
+ * past a gap: send again from there); a chunk at offset 0 of another file starts that file,
+ * replacing a partial one, but never one that is being sealed, loaded or installed (those refuse
+ * other files, and tell their own sender every KVFS_SNAPXFER_ALIVE_MS that they are still at
+ * it).
  */
 #include "kvfs/snapxfer.h"
 
@@ -23,7 +32,7 @@
 
 #include "kvfs/peer_msg.h"
 
-enum send_state { S_IDLE, S_OPENING, S_READING, S_WAITING };
+enum send_state { S_IDLE, S_OPENING, S_SENDING };
 
 struct sender {
 	bool need;   /* leading: the core asked for a snapshot for this peer */
@@ -33,9 +42,17 @@ struct sender {
 	bool stop;      /* end the transfer when the open or read in flight completes */
 	uint64_t epoch; /* ours when the transfer started */
 	uint64_t index, snap_epoch, total;
-	uint64_t offset;   /* of the chunk being read or in flight */
-	uint32_t len;      /* ... and its length */
-	uint64_t last_ms;  /* the chunk went, or the receiver last answered */
+	bool reading;         /* SENDING: a read is in flight ... */
+	uint64_t roff;        /* ... at this offset ... */
+	uint32_t rlen;        /* ... of this many bytes */
+	uint64_t next;        /* the next chunk to read starts here: all before it went */
+	bool all_sent;        /* the last chunk went */
+	bool done;            /* the receiver has installed it (said when a read was in flight) */
+	uint64_t acked;       /* the receiver has the file up to here (cumulative) ... */
+	uint64_t acked_epoch; /* ... said at this epoch of ours */
+	uint64_t recover;  /* sent up to here when chunks were last sent again: not again before */
+	uint64_t moved_ms; /* the window last moved on, or was sent again */
+	uint64_t last_ms;  /* a chunk went, or the receiver last answered */
 	uint64_t retry_at; /* no new transfer before */
 };
 
@@ -59,12 +76,13 @@ struct receiver {
 struct kvfs_snapxfer {
 	struct kvfs_snapxfer_io io;
 	uint32_t id, size, chunk;
+	uint64_t window;   /* bytes sent and not acknowledged, at most (a whole number of chunks) */
 	struct sender *to; /* by peer id, 0..size */
 	struct receiver r;
 };
 
 int snapxfer_init(struct kvfs_snapxfer **out, uint32_t id, uint32_t size, uint32_t chunk,
-                  const struct kvfs_snapxfer_io *io)
+                  uint32_t window, const struct kvfs_snapxfer_io *io)
 {
 	struct kvfs_snapxfer *x;
 
@@ -82,6 +100,7 @@ int snapxfer_init(struct kvfs_snapxfer **out, uint32_t id, uint32_t size, uint32
 	x->id = id;
 	x->size = size;
 	x->chunk = chunk ? chunk : KVFS_SNAPXFER_CHUNK;
+	x->window = (uint64_t)x->chunk * (window ? window : KVFS_SNAPXFER_WINDOW);
 	*out = x;
 	return 0;
 }
@@ -120,23 +139,55 @@ static void stop_send(struct kvfs_snapxfer *x, uint32_t to, uint64_t retry_at)
 	struct sender *t = &x->to[to];
 
 	t->retry_at = retry_at;
-	if (t->state == S_OPENING || t->state == S_READING) {
+	if (t->state == S_OPENING || (t->state == S_SENDING && t->reading)) {
 		t->stop = true;
 		return;
 	}
-	if (t->state == S_WAITING)
+	if (t->state == S_SENDING)
 		x->io.close(x->io.arg, to);
 	t->state = S_IDLE;
 }
 
-static void read_next(struct kvfs_snapxfer *x, uint32_t to)
+/* The peer has installed the snapshot: the transfer is done. Not while a read is in flight. */
+static void finish_send(struct kvfs_snapxfer *x, uint32_t to)
 {
 	struct sender *t = &x->to[to];
-	uint64_t left = t->total - t->offset;
 
-	t->len = left > x->chunk ? x->chunk : (uint32_t)left;
-	t->state = S_READING;
-	x->io.read(x->io.arg, to, t->offset, t->len);
+	x->io.close(x->io.arg, to);
+	t->state = S_IDLE;
+	t->need = false;
+	t->pulled = false;
+	x->io.sent(x->io.arg, to, t->index);
+}
+
+/* Reads the next chunk if none is being read, one is left and the window has room for it. */
+static void fill(struct kvfs_snapxfer *x, uint32_t to)
+{
+	struct sender *t = &x->to[to];
+	uint64_t left = t->total - t->next;
+
+	if (t->state != S_SENDING || t->reading || t->all_sent || t->next - t->acked >= x->window)
+		return;
+	t->reading = true;
+	t->roff = t->next;
+	t->rlen = left > x->chunk ? x->chunk : (uint32_t)left;
+	x->io.read(x->io.arg, to, t->roff, t->rlen);
+}
+
+/* Sends the window again from what the receiver acknowledged, if chunks beyond it went; not the
+ * last chunk alone once sent (a receiver sealing the file says where it was, too: silence covers
+ * its loss). */
+static void resend(struct kvfs_snapxfer *x, uint32_t to)
+{
+	struct sender *t = &x->to[to];
+
+	if (t->next <= t->acked || (t->all_sent && t->total - t->acked <= x->chunk))
+		return;
+	t->recover = t->next;
+	t->next = t->acked;
+	t->all_sent = false;
+	t->moved_ms = now(x);
+	fill(x, to);
 }
 
 /* The open or read in flight for `to` completed: false (and the file closed if it was open)
@@ -171,11 +222,22 @@ void snapxfer_opened(struct kvfs_snapxfer *x, uint32_t to, int rv, uint64_t inde
 	}
 	if (!still_sending(x, to, true))
 		return;
+	/* The same file again (a transfer that ended on silence, a refusal or a dropped
+	 * connection): on from what the receiver acknowledged; it refuses that if it no longer has
+	 * it, and says from where it takes it. */
+	if (index != t->index || epoch != t->snap_epoch || total != t->total || t->acked >= total ||
+	    t->acked_epoch != t->epoch)
+		t->acked = 0;
 	t->index = index;
 	t->snap_epoch = epoch;
 	t->total = total;
-	t->offset = 0;
-	read_next(x, to);
+	t->acked_epoch = t->epoch;
+	t->next = t->recover = t->acked;
+	t->moved_ms = now(x);
+	t->all_sent = t->done = t->reading = false;
+	t->state = S_SENDING;
+	t->last_ms = now(x);
+	fill(x, to);
 }
 
 void snapxfer_read_done(struct kvfs_snapxfer *x, uint32_t to, int rv, const uint8_t *data)
@@ -183,30 +245,41 @@ void snapxfer_read_done(struct kvfs_snapxfer *x, uint32_t to, int rv, const uint
 	struct sender *t;
 	struct kvfs_peer_snapshot_chunk m;
 
-	if (!peer_ok(x, to) || x->to[to].state != S_READING)
+	if (!peer_ok(x, to) || x->to[to].state != S_SENDING || !x->to[to].reading)
 		return;
 	t = &x->to[to];
+	t->reading = false;
 	if (!still_sending(x, to, true))
 		return;
+	if (t->done) {
+		finish_send(x, to); /* it said so while the read was in flight */
+		return;
+	}
 	if (rv < 0) {
 		x->io.close(x->io.arg, to);
 		t->state = S_IDLE;
 		t->retry_at = now(x) + KVFS_SNAPXFER_REFUSED_MS;
 		return;
 	}
-	m = (struct kvfs_peer_snapshot_chunk){
-	    .epoch = t->epoch,
-	    .snap_index = t->index,
-	    .snap_epoch = t->snap_epoch,
-	    .offset = t->offset,
-	    .total = t->total,
-	    .last = t->offset + t->len == t->total,
-	    .data = t->len ? data : NULL,
-	    .len = t->len,
-	};
-	t->state = S_WAITING;
-	t->last_ms = now(x);
-	x->io.send_chunk(x->io.arg, to, &m);
+	/* The window moved meanwhile (on past it: a transfer resumed; back before it: a resend):
+	 * that chunk is not the next any more. */
+	if (t->roff == t->next) {
+		t->next += t->rlen;
+		m = (struct kvfs_peer_snapshot_chunk){
+		    .epoch = t->epoch,
+		    .snap_index = t->index,
+		    .snap_epoch = t->snap_epoch,
+		    .offset = t->roff,
+		    .total = t->total,
+		    .last = t->roff + t->rlen == t->total,
+		    .data = t->rlen ? data : NULL,
+		    .len = t->rlen,
+		};
+		t->all_sent = m.last;
+		t->last_ms = now(x);
+		x->io.send_chunk(x->io.arg, to, &m);
+	}
+	fill(x, to);
 }
 
 void snapxfer_need(struct kvfs_snapxfer *x, uint32_t to)
@@ -235,7 +308,7 @@ void snapxfer_on_ack(struct kvfs_snapxfer *x, uint32_t from, const struct kvfs_p
 	if (!peer_ok(x, from))
 		return;
 	t = &x->to[from];
-	if (t->state != S_WAITING && t->state != S_READING)
+	if (t->state != S_SENDING)
 		return;
 	if (m->snap_index != t->index)
 		return;
@@ -244,18 +317,20 @@ void snapxfer_on_ack(struct kvfs_snapxfer *x, uint32_t from, const struct kvfs_p
 		 * means "I do not follow you yet", not "I am busy": offer again soon rather than
 		 * after the quiet timeout. (A newer epoch: we are deposed, and the tick stops us.)
 		 */
-		if (!m->ok && m->epoch < v.epoch && t->state == S_WAITING)
+		if (!m->ok && m->epoch < v.epoch)
 			stop_send(x, from, now(x) + KVFS_SNAPXFER_NOT_YET_MS);
 		return;
 	}
 	/* A follower busy with a long transfer is alive: the leader must not give up for want of
 	 * its APPEND_ACKs. */
 	x->io.heard(x->io.arg, from);
-	if (t->state != S_WAITING || t->epoch != v.epoch)
-		return; /* about a chunk before the one we are reading, or an older transfer */
+	if (t->epoch != v.epoch)
+		return; /* about an older transfer */
 	if (!m->ok) {
-		/* It cannot write it, or the chunk did not follow on: again later, not in a loop.
-		 */
+		/* It cannot write it, or a chunk did not follow on: again later, not in a loop,
+		 * from where it says it takes the file (0, or the end of what it has). */
+		if (m->offset < t->acked)
+			t->acked = m->offset;
 		stop_send(x, from, now(x) + KVFS_SNAPXFER_REFUSED_MS);
 		return;
 	}
@@ -264,17 +339,29 @@ void snapxfer_on_ack(struct kvfs_snapxfer *x, uint32_t from, const struct kvfs_p
 	t->last_ms = now(x);
 	if (m->offset == t->total) {
 		/* Only a replica that has installed it (or committed past it) says so. */
-		x->io.close(x->io.arg, from);
-		t->state = S_IDLE;
-		t->need = false;
-		t->pulled = false;
-		x->io.sent(x->io.arg, from, t->index);
+		t->done = true;
+		if (!t->reading)
+			finish_send(x, from); /* else when the read completes */
 		return;
 	}
-	if (m->offset <= t->offset)
+	if (m->offset == t->acked &&
+	    (t->acked >= t->recover || now(x) - t->moved_ms >= KVFS_SNAPXFER_NOT_YET_MS)) {
+		/* Again where it was, with chunks beyond it sent: one was lost, and those after
+		 * it did not follow on. Send again from there, once per window (until that is
+		 * acknowledged) or per KVFS_SNAPXFER_NOT_YET_MS. */
+		resend(x, from);
+		return;
+	}
+	if (m->offset <= t->acked)
 		return; /* an old acknowledgement again, or "still installing" */
-	t->offset = m->offset;
-	read_next(x, from);
+	t->acked = m->offset;
+	t->moved_ms = now(x);
+	if (t->next < t->acked) {
+		/* It has more than we sent (a transfer resumed): on from there. */
+		t->next = t->acked;
+		t->all_sent = false;
+	}
+	fill(x, from);
 }
 
 void snapxfer_peer_down(struct kvfs_snapxfer *x, uint32_t id)
@@ -307,8 +394,11 @@ static void tick_send(struct kvfs_snapxfer *x, const struct kvfs_snapxfer_view *
 		}
 		if (t->state != S_IDLE && t->epoch != v->epoch)
 			stop_send(x, id, 0); /* chunks of another epoch of ours would be refused */
-		else if (t->state == S_WAITING && t_now - t->last_ms >= KVFS_SNAPXFER_QUIET_MS)
+		else if (t->state == S_SENDING && t_now - t->last_ms >= KVFS_SNAPXFER_QUIET_MS)
 			stop_send(x, id, 0);
+		else if (t->state == S_SENDING && !t->reading &&
+		         t_now - t->moved_ms >= KVFS_SNAPXFER_RESEND_MS)
+			resend(x, id); /* what was lost was the window's end: no answer says so */
 		if (t->state == S_IDLE && t_now >= t->retry_at && x->io.connected(x->io.arg, id)) {
 			t->state = S_OPENING;
 			t->stop = false;
@@ -387,15 +477,15 @@ void snapxfer_on_chunk(struct kvfs_snapxfer *x, uint32_t from,
 	same = r->state != R_IDLE && from == r->from && m->epoch == r->epoch &&
 	       m->snap_index == r->index && m->snap_epoch == r->snap_epoch && m->total == r->total;
 	if (r->state == R_RECEIVING && r->writing)
-		return; /* the sender waits for that write's acknowledgement */
+		return; /* lost: the next one leaves a gap (the node's binding completes a write
+		         * before it reads the next message, so only a simulation gets here) */
 	if (r->state == R_RECEIVING && same) {
+		/* Not the next one: a resend (go on from here), or a gap (one was lost: the same
+		 * answer makes the sender send again from here). */
 		if (m->offset == r->offset)
 			write_chunk(x, m);
-		else if (m->offset < r->offset)
-			send_ack(x, from, r->index, r->offset,
-			         true); /* a resend: go on from here */
 		else
-			send_ack(x, from, r->index, r->offset, false); /* a gap */
+			send_ack(x, from, r->index, r->offset, true);
 		return;
 	}
 	if (r->state != R_IDLE && r->state != R_RECEIVING) {

@@ -62,51 +62,74 @@ void store_hash_free(struct kvfs_store_hash *h)
 	free(h->by_name);
 }
 
-/* A table of twice as many buckets (of pointers), or NULL if that does not fit or out of
- * memory. */
-static void *table_double(size_t buckets)
+/* A table of n buckets (of pointers), or NULL if that does not fit or out of memory. */
+static void *table_new(size_t buckets)
 {
-	if (buckets > SIZE_MAX / 2 / sizeof(void *))
+	if (buckets > SIZE_MAX / sizeof(void *))
 		return NULL;
-	return calloc(buckets * 2, sizeof(void *));
+	return calloc(buckets, sizeof(void *));
+}
+
+/* Moves the number table to one of n buckets, if it gets the memory. */
+static void rehash_ino(struct kvfs_store_hash *h, size_t n)
+{
+	struct kvfs_inode **t = table_new(n), *in, *next;
+
+	if (!t)
+		return;
+	for (size_t b = 0; b < h->ino_buckets; b++) {
+		for (in = h->by_ino[b]; in; in = next) {
+			size_t nb = ino_bucket(n, in->ino);
+
+			next = in->ino_next;
+			in->ino_next = t[nb];
+			t[nb] = in;
+		}
+	}
+	free(h->by_ino);
+	h->by_ino = t;
+	h->ino_buckets = n;
+}
+
+/* Moves the name table to one of n buckets, if it gets the memory. */
+static void rehash_name(struct kvfs_store_hash *h, size_t n)
+{
+	struct kvfs_dentry **dt = table_new(n), *d, *dnext;
+
+	if (!dt)
+		return;
+	for (size_t b = 0; b < h->name_buckets; b++) {
+		for (d = h->by_name[b]; d; d = dnext) {
+			size_t nb = name_bucket(n, d->dir->ino, d->name, d->name_len);
+
+			dnext = d->name_next;
+			d->name_next = dt[nb];
+			dt[nb] = d;
+		}
+	}
+	free(h->by_name);
+	h->by_name = dt;
+	h->name_buckets = n;
 }
 
 void store_hash_grow(struct kvfs_store_hash *h)
 {
-	struct kvfs_inode **t, *in, *next;
-	struct kvfs_dentry **dt, *d, *dnext;
-	size_t n;
+	if (h->ino_entries >= h->ino_buckets && h->ino_buckets <= SIZE_MAX / 2)
+		rehash_ino(h, h->ino_buckets * 2);
+	if (h->name_entries >= h->name_buckets && h->name_buckets <= SIZE_MAX / 2)
+		rehash_name(h, h->name_buckets * 2);
+}
 
-	if (h->ino_entries >= h->ino_buckets && (t = table_double(h->ino_buckets))) {
-		n = h->ino_buckets * 2;
-		for (size_t b = 0; b < h->ino_buckets; b++) {
-			for (in = h->by_ino[b]; in; in = next) {
-				size_t nb = ino_bucket(n, in->ino);
+void store_hash_reserve(struct kvfs_store_hash *h, size_t n)
+{
+	size_t buckets = STORE_HASH_MIN_BUCKETS;
 
-				next = in->ino_next;
-				in->ino_next = t[nb];
-				t[nb] = in;
-			}
-		}
-		free(h->by_ino);
-		h->by_ino = t;
-		h->ino_buckets = n;
-	}
-	if (h->name_entries >= h->name_buckets && (dt = table_double(h->name_buckets))) {
-		n = h->name_buckets * 2;
-		for (size_t b = 0; b < h->name_buckets; b++) {
-			for (d = h->by_name[b]; d; d = dnext) {
-				size_t nb = name_bucket(n, d->dir->ino, d->name, d->name_len);
-
-				dnext = d->name_next;
-				d->name_next = dt[nb];
-				dt[nb] = d;
-			}
-		}
-		free(h->by_name);
-		h->by_name = dt;
-		h->name_buckets = n;
-	}
+	while (buckets < n && buckets <= SIZE_MAX / 2)
+		buckets *= 2;
+	if (buckets > h->ino_buckets)
+		rehash_ino(h, buckets);
+	if (buckets > h->name_buckets)
+		rehash_name(h, buckets);
 }
 
 void store_hash_add_ino(struct kvfs_store_hash *h, struct kvfs_inode *in)

@@ -32,6 +32,10 @@ void store_hash_free(struct kvfs_store_hash *h);
  * keeps its size and its chains grow longer. */
 void store_hash_grow(struct kvfs_store_hash *h);
 
+/* Makes room for n entries in each table at once (a bulk load that knows how many), instead of
+ * doubling as they come. Cannot fail: out of memory, a table keeps its size. */
+void store_hash_reserve(struct kvfs_store_hash *h, size_t n);
+
 /* By number: in->ino is set; an inode is added at most once. */
 void store_hash_add_ino(struct kvfs_store_hash *h, struct kvfs_inode *in);
 void store_hash_del_ino(struct kvfs_store_hash *h, struct kvfs_inode *in);

@@ -147,6 +147,24 @@ struct kvfs_node_reset {
 
 void node_set_reset(struct kvfs_node *n, const struct kvfs_node_reset *reset);
 
+/*
+ * From inside done(): the numbers of the inodes pinned in the old contents, each once (the walk
+ * that moved their pins found them), so that the filesystem need not walk a million inodes to
+ * find the few the kernel knows. NULL when not known (out of memory: walk them). Valid until
+ * done() returns.
+ */
+const uint64_t *node_reset_pinned(const struct kvfs_node *n, size_t *count);
+
+/*
+ * Frees old contents that done() was given (store_close) on a libuv worker instead of the loop
+ * thread: a million keys take seconds to free. The caller promises that nothing refers to `old`
+ * any more, nor to a value or attribute set in it (their reference counts change on the loop
+ * thread only): no open file reads or writes through one, no backup holds one. The node frees
+ * it on the loop, at once, when it cannot promise the same (a snapshot of those contents is
+ * being written), when closing, or when out of memory. Call on the loop thread.
+ */
+void node_store_close_later(struct kvfs_node *n, struct kvfs_store *old);
+
 /* Membership: called once, on the loop thread with node_start's arg, when a committed
  * configuration no longer holds this node, which was a member (it was removed; the node has
  * logged it): the caller stops cleanly, as on SIGTERM, with exit status 0. NULL: nothing. */

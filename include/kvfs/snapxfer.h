@@ -5,8 +5,14 @@
  * sends its newest snapshot to the candidate it follows when that candidate pulls it
  * (SNAPSHOT_PULL; repl.h's need_snapshot_from on the candidate).
  *
- * The sender streams SNAPSHOT_CHUNKs, one in flight per peer; each SNAPSHOT_ACK says how far the
- * receiver has the file and the next chunk starts there. The receiver takes chunks only from its
+ * The sender streams SNAPSHOT_CHUNKs, up to a window of them in flight per peer (read ahead one at
+ * a time while earlier ones travel); each SNAPSHOT_ACK says how far the receiver has the file
+ * (cumulative) and moves the window on; a receiver ahead of what was sent (a transfer resumed)
+ * moves it there. The receiver writes chunks in order, one write at a time, and answers one that
+ * does not follow on with what it has, so the sender sends again from there (as it does after
+ * KVFS_SNAPXFER_RESEND_MS without the window moving on); a refusal, a dropped
+ * connection or silence ends the transfer, which starts again from what the receiver
+ * acknowledged. The receiver takes chunks only from its
  * snapshot source (repl_snapshot_source()) at its own epoch and refuses others with its epoch;
  * it writes them in order, then seals the file (durable under its snapshot name), loads it and,
  * once the core wants it, installs it; only then does it acknowledge the last byte, and only
@@ -35,7 +41,12 @@ struct kvfs_peer_snapshot_chunk;
 struct kvfs_peer_snapshot_ack;
 
 #define KVFS_SNAPXFER_CHUNK      (1u << 20) /* bytes of file per chunk at most (the default) */
+/* Chunks sent and not yet acknowledged, per peer, at most (the default). The sender's peer queue
+ * holds them: window x chunk bytes per peer being sent a snapshot, well under the peer layer's
+ * max_queue. */
+#define KVFS_SNAPXFER_WINDOW     8u
 #define KVFS_SNAPXFER_QUIET_MS   5000 /* a transfer without an answer this long starts again */
+#define KVFS_SNAPXFER_RESEND_MS  1000 /* a window not acknowledged this long is sent again */
 #define KVFS_SNAPXFER_REFUSED_MS 1000 /* after a refusal, wait this long before starting again */
 #define KVFS_SNAPXFER_NOT_YET_MS 200  /* ... by a replica not yet at our epoch: this long */
 #define KVFS_SNAPXFER_ALIVE_MS   1000 /* a receiver busy installing tells its sender this often */
@@ -90,11 +101,12 @@ struct kvfs_snapxfer_io {
 
 /*
  * Creates the transfer state of replica `id` in a cluster of `size` (ids 1..size), sending at
- * most chunk bytes per SNAPSHOT_CHUNK (0: KVFS_SNAPXFER_CHUNK). io is copied; io->arg must
- * outlive it. 0 and *out, or -EINVAL, -ENOMEM.
+ * most chunk bytes per SNAPSHOT_CHUNK (0: KVFS_SNAPXFER_CHUNK) and at most window chunks not yet
+ * acknowledged per peer (0: KVFS_SNAPXFER_WINDOW). io is copied; io->arg must outlive it. 0 and
+ * *out, or -EINVAL, -ENOMEM.
  */
 int snapxfer_init(struct kvfs_snapxfer **out, uint32_t id, uint32_t size, uint32_t chunk,
-                  const struct kvfs_snapxfer_io *io);
+                  uint32_t window, const struct kvfs_snapxfer_io *io);
 
 /* Frees x. No io function is called: the caller releases files it still holds. */
 void snapxfer_close(struct kvfs_snapxfer *x);

@@ -4,17 +4,20 @@
  * replication core and ZooKeeper.
  *
  * Faults, during a chaos phase: messages lost, duplicated, delayed by 5-50 ms (so reordered);
+ * slow writes at the receiver (so chunks of a window that come meanwhile are lost);
  * links that go down (what is in flight on them is lost, both ends hear peer_down) and up again;
  * reads at the sender and writes at the receiver that fail; slow seals and loads, so that chunks
  * and new offers arrive while the receiver installs; new epochs with a new leader, which the
  * other replicas learn late (a leader's offer reaches a replica not yet at its epoch), and
  * sometimes a candidate that must pull a follower's snapshot first; leaders that take newer
- * snapshots meanwhile. Snapshot files are a function of their index, so any replica's file of
+ * snapshots meanwhile. Once healed, links keep order (TCP) and writes complete at once (as
+ * node_snap_uv.c's do). Snapshot files are a function of their index, so any replica's file of
  * index i is the same bytes.
  *
  * Invariants, checked as it runs: the receiver writes each chunk at the end of what it has
  * (or at 0, starting over), and seals only a byte-exact copy of the snapshot; a sender reports
- * "sent" only for a replica that has installed that snapshot (or committed past it); at most one
+ * "sent" only for a replica that has installed that snapshot (or committed past it); a sender
+ * never has more than WINDOW chunks beyond what its receiver acknowledged; at most one
  * file action per peer in flight at the sender and one at the receiver; messages per replica and
  * per simulated second stay bounded, refusals and pulls much more so (no busy loop). Then the
  * faults heal, the last elected replica establishes itself, and within a minute of simulated time
@@ -41,13 +44,14 @@
 
 #define N                   3
 #define CHUNK               16 /* small chunks, so that a file is several */
+#define WINDOW              4  /* chunks in flight per peer, at most */
 #define MAX_FILE            (12 * CHUNK)
 #define CHAOS_MS            30000
 #define HEAL_MS             60000
 #define TICK_MS             100
 #define MAX_EVENTS          4096
-#define MAX_MSGS_PER_SEC    600 /* per replica: one chunk per round trip (>= 10 ms) and peer */
-#define MAX_REFUSED_PER_SEC 40  /* refusals and pulls sent, per replica */
+#define MAX_MSGS_PER_SEC    1200 /* per replica: a window per round trip (>= 10 ms) and peer */
+#define MAX_REFUSED_PER_SEC 40   /* refusals and pulls sent, per replica */
 
 enum ev_kind {
 	EV_TICK,
@@ -81,9 +85,12 @@ struct rnode {
 	uint32_t id;
 	struct kvfs_snapxfer *x;
 	struct kvfs_snapxfer_view v;
-	uint64_t newest;      /* index of its newest snapshot file (0: none) */
-	uint64_t open[N + 1]; /* by peer: index of the file open for it, 0 none */
-	bool fileop[N + 1];   /* an open or read in flight for that peer */
+	uint64_t newest;       /* index of its newest snapshot file (0: none) */
+	uint64_t open[N + 1];  /* by peer: index of the file open for it, 0 none */
+	bool fileop[N + 1];    /* an open or read in flight for that peer */
+	uint64_t acked[N + 1]; /* by peer: the most it acknowledged (ok) of file acked_index, */
+	uint64_t acked_index[N + 1]; /* the last one sent to it */
+	uint64_t max_ahead;          /* the most bytes sent past what the receiver acknowledged */
 	/* receiving */
 	uint8_t rbuf[MAX_FILE];
 	uint64_t rlen;
@@ -102,6 +109,7 @@ struct sim {
 	size_t nev;
 	bool link_up[N + 1][N + 1];
 	uint32_t link_gen[N + 1][N + 1];
+	uint64_t link_last[N + 1][N + 1]; /* the last message on a link arrives then */
 	uint64_t epoch;
 	uint32_t leader;    /* the oracle's newest */
 	uint32_t pull_from; /* the candidate pulls from this replica (0: no pull) */
@@ -224,6 +232,10 @@ static void transmit(struct sim *s, struct rnode *n, uint32_t to, const struct e
 		    push(s, tmpl->kind, to, s->chaos ? 5 + rnd(s, 46) : 5 + rnd(s, 16));
 		uint64_t at = e->at, seq = e->seq;
 
+		/* Once healed, a link keeps its order, as TCP does; chaos reorders. */
+		if (!s->chaos && at < s->link_last[n->id][to])
+			at = s->link_last[n->id][to];
+		s->link_last[n->id][to] = at;
 		*e = *tmpl;
 		e->at = at;
 		e->seq = seq;
@@ -241,6 +253,15 @@ static void io_send_chunk(void *arg, uint32_t to, const struct kvfs_peer_snapsho
 	struct event t = {.kind = EV_CHUNK, .chunk = *m};
 
 	assert_true(m->len <= CHUNK);
+	/* The window: never more than WINDOW chunks beyond what the receiver acknowledged. */
+	if (self(arg)->acked_index[to] != m->snap_index) {
+		self(arg)->acked_index[to] = m->snap_index;
+		self(arg)->acked[to] = 0;
+	}
+	assert_true(m->offset + m->len <= self(arg)->acked[to] + WINDOW * CHUNK);
+	if (m->offset + m->len > self(arg)->acked[to] &&
+	    m->offset + m->len - self(arg)->acked[to] > self(arg)->max_ahead)
+		self(arg)->max_ahead = m->offset + m->len - self(arg)->acked[to];
 	if (m->len)
 		memcpy(t.data, m->data, m->len);
 	trace(s, "%u -> %u chunk e%" PRIu64 " i%" PRIu64 " off %" PRIu64 " len %u/%" PRIu64,
@@ -340,7 +361,11 @@ static void io_write(void *arg, uint64_t offset, const uint8_t *data, uint32_t l
 	assert_int_equal(offset, n->rlen);
 	assert_true(offset + len <= MAX_FILE);
 	n->rop = true;
-	e = push(s, EV_WRITTEN, n->id, rnd(s, 10));
+	/* Slow writes in the chaos phase: chunks of the window that come meanwhile are lost. Once
+	 * healed, writes complete at once, before the next message, as node_snap_uv.c's do. */
+	e = push(s, EV_WRITTEN, n->id, s->chaos ? rnd(s, 10) : 0);
+	if (!s->chaos)
+		e->seq = 0; /* before any message due now */
 	if ((s->chaos && chance(s, 3)) || (s->fail_writes && s->fail_writes--)) {
 		e->rv = -EIO;
 		n->rlen = (uint64_t)-1; /* what the file holds is unknown now */
@@ -432,7 +457,7 @@ static void start(struct rnode *n)
 	struct kvfs_snapxfer_io io = sim_io;
 
 	io.arg = n;
-	assert_int_equal(snapxfer_init(&n->x, n->id, N, CHUNK, &io), 0);
+	assert_int_equal(snapxfer_init(&n->x, n->id, N, CHUNK, WINDOW, &io), 0);
 }
 
 /* ---- the oracle: epochs, roles, the core's asks ---- */
@@ -524,6 +549,9 @@ static void deliver(struct sim *s, struct event *e)
 			e->chunk.data = e->chunk.len ? e->data : NULL;
 			snapxfer_on_chunk(n->x, e->peer, &e->chunk);
 		} else if (e->kind == EV_ACK) {
+			if (e->ack.ok && e->ack.snap_index == n->acked_index[e->peer] &&
+			    e->ack.offset > n->acked[e->peer])
+				n->acked[e->peer] = e->ack.offset;
 			snapxfer_on_ack(n->x, e->peer, &e->ack);
 		} else {
 			snapxfer_on_pull(n->x, e->peer, e->a);
@@ -643,7 +671,7 @@ static void step(struct sim *s)
 	deliver(s, &e);
 }
 
-static uint64_t total_sent, total_installs, total_pulls;
+static uint64_t total_sent, total_installs, total_pulls, max_ahead;
 
 static void run_seed(uint64_t seed, bool verbose)
 {
@@ -699,6 +727,9 @@ static void run_seed(uint64_t seed, bool verbose)
 		assert_true(n->v.commit >= l->newest);
 		assert_int_equal(n->v.epoch, s->epoch);
 	}
+	for (uint32_t id = 1; id <= N; id++)
+		if (s->nodes[id].max_ahead > max_ahead)
+			max_ahead = s->nodes[id].max_ahead;
 	total_sent += s->sent_count;
 	total_installs += s->install_count;
 	total_pulls += s->pull_count;
@@ -731,8 +762,10 @@ static void test_sim(void **state)
 		run_seed(seed, false);
 	}
 	printf("%lu seeds: %" PRIu64 " installs, %" PRIu64 " reported sent, %" PRIu64
-	       " candidate pulls\n",
-	       seeds, total_installs, total_sent, total_pulls);
+	       " candidate pulls, at most %" PRIu64 " bytes ahead of the acknowledged\n",
+	       seeds, total_installs, total_sent, total_pulls, max_ahead);
+	/* The window is used: a whole window went ahead of what was acknowledged. */
+	assert_int_equal(max_ahead, WINDOW * CHUNK);
 }
 
 /* Three replicas, no faults: 1 leads epoch 2 with a snapshot at 40; 2 follows at `epoch2`. */
@@ -743,6 +776,7 @@ static struct sim *small_sim(uint64_t epoch2)
 	assert_non_null(s);
 	the_sim = s;
 	s->rng = 7;
+	s->trace = getenv("KVFS_SNAPXFER_TRACE") != NULL;
 	s->ev = calloc(MAX_EVENTS, sizeof(*s->ev));
 	assert_non_null(s->ev);
 	for (uint32_t id = 1; id <= N; id++) {
