@@ -261,7 +261,7 @@ def bench_scale(h):
             "≤ 2 s", fmt_ratio((total - served) / 2))
 
     # Snapshot transfer: the other two compact their logs; F, down, falls behind the leader's.
-    for n in (g, leader):
+    for n in [n for n in nodes if n is not f]:  # the leader may have moved since g was picked
         n.extra = list(small)
         n.stop()
         n.start()
@@ -346,7 +346,7 @@ def bench_scale(h):
     # Catch-up as it runs with the defaults: every node with the default --snapshot-bytes, F
     # starting from its snapshot and short log tail and then taking CATCHUP entries from the
     # leader's log (64 MB of log since a snapshot covers them, so no snapshot is sent).
-    for n in (g, leader):
+    for n in [n for n in nodes if n is not f]:
         n.extra = []
         n.stop()
         n.start()
